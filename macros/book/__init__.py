@@ -1,0 +1,1 @@
+"""Workbook access: reading (python-calamine), building (xlsxwriter) and backups."""

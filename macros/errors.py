@@ -1,0 +1,73 @@
+"""Small named exceptions for operational failures.
+
+Entry points catch ``HealthbookError`` and show its Chinese message (one line, naming the file and
+sheet and what to do) with ``exit_code`` — never a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class HealthbookError(Exception):
+    """Base: a problem a person must fix; ``str(err)`` is the Chinese message."""
+
+    exit_code = 2
+
+
+class WorkbookNotFound(HealthbookError):
+    def __init__(self, path: Path | str):
+        super().__init__(f"找不到工作簿：{path}。请检查路径是否正确。")
+
+
+class NotAWorkbook(HealthbookError):
+    def __init__(self, path: Path | str, reason: str = ""):
+        detail = f"（{reason}）" if reason else ""
+        super().__init__(
+            f"无法打开 {Path(path).name}：它不是可读取的 Excel 工作簿（.xlsx/.xlsm）{detail}。"
+            "请用 Excel 另存为 .xlsx 后重试。"
+        )
+
+
+class MissingSheet(HealthbookError):
+    def __init__(self, path: Path | str, sheet: str):
+        super().__init__(
+            f"{Path(path).name} 缺少工作表“{sheet}”。请恢复该工作表（名称须完全一致），"
+            "或用 healthbook init 新建一个工作簿作参照。"
+        )
+
+
+class MissingColumns(HealthbookError):
+    def __init__(self, path: Path | str, sheet: str, headers: list[str], found: list[str]):
+        listed = "、".join(f"“{h}”" for h in headers)
+        seen = "、".join(h for h in found if h) or "（空）"
+        super().__init__(
+            f"{Path(path).name} 的工作表“{sheet}”缺少必填列 {listed}。"
+            f"请在表头行补上这些列名（现有表头：{seen}）。"
+        )
+
+
+class DuplicateColumns(HealthbookError):
+    def __init__(self, path: Path | str, sheet: str, headers: list[str]):
+        listed = "、".join(f"“{h}”" for h in headers)
+        super().__init__(
+            f"{Path(path).name} 的工作表“{sheet}”有重复的列 {listed}。请删除或改名多余的一列。"
+        )
+
+
+class FileExists(HealthbookError):
+    def __init__(self, path: Path | str):
+        super().__init__(
+            f"{path} 已存在，未覆盖。如确需重建，请加 --force（会先备份原文件）。"
+        )
+
+
+class UnsupportedSuffix(HealthbookError):
+    def __init__(self, path: Path | str):
+        super().__init__(f"不支持的文件类型：{Path(path).name}。请使用 .xlsx 或 .xlsm。")
+
+
+class WorkbookBusy(HealthbookError):
+    """The master is open in Excel or locked by another run; the caller stages and retries."""
+
+    exit_code = 3

@@ -1,0 +1,55 @@
+"""Shared fixtures: real workbooks built in a temp dir, and LibreOffice as an independent reader."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from macros import demo
+from macros.book.build import build_workbook
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = ROOT.parent / "shared" / "seeds" / "000_8151fcc1a36c4383.txt"
+
+
+@pytest.fixture(scope="session")
+def demo_master(tmp_path_factory) -> Path:
+    """The demo master as ``healthbook init`` builds it (read-only: copy before changing)."""
+    path = tmp_path_factory.mktemp("demo") / "healthbook.xlsx"
+    build_workbook(path, demo.demo_rows())
+    return path
+
+
+@pytest.fixture
+def master_copy(demo_master, tmp_path) -> Path:
+    """A private copy of the demo master that a test may change."""
+    target = tmp_path / demo_master.name
+    shutil.copy2(demo_master, target)
+    return target
+
+
+def libreoffice() -> str:
+    """Path of soffice; in CI its absence is a failure, elsewhere the test is skipped."""
+    found = shutil.which("soffice") or shutil.which("libreoffice")
+    if found:
+        return found
+    if os.environ.get("CI"):
+        pytest.fail("CI 环境应已安装 LibreOffice（见 .ci/run）")
+    pytest.skip("LibreOffice 未安装")
+
+
+def convert_with_libreoffice(path: Path, fmt: str, outdir: Path) -> Path:
+    """Convert ``path`` with headless LibreOffice; returns the converted file."""
+    profile = outdir / "lo-profile"
+    subprocess.run(
+        [libreoffice(), f"-env:UserInstallation=file://{profile}", "--headless",
+         "--convert-to", fmt, "--outdir", str(outdir), str(path)],
+        check=True, capture_output=True, timeout=180,
+    )
+    converted = outdir / f"{path.stem}.{fmt.split(':')[0]}"
+    assert converted.exists(), f"LibreOffice did not convert {path.name}"
+    return converted

@@ -1,0 +1,89 @@
+"""The readers: tolerant of header whitespace and column order, clear Chinese errors otherwise."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import openpyxl
+import pytest
+
+from macros import schema
+from macros.book.read import read_workbook
+from macros.cli import main
+from macros.errors import MissingColumns, MissingSheet, NotAWorkbook, WorkbookNotFound
+
+
+def _rewrite_header(path, sheet_name, old, new):
+    # openpyxl is fine here: these fixtures are plain test workbooks, not a decorated master.
+    wb = openpyxl.load_workbook(path)
+    ws = wb[sheet_name]
+    for cell in ws[1]:
+        if cell.value == old:
+            cell.value = new
+    wb.save(path)
+
+
+def test_header_whitespace_and_column_order_are_tolerated(tmp_path):
+    path = tmp_path / "hand.xlsx"
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = schema.LEDGER.name
+    ws.append(["台账（手工填写）"])  # a title row above the header
+    ws.append([])
+    ws.append([" 项目编号", "活动内容\u3000", "自己加的列", "日 期", "居委会编号", "完成数量", "状态"])
+    ws.append(["P01", "健康讲座", "随便", date(2020, 6, 22), "C01", 12.0, "进行中"])
+    ws.append([None] * 7)
+    ws.append(["P02", "上门理发", None, "6月28日", "C02", "800余次", "进行中"])
+    for sheet in schema.INPUT_SHEETS:
+        if sheet is not schema.LEDGER:
+            wb.create_sheet(sheet.name).append(sheet.headers)
+    wb.save(path)
+
+    ledger = read_workbook(path)[schema.LEDGER.name]
+    assert list(ledger.columns) == [*schema.LEDGER.keys, "自己加的列", "_row"]
+    assert ledger["_row"].tolist() == [4, 6]
+    assert ledger["project_id"].tolist() == ["P01", "P02"]
+    assert ledger["quantity"].tolist() == [12, "800余次"]
+    assert ledger["date"].tolist()[1] == "6月28日"
+    assert ledger["record_id"].isna().all()
+    assert ledger["自己加的列"].tolist() == ["随便", None]
+
+
+def test_renamed_header_names_file_sheet_and_column(master_copy):
+    _rewrite_header(master_copy, schema.LEDGER.name, "完成数量", "完成量")
+    with pytest.raises(MissingColumns) as err:
+        read_workbook(master_copy)
+    message = str(err.value)
+    assert master_copy.name in message and "台账" in message and "完成数量" in message
+
+
+def test_missing_sheet_is_a_chinese_error(master_copy):
+    wb = openpyxl.load_workbook(master_copy)
+    del wb[schema.COMMITTEES.name]
+    wb.save(master_copy)
+    with pytest.raises(MissingSheet) as err:
+        read_workbook(master_copy)
+    assert "缺少工作表“居委会”" in str(err.value) and master_copy.name in str(err.value)
+
+
+def test_optional_sheet_may_be_missing(master_copy):
+    wb = openpyxl.load_workbook(master_copy)
+    del wb[schema.TARGETS.name]
+    wb.save(master_copy)
+    assert read_workbook(master_copy)[schema.TARGETS.name].empty
+
+
+def test_cli_reports_missing_header_with_exit_2_and_no_traceback(master_copy, capsys):
+    _rewrite_header(master_copy, schema.PROJECTS.name, "责任单位", "负责单位")
+    assert main(["info", str(master_copy)]) == 2
+    err = capsys.readouterr().err
+    assert "责任单位" in err and "项目" in err and "Traceback" not in err
+
+
+def test_not_a_workbook_and_missing_file(tmp_path):
+    fake = tmp_path / "fake.xlsx"
+    fake.write_text("名称,数量\n", encoding="utf-8")
+    with pytest.raises(NotAWorkbook):
+        read_workbook(fake)
+    with pytest.raises(WorkbookNotFound):
+        read_workbook(tmp_path / "nope.xlsx")
