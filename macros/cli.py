@@ -48,6 +48,16 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+@command
+def cmd_forms(args: argparse.Namespace) -> int:
+    from .forms import build_forms
+
+    paths = build_forms(args.path, args.out, args.committee or None)
+    listing = "\n".join(f"  {p}" for p in paths)
+    emit(args, {"forms": [str(p) for p in paths]}, f"已生成 {len(paths)} 份填报表：\n{listing}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="healthbook",
@@ -64,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="概述工作簿内容", description="读取主工作簿，概述其中的项目、居委会和台账。")
     p.add_argument("path", type=Path, help="主工作簿路径")
+    p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
+
+    p = sub.add_parser("forms", help="为各居委会生成填报表",
+                       description="按主工作簿的居委会和项目，为每个居委会生成一份填报表"
+                                   "（填报表-编号-名称.xlsx，含下拉列表、输入提示和填报说明）。")
+    p.add_argument("path", type=Path, help="主工作簿路径")
+    p.add_argument("--out", type=Path, required=True, help="填报表输出文件夹")
+    p.add_argument("--committee", action="append", metavar="编号",
+                   help="只生成这个居委会的填报表（可重复，如 --committee C01 --committee C02）")
     p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
     return parser
 
