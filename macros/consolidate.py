@@ -511,3 +511,38 @@ def refresh_after_merge(master: Path) -> str:
         return "未刷新进度汇总和通知（本版本尚无 report 功能），请稍后运行 healthbook report。"
     run_report(master)
     return "已刷新进度汇总和通知。"
+
+
+def summary_text(run: Consolidation) -> str:
+    """The run in Chinese, a few lines: per file, then totals and what happened to the master."""
+    lines = []
+    for f in run.files:
+        if f.status == SKIPPED:
+            continue
+        errors = sum(p.is_error for p in f.issues)
+        detail = f"新增 {f.rows_added}、更新 {f.rows_updated}、未变化 {f.rows_unchanged}"
+        if errors:
+            detail += f"，{errors} 个错误"
+        if f.status == REJECTED and f.issues:
+            detail = f.issues[0].message
+        lines.append(f"  {STATUS_TEXT[f.status]}　{f.file}：{detail}")
+    counts = {s: sum(f.status == s for f in run.files) for s in STATUS_TEXT}
+    processed = len(run.files) - counts[SKIPPED]
+    head = "（预演，未写入任何文件）" if run.dry_run else ""
+    lines.insert(0, f"{head}处理填报表 {processed} 份：接受 {counts[ACCEPTED]}，部分接受 {counts[PARTLY]}，"
+                    f"退回 {counts[REJECTED]}" + (f"；跳过 {counts[SKIPPED]} 个临时或隐藏文件" if counts[SKIPPED] else "")
+                    + "。")
+    lines.append(f"共新增 {run.rows_added} 行，更新 {run.rows_updated} 行。")
+    if run.busy:
+        lines.append(f"主工作簿未写入：{run.busy}")
+        lines.append(f"本次结果已暂存为 {run.staged}；收件箱保持原样，下次运行会自动重试。")
+    elif run.master_written:
+        lines.append(f"已写入主工作簿 {run.master.name}（写入前已备份）。")
+    elif not run.dry_run:
+        lines.append("主工作簿没有需要更新的内容，未写入。")
+    if run.refreshed:
+        lines.append(run.refreshed)
+    receipts = [f.receipt for f in run.files if f.receipt]
+    if receipts:
+        lines.append(f"回执 {len(receipts)} 份在 {receipts[0].parent}；日志：{run.log}")
+    return "\n".join(lines)
