@@ -80,8 +80,12 @@ def build_forms(
 
 
 def build_form(book: Workbook, committee_id: str, committee_name: str, path: Path,
-               now: datetime) -> Path:
-    """One committee's form at ``path`` (written to a temporary name, then moved into place)."""
+               now: datetime, rows: list[dict] | None = None) -> Path:
+    """One committee's form at ``path`` (written to a temporary name, then moved into place).
+
+    ``rows`` (keyed by column key) are written first, e.g. the committee's records to correct;
+    the rest of the input rows get only the committee's 居委会编号.
+    """
     projects = book[schema.PROJECTS.name]
     project_ids = tuple(str(p) for p in projects["project_id"] if p is not None)
     lists = {
@@ -94,7 +98,8 @@ def build_form(book: Workbook, committee_id: str, committee_name: str, path: Pat
     try:
         builder = SheetBuilder(workbook)
         _guide(builder, book, committee_id, committee_name)
-        prefilled = [{"committee_id": committee_id} for _ in range(schema.FORM_INPUT_ROWS)]
+        prefilled = [{**r, "committee_id": committee_id} for r in rows or []]
+        prefilled += [{"committee_id": committee_id}] * max(0, schema.FORM_INPUT_ROWS - len(prefilled))
         ws = builder.table(schema.LEDGER, prefilled, schema.FORM_LEDGER_COLUMNS)
         ws.activate()
         builder.lists(schema.LISTS, lists)
