@@ -8,27 +8,21 @@ itself is ``macros.merge`` (pure); this module does the files.
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shutil
 import stat
 import time as _time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
 
 from . import schema
-from .book.read import (
-    ROW,
-    clean_header,
-    find_header_row,
-    frame_from_rows,
-    open_calamine,
-    read_sheet,
-    settings_from_frame,
-)
+from .book.read import ROW, open_calamine, parse_grid, read_sheet, settings_from_frame
 from .book.write_types import SheetWrite
 from .errors import HealthbookError, WorkbookBusy
 from .forms import read_form_info, safe_name
@@ -115,6 +109,7 @@ class Folders:
     archive: Path
     rejected: Path
     receipts: Path
+    templates: str | None = None  # the office's own templates, tried before the shipped ones
 
 
 def folders(master: Path, settings: dict, inbox: Path | str | None = None) -> Folders:
@@ -123,8 +118,9 @@ def folders(master: Path, settings: dict, inbox: Path | str | None = None) -> Fo
         value = str(settings.get(key) or schema.SETTINGS_BY_KEY[key].default)
         return master.parent / value  # an absolute value replaces the master's folder
 
+    own = settings.get("templates")
     return Folders(Path(inbox) if inbox else where("inbox"), where("archive"), where("rejected"),
-                   where("receipts"))
+                   where("receipts"), str(master.parent / str(own)) if own else None)
 
 
 def skip_reason(path: Path, min_age: float = 0.0, now: float | None = None) -> str | None:
@@ -159,12 +155,23 @@ def inbox_files(inbox: Path) -> list[Path]:
 
 @dataclass
 class Submission:
-    """One submission as read: its ledger rows (raw), the columns it carries, its committee."""
+    """One submission as read: its ledger rows (raw values in contract column order)."""
 
     path: Path
-    frame: pd.DataFrame
-    columns: set[str]
-    info_committee: str | None
+    rows: list[list]  # aligned with schema.LEDGER.keys
+    row_numbers: list[int]  # Excel rows
+    columns: set[str]  # the contract columns the file carries
+    info_committee: str | None  # from a generated form's hidden info sheet
+
+    @property
+    def keys(self) -> set[str]:
+        return {str(r[KEY_INDEX]).strip() for r in self.rows if r[KEY_INDEX] is not None}
+
+
+KEYS = schema.LEDGER.keys
+KEY_INDEX, COMMITTEE_INDEX = KEYS.index(KEY), KEYS.index(COMMITTEE)
+# Prefilled form rows carry only the committee: a row is data when any of these holds a value.
+DATA_INDEXES = [i for i, k in enumerate(KEYS) if k not in (COMMITTEE, "source")]
 
 
 def reject_reason_for_suffix(path: Path) -> str | None:
@@ -179,26 +186,29 @@ def reject_reason_for_suffix(path: Path) -> str | None:
 
 
 def read_submission(path: Path) -> Submission:
-    """Read the 台账 sheet (and the hidden info sheet of a generated form) of one submission."""
+    """Read the 台账 sheet (and a generated form's hidden info sheet): one calamine pass, no frame."""
     book = open_calamine(path)
     if LEDGER not in book.sheet_names:
-        # read_sheet raises the named error with the Chinese message.
-        read_sheet(book, schema.LEDGER, path)
+        read_sheet(book, schema.LEDGER, path)  # raises the named error with the Chinese message
     try:
         grid = book.get_sheet_by_name(LEDGER).to_python(skip_empty_area=False)
     except Exception as exc:  # calamine's private error types
         raise FileUnreadable(path, str(exc)[:60]) from exc
-    frame = frame_from_rows(grid, schema.LEDGER, path)
-    header = find_header_row(grid, schema.LEDGER)
-    by_header = schema.LEDGER.by_header()
-    present = {by_header[h].key for h in (clean_header(v) for v in grid[header]) if h in by_header}
+    names, body, row_numbers = parse_grid(grid, schema.LEDGER, path)
+    where = [names.index(k) if k in names else None for k in KEYS]
+    rows, numbers = [], []
+    for values, excel_row in zip(body, row_numbers):
+        row = [None if i is None else values[i] for i in where]
+        if any(row[i] is not None for i in DATA_INDEXES):
+            rows.append(row)
+            numbers.append(excel_row)
     info = None
     if schema.FORM_INFO.name in book.sheet_names:
-        info = read_form_info(read_sheet(book, schema.FORM_INFO, path))
-    # Prefilled form rows carry only the committee: they are not data.
-    data = [k for k in schema.LEDGER.keys if k not in (COMMITTEE, "source")]
-    frame = frame[frame[data].notna().any(axis=1)].reset_index(drop=True)
-    return Submission(path, frame, present, info.committee_id if info else None)
+        # A small grid: parsed without a DataFrame (this runs once per file).
+        info_grid = book.get_sheet_by_name(schema.FORM_INFO.name).to_python(skip_empty_area=False)
+        info_names, info_rows, _ = parse_grid(info_grid, schema.FORM_INFO, path)
+        info = read_form_info(dict(zip(info_names, zip(*info_rows))) if info_rows else None)
+    return Submission(path, rows, numbers, set(names) & set(KEYS), info.committee_id if info else None)
 
 
 class FileUnreadable(HealthbookError):
@@ -224,43 +234,64 @@ def consolidate(
 
     ``min_age``: seconds a file must have been left alone before it is read (files still being
     copied into a shared folder). ``progress(done, total, file name)`` is called after each file.
+    Raises ``WorkbookBusy`` only when another run holds the master; when the master is open
+    in Excel the result says so (``busy``, ``staged``) and the inbox is left as it was.
     """
-    from .book.write import FileBook, stage  # the safe writer
-    from .validate import validate
+    from .book.write import FileBook
 
     master = Path(master)
     now = now or datetime.now().replace(microsecond=0)
-    as_of = as_of or now.date()
-    stamp_before = _file_stamp(master)
-    book = open_calamine(master)
-    frames = {s.name: read_sheet(book, s, master) for s in schema.INPUT_SHEETS}
-    old_changes = (read_sheet(book, schema.CHANGES, master).drop(columns=ROW).to_dict("records")
-                   if schema.CHANGES.name in book.sheet_names else [])
-    del book
+    book = FileBook(master)
+    with book.locked():  # two runs never interleave: the second waits, then is busy
+        wb = book.read([*schema.INPUT_SHEETS, schema.CHANGES])
+        return _run(book, wb, master, inbox, dry_run, as_of or now.date(), now, min_age, progress, refresh)
+
+
+def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetime, min_age: float,
+         progress: Progress | None, refresh: bool) -> Consolidation:
+    from .book.write import stage
+
+    frames = wb.frames
     settings = settings_from_frame(frames[schema.SETTINGS.name])
     where = folders(master, settings, inbox)
+    old_changes = frames[schema.CHANGES.name].drop(columns=ROW).to_dict("records")
+    merge = LedgerMerge(frames[LEDGER].drop(columns=ROW).to_dict("records"))
+    # The config sheets are what a submission is validated against; the ledger lives in ``merge``.
+    checker = _Checker({n: f for n, f in frames.items() if n in INPUT_NAMES and n != LEDGER},
+                       settings, as_of, merge, now)
     committees = _committees(frames[schema.COMMITTEES.name])
-    ledger_frame = frames[LEDGER]
-    merge = LedgerMerge(ledger_frame.drop(columns=ROW).to_dict("records"))
-    # Only the config sheets are needed to validate a submission; the master's ledger is in ``merge``.
-    config = {name: f for name, f in frames.items() if name != LEDGER}
-    del frames, ledger_frame
+    del frames, wb
 
     paths = inbox_files(where.inbox)
     results: list[FileResult] = []
-    changes: list[Change] = []
+    done = 0
+
+    def tick(name: str) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, len(paths), name)
+
+    batch = _Batch()
     clock = _time.time()
-    for done, path in enumerate(paths, start=1):
+    for path in paths:
         reason = skip_reason(path, min_age, clock)
         if reason:
             results.append(FileResult(path.name, SKIPPED, issues=[_file_problem("skipped", reason, WARNING)]))
-        else:
-            result = process_file(path, merge, config, settings, committees, validate, as_of, now)
-            results.append(result)
-        changes.extend(results[-1].changes)
-        if progress:
-            progress(done, len(paths), path.name)
+            tick(path.name)
+            continue
+        result, sub = load_file(path, committees)
+        results.append(result)
+        if sub is None:
+            tick(path.name)
+            continue
+        if not batch.fits(result.committee_id, sub):
+            checker.flush(batch, tick)
+            batch = _Batch()
+        batch.add(result, sub)
+    checker.flush(batch, tick)
 
+    changes = [c for r in results for c in r.changes]
     run = Consolidation(master, results, changes, dry_run=dry_run)
     if dry_run:
         return run
@@ -270,12 +301,11 @@ def consolidate(
             SheetWrite(schema.CHANGES, old_changes + [c.row() for c in changes]),
         ]
         try:
-            if _file_stamp(master) != stamp_before:
-                raise MasterChanged(master)
-            FileBook(master).write(sheets)
+            book.write(sheets)
         except WorkbookBusy as busy:
             run.busy = str(busy)
             run.staged = stage(master, sheets, None)
+            run.log = write_log(master, run, now)
             return run
         run.master_written = True
     for result in results:
@@ -287,17 +317,87 @@ def consolidate(
     return run
 
 
-class MasterChanged(WorkbookBusy):
-    def __init__(self, path: Path):
-        super().__init__(
-            f"{path.name} 在汇总期间被修改（可能有人刚保存了它，或另一个汇总任务正在运行），本次结果未写入。"
-            "下次运行会重新汇总。"
-        )
+INPUT_NAMES = {s.name for s in schema.INPUT_SHEETS}
+# Rows of the files validated together are told apart by adding file-number × ROW_OFFSET to their
+# Excel row (Excel has at most 1,048,576 rows); problems and their messages are mapped back.
+ROW_OFFSET = 10_000_000
+BATCH_ROWS = 20_000
+_ROW_IN_TEXT = re.compile(r"第 (\d+) 行")
 
 
-def _file_stamp(path: Path) -> tuple[int, int]:
-    st = path.stat()
-    return st.st_mtime_ns, st.st_size
+@dataclass
+class _Batch:
+    """Files validated in one call: at most one per committee and no 记录编号 in two of them, so
+    the validator's cross-row rules (duplicate keys, probable duplicates) stay within one file."""
+
+    items: list[tuple[FileResult, Submission]] = field(default_factory=list)
+    committees: set[str] = field(default_factory=set)
+    keys: set[str] = field(default_factory=set)
+    rows: int = 0
+
+    def fits(self, committee: str, sub: Submission) -> bool:
+        return not self.items or (committee not in self.committees and not (sub.keys & self.keys)
+                                  and self.rows + len(sub.rows) <= BATCH_ROWS)
+
+    def add(self, result: FileResult, sub: Submission) -> None:
+        self.items.append((result, sub))
+        self.committees.add(result.committee_id)
+        self.keys |= sub.keys
+        self.rows += len(sub.rows)
+
+
+class _Checker:
+    """Validates a batch with the master's rules plus the submission checks, then merges it."""
+
+    def __init__(self, config: dict, settings: dict, as_of: date, merge: LedgerMerge, now: datetime):
+        from .validate import validate
+
+        self.validate = validate
+        self.config, self.settings, self.as_of = config, settings, as_of
+        self.merge, self.now = merge, now
+
+    def flush(self, batch: _Batch, tick: Callable[[str], None]) -> None:
+        if not batch.items:
+            return
+        body, numbers = [], []
+        for f, (_result, sub) in enumerate(batch.items):
+            body += sub.rows
+            numbers += [f * ROW_OFFSET + n for n in sub.row_numbers]
+        frame = pd.DataFrame(body, columns=KEYS, dtype=object)
+        frame[ROW] = numbers
+        validation = self.validate({**self.config, LEDGER: frame}, self.settings, self.as_of)
+        found: list[list[Problem]] = [[] for _ in batch.items]
+        for p in validation.problems:
+            if p.sheet != LEDGER:
+                continue
+            if p.row is None:
+                for issues in found:
+                    issues.append(p)
+                continue
+            f = p.row // ROW_OFFSET
+            found[f].append(_unshift(p) if f else p)
+        for (result, sub), issues in zip(batch.items, found):
+            self.merge_file(result, sub, issues)
+            tick(result.file)
+
+    def merge_file(self, result: FileResult, sub: Submission, issues: list[Problem]) -> None:
+        issues = issues + _submission_checks(sub, result.committee_id, self.merge)
+        bad_rows = {p.row for p in issues if p.is_error and p.row is not None}
+        result.issues = sorted(issues, key=lambda p: (p.row or 0, p.level != ERROR, p.column or ""))
+        good = [(n, dict(zip(KEYS, row))) for n, row in zip(sub.row_numbers, sub.rows) if n not in bad_rows]
+        merged = self.merge.merge(good, sub.columns, sub.path.name, self.now)
+        result.outcomes, result.changes = merged.outcomes, merged.changes
+        result.rows_added = merged.count(ADDED)
+        result.rows_updated = merged.count(UPDATED)
+        result.rows_unchanged = merged.count(UNCHANGED)
+        result.status = REJECTED if not good else PARTLY if bad_rows else ACCEPTED
+
+
+def _unshift(p: Problem) -> Problem:
+    def fix(text: str) -> str:
+        return _ROW_IN_TEXT.sub(lambda m: f"第 {int(m.group(1)) % ROW_OFFSET} 行", text)
+
+    return replace(p, row=p.row % ROW_OFFSET, message=fix(p.message), suggestion=fix(p.suggestion))
 
 
 def _committees(frame: pd.DataFrame) -> dict[str, str]:
@@ -308,62 +408,41 @@ def _file_problem(code: str, message: str, level: str = ERROR, suggestion: str =
     return Problem(LEDGER, None, None, None, level, code, message, suggestion)
 
 
-def process_file(path: Path, merge: LedgerMerge, config: dict, settings: dict,
-                 committees: dict[str, str], validate, as_of: date, now: datetime) -> FileResult:
-    """Read, check, validate and merge one file into ``merge``; never raises for bad input."""
+def load_file(path: Path, committees: dict[str, str]) -> tuple[FileResult, Submission | None]:
+    """Read one file and decide its committee; a file rejected whole comes back without rows."""
     result = FileResult(path.name, REJECTED)
     reason = reject_reason_for_suffix(path)
     if reason:
         result.issues.append(_file_problem("not_a_workbook", reason))
-        return result
+        return result, None
     try:
         sub = read_submission(path)
     except HealthbookError as err:
         result.issues.append(_file_problem("structure", str(err)))
-        return result
-
+        return result, None
     committee, problem = _committee_of(sub, committees)
     result.committee_id = committee
     result.committee_name = committees.get(committee or "", "")
     if problem:
         result.issues.append(problem)
-        return result
-    frame = sub.frame
-    frame[COMMITTEE] = frame[COMMITTEE].where(frame[COMMITTEE].notna(), committee)
-    if frame.empty:
+        return result, None
+    for row in sub.rows:
+        if row[COMMITTEE_INDEX] is None:
+            row[COMMITTEE_INDEX] = committee
+    if not sub.rows:
         result.status = ACCEPTED
         result.issues.append(_file_problem("empty", f"“{LEDGER}”表中没有填写任何记录。", WARNING,
                                            "如有活动，请在表中逐行填写后重新提交。"))
-        return result
-
-    validation = validate({**config, LEDGER: frame}, settings, as_of)
-    issues = [p for p in validation.problems if p.sheet == LEDGER]
-    issues += _submission_checks(frame, committee, merge)
-    bad_rows = {p.row for p in issues if p.is_error and p.row is not None}
-    result.issues = sorted(issues, key=lambda p: (p.row or 0, p.level != ERROR, p.column or ""))
-
-    good = [(row, values) for row, values in zip(frame[ROW], frame.to_dict("records"))
-            if row not in bad_rows]
-    merged = merge.merge([(r, v) for r, v in good], sub.columns, path.name, now)
-    result.outcomes = merged.outcomes
-    result.rows_added = merged.count(ADDED)
-    result.rows_updated = merged.count(UPDATED)
-    result.rows_unchanged = merged.count(UNCHANGED)
-    result.changes = merged.changes
-    if not good:
-        result.status = REJECTED
-    elif bad_rows:
-        result.status = PARTLY
-    else:
-        result.status = ACCEPTED
-    return result
+        return result, None
+    return result, sub
 
 
 def _committee_of(sub: Submission, committees: dict[str, str]) -> tuple[str | None, Problem | None]:
     """The file's committee (hidden info sheet, else its single 居委会编号) or why it is rejected."""
     header = schema.LEDGER.header_of(COMMITTEE)
-    typed = sub.frame[COMMITTEE].dropna().map(lambda v: str(v).strip())
-    found = sorted(set(typed))
+    typed = [(n, str(r[COMMITTEE_INDEX]).strip()) for n, r in zip(sub.row_numbers, sub.rows)
+             if r[COMMITTEE_INDEX] is not None]
+    found = sorted({c for _, c in typed})
     committee = sub.info_committee
     if committee is None:
         if len(found) != 1:
@@ -378,7 +457,7 @@ def _committee_of(sub: Submission, committees: dict[str, str]) -> tuple[str | No
             suggestion="请使用街道下发的填报表，或核对居委会编号。")
     others = sorted(set(found) - {committee})
     if others:
-        rows = sub.frame.loc[typed.index[typed != committee], ROW].tolist()
+        rows = [n for n, c in typed if c != committee]
         listed = "、".join(str(r) for r in rows[:10]) + ("等" if len(rows) > 10 else "")
         return committee, _file_problem(
             "wrong_committee",
@@ -387,28 +466,27 @@ def _committee_of(sub: Submission, committees: dict[str, str]) -> tuple[str | No
     return committee, None
 
 
-def _submission_checks(frame: pd.DataFrame, committee: str, merge: LedgerMerge) -> list[Problem]:
-    """Checks a submission needs beyond the master's rules: keys of other committees; formula text."""
+def _submission_checks(sub: Submission, committee: str, merge: LedgerMerge) -> list[Problem]:
+    """Checks a submission needs beyond the master's rules: others' records; formula-looking text."""
     problems = []
     key_header = schema.LEDGER.header_of(KEY)
-    for row, record_id in zip(frame[ROW], frame[KEY]):
-        if record_id is None:
-            continue
-        record_id = str(record_id).strip()
-        owner = merge.owner(record_id)
-        # A key of the wrong form is the validator's (bad_record_id / record_id_committee); this is
-        # a well-formed key that the master already holds for another committee.
-        if owner is not None and owner != committee:
-            problems.append(Problem(
-                LEDGER, int(row), key_header, record_id, ERROR, "record_of_other_committee",
-                f"记录编号 {record_id} 在主工作簿中属于 {owner}，不能由 {committee} 修改。",
-                f"新记录请把记录编号留空，系统自动编号；修改已报记录请保留回执中给出的编号（{committee}-xxxx）。"))
-    headers = {c.key: c.header for c in schema.LEDGER.columns}
-    for key in schema.LEDGER.keys:
-        for row, value in zip(frame[ROW], frame[key]):
+    headers = schema.LEDGER.headers
+    for n, row in zip(sub.row_numbers, sub.rows):
+        record_id = row[KEY_INDEX]
+        if record_id is not None:
+            record_id = str(record_id).strip()
+            owner = merge.owner(record_id)
+            # A key of the wrong form is the validator's (bad_record_id / record_id_committee);
+            # this is a well-formed key the master already holds for another committee.
+            if owner is not None and owner != committee:
+                problems.append(Problem(
+                    LEDGER, n, key_header, record_id, ERROR, "record_of_other_committee",
+                    f"记录编号 {record_id} 在主工作簿中属于 {owner}，不能由 {committee} 修改。",
+                    f"新记录请把记录编号留空，系统自动编号；修改已报记录请保留回执中给出的编号（{committee}-xxxx）。"))
+        for i, value in enumerate(row):
             if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) and not _is_number(value):
                 problems.append(Problem(
-                    LEDGER, int(row), headers[key], None, WARNING, "formula_text",
+                    LEDGER, n, headers[i], record_id, WARNING, "formula_text",
                     f"“{value[:20]}”以“{value[0]}”开头，已按文字保存，不会当作公式计算。", ""))
     return problems
 
@@ -429,7 +507,7 @@ def finish_file(result: FileResult, where: Folders, now: datetime, master: Path)
     source = where.inbox / result.file
     folder = where.rejected if result.status == REJECTED else where.archive
     result.moved_to = move_with_stamp(source, folder, now)
-    result.receipt = write_receipt(result, where.receipts, now, master)
+    result.receipt = write_receipt(result, where.receipts, now, master, where.templates)
 
 
 def move_with_stamp(path: Path, folder: Path, now: datetime) -> Path:
@@ -445,14 +523,20 @@ def move_with_stamp(path: Path, folder: Path, now: datetime) -> Path:
     return target
 
 
-def write_receipt(result: FileResult, folder: Path, now: datetime, master: Path) -> Path:
-    """The committee's receipt (回执) for one file, as HTML."""
+@functools.cache
+def _receipt_template(override_dir: str | None):
     from .render.env import html_environment
 
+    return html_environment(override_dir).get_template(RECEIPT_TEMPLATE)
+
+
+def write_receipt(result: FileResult, folder: Path, now: datetime, master: Path,
+                  templates: str | None = None) -> Path:
+    """The committee's receipt (回执) for one file, as HTML (``templates``: the office's own copies)."""
     folder.mkdir(parents=True, exist_ok=True)
     who = safe_name(result.committee_id or "未知居委会")
     path = folder / f"回执-{who}-{safe_name(Path(result.file).stem)}-{now.strftime('%Y%m%d-%H%M%S')}.html"
-    html = html_environment().get_template(RECEIPT_TEMPLATE).render(**receipt_context(result, now, master))
+    html = _receipt_template(templates).render(**receipt_context(result, now, master))
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(html, encoding="utf-8")
     os.replace(tmp, path)

@@ -177,8 +177,9 @@ def form_guide_sections(book: Workbook, committee_id: str, committee_name: str) 
 
 
 def read_form_info(frame) -> FormInfo | None:
-    """The committee a form belongs to, from its hidden info sheet frame (None when absent)."""
-    if frame is None or frame.empty:
+    """The committee a form belongs to, from its hidden info sheet (a frame, or a dict of columns
+    keyed by column key); None when absent."""
+    if frame is None or len(frame) == 0 or "item" not in frame or "value" not in frame:
         return None
     values = {str(k): v for k, v in zip(frame["item"], frame["value"]) if k is not None}
     committee = values.get(schema.FORM_INFO_ITEMS["committee_id"])

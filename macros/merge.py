@@ -25,7 +25,7 @@ DATA_COLUMNS: tuple[str, ...] = tuple(k for k in schema.LEDGER.keys if k not in 
 NUMBER_DIGITS = 4
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Change:
     """One line of 变更记录."""
 
@@ -46,7 +46,7 @@ class Change:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RowOutcome:
     """What happened to one submitted row."""
 
@@ -68,23 +68,27 @@ class MergeResult:
 
 def comparable(value: object) -> object:
     """A value as compared: blanks are None, whole datetimes are dates, numbers are numbers."""
-    if value is None:
-        return None
-    if isinstance(value, float) and value != value:  # NaN
-        return None
-    if isinstance(value, str):
-        value = value.strip()
-        return value or None
+    kind = type(value)  # dispatch on the exact type first: this runs for every merged cell
+    if value is None or kind is int or kind is date:
+        return value
+    if kind is str:
+        return value.strip() or None
+    if kind is float:
+        if value != value:  # NaN
+            return None
+        return int(value) if value.is_integer() else value
     if isinstance(value, datetime):
         return value.date() if value.time() == datetime.min.time() else value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
+    if isinstance(value, str):
+        return value.strip() or None
     return value
 
 
 def display(value: object) -> object:
     """A value as 变更记录 shows it (dates as text so they read the same everywhere)."""
     value = comparable(value)
+    if type(value) is not date and not isinstance(value, datetime):
+        return value
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M")
     if isinstance(value, date):
@@ -92,9 +96,12 @@ def display(value: object) -> object:
     return value
 
 
+SUMMARY_COLUMNS = ("date", "project_id", "activity", "quantity")
+
+
 def summary(row: dict) -> str:
     """A short text naming an added row in 变更记录."""
-    parts = [display(row.get(k)) for k in ("date", "project_id", "activity", "quantity")]
+    parts = [display(row[k]) for k in SUMMARY_COLUMNS]
     return " ".join(str(p) for p in parts if p is not None)
 
 
@@ -142,10 +149,12 @@ class LedgerMerge:
         """Merge one file's accepted rows: (Excel row, values) pairs; ``columns`` it carries."""
         result = MergeResult()
         compared = [k for k in DATA_COLUMNS if k in columns]
+        blank = dict.fromkeys(self.rows[0] if self.rows else schema.LEDGER.keys)
         used: dict[tuple, int] = defaultdict(int)
-        added: list[int] = []
+        added: list[tuple[tuple | None, int]] = []
         for excel_row, row in rows:
             key = comparable(row.get(KEY))
+            fp = None
             if key is None:
                 # An identical row already merged (an earlier run on this file) is not added again;
                 # the k-th identical row of this file matches the k-th such row of the ledger.
@@ -163,17 +172,19 @@ class LedgerMerge:
                 key, assigned = str(key), False
             i = self.index.get(key)
             if i is None:
-                new = {k: None for k in (self.rows[0] if self.rows else schema.LEDGER.keys)}
-                new.update({k: row.get(k) for k in DATA_COLUMNS})
+                new = blank.copy()
+                for k in DATA_COLUMNS:
+                    new[k] = row.get(k)
                 new[KEY], new[SOURCE] = key, source
                 self.rows.append(new)
                 i = len(self.rows) - 1
                 self.index[key] = i
-                added.append(i)
-                committee = str(comparable(row.get(COMMITTEE)))
-                number = record_number(key, committee)
-                if number is not None:
-                    self.numbers[committee] = max(self.numbers[committee], number)
+                added.append((fp, i))
+                if not assigned:  # an assigned number is already counted by next_id
+                    committee = str(comparable(row.get(COMMITTEE)))
+                    number = record_number(key, committee)
+                    if number is not None:
+                        self.numbers[committee] = max(self.numbers[committee], number)
                 result.outcomes.append(RowOutcome(excel_row, key, ADDED, assigned=assigned))
                 result.changes.append(Change(time, source, key, ADDED, new=summary(new)))
                 continue
@@ -191,8 +202,8 @@ class LedgerMerge:
             target[SOURCE] = source
             result.outcomes.append(RowOutcome(excel_row, key, UPDATED, tuple(headers)))
         # Registered after the file, so two identical new rows in one file are both added.
-        for i in added:
-            self.fingerprints[fingerprint(self.rows[i])].append(i)
+        for fp, i in added:
+            self.fingerprints[fp if fp is not None else fingerprint(self.rows[i])].append(i)
         return result
 
 

@@ -96,8 +96,8 @@ def test_new_rows_are_added_numbered_and_a_rerun_changes_nothing(master_copy, in
 def test_an_update_is_audited_in_the_change_log(master_copy, inbox, blank_forms):
     before = ledger_of(master_copy).set_index("record_id")
     old = before.loc["C01-0002"]
-    changed = {k: old[k] for k in HEADERS if k not in ("committee_id", "source")}
-    changed.update(quantity=int(old["quantity"]) + 5, note="补充体检人数")
+    changed = {k: old[k] for k in HEADERS if k not in ("record_id", "committee_id", "source")}
+    changed.update(record_id="C01-0002", quantity=int(old["quantity"]) + 5, note="补充体检人数")
     fill_form(form_c01(blank_forms), inbox / "C01-更正.xlsx", [changed])
 
     run = consolidate(master_copy)
