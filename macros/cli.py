@@ -11,6 +11,7 @@ from pathlib import Path
 from . import demo
 from .book.build import build_workbook
 from .book.read import read_workbook
+from .book.write import backup_listing, restore
 from .errors import HealthbookError
 from .summary import describe, describe_text
 
@@ -48,6 +49,20 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+@command
+def cmd_restore(args: argparse.Namespace) -> int:
+    if args.list:
+        found = backup_listing(args.path)
+        lines = [f"{b['name']}  {b['time']}  {b['size']:,} 字节" for b in found]
+        emit(args, {"backups": found}, "\n".join(lines) or f"{args.path.name} 还没有备份。")
+        return 0
+    done = restore(args.path, args.backup)
+    emit(args, {"restored": str(done.restored), "backup": str(done.backup) if done.backup else None},
+         f"已用备份 {done.restored.name} 恢复 {args.path.name}。"
+         + (f"\n恢复前的文件已备份为：{done.backup}" if done.backup else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="healthbook",
@@ -64,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="概述工作簿内容", description="读取主工作簿，概述其中的项目、居委会和台账。")
     p.add_argument("path", type=Path, help="主工作簿路径")
+    p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
+
+    p = sub.add_parser("restore", help="从备份恢复主工作簿",
+                       description="用 backups 文件夹中的备份恢复主工作簿（默认最新一份）；恢复前先备份当前文件。")
+    p.add_argument("path", type=Path, help="主工作簿路径")
+    p.add_argument("--list", action="store_true", help="列出可用的备份（最新在前），不恢复")
+    p.add_argument("--backup", metavar="NAME", help="要恢复的备份文件名（见 --list）")
     p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
     return parser
 

@@ -317,6 +317,16 @@ def restore(path: Path | str, backup: str | Path | None = None, keep: int | None
     return RestoreResult(path, chosen, current)
 
 
+def backup_listing(path: Path | str) -> list[dict]:
+    """Backups of ``path``, newest first: name, modification time and size."""
+    out = []
+    for b in list_backups(Path(path)):
+        m = re.search(r"-(\d{8}-\d{6})-\d+$", b.stem)
+        made = datetime.strptime(m.group(1), "%Y%m%d-%H%M%S") if m else datetime.fromtimestamp(b.stat().st_mtime)
+        out.append({"name": b.name, "time": made.strftime("%Y-%m-%d %H:%M:%S"), "size": b.stat().st_size})
+    return out
+
+
 def _find_backup(path: Path, backup: str | Path | None) -> Path:
     found = list_backups(path)
     if backup is None:
