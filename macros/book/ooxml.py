@@ -348,7 +348,8 @@ def cell_xml(ref: str, value: object, style: int) -> str:
 def row_xml(r: int, cells: list[tuple[int, str]], attrs_text: str | None = None) -> str:
     """A <row> from (column, cell xml) pairs, sorted by column."""
     body = "".join(x for _, x in sorted(cells, key=lambda t: t[0]))
-    attrs = attrs_text if attrs_text is not None else f' r="{r}"'
+    # The optional "spans" hint may no longer hold for the new cells.
+    attrs = re.sub(r'\sspans="[^"]*"', "", attrs_text) if attrs_text is not None else f' r="{r}"'
     if not body:
         return f"<row{attrs}/>" if attrs_text is not None else ""
     return f"<row{attrs}>{body}</row>"
@@ -408,3 +409,79 @@ def insert_before_any(xml: str, element: str, followers: tuple[str, ...]) -> str
             return xml[:start] + element + xml[start:]
     end = xml.rindex("</")
     return xml[:end] + element + xml[end:]
+
+
+def set_style(cell: str, style: int) -> str:
+    """A <c> element's XML with its ``s`` attribute set (removed for 0); nothing else changes."""
+    end = cell.index(">")
+    start = cell[:end]
+    if re.search(r'\ss="[^"]*"', start):
+        start = re.sub(r'\ss="[^"]*"', f' s="{style}"' if style else "", start)
+    elif style:
+        start = re.sub(r"^(<(?:\w+:)?c\b)", rf'\1 s="{style}"', start)
+    return start + cell[end:]
+
+
+def edit_cells(sheet_data: str, edits: dict[tuple[int, int], object]) -> str:
+    """Splice cell edits into a sheetData element's text, leaving every other byte as it was.
+
+    ``edits`` maps (row, col) to a function taking the existing ``Cell`` (or None) and returning
+    the new cell XML, "" to remove the cell, or None to leave it.
+    """
+    if not edits:
+        return sheet_data
+    m = re.match(r"<((?:\w+:)?)sheetData\b[^>]*?/>$", sheet_data)
+    if m:
+        sheet_data = sheet_data[:-2] + f"></{m.group(1)}sheetData>"
+    prefix = re.match(r"<((?:\w+:)?)sheetData", sheet_data).group(1)
+    rows = parse_rows(sheet_data)
+    by_r = {row.r: row for row in rows}
+    wanted: dict[int, dict[int, object]] = {}
+    for (r, c), fn in edits.items():
+        wanted.setdefault(r, {})[c] = fn
+    splices: list[tuple[int, int, str]] = []
+    close = sheet_data.rindex("</")
+    for r, by_c in wanted.items():
+        row = by_r.get(r)
+        if row is None:
+            cells = [(c, fn(None)) for c, fn in by_c.items()]
+            cells = [(c, x) for c, x in cells if x]
+            if cells:
+                text = f"<{prefix}row r=\"{r}\">" + "".join(x for _, x in sorted(cells)) + f"</{prefix}row>"
+                after = [x.start for x in rows if x.r > r]
+                at = min(after) if after else close
+                splices.append((at, at, text))
+            continue
+        splices.append((row.start, row.end, _edit_row(row, by_c, prefix)))
+    for start, end, text in sorted(splices, key=lambda s: (s[0], s[1]), reverse=True):
+        sheet_data = sheet_data[:start] + text + sheet_data[end:]
+    return sheet_data
+
+
+def _edit_row(row: Row, by_c: dict[int, object], prefix: str) -> str:
+    xml = row.xml
+    if xml.endswith("/>"):
+        xml = xml[:-2] + f"></{prefix}row>"
+    existing = {cell.col: cell for cell in row.cells}
+    splices = []
+    for c, fn in by_c.items():
+        if c in existing:
+            cell = existing[c]
+            new = fn(cell)
+            if new is not None:
+                splices.append((cell.start, cell.end, new))
+            continue
+        new = fn(None)
+        if not new:
+            continue
+        later = [cell.start for cell in row.cells if cell.col > c]
+        at = min(later) if later else xml.rindex("</")
+        splices.append((at, at, new, c))
+    for item in sorted(splices, key=lambda s: (s[0], s[1], s[3] if len(s) > 3 else 0), reverse=True):
+        start, end, text = item[:3]
+        xml = xml[:start] + text + xml[end:]
+    # A cell outside the row's "spans" hint would make the hint wrong: drop the hint there.
+    spans = re.search(r'\sspans="(\d+):(\d+)"', xml[: xml.index(">")])
+    if spans and any(c + 1 < int(spans.group(1)) or c + 1 > int(spans.group(2)) for c in by_c):
+        xml = xml[: spans.start()] + xml[spans.end():]
+    return xml

@@ -26,6 +26,7 @@ from .ooxml import (
     AFTER_HYPERLINKS,
     DIMENSION_RE,
     HYPERLINKS_RE,
+    NS_MAIN,
     Row,
     cell_value,
     cell_xml,
@@ -222,10 +223,10 @@ def rewrite_sheet(
         new_rows.setdefault(r, []).extend(cells)
 
     body = "".join(row_xml(r, new_rows[r], row_attrs.get(r)) for r in sorted(new_rows))
-    data_xml = f"<sheetData>{body}</sheetData>" if body else "<sheetData/>"
     prefix = re.match(r"<((?:\w+:)?)sheetData", xml[start:end]).group(1)
-    if prefix:
-        data_xml = data_xml.replace("<sheetData", f"<{prefix}sheetData").replace("</sheetData", f"</{prefix}sheetData")
+    # Under a prefixed root, a default namespace on sheetData puts our unprefixed rows in place.
+    ns = f' xmlns="{NS_MAIN}"' if prefix else ""
+    data_xml = f"<{prefix}sheetData{ns}>{body}</{prefix}sheetData>"
     xml = xml[:start] + data_xml + xml[end:]
     xml = _set_dimension(xml, new_rows)
     if not ledger or write.links:

@@ -207,6 +207,8 @@ def _build(path: Path, sheets: list[SheetWrite], marks: list[Mark] | None, targe
             expected[issues.name] = rewrite_sheet(pkg, later[0], extra_cells=cells, drop_cols=drop).expected
         else:
             marking.replace_memory(pkg, cells, drop)
+        if memory:
+            marking.hide_memory(pkg)
     pkg.save(target)
     result.parts_changed = sorted(pkg.changed_names())
     try:
@@ -234,11 +236,12 @@ def _verify(pkg: Package, target: Path, expected: dict[str, dict], marked: set[s
             check_sheet_frame(sheet, pkg.parts[name].decode("utf-8"), pkg.text(name), may)
         else:
             grow.add(name)  # styles, content types, rels, comments, vml: each old element kept
-    for name in grow:
-        if name.endswith(".vml") or "comments" in name:
-            marking.check_notes_grow(name, pkg.parts.get(name), pkg.data(name))
-    check_parts(pkg.parts, target, allowed,
-                {n for n in grow if not n.endswith(".vml") and "comments" not in n})
+    try:
+        marking.check_marks(pkg)
+    except ValueError as exc:
+        raise VerifyError(str(exc)) from exc
+    notes = {n for n in grow if n.endswith(".vml") or re.search(r"comments\d*\.xml$", n)}
+    check_parts(pkg.parts, target, allowed | notes, grow - notes)
     before = {}
     if marked:
         old = CalamineWorkbook.from_path(str(pkg.path))
