@@ -26,6 +26,7 @@ from .ooxml import (
     AFTER_HYPERLINKS,
     DIMENSION_RE,
     HYPERLINKS_RE,
+    MAX_TEXT,
     NS_MAIN,
     Row,
     cell_value,
@@ -195,6 +196,8 @@ def rewrite_sheet(
         cells = []
         for key, c in out.columns.items():
             value = plain(row.get(key))
+            if isinstance(value, str) and len(value) > MAX_TEXT:
+                value = value[:MAX_TEXT]  # Excel's limit; longer text would make the file unreadable
             old = old_cells.get((r, c)) if ledger else None
             if old is not None and _same(cell_value(old, strings), value) and (index, key) not in write.fills \
                     and (index, key) not in write.links:

@@ -8,6 +8,7 @@ with python-calamine.
 from __future__ import annotations
 
 import math
+import re
 import zipfile
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ from xml.etree import ElementTree as ET
 
 from python_calamine import CalamineWorkbook
 
-from .ooxml import to_serial, top_level
+from .ooxml import col_name, to_serial, top_level
 
 # Worksheet children a rewrite may replace (owned sheets) or add (a marked sheet's notes).
 OWNED_CHILDREN = {"sheetData", "dimension", "hyperlinks"}
@@ -108,6 +109,16 @@ def _prefix(name: str, old: list, new: list) -> None:
             raise VerifyError(f"{name}: entry changed: {ET.tostring(x)[:80]!r}")
 
 
+def check_only_calc_changed(old: str, new: str) -> None:
+    """workbook.xml may only gain ``fullCalcOnLoad="1"`` on calcPr (or a calcPr saying just that)."""
+    def without(xml: str) -> str:
+        xml = re.sub(r'\sfullCalcOnLoad="[^"]*"', "", xml)
+        return re.sub(r"<(?:\w+:)?calcPr\s*/>", "", xml)
+
+    if without(old) != without(new):
+        raise VerifyError("workbook.xml changed beyond the recalculation flag")
+
+
 def check_sheet_frame(name: str, old_xml: str, new_xml: str, may_change: set[str]) -> None:
     """Outside the children in ``may_change``, a worksheet's XML is unchanged (``legacyDrawing``
     and a grown ``cols`` are checked by their callers)."""
@@ -127,11 +138,16 @@ def check_values(path: Path, expected: dict[str, dict[tuple[int, int], object]],
         for (r, c), value in cells.items():
             got = _cell(rows, r, c)
             if not same_value(got, value):
-                raise VerifyError(f"{sheet}!{r},{c}: wrote {value!r}, read {got!r}")
+                raise VerifyError(f"{sheet}!{col_name(c)}{r}: wrote {_short(value)}, read {_short(got)}")
     for sheet, before in unchanged.items():
         after = grid(book, sheet)
         if _trim(after) != _trim(before):
             raise VerifyError(f"{sheet}: values changed by marking")
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _trim(rows: list[list]) -> list[list]:

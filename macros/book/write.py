@@ -34,16 +34,28 @@ from ..errors import HealthbookError, MissingSheet, WorkbookBusy, WorkbookNotFou
 from . import marks as marking
 from .backup import backup_file, list_backups
 from .lock import DEFAULT_WAIT, WorkbookLock, check_not_open
+from .ooxml import insert_before_any, workbook_part
 from .owned import rewrite_sheet
 from .package import Package
 from .read import Workbook, read_workbook, settings_from_frame
-from .verify import OWNED_CHILDREN, VerifyError, check_parts, check_sheet_frame, check_values, grid
+from .verify import (
+    OWNED_CHILDREN,
+    VerifyError,
+    check_only_calc_changed,
+    check_parts,
+    check_sheet_frame,
+    check_values,
+    grid,
+)
 from .write_types import Mark, SheetWrite
 
 STAGED = "待合并"
 TEMP_PREFIX = ".hb-"  # temporary files: .hb-<name>-<random>.tmp, removed when a run ends
 DEFAULT_KEEP = 10
 OWNED_NAMES = {s.name for s in schema.OWNED_SHEETS}
+# CT_Workbook children that come after calcPr.
+CALC_PR_FOLLOWERS = ("oleSize", "customWorkbookViews", "pivotCaches", "smartTagPr", "smartTagTypes",
+                     "webPublishing", "fileRecoveryPr", "webPublishObjects", "extLst")
 
 
 class WriteRefused(HealthbookError):
@@ -209,6 +221,8 @@ def _build(path: Path, sheets: list[SheetWrite], marks: list[Mark] | None, targe
             marking.replace_memory(pkg, cells, drop)
         if memory:
             marking.hide_memory(pkg)
+    if sheets:
+        _ensure_recalc(pkg)
     pkg.save(target)
     result.parts_changed = sorted(pkg.changed_names())
     try:
@@ -218,12 +232,45 @@ def _build(path: Path, sheets: list[SheetWrite], marks: list[Mark] | None, targe
     return result
 
 
+_FORMULA = re.compile(rb"<(?:\w+:)?f[\s>/]")
+_CALC_PR = re.compile(r"<(?:\w+:)?calcPr\b[^>]*?/?>")
+
+
+def _ensure_recalc(pkg: Package) -> None:
+    """Ask Excel to recalculate on open when the workbook has formulas.
+
+    Cached formula results (a staff SUMIF over 台账, say) would otherwise show the values from
+    before our write until someone presses F9. The one change: ``fullCalcOnLoad="1"`` on
+    ``<calcPr>`` in workbook.xml (added, or the element added), which Excel clears when it saves.
+    """
+    if not any(_FORMULA.search(pkg.data(part) or b"") for part in pkg.sheets.values()):
+        return
+    wb_part = workbook_part(pkg.parts)
+    xml = pkg.text(wb_part)
+    m = _CALC_PR.search(xml)
+    if m and re.search(r'\sfullCalcOnLoad="(1|true)"', m.group(0)):
+        return
+    if m:
+        tag = m.group(0)
+        tag = (re.sub(r'\sfullCalcOnLoad="[^"]*"', ' fullCalcOnLoad="1"', tag) if "fullCalcOnLoad" in tag
+               else re.sub(r"\s*(/?>)$", r' fullCalcOnLoad="1"\1', tag))
+        xml = xml[:m.start()] + tag + xml[m.end():]
+    else:
+        prefix = re.search(r"<((?:\w+:)?)workbook\b", xml).group(1)
+        xml = insert_before_any(xml, f'<{prefix}calcPr fullCalcOnLoad="1"/>', CALC_PR_FOLLOWERS)
+    pkg.set_text(wb_part, xml)
+
+
 def _verify(pkg: Package, target: Path, expected: dict[str, dict], marked: set[str]) -> None:
     changed = pkg.changed_names()
     sheet_parts = {pkg.sheets[name]: name for name in pkg.sheets}
     allowed, grow = set(), set()
+    wb_part = workbook_part(pkg.parts)
     for name in changed:
-        if name in sheet_parts:
+        if name == wb_part:
+            check_only_calc_changed(pkg.parts[name].decode("utf-8"), pkg.text(name))
+            allowed.add(name)
+        elif name in sheet_parts:
             sheet = sheet_parts[name]
             if sheet not in OWNED_NAMES and sheet not in marked:
                 raise VerifyError(f"sheet {sheet} was not to change")
