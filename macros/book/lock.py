@@ -112,9 +112,9 @@ def _utf16_after_ansi(data: bytes) -> str | None:
 
 
 def parse_libre_lock(data: bytes) -> str | None:
-    # "LockUser,host,user,date,path" (the first field may be blank).
+    # "office user name,system user,host,date,url;" (the office user name may be blank).
     fields = data.decode("utf-8", errors="replace").split(",")
-    for candidate in (fields[0], fields[2] if len(fields) > 2 else ""):
+    for candidate in (fields[0], fields[1] if len(fields) > 1 else ""):
         name = _clean(candidate)
         if name:
             return name
