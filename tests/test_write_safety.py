@@ -207,3 +207,13 @@ def test_restore_round_trip(master, capsys):
 def test_restore_of_an_unknown_backup_is_a_clear_error(master, capsys):
     assert main(["restore", str(master), "--backup", "nope.xlsm"]) == 2
     assert "找不到" in capsys.readouterr().err
+
+
+def test_write_or_stage_stages_when_open(master):
+    master.with_name("~$" + master.name).write_bytes(excel_owner_file("张三"))
+    before = digest(master)
+    result = FileBook(master).write_or_stage(issues_write(2))
+    assert digest(master) == before
+    assert result.staged and result.staged.exists() and "张三" in result.busy
+    grid = CalamineWorkbook.from_path(str(result.staged)).get_sheet_by_name(schema.ISSUES.name).to_python()
+    assert [row[6] for row in grid[1:]] == ["问题0", "问题1"]

@@ -77,6 +77,8 @@ class WriteResult:
     marks_skipped: list[Mark] = field(default_factory=list)
     backup: Path | None = None
     parts_changed: list[str] = field(default_factory=list)
+    staged: Path | None = None  # set by write_or_stage when the master was busy
+    busy: str = ""  # why it was busy (the Chinese message)
 
 
 class FileBook:
@@ -133,7 +135,18 @@ class FileBook:
             return result
 
     def stage(self, sheets: list[SheetWrite], marks: list[Mark] | None = None) -> Path:
+        """Write the would-be result beside the master (see ``stage``)."""
         return stage(self.path, sheets, marks)
+
+    def write_or_stage(self, sheets: list[SheetWrite], marks: list[Mark] | None = None,
+                       keep_backups: int | None = None) -> WriteResult:
+        """``write``; when the master is busy, ``stage`` instead and say so in the result
+        (``result.staged``, ``result.busy``) — the caller exits 3 and retries later."""
+        try:
+            return self.write(sheets, marks, keep_backups)
+        except WorkbookBusy as busy:
+            staged = self.stage(sheets, marks)
+            return WriteResult(self.path, [w.sheet.name for w in sheets], staged=staged, busy=str(busy))
 
 
 def check_owned(sheets: list[SheetWrite]) -> None:
