@@ -250,42 +250,44 @@ def format_number(value: float) -> str:
 
 @dataclass
 class _Context:
-    sheet: schema.Sheet
-    keys: pd.Series
-    rows: pd.Series
-    problems: list[Problem]
+    """Where problems of one sheet go; rows and keys by position."""
 
-    def report(self, index, column: schema.Column, level: str, code: str, message: str,
+    sheet: schema.Sheet
+    rows: np.ndarray
+    problems: list[Problem]
+    keys: np.ndarray | None = None
+
+    def report(self, pos: int, column: schema.Column, level: str, code: str, message: str,
                suggestion: str = "") -> None:
+        key = self.keys[pos] if self.keys is not None else None
         self.problems.append(Problem(
-            self.sheet.name, int(self.rows[index]), column.header, self.keys[index], level, code,
-            message, suggestion,
+            self.sheet.name, int(self.rows[pos]), column.header, key, level, code, message, suggestion,
         ))
 
 
-def row_keys(frame: pd.DataFrame, sheet: schema.Sheet) -> pd.Series:
-    """Each row's key as shown in problems (记录编号; "P06/C01" for composite keys), or None."""
-    if not sheet.key or frame.empty:
-        return pd.Series([None] * len(frame), index=frame.index, dtype=object)
-    parts = []
-    for key in sheet.key:
-        col = sheet.column(key)
-        raw = frame[key]
-        codes, uniques = pd.factorize(raw, use_na_sentinel=True)
-        texts = np.array([_clean_text(v, sheet, col) for v in uniques] + [None], dtype=object)
-        parts.append(texts[codes])
-    if len(parts) == 1:
-        return pd.Series(parts[0], index=frame.index, dtype=object)
-    joined = [KEY_SEPARATOR.join(p) if all(p) else None for p in zip(*parts)]
-    return pd.Series(joined, index=frame.index, dtype=object)
+def row_keys(typed: pd.DataFrame, sheet: schema.Sheet) -> np.ndarray:
+    """Each row's key as shown in problems (记录编号; "P06/C01" for composite keys), or None.
+
+    ``typed`` holds normalised key columns (text or None).
+    """
+    if not sheet.key or typed.empty:
+        return np.full(len(typed), None, dtype=object)
+    if len(sheet.key) == 1:
+        return typed[sheet.key[0]].to_numpy(dtype=object)
+    parts = [typed[k].to_numpy(dtype=object) for k in sheet.key]
+    return np.array([KEY_SEPARATOR.join(p) if all(p) else None for p in zip(*parts)], dtype=object)
 
 
-def _clean_text(value: object, sheet: schema.Sheet, column: schema.Column) -> str | None:
+def _clean_text(value: object, code: bool) -> str | None:
+    if isinstance(value, str):
+        if value.isascii():
+            return value.strip() or None
+        text = nfkc(value) if code else fold_width(value)
+        return text or None
     text = text_of(value)
     if text is None:
         return None
-    text = nfkc(text) if is_code_column(sheet, column) else fold_width(text)
-    return text or None
+    return (nfkc(text) if code else fold_width(text)) or None
 
 
 def programme_year(settings: dict | None) -> int | None:
@@ -326,11 +328,16 @@ def normalise_frames(
 def normalise_frame(raw: pd.DataFrame, sheet: schema.Sheet, year: int | None,
                     problems: list[Problem]) -> pd.DataFrame:
     """One sheet: typed columns in a new frame; problems appended to ``problems``."""
-    frame = raw.copy()
-    rows = raw[ROW] if ROW in raw.columns else pd.Series(range(2, len(raw) + 2), index=raw.index)
-    ctx = _Context(sheet, row_keys(raw, sheet), rows, problems)
-    for column in sheet.columns:
-        if column.key not in raw.columns:
+    frame = raw.copy(deep=False)  # columns are replaced, never changed in place
+    rows = (raw[ROW].to_numpy() if ROW in raw.columns else np.arange(2, len(raw) + 2))
+    ctx = _Context(sheet, rows, problems)
+    present = [c for c in sheet.columns if c.key in raw.columns]
+    # Key columns first: every problem names its row's key.
+    changes = {}
+    key_columns = [c for c in present if c.key in sheet.key]
+    for column in [*key_columns, None, *[c for c in present if c.key not in sheet.key]]:
+        if column is None:
+            ctx.keys = row_keys(frame, sheet) if len(key_columns) == len(sheet.key) else None
             continue
         series = raw[column.key]
         if column.type == "date":
@@ -338,71 +345,80 @@ def normalise_frame(raw: pd.DataFrame, sheet: schema.Sheet, year: int | None,
         elif column.type in ("integer", "number"):
             frame[column.key] = _normalise_numbers(series, column, ctx)
         else:
-            frame[column.key] = _normalise_texts(series, sheet, column, ctx)
+            frame[column.key], changes[column.key] = _normalise_texts(series, sheet, column)
+    for column in present:
+        for pos in np.flatnonzero(changes.get(column.key, ())):
+            ctx.report(pos, column, schema.LEVEL_WARNING, NORMALISED,
+                       f"{column.header}“{raw[column.key].iat[pos]}”按“{frame[column.key].iat[pos]}”处理",
+                       f"如无误，可直接改为 {frame[column.key].iat[pos]}")
     return frame
+
+
+def _normalise_texts(series: pd.Series, sheet: schema.Sheet,
+                     column: schema.Column) -> tuple[pd.Series, np.ndarray]:
+    """Cleaned text, and where a code was typed differently (Ｐ０１ is compared as P01)."""
+    code = is_code_column(sheet, column)
+    if column.key in sheet.key:  # distinct by design: factorizing would not pay
+        codes, uniques = np.arange(len(series)), series.to_numpy(dtype=object)
+        codes[series.isna().to_numpy()] = -1
+    else:
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    # Each distinct value once; plain ASCII (most codes) needs only a strip.
+    cleaned = [(x.strip() or None) if type(x) is str and x.isascii() else _clean_text(x, code)
+               for x in uniques]
+    values = np.array([*cleaned, None], dtype=object)[codes]
+    if code:
+        changed = [type(x) is str and c is not None and not x.isascii() and c != x.strip()
+                   for x, c in zip(uniques, cleaned)]
+        flags = np.array([*changed, False], dtype=bool)[codes]
+    else:
+        flags = np.zeros(len(values), dtype=bool)
+    return pd.Series(values, index=series.index, dtype=object), flags
 
 
 def _types(series: pd.Series) -> pd.Series:
     return series.map(type)
 
 
-def _normalise_texts(series: pd.Series, sheet: schema.Sheet, column: schema.Column,
-                     ctx: _Context) -> pd.Series:
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    code_column = is_code_column(sheet, column)
-    cleaned: list[str | None] = []
-    changed: list[bool] = []
-    for value in uniques:
-        typed = text_of(value)
-        text = _clean_text(value, sheet, column)
-        cleaned.append(text)
-        # A code typed full-width (Ｐ０１) is compared as P01: say so.
-        changed.append(code_column and isinstance(value, str) and text != typed.strip())
-    values = np.array([*cleaned, None], dtype=object)[codes]
-    result = pd.Series(values, index=series.index, dtype=object)
-    if any(changed):
-        flag = np.array([*changed, False])[codes]
-        for index in series.index[flag]:
-            ctx.report(index, column, schema.LEVEL_WARNING, NORMALISED,
-                       f"{column.header}“{series[index]}”按“{result[index]}”处理")
-    return result
-
-
 def _normalise_dates(series: pd.Series, column: schema.Column, year: int | None,
                      ctx: _Context) -> pd.Series:
-    result = pd.Series(pd.NaT, index=series.index, dtype="datetime64[ns]")
+    result = np.full(len(series), np.datetime64("NaT"), dtype="datetime64[ns]")
     if series.empty:
-        return result
+        return pd.Series(result, index=series.index)
     # Fast path: real date cells of a plausible year, converted in one call.
-    is_date = _types(series).isin((date, datetime, pd.Timestamp))
+    is_date = _types(series).isin((date, datetime, pd.Timestamp)).to_numpy().copy()
     if is_date.any():
-        cells = pd.to_datetime(series[is_date].tolist(), errors="coerce")
-        years = cells.year
-        ok = (years > MIN_YEAR) & (years <= MAX_YEAR)
-        result[series.index[is_date][ok]] = cells[ok].astype("datetime64[ns]").normalize()
-        is_date[series.index[is_date][~ok]] = False
+        positions = np.flatnonzero(is_date)
+        # A ledger holds a few hundred distinct days: convert each once.
+        codes, uniques = pd.factorize(series.iloc[positions])
+        days = pd.to_datetime(list(uniques), errors="coerce")
+        years = np.asarray(days.year)
+        good = (years > MIN_YEAR) & (years <= MAX_YEAR)
+        converted = days.where(good).astype("datetime64[ns]").normalize().to_numpy()
+        ok = good[codes]
+        result[positions[ok]] = converted[codes[ok]]
+        is_date[positions[~ok]] = False
     # Leftovers: 1900 cells (a number such as 6.22 typed into a date cell), numbers (Excel
     # serials) and text, each distinct value read once.
-    rest = ~is_date & series.notna()
-    if not rest.any():
-        return result
-    leftovers = series[rest]
-    codes, uniques = pd.factorize(leftovers)
-    readings = [_read_date_value(v, year) for v in uniques]
-    values = pd.to_datetime([r.value for r in readings], errors="coerce").astype("datetime64[ns]")
-    result[leftovers.index] = values.to_numpy()[codes]
-    for index, code in zip(leftovers.index, codes):
-        reading = readings[code]
-        typed = reading.shown or text_of(series[index])
-        if reading.value is None:
-            ctx.report(index, column, schema.LEVEL_ERROR, BAD_DATE,
-                       f"{column.header}“{typed}”{reading.reason}",
-                       "请填写日期，如 2020-06-22 或 2020年6月22日")
-        elif reading.changed:
-            iso = reading.value.isoformat()
-            ctx.report(index, column, schema.LEVEL_WARNING, NORMALISED,
-                       f"{column.header}“{typed}”按 {iso} 处理", f"如无误，可直接改为 {iso}")
-    return result
+    positions = np.flatnonzero(~is_date & series.notna().to_numpy())
+    if len(positions):
+        leftovers = series.iloc[positions]
+        codes, uniques = pd.factorize(leftovers)
+        readings = [_read_date_value(v, year) for v in uniques]
+        values = pd.to_datetime([r.value for r in readings], errors="coerce").astype("datetime64[ns]")
+        result[positions] = values.to_numpy()[codes]
+        for pos, code, value in zip(positions, codes, leftovers):
+            reading = readings[code]
+            typed = reading.shown or text_of(value)
+            if reading.value is None:
+                ctx.report(pos, column, schema.LEVEL_ERROR, BAD_DATE,
+                           f"{column.header}“{typed}”{reading.reason}",
+                           "请填写日期，如 2020-06-22 或 2020年6月22日")
+            elif reading.changed:
+                iso = reading.value.isoformat()
+                ctx.report(pos, column, schema.LEVEL_WARNING, NORMALISED,
+                           f"{column.header}“{typed}”按 {iso} 处理", f"如无误，可直接改为 {iso}")
+    return pd.Series(result, index=series.index)
 
 
 def _read_date_value(value: object, year: int | None) -> Reading:
@@ -420,37 +436,35 @@ def _read_date_value(value: object, year: int | None) -> Reading:
 
 
 def _normalise_numbers(series: pd.Series, column: schema.Column, ctx: _Context) -> pd.Series:
-    result = pd.Series(np.nan, index=series.index, dtype="float64")
+    result = np.full(len(series), np.nan, dtype="float64")
     if series.empty:
-        return result
-    types = _types(series)
+        return pd.Series(result, index=series.index)
     # Fast path: number cells (bool is its own type, so TRUE/FALSE stay out).
-    is_num = types.isin((int, float, np.int64, np.float64))
+    is_num = _types(series).isin((int, float, np.int64, np.float64)).to_numpy()
     if is_num.any():
-        result[is_num] = series[is_num].astype("float64")
-    rest = ~is_num & series.notna()
-    if not rest.any():
-        return result
-    leftovers = series[rest]
-    codes, uniques = pd.factorize(leftovers)
-    readings = [_read_number_value(v) for v in uniques]
-    values = np.array([np.nan if r.value is None else r.value for r in readings], dtype="float64")
-    result[leftovers.index] = values[codes]
-    for index, code in zip(leftovers.index, codes):
-        reading = readings[code]
-        typed = text_of(series[index])
-        if reading.value is None:
-            ctx.report(index, column, schema.LEVEL_ERROR, BAD_NUMBER,
-                       f"{column.header}“{typed}”{reading.reason}", "请只填数字，如 1200")
-        elif reading.approximate:
-            ctx.report(index, column, schema.LEVEL_WARNING, APPROXIMATE,
-                       f"{column.header}“{typed}”是约数，按 {format_number(reading.value)} 计",
-                       "如有准确数字，请改为准确数字")
-        elif reading.changed:
-            ctx.report(index, column, schema.LEVEL_WARNING, NORMALISED,
-                       f"{column.header}“{typed}”按 {format_number(reading.value)} 处理",
-                       f"如无误，可直接改为 {format_number(reading.value)}")
-    return result
+        result[is_num] = series[is_num].to_numpy(dtype="float64")
+    positions = np.flatnonzero(~is_num & series.notna().to_numpy())
+    if len(positions):
+        leftovers = series.iloc[positions]
+        codes, uniques = pd.factorize(leftovers)
+        readings = [_read_number_value(v) for v in uniques]
+        values = np.array([np.nan if r.value is None else r.value for r in readings], dtype="float64")
+        result[positions] = values[codes]
+        for pos, code, value in zip(positions, codes, leftovers):
+            reading = readings[code]
+            typed = text_of(value)
+            if reading.value is None:
+                ctx.report(pos, column, schema.LEVEL_ERROR, BAD_NUMBER,
+                           f"{column.header}“{typed}”{reading.reason}", "请只填数字，如 1200")
+            elif reading.approximate:
+                ctx.report(pos, column, schema.LEVEL_WARNING, APPROXIMATE,
+                           f"{column.header}“{typed}”是约数，按 {format_number(reading.value)} 计",
+                           "如有准确数字，请改为准确数字")
+            elif reading.changed:
+                ctx.report(pos, column, schema.LEVEL_WARNING, NORMALISED,
+                           f"{column.header}“{typed}”按 {format_number(reading.value)} 处理",
+                           f"如无误，可直接改为 {format_number(reading.value)}")
+    return pd.Series(result, index=series.index)
 
 
 def _read_number_value(value: object) -> Reading:

@@ -33,7 +33,6 @@ STATUS_DONE = "已完成"
 assert STATUS_DONE in schema.STATUSES
 # An 活动内容 shorter than this says too little to be checked later.
 MIN_ACTIVITY_CHARS = 4
-RECORD_ID = re.compile(r"^(?P<committee>.+)-(?P<number>\d{4})$")
 RECORD_ID_LOOSE = re.compile(r"^(?P<committee>[A-Za-z]\w*?)\s*[-_—－]?\s*(?P<number>\d{1,4})$")
 YEAR_RANGE = (2000, 2100)
 
@@ -66,7 +65,11 @@ def sort_problems(problems: Iterable[Problem]) -> list[Problem]:
 
 
 class _Rules:
-    """One validation run: the frames, the settings and the problems found so far."""
+    """One validation run: the frames, the settings and the problems found so far.
+
+    Masks are computed over whole columns; messages are built by row position (numpy arrays),
+    only for the rows that have a problem.
+    """
 
     def __init__(self, raw: dict[str, pd.DataFrame], typed: dict[str, pd.DataFrame],
                  settings: dict, as_of: date):
@@ -76,9 +79,7 @@ class _Rules:
         self.as_of = as_of
         self.year = programme_year(settings)
         self.problems: list[Problem] = []
-        self.keys = {
-            s.name: row_keys(typed[s.name], s) for s in schema.INPUT_SHEETS if s.name in typed
-        }
+        self.keys = {s.name: row_keys(typed[s.name], s) for s in schema.INPUT_SHEETS if s.name in typed}
 
     def run(self) -> list[Problem]:
         for sheet in schema.INPUT_SHEETS:
@@ -97,22 +98,22 @@ class _Rules:
     # ------------------------------------------------------------ helpers
 
     def emit(self, sheet: schema.Sheet, mask: pd.Series | np.ndarray, column: schema.Column,
-             level: str, code: str, message: Callable[[object], str],
-             suggestion: Callable[[object], str] | str = "") -> None:
-        """One problem per row where ``mask`` holds; messages built from the row's index label."""
-        frame = self.typed[sheet.name]
+             level: str, code: str, message: Callable[[int], str],
+             suggestion: Callable[[int], str] | str = "") -> None:
+        """One problem per row where ``mask`` holds; texts built from the row's position."""
         mask = np.asarray(mask, dtype=bool)
         if not mask.any():
             return
+        rows = self.typed[sheet.name][ROW].to_numpy()
         keys = self.keys[sheet.name]
-        for index in frame.index[mask]:
+        for pos in np.flatnonzero(mask):
             self.problems.append(Problem(
-                sheet.name, int(frame.at[index, ROW]), column.header, keys[index], level, code,
-                message(index), suggestion(index) if callable(suggestion) else suggestion,
+                sheet.name, int(rows[pos]), column.header, keys[pos], level, code,
+                message(pos), suggestion(pos) if callable(suggestion) else suggestion,
             ))
 
-    def raw_text(self, sheet: schema.Sheet, key: str, index) -> str:
-        return text_of(self.raw[sheet.name].at[index, key]) or ""
+    def values(self, sheet: schema.Sheet, key: str) -> np.ndarray:
+        return self.typed[sheet.name][key].to_numpy()
 
     # ------------------------------------------------------------ per column
 
@@ -121,43 +122,43 @@ class _Rules:
         for col in sheet.columns:
             if col.key not in typed.columns:
                 continue
-            values = typed[col.key]
+            series = typed[col.key]
+            v = series.to_numpy()
             if col.required:
                 self.emit(sheet, raw[col.key].isna(), col, ERROR, "required",
                           lambda i, c=col: f"{c.header}未填写", _fill_hint(col))
             if col.choices:
-                bad = values.notna() & ~values.isin(col.choices)
+                bad = series.notna() & ~series.isin(col.choices)
                 choices = "、".join(col.choices)
                 self.emit(sheet, bad, col, ERROR, "bad_choice",
-                          lambda i, c=col, v=values, ch=choices: f"{c.header}“{v[i]}”不是可选值（{ch}）",
-                          lambda i, c=col, v=values: _suggest_choice(v[i], c.choices))
+                          lambda i, c=col, v=v, ch=choices: f"{c.header}“{v[i]}”不是可选值（{ch}）",
+                          lambda i, c=col, v=v: _suggest_choice(v[i], c.choices))
             if col.type == "integer":
-                fraction = values.notna() & (values % 1 != 0)
+                fraction = series.notna() & (series % 1 != 0)
                 self.emit(sheet, fraction, col, ERROR, "not_integer",
-                          lambda i, c=col, v=values: f"{c.header}应为整数，现为 {format_number(v[i])}",
+                          lambda i, c=col, v=v: f"{c.header}应为整数，现为 {format_number(v[i])}",
                           "请填写整数")
             if col.type in ("integer", "number"):
-                negative = values.notna() & (values < 0)
+                negative = series.notna() & (series < 0)
                 level = ERROR if col.type == "integer" else WARNING
                 self.emit(sheet, negative, col, level, "negative",
-                          lambda i, c=col, v=values: f"{c.header}为负数（{format_number(v[i])}）",
+                          lambda i, c=col, v=v: f"{c.header}为负数（{format_number(v[i])}）",
                           "请填写不小于 0 的数")
 
     def unique_keys(self, sheet: schema.Sheet) -> None:
         if not sheet.key:
             return
-        keys = self.keys[sheet.name]
-        frame = self.typed[sheet.name]
+        keys = pd.Series(self.keys[sheet.name])
         present = keys.notna()
         repeated = present & keys.duplicated(keep="first")
         if not repeated.any():
             return
-        first_row = frame[ROW][present & ~keys.duplicated(keep="first")]
-        first_by_key = dict(zip(keys[first_row.index], first_row))
-        column = sheet.column(sheet.key[0])
-        names = "+".join(sheet.header_of(k) for k in sheet.key)
-        self.emit(sheet, repeated, column, ERROR, "duplicate_key",
-                  lambda i: f"{names}“{keys[i]}”重复，与第 {first_by_key[keys[i]]} 行相同",
+        rows = pd.Series(self.typed[sheet.name][ROW].to_numpy())
+        first_row = rows.groupby(keys.where(present)).transform("first").to_numpy()
+        k = keys.to_numpy()
+        names = "+".join(sheet.header_of(key) for key in sheet.key)
+        self.emit(sheet, repeated, sheet.column(sheet.key[0]), ERROR, "duplicate_key",
+                  lambda i: f"{names}“{k[i]}”重复，与第 {int(first_row[i])} 行相同",
                   f"每行的{names}应唯一，请修改或删除重复行")
 
     # ------------------------------------------------------------ cross-sheet
@@ -167,18 +168,24 @@ class _Rules:
         if sheet.name not in self.typed:
             return
         ledger = self.typed[sheet.name]
-        ids, committees = ledger["record_id"], ledger["committee_id"]
-        parts = ids.str.extract(RECORD_ID.pattern) if ids.notna().any() else None
-        col = sheet.column("record_id")
-        if parts is None:
+        ids = ledger["record_id"]
+        if not ids.notna().any():
             return
-        malformed = ids.notna() & parts["committee"].isna()
+        committees = ledger["committee_id"]
+        # numpy string ufuncs: ``<prefix>-<4 digits>`` without a Python loop over the rows.
+        a = ids.fillna("").to_numpy(dtype=str)
+        well_formed = ((np.strings.str_len(a) >= 6) & (np.strings.slice(a, -5, -4) == "-")
+                       & np.strings.isdigit(np.strings.slice(a, -4, None)))
+        prefix = np.strings.slice(a, 0, -5)
+        i_, c_ = ids.to_numpy(), committees.to_numpy()
+        col = sheet.column("record_id")
+        malformed = ids.notna().to_numpy() & ~well_formed
         self.emit(sheet, malformed, col, ERROR, "bad_record_id",
-                  lambda i: f"记录编号“{ids[i]}”格式不对，应为“居委会编号-4位数字”，如 C01-0007",
-                  lambda i: _suggest_record_id(ids[i], committees[i]))
-        mismatch = parts["committee"].notna() & committees.notna() & (parts["committee"] != committees)
+                  lambda i: f"记录编号“{i_[i]}”格式不对，应为“居委会编号-4位数字”，如 C01-0007",
+                  lambda i: _suggest_record_id(i_[i], c_[i]))
+        mismatch = well_formed & committees.notna().to_numpy() & (prefix != committees.fillna("").to_numpy(dtype=str))
         self.emit(sheet, mismatch, col, ERROR, "record_id_committee",
-                  lambda i: f"记录编号“{ids[i]}”与居委会编号“{committees[i]}”不符",
+                  lambda i: f"记录编号“{i_[i]}”与居委会编号“{c_[i]}”不符",
                   "记录编号应以本行的居委会编号开头；如居委会填错，请改正居委会编号")
 
     def references(self) -> None:
@@ -187,20 +194,18 @@ class _Rules:
         for sheet in (schema.LEDGER, schema.TARGETS):
             if sheet.name not in self.typed:
                 continue
-            frame = self.typed[sheet.name]
             for key, known, code, what in (
-                ("project_id", projects, "unknown_project", "项目"),
-                ("committee_id", committees, "unknown_committee", "居委会"),
+                ("project_id", projects, "unknown_project", schema.PROJECTS.name),
+                ("committee_id", committees, "unknown_committee", schema.COMMITTEES.name),
             ):
                 if known is None:
                     continue
-                values = frame[key]
-                bad = values.notna() & ~values.isin(list(known))
-                col = sheet.column(key)
-                suggest = _Suggester(known)
+                series = self.typed[sheet.name][key]
+                bad = series.notna() & ~series.isin(list(known))
+                col, v, suggest = sheet.column(key), series.to_numpy(), _Suggester(known)
                 self.emit(sheet, bad, col, ERROR, code,
-                          lambda i, v=values, c=col, w=what: f"{c.header}“{v[i]}”在“{w}”表中不存在",
-                          lambda i, v=values, s=suggest: s(v[i]))
+                          lambda i, v=v, c=col, w=what: f"{c.header}“{v[i]}”在“{w}”表中不存在",
+                          lambda i, v=v, s=suggest: s(v[i]))
 
     def _lookup(self, sheet: schema.Sheet) -> dict[str, str] | None:
         """Valid codes of a config sheet → their names (None when the sheet was not read)."""
@@ -215,50 +220,48 @@ class _Rules:
         sheet = schema.PROJECTS
         if sheet.name not in self.typed:
             return
-        units = self.typed[sheet.name]["units"]
-        empty_part = units.notna() & units.map(
-            lambda u: u is not None and any(not p.strip() for p in u.split(schema.UNIT_SEPARATOR)))
+        units = self.values(sheet, "units")
+        sep = schema.UNIT_SEPARATOR
+        empty_part = [u is not None and any(not p.strip() for p in u.split(sep)) for u in units]
         self.emit(sheet, empty_part, sheet.column("units"), ERROR, "empty_unit",
                   lambda i: f"责任单位“{units[i]}”中有空的单位名",
-                  f"多个单位用一个顿号“{schema.UNIT_SEPARATOR}”分隔，如：发展办{schema.UNIT_SEPARATOR}服务办")
+                  f"多个单位用一个顿号“{sep}”分隔，如：发展办{sep}服务办")
 
     def settings_rows(self) -> None:
         sheet = schema.SETTINGS
         raw = self.raw.get(sheet.name)
         if raw is None:
             return
-        typed = self.typed[sheet.name]
-        items = typed["item"]
+        items = self.values(sheet, "item")
         value_col, item_col = sheet.column("value"), sheet.column("item")
-        known_items = list(schema.SETTINGS_BY_ITEM)
-        unknown = items.notna() & ~items.isin(known_items)
+        known_items = tuple(schema.SETTINGS_BY_ITEM)
+        unknown = [item is not None and item not in schema.SETTINGS_BY_ITEM for item in items]
         self.emit(sheet, unknown, item_col, WARNING, "unknown_setting",
                   lambda i: f"设置项“{items[i]}”不是已知的设置，将被忽略",
-                  lambda i: _suggest_choice(items[i], tuple(known_items)))
-        bad_reasons: dict = {}
-        for index, item, value in zip(typed.index, items, raw["value"]):
-            setting = schema.SETTINGS_BY_ITEM.get(item) if item else None
-            if setting is None:
-                continue
-            reason = _setting_problem(setting, value)
-            if reason:
-                bad_reasons[index] = reason
-        bad = typed.index.isin(list(bad_reasons))
-        self.emit(sheet, bad, value_col, ERROR, "bad_setting",
-                  lambda i: f"设置“{items[i]}”的值“{self.raw_text(sheet, 'value', i)}”{bad_reasons[i]}",
+                  lambda i: _suggest_choice(items[i], known_items))
+        raw_values = raw["value"].to_numpy()
+        reasons = [
+            _setting_problem(schema.SETTINGS_BY_ITEM[item], value)
+            if item in schema.SETTINGS_BY_ITEM else ""
+            for item, value in zip(items, raw_values)
+        ]
+        self.emit(sheet, [bool(r) for r in reasons], value_col, ERROR, "bad_setting",
+                  lambda i: f"设置“{items[i]}”的值“{text_of(raw_values[i])}”{reasons[i]}",
                   lambda i: schema.SETTINGS_BY_ITEM[items[i]].help)
+        if self.year is not None:
+            return
         year_item = schema.SETTINGS_BY_KEY["year"].item
-        year_rows = typed.index[items == year_item]
-        if self.year is None and not any(i in bad_reasons for i in year_rows):
-            blank = typed.index.isin(year_rows)
-            message = (f"“{year_item}”未填写：只写了月日的日期无法补全年份，"
-                       "也无法检查日期是否在试点年度内")
-            if blank.any():
-                self.emit(sheet, blank, value_col, WARNING, "missing_year", lambda i: message,
-                          "请填写试点年度，如 2020")
-            else:
-                self.problems.append(Problem(sheet.name, None, value_col.header, None, WARNING,
-                                             "missing_year", message, "请填写试点年度，如 2020"))
+        year_rows = [item == year_item for item in items]
+        if any(r and reason for r, reason in zip(year_rows, reasons)):
+            return  # already reported as a bad value
+        message = (f"“{year_item}”未填写：只写了月日的日期无法补全年份，"
+                   "也无法检查日期是否在试点年度内")
+        hint = "请填写试点年度，如 2020"
+        if any(year_rows):
+            self.emit(sheet, year_rows, value_col, WARNING, "missing_year", lambda i: message, hint)
+        else:
+            self.problems.append(Problem(sheet.name, None, value_col.header, None, WARNING,
+                                         "missing_year", message, hint))
 
     # ------------------------------------------------------------ plausibility
 
@@ -268,26 +271,29 @@ class _Rules:
             return
         ledger = self.typed[sheet.name]
         dates = ledger["date"]
+        d = dates.to_numpy()
+
+        def iso(i: int) -> str:
+            return str(d[i])[:10]
+
         col = sheet.column("date")
-        today = pd.Timestamp(self.as_of)
-        future = dates.notna() & (dates > today)
+        future = dates.notna() & (dates > pd.Timestamp(self.as_of))
         self.emit(sheet, future, col, WARNING, "future_date",
-                  lambda i: f"日期 {dates[i].date().isoformat()} 晚于今天（{self.as_of.isoformat()}）",
-                  "请核对日期")
+                  lambda i: f"日期 {iso(i)} 晚于今天（{self.as_of.isoformat()}）", "请核对日期")
         if self.year is not None:
             outside = dates.notna() & ~future & (dates.dt.year != self.year)
             self.emit(sheet, outside, col, WARNING, "outside_year",
-                      lambda i: f"日期 {dates[i].date().isoformat()} 不在试点年度 {self.year} 年内",
-                      "请核对年份")
+                      lambda i: f"日期 {iso(i)} 不在试点年度 {self.year} 年内", "请核对年份")
         self._above_target(ledger)
         quantity, status = ledger["quantity"], ledger["status"]
         done_zero = (status == STATUS_DONE) & (quantity == 0)
         self.emit(sheet, done_zero, sheet.column("quantity"), WARNING, "done_without_quantity",
                   lambda i: f"状态为“{STATUS_DONE}”，但完成数量为 0", "请填写完成数量，或改正状态")
         activity = ledger["activity"]
+        a = activity.to_numpy()
         short = activity.notna() & (activity.str.len() < MIN_ACTIVITY_CHARS)
         self.emit(sheet, short, sheet.column("activity"), WARNING, "short_activity",
-                  lambda i: f"活动内容“{activity[i]}”过短，看不出做了什么",
+                  lambda i: f"活动内容“{a[i]}”过短，看不出做了什么",
                   f"请写明活动内容（至少 {MIN_ACTIVITY_CHARS} 个字）")
         self._probable_duplicates(ledger)
 
@@ -295,43 +301,37 @@ class _Rules:
         projects = self.typed.get(schema.PROJECTS.name)
         if projects is None:
             return
-        street = projects.drop_duplicates("project_id").set_index("project_id")["target"]
-        target = ledger["project_id"].map(street)
-        scope = pd.Series("项目全年目标值", index=ledger.index)
+        street = projects.dropna(subset=["project_id"]).drop_duplicates("project_id")
+        target = ledger["project_id"].map(street.set_index("project_id")["target"])
+        own = pd.Series(np.nan, index=ledger.index)
         targets = self.typed.get(schema.TARGETS.name)
         if targets is not None and len(targets):
             per = targets.drop_duplicates(["project_id", "committee_id"]).set_index(
                 ["project_id", "committee_id"])["target"]
             pairs = pd.MultiIndex.from_arrays([ledger["project_id"], ledger["committee_id"]])
             own = pd.Series(per.reindex(pairs).to_numpy(), index=ledger.index)
-            scope = scope.where(own.isna(), "该居委会在该项目上的目标")
-            target = own.fillna(target)
+        scope = np.where(own.notna(), "该居委会在该项目上的目标", "项目全年目标值")
+        target = own.fillna(target)
         quantity = ledger["quantity"]
         above = quantity.notna() & target.notna() & (target > 0) & (quantity > target)
+        q, t = quantity.to_numpy(), target.to_numpy()
         sheet = schema.LEDGER
         self.emit(sheet, above, sheet.column("quantity"), WARNING, "quantity_above_target",
-                  lambda i: (f"单条记录的完成数量 {format_number(quantity[i])} 超过{scope[i]} "
-                             f"{format_number(target[i])}"),
+                  lambda i: f"单条记录的完成数量 {format_number(q[i])} 超过{scope[i]} {format_number(t[i])}",
                   "请核对数量是否多写了位数，或是否应拆成多条记录")
 
     def _probable_duplicates(self, ledger: pd.DataFrame) -> None:
         fields = ["committee_id", "project_id", "date", "activity"]
         complete = ledger[fields].notna().all(axis=1)
-        if not complete.any():
-            return
-        subset = ledger.loc[complete, fields]
-        repeated = subset.duplicated(keep="first")
+        repeated = complete & ledger.duplicated(fields, keep="first")
         if not repeated.any():
             return
-        firsts = subset[~subset.duplicated(keep="first")]
-        first_row = {tuple(r): row for r, row in zip(firsts.itertuples(index=False),
-                                                    ledger.loc[firsts.index, ROW])}
-        mask = pd.Series(False, index=ledger.index)
-        mask[repeated.index[repeated]] = True
+        groups = ledger.groupby(fields, sort=False, dropna=True)[ROW]
+        first_row = groups.transform("first").to_numpy()
         sheet = schema.LEDGER
-        self.emit(sheet, mask, sheet.column("activity"), WARNING, "probable_duplicate",
-                  lambda i: (f"与第 {first_row[tuple(ledger.loc[i, fields])]} 行的居委会、项目、日期和"
-                             "活动内容都相同，可能重复录入"),
+        self.emit(sheet, repeated, sheet.column("activity"), WARNING, "probable_duplicate",
+                  lambda i: (f"与第 {int(first_row[i])} 行的居委会、项目、日期和活动内容都相同，"
+                             "可能重复录入"),
                   "如确是两次活动，请在活动内容或备注中写明区别；否则删除重复行")
 
     def article_records(self) -> None:
@@ -339,12 +339,14 @@ class _Rules:
         if sheet.name not in self.typed or ledger is None:
             return
         known = set(ledger["record_id"].dropna())
-        refs = self.typed[sheet.name]["record_ids"]
-        missing = refs.map(lambda v: [r.strip() for r in v.split(schema.UNIT_SEPARATOR)
-                                      if r.strip() and r.strip() not in known] if v else [])
-        self.emit(sheet, missing.map(bool), sheet.column("record_ids"), WARNING, "unknown_record",
-                  lambda i: f"关联记录编号 {'、'.join(missing[i])} 在台账中不存在",
-                  "请核对记录编号，多个编号用顿号分隔")
+        sep = schema.UNIT_SEPARATOR
+        missing = [
+            [r.strip() for r in v.split(sep) if r.strip() and r.strip() not in known] if v else []
+            for v in self.values(sheet, "record_ids")
+        ]
+        self.emit(sheet, [bool(m) for m in missing], sheet.column("record_ids"), WARNING,
+                  "unknown_record", lambda i: f"关联记录编号 {sep.join(missing[i])} 在台账中不存在",
+                  f"请核对记录编号，多个编号用顿号“{sep}”分隔")
 
 
 # ---------------------------------------------------------------- suggestions
