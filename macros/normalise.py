@@ -57,7 +57,7 @@ def fold_width(text: str) -> str:
 
 
 def is_code_column(sheet: schema.Sheet, column: schema.Column) -> bool:
-    """Keys, references and choices: fully NFKC-normalised (they are compared, not read)."""
+    """Keys, references and choices: NFKC and upper case (they are compared, not read)."""
     return (column.key in sheet.key or column.list_name is not None or bool(column.choices)
             or column.type == "choice")
 
@@ -282,12 +282,12 @@ def _clean_text(value: object, code: bool) -> str | None:
     if isinstance(value, str):
         if value.isascii():
             return value.strip() or None
-        text = nfkc(value) if code else fold_width(value)
+        text = nfkc(value).upper() if code else fold_width(value)
         return text or None
     text = text_of(value)
     if text is None:
         return None
-    return (nfkc(text) if code else fold_width(text)) or None
+    return (nfkc(text).upper() if code else fold_width(text)) or None
 
 
 def programme_year(settings: dict | None) -> int | None:
@@ -363,13 +363,16 @@ def _normalise_texts(series: pd.Series, sheet: schema.Sheet,
         codes[series.isna().to_numpy()] = -1
     else:
         codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    # Each distinct value once; plain ASCII (most codes) needs only a strip.
-    cleaned = [(x.strip() or None) if type(x) is str and x.isascii() else _clean_text(x, code)
-               for x in uniques]
+    # Each distinct value once; plain ASCII needs only a strip (and codes upper case: c01 is C01).
+    if code:
+        cleaned = [(x.strip().upper() or None) if type(x) is str and x.isascii() else _clean_text(x, code)
+                   for x in uniques]
+    else:
+        cleaned = [(x.strip() or None) if type(x) is str and x.isascii() else _clean_text(x, code)
+                   for x in uniques]
     values = np.array([*cleaned, None], dtype=object)[codes]
     if code:
-        changed = [type(x) is str and c is not None and not x.isascii() and c != x.strip()
-                   for x, c in zip(uniques, cleaned)]
+        changed = [type(x) is str and c is not None and c != x.strip() for x, c in zip(uniques, cleaned)]
         flags = np.array([*changed, False], dtype=bool)[codes]
     else:
         flags = np.zeros(len(values), dtype=bool)

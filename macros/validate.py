@@ -183,7 +183,9 @@ class _Rules:
         self.emit(sheet, malformed, col, ERROR, "bad_record_id",
                   lambda i: f"记录编号“{i_[i]}”格式不对，应为“居委会编号-4位数字”，如 C01-0007",
                   lambda i: _suggest_record_id(i_[i], c_[i]))
-        mismatch = well_formed & committees.notna().to_numpy() & (prefix != committees.fillna("").to_numpy(dtype=str))
+        # Only against a known committee: an unknown one is reported (with a suggestion) already.
+        known = committees.isin(list(self._lookup(schema.COMMITTEES) or ())).to_numpy()
+        mismatch = well_formed & known & (prefix != committees.fillna("").to_numpy(dtype=str))
         self.emit(sheet, mismatch, col, ERROR, "record_id_committee",
                   lambda i: f"记录编号“{i_[i]}”与居委会编号“{c_[i]}”不符",
                   "记录编号应以本行的居委会编号开头；如居委会填错，请改正居委会编号")
