@@ -200,6 +200,11 @@ def early_cell_serial(cell: date) -> float:
 
 # ---------------------------------------------------------------- numbers
 
+# Units people write after a count ("800余次", "30万元"); anything else after a number is not a count.
+UNITS = frozenset(
+    "人 人次 次 场 场次 个 幢 栋 座 处 户 家 所 名 位 项 期 篇 份 本 册 张 件 台 套 条 天 日 小时 课时 学时 "
+    "元 万元 块 公里 米 平方米 岁 周 批 支 队 组 轮 节 课 堂 班 床 辆 箱 袋 盒 斤 公斤 吨 间 户次 人天".split()
+)
 _APPROX_BEFORE = ("大约", "将近", "接近", "超过", "约", "近", "逾", "超")
 _APPROX_AFTER = ("余", "多", "来")
 _APPROX_TAIL = ("左右", "以上", "上下")
@@ -224,6 +229,8 @@ def parse_number_text(text: str) -> Reading:
     m = _NUMBER.match(t)
     if not m:
         return Reading(reason="无法识别为数字")
+    if m["unit"] and m["unit"] != "%" and m["unit"] not in UNITS:
+        return Reading(reason=f"无法识别为数字（“{m['unit']}”不是计量单位）")
     num = m["num"]
     try:
         if num[0] in "0123456789.":

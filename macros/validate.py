@@ -35,6 +35,7 @@ assert STATUS_DONE in schema.STATUSES
 MIN_ACTIVITY_CHARS = 4
 RECORD_ID_LOOSE = re.compile(r"^(?P<committee>[A-Za-z]\w*?)\s*[-_—－]?\s*(?P<number>\d{1,4})$")
 YEAR_RANGE = (2000, 2100)
+CODE_PARTS = re.compile(r"^([A-Z]+)[-_ ]?0*(\d+)$")
 
 
 def validate(frames: dict[str, pd.DataFrame], settings: dict | None = None,
@@ -360,6 +361,8 @@ class _Suggester:
         self.known = known
         self.by_upper = {code.upper(): code for code in known}
         self.by_name = {name: code for code, name in known.items() if name}
+        # "C3" is C03: same letters, same number.
+        self.by_number = {_code_number(code): code for code in known if _code_number(code)}
         self.cache: dict[str, str] = {}
 
     def __call__(self, value: object) -> str:
@@ -369,7 +372,8 @@ class _Suggester:
         return self.cache[text]
 
     def _suggest(self, text: str) -> str:
-        code = self.by_upper.get(text.upper()) or self.by_name.get(text)
+        code = (self.by_upper.get(text.upper()) or self.by_name.get(text)
+                or self.by_number.get(_code_number(text)))
         if code is None:
             close = difflib.get_close_matches(text.upper(), list(self.by_upper), n=1, cutoff=0.6)
             code = self.by_upper[close[0]] if close else None
@@ -380,6 +384,11 @@ class _Suggester:
             return "请从下拉列表中选择"
         name = self.known[code]
         return f"您是否指 {code} {name}？".replace("  ", " ") if name else f"您是否指 {code}？"
+
+
+def _code_number(code: str) -> tuple[str, int] | None:
+    m = CODE_PARTS.match(code.strip().upper())
+    return (m[1], int(m[2])) if m else None
 
 
 def _suggest_choice(value: object, choices: tuple[str, ...]) -> str:
