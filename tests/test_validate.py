@@ -374,3 +374,31 @@ def test_cli_future_dates_follow_as_of(planted, capsys):
     main(["validate", str(planted["path"]), "--json", "--as-of", "2022-01-01"])
     codes = {i["code"] for i in json.loads(capsys.readouterr().out)["issues"]}
     assert "future_date" not in codes
+
+
+def test_links_point_at_the_real_cell_of_a_hand_made_sheet(tmp_path):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = LEDGER.name
+    ws.append(["填报表（手工）"])
+    order = ["状态", "活动内容", "日期", "居委会编号", "项目编号", "完成数量"]
+    ws.append(order)
+    ws.append(["做完了", "社区康复指导活动", date(2020, 6, 1), "C01", "P02", 3])
+    for sheet in schema.INPUT_SHEETS:
+        if sheet is not LEDGER:
+            wb.create_sheet(sheet.name).append(sheet.headers)
+    path = tmp_path / "hand.xlsx"
+    wb.save(path)
+    book = read_workbook(path)
+    result = validate(book.frames, book.settings, AS_OF)
+    (sheet,), _marks = validation_writes(result)
+    i = next(i for i, r in enumerate(sheet.rows) if r["code"] == "bad_choice")
+    assert sheet.rows[i]["row"] == 3
+    assert sheet.links[(i, "row")] == "'台账'!A3"  # 状态 sits in column A of this form
+
+
+def test_settings_default_to_the_settings_sheet(planted):
+    frames = planted["book"].frames
+    assert validate(frames, None, AS_OF).problems == validate(frames, planted["book"].settings, AS_OF).problems
