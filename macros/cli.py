@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-from . import demo
+from . import demo, schema
 from .book.build import build_workbook
 from .book.read import read_workbook
 from .errors import HealthbookError
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as-of", type=_as_of, default=None, metavar="日期",
                    help="按哪一天判断“晚于今天”的日期（默认今天），如 2020-11-15")
     p.add_argument("--mark", action="store_true",
-                   help="把结果写入“校验结果”表，并在出错的单元格上标色加批注（先清除上次的标记）")
+                   help=f"把结果写入“{schema.ISSUES.name}”表，并在出错的单元格上标色加批注（先清除上次的标记）")
     return parser
 
 

@@ -86,7 +86,7 @@ def report_text(validation: Validation, source: str = "", limit: int = REPORT_LI
         lines.append("校验通过：没有发现错误或警告。")
         return "\n".join(lines)
     verdict = "有错误需要改正" if validation.errors else "没有错误"
-    lines.append(f"校验结果：错误 {validation.errors} 个，警告 {validation.warnings} 个（{verdict}）。")
+    lines.append(f"{schema.ISSUES.name}：错误 {validation.errors} 个，警告 {validation.warnings} 个（{verdict}）。")
     by_sheet: dict[str, list[Problem]] = {}
     for problem in problems:
         by_sheet.setdefault(problem.sheet, []).append(problem)

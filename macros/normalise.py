@@ -92,7 +92,7 @@ class Reading:
     shown: str = ""             # how the typed value is quoted, when not its cell text
 
 
-_CN_DIGIT = {"〇": 0, "零": 0, "○": 0, "O": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5,
+_CN_DIGIT = {"〇": 0, "零": 0, "○": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5,
              "六": 6, "七": 7, "八": 8, "九": 9}
 _CN_NUM = "〇零○一二两三四五六七八九十"
 _TIME_SUFFIX = re.compile(r"^(.*?\d[日号]?)(?:[T\s]+|(?<=[日号]))\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?$")
@@ -118,7 +118,7 @@ def _hanzi_small(text: str) -> int | None:
 
 def _make(y: int | None, m: int | None, d: int | None) -> date | str:
     if y is None:
-        return "只写了月日，但“设置”表的“年度”未填，无法确定年份"
+        return f"只写了月日，但“{schema.SETTINGS.name}”表的“{schema.SETTINGS_BY_KEY['year'].item}”未填，无法确定年份"
     if m is None or d is None:
         return "无法识别月或日"
     try:

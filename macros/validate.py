@@ -180,16 +180,17 @@ class _Rules:
         prefix = np.strings.slice(a, 0, -5)
         i_, c_ = ids.to_numpy(), committees.to_numpy()
         col = sheet.column("record_id")
+        rid, cid = col.header, sheet.header_of("committee_id")
         malformed = ids.notna().to_numpy() & ~well_formed
         self.emit(sheet, malformed, col, ERROR, "bad_record_id",
-                  lambda i: f"记录编号“{i_[i]}”格式不对，应为“居委会编号-4位数字”，如 C01-0007",
+                  lambda i: f"{rid}“{i_[i]}”格式不对，应为“{cid}-4位数字”，如 C01-0007",
                   lambda i: _suggest_record_id(i_[i], c_[i]))
         # Only against a known committee: an unknown one is reported (with a suggestion) already.
         known = committees.isin(list(self._lookup(schema.COMMITTEES) or ())).to_numpy()
         mismatch = well_formed & known & (prefix != committees.fillna("").to_numpy(dtype=str))
         self.emit(sheet, mismatch, col, ERROR, "record_id_committee",
-                  lambda i: f"记录编号“{i_[i]}”与居委会编号“{c_[i]}”不符",
-                  "记录编号应以本行的居委会编号开头；如居委会填错，请改正居委会编号")
+                  lambda i: f"{rid}“{i_[i]}”与{cid}“{c_[i]}”不符",
+                  f"{rid}应以本行的{cid}开头；如{cid}填错，请改正{cid}")
 
     def references(self) -> None:
         projects = self._lookup(schema.PROJECTS)
@@ -227,7 +228,7 @@ class _Rules:
         sep = schema.UNIT_SEPARATOR
         empty_part = [u is not None and any(not p.strip() for p in u.split(sep)) for u in units]
         self.emit(sheet, empty_part, sheet.column("units"), ERROR, "empty_unit",
-                  lambda i: f"责任单位“{units[i]}”中有空的单位名",
+                  lambda i: f"{sheet.header_of('units')}“{units[i]}”中有空的单位名",
                   f"多个单位用一个顿号“{sep}”分隔，如：发展办{sep}服务办")
 
     def settings_rows(self) -> None:
@@ -259,7 +260,7 @@ class _Rules:
             return  # already reported as a bad value
         message = (f"“{year_item}”未填写：只写了月日的日期无法补全年份，"
                    "也无法检查日期是否在试点年度内")
-        hint = "请填写试点年度，如 2020"
+        hint = f"请填写{year_item}，如 2020"
         if any(year_rows):
             self.emit(sheet, year_rows, value_col, WARNING, "missing_year", lambda i: message, hint)
         else:
@@ -289,15 +290,16 @@ class _Rules:
                       lambda i: f"日期 {iso(i)} 不在试点年度 {self.year} 年内", "请核对年份")
         self._above_target(ledger)
         quantity, status = ledger["quantity"], ledger["status"]
+        q, st = sheet.header_of("quantity"), sheet.header_of("status")
         done_zero = (status == STATUS_DONE) & (quantity == 0)
         self.emit(sheet, done_zero, sheet.column("quantity"), WARNING, "done_without_quantity",
-                  lambda i: f"状态为“{STATUS_DONE}”，但完成数量为 0", "请填写完成数量，或改正状态")
+                  lambda i: f"{st}为“{STATUS_DONE}”，但{q}为 0", f"请填写{q}，或改正{st}")
         activity = ledger["activity"]
-        a = activity.to_numpy()
+        a, act = activity.to_numpy(), sheet.header_of("activity")
         short = activity.notna() & (activity.str.len() < MIN_ACTIVITY_CHARS)
         self.emit(sheet, short, sheet.column("activity"), WARNING, "short_activity",
-                  lambda i: f"活动内容“{a[i]}”过短，看不出做了什么",
-                  f"请写明活动内容（至少 {MIN_ACTIVITY_CHARS} 个字）")
+                  lambda i: f"{act}“{a[i]}”过短，看不出做了什么",
+                  f"请写明{act}（至少 {MIN_ACTIVITY_CHARS} 个字）")
         self._probable_duplicates(ledger)
 
     def _above_target(self, ledger: pd.DataFrame) -> None:
@@ -313,14 +315,16 @@ class _Rules:
                 ["project_id", "committee_id"])["target"]
             pairs = pd.MultiIndex.from_arrays([ledger["project_id"], ledger["committee_id"]])
             own = pd.Series(per.reindex(pairs).to_numpy(), index=ledger.index)
-        scope = np.where(own.notna(), "该居委会在该项目上的目标", "项目全年目标值")
+        scope = np.where(own.notna(), "该居委会在该项目上的目标",
+                         f"项目全年{schema.PROJECTS.header_of('target')}")
         target = own.fillna(target)
         quantity = ledger["quantity"]
         above = quantity.notna() & target.notna() & (target > 0) & (quantity > target)
         q, t = quantity.to_numpy(), target.to_numpy()
         sheet = schema.LEDGER
         self.emit(sheet, above, sheet.column("quantity"), WARNING, "quantity_above_target",
-                  lambda i: f"单条记录的完成数量 {format_number(q[i])} 超过{scope[i]} {format_number(t[i])}",
+                  lambda i: (f"单条记录的{sheet.header_of('quantity')} {format_number(q[i])} "
+                             f"超过{scope[i]} {format_number(t[i])}"),
                   "请核对数量是否多写了位数，或是否应拆成多条记录")
 
     def _probable_duplicates(self, ledger: pd.DataFrame) -> None:
@@ -332,24 +336,26 @@ class _Rules:
         groups = ledger.groupby(fields, sort=False, dropna=True)[ROW]
         first_row = groups.transform("first").to_numpy()
         sheet = schema.LEDGER
+        same = "、".join(sheet.header_of(f) for f in fields)
+        act, note = sheet.header_of("activity"), sheet.header_of("note")
         self.emit(sheet, repeated, sheet.column("activity"), WARNING, "probable_duplicate",
-                  lambda i: (f"与第 {int(first_row[i])} 行的居委会、项目、日期和活动内容都相同，"
-                             "可能重复录入"),
-                  "如确是两次活动，请在活动内容或备注中写明区别；否则删除重复行")
+                  lambda i: f"与第 {int(first_row[i])} 行的{same}都相同，可能重复录入",
+                  f"如确是两次活动，请在{act}或{note}中写明区别；否则删除重复行")
 
     def article_records(self) -> None:
         sheet, ledger = schema.ARTICLES, self.typed.get(schema.LEDGER.name)
         if sheet.name not in self.typed or ledger is None:
             return
         known = set(ledger["record_id"].dropna())
-        sep = schema.UNIT_SEPARATOR
+        sep, ledger_name = schema.UNIT_SEPARATOR, schema.LEDGER.name
         missing = [
             [r.strip() for r in v.split(sep) if r.strip() and r.strip() not in known] if v else []
             for v in self.values(sheet, "record_ids")
         ]
         self.emit(sheet, [bool(m) for m in missing], sheet.column("record_ids"), WARNING,
-                  "unknown_record", lambda i: f"关联记录编号 {sep.join(missing[i])} 在台账中不存在",
-                  f"请核对记录编号，多个编号用顿号“{sep}”分隔")
+                  "unknown_record",
+                  lambda i: f"{sheet.header_of('record_ids')} {sep.join(missing[i])} 在“{ledger_name}”表中不存在",
+                  f"请核对{schema.LEDGER.header_of('record_id')}，多个编号用顿号“{sep}”分隔")
 
 
 # ---------------------------------------------------------------- suggestions
