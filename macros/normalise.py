@@ -420,11 +420,11 @@ def _normalise_dates(series: pd.Series, column: schema.Column, year: int | None,
         for pos, code, value in zip(positions, codes, leftovers):
             reading = readings[code]
             typed = reading.shown or text_of(value)
-            if reading.value is None:
+            if reading.value is None and reading.reason:
                 ctx.report(pos, column, schema.LEVEL_ERROR, BAD_DATE,
                            f"{column.header}“{typed}”{reading.reason}",
                            "请填写日期，如 2020-06-22 或 2020年6月22日")
-            elif reading.changed:
+            elif reading.value is not None and reading.changed:
                 iso = reading.value.isoformat()
                 ctx.report(pos, column, schema.LEVEL_WARNING, NORMALISED,
                            f"{column.header}“{typed}”按 {iso} 处理", f"如无误，可直接改为 {iso}")
@@ -432,6 +432,8 @@ def _normalise_dates(series: pd.Series, column: schema.Column, year: int | None,
 
 
 def _read_date_value(value: object, year: int | None) -> Reading:
+    if isinstance(value, str) and not value.strip():
+        return Reading()  # blank (the live adapter may hand over ''): the required rule decides
     if isinstance(value, bool):
         return Reading(reason="不是日期")
     if isinstance(value, date):
@@ -463,9 +465,11 @@ def _normalise_numbers(series: pd.Series, column: schema.Column, ctx: _Context) 
         for pos, code, value in zip(positions, codes, leftovers):
             reading = readings[code]
             typed = text_of(value)
-            if reading.value is None:
+            if reading.value is None and reading.reason:
                 ctx.report(pos, column, schema.LEVEL_ERROR, BAD_NUMBER,
                            f"{column.header}“{typed}”{reading.reason}", "请只填数字，如 1200")
+            elif reading.value is None:
+                continue
             elif reading.approximate:
                 ctx.report(pos, column, schema.LEVEL_WARNING, APPROXIMATE,
                            f"{column.header}“{typed}”是约数，按 {format_number(reading.value)} 计",
@@ -478,6 +482,8 @@ def _normalise_numbers(series: pd.Series, column: schema.Column, ctx: _Context) 
 
 
 def _read_number_value(value: object) -> Reading:
+    if isinstance(value, str) and not value.strip():
+        return Reading()  # blank (the live adapter may hand over ''): the required rule decides
     if isinstance(value, str):
         return parse_number_text(value)
     if isinstance(value, bool):

@@ -18,6 +18,8 @@ import pandas as pd
 from . import schema
 from .book.read import settings_from_frame
 from .normalise import (
+    BAD_DATE,
+    BAD_NUMBER,
     ROW,
     format_number,
     normalise_frames,
@@ -47,7 +49,8 @@ def validate(frames: dict[str, pd.DataFrame], settings: dict | None = None,
     if settings is None:
         settings = settings_from_frame(frames.get(schema.SETTINGS.name))
     typed, problems = normalise_frames(frames, settings)
-    rules = _Rules(frames, typed, settings, as_of or date.today())
+    unreadable = {(p.sheet, p.row, p.column) for p in problems if p.code in (BAD_DATE, BAD_NUMBER)}
+    rules = _Rules(frames, typed, settings, as_of or date.today(), unreadable)
     problems = problems + rules.run()
     return Validation(typed, sort_problems(problems))
 
@@ -73,8 +76,9 @@ class _Rules:
     """
 
     def __init__(self, raw: dict[str, pd.DataFrame], typed: dict[str, pd.DataFrame],
-                 settings: dict, as_of: date):
+                 settings: dict, as_of: date, unreadable: set[tuple] = frozenset()):
         self.raw = raw
+        self.unreadable = unreadable  # (sheet, row, header) already reported as unreadable
         self.typed = typed
         self.settings = settings
         self.as_of = as_of
@@ -119,14 +123,20 @@ class _Rules:
     # ------------------------------------------------------------ per column
 
     def column_rules(self, sheet: schema.Sheet) -> None:
-        raw, typed = self.raw[sheet.name], self.typed[sheet.name]
+        typed = self.typed[sheet.name]
+        rows = typed[ROW].to_numpy()
         for col in sheet.columns:
             if col.key not in typed.columns:
                 continue
             series = typed[col.key]
             v = series.to_numpy()
             if col.required:
-                self.emit(sheet, raw[col.key].isna(), col, ERROR, "required",
+                # Typed value missing: blank, or unreadable (reported already, with the reason).
+                missing = series.isna().to_numpy().copy()
+                for pos in np.flatnonzero(missing) if self.unreadable else ():
+                    if (sheet.name, int(rows[pos]), col.header) in self.unreadable:
+                        missing[pos] = False
+                self.emit(sheet, missing, col, ERROR, "required",
                           lambda i, c=col: f"{c.header}未填写", _fill_hint(col))
             if col.choices:
                 bad = series.notna() & ~series.isin(col.choices)

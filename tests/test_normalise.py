@@ -178,3 +178,14 @@ def test_raw_frames_are_never_changed():
     normalise_frames(frames, {"year": YEAR})
     for name, frame in frames.items():
         pd.testing.assert_frame_equal(frame, before[name])
+
+
+def test_blank_strings_from_a_live_book_are_blanks():
+    from macros.validate import validate
+
+    frames = _frames(date="  ", quantity="")
+    typed, problems = normalise_frames(frames, {"year": YEAR})
+    assert not problems
+    result = validate(frames, {"year": YEAR}, date(2020, 11, 15))
+    assert _cell(result.problems, 2, "日期") == {("required", schema.LEVEL_ERROR)}
+    assert _cell(result.problems, 3, "完成数量") == {("required", schema.LEVEL_ERROR)}
