@@ -66,6 +66,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
          + (f"\n恢复前的文件已备份为：{done.backup}" if done.backup else ""))
     return 0
 
+
+@command
 def cmd_validate(args: argparse.Namespace) -> int:
     book = read_workbook(args.path)
     result = validate(book.frames, book.settings, args.as_of)
