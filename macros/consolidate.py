@@ -194,7 +194,7 @@ def read_submission(path: Path) -> Submission:
         grid = book.get_sheet_by_name(LEDGER).to_python(skip_empty_area=False)
     except Exception as exc:  # calamine's private error types
         raise FileUnreadable(path, str(exc)[:60]) from exc
-    names, body, row_numbers = parse_grid(grid, schema.LEDGER, path)
+    names, body, row_numbers, _ = parse_grid(grid, schema.LEDGER, path)
     where = [names.index(k) if k in names else None for k in KEYS]
     rows, numbers = [], []
     for values, excel_row in zip(body, row_numbers):
@@ -206,7 +206,7 @@ def read_submission(path: Path) -> Submission:
     if schema.FORM_INFO.name in book.sheet_names:
         # A small grid: parsed without a DataFrame (this runs once per file).
         info_grid = book.get_sheet_by_name(schema.FORM_INFO.name).to_python(skip_empty_area=False)
-        info_names, info_rows, _ = parse_grid(info_grid, schema.FORM_INFO, path)
+        info_names, info_rows, _, _ = parse_grid(info_grid, schema.FORM_INFO, path)
         info = read_form_info(dict(zip(info_names, zip(*info_rows))) if info_rows else None)
     return Submission(path, rows, numbers, set(names) & set(KEYS), info.committee_id if info else None)
 

@@ -86,21 +86,26 @@ def read_sheet(book: CalamineWorkbook, sheet: schema.Sheet, path: Path) -> pd.Da
 
 def frame_from_rows(rows: list[list], sheet: schema.Sheet, path: Path | str) -> pd.DataFrame:
     """Turn a sheet's cell grid (first row = Excel row 1) into the contract frame."""
-    columns, body, row_numbers = parse_grid(rows, sheet, path)
+    columns, body, row_numbers, headers = parse_grid(rows, sheet, path)
     frame = pd.DataFrame(body, columns=columns, dtype=object)
     for col in sheet.columns:
         if col.key not in frame.columns:
             frame[col.key] = pd.Series([None] * len(frame), dtype=object)
     frame[ROW] = row_numbers
     extras = [c for c in columns if c not in set(sheet.keys)]
-    return frame[[*sheet.keys, *extras, ROW]]
+    frame = frame[[*sheet.keys, *extras, ROW]]
+    # Where each header sits (index 0 = column A), so links and marks point at the real cell.
+    frame.attrs["headers"] = headers
+    return frame
 
 
-def parse_grid(rows: list[list], sheet: schema.Sheet, path: Path | str) -> tuple[list[str], list[list], list[int]]:
+def parse_grid(rows: list[list], sheet: schema.Sheet,
+               path: Path | str) -> tuple[list[str], list[list], list[int], list[str]]:
     """The header matching and cell cleaning behind ``frame_from_rows``, without a DataFrame.
 
     Returns the column names found (contract keys, or an extra column's own header), the
-    non-blank rows' cleaned values in that order, and their Excel row numbers. Consolidation
+    non-blank rows' cleaned values in that order, their Excel row numbers, and the header row
+    as cleaned (index 0 = column A). Consolidation
     uses it to read many small files without building a frame for each.
     """
     header_index = find_header_row(rows, sheet)
@@ -136,7 +141,7 @@ def parse_grid(rows: list[list], sheet: schema.Sheet, path: Path | str) -> tuple
         if any(v is not None for v in values):
             body.append(values)
             row_numbers.append(excel_row)
-    return [names[i] for i in keep], body, row_numbers
+    return [names[i] for i in keep], body, row_numbers, headers
 
 
 def _cell_value(value: object) -> object:
