@@ -23,11 +23,13 @@ import pandas as pd
 
 from . import schema
 from .book.read import ROW, open_calamine, parse_grid, read_sheet, settings_from_frame
+from .book.write import FileBook
 from .book.write_types import SheetWrite
-from .errors import HealthbookError, WorkbookBusy
+from .errors import HealthbookError
 from .forms import read_form_info, safe_name
 from .merge import ADDED, COMMITTEE, KEY, UNCHANGED, UPDATED, Change, LedgerMerge
 from .problems import Problem
+from .validate import validate
 
 ACCEPTED, PARTLY, REJECTED, SKIPPED = "accepted", "partly", "rejected", "skipped"
 STATUS_TEXT = {ACCEPTED: "已接受", PARTLY: "部分接受", REJECTED: "已退回", SKIPPED: "已跳过"}
@@ -237,8 +239,6 @@ def consolidate(
     Raises ``WorkbookBusy`` only when another run holds the master; when the master is open
     in Excel the result says so (``busy``, ``staged``) and the inbox is left as it was.
     """
-    from .book.write import FileBook
-
     master = Path(master)
     now = now or datetime.now().replace(microsecond=0)
     book = FileBook(master)
@@ -249,8 +249,6 @@ def consolidate(
 
 def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetime, min_age: float,
          progress: Progress | None, refresh: bool) -> Consolidation:
-    from .book.write import stage
-
     frames = wb.frames
     settings = settings_from_frame(frames[schema.SETTINGS.name])
     where = folders(master, settings, inbox)
@@ -300,11 +298,9 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
             SheetWrite(schema.LEDGER, merge.rows),
             SheetWrite(schema.CHANGES, old_changes + [c.row() for c in changes]),
         ]
-        try:
-            book.write(sheets)
-        except WorkbookBusy as busy:
-            run.busy = str(busy)
-            run.staged = stage(master, sheets, None)
+        written = book.write_or_stage(sheets)
+        if written.staged:  # open in Excel: leave the inbox for the next run
+            run.busy, run.staged = written.busy, written.staged
             run.log = write_log(master, run, now)
             return run
         run.master_written = True
@@ -350,9 +346,6 @@ class _Checker:
     """Validates a batch with the master's rules plus the submission checks, then merges it."""
 
     def __init__(self, config: dict, settings: dict, as_of: date, merge: LedgerMerge, now: datetime):
-        from .validate import validate
-
-        self.validate = validate
         self.config, self.settings, self.as_of = config, settings, as_of
         self.merge, self.now = merge, now
 
@@ -365,7 +358,7 @@ class _Checker:
             numbers += [f * ROW_OFFSET + n for n in sub.row_numbers]
         frame = pd.DataFrame(body, columns=KEYS, dtype=object)
         frame[ROW] = numbers
-        validation = self.validate({**self.config, LEDGER: frame}, self.settings, self.as_of)
+        validation = validate({**self.config, LEDGER: frame}, self.settings, self.as_of)
         found: list[list[Problem]] = [[] for _ in batch.items]
         for p in validation.problems:
             if p.sheet != LEDGER:
@@ -576,8 +569,12 @@ def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
         f"{f.moved_to.name if f.moved_to else ''}"
         for f in run.files
     ]
-    lines.append(f"{stamp}\t（本次运行）\t{len(run.files)} 个文件\t新增 {run.rows_added}\t更新 {run.rows_updated}\t"
-                 f"主工作簿{'已写入' if run.master_written else '未改变'}")
+    if run.busy:
+        outcome = f"主工作簿未写入（{run.busy}）结果暂存为 {run.staged.name}，收件箱保持原样，下次重试"
+    else:
+        outcome = f"主工作簿{'已写入' if run.master_written else '无需更新'}"
+    lines.append(f"{stamp}\t（本次运行）\t{len(run.files)} 个文件\t新增 {run.rows_added}\t"
+                 f"更新 {run.rows_updated}\t{outcome}")
     with path.open("a", encoding="utf-8") as log:
         log.write("\n".join(lines) + "\n")
     return path

@@ -223,6 +223,8 @@ def test_busy_master_is_staged_and_the_inbox_kept(master_copy, inbox, blank_form
     assert master_copy.read_bytes() == original
     assert [p.name for p in inbox.iterdir()] == ["C01.xlsx"]
     assert list(master_copy.parent.glob(f"{master_copy.stem}-待合并-*.xlsx"))
+    log = (master_copy.parent / "consolidate.log").read_text(encoding="utf-8")
+    assert "zhou" in log or "周敏" in log  # who has it open
     owner.unlink()
     assert main(["consolidate", str(master_copy)]) == 0
     assert not any(inbox.iterdir())
