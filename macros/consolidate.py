@@ -309,7 +309,7 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
             finish_file(result, where, now, master)
     run.log = write_log(master, run, now)
     if run.master_written and refresh:
-        run.refreshed = refresh_after_merge(master)
+        run.refreshed = refresh_after_merge(book, as_of)
     return run
 
 
@@ -580,18 +580,20 @@ def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
     return path
 
 
-def refresh_after_merge(master: Path) -> str:
-    """Refresh roll-ups and notices as ``healthbook report`` does, when that job exists.
+def refresh_after_merge(book: FileBook, as_of: date) -> str:
+    """Refresh roll-ups and notices as ``healthbook report`` does; returns what it did (Chinese).
 
-    HOOK: ``macros.report.run_report`` is built by the notices work; until it lands on main this
-    only says so (the next ``healthbook report`` or button click refreshes them).
+    Runs on the same ``FileBook`` (its lock is re-entrant, so it stays held). HOOK: when
+    ``macros.report.run_report`` is not there yet (it comes with the notices work), only says so.
     """
     try:
-        from .report import run_report  # type: ignore[attr-defined]
+        from .report import run_report
     except ImportError:
         return "未刷新进度汇总和通知（本版本尚无 report 功能），请稍后运行 healthbook report。"
-    run_report(master)
-    return "已刷新进度汇总和通知。"
+    report = run_report(book, as_of=as_of)
+    if getattr(report, "busy", ""):
+        return f"进度汇总和通知未写入主工作簿：{report.busy}"
+    return "已刷新进度汇总和通知（同 healthbook report）。"
 
 
 def summary_text(run: Consolidation) -> str:

@@ -253,3 +253,28 @@ def test_a_form_saved_by_libreoffice_round_trips(master_copy, inbox, blank_forms
     assert result.status == "accepted" and result.rows_added == 1, result.issues
     row = ledger_of(master_copy).query("activity == 'LibreOffice 填写的一行'").iloc[0]
     assert row["committee_id"] == "C02" and row["record_id"].startswith("C02-")
+
+
+def test_several_files_in_one_run_keep_their_own_rows_and_order(master_copy, inbox, blank_forms):
+    import os
+
+    ledger = ledger_of(master_copy).set_index("record_id")
+    existing = {k: ledger.loc["C01-0003", k] for k in HEADERS if k not in ("record_id", "source")}
+    first = fill_form(form_c01(blank_forms), inbox / "C01-第一次.xlsx",
+                      [{**existing, "record_id": "C01-0003", "quantity": 70}])
+    second = fill_form(form_c01(blank_forms), inbox / "C01-第二次.xlsx",
+                       [{**existing, "record_id": "C01-0003", "quantity": 80}])
+    c02 = blank_forms / "填报表-C02-恒德里居委会.xlsx"
+    twice = fill_form(c02, inbox / "C02.xlsx", [new_row(record_id="C02-0900"), new_row(activity="另一行"),
+                                                new_row(record_id="C02-0900", activity="重复编号")])
+    for n, path in enumerate((first, twice, second)):
+        os.utime(path, (1_600_000_000 + n, 1_600_000_000 + n))
+
+    run = consolidate(master_copy)
+    by_file = {f.file: f for f in run.files}
+    assert ledger_of(master_copy).set_index("record_id").loc["C01-0003", "quantity"] == 80
+    assert by_file["C01-第一次.xlsx"].rows_updated == 1 and by_file["C01-第二次.xlsx"].rows_updated == 1
+    dup = [p for p in by_file["C02.xlsx"].issues if p.is_error]
+    assert {p.row for p in dup} == {4}, dup  # Excel rows of that file, not of the batch
+    assert "第 2 行" in dup[0].message
+    assert by_file["C02.xlsx"].status == "partly" and by_file["C02.xlsx"].rows_added == 2
