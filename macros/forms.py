@@ -83,8 +83,9 @@ def build_form(book: Workbook, committee_id: str, committee_name: str, path: Pat
                now: datetime, rows: list[dict] | None = None) -> Path:
     """One committee's form at ``path`` (written to a temporary name, then moved into place).
 
-    ``rows`` (keyed by column key) are written first, e.g. the committee's records to correct;
-    the rest of the input rows get only the committee's 居委会编号.
+    ``rows`` (keyed by column key) are written first, e.g. the committee's records to correct.
+    Blank rows stay blank (no prefilled 居委会编号): the column's dropdown offers only this
+    committee, and consolidation fills a blank one from the hidden info sheet.
     """
     projects = book[schema.PROJECTS.name]
     project_ids = tuple(str(p) for p in projects["project_id"] if p is not None)
@@ -98,9 +99,9 @@ def build_form(book: Workbook, committee_id: str, committee_name: str, path: Pat
     try:
         builder = SheetBuilder(workbook)
         _guide(builder, book, committee_id, committee_name)
-        prefilled = [{**r, "committee_id": committee_id} for r in rows or []]
-        prefilled += [{"committee_id": committee_id}] * max(0, schema.FORM_INPUT_ROWS - len(prefilled))
-        ws = builder.table(schema.LEDGER, prefilled, schema.FORM_LEDGER_COLUMNS)
+        filled = [{**r, "committee_id": committee_id} for r in rows or []]
+        ws = builder.table(schema.LEDGER, filled, schema.FORM_LEDGER_COLUMNS,
+                           input_rows=schema.FORM_INPUT_ROWS)
         ws.activate()
         builder.lists(schema.LISTS, lists)
         info = builder.table(schema.FORM_INFO, [
@@ -166,7 +167,7 @@ def form_guide_sections(book: Workbook, committee_id: str, committee_name: str) 
                     f"（如 {committee_id}-0001），回执中会列出分配的编号。"),
         ("修改已报记录", "保留原来的“记录编号”，改正其他列后重新提交；汇总时按记录编号更新，"
                       "每处修改都会记入变更记录。已报记录不会因为没有再次提交而被删除。"),
-        ("填写要点", "“居委会编号”已填好，请勿改动；项目编号、状态、入简报请从下拉列表选择；"
+        ("填写要点", f"“居委会编号”只能填 {committee_id}，也可以留空（汇总时自动填上）；项目编号、状态、入简报请从下拉列表选择；"
                    "日期写成 2020-06-22；参与人数、完成数量填数字。不要改动表头，可以在右侧增加自己的列"
                    "（汇总时不会读取）。以“=”等开头的内容会按文字保存，不会当作公式计算。"),
         ("提交", f"保存为 .xlsx 文件（不要另存为 .xls 或 .csv），放入街道共享的“{inbox}”文件夹，"

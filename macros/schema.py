@@ -391,7 +391,8 @@ FORM_INFO_ITEMS: dict[str, str] = {
 }
 # Ledger columns a form carries: 来源 is written by consolidation, not by the committee.
 FORM_LEDGER_COLUMNS: tuple[Column, ...] = tuple(c for c in LEDGER.columns if c.key != "source")
-FORM_INPUT_ROWS = 500
+# Rows of a form prepared with dropdowns and input messages.
+FORM_INPUT_ROWS = 1000
 
 
 @dataclass(frozen=True)

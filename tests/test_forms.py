@@ -37,8 +37,11 @@ def test_form_sheets_columns_and_hidden_info(forms_dir):
     ws = wb[schema.LEDGER.name]
     headers = [c.value for c in ws[1]][: len(schema.FORM_LEDGER_COLUMNS)]
     assert headers == [c.header for c in schema.FORM_LEDGER_COLUMNS]
-    committee_col = [c.key for c in schema.FORM_LEDGER_COLUMNS].index("committee_id") + 1
-    assert {ws.cell(r, committee_col).value for r in range(2, 50)} == {"C03"}
+    assert ws.max_row == 1, "no prefilled rows: a blank form reads as empty"
+    letter = openpyxl.utils.get_column_letter(
+        [c.key for c in schema.FORM_LEDGER_COLUMNS].index("committee_id") + 1)
+    [dv] = [dv for dv in ws.data_validations.dataValidation if str(dv.sqref).startswith(f"{letter}2")]
+    assert str(dv.sqref) == f"{letter}2:{letter}{schema.FORM_INPUT_ROWS + 1}"
     guide = " ".join(str(c.value) for row in wb[schema.FORM_GUIDE.name].iter_rows() for c in row if c.value)
     assert "蒋家巷居委会" in guide and "记录编号" in guide and "P07" in guide
 

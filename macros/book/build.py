@@ -106,7 +106,8 @@ class SheetBuilder:
                 self.table(sheet, rows.get(sheet.name, []))
         self.defined_names()
 
-    def table(self, sheet: schema.Sheet, data: list[dict], columns: tuple[schema.Column, ...] | None = None):
+    def table(self, sheet: schema.Sheet, data: list[dict], columns: tuple[schema.Column, ...] | None = None,
+              input_rows: int | None = None):
         """One sheet: styled header, widths and formats, ``data`` rows, validations; returns it."""
         ws = self.wb.add_worksheet(sheet.name)
         columns = columns or sheet.columns
@@ -127,7 +128,7 @@ class SheetBuilder:
             ws.set_tab_color("#90A4AE")
             ws.write_string(0, len(columns) + 1, sheet.description, self.fmt(italic=True))
             return ws
-        self.validations(ws, columns, max(sheet.input_rows, len(data)))
+        self.validations(ws, columns, max(sheet.input_rows if input_rows is None else input_rows, len(data)))
         return ws
 
     def write_cell(self, ws, r: int, c: int, value, cell_format) -> None:
