@@ -176,8 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "（填报表-编号-名称.xlsx，含下拉列表、输入提示和填报说明）。")
     p.add_argument("path", type=Path, help="主工作簿路径")
     p.add_argument("--out", type=Path, required=True, help="填报表输出文件夹")
-    p.add_argument("--committee", action="append", metavar="编号",
-                   help="只生成这个居委会的填报表（可重复，如 --committee C01 --committee C02）")
+    p.add_argument("--committee", action="extend", nargs="+", metavar="编号",
+                   help="只生成这些居委会的填报表，如 --committee C01 C02")
     p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
 
     p = sub.add_parser("consolidate", help="把收件箱里的填报表汇总进主工作簿",

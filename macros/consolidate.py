@@ -23,7 +23,7 @@ import pandas as pd
 
 from . import schema
 from .book.read import ROW, open_calamine, parse_grid, read_sheet, settings_from_frame
-from .book.write import FileBook
+from .book.write import STAGED, FileBook
 from .book.write_types import SheetWrite
 from .errors import HealthbookError
 from .forms import read_form_info, safe_name
@@ -125,12 +125,17 @@ def folders(master: Path, settings: dict, inbox: Path | str | None = None) -> Fo
                    where("receipts"), str(master.parent / str(own)) if own else None)
 
 
-def skip_reason(path: Path, min_age: float = 0.0, now: float | None = None) -> str | None:
+def skip_reason(path: Path, min_age: float = 0.0, now: float | None = None,
+                master: Path | None = None) -> str | None:
     """Why ``path`` is left in the inbox untouched, or None to process it."""
     name = path.name
     lower = name.lower()
     if path.is_dir():
         return "文件夹"
+    if master is not None and (path.resolve() == master.resolve() or name == LOG_NAME
+                               or name.startswith(f"{master.stem}-{STAGED}-")):
+        # An inbox set to the master's own folder must never take the master for a submission.
+        return "主工作簿本身或它的暂存、日志文件"
     if lower in SYSTEM_FILES:
         return "系统文件"
     if name.startswith(TEMP_PREFIXES) or lower.endswith(TEMP_SUFFIXES):
@@ -142,6 +147,8 @@ def skip_reason(path: Path, min_age: float = 0.0, now: float | None = None) -> s
         return "隐藏文件"
     if min_age and (now or _time.time()) - st.st_mtime < min_age:
         return "刚刚修改，可能仍在复制中，下次再处理"
+    if path.with_name("~$" + name).exists() or path.with_name(f".~lock.{name}#").exists():
+        return "正被 Excel/WPS/LibreOffice 打开编辑，下次再处理"
     return None
 
 
@@ -273,7 +280,7 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
     batch = _Batch()
     clock = _time.time()
     for path in paths:
-        reason = skip_reason(path, min_age, clock)
+        reason = skip_reason(path, min_age, clock, master)
         if reason:
             results.append(FileResult(path.name, SKIPPED, issues=[_file_problem("skipped", reason, WARNING)]))
             tick(path.name)
@@ -499,7 +506,12 @@ def finish_file(result: FileResult, where: Folders, now: datetime, master: Path)
     """Move the file to archive/ or rejected/ and write its receipt."""
     source = where.inbox / result.file
     folder = where.rejected if result.status == REJECTED else where.archive
-    result.moved_to = move_with_stamp(source, folder, now)
+    try:
+        result.moved_to = move_with_stamp(source, folder, now)
+    except OSError as exc:  # e.g. Windows: the committee opened it again meanwhile
+        result.issues.append(_file_problem(
+            "not_moved", f"{result.file} 无法移到“{folder.name}”文件夹（{exc.strerror or exc}），仍留在收件箱；"
+            "下次汇总时会再次处理（不会重复添加）。", WARNING))
     result.receipt = write_receipt(result, where.receipts, now, master, where.templates)
 
 

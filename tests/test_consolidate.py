@@ -116,7 +116,7 @@ def test_an_update_is_audited_in_the_change_log(master_copy, inbox, blank_forms)
 
 
 def test_bad_rows_are_left_out_and_named_in_the_receipt(master_copy, inbox, blank_forms):
-    rows = [new_row(activity="好的一行"), new_row(project_id="P99", activity="项目编号不存在"),
+    rows = [new_row(activity="好的一行"), new_row(project_id="<b>P99</b>", activity="项目编号不存在"),
             new_row(activity="数量不是数字", quantity="很多")]
     fill_form(form_c01(blank_forms), inbox / "C01-有错.xlsx", rows)
     run = consolidate(master_copy)
@@ -129,6 +129,7 @@ def test_bad_rows_are_left_out_and_named_in_the_receipt(master_copy, inbox, blan
     receipt = result.receipt.read_text(encoding="utf-8")
     for row, column in bad:
         assert f"<td>{row}</td><td>{column}</td>" in receipt
+    assert "<b>P99" not in receipt and "&lt;b&gt;P99" in receipt  # escaped
     assert result.moved_to.parent.name == schema.SETTINGS_BY_KEY["archive"].default
     assert main(["consolidate", str(master_copy)]) == 0  # an empty inbox is fine
 
@@ -278,3 +279,16 @@ def test_several_files_in_one_run_keep_their_own_rows_and_order(master_copy, inb
     assert {p.row for p in dup} == {4}, dup  # Excel rows of that file, not of the batch
     assert "第 2 行" in dup[0].message
     assert by_file["C02.xlsx"].status == "partly" and by_file["C02.xlsx"].rows_added == 2
+
+
+def test_an_inbox_in_the_masters_own_folder_never_takes_the_master(master_copy, blank_forms):
+    fill_form(form_c01(blank_forms), master_copy.parent / "C01.xlsx", [new_row()])
+    editing = fill_form(form_c01(blank_forms), master_copy.parent / "C01-还在改.xlsx", [new_row()])
+    editing.with_name("~$" + editing.name).write_bytes(b"\x04zhou")
+    run = consolidate(master_copy, inbox=master_copy.parent)
+    status = {f.file: f.status for f in run.files}
+    assert status[master_copy.name] == "skipped" and status["C01-还在改.xlsx"] == "skipped"
+    assert status["C01.xlsx"] == "accepted" and run.master_written
+    assert master_copy.exists() and editing.exists()
+    again = consolidate(master_copy, inbox=master_copy.parent)  # its log and backups folder too
+    assert {f.status for f in again.files} == {"skipped"} and master_copy.exists()

@@ -69,8 +69,9 @@ def test_dropdowns_come_from_the_forms_own_defined_names(forms_dir, demo_master)
 
 
 def test_only_the_asked_committees_and_unknown_ones_refused(demo_master, tmp_path, capsys):
-    assert main(["forms", str(demo_master), "--out", str(tmp_path), "--committee", "c02"]) == 0
-    assert [p.name for p in tmp_path.glob("*.xlsx")] == ["填报表-C02-恒德里居委会.xlsx"]
+    assert main(["forms", str(demo_master), "--out", str(tmp_path), "--committee", "c02", "C04"]) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.xlsx")) == ["填报表-C02-恒德里居委会.xlsx",
+                                                              "填报表-C04-春平坊居委会.xlsx"]
     assert main(["forms", str(demo_master), "--out", str(tmp_path), "--committee", "C99"]) == 2
     assert "C99" in capsys.readouterr().err
 
