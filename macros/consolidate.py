@@ -59,7 +59,10 @@ class FileResult:
     rows_updated: int = 0
     rows_unchanged: int = 0
     issues: list[Problem] = field(default_factory=list)
-    outcomes: list = field(default_factory=list)  # merge.RowOutcome per merged row
+    # merge.RowOutcome per merged row: rendered into a pending receipt right after the merge and
+    # then dropped, so a run over thousands of files does not hold every row's outcome.
+    outcomes: list = field(default_factory=list)
+    pending_receipt: Path | None = None
     changes: list[Change] = field(default_factory=list)  # its lines of 变更记录
     moved_to: Path | None = None
     receipt: Path | None = None
@@ -261,12 +264,22 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
     where = folders(master, settings, inbox)
     old_changes = frames[schema.CHANGES.name].drop(columns=ROW).to_dict("records")
     merge = LedgerMerge(frames[LEDGER].drop(columns=ROW).to_dict("records"))
-    # The config sheets are what a submission is validated against; the ledger lives in ``merge``.
-    checker = _Checker({n: f for n, f in frames.items() if n in INPUT_NAMES and n != LEDGER},
-                       settings, as_of, merge, now)
     committees = _committees(frames[schema.COMMITTEES.name])
-    del frames, wb
+    # The config sheets are what a submission is validated against; the ledger lives in ``merge``.
+    pending = None if dry_run else where.receipts / f".pending-{now:%Y%m%d-%H%M%S}-{os.getpid()}"
+    checker = _Checker({n: f for n, f in frames.items() if n in INPUT_NAMES and n != LEDGER},
+                       settings, as_of, merge, now, pending, master, where.templates)
+    try:
+        return _merge_and_write(book, master, where, merge, checker, old_changes, committees, dry_run,
+                                as_of, now, min_age, progress, refresh)
+    finally:
+        if pending is not None:
+            shutil.rmtree(pending, ignore_errors=True)
 
+
+def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, checker, old_changes: list,
+                     committees: dict[str, str], dry_run: bool, as_of: date, now: datetime,
+                     min_age: float, progress: Progress | None, refresh: bool) -> Consolidation:
     paths = inbox_files(where.inbox)
     results: list[FileResult] = []
     done = 0
@@ -352,9 +365,11 @@ class _Batch:
 class _Checker:
     """Validates a batch with the master's rules plus the submission checks, then merges it."""
 
-    def __init__(self, config: dict, settings: dict, as_of: date, merge: LedgerMerge, now: datetime):
+    def __init__(self, config: dict, settings: dict, as_of: date, merge: LedgerMerge, now: datetime,
+                 pending: Path | None, master: Path, templates: str | None):
         self.config, self.settings, self.as_of = config, settings, as_of
         self.merge, self.now = merge, now
+        self.pending, self.master, self.templates = pending, master, templates
 
     def flush(self, batch: _Batch, tick: Callable[[str], None]) -> None:
         if not batch.items:
@@ -391,6 +406,9 @@ class _Checker:
         result.rows_updated = merged.count(UPDATED)
         result.rows_unchanged = merged.count(UNCHANGED)
         result.status = REJECTED if not good else PARTLY if bad_rows else ACCEPTED
+        if self.pending is not None:
+            result.pending_receipt = write_receipt(result, self.pending, self.now, self.master, self.templates)
+        result.outcomes = []
 
 
 def _unshift(p: Problem) -> Problem:
@@ -512,7 +530,12 @@ def finish_file(result: FileResult, where: Folders, now: datetime, master: Path)
         result.issues.append(_file_problem(
             "not_moved", f"{result.file} 无法移到“{folder.name}”文件夹（{exc.strerror or exc}），仍留在收件箱；"
             "下次汇总时会再次处理（不会重复添加）。", WARNING))
-    result.receipt = write_receipt(result, where.receipts, now, master, where.templates)
+    if result.pending_receipt is not None:
+        where.receipts.mkdir(parents=True, exist_ok=True)
+        result.receipt = where.receipts / result.pending_receipt.name
+        os.replace(result.pending_receipt, result.receipt)
+    else:
+        result.receipt = write_receipt(result, where.receipts, now, master, where.templates)
 
 
 def move_with_stamp(path: Path, folder: Path, now: datetime) -> Path:
