@@ -164,6 +164,7 @@ def render_with_pictures(path: Path, out: Path, context: dict,
     tpl = DocxTemplate(str(path))
     env = docx_environment()
     name = Path(path).name
+    tpl.init_docx()
     source = _xml_source(tpl, tpl.get_xml())
     compile_template(env, source, name, variables)  # Chinese errors before docxtpl sees the template
     try:
