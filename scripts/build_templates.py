@@ -175,6 +175,7 @@ def base_document(numbered: bool = True) -> Document:
     ind = signature.element.get_or_add_pPr().find(qn("w:ind"))
     ind.set(qn("w:rightChars"), "400")  # 右空四字
     ind.set(qn("w:right"), str(4 * BODY_PT * 20))
+    signature.paragraph_format.keep_with_next = True  # issuer and date stay on one page
     paragraph_style(doc, "表格文字", FANGSONG, 12, align=WD_ALIGN_PARAGRAPH.CENTER, exact=False)
     paragraph_style(doc, "表格标题", HEI, 12, align=WD_ALIGN_PARAGRAPH.CENTER, exact=False, latin=HEI)
     paragraph_style(doc, "图表", FANGSONG, 12, align=WD_ALIGN_PARAGRAPH.CENTER, exact=False)
