@@ -34,9 +34,9 @@ class TemplateMissing(HealthbookError):
 
 def templates_dir() -> Path:
     """The shipped templates: ``templates/`` in a checkout, ``macros/templates`` in a wheel."""
-    if CHECKOUT_TEMPLATES.is_dir():
-        return CHECKOUT_TEMPLATES
-    return Path(str(resources.files("macros").joinpath("templates")))
+    installed = Path(str(resources.files("macros").joinpath("templates")))
+    # An installed wheel holds macros/templates; a checkout has templates/ beside macros/.
+    return installed if installed.is_dir() else CHECKOUT_TEMPLATES
 
 
 def search_path(override_dir: Path | str | None = None) -> list[Path]:
@@ -120,6 +120,11 @@ def syntax_problem(exc: jinja2.TemplateSyntaxError, source: str, template: str) 
     tags = _TAG.findall(line)
     tag = tags[-1] if tags else line.strip()[:40]
     text = str(exc.message or "")
+    inner = re.search(r"innermost block that needs to be closed is '(\w+)'", text)
+    if inner:
+        opened = _last_unclosed_block(visible_text(source)) or tag
+        return TemplateProblem(template, opened,
+                               f"标签没有配对：{{% {inner.group(1)} %}} 缺少对应的 {{% end{inner.group(1)} %}}")
     if "Unexpected end of template" in text or "unexpected end of template" in text:
         opened = _last_unclosed_block(visible_text(source))
         return TemplateProblem(template, opened or tag,
@@ -142,9 +147,10 @@ def _last_unclosed_block(text: str) -> str | None:
     return stack[-1] if stack else None
 
 
-def tag_naming(source: str, name: str) -> str:
-    """The first tag in ``source`` that mentions identifier ``name``."""
-    pattern = re.compile(rf"(?<![\w.]){re.escape(name)}(?!\w)")
+def tag_naming(source: str, name: str, attribute: bool = False) -> str:
+    """The first tag in ``source`` that mentions variable ``name`` (or ``.name`` for an attribute)."""
+    before = r"\." if attribute else r"(?<![\w.])"
+    pattern = re.compile(rf"{before}{re.escape(name)}(?!\w)")
     for tag in _TAG.findall(visible_text(source)):
         if pattern.search(tag):
             return tag
@@ -154,9 +160,11 @@ def tag_naming(source: str, name: str) -> str:
 def undefined_problem(exc: jinja2.UndefinedError, source: str, template: str) -> TemplateProblem:
     """A StrictUndefined error (e.g. a misspelt attribute) as a Chinese message naming the tag."""
     text = str(exc.message or exc)
-    m = re.search(r"has no attribute '([^']+)'", text) or re.search(r"'([^']+)' is undefined", text)
+    attribute = re.search(r"has no attribute '([^']+)'", text)
+    m = attribute or re.search(r"'([^']+)' is undefined", text)
     name = m.group(1) if m else text
-    return TemplateProblem(template, tag_naming(source, name), f"使用了不存在的变量或字段“{name}”")
+    return TemplateProblem(template, tag_naming(source, name, bool(attribute)),
+                           f"使用了不存在的变量或字段“{name}”")
 
 
 def render_checked(template_obj: jinja2.Template, context: dict, source: str, template: str) -> str:

@@ -117,8 +117,7 @@ def safe_name(*parts: object) -> str:
     pieces = []
     for part in parts:
         piece = unicodedata.normalize("NFKC", text(part))
-        piece = _UNSAFE.sub("_", piece)
-        piece = _SPACES.sub(" ", piece).strip(" ._")
+        piece = _UNSAFE.sub("_", _SPACES.sub(" ", piece)).strip(" ._")
         if piece:
             pieces.append(piece)
     name = "_".join(pieces) or "未命名"
