@@ -42,13 +42,14 @@ def cjk_font() -> str:
 
 @dataclass(frozen=True)
 class Chart:
-    svg: str   # inline <svg> for HTML (text drawn as paths: no font needed to view it)
-    png: bytes  # for Word
+    svg: str   # inline <svg> for HTML ('' when not asked for)
+    png: bytes  # for Word (b'' when not asked for)
     width_mm: float
 
 
 def progress_chart(names: list[str], percents: list[float], statuses: list[str],
-                   expected: float | None = None, title: str = "") -> Chart:
+                   expected: float | None = None, title: str = "",
+                   formats: tuple[str, ...] = ("svg", "png")) -> Chart:
     """Horizontal bars, one per committee, coloured by 进度状态, with the time-expected line."""
     import matplotlib
 
@@ -60,7 +61,8 @@ def progress_chart(names: list[str], percents: list[float], statuses: list[str],
     plt.rcParams["font.sans-serif"] = [font]
     plt.rcParams["font.family"] = "sans-serif"
     plt.rcParams["axes.unicode_minus"] = False
-    plt.rcParams["svg.fonttype"] = "path"
+    # SVG text stays text (small, fast, selectable); browsers draw it with any installed CJK font.
+    plt.rcParams["svg.fonttype"] = "none"
     plt.rcParams["svg.hashsalt"] = "healthbook"  # deterministic SVG ids
 
     n = len(names)
@@ -87,8 +89,10 @@ def progress_chart(names: list[str], percents: list[float], statuses: list[str],
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
     svg, png = io.StringIO(), io.BytesIO()
-    fig.savefig(svg, format="svg", metadata={"Date": None})
-    fig.savefig(png, format="png")
+    if "svg" in formats:
+        fig.savefig(svg, format="svg", metadata={"Date": None})
+    if "png" in formats:
+        fig.savefig(png, format="png")
     plt.close(fig)
     text = svg.getvalue()
-    return Chart(svg=text[text.index("<svg"):], png=png.getvalue(), width_mm=150)
+    return Chart(svg=text[text.index("<svg"):] if text else "", png=png.getvalue(), width_mm=150)

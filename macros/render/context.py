@@ -47,6 +47,7 @@ class NoticeInput:
     rollup: Any | None = None  # macros.rollup.Rollup
     base_dir: Path | None = None  # the workbook's folder: article pictures are relative to it
     warnings: list[str] = field(default_factory=list)
+    cache: dict[str, list[dict]] = field(default_factory=dict, repr=False)
 
 
 def clean(value: object) -> object:
@@ -67,7 +68,26 @@ def records(frame: pd.DataFrame | None) -> list[dict]:
     if frame is None or frame.empty:
         return []
     cols = [c for c in frame.columns if not str(c).startswith("_")]
-    return [{c: clean(v) for c, v in zip(cols, row)} for row in frame[cols].itertuples(index=False)]
+    columns = []
+    for col in cols:  # whole columns at once: this runs over every committee × project pair
+        series = frame[col]
+        if pd.api.types.is_datetime64_any_dtype(series):
+            values = [d.date() if not pd.isna(d) else "" for d in series]
+        elif pd.api.types.is_bool_dtype(series):
+            values = series.tolist()
+        elif pd.api.types.is_numeric_dtype(series):
+            values = [("" if v != v else v) for v in series.astype(float).tolist()]
+        else:
+            values = [v if type(v) is str else clean(v) for v in series.tolist()]
+        columns.append(values)
+    return [dict(zip(cols, row)) for row in zip(*columns)]
+
+
+def cached_records(data: NoticeInput, key: str, frame: pd.DataFrame | None) -> list[dict]:
+    """``records(frame)`` computed once per NoticeInput; callers get their own copies to change."""
+    if key not in data.cache:
+        data.cache[key] = records(frame)
+    return [dict(r) for r in data.cache[key]]
 
 
 def number(value: object, default: float = 0.0) -> float:
@@ -107,13 +127,13 @@ def doc_number(data: NoticeInput, offset: int = 0) -> str:
 # ---- roll-up views ---------------------------------------------------------------------------
 
 def _projects_info(data: NoticeInput) -> dict[str, dict]:
-    return {r["project_id"]: r for r in records(data.frames.get(schema.PROJECTS.name))}
+    return {r["project_id"]: r for r in cached_records(data, "projects", data.frames.get(schema.PROJECTS.name))}
 
 
 def project_rows(data: NoticeInput) -> list[dict]:
     """项目进度 rows with the 项目 sheet's indicator unit and what remains."""
     info = _projects_info(data)
-    rows = records(data.rollup.projects)
+    rows = cached_records(data, "project_progress", data.rollup.projects)
     for r in rows:
         r["indicator_unit"] = info.get(r["project_id"], {}).get("indicator_unit", "")
         r["remaining"] = max(number(r.get("target")) - number(r.get("achieved")), 0.0)
@@ -160,7 +180,7 @@ def upcoming(projects: list[dict], as_of: date, limit: int = UPCOMING) -> list[d
 
 def progress_context(data: NoticeInput, chart: object = "") -> dict:
     projects = project_rows(data)
-    committees = records(data.rollup.committees)
+    committees = cached_records(data, "committee_progress", data.rollup.committees)
     return {
         **common(data, PROGRESS), "doc_number": doc_number(data),
         "summary": summary(data, projects, committees),
@@ -196,8 +216,20 @@ def reminder_contexts(data: NoticeInput) -> list[dict]:
     """One context per committee that is behind, has overdue items, or has been silent too long."""
     info = _projects_info(data)
     silence = silence_days(data)
+    pairs = data.rollup.committee_projects
+    overdue_counts = pairs.loc[pairs["overdue"].map(truthy), "committee_id"].value_counts().to_dict() \
+        if len(pairs) else {}
+    chosen = []
+    for committee in cached_records(data, "committee_progress", data.rollup.committees):
+        reasons = reminder_reasons(committee, int(overdue_counts.get(committee["committee_id"], 0)), silence)
+        if reasons:
+            chosen.append((committee, reasons))
+    if not chosen:
+        return []
+    # Only the chosen committees' pairs become dicts (a district has thousands of pairs).
+    wanted = pairs[pairs["committee_id"].isin([c["committee_id"] for c, _ in chosen])]
     by_committee: dict[str, list[dict]] = {}
-    for item in records(data.rollup.committee_projects):
+    for item in records(wanted):
         project = info.get(item["project_id"], {})
         item.update(
             name=project.get("name", item["project_id"]), units=project.get("units", ""),
@@ -208,12 +240,9 @@ def reminder_contexts(data: NoticeInput) -> list[dict]:
     base = {**common(data, REMINDER), "doc_number": doc_number(data, 1),
             "reply_by": data.as_of + timedelta(days=REPLY_DAYS)}
     contexts = []
-    for committee in records(data.rollup.committees):
+    for committee, reasons in chosen:
         items = by_committee.get(committee["committee_id"], [])
         overdue = [i for i in items if truthy(i.get("overdue"))]
-        reasons = reminder_reasons(committee, len(overdue), silence)
-        if not reasons:
-            continue
         ahead = [i for i in items if not truthy(i.get("overdue")) and i["remaining"] > 0
                  and fmt.as_date(i["deadline"]) and fmt.as_date(i["deadline"]) >= data.as_of]
         ahead.sort(key=lambda i: (fmt.as_date(i["deadline"]), i["project_id"]))
@@ -242,9 +271,8 @@ def meeting_contexts(data: NoticeInput, meeting_id: str | None = None) -> list[d
     return contexts
 
 
-def link_categories(frame: pd.DataFrame | None) -> list[dict]:
-    """项目 by category, as the bulletin's 【链接】 lists them: 项目一、项目二… within each category."""
-    projects = records(frame)
+def link_categories(projects: list[dict]) -> list[dict]:
+    """项目 rows by category, as the bulletin's 【链接】 lists them: 项目一、项目二… within each category."""
     order = [c for c in schema.CATEGORIES if any(p.get("category") == c for p in projects)]
     order += [c for c in dict.fromkeys(p.get("category") for p in projects) if c not in order and c]
     result = []
@@ -289,12 +317,12 @@ def bulletin_context(data: NoticeInput, issue: int | None = None) -> dict | None
     progress = ""
     if data.rollup is not None:
         projects = project_rows(data)
-        committees = records(data.rollup.committees)
+        committees = cached_records(data, "committee_progress", data.rollup.committees)
         progress = {**summary(data, projects, committees), "categories": category_rows(projects)}
     pilot = fmt.text(data.settings.get("pilot_name"))
     return {
         **common(data, BULLETIN), "bulletin_name": fmt.text(data.settings.get("bulletin_name")) or "工作简报",
         "issue": int(issue), "articles": articles, "progress": progress,
         "link_title": f"街道创建{pilot}建设工作项目", "link_categories": link_categories(
-            data.frames.get(schema.PROJECTS.name)),
+            cached_records(data, "projects", data.frames.get(schema.PROJECTS.name))),
     }

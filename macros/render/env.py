@@ -89,9 +89,12 @@ def check_braces(text: str, template: str) -> None:
     """Refuse tags typed with full-width braces (｛｛ ｝｝): jinja would print them as plain text."""
     m = _FULL_WIDTH_TAG.search(text)
     if m:
-        start, end = max(m.start() - 12, 0), min(m.end() + 20, len(text))
+        line_start = text.rfind("\n", 0, m.start()) + 1
+        line_end = text.find("\n", m.end())
+        line = text[line_start:line_end if line_end >= 0 else len(text)]
+        at = m.start() - line_start
         raise TemplateProblem(
-            template, text[start:end].strip(),
+            template, line[max(at - 12, 0):at + 30].strip(),
             "标签使用了全角括号或百分号（中文输入法打出的 ｛｛ ｝｝ 或 ％），请切换到英文输入法重新输入 {{ }} 或 {% %}",
         )
 

@@ -93,14 +93,31 @@ def parse_kinds(names: Iterable[str] | None) -> tuple[str, ...]:
 
 
 class HtmlTemplates:
-    """HTML templates of one run: compiled once, checked for unknown variables and IME braces."""
+    """HTML templates compiled once per folder (recompiled when a file changes), checked for
+    unknown variables and IME braces."""
+
+    _shared: dict[str, HtmlTemplates] = {}
 
     def __init__(self, override: Path | None):
         self.env = html_environment(override)
         self.cache: dict[str, tuple[jinja2.Template, str]] = {}
+        self.checked: set[str] = set()
+
+    @classmethod
+    def for_folder(cls, override: Path | None) -> HtmlTemplates:
+        key = str(Path(override).resolve()) if override else ""
+        if key not in cls._shared:
+            cls._shared[key] = cls(override)
+        templates = cls._shared[key]
+        templates.checked = set()
+        return templates
 
     def get(self, name: str, variables: Iterable[str] | None) -> tuple[jinja2.Template, str]:
-        if name not in self.cache:
+        cached = self.cache.get(name)
+        if cached is not None and name in self.checked:
+            return cached
+        self.checked.add(name)  # a file changed on disk is picked up by the next run
+        if cached is None or not cached[0].is_up_to_date:
             try:
                 source = self.env.loader.get_source(self.env, name)[0]
             except jinja2.TemplateNotFound:
@@ -147,7 +164,7 @@ class Renderer:
         self.data, self.options = data, options
         self.out_dir = Path(out_dir)
         self.result = NoticeResult(self.out_dir, warnings=data.warnings)
-        self.html = HtmlTemplates(options.templates)
+        self.html = HtmlTemplates.for_folder(options.templates)
         self.progress = progress or (lambda _msg: None)
 
     def _word_path(self, kind: str) -> Path:
@@ -188,7 +205,10 @@ class Renderer:
             return progress_chart([str(c.get("committee_name") or c.get("committee_id")) for c in rows],
                                   [ctx.number(c.get("percent")) for c in rows],
                                   [str(c.get("status")) for c in rows],
-                                  title=f"完成率最低的{CHART_LIMIT}个居委会" if rows is not committees else "")
+                                  expected=(getattr(self.data.rollup, "meta", {}) or {}).get("expected"),
+                                  title=f"完成率最低的{CHART_LIMIT}个居委会" if rows is not committees else "",
+                                  formats=tuple(f for f, k in (("svg", "html"), ("png", "docx"))
+                                                if k in self.options.formats))
         except NoCjkFont as exc:
             self.result.warnings.append(str(exc))
             return None
