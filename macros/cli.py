@@ -6,13 +6,18 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
-from . import demo
+from . import demo, schema
 from .book.build import build_workbook
 from .book.read import read_workbook
+from .book.write import backup_listing, restore
 from .errors import HealthbookError
+from .marks import report_text, validation_writes
+from .normalise import parse_date_text
 from .summary import describe, describe_text
+from .validate import validate
 
 
 class UsageError(HealthbookError):
@@ -53,15 +58,6 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _as_of(text: str | None):
-    from datetime import date
-
-    try:
-        return date.fromisoformat(text) if text else date.today()
-    except ValueError:
-        raise UsageError(f"日期“{text}”无法识别，请写成 2020-11-15 的形式。") from None
-
-
 def _notice_options(args: argparse.Namespace):
     from .render.notices import NoticeOptions, parse_kinds
 
@@ -79,7 +75,7 @@ def cmd_notices(args: argparse.Namespace) -> int:
     from .render.notices import render_notices
 
     book = read_workbook(args.path)
-    as_of = _as_of(args.as_of)
+    as_of = args.as_of or date.today()
     validation, result = report.analyse(book, as_of)
     options = report.with_template_setting(book, _notice_options(args))
     out = args.out or report.default_out_dir(book)
@@ -96,9 +92,46 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .report import run_report
 
     progress = None if args.json else (lambda msg: print(msg, file=sys.stderr))
-    result = run_report(FileBook(args.path), args.out, _as_of(args.as_of), _notice_options(args), progress)
+    result = run_report(FileBook(args.path), args.out, args.as_of or date.today(), _notice_options(args), progress)
     emit(args, result.to_dict(), result.text())
     return result.exit_code
+
+@command
+def cmd_restore(args: argparse.Namespace) -> int:
+    if args.list:
+        found = backup_listing(args.path)
+        lines = [f"{b['name']}  {b['time']}  {b['size']:,} 字节" for b in found]
+        emit(args, {"backups": found}, "\n".join(lines) or f"{args.path.name} 还没有备份。")
+        return 0
+    done = restore(args.path, args.backup)
+    emit(args, {"restored": str(done.restored), "backup": str(done.backup) if done.backup else None},
+         f"已用备份 {done.restored.name} 恢复 {args.path.name}。"
+         + (f"\n恢复前的文件已备份为：{done.backup}" if done.backup else ""))
+    return 0
+
+
+@command
+def cmd_validate(args: argparse.Namespace) -> int:
+    book = read_workbook(args.path)
+    result = validate(book.frames, book.settings, args.as_of)
+    data = {"errors": result.errors, "warnings": result.warnings,
+            "issues": [p.to_dict() for p in result.problems]}
+    emit(args, data, report_text(result, str(args.path)))
+    if args.mark:
+        from .book.write import FileBook  # the safe writer (lock, backup, owned sheets only)
+
+        sheets, marks = validation_writes(result)
+        FileBook(args.path).write(sheets, marks)
+        if not args.json:
+            print(f"已写入“{sheets[0].sheet.name}”表，并标记了 {len(marks)} 个单元格。")
+    return 1 if result.errors else 0
+
+
+def _as_of(text: str) -> date:
+    reading = parse_date_text(text)
+    if reading.value is None:
+        raise argparse.ArgumentTypeError(f"无法识别日期“{text}”，请写成 2020-11-15")
+    return reading.value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", type=Path, help="主工作簿路径")
     p.add_argument("--out", type=Path, help="输出文件夹（默认：设置中的“通知输出文件夹”，在工作簿旁）")
     p.add_argument("--kind", nargs="+", metavar="种类", help="只生成这些种类：进度通报 催办通知 会议通知 工作简报")
-    p.add_argument("--as-of", help="统计截止日期，如 2020-11-15（默认今天）")
+    p.add_argument("--as-of", type=_as_of, help="统计截止日期，如 2020-11-15（默认今天）")
     p.add_argument("--issue", type=int, help="工作简报的期号（默认最新一期）")
     p.add_argument("--meeting", help="只生成这个会议编号的会议通知，如 M02")
     p.add_argument("--templates", type=Path, help="本单位修改过的模板所在文件夹（优先于设置）")
@@ -136,10 +169,27 @@ def build_parser() -> argparse.ArgumentParser:
                                    "生成全部通知，打印摘要。")
     p.add_argument("path", type=Path, help="主工作簿路径")
     p.add_argument("--out", type=Path, help="输出文件夹（默认：设置中的“通知输出文件夹”，在工作簿旁）")
-    p.add_argument("--as-of", help="统计截止日期，如 2020-11-15（默认今天）")
+    p.add_argument("--as-of", type=_as_of, help="统计截止日期，如 2020-11-15（默认今天）")
     p.add_argument("--templates", type=Path, help="本单位修改过的模板所在文件夹（优先于设置）")
     p.add_argument("--pdf", action="store_true", help="同时用 LibreOffice 转成 PDF")
     p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
+
+    p = sub.add_parser("restore", help="从备份恢复主工作簿",
+                       description="用 backups 文件夹中的备份恢复主工作簿（默认最新一份）；恢复前先备份当前文件。")
+    p.add_argument("path", type=Path, help="主工作簿路径")
+    p.add_argument("--list", action="store_true", help="列出可用的备份（最新在前），不恢复")
+    p.add_argument("--backup", metavar="NAME", help="要恢复的备份文件名（见 --list）")
+    p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
+
+    p = sub.add_parser("validate", help="校验工作簿的填写",
+                       description="校验主工作簿：必填、类型、可选值、编号唯一、引用、设置和合理性；"
+                                   "按工作表列出错误和警告。有错误时退出码为 1。")
+    p.add_argument("path", type=Path, help="主工作簿路径")
+    p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
+    p.add_argument("--as-of", type=_as_of, default=None, metavar="日期",
+                   help="按哪一天判断“晚于今天”的日期（默认今天），如 2020-11-15")
+    p.add_argument("--mark", action="store_true",
+                   help=f"把结果写入“{schema.ISSUES.name}”表，并在出错的单元格上标色加批注（先清除上次的标记）")
     return parser
 
 

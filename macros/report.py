@@ -16,9 +16,11 @@ from . import schema
 from .book.read import Workbook
 from .book.write_types import Mark, SheetWrite
 from .errors import WorkbookBusy
+from .marks import validation_writes
 from .problems import Validation
 from .render.context import NoticeInput
 from .render.notices import NoticeOptions, NoticeResult, render_notices
+from .validate import validate
 
 
 class BookAdapter(Protocol):
@@ -42,6 +44,7 @@ class ReportResult:
     notices: NoticeResult
     written: bool = True
     busy: str = ""  # why the workbook was not written (open in Excel …)
+    staged: str = ""  # where the would-be result was put instead
     messages: list[str] = field(default_factory=list)
 
     @property
@@ -55,7 +58,8 @@ class ReportResult:
             "workbook": self.workbook, "as_of": self.as_of.isoformat(), "errors": self.errors,
             "warnings": self.warnings, "statuses": self.statuses, "projects": self.projects,
             "rows_used": self.rows_used, "rows_unverified": self.rows_unverified,
-            "written": self.written, "busy": self.busy, "notices": self.notices.to_dict(),
+            "written": self.written, "busy": self.busy, "staged": self.staged,
+            "notices": self.notices.to_dict(),
         }
 
     def text(self) -> str:
@@ -73,26 +77,10 @@ class ReportResult:
             lines.append(f"目录：{self.notices.index.resolve()}")
         if self.busy:
             lines.append(f"注意：{self.busy}")
+        if self.staged:
+            lines.append(f"本次结果已暂存为：{self.staged}（关闭工作簿后重新运行即可写入）")
         lines += [f"注意：{w}" for w in self.notices.warnings]
         return "\n".join(lines)
-
-
-def issues_sheet(validation: Validation) -> SheetWrite:
-    """校验结果: one row per problem, coloured by level."""
-    rows = [p.to_dict() for p in validation.problems]
-    fills = {(i, "level"): r["level"] for i, r in enumerate(rows)}
-    note = f"共 {validation.errors} 个错误、{validation.warnings} 个警告"
-    return SheetWrite(schema.ISSUES, rows, note, fills)
-
-
-def problem_marks(validation: Validation) -> list[Mark]:
-    """A mark on every input cell a problem points at (fill colour by level, note = message)."""
-    marks = []
-    for p in validation.problems:
-        if p.row and p.column:
-            text = f"{p.message}{('；' + p.suggestion) if p.suggestion else ''}"
-            marks.append(Mark(p.sheet, p.row, p.column, p.level, text))
-    return marks
 
 
 def resolve_folder(value: object, base: Path) -> Path | None:
@@ -111,8 +99,8 @@ def default_out_dir(book: Workbook) -> Path:
 
 def analyse(book: Workbook, as_of: date):
     """(validation, rollup) of a workbook as read."""
-    from .rollup import rollup
-    from .validate import validate
+    from .rollup import rollup  # landing with issue 4
+
 
     settings = book.settings
     validation = validate(book.frames, settings, as_of)
@@ -147,13 +135,19 @@ def run_report(adapter: BookAdapter, out_dir: Path | str | None = None, as_of: d
     validation, result = analyse(book, as_of)
     from .rollup import rollup_sheets
 
-    sheets = [issues_sheet(validation), *rollup_sheets(result)]
-    written, busy = True, ""
+    issues, marks = validation_writes(validation)
+    sheets = [*issues, *rollup_sheets(result)]
+    written, busy, staged = True, "", None
     say("正在写入校验结果和进度表……")
-    try:
-        adapter.write(sheets, problem_marks(validation))
-    except WorkbookBusy as exc:
-        written, busy = False, str(exc)
+    if hasattr(adapter, "write_or_stage"):  # the file adapter stages beside a busy master
+        outcome = adapter.write_or_stage(sheets, marks)
+        if outcome.busy:
+            written, busy, staged = False, outcome.busy, outcome.staged
+    else:
+        try:
+            adapter.write(sheets, marks)
+        except WorkbookBusy as exc:
+            written, busy = False, str(exc)
     options = with_template_setting(book, options or NoticeOptions())
     out = Path(out_dir) if out_dir else default_out_dir(book)
     notices = render_notices(notice_input(book, validation, result, as_of), out, options, say)
@@ -166,4 +160,5 @@ def run_report(adapter: BookAdapter, out_dir: Path | str | None = None, as_of: d
         workbook=str(book.path), as_of=as_of, errors=validation.errors, warnings=validation.warnings,
         statuses=statuses, projects=len(result.projects), rows_used=int(meta.get("rows_used", 0)),
         rows_unverified=int(meta.get("rows_unverified", 0)), notices=notices, written=written, busy=busy,
+        staged=str(staged) if staged else "",
     )
