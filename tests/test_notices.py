@@ -270,3 +270,123 @@ def test_libreoffice_converts_every_word_notice(config_notices, tmp_path):
         pdf = convert_with_libreoffice(out / notice.docx, "pdf", tmp_path)
         assert pdf.stat().st_size > 5000
     shutil.rmtree(tmp_path / "lo-profile", ignore_errors=True)
+
+
+# ---- the one-click report over the demo: 进度通报 and 催办通知 from the roll-up ----------------------
+
+def run_cli(*argv: str) -> tuple[int, dict]:
+    import contextlib
+    import io
+    import json
+
+    from macros.cli import main
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = main([*argv, "--json"])
+    return code, json.loads(buffer.getvalue())
+
+
+@pytest.fixture(scope="module")
+def demo_report(demo_master, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("report")
+    master = folder / demo_master.name
+    shutil.copy2(demo_master, master)
+    out = folder / "通知"
+    code, data = run_cli("report", str(master), "--out", str(out), "--as-of", AS_OF.isoformat())
+    from macros.report import analyse
+
+    book = read_workbook(master)
+    validation, rolled = analyse(book, AS_OF)
+    return master, out, code, data, rolled
+
+
+def reminded(rolled) -> dict[str, list[str]]:
+    """committee name → names of its overdue projects, for every committee the rules pick."""
+    silence = int(demo.settings_rows({})[[s.key for s in schema.SETTING_ITEMS].index("silence_days")]["value"])
+    pairs = rolled.committee_projects
+    names = dict(zip(rolled.projects["project_id"], rolled.projects["name"]))
+    picked = {}
+    for c in rolled.committees.itertuples():
+        overdue = [names[p] for p in pairs.loc[(pairs["committee_id"] == c.committee_id) & pairs["overdue"],
+                                              "project_id"]]
+        silent = c.days_since_report != c.days_since_report or c.days_since_report > silence
+        if c.status in ("滞后", "严重滞后") or overdue or silent:
+            picked[c.committee_name] = overdue
+    return picked
+
+
+def test_report_writes_the_sheets_and_every_notice(demo_report):
+    master, out, code, data, rolled = demo_report
+    assert code in (0, 1) and data["written"], data
+    counts = data["notices"]["counts"]
+    expected = reminded(rolled)
+    assert expected, "the demo has committees behind schedule"
+    assert counts == {"进度通报": 1, "催办通知": len(expected) + 1, "会议通知": len(demo.MEETINGS), "工作简报": 1}
+    written = read_workbook(master, [schema.COMMITTEE_PROGRESS])[schema.COMMITTEE_PROGRESS.name]
+    assert sorted(written["committee_name"]) == sorted(rolled.committees["committee_name"])
+    assert (out / "index.html").is_file()
+
+
+def test_each_reminder_is_addressed_and_lists_exactly_its_overdue_items(demo_report):
+    master, out, code, data, rolled = demo_report
+    expected = reminded(rolled)
+    notices = [n for n in data["notices"]["notices"] if n["kind"] == "催办通知" and "合并打印" not in n["docx"]]
+    assert sorted(n["title"].removeprefix("催办通知：") for n in notices) == sorted(expected)
+    all_projects = set(rolled.projects["name"])
+    for n in notices:
+        name = n["title"].removeprefix("催办通知：")
+        doc = Document(str(out / n["docx"]))
+        assert doc.paragraphs[3].text == f"{name}："
+        listed = [row.cells[0].text for t in doc.tables for row in t.rows[1:]]
+        assert listed == expected[name] or (not expected[name] and not listed)
+        assert set(listed) <= all_projects
+        page = (out / n["html"]).read_text(encoding="utf-8")
+        assert f"{name}：" in page
+        for project in expected[name]:
+            assert project in page
+
+
+def test_combined_reminders_restart_page_numbers(demo_report):
+    master, out, code, data, rolled = demo_report
+    [combined] = [n for n in data["notices"]["notices"] if "合并打印" in n["docx"]]
+    doc = Document(str(out / combined["docx"]))
+    assert len(doc.sections) == len(reminded(rolled))
+    for section in doc.sections:
+        assert 'w:start="1"' in section._sectPr.xml
+    text = docx_text(out / combined["docx"])
+    for name in reminded(rolled):
+        assert f"\n{name}：\n" in text
+
+
+def test_progress_bulletin_names_numbers_and_chart(demo_report):
+    master, out, code, data, rolled = demo_report
+    [notice] = [n for n in data["notices"]["notices"] if n["kind"] == "进度通报"]
+    doc = Document(str(out / notice["docx"]))
+    text = docx_text(out / notice["docx"])
+    assert doc.paragraphs[0].text == demo.SETTINGS["issuer"]
+    assert doc.paragraphs[1].text == f"石二街道〔{AS_OF.year}〕{demo.SETTINGS['doc_number']}号"
+    assert len(doc.inline_shapes) == 1  # the per-committee chart
+    for c in rolled.committees.itertuples():
+        if c.status in ("滞后", "严重滞后"):
+            assert f"{c.committee_name}（完成率{fmt.pct(c.percent)}）" in text
+    for p in rolled.projects.itertuples():
+        assert f"{p.name}\t" in text and fmt.pct(p.percent) in text
+    page = (out / notice["html"]).read_text(encoding="utf-8")
+    assert "<svg" in page and "石二街道〔" in page
+
+
+def test_libreoffice_converts_the_rollup_notices(demo_report, tmp_path):
+    master, out, code, data, rolled = demo_report
+    for n in data["notices"]["notices"]:
+        if n["kind"] in ("进度通报",) or "合并打印" in n["docx"]:
+            assert convert_with_libreoffice(out / n["docx"], "pdf", tmp_path).stat().st_size > 10000
+
+
+def test_notices_command_makes_one_meeting_notice(demo_master, tmp_path):
+    code, data = run_cli("notices", str(demo_master), "--out", str(tmp_path), "--kind", "会议通知",
+                         "--meeting", "M02", "--as-of", AS_OF.isoformat())
+    assert code == 0
+    [notice] = data["notices"]
+    assert notice["title"] == f"会议通知：{demo.MEETINGS[1]['name']}"
+    assert (tmp_path / notice["docx"]).is_file() and (tmp_path / notice["html"]).is_file()
