@@ -71,7 +71,8 @@ class ReportResult:
         lines.append(f"汇总：{self.projects} 个项目；居委会 {status}；台账计入 {self.rows_used} 条，"
                      f"待核实 {self.rows_unverified} 条。")
         counts = "，".join(f"{k} {v}" for k, v in self.notices.counts().items()) or "无"
-        lines.append(f"通知：{counts}（每份均有 Word 和网页版）。")
+        combined = "，催办通知另有一份合并打印" if any(n.combined for n in self.notices.notices) else ""
+        lines.append(f"通知：{counts}（每份均有 Word 和网页版{combined}）。")
         lines.append(f"输出文件夹：{self.notices.out_dir.resolve()}")
         if self.notices.index:
             lines.append(f"目录：{self.notices.index.resolve()}")

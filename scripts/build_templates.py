@@ -175,10 +175,10 @@ def base_document(numbered: bool = True) -> Document:
     ind = signature.element.get_or_add_pPr().find(qn("w:ind"))
     ind.set(qn("w:rightChars"), "400")  # 右空四字
     ind.set(qn("w:right"), str(4 * BODY_PT * 20))
-    signature.paragraph_format.keep_with_next = True  # issuer and date stay on one page
     paragraph_style(doc, "表格文字", FANGSONG, 12, align=WD_ALIGN_PARAGRAPH.CENTER, exact=False)
     paragraph_style(doc, "表格标题", HEI, 12, align=WD_ALIGN_PARAGRAPH.CENTER, exact=False, latin=HEI)
     paragraph_style(doc, "图表", FANGSONG, 12, align=WD_ALIGN_PARAGRAPH.CENTER, exact=False)
+    paragraph_style(doc, "图题", FANGSONG, 12, align=WD_ALIGN_PARAGRAPH.CENTER, exact=False)
     _font_alternatives(doc)
     if numbered:
         page_numbers(doc)
@@ -292,8 +292,11 @@ def table(doc, headers: list[str], cells: list[str], loop: str, widths_mm: list[
 
 
 def signature(doc, issuer: str = "{{ issuer }}", when: str = "{{ date|cn_date }}") -> None:
-    para(doc, "")
-    para(doc, issuer, "落款")
+    first = para(doc, issuer, "落款")
+    first.paragraph_format.keep_with_next = True  # issuer and date on one page
+    # 正文下空一行: space before rather than an empty paragraph (LibreOffice pushed an empty
+    # paragraph plus the signature onto a page of their own).
+    first.paragraph_format.space_before = Pt(LINE_PITCH / 20)
     para(doc, when, "落款")
 
 
@@ -316,11 +319,11 @@ def progress_template() -> Document:
     table(doc, ["项目", "责任单位", "目标", "完成", "完成率", "截止日期"],
           ["{{ p.name }}", "{{ p.units }}", "{{ p.target|num }}", "{{ p.achieved|num }}",
            "{{ p.percent|pct }}", "{{ p.deadline|cn_date }}"],
-          "for p in projects", [40, 38, 18, 18, 18, 24])
+          "for p in projects", [38, 38, 16, 16, 16, 32])
     para(doc, "四、各居委会进展", "一级标题")
     para(doc, "{%p if chart %}", "图表")
-    para(doc, "{{ chart }}", "图表")
-    para(doc, "图1  各居委会完成率（截至{{ as_of|cn_date }}）", "图表")
+    para(doc, "{{ chart }}", "图表").paragraph_format.keep_with_next = True
+    para(doc, "图1  各居委会完成率（截至{{ as_of|cn_date }}）", "图题")
     para(doc, "{%p endif %}", "图表")
     para(doc, "{%p if severe_committees %}")
     para(doc, "（一）严重滞后的居委会", "二级标题")
@@ -355,7 +358,7 @@ def reminder_template() -> Document:
     para(doc, "截至{{ as_of|cn_date }}，你居委会{{ reasons|join('；') }}。为确保按期完成试点建设任务，"
               "现就有关事项通知如下。")
     para(doc, "一、当前进度", "一级标题")
-    para(doc, "你居委会共填报台账{{ committee.entries }}条，"
+    para(doc, "你居委会共填报台账{{ committee.entries|num }}条，"
               "{% if committee.last_report %}最近一次填报为{{ committee.last_report|cn_date }}"
               "{% else %}尚无填报记录{% endif %}；各项目目标合计{{ committee.target|num }}，已完成"
               "{{ committee.achieved|num }}，完成率{{ committee.percent|pct }}，进度状态：{{ committee.status }}。")
@@ -364,7 +367,7 @@ def reminder_template() -> Document:
     table(doc, ["项目", "目标", "已完成", "尚差", "截止日期"],
           ["{{ i.name }}", "{{ i.target|num }}", "{{ i.achieved|num }}", "{{ i.remaining|num }}",
            "{{ i.deadline|cn_date }}"],
-          "for i in overdue_items", [56, 24, 24, 24, 28])
+          "for i in overdue_items", [58, 20, 20, 20, 34])
     para(doc, "{%p else %}")
     para(doc, "你居委会暂无逾期事项。")
     para(doc, "{%p endif %}")
@@ -459,6 +462,37 @@ def bulletin_template() -> Document:
     return doc
 
 
+# ECMA-376 child order of w:pPr and w:rPr: Word rejects documents whose properties are out of order.
+PPR_ORDER = ("pStyle keepNext keepLines pageBreakBefore framePr widowControl numPr suppressLineNumbers "
+             "pBdr shd tabs suppressAutoHyphens kinsoku wordWrap overflowPunct topLinePunct autoSpaceDE "
+             "autoSpaceDN bidi adjustRightInd snapToGrid spacing ind contextualSpacing mirrorIndents "
+             "suppressOverlap jc textDirection textAlignment textboxTightWrap outlineLvl divId cnfStyle "
+             "rPr sectPr pPrChange").split()
+RPR_ORDER = ("rStyle rFonts b bCs i iCs caps smallCaps strike dstrike outline shadow emboss imprint noProof "
+             "snapToGrid vanish webHidden color spacing w kern position sz szCs highlight u effect bdr shd "
+             "fitText vertAlign rtl cs em lang eastAsianLayout specVanish oMath").split()
+
+
+def schema_order(root) -> None:
+    """Sort the children of every w:pPr and w:rPr under ``root`` into schema order."""
+    for tag, order in (("w:pPr", PPR_ORDER), ("w:rPr", RPR_ORDER)):
+        rank = {qn(f"w:{name}"): i for i, name in enumerate(order)}
+        for props in root.iter(qn(tag)):
+            children = list(props)
+            children.sort(key=lambda e: rank.get(e.tag, len(rank)))
+            for child in children:
+                props.append(child)
+
+
+def finish(doc) -> None:
+    """Schema order in the body, the styles and every header and footer."""
+    schema_order(doc.element)
+    schema_order(doc.styles.element)
+    section = doc.sections[0]
+    for part in (section.footer, section.even_page_footer):
+        schema_order(part._element)
+
+
 TEMPLATES = {
     "progress.docx": progress_template,
     "reminder.docx": reminder_template,
@@ -473,6 +507,7 @@ def build(out_dir: Path) -> list[Path]:
     written = []
     for name, make in TEMPLATES.items():
         doc = make()
+        finish(doc)
         doc.core_properties.author = "healthbook"
         doc.core_properties.title = name
         doc.core_properties.created = doc.core_properties.modified = datetime(2020, 1, 1)

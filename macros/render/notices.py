@@ -43,10 +43,11 @@ class Notice:
     docx: str | None = None
     html: str | None = None
     pdf: str | None = None
+    combined: bool = False  # the print file holding every 催办通知
 
     def to_dict(self) -> dict:
         return {"kind": ctx.KIND_NAMES.get(self.kind, self.kind), "title": self.title,
-                "docx": self.docx, "html": self.html, "pdf": self.pdf}
+                "docx": self.docx, "html": self.html, "pdf": self.pdf, "combined": self.combined}
 
 
 @dataclass
@@ -67,9 +68,11 @@ class NoticeResult:
     warnings: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
+        """Notices per kind (the combined print file is not counted as a notice)."""
         out: dict[str, int] = {}
         for n in self.notices:
-            out[ctx.KIND_NAMES[n.kind]] = out.get(ctx.KIND_NAMES[n.kind], 0) + 1
+            if not n.combined:
+                out[ctx.KIND_NAMES[n.kind]] = out.get(ctx.KIND_NAMES[n.kind], 0) + 1
         return out
 
     def to_dict(self) -> dict:
@@ -225,7 +228,7 @@ class Renderer:
         stems = [fmt.safe_name(ctx.KIND_NAMES[kind], c["committee"]["committee_id"],
                                c["committee"]["committee_name"], day) for c in contexts]
         notices = [Notice(kind, f"催办通知：{c['committee']['committee_name']}") for c in contexts]
-        combined = Notice(kind, f"催办通知（合并打印，共{len(contexts)}份）")
+        combined = Notice(kind, f"催办通知（合并打印，共{len(contexts)}份）", combined=True)
         combined_stem = fmt.safe_name(ctx.KIND_NAMES[kind], "合并打印", day)
         if "docx" in self.options.formats:
             word = WordTemplate(self._word_path(kind), ctx.VARIABLES[kind])
