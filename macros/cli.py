@@ -74,10 +74,11 @@ def cmd_notices(args: argparse.Namespace) -> int:
     from . import report
     from .render.notices import render_notices
 
+    options = _notice_options(args)
     book = read_workbook(args.path)
     as_of = args.as_of or date.today()
     validation, result = report.analyse(book, as_of)
-    options = report.with_template_setting(book, _notice_options(args))
+    options = report.with_template_setting(book, options)
     out = args.out or report.default_out_dir(book)
     done = render_notices(report.notice_input(book, validation, result, as_of), out, options)
     counts = "，".join(f"{k} {v}" for k, v in done.counts().items()) or "无"

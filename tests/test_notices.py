@@ -18,7 +18,7 @@ from macros.render import fmt
 from macros.render.env import TemplateProblem, templates_dir
 from macros.render.notices import NoticeOptions, render_notices
 
-from .conftest import ROOT, SEED, convert_with_libreoffice
+from .conftest import ROOT, SEED, convert_with_libreoffice, libreoffice
 from .test_bulletin import bulletin_projects
 
 AS_OF = demo.DEMO_AS_OF
@@ -384,10 +384,20 @@ def test_libreoffice_converts_the_rollup_notices(demo_report, tmp_path):
             assert convert_with_libreoffice(out / n["docx"], "pdf", tmp_path).stat().st_size > 10000
 
 
-def test_notices_command_makes_one_meeting_notice(demo_master, tmp_path):
+def test_notices_command_makes_one_meeting_notice_with_pdf(demo_master, tmp_path):
+    libreoffice()
     code, data = run_cli("notices", str(demo_master), "--out", str(tmp_path), "--kind", "会议通知",
-                         "--meeting", "M02", "--as-of", AS_OF.isoformat())
-    assert code == 0
+                         "--meeting", "M02", "--as-of", AS_OF.isoformat(), "--pdf")
+    assert code == 0, data
     [notice] = data["notices"]
     assert notice["title"] == f"会议通知：{demo.MEETINGS[1]['name']}"
-    assert (tmp_path / notice["docx"]).is_file() and (tmp_path / notice["html"]).is_file()
+    for name in (notice["docx"], notice["html"], notice["pdf"]):
+        assert (tmp_path / name).is_file()
+    assert (tmp_path / notice["pdf"]).read_bytes().startswith(b"%PDF")
+
+
+def test_unknown_kind_is_a_usage_error(demo_master, tmp_path, capsys):
+    from macros.cli import main
+
+    assert main(["notices", str(demo_master), "--out", str(tmp_path), "--kind", "通告"]) == 2
+    assert "不认识的通知种类“通告”" in capsys.readouterr().err
