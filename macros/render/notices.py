@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,8 +177,14 @@ class Renderer:
     def _write_html(self, kind: str, stem: str, context: dict) -> tuple[str, str]:
         page = self.html.render(f"{kind}.html", context, ctx.VARIABLES[kind])
         name = f"{stem}.html"
-        (self.out_dir / name).write_text(page, encoding="utf-8")
+        self._put(self.out_dir / name, page)
         return name, page
+
+    def _put(self, path: Path, data: bytes | str) -> None:
+        # Files are written on one background thread while the next document renders: creating
+        # files costs as much as rendering them on some disks.
+        payload = data.encode("utf-8") if isinstance(data, str) else data
+        self._pending.append(self._writer.submit(Path.write_bytes, path, payload))
 
     # ---- kinds ----------------------------------------------------------------------------
 
@@ -235,18 +242,18 @@ class Renderer:
             bodies = []
             for stem, context, notice in zip(stems, contexts, notices):
                 body = word.render_body(context)
-                word.save(self.out_dir / f"{stem}.docx", [body], context)
+                word.save(self.out_dir / f"{stem}.docx", [body], context, self._put)
                 notice.docx = f"{stem}.docx"
                 bodies.append(body)
             # The combined file reuses the rendered bodies: one section per notice, numbered from 1.
-            word.save(self.out_dir / f"{combined_stem}.docx", bodies, contexts[0])
+            word.save(self.out_dir / f"{combined_stem}.docx", bodies, contexts[0], self._put)
             combined.docx = f"{combined_stem}.docx"
         if "html" in self.options.formats:
             pages = []
             for stem, context, notice in zip(stems, contexts, notices):
                 notice.html, page = self._write_html(kind, stem, context)
                 pages.append(page)
-            (self.out_dir / f"{combined_stem}.html").write_text(_combine_html(pages), encoding="utf-8")
+            self._put(self.out_dir / f"{combined_stem}.html", _combine_html(pages))
             combined.html = f"{combined_stem}.html"
         self.result.notices.extend([combined, *notices])
 
@@ -264,7 +271,7 @@ class Renderer:
                                  m["date"].isoformat() if m["date"] else "")
             notice = Notice(kind, f"会议通知：{m.get('name')}")
             if word is not None:
-                word.render_to(self.out_dir / f"{stem}.docx", context)
+                word.render_to(self.out_dir / f"{stem}.docx", context, self._put)
                 notice.docx = f"{stem}.docx"
             if "html" in self.options.formats:
                 notice.html = self._write_html(kind, stem, context)[0]
@@ -298,9 +305,16 @@ class Renderer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         steps = {ctx.PROGRESS: self.progress_notice, ctx.REMINDER: self.reminders,
                  ctx.MEETING: self.meetings, ctx.BULLETIN: self.bulletin}
-        for kind in self.options.kinds:
-            self.progress(f"正在生成{ctx.KIND_NAMES[kind]}……")
-            steps[kind]()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="healthbook-write")
+        self._pending: list[Future] = []
+        try:
+            for kind in self.options.kinds:
+                self.progress(f"正在生成{ctx.KIND_NAMES[kind]}……")
+                steps[kind]()
+        finally:
+            self._writer.shutdown(wait=True)
+        for done in self._pending:
+            done.result()  # a failed write (disk full, no permission) surfaces here
         if self.options.pdf:
             self._pdf()
         self.result.index = self._index()

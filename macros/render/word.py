@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,10 +92,12 @@ class WordTemplate:
                 parts[part] = xml.encode("utf-8")
         return parts
 
-    def save(self, path: Path, bodies: list[str], context: dict) -> Path:
+    def save(self, path: Path, bodies: list[str], context: dict,
+             write: Callable[[Path, bytes], object] | None = None) -> Path:
         """Write a document holding ``bodies`` in order, each its own section numbered from 1.
 
-        ``context`` fills templated headers and footers (the first notice's, in a combined file).
+        ``context`` fills templated headers and footers (the first notice's, in a combined file);
+        ``write(path, data)`` replaces the plain file write (the renderer writes on a thread).
         """
         sections = []
         if len(bodies) > 1:
@@ -116,12 +118,13 @@ class WordTemplate:
             for part, data in self.parts.items():
                 z.writestr(part, overrides.get(part, data))
         path = Path(path)
-        path.write_bytes(buffer.getvalue())
+        (write or Path.write_bytes)(path, buffer.getvalue())
         return path
 
-    def render_to(self, path: Path, context: dict) -> Path:
+    def render_to(self, path: Path, context: dict,
+                  write: Callable[[Path, bytes], object] | None = None) -> Path:
         """One document from one context."""
-        return self.save(path, [self.render_body(context)], context)
+        return self.save(path, [self.render_body(context)], context, write)
 
 
 _SECT_ORDER = re.compile(r"(<w:pgMar\b[^>]*/>)(.*?)(<w:pgNumType\b[^>]*/>)", re.DOTALL)
