@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 from . import demo
@@ -48,6 +49,30 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+@command
+def cmd_rollup(args: argparse.Namespace) -> int:
+    from .book.write import FileBook  # the safe writer (issue: writer)
+    from .rollup import rollup, rollup_sheets, rollup_text
+    from .validate import validate  # issue: validate
+
+    as_of = args.as_of or date.today()
+    book = read_workbook(args.path)
+    validation = validate(book.frames, book.settings, as_of=as_of)
+    result = rollup(validation, book.settings, as_of)
+    sheets = rollup_sheets(result)
+    FileBook(args.path).write(sheets, None)
+    names = "、".join(f"“{s.sheet.name}”" for s in sheets)
+    emit(args, result.to_dict(), f"{rollup_text(result)}\n已写入 {names}。")
+    return int(validation.errors > 0)
+
+
+def as_of_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"无法识别的日期“{text}”，请写成 2020-11-15 的形式") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="healthbook",
@@ -65,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="概述工作簿内容", description="读取主工作簿，概述其中的项目、居委会和台账。")
     p.add_argument("path", type=Path, help="主工作簿路径")
     p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
+
+    p = sub.add_parser("rollup", help="汇总进度，写入居委会进度、项目进度、单位进度",
+                       description="校验台账并按居委会、项目、责任单位和类别汇总进度，"
+                                   "写入“居委会进度”“项目进度”“单位进度”三张表（有错误的台账行不计入，记为待核实）。")
+    p.add_argument("path", type=Path, help="主工作簿路径")
+    p.add_argument("--as-of", type=as_of_date, default=None,
+                   help="截至日期（如 2020-11-15），默认今天；晚于此日期的台账不计入")
+    p.add_argument("--json", action="store_true", help="以 JSON 输出汇总表")
     return parser
 
 

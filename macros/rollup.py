@@ -440,3 +440,33 @@ def _records(frame: pd.DataFrame, iso: bool = False) -> list[dict]:
             plain[col] = dates.astype(object).where(plain[col].notna(), None)
     plain = plain.astype(object)
     return plain.where(plain.notna(), None).to_dict("records")
+
+
+def rollup_text(result: Rollup) -> str:
+    """A few Chinese lines for the terminal: the banner, then each committee and who is behind."""
+    lines = [rollup_note(result), "居委会进度："]
+    for row in _records(result.committees):
+        lines.append(
+            f"  {row['committee_id']} {row['committee_name'] or ''}　完成率 {_percent_text(row['percent'])}"
+            f"　逾期 {row['overdue']} 项　"
+            + (f"{row['days_since_report']} 天未填报" if row["last_report"] else "尚未填报")
+            + f"　{row['status'] or '无目标'}"
+        )
+    behind = result.committees[result.committees["status"].isin(schema.PROGRESS_STATUSES[1:])]
+    lines.append(
+        f"滞后 {int((behind['status'] == schema.PROGRESS_LAG).sum())} 个、"
+        f"严重滞后 {int((behind['status'] == schema.PROGRESS_SEVERE).sum())} 个"
+        + (f"：{'、'.join(behind['committee_name'].fillna(behind['committee_id']))}。" if len(behind) else "。")
+    )
+    late = result.projects[result.projects["overdue"]]
+    if len(late):
+        lines.append("逾期项目：" + "、".join(
+            f"{p} {n}（{c} 个居委会）" for p, n, c in zip(late["project_id"], late["name"],
+                                                    late["overdue_committees"])))
+    return "\n".join(lines)
+
+
+def _percent_text(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.1%}" if value <= 1 else f"100.0%（实际 {value:.1%}）"
