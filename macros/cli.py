@@ -59,14 +59,17 @@ def cmd_rollup(args: argparse.Namespace) -> int:
     from .rollup import rollup, rollup_sheets, rollup_text
 
     as_of = args.as_of or date.today()
-    book = read_workbook(args.path)
+    master = FileBook(args.path)
+    book = master.read()
     validation = validate(book.frames, book.settings, as_of=as_of)
     result = rollup(validation, book.settings, as_of)
-    sheets = rollup_sheets(result)
-    FileBook(args.path).write(sheets, None)
-    names = "、".join(f"“{s.sheet.name}”" for s in sheets)
-    emit(args, result.to_dict(), f"{rollup_text(result)}\n已写入 {names}。")
-    return int(validation.errors > 0)
+    written = master.write_or_stage(rollup_sheets(result))
+    names = "、".join(f"“{name}”" for name in written.sheets)
+    done = (f"主工作簿正被占用（{written.busy}），结果已另存为 {written.staged}，请关闭后重新运行。"
+            if written.staged else f"已写入 {names}。")
+    emit(args, {**result.to_dict(), "staged": str(written.staged) if written.staged else None},
+         f"{rollup_text(result)}\n{done}")
+    return 3 if written.staged else int(validation.errors > 0)
 
 
 @command

@@ -3,7 +3,6 @@ the demo's source rows, and ``healthbook rollup`` through the real entry point."
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from datetime import date
@@ -15,21 +14,12 @@ from macros.book.build import build_workbook
 from macros.book.read import read_workbook
 from macros.cli import main
 from macros.rollup import rollup, rollup_sheets
+from macros.validate import validate
 
 from .test_rollup import check_against_reference, reference
 
-HAVE_VALIDATE = importlib.util.find_spec("macros.validate") is not None
-HAVE_WRITER = importlib.util.find_spec("macros.book.write") is not None
-needs_validate = pytest.mark.xfail(
-    not HAVE_VALIDATE, reason="macros.validate（issue 3）尚未合入 main", raises=ImportError, strict=True)
-needs_writer = pytest.mark.xfail(
-    not (HAVE_VALIDATE and HAVE_WRITER), reason="macros.validate / macros.book.write 尚未合入 main",
-    raises=ImportError, strict=True)
-
 
 def demo_rollup(path, as_of=demo.DEMO_AS_OF):
-    from macros.validate import validate
-
     book = read_workbook(path)
     validation = validate(book.frames, book.settings, as_of=as_of)
     return validation, rollup(validation, book.settings, as_of)
@@ -46,7 +36,6 @@ def demo_reference(rows: dict[str, list[dict]], error_rows: set[int], as_of: dat
                      ledger, error_rows, as_of)
 
 
-@needs_validate
 def test_demo_totals_equal_the_plain_computation(demo_master):
     validation, result = demo_rollup(demo_master)
     assert validation.errors == 0
@@ -54,7 +43,6 @@ def test_demo_totals_equal_the_plain_computation(demo_master):
     assert result.meta["rows_used"] == len(demo.demo_rows()[schema.LEDGER.name])
 
 
-@needs_validate
 def test_demo_shows_who_is_behind(demo_master):
     _validation, result = demo_rollup(demo_master)
     statuses = set(result.committees["status"])
@@ -67,7 +55,6 @@ def test_demo_shows_who_is_behind(demo_master):
     assert early.meta["rows_used"] < result.meta["rows_used"]
 
 
-@needs_validate
 def test_demo_rows_with_errors_are_left_out_and_counted(tmp_path):
     rows = demo.demo_rows()
     ledger = rows[schema.LEDGER.name]
@@ -88,7 +75,6 @@ def test_demo_rows_with_errors_are_left_out_and_counted(tmp_path):
     assert f"待核实 {result.meta['rows_unverified']} 条" in note
 
 
-@needs_writer
 def test_cli_rollup_writes_the_output_sheets(master_copy, capsys):
     status = main(["rollup", str(master_copy), "--as-of", "2020-11-15", "--json"])
     assert status == 0
@@ -112,3 +98,18 @@ def test_cli_rejects_a_bad_as_of_date(master_copy, capsys):
         main(["rollup", str(master_copy), "--as-of", "某天"])
     assert exit_info.value.code == 2
     assert "无法识别日期" in capsys.readouterr().err
+
+
+def test_cli_rollup_stages_when_the_master_is_open(master_copy, capsys):
+    from .test_write_safety import excel_owner_file
+
+    master_copy.with_name("~$" + master_copy.name).write_bytes(excel_owner_file("李敏"))
+    before = master_copy.read_bytes()
+    assert main(["rollup", str(master_copy), "--as-of", "2020-11-15"]) == 3
+    out = capsys.readouterr().out
+    assert "李敏" in out and "已另存为" in out
+    assert master_copy.read_bytes() == before
+    staged = list(master_copy.parent.glob(f"{master_copy.stem}-待合并-*{master_copy.suffix}"))
+    assert len(staged) == 1
+    committees = read_workbook(staged[0], [schema.COMMITTEE_PROGRESS])[schema.COMMITTEE_PROGRESS.name]
+    assert len(committees) == len(demo.COMMITTEES)
