@@ -98,6 +98,25 @@ def cmd_report(args: argparse.Namespace) -> int:
     return result.exit_code
 
 @command
+def cmd_rollup(args: argparse.Namespace) -> int:
+    from .book.write import FileBook
+    from .rollup import rollup, rollup_sheets, rollup_text
+
+    as_of = args.as_of or date.today()
+    master = FileBook(args.path)
+    book = master.read()
+    validation = validate(book.frames, book.settings, as_of=as_of)
+    result = rollup(validation, book.settings, as_of)
+    written = master.write_or_stage(rollup_sheets(result))
+    names = "、".join(f"“{name}”" for name in written.sheets)
+    done = (f"主工作簿正被占用（{written.busy}），结果已另存为 {written.staged}，请关闭后重新运行。"
+            if written.staged else f"已写入 {names}。")
+    emit(args, {**result.to_dict(), "staged": str(written.staged) if written.staged else None},
+         f"{rollup_text(result)}\n{done}")
+    return 3 if written.staged else int(validation.errors > 0)
+
+
+@command
 def cmd_restore(args: argparse.Namespace) -> int:
     if args.list:
         found = backup_listing(args.path)
@@ -174,6 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--templates", type=Path, help="本单位修改过的模板所在文件夹（优先于设置）")
     p.add_argument("--pdf", action="store_true", help="同时用 LibreOffice 转成 PDF")
     p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
+
+    p = sub.add_parser("rollup", help="汇总进度，写入居委会进度、项目进度、单位进度",
+                       description="校验台账并按居委会、项目、责任单位和类别汇总进度，"
+                                   "写入“居委会进度”“项目进度”“单位进度”三张表（有错误的台账行不计入，记为待核实）。")
+    p.add_argument("path", type=Path, help="主工作簿路径")
+    p.add_argument("--as-of", type=_as_of, default=None, metavar="日期",
+                   help="截至日期（如 2020-11-15），默认今天；晚于此日期的台账不计入")
+    p.add_argument("--json", action="store_true", help="以 JSON 输出汇总表")
 
     p = sub.add_parser("restore", help="从备份恢复主工作簿",
                        description="用 backups 文件夹中的备份恢复主工作簿（默认最新一份）；恢复前先备份当前文件。")
