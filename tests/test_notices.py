@@ -281,10 +281,11 @@ def run_cli(*argv: str) -> tuple[int, dict]:
 
     from macros.cli import main
 
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main([*argv, "--json"])
-    return code, json.loads(buffer.getvalue())
+    assert out.getvalue(), f"exit {code}: {err.getvalue()}"
+    return code, json.loads(out.getvalue())
 
 
 @pytest.fixture(scope="module")

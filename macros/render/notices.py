@@ -337,10 +337,12 @@ class Renderer:
         for kind in ALL_KINDS:
             items = [n for n in self.result.notices if n.kind == kind]
             if items:
-                groups.append({"kind": ctx.KIND_NAMES[kind], "notices": items})
+                groups.append({"kind": ctx.KIND_NAMES[kind], "notices": items,
+                               "count": sum(not n.combined for n in items)})
         page = self.html.render("index.html", {
             "street": fmt.text(self.data.settings.get("street")), "as_of": self.data.as_of,
             "notices": self.result.notices, "groups": groups, "warnings": self.result.warnings,
+            "count": sum(not n.combined for n in self.result.notices),
         })
         path = self.out_dir / "index.html"
         path.write_text(page, encoding="utf-8")
