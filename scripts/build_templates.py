@@ -65,7 +65,7 @@ def set_fonts(rpr_parent, east_asia: str, latin: str | None = None) -> None:
 def paragraph_style(doc, name: str, font: str, size: float, *, align=WD_ALIGN_PARAGRAPH.JUSTIFY,
                     indent_chars: int = 0, bold: bool = False, color: RGBColor | None = None,
                     exact: bool = True, before: float = 0, after: float = 0, latin: str | None = LATIN,
-                    base: str | None = None, snap: bool | None = None):
+                    base: str | None = None, snap: bool | None = None, keep_next: bool = False):
     """A named paragraph style staff can restyle in Word."""
     styles = doc.styles
     style = styles[name] if name in [s.name for s in styles] else styles.add_style(name, WD_STYLE_TYPE.PARAGRAPH)
@@ -86,6 +86,7 @@ def paragraph_style(doc, name: str, font: str, size: float, *, align=WD_ALIGN_PA
     else:
         pf.line_spacing_rule = WD_LINE_SPACING.SINGLE
     pf.first_line_indent = None
+    pf.keep_with_next = keep_next or None  # headings stay with the text they introduce
     ppr = style.element.get_or_add_pPr()
     # 3号 body text is drawn 0.25 pt tighter so that 28 characters fill the 156 mm line exactly
     # (16 pt × 28 would overflow it). Titles, the 版头 and tables do not snap to the line grid.
@@ -168,8 +169,8 @@ def base_document(numbered: bool = True) -> Document:
     paragraph_style(doc, "公文标题", XBS, 22, align=WD_ALIGN_PARAGRAPH.CENTER, exact=False,
                     latin=XBS, before=2 * LINE_PITCH / 20, after=LINE_PITCH / 20)
     paragraph_style(doc, "主送机关", FANGSONG, BODY_PT)
-    paragraph_style(doc, "一级标题", HEI, BODY_PT, indent_chars=2, latin=HEI)
-    paragraph_style(doc, "二级标题", KAI, BODY_PT, indent_chars=2, latin=KAI)
+    paragraph_style(doc, "一级标题", HEI, BODY_PT, indent_chars=2, latin=HEI, keep_next=True)
+    paragraph_style(doc, "二级标题", KAI, BODY_PT, indent_chars=2, latin=KAI, keep_next=True)
     paragraph_style(doc, "公文正文", FANGSONG, BODY_PT, indent_chars=2)
     signature = paragraph_style(doc, "落款", FANGSONG, BODY_PT, align=WD_ALIGN_PARAGRAPH.RIGHT)
     ind = signature.element.get_or_add_pPr().find(qn("w:ind"))
@@ -420,11 +421,12 @@ def bulletin_template() -> Document:
     line.paragraph_format.tab_stops.add_tab_stop(Mm(BLOCK_W), WD_TAB_ALIGNMENT.RIGHT)
     bottom_rule(line, size_eighths=18, space_pt=4)
     paragraph_style(doc, "文章标题", XBS, 18, align=WD_ALIGN_PARAGRAPH.CENTER, exact=False, latin=XBS,
-                    before=18, after=6)
+                    before=18, after=6, keep_next=True)
     paragraph_style(doc, "图片说明", KAI, 14, align=WD_ALIGN_PARAGRAPH.CENTER, exact=False, latin=KAI)
     paragraph_style(doc, "供稿单位", KAI, BODY_PT, align=WD_ALIGN_PARAGRAPH.RIGHT, latin=KAI)
-    paragraph_style(doc, "栏目", HEI, BODY_PT, align=WD_ALIGN_PARAGRAPH.LEFT, latin=HEI, before=12)
-    paragraph_style(doc, "链接标题", HEI, BODY_PT, align=WD_ALIGN_PARAGRAPH.CENTER, latin=HEI)
+    paragraph_style(doc, "栏目", HEI, BODY_PT, align=WD_ALIGN_PARAGRAPH.LEFT, latin=HEI, before=12,
+                    keep_next=True)
+    paragraph_style(doc, "链接标题", HEI, BODY_PT, align=WD_ALIGN_PARAGRAPH.CENTER, latin=HEI, keep_next=True)
     para(doc, "{{ bulletin_name }}", "简报名称")
     para(doc, "第{{ issue }}期", "简报期号")
     para(doc, "{{ issuer }}编\t{{ date|cn_date }}", "简报编发")
@@ -455,7 +457,7 @@ def bulletin_template() -> Document:
     para(doc, "{%p for cat in link_categories %}")
     para(doc, "■ {{ cat.category }}", "栏目")
     para(doc, "{%p for p in cat.projects %}")
-    para(doc, "项目{{ p.numeral }}：{{ p.name }}")
+    para(doc, "项目{{ p.numeral }}：{{ p.name }}").paragraph_format.keep_with_next = True
     para(doc, "责任单位：{{ p.units }}")
     para(doc, "{%p endfor %}")
     para(doc, "{%p endfor %}")
