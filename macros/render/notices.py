@@ -25,6 +25,7 @@ from .env import (
     find_template,
     html_environment,
     render_checked,
+    search_path,
     syntax_problem,
     tag_naming,
 )
@@ -104,24 +105,25 @@ class HtmlTemplates:
 
     def __init__(self, override: Path | None):
         self.env = html_environment(override)
+        # Checked once per run by for_folder (not on every render: each {% extends %} would stat).
+        self.env.auto_reload = False
+        self.stamp: tuple = ()
         self.cache: dict[str, tuple[jinja2.Template, str]] = {}
-        self.checked: set[str] = set()
 
     @classmethod
     def for_folder(cls, override: Path | None) -> HtmlTemplates:
+        """The compiled templates of ``override`` + the shipped folder, recompiled when a file changed."""
         key = str(Path(override).resolve()) if override else ""
-        if key not in cls._shared:
-            cls._shared[key] = cls(override)
-        templates = cls._shared[key]
-        templates.checked = set()
+        stamp = _folder_stamp(override)
+        templates = cls._shared.get(key)
+        if templates is None or templates.stamp != stamp:
+            templates = cls._shared[key] = cls(override)
+            templates.stamp = stamp
         return templates
 
     def get(self, name: str, variables: Iterable[str] | None) -> tuple[jinja2.Template, str]:
         cached = self.cache.get(name)
-        if cached is not None and name in self.checked:
-            return cached
-        self.checked.add(name)  # a file changed on disk is picked up by the next run
-        if cached is None or not cached[0].is_up_to_date:
+        if cached is None:
             try:
                 source = self.env.loader.get_source(self.env, name)[0]
             except jinja2.TemplateNotFound:
@@ -145,6 +147,17 @@ class HtmlTemplates:
     def render(self, name: str, context: dict, variables: Iterable[str] | None = None) -> str:
         template, source = self.get(name, variables)
         return render_checked(template, context, source, name)
+
+
+def _folder_stamp(override: Path | None) -> tuple:
+    """Names, sizes and times of the HTML templates that may be used: changes mean recompile."""
+    stamp = []
+    for folder in search_path(override):
+        if folder.is_dir():
+            for entry in sorted(folder.glob("*.html")):
+                info = entry.stat()
+                stamp.append((str(entry), info.st_size, info.st_mtime_ns))
+    return tuple(stamp)
 
 
 def _combine_html(pages: list[str]) -> str:
