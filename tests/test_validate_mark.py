@@ -123,3 +123,16 @@ def test_retype_cell_changes_only_that_value(bad_master):
     changed = before.compare(after)
     assert list(changed.index) == [len(before) - 2]
     assert after["status"].iloc[-2] == "已完成"
+
+
+def test_mark_while_open_in_excel_reports_then_exits_3_and_leaves_the_file(bad_master, capsys):
+    from .test_write_safety import excel_owner_file
+
+    path, _status_row, _ = bad_master
+    path.with_name("~$" + path.name).write_bytes(excel_owner_file("张三"))
+    before = path.read_bytes()
+    assert main(["validate", str(path), "--mark", "--as-of", "2020-11-15"]) == 3
+    captured = capsys.readouterr()
+    assert "错误 2 个" in captured.out  # the report is still shown
+    assert "张三" in captured.err and path.name in captured.err
+    assert path.read_bytes() == before
