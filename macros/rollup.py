@@ -18,8 +18,9 @@ Definitions (the numbers leaders read, stated once):
   (by 日期, then row) has 状态 已完成, or when achieved ≥ its target. It is *overdue* when the
   project's 截止日期 is before ``as_of`` (the deadline day itself is not late) and it is not done —
   a committee that never reported on a project past its deadline is overdue on it.
-- **Committee overall percent** is weighted by target: Σ achieved / Σ target over its projects
-  that have a target (目标合计 and 完成合计 in the sheet are those sums).
+- **Committee overall percent** is weighted by target, each project capped at its target:
+  Σ min(achieved, target) / Σ target over its projects that have a target — so running far ahead
+  on one project does not hide lag on another (目标合计 and 完成合计 in the sheet are plain sums).
 - **Project** overdue when any committee is overdue on it; **unit** and **category** percent is the
   plain mean of their projects' percents; their overdue count is the number of overdue projects.
 - **Traffic light.** Expected progress is the elapsed fraction of the programme year (设置 年度,
@@ -277,9 +278,15 @@ def _committee_projects(
 def _committee_table(committees, pairs, used, unverified, asof, status) -> pd.DataFrame:
     with_target = pairs["target"].notna()
     totals = (
-        pairs.assign(t=pairs["target"].where(with_target), a=pairs["achieved"].where(with_target, 0.0))
+        pairs.assign(
+            t=pairs["target"].where(with_target),
+            a=pairs["achieved"].where(with_target, 0.0),
+            # Over-achieving one project must not hide lag on another: cap each at its target.
+            capped=pairs["achieved"].clip(upper=pairs["target"]).where(with_target, 0.0),
+        )
         .groupby("committee_id", sort=False)
-        .agg(target=("t", "sum"), achieved=("a", "sum"), overdue=("overdue", "sum"))
+        .agg(target=("t", "sum"), achieved=("a", "sum"), capped=("capped", "sum"),
+             overdue=("overdue", "sum"))
     )
     reports = used.groupby("committee_id").agg(entries=("row", "size"), last_report=("date", "max"))
     out = (
@@ -291,7 +298,7 @@ def _committee_table(committees, pairs, used, unverified, asof, status) -> pd.Da
     out["days_since_report"] = (asof - out["last_report"]).dt.days.astype("Int64")
     out["target"] = out["target"].fillna(0.0)
     out["achieved"] = out["achieved"].fillna(0.0)
-    out["percent"] = _ratio(out["achieved"], out["target"])
+    out["percent"] = _ratio(out["capped"].fillna(0.0), out["target"])
     out["overdue"] = out["overdue"].fillna(0).astype(int)
     out["unverified"] = out["unverified"].fillna(0).astype(int)
     out["status"] = status(out["percent"])

@@ -118,10 +118,11 @@ def reference(projects, committees, targets, ledger, error_rows, as_of):
         rows = [r for r in used if r["committee_id"] == c]
         target = sum(v["target"] for v in mine)
         achieved = sum(v["achieved"] for v in mine)
+        capped = sum(min(v["achieved"], v["target"]) for v in mine)
         last = max((r["date"] for r in rows), default=None)
         committees_out[c] = {
             "entries": len(rows), "target": target, "achieved": achieved,
-            "percent": achieved / target if target else None,
+            "percent": capped / target if target else None,
             "overdue": sum(v["overdue"] for v in mine),
             "last_report": last, "days_since_report": (as_of - last).days if last else None,
             "unverified": sum(1 for r in unverified if r["committee_id"] == c),

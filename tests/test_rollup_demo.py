@@ -113,3 +113,23 @@ def test_cli_rollup_stages_when_the_master_is_open(master_copy, capsys):
     assert len(staged) == 1
     committees = read_workbook(staged[0], [schema.COMMITTEE_PROGRESS])[schema.COMMITTEE_PROGRESS.name]
     assert len(committees) == len(demo.COMMITTEES)
+
+
+def test_output_sheet_from_an_older_layout_gets_todays_header(master_copy):
+    import openpyxl
+
+    from macros.book.read import clean_header
+
+    # An output sheet written by an earlier version: a column that no longer exists, an old banner.
+    wb = openpyxl.load_workbook(master_copy)
+    ws = wb[schema.PROJECT_PROGRESS.name]
+    ws.delete_cols(1, ws.max_column)
+    old = [*schema.PROJECT_PROGRESS.headers[:3], "旧的列", *schema.PROJECT_PROGRESS.headers[3:8]]
+    for c, text in enumerate([*old, None, "旧的说明"], start=1):
+        ws.cell(1, c, text)
+    wb.save(master_copy)
+
+    assert main(["rollup", str(master_copy), "--as-of", "2020-11-15"]) == 0
+    header = [clean_header(c.value) for c in openpyxl.load_workbook(master_copy)[ws.title][1]]
+    assert header[: len(schema.PROJECT_PROGRESS.headers)] == schema.PROJECT_PROGRESS.headers
+    assert "旧的列" not in header and "旧的说明" not in header
