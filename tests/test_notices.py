@@ -402,3 +402,17 @@ def test_unknown_kind_is_a_usage_error(demo_master, tmp_path, capsys):
 
     assert main(["notices", str(demo_master), "--out", str(tmp_path), "--kind", "通告"]) == 2
     assert "不认识的通知种类“通告”" in capsys.readouterr().err
+
+
+def test_report_on_an_open_workbook_still_renders_and_stages(master_copy, tmp_path):
+    from .test_write_safety import excel_owner_file
+
+    master_copy.with_name("~$" + master_copy.name).write_bytes(excel_owner_file("李敏"))
+    before = master_copy.read_bytes()
+    code, data = run_cli("report", str(master_copy), "--out", str(tmp_path / "通知"),
+                         "--as-of", AS_OF.isoformat())
+    assert code == 3 and not data["written"] and "李敏" in data["busy"]
+    assert master_copy.read_bytes() == before
+    assert Path(data["staged"]).is_file()
+    assert data["notices"]["counts"]["进度通报"] == 1
+    assert (tmp_path / "通知" / "index.html").is_file()
