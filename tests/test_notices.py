@@ -416,3 +416,20 @@ def test_report_on_an_open_workbook_still_renders_and_stages(master_copy, tmp_pa
     assert Path(data["staged"]).is_file()
     assert data["notices"]["counts"]["进度通报"] == 1
     assert (tmp_path / "通知" / "index.html").is_file()
+
+
+def test_bulletin_pictures_beside_the_workbook(demo_master, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (120, 80), (200, 30, 30)).save(tmp_path / "会议现场.png")
+    data = config_input(demo_master)
+    data.base_dir = tmp_path
+    articles = data.frames[schema.ARTICLES.name]
+    articles.loc[articles.index[0], "image"] = "会议现场.png"
+    articles.loc[articles.index[1], "image"] = "没有这张.png"
+    result = render_notices(data, tmp_path / "out", NoticeOptions(kinds=(ctx.BULLETIN,)))
+    [notice] = result.notices
+    assert len(Document(str(tmp_path / "out" / notice.docx)).inline_shapes) == 1
+    page = (tmp_path / "out" / notice.html).read_text(encoding="utf-8")
+    assert page.count('src="data:image/png;base64,') == 1
+    assert any("没有这张.png" in w for w in result.warnings)
