@@ -20,6 +20,7 @@ from .marks import validation_writes
 from .problems import Validation
 from .render.context import NoticeInput
 from .render.notices import NoticeOptions, NoticeResult, render_notices
+from .rollup import Rollup, rollup, rollup_sheets
 from .validate import validate
 
 
@@ -98,17 +99,14 @@ def default_out_dir(book: Workbook) -> Path:
     return resolve_folder(folder, Path(book.path).parent) or Path(book.path).parent / setting.default
 
 
-def analyse(book: Workbook, as_of: date):
+def analyse(book: Workbook, as_of: date) -> tuple[Validation, Rollup]:
     """(validation, rollup) of a workbook as read."""
-    from .rollup import rollup  # landing with issue 4
-
-
     settings = book.settings
     validation = validate(book.frames, settings, as_of)
     return validation, rollup(validation, settings, as_of)
 
 
-def notice_input(book: Workbook, validation: Validation, result: Any, as_of: date) -> NoticeInput:
+def notice_input(book: Workbook, validation: Validation, result: Rollup, as_of: date) -> NoticeInput:
     return NoticeInput(validation.frames, book.settings, as_of, result, Path(book.path).parent)
 
 
@@ -134,8 +132,6 @@ def run_report(adapter: BookAdapter, out_dir: Path | str | None = None, as_of: d
     book = adapter.read()
     say("正在校验和汇总……")
     validation, result = analyse(book, as_of)
-    from .rollup import rollup_sheets
-
     issues, marks = validation_writes(validation)
     sheets = [*issues, *rollup_sheets(result)]
     written, busy, staged = True, "", None
