@@ -1,0 +1,301 @@
+"""The live adapter: the same ``read()`` / ``write()`` as the file adapter, over an ``xlwings.Book``.
+
+The book is the one the Excel button hands over (``xw.Book.caller()`` on Windows, COM), a hidden
+Excel instance, or the xlwings Server JSON book (``xw.Book(json=...)``: every change becomes an
+action in ``book.json()``). Excel round trips are what make a macro slow, so:
+
+- one bulk value read per contract sheet (``used_range``), turned into frames by the file reader's
+  ``frame_from_rows`` so both adapters give identical frames;
+- one bulk value write per output sheet (header, banner and rows as one block), links as
+  ``HYPERLINK`` formulas inside that block, one number-format call per formatted column;
+- fills batched: on the desktop engines one multi-area range per colour (COM's ``Range("A1,B3")``,
+  addresses chunked below its 255-character limit); on the JSON engine one ``set_colors`` matrix
+  per block of rows (``...`` keeps the cells in between);
+- notes one per marked cell (no engine batches them).
+
+``counts`` records what was done, for the bench.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable
+from datetime import date, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from .. import schema
+from ..errors import HealthbookError, MissingSheet
+from .read import Workbook, clean_header, empty_frame, find_header_row, frame_from_rows
+from .write_types import FILLS, Mark, SheetWrite
+
+# COM's Range("...") takes at most 255 characters of addresses.
+COM_ADDRESS_LIMIT = 255
+# xlwings' set_colors takes at most 10,000 cells per call.
+COLORS_PER_CALL = 10_000
+# Leading characters that would turn a text value into a formula when written.
+FORMULA_STARTS = ("=", "+", "-", "@")
+# Notes the adapter writes start with this, so it never deletes a note a person wrote.
+NOTE_TAG = "【healthbook】"
+
+
+class LiveBook:
+    """Read and write the contract sheets of an open workbook through xlwings."""
+
+    def __init__(self, book):
+        self.book = book
+        self.counts: Counter[str] = Counter()
+        self.remote = book.app.engine.type == "remote"
+        # Grid of each input sheet as read (rows from Excel row 1), used to check old marks.
+        self._grids: dict[str, list[list]] = {}
+
+    @property
+    def path(self) -> Path:
+        return Path(self.book.fullname)
+
+    # ----------------------------------------------------------------------------- reading
+    def read(self, sheets: list[schema.Sheet] | None = None) -> Workbook:
+        """The contract's input sheets as frames, one bulk read each (same frames as read_workbook)."""
+        names = [s.name for s in self.book.sheets]
+        frames = {}
+        for sheet in sheets or schema.INPUT_SHEETS:
+            if sheet.name not in names:
+                if sheet.optional:
+                    frames[sheet.name] = empty_frame(sheet)
+                    continue
+                raise MissingSheet(self.path, sheet.name)
+            grid = self.read_grid(sheet.name)
+            self._grids[sheet.name] = grid
+            frames[sheet.name] = frame_from_rows(grid, sheet, self.path)
+        return Workbook(self.path, frames, names)
+
+    def read_grid(self, sheet_name: str) -> list[list]:
+        """A sheet's values from cell A1 to the end of its used range, in one read."""
+        used = self.book.sheets[sheet_name].used_range
+        values = used.options(ndim=2).value
+        self.counts["reads"] += 1
+        self.counts["cells_read"] += used.shape[0] * used.shape[1]
+        # frame_from_rows expects the grid to start at A1: pad for a used range that starts lower.
+        lead = [None] * (used.column - 1)
+        rows = [[None] * (used.column - 1 + used.shape[1]) for _ in range(used.row - 1)]
+        rows += [lead + [_read_value(v) for v in row] for row in values]
+        return rows
+
+    # ----------------------------------------------------------------------------- writing
+    def write(self, sheets: list[SheetWrite], marks: list[Mark] | None = None) -> None:
+        """Rewrite the output sheets; with ``marks``, replace the marks of the previous run."""
+        for sheet_write in sheets:
+            self.write_sheet(sheet_write)
+        if marks is not None:
+            self.replace_marks(marks)
+
+    def write_sheet(self, sw: SheetWrite) -> None:
+        sheet = self._sheet(sw.sheet.name)
+        columns = sw.sheet.columns
+        width = len(columns) + (2 if sw.note else 0)
+        old_rows = _last_row(sheet)
+        if old_rows > 1:
+            sheet.range((2, 1), (old_rows, max(width, _last_column(sheet)))).clear()
+            self.counts["clears"] += 1
+        header = [c.header for c in columns] + (["", sw.note] if sw.note else [])
+        block = [header]
+        for i, row in enumerate(sw.rows):
+            cells = []
+            for col in columns:
+                value = _write_value(row.get(col.key))
+                target = sw.links.get((i, col.key))
+                cells.append(_hyperlink(target, value) if target else value)
+            block.append(cells + [None] * (width - len(columns)))
+        sheet.range((1, 1), (len(block), width)).value = block
+        self.counts["writes"] += 1
+        self.counts["cells_written"] += len(block) * width
+        if sw.rows:
+            for c, col in enumerate(columns, start=1):
+                if col.number_format:
+                    sheet.range((2, c), (len(sw.rows) + 1, c)).number_format = col.number_format
+                    self.counts["formats"] += 1
+        keys = [c.key for c in columns]
+        fills = {(i + 2, keys.index(key) + 1): FILLS[name]
+                 for (i, key), name in sw.fills.items() if name in FILLS and key in keys}
+        self._paint(sheet, fills)
+
+    def replace_marks(self, marks: list[Mark]) -> None:
+        """Clear the marks listed in the old 校验结果 sheet, then fill and annotate ``marks``."""
+        new = {(m.sheet, m.row, m.column): m for m in marks if m.sheet in self._sheet_names()}
+        old = [cell for cell in self._old_marks() if cell not in new]
+        by_sheet: dict[str, dict[tuple[int, int], str | None]] = {}
+        notes_to_clear: list[tuple[str, int, int]] = []
+        for name, row, header in old:
+            col = self._column_index(name, header)
+            if col:
+                by_sheet.setdefault(name, {})[(row, col)] = None
+                notes_to_clear.append((name, row, col))
+        for (name, row, header), mark in new.items():
+            col = self._column_index(name, header)
+            if col:
+                by_sheet.setdefault(name, {})[(row, col)] = FILLS.get(mark.level, FILLS[schema.LEVEL_ERROR])
+        for name, cells in by_sheet.items():
+            self._paint(self._sheet(name), cells)
+        for name, row, col in notes_to_clear:
+            self._delete_note(self._sheet(name).range((row, col)))
+        for (name, row, header), mark in new.items():
+            col = self._column_index(name, header)
+            if col:
+                self._set_note(self._sheet(name).range((row, col)), f"{NOTE_TAG}{mark.level}：{mark.message}")
+
+    # ----------------------------------------------------------------------------- helpers
+    def _sheet(self, name: str):
+        return self.book.sheets[name]
+
+    def _sheet_names(self) -> set[str]:
+        return {s.name for s in self.book.sheets}
+
+    def _column_index(self, sheet_name: str, header: str) -> int | None:
+        """1-based column of ``header`` in the sheet as read (columns may be in any order)."""
+        grid = self._grids.get(sheet_name)
+        if grid is None:
+            grid = self.read_grid(sheet_name)
+            self._grids[sheet_name] = grid
+        sheet = schema.SHEETS_BY_NAME.get(sheet_name)
+        index = find_header_row(grid, sheet) if sheet else 0
+        if index is None:
+            return None
+        headers = [clean_header(v) for v in grid[index]]
+        return headers.index(header) + 1 if header in headers else None
+
+    def _old_marks(self) -> list[tuple[str, int, str]]:
+        """Cells marked by the previous run, as listed in 校验结果 — skipped when the row has moved."""
+        if schema.ISSUES.name not in self._sheet_names():
+            return []
+        grid = self.read_grid(schema.ISSUES.name)
+        try:
+            frame = frame_from_rows(grid, schema.ISSUES, self.path)
+        except HealthbookError:
+            return []
+        cells = []
+        for rec in frame.to_dict("records"):
+            sheet, row, column, key = rec["sheet"], rec["row"], rec["column"], rec["key"]
+            if not (isinstance(sheet, str) and isinstance(row, int) and isinstance(column, str)):
+                continue
+            if key and not self._row_has_key(sheet, row, str(key)):
+                continue  # rows were inserted or deleted since: that cell is no longer the one marked
+            cells.append((sheet, row, column))
+        return cells
+
+    def _row_has_key(self, sheet_name: str, row: int, key: str) -> bool:
+        grid = self._grids.get(sheet_name)
+        if grid is None or row > len(grid):
+            return False
+        return key in {str(v) for v in grid[row - 1] if v is not None}
+
+    def _paint(self, sheet, cells: dict[tuple[int, int], str | None]) -> None:
+        """Set fill colours (hex or None to remove) on many cells with few calls."""
+        if not cells:
+            return
+        if self.remote:
+            rows = sorted({r for r, _ in cells})
+            first_col = min(c for _, c in cells)
+            last_col = max(c for _, c in cells)
+            ncols = last_col - first_col + 1
+            per_call = max(1, COLORS_PER_CALL // ncols)
+            for start in range(rows[0], rows[-1] + 1, per_call):
+                block_rows = [r for r in rows if start <= r < start + per_call]
+                if not block_rows:
+                    continue
+                top, bottom = block_rows[0], block_rows[-1]
+                matrix = [[_hex(cells[(r, c)]) if (r, c) in cells else ...
+                           for c in range(first_col, last_col + 1)] for r in range(top, bottom + 1)]
+                sheet.range((top, first_col), (bottom, last_col)).set_colors(matrix)
+                self.counts["fill_calls"] += 1
+        else:
+            by_colour: dict[str | None, list[str]] = {}
+            for (r, c), colour in cells.items():
+                by_colour.setdefault(colour, []).append(sheet.range((r, c)).get_address(False, False))
+            for colour, addresses in by_colour.items():
+                for chunk in chunk_addresses(addresses):
+                    sheet.range(chunk).color = _hex(colour)
+                    self.counts["fill_calls"] += 1
+        self.counts["cells_filled"] += len(cells)
+
+    def _delete_note(self, cell) -> None:
+        note = cell.note
+        if note is None:
+            return
+        if not self.remote and not str(note.text).startswith(NOTE_TAG):
+            return  # a person's note: keep it
+        note.delete()
+        self.counts["notes_deleted"] += 1
+
+    def _set_note(self, cell, text: str) -> None:
+        try:
+            note = cell.note
+            if note is not None:
+                if self.remote or str(note.text).startswith(NOTE_TAG):
+                    note.delete()
+                else:
+                    return  # a person's note stays; the message is in 校验结果
+            cell.add_note(text)
+            self.counts["notes_added"] += 1
+        except NotImplementedError:
+            # Clients without notes (older Office.js, Google Sheets): the fill and 校验结果 remain.
+            self.counts["notes_unsupported"] += 1
+
+
+def chunk_addresses(addresses: Iterable[str], limit: int = COM_ADDRESS_LIMIT) -> list[str]:
+    """Join cell addresses into comma-separated strings no longer than ``limit``."""
+    chunks, current = [], ""
+    for address in addresses:
+        candidate = f"{current},{address}" if current else address
+        if len(candidate) > limit and current:
+            chunks.append(current)
+            current = address
+        else:
+            current = candidate
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _last_row(sheet) -> int:
+    used = sheet.used_range
+    return used.row + used.shape[0] - 1
+
+
+def _last_column(sheet) -> int:
+    used = sheet.used_range
+    return used.column + used.shape[1] - 1
+
+
+def _read_value(value: object) -> object:
+    # Excel hands back datetimes for date cells; calamine gives a date when there is no time part.
+    if isinstance(value, datetime) and value.time() == datetime.min.time():
+        return value.date()
+    return value
+
+
+def _write_value(value: object) -> object:
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if hasattr(value, "item") and not isinstance(value, (str, date)):
+        return value.item()  # numpy scalars
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value  # text stays text
+    return value
+
+
+def _hyperlink(target: str, value: object) -> str:
+    shown = '""' if value is None else (
+        str(value) if isinstance(value, (int, float)) else '"' + str(value).lstrip("'").replace('"', '""') + '"')
+    return f'=HYPERLINK("#{target.replace(chr(34), chr(34) * 2)}",{shown})'
+
+
+def _hex(colour: str | None) -> str | None:
+    return f"#{colour}" if colour else None
