@@ -28,6 +28,7 @@ OUTPUT_HEADER_STYLE = {**HEADER_STYLE, "bg_color": "#546E7A"}
 FONT = {"font_name": "等线", "font_size": 11}
 VALIDATION_RANGES = {"date": "date", "integer": "integer", "number": "decimal"}
 SUFFIXES = (".xlsx", ".xlsm")
+GUIDE_TEXT_WIDTH = 90
 
 
 def xlwings_vba_project() -> bytes:
@@ -98,6 +99,10 @@ class _Builder:
         header_style = OUTPUT_HEADER_STYLE if sheet.role == "output" else HEADER_STYLE
         ws.set_row(0, 30)
         ws.freeze_panes(1, 1 if sheet.role == "ledger" else 0)
+        ws.set_paper(9)
+        ws.set_landscape()
+        ws.fit_to_pages(1, 0)
+        ws.repeat_rows(0)
         for c, col in enumerate(sheet.columns):
             cell_format = self.fmt(num_format=col.number_format) if col.number_format else self.fmt()
             ws.set_column(c, c, col.width, cell_format)
@@ -162,17 +167,22 @@ class _Builder:
     def guide(self, sheet: schema.Sheet, rows: dict[str, list[dict]]) -> None:
         ws = self.wb.add_worksheet(sheet.name)
         ws.set_column(0, 0, 18)
-        ws.set_column(1, 1, 90, self.fmt(text_wrap=True, valign="top"))
+        ws.set_column(1, 1, GUIDE_TEXT_WIDTH, self.fmt(text_wrap=True, valign="top"))
         settings = {r["item"]: r["value"] for r in rows.get(schema.SETTINGS.name, [])}
         street = settings.get(schema.SETTINGS_BY_KEY["street"].item) or ""
         pilot = settings.get(schema.SETTINGS_BY_KEY["pilot_name"].item) or "健康街道试点"
         title = f"{street}{pilot}工作台账（主工作簿）"
-        ws.write_string(0, 0, title, self.fmt(bold=True, font_size=16, font_color="#2E7D32"))
+        ws.set_row(0, 30)
+        ws.merge_range(0, 0, 0, 1, title, self.fmt(bold=True, font_size=16, font_color="#2E7D32"))
         r = 2
         for heading, text in guide_sections(rows):
             ws.write_string(r, 0, heading, self.fmt(bold=True, valign="top"))
             ws.write_string(r, 1, text, self.fmt(text_wrap=True, valign="top"))
+            # xlsxwriter cannot autofit: size the row for the wrapped text (CJK = 2 width units).
+            ws.set_row(r, 16 * max(1, -(-_display_width(text) // (GUIDE_TEXT_WIDTH - 4))))
             r += 1
+        ws.set_paper(9)
+        ws.fit_to_pages(1, 0)
         ws.activate()
 
 
@@ -204,6 +214,10 @@ def _validation_rule(col: schema.Column) -> dict | None:
     if message:
         return {"validate": "any", **message}
     return None
+
+
+def _display_width(text: str) -> int:
+    return sum(2 if ord(ch) > 0x2E7F else 1 for ch in text)
 
 
 def guide_sections(rows: dict[str, list[dict]]) -> list[tuple[str, str]]:
