@@ -361,6 +361,8 @@ SHEETS: tuple[Sheet, ...] = (
     CHANGES,
     LISTS,
 )
+# The xlwings settings sheet of the .xlsm (xlwings' VBA looks it up by this exact name).
+XLWINGS_CONF_SHEET = "xlwings.conf"
 SHEETS_BY_NAME: dict[str, Sheet] = {s.name: s for s in SHEETS}
 INPUT_SHEETS: tuple[Sheet, ...] = tuple(s for s in SHEETS if s.role in ("config", "ledger"))
 OUTPUT_SHEETS: tuple[Sheet, ...] = tuple(s for s in SHEETS if s.role == "output")

@@ -1,0 +1,133 @@
+"""Macros taking an ``xw.Book``: what the buttons in the master workbook run.
+
+Each macro is a few lines over the core through ``LiveBook``. A person clicking a button never sees
+a Python traceback: problems they can fix arrive as one Chinese message box naming the sheet and
+what to do; anything unexpected arrives as a short message box, with the details in a log file
+beside the workbook for the IT contact.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import tempfile
+import traceback
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from . import schema
+from .book.live import LiveBook
+from .errors import HealthbookError
+
+TITLE = "健康街道试点工作台账"
+LOG_NAME = "healthbook-错误日志.txt"
+log = logging.getLogger(__name__)
+
+
+def macro(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``func(book, ...)``; show its failure as a Chinese message box instead of raising."""
+
+    @functools.wraps(func)
+    def run(book, *args, **kwargs):
+        try:
+            return func(book, *args, **kwargs)
+        except HealthbookError as err:
+            alert(book, str(err), critical=True)
+        except Exception as exc:  # a button must never end in a console traceback
+            where = write_log(book, exc)
+            alert(book, f"运行“{func.__name__}”时出错：{type(exc).__name__}: {str(exc)[:200]}\n"
+                        f"详细信息已写入 {where}，请发给信息联络员。", critical=True)
+        return None
+
+    return run
+
+
+def alert(book, message: str, critical: bool = False) -> None:
+    """A message box in Excel (an ``alert`` action on the xlwings Server / JSON book)."""
+    book.app.alert(message, title=TITLE, mode="critical" if critical else "info")
+
+
+def write_log(book, exc: BaseException) -> Path:
+    """Append the traceback to a log beside the workbook (or in the temp folder)."""
+    folder = workbook_folder(book)
+    path = (folder if folder.is_dir() else Path(tempfile.gettempdir())) / LOG_NAME
+    try:
+        with path.open("a", encoding="utf-8") as f:
+            f.write("".join(traceback.format_exception(exc)) + "\n")
+    except OSError:
+        log.exception("cannot write %s", path)
+    return path
+
+
+def workbook_folder(book) -> Path:
+    """The folder the workbook lives in (the current folder for a book without a path)."""
+    return Path(book.fullname).resolve().parent
+
+
+def notices_folder(book, settings: dict) -> Path:
+    """设置 通知输出文件夹, relative to the workbook's folder unless absolute."""
+    setting = str(settings.get("notices") or schema.SETTINGS_BY_KEY["notices"].default)
+    folder = Path(setting)
+    return folder if folder.is_absolute() else workbook_folder(book) / folder
+
+
+@macro
+def validate(book, as_of: date | None = None):
+    """Check the workbook: 校验结果 rewritten, bad cells marked (fill + note)."""
+    from .report import validation_writes
+    from .validate import validate as core_validate
+
+    live = LiveBook(book)
+    workbook = live.read()
+    validation = core_validate(workbook.frames, workbook.settings, as_of or date.today())
+    sheet, marks = validation_writes(validation)
+    live.write([sheet], marks)
+    alert(book, f"校验完成：错误 {validation.errors} 条，警告 {validation.warnings} 条。"
+                f"详见“{schema.ISSUES.name}”表，有问题的单元格已标色并加批注。")
+    return validation
+
+
+@macro
+def rollup(book, as_of: date | None = None):
+    """Validate, then rewrite the progress sheets (居委会进度, 项目进度, 单位进度)."""
+    from .report import validation_writes
+    from .rollup import rollup as core_rollup
+    from .rollup import rollup_sheets
+    from .validate import validate as core_validate
+
+    as_of = as_of or date.today()
+    live = LiveBook(book)
+    workbook = live.read()
+    validation = core_validate(workbook.frames, workbook.settings, as_of)
+    result = core_rollup(validation, workbook.settings, as_of)
+    sheet, marks = validation_writes(validation)
+    live.write([sheet, *rollup_sheets(result)], marks)
+    alert(book, f"进度汇总完成（截至 {as_of:%Y-%m-%d}）。错误 {validation.errors} 条，"
+                f"警告 {validation.warnings} 条。")
+    return result
+
+
+@macro
+def notices(book, as_of: date | None = None):
+    """Render the notices into the notices folder beside the workbook (sheets untouched)."""
+    from .report import run_notices
+
+    live = LiveBook(book)
+    folder = notices_folder(book, live.read().settings)
+    result = run_notices(live, folder, as_of or date.today())
+    alert(book, f"通知已生成到文件夹：{folder}")
+    return result
+
+
+@macro
+def report(book, as_of: date | None = None):
+    """The one-click job: validate, mark, roll up, write, render notices beside the workbook."""
+    from .report import run_report
+
+    live = LiveBook(book)
+    folder = notices_folder(book, live.read().settings)
+    result = run_report(live, folder, as_of or date.today())
+    alert(book, f"报告已生成：校验、进度汇总已写入工作簿，通知在文件夹 {folder}。")
+    return result
