@@ -13,6 +13,7 @@ from macros import demo
 from macros.book.build import build_workbook
 
 ROOT = Path(__file__).resolve().parents[1]
+FONTS_CONF = ROOT / "tests" / "fonts.conf"
 SEED = ROOT.parent / "shared" / "seeds" / "000_8151fcc1a36c4383.txt"
 
 
@@ -49,6 +50,7 @@ def convert_with_libreoffice(path: Path, fmt: str, outdir: Path) -> Path:
         [libreoffice(), f"-env:UserInstallation=file://{profile}", "--headless",
          "--convert-to", fmt, "--outdir", str(outdir), str(path)],
         check=True, capture_output=True, timeout=180,
+        env={**os.environ, "FONTCONFIG_FILE": str(FONTS_CONF)},
     )
     converted = outdir / f"{path.stem}.{fmt.split(':')[0]}"
     assert converted.exists(), f"LibreOffice did not convert {path.name}"
