@@ -90,7 +90,8 @@ def test_one_bulk_value_write_per_output_sheet(payload):
     keys = schema.PROJECT_PROGRESS.keys
     row1 = dict(zip(keys, after[1]))
     # Text that looks like a formula stays text; NaN becomes a blank; dates go as dates.
-    assert row1["name"] == "'=楼宇白领"
+    assert row1["name"] == "=楼宇白领"
+    assert writes[0]["values"][1][keys.index("name")] == "'=楼宇白领"
     assert row1["target"] == 3000 and row1["percent"] == 0.5 and row1["deadline"] == "2020-12-15"
     row2 = dict(zip(keys, after[2]))
     assert row2["achieved"] == "" and row2["deadline"] == "2020-11-30"

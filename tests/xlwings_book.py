@@ -76,6 +76,8 @@ def apply_actions(payload: dict, actions: list[dict]) -> dict:
         for i in range(nrows):
             for j in range(ncols):
                 new = action["values"][i][j] if action["func"] == "setValues" else ""
+                if isinstance(new, str) and new.startswith("'"):
+                    new = new[1:]  # Excel's text prefix: not part of the value
                 values[top + i][left + j] = "" if new is None else new
     return dict(payload, sheets=sheets)
 

@@ -19,12 +19,14 @@ action in ``book.json()``). Excel round trips are what make a macro slow, so:
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
+from xlsxwriter.utility import xl_rowcol_to_cell
 
 from .. import schema
 from ..errors import HealthbookError, MissingSheet
@@ -37,6 +39,8 @@ COM_ADDRESS_LIMIT = 255
 COLORS_PER_CALL = 10_000
 # Leading characters that would turn a text value into a formula when written.
 FORMULA_STARTS = ("=", "+", "-", "@")
+# Text Excel would turn into a number, date or boolean when written as a value ("001", "6月22日").
+COERCIBLE_TEXT = re.compile(r"^[\s\d.,:/%+\-()eE年月日¥$]*\d[\s\d.,:/%+\-()eE年月日¥$]*$|^(?i:true|false)$")
 # Notes the adapter writes start with this, so it never deletes a note a person wrote.
 NOTE_TAG = "【healthbook】"
 
@@ -86,10 +90,17 @@ class LiveBook:
     # ----------------------------------------------------------------------------- writing
     def write(self, sheets: list[SheetWrite], marks: list[Mark] | None = None) -> None:
         """Rewrite the output sheets; with ``marks``, replace the marks of the previous run."""
-        for sheet_write in sheets:
-            self.write_sheet(sheet_write)
-        if marks is not None:
-            self.replace_marks(marks)
+        app = self.book.app
+        if not self.remote:
+            app.screen_updating = False  # desktop Excel repaints after every call otherwise
+        try:
+            for sheet_write in sheets:
+                self.write_sheet(sheet_write)
+            if marks is not None:
+                self.replace_marks(marks)
+        finally:
+            if not self.remote:
+                app.screen_updating = True
 
     def write_sheet(self, sw: SheetWrite) -> None:
         sheet = self._sheet(sw.sheet.name)
@@ -212,7 +223,7 @@ class LiveBook:
         else:
             by_colour: dict[str | None, list[str]] = {}
             for (r, c), colour in cells.items():
-                by_colour.setdefault(colour, []).append(sheet.range((r, c)).get_address(False, False))
+                by_colour.setdefault(colour, []).append(xl_rowcol_to_cell(r - 1, c - 1))
             for colour, addresses in by_colour.items():
                 for chunk in chunk_addresses(addresses):
                     sheet.range(chunk).color = _hex(colour)
@@ -286,8 +297,8 @@ def _write_value(value: object) -> object:
         return value.to_pydatetime()
     if hasattr(value, "item") and not isinstance(value, (str, date)):
         return value.item()  # numpy scalars
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value  # text stays text
+    if isinstance(value, str) and (value.startswith(FORMULA_STARTS) or COERCIBLE_TEXT.match(value)):
+        return "'" + value  # text stays text (Excel's apostrophe prefix is not part of the value)
     return value
 
 
