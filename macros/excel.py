@@ -66,11 +66,11 @@ def workbook_folder(book) -> Path:
     return Path(book.fullname).resolve().parent
 
 
-def notices_folder(book, settings: dict) -> Path:
-    """设置 通知输出文件夹, relative to the workbook's folder unless absolute."""
+def notices_folder(book, settings: dict, base: Path | None = None) -> Path:
+    """设置 通知输出文件夹, relative to ``base`` (default: the workbook's folder) unless absolute."""
     setting = str(settings.get("notices") or schema.SETTINGS_BY_KEY["notices"].default)
     folder = Path(setting)
-    return folder if folder.is_absolute() else workbook_folder(book) / folder
+    return folder if folder.is_absolute() else (base or workbook_folder(book)) / folder
 
 
 @macro
@@ -110,24 +110,24 @@ def rollup(book, as_of: date | None = None):
 
 
 @macro
-def notices(book, as_of: date | None = None):
+def notices(book, as_of: date | None = None, base: Path | None = None):
     """Render the notices into the notices folder beside the workbook (sheets untouched)."""
     from .report import run_notices
 
     live = LiveBook(book)
-    folder = notices_folder(book, live.read().settings)
+    folder = notices_folder(book, live.read().settings, base)
     result = run_notices(live, folder, as_of or date.today())
     alert(book, f"通知已生成到文件夹：{folder}")
     return result
 
 
 @macro
-def report(book, as_of: date | None = None):
+def report(book, as_of: date | None = None, base: Path | None = None):
     """The one-click job: validate, mark, roll up, write, render notices beside the workbook."""
     from .report import run_report
 
     live = LiveBook(book)
-    folder = notices_folder(book, live.read().settings)
+    folder = notices_folder(book, live.read().settings, base)
     result = run_report(live, folder, as_of or date.today())
     alert(book, f"报告已生成：校验、进度汇总已写入工作簿，通知在文件夹 {folder}。")
     return result

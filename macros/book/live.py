@@ -54,6 +54,8 @@ class LiveBook:
         self.remote = book.app.engine.type == "remote"
         # Grid of each input sheet as read (rows from Excel row 1), used to check old marks.
         self._grids: dict[str, list[list]] = {}
+        # A LiveBook serves one macro run: the book is read once, however many steps ask for it.
+        self._workbook: Workbook | None = None
 
     @property
     def path(self) -> Path:
@@ -62,6 +64,8 @@ class LiveBook:
     # ----------------------------------------------------------------------------- reading
     def read(self, sheets: list[schema.Sheet] | None = None) -> Workbook:
         """The contract's input sheets as frames, one bulk read each (same frames as read_workbook)."""
+        if self._workbook is not None and sheets is None:
+            return self._workbook
         names = [s.name for s in self.book.sheets]
         frames = {}
         for sheet in sheets or schema.INPUT_SHEETS:
@@ -73,7 +77,10 @@ class LiveBook:
             grid = self.read_grid(sheet.name)
             self._grids[sheet.name] = grid
             frames[sheet.name] = frame_from_rows(grid, sheet, self.path)
-        return Workbook(self.path, frames, names)
+        workbook = Workbook(self.path, frames, names)
+        if sheets is None:
+            self._workbook = workbook
+        return workbook
 
     def read_grid(self, sheet_name: str) -> list[list]:
         """A sheet's values from cell A1 to the end of its used range, in one read."""
