@@ -212,3 +212,30 @@ def test_frame_from_rows_is_what_live_and_file_share(demo_master):
             ["P01", "健康社会类", "x", "发展办", 1.0, date(2020, 1, 1)]]
     frame = frame_from_rows(grid, schema.PROJECTS, demo_master)
     assert frame.loc[0, "target"] == 1 and frame.loc[0, "_row"] == 2
+
+
+def test_ledger_write_touches_only_changed_cells_where_staff_put_them(payload):
+    book = xw.Book(json=payload)
+    live = LiveBook(book)
+    ledger = live.read().frames[schema.LEDGER.name]
+    rows = ledger.to_dict("records")
+    rows[3]["record_id"] = "C99-0001"  # a changed id on Excel row 5
+    new = {k: None for k in schema.LEDGER.keys}
+    new.update(record_id="C01-9999", date=date(2020, 11, 20), committee_id="C01", project_id="P01",
+               activity="=SUM(A1)", quantity=3, status="进行中")
+    live.write([SheetWrite(schema.LEDGER, [*rows, new])])
+    writes = actions(book, "setValues")
+    pos = sheet_position(payload, schema.LEDGER.name)
+    cells = {}
+    for a in writes:
+        assert a["sheet_position"] == pos and a["column_count"] == 1
+        for i, (v,) in enumerate(a["values"]):
+            cells[(a["start_row"] + i + 1, a["start_column"] + 1)] = v
+    col = {k: schema.LEDGER.keys.index(k) + 1 for k in schema.LEDGER.keys}
+    last = int(ledger["_row"].max())
+    assert cells[(5, col["record_id"])] == "C99-0001"
+    assert cells[(last + 1, col["activity"])] == "'=SUM(A1)"  # stays text
+    assert cells[(last + 1, col["date"])] == "2020-11-20"
+    assert {r for r, _ in cells} == {5, last + 1}
+    # No clear on the ledger: nothing but the changed cells is touched.
+    assert actions(book, "rangeClear") == [] and actions(book, "rangeClearContents") == []

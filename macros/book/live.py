@@ -30,7 +30,7 @@ from xlsxwriter.utility import xl_rowcol_to_cell
 
 from .. import schema
 from ..errors import HealthbookError, MissingSheet
-from .read import Workbook, clean_header, empty_frame, find_header_row, frame_from_rows
+from .read import ROW, Workbook, clean_header, empty_frame, find_header_row, frame_from_rows
 from .write_types import FILLS, Mark, SheetWrite
 
 # COM's Range("...") takes at most 255 characters of addresses.
@@ -110,6 +110,9 @@ class LiveBook:
                 app.screen_updating = True
 
     def write_sheet(self, sw: SheetWrite) -> None:
+        """Replace an output sheet's data (clear, then one bulk write); the ledger is updated in place."""
+        if sw.sheet.role == "ledger":
+            return self.write_ledger(sw)
         sheet = self._sheet(sw.sheet.name)
         columns = sw.sheet.columns
         width = len(columns) + (2 if sw.note else 0)
@@ -138,6 +141,50 @@ class LiveBook:
         fills = {(i + 2, keys.index(key) + 1): FILLS[name]
                  for (i, key), name in sw.fills.items() if name in FILLS and key in keys}
         self._paint(sheet, fills)
+
+    def write_ledger(self, sw: SheetWrite) -> None:
+        """Write only the ledger cells whose value changed, where staff put each column.
+
+        Rows carrying ``_row`` go to that Excel row, others below the last row; columns are matched
+        by header (extra columns and their formulas are never touched); missing contract columns
+        are added right of the last one. One write per run of changed cells in a column.
+        """
+        sheet = self._sheet(sw.sheet.name)
+        grid = self._grid(sw.sheet.name)
+        header_index = find_header_row(grid, sw.sheet)
+        if header_index is None:
+            header_index = 0
+        headers = [clean_header(v) for v in (grid[header_index] if grid else [])]
+        by_header = sw.sheet.by_header()
+        position = {by_header[h].key if h in by_header else h: i + 1
+                    for i, h in enumerate(headers) if h and h not in headers[:i]}
+        changed: dict[tuple[int, int], object] = {}
+        for col in sw.sheet.columns:
+            if col.key not in position:
+                position[col.key] = max([len(headers), *position.values()]) + 1
+                changed[(header_index + 1, position[col.key])] = col.header
+        next_row = max(len(grid), header_index + 1) + 1
+        for row in sw.rows:
+            excel_row = row.get(ROW)
+            if not isinstance(excel_row, int):
+                excel_row, next_row = next_row, next_row + 1
+            old_row = grid[excel_row - 1] if excel_row <= len(grid) else []
+            for key, value in row.items():
+                c = position.get(key)
+                if c is None or key == ROW:
+                    continue
+                old = old_row[c - 1] if c <= len(old_row) else None
+                if not _same(old, value):
+                    changed[(excel_row, c)] = _write_value(value)
+        for (top, c), run in _column_runs(changed):
+            sheet.range((top, c), (top + len(run) - 1, c)).options(ndim=2).value = [[v] for v in run]
+            self.counts["writes"] += 1
+            self.counts["cells_written"] += len(run)
+
+    def _grid(self, sheet_name: str) -> list[list]:
+        if sheet_name not in self._grids:
+            self._grids[sheet_name] = self.read_grid(sheet_name)
+        return self._grids[sheet_name]
 
     def replace_marks(self, marks: list[Mark]) -> None:
         """Clear the marks listed in the old 校验结果 sheet, then fill and annotate ``marks``."""
@@ -172,10 +219,7 @@ class LiveBook:
 
     def _column_index(self, sheet_name: str, header: str) -> int | None:
         """1-based column of ``header`` in the sheet as read (columns may be in any order)."""
-        grid = self._grids.get(sheet_name)
-        if grid is None:
-            grid = self.read_grid(sheet_name)
-            self._grids[sheet_name] = grid
+        grid = self._grid(sheet_name)
         sheet = schema.SHEETS_BY_NAME.get(sheet_name)
         index = find_header_row(grid, sheet) if sheet else 0
         if index is None:
@@ -284,6 +328,31 @@ def _last_row(sheet) -> int:
 def _last_column(sheet) -> int:
     used = sheet.used_range
     return used.column + used.shape[1] - 1
+
+
+def _same(old: object, new: object) -> bool:
+    """Whether a cell as read already holds ``new`` (Excel gives floats, dates as datetimes)."""
+    old, new = _read_value(old), _write_value(new)
+    if isinstance(new, str) and new.startswith("'"):
+        new = new[1:]
+    if old in ("", None) or new in ("", None):
+        return old in ("", None) and new in ("", None)
+    if isinstance(old, str) and isinstance(new, str):
+        return old.strip() == new.strip()
+    if isinstance(new, datetime) and new.time() == datetime.min.time():
+        new = new.date()
+    return old == new
+
+
+def _column_runs(cells: dict[tuple[int, int], object]) -> list[tuple[tuple[int, int], list]]:
+    """Changed cells grouped into vertical runs: ((first row, column), values)."""
+    runs: list[tuple[tuple[int, int], list]] = []
+    for (r, c) in sorted(cells, key=lambda rc: (rc[1], rc[0])):
+        if runs and runs[-1][0][1] == c and runs[-1][0][0] + len(runs[-1][1]) == r:
+            runs[-1][1].append(cells[(r, c)])
+        else:
+            runs.append(((r, c), [cells[(r, c)]]))
+    return runs
 
 
 def _read_value(value: object) -> object:
