@@ -17,8 +17,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from xlsxwriter.utility import xl_rowcol_to_cell
+
 from . import schema
 from .book.live import LiveBook
+from .book.write_types import Mark, SheetWrite
 from .errors import HealthbookError
 
 TITLE = "健康街道试点工作台账"
@@ -73,10 +76,29 @@ def notices_folder(book, settings: dict, base: Path | None = None) -> Path:
     return folder if folder.is_absolute() else (base or workbook_folder(book)) / folder
 
 
+def validation_writes(validation) -> tuple[SheetWrite, list[Mark]]:
+    """校验结果 (one row per problem, 行号 linked to the cell) and a mark per cell-level problem.
+
+    Links point where the contract puts the column (the builder's layout).
+    """
+    rows, links, fills, marks = [], {}, {}, []
+    for i, problem in enumerate(validation.problems):
+        rows.append(problem.to_dict())
+        fills[(i, "level")] = problem.level
+        if problem.row and problem.sheet in schema.SHEETS_BY_NAME:
+            sheet = schema.SHEETS_BY_NAME[problem.sheet]
+            headers = sheet.headers
+            col = headers.index(problem.column) if problem.column in headers else 0
+            links[(i, "row")] = f"'{problem.sheet}'!{xl_rowcol_to_cell(problem.row - 1, col)}"
+            if problem.column:
+                text = problem.message + (f"（{problem.suggestion}）" if problem.suggestion else "")
+                marks.append(Mark(problem.sheet, problem.row, problem.column, problem.level, text))
+    return SheetWrite(schema.ISSUES, rows, fills=fills, links=links), marks
+
+
 @macro
 def validate(book, as_of: date | None = None):
     """Check the workbook: 校验结果 rewritten, bad cells marked (fill + note)."""
-    from .report import validation_writes
     from .validate import validate as core_validate
 
     live = LiveBook(book)
@@ -92,7 +114,6 @@ def validate(book, as_of: date | None = None):
 @macro
 def rollup(book, as_of: date | None = None):
     """Validate, then rewrite the progress sheets (居委会进度, 项目进度, 单位进度)."""
-    from .report import validation_writes
     from .rollup import rollup as core_rollup
     from .rollup import rollup_sheets
     from .validate import validate as core_validate
