@@ -1,0 +1,224 @@
+"""Every macro through a real xlwings JSON book built from the demo workbook (no Excel needed)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections import Counter
+
+import pytest
+import xlwings as xw
+
+from macros import demo, excel, schema
+from macros.book.build import build_workbook
+from macros.book.live import NOTE_TAG
+from macros.book.read import read_workbook
+from macros.book.write_types import FILLS
+
+from .conftest import ROOT
+from .xlwings_book import apply_actions, book_payload, json_book
+
+core_validate = pytest.importorskip("macros.validate").validate
+rollup_module = pytest.importorskip("macros.rollup")
+
+AS_OF = demo.DEMO_AS_OF
+# Three bad cells typed into the demo ledger: (row index in the demo rows, column key, value).
+BAD = [(3, "date", "六月某日"), (5, "quantity", "abc"), (7, "project_id", "P99")]
+
+
+@pytest.fixture(scope="module")
+def bad_master(tmp_path_factory):
+    rows = demo.demo_rows()
+    for index, key, value in BAD:
+        rows[schema.LEDGER.name][index][key] = value
+    path = tmp_path_factory.mktemp("bad") / "healthbook.xlsx"
+    build_workbook(path, rows)
+    return path
+
+
+def actions(book: xw.Book, func: str) -> list[dict]:
+    return [a for a in book.json()["actions"] if a["func"] == func]
+
+
+def sheet_values(payload: dict, book: xw.Book, name: str) -> list[list]:
+    """The sheet's values after the book's actions, trailing blanks trimmed."""
+    after = apply_actions(payload, book.json()["actions"])
+    values = next(s["values"] for s in after["sheets"] if s["name"] == name)
+    rows = [list(r) for r in values]
+    while rows and all(v == "" for v in rows[-1]):
+        rows.pop()
+    return rows
+
+
+def expected_problems(path) -> list:
+    workbook = read_workbook(path)
+    return core_validate(workbook.frames, workbook.settings, AS_OF).problems
+
+
+def test_validate_macro_writes_issues_and_marks_exactly_the_bad_cells(bad_master):
+    payload = book_payload(bad_master)
+    book = xw.Book(json=payload)
+    validation = excel.validate(book, as_of=AS_OF)
+    problems = expected_problems(bad_master)
+    assert validation.problems == problems
+    # 校验结果: the header, then one row per problem as the file path finds them.
+    values = sheet_values(payload, book, schema.ISSUES.name)
+    keys = schema.ISSUES.keys
+    assert values[0][: len(keys)] == schema.ISSUES.headers
+    written = [dict(zip(keys, row)) for row in values[1:]]
+    assert [(w["sheet"], w["message"]) for w in written] == [(p.sheet, p.message) for p in problems]
+    # 行号 links to the cell.
+    first = next(i for i, p in enumerate(problems) if p.row)
+    assert re.fullmatch(rf"=HYPERLINK\(\"#'{problems[first].sheet}'!\$?[A-Z]+\$?{problems[first].row}\",\d+\)",
+                        written[first]["row"])
+    # Marks: a fill and a note on each cell-level problem's cell, nothing else.
+    ledger = schema.LEDGER
+    bad_cells = {(index + 2, ledger.keys.index(key) + 1) for index, key, _ in BAD}
+    cell_problems = {(p.row, ledger.headers.index(p.column) + 1): p for p in problems
+                     if p.sheet == ledger.name and p.row and p.column}
+    assert bad_cells <= set(cell_problems)
+    pos = [s["name"] for s in payload["sheets"]].index(ledger.name)
+    painted = {}
+    for a in actions(book, "setRangeColors"):
+        if a["sheet_position"] != pos:
+            continue
+        for i, row in enumerate(a["args"][0]):
+            for j, colour in enumerate(row):
+                if colour != "keep":
+                    painted[(a["start_row"] + i + 1, a["start_column"] + j + 1)] = colour
+    assert painted == {cell: f"#{FILLS[p.level]}".lower() for cell, p in cell_problems.items()}
+    notes = {a["args"][0].replace("$", ""): a["args"][1] for a in actions(book, "addNote")
+             if a["sheet_position"] == pos}
+    assert len(notes) == len(cell_problems)
+    for (r, c), p in cell_problems.items():
+        address = f"{chr(ord('A') + c - 1)}{r}"
+        assert notes[address].startswith(f"{NOTE_TAG}{p.level}：{p.message}")
+    # The person is told, in Chinese, without a traceback.
+    [alert] = actions(book, "alert")
+    assert f"错误 {validation.errors} 条" in alert["args"][0] and alert["args"][3] == "info"
+
+
+def test_rollup_macro_writes_the_progress_sheets_as_the_core_computes_them(demo_master):
+    payload = book_payload(demo_master)
+    book = xw.Book(json=payload)
+    result = excel.rollup(book, as_of=AS_OF)
+    assert result is not None
+    workbook = read_workbook(demo_master)
+    validation = core_validate(workbook.frames, workbook.settings, AS_OF)
+    expected = rollup_module.rollup_sheets(rollup_module.rollup(validation, workbook.settings, AS_OF))
+    for sheet_write in expected:
+        values = sheet_values(payload, book, sheet_write.sheet.name)
+        keys = sheet_write.sheet.keys
+        assert values[0][: len(keys)] == sheet_write.sheet.headers
+        assert values[0][len(keys) + 1] == sheet_write.note
+        assert len(values) - 1 == len(sheet_write.rows), sheet_write.sheet.name
+        for row, want in zip(values[1:], sheet_write.rows):
+            for key, cell in zip(keys, row):
+                assert _same(cell, want.get(key)), (sheet_write.sheet.name, key, cell, want.get(key))
+    # One bulk value write per output sheet plus 校验结果.
+    assert len(actions(book, "setValues")) == len(expected) + 1
+
+
+def _same(cell: object, value: object) -> bool:
+    if value is None or (isinstance(value, float) and value != value):
+        return cell == ""
+    if hasattr(value, "isoformat"):
+        return str(cell).startswith(value.isoformat()[:10])
+    if isinstance(value, (int, float)):
+        return cell == pytest.approx(value)
+    return cell == str(value)
+
+
+def test_a_broken_workbook_gets_a_chinese_alert_not_a_traceback(demo_master):
+    payload = book_payload(demo_master)
+    ledger = next(s for s in payload["sheets"] if s["name"] == schema.LEDGER.name)
+    ledger["values"][0] = ["备注" if v == "日期" else v for v in ledger["values"][0]]
+    book = xw.Book(json=payload)
+    assert excel.validate(book, as_of=AS_OF) is None
+    [alert] = actions(book, "alert")
+    assert "台账" in alert["args"][0] and "日期" in alert["args"][0] and alert["args"][3] == "critical"
+    assert actions(book, "setValues") == []
+
+
+def test_an_unexpected_error_is_logged_beside_the_workbook(demo_master, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a JSON book has no folder: the current one stands in
+    payload = book_payload(demo_master)
+    payload["sheets"] = [s for s in payload["sheets"] if s["name"] != schema.ISSUES.name] + [
+        {**next(s for s in payload["sheets"] if s["name"] == schema.ISSUES.name), "values": None}]
+    book = xw.Book(json=payload)
+    excel.validate(book, as_of=AS_OF)
+    [alert] = actions(book, "alert")
+    assert "出错" in alert["args"][0] and excel.LOG_NAME in alert["args"][0]
+    assert "Traceback" in (tmp_path / excel.LOG_NAME).read_text(encoding="utf-8")
+
+
+def test_bas_module_calls_functions_that_exist():
+    bas = (ROOT / "workbook" / "healthbook.bas").read_text(encoding="gbk")
+    steps = re.findall(r'RunStep "(\w+)"', bas)
+    sys.path.insert(0, str(ROOT / "workbook"))
+    try:
+        module = importlib.import_module("healthbook")
+    finally:
+        sys.path.remove(str(ROOT / "workbook"))
+    assert steps == ["main", "validate", "rollup", "notices"]
+    assert all(callable(getattr(module, step)) for step in steps)
+    assert "\r\n" in bas  # VBA imports want CRLF
+
+
+@pytest.fixture
+def healthbook_module():
+    sys.path.insert(0, str(ROOT / "workbook"))
+    try:
+        yield importlib.import_module("healthbook")
+    finally:
+        sys.path.remove(str(ROOT / "workbook"))
+        if hasattr(xw.Book, "_mock_caller"):
+            del xw.Book._mock_caller
+
+
+def test_main_runs_through_book_caller(bad_master, healthbook_module):
+    # main() takes no arguments: xw.Book.caller() inside it finds the mock caller, as Excel's
+    # RunPython would find the workbook whose button was clicked.
+    book = json_book(bad_master)
+    book.set_mock_caller()
+    healthbook_module.validate()
+    assert actions(book, "setValues") and actions(book, "addNote")
+    [alert] = actions(book, "alert")
+    assert alert["args"][0].startswith("校验完成")
+
+
+def test_serve_runs_a_macro_for_a_token_holder_only(bad_master, monkeypatch):
+    from macros.serve import make_server
+
+    monkeypatch.setenv("XLWINGS_LICENSE_KEY", "noncommercial")
+    server = make_server("127.0.0.1", 0, "s3cret")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/macros/"
+    body = json.dumps(book_payload(bad_master)).encode()
+
+    def post(path: str, token: str) -> tuple[int, dict]:
+        request = urllib.request.Request(url + path, data=body, headers={"Authorization": token})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    try:
+        status, answer = post("validate", "s3cret")
+        assert status == 200
+        funcs = Counter(a["func"] for a in answer["actions"])
+        assert funcs["setValues"] == 1 and funcs["addNote"] >= len(BAD) and funcs["alert"] == 1
+        status, answer = post("validate", "wrong")
+        assert status == 403 and "令牌" in answer["detail"]
+        status, answer = post("format_disk", "s3cret")
+        assert status == 404
+    finally:
+        server.shutdown()
+        server.server_close()
