@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import io
 import os
 import shutil
@@ -64,7 +65,7 @@ def run_macro(payload: dict, name: str, folder: Path) -> tuple[float, xw.Book, C
 
     LiveBook.__init__ = counting_init
     try:
-        book = xw.Book(json=payload)
+        book = xw.Book(json=copy.deepcopy(payload))  # the JSON engine updates its payload in place
         start = time.perf_counter()
         kwargs = {"base": folder} if name == "report" else {}
         getattr(excel, name)(book, as_of=demo.DEMO_AS_OF, **kwargs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib
 import json
 import re
@@ -62,7 +63,7 @@ def expected_problems(path) -> list:
 
 def test_validate_macro_writes_issues_and_marks_exactly_the_bad_cells(bad_master):
     payload = book_payload(bad_master)
-    book = xw.Book(json=payload)
+    book = xw.Book(json=copy.deepcopy(payload))
     validation = excel.validate(book, as_of=AS_OF)
     problems = expected_problems(bad_master)
     assert validation.problems == problems
@@ -105,7 +106,7 @@ def test_validate_macro_writes_issues_and_marks_exactly_the_bad_cells(bad_master
 
 def test_rollup_macro_writes_the_progress_sheets_as_the_core_computes_them(demo_master):
     payload = book_payload(demo_master)
-    book = xw.Book(json=payload)
+    book = xw.Book(json=copy.deepcopy(payload))
     result = excel.rollup(book, as_of=AS_OF)
     assert result is not None
     workbook = read_workbook(demo_master)
@@ -138,7 +139,7 @@ def test_a_broken_workbook_gets_a_chinese_alert_not_a_traceback(demo_master):
     payload = book_payload(demo_master)
     ledger = next(s for s in payload["sheets"] if s["name"] == schema.LEDGER.name)
     ledger["values"][0] = ["备注" if v == "日期" else v for v in ledger["values"][0]]
-    book = xw.Book(json=payload)
+    book = xw.Book(json=copy.deepcopy(payload))
     assert excel.validate(book, as_of=AS_OF) is None
     [alert] = actions(book, "alert")
     assert "台账" in alert["args"][0] and "日期" in alert["args"][0] and alert["args"][3] == "critical"
@@ -150,7 +151,7 @@ def test_an_unexpected_error_is_logged_beside_the_workbook(demo_master, tmp_path
     payload = book_payload(demo_master)
     payload["sheets"] = [s for s in payload["sheets"] if s["name"] != schema.ISSUES.name] + [
         {**next(s for s in payload["sheets"] if s["name"] == schema.ISSUES.name), "values": None}]
-    book = xw.Book(json=payload)
+    book = xw.Book(json=copy.deepcopy(payload))
     excel.validate(book, as_of=AS_OF)
     [alert] = actions(book, "alert")
     assert "出错" in alert["args"][0] and excel.LOG_NAME in alert["args"][0]

@@ -33,7 +33,7 @@ def sheet_position(payload: dict, name: str) -> int:
 
 
 def test_live_read_gives_the_file_readers_frames(demo_master, payload):
-    live = LiveBook(xw.Book(json=payload))
+    live = LiveBook(xw.Book(json=copy.deepcopy(payload)))
     frames = live.read().frames
     expected = read_workbook(demo_master).frames
     assert frames.keys() == expected.keys()
@@ -52,7 +52,7 @@ def test_live_read_accounts_for_a_used_range_not_starting_at_a1(demo_master, pay
     sheet["values"] = [[""] * width, [""] * width] + [[""] + row for row in sheet["values"]]
     rows, cols = len(sheet["values"]), width
     sheet["used_range_address"] = f"B3:{chr(ord('A') + cols - 1)}{rows}"
-    frame = LiveBook(xw.Book(json=moved)).read().frames[schema.PROJECTS.name]
+    frame = LiveBook(xw.Book(json=copy.deepcopy(moved))).read().frames[schema.PROJECTS.name]
     expected = read_workbook(demo_master).frames[schema.PROJECTS.name]
     assert list(frame["_row"]) == [r + 2 for r in expected["_row"]]
     pdt.assert_frame_equal(frame.drop(columns="_row"), expected.drop(columns="_row"))
@@ -77,7 +77,7 @@ def progress_write() -> SheetWrite:
 
 
 def test_one_bulk_value_write_per_output_sheet(payload):
-    book = xw.Book(json=payload)
+    book = xw.Book(json=copy.deepcopy(payload))
     live = LiveBook(book)
     live.write([progress_write()])
     writes = actions(book, "setValues")
@@ -108,13 +108,13 @@ def test_one_bulk_value_write_per_output_sheet(payload):
 
 
 def test_rewrite_clears_the_old_rows_first(payload):
-    book = xw.Book(json=payload)
+    book = xw.Book(json=copy.deepcopy(payload))
     LiveBook(book).write([progress_write()])
     pos = sheet_position(payload, schema.PROJECT_PROGRESS.name)
     first = apply_actions(payload, book.json()["actions"])
     # Second run with fewer rows, on the book as the first run left it.
     first["sheets"][pos]["used_range_address"] = "A1:M3"
-    again = xw.Book(json=first)
+    again = xw.Book(json=copy.deepcopy(first))
     short = progress_write()
     short.rows = short.rows[:1]
     short.fills = {}
@@ -126,7 +126,7 @@ def test_rewrite_clears_the_old_rows_first(payload):
 
 
 def test_links_are_hyperlink_formulas_inside_the_bulk_write(payload):
-    book = xw.Book(json=payload)
+    book = xw.Book(json=copy.deepcopy(payload))
     rows = [{"sheet": "台账", "row": 5, "column": "日期", "level": "错误", "message": "日期无法识别"}]
     LiveBook(book).write([SheetWrite(schema.ISSUES, rows, links={(0, "row"): "'台账'!B5"})])
     [write] = actions(book, "setValues")
@@ -155,7 +155,7 @@ def painted(book: xw.Book, payload: dict) -> dict[tuple[str, int, int], str | No
 
 
 def test_marks_fill_and_annotate_exactly_the_bad_cells(payload):
-    book = xw.Book(json=payload)
+    book = xw.Book(json=copy.deepcopy(payload))
     live = LiveBook(book)
     live.read()
     live.write([], marks())
@@ -174,7 +174,7 @@ def test_marks_fill_and_annotate_exactly_the_bad_cells(payload):
 
 
 def test_old_marks_listed_in_the_issues_sheet_are_cleared(payload):
-    book = xw.Book(json=payload)
+    book = xw.Book(json=copy.deepcopy(payload))
     live = LiveBook(book)
     live.read()
     live.write([SheetWrite(schema.ISSUES, [
@@ -186,7 +186,7 @@ def test_old_marks_listed_in_the_issues_sheet_are_cleared(payload):
                           if payload["sheets"][a["sheet_position"]]["name"] == sheet["name"]]
     issues = after["sheets"][sheet_position(after, schema.ISSUES.name)]
     issues["used_range_address"] = f"A1:J{len(marks()) + 1}"
-    second = xw.Book(json=after)
+    second = xw.Book(json=copy.deepcopy(after))
     live2 = LiveBook(second)
     live2.read()
     live2.write([], marks()[:1])  # only the first problem remains
@@ -215,7 +215,7 @@ def test_frame_from_rows_is_what_live_and_file_share(demo_master):
 
 
 def test_ledger_write_touches_only_changed_cells_where_staff_put_them(payload):
-    book = xw.Book(json=payload)
+    book = xw.Book(json=copy.deepcopy(payload))
     live = LiveBook(book)
     ledger = live.read().frames[schema.LEDGER.name]
     rows = ledger.to_dict("records")

@@ -54,7 +54,11 @@ def book_payload(path: Path | str, name: str | None = None) -> dict:
 
 
 def json_book(path: Path | str, name: str | None = None) -> xw.Book:
-    """A real xlwings Book (remote engine) holding the workbook at ``path``."""
+    """A real xlwings Book (remote engine) holding the workbook at ``path``.
+
+    The engine keeps the payload as its state and updates it (e.g. notes added): give every book
+    its own payload (``copy.deepcopy``) when reusing one.
+    """
     return xw.Book(json=book_payload(path, name))
 
 
