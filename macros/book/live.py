@@ -133,10 +133,17 @@ class LiveBook:
         self.counts["writes"] += 1
         self.counts["cells_written"] += len(block) * width
         if sw.rows:
-            for c, col in enumerate(columns, start=1):
-                if col.number_format:
-                    sheet.range((2, c), (len(sw.rows) + 1, c)).number_format = col.number_format
+            # One call per run of adjacent columns sharing a number format.
+            formats = [c.number_format for c in columns]
+            c = 0
+            while c < len(formats):
+                end = c
+                while end + 1 < len(formats) and formats[end + 1] == formats[c]:
+                    end += 1
+                if formats[c]:
+                    sheet.range((2, c + 1), (len(sw.rows) + 1, end + 1)).number_format = formats[c]
                     self.counts["formats"] += 1
+                c = end + 1
         keys = [c.key for c in columns]
         fills = {(i + 2, keys.index(key) + 1): FILLS[name]
                  for (i, key), name in sw.fills.items() if name in FILLS and key in keys}
