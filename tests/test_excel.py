@@ -17,7 +17,7 @@ import xlwings as xw
 
 from macros import demo, excel, schema
 from macros.book.build import build_workbook
-from macros.book.live import NOTE_TAG
+from macros.book.live import NOTE_TAG, LiveBook
 from macros.book.read import read_workbook
 from macros.book.write_types import FILLS
 
@@ -223,3 +223,50 @@ def test_serve_runs_a_macro_for_a_token_holder_only(bad_master, monkeypatch):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _display(value: object) -> object:
+    """A cell as a person sees it: HYPERLINK formulas show their text; numbers compare as floats."""
+    if isinstance(value, str):
+        link = re.fullmatch(r'=HYPERLINK\("[^"]*",(?:"(.*)"|([^")]*))\)', value)
+        if link:
+            value = link.group(1) if link.group(1) is not None else link.group(2)
+            value = float(value) if re.fullmatch(r"-?\d+(\.\d+)?", value or "") else value
+        elif re.fullmatch(r"\d{4}-\d{2}-\d{2}(T.*)?", value):
+            return value[:10]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()[:10]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return round(float(value), 9)
+    return value
+
+
+def test_live_and_file_adapters_write_identical_sheets(demo_master, tmp_path):
+    write = pytest.importorskip("macros.book.write")
+    from python_calamine import CalamineWorkbook
+
+    # The file path: FileBook read → the same cores → FileBook write (marks left as they are).
+    path = tmp_path / demo_master.name
+    path.write_bytes(demo_master.read_bytes())
+    filebook = write.FileBook(path)
+    workbook = filebook.read()
+    validation = core_validate(workbook.frames, workbook.settings, AS_OF)
+    issues, _ = excel.validation_writes(validation)
+    sheets = [issues, *rollup_module.rollup_sheets(rollup_module.rollup(validation, workbook.settings, AS_OF))]
+    filebook.write(sheets)
+    written = CalamineWorkbook.from_path(str(path))
+
+    # The live path on the same workbook.
+    payload = book_payload(demo_master)
+    book = xw.Book(json=copy.deepcopy(payload))
+    assert excel.rollup.__wrapped__(book, as_of=AS_OF) is not None  # unwrapped: errors would raise
+    live = LiveBook(xw.Book(json=copy.deepcopy(payload))).read()
+    assert core_validate(live.frames, live.settings, AS_OF).problems == validation.problems
+
+    for sheet_write in sheets:
+        name = sheet_write.sheet.name
+        by_live = [[_display(v) for v in row] for row in sheet_values(payload, book, name)]
+        by_file = [[_display(v) for v in row] for row in written.get_sheet_by_name(name).to_python()]
+        width = max(len(r) for r in by_live + by_file)
+        assert [r + [""] * (width - len(r)) for r in by_live] == \
+               [r + [""] * (width - len(r)) for r in by_file], name
