@@ -193,6 +193,24 @@ def test_main_runs_through_book_caller(bad_master, healthbook_module):
     assert alert["args"][0].startswith("校验完成")
 
 
+def test_main_is_the_one_click_report(bad_master, healthbook_module, tmp_path, monkeypatch):
+    pytest.importorskip("macros.report")
+    monkeypatch.chdir(tmp_path)  # a JSON book has no folder: notices go beside "it", here
+    book = json_book(bad_master)
+    book.set_mock_caller()
+    healthbook_module.main()
+    [alert] = actions(book, "alert")
+    assert alert["args"][0].startswith("报告已生成"), alert["args"][0]
+    written = {book.json()["actions"][0]["sheet_position"]} | {
+        a["sheet_position"] for a in actions(book, "setValues")}
+    names = [s.name for s in book.sheets]
+    assert {schema.ISSUES.name, schema.COMMITTEE_PROGRESS.name, schema.PROJECT_PROGRESS.name,
+            schema.UNIT_PROGRESS.name} <= {names[i] for i in written}
+    assert len(actions(book, "addNote")) >= len(BAD)
+    folder = tmp_path / schema.SETTINGS_BY_KEY["notices"].default
+    assert folder.is_dir() and any(folder.iterdir())
+
+
 def test_serve_runs_a_macro_for_a_token_holder_only(bad_master, monkeypatch):
     from macros.serve import make_server
 
