@@ -244,3 +244,12 @@ def test_ledger_write_touches_only_changed_cells_where_staff_put_them(payload):
     assert {r for r, _ in cells} == {5, last + 1}
     # No clear on the ledger: nothing but the changed cells is touched.
     assert actions(book, "rangeClear") == [] and actions(book, "rangeClearContents") == []
+
+
+def test_writing_a_missing_output_sheet_is_a_named_error(payload):
+    broken = copy.deepcopy(payload)
+    broken["sheets"] = [s for s in broken["sheets"] if s["name"] != schema.PROJECT_PROGRESS.name]
+    book = xw.Book(json=broken)
+    with pytest.raises(MissingSheet, match="项目进度"):
+        LiveBook(book).write([progress_write()])
+    assert actions(book, "setValues") == []

@@ -219,6 +219,8 @@ class LiveBook:
 
     # ----------------------------------------------------------------------------- helpers
     def _sheet(self, name: str):
+        if name not in self._sheet_names():
+            raise MissingSheet(self.path, name)
         return self.book.sheets[name]
 
     def _sheet_names(self) -> set[str]:
