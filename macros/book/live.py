@@ -56,6 +56,7 @@ class LiveBook:
         self._grids: dict[str, list[list]] = {}
         # A LiveBook serves one macro run: the book is read once, however many steps ask for it.
         self._workbook: Workbook | None = None
+        self._names: set[str] | None = None
 
     @property
     def path(self) -> Path:
@@ -67,6 +68,7 @@ class LiveBook:
         if self._workbook is not None and sheets is None:
             return self._workbook
         names = [s.name for s in self.book.sheets]
+        self._names = set(names)
         frames = {}
         for sheet in sheets or schema.INPUT_SHEETS:
             if sheet.name not in names:
@@ -224,7 +226,10 @@ class LiveBook:
         return self.book.sheets[name]
 
     def _sheet_names(self) -> set[str]:
-        return {s.name for s in self.book.sheets}
+        # Asked once: on COM every sheet's name is a round trip.
+        if self._names is None:
+            self._names = {s.name for s in self.book.sheets}
+        return self._names
 
     def _column_index(self, sheet_name: str, header: str) -> int | None:
         """1-based column of ``header`` in the sheet as read (columns may be in any order)."""
