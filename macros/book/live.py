@@ -57,6 +57,7 @@ class LiveBook:
         # A LiveBook serves one macro run: the book is read once, however many steps ask for it.
         self._workbook: Workbook | None = None
         self._names: set[str] | None = None
+        self._sheets: dict[str, object] = {}
 
     @property
     def path(self) -> Path:
@@ -86,7 +87,7 @@ class LiveBook:
 
     def read_grid(self, sheet_name: str) -> list[list]:
         """A sheet's values from cell A1 to the end of its used range, in one read."""
-        used = self.book.sheets[sheet_name].used_range
+        used = self._sheet(sheet_name).used_range
         values = used.options(ndim=2).value
         self.counts["reads"] += 1
         self.counts["cells_read"] += used.shape[0] * used.shape[1]
@@ -221,9 +222,11 @@ class LiveBook:
 
     # ----------------------------------------------------------------------------- helpers
     def _sheet(self, name: str):
-        if name not in self._sheet_names():
-            raise MissingSheet(self.path, name)
-        return self.book.sheets[name]
+        if name not in self._sheets:
+            if name not in self._sheet_names():
+                raise MissingSheet(self.path, name)
+            self._sheets[name] = self.book.sheets[name]
+        return self._sheets[name]
 
     def _sheet_names(self) -> set[str]:
         # Asked once: on COM every sheet's name is a round trip.
