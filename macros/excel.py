@@ -17,12 +17,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from xlsxwriter.utility import xl_rowcol_to_cell
-
 from . import schema
 from .book.live import LiveBook
-from .book.write_types import Mark, SheetWrite
 from .errors import HealthbookError
+from .marks import validation_writes
+from .validate import validate as core_validate
 
 TITLE = "健康街道试点工作台账"
 LOG_NAME = "healthbook-错误日志.txt"
@@ -76,36 +75,14 @@ def notices_folder(book, settings: dict, base: Path | None = None) -> Path:
     return folder if folder.is_absolute() else (base or workbook_folder(book)) / folder
 
 
-def validation_writes(validation) -> tuple[SheetWrite, list[Mark]]:
-    """校验结果 (one row per problem, 行号 linked to the cell) and a mark per cell-level problem.
-
-    Links point where the contract puts the column (the builder's layout).
-    """
-    rows, links, fills, marks = [], {}, {}, []
-    for i, problem in enumerate(validation.problems):
-        rows.append(problem.to_dict())
-        fills[(i, "level")] = problem.level
-        if problem.row and problem.sheet in schema.SHEETS_BY_NAME:
-            sheet = schema.SHEETS_BY_NAME[problem.sheet]
-            headers = sheet.headers
-            col = headers.index(problem.column) if problem.column in headers else 0
-            links[(i, "row")] = f"'{problem.sheet}'!{xl_rowcol_to_cell(problem.row - 1, col)}"
-            if problem.column:
-                text = problem.message + (f"（{problem.suggestion}）" if problem.suggestion else "")
-                marks.append(Mark(problem.sheet, problem.row, problem.column, problem.level, text))
-    return SheetWrite(schema.ISSUES, rows, fills=fills, links=links), marks
-
-
 @macro
 def validate(book, as_of: date | None = None):
     """Check the workbook: 校验结果 rewritten, bad cells marked (fill + note)."""
-    from .validate import validate as core_validate
-
     live = LiveBook(book)
     workbook = live.read()
     validation = core_validate(workbook.frames, workbook.settings, as_of or date.today())
-    sheet, marks = validation_writes(validation)
-    live.write([sheet], marks)
+    sheets, marks = validation_writes(validation)
+    live.write(sheets, marks)
     alert(book, f"校验完成：错误 {validation.errors} 条，警告 {validation.warnings} 条。"
                 f"详见“{schema.ISSUES.name}”表，有问题的单元格已标色并加批注。")
     return validation
@@ -116,15 +93,14 @@ def rollup(book, as_of: date | None = None):
     """Validate, then rewrite the progress sheets (居委会进度, 项目进度, 单位进度)."""
     from .rollup import rollup as core_rollup
     from .rollup import rollup_sheets
-    from .validate import validate as core_validate
 
     as_of = as_of or date.today()
     live = LiveBook(book)
     workbook = live.read()
     validation = core_validate(workbook.frames, workbook.settings, as_of)
     result = core_rollup(validation, workbook.settings, as_of)
-    sheet, marks = validation_writes(validation)
-    live.write([sheet, *rollup_sheets(result)], marks)
+    sheets, marks = validation_writes(validation)
+    live.write([*sheets, *rollup_sheets(result)], marks)
     alert(book, f"进度汇总完成（截至 {as_of:%Y-%m-%d}）。错误 {validation.errors} 条，"
                 f"警告 {validation.warnings} 条。")
     return result

@@ -175,7 +175,7 @@ def test_marks_fill_and_annotate_exactly_the_bad_cells(payload):
     # One colour call per sheet, one note per marked cell.
     assert len(actions(book, "setRangeColors")) == 2
     notes = {(a["args"][0], a["args"][1]) for a in actions(book, "addNote")}
-    assert ("$B$5", f"{NOTE_TAG}错误：日期“6.22”无法识别") in notes and len(notes) == 3
+    assert ("$B$5", f"{NOTE_TAG}\n【错误】日期“6.22”无法识别") in notes and len(notes) == 3
 
 
 def test_old_marks_listed_in_the_issues_sheet_are_cleared(payload):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +21,12 @@ def backup_file(path: Path, keep: int | None = None, now: datetime | None = None
     folder.mkdir(exist_ok=True)
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S-%f")
     target = folder / f"{path.stem}-{stamp}{path.suffix}"
-    shutil.copy2(path, target)
+    # Copy under a name list_backups ignores, then rename: a killed run leaves no half backup.
+    partial = folder / f".{target.name}.partial"
+    shutil.copy2(path, partial)
+    with open(partial, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(partial, target)
     if keep is not None:
         for old in list_backups(path)[keep:]:
             old.unlink()

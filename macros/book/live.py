@@ -30,6 +30,7 @@ from xlsxwriter.utility import xl_rowcol_to_cell
 
 from .. import schema
 from ..errors import HealthbookError, MissingSheet
+from .notes import AUTHOR as NOTE_AUTHOR
 from .read import ROW, Workbook, clean_header, empty_frame, find_header_row, frame_from_rows
 from .write_types import FILLS, Mark, SheetWrite
 
@@ -218,7 +219,7 @@ class LiveBook:
         for (name, row, header), mark in new.items():
             col = self._column_index(name, header)
             if col:
-                self._set_note(self._sheet(name).range((row, col)), f"{NOTE_TAG}{mark.level}：{mark.message}")
+                self._set_note(self._sheet(name).range((row, col)), note_text(mark))
 
     # ----------------------------------------------------------------------------- helpers
     def _sheet(self, name: str):
@@ -302,7 +303,7 @@ class LiveBook:
         note = cell.note
         if note is None:
             return
-        if not self.remote and not str(note.text).startswith(NOTE_TAG):
+        if not self.remote and not _ours(note):
             return  # a person's note: keep it
         note.delete()
         self.counts["notes_deleted"] += 1
@@ -311,7 +312,7 @@ class LiveBook:
         try:
             note = cell.note
             if note is not None:
-                if self.remote or str(note.text).startswith(NOTE_TAG):
+                if self.remote or _ours(note):
                     note.delete()
                 else:
                     return  # a person's note stays; the message is in 校验结果
@@ -320,6 +321,22 @@ class LiveBook:
         except NotImplementedError:
             # Clients without notes (older Office.js, Google Sheets): the fill and 校验结果 remain.
             self.counts["notes_unsupported"] += 1
+
+
+def note_text(mark: Mark) -> str:
+    """The note on a marked cell: our tag, then the message under its level (as the file writer)."""
+    message = mark.message if mark.message.startswith("【") else f"【{mark.level}】{mark.message}"
+    return f"{NOTE_TAG}\n{message}"
+
+
+def _ours(note) -> bool:
+    """A note this tool wrote: tagged (live) or authored "healthbook" (the file writer)."""
+    try:
+        if str(note.text).startswith(NOTE_TAG):
+            return True
+        return str(note.api.Author) == NOTE_AUTHOR
+    except Exception:  # an engine that cannot tell: leave the note alone
+        return False
 
 
 def chunk_addresses(addresses: Iterable[str], limit: int = COM_ADDRESS_LIMIT) -> list[str]:

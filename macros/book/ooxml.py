@@ -1,0 +1,487 @@
+"""Small, byte-preserving helpers over the parts of an .xlsx/.xlsm package.
+
+The writer never re-serialises a part it does not own: it splices text into the original XML, so
+everything it does not touch stays byte-for-byte as Excel (or the builder) wrote it. These helpers
+find things (sheets, rows, cells, rels) and encode values; they never reformat.
+"""
+
+from __future__ import annotations
+
+import math
+import posixpath
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from xml.etree import ElementTree as ET
+from xml.sax.saxutils import escape
+
+NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+NS_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+NS_PKG_REL = "http://schemas.openxmlformats.org/package/2006/relationships"
+REL_COMMENTS = NS_REL + "/comments"
+REL_VML = NS_REL + "/vmlDrawing"
+REL_STYLES = NS_REL + "/styles"
+REL_SHARED_STRINGS = NS_REL + "/sharedStrings"
+CT_COMMENTS = "application/vnd.openxmlformats-officedocument.spreadsheetml.comments+xml"
+CT_VML = "application/vnd.openxmlformats-officedocument.vmlDrawing"
+CT_RELS = "application/vnd.openxmlformats-package.relationships+xml"
+
+EPOCH = datetime(1899, 12, 30)
+MAX_TEXT = 32767  # Excel's limit on characters in a cell
+
+# Rows and cells as Excel, xlsxwriter and openpyxl write them (an optional namespace prefix is kept).
+ROW_RE = re.compile(r"<(?P<p>(?:\w+:)?)row\b(?P<attrs>[^>]*?)(?:/>|>(?P<body>.*?)</(?P=p)row>)", re.S)
+CELL_RE = re.compile(r"<(?P<p>(?:\w+:)?)c\b(?P<attrs>[^>]*?)(?:/>|>(?P<body>.*?)</(?P=p)c>)", re.S)
+ATTR_RE = re.compile(r"([\w:.-]+)\s*=\s*(\"[^\"]*\"|'[^']*')")
+REF_RE = re.compile(r"([A-Z]+)(\d+)")
+SHEETDATA_RE = re.compile(r"<(?P<p>(?:\w+:)?)sheetData\b[^>]*?(?:/>|>.*?</(?P=p)sheetData>)", re.S)
+DIMENSION_RE = re.compile(r"<(?:\w+:)?dimension\b[^>]*?/>", re.S)
+HYPERLINKS_RE = re.compile(r"<(?P<p>(?:\w+:)?)hyperlinks\b[^>]*?(?:/>|>.*?</(?P=p)hyperlinks>)", re.S)
+# Illegal in XML 1.0; OOXML escapes them (and a literal "_xHHHH_") as _xHHHH_.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_ESCAPE_LIKE = re.compile(r"_(x[0-9A-Fa-f]{4})_")
+
+# Elements that follow <hyperlinks> / <legacyDrawing> in CT_Worksheet's sequence (insertion points).
+AFTER_HYPERLINKS = (
+    "printOptions", "pageMargins", "pageSetup", "headerFooter", "rowBreaks", "colBreaks",
+    "customProperties", "cellWatches", "ignoredErrors", "smartTags", "drawing", "legacyDrawing",
+    "legacyDrawingHF", "picture", "oleObjects", "controls", "webPublishItems", "tableParts", "extLst",
+)
+AFTER_LEGACY_DRAWING = (
+    "legacyDrawingHF", "picture", "oleObjects", "controls", "webPublishItems", "tableParts", "extLst",
+)
+
+
+def attrs_of(text: str) -> dict[str, str]:
+    """Attributes of a start tag's attribute text (values still XML-escaped)."""
+    return {k: v[1:-1] for k, v in ATTR_RE.findall(text)}
+
+
+def col_name(index: int) -> str:
+    """0-based column index → letters (0 → A)."""
+    name = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        name = chr(65 + rem) + name
+    return name
+
+
+def col_index(letters: str) -> int:
+    """Column letters → 0-based index (A → 0)."""
+    n = 0
+    for ch in letters:
+        n = n * 26 + ord(ch) - 64
+    return n - 1
+
+
+def split_ref(ref: str) -> tuple[int, int]:
+    """"B5" → (row 5, column index 1)."""
+    m = REF_RE.fullmatch(ref.replace("$", ""))
+    if not m:
+        raise ValueError(f"bad cell reference {ref!r}")
+    return int(m.group(2)), col_index(m.group(1))
+
+
+def ref_of(row: int, col: int) -> str:
+    return f"{col_name(col)}{row}"
+
+
+# --- package structure -------------------------------------------------------------------------
+
+
+def resolve(base_part: str, target: str) -> str:
+    """A relationship target relative to ``base_part`` → a zip member name."""
+    if target.startswith("/"):
+        return target.lstrip("/")
+    return posixpath.normpath(posixpath.join(posixpath.dirname(base_part), target))
+
+
+def rels_name(part: str) -> str:
+    """The relationships part of ``part`` (xl/worksheets/sheet1.xml → xl/worksheets/_rels/sheet1.xml.rels)."""
+    folder, name = posixpath.split(part)
+    return posixpath.join(folder, "_rels", name + ".rels")
+
+
+def relative(from_part: str, to_part: str) -> str:
+    return posixpath.relpath(to_part, posixpath.dirname(from_part))
+
+
+@dataclass
+class Rel:
+    id: str
+    type: str
+    target: str  # resolved zip member (or the raw target for external links)
+    external: bool = False
+
+
+def parse_rels(xml: bytes | None, base_part: str) -> list[Rel]:
+    if not xml:
+        return []
+    rels = []
+    for el in ET.fromstring(xml):
+        external = el.get("TargetMode") == "External"
+        target = el.get("Target", "")
+        rels.append(Rel(el.get("Id", ""), el.get("Type", ""), target if external else resolve(base_part, target),
+                        external))
+    return rels
+
+
+def workbook_part(parts: dict[str, bytes]) -> str:
+    for rel in parse_rels(parts.get("_rels/.rels"), ""):
+        if rel.type.endswith("/officeDocument"):
+            return rel.target
+    return "xl/workbook.xml"
+
+
+def sheet_parts(parts: dict[str, bytes]) -> dict[str, str]:
+    """Sheet name → worksheet part name, in workbook order."""
+    wb_part = workbook_part(parts)
+    rels = {r.id: r.target for r in parse_rels(parts.get(rels_name(wb_part)), wb_part)}
+    root = ET.fromstring(parts[wb_part])
+    found = {}
+    for el in root.iter(f"{{{NS_MAIN}}}sheet"):
+        rid = el.get(f"{{{NS_REL}}}id")
+        if rid in rels:
+            found[el.get("name")] = rels[rid]
+    return found
+
+
+def workbook_rel_target(parts: dict[str, bytes], rel_type: str) -> str | None:
+    wb_part = workbook_part(parts)
+    for rel in parse_rels(parts.get(rels_name(wb_part)), wb_part):
+        if rel.type == rel_type:
+            return rel.target
+    return None
+
+
+def shared_strings(xml: bytes | None) -> list[str]:
+    """Plain text of every shared string (rich-text runs joined; phonetic runs left out)."""
+    if not xml:
+        return []
+    out = []
+    t, r, rph = f"{{{NS_MAIN}}}t", f"{{{NS_MAIN}}}r", f"{{{NS_MAIN}}}rPh"
+    for si in ET.fromstring(xml):
+        parts = []
+        for child in si:
+            if child.tag == t:
+                parts.append(child.text or "")
+            elif child.tag == r:
+                parts.extend(x.text or "" for x in child.iter(t))
+            # rPh (phonetic guide) is not part of the value
+            _ = rph
+        out.append(unescape_text("".join(parts)))
+    return out
+
+
+def unescape_text(text: str) -> str:
+    return re.sub(r"_x([0-9A-Fa-f]{4})_", lambda m: chr(int(m.group(1), 16)), text)
+
+
+# --- rows and cells ----------------------------------------------------------------------------
+
+
+@dataclass
+class Cell:
+    col: int
+    xml: str
+    attrs: dict[str, str]
+    body: str | None
+    start: int = 0  # span within the row's xml
+    end: int = 0
+
+    @property
+    def style(self) -> int:
+        return int(self.attrs.get("s", 0) or 0)
+
+
+@dataclass
+class Row:
+    r: int
+    attrs_text: str
+    cells: list[Cell] = field(default_factory=list)
+    xml: str = ""
+    start: int = 0  # span within the sheetData text
+    end: int = 0
+
+
+def sheet_data_span(xml: str) -> tuple[int, int]:
+    m = SHEETDATA_RE.search(xml)
+    if not m:
+        raise ValueError("worksheet has no sheetData")
+    return m.span()
+
+
+def parse_rows(sheet_data: str) -> list[Row]:
+    """Every <row> of a sheetData element with its cells (implicit row/cell numbers filled in)."""
+    rows = []
+    last_r = 0
+    for m in ROW_RE.finditer(sheet_data):
+        attrs = attrs_of(m.group("attrs"))
+        r = int(attrs["r"]) if "r" in attrs else last_r + 1
+        last_r = r
+        row = Row(r, m.group("attrs"), xml=m.group(0), start=m.start(), end=m.end())
+        last_c = -1
+        offset = (m.start("body") - m.start()) if m.group("body") is not None else 0
+        for cm in CELL_RE.finditer(m.group("body") or ""):
+            cattrs = attrs_of(cm.group("attrs"))
+            c = split_ref(cattrs["r"])[1] if "r" in cattrs else last_c + 1
+            last_c = c
+            row.cells.append(Cell(c, cm.group(0), cattrs, cm.group("body"),
+                                  offset + cm.start(), offset + cm.end()))
+        rows.append(row)
+    return rows
+
+
+_V_RE = re.compile(r"<(?:\w+:)?v>(.*?)</(?:\w+:)?v>", re.S)
+_T_RE = re.compile(r"<(?:\w+:)?t\b[^>]*?(?:/>|>(.*?)</(?:\w+:)?t>)", re.S)
+_RPH_RE = re.compile(r"<(?P<p>(?:\w+:)?)rPh\b.*?</(?P=p)rPh>", re.S)
+
+
+def cell_value(cell: Cell, strings: list[str]) -> object:
+    """The value a cell holds (cached result for formulas): str, float, bool or None."""
+    body = cell.body or ""
+    kind = cell.attrs.get("t", "n")
+    if kind == "inlineStr":
+        body = _RPH_RE.sub("", body)
+        return unescape_text(_xml_unescape("".join(t or "" for t in _T_RE.findall(body))))
+    m = _V_RE.search(body)
+    if not m:
+        return None
+    raw = _xml_unescape(m.group(1))
+    if kind == "s":
+        try:
+            return strings[int(raw)]
+        except (ValueError, IndexError):
+            return None
+    if kind in ("str", "e"):
+        return unescape_text(raw)
+    if kind == "b":
+        return raw.strip() in ("1", "true")
+    try:
+        return float(raw)
+    except ValueError:
+        return raw
+
+
+def _xml_unescape(text: str) -> str:
+    if "&" not in text:
+        return text
+    return (text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"')
+            .replace("&apos;", "'").replace("&#10;", "\n").replace("&#13;", "\r")
+            .replace("&#9;", "\t").replace("&amp;", "&"))
+
+
+def escape_text(text: str) -> str:
+    """Text for a <t> element: OOXML-escape control characters and look-alikes, then XML-escape."""
+    text = _ESCAPE_LIKE.sub(r"_x005F_\1_", text)
+    text = _CONTROL.sub(lambda m: f"_x{ord(m.group(0)):04X}_", text)
+    return escape(text)
+
+
+def looks_like_formula(text: str) -> bool:
+    return text[:1] in ("=", "+", "-", "@")
+
+
+def to_serial(value: date | datetime | time) -> float:
+    """A date/datetime/time as an Excel serial (1900 date system)."""
+    if isinstance(value, time):
+        return (value.hour * 3600 + value.minute * 60 + value.second + value.microsecond / 1e6) / 86400
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    if value.tzinfo is not None:
+        value = value.replace(tzinfo=None)
+    delta: timedelta = value - EPOCH
+    return delta.days + delta.seconds / 86400 + delta.microseconds / 86400e6
+
+
+def plain(value: object) -> object:
+    """A cell value as a plain Python value: numpy/pandas scalars unwrapped, blanks → None."""
+    if value is None:
+        return None
+    try:
+        import pandas as pd
+
+        if value is pd.NaT or (not isinstance(value, (str, bytes)) and pd.isna(value) is True):
+            return None
+        if isinstance(value, pd.Timestamp):
+            return value.to_pydatetime()
+    except (TypeError, ValueError):
+        pass
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()  # numpy scalar
+    if isinstance(value, Decimal):
+        value = float(value)
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if isinstance(value, str) and value == "":
+        return None
+    return value
+
+
+def number_text(value: float | int) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def cell_xml(ref: str, value: object, style: int) -> str:
+    """One <c> element for a plain value (see ``plain``); None gives a styled blank or nothing."""
+    s = f' s="{style}"' if style else ""
+    if value is None:
+        return f'<c r="{ref}"{s}/>' if style else ""
+    if isinstance(value, bool):
+        return f'<c r="{ref}"{s} t="b"><v>{int(value)}</v></c>'
+    if isinstance(value, (int, float)):
+        return f'<c r="{ref}"{s}><v>{number_text(value)}</v></c>'
+    if isinstance(value, (date, time)):
+        return f'<c r="{ref}"{s}><v>{number_text(to_serial(value))}</v></c>'
+    text = str(value)[:MAX_TEXT]
+    # Inline strings keep sharedStrings.xml untouched and are never formulas.
+    return f'<c r="{ref}"{s} t="inlineStr"><is><t xml:space="preserve">{escape_text(text)}</t></is></c>'
+
+
+def row_xml(r: int, cells: list[tuple[int, str]], attrs_text: str | None = None) -> str:
+    """A <row> from (column, cell xml) pairs, sorted by column."""
+    body = "".join(x for _, x in sorted(cells, key=lambda t: t[0]))
+    # The optional "spans" hint may no longer hold for the new cells.
+    attrs = re.sub(r'\sspans="[^"]*"', "", attrs_text) if attrs_text is not None else f' r="{r}"'
+    if not body:
+        return f"<row{attrs}/>" if attrs_text is not None else ""
+    return f"<row{attrs}>{body}</row>"
+
+
+_TAG_RE = re.compile(r"<(/?)((?:[\w.-]+:)?[\w.-]+)[^>]*?(/?)>|<!--.*?-->|<\?.*?\?>|<!\[CDATA\[.*?\]\]>", re.S)
+
+
+def top_level(xml: str) -> list[tuple[str, int, int]]:
+    """(local name, start, end) of each child element of the root, in order.
+
+    Nested elements (an ``extLst`` inside a conditional format, say) are not confused with the
+    worksheet's own; sheetData, the bulk of a sheet, is stepped over without scanning its cells.
+    """
+    children: list[tuple[str, int, int]] = []
+    depth, start, name = 0, 0, ""
+    pos = 0
+    data = SHEETDATA_RE.search(xml)
+    while True:
+        m = _TAG_RE.search(xml, pos)
+        if not m:
+            break
+        if data and m.start() == data.start() and depth == 1:
+            children.append(("sheetData", data.start(), data.end()))
+            pos = data.end()
+            continue
+        pos = m.end()
+        if m.group(2) is None:
+            continue  # comment, declaration or CDATA
+        closing, selfclose = m.group(1) == "/", m.group(3) == "/"
+        local = m.group(2).split(":")[-1]
+        if closing:
+            depth -= 1
+            if depth == 1:
+                children.append((name, start, m.end()))
+        elif selfclose:
+            if depth == 1:
+                children.append((local, m.start(), m.end()))
+        else:
+            if depth == 1:
+                start, name = m.start(), local
+            depth += 1
+    return children
+
+
+def find_top(xml: str, name: str) -> tuple[int, int] | None:
+    for local, start, end in top_level(xml):
+        if local == name:
+            return start, end
+    return None
+
+
+def insert_before_any(xml: str, element: str, followers: tuple[str, ...]) -> str:
+    """Insert ``element`` as a root child before the first of ``followers`` present, else last."""
+    for local, start, _ in top_level(xml):
+        if local in followers:
+            return xml[:start] + element + xml[start:]
+    end = xml.rindex("</")
+    return xml[:end] + element + xml[end:]
+
+
+def set_style(cell: str, style: int) -> str:
+    """A <c> element's XML with its ``s`` attribute set (removed for 0); nothing else changes."""
+    end = cell.index(">")
+    start = cell[:end]
+    if re.search(r'\ss="[^"]*"', start):
+        start = re.sub(r'\ss="[^"]*"', f' s="{style}"' if style else "", start)
+    elif style:
+        start = re.sub(r"^(<(?:\w+:)?c\b)", rf'\1 s="{style}"', start)
+    return start + cell[end:]
+
+
+def edit_cells(sheet_data: str, edits: dict[tuple[int, int], object]) -> str:
+    """Splice cell edits into a sheetData element's text, leaving every other byte as it was.
+
+    ``edits`` maps (row, col) to a function taking the existing ``Cell`` (or None) and returning
+    the new cell XML, "" to remove the cell, or None to leave it.
+    """
+    if not edits:
+        return sheet_data
+    m = re.match(r"<((?:\w+:)?)sheetData\b[^>]*?/>$", sheet_data)
+    if m:
+        sheet_data = sheet_data[:-2] + f"></{m.group(1)}sheetData>"
+    prefix = re.match(r"<((?:\w+:)?)sheetData", sheet_data).group(1)
+    rows = parse_rows(sheet_data)
+    by_r = {row.r: row for row in rows}
+    wanted: dict[int, dict[int, object]] = {}
+    for (r, c), fn in edits.items():
+        wanted.setdefault(r, {})[c] = fn
+    splices: list[tuple[int, int, str]] = []
+    close = sheet_data.rindex("</")
+    for r, by_c in wanted.items():
+        row = by_r.get(r)
+        if row is None:
+            cells = [(c, fn(None)) for c, fn in by_c.items()]
+            cells = [(c, x) for c, x in cells if x]
+            if cells:
+                text = f"<{prefix}row r=\"{r}\">" + "".join(x for _, x in sorted(cells)) + f"</{prefix}row>"
+                after = [x.start for x in rows if x.r > r]
+                at = min(after) if after else close
+                splices.append((at, at, text))
+            continue
+        splices.append((row.start, row.end, _edit_row(row, by_c, prefix)))
+    for start, end, text in sorted(splices, key=lambda s: (s[0], s[1]), reverse=True):
+        sheet_data = sheet_data[:start] + text + sheet_data[end:]
+    return sheet_data
+
+
+def _edit_row(row: Row, by_c: dict[int, object], prefix: str) -> str:
+    xml = row.xml
+    if xml.endswith("/>"):
+        xml = xml[:-2] + f"></{prefix}row>"
+    existing = {cell.col: cell for cell in row.cells}
+    splices = []
+    for c, fn in by_c.items():
+        if c in existing:
+            cell = existing[c]
+            new = fn(cell)
+            if new is not None:
+                splices.append((cell.start, cell.end, new))
+            continue
+        new = fn(None)
+        if not new:
+            continue
+        later = [cell.start for cell in row.cells if cell.col > c]
+        at = min(later) if later else xml.rindex("</")
+        splices.append((at, at, new, c))
+    for item in sorted(splices, key=lambda s: (s[0], s[1], s[3] if len(s) > 3 else 0), reverse=True):
+        start, end, text = item[:3]
+        xml = xml[:start] + text + xml[end:]
+    # A cell outside the row's "spans" hint would make the hint wrong: drop the hint there.
+    spans = re.search(r'\sspans="(\d+):(\d+)"', xml[: xml.index(">")])
+    if spans and any(c + 1 < int(spans.group(1)) or c + 1 > int(spans.group(2)) for c in by_c):
+        xml = xml[: spans.start()] + xml[spans.end():]
+    return xml

@@ -1,0 +1,85 @@
+"""An .xlsx/.xlsm package held in memory: original parts, changed parts, and a faithful re-zip."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+from ..errors import NotAWorkbook
+from .ooxml import REL_SHARED_STRINGS, REL_STYLES, shared_strings, sheet_parts, workbook_rel_target
+from .styles import Styles
+
+
+class Package:
+    """The zip's parts by name; edits go to ``changed`` and everything else is copied as it was."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        try:
+            with zipfile.ZipFile(self.path) as zf:
+                self.infos = zf.infolist()
+                self.parts = {i.filename: zf.read(i) for i in self.infos}
+        except (zipfile.BadZipFile, OSError, KeyError) as exc:
+            raise NotAWorkbook(self.path, str(exc)[:80]) from exc
+        self.changed: dict[str, bytes] = {}
+        try:
+            self.sheets = sheet_parts(self.parts)
+        except Exception as exc:  # a zip that is not a workbook
+            raise NotAWorkbook(self.path, "缺少工作簿结构") from exc
+        self.styles_part = workbook_rel_target(self.parts, REL_STYLES)
+        self._styles: Styles | None = None
+        self._strings: list[str] | None = None
+
+    def data(self, name: str) -> bytes | None:
+        return self.changed.get(name, self.parts.get(name))
+
+    def text(self, name: str) -> str:
+        return self.data(name).decode("utf-8")
+
+    def set_text(self, name: str, text: str) -> None:
+        self.changed[name] = text.encode("utf-8")
+
+    def exists(self, name: str) -> bool:
+        return name in self.changed or name in self.parts
+
+    @property
+    def styles(self) -> Styles:
+        if self._styles is None:
+            if not self.styles_part or self.styles_part not in self.parts:
+                raise NotAWorkbook(self.path, "缺少样式表 styles.xml")
+            self._styles = Styles(self.text(self.styles_part))
+        return self._styles
+
+    @property
+    def strings(self) -> list[str]:
+        if self._strings is None:
+            part = workbook_rel_target(self.parts, REL_SHARED_STRINGS)
+            self._strings = shared_strings(self.parts.get(part)) if part else []
+        return self._strings
+
+    def finish(self) -> None:
+        """Fold the styles editor back into the parts."""
+        if self._styles is not None and self._styles.changed:
+            self.set_text(self.styles_part, self._styles.xml)
+
+    def changed_names(self) -> set[str]:
+        return {n for n, data in self.changed.items() if self.parts.get(n) != data}
+
+    def save(self, target: Path) -> None:
+        """Write the package to ``target`` (parts in their original order, new ones last) and fsync."""
+        self.finish()
+        with open(target, "wb") as fh:
+            with zipfile.ZipFile(fh, "w") as zf:
+                for info in self.infos:
+                    clone = zipfile.ZipInfo(info.filename, info.date_time)
+                    clone.compress_type = info.compress_type
+                    clone.external_attr = info.external_attr
+                    clone.create_system = info.create_system
+                    zf.writestr(clone, self.data(info.filename))
+                for name, data in self.changed.items():
+                    if name not in self.parts:
+                        zf.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), data,
+                                    compress_type=zipfile.ZIP_DEFLATED)
+            fh.flush()
+            os.fsync(fh.fileno())

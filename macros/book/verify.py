@@ -1,0 +1,160 @@
+"""Prove a written package keeps its promises before it replaces the master.
+
+Independent of the code that wrote it: parts are compared as bytes, grow-only parts are parsed
+with ElementTree and each old element must still be there unchanged, and values are re-read
+with python-calamine.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zipfile
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+from python_calamine import CalamineWorkbook
+
+from .ooxml import col_name, to_serial, top_level
+
+# Worksheet children a rewrite may replace (owned sheets) or add (a marked sheet's notes).
+OWNED_CHILDREN = {"sheetData", "dimension", "hyperlinks"}
+
+
+class VerifyError(Exception):
+    """The written file does not keep a promise (the write is refused)."""
+
+
+def _canon(value: object) -> object:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, (date, datetime, time)):
+        return to_serial(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds() / 86400
+    return str(value)
+
+
+def same_value(a: object, b: object) -> bool:
+    a, b = _canon(a), _canon(b)
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-6)
+    return a == b
+
+
+def grid(book: CalamineWorkbook, sheet: str) -> list[list]:
+    return book.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
+
+
+def _cell(rows: list[list], r: int, c: int) -> object:
+    if r - 1 < len(rows) and c < len(rows[r - 1]):
+        return rows[r - 1][c]
+    return None
+
+
+def check_parts(old: dict[str, bytes], new_path: Path, allowed: set[str], grow_only: set[str]) -> None:
+    """Every old part unchanged except ``allowed``; ``grow_only`` parts keep every old element."""
+    with zipfile.ZipFile(new_path) as zf:
+        bad = zf.testzip()
+        if bad:
+            raise VerifyError(f"CRC mismatch in {bad}")
+        new = {name: zf.read(name) for name in zf.namelist()}
+    missing = set(old) - set(new)
+    if missing:
+        raise VerifyError(f"parts lost: {sorted(missing)}")
+    for name, data in old.items():
+        if new[name] == data:
+            continue
+        if name not in allowed and name not in grow_only:
+            raise VerifyError(f"part changed: {name}")
+        if name in grow_only:
+            check_grows(name, data, new[name])
+
+
+def check_grows(name: str, old: bytes, new: bytes) -> None:
+    """Each child list of the old root (fonts, fills, cellXfs…, or Relationship/Override entries)
+    is a prefix of the new one, element for element; the root's other attributes are unchanged."""
+    a, b = ET.fromstring(old), ET.fromstring(new)
+    if a.tag != b.tag:
+        raise VerifyError(f"{name}: root changed")
+    if name.endswith("styles.xml"):
+        new_children = {child.tag: child for child in b}
+        for child in a:
+            grown = new_children.get(child.tag)
+            if grown is None:
+                raise VerifyError(f"{name}: {child.tag} lost")
+            _prefix(name, list(child), list(grown))
+            if {k: v for k, v in child.attrib.items() if k != "count"} != \
+                    {k: v for k, v in grown.attrib.items() if k != "count"}:
+                raise VerifyError(f"{name}: {child.tag} attributes changed")
+        if [c.tag for c in a] != [c.tag for c in b if c.tag in {x.tag for x in a}]:
+            raise VerifyError(f"{name}: order of style lists changed")
+    else:
+        new_set = {ET.tostring(el) for el in b}
+        for el in a:
+            if ET.tostring(el) not in new_set:
+                raise VerifyError(f"{name}: entry lost or changed: {el.attrib}")
+
+
+def _prefix(name: str, old: list, new: list) -> None:
+    if len(new) < len(old):
+        raise VerifyError(f"{name}: entries removed")
+    for x, y in zip(old, new):
+        if ET.tostring(x) != ET.tostring(y):
+            raise VerifyError(f"{name}: entry changed: {ET.tostring(x)[:80]!r}")
+
+
+def check_only_calc_changed(old: str, new: str) -> None:
+    """workbook.xml may only gain ``fullCalcOnLoad="1"`` on calcPr (or a calcPr saying just that)."""
+    def without(xml: str) -> str:
+        xml = re.sub(r'\sfullCalcOnLoad="[^"]*"', "", xml)
+        return re.sub(r"<(?:\w+:)?calcPr\s*/>", "", xml)
+
+    if without(old) != without(new):
+        raise VerifyError("workbook.xml changed beyond the recalculation flag")
+
+
+def check_sheet_frame(name: str, old_xml: str, new_xml: str, may_change: set[str]) -> None:
+    """Outside the children in ``may_change``, a worksheet's XML is unchanged (``legacyDrawing``
+    and a grown ``cols`` are checked by their callers)."""
+    def rest(xml: str) -> list[str]:
+        return [xml[s:e] for local, s, e in top_level(xml) if local not in may_change]
+
+    if rest(old_xml) != rest(new_xml):
+        raise VerifyError(f"{name}: worksheet settings changed")
+
+
+def check_values(path: Path, expected: dict[str, dict[tuple[int, int], object]],
+                 unchanged: dict[str, list[list]]) -> None:
+    """Re-read with calamine: written cells hold what was written; other sheets hold what they held."""
+    book = CalamineWorkbook.from_path(str(path))
+    for sheet, cells in expected.items():
+        rows = grid(book, sheet)
+        for (r, c), value in cells.items():
+            got = _cell(rows, r, c)
+            if not same_value(got, value):
+                raise VerifyError(f"{sheet}!{col_name(c)}{r}: wrote {_short(value)}, read {_short(got)}")
+    for sheet, before in unchanged.items():
+        after = grid(book, sheet)
+        if _trim(after) != _trim(before):
+            raise VerifyError(f"{sheet}: values changed by marking")
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _trim(rows: list[list]) -> list[list]:
+    out = [[_canon(v) for v in row] for row in rows]
+    for row in out:
+        while row and row[-1] is None:
+            row.pop()
+    while out and not out[-1]:
+        out.pop()
+    return out

@@ -1,0 +1,405 @@
+"""The safe writer: owned sheets' cell data and marks, written inside the zip; the rest untouched.
+
+``FileBook(path).write(sheets, marks)``:
+
+1. take the lock beside the master (another run waits, then ``WorkbookBusy``);
+2. refuse while Excel/WPS/LibreOffice has it open (``WorkbookBusy`` naming the user);
+3. build the new package in memory: owned sheets' ``sheetData`` replaced, marks applied, styles
+   and notes grown — every other part kept as bytes;
+4. write it to a temporary file in the same folder, fsync, re-read and verify it (zip parts,
+   grow-only parts, values via calamine);
+5. back the master up (``backups/``, keeping the newest N), check the owner file again, and
+   ``os.replace`` the temporary file over the master (then fsync the folder).
+
+A crash at any point leaves the old file or the new one. ``stage()`` writes the would-be result
+beside a busy master as ``<stem>-待合并-<timestamp><suffix>``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from python_calamine import CalamineWorkbook
+
+from .. import schema
+from ..errors import HealthbookError, MissingSheet, WorkbookBusy, WorkbookNotFound
+from . import marks as marking
+from .backup import backup_file, list_backups
+from .lock import DEFAULT_WAIT, WorkbookLock, check_not_open
+from .ooxml import insert_before_any, workbook_part
+from .owned import rewrite_sheet
+from .package import Package
+from .read import Workbook, read_workbook, settings_from_frame
+from .verify import (
+    OWNED_CHILDREN,
+    VerifyError,
+    check_only_calc_changed,
+    check_parts,
+    check_sheet_frame,
+    check_values,
+    grid,
+)
+from .write_types import Mark, SheetWrite
+
+STAGED = "待合并"
+TEMP_PREFIX = ".hb-"  # temporary files: .hb-<name>-<random>.tmp, removed when a run ends
+DEFAULT_KEEP = 10
+OWNED_NAMES = {s.name for s in schema.OWNED_SHEETS}
+# CT_Workbook children that come after calcPr.
+CALC_PR_FOLLOWERS = ("oleSize", "customWorkbookViews", "pivotCaches", "smartTagPr", "smartTagTypes",
+                     "webPublishing", "fileRecoveryPr", "webPublishObjects", "extLst")
+
+
+class WriteRefused(HealthbookError):
+    """The written file failed its own check; the master was left as it was."""
+
+    def __init__(self, path: Path, reason: str, staged: Path | None = None):
+        where = f"结果已暂存为 {staged.name}。" if staged else ""
+        super().__init__(f"写入 {Path(path).name} 前的核对未通过（{reason}），主工作簿未改动。{where}"
+                         "请把该文件和这条信息发给技术联系人。")
+
+
+@dataclass
+class WriteResult:
+    """What a write did."""
+
+    path: Path
+    sheets: list[str]
+    marks_applied: int = 0
+    marks_skipped: list[Mark] = field(default_factory=list)
+    backup: Path | None = None
+    parts_changed: list[str] = field(default_factory=list)
+    staged: Path | None = None  # set by write_or_stage when the master was busy
+    busy: str = ""  # why it was busy (the Chinese message)
+
+
+class FileBook:
+    """A master workbook file: one bulk read, and safe writes of the sheets the macros own."""
+
+    def __init__(self, path: Path | str, wait: float = DEFAULT_WAIT):
+        self.path = Path(path)
+        self.lock = WorkbookLock(self.path, wait)
+        self._signature: tuple | None = None
+
+    def read(self, sheets: list[schema.Sheet] | None = None) -> Workbook:
+        """The contract's input sheets (see ``read_workbook``)."""
+        book = read_workbook(self.path, sheets)
+        self._signature = _signature(self.path)
+        return book
+
+    @contextmanager
+    def locked(self) -> Iterator[FileBook]:
+        """Hold the lock across a read → change → write cycle (consolidation does)."""
+        with self.lock:
+            yield self
+
+    def write(self, sheets: list[SheetWrite], marks: list[Mark] | None = None,
+              keep_backups: int | None = None) -> WriteResult:
+        """Replace the owned sheets' cell data and (when ``marks`` is not None) the marks.
+
+        ``marks=None`` leaves earlier marks as they are; ``[]`` clears them. Raises
+        ``WorkbookBusy`` when the master is open or another run holds it.
+        """
+        check_owned(sheets)
+        if not self.path.is_file():
+            raise WorkbookNotFound(self.path)
+        with self.lock:
+            check_not_open(self.path)
+            if self._signature is not None and _signature(self.path) != self._signature:
+                raise WorkbookBusy(f"{self.path.name} 在本次读取之后被修改过（可能有人刚保存），本次不写入。"
+                                   "请重新运行。")
+            _clean_temp(self.path)
+            keep = keep_backups if keep_backups is not None else backups_kept(self.path)
+            tmp = _temp_path(self.path)
+            try:
+                result = _build(self.path, sheets, marks, tmp)
+                check_not_open(self.path)
+                result.backup = backup_file(self.path, keep=keep)
+                shutil.copymode(self.path, tmp)
+                os.replace(tmp, self.path)
+                _fsync_dir(self.path.parent)
+            except PermissionError as exc:  # Windows: Excel opened it meanwhile
+                raise WorkbookBusy(f"{self.path.name} 正被其他程序占用，无法替换（{exc.strerror}）。"
+                                   "请关闭后重试。") from exc
+            finally:
+                tmp.unlink(missing_ok=True)
+            self._signature = _signature(self.path)
+            return result
+
+    def stage(self, sheets: list[SheetWrite], marks: list[Mark] | None = None) -> Path:
+        """Write the would-be result beside the master (see ``stage``)."""
+        return stage(self.path, sheets, marks)
+
+    def write_or_stage(self, sheets: list[SheetWrite], marks: list[Mark] | None = None,
+                       keep_backups: int | None = None) -> WriteResult:
+        """``write``; when the master is busy, ``stage`` instead and say so in the result
+        (``result.staged``, ``result.busy``) — the caller exits 3 and retries later."""
+        try:
+            return self.write(sheets, marks, keep_backups)
+        except WorkbookBusy as busy:
+            staged = self.stage(sheets, marks)
+            return WriteResult(self.path, [w.sheet.name for w in sheets], staged=staged, busy=str(busy))
+
+
+def check_owned(sheets: list[SheetWrite]) -> None:
+    """Refuse to write any sheet the macros do not own."""
+    for write in sheets:
+        if write.sheet.name not in OWNED_NAMES:
+            raise ValueError(f"工作表“{write.sheet.name}”不是程序管理的表，不能写入。")
+    names = [w.sheet.name for w in sheets]
+    if len(names) != len(set(names)):
+        raise ValueError("同一工作表在一次写入中出现了两次。")
+
+
+def stage(path: Path | str, sheets: list[SheetWrite], marks: list[Mark] | None = None,
+          now: datetime | None = None) -> Path:
+    """Write the would-be result beside a busy master as ``<stem>-待合并-<timestamp><suffix>``.
+
+    The suffix stays the master's (.xlsm keeps its macros; Excel refuses an .xlsx holding VBA).
+    The master itself is not touched and needs no lock.
+    """
+    path = Path(path)
+    check_owned(sheets)
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.stem}-{STAGED}-{stamp}{path.suffix}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.stem}-{STAGED}-{stamp}-{n}{path.suffix}")
+    tmp = _temp_path(path)
+    try:
+        _build(path, sheets, marks, tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def staged_files(path: Path | str) -> list[Path]:
+    """Staged results waiting beside ``path``, newest first."""
+    path = Path(path)
+    return sorted(path.parent.glob(f"{path.stem}-{STAGED}-*{path.suffix}"), reverse=True)
+
+
+def backups_kept(path: Path) -> int:
+    """设置 备份保留份数 (default 10; at least 1)."""
+    try:
+        book = CalamineWorkbook.from_path(str(path))
+        if schema.SETTINGS.name not in book.sheet_names:
+            return DEFAULT_KEEP
+        from .read import frame_from_rows
+
+        frame = frame_from_rows(grid(book, schema.SETTINGS.name), schema.SETTINGS, path)
+        value = settings_from_frame(frame).get("backups_kept")
+        return max(1, int(value)) if value not in (None, "") else DEFAULT_KEEP
+    except (HealthbookError, ValueError, TypeError):
+        return DEFAULT_KEEP
+    except Exception:  # an unreadable 设置 must not stop a write
+        return DEFAULT_KEEP
+
+
+def _build(path: Path, sheets: list[SheetWrite], marks: list[Mark] | None, target: Path) -> WriteResult:
+    """Build the new package into ``target`` and verify it; raises ``WriteRefused`` if it fails."""
+    pkg = Package(path)
+    result = WriteResult(path, [w.sheet.name for w in sheets])
+    expected: dict[str, dict] = {}
+    issues = schema.ISSUES
+    if marks is not None and issues.name not in pkg.sheets:
+        raise MissingSheet(path, issues.name)
+    memory = marking.read_memory(pkg) if issues.name in pkg.sheets else []
+    marked_sheets: set[str] = set()
+    if marks is not None:
+        marked_sheets |= marking.unmark(pkg, memory)
+    later = [w for w in sheets if w.sheet.name == issues.name]
+    for write in sheets:
+        if write not in later:
+            expected[write.sheet.name] = rewrite_sheet(pkg, write).expected
+    if marks is not None:
+        memory, applied, skipped, touched = marking.apply(pkg, marks)
+        marked_sheets |= touched
+        result.marks_applied, result.marks_skipped = applied, skipped
+    if issues.name in pkg.sheets and (later or marks is not None):
+        cells, drop = marking.memory_cells(pkg, memory)
+        if later:
+            expected[issues.name] = rewrite_sheet(pkg, later[0], extra_cells=cells, drop_cols=drop).expected
+        else:
+            marking.replace_memory(pkg, cells, drop)
+        if memory:
+            marking.hide_memory(pkg)
+    if sheets:
+        _ensure_recalc(pkg)
+    pkg.save(target)
+    result.parts_changed = sorted(pkg.changed_names())
+    try:
+        _verify(pkg, target, expected, marked_sheets - set(expected))
+    except VerifyError as exc:
+        raise WriteRefused(path, str(exc)) from exc
+    return result
+
+
+_FORMULA = re.compile(rb"<(?:\w+:)?f[\s>/]")
+_CALC_PR = re.compile(r"<(?:\w+:)?calcPr\b[^>]*?/?>")
+
+
+def _ensure_recalc(pkg: Package) -> None:
+    """Ask Excel to recalculate on open when the workbook has formulas.
+
+    Cached formula results (a staff SUMIF over 台账, say) would otherwise show the values from
+    before our write until someone presses F9. The one change: ``fullCalcOnLoad="1"`` on
+    ``<calcPr>`` in workbook.xml (added, or the element added), which Excel clears when it saves.
+    """
+    if not any(_FORMULA.search(pkg.data(part) or b"") for part in pkg.sheets.values()):
+        return
+    wb_part = workbook_part(pkg.parts)
+    xml = pkg.text(wb_part)
+    m = _CALC_PR.search(xml)
+    if m and re.search(r'\sfullCalcOnLoad="(1|true)"', m.group(0)):
+        return
+    if m:
+        tag = m.group(0)
+        tag = (re.sub(r'\sfullCalcOnLoad="[^"]*"', ' fullCalcOnLoad="1"', tag) if "fullCalcOnLoad" in tag
+               else re.sub(r"\s*(/?>)$", r' fullCalcOnLoad="1"\1', tag))
+        xml = xml[:m.start()] + tag + xml[m.end():]
+    else:
+        prefix = re.search(r"<((?:\w+:)?)workbook\b", xml).group(1)
+        xml = insert_before_any(xml, f'<{prefix}calcPr fullCalcOnLoad="1"/>', CALC_PR_FOLLOWERS)
+    pkg.set_text(wb_part, xml)
+
+
+def _verify(pkg: Package, target: Path, expected: dict[str, dict], marked: set[str]) -> None:
+    changed = pkg.changed_names()
+    sheet_parts = {pkg.sheets[name]: name for name in pkg.sheets}
+    allowed, grow = set(), set()
+    wb_part = workbook_part(pkg.parts)
+    for name in changed:
+        if name == wb_part:
+            check_only_calc_changed(pkg.parts[name].decode("utf-8"), pkg.text(name))
+            allowed.add(name)
+        elif name in sheet_parts:
+            sheet = sheet_parts[name]
+            if sheet not in OWNED_NAMES and sheet not in marked:
+                raise VerifyError(f"sheet {sheet} was not to change")
+            allowed.add(name)
+            may = {"sheetData", "legacyDrawing"}
+            if sheet in expected:
+                may |= OWNED_CHILDREN
+            if sheet == schema.ISSUES.name:
+                may.add("cols")
+            check_sheet_frame(sheet, pkg.parts[name].decode("utf-8"), pkg.text(name), may)
+        else:
+            grow.add(name)  # styles, content types, rels, comments, vml: each old element kept
+    try:
+        marking.check_marks(pkg)
+    except ValueError as exc:
+        raise VerifyError(str(exc)) from exc
+    notes = {n for n in grow if n.endswith(".vml") or re.search(r"comments\d*\.xml$", n)}
+    check_parts(pkg.parts, target, allowed | notes, grow - notes)
+    before = {}
+    if marked:
+        old = CalamineWorkbook.from_path(str(pkg.path))
+        before = {sheet: grid(old, sheet) for sheet in marked}
+    check_values(target, expected, before)
+
+
+def _signature(path: Path) -> tuple:
+    st = path.stat()
+    return (st.st_mtime_ns, st.st_size)
+
+
+def _temp_path(path: Path) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.stem}-", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def _clean_temp(path: Path) -> None:
+    # Left by a run that was killed; we hold the lock, so no live run owns them.
+    for leftover in path.parent.glob(f"{TEMP_PREFIX}{path.stem}-*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name == "nt":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# --- restore ---------------------------------------------------------------------------------
+
+
+class BackupNotFound(HealthbookError):
+    def __init__(self, path: Path, name: str | None):
+        found = "、".join(p.name for p in list_backups(path)[:5]) or "（无）"
+        what = f"备份“{name}”" if name else "任何备份"
+        super().__init__(f"找不到 {Path(path).name} 的{what}。backups 文件夹中最近的备份：{found}。")
+
+
+@dataclass
+class RestoreResult:
+    path: Path
+    restored: Path  # the backup brought back
+    backup: Path | None  # the copy of the file it replaced
+
+
+def restore(path: Path | str, backup: str | Path | None = None, keep: int | None = None,
+            wait: float = DEFAULT_WAIT) -> RestoreResult:
+    """Bring back a backup (default: the newest), first backing up the current file."""
+    path = Path(path)
+    chosen = _find_backup(path, backup)
+    lock = WorkbookLock(path, wait)
+    with lock:
+        check_not_open(path)
+        _clean_temp(path)
+        tmp = _temp_path(path)
+        try:
+            with open(chosen, "rb") as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+                dst.flush()
+                os.fsync(dst.fileno())
+            Package(tmp)  # a backup that is not a workbook is not restored
+            current = None
+            if path.exists():
+                kept = keep if keep is not None else backups_kept(path)
+                current = backup_file(path, keep=kept)
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return RestoreResult(path, chosen, current)
+
+
+def backup_listing(path: Path | str) -> list[dict]:
+    """Backups of ``path``, newest first: name, modification time and size."""
+    out = []
+    for b in list_backups(Path(path)):
+        m = re.search(r"-(\d{8}-\d{6})-\d+$", b.stem)
+        made = datetime.strptime(m.group(1), "%Y%m%d-%H%M%S") if m else datetime.fromtimestamp(b.stat().st_mtime)
+        out.append({"name": b.name, "time": made.strftime("%Y-%m-%d %H:%M:%S"), "size": b.stat().st_size})
+    return out
+
+
+def _find_backup(path: Path, backup: str | Path | None) -> Path:
+    found = list_backups(path)
+    if backup is None:
+        if not found:
+            raise BackupNotFound(path, None)
+        return found[0]
+    name = Path(backup).name
+    for candidate in found:
+        if candidate.name == name or candidate.stem == name:
+            return candidate
+    if Path(backup).is_file() and re.search(r"\.xls[xm]$", str(backup)):
+        return Path(backup)
+    raise BackupNotFound(path, name)

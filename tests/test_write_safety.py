@@ -1,0 +1,219 @@
+"""Locks, owner files, crashes and restore: the master is never left broken or half-written."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from python_calamine import CalamineWorkbook
+
+from macros import schema
+from macros.book.backup import list_backups
+from macros.book.lock import WorkbookLock, owner_of, parse_excel_owner
+from macros.book.write import FileBook, restore
+from macros.book.write_types import Mark, SheetWrite
+from macros.cli import main
+from macros.errors import WorkbookBusy
+
+from .decorated import build_decorated
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def decorated(tmp_path_factory) -> Path:
+    return build_decorated(tmp_path_factory.mktemp("decorated") / "master.xlsm")
+
+
+@pytest.fixture
+def master(decorated, tmp_path) -> Path:
+    target = tmp_path / decorated.name
+    shutil.copy2(decorated, target)
+    return target
+
+
+def excel_owner_file(user: str) -> bytes:
+    """An owner file laid out as Excel writes it: length + ANSI name padded to 54 bytes, then
+    a 16-bit length and the name in UTF-16LE, padded."""
+    ansi = user.encode("gbk")
+    wide = user.encode("utf-16-le")
+    data = bytes([len(ansi)]) + ansi.ljust(54, b" ") + struct.pack("<H", len(user)) + wide
+    return data.ljust(165, b" ")
+
+
+def issues_write(n: int = 3) -> list[SheetWrite]:
+    return [SheetWrite(schema.ISSUES, [{"sheet": "台账", "row": i + 2, "message": f"问题{i}"} for i in range(n)])]
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("user", ["张三", "Administrator", "李 小 明"])
+def test_owner_file_names_the_user_and_refuses(master, user):
+    owner = master.with_name("~$" + master.name)
+    owner.write_bytes(excel_owner_file(user))
+    before = digest(master)
+    with pytest.raises(WorkbookBusy) as err:
+        FileBook(master).write(issues_write())
+    message = str(err.value)
+    assert user in message and master.name in message and "可能是异常退出" in message
+    assert err.value.exit_code == 3
+    assert digest(master) == before and not list_backups(master)
+
+
+def test_owner_file_variants_are_read():
+    assert parse_excel_owner(bytes([5]) + b"alice".ljust(54, b" ")) == "alice"  # no UTF-16 part
+    assert parse_excel_owner(bytes([4]) + "王五".encode("utf-16-le").ljust(54, b"\x00")) == "王五"
+    assert parse_excel_owner(b"") is None
+
+
+def test_libreoffice_lock_file_counts_as_open(master):
+    master.with_name(f".~lock.{master.name}#").write_text(",王芳,host,27.11.2026 09:00,file:///x;", "utf-8")
+    assert owner_of(master).user == "王芳"
+    with pytest.raises(WorkbookBusy, match="王芳"):
+        FileBook(master).write(issues_write())
+
+
+def test_cli_exit_code_3_when_open(master, capsys):
+    master.with_name("~$" + master.name).write_bytes(excel_owner_file("张三"))
+    (master.parent / "backups").mkdir(exist_ok=True)
+    shutil.copy2(master, master.parent / "backups" / f"{master.stem}-20200101-000000-000000{master.suffix}")
+    assert main(["restore", str(master)]) == 3
+    assert "张三" in capsys.readouterr().err
+
+
+def test_a_second_run_waits_then_reports_busy(master):
+    holder = WorkbookLock(master)
+    holder.acquire()
+    try:
+        before = digest(master)
+        start = time.monotonic()
+        with pytest.raises(WorkbookBusy, match="另一个 healthbook 任务"):
+            FileBook(master, wait=0.5).write(issues_write())
+        assert time.monotonic() - start >= 0.5
+        assert digest(master) == before
+    finally:
+        holder.release()
+    FileBook(master, wait=0.5).write(issues_write())  # free again
+
+
+def test_changed_since_read_is_refused(master):
+    book = FileBook(master)
+    book.read()
+    os.utime(master, ns=(time.time_ns(), time.time_ns() + 5_000_000_000))  # someone saved it
+    with pytest.raises(WorkbookBusy, match="被修改"):
+        book.write(issues_write())
+    book.read()
+    book.write(issues_write())
+
+
+def test_lock_is_released_when_the_holder_is_killed(master):
+    script = ("import sys, time; sys.path.insert(0, sys.argv[1]);"
+              "from macros.book.lock import WorkbookLock; WorkbookLock(sys.argv[2]).acquire();"
+              "print('locked', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(ROOT), str(master)], stdout=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == b"locked"
+    with pytest.raises(WorkbookBusy):
+        FileBook(master, wait=0.2).write(issues_write())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    FileBook(master, wait=2).write(issues_write())
+
+
+WRITER = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from tests.test_write import the_write
+from macros.book.write import FileBook
+book = FileBook(sys.argv[2])
+sheets, marks = the_write(book.path)
+print("ready", flush=True)
+book.write(sheets, marks)
+print("done", flush=True)
+"""
+
+
+def _run_writer(path: Path) -> tuple[subprocess.Popen, float]:
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(ROOT), str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == b"ready"
+    return proc, time.monotonic()
+
+
+def test_killed_writes_leave_the_old_or_the_new_file(master, tmp_path):
+    # The reference: the same write, uninterrupted, on a copy (timed from "ready" to "done").
+    reference = tmp_path / "reference" / master.name
+    reference.parent.mkdir()
+    shutil.copy2(master, reference)
+    proc, start = _run_writer(reference)
+    assert proc.stdout.readline().strip() == b"done", proc.stderr.read().decode()[-2000:]
+    seconds = time.monotonic() - start
+    proc.wait()
+    new, old = digest(reference), digest(master)
+    assert new != old
+    outcomes = set()
+    for fraction in (0.0, 0.1, 0.25, 0.4, 0.55, 0.7, 0.85, 0.95, 1.2, 3.0):
+        work = tmp_path / f"kill-{fraction}" / master.name
+        work.parent.mkdir()
+        shutil.copy2(master, work)
+        proc, _ = _run_writer(work)
+        time.sleep(fraction * seconds)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        got = digest(work)
+        assert got in (old, new), f"killed at {fraction:.0%} of a write: the master is neither old nor new"
+        outcomes.add("new" if got == new else "old")
+        assert zipfile.ZipFile(work).testzip() is None
+        CalamineWorkbook.from_path(str(work)).get_sheet_by_name(schema.LEDGER.name).to_python()
+        # The next run is not blocked (the OS released the lock) and clears the leftover temp file.
+        FileBook(work, wait=2).write(issues_write())
+        assert not list(work.parent.glob(".hb-*.tmp"))
+    assert outcomes == {"old", "new"}  # kills landed both before and after the replace
+
+
+def test_restore_round_trip(master, capsys):
+    original = digest(master)
+    book = FileBook(master)
+    book.write(issues_write(), [Mark(schema.PROJECTS.name, 3, "目标值", "警告", "x")])
+    written = digest(master)
+    assert written != original
+    [backup] = list_backups(master)
+    assert digest(backup) == original
+
+    assert main(["restore", str(master), "--list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["backups"]
+    assert [b["name"] for b in listed] == [backup.name]
+
+    assert main(["restore", str(master), "--backup", backup.name]) == 0
+    assert digest(master) == original
+    # The file it replaced was backed up first, so the restore itself can be undone.
+    newest = list_backups(master)[0]
+    assert digest(newest) == written
+    result = restore(master, newest.name)
+    assert digest(master) == written and result.restored == newest
+
+
+def test_restore_of_an_unknown_backup_is_a_clear_error(master, capsys):
+    assert main(["restore", str(master), "--backup", "nope.xlsm"]) == 2
+    assert "找不到" in capsys.readouterr().err
+
+
+def test_write_or_stage_stages_when_open(master):
+    master.with_name("~$" + master.name).write_bytes(excel_owner_file("张三"))
+    before = digest(master)
+    result = FileBook(master).write_or_stage(issues_write(2))
+    assert digest(master) == before
+    assert result.staged and result.staged.exists() and "张三" in result.busy
+    grid = CalamineWorkbook.from_path(str(result.staged)).get_sheet_by_name(schema.ISSUES.name).to_python()
+    assert [row[6] for row in grid[1:]] == ["问题0", "问题1"]
