@@ -73,6 +73,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server.server_close()
     return 0
 
+
+@command
 def cmd_restore(args: argparse.Namespace) -> int:
     if args.list:
         found = backup_listing(args.path)
@@ -85,6 +87,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
          + (f"\n恢复前的文件已备份为：{done.backup}" if done.backup else ""))
     return 0
 
+
+@command
 def cmd_validate(args: argparse.Namespace) -> int:
     book = read_workbook(args.path)
     result = validate(book.frames, book.settings, args.as_of)
@@ -133,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="端口（默认 8000）")
     p.add_argument("--token", help="共享令牌（默认取环境变量 HEALTHBOOK_TOKEN，都没有时随机生成并显示）")
     p.add_argument("--base", type=Path, help="相对的通知输出文件夹以此为起点（默认当前文件夹）")
+
     p = sub.add_parser("restore", help="从备份恢复主工作簿",
                        description="用 backups 文件夹中的备份恢复主工作簿（默认最新一份）；恢复前先备份当前文件。")
     p.add_argument("path", type=Path, help="主工作簿路径")
