@@ -75,6 +75,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 @command
+def cmd_rollup(args: argparse.Namespace) -> int:
+    from .book.write import FileBook
+    from .rollup import rollup, rollup_sheets, rollup_text
+
+    as_of = args.as_of or date.today()
+    master = FileBook(args.path)
+    book = master.read()
+    validation = validate(book.frames, book.settings, as_of=as_of)
+    result = rollup(validation, book.settings, as_of)
+    written = master.write_or_stage(rollup_sheets(result))
+    names = "、".join(f"“{name}”" for name in written.sheets)
+    done = (f"主工作簿正被占用（{written.busy}），结果已另存为 {written.staged}，请关闭后重新运行。"
+            if written.staged else f"已写入 {names}。")
+    emit(args, {**result.to_dict(), "staged": str(written.staged) if written.staged else None},
+         f"{rollup_text(result)}\n{done}")
+    return 3 if written.staged else int(validation.errors > 0)
+
+
+@command
 def cmd_restore(args: argparse.Namespace) -> int:
     if args.list:
         found = backup_listing(args.path)
@@ -137,6 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="端口（默认 8000）")
     p.add_argument("--token", help="共享令牌（默认取环境变量 HEALTHBOOK_TOKEN，都没有时随机生成并显示）")
     p.add_argument("--base", type=Path, help="相对的通知输出文件夹以此为起点（默认当前文件夹）")
+
+    p = sub.add_parser("rollup", help="汇总进度，写入居委会进度、项目进度、单位进度",
+                       description="校验台账并按居委会、项目、责任单位和类别汇总进度，"
+                                   "写入“居委会进度”“项目进度”“单位进度”三张表（有错误的台账行不计入，记为待核实）。")
+    p.add_argument("path", type=Path, help="主工作簿路径")
+    p.add_argument("--as-of", type=_as_of, default=None, metavar="日期",
+                   help="截至日期（如 2020-11-15），默认今天；晚于此日期的台账不计入")
+    p.add_argument("--json", action="store_true", help="以 JSON 输出汇总表")
 
     p = sub.add_parser("restore", help="从备份恢复主工作簿",
                        description="用 backups 文件夹中的备份恢复主工作簿（默认最新一份）；恢复前先备份当前文件。")

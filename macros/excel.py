@@ -21,6 +21,8 @@ from . import schema
 from .book.live import LiveBook
 from .errors import HealthbookError
 from .marks import validation_writes
+from .rollup import rollup as core_rollup
+from .rollup import rollup_sheets
 from .validate import validate as core_validate
 
 TITLE = "健康街道试点工作台账"
@@ -91,9 +93,6 @@ def validate(book, as_of: date | None = None):
 @macro
 def rollup(book, as_of: date | None = None):
     """Validate, then rewrite the progress sheets (居委会进度, 项目进度, 单位进度)."""
-    from .rollup import rollup as core_rollup
-    from .rollup import rollup_sheets
-
     as_of = as_of or date.today()
     live = LiveBook(book)
     workbook = live.read()

@@ -155,10 +155,13 @@ def rewrite_sheet(
             if ledger or cell.col in layout_cols:
                 header_cells_out[cell.col] = cell.xml
     for c, text in headers.items():
-        existing = header_cells_out.get(c)
-        if existing is None or clean_header(_header_text(header_old, c, pkg)) != clean_header(text):
+        old_text = _header_text(header_old, c, pkg) if c in header_cells_out else None
+        if old_text is None or clean_header(old_text) != clean_header(text):
+            # A sheet from an older layout gets today's header.
             header_cells_out[c] = cell_xml(ref_of(header_r, c), text, header_style)
-        out.expected[(header_r, c)] = text if existing is None else _header_text(header_old, c, pkg)
+            out.expected[(header_r, c)] = text
+        else:
+            out.expected[(header_r, c)] = old_text
     banner_col = max(layout_cols) + 2 if layout_cols else 1
     if write.note:
         for c in [c for c in header_cells_out if c > max(layout_cols)]:
