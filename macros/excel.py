@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import tempfile
 import traceback
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from . import schema
 from .book.live import LiveBook
+from .book.write_types import SheetWrite
 from .errors import HealthbookError
 from .marks import validation_writes
 from .rollup import rollup as core_rollup
@@ -105,25 +107,57 @@ def rollup(book, as_of: date | None = None):
     return result
 
 
+def notices_sheet(result, book) -> SheetWrite:
+    """通知清单: one row per generated notice, its file names linked (relative to the workbook)."""
+    home = workbook_folder(book)
+    rows, links = [], {}
+    for i, notice in enumerate(result.notices):
+        data = notice.to_dict()
+        rows.append({"kind": data["kind"], "title": notice.title, "docx": notice.docx, "html": notice.html})
+        for key in ("docx", "html"):
+            name = getattr(notice, key)
+            if name:
+                path = Path(result.out_dir).resolve() / name
+                links[(i, key)] = os.path.relpath(path, home) if path.is_relative_to(home) else str(path)
+    when = datetime.now().strftime("%Y-%m-%d %H:%M")
+    note = f"生成于 {when}，共 {len(rows)} 个文件，保存在 {Path(result.out_dir).resolve()}。"
+    return SheetWrite(schema.NOTICES, rows, note=note, links=links)
+
+
 @macro
 def notices(book, as_of: date | None = None, base: Path | None = None):
-    """Render the notices into the notices folder beside the workbook (sheets untouched)."""
-    from .report import run_notices
+    """Render every notice into the notices folder and list them in 通知清单 (nothing else written)."""
+    from .render.notices import NoticeOptions, render_notices
+    from .report import analyse, notice_input, with_template_setting
 
+    as_of = as_of or date.today()
     live = LiveBook(book)
-    folder = notices_folder(book, live.read().settings, base)
-    result = run_notices(live, folder, as_of or date.today())
-    alert(book, f"通知已生成到文件夹：{folder}")
-    return result
+    workbook = live.read()
+    validation, result = analyse(workbook, as_of)
+    folder = notices_folder(book, workbook.settings, base)
+    options = with_template_setting(workbook, NoticeOptions())
+    rendered = render_notices(notice_input(workbook, validation, result, as_of), folder, options)
+    live.write([notices_sheet(rendered, book)])
+    alert(book, f"已生成 {_counts(rendered)}，保存在文件夹 {folder}；清单见“{schema.NOTICES.name}”表。")
+    return rendered
 
 
 @macro
 def report(book, as_of: date | None = None, base: Path | None = None):
-    """The one-click job: validate, mark, roll up, write, render notices beside the workbook."""
+    """The one-click job: validate, mark, roll up, write, render notices, list them."""
     from .report import run_report
 
     live = LiveBook(book)
     folder = notices_folder(book, live.read().settings, base)
     result = run_report(live, folder, as_of or date.today())
-    alert(book, f"报告已生成：校验、进度汇总已写入工作簿，通知在文件夹 {folder}。")
+    live.write([notices_sheet(result.notices, book)])
+    lines = [f"报告已生成（统计截至 {result.as_of:%Y-%m-%d}）。",
+             f"校验：错误 {result.errors} 条，警告 {result.warnings} 条，详见“{schema.ISSUES.name}”表。",
+             f"通知：{_counts(result.notices)}，保存在文件夹 {folder}；清单见“{schema.NOTICES.name}”表。",
+             *(f"注意：{w}" for w in result.notices.warnings)]
+    alert(book, "\n".join(lines))
     return result
+
+
+def _counts(result) -> str:
+    return "，".join(f"{kind} {n} 份" for kind, n in result.counts().items()) or "没有需要生成的通知"

@@ -412,10 +412,16 @@ def _write_value(value: object) -> object:
     return value
 
 
+# An in-workbook target ("'台账'!B5"); anything else (a file path) is linked as it is.
+INTERNAL_TARGET = re.compile(r"^'?[^/\\:]+'?!\$?[A-Z]+\$?\d+$")
+
+
 def _hyperlink(target: str, value: object) -> str:
+    """A HYPERLINK formula: part of the bulk value write, so a link costs no extra call."""
     shown = '""' if value is None else (
         str(value) if isinstance(value, (int, float)) else '"' + str(value).lstrip("'").replace('"', '""') + '"')
-    return f'=HYPERLINK("#{target.replace(chr(34), chr(34) * 2)}",{shown})'
+    address = f"#{target}" if INTERNAL_TARGET.match(target) else target
+    return f'=HYPERLINK("{address.replace(chr(34), chr(34) * 2)}",{shown})'
 
 
 def _hex(colour: str | None) -> str | None:
