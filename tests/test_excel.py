@@ -209,6 +209,15 @@ def test_main_is_the_one_click_report(bad_master, healthbook_module, tmp_path, m
     assert len(actions(book, "addNote")) >= len(BAD)
     folder = tmp_path / schema.SETTINGS_BY_KEY["notices"].default
     assert folder.is_dir() and any(folder.iterdir())
+    # 通知清单 lists every notice, its file names linking to files that exist beside the workbook.
+    position = names.index(schema.NOTICES.name)
+    [listing] = [a for a in actions(book, "setValues") if a["sheet_position"] == position]
+    keys = schema.NOTICES.keys
+    rows = [dict(zip(keys, row)) for row in listing["values"][1:]]
+    assert rows and all(r["title"] for r in rows)
+    for row in rows:
+        target, shown = re.fullmatch(r'=HYPERLINK\("([^"]+)","([^"]+)"\)', row["docx"]).groups()
+        assert (tmp_path / target).is_file() and target.endswith(shown)
 
 
 def test_serve_runs_a_macro_for_a_token_holder_only(bad_master, monkeypatch):
