@@ -21,7 +21,7 @@ from typing import Any
 from . import schema
 from .book.live import LiveBook
 from .book.write_types import SheetWrite
-from .errors import HealthbookError
+from .errors import HealthbookError, MissingSheet
 from .marks import validation_writes
 from .rollup import rollup as core_rollup
 from .rollup import rollup_sheets
@@ -137,8 +137,7 @@ def notices(book, as_of: date | None = None, base: Path | None = None):
     folder = notices_folder(book, workbook.settings, base)
     options = with_template_setting(workbook, NoticeOptions())
     rendered = render_notices(notice_input(workbook, validation, result, as_of), folder, options)
-    live.write([notices_sheet(rendered, book)])
-    alert(book, f"已生成 {_counts(rendered)}，保存在文件夹 {folder}；清单见“{schema.NOTICES.name}”表。")
+    alert(book, f"已生成 {_counts(rendered)}，保存在文件夹 {folder}；{list_notices(live, rendered, book)}")
     return rendered
 
 
@@ -150,13 +149,23 @@ def report(book, as_of: date | None = None, base: Path | None = None):
     live = LiveBook(book)
     folder = notices_folder(book, live.read().settings, base)
     result = run_report(live, folder, as_of or date.today())
-    live.write([notices_sheet(result.notices, book)])
+    listed = list_notices(live, result.notices, book)
     lines = [f"报告已生成（统计截至 {result.as_of:%Y-%m-%d}）。",
              f"校验：错误 {result.errors} 条，警告 {result.warnings} 条，详见“{schema.ISSUES.name}”表。",
-             f"通知：{_counts(result.notices)}，保存在文件夹 {folder}；清单见“{schema.NOTICES.name}”表。",
+             f"通知：{_counts(result.notices)}，保存在文件夹 {folder}；{listed}",
              *(f"注意：{w}" for w in result.notices.warnings)]
     alert(book, "\n".join(lines))
     return result
+
+
+def list_notices(live: LiveBook, rendered, book) -> str:
+    """Write 通知清单; a workbook made before that sheet existed just goes without the list."""
+    try:
+        live.write([notices_sheet(rendered, book)])
+    except MissingSheet:
+        return (f"工作簿中没有“{schema.NOTICES.name}”表，清单未写入"
+                f"（可从新版 healthbook.xlsm 复制该表，表名须一致）。")
+    return f"清单见“{schema.NOTICES.name}”表。"
 
 
 def _counts(result) -> str:
