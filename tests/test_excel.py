@@ -220,6 +220,18 @@ def test_main_is_the_one_click_report(bad_master, healthbook_module, tmp_path, m
         assert (tmp_path / target).is_file() and target.endswith(shown)
 
 
+def test_notices_macro_writes_only_the_list(bad_master, tmp_path):
+    pytest.importorskip("macros.report")
+    book = json_book(bad_master)
+    rendered = excel.notices(book, as_of=AS_OF, base=tmp_path)
+    assert rendered is not None and rendered.notices
+    names = [s.name for s in book.sheets]
+    assert {names[a["sheet_position"]] for a in actions(book, "setValues")} == {schema.NOTICES.name}
+    assert actions(book, "addNote") == [] and actions(book, "setRangeColors") == []
+    [alert] = actions(book, "alert")
+    assert str(tmp_path) in alert["args"][0] and alert["args"][3] == "info"
+
+
 def test_serve_runs_a_macro_for_a_token_holder_only(bad_master, monkeypatch):
     from macros.serve import make_server
 
