@@ -253,3 +253,23 @@ def test_writing_a_missing_output_sheet_is_a_named_error(payload):
     with pytest.raises(MissingSheet, match="项目进度"):
         LiveBook(book).write([progress_write()])
     assert actions(book, "setValues") == []
+
+
+def test_an_old_mark_whose_row_has_moved_is_left_alone(payload):
+    # 校验结果 from an earlier run: row 5 held C01-0003 then; rows were inserted since.
+    book_payload_ = copy.deepcopy(payload)
+    issues = book_payload_["sheets"][sheet_position(payload, schema.ISSUES.name)]
+    ledger = book_payload_["sheets"][sheet_position(payload, schema.LEDGER.name)]
+    key_now = ledger["values"][4][0]
+    stale = "C99-0001"
+    assert key_now != stale
+    row = {k: "" for k in schema.ISSUES.keys}
+    fresh = dict(row, sheet="台账", row=6, column="日期", key=ledger["values"][5][0], level="错误")
+    moved = dict(row, sheet="台账", row=5, column="日期", key=stale, level="错误")
+    issues["values"] = [schema.ISSUES.headers] + [[r[k] for k in schema.ISSUES.keys] for r in (fresh, moved)]
+    issues["used_range_address"] = "A1:H3"
+    book = xw.Book(json=book_payload_)
+    live = LiveBook(book)
+    live.read()
+    live.write([], [])
+    assert painted(book, book_payload_) == {("台账", 6, 2): None}
