@@ -219,7 +219,9 @@ class _Builder:
             ws.set_row(r, 16 * max(1, -(-_display_width(text) // (GUIDE_TEXT_WIDTH - 4))))
             r += 1
         if self.macros:
-            ws.insert_button(2, 2, {**REPORT_BUTTON, "x_offset": 12})
+            # Top left, in the blank row under the title: the first thing staff see.
+            ws.set_row(1, 36)
+            ws.insert_button(1, 0, {**REPORT_BUTTON, "x_offset": 4, "y_offset": 4})
         ws.set_paper(9)
         ws.fit_to_pages(1, 0)
         ws.activate()
