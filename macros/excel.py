@@ -57,7 +57,10 @@ def alert(book, message: str, critical: bool = False) -> None:
 
 def write_log(book, exc: BaseException) -> Path:
     """Append the traceback to a log beside the workbook (or in the temp folder)."""
-    folder = workbook_folder(book)
+    try:
+        folder = workbook_folder(book)
+    except CloudWorkbook:
+        folder = Path(tempfile.gettempdir())
     path = (folder if folder.is_dir() else Path(tempfile.gettempdir())) / LOG_NAME
     try:
         with path.open("a", encoding="utf-8") as f:
@@ -67,8 +70,18 @@ def write_log(book, exc: BaseException) -> Path:
     return path
 
 
+class CloudWorkbook(HealthbookError):
+    def __init__(self, fullname: str):
+        super().__init__(
+            f"工作簿位于网络位置（{fullname[:80]}），无法确定通知输出文件夹。请把工作簿和 healthbook.py "
+            "放到本地文件夹后再点按钮，或在“设置”的“通知输出文件夹”中填写本地的完整路径。"
+        )
+
+
 def workbook_folder(book) -> Path:
     """The folder the workbook lives in (the current folder for a book without a path)."""
+    if "://" in book.fullname:  # OneDrive / SharePoint hand Excel a URL, not a folder
+        raise CloudWorkbook(book.fullname)
     return Path(book.fullname).resolve().parent
 
 

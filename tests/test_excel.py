@@ -232,6 +232,14 @@ def test_notices_macro_writes_only_the_list(bad_master, tmp_path):
     assert str(tmp_path) in alert["args"][0] and alert["args"][3] == "info"
 
 
+def test_a_workbook_on_sharepoint_is_told_where_to_put_it(demo_master):
+    pytest.importorskip("macros.report")
+    book = json_book(demo_master, name="https://example.sharepoint.com/sites/jd/healthbook.xlsm")
+    assert excel.report(book, as_of=AS_OF) is None
+    [alert] = actions(book, "alert")
+    assert "本地文件夹" in alert["args"][0] and alert["args"][3] == "critical"
+
+
 def test_serve_runs_a_macro_for_a_token_holder_only(bad_master, monkeypatch):
     from macros.serve import make_server
 
