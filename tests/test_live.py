@@ -273,3 +273,16 @@ def test_an_old_mark_whose_row_has_moved_is_left_alone(payload):
     live.read()
     live.write([], [])
     assert painted(book, book_payload_) == {("台账", 6, 2): None}
+
+
+def test_clients_without_notes_still_get_the_fills(payload):
+    gas = copy.deepcopy(payload)
+    gas["client"] = "Google Apps Script"
+    for sheet in gas["sheets"]:
+        sheet.pop("notes"), sheet.pop("notes_supported")
+    book = xw.Book(json=gas)
+    live = LiveBook(book)
+    live.read()
+    live.write([], marks())
+    assert len(painted(book, gas)) == len(marks())
+    assert actions(book, "addNote") == [] and live.counts["notes_unsupported"] == len(marks())
