@@ -23,6 +23,8 @@ from .book.live import LiveBook
 from .book.write_types import SheetWrite
 from .errors import HealthbookError, MissingSheet
 from .marks import validation_writes
+from .render.notices import NoticeOptions, render_notices
+from .report import analyse, notice_input, run_report, with_template_setting
 from .rollup import rollup as core_rollup
 from .rollup import rollup_sheets
 from .validate import validate as core_validate
@@ -140,9 +142,6 @@ def notices_sheet(result, book) -> SheetWrite:
 @macro
 def notices(book, as_of: date | None = None, base: Path | None = None):
     """Render every notice into the notices folder and list them in 通知清单 (nothing else written)."""
-    from .render.notices import NoticeOptions, render_notices
-    from .report import analyse, notice_input, with_template_setting
-
     as_of = as_of or date.today()
     live = LiveBook(book)
     workbook = live.read()
@@ -157,8 +156,6 @@ def notices(book, as_of: date | None = None, base: Path | None = None):
 @macro
 def report(book, as_of: date | None = None, base: Path | None = None):
     """The one-click job: validate, mark, roll up, write, render notices, list them."""
-    from .report import run_report
-
     live = LiveBook(book)
     folder = notices_folder(book, live.read().settings, base)
     result = run_report(live, folder, as_of or date.today())
