@@ -63,9 +63,17 @@ def json_book(path: Path | str, name: str | None = None) -> xw.Book:
 
 
 def apply_actions(payload: dict, actions: list[dict]) -> dict:
-    """Replay setValues / clears on ``payload`` (a copy): the values Excel would then hold."""
-    sheets = [dict(s, values=[list(r) for r in s["values"]]) for s in payload["sheets"]]
+    """Replay values, clears and notes on ``payload`` (a copy): the book as Excel would then hold it."""
+    sheets = [dict(s, values=[list(r) for r in s["values"]], notes=list(s.get("notes", [])))
+              for s in payload["sheets"]]
     for action in actions:
+        if action["func"] in ("addNote", "deleteNote"):
+            notes = sheets[action["sheet_position"]]["notes"]
+            address = action["args"][0].replace("$", "")
+            notes[:] = [n for n in notes if n["address"].replace("$", "") != address]
+            if action["func"] == "addNote":
+                notes.append({"address": address})
+            continue
         if action["func"] not in ("setValues", "rangeClear", "rangeClearContents"):
             continue
         values = sheets[action["sheet_position"]]["values"]
@@ -83,6 +91,8 @@ def apply_actions(payload: dict, actions: list[dict]) -> dict:
                 if isinstance(new, str) and new.startswith("'"):
                     new = new[1:]  # Excel's text prefix: not part of the value
                 values[top + i][left + j] = "" if new is None else new
+    for sheet in sheets:
+        sheet["used_range_address"] = _used_range(sheet["values"])
     return dict(payload, sheets=sheets)
 
 

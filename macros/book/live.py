@@ -314,6 +314,7 @@ class LiveBook:
             if note is not None:
                 if self.remote or _ours(note):
                     note.delete()
+                    self.counts["notes_deleted"] += 1
                 else:
                     return  # a person's note stays; the message is in 校验结果
             cell.add_note(text)
