@@ -72,10 +72,13 @@ def test_validate_macro_writes_issues_and_marks_exactly_the_bad_cells(bad_master
     assert values[0][: len(keys)] == schema.ISSUES.headers
     written = [dict(zip(keys, row)) for row in values[1:]]
     assert [(w["sheet"], w["message"]) for w in written] == [(p.sheet, p.message) for p in problems]
-    # 行号 links to the cell.
+    # 行号 shows the row number and links to the cell.
     first = next(i for i, p in enumerate(problems) if p.row)
+    assert written[first]["row"] == problems[first].row
+    position = [s["name"] for s in payload["sheets"]].index(schema.ISSUES.name)
+    [write] = [a for a in actions(book, "setValues") if a["sheet_position"] == position]
     assert re.fullmatch(rf"=HYPERLINK\(\"#'{problems[first].sheet}'!\$?[A-Z]+\$?{problems[first].row}\",\d+\)",
-                        written[first]["row"])
+                        write["values"][first + 1][keys.index("row")])
     # Marks: a fill and a note on each cell-level problem's cell, nothing else.
     ledger = schema.LEDGER
     bad_cells = {(index + 2, ledger.keys.index(key) + 1) for index, key, _ in BAD}
@@ -101,6 +104,35 @@ def test_validate_macro_writes_issues_and_marks_exactly_the_bad_cells(bad_master
     # The person is told, in Chinese, without a traceback.
     [alert] = actions(book, "alert")
     assert f"错误 {validation.errors} 条" in alert["args"][0] and alert["args"][3] == "info"
+
+
+def test_fixing_the_cells_and_clicking_again_removes_the_marks(bad_master):
+    payload = book_payload(bad_master)
+    first = xw.Book(json=copy.deepcopy(payload))
+    excel.validate(first, as_of=AS_OF)
+    after = apply_actions(payload, first.json()["actions"])
+    ledger = schema.LEDGER
+    position = [s["name"] for s in after["sheets"]].index(ledger.name)
+    fixes = {"date": "2020-06-22T00:00:00.000Z", "quantity": 5, "project_id": "P01"}
+    for index, key, _ in BAD:  # staff correct the three cells
+        after["sheets"][position]["values"][index + 1][ledger.keys.index(key)] = fixes[key]
+    second = xw.Book(json=copy.deepcopy(after))
+    validation = excel.validate(second, as_of=AS_OF)
+    bad_cells = {(index + 2, ledger.keys.index(key) + 1) for index, key, _ in BAD}
+    assert not any(p.row and (p.row, ledger.headers.index(p.column) + 1) in bad_cells
+                   for p in validation.problems if p.sheet == ledger.name and p.column)
+    cleared = {}
+    for a in actions(second, "setRangeColors"):
+        if a["sheet_position"] != position:
+            continue
+        for i, row in enumerate(a["args"][0]):
+            for j, colour in enumerate(row):
+                if colour != "keep":
+                    cleared[(a["start_row"] + i + 1, a["start_column"] + j + 1)] = colour
+    assert all(cleared[cell] is None for cell in bad_cells)
+    deleted = {a["args"][0].replace("$", "") for a in actions(second, "deleteNote")
+               if a["sheet_position"] == position}
+    assert {f"{chr(ord('A') + c - 1)}{r}" for r, c in bad_cells} <= deleted
 
 
 def test_rollup_macro_writes_the_progress_sheets_as_the_core_computes_them(demo_master):

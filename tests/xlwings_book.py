@@ -4,12 +4,13 @@ The payload is what the xlwings Office.js client sends (xlwings/pro/_xlremote.py
 sheet the values anchored at A1 (dates as ISO strings, blanks as ""), the used range's address,
 the cells that carry notes; the book's defined names. Every change made through the book becomes
 an action in ``book.json()["actions"]``; ``apply_actions`` replays the value writes on a payload
-so a test can read back what Excel would show.
+so a test can read back what Excel would show (a HYPERLINK formula shows its text).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import zipfile
 from datetime import date, datetime, time
 from pathlib import Path
@@ -90,10 +91,20 @@ def apply_actions(payload: dict, actions: list[dict]) -> dict:
                 new = action["values"][i][j] if action["func"] == "setValues" else ""
                 if isinstance(new, str) and new.startswith("'"):
                     new = new[1:]  # Excel's text prefix: not part of the value
+                elif isinstance(new, str) and new.startswith("=HYPERLINK("):
+                    new = _hyperlink_value(new)  # a formula's value is what Excel then reports
                 values[top + i][left + j] = "" if new is None else new
     for sheet in sheets:
         sheet["used_range_address"] = _used_range(sheet["values"])
     return dict(payload, sheets=sheets)
+
+
+def _hyperlink_value(formula: str) -> object:
+    """What Excel shows for ``=HYPERLINK("target",shown)``: the text, or the number."""
+    shown = re.fullmatch(r'=HYPERLINK\("(?:[^"]|"")*",(.*)\)', formula, re.S).group(1)
+    if shown.startswith('"'):
+        return shown[1:-1].replace('""', '"')
+    return float(shown) if shown else ""
 
 
 def _json_value(value: object) -> object:
