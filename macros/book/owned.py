@@ -38,6 +38,7 @@ from .ooxml import (
     parse_rows,
     plain,
     ref_of,
+    rels_name,
     row_xml,
     sheet_data_span,
 )
@@ -195,6 +196,7 @@ def rewrite_sheet(
 
     old_cells = {(row.r, cell.col): cell for row in old_rows if row.r > header_r for cell in row.cells}
     link_rows: list[str] = []
+    external: list[str] = []  # file links need relationships in the sheet's rels part
     for index, (r, row) in enumerate(placed):
         cells = []
         for key, c in out.columns.items():
@@ -217,8 +219,12 @@ def rewrite_sheet(
             if (index, key) in write.links:
                 target = write.links[(index, key)]
                 display = str(value if value is not None else target)
-                link_rows.append(f'<hyperlink ref="{ref_of(r, c)}" location={_attr(target)} '
-                                 f'display={_attr(display)}/>')
+                if is_location(target):
+                    where = f"location={_attr(target)}"
+                else:
+                    external.append(target)
+                    where = f'r:id="{EXTERNAL_LINK_ID}{len(external)}"'
+                link_rows.append(f'<hyperlink ref="{ref_of(r, c)}" {where} display={_attr(display)}/>')
         new_rows.setdefault(r, []).extend(cells)
     if ledger:
         # Cells in columns without a header are not ours to drop.
@@ -237,6 +243,10 @@ def rewrite_sheet(
     xml = _set_dimension(xml, new_rows)
     if not ledger or write.links:
         xml = _set_hyperlinks(xml, link_rows)
+        _set_link_relationships(pkg, part, external)
+        root = re.search(r"<(?:\w+:)?worksheet\b[^>]*>", xml)
+        if external and root and "xmlns:r=" not in root.group(0):
+            xml = xml[: root.start()] + root.group(0)[:-1].rstrip("/") + f' xmlns:r="{NS_REL}">' + xml[root.end():]
     pkg.set_text(part, xml)
     return out
 
@@ -327,6 +337,52 @@ def _set_dimension(xml: str, rows: dict[int, list[tuple[int, str]]]) -> str:
         new = re.sub(r'ref="[^"]*"', f'ref="{ref}"', m.group(0))
         return xml[:m.start()] + new + xml[m.end():]
     return xml
+
+
+EXTERNAL_LINK_ID = "rIdHbLink"
+NS_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+REL_HYPERLINK = NS_REL + "/hyperlink"
+_LINK_REL_RE = re.compile(r'<Relationship\b[^>]*\bType="' + re.escape(REL_HYPERLINK) + r'"[^>]*/>')
+
+
+def is_location(target: str) -> bool:
+    """An in-workbook target such as "'台账'!B5" (anything else is a file or web address)."""
+    return "!" in target and not re.search(r"[/\\]|^\w+:", target.split("!")[0].strip("'"))
+
+
+def _set_link_relationships(pkg: Package, part: str, targets: list[str]) -> None:
+    """Replace the hyperlink relationships of an owned sheet (they are all ours) with ``targets``.
+
+    Ids are ``rIdHbLink<n>`` so they never collide with the sheet's other relationships.
+    """
+    rels_part = rels_name(part)
+    if not pkg.exists(rels_part):
+        if not targets:
+            return
+        pkg.set_text(rels_part, '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+                                '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
+                                'relationships"></Relationships>')
+        _add_rels_content_type(pkg)
+    xml = pkg.text(rels_part)
+    kept = _LINK_REL_RE.sub("", xml)
+    if xml.rstrip().endswith("/>") and "</Relationships>" not in kept:
+        kept = kept.rstrip()[:-2] + "></Relationships>"
+    added = "".join(
+        f'<Relationship Id="{EXTERNAL_LINK_ID}{i}" Type="{REL_HYPERLINK}" '
+        f'Target={_attr(target.replace(chr(92), "/"))} TargetMode="External"/>'
+        for i, target in enumerate(targets, start=1)
+    )
+    if added or kept != xml:
+        close = kept.rindex("</")
+        pkg.set_text(rels_part, kept[:close] + added + kept[close:])
+
+
+def _add_rels_content_type(pkg: Package) -> None:
+    types = pkg.text("[Content_Types].xml")
+    if 'Extension="rels"' not in types:
+        close = types.rindex("</")
+        pkg.set_text("[Content_Types].xml", types[:close] + '<Default Extension="rels" ContentType='
+                     '"application/vnd.openxmlformats-package.relationships+xml"/>' + types[close:])
 
 
 def _set_hyperlinks(xml: str, links: list[str]) -> str:

@@ -57,8 +57,13 @@ def _cell(rows: list[list], r: int, c: int) -> object:
     return None
 
 
-def check_parts(old: dict[str, bytes], new_path: Path, allowed: set[str], grow_only: set[str]) -> None:
-    """Every old part unchanged except ``allowed``; ``grow_only`` parts keep every old element."""
+_HYPERLINK_REL = re.compile(rb'<Relationship\b[^>]*\bType="[^"]*/relationships/hyperlink"[^>]*/>')
+
+
+def check_parts(old: dict[str, bytes], new_path: Path, allowed: set[str], grow_only: set[str],
+                links_replaced: frozenset[str] = frozenset()) -> None:
+    """Every old part unchanged except ``allowed``; ``grow_only`` parts keep every old element
+    (in ``links_replaced`` — owned sheets' rels — except their hyperlink relationships, all ours)."""
     with zipfile.ZipFile(new_path) as zf:
         bad = zf.testzip()
         if bad:
@@ -73,7 +78,7 @@ def check_parts(old: dict[str, bytes], new_path: Path, allowed: set[str], grow_o
         if name not in allowed and name not in grow_only:
             raise VerifyError(f"part changed: {name}")
         if name in grow_only:
-            check_grows(name, data, new[name])
+            check_grows(name, _HYPERLINK_REL.sub(b"", data) if name in links_replaced else data, new[name])
 
 
 def check_grows(name: str, old: bytes, new: bytes) -> None:

@@ -34,7 +34,7 @@ from ..errors import HealthbookError, MissingSheet, WorkbookBusy, WorkbookNotFou
 from . import marks as marking
 from .backup import backup_file, list_backups
 from .lock import DEFAULT_WAIT, WorkbookLock, check_not_open
-from .ooxml import insert_before_any, workbook_part
+from .ooxml import insert_before_any, rels_name, workbook_part
 from .owned import rewrite_sheet
 from .package import Package
 from .read import Workbook, read_workbook, settings_from_frame
@@ -301,7 +301,8 @@ def _verify(pkg: Package, target: Path, expected: dict[str, dict], marked: set[s
     except ValueError as exc:
         raise VerifyError(str(exc)) from exc
     notes = {n for n in grow if n.endswith(".vml") or re.search(r"comments\d*\.xml$", n)}
-    check_parts(pkg.parts, target, allowed | notes, grow - notes)
+    owned_rels = frozenset(rels_name(part) for sheet, part in pkg.sheets.items() if sheet in OWNED_NAMES)
+    check_parts(pkg.parts, target, allowed | notes, grow - notes, owned_rels)
     before = {}
     if marked:
         old = CalamineWorkbook.from_path(str(pkg.path))
