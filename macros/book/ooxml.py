@@ -206,11 +206,21 @@ class Row:
     end: int = 0
 
 
+_SHEETDATA_START = re.compile(r"<((?:\w+:)?)sheetData\b[^>]*?(/?)>")
+
+
 def sheet_data_span(xml: str) -> tuple[int, int]:
-    m = SHEETDATA_RE.search(xml)
+    """Span of the <sheetData> element (found by its tags: a regex over 10 MB of rows is slow)."""
+    m = _SHEETDATA_START.search(xml)
     if not m:
         raise ValueError("worksheet has no sheetData")
-    return m.span()
+    if m.group(2):
+        return m.start(), m.end()
+    close = f"</{m.group(1)}sheetData>"
+    end = xml.rfind(close)
+    if end < m.end():
+        raise ValueError("worksheet sheetData is not closed")
+    return m.start(), end + len(close)
 
 
 def parse_rows(sheet_data: str) -> list[Row]:
@@ -298,6 +308,13 @@ def to_serial(value: date | datetime | time) -> float:
 
 def plain(value: object) -> object:
     """A cell value as a plain Python value: numpy/pandas scalars unwrapped, blanks → None."""
+    t = type(value)
+    if t is str:
+        return value or None
+    if t is int or t is date or t is datetime:
+        return value
+    if t is float:
+        return None if (value != value or value in (math.inf, -math.inf)) else value
     if value is None:
         return None
     try:
@@ -367,14 +384,17 @@ def top_level(xml: str) -> list[tuple[str, int, int]]:
     children: list[tuple[str, int, int]] = []
     depth, start, name = 0, 0, ""
     pos = 0
-    data = SHEETDATA_RE.search(xml)
+    try:
+        data = sheet_data_span(xml)
+    except ValueError:
+        data = None
     while True:
         m = _TAG_RE.search(xml, pos)
         if not m:
             break
-        if data and m.start() == data.start() and depth == 1:
-            children.append(("sheetData", data.start(), data.end()))
-            pos = data.end()
+        if data and m.start() == data[0] and depth == 1:
+            children.append(("sheetData", data[0], data[1]))
+            pos = data[1]
             continue
         pos = m.end()
         if m.group(2) is None:

@@ -35,7 +35,7 @@ from . import marks as marking
 from .backup import backup_file, list_backups
 from .lock import DEFAULT_WAIT, WorkbookLock, check_not_open
 from .ooxml import insert_before_any, workbook_part
-from .owned import rewrite_sheet
+from .owned import Written, rewrite_sheet
 from .package import Package
 from .read import Workbook, read_workbook, settings_from_frame
 from .verify import (
@@ -210,7 +210,7 @@ def _build(path: Path, sheets: list[SheetWrite], marks: list[Mark] | None, targe
     """Build the new package into ``target`` and verify it; raises ``WriteRefused`` if it fails."""
     pkg = Package(path)
     result = WriteResult(path, [w.sheet.name for w in sheets])
-    expected: dict[str, dict] = {}
+    expected: dict[str, Written] = {}
     issues = schema.ISSUES
     if marks is not None and issues.name not in pkg.sheets:
         raise MissingSheet(path, issues.name)
@@ -221,7 +221,7 @@ def _build(path: Path, sheets: list[SheetWrite], marks: list[Mark] | None, targe
     later = [w for w in sheets if w.sheet.name == issues.name]
     for write in sheets:
         if write not in later:
-            expected[write.sheet.name] = rewrite_sheet(pkg, write).expected
+            expected[write.sheet.name] = rewrite_sheet(pkg, write)
     if marks is not None:
         memory, applied, skipped, touched = marking.apply(pkg, marks)
         marked_sheets |= touched
@@ -229,7 +229,7 @@ def _build(path: Path, sheets: list[SheetWrite], marks: list[Mark] | None, targe
     if issues.name in pkg.sheets and (later or marks is not None):
         cells, drop = marking.memory_cells(pkg, memory)
         if later:
-            expected[issues.name] = rewrite_sheet(pkg, later[0], extra_cells=cells, drop_cols=drop).expected
+            expected[issues.name] = rewrite_sheet(pkg, later[0], extra_cells=cells, drop_cols=drop)
         else:
             marking.replace_memory(pkg, cells, drop)
         if memory:
@@ -274,7 +274,7 @@ def _ensure_recalc(pkg: Package) -> None:
     pkg.set_text(wb_part, xml)
 
 
-def _verify(pkg: Package, target: Path, expected: dict[str, dict], marked: set[str]) -> None:
+def _verify(pkg: Package, target: Path, expected: dict[str, Written], marked: set[str]) -> None:
     changed = pkg.changed_names()
     sheet_parts = {pkg.sheets[name]: name for name in pkg.sheets}
     allowed, grow = set(), set()
