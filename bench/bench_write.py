@@ -43,7 +43,8 @@ def master_rows(n: int) -> dict[str, list[dict]]:
 def changed(rows: list[dict]) -> list[dict]:
     out = [dict(r) for r in rows]
     for r in out[::100]:
-        r["quantity"] = (r.get("quantity") or 0) + 1
+        q = r.get("quantity")
+        r["quantity"] = q + 1 if isinstance(q, (int, float)) else 1
         r["note"] = "已核对"
     for i in range(NEW_ROWS):
         out.append({"record_id": f"C01-9{i:05d}", "date": date(2020, 11, 20), "committee_id": "C01",
@@ -70,7 +71,7 @@ def bench_openpyxl(path: Path) -> float:
     note = schema.LEDGER.keys.index("note") + 1
     for r in range(2, ws.max_row + 1, 100):
         cell = ws.cell(r, quantity)
-        cell.value = (cell.value or 0) + 1
+        cell.value = cell.value + 1 if isinstance(cell.value, (int, float)) else 1
         ws.cell(r, note).value = "已核对"
     for i in range(NEW_ROWS):
         ws.append([f"C01-9{i:05d}", date(2020, 11, 20), "C01", "P01", "新增活动", 10, 10, "进行中", None, None,

@@ -360,3 +360,14 @@ def test_a_workbook_with_formulas_is_recalculated_on_open(master, tmp_path):
     after = parts_of(plain_master)["xl/workbook.xml"].decode()
     assert 'fullCalcOnLoad="1"' in after and 'fullCalcOnLoad' not in before
     assert after.replace(' fullCalcOnLoad="1"', "") == before
+
+
+def test_repeated_runs_do_not_grow_the_styles(master):
+    book = FileBook(master)
+    sheets, marks = the_write(master)
+    book.write(sheets, marks)
+    grown = parts_of(master)["xl/styles.xml"]
+    for _ in range(3):
+        sheets, marks = the_write(master)
+        book.write(sheets, marks)
+    assert parts_of(master)["xl/styles.xml"] == grown

@@ -285,8 +285,10 @@ def _xml_unescape(text: str) -> str:
 
 def escape_text(text: str) -> str:
     """Text for a <t> element: OOXML-escape control characters and look-alikes, then XML-escape."""
-    text = _ESCAPE_LIKE.sub(r"_x005F_\1_", text)
-    text = _CONTROL.sub(lambda m: f"_x{ord(m.group(0)):04X}_", text)
+    if "_x" in text:
+        text = _ESCAPE_LIKE.sub(r"_x005F_\1_", text)
+    if not text.isprintable():
+        text = _CONTROL.sub(lambda m: f"_x{ord(m.group(0)):04X}_", text)
     return escape(text)
 
 

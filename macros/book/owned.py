@@ -103,6 +103,8 @@ def col_styles(xml: str) -> dict[int, int]:
 
 # The common, unprefixed cell as Excel, xlsxwriter and openpyxl write it: r first, then s, then t.
 _CELL_FAST = re.compile(r'(<c r="([A-Z]+)(\d+)"(?: s="(\d+)")?(?: t="(\w+)")?([^>]*?)(?:/>|>(.*?)</c>))', re.S)
+_ROW_FAST = re.compile(r'(<row r="(\d+)"([^>]*?)(?:/>|>.*?</row>))', re.S)
+_ROW_NOT_FAST = re.compile(r'<row(?! r=")[\s>/]')
 _NOT_FAST = re.compile(r'<c(?:>|/>|\s(?!r="))')
 _V = re.compile(r"<v>(.*?)</v>", re.S)
 
@@ -138,15 +140,6 @@ def _old_grid(pkg: Package, sheet_name: str) -> list[list]:
     """The sheet as calamine reads it from the original file (row i = Excel row i + 1)."""
     book = CalamineWorkbook.from_path(str(pkg.path))
     return book.get_sheet_by_name(sheet_name).to_python(skip_empty_area=False)
-
-
-def _as_read(value: object) -> object:
-    # What read_workbook makes of a calamine value (ints stay floats: 12 == 12.0 anyway).
-    if value == "":
-        return None
-    if type(value) is str:
-        return value.strip() or None
-    return value
 
 
 def _old_value(old: _Old, strings: list[str]) -> object:
@@ -210,12 +203,16 @@ def rewrite_sheet(
 
     # Rows as text, indexed by number; only the first few are parsed cell by cell.
     old_rows: dict[int, tuple[str, str]] = {}  # r → (attribute text, row xml)
-    last = 0
-    for m in ROW_RE.finditer(data):
-        attrs = m.group("attrs")
-        rm = _R_ATTR.search(attrs)
-        last = int(rm.group(1)) if rm else last + 1
-        old_rows[last] = (attrs, m.group(0))
+    if fast and not _ROW_NOT_FAST.search(data):
+        for whole, r_text, attrs in _ROW_FAST.findall(data):
+            old_rows[int(r_text)] = (f' r="{r_text}"{attrs}', whole)
+    else:
+        last = 0
+        for m in ROW_RE.finditer(data):
+            attrs = m.group("attrs")
+            rm = _R_ATTR.search(attrs)
+            last = int(rm.group(1)) if rm else last + 1
+            old_rows[last] = (attrs, m.group(0))
     head = parse_rows("".join(x for r, (_, x) in sorted(old_rows.items()) if r <= HEADER_SEARCH_ROWS))
     header_r, header_cells = header_layout(head, sheet, strings)
     header_r = header_r or 1
@@ -307,14 +304,18 @@ def rewrite_sheet(
     verbatim: dict[int, str] = {}
     old_grid = _old_grid(pkg, sheet.name) if ledger else []
     marked_rows = {i for i, _ in fills} | {i for i, _ in links}
+    contiguous = out.order == list(range(out.order[0], out.order[-1] + 1)) if out.order else False
     for index, (r, row) in enumerate(zip(placed, write.rows)):
         if r in old_rows and r - 1 < len(old_grid) and index not in marked_rows:
-            # A row whose values did not change keeps its XML verbatim (one list comparison).
+            # A row whose values did not change keeps its XML verbatim: one list comparison
+            # against calamine's reading (blank = "", 12 == 12.0; trimmed text falls through).
             got = old_grid[r - 1]
-            before = [_as_read(got[c]) if c < len(got) else None for c in out.order]
-            if before == [row.get(key) for key in keys]:
+            now = ["" if (v := row.get(key)) is None else v for key in keys]
+            before = got[out.order[0]:out.order[-1] + 1] if contiguous else [
+                got[c] if c < len(got) else "" for c in out.order]
+            if before == now:
                 verbatim[r] = old_rows[r][1]
-                out.rows[r] = [got[c] if c < len(got) else "" for c in out.order]
+                out.rows[r] = now
                 max_r = max(max_r, r)
                 continue
         old = _cells_in(old_rows[r][1], fast) if ledger and r in old_rows else {}
