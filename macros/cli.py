@@ -6,14 +6,18 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
-from . import demo
+from . import demo, schema
 from .book.build import build_workbook
 from .book.read import read_workbook
 from .book.write import backup_listing, restore
 from .errors import HealthbookError
+from .marks import report_text, validation_writes
+from .normalise import parse_date_text
 from .summary import describe, describe_text
+from .validate import validate
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -50,6 +54,25 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 @command
+def cmd_rollup(args: argparse.Namespace) -> int:
+    from .book.write import FileBook
+    from .rollup import rollup, rollup_sheets, rollup_text
+
+    as_of = args.as_of or date.today()
+    master = FileBook(args.path)
+    book = master.read()
+    validation = validate(book.frames, book.settings, as_of=as_of)
+    result = rollup(validation, book.settings, as_of)
+    written = master.write_or_stage(rollup_sheets(result))
+    names = "、".join(f"“{name}”" for name in written.sheets)
+    done = (f"主工作簿正被占用（{written.busy}），结果已另存为 {written.staged}，请关闭后重新运行。"
+            if written.staged else f"已写入 {names}。")
+    emit(args, {**result.to_dict(), "staged": str(written.staged) if written.staged else None},
+         f"{rollup_text(result)}\n{done}")
+    return 3 if written.staged else int(validation.errors > 0)
+
+
+@command
 def cmd_restore(args: argparse.Namespace) -> int:
     if args.list:
         found = backup_listing(args.path)
@@ -61,6 +84,30 @@ def cmd_restore(args: argparse.Namespace) -> int:
          f"已用备份 {done.restored.name} 恢复 {args.path.name}。"
          + (f"\n恢复前的文件已备份为：{done.backup}" if done.backup else ""))
     return 0
+
+
+@command
+def cmd_validate(args: argparse.Namespace) -> int:
+    book = read_workbook(args.path)
+    result = validate(book.frames, book.settings, args.as_of)
+    data = {"errors": result.errors, "warnings": result.warnings,
+            "issues": [p.to_dict() for p in result.problems]}
+    emit(args, data, report_text(result, str(args.path)))
+    if args.mark:
+        from .book.write import FileBook  # the safe writer (lock, backup, owned sheets only)
+
+        sheets, marks = validation_writes(result)
+        FileBook(args.path).write(sheets, marks)
+        if not args.json:
+            print(f"已写入“{sheets[0].sheet.name}”表，并标记了 {len(marks)} 个单元格。")
+    return 1 if result.errors else 0
+
+
+def _as_of(text: str) -> date:
+    reading = parse_date_text(text)
+    if reading.value is None:
+        raise argparse.ArgumentTypeError(f"无法识别日期“{text}”，请写成 2020-11-15")
+    return reading.value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,12 +128,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", type=Path, help="主工作簿路径")
     p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
 
+    p = sub.add_parser("rollup", help="汇总进度，写入居委会进度、项目进度、单位进度",
+                       description="校验台账并按居委会、项目、责任单位和类别汇总进度，"
+                                   "写入“居委会进度”“项目进度”“单位进度”三张表（有错误的台账行不计入，记为待核实）。")
+    p.add_argument("path", type=Path, help="主工作簿路径")
+    p.add_argument("--as-of", type=_as_of, default=None, metavar="日期",
+                   help="截至日期（如 2020-11-15），默认今天；晚于此日期的台账不计入")
+    p.add_argument("--json", action="store_true", help="以 JSON 输出汇总表")
+
     p = sub.add_parser("restore", help="从备份恢复主工作簿",
                        description="用 backups 文件夹中的备份恢复主工作簿（默认最新一份）；恢复前先备份当前文件。")
     p.add_argument("path", type=Path, help="主工作簿路径")
     p.add_argument("--list", action="store_true", help="列出可用的备份（最新在前），不恢复")
     p.add_argument("--backup", metavar="NAME", help="要恢复的备份文件名（见 --list）")
     p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
+
+    p = sub.add_parser("validate", help="校验工作簿的填写",
+                       description="校验主工作簿：必填、类型、可选值、编号唯一、引用、设置和合理性；"
+                                   "按工作表列出错误和警告。有错误时退出码为 1。")
+    p.add_argument("path", type=Path, help="主工作簿路径")
+    p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
+    p.add_argument("--as-of", type=_as_of, default=None, metavar="日期",
+                   help="按哪一天判断“晚于今天”的日期（默认今天），如 2020-11-15")
+    p.add_argument("--mark", action="store_true",
+                   help=f"把结果写入“{schema.ISSUES.name}”表，并在出错的单元格上标色加批注（先清除上次的标记）")
     return parser
 
 

@@ -182,7 +182,7 @@ def test_values_read_back_with_calamine_and_openpyxl(master):
     assert ws.cell(len(ledger) + 1, headers.index(EXTRA_HEADER) + 1).value == "新核对人"
 
     progress = wb[schema.COMMITTEE_PROGRESS.name]
-    assert progress["H2"].value == pytest.approx(1.2505) and progress["H2"].number_format == schema.PERCENT_FORMAT
+    assert progress["H2"].value == pytest.approx(1.2505) and progress["H2"].number_format == schema.COMMITTEE_PROGRESS.column("percent").number_format
     assert progress["K2"].fill.fgColor.rgb == "FF" + FILLS["正常"]
     assert progress["K3"].fill.fgColor.rgb == "FF" + FILLS["严重滞后"]
     assert progress["A2"].hyperlink.location == "'台账'!A2"

@@ -262,6 +262,7 @@ def rewrite_sheet(
     for c, text in headers.items():
         now = _header_text(header_old, c, strings)
         if c not in header_out or clean_header(now) != clean_header(text):
+            # A sheet from an older layout gets today's header.
             header_out[c] = cell_xml(ref_of(header_r, c), text, header_style)
             now = text
         out.cells[(header_r, c)] = now

@@ -122,7 +122,10 @@ def frame_from_rows(rows: list[list], sheet: schema.Sheet, path: Path | str) -> 
             frame[col.key] = pd.Series([None] * len(frame), dtype=object)
     frame[ROW] = row_numbers
     extras = [c for c in columns if c not in set(sheet.keys)]
-    return frame[[*sheet.keys, *extras, ROW]]
+    frame = frame[[*sheet.keys, *extras, ROW]]
+    # Where each header sits (index 0 = column A), so links and marks point at the real cell.
+    frame.attrs["headers"] = headers
+    return frame
 
 
 def _cell_value(value: object) -> object:

@@ -1,0 +1,449 @@
+"""The rules of the contract, run over normalised frames: DataFrames in, problems out.
+
+Every column rule is derived from ``schema`` (required, types, choices, keys); the cross-sheet
+rules (references, 记录编号 form, 责任单位, settings) and plausibility warnings follow. Rules are
+vectorised over whole columns; Python only loops over the rows that have a problem.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterable
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from . import schema
+from .book.read import settings_from_frame
+from .normalise import (
+    BAD_DATE,
+    BAD_NUMBER,
+    ROW,
+    format_number,
+    normalise_frames,
+    parse_number_text,
+    programme_year,
+    row_keys,
+    text_of,
+)
+from .problems import Problem, Validation
+
+ERROR, WARNING = schema.LEVEL_ERROR, schema.LEVEL_WARNING
+STATUS_DONE = "已完成"
+assert STATUS_DONE in schema.STATUSES
+# An 活动内容 shorter than this says too little to be checked later.
+MIN_ACTIVITY_CHARS = 4
+RECORD_ID_LOOSE = re.compile(r"^(?P<committee>[A-Za-z]\w*?)\s*[-_—－]?\s*(?P<number>\d{1,4})$")
+YEAR_RANGE = (2000, 2100)
+CODE_PARTS = re.compile(r"^([A-Z]+)[-_ ]?0*(\d+)$")
+
+
+def validate(frames: dict[str, pd.DataFrame], settings: dict | None = None,
+             as_of: date | None = None) -> Validation:
+    """Normalise ``frames`` (raw, as read) and check every rule; ``as_of`` defaults to today.
+
+    ``settings`` is the 设置 dict (``Workbook.settings``); read from the 设置 frame when omitted.
+    """
+    if settings is None:
+        settings = settings_from_frame(frames.get(schema.SETTINGS.name))
+    typed, problems = normalise_frames(frames, settings)
+    unreadable = {(p.sheet, p.row, p.column) for p in problems if p.code in (BAD_DATE, BAD_NUMBER)}
+    rules = _Rules(frames, typed, settings, as_of or date.today(), unreadable)
+    problems = problems + rules.run()
+    return Validation(typed, sort_problems(problems))
+
+
+def sort_problems(problems: Iterable[Problem]) -> list[Problem]:
+    """Contract sheet order, then row, then column order (sheet-level problems first)."""
+    sheet_order = {s.name: i for i, s in enumerate(schema.SHEETS)}
+
+    def key(p: Problem) -> tuple:
+        sheet = schema.SHEETS_BY_NAME.get(p.sheet)
+        headers = sheet.headers if sheet else []
+        column = headers.index(p.column) if p.column in headers else len(headers)
+        return (sheet_order.get(p.sheet, len(sheet_order)), p.row or 0, column)
+
+    return sorted(problems, key=key)
+
+
+class _Rules:
+    """One validation run: the frames, the settings and the problems found so far.
+
+    Masks are computed over whole columns; messages are built by row position (numpy arrays),
+    only for the rows that have a problem.
+    """
+
+    def __init__(self, raw: dict[str, pd.DataFrame], typed: dict[str, pd.DataFrame],
+                 settings: dict, as_of: date, unreadable: set[tuple] = frozenset()):
+        self.raw = raw
+        self.unreadable = unreadable  # (sheet, row, header) already reported as unreadable
+        self.typed = typed
+        self.settings = settings
+        self.as_of = as_of
+        self.year = programme_year(settings)
+        self.problems: list[Problem] = []
+        self.keys = {s.name: row_keys(typed[s.name], s) for s in schema.INPUT_SHEETS if s.name in typed}
+
+    def run(self) -> list[Problem]:
+        for sheet in schema.INPUT_SHEETS:
+            if sheet.name not in self.typed:
+                continue
+            self.column_rules(sheet)
+            self.unique_keys(sheet)
+        self.record_ids()
+        self.references()
+        self.units()
+        self.settings_rows()
+        self.plausibility()
+        self.article_records()
+        return self.problems
+
+    # ------------------------------------------------------------ helpers
+
+    def emit(self, sheet: schema.Sheet, mask: pd.Series | np.ndarray, column: schema.Column,
+             level: str, code: str, message: Callable[[int], str],
+             suggestion: Callable[[int], str] | str = "") -> None:
+        """One problem per row where ``mask`` holds; texts built from the row's position."""
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any():
+            return
+        rows = self.typed[sheet.name][ROW].to_numpy()
+        keys = self.keys[sheet.name]
+        for pos in np.flatnonzero(mask):
+            self.problems.append(Problem(
+                sheet.name, int(rows[pos]), column.header, keys[pos], level, code,
+                message(pos), suggestion(pos) if callable(suggestion) else suggestion,
+            ))
+
+    def values(self, sheet: schema.Sheet, key: str) -> np.ndarray:
+        return self.typed[sheet.name][key].to_numpy()
+
+    # ------------------------------------------------------------ per column
+
+    def column_rules(self, sheet: schema.Sheet) -> None:
+        typed = self.typed[sheet.name]
+        rows = typed[ROW].to_numpy()
+        for col in sheet.columns:
+            if col.key not in typed.columns:
+                continue
+            series = typed[col.key]
+            v = series.to_numpy()
+            if col.required:
+                # Typed value missing: blank, or unreadable (reported already, with the reason).
+                missing = series.isna().to_numpy().copy()
+                for pos in np.flatnonzero(missing) if self.unreadable else ():
+                    if (sheet.name, int(rows[pos]), col.header) in self.unreadable:
+                        missing[pos] = False
+                self.emit(sheet, missing, col, ERROR, "required",
+                          lambda i, c=col: f"{c.header}未填写", _fill_hint(col))
+            if col.choices:
+                bad = series.notna() & ~series.isin(col.choices)
+                choices = "、".join(col.choices)
+                self.emit(sheet, bad, col, ERROR, "bad_choice",
+                          lambda i, c=col, v=v, ch=choices: f"{c.header}“{v[i]}”不是可选值（{ch}）",
+                          lambda i, c=col, v=v: _suggest_choice(v[i], c.choices))
+            if col.type == "integer":
+                fraction = series.notna() & (series % 1 != 0)
+                self.emit(sheet, fraction, col, ERROR, "not_integer",
+                          lambda i, c=col, v=v: f"{c.header}应为整数，现为 {format_number(v[i])}",
+                          "请填写整数")
+            if col.type in ("integer", "number"):
+                negative = series.notna() & (series < 0)
+                level = ERROR if col.type == "integer" else WARNING
+                self.emit(sheet, negative, col, level, "negative",
+                          lambda i, c=col, v=v: f"{c.header}为负数（{format_number(v[i])}）",
+                          "请填写不小于 0 的数")
+
+    def unique_keys(self, sheet: schema.Sheet) -> None:
+        if not sheet.key:
+            return
+        keys = pd.Series(self.keys[sheet.name])
+        present = keys.notna()
+        repeated = present & keys.duplicated(keep="first")
+        if not repeated.any():
+            return
+        rows = pd.Series(self.typed[sheet.name][ROW].to_numpy())
+        first_row = rows.groupby(keys.where(present)).transform("first").to_numpy()
+        k = keys.to_numpy()
+        names = "+".join(sheet.header_of(key) for key in sheet.key)
+        self.emit(sheet, repeated, sheet.column(sheet.key[0]), ERROR, "duplicate_key",
+                  lambda i: f"{names}“{k[i]}”重复，与第 {int(first_row[i])} 行相同",
+                  f"每行的{names}应唯一，请修改或删除重复行")
+
+    # ------------------------------------------------------------ cross-sheet
+
+    def record_ids(self) -> None:
+        sheet = schema.LEDGER
+        if sheet.name not in self.typed:
+            return
+        ledger = self.typed[sheet.name]
+        ids = ledger["record_id"]
+        if not ids.notna().any():
+            return
+        committees = ledger["committee_id"]
+        # numpy string ufuncs: ``<prefix>-<4 digits>`` without a Python loop over the rows.
+        a = ids.fillna("").to_numpy(dtype=str)
+        well_formed = ((np.strings.str_len(a) >= 6) & (np.strings.slice(a, -5, -4) == "-")
+                       & np.strings.isdigit(np.strings.slice(a, -4, None)))
+        prefix = np.strings.slice(a, 0, -5)
+        i_, c_ = ids.to_numpy(), committees.to_numpy()
+        col = sheet.column("record_id")
+        rid, cid = col.header, sheet.header_of("committee_id")
+        malformed = ids.notna().to_numpy() & ~well_formed
+        self.emit(sheet, malformed, col, ERROR, "bad_record_id",
+                  lambda i: f"{rid}“{i_[i]}”格式不对，应为“{cid}-4位数字”，如 C01-0007",
+                  lambda i: _suggest_record_id(i_[i], c_[i]))
+        # Only against a known committee: an unknown one is reported (with a suggestion) already.
+        known = committees.isin(list(self._lookup(schema.COMMITTEES) or ())).to_numpy()
+        mismatch = well_formed & known & (prefix != committees.fillna("").to_numpy(dtype=str))
+        self.emit(sheet, mismatch, col, ERROR, "record_id_committee",
+                  lambda i: f"{rid}“{i_[i]}”与{cid}“{c_[i]}”不符",
+                  f"{rid}应以本行的{cid}开头；如{cid}填错，请改正{cid}")
+
+    def references(self) -> None:
+        projects = self._lookup(schema.PROJECTS)
+        committees = self._lookup(schema.COMMITTEES)
+        for sheet in (schema.LEDGER, schema.TARGETS):
+            if sheet.name not in self.typed:
+                continue
+            for key, known, code, what in (
+                ("project_id", projects, "unknown_project", schema.PROJECTS.name),
+                ("committee_id", committees, "unknown_committee", schema.COMMITTEES.name),
+            ):
+                if known is None:
+                    continue
+                series = self.typed[sheet.name][key]
+                bad = series.notna() & ~series.isin(list(known))
+                col, v, suggest = sheet.column(key), series.to_numpy(), _Suggester(known)
+                self.emit(sheet, bad, col, ERROR, code,
+                          lambda i, v=v, c=col, w=what: f"{c.header}“{v[i]}”在“{w}”表中不存在",
+                          lambda i, v=v, s=suggest: s(v[i]))
+
+    def _lookup(self, sheet: schema.Sheet) -> dict[str, str] | None:
+        """Valid codes of a config sheet → their names (None when the sheet was not read)."""
+        frame = self.typed.get(sheet.name)
+        if frame is None:
+            return None
+        id_key = sheet.key[0]
+        rows = frame[frame[id_key].notna()]
+        return dict(zip(rows[id_key], rows["name"].fillna("")))
+
+    def units(self) -> None:
+        sheet = schema.PROJECTS
+        if sheet.name not in self.typed:
+            return
+        units = self.values(sheet, "units")
+        sep = schema.UNIT_SEPARATOR
+        empty_part = [u is not None and any(not p.strip() for p in u.split(sep)) for u in units]
+        self.emit(sheet, empty_part, sheet.column("units"), ERROR, "empty_unit",
+                  lambda i: f"{sheet.header_of('units')}“{units[i]}”中有空的单位名",
+                  f"多个单位用一个顿号“{sep}”分隔，如：发展办{sep}服务办")
+
+    def settings_rows(self) -> None:
+        sheet = schema.SETTINGS
+        raw = self.raw.get(sheet.name)
+        if raw is None:
+            return
+        items = self.values(sheet, "item")
+        value_col, item_col = sheet.column("value"), sheet.column("item")
+        known_items = tuple(schema.SETTINGS_BY_ITEM)
+        unknown = [item is not None and item not in schema.SETTINGS_BY_ITEM for item in items]
+        self.emit(sheet, unknown, item_col, WARNING, "unknown_setting",
+                  lambda i: f"设置项“{items[i]}”不是已知的设置，将被忽略",
+                  lambda i: _suggest_choice(items[i], known_items))
+        raw_values = raw["value"].to_numpy()
+        reasons = [
+            _setting_problem(schema.SETTINGS_BY_ITEM[item], value)
+            if item in schema.SETTINGS_BY_ITEM else ""
+            for item, value in zip(items, raw_values)
+        ]
+        self.emit(sheet, [bool(r) for r in reasons], value_col, ERROR, "bad_setting",
+                  lambda i: f"设置“{items[i]}”的值“{text_of(raw_values[i])}”{reasons[i]}",
+                  lambda i: schema.SETTINGS_BY_ITEM[items[i]].help)
+        if self.year is not None:
+            return
+        year_item = schema.SETTINGS_BY_KEY["year"].item
+        year_rows = [item == year_item for item in items]
+        if any(r and reason for r, reason in zip(year_rows, reasons)):
+            return  # already reported as a bad value
+        message = (f"“{year_item}”未填写：只写了月日的日期无法补全年份，"
+                   "也无法检查日期是否在试点年度内")
+        hint = f"请填写{year_item}，如 2020"
+        if any(year_rows):
+            self.emit(sheet, year_rows, value_col, WARNING, "missing_year", lambda i: message, hint)
+        else:
+            self.problems.append(Problem(sheet.name, None, value_col.header, None, WARNING,
+                                         "missing_year", message, hint))
+
+    # ------------------------------------------------------------ plausibility
+
+    def plausibility(self) -> None:
+        sheet = schema.LEDGER
+        if sheet.name not in self.typed:
+            return
+        ledger = self.typed[sheet.name]
+        dates = ledger["date"]
+        d = dates.to_numpy()
+
+        def iso(i: int) -> str:
+            return str(d[i])[:10]
+
+        col = sheet.column("date")
+        future = dates.notna() & (dates > pd.Timestamp(self.as_of))
+        self.emit(sheet, future, col, WARNING, "future_date",
+                  lambda i: f"日期 {iso(i)} 晚于今天（{self.as_of.isoformat()}）", "请核对日期")
+        if self.year is not None:
+            outside = dates.notna() & ~future & (dates.dt.year != self.year)
+            self.emit(sheet, outside, col, WARNING, "outside_year",
+                      lambda i: f"日期 {iso(i)} 不在试点年度 {self.year} 年内", "请核对年份")
+        self._above_target(ledger)
+        quantity, status = ledger["quantity"], ledger["status"]
+        q, st = sheet.header_of("quantity"), sheet.header_of("status")
+        done_zero = (status == STATUS_DONE) & (quantity == 0)
+        self.emit(sheet, done_zero, sheet.column("quantity"), WARNING, "done_without_quantity",
+                  lambda i: f"{st}为“{STATUS_DONE}”，但{q}为 0", f"请填写{q}，或改正{st}")
+        activity = ledger["activity"]
+        a, act = activity.to_numpy(), sheet.header_of("activity")
+        short = activity.notna() & (activity.str.len() < MIN_ACTIVITY_CHARS)
+        self.emit(sheet, short, sheet.column("activity"), WARNING, "short_activity",
+                  lambda i: f"{act}“{a[i]}”过短，看不出做了什么",
+                  f"请写明{act}（至少 {MIN_ACTIVITY_CHARS} 个字）")
+        self._probable_duplicates(ledger)
+
+    def _above_target(self, ledger: pd.DataFrame) -> None:
+        projects = self.typed.get(schema.PROJECTS.name)
+        if projects is None:
+            return
+        street = projects.dropna(subset=["project_id"]).drop_duplicates("project_id")
+        target = ledger["project_id"].map(street.set_index("project_id")["target"])
+        own = pd.Series(np.nan, index=ledger.index)
+        targets = self.typed.get(schema.TARGETS.name)
+        if targets is not None and len(targets):
+            per = targets.drop_duplicates(["project_id", "committee_id"]).set_index(
+                ["project_id", "committee_id"])["target"]
+            pairs = pd.MultiIndex.from_arrays([ledger["project_id"], ledger["committee_id"]])
+            own = pd.Series(per.reindex(pairs).to_numpy(), index=ledger.index)
+        scope = np.where(own.notna(), "该居委会在该项目上的目标",
+                         f"项目全年{schema.PROJECTS.header_of('target')}")
+        target = own.fillna(target)
+        quantity = ledger["quantity"]
+        above = quantity.notna() & target.notna() & (target > 0) & (quantity > target)
+        q, t = quantity.to_numpy(), target.to_numpy()
+        sheet = schema.LEDGER
+        self.emit(sheet, above, sheet.column("quantity"), WARNING, "quantity_above_target",
+                  lambda i: (f"单条记录的{sheet.header_of('quantity')} {format_number(q[i])} "
+                             f"超过{scope[i]} {format_number(t[i])}"),
+                  "请核对数量是否多写了位数，或是否应拆成多条记录")
+
+    def _probable_duplicates(self, ledger: pd.DataFrame) -> None:
+        fields = ["committee_id", "project_id", "date", "activity"]
+        complete = ledger[fields].notna().all(axis=1)
+        repeated = complete & ledger.duplicated(fields, keep="first")
+        if not repeated.any():
+            return
+        groups = ledger.groupby(fields, sort=False, dropna=True)[ROW]
+        first_row = groups.transform("first").to_numpy()
+        sheet = schema.LEDGER
+        same = "、".join(sheet.header_of(f) for f in fields)
+        act, note = sheet.header_of("activity"), sheet.header_of("note")
+        self.emit(sheet, repeated, sheet.column("activity"), WARNING, "probable_duplicate",
+                  lambda i: f"与第 {int(first_row[i])} 行的{same}都相同，可能重复录入",
+                  f"如确是两次活动，请在{act}或{note}中写明区别；否则删除重复行")
+
+    def article_records(self) -> None:
+        sheet, ledger = schema.ARTICLES, self.typed.get(schema.LEDGER.name)
+        if sheet.name not in self.typed or ledger is None:
+            return
+        known = set(ledger["record_id"].dropna())
+        sep, ledger_name = schema.UNIT_SEPARATOR, schema.LEDGER.name
+        missing = [
+            [r.strip() for r in v.split(sep) if r.strip() and r.strip() not in known] if v else []
+            for v in self.values(sheet, "record_ids")
+        ]
+        self.emit(sheet, [bool(m) for m in missing], sheet.column("record_ids"), WARNING,
+                  "unknown_record",
+                  lambda i: f"{sheet.header_of('record_ids')} {sep.join(missing[i])} 在“{ledger_name}”表中不存在",
+                  f"请核对{schema.LEDGER.header_of('record_id')}，多个编号用顿号“{sep}”分隔")
+
+
+# ---------------------------------------------------------------- suggestions
+
+class _Suggester:
+    """"您是否指 C03 新福康里居委会？" from the nearest valid code or name, cached per value."""
+
+    def __init__(self, known: dict[str, str]):
+        self.known = known
+        self.by_upper = {code.upper(): code for code in known}
+        self.by_name = {name: code for code, name in known.items() if name}
+        # "C3" is C03: same letters, same number.
+        self.by_number = {_code_number(code): code for code in known if _code_number(code)}
+        self.cache: dict[str, str] = {}
+
+    def __call__(self, value: object) -> str:
+        text = str(value)
+        if text not in self.cache:
+            self.cache[text] = self._suggest(text)
+        return self.cache[text]
+
+    def _suggest(self, text: str) -> str:
+        code = (self.by_upper.get(text.upper()) or self.by_name.get(text)
+                or self.by_number.get(_code_number(text)))
+        if code is None:
+            close = difflib.get_close_matches(text.upper(), list(self.by_upper), n=1, cutoff=0.6)
+            code = self.by_upper[close[0]] if close else None
+        if code is None:
+            close = difflib.get_close_matches(text, list(self.by_name), n=1, cutoff=0.5)
+            code = self.by_name[close[0]] if close else None
+        if code is None:
+            return "请从下拉列表中选择"
+        name = self.known[code]
+        return f"您是否指 {code} {name}？".replace("  ", " ") if name else f"您是否指 {code}？"
+
+
+def _code_number(code: str) -> tuple[str, int] | None:
+    m = CODE_PARTS.match(code.strip().upper())
+    return (m[1], int(m[2])) if m else None
+
+
+def _suggest_choice(value: object, choices: tuple[str, ...]) -> str:
+    text = str(value)
+    contained = [c for c in choices if text and (text in c or c in text)]
+    close = contained or difflib.get_close_matches(text, list(choices), n=1, cutoff=0.3)
+    if close:
+        return f"您是否指“{close[0]}”？"
+    return f"请从下拉列表中选择：{'、'.join(choices)}"
+
+
+def _suggest_record_id(value: object, committee: object) -> str:
+    m = RECORD_ID_LOOSE.match(str(value))
+    if m:
+        prefix = committee if isinstance(committee, str) else m["committee"].upper()
+        return f"您是否指 {prefix}-{int(m['number']):04d}？"
+    return "可留空，由系统按居委会自动编号"
+
+
+def _fill_hint(column: schema.Column) -> str:
+    return column.help or f"请填写{column.header}"
+
+
+def _setting_problem(setting: schema.Setting, value: object) -> str:
+    """Why a setting's value is not of its type ('' when it is fine or blank)."""
+    if value is None or setting.type == "text":
+        return ""
+    if isinstance(value, bool):
+        number = None
+    elif isinstance(value, int | float):
+        number = float(value)
+    else:
+        number = parse_number_text(str(value)).value
+    if number is None:
+        return "不是数字"
+    if setting.type == "integer" and not float(number).is_integer():
+        return "应为整数"
+    if number < 0:
+        return "不能为负数"
+    if setting.key == "year" and not YEAR_RANGE[0] <= number <= YEAR_RANGE[1]:
+        return "不是合理的年份"
+    return ""
