@@ -50,6 +50,7 @@ from .ooxml import (
 )
 from .package import Package
 from .read import HEADER_SEARCH_ROWS, ROW, clean_header
+from .styles import is_date_code
 from .write_types import FILLS, SheetWrite
 
 _COL_RE = re.compile(r"<(?:\w+:)?col\b[^>]*?/>", re.S)
@@ -343,7 +344,7 @@ def rewrite_sheet(
                 ck = (base, kind, key, fill, link)
                 style = cache.get(ck)
                 if style is None:
-                    style = cache[ck] = _style_for(styles, base, columns[key], kind, value, fill, link)
+                    style = cache[ck] = _style_for(styles, base, columns[key], kind, value, fill, link, not ledger)
             else:
                 style = base
             text = cell_xml(ref_of(r, c), value, style)
@@ -464,14 +465,20 @@ def _same(old: object, new: object) -> bool:
 
 
 def _style_for(styles, base: int, column: schema.Column | None, kind: str | None, value: object,
-               fill: str | None, link: bool) -> int:
+               fill: str | None, link: bool, ours: bool = False) -> int:
+    """The cell format for a value. ``ours`` (output sheets): the contract's number format wins;
+    the ledger keeps a format staff chose and only fills in a General one."""
     style = base
+    wanted = column.number_format if column is not None else None
     if kind in ("date", "datetime", "time"):
-        if not styles.is_date(style):
+        if ours and wanted and is_date_code(wanted):
+            if styles.numfmt_code(style) != wanted:
+                style = styles.derive(style, num_format=wanted)
+        elif not styles.is_date(style):
             style = styles.derive(style, num_format=_date_format(column, value))
     elif kind == "number":
-        if column is not None and column.number_format and styles.is_general(style):
-            style = styles.derive(style, num_format=column.number_format)
+        if wanted and (styles.is_general(style) or (ours and styles.numfmt_code(style) != wanted)):
+            style = styles.derive(style, num_format=wanted)
     elif kind == "text":
         # Shown as typed, and Excel will not turn it into a formula when the cell is edited.
         style = styles.derive(style, quote_prefix=True)
