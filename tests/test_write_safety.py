@@ -217,3 +217,24 @@ def test_write_or_stage_stages_when_open(master):
     assert result.staged and result.staged.exists() and "张三" in result.busy
     grid = CalamineWorkbook.from_path(str(result.staged)).get_sheet_by_name(schema.ISSUES.name).to_python()
     assert [row[6] for row in grid[1:]] == ["问题0", "问题1"]
+
+
+def test_a_write_that_fails_its_check_is_refused_and_staged(master, monkeypatch):
+    # Simulate a writer bug: a part outside the owned sheets changes. The check must catch it.
+    from macros.book import package
+
+    original_save = package.Package.save
+
+    def tampering_save(self, target):
+        self.changed["xl/vbaProject.bin"] = b"not the macros any more"
+        return original_save(self, target)
+
+    monkeypatch.setattr(package.Package, "save", tampering_save)
+    before = digest(master)
+    from macros.book.write import WriteRefused
+
+    with pytest.raises(WriteRefused) as err:
+        FileBook(master).write(issues_write())
+    assert digest(master) == before and not list_backups(master)
+    assert err.value.staged.exists() and "vbaProject.bin" in str(err.value)
+    assert err.value.exit_code == 2

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from xml.etree import ElementTree as ET
 
 from python_calamine import CalamineWorkbook
 
@@ -53,6 +54,7 @@ STAGED = "待合并"
 TEMP_PREFIX = ".hb-"  # temporary files: .hb-<name>-<random>.tmp, removed when a run ends
 DEFAULT_KEEP = 10
 OWNED_NAMES = {s.name for s in schema.OWNED_SHEETS}
+NOTE_PART = re.compile(r"(^|/)comments\d*\.xml$|\.vml$")
 # CT_Workbook children that come after calcPr.
 CALC_PR_FOLLOWERS = ("oleSize", "customWorkbookViews", "pivotCaches", "smartTagPr", "smartTagTypes",
                      "webPublishing", "fileRecoveryPr", "webPublishObjects", "extLst")
@@ -62,6 +64,7 @@ class WriteRefused(HealthbookError):
     """The written file failed its own check; the master was left as it was."""
 
     def __init__(self, path: Path, reason: str, staged: Path | None = None):
+        self.reason, self.staged = reason, staged
         where = f"结果已暂存为 {staged.name}。" if staged else ""
         super().__init__(f"写入 {Path(path).name} 前的核对未通过（{reason}），主工作簿未改动。{where}"
                          "请把该文件和这条信息发给技术联系人。")
@@ -120,7 +123,13 @@ class FileBook:
             keep = keep_backups if keep_backups is not None else backups_kept(self.path)
             tmp = _temp_path(self.path)
             try:
-                result = _build(self.path, sheets, marks, tmp)
+                try:
+                    result = _build(self.path, sheets, marks, tmp)
+                except WriteRefused as refused:
+                    # Keep what was built for inspection, beside the master (DESIGN: refused → staged).
+                    staged = _staged_name(self.path)
+                    os.replace(tmp, staged)
+                    raise WriteRefused(self.path, refused.reason, staged) from refused
                 check_not_open(self.path)
                 result.backup = backup_file(self.path, keep=keep)
                 shutil.copymode(self.path, tmp)
@@ -168,18 +177,23 @@ def stage(path: Path | str, sheets: list[SheetWrite], marks: list[Mark] | None =
     """
     path = Path(path)
     check_owned(sheets)
-    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    target = path.with_name(f"{path.stem}-{STAGED}-{stamp}{path.suffix}")
-    n = 1
-    while target.exists():
-        n += 1
-        target = path.with_name(f"{path.stem}-{STAGED}-{stamp}-{n}{path.suffix}")
+    target = _staged_name(path, now)
     tmp = _temp_path(path)
     try:
         _build(path, sheets, marks, tmp)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+    return target
+
+
+def _staged_name(path: Path, now: datetime | None = None) -> Path:
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.stem}-{STAGED}-{stamp}{path.suffix}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.stem}-{STAGED}-{stamp}-{n}{path.suffix}")
     return target
 
 
@@ -220,7 +234,7 @@ def _build(path: Path, sheets: list[SheetWrite], marks: list[Mark] | None, targe
         marked_sheets |= marking.unmark(pkg, memory)
     later = [w for w in sheets if w.sheet.name == issues.name]
     for write in sheets:
-        if write not in later:
+        if write.sheet.name != issues.name:
             expected[write.sheet.name] = rewrite_sheet(pkg, write)
     if marks is not None:
         memory, applied, skipped, touched = marking.apply(pkg, marks)
@@ -240,8 +254,8 @@ def _build(path: Path, sheets: list[SheetWrite], marks: list[Mark] | None, targe
     result.parts_changed = sorted(pkg.changed_names())
     try:
         _verify(pkg, target, expected, marked_sheets - set(expected))
-    except VerifyError as exc:
-        raise WriteRefused(path, str(exc)) from exc
+    except (VerifyError, ET.ParseError, UnicodeDecodeError, KeyError, ValueError) as exc:
+        raise WriteRefused(path, str(exc)[:200]) from exc
     return result
 
 
@@ -277,7 +291,7 @@ def _ensure_recalc(pkg: Package) -> None:
 def _verify(pkg: Package, target: Path, expected: dict[str, Written], marked: set[str]) -> None:
     changed = pkg.changed_names()
     sheet_parts = {pkg.sheets[name]: name for name in pkg.sheets}
-    allowed, grow = set(), set()
+    allowed, grow, notes = set(), set(), set()
     wb_part = workbook_part(pkg.parts)
     for name in changed:
         if name == wb_part:
@@ -294,14 +308,17 @@ def _verify(pkg: Package, target: Path, expected: dict[str, Written], marked: se
             if sheet == schema.ISSUES.name:
                 may.add("cols")
             check_sheet_frame(sheet, pkg.parts[name].decode("utf-8"), pkg.text(name), may)
+        elif name == pkg.styles_part or name == "[Content_Types].xml" or name.endswith(".rels"):
+            grow.add(name)  # each old element kept (checked by check_parts)
+        elif NOTE_PART.search(name):
+            notes.add(name)  # staff comments and other shapes kept (checked by check_marks)
         else:
-            grow.add(name)  # styles, content types, rels, comments, vml: each old element kept
+            raise VerifyError(f"part changed: {name}")
     try:
         marking.check_marks(pkg)
     except ValueError as exc:
         raise VerifyError(str(exc)) from exc
-    notes = {n for n in grow if n.endswith(".vml") or re.search(r"comments\d*\.xml$", n)}
-    check_parts(pkg.parts, target, allowed | notes, grow - notes)
+    check_parts(pkg.parts, target, allowed | notes, grow)
     before = {}
     if marked:
         old = CalamineWorkbook.from_path(str(pkg.path))
