@@ -371,3 +371,35 @@ def test_repeated_runs_do_not_grow_the_styles(master):
         sheets, marks = the_write(master)
         book.write(sheets, marks)
     assert parts_of(master)["xl/styles.xml"] == grown
+
+
+def _prefixed(xml: str) -> str:
+    # The same worksheet as the .NET Open XML SDK writes it: every element with an "x:" prefix.
+    xml = xml.replace(f'<worksheet xmlns="{NS["m"]}"', f'<x:worksheet xmlns:x="{NS["m"]}"')
+    xml = re.sub(r"<(/?)(?!x:|\?)([a-zA-Z][a-zA-Z0-9]*)([\s/>])", r"<\1x:\2\3", xml)
+    return xml.replace("</worksheet>", "</x:worksheet>")
+
+
+def test_prefixed_worksheets_are_written_in_the_right_namespace(demo_master, tmp_path):
+    path = tmp_path / "prefixed.xlsx"
+    parts = parts_of(demo_master)
+    names = sheet_parts(parts)
+    for sheet in (schema.LEDGER, schema.PROJECTS, schema.ISSUES):
+        parts[names[sheet.name]] = _prefixed(parts[names[sheet.name]].decode()).encode()
+    with zipfile.ZipFile(demo_master) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info, parts[info.filename])
+    rows = ledger_rows(path)
+    rows[0]["activity"] = "改过"
+    issues = [{"sheet": schema.PROJECTS.name, "row": 3, "column": "目标值", "message": "目标值偏低"}]
+    FileBook(path).write([SheetWrite(schema.LEDGER, rows),
+                          SheetWrite(schema.ISSUES, issues, links={(0, "row"): "'项目'!G3"})],
+                         [Mark(schema.PROJECTS.name, 3, "目标值", "警告", "目标值偏低")])
+    for sheet in (schema.LEDGER, schema.PROJECTS, schema.ISSUES):
+        root = ET.fromstring(parts_of(path)[names[sheet.name]])
+        # Every element in the main namespace (an unprefixed one without it would be lost on Excel).
+        assert {el.tag.split("}")[0] for el in root.iter()} == {"{" + NS["m"]}, sheet.name
+    wb = openpyxl.load_workbook(path)
+    assert wb[schema.LEDGER.name]["E2"].value == "改过"
+    assert wb[schema.PROJECTS.name]["G3"].comment.text == "【警告】目标值偏低"
+    assert wb[schema.ISSUES.name]["B2"].hyperlink.location == "'项目'!G3"

@@ -509,7 +509,10 @@ def _set_dimension(xml: str, ref: str) -> str:
 
 def _set_hyperlinks(xml: str, links: list[str]) -> str:
     m = HYPERLINKS_RE.search(xml)
-    element = f"<hyperlinks>{''.join(links)}</hyperlinks>" if links else ""
+    ns = ""
+    if re.search(r"<\w+:worksheet\b", xml):  # a prefixed root: give our elements the main namespace
+        ns = f' xmlns="{NS_MAIN}"'
+    element = f"<hyperlinks{ns}>{''.join(links)}</hyperlinks>" if links else ""
     if m and find_top(xml, "hyperlinks"):
         return xml[:m.start()] + element + xml[m.end():]
     if element:
