@@ -403,3 +403,19 @@ def test_prefixed_worksheets_are_written_in_the_right_namespace(demo_master, tmp
     assert wb[schema.LEDGER.name]["E2"].value == "改过"
     assert wb[schema.PROJECTS.name]["G3"].comment.text == "【警告】目标值偏低"
     assert wb[schema.ISSUES.name]["B2"].hyperlink.location == "'项目'!G3"
+
+
+def test_numpy_values_and_row_numbers_are_plain_cells(master):
+    import numpy as np
+    import pandas as pd
+
+    rows = ledger_rows(master)
+    rows[2] = {**rows[2], "_row": np.int64(rows[2]["_row"]), "participants": np.int64(77),
+               "quantity": np.float64(1.5), "date": pd.Timestamp("2020-03-04"), "note": np.nan,
+               "reporter": pd.NA}
+    FileBook(master).write([SheetWrite(schema.LEDGER, rows)])
+    after = read_workbook(master)[schema.LEDGER.name]
+    row = after[after["_row"] == int(rows[2]["_row"])].iloc[0]
+    assert (row["participants"], row["quantity"], row["date"]) == (77, 1.5, date(2020, 3, 4))
+    assert row["note"] is None and row["reporter"] is None
+    assert len(after) == len(rows)

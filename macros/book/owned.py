@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from numbers import Integral
 from xml.sax.saxutils import quoteattr
 
 from python_calamine import CalamineWorkbook
@@ -283,12 +284,14 @@ def rewrite_sheet(
     # Where each data row goes.
     placed: list[int] = []
     taken: set[int] = set()
-    explicit = [row.get(ROW) for row in write.rows]
-    last = max([header_r, *(r for r in explicit if type(r) is int)])
+    # `_row` as read (int; numpy integers too); anything else means "below the last row".
+    explicit = [int(r) if isinstance(r := row.get(ROW), Integral) and not isinstance(r, bool) else None
+                for row in write.rows]
+    last = max([header_r, *(r for r in explicit if r is not None)])
     if ledger:
         last = max([last, *old_rows])
     for want in explicit:
-        if type(want) is int:
+        if want is not None:
             if want <= header_r or want in taken:
                 raise ValueError(f"{sheet.name}: row {want} is the header or used twice")
             r = want
