@@ -88,18 +88,20 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 @command
 def cmd_validate(args: argparse.Namespace) -> int:
-    book = read_workbook(args.path)
+    from .book.write import FileBook  # the safe writer (lock, backup, owned sheets only)
+
+    master = FileBook(args.path)
+    book = master.read()  # the writer refuses if the file changes before --mark writes
     result = validate(book.frames, book.settings, args.as_of)
     data = {"errors": result.errors, "warnings": result.warnings,
             "issues": [p.to_dict() for p in result.problems]}
     emit(args, data, report_text(result, str(args.path)))
     if args.mark:
-        from .book.write import FileBook  # the safe writer (lock, backup, owned sheets only)
-
         sheets, marks = validation_writes(result)
-        FileBook(args.path).write(sheets, marks)
+        written = master.write(sheets, marks)
         if not args.json:
-            print(f"已写入“{sheets[0].sheet.name}”表，并标记了 {len(marks)} 个单元格。")
+            print(f"已写入“{sheets[0].sheet.name}”表（{len(sheets[0].rows)} 行），"
+                  f"标记了 {written.marks_applied} 个单元格；写入前的备份：{written.backup}")
     return 1 if result.errors else 0
 
 

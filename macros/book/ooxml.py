@@ -7,6 +7,7 @@ find things (sheets, rows, cells, rels) and encode values; they never reformat.
 
 from __future__ import annotations
 
+import bisect
 import math
 import posixpath
 import re
@@ -200,10 +201,23 @@ class Cell:
 class Row:
     r: int
     attrs_text: str
-    cells: list[Cell] = field(default_factory=list)
     xml: str = ""
     start: int = 0  # span within the sheetData text
     end: int = 0
+    _cells: list[Cell] | None = field(default=None, repr=False)
+
+    @property
+    def cells(self) -> list[Cell]:
+        """The row's cells, parsed on first use (marking touches few rows of a large sheet)."""
+        if self._cells is None:
+            self._cells = []
+            last_c = -1
+            for cm in CELL_RE.finditer(self.xml):
+                cattrs = attrs_of(cm.group("attrs"))
+                c = split_ref(cattrs["r"])[1] if "r" in cattrs else last_c + 1
+                last_c = c
+                self._cells.append(Cell(c, cm.group(0), cattrs, cm.group("body"), cm.start(), cm.end()))
+        return self._cells
 
 
 _SHEETDATA_START = re.compile(r"<((?:\w+:)?)sheetData\b[^>]*?(/?)>")
@@ -228,20 +242,14 @@ def parse_rows(sheet_data: str) -> list[Row]:
     rows = []
     last_r = 0
     for m in ROW_RE.finditer(sheet_data):
-        attrs = attrs_of(m.group("attrs"))
-        r = int(attrs["r"]) if "r" in attrs else last_r + 1
+        found = _ROW_NUMBER_RE.search(m.group("attrs"))
+        r = int(found.group(1)) if found else last_r + 1
         last_r = r
-        row = Row(r, m.group("attrs"), xml=m.group(0), start=m.start(), end=m.end())
-        last_c = -1
-        offset = (m.start("body") - m.start()) if m.group("body") is not None else 0
-        for cm in CELL_RE.finditer(m.group("body") or ""):
-            cattrs = attrs_of(cm.group("attrs"))
-            c = split_ref(cattrs["r"])[1] if "r" in cattrs else last_c + 1
-            last_c = c
-            row.cells.append(Cell(c, cm.group(0), cattrs, cm.group("body"),
-                                  offset + cm.start(), offset + cm.end()))
-        rows.append(row)
+        rows.append(Row(r, m.group("attrs"), xml=m.group(0), start=m.start(), end=m.end()))
     return rows
+
+
+_ROW_NUMBER_RE = re.compile(r"""(?:^|\s)r\s*=\s*["'](\d+)["']""")
 
 
 _V_RE = re.compile(r"<(?:\w+:)?v>(.*?)</(?:\w+:)?v>", re.S)
@@ -461,8 +469,9 @@ def edit_cells(sheet_data: str, edits: dict[tuple[int, int], object]) -> str:
     wanted: dict[int, dict[int, object]] = {}
     for (r, c), fn in edits.items():
         wanted.setdefault(r, {})[c] = fn
-    splices: list[tuple[int, int, str]] = []
+    splices: list[tuple[int, int, int, str]] = []
     close = sheet_data.rindex("</")
+    row_numbers = [row.r for row in rows]  # ascending in a valid sheet
     for r, by_c in wanted.items():
         row = by_r.get(r)
         if row is None:
@@ -470,14 +479,18 @@ def edit_cells(sheet_data: str, edits: dict[tuple[int, int], object]) -> str:
             cells = [(c, x) for c, x in cells if x]
             if cells:
                 text = f"<{prefix}row r=\"{r}\">" + "".join(x for _, x in sorted(cells)) + f"</{prefix}row>"
-                after = [x.start for x in rows if x.r > r]
-                at = min(after) if after else close
-                splices.append((at, at, text))
+                following = bisect.bisect_right(row_numbers, r)
+                at = rows[following].start if following < len(rows) else close
+                splices.append((at, at, r, text))
             continue
-        splices.append((row.start, row.end, _edit_row(row, by_c, prefix)))
-    for start, end, text in sorted(splices, key=lambda s: (s[0], s[1]), reverse=True):
-        sheet_data = sheet_data[:start] + text + sheet_data[end:]
-    return sheet_data
+        splices.append((row.start, row.end, r, _edit_row(row, by_c, prefix)))
+    # One pass in document order: repeated slicing of a large sheet would be quadratic.
+    pieces, position = [], 0
+    for start, end, _r, text in sorted(splices):
+        pieces += [sheet_data[position:start], text]
+        position = end
+    pieces.append(sheet_data[position:])
+    return "".join(pieces)
 
 
 def _edit_row(row: Row, by_c: dict[int, object], prefix: str) -> str:
