@@ -431,3 +431,27 @@ def test_numpy_values_and_row_numbers_are_plain_cells(master):
     assert (row["participants"], row["quantity"], row["date"]) == (77, 1.5, date(2020, 3, 4))
     assert row["note"] is None and row["reporter"] is None
     assert len(after) == len(rows)
+
+
+def test_new_ledger_rows_fill_formatted_blank_rows_below_the_data(master, tmp_path):
+    # Staff formatted blank rows below the data (as Excel saves them: styled, empty cells).
+    parts = parts_of(master)
+    part = sheet_parts(parts)[schema.LEDGER.name]
+    xml = parts[part].decode()
+    last = max(int(r) for r in re.findall(r'<row r="(\d+)"', xml))
+    blank = "".join(f'<row r="{r}"><c r="A{r}" s="7"/><c r="E{r}" s="7"/></row>' for r in range(last + 1, last + 4))
+    parts[part] = xml.replace("</sheetData>", blank + "</sheetData>").encode()
+    path = tmp_path / "formatted.xlsm"
+    with zipfile.ZipFile(master) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info, parts[info.filename])
+    rows = ledger_rows(path)
+    rows.append({"record_id": "C01-9998", "date": date(2020, 11, 21), "committee_id": "C01", "project_id": "P01",
+                 "activity": "紧接数据之后", "quantity": 1, "status": "进行中"})
+    FileBook(path).write([SheetWrite(schema.LEDGER, rows)])
+    after = read_workbook(path)[schema.LEDGER.name]
+    assert after["_row"].iloc[-1] == last + 1 and after["activity"].iloc[-1] == "紧接数据之后"
+    written = sheet_xml(path, schema.LEDGER.name)
+    assert re.search(rf'<c r="A{last + 1}" s="7"', written)  # the new cell took the row's format
+    for r in (last + 2, last + 3):  # the other formatted rows are kept as they were
+        assert f'<row r="{r}"><c r="A{r}" s="7"/><c r="E{r}" s="7"/></row>' in written

@@ -109,6 +109,7 @@ _ROW_FAST = re.compile(r'(<row r="(\d+)"([^>]*?)(?:/>|>.*?</row>))', re.S)
 _ROW_NOT_FAST = re.compile(r'<row(?! r=")[\s>/]')
 _NOT_FAST = re.compile(r'<c(?:>|/>|\s(?!r="))')
 _V = re.compile(r"<v>(.*?)</v>", re.S)
+_HAS_VALUE = re.compile(r"<(?:\w+:)?(?:v|is|f)\b")
 
 
 _COLS: dict[str, int] = {}
@@ -289,7 +290,11 @@ def rewrite_sheet(
                 for row in write.rows]
     last = max([header_r, *(r for r in explicit if r is not None)])
     if ledger:
-        last = max([last, *old_rows])
+        # New rows go below the last row holding a value; formatted blank rows below the data
+        # are filled in (and lend the new cells their formats), not skipped.
+        wanted_rows = {r for r in explicit if r is not None}
+        last = max([last, *(r for r, (_, x) in old_rows.items()
+                            if r > header_r and r not in wanted_rows and _HAS_VALUE.search(x))])
     for want in explicit:
         if want is not None:
             if want <= header_r or want in taken:
@@ -371,9 +376,14 @@ def rewrite_sheet(
             max_r = max(max_r, r)
     max_c = max([max_c, *layout_cols])
     if ledger:
-        for r in set(old_rows) - taken:  # rows the caller dropped: their unheaded cells stay
+        for r in set(old_rows) - taken:
             if r <= header_r:
                 continue
+            if not _HAS_VALUE.search(old_rows[r][1]):
+                verbatim[r] = old_rows[r][1]  # a formatted blank row stays as it was
+                max_r = max(max_r, r)
+                continue
+            # A row the caller dropped: its cells in columns without a header stay.
             for c, o in _cells_in(old_rows[r][1], fast).items():
                 if c not in layout_cols and c not in drop_cols:
                     new_rows.setdefault(r, []).append((c, o[3]))
