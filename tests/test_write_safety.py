@@ -238,3 +238,16 @@ def test_a_write_that_fails_its_check_is_refused_and_staged(master, monkeypatch)
     assert digest(master) == before and not list_backups(master)
     assert err.value.staged.exists() and "vbaProject.bin" in str(err.value)
     assert err.value.exit_code == 2
+
+
+def test_locked_holds_the_lock_across_read_and_write(master):
+    book = FileBook(master)
+    with book.locked():
+        frames = book.read()
+        with pytest.raises(WorkbookBusy):  # another run must wait for us
+            FileBook(master, wait=0.2).write(issues_write())
+        rows = frames[schema.LEDGER.name].to_dict("records")
+        rows[0]["note"] = "锁内修改"
+        book.write([SheetWrite(schema.LEDGER, rows)])  # re-entrant for the holder
+    FileBook(master, wait=0.2).write(issues_write())  # released
+    assert CalamineWorkbook.from_path(str(master)).get_sheet_by_name(schema.LEDGER.name).to_python()[1][10] == "锁内修改"
