@@ -455,3 +455,51 @@ def test_new_ledger_rows_fill_formatted_blank_rows_below_the_data(master, tmp_pa
     assert re.search(rf'<c r="A{last + 1}" s="7"', written)  # the new cell took the row's format
     for r in (last + 2, last + 3):  # the other formatted rows are kept as they were
         assert f'<row r="{r}"><c r="A{r}" s="7"/><c r="E{r}" s="7"/></row>' in written
+
+
+def test_a_deleted_output_sheet_is_added_back(demo_master, tmp_path):
+    path = tmp_path / "older.xlsx"
+    wb = openpyxl.load_workbook(demo_master)  # a plain fixture copy, not a decorated master
+    del wb[schema.CHANGES.name]
+    del wb[schema.ISSUES.name]
+    wb.save(path)
+    before = parts_of(path)
+    changes = [{"time": datetime(2020, 11, 20, 9, 30), "source": "填报表-C01.xlsx", "record_id": "C01-0001",
+                "action": "修改", "column": "备注", "old": "", "new": "已核对"}]
+    FileBook(path).write([SheetWrite(schema.CHANGES, changes)],
+                         [Mark(schema.PROJECTS.name, 3, "目标值", "警告", "目标值偏低")])
+    book = CalamineWorkbook.from_path(str(path))
+    assert book.sheet_names[-2:] == [schema.ISSUES.name, schema.CHANGES.name]
+    grid = book.get_sheet_by_name(schema.CHANGES.name).to_python()
+    assert grid[0][:7] == schema.CHANGES.headers and grid[1][2] == "C01-0001"
+    after = parts_of(path)
+    # workbook.xml only grew by the two <sheet> entries; every other old sheet is untouched.
+    old_wb, new_wb = before["xl/workbook.xml"].decode(), after["xl/workbook.xml"].decode()
+    assert re.sub(r'<sheet name="(校验结果|变更记录)"[^>]*/>', "", new_wb) == old_wb
+    names = sheet_parts(before)
+    for sheet in (schema.LEDGER, schema.COMMITTEES, schema.SETTINGS):
+        assert after[names[sheet.name]] == before[names[sheet.name]]
+    assert openpyxl.load_workbook(path)[schema.PROJECTS.name]["G3"].comment is not None
+
+
+def test_a_ledger_without_its_header_is_refused_not_guessed(master):
+    rows = ledger_rows(master)
+    parts = parts_of(master)
+    part = sheet_parts(parts)[schema.LEDGER.name]
+    # Someone typed over the header row (日期 → 时间): the writer must not guess the layout.
+    xml = parts[part].decode()
+    strings = parts["xl/sharedStrings.xml"].decode()
+    index = re.findall(r"<si>(.*?)</si>", strings).index("<t>日期</t>")
+    xml = xml.replace(f'<c r="B1" s="7" t="s"><v>{index}</v></c>', '<c r="B1" t="inlineStr"><is><t>时间</t></is></c>')
+    parts[part] = xml.encode()
+    with zipfile.ZipFile(master) as src:
+        infos = src.infolist()
+    with zipfile.ZipFile(master, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in infos:
+            dst.writestr(info, parts[info.filename])
+    before = master.read_bytes()
+    from macros.errors import MissingColumns
+
+    with pytest.raises(MissingColumns, match="日期"):
+        FileBook(master).write([SheetWrite(schema.LEDGER, rows)])
+    assert master.read_bytes() == before

@@ -283,12 +283,22 @@ def cell_value(cell: Cell, strings: list[str]) -> object:
         return raw
 
 
+_ENTITY = re.compile(r"&(#[0-9]+|#x[0-9a-fA-F]+|lt|gt|amp|quot|apos);")
+_NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
+
+
 def _xml_unescape(text: str) -> str:
+    """XML character and entity references (openpyxl writes CJK text as &#39033;…)."""
     if "&" not in text:
         return text
-    return (text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"')
-            .replace("&apos;", "'").replace("&#10;", "\n").replace("&#13;", "\r")
-            .replace("&#9;", "\t").replace("&amp;", "&"))
+
+    def one(m: re.Match) -> str:
+        ref = m.group(1)
+        if ref[0] == "#":
+            return chr(int(ref[2:], 16) if ref[1] in "xX" else int(ref[1:]))
+        return _NAMED[ref]
+
+    return _ENTITY.sub(one, text)
 
 
 def escape_text(text: str) -> str:

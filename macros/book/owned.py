@@ -25,7 +25,7 @@ from xml.sax.saxutils import quoteattr
 from python_calamine import CalamineWorkbook
 
 from .. import schema
-from ..errors import MissingSheet
+from ..errors import MissingColumns
 from .ooxml import (
     AFTER_HYPERLINKS,
     DIMENSION_RE,
@@ -190,9 +190,7 @@ def rewrite_sheet(
     ``drop_cols`` in the old data are not carried over.
     """
     sheet = write.sheet
-    part = pkg.sheets.get(sheet.name)
-    if part is None:
-        raise MissingSheet(pkg.path, sheet.name)
+    part = pkg.sheets.get(sheet.name) or pkg.add_sheet(sheet.name, blank_sheet_xml(sheet))
     drop_cols = drop_cols or set()
     xml = pkg.text(part)
     start, end = sheet_data_span(xml)
@@ -218,6 +216,13 @@ def rewrite_sheet(
             old_rows[last] = (attrs, m.group(0))
     head = parse_rows("".join(x for r, (_, x) in sorted(old_rows.items()) if r <= HEADER_SEARCH_ROWS))
     header_r, header_cells = header_layout(head, sheet, strings)
+    if ledger and old_rows:
+        # Never guess where staff's columns are: writing under the wrong headers would scramble
+        # the ledger. The same check read_workbook makes.
+        missing = [c.header for c in sheet.required_columns if c.header not in header_cells.values()]
+        if header_r is None or missing:
+            raise MissingColumns(pkg.path, sheet.name, missing or [c.header for c in sheet.required_columns],
+                                 list(header_cells.values()))
     header_r = header_r or 1
     out = Written(sheet.name, header_row=header_r)
 
@@ -415,6 +420,19 @@ def rewrite_sheet(
         xml = _set_hyperlinks(xml, link_xml)
     pkg.set_text(part, xml)
     return out
+
+
+def blank_sheet_xml(sheet: schema.Sheet) -> str:
+    """A new, empty owned sheet: the contract's column widths and a frozen header row."""
+    cols = "".join(f'<col min="{i}" max="{i}" width="{c.width + 0.71}" customWidth="1"/>'
+                   for i, c in enumerate(sheet.columns, start=1))
+    return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+            f'<worksheet xmlns="{NS_MAIN}" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/'
+            'relationships"><dimension ref="A1"/><sheetViews><sheetView workbookViewId="0">'
+            '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
+            '<selection pane="bottomLeft"/></sheetView></sheetViews><sheetFormatPr defaultRowHeight="15"/>'
+            f'<cols>{cols}</cols><sheetData/><pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" '
+            'header="0.3" footer="0.3"/></worksheet>')
 
 
 def _column(sheet: schema.Sheet, key: str) -> schema.Column | None:

@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import os
+import posixpath
+import re
 import struct
 import zipfile
 from pathlib import Path
+from xml.sax.saxutils import quoteattr
 
 from ..errors import NotAWorkbook
-from .ooxml import REL_SHARED_STRINGS, REL_STYLES, shared_strings, sheet_parts, workbook_rel_target
+from .ooxml import (
+    NS_REL,
+    REL_SHARED_STRINGS,
+    REL_STYLES,
+    rels_name,
+    shared_strings,
+    sheet_parts,
+    workbook_part,
+    workbook_rel_target,
+)
 from .styles import Styles
+
+REL_WORKSHEET = NS_REL + "/worksheet"
+CT_WORKSHEET = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
 
 
 class Package:
@@ -30,6 +45,7 @@ class Package:
             raise NotAWorkbook(self.path, "缺少工作簿结构") from exc
         self.styles_part = workbook_rel_target(self.parts, REL_STYLES)
         self._styles: Styles | None = None
+        self.added_sheets: list[str] = []
         self._strings: list[str] | None = None
 
     def data(self, name: str) -> bytes | None:
@@ -58,6 +74,46 @@ class Package:
             part = workbook_rel_target(self.parts, REL_SHARED_STRINGS)
             self._strings = shared_strings(self.parts.get(part)) if part else []
         return self._strings
+
+    def add_sheet(self, name: str, xml: str) -> str:
+        """Append a worksheet called ``name`` (last tab); returns its part name.
+
+        Grow-only: a ``<sheet>`` entry at the end of workbook.xml's ``<sheets>``, a relationship,
+        a content-type override and the new part; nothing that was there changes.
+        """
+        wb_part = workbook_part(self.parts)
+        n = 1
+        while self.exists(f"xl/worksheets/sheet{n}.xml"):
+            n += 1
+        part = f"xl/worksheets/sheet{n}.xml"
+        rels_part = rels_name(wb_part)
+        rels = self.text(rels_part)
+        used = set(re.findall(r'Id="([^"]+)"', rels))
+        k = 1
+        while f"rId{k}" in used:
+            k += 1
+        rid = f"rId{k}"
+        target = posixpath.relpath(part, posixpath.dirname(wb_part))
+        close = rels.rindex("</")
+        self.set_text(rels_part, rels[:close] + f'<Relationship Id="{rid}" Type="{REL_WORKSHEET}" '
+                      f'Target="{target}"/>' + rels[close:])
+        workbook = self.text(wb_part)
+        root = re.search(r"<((?:\w+:)?)workbook\b[^>]*>", workbook)
+        bound = re.search(rf'xmlns:(\w+)="{re.escape(NS_REL)}"', root.group(0))
+        r_attr = f'{bound.group(1)}:id="{rid}"' if bound else f'xmlns:r="{NS_REL}" r:id="{rid}"'
+        ids = [int(i) for i in re.findall(r'<(?:\w+:)?sheet\b[^>]*\ssheetId="(\d+)"', workbook)]
+        prefix = root.group(1)
+        entry = f'<{prefix}sheet name={quoteattr(name)} sheetId="{max(ids, default=0) + 1}" {r_attr}/>'
+        close = workbook.index(f"</{prefix}sheets>")
+        self.set_text(wb_part, workbook[:close] + entry + workbook[close:])
+        types = self.text("[Content_Types].xml")
+        close = types.rindex("</")
+        self.set_text("[Content_Types].xml", types[:close] + f'<Override PartName="/{part}" '
+                      f'ContentType="{CT_WORKSHEET}"/>' + types[close:])
+        self.set_text(part, xml)
+        self.sheets[name] = part
+        self.added_sheets.append(name)
+        return part
 
     def finish(self) -> None:
         """Fold the styles editor back into the parts."""

@@ -109,14 +109,18 @@ def _prefix(name: str, old: list, new: list) -> None:
             raise VerifyError(f"{name}: entry changed: {ET.tostring(x)[:80]!r}")
 
 
-def check_only_calc_changed(old: str, new: str) -> None:
-    """workbook.xml may only gain ``fullCalcOnLoad="1"`` on calcPr (or a calcPr saying just that)."""
-    def without(xml: str) -> str:
+def check_workbook_grew(old: str, new: str, added: list[str]) -> None:
+    """workbook.xml may only gain ``fullCalcOnLoad="1"`` on calcPr (or a calcPr saying just that)
+    and a ``<sheet>`` entry for each sheet in ``added`` (owned sheets we created)."""
+    def without(xml: str, names: list[str]) -> str:
         xml = re.sub(r'\sfullCalcOnLoad="[^"]*"', "", xml)
-        return re.sub(r"<(?:\w+:)?calcPr\s*/>", "", xml)
+        xml = re.sub(r"<(?:\w+:)?calcPr\s*/>", "", xml)
+        for name in names:
+            xml = re.sub(rf'<(?:\w+:)?sheet name="{re.escape(name)}"[^>]*/>(?=</(?:\w+:)?sheets>)', "", xml)
+        return xml
 
-    if without(old) != without(new):
-        raise VerifyError("workbook.xml changed beyond the recalculation flag")
+    if without(old, []) != without(new, list(reversed(added))):
+        raise VerifyError("workbook.xml changed beyond the recalculation flag and added sheets")
 
 
 def check_sheet_frame(name: str, old_xml: str, new_xml: str, may_change: set[str]) -> None:

@@ -31,21 +31,21 @@ from xml.etree import ElementTree as ET
 from python_calamine import CalamineWorkbook
 
 from .. import schema
-from ..errors import HealthbookError, MissingSheet, WorkbookBusy, WorkbookNotFound
+from ..errors import HealthbookError, WorkbookBusy, WorkbookNotFound
 from . import marks as marking
 from .backup import backup_file, list_backups
 from .lock import DEFAULT_WAIT, WorkbookLock, check_not_open
 from .ooxml import insert_before_any, workbook_part
-from .owned import Written, rewrite_sheet
+from .owned import Written, blank_sheet_xml, rewrite_sheet
 from .package import Package
 from .read import Workbook, read_workbook, settings_from_frame
 from .verify import (
     OWNED_CHILDREN,
     VerifyError,
-    check_only_calc_changed,
     check_parts,
     check_sheet_frame,
     check_values,
+    check_workbook_grew,
     grid,
 )
 from .write_types import Mark, SheetWrite
@@ -227,7 +227,7 @@ def _build(path: Path, sheets: list[SheetWrite], marks: list[Mark] | None, targe
     expected: dict[str, Written] = {}
     issues = schema.ISSUES
     if marks is not None and issues.name not in pkg.sheets:
-        raise MissingSheet(path, issues.name)
+        pkg.add_sheet(issues.name, blank_sheet_xml(issues))  # the mark memory lives there
     memory = marking.read_memory(pkg) if issues.name in pkg.sheets else []
     marked_sheets: set[str] = set()
     if marks is not None:
@@ -295,8 +295,10 @@ def _verify(pkg: Package, target: Path, expected: dict[str, Written], marked: se
     wb_part = workbook_part(pkg.parts)
     for name in changed:
         if name == wb_part:
-            check_only_calc_changed(pkg.parts[name].decode("utf-8"), pkg.text(name))
+            check_workbook_grew(pkg.parts[name].decode("utf-8"), pkg.text(name), pkg.added_sheets)
             allowed.add(name)
+        elif name in sheet_parts and name not in pkg.parts:
+            allowed.add(name)  # an owned sheet we added; its values are checked below
         elif name in sheet_parts:
             sheet = sheet_parts[name]
             if sheet not in OWNED_NAMES and sheet not in marked:
