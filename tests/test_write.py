@@ -503,3 +503,19 @@ def test_a_ledger_without_its_header_is_refused_not_guessed(master):
     with pytest.raises(MissingColumns, match="日期"):
         FileBook(master).write([SheetWrite(schema.LEDGER, rows)])
     assert master.read_bytes() == before
+
+
+def test_marking_a_workbook_saved_by_openpyxl_keeps_its_comments(demo_master, tmp_path):
+    path = tmp_path / "openpyxl-saved.xlsx"
+    wb = openpyxl.load_workbook(demo_master)
+    wb[schema.PROJECTS.name]["B3"].comment = openpyxl.comments.Comment("员工的批注", STAFF)
+    wb.save(path)  # comments in xl/comments/comment1.xml, text as &#…; references
+    result = FileBook(path).write([], [Mark(schema.PROJECTS.name, 3, "目标值", "警告", "目标值偏低"),
+                                       Mark(schema.PROJECTS.name, 3, "类别", "错误", "类别不对")])
+    assert result.marks_applied == 2
+    ws = openpyxl.load_workbook(path)[schema.PROJECTS.name]
+    assert ws["B3"].comment.text == "员工的批注" and ws["B3"].comment.author == STAFF
+    assert ws["G3"].comment.text == "【警告】目标值偏低"
+    FileBook(path).write([], [])
+    ws = openpyxl.load_workbook(path)[schema.PROJECTS.name]
+    assert ws["G3"].comment is None and ws["B3"].comment.text == "员工的批注"

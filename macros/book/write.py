@@ -35,7 +35,7 @@ from ..errors import HealthbookError, WorkbookBusy, WorkbookNotFound
 from . import marks as marking
 from .backup import backup_file, list_backups
 from .lock import DEFAULT_WAIT, WorkbookLock, check_not_open
-from .ooxml import insert_before_any, workbook_part
+from .ooxml import REL_COMMENTS, REL_VML, insert_before_any, parse_rels, rels_name, workbook_part
 from .owned import Written, blank_sheet_xml, rewrite_sheet
 from .package import Package
 from .read import Workbook, read_workbook, settings_from_frame
@@ -293,6 +293,9 @@ def _verify(pkg: Package, target: Path, expected: dict[str, Written], marked: se
     sheet_parts = {pkg.sheets[name]: name for name in pkg.sheets}
     allowed, grow, notes = set(), set(), set()
     wb_part = workbook_part(pkg.parts)
+    # Comments and VML parts wherever the sheets' relationships put them (openpyxl: xl/comments/…).
+    note_parts = {rel.target for part in pkg.sheets.values()
+                  for rel in parse_rels(pkg.data(rels_name(part)), part) if rel.type in (REL_COMMENTS, REL_VML)}
     for name in changed:
         if name == wb_part:
             check_workbook_grew(pkg.parts[name].decode("utf-8"), pkg.text(name), pkg.added_sheets)
@@ -312,7 +315,7 @@ def _verify(pkg: Package, target: Path, expected: dict[str, Written], marked: se
             check_sheet_frame(sheet, pkg.parts[name].decode("utf-8"), pkg.text(name), may)
         elif name == pkg.styles_part or name == "[Content_Types].xml" or name.endswith(".rels"):
             grow.add(name)  # each old element kept (checked by check_parts)
-        elif NOTE_PART.search(name):
+        elif name in note_parts or NOTE_PART.search(name):
             notes.add(name)  # staff comments and other shapes kept (checked by check_marks)
         else:
             raise VerifyError(f"part changed: {name}")
