@@ -19,6 +19,11 @@ from .normalise import parse_date_text
 from .summary import describe, describe_text
 from .validate import validate
 
+
+class UsageError(HealthbookError):
+    """A command-line argument that cannot be used (exit 2)."""
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
 
@@ -52,6 +57,45 @@ def cmd_info(args: argparse.Namespace) -> int:
     emit(args, info, describe_text(info))
     return 0
 
+
+def _notice_options(args: argparse.Namespace):
+    from .render.notices import NoticeOptions, parse_kinds
+
+    try:
+        kinds = parse_kinds(getattr(args, "kind", None))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return NoticeOptions(kinds=kinds, issue=getattr(args, "issue", None), meeting=getattr(args, "meeting", None),
+                         templates=args.templates, pdf=getattr(args, "pdf", False))
+
+
+@command
+def cmd_notices(args: argparse.Namespace) -> int:
+    from . import report
+    from .render.notices import render_notices
+
+    options = _notice_options(args)
+    book = read_workbook(args.path)
+    as_of = args.as_of or date.today()
+    validation, result = report.analyse(book, as_of)
+    options = report.with_template_setting(book, options)
+    out = args.out or report.default_out_dir(book)
+    done = render_notices(report.notice_input(book, validation, result, as_of), out, options)
+    counts = "，".join(f"{k} {v}" for k, v in done.counts().items()) or "无"
+    notes = "".join(f"\n注意：{w}" for w in done.warnings)
+    emit(args, done.to_dict(), f"已生成：{counts}。\n输出文件夹：{Path(out).resolve()}\n目录：{done.index}{notes}")
+    return 0
+
+
+@command
+def cmd_report(args: argparse.Namespace) -> int:
+    from .book.write import FileBook
+    from .report import run_report
+
+    progress = None if args.json else (lambda msg: print(msg, file=sys.stderr))
+    result = run_report(FileBook(args.path), args.out, args.as_of or date.today(), _notice_options(args), progress)
+    emit(args, result.to_dict(), result.text())
+    return result.exit_code
 
 @command
 def cmd_rollup(args: argparse.Namespace) -> int:
@@ -128,6 +172,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="概述工作簿内容", description="读取主工作簿，概述其中的项目、居委会和台账。")
     p.add_argument("path", type=Path, help="主工作簿路径")
+    p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
+
+    p = sub.add_parser("notices", help="生成进度通报、催办通知、会议通知和工作简报（Word 和网页）",
+                       description="按模板生成通知（Word 和网页），并在输出文件夹写目录 index.html；不改动工作簿。")
+    p.add_argument("path", type=Path, help="主工作簿路径")
+    p.add_argument("--out", type=Path, help="输出文件夹（默认：设置中的“通知输出文件夹”，在工作簿旁）")
+    p.add_argument("--kind", nargs="+", metavar="种类", help="只生成这些种类：进度通报 催办通知 会议通知 工作简报")
+    p.add_argument("--as-of", type=_as_of, help="统计截止日期，如 2020-11-15（默认今天）")
+    p.add_argument("--issue", type=int, help="工作简报的期号（默认最新一期）")
+    p.add_argument("--meeting", help="只生成这个会议编号的会议通知，如 M02")
+    p.add_argument("--templates", type=Path, help="本单位修改过的模板所在文件夹（优先于设置）")
+    p.add_argument("--pdf", action="store_true", help="同时用 LibreOffice 转成 PDF")
+    p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
+
+    p = sub.add_parser("report", help="一键生成报告：校验、汇总、写回工作簿、生成全部通知",
+                       description="一键生成报告（与 Excel 中的按钮相同）：校验并标记问题单元格，汇总进度写入输出表，"
+                                   "生成全部通知，打印摘要。")
+    p.add_argument("path", type=Path, help="主工作簿路径")
+    p.add_argument("--out", type=Path, help="输出文件夹（默认：设置中的“通知输出文件夹”，在工作簿旁）")
+    p.add_argument("--as-of", type=_as_of, help="统计截止日期，如 2020-11-15（默认今天）")
+    p.add_argument("--templates", type=Path, help="本单位修改过的模板所在文件夹（优先于设置）")
+    p.add_argument("--pdf", action="store_true", help="同时用 LibreOffice 转成 PDF")
     p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
 
     p = sub.add_parser("rollup", help="汇总进度，写入居委会进度、项目进度、单位进度",
