@@ -480,6 +480,11 @@ def test_a_deleted_output_sheet_is_added_back(demo_master, tmp_path):
     for sheet in (schema.LEDGER, schema.COMMITTEES, schema.SETTINGS):
         assert after[names[sheet.name]] == before[names[sheet.name]]
     assert openpyxl.load_workbook(path)[schema.PROJECTS.name]["G3"].comment is not None
+    # An independent reader opens the added sheets too.
+    out = tmp_path / "lo"
+    out.mkdir()
+    theirs = CalamineWorkbook.from_path(str(convert_with_libreoffice(path, "xlsx", out)))
+    assert theirs.get_sheet_by_name(schema.CHANGES.name).to_python()[1][2] == "C01-0001"
 
 
 def test_a_ledger_without_its_header_is_refused_not_guessed(master):
