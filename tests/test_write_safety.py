@@ -251,3 +251,22 @@ def test_locked_holds_the_lock_across_read_and_write(master):
         book.write([SheetWrite(schema.LEDGER, rows)])  # re-entrant for the holder
     FileBook(master, wait=0.2).write(issues_write())  # released
     assert CalamineWorkbook.from_path(str(master)).get_sheet_by_name(schema.LEDGER.name).to_python()[1][10] == "锁内修改"
+
+
+@pytest.mark.parametrize("where", ["lock", "temp"])
+def test_a_folder_that_takes_no_files_is_a_clear_error(master, monkeypatch, where):
+    from macros.book import lock, write
+    from macros.errors import FolderNotWritable
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    if where == "lock":
+        monkeypatch.setattr(lock.os, "open", refuse)
+    else:
+        monkeypatch.setattr(write.tempfile, "mkstemp", refuse)
+    before = digest(master)
+    with pytest.raises(FolderNotWritable, match="写入权限") as err:
+        FileBook(master).write(issues_write())
+    assert err.value.exit_code == 2 and str(master.parent) in str(err.value)
+    assert digest(master) == before

@@ -31,7 +31,7 @@ from xml.etree import ElementTree as ET
 from python_calamine import CalamineWorkbook
 
 from .. import schema
-from ..errors import HealthbookError, WorkbookBusy, WorkbookNotFound
+from ..errors import FolderNotWritable, HealthbookError, WorkbookBusy, WorkbookNotFound
 from . import marks as marking
 from .backup import backup_file, list_backups
 from .lock import DEFAULT_WAIT, WorkbookLock, check_not_open
@@ -337,7 +337,10 @@ def _signature(path: Path) -> tuple:
 
 
 def _temp_path(path: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.stem}-", suffix=".tmp", dir=path.parent)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.stem}-", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise FolderNotWritable(path.parent, exc.strerror or str(exc)) from exc
     os.close(fd)
     return Path(name)
 
