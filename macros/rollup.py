@@ -10,7 +10,9 @@ Definitions (the numbers leaders read, stated once):
   after ``as_of`` are neither: a roll-up as of a past date reproduces what was known then.
 - **Committee target for a project.** The 目标 sheet's value when it has a row for the pair (rows
   with an error are ignored); otherwise an equal share of what the project's street-wide 目标值
-  leaves after the 目标 rows (never below zero) among the committees without a row. A project
+  leaves after the 目标 rows (never below zero) among the committees without a row — in whole
+  units when that is a whole number, the remainder going one each to the first committees in
+  sheet order. A project
   without any 目标 rows is thus split equally among all committees.
 - **Percent** is achieved / target as a raw fraction (1.25 = 125 %); empty when the target is
   missing or zero. Display caps at 100 % happen in rendering (and in the sheets' number format).
@@ -248,8 +250,14 @@ def _committee_projects(
         .agg(given=("given", "sum"), missing=("missing", "sum"))
     )
     left = (projects.set_index("project_id")["target"] - per_project["given"]).clip(lower=0.0)
-    share = (left / per_project["missing"].where(per_project["missing"] > 0)).rename("share")
-    grid = grid.merge(share, left_on="project_id", right_index=True, how="left")
+    count = per_project["missing"].where(per_project["missing"] > 0)
+    # Whole targets are shared out in whole units (40 场 among 13: 4 × 1 + 9 × 3), the extra
+    # units going to the first committees in sheet order; fractional targets are split evenly.
+    whole = np.isclose(left, np.round(left))
+    base = pd.Series(np.where(whole, np.floor(left / count), left / count), index=left.index)
+    extra = pd.Series(np.where(whole, np.round(left - base * count), 0.0), index=left.index)
+    rank = grid.assign(missing=~has_row).groupby("project_id", sort=False)["missing"].cumsum() - 1
+    grid["share"] = grid["project_id"].map(base) + (rank < grid["project_id"].map(extra)).astype(float)
     grid["target"] = grid["explicit_target"].where(has_row, grid["share"])
     grid["target_source"] = np.where(has_row, TARGET_FROM_SHEET, TARGET_SHARED)
 

@@ -100,12 +100,15 @@ def reference(projects, committees, targets, ledger, error_rows, as_of):
     for p in projects:
         pid = p["project_id"]
         given = sum(v for (tp, _c), v in explicit.items() if tp == pid)
-        missing = sum(1 for c in cids if (pid, c) not in explicit)
+        without = [c for c in cids if (pid, c) not in explicit]
+        left = max(p["target"] - given, 0)
         for c in cids:
             if (pid, c) in explicit:
                 target = explicit[(pid, c)]
+            elif left == int(left):
+                target = left // len(without) + (without.index(c) < left % len(without))
             else:
-                target = max(p["target"] - given, 0) / missing
+                target = left / len(without)
             rows = [r for r in used if r["committee_id"] == c and r["project_id"] == pid]
             achieved = sum(r["quantity"] for r in rows)
             latest = max(rows, key=lambda r: (r["date"], r["_row"]))["status"] if rows else None

@@ -133,3 +133,15 @@ def test_output_sheet_from_an_older_layout_gets_todays_header(master_copy):
     header = [clean_header(c.value) for c in openpyxl.load_workbook(master_copy)[ws.title][1]]
     assert header[: len(schema.PROJECT_PROGRESS.headers)] == schema.PROJECT_PROGRESS.headers
     assert "旧的列" not in header and "旧的说明" not in header
+
+
+def test_shared_targets_are_whole_units_that_add_up(demo_master):
+    _validation, result = demo_rollup(demo_master)
+    pairs = result.committee_projects
+    projects = {p[0]: p[6] for p in demo.PROJECTS}
+    for pid, group in pairs.groupby("project_id"):
+        assert group["target"].sum() == pytest.approx(projects[pid]), pid
+        shared = group.loc[group["target_source"] == "分摊", "target"]
+        assert (shared == shared.round()).all(), f"{pid}: {shared.tolist()}"
+        if len(shared):
+            assert shared.max() - shared.min() <= 1, pid

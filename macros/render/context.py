@@ -50,6 +50,12 @@ class NoticeInput:
     cache: dict[str, list[dict]] = field(default_factory=dict, repr=False)
 
 
+def remaining(target: object, achieved: object) -> int:
+    """What is still to be done, in whole units: a shared target of 3.08 场 leaves 4 场, not 3.08."""
+    gap = number(target) - number(achieved)
+    return max(math.ceil(round(gap, 6)), 0)
+
+
 def clean(value: object) -> object:
     """A cell value for a template: blanks → '', numpy scalars → Python, Timestamps → date."""
     if fmt.blank(value):
@@ -136,7 +142,7 @@ def project_rows(data: NoticeInput) -> list[dict]:
     rows = cached_records(data, "project_progress", data.rollup.projects)
     for r in rows:
         r["indicator_unit"] = info.get(r["project_id"], {}).get("indicator_unit", "")
-        r["remaining"] = max(number(r.get("target")) - number(r.get("achieved")), 0.0)
+        r["remaining"] = remaining(r.get("target"), r.get("achieved"))
         r["is_overdue"] = truthy(r.get("overdue"))
     return rows
 
@@ -234,7 +240,7 @@ def reminder_contexts(data: NoticeInput) -> list[dict]:
         item.update(
             name=project.get("name", item["project_id"]), units=project.get("units", ""),
             indicator_unit=project.get("indicator_unit", ""), deadline=project.get("deadline", ""),
-            remaining=max(number(item.get("target")) - number(item.get("achieved")), 0.0),
+            remaining=remaining(item.get("target"), item.get("achieved")),
         )
         by_committee.setdefault(item["committee_id"], []).append(item)
     base = {**common(data, REMINDER), "doc_number": doc_number(data, 1),
