@@ -524,3 +524,14 @@ def test_marking_a_workbook_saved_by_openpyxl_keeps_its_comments(demo_master, tm
     FileBook(path).write([], [])
     ws = openpyxl.load_workbook(path)[schema.PROJECTS.name]
     assert ws["G3"].comment is None and ws["B3"].comment.text == "员工的批注"
+
+
+def test_a_write_that_changes_nothing_leaves_the_file_alone(master):
+    book = FileBook(master)
+    sheets, marks = the_write(master)
+    book.write(sheets, marks)
+    before, backups = master.read_bytes(), list_backups(master)
+    rows = ledger_rows(master)
+    result = book.write([SheetWrite(schema.LEDGER, rows), sheets[1], sheets[2], sheets[3]], marks)
+    assert result.parts_changed == [] and result.backup is None
+    assert master.read_bytes() == before and list_backups(master) == backups

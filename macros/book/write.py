@@ -114,6 +114,8 @@ class FileBook:
         check_owned(sheets)
         if not self.path.is_file():
             raise WorkbookNotFound(self.path)
+        if not sheets and marks is None:
+            return WriteResult(self.path, [])
         with self.lock:
             check_not_open(self.path)
             if self._signature is not None and _signature(self.path) != self._signature:
@@ -130,6 +132,8 @@ class FileBook:
                     staged = _staged_name(self.path)
                     os.replace(tmp, staged)
                     raise WriteRefused(self.path, refused.reason, staged) from refused
+                if not result.parts_changed:
+                    return result  # nothing differs: no backup, no replace (re-runs stay quiet)
                 check_not_open(self.path)
                 result.backup = backup_file(self.path, keep=keep)
                 shutil.copymode(self.path, tmp)
