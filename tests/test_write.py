@@ -321,10 +321,10 @@ def test_ledger_rows_stay_at_their_row_and_unheaded_cells_are_kept(master):
 
 def test_backups_follow_the_setting_and_the_argument(master):
     book = FileBook(master)
-    for _ in range(KEEP_BACKUPS + 2):
-        book.write([SheetWrite(schema.ISSUES, [])])
+    for i in range(KEEP_BACKUPS + 2):
+        book.write([SheetWrite(schema.ISSUES, [], note=f"第 {i} 次")])
     assert len(list_backups(master)) == KEEP_BACKUPS  # 设置 备份保留份数
-    book.write([SheetWrite(schema.ISSUES, [])], keep_backups=2)
+    book.write([SheetWrite(schema.ISSUES, [], note="再一次")], keep_backups=2)
     assert len(list_backups(master)) == 2
 
 

@@ -26,7 +26,6 @@ REL_STYLES = NS_REL + "/styles"
 REL_SHARED_STRINGS = NS_REL + "/sharedStrings"
 CT_COMMENTS = "application/vnd.openxmlformats-officedocument.spreadsheetml.comments+xml"
 CT_VML = "application/vnd.openxmlformats-officedocument.vmlDrawing"
-CT_RELS = "application/vnd.openxmlformats-package.relationships+xml"
 
 EPOCH = datetime(1899, 12, 30)
 MAX_TEXT = 32767  # Excel's limit on characters in a cell
@@ -36,7 +35,6 @@ ROW_RE = re.compile(r"<(?P<p>(?:\w+:)?)row\b(?P<attrs>[^>]*?)(?:/>|>(?P<body>.*?
 CELL_RE = re.compile(r"<(?P<p>(?:\w+:)?)c\b(?P<attrs>[^>]*?)(?:/>|>(?P<body>.*?)</(?P=p)c>)", re.S)
 ATTR_RE = re.compile(r"([\w:.-]+)\s*=\s*(\"[^\"]*\"|'[^']*')")
 REF_RE = re.compile(r"([A-Z]+)(\d+)")
-SHEETDATA_RE = re.compile(r"<(?P<p>(?:\w+:)?)sheetData\b[^>]*?(?:/>|>.*?</(?P=p)sheetData>)", re.S)
 DIMENSION_RE = re.compile(r"<(?:\w+:)?dimension\b[^>]*?/>", re.S)
 HYPERLINKS_RE = re.compile(r"<(?P<p>(?:\w+:)?)hyperlinks\b[^>]*?(?:/>|>.*?</(?P=p)hyperlinks>)", re.S)
 # Illegal in XML 1.0; OOXML escapes them (and a literal "_xHHHH_") as _xHHHH_.
