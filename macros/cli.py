@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import date
@@ -18,6 +19,11 @@ from .marks import report_text, validation_writes
 from .normalise import parse_date_text
 from .summary import describe, describe_text
 from .validate import validate
+
+
+class UsageError(HealthbookError):
+    """A command-line argument that cannot be used (exit 2)."""
+
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -53,6 +59,84 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _notice_options(args: argparse.Namespace):
+    from .render.notices import NoticeOptions, parse_kinds
+
+    try:
+        kinds = parse_kinds(getattr(args, "kind", None))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return NoticeOptions(kinds=kinds, issue=getattr(args, "issue", None), meeting=getattr(args, "meeting", None),
+                         templates=args.templates, pdf=getattr(args, "pdf", False))
+
+
+@command
+def cmd_notices(args: argparse.Namespace) -> int:
+    from . import report
+    from .render.notices import render_notices
+
+    options = _notice_options(args)
+    book = read_workbook(args.path)
+    as_of = args.as_of or date.today()
+    validation, result = report.analyse(book, as_of)
+    options = report.with_template_setting(book, options)
+    out = args.out or report.default_out_dir(book)
+    done = render_notices(report.notice_input(book, validation, result, as_of), out, options)
+    counts = "，".join(f"{k} {v}" for k, v in done.counts().items()) or "无"
+    notes = "".join(f"\n注意：{w}" for w in done.warnings)
+    emit(args, done.to_dict(), f"已生成：{counts}。\n输出文件夹：{Path(out).resolve()}\n目录：{done.index}{notes}")
+    return 0
+
+
+@command
+def cmd_report(args: argparse.Namespace) -> int:
+    from .book.write import FileBook
+    from .report import run_report
+
+    progress = None if args.json else (lambda msg: print(msg, file=sys.stderr))
+    result = run_report(FileBook(args.path), args.out, args.as_of or date.today(), _notice_options(args), progress)
+    emit(args, result.to_dict(), result.text())
+    return result.exit_code
+
+@command
+def cmd_serve(args: argparse.Namespace) -> int:
+    import secrets
+
+    from .serve import MACROS, PREFIX, make_server
+
+    token = args.token or os.environ.get("HEALTHBOOK_TOKEN") or secrets.token_urlsafe(24)
+    server = make_server(args.host, args.port, token, args.base)
+    urls = "、".join(f"{PREFIX}{name}" for name in MACROS)
+    print(f"服务已启动：http://{args.host}:{args.port}（POST {urls}）\n"
+          f"令牌（请求头 Authorization）：{token}\n按 Ctrl+C 停止。", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+@command
+def cmd_rollup(args: argparse.Namespace) -> int:
+    from .book.write import FileBook
+    from .rollup import rollup, rollup_sheets, rollup_text
+
+    as_of = args.as_of or date.today()
+    master = FileBook(args.path)
+    book = master.read()
+    validation = validate(book.frames, book.settings, as_of=as_of)
+    result = rollup(validation, book.settings, as_of)
+    written = master.write_or_stage(rollup_sheets(result))
+    names = "、".join(f"“{name}”" for name in written.sheets)
+    done = (f"主工作簿正被占用（{written.busy}），结果已另存为 {written.staged}，请关闭后重新运行。"
+            if written.staged else f"已写入 {names}。")
+    emit(args, {**result.to_dict(), "staged": str(written.staged) if written.staged else None},
+         f"{rollup_text(result)}\n{done}")
+    return 3 if written.staged else int(validation.errors > 0)
+
+
 @command
 def cmd_forms(args: argparse.Namespace) -> int:
     from .forms import build_forms
@@ -79,18 +163,20 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 @command
 def cmd_validate(args: argparse.Namespace) -> int:
-    book = read_workbook(args.path)
+    from .book.write import FileBook  # the safe writer (lock, backup, owned sheets only)
+
+    master = FileBook(args.path)
+    book = master.read()  # the writer refuses if the file changes before --mark writes
     result = validate(book.frames, book.settings, args.as_of)
     data = {"errors": result.errors, "warnings": result.warnings,
             "issues": [p.to_dict() for p in result.problems]}
     emit(args, data, report_text(result, str(args.path)))
     if args.mark:
-        from .book.write import FileBook  # the safe writer (lock, backup, owned sheets only)
-
         sheets, marks = validation_writes(result)
-        FileBook(args.path).write(sheets, marks)
+        written = master.write(sheets, marks)
         if not args.json:
-            print(f"已写入“{sheets[0].sheet.name}”表，并标记了 {len(marks)} 个单元格。")
+            print(f"已写入“{sheets[0].sheet.name}”表（{len(sheets[0].rows)} 行），"
+                  f"标记了 {written.marks_applied} 个单元格；写入前的备份：{written.backup}")
     return 1 if result.errors else 0
 
 
@@ -153,6 +239,44 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="概述工作簿内容", description="读取主工作簿，概述其中的项目、居委会和台账。")
     p.add_argument("path", type=Path, help="主工作簿路径")
     p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
+
+    p = sub.add_parser("serve", help="（可选）以 xlwings Server 协议提供宏，供 Office.js 加载项调用",
+                       description="以 xlwings Server 协议提供 validate/rollup/notices/report 宏：POST 工作簿 JSON，"
+                                   "返回要在 Excel 中执行的动作。默认只监听本机。")
+    p.add_argument("--host", default="127.0.0.1", help="监听地址（默认 127.0.0.1，仅本机）")
+    p.add_argument("--port", type=int, default=8000, help="端口（默认 8000）")
+    p.add_argument("--token", help="共享令牌（默认取环境变量 HEALTHBOOK_TOKEN，都没有时随机生成并显示）")
+    p.add_argument("--base", type=Path, help="相对的通知输出文件夹以此为起点（默认当前文件夹）")
+
+    p = sub.add_parser("notices", help="生成进度通报、催办通知、会议通知和工作简报（Word 和网页）",
+                       description="按模板生成通知（Word 和网页），并在输出文件夹写目录 index.html；不改动工作簿。")
+    p.add_argument("path", type=Path, help="主工作簿路径")
+    p.add_argument("--out", type=Path, help="输出文件夹（默认：设置中的“通知输出文件夹”，在工作簿旁）")
+    p.add_argument("--kind", nargs="+", metavar="种类", help="只生成这些种类：进度通报 催办通知 会议通知 工作简报")
+    p.add_argument("--as-of", type=_as_of, help="统计截止日期，如 2020-11-15（默认今天）")
+    p.add_argument("--issue", type=int, help="工作简报的期号（默认最新一期）")
+    p.add_argument("--meeting", help="只生成这个会议编号的会议通知，如 M02")
+    p.add_argument("--templates", type=Path, help="本单位修改过的模板所在文件夹（优先于设置）")
+    p.add_argument("--pdf", action="store_true", help="同时用 LibreOffice 转成 PDF")
+    p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
+
+    p = sub.add_parser("report", help="一键生成报告：校验、汇总、写回工作簿、生成全部通知",
+                       description="一键生成报告（与 Excel 中的按钮相同）：校验并标记问题单元格，汇总进度写入输出表，"
+                                   "生成全部通知，打印摘要。")
+    p.add_argument("path", type=Path, help="主工作簿路径")
+    p.add_argument("--out", type=Path, help="输出文件夹（默认：设置中的“通知输出文件夹”，在工作簿旁）")
+    p.add_argument("--as-of", type=_as_of, help="统计截止日期，如 2020-11-15（默认今天）")
+    p.add_argument("--templates", type=Path, help="本单位修改过的模板所在文件夹（优先于设置）")
+    p.add_argument("--pdf", action="store_true", help="同时用 LibreOffice 转成 PDF")
+    p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
+
+    p = sub.add_parser("rollup", help="汇总进度，写入居委会进度、项目进度、单位进度",
+                       description="校验台账并按居委会、项目、责任单位和类别汇总进度，"
+                                   "写入“居委会进度”“项目进度”“单位进度”三张表（有错误的台账行不计入，记为待核实）。")
+    p.add_argument("path", type=Path, help="主工作簿路径")
+    p.add_argument("--as-of", type=_as_of, default=None, metavar="日期",
+                   help="截至日期（如 2020-11-15），默认今天；晚于此日期的台账不计入")
+    p.add_argument("--json", action="store_true", help="以 JSON 输出汇总表")
 
     p = sub.add_parser("restore", help="从备份恢复主工作簿",
                        description="用 backups 文件夹中的备份恢复主工作簿（默认最新一份）；恢复前先备份当前文件。")

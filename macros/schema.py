@@ -105,6 +105,16 @@ DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
 INTEGER_FORMAT = "#,##0"
 NUMBER_FORMAT = "#,##0.##"
 PERCENT_FORMAT = "0.0%"
+# Progress cells keep the raw fraction (1.25 = 125 %) but show at most 100.0 % (Excel and LibreOffice
+# both honour the condition section).
+PERCENT_CAPPED_FORMAT = '[>1]"100.0%";0.0%'
+
+# Traffic light of the roll-ups, best first; the thresholds are the 设置 items 滞后阈值 / 严重滞后阈值.
+PROGRESS_OK = "正常"
+PROGRESS_LAG = "滞后"
+PROGRESS_SEVERE = "严重滞后"
+PROGRESS_STATUSES: tuple[str, ...] = (PROGRESS_OK, PROGRESS_LAG, PROGRESS_SEVERE)
+DONE_STATUS = "已完成"
 
 
 def _project_id(**kw) -> Column:
@@ -284,7 +294,7 @@ COMMITTEE_PROGRESS = Sheet(
         Column("days_since_report", "未填报天数", "integer", width=10),
         Column("target", "目标合计", "number", width=10, number_format=NUMBER_FORMAT),
         Column("achieved", "完成合计", "number", width=10, number_format=NUMBER_FORMAT),
-        Column("percent", "完成率", "number", width=9, number_format=PERCENT_FORMAT),
+        Column("percent", "完成率", "number", width=9, number_format=PERCENT_CAPPED_FORMAT),
         Column("overdue", "逾期事项", "integer", width=9),
         Column("unverified", "待核实", "integer", width=8),
         Column("status", "进度状态", width=10),
@@ -302,11 +312,13 @@ PROJECT_PROGRESS = Sheet(
         Column("units", "责任单位", width=36),
         Column("target", "目标值", "number", width=10, number_format=NUMBER_FORMAT),
         Column("achieved", "完成数量", "number", width=10, number_format=NUMBER_FORMAT),
-        Column("percent", "完成率", "number", width=9, number_format=PERCENT_FORMAT),
+        Column("percent", "完成率", "number", width=9, number_format=PERCENT_CAPPED_FORMAT),
         Column("committees_reported", "已填报居委会数", "integer", width=14),
         Column("deadline", "截止日期", "date", width=12, number_format=DATE_FORMAT),
         Column("overdue", "是否逾期", width=9),
+        Column("overdue_committees", "逾期居委会数", "integer", width=12),
         Column("unverified", "待核实", "integer", width=8),
+        Column("status", "进度状态", width=10),
     ),
     description="每次汇总自动重写，请勿手工修改。",
 )
@@ -318,10 +330,27 @@ UNIT_PROGRESS = Sheet(
         Column("unit", "责任单位", width=20),
         Column("projects", "牵头项目数", "integer", width=11),
         Column("project_names", "项目", width=50),
-        Column("average_percent", "平均完成率", "number", width=11, number_format=PERCENT_FORMAT),
+        Column("average_percent", "平均完成率", "number", width=11, number_format=PERCENT_CAPPED_FORMAT),
         Column("overdue", "逾期项目数", "integer", width=11),
+        Column("status", "进度状态", width=10),
     ),
     description="每次汇总自动重写，请勿手工修改。",
+)
+
+# The per-category block written below the units on 单位进度 (after one blank row, under its own
+# header row). Not a sheet of its own: its columns sit in UNIT_PROGRESS's columns, position by position.
+CATEGORY_BLOCK = Sheet(
+    "类别进度",
+    "output",
+    (
+        Column("category", "类别", width=20),
+        Column("projects", "项目数", "integer", width=11),
+        Column("project_names", "项目", width=50),
+        Column("average_percent", "平均完成率", "number", width=11, number_format=PERCENT_CAPPED_FORMAT),
+        Column("overdue", "逾期项目数", "integer", width=11),
+        Column("status", "进度状态", width=10),
+    ),
+    description="写在“单位进度”表下方的分类汇总。",
 )
 
 CHANGES = Sheet(
@@ -337,6 +366,18 @@ CHANGES = Sheet(
         Column("new", "新值", width=24),
     ),
     description="汇总填报表时新增或修改的每一行，自动追加，请勿手工修改。",
+)
+
+NOTICES = Sheet(
+    "通知清单",
+    "output",
+    (
+        Column("kind", "类别", width=10),
+        Column("title", "标题", width=50),
+        Column("docx", "Word 文件", width=36),
+        Column("html", "网页版", width=36),
+    ),
+    description="每次从 Excel 生成报告时重写：本次生成的通知，点击文件名即可打开。",
 )
 
 GUIDE = Sheet("说明", "guide", (), description="使用说明。")
@@ -358,9 +399,12 @@ SHEETS: tuple[Sheet, ...] = (
     COMMITTEE_PROGRESS,
     PROJECT_PROGRESS,
     UNIT_PROGRESS,
+    NOTICES,
     CHANGES,
     LISTS,
 )
+# The xlwings settings sheet of the .xlsm (xlwings' VBA looks it up by this exact name).
+XLWINGS_CONF_SHEET = "xlwings.conf"
 SHEETS_BY_NAME: dict[str, Sheet] = {s.name: s for s in SHEETS}
 INPUT_SHEETS: tuple[Sheet, ...] = tuple(s for s in SHEETS if s.role in ("config", "ledger"))
 OUTPUT_SHEETS: tuple[Sheet, ...] = tuple(s for s in SHEETS if s.role == "output")

@@ -45,6 +45,8 @@ def validate(frames: dict[str, pd.DataFrame], settings: dict | None = None,
     """Normalise ``frames`` (raw, as read) and check every rule; ``as_of`` defaults to today.
 
     ``settings`` is the 设置 dict (``Workbook.settings``); read from the 设置 frame when omitted.
+    Cross-sheet rules run only against the sheets given: to check a submission form's ledger,
+    pass it together with the master's 项目/居委会/目标 frames.
     """
     if settings is None:
         settings = settings_from_frame(frames.get(schema.SETTINGS.name))

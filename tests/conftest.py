@@ -55,3 +55,7 @@ def convert_with_libreoffice(path: Path, fmt: str, outdir: Path) -> Path:
     converted = outdir / f"{path.stem}.{fmt.split(':')[0]}"
     assert converted.exists(), f"LibreOffice did not convert {path.name}"
     return converted
+
+
+# The xlwings JSON book (remote engine) needs a licence key; noncommercial is free for this use.
+os.environ.setdefault("XLWINGS_LICENSE_KEY", "noncommercial")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import zipfile
@@ -18,9 +17,6 @@ from macros.book.read import read_workbook
 from macros.book.write_types import FILLS
 from macros.cli import main
 
-WRITER = importlib.util.find_spec("macros.book.write") is not None
-needs_writer = pytest.mark.xfail(not WRITER, strict=True,
-                                 reason="the safe writer (macros/book/write.py, FileBook) is not merged yet")
 LEDGER = schema.LEDGER
 
 
@@ -76,7 +72,6 @@ def bad_master(tmp_path) -> tuple[Path, int, int]:
     return path, len(ledger), len(ledger) + 1
 
 
-@needs_writer
 def test_mark_then_fix_then_mark_again_leaves_the_fixed_cell_clean(bad_master, capsys):
     path, status_row, committee_row = bad_master
     status_col = openpyxl.utils.get_column_letter(LEDGER.keys.index("status") + 1)
@@ -97,6 +92,9 @@ def test_mark_then_fix_then_mark_again_leaves_the_fixed_cell_clean(bad_master, c
     listed = [(r[0], r[1], r[2]) for r in issues.iter_rows(min_row=2, max_col=3, values_only=True) if r[0]]
     assert (LEDGER.name, status_row, "状态") in listed
     assert (LEDGER.name, committee_row, "居委会编号") in listed
+    i = listed.index((LEDGER.name, status_row, "状态")) + 2
+    assert issues.cell(i, 2).hyperlink.location == f"'{LEDGER.name}'!{status_col}{status_row}"
+    assert _fill(issues.cell(i, 5)) == FILLS[schema.LEVEL_ERROR]
     # Marking changed no value anybody typed.
     after = read_workbook(path)
     for name, frame in before.frames.items():
@@ -125,3 +123,16 @@ def test_retype_cell_changes_only_that_value(bad_master):
     changed = before.compare(after)
     assert list(changed.index) == [len(before) - 2]
     assert after["status"].iloc[-2] == "已完成"
+
+
+def test_mark_while_open_in_excel_reports_then_exits_3_and_leaves_the_file(bad_master, capsys):
+    from .test_write_safety import excel_owner_file
+
+    path, _status_row, _ = bad_master
+    path.with_name("~$" + path.name).write_bytes(excel_owner_file("张三"))
+    before = path.read_bytes()
+    assert main(["validate", str(path), "--mark", "--as-of", "2020-11-15"]) == 3
+    captured = capsys.readouterr()
+    assert "错误 2 个" in captured.out  # the report is still shown
+    assert "张三" in captured.err and path.name in captured.err
+    assert path.read_bytes() == before

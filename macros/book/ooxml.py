@@ -7,6 +7,7 @@ find things (sheets, rows, cells, rels) and encode values; they never reformat.
 
 from __future__ import annotations
 
+import bisect
 import math
 import posixpath
 import re
@@ -25,7 +26,6 @@ REL_STYLES = NS_REL + "/styles"
 REL_SHARED_STRINGS = NS_REL + "/sharedStrings"
 CT_COMMENTS = "application/vnd.openxmlformats-officedocument.spreadsheetml.comments+xml"
 CT_VML = "application/vnd.openxmlformats-officedocument.vmlDrawing"
-CT_RELS = "application/vnd.openxmlformats-package.relationships+xml"
 
 EPOCH = datetime(1899, 12, 30)
 MAX_TEXT = 32767  # Excel's limit on characters in a cell
@@ -35,11 +35,11 @@ ROW_RE = re.compile(r"<(?P<p>(?:\w+:)?)row\b(?P<attrs>[^>]*?)(?:/>|>(?P<body>.*?
 CELL_RE = re.compile(r"<(?P<p>(?:\w+:)?)c\b(?P<attrs>[^>]*?)(?:/>|>(?P<body>.*?)</(?P=p)c>)", re.S)
 ATTR_RE = re.compile(r"([\w:.-]+)\s*=\s*(\"[^\"]*\"|'[^']*')")
 REF_RE = re.compile(r"([A-Z]+)(\d+)")
-SHEETDATA_RE = re.compile(r"<(?P<p>(?:\w+:)?)sheetData\b[^>]*?(?:/>|>.*?</(?P=p)sheetData>)", re.S)
 DIMENSION_RE = re.compile(r"<(?:\w+:)?dimension\b[^>]*?/>", re.S)
 HYPERLINKS_RE = re.compile(r"<(?P<p>(?:\w+:)?)hyperlinks\b[^>]*?(?:/>|>.*?</(?P=p)hyperlinks>)", re.S)
 # Illegal in XML 1.0; OOXML escapes them (and a literal "_xHHHH_") as _xHHHH_.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# (\r too: an XML parser would turn a raw \r into \n.)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\ufffe\uffff]")
 _ESCAPE_LIKE = re.compile(r"_(x[0-9A-Fa-f]{4})_")
 
 # Elements that follow <hyperlinks> / <legacyDrawing> in CT_Worksheet's sequence (insertion points).
@@ -200,17 +200,40 @@ class Cell:
 class Row:
     r: int
     attrs_text: str
-    cells: list[Cell] = field(default_factory=list)
     xml: str = ""
     start: int = 0  # span within the sheetData text
     end: int = 0
+    _cells: list[Cell] | None = field(default=None, repr=False)
+
+    @property
+    def cells(self) -> list[Cell]:
+        """The row's cells, parsed on first use (marking touches few rows of a large sheet)."""
+        if self._cells is None:
+            self._cells = []
+            last_c = -1
+            for cm in CELL_RE.finditer(self.xml):
+                cattrs = attrs_of(cm.group("attrs"))
+                c = split_ref(cattrs["r"])[1] if "r" in cattrs else last_c + 1
+                last_c = c
+                self._cells.append(Cell(c, cm.group(0), cattrs, cm.group("body"), cm.start(), cm.end()))
+        return self._cells
+
+
+_SHEETDATA_START = re.compile(r"<((?:\w+:)?)sheetData\b[^>]*?(/?)>")
 
 
 def sheet_data_span(xml: str) -> tuple[int, int]:
-    m = SHEETDATA_RE.search(xml)
+    """Span of the <sheetData> element (found by its tags: a regex over 10 MB of rows is slow)."""
+    m = _SHEETDATA_START.search(xml)
     if not m:
         raise ValueError("worksheet has no sheetData")
-    return m.span()
+    if m.group(2):
+        return m.start(), m.end()
+    close = f"</{m.group(1)}sheetData>"
+    end = xml.rfind(close)
+    if end < m.end():
+        raise ValueError("worksheet sheetData is not closed")
+    return m.start(), end + len(close)
 
 
 def parse_rows(sheet_data: str) -> list[Row]:
@@ -218,20 +241,14 @@ def parse_rows(sheet_data: str) -> list[Row]:
     rows = []
     last_r = 0
     for m in ROW_RE.finditer(sheet_data):
-        attrs = attrs_of(m.group("attrs"))
-        r = int(attrs["r"]) if "r" in attrs else last_r + 1
+        found = _ROW_NUMBER_RE.search(m.group("attrs"))
+        r = int(found.group(1)) if found else last_r + 1
         last_r = r
-        row = Row(r, m.group("attrs"), xml=m.group(0), start=m.start(), end=m.end())
-        last_c = -1
-        offset = (m.start("body") - m.start()) if m.group("body") is not None else 0
-        for cm in CELL_RE.finditer(m.group("body") or ""):
-            cattrs = attrs_of(cm.group("attrs"))
-            c = split_ref(cattrs["r"])[1] if "r" in cattrs else last_c + 1
-            last_c = c
-            row.cells.append(Cell(c, cm.group(0), cattrs, cm.group("body"),
-                                  offset + cm.start(), offset + cm.end()))
-        rows.append(row)
+        rows.append(Row(r, m.group("attrs"), xml=m.group(0), start=m.start(), end=m.end()))
     return rows
+
+
+_ROW_NUMBER_RE = re.compile(r"""(?:^|\s)r\s*=\s*["'](\d+)["']""")
 
 
 _V_RE = re.compile(r"<(?:\w+:)?v>(.*?)</(?:\w+:)?v>", re.S)
@@ -265,18 +282,30 @@ def cell_value(cell: Cell, strings: list[str]) -> object:
         return raw
 
 
+_ENTITY = re.compile(r"&(#[0-9]+|#x[0-9a-fA-F]+|lt|gt|amp|quot|apos);")
+_NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
+
+
 def _xml_unescape(text: str) -> str:
+    """XML character and entity references (openpyxl writes CJK text as &#39033;…)."""
     if "&" not in text:
         return text
-    return (text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"')
-            .replace("&apos;", "'").replace("&#10;", "\n").replace("&#13;", "\r")
-            .replace("&#9;", "\t").replace("&amp;", "&"))
+
+    def one(m: re.Match) -> str:
+        ref = m.group(1)
+        if ref[0] == "#":
+            return chr(int(ref[2:], 16) if ref[1] in "xX" else int(ref[1:]))
+        return _NAMED[ref]
+
+    return _ENTITY.sub(one, text)
 
 
 def escape_text(text: str) -> str:
     """Text for a <t> element: OOXML-escape control characters and look-alikes, then XML-escape."""
-    text = _ESCAPE_LIKE.sub(r"_x005F_\1_", text)
-    text = _CONTROL.sub(lambda m: f"_x{ord(m.group(0)):04X}_", text)
+    if "_x" in text:
+        text = _ESCAPE_LIKE.sub(r"_x005F_\1_", text)
+    if not text.isprintable():
+        text = _CONTROL.sub(lambda m: f"_x{ord(m.group(0)):04X}_", text)
     return escape(text)
 
 
@@ -298,6 +327,13 @@ def to_serial(value: date | datetime | time) -> float:
 
 def plain(value: object) -> object:
     """A cell value as a plain Python value: numpy/pandas scalars unwrapped, blanks → None."""
+    t = type(value)
+    if t is str:
+        return value or None
+    if t is int or t is date or t is datetime:
+        return value
+    if t is float:
+        return None if (value != value or value in (math.inf, -math.inf)) else value
     if value is None:
         return None
     try:
@@ -367,14 +403,17 @@ def top_level(xml: str) -> list[tuple[str, int, int]]:
     children: list[tuple[str, int, int]] = []
     depth, start, name = 0, 0, ""
     pos = 0
-    data = SHEETDATA_RE.search(xml)
+    try:
+        data = sheet_data_span(xml)
+    except ValueError:
+        data = None
     while True:
         m = _TAG_RE.search(xml, pos)
         if not m:
             break
-        if data and m.start() == data.start() and depth == 1:
-            children.append(("sheetData", data.start(), data.end()))
-            pos = data.end()
+        if data and m.start() == data[0] and depth == 1:
+            children.append(("sheetData", data[0], data[1]))
+            pos = data[1]
             continue
         pos = m.end()
         if m.group(2) is None:
@@ -439,8 +478,9 @@ def edit_cells(sheet_data: str, edits: dict[tuple[int, int], object]) -> str:
     wanted: dict[int, dict[int, object]] = {}
     for (r, c), fn in edits.items():
         wanted.setdefault(r, {})[c] = fn
-    splices: list[tuple[int, int, str]] = []
+    splices: list[tuple[int, int, int, str]] = []
     close = sheet_data.rindex("</")
+    row_numbers = [row.r for row in rows]  # ascending in a valid sheet
     for r, by_c in wanted.items():
         row = by_r.get(r)
         if row is None:
@@ -448,14 +488,18 @@ def edit_cells(sheet_data: str, edits: dict[tuple[int, int], object]) -> str:
             cells = [(c, x) for c, x in cells if x]
             if cells:
                 text = f"<{prefix}row r=\"{r}\">" + "".join(x for _, x in sorted(cells)) + f"</{prefix}row>"
-                after = [x.start for x in rows if x.r > r]
-                at = min(after) if after else close
-                splices.append((at, at, text))
+                following = bisect.bisect_right(row_numbers, r)
+                at = rows[following].start if following < len(rows) else close
+                splices.append((at, at, r, text))
             continue
-        splices.append((row.start, row.end, _edit_row(row, by_c, prefix)))
-    for start, end, text in sorted(splices, key=lambda s: (s[0], s[1]), reverse=True):
-        sheet_data = sheet_data[:start] + text + sheet_data[end:]
-    return sheet_data
+        splices.append((row.start, row.end, r, _edit_row(row, by_c, prefix)))
+    # One pass in document order: repeated slicing of a large sheet would be quadratic.
+    pieces, position = [], 0
+    for start, end, _r, text in sorted(splices):
+        pieces += [sheet_data[position:start], text]
+        position = end
+    pieces.append(sheet_data[position:])
+    return "".join(pieces)
 
 
 def _edit_row(row: Row, by_c: dict[int, object], prefix: str) -> str:

@@ -1,0 +1,98 @@
+"""The per-committee progress chart (matplotlib), as SVG for HTML and PNG for Word."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from functools import lru_cache
+
+from ..errors import HealthbookError
+
+# Preferred CJK fonts: Windows (黑体, 微软雅黑), Linux (Noto / Source Han / WenQuanYi), macOS.
+CJK_FONTS = (
+    "Microsoft YaHei", "SimHei", "DengXian", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC",
+    "Source Han Sans CN", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Noto Serif CJK SC",
+    "PingFang SC", "Heiti SC", "Arial Unicode MS",
+)
+STATUS_COLOURS = {"正常": "#3a8f4b", "滞后": "#e0a100", "严重滞后": "#c62828"}
+OTHER_COLOUR = "#7f8c8d"
+DISPLAY_CAP = 1.2  # bars beyond 120 % are drawn at 120 % (the label keeps the true value)
+
+
+class NoCjkFont(HealthbookError):
+    def __init__(self):
+        super().__init__(
+            "未找到中文字体，无法生成进度图表（图中文字会变成方框）。请安装以下任一字体后重试："
+            "Windows 的“黑体”或“微软雅黑”，Linux 的 Noto Sans CJK（如 apt install fonts-noto-cjk）。"
+            "通知的其余内容已照常生成。"
+        )
+
+
+@lru_cache(maxsize=1)
+def cjk_font() -> str:
+    """The family name of an installed CJK font matplotlib can use; NoCjkFont when there is none."""
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    for name in CJK_FONTS:
+        if name in installed:
+            return name
+    raise NoCjkFont()
+
+
+@dataclass(frozen=True)
+class Chart:
+    svg: str   # inline <svg> for HTML ('' when not asked for)
+    png: bytes  # for Word (b'' when not asked for)
+    width_mm: float
+
+
+def progress_chart(names: list[str], percents: list[float], statuses: list[str],
+                   expected: float | None = None, title: str = "",
+                   formats: tuple[str, ...] = ("svg", "png")) -> Chart:
+    """Horizontal bars, one per committee, coloured by 进度状态, with the time-expected line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from matplotlib.patches import Patch
+
+    font = cjk_font()
+    plt.rcParams["font.sans-serif"] = [font]
+    plt.rcParams["font.family"] = "sans-serif"
+    plt.rcParams["axes.unicode_minus"] = False
+    # SVG text stays text (small, fast, selectable); browsers draw it with any installed CJK font.
+    plt.rcParams["svg.fonttype"] = "none"
+    plt.rcParams["svg.hashsalt"] = "healthbook"  # deterministic SVG ids
+
+    n = len(names)
+    height = max(2.2, 0.28 * n + 1.0)
+    fig, ax = plt.subplots(figsize=(6.1, height), dpi=150)
+    shown = [min(max(p, 0.0), DISPLAY_CAP) for p in percents]
+    colours = [STATUS_COLOURS.get(s, OTHER_COLOUR) for s in statuses]
+    y = list(range(n))[::-1]
+    ax.barh(y, shown, color=colours, height=0.65)
+    for yi, value, true in zip(y, shown, percents):
+        ax.text(value + 0.01, yi, f"{true * 100:.1f}%", va="center", fontsize=7)
+    if expected is not None:
+        ax.axvline(expected, color="#555555", linestyle="--", linewidth=0.9)
+    ax.set_yticks(y)
+    ax.set_yticklabels(names, fontsize=8)
+    ax.set_xlim(0, DISPLAY_CAP + 0.12)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
+    ax.tick_params(axis="x", labelsize=7)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.set_ylim(-0.7, n - 0.3)
+    handles = [Patch(color=c, label=s) for s, c in STATUS_COLOURS.items()]
+    ax.legend(handles=handles, fontsize=7, loc="lower right", frameon=False)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    svg, png = io.StringIO(), io.BytesIO()
+    if "svg" in formats:
+        fig.savefig(svg, format="svg", metadata={"Date": None})
+    if "png" in formats:
+        fig.savefig(png, format="png")
+    plt.close(fig)
+    text = svg.getvalue()
+    return Chart(svg=text[text.index("<svg"):] if text else "", png=png.getvalue(), width_mm=150)

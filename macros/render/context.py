@@ -1,0 +1,334 @@
+"""What each notice template receives: plain dicts built from the frames, 设置 and the roll-up.
+
+Values stay raw (numbers, dates, text; blanks become ''): templates format them with the filters
+``cn_date``, ``weekday``, ``num``, ``pct`` and ``cn_numeral``. ``VARIABLES`` names the top-level
+variables of each kind — templates/README.md documents exactly these (a test checks it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .. import schema
+from . import fmt
+
+PROGRESS, REMINDER, MEETING, BULLETIN = "progress", "reminder", "meeting", "bulletin"
+KIND_NAMES = {PROGRESS: "进度通报", REMINDER: "催办通知", MEETING: "会议通知", BULLETIN: "工作简报"}
+KINDS_BY_NAME = {v: k for k, v in KIND_NAMES.items()}
+BEHIND = ("滞后", "严重滞后")
+REPLY_DAYS = 7  # a reminder asks for the overdue work within a week
+UPCOMING = 5  # next deadlines listed
+
+COMMON = ("street", "pilot_name", "issuer", "contact", "phone", "as_of", "date", "kind")
+VARIABLES: dict[str, tuple[str, ...]] = {
+    PROGRESS: (*COMMON, "doc_number", "summary", "categories", "projects", "committees",
+               "lagging_committees", "severe_committees", "upcoming", "chart"),
+    REMINDER: (*COMMON, "doc_number", "committee", "reasons", "overdue_items", "upcoming_items",
+               "reply_by"),
+    MEETING: (*COMMON, "doc_number", "meeting"),
+    BULLETIN: (*COMMON, "bulletin_name", "issue", "articles", "progress", "link_title",
+               "link_categories"),
+}
+
+
+@dataclass
+class NoticeInput:
+    """Everything notices are made from."""
+
+    frames: dict[str, pd.DataFrame]
+    settings: dict[str, Any]
+    as_of: date
+    rollup: Any | None = None  # macros.rollup.Rollup
+    base_dir: Path | None = None  # the workbook's folder: article pictures are relative to it
+    warnings: list[str] = field(default_factory=list)
+    cache: dict[str, list[dict]] = field(default_factory=dict, repr=False)
+
+
+def remaining(target: object, achieved: object) -> int:
+    """What is still to be done, in whole units: a shared target of 3.08 场 leaves 4 场, not 3.08."""
+    gap = number(target) - number(achieved)
+    return max(math.ceil(round(gap, 6)), 0)
+
+
+def clean(value: object) -> object:
+    """A cell value for a template: blanks → '', numpy scalars → Python, Timestamps → date."""
+    if fmt.blank(value):
+        return ""
+    if isinstance(value, pd.Timestamp):
+        return value.date()
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    return value
+
+
+def records(frame: pd.DataFrame | None) -> list[dict]:
+    """Frame rows as template-ready dicts (columns starting with '_' dropped)."""
+    if frame is None or frame.empty:
+        return []
+    cols = [c for c in frame.columns if not str(c).startswith("_")]
+    columns = []
+    for col in cols:  # whole columns at once: this runs over every committee × project pair
+        series = frame[col]
+        if pd.api.types.is_datetime64_any_dtype(series):
+            values = [d.date() if not pd.isna(d) else "" for d in series]
+        elif pd.api.types.is_bool_dtype(series):
+            values = series.tolist()
+        elif pd.api.types.is_numeric_dtype(series):
+            values = [("" if v != v else v) for v in series.astype(float).tolist()]
+        else:
+            values = [v if type(v) is str else clean(v) for v in series.tolist()]
+        columns.append(values)
+    return [dict(zip(cols, row)) for row in zip(*columns)]
+
+
+def cached_records(data: NoticeInput, key: str, frame: pd.DataFrame | None) -> list[dict]:
+    """``records(frame)`` computed once per NoticeInput; callers get their own copies to change."""
+    if key not in data.cache:
+        data.cache[key] = records(frame)
+    return [dict(r) for r in data.cache[key]]
+
+
+def number(value: object, default: float = 0.0) -> float:
+    value = clean(value)
+    try:
+        return float(value) if value != "" else default
+    except (TypeError, ValueError):
+        return default
+
+
+def truthy(value: object) -> bool:
+    value = clean(value)
+    if isinstance(value, str):
+        return value in ("是", "逾期", "True", "true", "1")
+    return bool(value)
+
+
+def common(data: NoticeInput, kind: str) -> dict:
+    s = data.settings
+    return {
+        "street": fmt.text(s.get("street")), "pilot_name": fmt.text(s.get("pilot_name")),
+        "issuer": fmt.text(s.get("issuer")), "contact": fmt.text(s.get("contact")),
+        "phone": fmt.text(s.get("phone")), "as_of": data.as_of, "date": data.as_of,
+        "kind": KIND_NAMES[kind],
+    }
+
+
+def doc_number(data: NoticeInput, offset: int = 0) -> str:
+    """发文字号: the 设置 序号 for the 通报, the next for 催办通知, then one per 会议通知."""
+    try:
+        base = int(number(data.settings.get("doc_number"), 1))
+    except (TypeError, ValueError):
+        base = 1
+    return fmt.doc_number(fmt.text(data.settings.get("doc_prefix")), data.as_of.year, base + offset)
+
+
+# ---- roll-up views ---------------------------------------------------------------------------
+
+def _projects_info(data: NoticeInput) -> dict[str, dict]:
+    return {r["project_id"]: r for r in cached_records(data, "projects", data.frames.get(schema.PROJECTS.name))}
+
+
+def project_rows(data: NoticeInput) -> list[dict]:
+    """项目进度 rows with the 项目 sheet's indicator unit and what remains."""
+    info = _projects_info(data)
+    rows = cached_records(data, "project_progress", data.rollup.projects)
+    for r in rows:
+        r["indicator_unit"] = info.get(r["project_id"], {}).get("indicator_unit", "")
+        r["remaining"] = remaining(r.get("target"), r.get("achieved"))
+        r["is_overdue"] = truthy(r.get("overdue"))
+    return rows
+
+
+def category_rows(projects: list[dict]) -> list[dict]:
+    """Per category: project count, mean completion (each project capped at 100 %), overdue count."""
+    order = [c for c in schema.CATEGORIES if any(p["category"] == c for p in projects)]
+    order += sorted({p["category"] for p in projects} - set(order))
+    rows = []
+    for category in order:
+        group = [p for p in projects if p["category"] == category]
+        rows.append({
+            "category": category, "projects": len(group),
+            "percent": sum(min(number(p.get("percent")), 1.0) for p in group) / len(group),
+            "overdue": sum(p["is_overdue"] for p in group),
+        })
+    return rows
+
+
+def summary(data: NoticeInput, projects: list[dict], committees: list[dict]) -> dict:
+    meta = getattr(data.rollup, "meta", {}) or {}
+    statuses = [c.get("status") for c in committees]
+    return {
+        "projects": len(projects), "committees": len(committees),
+        "entries": int(number(meta.get("rows_used"), sum(number(c.get("entries")) for c in committees))),
+        "unverified": int(number(meta.get("rows_unverified"), 0)),
+        "percent": (sum(min(number(p.get("percent")), 1.0) for p in projects) / len(projects))
+        if projects else 0.0,
+        "on_track": sum(s not in BEHIND for s in statuses),
+        "lagging": statuses.count("滞后"), "severe": statuses.count("严重滞后"),
+        "overdue_projects": sum(p["is_overdue"] for p in projects),
+    }
+
+
+def upcoming(projects: list[dict], as_of: date, limit: int = UPCOMING) -> list[dict]:
+    """Unfinished projects whose deadline is still ahead, soonest first."""
+    ahead = [p for p in projects if fmt.as_date(p.get("deadline")) and fmt.as_date(p["deadline"]) >= as_of
+             and number(p.get("percent")) < 1.0]
+    return sorted(ahead, key=lambda p: (fmt.as_date(p["deadline"]), p["project_id"]))[:limit]
+
+
+def progress_context(data: NoticeInput, chart: object = "") -> dict:
+    projects = project_rows(data)
+    committees = cached_records(data, "committee_progress", data.rollup.committees)
+    return {
+        **common(data, PROGRESS), "doc_number": doc_number(data),
+        "summary": summary(data, projects, committees),
+        "categories": category_rows(projects), "projects": projects, "committees": committees,
+        "lagging_committees": [c for c in committees if c.get("status") == "滞后"],
+        "severe_committees": [c for c in committees if c.get("status") == "严重滞后"],
+        "upcoming": upcoming(projects, data.as_of), "chart": chart,
+    }
+
+
+def silence_days(data: NoticeInput) -> int:
+    setting = schema.SETTINGS_BY_KEY["silence_days"]
+    return int(number(data.settings.get("silence_days"), float(setting.default)))
+
+
+def reminder_reasons(committee: dict, overdue_count: int, silence: int) -> list[str]:
+    """Why a committee gets a 催办通知 (empty: it does not)."""
+    reasons = []
+    status = committee.get("status")
+    if status in BEHIND:
+        reasons.append(f"进度{status}（完成率{fmt.pct(committee.get('percent'))}）")
+    if overdue_count:
+        reasons.append(f"有{overdue_count}项工作已过截止日期仍未完成")
+    days = committee.get("days_since_report")
+    if committee.get("last_report") == "":
+        reasons.append("尚未填报台账")
+    elif days != "" and number(days) > silence:
+        reasons.append(f"已{int(number(days))}天未填报台账（超过{silence}天）")
+    return reasons
+
+
+def reminder_contexts(data: NoticeInput) -> list[dict]:
+    """One context per committee that is behind, has overdue items, or has been silent too long."""
+    info = _projects_info(data)
+    silence = silence_days(data)
+    pairs = data.rollup.committee_projects
+    overdue_counts = pairs.loc[pairs["overdue"].map(truthy), "committee_id"].value_counts().to_dict() \
+        if len(pairs) else {}
+    chosen = []
+    for committee in cached_records(data, "committee_progress", data.rollup.committees):
+        reasons = reminder_reasons(committee, int(overdue_counts.get(committee["committee_id"], 0)), silence)
+        if reasons:
+            chosen.append((committee, reasons))
+    if not chosen:
+        return []
+    # Only the chosen committees' pairs become dicts (a district has thousands of pairs).
+    wanted = pairs[pairs["committee_id"].isin([c["committee_id"] for c, _ in chosen])]
+    by_committee: dict[str, list[dict]] = {}
+    for item in records(wanted):
+        project = info.get(item["project_id"], {})
+        item.update(
+            name=project.get("name", item["project_id"]), units=project.get("units", ""),
+            indicator_unit=project.get("indicator_unit", ""), deadline=project.get("deadline", ""),
+            remaining=remaining(item.get("target"), item.get("achieved")),
+        )
+        by_committee.setdefault(item["committee_id"], []).append(item)
+    base = {**common(data, REMINDER), "doc_number": doc_number(data, 1),
+            "reply_by": data.as_of + timedelta(days=REPLY_DAYS)}
+    contexts = []
+    for committee, reasons in chosen:
+        items = by_committee.get(committee["committee_id"], [])
+        overdue = [i for i in items if truthy(i.get("overdue"))]
+        ahead = [i for i in items if not truthy(i.get("overdue")) and i["remaining"] > 0
+                 and fmt.as_date(i["deadline"]) and fmt.as_date(i["deadline"]) >= data.as_of]
+        ahead.sort(key=lambda i: (fmt.as_date(i["deadline"]), i["project_id"]))
+        contexts.append({**base, "committee": committee, "reasons": reasons,
+                         "overdue_items": overdue, "upcoming_items": ahead[:UPCOMING]})
+    return contexts
+
+
+# ---- configuration-only notices -------------------------------------------------------------
+
+def meeting_contexts(data: NoticeInput, meeting_id: str | None = None) -> list[dict]:
+    """One context per 会议 row (or only ``meeting_id``); dated ``as_of`` but not after the meeting."""
+    contexts = []
+    rows = records(data.frames.get(schema.MEETINGS.name))
+    for i, m in enumerate(rows):
+        if meeting_id and str(m.get("meeting_id")) != meeting_id:
+            continue
+        when = fmt.as_date(m.get("date"))
+        issued = min(data.as_of, when - timedelta(days=1)) if when else data.as_of
+        agenda = [a.strip() for a in str(m.get("agenda") or "").replace(";", "；").replace("\n", "；")
+                  .split("；") if a.strip()]
+        meeting = {**m, "date": when or "", "agenda_items": agenda,
+                   "issuer": m.get("issuer") or fmt.text(data.settings.get("issuer"))}
+        contexts.append({**common(data, MEETING), "date": issued, "doc_number": doc_number(data, 2 + i),
+                         "meeting": meeting})
+    return contexts
+
+
+def link_categories(projects: list[dict]) -> list[dict]:
+    """项目 rows by category, as the bulletin's 【链接】 lists them: 项目一、项目二… within each category."""
+    order = [c for c in schema.CATEGORIES if any(p.get("category") == c for p in projects)]
+    order += [c for c in dict.fromkeys(p.get("category") for p in projects) if c not in order and c]
+    result = []
+    for category in order:
+        group = [p for p in projects if p.get("category") == category]
+        result.append({"category": category, "projects": [
+            {"numeral": fmt.cn_numeral(n), "name": p.get("name", ""), "units": p.get("units", ""),
+             "project_id": p.get("project_id", "")}
+            for n, p in enumerate(group, 1)]})
+    return result
+
+
+def latest_issue(frame: pd.DataFrame | None) -> int | None:
+    values = [int(number(v)) for v in (frame["issue"] if frame is not None and not frame.empty else [])
+              if clean(v) != ""]
+    return max(values) if values else None
+
+
+def bulletin_context(data: NoticeInput, issue: int | None = None) -> dict | None:
+    """The 工作简报 for ``issue`` (default: the latest 期号 in 简报稿件); None without articles."""
+    frame = data.frames.get(schema.ARTICLES.name)
+    issue = issue if issue is not None else latest_issue(frame)
+    if issue is None:
+        return None
+    articles = []
+    for a in records(frame):
+        if a.get("issue") == "" or int(number(a.get("issue"))) != int(issue):
+            continue
+        body = str(a.get("body") or "")
+        a["paragraphs"] = [p.strip() for p in body.replace("\r", "\n").split("\n") if p.strip()]
+        a["picture"] = ""
+        a["picture_path"] = ""
+        if a.get("image"):
+            path = (data.base_dir or Path(".")) / str(a["image"])
+            if path.is_file():
+                a["picture_path"] = str(path)
+            else:
+                data.warnings.append(f"简报稿件 {a.get('article_id')} 的图片文件“{a['image']}”不存在，已略去。")
+        articles.append(a)
+    if not articles:
+        return None
+    progress = ""
+    if data.rollup is not None:
+        projects = project_rows(data)
+        committees = cached_records(data, "committee_progress", data.rollup.committees)
+        progress = {**summary(data, projects, committees), "categories": category_rows(projects)}
+    pilot = fmt.text(data.settings.get("pilot_name"))
+    return {
+        **common(data, BULLETIN), "bulletin_name": fmt.text(data.settings.get("bulletin_name")) or "工作简报",
+        "issue": int(issue), "articles": articles, "progress": progress,
+        "link_title": f"街道创建{pilot}建设工作项目", "link_categories": link_categories(
+            cached_records(data, "projects", data.frames.get(schema.PROJECTS.name))),
+    }

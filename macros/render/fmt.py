@@ -1,0 +1,127 @@
+"""How values read in Chinese documents: dates, numbers, percents, numerals, and safe file names."""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from datetime import date, datetime
+
+import pandas as pd
+
+WEEKDAYS = "一二三四五六日"
+DIGITS = "零一二三四五六七八九"
+
+
+def as_date(value: object) -> date | None:
+    """A date from a date, datetime, Timestamp or ISO text; None for blanks and NaT."""
+    if value is None or value is pd.NaT:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return None if pd.isna(value) else value.date()
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return None
+
+
+def blank(value: object) -> bool:
+    if value is None or value is pd.NaT:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def text(value: object) -> str:
+    """Cell text for display: '' for blanks, integral floats without '.0'."""
+    if blank(value):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def cn_date(value: object) -> str:
+    """``2020年6月22日`` (GB/T 9704: no zero padding)."""
+    d = as_date(value)
+    return f"{d.year}年{d.month}月{d.day}日" if d else ""
+
+
+def cn_weekday(value: object) -> str:
+    d = as_date(value)
+    return f"星期{WEEKDAYS[d.weekday()]}" if d else ""
+
+
+def num(value: object) -> str:
+    """A quantity: thousands separators, at most two decimals, '' when blank."""
+    if blank(value):
+        return ""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if x.is_integer():
+        return f"{int(x):,}"
+    return f"{x:,.2f}".rstrip("0").rstrip(".")
+
+
+def pct(value: object) -> str:
+    """A raw fraction as a percent with one decimal (1.25 → 125.0%)."""
+    if blank(value):
+        return ""
+    try:
+        return f"{float(value) * 100:.1f}%"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def cn_numeral(n: int) -> str:
+    """1 → 一, 10 → 十, 12 → 十二, 23 → 二十三 (enough for list numbering)."""
+    if n < 10:
+        return DIGITS[n]
+    if n < 20:
+        return "十" + (DIGITS[n % 10] if n % 10 else "")
+    if n < 100:
+        return DIGITS[n // 10] + "十" + (DIGITS[n % 10] if n % 10 else "")
+    return str(n)
+
+
+def doc_number(prefix: str, year: int, number: int) -> str:
+    """发文字号 such as ``石二街道〔2020〕3号`` (六角括号, no 第, no zero padding)."""
+    return f"{prefix}〔{year}〕{int(number)}号"
+
+
+FILTERS = {"cn_date": cn_date, "weekday": cn_weekday, "num": num, "pct": pct, "cn_numeral": cn_numeral}
+
+# Characters Windows refuses in file names, control characters, and whitespace runs.
+_UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f]+')
+_SPACES = re.compile(r"\s+")
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+MAX_NAME = 80
+
+
+def safe_name(*parts: object) -> str:
+    """A deterministic file name stem from ``parts`` joined by '_', safe on Windows.
+
+    NFKC first (full-width letters become ASCII, so the result is stable however it was typed),
+    then forbidden characters → '_', no leading dots or spaces, no trailing dots or spaces,
+    no reserved device names, at most MAX_NAME characters.
+    """
+    pieces = []
+    for part in parts:
+        piece = unicodedata.normalize("NFKC", text(part))
+        piece = _UNSAFE.sub("_", _SPACES.sub(" ", piece)).strip(" ._")
+        if piece:
+            pieces.append(piece)
+    name = "_".join(pieces) or "未命名"
+    name = name[:MAX_NAME].strip(" .")
+    if name.split(".")[0].upper() in _RESERVED:
+        name = "_" + name
+    return name

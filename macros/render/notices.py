@@ -1,0 +1,394 @@
+"""Render the four notice kinds to Word and HTML files in one folder, plus an index.html."""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+from jinja2 import meta
+from markupsafe import Markup, escape
+
+from . import context as ctx
+from . import fmt
+from .charts import NoCjkFont, progress_chart
+from .env import (
+    TemplateProblem,
+    check_braces,
+    find_template,
+    html_environment,
+    render_checked,
+    search_path,
+    syntax_problem,
+    tag_naming,
+)
+from .word import Picture, WordTemplate, render_with_pictures
+
+ALL_KINDS = (ctx.PROGRESS, ctx.REMINDER, ctx.MEETING, ctx.BULLETIN)
+CHART_LIMIT = 40  # more committees than this: the chart shows the lowest 40
+NOTICE_START, NOTICE_END = "<!--notice-->", "<!--/notice-->"
+
+
+@dataclass
+class Notice:
+    """One generated notice: its kind, a title for people, and its files (names inside out_dir)."""
+
+    kind: str
+    title: str
+    docx: str | None = None
+    html: str | None = None
+    pdf: str | None = None
+    combined: bool = False  # the print file holding every 催办通知
+
+    def to_dict(self) -> dict:
+        return {"kind": ctx.KIND_NAMES.get(self.kind, self.kind), "title": self.title,
+                "docx": self.docx, "html": self.html, "pdf": self.pdf, "combined": self.combined}
+
+
+@dataclass
+class NoticeOptions:
+    kinds: tuple[str, ...] = ALL_KINDS
+    issue: int | None = None
+    meeting: str | None = None
+    templates: Path | None = None  # the office's own edited templates, searched first
+    formats: tuple[str, ...] = ("docx", "html")
+    pdf: bool = False
+
+
+@dataclass
+class NoticeResult:
+    out_dir: Path
+    notices: list[Notice] = field(default_factory=list)
+    index: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """Notices per kind (the combined print file is not counted as a notice)."""
+        out: dict[str, int] = {}
+        for n in self.notices:
+            if not n.combined:
+                out[ctx.KIND_NAMES[n.kind]] = out.get(ctx.KIND_NAMES[n.kind], 0) + 1
+        return out
+
+    def to_dict(self) -> dict:
+        return {"out_dir": str(self.out_dir), "index": str(self.index) if self.index else None,
+                "counts": self.counts(), "notices": [n.to_dict() for n in self.notices],
+                "warnings": self.warnings}
+
+
+def parse_kinds(names: Iterable[str] | None) -> tuple[str, ...]:
+    """Kinds from Chinese (进度通报…) or English (progress…) names; all when empty."""
+    if not names:
+        return ALL_KINDS
+    kinds = []
+    for name in names:
+        kind = ctx.KINDS_BY_NAME.get(name, name)
+        if kind not in ctx.KIND_NAMES:
+            listed = "、".join(ctx.KIND_NAMES.values())
+            raise ValueError(f"不认识的通知种类“{name}”，可选：{listed}")
+        kinds.append(kind)
+    return tuple(dict.fromkeys(kinds))
+
+
+class HtmlTemplates:
+    """HTML templates compiled once per folder (recompiled when a file changes), checked for
+    unknown variables and IME braces."""
+
+    _shared: dict[str, HtmlTemplates] = {}
+
+    def __init__(self, override: Path | None):
+        self.env = html_environment(override)
+        # Checked once per run by for_folder (not on every render: each {% extends %} would stat).
+        self.env.auto_reload = False
+        self.stamp: tuple = ()
+        self.cache: dict[str, tuple[jinja2.Template, str]] = {}
+
+    @classmethod
+    def for_folder(cls, override: Path | None) -> HtmlTemplates:
+        """The compiled templates of ``override`` + the shipped folder, recompiled when a file changed."""
+        key = str(Path(override).resolve()) if override else ""
+        stamp = _folder_stamp(override)
+        templates = cls._shared.get(key)
+        if templates is None or templates.stamp != stamp:
+            templates = cls._shared[key] = cls(override)
+            templates.stamp = stamp
+        return templates
+
+    def get(self, name: str, variables: Iterable[str] | None) -> tuple[jinja2.Template, str]:
+        cached = self.cache.get(name)
+        if cached is None:
+            try:
+                source = self.env.loader.get_source(self.env, name)[0]
+            except jinja2.TemplateNotFound:
+                find_template(name)  # raises the Chinese TemplateMissing
+                raise
+            check_braces(source, name)
+            try:
+                template = self.env.get_template(name)
+                if variables is not None:
+                    allowed = set(variables) | set(self.env.globals)
+                    unknown = sorted(meta.find_undeclared_variables(self.env.parse(source)) - allowed)
+                    if unknown:
+                        raise TemplateProblem(name, tag_naming(source, unknown[0]),
+                                              f"使用了未知变量“{unknown[0]}”")
+            except jinja2.TemplateSyntaxError as exc:
+                bad = source if exc.name in (None, name) else self.env.loader.get_source(self.env, exc.name)[0]
+                raise syntax_problem(exc, bad, exc.name or name) from exc
+            self.cache[name] = (template, source)
+        return self.cache[name]
+
+    def render(self, name: str, context: dict, variables: Iterable[str] | None = None) -> str:
+        template, source = self.get(name, variables)
+        return render_checked(template, context, source, name)
+
+
+def _folder_stamp(override: Path | None) -> tuple:
+    """Names, sizes and times of the HTML templates that may be used: changes mean recompile."""
+    stamp = []
+    for folder in search_path(override):
+        if folder.is_dir():
+            for entry in sorted(folder.glob("*.html")):
+                info = entry.stat()
+                stamp.append((str(entry), info.st_size, info.st_mtime_ns))
+    return tuple(stamp)
+
+
+def _combine_html(pages: list[str]) -> str:
+    """One printable page holding every notice in order (CSS breaks the page between them)."""
+    first = pages[0]
+    head, tail = first[:first.index(NOTICE_START)], first[first.index(NOTICE_END) + len(NOTICE_END):]
+    bodies = [p[p.index(NOTICE_START) + len(NOTICE_START):p.index(NOTICE_END)] for p in pages]
+    return head + NOTICE_START + "".join(bodies) + NOTICE_END + tail
+
+
+def _data_uri(path: Path) -> str:
+    kind = mimetypes.guess_type(path.name)[0] or "image/png"
+    return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
+
+class Renderer:
+    """Renders notices of a NoticeInput into ``out_dir``."""
+
+    def __init__(self, data: ctx.NoticeInput, out_dir: Path, options: NoticeOptions,
+                 progress: Callable[[str], None] | None = None):
+        self.data, self.options = data, options
+        self.out_dir = Path(out_dir)
+        self.result = NoticeResult(self.out_dir, warnings=data.warnings)
+        self.html = HtmlTemplates.for_folder(options.templates)
+        self.progress = progress or (lambda _msg: None)
+
+    def _word_path(self, kind: str) -> Path:
+        return find_template(f"{kind}.docx", self.options.templates)
+
+    def _write_html(self, kind: str, stem: str, context: dict) -> tuple[str, str]:
+        page = self.html.render(f"{kind}.html", context, ctx.VARIABLES[kind])
+        name = f"{stem}.html"
+        self._put(self.out_dir / name, page)
+        return name, page
+
+    def _put(self, path: Path, data: bytes | str) -> None:
+        # Files are written on one background thread while the next document renders: creating
+        # files costs as much as rendering them on some disks.
+        payload = data.encode("utf-8") if isinstance(data, str) else data
+        self._pending.append(self._writer.submit(Path.write_bytes, path, payload))
+
+    # ---- kinds ----------------------------------------------------------------------------
+
+    def progress_notice(self) -> None:
+        if self.data.rollup is None:
+            self.result.warnings.append("没有汇总结果，未生成进度通报。")
+            return
+        base = ctx.progress_context(self.data)
+        chart = self._chart(base["committees"])
+        stem = fmt.safe_name(ctx.KIND_NAMES[ctx.PROGRESS], base["street"], self.data.as_of.isoformat())
+        notice = Notice(ctx.PROGRESS, f"进度通报（{fmt.cn_date(self.data.as_of)}）")
+        if "docx" in self.options.formats:
+            pictures = {"chart": Picture(chart.png, chart.width_mm)} if chart else {"chart": ""}
+            render_with_pictures(self._word_path(ctx.PROGRESS), self.out_dir / f"{stem}.docx",
+                                 {**base, **pictures}, ctx.VARIABLES[ctx.PROGRESS])
+            notice.docx = f"{stem}.docx"
+        if "html" in self.options.formats:
+            notice.html = self._write_html(ctx.PROGRESS, stem, {**base, "chart": Markup(chart.svg) if chart else ""})[0]
+        self.result.notices.append(notice)
+
+    def _chart(self, committees: list[dict]):
+        if not committees:
+            return None
+        rows = committees
+        if len(rows) > CHART_LIMIT:
+            rows = sorted(rows, key=lambda c: ctx.number(c.get("percent")))[:CHART_LIMIT]
+        try:
+            return progress_chart([str(c.get("committee_name") or c.get("committee_id")) for c in rows],
+                                  [ctx.number(c.get("percent")) for c in rows],
+                                  [str(c.get("status")) for c in rows],
+                                  expected=(getattr(self.data.rollup, "meta", {}) or {}).get("expected"),
+                                  title=f"完成率最低的{CHART_LIMIT}个居委会" if rows is not committees else "",
+                                  formats=tuple(f for f, k in (("svg", "html"), ("png", "docx"))
+                                                if k in self.options.formats))
+        except NoCjkFont as exc:
+            self.result.warnings.append(str(exc))
+            return None
+
+    def reminders(self) -> None:
+        if self.data.rollup is None:
+            self.result.warnings.append("没有汇总结果，未生成催办通知。")
+            return
+        contexts = ctx.reminder_contexts(self.data)
+        if not contexts:
+            return
+        kind = ctx.REMINDER
+        day = self.data.as_of.isoformat()
+        stems = [fmt.safe_name(ctx.KIND_NAMES[kind], c["committee"]["committee_id"],
+                               c["committee"]["committee_name"], day) for c in contexts]
+        notices = [Notice(kind, f"催办通知：{c['committee']['committee_name']}") for c in contexts]
+        combined = Notice(kind, f"催办通知（合并打印，共{len(contexts)}份）", combined=True)
+        combined_stem = fmt.safe_name(ctx.KIND_NAMES[kind], "合并打印", day)
+        if "docx" in self.options.formats:
+            word = WordTemplate(self._word_path(kind), ctx.VARIABLES[kind])
+            bodies = []
+            for stem, context, notice in zip(stems, contexts, notices):
+                body = word.render_body(context)
+                word.save(self.out_dir / f"{stem}.docx", [body], context, self._put)
+                notice.docx = f"{stem}.docx"
+                bodies.append(body)
+            # The combined file reuses the rendered bodies: one section per notice, numbered from 1.
+            word.save(self.out_dir / f"{combined_stem}.docx", bodies, contexts[0], self._put)
+            combined.docx = f"{combined_stem}.docx"
+        if "html" in self.options.formats:
+            pages = []
+            for stem, context, notice in zip(stems, contexts, notices):
+                notice.html, page = self._write_html(kind, stem, context)
+                pages.append(page)
+            self._put(self.out_dir / f"{combined_stem}.html", _combine_html(pages))
+            combined.html = f"{combined_stem}.html"
+        self.result.notices.extend([combined, *notices])
+
+    def meetings(self) -> None:
+        contexts = ctx.meeting_contexts(self.data, self.options.meeting)
+        if self.options.meeting and not contexts:
+            self.result.warnings.append(f"会议表中没有编号为“{self.options.meeting}”的会议。")
+        if not contexts:
+            return
+        kind = ctx.MEETING
+        word = WordTemplate(self._word_path(kind), ctx.VARIABLES[kind]) if "docx" in self.options.formats else None
+        for context in contexts:
+            m = context["meeting"]
+            stem = fmt.safe_name(ctx.KIND_NAMES[kind], m.get("meeting_id"), m.get("name"),
+                                 m["date"].isoformat() if m["date"] else "")
+            notice = Notice(kind, f"会议通知：{m.get('name')}")
+            if word is not None:
+                word.render_to(self.out_dir / f"{stem}.docx", context, self._put)
+                notice.docx = f"{stem}.docx"
+            if "html" in self.options.formats:
+                notice.html = self._write_html(kind, stem, context)[0]
+            self.result.notices.append(notice)
+
+    def bulletin(self) -> None:
+        context = ctx.bulletin_context(self.data, self.options.issue)
+        if context is None:
+            which = f"第{self.options.issue}期" if self.options.issue is not None else "任何一期"
+            self.result.warnings.append(f"简报稿件中没有{which}的稿件，未生成工作简报。")
+            return
+        kind = ctx.BULLETIN
+        stem = fmt.safe_name(ctx.KIND_NAMES[kind], f"第{context['issue']}期", self.data.as_of.isoformat())
+        notice = Notice(kind, f"{context['bulletin_name']} 第{context['issue']}期")
+        if "docx" in self.options.formats:
+            articles = [{**a, "picture": Picture(Path(a["picture_path"]).read_bytes(), 120)
+                         if a["picture_path"] else ""} for a in context["articles"]]
+            render_with_pictures(self._word_path(kind), self.out_dir / f"{stem}.docx",
+                                 {**context, "articles": articles}, ctx.VARIABLES[kind])
+            notice.docx = f"{stem}.docx"
+        if "html" in self.options.formats:
+            articles = [{**a, "picture": Markup('<img src="{}" alt="{}">').format(
+                _data_uri(Path(a["picture_path"])), a.get("caption") or "")
+                if a["picture_path"] else ""} for a in context["articles"]]
+            notice.html = self._write_html(kind, stem, {**context, "articles": articles})[0]
+        self.result.notices.append(notice)
+
+    # ---- the run --------------------------------------------------------------------------
+
+    def run(self) -> NoticeResult:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        steps = {ctx.PROGRESS: self.progress_notice, ctx.REMINDER: self.reminders,
+                 ctx.MEETING: self.meetings, ctx.BULLETIN: self.bulletin}
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="healthbook-write")
+        self._pending: list[Future] = []
+        try:
+            for kind in self.options.kinds:
+                self.progress(f"正在生成{ctx.KIND_NAMES[kind]}……")
+                steps[kind]()
+        finally:
+            self._writer.shutdown(wait=True)
+        for done in self._pending:
+            done.result()  # a failed write (disk full, no permission) surfaces here
+        if self.options.pdf:
+            self._pdf()
+        self.result.index = self._index()
+        return self.result
+
+    def _pdf(self) -> None:
+        docs = [n for n in self.result.notices if n.docx]
+        try:
+            converted = convert_to_pdf([self.out_dir / n.docx for n in docs], self.out_dir)
+        except PdfUnavailable as exc:
+            self.result.warnings.append(str(exc))
+            return
+        for n in docs:
+            pdf = Path(n.docx).with_suffix(".pdf").name
+            if pdf in converted:
+                n.pdf = pdf
+
+    def _index(self) -> Path:
+        groups = []
+        for kind in ALL_KINDS:
+            items = [n for n in self.result.notices if n.kind == kind]
+            if items:
+                groups.append({"kind": ctx.KIND_NAMES[kind], "notices": items,
+                               "count": sum(not n.combined for n in items)})
+        page = self.html.render("index.html", {
+            "street": fmt.text(self.data.settings.get("street")), "as_of": self.data.as_of,
+            "notices": self.result.notices, "groups": groups, "warnings": self.result.warnings,
+            "count": sum(not n.combined for n in self.result.notices),
+        })
+        path = self.out_dir / "index.html"
+        path.write_text(page, encoding="utf-8")
+        return path
+
+
+class PdfUnavailable(Exception):
+    def __str__(self) -> str:
+        return ("未找到 LibreOffice（soffice），未生成 PDF。请安装 LibreOffice 后重试，"
+                "或用 Word 打开 .docx 另存为 PDF。")
+
+
+def convert_to_pdf(paths: list[Path], out_dir: Path, timeout: int = 600) -> set[str]:
+    """Convert .docx files to PDF with headless LibreOffice (one process); returns the PDF names made."""
+    soffice = shutil.which("soffice") or shutil.which("libreoffice")
+    if not soffice:
+        raise PdfUnavailable()
+    if not paths:
+        return set()
+    with tempfile.TemporaryDirectory(prefix="healthbook-lo-") as profile:
+        subprocess.run(
+            [soffice, f"-env:UserInstallation={Path(profile).as_uri()}", "--headless",
+             "--convert-to", "pdf", "--outdir", str(out_dir), *map(str, paths)],
+            check=False, capture_output=True, timeout=timeout,
+        )
+    return {p.with_suffix(".pdf").name for p in paths if (out_dir / p.with_suffix(".pdf").name).exists()}
+
+
+def render_notices(data: ctx.NoticeInput, out_dir: Path | str, options: NoticeOptions | None = None,
+                   progress: Callable[[str], None] | None = None) -> NoticeResult:
+    """Render the chosen notice kinds of ``data`` into ``out_dir`` (Word, HTML, an index.html)."""
+    return Renderer(data, Path(out_dir), options or NoticeOptions(), progress).run()
+
+
+__all__ = ["Notice", "NoticeOptions", "NoticeResult", "PdfUnavailable", "TemplateProblem",
+           "convert_to_pdf", "escape", "parse_kinds", "render_notices"]

@@ -1,0 +1,180 @@
+"""Word output from docxtpl templates.
+
+``WordTemplate`` parses a .docx template once (docxtpl's tag clean-up, jinja compilation) and then
+fills it for each document by rendering the compiled body and zipping it with the template's other
+parts as stored bytes — the repeated work plain docxtpl does per document (unzip, parse, clean up,
+compile, re-serialise) happens once. Documents that embed pictures (the progress chart, bulletin
+photos) go through docxtpl itself, which manages image parts.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+from docx.shared import Mm
+from docxtpl import DocxTemplate, InlineImage
+
+from .env import TemplateProblem, compile_template, docx_environment, render_checked, undefined_problem
+
+DOCUMENT = "word/document.xml"
+_TEMPLATED_PART = re.compile(r"word/(document|header\d*|footer\d*)\.xml$")
+_BODY = re.compile(r"(<w:body>)(.*?)(<w:sectPr\b.*?</w:sectPr>)(\s*</w:body>)", re.DOTALL)
+_PGNUM = re.compile(r"<w:pgNumType\b[^>]*/>")
+_LISTING_CHARS = re.compile(r"[\t\a\n\f]")
+
+
+def _xml_source(tpl: DocxTemplate, xml: str) -> str:
+    # docxtpl's own preparation: tags merged across runs, {%p %}/{%tr %} lifted, one paragraph a line.
+    return re.sub(r"<w:p([ >])", r"\n<w:p\1", tpl.patch_xml(xml))
+
+
+def _finish(tpl: DocxTemplate, xml: str) -> str:
+    xml = re.sub(r"\n<w:p([ >])", r"<w:p\1", xml)
+    xml = xml.replace("{_{", "{{").replace("}_}", "}}").replace("{_%", "{%").replace("%_}", "%}")
+    # Line breaks, tabs and page breaks inside values → Word breaks (docxtpl's listing rules).
+    return tpl.resolve_listing(xml) if _LISTING_CHARS.search(xml) else xml
+
+
+class WordTemplate:
+    """A .docx template compiled once, filled many times."""
+
+    def __init__(self, path: Path, variables: Iterable[str] | None = None,
+                 env: jinja2.Environment | None = None):
+        self.path = Path(path)
+        self.name = self.path.name
+        self.env = env or docx_environment()
+        self._tpl = DocxTemplate(str(self.path))
+        with zipfile.ZipFile(self.path) as z:
+            self.parts = {info.filename: z.read(info) for info in z.infolist()}
+        self.sources: dict[str, str] = {}
+        self.compiled: dict[str, jinja2.Template] = {}
+        variables = list(variables) if variables is not None else None
+        for part, data in self.parts.items():
+            if not _TEMPLATED_PART.match(part):
+                continue
+            xml = data.decode("utf-8")
+            if "{" not in xml and "｛" not in xml:
+                continue
+            if part == DOCUMENT:
+                m = _BODY.search(xml)
+                if not m:
+                    raise TemplateProblem(self.name, "", "不是有效的 Word 文档（找不到正文）")
+                self._head, body, self._sect, tail = xml[:m.start(2)], m.group(2), m.group(3), m.group(4)
+                self._tail = tail + xml[m.end():]
+                xml = body
+            source = _xml_source(self._tpl, xml)
+            self.sources[part] = source
+            self.compiled[part] = compile_template(self.env, source, self.name, variables)
+        if DOCUMENT not in self.compiled:  # a template without tags still renders
+            xml = self.parts[DOCUMENT].decode("utf-8")
+            m = _BODY.search(xml)
+            self._head, self._sect = xml[:m.start(2)], m.group(3)
+            self._tail = m.group(4) + xml[m.end():]
+            self.compiled[DOCUMENT] = self.env.from_string(m.group(2).replace("{", "{{ '{' }}"))
+            self.sources[DOCUMENT] = m.group(2)
+
+    def render_body(self, context: dict) -> str:
+        """The filled body XML of one document (without its final section properties)."""
+        return _finish(self._tpl, render_checked(self.compiled[DOCUMENT], context,
+                                                 self.sources[DOCUMENT], self.name))
+
+    def _other_parts(self, context: dict) -> dict[str, bytes]:
+        parts = {}
+        for part, template in self.compiled.items():
+            if part != DOCUMENT:
+                xml = _finish(self._tpl, render_checked(template, context, self.sources[part], self.name))
+                parts[part] = xml.encode("utf-8")
+        return parts
+
+    def save(self, path: Path, bodies: list[str], context: dict,
+             write: Callable[[Path, bytes], object] | None = None) -> Path:
+        """Write a document holding ``bodies`` in order, each its own section numbered from 1.
+
+        ``context`` fills templated headers and footers (the first notice's, in a combined file);
+        ``write(path, data)`` replaces the plain file write (the renderer writes on a thread).
+        """
+        sections = []
+        if len(bodies) > 1:
+            restart = _PGNUM.sub("", self._sect).replace(
+                "</w:sectPr>", '<w:pgNumType w:fmt="decimal" w:start="1"/></w:sectPr>')
+            # Schema order wants pgNumType before cols/docGrid; LibreOffice and Word accept this
+            # position, but keep it tidy: put it right after the page margins.
+            restart = _reorder_pgnum(restart)
+            for body in bodies[:-1]:
+                sections.append(f"{body}<w:p><w:pPr>{restart}</w:pPr></w:p>")
+        sections.append(bodies[-1])
+        final_sect = _reorder_pgnum(_PGNUM.sub("", self._sect).replace(
+            "</w:sectPr>", '<w:pgNumType w:fmt="decimal" w:start="1"/></w:sectPr>'))
+        document = self._head + "".join(sections) + final_sect + self._tail
+        overrides = {DOCUMENT: document.encode("utf-8"), **self._other_parts(context)}
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+            for part, data in self.parts.items():
+                z.writestr(part, overrides.get(part, data))
+        path = Path(path)
+        (write or Path.write_bytes)(path, buffer.getvalue())
+        return path
+
+    def render_to(self, path: Path, context: dict,
+                  write: Callable[[Path, bytes], object] | None = None) -> Path:
+        """One document from one context."""
+        return self.save(path, [self.render_body(context)], context, write)
+
+
+_SECT_ORDER = re.compile(r"(<w:pgMar\b[^>]*/>)(.*?)(<w:pgNumType\b[^>]*/>)", re.DOTALL)
+
+
+def _reorder_pgnum(sect: str) -> str:
+    # ECMA-376 order inside sectPr: ... pgSz, pgMar, paperSrc, pgBorders, lnNumType, pgNumType, cols ...
+    m = re.search(r"<w:pgNumType\b[^>]*/>", sect)
+    if not m:
+        return sect
+    sect = sect[:m.start()] + sect[m.end():]
+    anchor = re.search(r"<w:pgMar\b[^>]*/>", sect)
+    if not anchor:
+        return sect.replace("</w:sectPr>", m.group(0) + "</w:sectPr>")
+    return sect[:anchor.end()] + m.group(0) + sect[anchor.end():]
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A picture to place in a Word document (PNG/JPEG bytes, width in mm)."""
+
+    data: bytes
+    width_mm: float
+
+
+def _bind(value: object, tpl: DocxTemplate) -> object:
+    # Pictures may sit anywhere in the context (the chart at top level, photos inside articles).
+    if isinstance(value, Picture):
+        return InlineImage(tpl, io.BytesIO(value.data), width=Mm(value.width_mm))
+    if isinstance(value, dict):
+        return {k: _bind(v, tpl) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_bind(v, tpl) for v in value]
+    return value
+
+
+def render_with_pictures(path: Path, out: Path, context: dict,
+                         variables: Iterable[str] | None = None) -> Path:
+    """Render one document through docxtpl; ``Picture`` values in ``context`` become images."""
+    tpl = DocxTemplate(str(path))
+    env = docx_environment()
+    name = Path(path).name
+    tpl.init_docx()
+    source = _xml_source(tpl, tpl.get_xml())
+    compile_template(env, source, name, variables)  # Chinese errors before docxtpl sees the template
+    try:
+        tpl.render(_bind(context, tpl), env, autoescape=True)
+    except jinja2.UndefinedError as exc:
+        raise undefined_problem(exc, source, name) from exc
+    except jinja2.TemplateError as exc:
+        raise TemplateProblem(name, "", f"渲染失败（{exc}）") from exc
+    tpl.save(str(out))
+    return Path(out)

@@ -1,0 +1,183 @@
+"""The one-click job: validate → mark → roll up → write the output sheets → render every notice.
+
+Works over any workbook adapter offering ``read() -> Workbook`` and ``write(sheets, marks)``: the
+file adapter (``FileBook``) from the command line, the live xlwings adapter from the Excel button.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from . import schema
+from .book.read import Workbook
+from .book.write_types import Mark, SheetWrite
+from .errors import WorkbookBusy
+from .marks import validation_writes
+from .problems import Validation
+from .render.context import NoticeInput
+from .render.notices import NoticeOptions, NoticeResult, render_notices
+from .rollup import Rollup, rollup, rollup_sheets
+from .validate import validate
+
+
+class BookAdapter(Protocol):
+    def read(self) -> Workbook: ...
+
+    def write(self, sheets: list[SheetWrite], marks: list[Mark] | None = None) -> Any: ...
+
+
+@dataclass
+class ReportResult:
+    """What one report run did, as data (the CLI and the Excel macro render it)."""
+
+    workbook: str
+    as_of: date
+    errors: int
+    warnings: int
+    statuses: dict[str, int]
+    projects: int
+    rows_used: int
+    rows_unverified: int
+    notices: NoticeResult
+    written: bool = True
+    busy: str = ""  # why the workbook was not written (open in Excel …)
+    staged: str = ""  # where the would-be result was put instead
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        if self.busy:
+            return WorkbookBusy.exit_code
+        return 1 if self.errors else 0
+
+    def to_dict(self) -> dict:
+        return {
+            "workbook": self.workbook, "as_of": self.as_of.isoformat(), "errors": self.errors,
+            "warnings": self.warnings, "statuses": self.statuses, "projects": self.projects,
+            "rows_used": self.rows_used, "rows_unverified": self.rows_unverified,
+            "written": self.written, "busy": self.busy, "staged": self.staged,
+            "notices": self.notices.to_dict(),
+        }
+
+    def text(self) -> str:
+        """The Chinese summary printed after a run."""
+        lines = [f"工作簿：{self.workbook}（统计截至 {self.as_of.isoformat()}）"]
+        where = "已写入“校验结果”表，出错的单元格已标色并加批注" if self.written else "未写入工作簿"
+        lines.append(f"校验：错误 {self.errors} 条，警告 {self.warnings} 条（{where}）。")
+        status = "，".join(f"{k} {v}" for k, v in self.statuses.items())
+        lines.append(f"汇总：{self.projects} 个项目；居委会 {status}；台账计入 {self.rows_used} 条，"
+                     f"待核实 {self.rows_unverified} 条。")
+        counts = "，".join(f"{k} {v}" for k, v in self.notices.counts().items()) or "无"
+        combined = "，催办通知另有一份合并打印" if any(n.combined for n in self.notices.notices) else ""
+        lines.append(f"通知：{counts}（每份均有 Word 和网页版{combined}）。")
+        lines.append(f"输出文件夹：{self.notices.out_dir.resolve()}")
+        if self.notices.index:
+            lines.append(f"目录：{self.notices.index.resolve()}")
+        if self.busy:
+            lines.append(f"注意：{self.busy}")
+        if self.staged:
+            lines.append(f"本次结果已暂存为：{self.staged}（关闭工作簿后重新运行即可写入）")
+        lines += [f"注意：{w}" for w in self.notices.warnings]
+        return "\n".join(lines)
+
+
+def resolve_folder(value: object, base: Path) -> Path | None:
+    """A 设置 folder: relative to the workbook's folder unless absolute; None when blank."""
+    if value is None or not str(value).strip():
+        return None
+    path = Path(str(value).strip())
+    return path if path.is_absolute() else base / path
+
+
+def default_out_dir(book: Workbook) -> Path:
+    setting = schema.SETTINGS_BY_KEY["notices"]
+    folder = book.settings.get("notices") or setting.default
+    return resolve_folder(folder, Path(book.path).parent) or Path(book.path).parent / setting.default
+
+
+def analyse(book: Workbook, as_of: date) -> tuple[Validation, Rollup]:
+    """(validation, rollup) of a workbook as read."""
+    settings = book.settings
+    validation = validate(book.frames, settings, as_of)
+    return validation, rollup(validation, settings, as_of)
+
+
+def notice_input(book: Workbook, validation: Validation, result: Rollup, as_of: date) -> NoticeInput:
+    return NoticeInput(validation.frames, book.settings, as_of, result, Path(book.path).parent)
+
+
+def with_template_setting(book: Workbook, options: NoticeOptions) -> NoticeOptions:
+    """Use 设置 模板文件夹 when no ``--templates`` was given."""
+    if options.templates is None:
+        options.templates = resolve_folder(book.settings.get("templates"), Path(book.path).parent)
+    return options
+
+
+def run_report(adapter: BookAdapter, out_dir: Path | str | None = None, as_of: date | None = None,
+               options: NoticeOptions | None = None,
+               progress: Callable[[str], None] | None = None) -> ReportResult:
+    """Validate, mark, roll up, write the output sheets and render every notice.
+
+    ``out_dir`` defaults to 设置 通知输出文件夹 beside the workbook; ``as_of`` to today. When the
+    workbook is busy (open in Excel) the notices are still rendered and ``busy`` says why nothing
+    was written.
+    """
+    say = progress or (lambda _msg: None)
+    as_of = as_of or date.today()
+    say("正在读取工作簿……")
+    book = adapter.read()
+    say("正在校验和汇总……")
+    validation, result = analyse(book, as_of)
+    issues, marks = validation_writes(validation)
+    options = with_template_setting(book, options or NoticeOptions())
+    out = Path(out_dir) if out_dir else default_out_dir(book)
+    # Notices first, so the workbook is written once, with the list of what was generated.
+    notices = render_notices(notice_input(book, validation, result, as_of), out, options, say)
+    sheets = [*issues, *rollup_sheets(result)]
+    if schema.NOTICES.name in book.sheet_names:  # workbooks made before 通知清单 existed go without
+        sheets.append(notices_sheet(notices, Path(book.path).parent))
+    written, busy, staged = True, "", None
+    say("正在写入校验结果、进度表和通知清单……")
+    if hasattr(adapter, "write_or_stage"):  # the file adapter stages beside a busy master
+        outcome = adapter.write_or_stage(sheets, marks)
+        if outcome.busy:
+            written, busy, staged = False, outcome.busy, outcome.staged
+    else:
+        try:
+            adapter.write(sheets, marks)
+        except WorkbookBusy as exc:
+            written, busy = False, str(exc)
+    statuses = {s: 0 for s in ("正常", "滞后", "严重滞后")}
+    for s in result.committees["status"]:
+        if s in statuses:
+            statuses[s] += 1
+    meta = result.meta
+    return ReportResult(
+        workbook=str(book.path), as_of=as_of, errors=validation.errors, warnings=validation.warnings,
+        statuses=statuses, projects=len(result.projects), rows_used=int(meta.get("rows_used", 0)),
+        rows_unverified=int(meta.get("rows_unverified", 0)), notices=notices, written=written, busy=busy,
+        staged=str(staged) if staged else "",
+    )
+
+
+def notices_sheet(rendered: NoticeResult, home: Path) -> SheetWrite:
+    """通知清单: one row per generated notice, its files linked relative to the workbook's folder."""
+    rows, links = [], {}
+    home = Path(home).resolve()
+    out_dir = Path(rendered.out_dir).resolve()
+    for i, notice in enumerate(rendered.notices):
+        rows.append({"kind": notice.to_dict()["kind"], "title": notice.title,
+                     "docx": notice.docx, "html": notice.html})
+        for key in ("docx", "html"):
+            name = getattr(notice, key)
+            if name:
+                path = out_dir / name
+                links[(i, key)] = os.path.relpath(path, home) if path.is_relative_to(home) else str(path)
+    when = datetime.now().strftime("%Y-%m-%d %H:%M")
+    note = f"生成于 {when}，共 {len(rows)} 个文件，保存在 {out_dir}。"
+    return SheetWrite(schema.NOTICES, rows, note=note, links=links)

@@ -1,0 +1,487 @@
+"""Progress roll-ups: who is behind, per committee, project, responsible unit and category.
+
+Pure: takes the validator's normalised frames and returns DataFrames (no files, no Excel).
+
+Definitions (the numbers leaders read, stated once):
+
+- **Counted rows.** A 台账 row counts when it has no validation error, names a known 居委会 and
+  项目, and is dated on or before ``as_of``. Rows with an error — or whose committee/project/date
+  cannot be placed — are *待核实* (counted, never summed). Warnings do not exclude a row. Rows dated
+  after ``as_of`` are neither: a roll-up as of a past date reproduces what was known then.
+- **Committee target for a project.** The 目标 sheet's value when it has a row for the pair (rows
+  with an error are ignored); otherwise an equal share of what the project's street-wide 目标值
+  leaves after the 目标 rows (never below zero) among the committees without a row — in whole
+  units when that is a whole number, the remainder going one each to the first committees in
+  sheet order. A project
+  without any 目标 rows is thus split equally among all committees.
+- **Percent** is achieved / target as a raw fraction (1.25 = 125 %); empty when the target is
+  missing or zero. Display caps at 100 % happen in rendering (and in the sheets' number format).
+- **Done / overdue (per committee × project).** The pair is *done* when its latest counted entry
+  (by 日期, then row) has 状态 已完成, or when achieved ≥ its target. It is *overdue* when the
+  project's 截止日期 is before ``as_of`` (the deadline day itself is not late) and it is not done —
+  a committee that never reported on a project past its deadline is overdue on it.
+- **Committee overall percent** is weighted by target, each project capped at its target:
+  Σ min(achieved, target) / Σ target over its projects that have a target — so running far ahead
+  on one project does not hide lag on another (目标合计 and 完成合计 in the sheet are plain sums).
+- **Project** overdue when any committee is overdue on it; **unit** and **category** percent is the
+  plain mean of their projects' percents; their overdue count is the number of overdue projects.
+- **Traffic light.** Expected progress is the elapsed fraction of the programme year (设置 年度,
+  counting ``as_of`` itself); shortfall = expected − percent; 严重滞后 when shortfall ≥ 严重滞后阈值,
+  滞后 when ≥ 滞后阈值, else 正常; none when there is no percent. ``progress_status`` is the only
+  place this is decided.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from . import schema
+from .book.read import ROW
+from .book.write_types import SheetWrite
+from .problems import Validation
+
+# Responsible units are separated by 、 (contract); commas and semicolons typed instead are accepted.
+_UNIT_SPLIT = r"[、，,；;]"
+TARGET_FROM_SHEET = "目标"
+TARGET_SHARED = "分摊"
+
+
+@dataclass
+class Rollup:
+    """Progress tables; columns are the output sheets' column keys plus the extras documented below.
+
+    - ``committees``: COMMITTEE_PROGRESS keys (last_report datetime64, percent raw fraction).
+    - ``projects``: PROJECT_PROGRESS keys (overdue bool) + ``indicator_unit``.
+    - ``units``: UNIT_PROGRESS keys + ``project_ids`` (、-joined).
+    - ``categories``: CATEGORY_BLOCK keys + ``project_ids``, ``unverified``.
+    - ``committee_projects``: one row per committee × project: committee_id, committee_name,
+      project_id, project_name, target, target_source (目标/分摊), achieved, percent, entries,
+      last_report, latest_status, deadline, done, overdue.
+    - ``meta``: as_of (date), year, expected (elapsed fraction), lag_threshold,
+      severe_lag_threshold, rows_total, rows_used, rows_unverified, rows_after_as_of.
+    """
+
+    committees: pd.DataFrame
+    projects: pd.DataFrame
+    units: pd.DataFrame
+    categories: pd.DataFrame
+    committee_projects: pd.DataFrame
+    meta: dict = field(default_factory=dict)
+
+    def committee_chart(self) -> pd.DataFrame:
+        """Data for the per-committee progress chart: one bar per committee, expected as a line.
+
+        Columns: committee_id, committee_name, percent (raw), percent_display (capped at 1,
+        0 when there is no target), status, expected.
+        """
+        chart = self.committees[["committee_id", "committee_name", "percent", "status"]].copy()
+        chart.insert(3, "percent_display", capped(chart["percent"]).fillna(0.0))
+        chart["expected"] = self.meta["expected"]
+        return chart.reset_index(drop=True)
+
+    def to_dict(self) -> dict:
+        """Plain data for ``--json`` and for renderers: tables as lists of records (dates ISO)."""
+        tables = {
+            name: _records(getattr(self, name), iso=True)
+            for name in ("committees", "projects", "units", "categories", "committee_projects")
+        }
+        meta = {**self.meta, "as_of": self.meta["as_of"].isoformat()}
+        return {"meta": meta, **tables}
+
+
+def capped(percent: pd.Series) -> pd.Series:
+    """Percent as displayed: at most 1 (100 %); missing stays missing."""
+    return percent.clip(upper=1.0)
+
+
+def progress_status(percent: pd.Series, expected: float, lag: float, severe: float) -> pd.Series:
+    """正常 / 滞后 / 严重滞后 by how far ``percent`` falls short of ``expected`` (None without a percent)."""
+    shortfall = (expected - percent.astype(float)).round(9)  # 0.15 must stay 0.15, not 0.1499999
+    status = np.select(
+        [shortfall >= severe, shortfall >= lag],
+        [schema.PROGRESS_SEVERE, schema.PROGRESS_LAG],
+        schema.PROGRESS_OK,
+    ).astype(object)
+    status[percent.isna().to_numpy()] = None
+    return pd.Series(status, index=percent.index, dtype=object)
+
+
+def elapsed_fraction(as_of: date, year: int) -> float:
+    """Share of the programme year gone by the end of ``as_of`` (0 before it starts, 1 after it ends)."""
+    start, end = date(year, 1, 1), date(year + 1, 1, 1)
+    return min(1.0, max(0.0, ((as_of - start).days + 1) / (end - start).days))
+
+
+def thresholds(settings: dict) -> tuple[float, float]:
+    """(滞后阈值, 严重滞后阈值) from 设置, falling back to the contract's defaults."""
+    return (_setting_number(settings, "lag_threshold"), _setting_number(settings, "severe_lag_threshold"))
+
+
+def rollup(validation: Validation, settings: dict, as_of: date) -> Rollup:
+    """Roll the validated workbook up as of ``as_of`` (see the module docstring for definitions)."""
+    frames = validation.frames
+    asof = pd.Timestamp(as_of)
+    year = _setting_year(settings, as_of)
+    lag, severe = thresholds(settings)
+    expected = elapsed_fraction(as_of, year)
+
+    def status(percent: pd.Series) -> pd.Series:
+        return progress_status(percent, expected, lag, severe)
+
+    committees = _committees(frames[schema.COMMITTEES.name])
+    projects = _projects(frames[schema.PROJECTS.name])
+    explicit = _explicit_targets(
+        frames.get(schema.TARGETS.name), validation.error_rows(schema.TARGETS.name), committees, projects
+    )
+    ledger = _ledger(frames[schema.LEDGER.name])
+
+    is_error = ledger["row"].isin(validation.error_rows(schema.LEDGER.name))
+    placed = (
+        ledger["committee_id"].isin(committees["committee_id"])
+        & ledger["project_id"].isin(projects["project_id"])
+        & ledger["date"].notna()
+    ).fillna(False).astype(bool)
+    after = ~is_error & placed & (ledger["date"] > asof)
+    used = ledger[~is_error & placed & ~after]
+    unverified = ledger[is_error | ~placed]
+
+    pairs = _committee_projects(committees, projects, explicit, used, asof)
+    by_committee = _committee_table(committees, pairs, used, unverified, asof, status)
+    by_project = _project_table(projects, pairs, used, unverified, status)
+    by_unit = _unit_table(by_project, status)
+    by_category = _category_table(by_project, status)
+
+    meta = {
+        "as_of": as_of,
+        "year": year,
+        "expected": expected,
+        "lag_threshold": lag,
+        "severe_lag_threshold": severe,
+        "rows_total": len(ledger),
+        "rows_used": len(used),
+        "rows_unverified": len(unverified),
+        "rows_after_as_of": int(after.sum()),
+    }
+    return Rollup(by_committee, by_project, by_unit, by_category, pairs, meta)
+
+
+# --- inputs -------------------------------------------------------------------------------------
+
+def _key(series: pd.Series) -> pd.Series:
+    """Keys and short texts as strings (NA when blank), so merges match whatever the cell held."""
+    text = series.astype("string").str.strip()
+    return text.mask(text == "")
+
+
+def _committees(frame: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame({"committee_id": _key(frame["committee_id"]), "committee_name": _key(frame["name"])})
+    return out.dropna(subset=["committee_id"]).drop_duplicates("committee_id").reset_index(drop=True)
+
+
+def _projects(frame: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame({
+        "project_id": _key(frame["project_id"]),
+        "category": _key(frame["category"]),
+        "name": _key(frame["name"]),
+        "units": _key(frame["units"]),
+        "indicator_unit": _key(frame["indicator_unit"]),
+        "target": pd.to_numeric(frame["target"], errors="coerce").astype(float),
+        "deadline": _dates(frame["deadline"]),
+    })
+    return out.dropna(subset=["project_id"]).drop_duplicates("project_id").reset_index(drop=True)
+
+
+def _explicit_targets(
+    frame: pd.DataFrame | None, error_rows: set[int], committees: pd.DataFrame, projects: pd.DataFrame
+) -> pd.DataFrame:
+    columns = ["committee_id", "project_id", "explicit_target"]
+    if frame is None or frame.empty:
+        return pd.DataFrame({c: pd.Series(dtype="string" if c != "explicit_target" else float)
+                             for c in columns})
+    out = pd.DataFrame({
+        "committee_id": _key(frame["committee_id"]),
+        "project_id": _key(frame["project_id"]),
+        "explicit_target": pd.to_numeric(frame["target"], errors="coerce").astype(float),
+    })
+    keep = (
+        ~frame[ROW].isin(error_rows)
+        & out["committee_id"].isin(committees["committee_id"])
+        & out["project_id"].isin(projects["project_id"])
+        & out["explicit_target"].notna()
+    ).fillna(False).astype(bool)
+    return out[keep].drop_duplicates(["committee_id", "project_id"])[columns]
+
+
+def _ledger(frame: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "row": frame[ROW].astype(int),
+        "date": _dates(frame["date"]),
+        "committee_id": _key(frame["committee_id"]),
+        "project_id": _key(frame["project_id"]),
+        "quantity": pd.to_numeric(frame["quantity"], errors="coerce").astype(float),
+        "status": _key(frame["status"]),
+    })
+
+
+def _dates(series: pd.Series) -> pd.Series:
+    return pd.to_datetime(series, errors="coerce").astype("datetime64[ns]").dt.normalize()
+
+
+# --- tables -------------------------------------------------------------------------------------
+
+def _committee_projects(
+    committees: pd.DataFrame, projects: pd.DataFrame, explicit: pd.DataFrame, used: pd.DataFrame,
+    asof: pd.Timestamp,
+) -> pd.DataFrame:
+    grid = committees.merge(
+        projects[["project_id", "name", "target", "deadline"]].rename(
+            columns={"name": "project_name", "target": "project_target"}),
+        how="cross",
+    ).merge(explicit, on=["committee_id", "project_id"], how="left")
+
+    has_row = grid["explicit_target"].notna()
+    per_project = (
+        grid.assign(given=grid["explicit_target"].fillna(0.0), missing=~has_row)
+        .groupby("project_id", sort=False)
+        .agg(given=("given", "sum"), missing=("missing", "sum"))
+    )
+    left = (projects.set_index("project_id")["target"] - per_project["given"]).clip(lower=0.0)
+    count = per_project["missing"].where(per_project["missing"] > 0)
+    # Whole targets are shared out in whole units (40 场 among 13: 4 × 1 + 9 × 3), the extra
+    # units going to the first committees in sheet order; fractional targets are split evenly.
+    whole = np.isclose(left, np.round(left))
+    base = pd.Series(np.where(whole, np.floor(left / count), left / count), index=left.index)
+    extra = pd.Series(np.where(whole, np.round(left - base * count), 0.0), index=left.index)
+    rank = grid.assign(missing=~has_row).groupby("project_id", sort=False)["missing"].cumsum() - 1
+    grid["share"] = grid["project_id"].map(base) + (rank < grid["project_id"].map(extra)).astype(float)
+    grid["target"] = grid["explicit_target"].where(has_row, grid["share"])
+    grid["target_source"] = np.where(has_row, TARGET_FROM_SHEET, TARGET_SHARED)
+
+    ordered = used.sort_values(["date", "row"])
+    activity = ordered.groupby(["committee_id", "project_id"], sort=False).agg(
+        entries=("row", "size"),
+        achieved=("quantity", "sum"),
+        last_report=("date", "max"),
+        latest_status=("status", "last"),
+    )
+    grid = grid.merge(activity, left_on=["committee_id", "project_id"], right_index=True, how="left")
+    grid["entries"] = grid["entries"].fillna(0).astype(int)
+    grid["achieved"] = grid["achieved"].fillna(0.0)
+    grid["percent"] = _ratio(grid["achieved"], grid["target"])
+    grid["done"] = (
+        grid["latest_status"].eq(schema.DONE_STATUS).fillna(False).astype(bool)
+        | (grid["target"].notna() & (grid["achieved"] >= grid["target"]))
+    )
+    grid["overdue"] = (grid["deadline"].notna() & (grid["deadline"] < asof) & ~grid["done"]).astype(bool)
+    return grid[[
+        "committee_id", "committee_name", "project_id", "project_name", "target", "target_source",
+        "achieved", "percent", "entries", "last_report", "latest_status", "deadline", "done", "overdue",
+    ]].reset_index(drop=True)
+
+
+def _committee_table(committees, pairs, used, unverified, asof, status) -> pd.DataFrame:
+    with_target = pairs["target"].notna()
+    totals = (
+        pairs.assign(
+            t=pairs["target"].where(with_target),
+            a=pairs["achieved"].where(with_target, 0.0),
+            # Over-achieving one project must not hide lag on another: cap each at its target.
+            capped=pairs["achieved"].clip(upper=pairs["target"]).where(with_target, 0.0),
+        )
+        .groupby("committee_id", sort=False)
+        .agg(target=("t", "sum"), achieved=("a", "sum"), capped=("capped", "sum"),
+             overdue=("overdue", "sum"))
+    )
+    reports = used.groupby("committee_id").agg(entries=("row", "size"), last_report=("date", "max"))
+    out = (
+        committees.merge(reports, left_on="committee_id", right_index=True, how="left")
+        .merge(totals, left_on="committee_id", right_index=True, how="left")
+        .merge(_counts(unverified, "committee_id"), left_on="committee_id", right_index=True, how="left")
+    )
+    out["entries"] = out["entries"].fillna(0).astype(int)
+    out["days_since_report"] = (asof - out["last_report"]).dt.days.astype("Int64")
+    out["target"] = out["target"].fillna(0.0)
+    out["achieved"] = out["achieved"].fillna(0.0)
+    out["percent"] = _ratio(out["capped"].fillna(0.0), out["target"])
+    out["overdue"] = out["overdue"].fillna(0).astype(int)
+    out["unverified"] = out["unverified"].fillna(0).astype(int)
+    out["status"] = status(out["percent"])
+    return out[schema.COMMITTEE_PROGRESS.keys].reset_index(drop=True)
+
+
+def _project_table(projects, pairs, used, unverified, status) -> pd.DataFrame:
+    done = used.groupby("project_id").agg(
+        achieved=("quantity", "sum"), committees_reported=("committee_id", "nunique"))
+    late = pairs.groupby("project_id").agg(overdue_committees=("overdue", "sum"))
+    out = (
+        projects.merge(done, left_on="project_id", right_index=True, how="left")
+        .merge(late, left_on="project_id", right_index=True, how="left")
+        .merge(_counts(unverified, "project_id"), left_on="project_id", right_index=True, how="left")
+    )
+    out["achieved"] = out["achieved"].fillna(0.0)
+    out["percent"] = _ratio(out["achieved"], out["target"])
+    for col in ("committees_reported", "overdue_committees", "unverified"):
+        out[col] = out[col].fillna(0).astype(int)
+    out["overdue"] = out["overdue_committees"] > 0
+    out["status"] = status(out["percent"])
+    return out[[*schema.PROJECT_PROGRESS.keys, "indicator_unit"]].reset_index(drop=True)
+
+
+def _unit_table(projects: pd.DataFrame, status) -> pd.DataFrame:
+    led = projects.assign(unit=projects["units"].str.split(_UNIT_SPLIT, regex=True)).explode("unit")
+    led["unit"] = _key(led["unit"])
+    led = led.dropna(subset=["unit"]).drop_duplicates(["unit", "project_id"])
+    out = _group_projects(led, "unit")
+    out["status"] = status(out["average_percent"])
+    return out[[*schema.UNIT_PROGRESS.keys, "project_ids"]]
+
+
+def _category_table(projects: pd.DataFrame, status) -> pd.DataFrame:
+    known = [c for c in schema.CATEGORIES if c in set(projects["category"].dropna())]
+    others = [c for c in projects["category"].dropna().unique() if c not in schema.CATEGORIES]
+    out = _group_projects(projects.dropna(subset=["category"]), "category")
+    out = out.set_index("category").loc[[*known, *others]].reset_index()
+    out["status"] = status(out["average_percent"])
+    return out[[*schema.CATEGORY_BLOCK.keys, "project_ids", "unverified"]]
+
+
+def _group_projects(frame: pd.DataFrame, by: str) -> pd.DataFrame:
+    out = frame.groupby(by, sort=False).agg(
+        projects=("project_id", "size"),
+        project_names=("name", lambda names: "、".join(names.fillna(""))),
+        project_ids=("project_id", "、".join),
+        average_percent=("percent", "mean"),
+        overdue=("overdue", "sum"),
+        unverified=("unverified", "sum"),
+    ).reset_index()
+    out["overdue"] = out["overdue"].astype(int)
+    return out
+
+
+def _counts(rows: pd.DataFrame, by: str) -> pd.DataFrame:
+    return rows.groupby(by).size().rename("unverified").to_frame()
+
+
+def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
+    return (numerator / denominator.where(denominator > 0)).astype(float)
+
+
+def _setting_number(settings: dict, key: str) -> float:
+    try:
+        return float(str(settings.get(key, "")).strip())
+    except ValueError:
+        return float(schema.SETTINGS_BY_KEY[key].default)
+
+
+def _setting_year(settings: dict, as_of: date) -> int:
+    try:
+        return int(float(str(settings.get("year", "")).strip()))
+    except ValueError:
+        return as_of.year
+
+
+# --- output sheets ------------------------------------------------------------------------------
+
+def rollup_note(result: Rollup) -> str:
+    """The banner each output sheet carries: when, from how many rows, and the thresholds."""
+    meta = result.meta
+    note = (
+        f"截至 {meta['as_of']:%Y-%m-%d} 由 {meta['rows_used']} 条台账计算（待核实 {meta['rows_unverified']} 条）"
+    )
+    if meta["rows_after_as_of"]:
+        note += f"，另有 {meta['rows_after_as_of']} 条晚于截至日期未计入"
+    return note + (
+        f"。按时间应完成 {meta['expected']:.1%}（{meta['year']} 年度）；完成率低于此 "
+        f"{meta['lag_threshold'] * 100:g} 个百分点为滞后、{meta['severe_lag_threshold'] * 100:g} 个百分点为严重滞后。"
+        "完成率超过 100% 时显示为 100%，单元格保留实际值。"
+    )
+
+
+def rollup_sheets(result: Rollup) -> list[SheetWrite]:
+    """居委会进度, 项目进度 and 单位进度 (with the category block below) for a writer."""
+    note = rollup_note(result)
+
+    committees = _records(result.committees[schema.COMMITTEE_PROGRESS.keys])
+    committee_fills = _status_fills(committees)
+
+    project_frame = result.projects[schema.PROJECT_PROGRESS.keys].copy()
+    project_frame["overdue"] = np.where(project_frame["overdue"], "是", "否")
+    projects = _records(project_frame)
+    project_fills = _status_fills(projects)
+
+    units = _records(result.units[schema.UNIT_PROGRESS.keys])
+    categories = _records(result.categories[schema.CATEGORY_BLOCK.keys])
+    unit_fills = _status_fills(units, percent="average_percent")
+    block_start = len(units) + 2  # a blank row, then the block's own header row
+    position = dict(zip(schema.CATEGORY_BLOCK.keys, schema.UNIT_PROGRESS.keys))
+    block_header = dict(zip(schema.UNIT_PROGRESS.keys, schema.CATEGORY_BLOCK.headers))
+    block = [{position[k]: v for k, v in row.items()} for row in categories]
+    unit_fills.update({
+        (block_start + i, position[col]): level
+        for (i, col), level in _status_fills(categories, percent="average_percent").items()
+    })
+    unit_rows = [*units, {}, block_header, *block] if block else units
+
+    return [
+        SheetWrite(schema.COMMITTEE_PROGRESS, committees, note, committee_fills),
+        SheetWrite(schema.PROJECT_PROGRESS, projects, note, project_fills),
+        SheetWrite(schema.UNIT_PROGRESS, unit_rows, note, unit_fills),
+    ]
+
+
+def _status_fills(rows: list[dict], percent: str = "percent") -> dict[tuple[int, str], str]:
+    # Percent and status cells take the status colour; overdue counts red, 待核实 counts yellow.
+    fills: dict[tuple[int, str], str] = {}
+    for i, row in enumerate(rows):
+        if row.get("status"):
+            fills[(i, "status")] = fills[(i, percent)] = row["status"]
+        if row.get("overdue") and row["overdue"] not in (0, "否"):
+            fills[(i, "overdue")] = schema.PROGRESS_SEVERE
+        if row.get("unverified"):
+            fills[(i, "unverified")] = schema.LEVEL_WARNING
+    return fills
+
+
+def _records(frame: pd.DataFrame, iso: bool = False) -> list[dict]:
+    """Rows as plain Python values: dates as ``date`` (or ISO text), NaN/NA as None."""
+    plain = frame.copy()
+    for col in plain.columns:
+        if pd.api.types.is_datetime64_any_dtype(plain[col]):
+            dates = plain[col].dt.strftime("%Y-%m-%d") if iso else plain[col].dt.date
+            plain[col] = dates.astype(object).where(plain[col].notna(), None)
+    plain = plain.astype(object)
+    return plain.where(plain.notna(), None).to_dict("records")
+
+
+def rollup_text(result: Rollup) -> str:
+    """A few Chinese lines for the terminal: the banner, then each committee and who is behind."""
+    lines = [rollup_note(result), "居委会进度："]
+    for row in _records(result.committees):
+        lines.append(
+            f"  {row['committee_id']} {row['committee_name'] or ''}　完成率 {_percent_text(row['percent'])}"
+            f"　逾期 {row['overdue']} 项　"
+            + (f"{row['days_since_report']} 天未填报" if row["last_report"] else "尚未填报")
+            + f"　{row['status'] or '无目标'}"
+        )
+    behind = result.committees[result.committees["status"].isin(schema.PROGRESS_STATUSES[1:])]
+    lines.append(
+        f"滞后 {int((behind['status'] == schema.PROGRESS_LAG).sum())} 个、"
+        f"严重滞后 {int((behind['status'] == schema.PROGRESS_SEVERE).sum())} 个"
+        + (f"：{'、'.join(behind['committee_name'].fillna(behind['committee_id']))}。" if len(behind) else "。")
+    )
+    late = result.projects[result.projects["overdue"]]
+    if len(late):
+        lines.append("逾期项目：" + "、".join(
+            f"{p} {n}（{c} 个居委会）" for p, n, c in zip(late["project_id"], late["name"],
+                                                    late["overdue_committees"])))
+    return "\n".join(lines)
+
+
+def _percent_text(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.1%}" if value <= 1 else f"100.0%（实际 {value:.1%}）"
