@@ -71,6 +71,9 @@ def test_new_rows_are_added_numbered_and_a_rerun_changes_nothing(master_copy, in
 
     run = consolidate(master_copy)
     assert run.master_written and run.rows_added == 3
+    # roll-ups refreshed after the merge, as `healthbook report` does
+    progress = read_workbook(master_copy, [schema.COMMITTEE_PROGRESS])[schema.COMMITTEE_PROGRESS.name]
+    assert "已刷新" in run.refreshed and len(progress) > 0
     [result] = run.files
     assert result.status == "accepted" and result.rows_added == 3
     after = ledger_of(master_copy)
