@@ -295,3 +295,15 @@ def test_an_inbox_in_the_masters_own_folder_never_takes_the_master(master_copy, 
     assert master_copy.exists() and editing.exists()
     again = consolidate(master_copy, inbox=master_copy.parent)  # its log and backups folder too
     assert {f.status for f in again.files} == {"skipped"} and master_copy.exists()
+
+
+def test_templates_readme_lists_every_receipt_variable():
+    from datetime import datetime
+
+    from macros.consolidate import FileResult, receipt_context
+    from macros.render.env import templates_dir
+
+    readme = (templates_dir() / "README.md").read_text(encoding="utf-8")
+    context = receipt_context(FileResult("f.xlsx", "accepted"), datetime(2020, 11, 20), Path("m.xlsx"))
+    for name in context:
+        assert f"`{name}`" in readme, f"templates/README.md 未列出回执变量 {name}"
