@@ -303,7 +303,7 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
         if sub is None:
             tick(path.name)
             continue
-        if not batch.fits(result.committee_id, sub):
+        if not batch.fits(sub):
             checker.flush(batch, tick)
             batch = _Batch()
         batch.add(result, sub)
@@ -343,21 +343,19 @@ _ROW_IN_TEXT = re.compile(r"第 (\d+) 行")
 
 @dataclass
 class _Batch:
-    """Files validated in one call: at most one per committee and no 记录编号 in two of them, so
-    the validator's cross-row rules (duplicate keys, probable duplicates) stay within one file."""
+    """Files validated in one call. No 记录编号 is in two of them, so the validator's duplicate-key
+    rule stays within a file; a problem that points at a row of another file (a probable duplicate:
+    a committee re-sending rows it sent before) is dropped, since merging handles those."""
 
     items: list[tuple[FileResult, Submission]] = field(default_factory=list)
-    committees: set[str] = field(default_factory=set)
     keys: set[str] = field(default_factory=set)
     rows: int = 0
 
-    def fits(self, committee: str, sub: Submission) -> bool:
-        return not self.items or (committee not in self.committees and not (sub.keys & self.keys)
-                                  and self.rows + len(sub.rows) <= BATCH_ROWS)
+    def fits(self, sub: Submission) -> bool:
+        return not self.items or (not (sub.keys & self.keys) and self.rows + len(sub.rows) <= BATCH_ROWS)
 
     def add(self, result: FileResult, sub: Submission) -> None:
         self.items.append((result, sub))
-        self.committees.add(result.committee_id)
         self.keys |= sub.keys
         self.rows += len(sub.rows)
 
@@ -390,6 +388,8 @@ class _Checker:
                     issues.append(p)
                 continue
             f = p.row // ROW_OFFSET
+            if any(int(n) // ROW_OFFSET != f for n in _ROW_IN_TEXT.findall(p.message)):
+                continue  # points at another file's row
             found[f].append(_unshift(p) if f else p)
         for (result, sub), issues in zip(batch.items, found):
             self.merge_file(result, sub, issues)

@@ -307,3 +307,16 @@ def test_templates_readme_lists_every_receipt_variable():
     context = receipt_context(FileResult("f.xlsx", "accepted"), datetime(2020, 11, 20), Path("m.xlsx"))
     for name in context:
         assert f"`{name}`" in readme, f"templates/README.md 未列出回执变量 {name}"
+
+
+def test_a_committee_resending_its_form_adds_nothing_and_gets_no_duplicate_warnings(
+        master_copy, inbox, blank_forms):
+    rows = [new_row(activity="第一次报的活动"), new_row(activity="第二条活动", quantity=3)]
+    fill_form(form_c01(blank_forms), inbox / "C01-10月.xlsx", rows)
+    fill_form(form_c01(blank_forms), inbox / "C01-10月(1).xlsx", rows + [new_row(activity="新加的一条")])
+    run = consolidate(master_copy)
+    by_file = {f.file: f for f in run.files}
+    assert by_file["C01-10月.xlsx"].rows_added == 2
+    resent = by_file["C01-10月(1).xlsx"]
+    assert (resent.rows_added, resent.rows_unchanged) == (1, 2)
+    assert not [p for p in resent.issues if p.code.lower() == "probable_duplicate"], resent.issues
