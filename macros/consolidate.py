@@ -295,7 +295,7 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
     for path in paths:
         reason = skip_reason(path, min_age, clock, master)
         if reason:
-            results.append(FileResult(path.name, SKIPPED, issues=[_file_problem("skipped", reason, WARNING)]))
+            results.append(FileResult(path.name, SKIPPED, issues=[_file_problem("skipped", reason, WARNING, sheet="")]))
             tick(path.name)
             continue
         result, sub = load_file(path, committees)
@@ -422,8 +422,10 @@ def _committees(frame: pd.DataFrame) -> dict[str, str]:
     return {str(c): str(n or "") for c, n in zip(frame["committee_id"], frame["name"]) if c is not None}
 
 
-def _file_problem(code: str, message: str, level: str = ERROR, suggestion: str = "") -> Problem:
-    return Problem(LEDGER, None, None, None, level, code, message, suggestion)
+def _file_problem(code: str, message: str, level: str = ERROR, suggestion: str = "",
+                  sheet: str = LEDGER) -> Problem:
+    """A problem with the whole file (``sheet`` is '' when it is not about the 台账 sheet)."""
+    return Problem(sheet, None, None, None, level, code, message, suggestion)
 
 
 def load_file(path: Path, committees: dict[str, str]) -> tuple[FileResult, Submission | None]:
@@ -431,7 +433,7 @@ def load_file(path: Path, committees: dict[str, str]) -> tuple[FileResult, Submi
     result = FileResult(path.name, REJECTED)
     reason = reject_reason_for_suffix(path)
     if reason:
-        result.issues.append(_file_problem("not_a_workbook", reason))
+        result.issues.append(_file_problem("not_a_workbook", reason, sheet=""))
         return result, None
     try:
         sub = read_submission(path)
@@ -529,7 +531,7 @@ def finish_file(result: FileResult, where: Folders, now: datetime, master: Path)
     except OSError as exc:  # e.g. Windows: the committee opened it again meanwhile
         result.issues.append(_file_problem(
             "not_moved", f"{result.file} 无法移到“{folder.name}”文件夹（{exc.strerror or exc}），仍留在收件箱；"
-            "下次汇总时会再次处理（不会重复添加）。", WARNING))
+            "下次汇总时会再次处理（不会重复添加）。", WARNING, sheet=""))
     if result.pending_receipt is not None:
         where.receipts.mkdir(parents=True, exist_ok=True)
         result.receipt = where.receipts / result.pending_receipt.name
