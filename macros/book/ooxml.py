@@ -8,6 +8,7 @@ find things (sheets, rows, cells, rels) and encode values; they never reformat.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import posixpath
 import re
@@ -58,8 +59,9 @@ def attrs_of(text: str) -> dict[str, str]:
     return {k: v[1:-1] for k, v in ATTR_RE.findall(text)}
 
 
+@functools.lru_cache(maxsize=4096)
 def col_name(index: int) -> str:
-    """0-based column index → letters (0 → A)."""
+    """0-based column index → letters (0 → A); cached: a large write asks for the same few."""
     name = ""
     index += 1
     while index:
@@ -306,7 +308,9 @@ def escape_text(text: str) -> str:
         text = _ESCAPE_LIKE.sub(r"_x005F_\1_", text)
     if not text.isprintable():
         text = _CONTROL.sub(lambda m: f"_x{ord(m.group(0)):04X}_", text)
-    return escape(text)
+    if "&" in text or "<" in text or ">" in text:
+        return escape(text)
+    return text
 
 
 def looks_like_formula(text: str) -> bool:
