@@ -620,15 +620,13 @@ def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
 def refresh_after_merge(book: FileBook, as_of: date) -> str:
     """Refresh roll-ups and notices as ``healthbook report`` does; returns what it did (Chinese).
 
-    Runs on the same ``FileBook`` (its lock is re-entrant, so it stays held). HOOK: when
-    ``macros.report.run_report`` is not there yet (it comes with the notices work), only says so.
+    Runs on the same ``FileBook`` (its lock is re-entrant, so it stays held). This is a second,
+    separately verified write of the master (with its own backup) after the merge's write.
     """
-    try:
-        from .report import run_report
-    except ImportError:
-        return "未刷新进度汇总和通知（本版本尚无 report 功能），请稍后运行 healthbook report。"
+    from .report import run_report  # report imports the core; imported here to keep start-up light
+
     report = run_report(book, as_of=as_of)
-    if getattr(report, "busy", ""):
+    if report.busy:
         return f"进度汇总和通知未写入主工作簿：{report.busy}"
     return "已刷新进度汇总和通知（同 healthbook report）。"
 
