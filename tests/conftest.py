@@ -33,6 +33,23 @@ def master_copy(demo_master, tmp_path) -> Path:
     return target
 
 
+@pytest.fixture(scope="session")
+def decorated(tmp_path_factory) -> Path:
+    """A master staff have decorated (x14 dropdowns, data bar, chart, image, shape, comment, VBA,
+    button) — read-only: use ``master`` to change one."""
+    from .decorated import build_decorated
+
+    return build_decorated(tmp_path_factory.mktemp("decorated") / "master.xlsm")
+
+
+@pytest.fixture
+def master(decorated, tmp_path) -> Path:
+    """A private copy of the decorated master."""
+    target = tmp_path / decorated.name
+    shutil.copy2(decorated, target)
+    return target
+
+
 def libreoffice() -> str:
     """Path of soffice; in CI its absence is a failure, elsewhere the test is skipped."""
     found = shutil.which("soffice") or shutil.which("libreoffice")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import zipfile
 from datetime import date, datetime
 from pathlib import Path
@@ -28,23 +27,12 @@ from .decorated import (
     STAFF,
     STAFF_NOTE_LEDGER,
     STAFF_NOTE_PROJECTS,
-    build_decorated,
 )
 
 NS = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
 INJECTION = "=HYPERLINK(\"http://evil\",\"点我\")"
 
 
-@pytest.fixture(scope="session")
-def decorated(tmp_path_factory) -> Path:
-    return build_decorated(tmp_path_factory.mktemp("decorated") / "master.xlsm")
-
-
-@pytest.fixture
-def master(decorated, tmp_path) -> Path:
-    target = tmp_path / decorated.name
-    shutil.copy2(decorated, target)
-    return target
 
 
 def parts_of(path: Path) -> dict[str, bytes]:

@@ -25,21 +25,9 @@ from macros.book.write_types import Mark, SheetWrite
 from macros.cli import main
 from macros.errors import WorkbookBusy
 
-from .decorated import build_decorated
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def decorated(tmp_path_factory) -> Path:
-    return build_decorated(tmp_path_factory.mktemp("decorated") / "master.xlsm")
-
-
-@pytest.fixture
-def master(decorated, tmp_path) -> Path:
-    target = tmp_path / decorated.name
-    shutil.copy2(decorated, target)
-    return target
 
 
 def excel_owner_file(user: str) -> bytes:
