@@ -222,6 +222,15 @@ class TextProgress:
             sys.stderr.write("\n")
 
 
+def workbook_command(sub, name: str, help: str, description: str,
+                     path_help: str = "主工作簿路径") -> argparse.ArgumentParser:
+    """A command over one workbook: every one takes PATH and --json (the output options, once)."""
+    p = sub.add_parser(name, help=help, description=description)
+    p.add_argument("path", type=Path, help=path_help)
+    p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="healthbook",
@@ -229,16 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="命令")
 
-    p = sub.add_parser("init", help="新建主工作簿（默认含演示数据）",
+    p = workbook_command(sub, "init", path_help="新工作簿路径（.xlsx 或 .xlsm）", help="新建主工作簿（默认含演示数据）",
                        description="新建主工作簿：全部工作表、表头、下拉列表和说明；默认含演示数据。")
-    p.add_argument("path", type=Path, help="新工作簿路径（.xlsx 或 .xlsm）")
     p.add_argument("--force", action="store_true", help="已存在时覆盖（先备份原文件）")
     p.add_argument("--empty", action="store_true", help="只含配置（项目、居委会、设置等），台账为空")
-    p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
 
-    p = sub.add_parser("info", help="概述工作簿内容", description="读取主工作簿，概述其中的项目、居委会和台账。")
-    p.add_argument("path", type=Path, help="主工作簿路径")
-    p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
+    p = workbook_command(sub, "info", help="概述工作簿内容", description="读取主工作簿，概述其中的项目、居委会和台账。")
 
     p = sub.add_parser("serve", help="（可选）以 xlwings Server 协议提供宏，供 Office.js 加载项调用",
                        description="以 xlwings Server 协议提供 validate/rollup/notices/report 宏：POST 工作簿 JSON，"
@@ -248,9 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", help="共享令牌（默认取环境变量 HEALTHBOOK_TOKEN，都没有时随机生成并显示）")
     p.add_argument("--base", type=Path, help="相对的通知输出文件夹以此为起点（默认当前文件夹）")
 
-    p = sub.add_parser("notices", help="生成进度通报、催办通知、会议通知和工作简报（Word 和网页）",
+    p = workbook_command(sub, "notices", help="生成进度通报、催办通知、会议通知和工作简报（Word 和网页）",
                        description="按模板生成通知（Word 和网页），并在输出文件夹写目录 index.html；不改动工作簿。")
-    p.add_argument("path", type=Path, help="主工作簿路径")
     p.add_argument("--out", type=Path, help="输出文件夹（默认：设置中的“通知输出文件夹”，在工作簿旁）")
     p.add_argument("--kind", nargs="+", metavar="种类", help="只生成这些种类：进度通报 催办通知 会议通知 工作简报")
     p.add_argument("--as-of", type=_as_of, help="统计截止日期，如 2020-11-15（默认今天）")
@@ -258,60 +262,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--meeting", help="只生成这个会议编号的会议通知，如 M02")
     p.add_argument("--templates", type=Path, help="本单位修改过的模板所在文件夹（优先于设置）")
     p.add_argument("--pdf", action="store_true", help="同时用 LibreOffice 转成 PDF")
-    p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
 
-    p = sub.add_parser("report", help="一键生成报告：校验、汇总、写回工作簿、生成全部通知",
+    p = workbook_command(sub, "report", help="一键生成报告：校验、汇总、写回工作簿、生成全部通知",
                        description="一键生成报告（与 Excel 中的按钮相同）：校验并标记问题单元格，汇总进度写入输出表，"
                                    "生成全部通知，打印摘要。")
-    p.add_argument("path", type=Path, help="主工作簿路径")
     p.add_argument("--out", type=Path, help="输出文件夹（默认：设置中的“通知输出文件夹”，在工作簿旁）")
     p.add_argument("--as-of", type=_as_of, help="统计截止日期，如 2020-11-15（默认今天）")
     p.add_argument("--templates", type=Path, help="本单位修改过的模板所在文件夹（优先于设置）")
     p.add_argument("--pdf", action="store_true", help="同时用 LibreOffice 转成 PDF")
-    p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
 
-    p = sub.add_parser("rollup", help="汇总进度，写入居委会进度、项目进度、单位进度",
+    p = workbook_command(sub, "rollup", help="汇总进度，写入居委会进度、项目进度、单位进度",
                        description="校验台账并按居委会、项目、责任单位和类别汇总进度，"
                                    "写入“居委会进度”“项目进度”“单位进度”三张表（有错误的台账行不计入，记为待核实）。")
-    p.add_argument("path", type=Path, help="主工作簿路径")
     p.add_argument("--as-of", type=_as_of, default=None, metavar="日期",
                    help="截至日期（如 2020-11-15），默认今天；晚于此日期的台账不计入")
-    p.add_argument("--json", action="store_true", help="以 JSON 输出汇总表")
 
-    p = sub.add_parser("restore", help="从备份恢复主工作簿",
+    p = workbook_command(sub, "restore", help="从备份恢复主工作簿",
                        description="用 backups 文件夹中的备份恢复主工作簿（默认最新一份）；恢复前先备份当前文件。")
-    p.add_argument("path", type=Path, help="主工作簿路径")
     p.add_argument("--list", action="store_true", help="列出可用的备份（最新在前），不恢复")
     p.add_argument("--backup", metavar="NAME", help="要恢复的备份文件名（见 --list）")
-    p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
 
-    p = sub.add_parser("validate", help="校验工作簿的填写",
+    p = workbook_command(sub, "validate", help="校验工作簿的填写",
                        description="校验主工作簿：必填、类型、可选值、编号唯一、引用、设置和合理性；"
                                    "按工作表列出错误和警告。有错误时退出码为 1。")
-    p.add_argument("path", type=Path, help="主工作簿路径")
-    p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
     p.add_argument("--as-of", type=_as_of, default=None, metavar="日期",
                    help="按哪一天判断“晚于今天”的日期（默认今天），如 2020-11-15")
     p.add_argument("--mark", action="store_true",
                    help=f"把结果写入“{schema.ISSUES.name}”表，并在出错的单元格上标色加批注（先清除上次的标记）")
 
-    p = sub.add_parser("forms", help="为各居委会生成填报表",
+    p = workbook_command(sub, "forms", help="为各居委会生成填报表",
                        description="按主工作簿的居委会和项目，为每个居委会生成一份填报表"
                                    "（填报表-编号-名称.xlsx，含下拉列表、输入提示和填报说明）。")
-    p.add_argument("path", type=Path, help="主工作簿路径")
     p.add_argument("--out", type=Path, required=True, help="填报表输出文件夹")
     p.add_argument("--committee", action="extend", nargs="+", metavar="编号",
                    help="只生成这些居委会的填报表，如 --committee C01 C02")
-    p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
 
-    p = sub.add_parser("consolidate", help="把收件箱里的填报表汇总进主工作簿",
+    p = workbook_command(sub, "consolidate", help="把收件箱里的填报表汇总进主工作簿",
                        description="读取收件箱中各居委会的填报表，校验后按记录编号并入主工作簿的台账"
                                    "（新增、更新并记入变更记录，不删除），归档或退回每个文件并生成回执。"
                                    "主工作簿正被打开时暂存结果、保留收件箱，退出码 3。")
-    p.add_argument("path", type=Path, help="主工作簿路径")
     p.add_argument("--inbox", type=Path, help="收件箱文件夹（默认取“设置”表，相对主工作簿）")
     p.add_argument("--dry-run", action="store_true", help="只检查和预演，不写主工作簿、不移动文件")
-    p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
     return parser
 
 
