@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import date
@@ -98,6 +99,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     return result.exit_code
 
 @command
+def cmd_serve(args: argparse.Namespace) -> int:
+    import secrets
+
+    from .serve import MACROS, PREFIX, make_server
+
+    token = args.token or os.environ.get("HEALTHBOOK_TOKEN") or secrets.token_urlsafe(24)
+    server = make_server(args.host, args.port, token, args.base)
+    urls = "、".join(f"{PREFIX}{name}" for name in MACROS)
+    print(f"服务已启动：http://{args.host}:{args.port}（POST {urls}）\n"
+          f"令牌（请求头 Authorization）：{token}\n按 Ctrl+C 停止。", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+@command
 def cmd_rollup(args: argparse.Namespace) -> int:
     from .book.write import FileBook
     from .rollup import rollup, rollup_sheets, rollup_text
@@ -173,6 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="概述工作簿内容", description="读取主工作簿，概述其中的项目、居委会和台账。")
     p.add_argument("path", type=Path, help="主工作簿路径")
     p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
+
+    p = sub.add_parser("serve", help="（可选）以 xlwings Server 协议提供宏，供 Office.js 加载项调用",
+                       description="以 xlwings Server 协议提供 validate/rollup/notices/report 宏：POST 工作簿 JSON，"
+                                   "返回要在 Excel 中执行的动作。默认只监听本机。")
+    p.add_argument("--host", default="127.0.0.1", help="监听地址（默认 127.0.0.1，仅本机）")
+    p.add_argument("--port", type=int, default=8000, help="端口（默认 8000）")
+    p.add_argument("--token", help="共享令牌（默认取环境变量 HEALTHBOOK_TOKEN，都没有时随机生成并显示）")
+    p.add_argument("--base", type=Path, help="相对的通知输出文件夹以此为起点（默认当前文件夹）")
 
     p = sub.add_parser("notices", help="生成进度通报、催办通知、会议通知和工作简报（Word 和网页）",
                        description="按模板生成通知（Word 和网页），并在输出文件夹写目录 index.html；不改动工作簿。")

@@ -368,6 +368,18 @@ CHANGES = Sheet(
     description="汇总填报表时新增或修改的每一行，自动追加，请勿手工修改。",
 )
 
+NOTICES = Sheet(
+    "通知清单",
+    "output",
+    (
+        Column("kind", "类别", width=10),
+        Column("title", "标题", width=50),
+        Column("docx", "Word 文件", width=36),
+        Column("html", "网页版", width=36),
+    ),
+    description="每次从 Excel 生成报告时重写：本次生成的通知，点击文件名即可打开。",
+)
+
 GUIDE = Sheet("说明", "guide", (), description="使用说明。")
 LISTS = Sheet(
     "下拉列表", "lists", (Column("list", "列表", width=14),),
@@ -387,9 +399,12 @@ SHEETS: tuple[Sheet, ...] = (
     COMMITTEE_PROGRESS,
     PROJECT_PROGRESS,
     UNIT_PROGRESS,
+    NOTICES,
     CHANGES,
     LISTS,
 )
+# The xlwings settings sheet of the .xlsm (xlwings' VBA looks it up by this exact name).
+XLWINGS_CONF_SHEET = "xlwings.conf"
 SHEETS_BY_NAME: dict[str, Sheet] = {s.name: s for s in SHEETS}
 INPUT_SHEETS: tuple[Sheet, ...] = tuple(s for s in SHEETS if s.role in ("config", "ledger"))
 OUTPUT_SHEETS: tuple[Sheet, ...] = tuple(s for s in SHEETS if s.role == "output")

@@ -73,3 +73,6 @@ def convert_many_with_libreoffice(paths: list[Path], fmt: str, outdir: Path) -> 
     missing = [p.name for p, c in zip(paths, converted) if not c.exists()]
     assert not missing, f"LibreOffice did not convert {missing}"
     return converted
+
+# The xlwings JSON book (remote engine) needs a licence key; noncommercial is free for this use.
+os.environ.setdefault("XLWINGS_LICENSE_KEY", "noncommercial")

@@ -29,6 +29,23 @@ FONT = {"font_name": "等线", "font_size": 11}
 VALIDATION_RANGES = {"date": "date", "integer": "integer", "number": "decimal"}
 SUFFIXES = (".xlsx", ".xlsm")
 GUIDE_TEXT_WIDTH = 90
+# The quickstart VBA's SampleCall runs `import <workbook stem>; <workbook stem>.main()`.
+REPORT_BUTTON = {"macro": "SampleCall", "caption": "一键生成报告", "width": 160, "height": 40}
+# xlwings.conf sheet (read by the VBA from A1 down: key, value); column C explains each row.
+XLWINGS_CONF: tuple[tuple[str, object, str], ...] = (
+    ("Interpreter_Win", "python",
+     "Windows 上运行的 Python：填 pythonw.exe 的完整路径，如 "
+     r"C:\Users\<用户名>\AppData\Local\Programs\Python\Python312\pythonw.exe；"
+     "可写 %LOCALAPPDATA% 等环境变量；填 python 则用 PATH 中的 python。"),
+    ("Interpreter_Mac", "", "Mac 上 python 的完整路径（Windows 不用填）。"),
+    ("PYTHONPATH", "", "（可选）额外的模块搜索路径；本工作簿所在文件夹已自动加入。"),
+    ("Conda Path", "", "（可选）使用 Anaconda 时填其安装目录，如 C:\\ProgramData\\Anaconda3。"),
+    ("Conda Env", "", "（可选）Anaconda 环境名，如 base。"),
+    ("UDF Modules", "", "不使用，保持为空。"),
+    ("Debug UDFs", False, "不使用，保持 FALSE。"),
+    ("Use UDF Server", False, "保持 FALSE。"),
+    ("Show Console", False, "排查问题时可改为 TRUE，运行时显示命令行窗口。"),
+)
 
 
 def xlwings_vba_project() -> bytes:
@@ -66,7 +83,7 @@ def build_workbook(
         if path.suffix.lower() == ".xlsm":
             workbook.add_vba_project(io.BytesIO(xlwings_vba_project()), is_stream=True)
             workbook.set_vba_name("ThisWorkbook")
-        _Builder(workbook).build(rows)
+        _Builder(workbook, macros=path.suffix.lower() == ".xlsm").build(rows)
     finally:
         workbook.close()
     tmp.replace(path)
@@ -74,8 +91,9 @@ def build_workbook(
 
 
 class _Builder:
-    def __init__(self, workbook: xlsxwriter.Workbook):
+    def __init__(self, workbook: xlsxwriter.Workbook, macros: bool = False):
         self.wb = workbook
+        self.macros = macros
         self.formats: dict[tuple, object] = {}
 
     def fmt(self, **props) -> object:
@@ -93,6 +111,25 @@ class _Builder:
             else:
                 self.table(sheet, rows.get(sheet.name, []))
         self.defined_names()
+        if self.macros:
+            self.xlwings_conf()
+
+    def xlwings_conf(self) -> None:
+        ws = self.wb.add_worksheet(schema.XLWINGS_CONF_SHEET)
+        ws.set_column(0, 0, 16)
+        ws.set_column(1, 1, 40)
+        ws.set_column(2, 2, 90, self.fmt(text_wrap=True))
+        for r, (key, value, help_text) in enumerate(XLWINGS_CONF):
+            ws.write_string(r, 0, key)
+            if isinstance(value, bool):
+                ws.write_boolean(r, 1, value)
+            else:
+                ws.write_string(r, 1, value)
+            ws.write_string(r, 2, help_text)
+        ws.write_string(len(XLWINGS_CONF) + 1, 0, "说明：这些是 xlwings 的设置（按钮运行 Python 时读取），"
+                        "设置须从 A1 起连续排列、不要插入空行；详见 workbook/README.md。",
+                        self.fmt(italic=True))
+        ws.set_tab_color("#90A4AE")
 
     def table(self, sheet: schema.Sheet, data: list[dict]) -> None:
         ws = self.wb.add_worksheet(sheet.name)
@@ -181,6 +218,10 @@ class _Builder:
             # xlsxwriter cannot autofit: size the row for the wrapped text (CJK = 2 width units).
             ws.set_row(r, 16 * max(1, -(-_display_width(text) // (GUIDE_TEXT_WIDTH - 4))))
             r += 1
+        if self.macros:
+            # Top left, in the blank row under the title: the first thing staff see.
+            ws.set_row(1, 36)
+            ws.insert_button(1, 0, {**REPORT_BUTTON, "x_offset": 4, "y_offset": 4})
         ws.set_paper(9)
         ws.fit_to_pages(1, 0)
         ws.activate()

@@ -1,0 +1,429 @@
+"""The live adapter: the same ``read()`` / ``write()`` as the file adapter, over an ``xlwings.Book``.
+
+The book is the one the Excel button hands over (``xw.Book.caller()`` on Windows, COM), a hidden
+Excel instance, or the xlwings Server JSON book (``xw.Book(json=...)``: every change becomes an
+action in ``book.json()``). Excel round trips are what make a macro slow, so:
+
+- one bulk value read per contract sheet (``used_range``), turned into frames by the file reader's
+  ``frame_from_rows`` so both adapters give identical frames;
+- one bulk value write per output sheet (header, banner and rows as one block), links as
+  ``HYPERLINK`` formulas inside that block, one number-format call per formatted column;
+- fills batched: on the desktop engines one multi-area range per colour (COM's ``Range("A1,B3")``,
+  addresses chunked below its 255-character limit); on the JSON engine one ``set_colors`` matrix
+  per block of rows (``...`` keeps the cells in between);
+- notes one per marked cell (no engine batches them).
+
+``counts`` records what was done, for the bench.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable
+from datetime import date, datetime
+from pathlib import Path
+
+import pandas as pd
+from xlsxwriter.utility import xl_rowcol_to_cell
+
+from .. import schema
+from ..errors import HealthbookError, MissingSheet
+from .notes import AUTHOR as NOTE_AUTHOR
+from .read import ROW, Workbook, clean_header, empty_frame, find_header_row, frame_from_rows
+from .write_types import FILLS, Mark, SheetWrite
+
+# COM's Range("...") takes at most 255 characters of addresses.
+COM_ADDRESS_LIMIT = 255
+# xlwings' set_colors takes at most 10,000 cells per call.
+COLORS_PER_CALL = 10_000
+# Leading characters that would turn a text value into a formula when written.
+FORMULA_STARTS = ("=", "+", "-", "@")
+# Text Excel would turn into a number, date or boolean when written as a value ("001", "6月22日").
+COERCIBLE_TEXT = re.compile(r"^[\s\d.,:/%+\-()eE年月日¥$]*\d[\s\d.,:/%+\-()eE年月日¥$]*$|^(?i:true|false)$")
+# Notes the adapter writes start with this, so it never deletes a note a person wrote.
+NOTE_TAG = "【healthbook】"
+
+
+class LiveBook:
+    """Read and write the contract sheets of an open workbook through xlwings."""
+
+    def __init__(self, book):
+        self.book = book
+        self.counts: Counter[str] = Counter()
+        self.remote = book.app.engine.type == "remote"
+        # Grid of each input sheet as read (rows from Excel row 1), used to check old marks.
+        self._grids: dict[str, list[list]] = {}
+        # A LiveBook serves one macro run: the book is read once, however many steps ask for it.
+        self._workbook: Workbook | None = None
+        self._names: set[str] | None = None
+        self._sheets: dict[str, object] = {}
+
+    @property
+    def path(self) -> Path:
+        return Path(self.book.fullname)
+
+    # ----------------------------------------------------------------------------- reading
+    def read(self, sheets: list[schema.Sheet] | None = None) -> Workbook:
+        """The contract's input sheets as frames, one bulk read each (same frames as read_workbook)."""
+        if self._workbook is not None and sheets is None:
+            return self._workbook
+        names = [s.name for s in self.book.sheets]
+        self._names = set(names)
+        frames = {}
+        for sheet in sheets or schema.INPUT_SHEETS:
+            if sheet.name not in names:
+                if sheet.optional:
+                    frames[sheet.name] = empty_frame(sheet)
+                    continue
+                raise MissingSheet(self.path, sheet.name)
+            grid = self.read_grid(sheet.name)
+            self._grids[sheet.name] = grid
+            frames[sheet.name] = frame_from_rows(grid, sheet, self.path)
+        workbook = Workbook(self.path, frames, names)
+        if sheets is None:
+            self._workbook = workbook
+        return workbook
+
+    def read_grid(self, sheet_name: str) -> list[list]:
+        """A sheet's values from cell A1 to the end of its used range, in one read."""
+        used = self._sheet(sheet_name).used_range
+        values = used.options(ndim=2).value
+        self.counts["reads"] += 1
+        self.counts["cells_read"] += used.shape[0] * used.shape[1]
+        # frame_from_rows expects the grid to start at A1: pad for a used range that starts lower.
+        lead = [None] * (used.column - 1)
+        rows = [[None] * (used.column - 1 + used.shape[1]) for _ in range(used.row - 1)]
+        rows += [lead + [_read_value(v) for v in row] for row in values]
+        return rows
+
+    # ----------------------------------------------------------------------------- writing
+    def write(self, sheets: list[SheetWrite], marks: list[Mark] | None = None) -> None:
+        """Rewrite the output sheets; with ``marks``, replace the marks of the previous run."""
+        app = self.book.app
+        if not self.remote:
+            app.screen_updating = False  # desktop Excel repaints after every call otherwise
+        try:
+            for sheet_write in sheets:
+                self.write_sheet(sheet_write)
+            if marks is not None:
+                self.replace_marks(marks)
+        finally:
+            if not self.remote:
+                app.screen_updating = True
+
+    def write_sheet(self, sw: SheetWrite) -> None:
+        """Replace an output sheet's data (clear, then one bulk write); the ledger is updated in place."""
+        if sw.sheet.role == "ledger":
+            return self.write_ledger(sw)
+        sheet = self._sheet(sw.sheet.name)
+        columns = sw.sheet.columns
+        width = len(columns) + (2 if sw.note else 0)
+        old_rows = _last_row(sheet)
+        if old_rows > 1:
+            sheet.range((2, 1), (old_rows, max(width, _last_column(sheet)))).clear()
+            self.counts["clears"] += 1
+        header = [c.header for c in columns] + (["", sw.note] if sw.note else [])
+        block = [header]
+        for i, row in enumerate(sw.rows):
+            cells = []
+            for col in columns:
+                value = _write_value(row.get(col.key))
+                target = sw.links.get((i, col.key))
+                cells.append(_hyperlink(target, value) if target else value)
+            block.append(cells + [None] * (width - len(columns)))
+        sheet.range((1, 1), (len(block), width)).value = block
+        self.counts["writes"] += 1
+        self.counts["cells_written"] += len(block) * width
+        if sw.rows:
+            # One call per run of adjacent columns sharing a number format.
+            formats = [c.number_format for c in columns]
+            c = 0
+            while c < len(formats):
+                end = c
+                while end + 1 < len(formats) and formats[end + 1] == formats[c]:
+                    end += 1
+                if formats[c]:
+                    sheet.range((2, c + 1), (len(sw.rows) + 1, end + 1)).number_format = formats[c]
+                    self.counts["formats"] += 1
+                c = end + 1
+        keys = [c.key for c in columns]
+        fills = {(i + 2, keys.index(key) + 1): FILLS[name]
+                 for (i, key), name in sw.fills.items() if name in FILLS and key in keys}
+        self._paint(sheet, fills)
+
+    def write_ledger(self, sw: SheetWrite) -> None:
+        """Write only the ledger cells whose value changed, where staff put each column.
+
+        Rows carrying ``_row`` go to that Excel row, others below the last row; columns are matched
+        by header (extra columns and their formulas are never touched); missing contract columns
+        are added right of the last one. One write per run of changed cells in a column.
+        """
+        sheet = self._sheet(sw.sheet.name)
+        grid = self._grid(sw.sheet.name)
+        header_index = find_header_row(grid, sw.sheet)
+        if header_index is None:
+            header_index = 0
+        headers = [clean_header(v) for v in (grid[header_index] if grid else [])]
+        by_header = sw.sheet.by_header()
+        position = {by_header[h].key if h in by_header else h: i + 1
+                    for i, h in enumerate(headers) if h and h not in headers[:i]}
+        changed: dict[tuple[int, int], object] = {}
+        for col in sw.sheet.columns:
+            if col.key not in position:
+                position[col.key] = max([len(headers), *position.values()]) + 1
+                changed[(header_index + 1, position[col.key])] = col.header
+        next_row = max(len(grid), header_index + 1) + 1
+        for row in sw.rows:
+            excel_row = row.get(ROW)
+            if not isinstance(excel_row, int):
+                excel_row, next_row = next_row, next_row + 1
+            old_row = grid[excel_row - 1] if excel_row <= len(grid) else []
+            for key, value in row.items():
+                c = position.get(key)
+                if c is None or key == ROW:
+                    continue
+                old = old_row[c - 1] if c <= len(old_row) else None
+                if not _same(old, value):
+                    changed[(excel_row, c)] = _write_value(value)
+        for (top, c), run in _column_runs(changed):
+            sheet.range((top, c), (top + len(run) - 1, c)).options(ndim=2).value = [[v] for v in run]
+            self.counts["writes"] += 1
+            self.counts["cells_written"] += len(run)
+
+    def _grid(self, sheet_name: str) -> list[list]:
+        if sheet_name not in self._grids:
+            self._grids[sheet_name] = self.read_grid(sheet_name)
+        return self._grids[sheet_name]
+
+    def replace_marks(self, marks: list[Mark]) -> None:
+        """Clear the marks listed in the old 校验结果 sheet, then fill and annotate ``marks``."""
+        new = {(m.sheet, m.row, m.column): m for m in marks if m.sheet in self._sheet_names()}
+        old = [cell for cell in self._old_marks() if cell not in new]
+        by_sheet: dict[str, dict[tuple[int, int], str | None]] = {}
+        notes_to_clear: list[tuple[str, int, int]] = []
+        for name, row, header in old:
+            col = self._column_index(name, header)
+            if col:
+                by_sheet.setdefault(name, {})[(row, col)] = None
+                notes_to_clear.append((name, row, col))
+        for (name, row, header), mark in new.items():
+            col = self._column_index(name, header)
+            if col:
+                by_sheet.setdefault(name, {})[(row, col)] = FILLS.get(mark.level, FILLS[schema.LEVEL_ERROR])
+        for name, cells in by_sheet.items():
+            self._paint(self._sheet(name), cells)
+        for name, row, col in notes_to_clear:
+            self._delete_note(self._sheet(name).range((row, col)))
+        for (name, row, header), mark in new.items():
+            col = self._column_index(name, header)
+            if col:
+                self._set_note(self._sheet(name).range((row, col)), note_text(mark))
+
+    # ----------------------------------------------------------------------------- helpers
+    def _sheet(self, name: str):
+        if name not in self._sheets:
+            if name not in self._sheet_names():
+                raise MissingSheet(self.path, name)
+            self._sheets[name] = self.book.sheets[name]
+        return self._sheets[name]
+
+    def _sheet_names(self) -> set[str]:
+        # Asked once: on COM every sheet's name is a round trip.
+        if self._names is None:
+            self._names = {s.name for s in self.book.sheets}
+        return self._names
+
+    def _column_index(self, sheet_name: str, header: str) -> int | None:
+        """1-based column of ``header`` in the sheet as read (columns may be in any order)."""
+        grid = self._grid(sheet_name)
+        sheet = schema.SHEETS_BY_NAME.get(sheet_name)
+        index = find_header_row(grid, sheet) if sheet else 0
+        if index is None:
+            return None
+        headers = [clean_header(v) for v in grid[index]]
+        return headers.index(header) + 1 if header in headers else None
+
+    def _old_marks(self) -> list[tuple[str, int, str]]:
+        """Cells marked by the previous run, as listed in 校验结果 — skipped when the row has moved."""
+        if schema.ISSUES.name not in self._sheet_names():
+            return []
+        grid = self.read_grid(schema.ISSUES.name)
+        try:
+            frame = frame_from_rows(grid, schema.ISSUES, self.path)
+        except HealthbookError:
+            return []
+        cells = []
+        for rec in frame.to_dict("records"):
+            sheet, row, column, key = rec["sheet"], rec["row"], rec["column"], rec["key"]
+            if not (isinstance(sheet, str) and isinstance(row, int) and isinstance(column, str)):
+                continue
+            if key and not self._row_has_key(sheet, row, str(key)):
+                continue  # rows were inserted or deleted since: that cell is no longer the one marked
+            cells.append((sheet, row, column))
+        return cells
+
+    def _row_has_key(self, sheet_name: str, row: int, key: str) -> bool:
+        grid = self._grids.get(sheet_name)
+        if grid is None or row > len(grid):
+            return False
+        return key in {str(v) for v in grid[row - 1] if v is not None}
+
+    def _paint(self, sheet, cells: dict[tuple[int, int], str | None]) -> None:
+        """Set fill colours (hex or None to remove) on many cells with few calls."""
+        if not cells:
+            return
+        if self.remote:
+            rows = sorted({r for r, _ in cells})
+            first_col = min(c for _, c in cells)
+            last_col = max(c for _, c in cells)
+            ncols = last_col - first_col + 1
+            per_call = max(1, COLORS_PER_CALL // ncols)
+            for start in range(rows[0], rows[-1] + 1, per_call):
+                block_rows = [r for r in rows if start <= r < start + per_call]
+                if not block_rows:
+                    continue
+                top, bottom = block_rows[0], block_rows[-1]
+                matrix = [[_hex(cells[(r, c)]) if (r, c) in cells else ...
+                           for c in range(first_col, last_col + 1)] for r in range(top, bottom + 1)]
+                sheet.range((top, first_col), (bottom, last_col)).set_colors(matrix)
+                self.counts["fill_calls"] += 1
+        else:
+            by_colour: dict[str | None, list[str]] = {}
+            for (r, c), colour in cells.items():
+                by_colour.setdefault(colour, []).append(xl_rowcol_to_cell(r - 1, c - 1))
+            for colour, addresses in by_colour.items():
+                for chunk in chunk_addresses(addresses):
+                    sheet.range(chunk).color = _hex(colour)
+                    self.counts["fill_calls"] += 1
+        self.counts["cells_filled"] += len(cells)
+
+    def _delete_note(self, cell) -> None:
+        note = cell.note
+        if note is None:
+            return
+        if not self.remote and not _ours(note):
+            return  # a person's note: keep it
+        note.delete()
+        self.counts["notes_deleted"] += 1
+
+    def _set_note(self, cell, text: str) -> None:
+        try:
+            note = cell.note
+            if note is not None:
+                if self.remote or _ours(note):
+                    note.delete()
+                    self.counts["notes_deleted"] += 1
+                else:
+                    return  # a person's note stays; the message is in 校验结果
+            cell.add_note(text)
+            self.counts["notes_added"] += 1
+        except NotImplementedError:
+            # Clients without notes (older Office.js, Google Sheets): the fill and 校验结果 remain.
+            self.counts["notes_unsupported"] += 1
+
+
+def note_text(mark: Mark) -> str:
+    """The note on a marked cell: our tag, then the message under its level (as the file writer)."""
+    message = mark.message if mark.message.startswith("【") else f"【{mark.level}】{mark.message}"
+    return f"{NOTE_TAG}\n{message}"
+
+
+def _ours(note) -> bool:
+    """A note this tool wrote: tagged (live) or authored "healthbook" (the file writer)."""
+    try:
+        if str(note.text).startswith(NOTE_TAG):
+            return True
+        return str(note.api.Author) == NOTE_AUTHOR
+    except Exception:  # an engine that cannot tell: leave the note alone
+        return False
+
+
+def chunk_addresses(addresses: Iterable[str], limit: int = COM_ADDRESS_LIMIT) -> list[str]:
+    """Join cell addresses into comma-separated strings no longer than ``limit``."""
+    chunks, current = [], ""
+    for address in addresses:
+        candidate = f"{current},{address}" if current else address
+        if len(candidate) > limit and current:
+            chunks.append(current)
+            current = address
+        else:
+            current = candidate
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _last_row(sheet) -> int:
+    used = sheet.used_range
+    return used.row + used.shape[0] - 1
+
+
+def _last_column(sheet) -> int:
+    used = sheet.used_range
+    return used.column + used.shape[1] - 1
+
+
+def _same(old: object, new: object) -> bool:
+    """Whether a cell as read already holds ``new`` (Excel gives floats, dates as datetimes)."""
+    old, new = _read_value(old), _write_value(new)
+    if isinstance(new, str) and new.startswith("'"):
+        new = new[1:]
+    if old in ("", None) or new in ("", None):
+        return old in ("", None) and new in ("", None)
+    if isinstance(old, str) and isinstance(new, str):
+        return old.strip() == new.strip()
+    if isinstance(new, datetime) and new.time() == datetime.min.time():
+        new = new.date()
+    return old == new
+
+
+def _column_runs(cells: dict[tuple[int, int], object]) -> list[tuple[tuple[int, int], list]]:
+    """Changed cells grouped into vertical runs: ((first row, column), values)."""
+    runs: list[tuple[tuple[int, int], list]] = []
+    for (r, c) in sorted(cells, key=lambda rc: (rc[1], rc[0])):
+        if runs and runs[-1][0][1] == c and runs[-1][0][0] + len(runs[-1][1]) == r:
+            runs[-1][1].append(cells[(r, c)])
+        else:
+            runs.append(((r, c), [cells[(r, c)]]))
+    return runs
+
+
+def _read_value(value: object) -> object:
+    # Excel hands back datetimes for date cells; calamine gives a date when there is no time part.
+    if isinstance(value, datetime) and value.time() == datetime.min.time():
+        return value.date()
+    return value
+
+
+def _write_value(value: object) -> object:
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if hasattr(value, "item") and not isinstance(value, (str, date)):
+        return value.item()  # numpy scalars
+    if isinstance(value, str) and (value.startswith(FORMULA_STARTS) or COERCIBLE_TEXT.match(value)):
+        return "'" + value  # text stays text (Excel's apostrophe prefix is not part of the value)
+    return value
+
+
+# An in-workbook target ("'台账'!B5"); anything else (a file path) is linked as it is.
+INTERNAL_TARGET = re.compile(r"^'?[^/\\:]+'?!\$?[A-Z]+\$?\d+$")
+
+
+def _hyperlink(target: str, value: object) -> str:
+    """A HYPERLINK formula: part of the bulk value write, so a link costs no extra call."""
+    shown = '""' if value is None else (
+        str(value) if isinstance(value, (int, float)) else '"' + str(value).lstrip("'").replace('"', '""') + '"')
+    address = f"#{target}" if INTERNAL_TARGET.match(target) else target
+    return f'=HYPERLINK("{address.replace(chr(34), chr(34) * 2)}",{shown})'
+
+
+def _hex(colour: str | None) -> str | None:
+    return f"#{colour}" if colour else None

@@ -1,0 +1,182 @@
+"""Macros taking an ``xw.Book``: what the buttons in the master workbook run.
+
+Each macro is a few lines over the core through ``LiveBook``. A person clicking a button never sees
+a Python traceback: problems they can fix arrive as one Chinese message box naming the sheet and
+what to do; anything unexpected arrives as a short message box, with the details in a log file
+beside the workbook for the IT contact.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import tempfile
+import traceback
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from . import schema
+from .book.live import LiveBook
+from .book.write_types import SheetWrite
+from .errors import HealthbookError, MissingSheet
+from .marks import validation_writes
+from .render.notices import NoticeOptions, render_notices
+from .report import analyse, notice_input, run_report, with_template_setting
+from .rollup import rollup as core_rollup
+from .rollup import rollup_sheets
+from .validate import validate as core_validate
+
+TITLE = "健康街道试点工作台账"
+LOG_NAME = "healthbook-错误日志.txt"
+log = logging.getLogger(__name__)
+
+
+def macro(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``func(book, ...)``; show its failure as a Chinese message box instead of raising."""
+
+    @functools.wraps(func)
+    def run(book, *args, **kwargs):
+        try:
+            return func(book, *args, **kwargs)
+        except HealthbookError as err:
+            alert(book, str(err), critical=True)
+        except Exception as exc:  # a button must never end in a console traceback
+            where = write_log(book, exc)
+            alert(book, f"运行“{func.__name__}”时出错：{type(exc).__name__}: {str(exc)[:200]}\n"
+                        f"详细信息已写入 {where}，请发给信息联络员。", critical=True)
+        return None
+
+    return run
+
+
+def alert(book, message: str, critical: bool = False) -> None:
+    """A message box in Excel (an ``alert`` action on the xlwings Server / JSON book)."""
+    book.app.alert(message, title=TITLE, mode="critical" if critical else "info")
+
+
+def write_log(book, exc: BaseException) -> Path:
+    """Append the traceback to a log beside the workbook (or in the temp folder)."""
+    try:
+        folder = workbook_folder(book)
+    except CloudWorkbook:
+        folder = Path(tempfile.gettempdir())
+    path = (folder if folder.is_dir() else Path(tempfile.gettempdir())) / LOG_NAME
+    try:
+        with path.open("a", encoding="utf-8") as f:
+            f.write("".join(traceback.format_exception(exc)) + "\n")
+    except OSError:
+        log.exception("cannot write %s", path)
+    return path
+
+
+class CloudWorkbook(HealthbookError):
+    def __init__(self, fullname: str):
+        super().__init__(
+            f"工作簿位于网络位置（{fullname[:80]}），无法确定通知输出文件夹。请把工作簿和 healthbook.py "
+            "放到本地文件夹后再点按钮，或在“设置”的“通知输出文件夹”中填写本地的完整路径。"
+        )
+
+
+def workbook_folder(book) -> Path:
+    """The folder the workbook lives in (the current folder for a book without a path)."""
+    if "://" in book.fullname:  # OneDrive / SharePoint hand Excel a URL, not a folder
+        raise CloudWorkbook(book.fullname)
+    return Path(book.fullname).resolve().parent
+
+
+def notices_folder(book, settings: dict, base: Path | None = None) -> Path:
+    """设置 通知输出文件夹, relative to ``base`` (default: the workbook's folder) unless absolute."""
+    setting = str(settings.get("notices") or schema.SETTINGS_BY_KEY["notices"].default)
+    folder = Path(setting)
+    return folder if folder.is_absolute() else (base or workbook_folder(book)) / folder
+
+
+@macro
+def validate(book, as_of: date | None = None):
+    """Check the workbook: 校验结果 rewritten, bad cells marked (fill + note)."""
+    live = LiveBook(book)
+    workbook = live.read()
+    validation = core_validate(workbook.frames, workbook.settings, as_of or date.today())
+    sheets, marks = validation_writes(validation)
+    live.write(sheets, marks)
+    alert(book, f"校验完成：错误 {validation.errors} 条，警告 {validation.warnings} 条。"
+                f"详见“{schema.ISSUES.name}”表，有问题的单元格已标色并加批注。")
+    return validation
+
+
+@macro
+def rollup(book, as_of: date | None = None):
+    """Validate, then rewrite the progress sheets (居委会进度, 项目进度, 单位进度)."""
+    as_of = as_of or date.today()
+    live = LiveBook(book)
+    workbook = live.read()
+    validation = core_validate(workbook.frames, workbook.settings, as_of)
+    result = core_rollup(validation, workbook.settings, as_of)
+    sheets, marks = validation_writes(validation)
+    live.write([*sheets, *rollup_sheets(result)], marks)
+    alert(book, f"进度汇总完成（截至 {as_of:%Y-%m-%d}）。错误 {validation.errors} 条，"
+                f"警告 {validation.warnings} 条。")
+    return result
+
+
+def notices_sheet(result, book) -> SheetWrite:
+    """通知清单: one row per generated notice, its file names linked (relative to the workbook)."""
+    home = workbook_folder(book)
+    rows, links = [], {}
+    for i, notice in enumerate(result.notices):
+        data = notice.to_dict()
+        rows.append({"kind": data["kind"], "title": notice.title, "docx": notice.docx, "html": notice.html})
+        for key in ("docx", "html"):
+            name = getattr(notice, key)
+            if name:
+                path = Path(result.out_dir).resolve() / name
+                links[(i, key)] = os.path.relpath(path, home) if path.is_relative_to(home) else str(path)
+    when = datetime.now().strftime("%Y-%m-%d %H:%M")
+    note = f"生成于 {when}，共 {len(rows)} 个文件，保存在 {Path(result.out_dir).resolve()}。"
+    return SheetWrite(schema.NOTICES, rows, note=note, links=links)
+
+
+@macro
+def notices(book, as_of: date | None = None, base: Path | None = None):
+    """Render every notice into the notices folder and list them in 通知清单 (nothing else written)."""
+    as_of = as_of or date.today()
+    live = LiveBook(book)
+    workbook = live.read()
+    validation, result = analyse(workbook, as_of)
+    folder = notices_folder(book, workbook.settings, base)
+    options = with_template_setting(workbook, NoticeOptions())
+    rendered = render_notices(notice_input(workbook, validation, result, as_of), folder, options)
+    alert(book, f"已生成 {_counts(rendered)}，保存在文件夹 {folder}；{list_notices(live, rendered, book)}")
+    return rendered
+
+
+@macro
+def report(book, as_of: date | None = None, base: Path | None = None):
+    """The one-click job: validate, mark, roll up, write, render notices, list them."""
+    live = LiveBook(book)
+    folder = notices_folder(book, live.read().settings, base)
+    result = run_report(live, folder, as_of or date.today())
+    listed = list_notices(live, result.notices, book)
+    lines = [f"报告已生成（统计截至 {result.as_of:%Y-%m-%d}）。",
+             f"校验：错误 {result.errors} 条，警告 {result.warnings} 条，详见“{schema.ISSUES.name}”表。",
+             f"通知：{_counts(result.notices)}，保存在文件夹 {folder}；{listed}",
+             *(f"注意：{w}" for w in result.notices.warnings)]
+    alert(book, "\n".join(lines))
+    return result
+
+
+def list_notices(live: LiveBook, rendered, book) -> str:
+    """Write 通知清单; a workbook made before that sheet existed just goes without the list."""
+    try:
+        live.write([notices_sheet(rendered, book)])
+    except MissingSheet:
+        return (f"工作簿中没有“{schema.NOTICES.name}”表，清单未写入"
+                f"（可从新版 healthbook.xlsm 复制该表，表名须一致）。")
+    return f"清单见“{schema.NOTICES.name}”表。"
+
+
+def _counts(result) -> str:
+    return "，".join(f"{kind} {n} 份" for kind, n in result.counts().items()) or "没有需要生成的通知"

@@ -1,0 +1,147 @@
+"""Build a real ``xw.Book`` from an .xlsx file with the xlwings JSON book (no Excel needed).
+
+The payload is what the xlwings Office.js client sends (xlwings/pro/_xlremote.py reads it): per
+sheet the values anchored at A1 (dates as ISO strings, blanks as ""), the used range's address,
+the cells that carry notes; the book's defined names. Every change made through the book becomes
+an action in ``book.json()["actions"]``; ``apply_actions`` replays the value writes on a payload
+so a test can read back what Excel would show (a HYPERLINK formula shows its text).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from datetime import date, datetime, time
+from pathlib import Path
+from xml.etree import ElementTree
+
+import xlwings as xw
+from python_calamine import CalamineWorkbook
+from xlsxwriter.utility import xl_rowcol_to_cell
+
+os.environ.setdefault("XLWINGS_LICENSE_KEY", "noncommercial")
+
+_NS = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
+
+
+def book_payload(path: Path | str, name: str | None = None) -> dict:
+    """The JSON an Office.js client would send for the workbook at ``path``."""
+    path = Path(path)
+    wb = CalamineWorkbook.from_path(str(path))
+    notes = _note_cells(path)
+    sheets = []
+    for sheet_name in wb.sheet_names:
+        rows = wb.get_sheet_by_name(sheet_name).to_python(skip_empty_area=False)
+        values = [[_json_value(v) for v in row] for row in rows] or [[""]]
+        width = max(len(r) for r in values)
+        values = [r + [""] * (width - len(r)) for r in values]
+        sheets.append({
+            "name": sheet_name,
+            "values": values,
+            "used_range_address": _used_range(values),
+            "pictures": [],
+            "tables": [],
+            "notes": [{"address": a} for a in notes.get(sheet_name, [])],
+            "notes_supported": True,
+        })
+    return {
+        "client": "Office.js",
+        "version": xw.__version__,
+        "book": {"name": name or path.name, "active_sheet_index": 0, "selection": "A1"},
+        "names": [],
+        "sheets": sheets,
+    }
+
+
+def json_book(path: Path | str, name: str | None = None) -> xw.Book:
+    """A real xlwings Book (remote engine) holding the workbook at ``path``.
+
+    The engine keeps the payload as its state and updates it (e.g. notes added): give every book
+    its own payload (``copy.deepcopy``) when reusing one.
+    """
+    return xw.Book(json=book_payload(path, name))
+
+
+def apply_actions(payload: dict, actions: list[dict]) -> dict:
+    """Replay values, clears and notes on ``payload`` (a copy): the book as Excel would then hold it."""
+    sheets = [dict(s, values=[list(r) for r in s["values"]], notes=list(s.get("notes", [])))
+              for s in payload["sheets"]]
+    for action in actions:
+        if action["func"] in ("addNote", "deleteNote"):
+            notes = sheets[action["sheet_position"]]["notes"]
+            address = action["args"][0].replace("$", "")
+            notes[:] = [n for n in notes if n["address"].replace("$", "") != address]
+            if action["func"] == "addNote":
+                notes.append({"address": address})
+            continue
+        if action["func"] not in ("setValues", "rangeClear", "rangeClearContents"):
+            continue
+        values = sheets[action["sheet_position"]]["values"]
+        top, left = action["start_row"], action["start_column"]
+        nrows, ncols = action["row_count"], action["column_count"]
+        need_rows, need_cols = top + nrows, left + ncols
+        width = max(max(len(r) for r in values), need_cols)
+        for r in values:
+            r.extend([""] * (width - len(r)))
+        while len(values) < need_rows:
+            values.append([""] * width)
+        for i in range(nrows):
+            for j in range(ncols):
+                new = action["values"][i][j] if action["func"] == "setValues" else ""
+                if isinstance(new, str) and new.startswith("'"):
+                    new = new[1:]  # Excel's text prefix: not part of the value
+                elif isinstance(new, str) and new.startswith("=HYPERLINK("):
+                    new = _hyperlink_value(new)  # a formula's value is what Excel then reports
+                values[top + i][left + j] = "" if new is None else new
+    for sheet in sheets:
+        sheet["used_range_address"] = _used_range(sheet["values"])
+    return dict(payload, sheets=sheets)
+
+
+def _hyperlink_value(formula: str) -> object:
+    """What Excel shows for ``=HYPERLINK("target",shown)``: the text, or the number."""
+    shown = re.fullmatch(r'=HYPERLINK\("(?:[^"]|"")*",(.*)\)', formula, re.S).group(1)
+    if shown.startswith('"'):
+        return shown[1:-1].replace('""', '"')
+    return float(shown) if shown else ""
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="milliseconds") + "Z"
+    if isinstance(value, date):
+        return datetime.combine(value, time()).isoformat(timespec="milliseconds") + "Z"
+    if isinstance(value, time):
+        return value.isoformat()
+    return value
+
+
+def _used_range(values: list[list]) -> str | None:
+    cells = [(r, c) for r, row in enumerate(values) for c, v in enumerate(row) if v != ""]
+    if not cells:
+        return None
+    top, left = min(r for r, _ in cells), min(c for _, c in cells)
+    bottom, right = max(r for r, _ in cells), max(c for _, c in cells)
+    return f"{xl_rowcol_to_cell(top, left)}:{xl_rowcol_to_cell(bottom, right)}"
+
+
+def _note_cells(path: Path) -> dict[str, list[str]]:
+    """Sheet name → addresses of cells with a note (legacy comment) in the file."""
+    found: dict[str, list[str]] = {}
+    with zipfile.ZipFile(path) as zf:
+        book = ElementTree.fromstring(zf.read("xl/workbook.xml"))
+        rels = ElementTree.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
+        targets = {r.get("Id"): r.get("Target") for r in rels}
+        rid = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+        for sheet in book.find("m:sheets", _NS):
+            part = "xl/" + targets[sheet.get(rid)].lstrip("/").removeprefix("xl/")
+            rels_part = part.replace("worksheets/", "worksheets/_rels/") + ".rels"
+            if rels_part not in zf.namelist():
+                continue
+            for rel in ElementTree.fromstring(zf.read(rels_part)):
+                if rel.get("Type", "").endswith("/comments"):
+                    comments = "xl/" + rel.get("Target").replace("../", "")
+                    tree = ElementTree.fromstring(zf.read(comments))
+                    found[sheet.get("name")] = [c.get("ref") for c in tree.iter(f"{{{_NS['m']}}}comment")]
+    return found
