@@ -39,8 +39,9 @@ REF_RE = re.compile(r"([A-Z]+)(\d+)")
 SHEETDATA_RE = re.compile(r"<(?P<p>(?:\w+:)?)sheetData\b[^>]*?(?:/>|>.*?</(?P=p)sheetData>)", re.S)
 DIMENSION_RE = re.compile(r"<(?:\w+:)?dimension\b[^>]*?/>", re.S)
 HYPERLINKS_RE = re.compile(r"<(?P<p>(?:\w+:)?)hyperlinks\b[^>]*?(?:/>|>.*?</(?P=p)hyperlinks>)", re.S)
-# Illegal in XML 1.0; OOXML escapes them (and a literal "_xHHHH_") as _xHHHH_.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# Illegal in XML 1.0; OOXML escapes them (and a literal "_xHHHH_") as _xHHHH_. Also \r, which is
+# legal but every XML parser turns into \n (Excel writes it as _x000D_ too).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\ufffe\uffff]")
 _ESCAPE_LIKE = re.compile(r"_(x[0-9A-Fa-f]{4})_")
 
 # Elements that follow <hyperlinks> / <legacyDrawing> in CT_Worksheet's sequence (insertion points).
