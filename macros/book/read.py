@@ -89,6 +89,8 @@ def check_zip_sizes(path: Path) -> None:
             infos = z.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise NotAWorkbook(path, f"文件已损坏或不完整：{str(exc)[:60]}") from exc
+    if not any(i.filename.startswith("xl/workbook") for i in infos):
+        raise NotAWorkbook(path, "压缩包里没有 Excel 工作簿的内容，可能是 Word 文档或其他文件改了扩展名")
     total = sum(i.file_size for i in infos)
     if total > MAX_UNCOMPRESSED:
         raise NotAWorkbook(path, f"解压后将达 {total / 2**30:.1f} GB，远超正常工作簿，疑似“压缩炸弹”，未解压即拒绝")
