@@ -71,3 +71,11 @@ class WorkbookBusy(HealthbookError):
     """The master is open in Excel or locked by another run; the caller stages and retries."""
 
     exit_code = 3
+
+
+class FolderNotWritable(HealthbookError):
+    """The master's folder does not take the lock, temporary file or backup a safe write needs."""
+
+    def __init__(self, folder: Path | str, reason: str):
+        super().__init__(f"无法在 {folder} 中写入文件（{reason}）。写入主工作簿需要在它所在的文件夹里"
+                         "建锁文件、临时文件和备份：请检查该文件夹的写入权限或磁盘空间。")

@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import tempfile
 import traceback
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from . import schema
 from .book.live import LiveBook
-from .book.write_types import SheetWrite
-from .errors import HealthbookError, MissingSheet
+from .errors import HealthbookError
 from .marks import validation_writes
 from .render.notices import NoticeOptions, render_notices
-from .report import analyse, notice_input, run_report, with_template_setting
+from .report import analyse, notice_input, notices_sheet, run_report, with_template_setting
 from .rollup import rollup as core_rollup
 from .rollup import rollup_sheets
 from .validate import validate as core_validate
@@ -122,23 +120,6 @@ def rollup(book, as_of: date | None = None):
     return result
 
 
-def notices_sheet(result, book) -> SheetWrite:
-    """通知清单: one row per generated notice, its file names linked (relative to the workbook)."""
-    home = workbook_folder(book)
-    rows, links = [], {}
-    for i, notice in enumerate(result.notices):
-        data = notice.to_dict()
-        rows.append({"kind": data["kind"], "title": notice.title, "docx": notice.docx, "html": notice.html})
-        for key in ("docx", "html"):
-            name = getattr(notice, key)
-            if name:
-                path = Path(result.out_dir).resolve() / name
-                links[(i, key)] = os.path.relpath(path, home) if path.is_relative_to(home) else str(path)
-    when = datetime.now().strftime("%Y-%m-%d %H:%M")
-    note = f"生成于 {when}，共 {len(rows)} 个文件，保存在 {Path(result.out_dir).resolve()}。"
-    return SheetWrite(schema.NOTICES, rows, note=note, links=links)
-
-
 @macro
 def notices(book, as_of: date | None = None, base: Path | None = None):
     """Render every notice into the notices folder and list them in 通知清单 (nothing else written)."""
@@ -149,7 +130,7 @@ def notices(book, as_of: date | None = None, base: Path | None = None):
     folder = notices_folder(book, workbook.settings, base)
     options = with_template_setting(workbook, NoticeOptions())
     rendered = render_notices(notice_input(workbook, validation, result, as_of), folder, options)
-    alert(book, f"已生成 {_counts(rendered)}，保存在文件夹 {folder}；{list_notices(live, rendered, book)}")
+    alert(book, f"已生成 {_counts(rendered)}，保存在文件夹 {folder}；{list_notices(live, rendered, workbook)}")
     return rendered
 
 
@@ -159,7 +140,8 @@ def report(book, as_of: date | None = None, base: Path | None = None):
     live = LiveBook(book)
     folder = notices_folder(book, live.read().settings, base)
     result = run_report(live, folder, as_of or date.today())
-    listed = list_notices(live, result.notices, book)
+    listed = (f"清单见“{schema.NOTICES.name}”表。" if schema.NOTICES.name in live.read().sheet_names
+              else _NO_LIST)
     lines = [f"报告已生成（统计截至 {result.as_of:%Y-%m-%d}）。",
              f"校验：错误 {result.errors} 条，警告 {result.warnings} 条，详见“{schema.ISSUES.name}”表。",
              f"通知：{_counts(result.notices)}，保存在文件夹 {folder}；{listed}",
@@ -168,13 +150,15 @@ def report(book, as_of: date | None = None, base: Path | None = None):
     return result
 
 
-def list_notices(live: LiveBook, rendered, book) -> str:
+_NO_LIST = (f"工作簿中没有“{schema.NOTICES.name}”表，清单未写入"
+            f"（可从新版 healthbook.xlsm 复制该表，表名须一致）。")
+
+
+def list_notices(live: LiveBook, rendered, workbook) -> str:
     """Write 通知清单; a workbook made before that sheet existed just goes without the list."""
-    try:
-        live.write([notices_sheet(rendered, book)])
-    except MissingSheet:
-        return (f"工作簿中没有“{schema.NOTICES.name}”表，清单未写入"
-                f"（可从新版 healthbook.xlsm 复制该表，表名须一致）。")
+    if schema.NOTICES.name not in workbook.sheet_names:
+        return _NO_LIST
+    live.write([notices_sheet(rendered, Path(workbook.path).parent)])
     return f"清单见“{schema.NOTICES.name}”表。"
 
 

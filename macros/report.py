@@ -6,9 +6,10 @@ file adapter (``FileBook``) from the command line, the live xlwings adapter from
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -133,9 +134,15 @@ def run_report(adapter: BookAdapter, out_dir: Path | str | None = None, as_of: d
     say("正在校验和汇总……")
     validation, result = analyse(book, as_of)
     issues, marks = validation_writes(validation)
+    options = with_template_setting(book, options or NoticeOptions())
+    out = Path(out_dir) if out_dir else default_out_dir(book)
+    # Notices first, so the workbook is written once, with the list of what was generated.
+    notices = render_notices(notice_input(book, validation, result, as_of), out, options, say)
     sheets = [*issues, *rollup_sheets(result)]
+    if schema.NOTICES.name in book.sheet_names:  # workbooks made before 通知清单 existed go without
+        sheets.append(notices_sheet(notices, Path(book.path).parent))
     written, busy, staged = True, "", None
-    say("正在写入校验结果和进度表……")
+    say("正在写入校验结果、进度表和通知清单……")
     if hasattr(adapter, "write_or_stage"):  # the file adapter stages beside a busy master
         outcome = adapter.write_or_stage(sheets, marks)
         if outcome.busy:
@@ -145,9 +152,6 @@ def run_report(adapter: BookAdapter, out_dir: Path | str | None = None, as_of: d
             adapter.write(sheets, marks)
         except WorkbookBusy as exc:
             written, busy = False, str(exc)
-    options = with_template_setting(book, options or NoticeOptions())
-    out = Path(out_dir) if out_dir else default_out_dir(book)
-    notices = render_notices(notice_input(book, validation, result, as_of), out, options, say)
     statuses = {s: 0 for s in ("正常", "滞后", "严重滞后")}
     for s in result.committees["status"]:
         if s in statuses:
@@ -159,3 +163,21 @@ def run_report(adapter: BookAdapter, out_dir: Path | str | None = None, as_of: d
         rows_unverified=int(meta.get("rows_unverified", 0)), notices=notices, written=written, busy=busy,
         staged=str(staged) if staged else "",
     )
+
+
+def notices_sheet(rendered: NoticeResult, home: Path) -> SheetWrite:
+    """通知清单: one row per generated notice, its files linked relative to the workbook's folder."""
+    rows, links = [], {}
+    home = Path(home).resolve()
+    out_dir = Path(rendered.out_dir).resolve()
+    for i, notice in enumerate(rendered.notices):
+        rows.append({"kind": notice.to_dict()["kind"], "title": notice.title,
+                     "docx": notice.docx, "html": notice.html})
+        for key in ("docx", "html"):
+            name = getattr(notice, key)
+            if name:
+                path = out_dir / name
+                links[(i, key)] = os.path.relpath(path, home) if path.is_relative_to(home) else str(path)
+    when = datetime.now().strftime("%Y-%m-%d %H:%M")
+    note = f"生成于 {when}，共 {len(rows)} 个文件，保存在 {out_dir}。"
+    return SheetWrite(schema.NOTICES, rows, note=note, links=links)

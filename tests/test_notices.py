@@ -330,6 +330,20 @@ def test_report_writes_the_sheets_and_every_notice(demo_report):
     assert (out / "index.html").is_file()
 
 
+def test_report_lists_every_notice_in_the_workbook_with_links(demo_report):
+    import openpyxl
+
+    master, out, _code, data, _rolled = demo_report
+    ws = openpyxl.load_workbook(master)[schema.NOTICES.name]
+    docx_col = schema.NOTICES.keys.index("docx") + 1
+    listed = [ws.cell(r, docx_col).value for r in range(2, ws.max_row + 1)]
+    files = sorted(p.name for p in out.glob("*.docx"))
+    assert sorted(v for v in listed if v) == files
+    for r in range(2, ws.max_row + 1):
+        link = ws.cell(r, docx_col).hyperlink
+        assert link is not None and (master.parent / link.target).resolve() == (out / listed[r - 2]).resolve()
+
+
 def test_each_reminder_is_addressed_and_lists_exactly_its_overdue_items(demo_report):
     master, out, code, data, rolled = demo_report
     expected = reminded(rolled)

@@ -112,8 +112,18 @@ def _grew(old: bytes, new: bytes) -> None:
         assert all(ET.tostring(x) in new_items for x in a)
 
 
+def _raw(path: Path, name: str) -> bytes:
+    with zipfile.ZipFile(path) as zf, open(path, "rb") as fh:
+        info = zf.getinfo(name)
+        fh.seek(info.header_offset + 26)
+        skip = int.from_bytes(fh.read(2), "little") + int.from_bytes(fh.read(2), "little")
+        fh.seek(info.header_offset + 30 + skip)
+        return fh.read(info.compress_size)
+
+
 def test_untouched_parts_stay_byte_identical_and_shared_parts_only_grow(master):
     before = parts_of(master)
+    raw_before = {name: _raw(master, name) for name in before}
     sheets, marks = the_write(master)
     FileBook(master).write(sheets, marks)
     after = parts_of(master)
@@ -129,6 +139,8 @@ def test_untouched_parts_stay_byte_identical_and_shared_parts_only_grow(master):
     for name in before:
         if name not in owned | {marked_sheet} | grow_only | notes:
             assert after[name] == before[name], name
+            # Copied as the original compressed bytes, not re-compressed.
+            assert _raw(master, name) == raw_before[name], name
     # The decorations, named: VBA, chart, drawings, image, workbook (defined names), other sheets.
     for name in ("xl/vbaProject.bin", "xl/charts/chart1.xml", "xl/media/image1.png", "xl/workbook.xml",
                  "xl/sharedStrings.xml", "xl/drawings/drawing1.xml", names[schema.GUIDE.name],
@@ -309,10 +321,10 @@ def test_ledger_rows_stay_at_their_row_and_unheaded_cells_are_kept(master):
 
 def test_backups_follow_the_setting_and_the_argument(master):
     book = FileBook(master)
-    for _ in range(KEEP_BACKUPS + 2):
-        book.write([SheetWrite(schema.ISSUES, [])])
+    for i in range(KEEP_BACKUPS + 2):
+        book.write([SheetWrite(schema.ISSUES, [], note=f"第 {i} 次")])
     assert len(list_backups(master)) == KEEP_BACKUPS  # 设置 备份保留份数
-    book.write([SheetWrite(schema.ISSUES, [])], keep_backups=2)
+    book.write([SheetWrite(schema.ISSUES, [], note="再一次")], keep_backups=2)
     assert len(list_backups(master)) == 2
 
 
@@ -360,3 +372,166 @@ def test_a_workbook_with_formulas_is_recalculated_on_open(master, tmp_path):
     after = parts_of(plain_master)["xl/workbook.xml"].decode()
     assert 'fullCalcOnLoad="1"' in after and 'fullCalcOnLoad' not in before
     assert after.replace(' fullCalcOnLoad="1"', "") == before
+
+
+def test_repeated_runs_do_not_grow_the_styles(master):
+    book = FileBook(master)
+    sheets, marks = the_write(master)
+    book.write(sheets, marks)
+    grown = parts_of(master)["xl/styles.xml"]
+    for _ in range(3):
+        sheets, marks = the_write(master)
+        book.write(sheets, marks)
+    assert parts_of(master)["xl/styles.xml"] == grown
+
+
+def _prefixed(xml: str) -> str:
+    # The same worksheet as the .NET Open XML SDK writes it: every element with an "x:" prefix.
+    xml = xml.replace(f'<worksheet xmlns="{NS["m"]}"', f'<x:worksheet xmlns:x="{NS["m"]}"')
+    xml = re.sub(r"<(/?)(?!x:|\?)([a-zA-Z][a-zA-Z0-9]*)([\s/>])", r"<\1x:\2\3", xml)
+    return xml.replace("</worksheet>", "</x:worksheet>")
+
+
+def test_prefixed_worksheets_are_written_in_the_right_namespace(demo_master, tmp_path):
+    path = tmp_path / "prefixed.xlsx"
+    parts = parts_of(demo_master)
+    names = sheet_parts(parts)
+    for sheet in (schema.LEDGER, schema.PROJECTS, schema.ISSUES):
+        parts[names[sheet.name]] = _prefixed(parts[names[sheet.name]].decode()).encode()
+    with zipfile.ZipFile(demo_master) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info, parts[info.filename])
+    rows = ledger_rows(path)
+    rows[0]["activity"] = "改过"
+    issues = [{"sheet": schema.PROJECTS.name, "row": 3, "column": "目标值", "message": "目标值偏低"}]
+    FileBook(path).write([SheetWrite(schema.LEDGER, rows),
+                          SheetWrite(schema.ISSUES, issues, links={(0, "row"): "'项目'!G3"})],
+                         [Mark(schema.PROJECTS.name, 3, "目标值", "警告", "目标值偏低")])
+    for sheet in (schema.LEDGER, schema.PROJECTS, schema.ISSUES):
+        root = ET.fromstring(parts_of(path)[names[sheet.name]])
+        # Every element in the main namespace (an unprefixed one without it would be lost on Excel).
+        assert {el.tag.split("}")[0] for el in root.iter()} == {"{" + NS["m"]}, sheet.name
+    wb = openpyxl.load_workbook(path)
+    assert wb[schema.LEDGER.name]["E2"].value == "改过"
+    assert wb[schema.PROJECTS.name]["G3"].comment.text == "【警告】目标值偏低"
+    assert wb[schema.ISSUES.name]["B2"].hyperlink.location == "'项目'!G3"
+
+
+def test_numpy_values_and_row_numbers_are_plain_cells(master):
+    import numpy as np
+    import pandas as pd
+
+    rows = ledger_rows(master)
+    rows[2] = {**rows[2], "_row": np.int64(rows[2]["_row"]), "participants": np.int64(77),
+               "quantity": np.float64(1.5), "date": pd.Timestamp("2020-03-04"), "note": np.nan,
+               "reporter": pd.NA}
+    FileBook(master).write([SheetWrite(schema.LEDGER, rows)])
+    after = read_workbook(master)[schema.LEDGER.name]
+    row = after[after["_row"] == int(rows[2]["_row"])].iloc[0]
+    assert (row["participants"], row["quantity"], row["date"]) == (77, 1.5, date(2020, 3, 4))
+    assert row["note"] is None and row["reporter"] is None
+    assert len(after) == len(rows)
+
+
+def test_new_ledger_rows_fill_formatted_blank_rows_below_the_data(master, tmp_path):
+    # Staff formatted blank rows below the data (as Excel saves them: styled, empty cells).
+    parts = parts_of(master)
+    part = sheet_parts(parts)[schema.LEDGER.name]
+    xml = parts[part].decode()
+    last = max(int(r) for r in re.findall(r'<row r="(\d+)"', xml))
+    blank = "".join(f'<row r="{r}"><c r="A{r}" s="7"/><c r="E{r}" s="7"/></row>' for r in range(last + 1, last + 4))
+    parts[part] = xml.replace("</sheetData>", blank + "</sheetData>").encode()
+    path = tmp_path / "formatted.xlsm"
+    with zipfile.ZipFile(master) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info, parts[info.filename])
+    rows = ledger_rows(path)
+    rows.append({"record_id": "C01-9998", "date": date(2020, 11, 21), "committee_id": "C01", "project_id": "P01",
+                 "activity": "紧接数据之后", "quantity": 1, "status": "进行中"})
+    FileBook(path).write([SheetWrite(schema.LEDGER, rows)])
+    after = read_workbook(path)[schema.LEDGER.name]
+    assert after["_row"].iloc[-1] == last + 1 and after["activity"].iloc[-1] == "紧接数据之后"
+    written = sheet_xml(path, schema.LEDGER.name)
+    assert re.search(rf'<c r="A{last + 1}" s="7"', written)  # the new cell took the row's format
+    for r in (last + 2, last + 3):  # the other formatted rows are kept as they were
+        assert f'<row r="{r}"><c r="A{r}" s="7"/><c r="E{r}" s="7"/></row>' in written
+
+
+def test_a_deleted_output_sheet_is_added_back(demo_master, tmp_path):
+    path = tmp_path / "older.xlsx"
+    wb = openpyxl.load_workbook(demo_master)  # a plain fixture copy, not a decorated master
+    del wb[schema.CHANGES.name]
+    del wb[schema.ISSUES.name]
+    wb.save(path)
+    before = parts_of(path)
+    changes = [{"time": datetime(2020, 11, 20, 9, 30), "source": "填报表-C01.xlsx", "record_id": "C01-0001",
+                "action": "修改", "column": "备注", "old": "", "new": "已核对"}]
+    FileBook(path).write([SheetWrite(schema.CHANGES, changes)],
+                         [Mark(schema.PROJECTS.name, 3, "目标值", "警告", "目标值偏低")])
+    book = CalamineWorkbook.from_path(str(path))
+    assert book.sheet_names[-2:] == [schema.ISSUES.name, schema.CHANGES.name]
+    grid = book.get_sheet_by_name(schema.CHANGES.name).to_python()
+    assert grid[0][:7] == schema.CHANGES.headers and grid[1][2] == "C01-0001"
+    after = parts_of(path)
+    # workbook.xml only grew by the two <sheet> entries; every other old sheet is untouched.
+    old_wb, new_wb = before["xl/workbook.xml"].decode(), after["xl/workbook.xml"].decode()
+    assert re.sub(r'<sheet name="(校验结果|变更记录)"[^>]*/>', "", new_wb) == old_wb
+    names = sheet_parts(before)
+    for sheet in (schema.LEDGER, schema.COMMITTEES, schema.SETTINGS):
+        assert after[names[sheet.name]] == before[names[sheet.name]]
+    assert openpyxl.load_workbook(path)[schema.PROJECTS.name]["G3"].comment is not None
+    # An independent reader opens the added sheets too.
+    out = tmp_path / "lo"
+    out.mkdir()
+    theirs = CalamineWorkbook.from_path(str(convert_with_libreoffice(path, "xlsx", out)))
+    assert theirs.get_sheet_by_name(schema.CHANGES.name).to_python()[1][2] == "C01-0001"
+
+
+def test_a_ledger_without_its_header_is_refused_not_guessed(master):
+    rows = ledger_rows(master)
+    parts = parts_of(master)
+    part = sheet_parts(parts)[schema.LEDGER.name]
+    # Someone typed over the header row (日期 → 时间): the writer must not guess the layout.
+    xml = parts[part].decode()
+    strings = parts["xl/sharedStrings.xml"].decode()
+    index = re.findall(r"<si>(.*?)</si>", strings).index("<t>日期</t>")
+    xml = xml.replace(f'<c r="B1" s="7" t="s"><v>{index}</v></c>', '<c r="B1" t="inlineStr"><is><t>时间</t></is></c>')
+    parts[part] = xml.encode()
+    with zipfile.ZipFile(master) as src:
+        infos = src.infolist()
+    with zipfile.ZipFile(master, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in infos:
+            dst.writestr(info, parts[info.filename])
+    before = master.read_bytes()
+    from macros.errors import MissingColumns
+
+    with pytest.raises(MissingColumns, match="日期"):
+        FileBook(master).write([SheetWrite(schema.LEDGER, rows)])
+    assert master.read_bytes() == before
+
+
+def test_marking_a_workbook_saved_by_openpyxl_keeps_its_comments(demo_master, tmp_path):
+    path = tmp_path / "openpyxl-saved.xlsx"
+    wb = openpyxl.load_workbook(demo_master)
+    wb[schema.PROJECTS.name]["B3"].comment = openpyxl.comments.Comment("员工的批注", STAFF)
+    wb.save(path)  # comments in xl/comments/comment1.xml, text as &#…; references
+    result = FileBook(path).write([], [Mark(schema.PROJECTS.name, 3, "目标值", "警告", "目标值偏低"),
+                                       Mark(schema.PROJECTS.name, 3, "类别", "错误", "类别不对")])
+    assert result.marks_applied == 2
+    ws = openpyxl.load_workbook(path)[schema.PROJECTS.name]
+    assert ws["B3"].comment.text == "员工的批注" and ws["B3"].comment.author == STAFF
+    assert ws["G3"].comment.text == "【警告】目标值偏低"
+    FileBook(path).write([], [])
+    ws = openpyxl.load_workbook(path)[schema.PROJECTS.name]
+    assert ws["G3"].comment is None and ws["B3"].comment.text == "员工的批注"
+
+
+def test_a_write_that_changes_nothing_leaves_the_file_alone(master):
+    book = FileBook(master)
+    sheets, marks = the_write(master)
+    book.write(sheets, marks)
+    before, backups = master.read_bytes(), list_backups(master)
+    rows = ledger_rows(master)
+    result = book.write([SheetWrite(schema.LEDGER, rows), sheets[1], sheets[2], sheets[3]], marks)
+    assert result.parts_changed == [] and result.backup is None
+    assert master.read_bytes() == before and list_backups(master) == backups

@@ -217,3 +217,56 @@ def test_write_or_stage_stages_when_open(master):
     assert result.staged and result.staged.exists() and "张三" in result.busy
     grid = CalamineWorkbook.from_path(str(result.staged)).get_sheet_by_name(schema.ISSUES.name).to_python()
     assert [row[6] for row in grid[1:]] == ["问题0", "问题1"]
+
+
+def test_a_write_that_fails_its_check_is_refused_and_staged(master, monkeypatch):
+    # Simulate a writer bug: a part outside the owned sheets changes. The check must catch it.
+    from macros.book import package
+
+    original_save = package.Package.save
+
+    def tampering_save(self, target):
+        self.changed["xl/vbaProject.bin"] = b"not the macros any more"
+        return original_save(self, target)
+
+    monkeypatch.setattr(package.Package, "save", tampering_save)
+    before = digest(master)
+    from macros.book.write import WriteRefused
+
+    with pytest.raises(WriteRefused) as err:
+        FileBook(master).write(issues_write())
+    assert digest(master) == before and not list_backups(master)
+    assert err.value.staged.exists() and "vbaProject.bin" in str(err.value)
+    assert err.value.exit_code == 2
+
+
+def test_locked_holds_the_lock_across_read_and_write(master):
+    book = FileBook(master)
+    with book.locked():
+        frames = book.read()
+        with pytest.raises(WorkbookBusy):  # another run must wait for us
+            FileBook(master, wait=0.2).write(issues_write())
+        rows = frames[schema.LEDGER.name].to_dict("records")
+        rows[0]["note"] = "锁内修改"
+        book.write([SheetWrite(schema.LEDGER, rows)])  # re-entrant for the holder
+    FileBook(master, wait=0.2).write(issues_write())  # released
+    assert CalamineWorkbook.from_path(str(master)).get_sheet_by_name(schema.LEDGER.name).to_python()[1][10] == "锁内修改"
+
+
+@pytest.mark.parametrize("where", ["lock", "temp"])
+def test_a_folder_that_takes_no_files_is_a_clear_error(master, monkeypatch, where):
+    from macros.book import lock, write
+    from macros.errors import FolderNotWritable
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    if where == "lock":
+        monkeypatch.setattr(lock.os, "open", refuse)
+    else:
+        monkeypatch.setattr(write.tempfile, "mkstemp", refuse)
+    before = digest(master)
+    with pytest.raises(FolderNotWritable, match="写入权限") as err:
+        FileBook(master).write(issues_write())
+    assert err.value.exit_code == 2 and str(master.parent) in str(err.value)
+    assert digest(master) == before

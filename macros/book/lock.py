@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from ..errors import WorkbookBusy
+from ..errors import FolderNotWritable, WorkbookBusy
 
 DEFAULT_WAIT = 10.0  # seconds a run waits for another run to finish writing
 
@@ -156,7 +156,10 @@ class WorkbookLock:
             self._depth += 1
             return
         file = lock_path(self.path)
-        fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise FolderNotWritable(file.parent, exc.strerror or str(exc)) from exc
         deadline = time.monotonic() + self.wait
         while True:
             if _try_lock(fd):

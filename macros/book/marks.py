@@ -202,7 +202,8 @@ def _row_styles(rows) -> dict[int, int]:
 def _note_text(found: list[Mark]) -> str:
     lines = []
     for mark in found:
-        line = f"【{mark.level}】{mark.message}"
+        # Messages that already carry their level (validate's do) are not prefixed twice.
+        line = mark.message if mark.message.startswith("【") else f"【{mark.level}】{mark.message}"
         if line not in lines:
             lines.append(line)
     return "\n".join(lines)

@@ -26,7 +26,6 @@ REL_STYLES = NS_REL + "/styles"
 REL_SHARED_STRINGS = NS_REL + "/sharedStrings"
 CT_COMMENTS = "application/vnd.openxmlformats-officedocument.spreadsheetml.comments+xml"
 CT_VML = "application/vnd.openxmlformats-officedocument.vmlDrawing"
-CT_RELS = "application/vnd.openxmlformats-package.relationships+xml"
 
 EPOCH = datetime(1899, 12, 30)
 MAX_TEXT = 32767  # Excel's limit on characters in a cell
@@ -36,11 +35,10 @@ ROW_RE = re.compile(r"<(?P<p>(?:\w+:)?)row\b(?P<attrs>[^>]*?)(?:/>|>(?P<body>.*?
 CELL_RE = re.compile(r"<(?P<p>(?:\w+:)?)c\b(?P<attrs>[^>]*?)(?:/>|>(?P<body>.*?)</(?P=p)c>)", re.S)
 ATTR_RE = re.compile(r"([\w:.-]+)\s*=\s*(\"[^\"]*\"|'[^']*')")
 REF_RE = re.compile(r"([A-Z]+)(\d+)")
-SHEETDATA_RE = re.compile(r"<(?P<p>(?:\w+:)?)sheetData\b[^>]*?(?:/>|>.*?</(?P=p)sheetData>)", re.S)
 DIMENSION_RE = re.compile(r"<(?:\w+:)?dimension\b[^>]*?/>", re.S)
 HYPERLINKS_RE = re.compile(r"<(?P<p>(?:\w+:)?)hyperlinks\b[^>]*?(?:/>|>.*?</(?P=p)hyperlinks>)", re.S)
-# Illegal in XML 1.0; OOXML escapes them (and a literal "_xHHHH_") as _xHHHH_. Also \r, which is
-# legal but every XML parser turns into \n (Excel writes it as _x000D_ too).
+# Illegal in XML 1.0; OOXML escapes them (and a literal "_xHHHH_") as _xHHHH_.
+# (\r too: an XML parser would turn a raw \r into \n.)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\ufffe\uffff]")
 _ESCAPE_LIKE = re.compile(r"_(x[0-9A-Fa-f]{4})_")
 
@@ -221,11 +219,21 @@ class Row:
         return self._cells
 
 
+_SHEETDATA_START = re.compile(r"<((?:\w+:)?)sheetData\b[^>]*?(/?)>")
+
+
 def sheet_data_span(xml: str) -> tuple[int, int]:
-    m = SHEETDATA_RE.search(xml)
+    """Span of the <sheetData> element (found by its tags: a regex over 10 MB of rows is slow)."""
+    m = _SHEETDATA_START.search(xml)
     if not m:
         raise ValueError("worksheet has no sheetData")
-    return m.span()
+    if m.group(2):
+        return m.start(), m.end()
+    close = f"</{m.group(1)}sheetData>"
+    end = xml.rfind(close)
+    if end < m.end():
+        raise ValueError("worksheet sheetData is not closed")
+    return m.start(), end + len(close)
 
 
 def parse_rows(sheet_data: str) -> list[Row]:
@@ -274,18 +282,30 @@ def cell_value(cell: Cell, strings: list[str]) -> object:
         return raw
 
 
+_ENTITY = re.compile(r"&(#[0-9]+|#x[0-9a-fA-F]+|lt|gt|amp|quot|apos);")
+_NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
+
+
 def _xml_unescape(text: str) -> str:
+    """XML character and entity references (openpyxl writes CJK text as &#39033;…)."""
     if "&" not in text:
         return text
-    return (text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"')
-            .replace("&apos;", "'").replace("&#10;", "\n").replace("&#13;", "\r")
-            .replace("&#9;", "\t").replace("&amp;", "&"))
+
+    def one(m: re.Match) -> str:
+        ref = m.group(1)
+        if ref[0] == "#":
+            return chr(int(ref[2:], 16) if ref[1] in "xX" else int(ref[1:]))
+        return _NAMED[ref]
+
+    return _ENTITY.sub(one, text)
 
 
 def escape_text(text: str) -> str:
     """Text for a <t> element: OOXML-escape control characters and look-alikes, then XML-escape."""
-    text = _ESCAPE_LIKE.sub(r"_x005F_\1_", text)
-    text = _CONTROL.sub(lambda m: f"_x{ord(m.group(0)):04X}_", text)
+    if "_x" in text:
+        text = _ESCAPE_LIKE.sub(r"_x005F_\1_", text)
+    if not text.isprintable():
+        text = _CONTROL.sub(lambda m: f"_x{ord(m.group(0)):04X}_", text)
     return escape(text)
 
 
@@ -307,6 +327,13 @@ def to_serial(value: date | datetime | time) -> float:
 
 def plain(value: object) -> object:
     """A cell value as a plain Python value: numpy/pandas scalars unwrapped, blanks → None."""
+    t = type(value)
+    if t is str:
+        return value or None
+    if t is int or t is date or t is datetime:
+        return value
+    if t is float:
+        return None if (value != value or value in (math.inf, -math.inf)) else value
     if value is None:
         return None
     try:
@@ -376,14 +403,17 @@ def top_level(xml: str) -> list[tuple[str, int, int]]:
     children: list[tuple[str, int, int]] = []
     depth, start, name = 0, 0, ""
     pos = 0
-    data = SHEETDATA_RE.search(xml)
+    try:
+        data = sheet_data_span(xml)
+    except ValueError:
+        data = None
     while True:
         m = _TAG_RE.search(xml, pos)
         if not m:
             break
-        if data and m.start() == data.start() and depth == 1:
-            children.append(("sheetData", data.start(), data.end()))
-            pos = data.end()
+        if data and m.start() == data[0] and depth == 1:
+            children.append(("sheetData", data[0], data[1]))
+            pos = data[1]
             continue
         pos = m.end()
         if m.group(2) is None:

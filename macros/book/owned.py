@@ -19,41 +19,58 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from numbers import Integral
+from xml.sax.saxutils import quoteattr
+
+from python_calamine import CalamineWorkbook
 
 from .. import schema
-from ..errors import MissingSheet
+from ..errors import MissingColumns
 from .ooxml import (
     AFTER_HYPERLINKS,
     DIMENSION_RE,
     HYPERLINKS_RE,
     MAX_TEXT,
     NS_MAIN,
+    ROW_RE,
+    Cell,
     Row,
+    attrs_of,
     cell_value,
     cell_xml,
+    col_index,
     col_name,
     find_top,
     insert_before_any,
-    looks_like_formula,
     parse_rows,
     plain,
     ref_of,
+    rels_name,
     row_xml,
     sheet_data_span,
+    to_serial,
 )
 from .package import Package
 from .read import HEADER_SEARCH_ROWS, ROW, clean_header
+from .styles import is_date_code
 from .write_types import FILLS, SheetWrite
 
 _COL_RE = re.compile(r"<(?:\w+:)?col\b[^>]*?/>", re.S)
+_R_ATTR = re.compile(r'\br="(\d+)"')
 
 
 @dataclass
 class Written:
-    """What a sheet now holds, for the re-read check: (row, col) → value as written."""
+    """What a sheet now holds, for the re-read check.
+
+    ``cells``: (row, col) → value for header and banner cells; ``rows``: row → values in the
+    column order ``order`` (compact: a 100k-row ledger is checked without a dict per cell).
+    """
 
     sheet: str
-    expected: dict[tuple[int, int], object] = field(default_factory=dict)
+    cells: dict[tuple[int, int], object] = field(default_factory=dict)
+    rows: dict[int, list] = field(default_factory=dict)
+    order: list[int] = field(default_factory=list)
     header_row: int = 1
     columns: dict[str, int] = field(default_factory=dict)  # column key → 0-based index
 
@@ -87,6 +104,81 @@ def col_styles(xml: str) -> dict[int, int]:
     return found
 
 
+# The common, unprefixed cell as Excel, xlsxwriter and openpyxl write it: r first, then s, then t.
+_CELL_FAST = re.compile(r'(<c r="([A-Z]+)(\d+)"(?: s="(\d+)")?(?: t="(\w+)")?([^>]*?)(?:/>|>(.*?)</c>))', re.S)
+_ROW_FAST = re.compile(r'(<row r="(\d+)"([^>]*?)(?:/>|>.*?</row>))', re.S)
+_ROW_NOT_FAST = re.compile(r'<row(?! r=")[\s>/]')
+_NOT_FAST = re.compile(r'<c(?:>|/>|\s(?!r="))')
+_V = re.compile(r"<v>(.*?)</v>", re.S)
+_HAS_VALUE = re.compile(r"<(?:\w+:)?(?:v|is|f)\b")
+
+
+_COLS: dict[str, int] = {}
+
+
+def _col(letters: str) -> int:
+    c = _COLS.get(letters)
+    if c is None:
+        c = _COLS[letters] = col_index(letters)
+    return c
+
+
+# An existing cell: (style, type, body or None, its XML verbatim).
+_Old = tuple
+
+
+def _cells_in(row_xml: str, fast: bool) -> dict[int, _Old]:
+    if not fast:
+        [row] = parse_rows(row_xml) or [None]
+        return {c.col: (c.style, c.attrs.get("t"), c.body, c.xml) for c in row.cells} if row else {}
+    found = {}
+    for whole, letters, _, s, t, rest, body in _CELL_FAST.findall(row_xml):
+        if rest.strip():  # attributes in another order: read them properly
+            attrs = attrs_of(whole[2:whole.index(">")])
+            s, t = attrs.get("s", s), attrs.get("t", t)
+        found[_col(letters)] = (int(s) if s else 0, t or None, body if whole[-2:] != "/>" else None, whole)
+    return found
+
+
+def _old_grid(pkg: Package, sheet_name: str) -> list[list]:
+    """The sheet as calamine reads it from the original file (row i = Excel row i + 1)."""
+    book = CalamineWorkbook.from_path(str(pkg.path))
+    return book.get_sheet_by_name(sheet_name).to_python(skip_empty_area=False)
+
+
+def _old_value(old: _Old, strings: list[str]) -> object:
+    """The value an existing cell holds (cached result for a formula)."""
+    _, t, body, xml = old
+    if body is None:
+        return None
+    if body.startswith("<v>") and body.endswith("</v>") and body.count("<") == 2:
+        raw = body[3:-4]
+        if t is None:
+            try:
+                return float(raw)
+            except ValueError:
+                return raw
+        if t == "s":
+            try:
+                return strings[int(raw)]
+            except (ValueError, IndexError):
+                return None
+    if "<f" not in body:
+        if t is None or t == "n":
+            m = _V.search(body)
+            try:
+                return float(m.group(1)) if m else None
+            except ValueError:
+                return m.group(1)
+        if t == "s":
+            m = _V.search(body)
+            try:
+                return strings[int(m.group(1))] if m else None
+            except (ValueError, IndexError):
+                return None
+    return cell_value(Cell(0, xml, {"t": t} if t else {}, body), strings)
+
+
 def rewrite_sheet(
     pkg: Package,
     write: SheetWrite,
@@ -99,18 +191,40 @@ def rewrite_sheet(
     ``drop_cols`` in the old data are not carried over.
     """
     sheet = write.sheet
-    part = pkg.sheets.get(sheet.name)
-    if part is None:
-        raise MissingSheet(pkg.path, sheet.name)
+    part = pkg.sheets.get(sheet.name) or pkg.add_sheet(sheet.name, blank_sheet_xml(sheet))
+    drop_cols = drop_cols or set()
     xml = pkg.text(part)
     start, end = sheet_data_span(xml)
-    old_rows = parse_rows(xml[start:end])
-    strings = pkg.strings if sheet.role == "ledger" else []
+    data = xml[start:end]
+    prefix = re.match(r"<((?:\w+:)?)sheetData", data).group(1)
+    fast = not prefix and not _NOT_FAST.search(data)
+    ledger = sheet.role == "ledger"
+    strings = pkg.strings
     styles = pkg.styles
     by_col_style = col_styles(xml)
-    header_r, header_cells = header_layout(old_rows, sheet, strings if strings else pkg.strings)
+
+    # Rows as text, indexed by number; only the first few are parsed cell by cell.
+    old_rows: dict[int, tuple[str, str]] = {}  # r → (attribute text, row xml)
+    if fast and not _ROW_NOT_FAST.search(data):
+        for whole, r_text, attrs in _ROW_FAST.findall(data):
+            old_rows[int(r_text)] = (f' r="{r_text}"{attrs}', whole)
+    else:
+        last = 0
+        for m in ROW_RE.finditer(data):
+            attrs = m.group("attrs")
+            rm = _R_ATTR.search(attrs)
+            last = int(rm.group(1)) if rm else last + 1
+            old_rows[last] = (attrs, m.group(0))
+    head = parse_rows("".join(x for r, (_, x) in sorted(old_rows.items()) if r <= HEADER_SEARCH_ROWS))
+    header_r, header_cells = header_layout(head, sheet, strings)
+    if ledger and old_rows:
+        # Never guess where staff's columns are: writing under the wrong headers would scramble
+        # the ledger. The same check read_workbook makes.
+        missing = [c.header for c in sheet.required_columns if c.header not in header_cells.values()]
+        if header_r is None or missing:
+            raise MissingColumns(pkg.path, sheet.name, missing or [c.header for c in sheet.required_columns],
+                                 list(header_cells.values()))
     header_r = header_r or 1
-    ledger = sheet.role == "ledger"
     out = Written(sheet.name, header_row=header_r)
 
     # Column layout.
@@ -123,67 +237,72 @@ def rewrite_sheet(
             if col.key not in out.columns:
                 out.columns[col.key] = next_col
                 next_col += 1
-        for row in write.rows:
-            for key in row:
-                if not key.startswith("_") and key not in out.columns:
-                    out.columns[key] = next_col
-                    next_col += 1
+        for key in sorted(set().union(*write.rows) if write.rows else set(), key=str):
+            if not key.startswith("_") and key not in out.columns:
+                out.columns[key] = next_col
+                next_col += 1
     else:
         out.columns = {col.key: i for i, col in enumerate(sheet.columns)}
-    layout_cols = set(out.columns.values())
-    headers = {c: (by_header_key(sheet, key) or key) for key, c in out.columns.items()}
+    layout = sorted(out.columns.items(), key=lambda kv: kv[1])
+    out.order = [c for _, c in layout]
+    layout_cols = set(out.order)
+    headers = {c: (by_header_key(sheet, key) or key) for key, c in layout}
+    columns = {key: _column(sheet, key) for key, _ in layout}
 
-    old_by_r = {row.r: row for row in old_rows}
-    header_old = old_by_r.get(header_r)
-    header_style = 0
-    if header_old and header_old.cells:
-        header_style = header_old.cells[0].style
+    head_by_r = {row.r: row for row in head}
+    header_old = head_by_r.get(header_r)
+    header_style = header_old.cells[0].style if header_old and header_old.cells else 0
 
     new_rows: dict[int, list[tuple[int, str]]] = {}
     row_attrs: dict[int, str] = {}
-    # Rows above the header stay as they were.
-    for row in old_rows:
+    unsorted: set[int] = set()
+    for row in head:  # rows above the header stay as they were
         if row.r < header_r:
             new_rows[row.r] = [(c.col, c.xml) for c in row.cells]
             row_attrs[row.r] = row.attrs_text
 
     # Header row: existing header cells kept; missing headers added; the banner replaced.
-    header_cells_out: dict[int, str] = {}
+    header_out: dict[int, str] = {}
     if header_old:
         row_attrs[header_r] = header_old.attrs_text
         for cell in header_old.cells:
             if ledger or cell.col in layout_cols:
-                header_cells_out[cell.col] = cell.xml
+                header_out[cell.col] = cell.xml
     for c, text in headers.items():
-        old_text = _header_text(header_old, c, pkg) if c in header_cells_out else None
-        if old_text is None or clean_header(old_text) != clean_header(text):
+        now = _header_text(header_old, c, strings)
+        if c not in header_out or clean_header(now) != clean_header(text):
             # A sheet from an older layout gets today's header.
-            header_cells_out[c] = cell_xml(ref_of(header_r, c), text, header_style)
-            out.expected[(header_r, c)] = text
-        else:
-            out.expected[(header_r, c)] = old_text
+            header_out[c] = cell_xml(ref_of(header_r, c), text, header_style)
+            now = text
+        out.cells[(header_r, c)] = now
     banner_col = max(layout_cols) + 2 if layout_cols else 1
     if write.note:
-        for c in [c for c in header_cells_out if c > max(layout_cols)]:
-            if not ledger:
-                del header_cells_out[c]
-        header_cells_out[banner_col] = cell_xml(ref_of(header_r, banner_col), write.note, 0)
-        out.expected[(header_r, banner_col)] = write.note
+        if not ledger:
+            for c in [c for c in header_out if c > max(layout_cols)]:
+                del header_out[c]
+        header_out[banner_col] = cell_xml(ref_of(header_r, banner_col), write.note, 0)
+        out.cells[(header_r, banner_col)] = write.note
     elif header_old and not ledger:
         for cell in header_old.cells:  # keep the existing banner when no new note is given
-            if cell.col not in layout_cols and cell.col not in (drop_cols or set()):
-                header_cells_out[cell.col] = cell.xml
-    new_rows[header_r] = list(header_cells_out.items())
+            if cell.col not in layout_cols and cell.col not in drop_cols:
+                header_out[cell.col] = cell.xml
+    new_rows[header_r] = sorted(header_out.items())
 
     # Where each data row goes.
-    placed: list[tuple[int, dict]] = []
+    placed: list[int] = []
     taken: set[int] = set()
-    explicit = [row.get(ROW) for row in write.rows]
-    last = max([header_r, *(r for r in explicit if isinstance(r, int))])
+    # `_row` as read (int; numpy integers too); anything else means "below the last row".
+    explicit = [int(r) if isinstance(r := row.get(ROW), Integral) and not isinstance(r, bool) else None
+                for row in write.rows]
+    last = max([header_r, *(r for r in explicit if r is not None)])
     if ledger:
-        last = max([last, *(r.r for r in old_rows)])
-    for row, want in zip(write.rows, explicit):
-        if isinstance(want, int) and not isinstance(want, bool):
+        # New rows go below the last row holding a value; formatted blank rows below the data
+        # are filled in (and lend the new cells their formats), not skipped.
+        wanted_rows = {r for r in explicit if r is not None}
+        last = max([last, *(r for r, (_, x) in old_rows.items()
+                            if r > header_r and r not in wanted_rows and _HAS_VALUE.search(x))])
+    for want in explicit:
+        if want is not None:
             if want <= header_r or want in taken:
                 raise ValueError(f"{sheet.name}: row {want} is the header or used twice")
             r = want
@@ -191,54 +310,164 @@ def rewrite_sheet(
             last += 1
             r = last
         taken.add(r)
-        placed.append((r, row))
+        placed.append(r)
 
-    old_cells = {(row.r, cell.col): cell for row in old_rows if row.r > header_r for cell in row.cells}
-    link_rows: list[str] = []
-    for index, (r, row) in enumerate(placed):
-        cells = []
-        for key, c in out.columns.items():
-            value = plain(row.get(key))
-            if isinstance(value, str) and len(value) > MAX_TEXT:
-                value = value[:MAX_TEXT]  # Excel's limit; longer text would make the file unreadable
-            old = old_cells.get((r, c)) if ledger else None
-            if old is not None and _same(cell_value(old, strings), value) and (index, key) not in write.fills \
-                    and (index, key) not in write.links:
-                cells.append((c, old.xml))
-                out.expected[(r, c)] = cell_value(old, strings)
+    fills, links = write.fills, write.links
+    cache: dict[tuple, int] = {}
+    link_xml: list[str] = []
+    external: list[str] = []
+    max_r, max_c = header_r, max(header_out, default=0)
+    keys = [key for key, _ in layout]
+    verbatim: dict[int, str] = {}
+    old_grid = _old_grid(pkg, sheet.name) if ledger else []
+    marked_rows = {i for i, _ in fills} | {i for i, _ in links}
+    contiguous = out.order == list(range(out.order[0], out.order[-1] + 1)) if out.order else False
+    for index, (r, row) in enumerate(zip(placed, write.rows)):
+        if r in old_rows and r - 1 < len(old_grid) and index not in marked_rows:
+            # A row whose values did not change keeps its XML verbatim: one list comparison
+            # against calamine's reading (blank = "", 12 == 12.0; trimmed text falls through).
+            got = old_grid[r - 1]
+            now = ["" if (v := row.get(key)) is None else v for key in keys]
+            before = got[out.order[0]:out.order[-1] + 1] if contiguous else [
+                got[c] if c < len(got) else "" for c in out.order]
+            if before == now:
+                verbatim[r] = old_rows[r][1]
+                out.rows[r] = now
+                max_r = max(max_r, r)
                 continue
-            base = old.style if old is not None else by_col_style.get(c, 0)
-            style = _style_for(styles, base, sheet, key, value, write.fills.get((index, key)),
-                               (index, key) in write.links)
+        old = _cells_in(old_rows[r][1], fast) if ledger and r in old_rows else {}
+        cells: list[tuple[int, str]] = []
+        values: list = []
+        for key, c in layout:
+            value = plain(row.get(key))
+            if type(value) is str and len(value) > MAX_TEXT:
+                value = value[:MAX_TEXT]  # Excel's limit; longer text makes the file unreadable
+            fill = fills.get((index, key)) if fills else None
+            link = bool(links) and (index, key) in links
+            o = old.get(c)
+            if o is not None:
+                before = _old_value(o, strings)
+                if not fill and not link and _same(before, value):
+                    cells.append((c, o[3]))  # unchanged: formula, rich text, formatting kept
+                    values.append("" if before is None else before)
+                    continue
+                base = o[0]
+            else:
+                base = by_col_style.get(c, 0)
+            kind = _kind(value)
+            if kind or fill or link:
+                ck = (base, kind, key, fill, link)
+                style = cache.get(ck)
+                if style is None:
+                    style = cache[ck] = _style_for(styles, base, columns[key], kind, value, fill, link, not ledger)
+            else:
+                style = base
             text = cell_xml(ref_of(r, c), value, style)
             if text:
                 cells.append((c, text))
-            out.expected[(r, c)] = value
-            if (index, key) in write.links:
-                target = write.links[(index, key)]
+            values.append("" if value is None else value)  # as calamine reads a blank
+            if link:
+                target = links[(index, key)]
                 display = str(value if value is not None else target)
-                link_rows.append(f'<hyperlink ref="{ref_of(r, c)}" location={_attr(target)} '
-                                 f'display={_attr(display)}/>')
-        new_rows.setdefault(r, []).extend(cells)
+                if is_location(target):
+                    where = f"location={quoteattr(target)}"
+                else:  # a file: an external relationship in the sheet's rels part
+                    external.append(target)
+                    where = f'r:id="{EXTERNAL_LINK_ID}{len(external)}"'
+                link_xml.append(f'<hyperlink ref="{ref_of(r, c)}" {where} display={quoteattr(display)}/>')
+        if ledger and len(old) > len(layout):
+            for c, o in old.items():  # cells in columns without a header are not ours to drop
+                if c not in layout_cols and c not in drop_cols:
+                    cells.append((c, o[3]))
+                    unsorted.add(r)
+                    max_c = max(max_c, c)
+        out.rows[r] = values
+        new_rows[r] = cells
+        if cells:
+            max_r = max(max_r, r)
+    max_c = max([max_c, *layout_cols])
     if ledger:
-        # Cells in columns without a header are not ours to drop.
-        for (r, c), cell in old_cells.items():
-            if c not in layout_cols and c not in (drop_cols or set()):
-                new_rows.setdefault(r, []).append((c, cell.xml))
-    for r, cells in (extra_cells or {}).items():
-        new_rows.setdefault(r, []).extend(cells)
+        for r in set(old_rows) - taken:
+            if r <= header_r:
+                continue
+            if not _HAS_VALUE.search(old_rows[r][1]):
+                verbatim[r] = old_rows[r][1]  # a formatted blank row stays as it was
+                max_r = max(max_r, r)
+                continue
+            # A row the caller dropped: its cells in columns without a header stay.
+            for c, o in _cells_in(old_rows[r][1], fast).items():
+                if c not in layout_cols and c not in drop_cols:
+                    new_rows.setdefault(r, []).append((c, o[3]))
+                    unsorted.add(r)
+                    max_r, max_c = max(max_r, r), max(max_c, c)
+    for r, extra in (extra_cells or {}).items():
+        new_rows.setdefault(r, []).extend(extra)
+        unsorted.add(r)
+        max_r, max_c = max(max_r, r), max([max_c, *(c for c, _ in extra)])
 
-    body = "".join(row_xml(r, new_rows[r], row_attrs.get(r)) for r in sorted(new_rows))
-    prefix = re.match(r"<((?:\w+:)?)sheetData", xml[start:end]).group(1)
+    parts = []
+    for r in sorted(new_rows.keys() | verbatim.keys()):
+        if r in verbatim:
+            parts.append(verbatim[r])
+            continue
+        cells = new_rows[r]
+        if r in unsorted:
+            cells = sorted(cells, key=lambda t: t[0])
+        if r in row_attrs:
+            parts.append(row_xml(r, cells, row_attrs[r]))
+        elif cells:
+            parts.append(f'<row r="{r}">{"".join(x for _, x in cells)}</row>')
     # Under a prefixed root, a default namespace on sheetData puts our unprefixed rows in place.
     ns = f' xmlns="{NS_MAIN}"' if prefix else ""
-    data_xml = f"<{prefix}sheetData{ns}>{body}</{prefix}sheetData>"
+    data_xml = f"<{prefix}sheetData{ns}>{''.join(parts)}</{prefix}sheetData>"
     xml = xml[:start] + data_xml + xml[end:]
-    xml = _set_dimension(xml, new_rows)
-    if not ledger or write.links:
-        xml = _set_hyperlinks(xml, link_rows)
+    xml = _set_dimension(xml, f"A1:{col_name(max_c)}{max_r}")
+    if not ledger or links:
+        xml = _set_hyperlinks(xml, link_xml)
+        _set_link_relationships(pkg, part, external)
+        root = re.search(r"<(?:\w+:)?worksheet\b[^>]*>", xml)
+        if external and root and "xmlns:r=" not in root.group(0):
+            xml = xml[: root.start()] + root.group(0)[:-1] + f' xmlns:r="{NS_REL}">' + xml[root.end():]
     pkg.set_text(part, xml)
     return out
+
+
+def blank_sheet_xml(sheet: schema.Sheet) -> str:
+    """A new, empty owned sheet: the contract's column widths and a frozen header row."""
+    cols = "".join(f'<col min="{i}" max="{i}" width="{c.width + 0.71}" customWidth="1"/>'
+                   for i, c in enumerate(sheet.columns, start=1))
+    return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+            f'<worksheet xmlns="{NS_MAIN}" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/'
+            'relationships"><dimension ref="A1"/><sheetViews><sheetView workbookViewId="0">'
+            '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
+            '<selection pane="bottomLeft"/></sheetView></sheetViews><sheetFormatPr defaultRowHeight="15"/>'
+            f'<cols>{cols}</cols><sheetData/><pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" '
+            'header="0.3" footer="0.3"/></worksheet>')
+
+
+def _column(sheet: schema.Sheet, key: str) -> schema.Column | None:
+    try:
+        return sheet.column(key)
+    except KeyError:
+        return None
+
+
+def _kind(value: object) -> str | None:
+    """What a value needs from its cell format (None: nothing)."""
+    t = type(value)
+    if t is str:
+        return "text" if value[:1] in ("=", "+", "-", "@") else None
+    if t is int or t is float:
+        return "number"
+    if t is datetime:
+        return "datetime" if (value.hour, value.minute, value.second) != (0, 0, 0) else "date"
+    if t is date:
+        return "date"
+    if t is time:
+        return "time"
+    if isinstance(value, (date, datetime, time)):
+        return "date"
+    return None
 
 
 def by_header_key(sheet: schema.Sheet, key: str) -> str | None:
@@ -248,47 +477,50 @@ def by_header_key(sheet: schema.Sheet, key: str) -> str | None:
         return None
 
 
-def _header_text(row: Row | None, c: int, pkg: Package) -> str:
+def _header_text(row: Row | None, c: int, strings: list[str]) -> str:
     if row is None:
         return ""
     for cell in row.cells:
         if cell.col == c:
-            value = cell_value(cell, pkg.strings)
+            value = cell_value(cell, strings)
             return "" if value is None else str(value)
     return ""
 
 
 def _same(old: object, new: object) -> bool:
+    """Whether a cell that held ``old`` already shows ``new`` (so its XML can stay as it was)."""
+    t = type(new)
+    if t is str:
+        return type(old) is str and (old == new or old.strip() == new)
     if new is None:
         return old is None or old == ""
-    if old is None or isinstance(new, bool) != isinstance(old, bool):
+    if type(old) is not float:
         return False
-    if isinstance(new, str):
-        return isinstance(old, str) and old.strip() == new
-    if isinstance(new, (int, float, date, time)):
-        if not isinstance(old, float):
-            return False
-        from .ooxml import to_serial
-
-        number = to_serial(new) if isinstance(new, (date, time)) else float(new)
-        return abs(number - old) < 1e-9
+    if t is int or t is float:
+        return abs(new - old) < 1e-9
+    if t is bool:
+        return False
+    if isinstance(new, (date, time)):
+        return abs(to_serial(new) - old) < 1e-9
     return False
 
 
-def _style_for(styles, base: int, sheet: schema.Sheet, key: str, value: object, fill: str | None,
-               link: bool) -> int:
-    try:
-        column = sheet.column(key)
-    except KeyError:
-        column = None
+def _style_for(styles, base: int, column: schema.Column | None, kind: str | None, value: object,
+               fill: str | None, link: bool, ours: bool = False) -> int:
+    """The cell format for a value. ``ours`` (output sheets): the contract's number format wins;
+    the ledger keeps a format staff chose and only fills in a General one."""
     style = base
-    if isinstance(value, (date, datetime, time)):
-        if not styles.is_date(style):
+    wanted = column.number_format if column is not None else None
+    if kind in ("date", "datetime", "time"):
+        if ours and wanted and is_date_code(wanted):
+            if styles.numfmt_code(style) != wanted:
+                style = styles.derive(style, num_format=wanted)
+        elif not styles.is_date(style):
             style = styles.derive(style, num_format=_date_format(column, value))
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        if column is not None and column.number_format and styles.is_general(style):
-            style = styles.derive(style, num_format=column.number_format)
-    elif isinstance(value, str) and looks_like_formula(value):
+    elif kind == "number":
+        if wanted and (styles.is_general(style) or (ours and styles.numfmt_code(style) != wanted)):
+            style = styles.derive(style, num_format=wanted)
+    elif kind == "text":
         # Shown as typed, and Excel will not turn it into a formula when the cell is edited.
         style = styles.derive(style, quote_prefix=True)
     if fill:
@@ -308,20 +540,7 @@ def _date_format(column: schema.Column | None, value: object) -> str:
     return schema.DATE_FORMAT
 
 
-def _attr(text: str) -> str:
-    from xml.sax.saxutils import quoteattr
-
-    return quoteattr(text)
-
-
-def _set_dimension(xml: str, rows: dict[int, list[tuple[int, str]]]) -> str:
-    used = [(r, c) for r, cells in rows.items() for c, x in cells if x]
-    if used:
-        ref = f"A1:{col_name(max(c for _, c in used))}{max(r for r, _ in used)}"
-        if min(c for _, c in used) > 0 or min(r for r, _ in used) > 1:
-            ref = f"{col_name(min(c for _, c in used))}{min(r for r, _ in used)}:{ref.split(':')[1]}"
-    else:
-        ref = "A1"
+def _set_dimension(xml: str, ref: str) -> str:
     m = DIMENSION_RE.search(xml)
     if m:
         new = re.sub(r'ref="[^"]*"', f'ref="{ref}"', m.group(0))
@@ -329,9 +548,49 @@ def _set_dimension(xml: str, rows: dict[int, list[tuple[int, str]]]) -> str:
     return xml
 
 
+EXTERNAL_LINK_ID = "rIdHbLink"
+NS_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+REL_HYPERLINK = NS_REL + "/hyperlink"
+_LINK_REL_RE = re.compile(r'<Relationship\b[^>]*\bType="' + re.escape(REL_HYPERLINK) + r'"[^>]*/>')
+
+
+def is_location(target: str) -> bool:
+    """An in-workbook target such as "'台账'!B5" (anything else is a file or web address)."""
+    return "!" in target and not re.search(r"[/\\]|^\w+:", target.split("!")[0].strip("'"))
+
+
+def _set_link_relationships(pkg: Package, part: str, targets: list[str]) -> None:
+    """Replace the hyperlink relationships of an owned sheet (they are all ours) with ``targets``.
+
+    Ids are ``rIdHbLink<n>`` so they never collide with the sheet's other relationships.
+    """
+    rels_part = rels_name(part)
+    if not pkg.exists(rels_part):
+        if not targets:
+            return
+        pkg.set_text(rels_part, '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+                                '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
+                                'relationships"></Relationships>')
+    xml = pkg.text(rels_part)
+    kept = _LINK_REL_RE.sub("", xml)
+    if kept.rstrip().endswith("/>") and "</Relationships>" not in kept:
+        kept = kept.rstrip()[:-2] + "></Relationships>"
+    added = "".join(
+        f'<Relationship Id="{EXTERNAL_LINK_ID}{i}" Type="{REL_HYPERLINK}" '
+        f'Target={quoteattr(target.replace(chr(92), "/"))} TargetMode="External"/>'
+        for i, target in enumerate(targets, start=1)
+    )
+    if added or kept != xml:
+        close = kept.rindex("</")
+        pkg.set_text(rels_part, kept[:close] + added + kept[close:])
+
+
 def _set_hyperlinks(xml: str, links: list[str]) -> str:
     m = HYPERLINKS_RE.search(xml)
-    element = f"<hyperlinks>{''.join(links)}</hyperlinks>" if links else ""
+    ns = ""
+    if re.search(r"<\w+:worksheet\b", xml):  # a prefixed root: give our elements the main namespace
+        ns = f' xmlns="{NS_MAIN}"'
+    element = f"<hyperlinks{ns}>{''.join(links)}</hyperlinks>" if links else ""
     if m and find_top(xml, "hyperlinks"):
         return xml[:m.start()] + element + xml[m.end():]
     if element:

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import os
+import posixpath
+import re
+import struct
 import zipfile
 from pathlib import Path
+from xml.sax.saxutils import quoteattr
 
 from ..errors import NotAWorkbook
-from .ooxml import REL_SHARED_STRINGS, REL_STYLES, shared_strings, sheet_parts, workbook_rel_target
+from .ooxml import (
+    NS_REL,
+    REL_SHARED_STRINGS,
+    REL_STYLES,
+    rels_name,
+    shared_strings,
+    sheet_parts,
+    workbook_part,
+    workbook_rel_target,
+)
 from .styles import Styles
+
+REL_WORKSHEET = NS_REL + "/worksheet"
+CT_WORKSHEET = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
 
 
 class Package:
@@ -29,6 +45,7 @@ class Package:
             raise NotAWorkbook(self.path, "缺少工作簿结构") from exc
         self.styles_part = workbook_rel_target(self.parts, REL_STYLES)
         self._styles: Styles | None = None
+        self.added_sheets: list[str] = []
         self._strings: list[str] | None = None
 
     def data(self, name: str) -> bytes | None:
@@ -58,6 +75,46 @@ class Package:
             self._strings = shared_strings(self.parts.get(part)) if part else []
         return self._strings
 
+    def add_sheet(self, name: str, xml: str) -> str:
+        """Append a worksheet called ``name`` (last tab); returns its part name.
+
+        Grow-only: a ``<sheet>`` entry at the end of workbook.xml's ``<sheets>``, a relationship,
+        a content-type override and the new part; nothing that was there changes.
+        """
+        wb_part = workbook_part(self.parts)
+        n = 1
+        while self.exists(f"xl/worksheets/sheet{n}.xml"):
+            n += 1
+        part = f"xl/worksheets/sheet{n}.xml"
+        rels_part = rels_name(wb_part)
+        rels = self.text(rels_part)
+        used = set(re.findall(r'Id="([^"]+)"', rels))
+        k = 1
+        while f"rId{k}" in used:
+            k += 1
+        rid = f"rId{k}"
+        target = posixpath.relpath(part, posixpath.dirname(wb_part))
+        close = rels.rindex("</")
+        self.set_text(rels_part, rels[:close] + f'<Relationship Id="{rid}" Type="{REL_WORKSHEET}" '
+                      f'Target="{target}"/>' + rels[close:])
+        workbook = self.text(wb_part)
+        root = re.search(r"<((?:\w+:)?)workbook\b[^>]*>", workbook)
+        bound = re.search(rf'xmlns:(\w+)="{re.escape(NS_REL)}"', root.group(0))
+        r_attr = f'{bound.group(1)}:id="{rid}"' if bound else f'xmlns:r="{NS_REL}" r:id="{rid}"'
+        ids = [int(i) for i in re.findall(r'<(?:\w+:)?sheet\b[^>]*\ssheetId="(\d+)"', workbook)]
+        prefix = root.group(1)
+        entry = f'<{prefix}sheet name={quoteattr(name)} sheetId="{max(ids, default=0) + 1}" {r_attr}/>'
+        close = workbook.index(f"</{prefix}sheets>")
+        self.set_text(wb_part, workbook[:close] + entry + workbook[close:])
+        types = self.text("[Content_Types].xml")
+        close = types.rindex("</")
+        self.set_text("[Content_Types].xml", types[:close] + f'<Override PartName="/{part}" '
+                      f'ContentType="{CT_WORKSHEET}"/>' + types[close:])
+        self.set_text(part, xml)
+        self.sheets[name] = part
+        self.added_sheets.append(name)
+        return part
+
     def finish(self) -> None:
         """Fold the styles editor back into the parts."""
         if self._styles is not None and self._styles.changed:
@@ -67,11 +124,19 @@ class Package:
         return {n for n, data in self.changed.items() if self.parts.get(n) != data}
 
     def save(self, target: Path) -> None:
-        """Write the package to ``target`` (parts in their original order, new ones last) and fsync."""
+        """Write the package to ``target`` (parts in their original order, new ones last) and fsync.
+
+        Unchanged parts are copied as their original compressed bytes (faster, and identical even
+        before decompression); changed ones are compressed again.
+        """
         self.finish()
-        with open(target, "wb") as fh:
+        changed = self.changed_names()
+        with open(self.path, "rb") as src, open(target, "wb") as fh:
             with zipfile.ZipFile(fh, "w") as zf:
                 for info in self.infos:
+                    if info.filename not in changed and _copyable(info):
+                        _copy_raw(src, info, fh, zf)
+                        continue
                     clone = zipfile.ZipInfo(info.filename, info.date_time)
                     clone.compress_type = info.compress_type
                     clone.external_attr = info.external_attr
@@ -83,3 +148,34 @@ class Package:
                                     compress_type=zipfile.ZIP_DEFLATED)
             fh.flush()
             os.fsync(fh.fileno())
+
+
+_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
+
+
+def _copyable(info: zipfile.ZipInfo) -> bool:
+    # Not encrypted, not zip64 (a workbook part is far below 2 GB).
+    return not info.flag_bits & 0x1 and info.compress_size < 2**31 and info.file_size < 2**31
+
+
+def _copy_raw(src, info: zipfile.ZipInfo, fh, zf: zipfile.ZipFile) -> None:
+    """Append ``info``'s compressed bytes from ``src`` to the archive being written in ``zf``."""
+    src.seek(info.header_offset)
+    header = _LOCAL_HEADER.unpack(src.read(_LOCAL_HEADER.size))
+    if header[0] != b"PK\x03\x04":
+        raise zipfile.BadZipFile(f"bad local header for {info.filename}")
+    src.seek(info.header_offset + _LOCAL_HEADER.size + header[9] + header[10])
+    raw = src.read(info.compress_size)
+    clone = zipfile.ZipInfo(info.filename, info.date_time)
+    clone.compress_type = info.compress_type
+    clone.external_attr = info.external_attr
+    clone.create_system = info.create_system
+    clone.flag_bits = info.flag_bits & ~0x08  # sizes go in the local header, no data descriptor
+    clone.CRC, clone.compress_size, clone.file_size = info.CRC, info.compress_size, info.file_size
+    clone.header_offset = fh.tell()
+    fh.write(clone.FileHeader())
+    fh.write(raw)
+    zf.filelist.append(clone)
+    zf.NameToInfo[clone.filename] = clone
+    zf.start_dir = fh.tell()
+    zf._didModify = True

@@ -49,6 +49,7 @@ class Styles:
         self._fills = self._list("fills", "fill")
         self._fonts = self._list("fonts", "font")
         self._cache: dict[tuple, int] = {}
+        self._xf_lookup: dict[str, int] | None = None
 
     # --- reading
 
@@ -123,9 +124,22 @@ class Styles:
                 new_start = re.sub(rf'(\s{name}=)"[^"]*"', rf'\1"{value}"', new_start)
             else:
                 new_start = re.sub(r"(\s*/?>)$", rf' {name}="{value}"\1', new_start)
-        index = self._append("cellXfs", self._xfs, new_start + rest)
+        element = new_start + rest
+        # Reuse an identical format from an earlier run: cellXfs must not grow run after run
+        # (Excel allows about 64,000 formats).
+        index = self._xf_index().get(element)
+        if index is None:
+            index = self._append("cellXfs", self._xfs, element)
+            self._xf_lookup[element] = index
         self._cache[key] = index
         return index
+
+    def _xf_index(self) -> dict[str, int]:
+        if self._xf_lookup is None:
+            self._xf_lookup = {}
+            for i, text in enumerate(self._xfs):
+                self._xf_lookup.setdefault(text, i)
+        return self._xf_lookup
 
     def _numfmt_id(self, code: str) -> int:
         for num_id, existing in BUILTIN_CODES.items():

@@ -57,8 +57,13 @@ def _cell(rows: list[list], r: int, c: int) -> object:
     return None
 
 
-def check_parts(old: dict[str, bytes], new_path: Path, allowed: set[str], grow_only: set[str]) -> None:
-    """Every old part unchanged except ``allowed``; ``grow_only`` parts keep every old element."""
+_HYPERLINK_REL = re.compile(rb'<Relationship\b[^>]*\bType="[^"]*/relationships/hyperlink"[^>]*/>')
+
+
+def check_parts(old: dict[str, bytes], new_path: Path, allowed: set[str], grow_only: set[str],
+                links_replaced: frozenset[str] = frozenset()) -> None:
+    """Every old part unchanged except ``allowed``; ``grow_only`` parts keep every old element
+    (in ``links_replaced`` — owned sheets' rels — except their hyperlink relationships, all ours)."""
     with zipfile.ZipFile(new_path) as zf:
         bad = zf.testzip()
         if bad:
@@ -73,7 +78,7 @@ def check_parts(old: dict[str, bytes], new_path: Path, allowed: set[str], grow_o
         if name not in allowed and name not in grow_only:
             raise VerifyError(f"part changed: {name}")
         if name in grow_only:
-            check_grows(name, data, new[name])
+            check_grows(name, _HYPERLINK_REL.sub(b"", data) if name in links_replaced else data, new[name])
 
 
 def check_grows(name: str, old: bytes, new: bytes) -> None:
@@ -109,14 +114,18 @@ def _prefix(name: str, old: list, new: list) -> None:
             raise VerifyError(f"{name}: entry changed: {ET.tostring(x)[:80]!r}")
 
 
-def check_only_calc_changed(old: str, new: str) -> None:
-    """workbook.xml may only gain ``fullCalcOnLoad="1"`` on calcPr (or a calcPr saying just that)."""
-    def without(xml: str) -> str:
+def check_workbook_grew(old: str, new: str, added: list[str]) -> None:
+    """workbook.xml may only gain ``fullCalcOnLoad="1"`` on calcPr (or a calcPr saying just that)
+    and a ``<sheet>`` entry for each sheet in ``added`` (owned sheets we created)."""
+    def without(xml: str, names: list[str]) -> str:
         xml = re.sub(r'\sfullCalcOnLoad="[^"]*"', "", xml)
-        return re.sub(r"<(?:\w+:)?calcPr\s*/>", "", xml)
+        xml = re.sub(r"<(?:\w+:)?calcPr\s*/>", "", xml)
+        for name in names:
+            xml = re.sub(rf'<(?:\w+:)?sheet name="{re.escape(name)}"[^>]*/>(?=</(?:\w+:)?sheets>)', "", xml)
+        return xml
 
-    if without(old) != without(new):
-        raise VerifyError("workbook.xml changed beyond the recalculation flag")
+    if without(old, []) != without(new, list(reversed(added))):
+        raise VerifyError("workbook.xml changed beyond the recalculation flag and added sheets")
 
 
 def check_sheet_frame(name: str, old_xml: str, new_xml: str, may_change: set[str]) -> None:
@@ -129,20 +138,35 @@ def check_sheet_frame(name: str, old_xml: str, new_xml: str, may_change: set[str
         raise VerifyError(f"{name}: worksheet settings changed")
 
 
-def check_values(path: Path, expected: dict[str, dict[tuple[int, int], object]],
-                 unchanged: dict[str, list[list]]) -> None:
-    """Re-read with calamine: written cells hold what was written; other sheets hold what they held."""
+def check_values(path: Path, written: dict[str, object], unchanged: dict[str, list[list]]) -> None:
+    """Re-read with calamine: written cells hold what was written; other sheets hold what they held.
+
+    ``written`` maps sheet name to ``owned.Written`` (``cells``, ``rows``, ``order``).
+    """
     book = CalamineWorkbook.from_path(str(path))
-    for sheet, cells in expected.items():
+    for sheet, w in written.items():
         rows = grid(book, sheet)
-        for (r, c), value in cells.items():
-            got = _cell(rows, r, c)
-            if not same_value(got, value):
-                raise VerifyError(f"{sheet}!{col_name(c)}{r}: wrote {_short(value)}, read {_short(got)}")
+        for (r, c), value in w.cells.items():
+            _check(sheet, r, c, _cell(rows, r, c), value)
+        order = w.order
+        contiguous = order == list(range(order[0], order[0] + len(order))) if order else False
+        for r, values in w.rows.items():
+            got = rows[r - 1] if r - 1 < len(rows) else []
+            if contiguous and len(got) >= order[-1] + 1 and got[order[0]:order[-1] + 1] == values:
+                continue  # the whole row reads back as written
+            for c, value in zip(order, values):
+                have = got[c] if c < len(got) else None
+                if have != value and not same_value(have, value):
+                    _check(sheet, r, c, have, value)
     for sheet, before in unchanged.items():
         after = grid(book, sheet)
         if _trim(after) != _trim(before):
             raise VerifyError(f"{sheet}: values changed by marking")
+
+
+def _check(sheet: str, r: int, c: int, got: object, value: object) -> None:
+    if not same_value(got, value):
+        raise VerifyError(f"{sheet}!{col_name(c)}{r}: wrote {_short(value)}, read {_short(got)}")
 
 
 def _short(value: object) -> str:

@@ -26,25 +26,26 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from xml.etree import ElementTree as ET
 
 from python_calamine import CalamineWorkbook
 
 from .. import schema
-from ..errors import HealthbookError, MissingSheet, WorkbookBusy, WorkbookNotFound
+from ..errors import FolderNotWritable, HealthbookError, WorkbookBusy, WorkbookNotFound
 from . import marks as marking
 from .backup import backup_file, list_backups
 from .lock import DEFAULT_WAIT, WorkbookLock, check_not_open
-from .ooxml import insert_before_any, workbook_part
-from .owned import rewrite_sheet
+from .ooxml import REL_COMMENTS, REL_VML, insert_before_any, parse_rels, rels_name, workbook_part
+from .owned import Written, blank_sheet_xml, rewrite_sheet
 from .package import Package
 from .read import Workbook, read_workbook, settings_from_frame
 from .verify import (
     OWNED_CHILDREN,
     VerifyError,
-    check_only_calc_changed,
     check_parts,
     check_sheet_frame,
     check_values,
+    check_workbook_grew,
     grid,
 )
 from .write_types import Mark, SheetWrite
@@ -53,6 +54,7 @@ STAGED = "待合并"
 TEMP_PREFIX = ".hb-"  # temporary files: .hb-<name>-<random>.tmp, removed when a run ends
 DEFAULT_KEEP = 10
 OWNED_NAMES = {s.name for s in schema.OWNED_SHEETS}
+NOTE_PART = re.compile(r"(^|/)comments\d*\.xml$|\.vml$")
 # CT_Workbook children that come after calcPr.
 CALC_PR_FOLLOWERS = ("oleSize", "customWorkbookViews", "pivotCaches", "smartTagPr", "smartTagTypes",
                      "webPublishing", "fileRecoveryPr", "webPublishObjects", "extLst")
@@ -62,6 +64,7 @@ class WriteRefused(HealthbookError):
     """The written file failed its own check; the master was left as it was."""
 
     def __init__(self, path: Path, reason: str, staged: Path | None = None):
+        self.reason, self.staged = reason, staged
         where = f"结果已暂存为 {staged.name}。" if staged else ""
         super().__init__(f"写入 {Path(path).name} 前的核对未通过（{reason}），主工作簿未改动。{where}"
                          "请把该文件和这条信息发给技术联系人。")
@@ -111,6 +114,8 @@ class FileBook:
         check_owned(sheets)
         if not self.path.is_file():
             raise WorkbookNotFound(self.path)
+        if not sheets and marks is None:
+            return WriteResult(self.path, [])
         with self.lock:
             check_not_open(self.path)
             if self._signature is not None and _signature(self.path) != self._signature:
@@ -120,7 +125,15 @@ class FileBook:
             keep = keep_backups if keep_backups is not None else backups_kept(self.path)
             tmp = _temp_path(self.path)
             try:
-                result = _build(self.path, sheets, marks, tmp)
+                try:
+                    result = _build(self.path, sheets, marks, tmp)
+                except WriteRefused as refused:
+                    # Keep what was built for inspection, beside the master (DESIGN: refused → staged).
+                    staged = _staged_name(self.path)
+                    os.replace(tmp, staged)
+                    raise WriteRefused(self.path, refused.reason, staged) from refused
+                if not result.parts_changed:
+                    return result  # nothing differs: no backup, no replace (re-runs stay quiet)
                 check_not_open(self.path)
                 result.backup = backup_file(self.path, keep=keep)
                 shutil.copymode(self.path, tmp)
@@ -168,18 +181,23 @@ def stage(path: Path | str, sheets: list[SheetWrite], marks: list[Mark] | None =
     """
     path = Path(path)
     check_owned(sheets)
-    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    target = path.with_name(f"{path.stem}-{STAGED}-{stamp}{path.suffix}")
-    n = 1
-    while target.exists():
-        n += 1
-        target = path.with_name(f"{path.stem}-{STAGED}-{stamp}-{n}{path.suffix}")
+    target = _staged_name(path, now)
     tmp = _temp_path(path)
     try:
         _build(path, sheets, marks, tmp)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+    return target
+
+
+def _staged_name(path: Path, now: datetime | None = None) -> Path:
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.stem}-{STAGED}-{stamp}{path.suffix}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.stem}-{STAGED}-{stamp}-{n}{path.suffix}")
     return target
 
 
@@ -210,18 +228,18 @@ def _build(path: Path, sheets: list[SheetWrite], marks: list[Mark] | None, targe
     """Build the new package into ``target`` and verify it; raises ``WriteRefused`` if it fails."""
     pkg = Package(path)
     result = WriteResult(path, [w.sheet.name for w in sheets])
-    expected: dict[str, dict] = {}
+    expected: dict[str, Written] = {}
     issues = schema.ISSUES
     if marks is not None and issues.name not in pkg.sheets:
-        raise MissingSheet(path, issues.name)
+        pkg.add_sheet(issues.name, blank_sheet_xml(issues))  # the mark memory lives there
     memory = marking.read_memory(pkg) if issues.name in pkg.sheets else []
     marked_sheets: set[str] = set()
     if marks is not None:
         marked_sheets |= marking.unmark(pkg, memory)
     later = [w for w in sheets if w.sheet.name == issues.name]
     for write in sheets:
-        if write not in later:
-            expected[write.sheet.name] = rewrite_sheet(pkg, write).expected
+        if write.sheet.name != issues.name:
+            expected[write.sheet.name] = rewrite_sheet(pkg, write)
     if marks is not None:
         memory, applied, skipped, touched = marking.apply(pkg, marks)
         marked_sheets |= touched
@@ -229,7 +247,7 @@ def _build(path: Path, sheets: list[SheetWrite], marks: list[Mark] | None, targe
     if issues.name in pkg.sheets and (later or marks is not None):
         cells, drop = marking.memory_cells(pkg, memory)
         if later:
-            expected[issues.name] = rewrite_sheet(pkg, later[0], extra_cells=cells, drop_cols=drop).expected
+            expected[issues.name] = rewrite_sheet(pkg, later[0], extra_cells=cells, drop_cols=drop)
         else:
             marking.replace_memory(pkg, cells, drop)
         if memory:
@@ -240,8 +258,8 @@ def _build(path: Path, sheets: list[SheetWrite], marks: list[Mark] | None, targe
     result.parts_changed = sorted(pkg.changed_names())
     try:
         _verify(pkg, target, expected, marked_sheets - set(expected))
-    except VerifyError as exc:
-        raise WriteRefused(path, str(exc)) from exc
+    except (VerifyError, ET.ParseError, UnicodeDecodeError, KeyError, ValueError) as exc:
+        raise WriteRefused(path, str(exc)[:200]) from exc
     return result
 
 
@@ -274,15 +292,20 @@ def _ensure_recalc(pkg: Package) -> None:
     pkg.set_text(wb_part, xml)
 
 
-def _verify(pkg: Package, target: Path, expected: dict[str, dict], marked: set[str]) -> None:
+def _verify(pkg: Package, target: Path, expected: dict[str, Written], marked: set[str]) -> None:
     changed = pkg.changed_names()
     sheet_parts = {pkg.sheets[name]: name for name in pkg.sheets}
-    allowed, grow = set(), set()
+    allowed, grow, notes = set(), set(), set()
     wb_part = workbook_part(pkg.parts)
+    # Comments and VML parts wherever the sheets' relationships put them (openpyxl: xl/comments/…).
+    note_parts = {rel.target for part in pkg.sheets.values()
+                  for rel in parse_rels(pkg.data(rels_name(part)), part) if rel.type in (REL_COMMENTS, REL_VML)}
     for name in changed:
         if name == wb_part:
-            check_only_calc_changed(pkg.parts[name].decode("utf-8"), pkg.text(name))
+            check_workbook_grew(pkg.parts[name].decode("utf-8"), pkg.text(name), pkg.added_sheets)
             allowed.add(name)
+        elif name in sheet_parts and name not in pkg.parts:
+            allowed.add(name)  # an owned sheet we added; its values are checked below
         elif name in sheet_parts:
             sheet = sheet_parts[name]
             if sheet not in OWNED_NAMES and sheet not in marked:
@@ -294,14 +317,18 @@ def _verify(pkg: Package, target: Path, expected: dict[str, dict], marked: set[s
             if sheet == schema.ISSUES.name:
                 may.add("cols")
             check_sheet_frame(sheet, pkg.parts[name].decode("utf-8"), pkg.text(name), may)
+        elif name == pkg.styles_part or name == "[Content_Types].xml" or name.endswith(".rels"):
+            grow.add(name)  # each old element kept (checked by check_parts)
+        elif name in note_parts or NOTE_PART.search(name):
+            notes.add(name)  # staff comments and other shapes kept (checked by check_marks)
         else:
-            grow.add(name)  # styles, content types, rels, comments, vml: each old element kept
+            raise VerifyError(f"part changed: {name}")
     try:
         marking.check_marks(pkg)
     except ValueError as exc:
         raise VerifyError(str(exc)) from exc
-    notes = {n for n in grow if n.endswith(".vml") or re.search(r"comments\d*\.xml$", n)}
-    check_parts(pkg.parts, target, allowed | notes, grow - notes)
+    owned_rels = frozenset(rels_name(part) for sheet, part in pkg.sheets.items() if sheet in OWNED_NAMES)
+    check_parts(pkg.parts, target, allowed | notes, grow, owned_rels)
     before = {}
     if marked:
         old = CalamineWorkbook.from_path(str(pkg.path))
@@ -315,7 +342,10 @@ def _signature(path: Path) -> tuple:
 
 
 def _temp_path(path: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.stem}-", suffix=".tmp", dir=path.parent)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.stem}-", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise FolderNotWritable(path.parent, exc.strerror or str(exc)) from exc
     os.close(fd)
     return Path(name)
 
