@@ -34,7 +34,7 @@ def submissions(folder: Path) -> list[Path]:
     """Five files: three good committees, one with a bad row, one that is rejected whole."""
     folder.mkdir(parents=True, exist_ok=True)
     made = []
-    for n, committee in enumerate(("C01", "C02", "C03")):
+    for committee in ("C01", "C02", "C03"):
         rows = [row(committee_id=committee, date=date(2020, 11, 2 + i), activity=f"{committee} 健康讲座 {i}")
                 for i in range(4)]
         made.append(folder / f"{committee}-十一月.xlsx")
