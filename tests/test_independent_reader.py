@@ -168,3 +168,81 @@ def _fs(path: Path):
 def test_dates_survive(written, converted):
     ledger = read_workbook(converted["init"], [schema.LEDGER])[schema.LEDGER.name]
     assert all(isinstance(v, (date, datetime)) for v in ledger["date"].dropna())
+
+
+# ---- consolidation: forms, receipts and the master after a merge ---------------------------------
+
+def inbox_files(folder: Path) -> list[Path]:
+    """Two hand-made submissions: C01 all good, C02 with one bad row."""
+    from tests.hostile import HEADERS, row, xlsx
+
+    folder.mkdir(parents=True, exist_ok=True)
+    good = folder / "C01-十一月.xlsx"
+    xlsx(good, [HEADERS, *(row(activity=f"控烟宣传 {i}", date=date(2020, 11, 3 + i)) for i in range(3))])
+    partly = folder / "C02-十一月.xlsx"
+    xlsx(partly, [HEADERS, row(committee_id="C02", activity="义诊"), row(committee_id="C02", project_id="P99")])
+    return [good, partly]
+
+
+def consolidated_copy(source: Path, folder: Path, name: str, files: list[Path]) -> tuple[Path, object]:
+    from macros.consolidate import consolidate, folders
+
+    folder.mkdir(parents=True)
+    master = folder / name
+    shutil.copy2(source, master)
+    inbox = folders(master, {}).inbox
+    inbox.mkdir()
+    for f in files:
+        shutil.copy2(f, inbox / f.name)
+    return master, consolidate(master, as_of=AS_OF)
+
+
+@pytest.fixture(scope="module")
+def consolidation(written, tmp_path_factory):
+    pytest.importorskip("macros.consolidate", reason="consolidation not merged yet")
+    from macros.forms import build_forms
+
+    folder = tmp_path_factory.mktemp("consolidation")
+    files = inbox_files(folder / "submissions")
+    master, run = consolidated_copy(written["init"], folder / "ours", "s5-consolidated.xlsx", files)
+    assert run.master_written and run.rows_added == 4, run.to_dict()
+    forms = build_forms(master, folder / "forms", ["C01", "C02"])
+    return master, run, forms, files
+
+
+def test_master_after_consolidate_and_forms_read_the_same_in_libreoffice(consolidation, tmp_path):
+    libreoffice()
+    master, run, forms, _ = consolidation
+    theirs = convert_many_with_libreoffice([master, *forms], "xlsx", tmp_path)
+    assert_same_cells(master, theirs[0])
+    added = read_workbook(theirs[0], [schema.LEDGER])[schema.LEDGER.name]
+    assert {"C01-十一月.xlsx", "C02-十一月.xlsx"} <= set(added["source"])
+    for ours, converted in zip(forms, theirs[1:]):
+        a, b = (read_workbook(p, [schema.LEDGER])[schema.LEDGER.name] for p in (ours, converted))
+        assert list(a.columns) == list(b.columns) and len(a) == len(b), ours.name
+        from python_calamine import CalamineWorkbook
+
+        x, y = CalamineWorkbook.from_path(str(ours)), CalamineWorkbook.from_path(str(converted))
+        assert x.sheet_names == y.sheet_names, ours.name  # the hidden info sheet too
+        for name in x.sheet_names:
+            assert ([normal(r) for r in x.get_sheet_by_name(name).to_python()]
+                    == [normal(r) for r in y.get_sheet_by_name(name).to_python()]), (ours.name, name)
+
+
+def test_every_receipt_converts(consolidation, tmp_path):
+    libreoffice()
+    _, run, _, _ = consolidation
+    receipts = [f.receipt for f in run.files]
+    assert len(receipts) == 2 and all(r.is_file() for r in receipts)
+    for pdf in convert_many_with_libreoffice(receipts, "pdf", tmp_path):
+        assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 3000
+
+
+def test_a_master_resaved_by_libreoffice_consolidates_the_same(consolidation, converted, tmp_path):
+    from tests.crash import changes_state, ledger_state
+
+    master, run, _, files = consolidation
+    theirs, again = consolidated_copy(converted["init"], tmp_path / "theirs", "resaved.xlsx", files)
+    assert [f.to_dict() for f in again.files] == [f.to_dict() for f in run.files]
+    assert ledger_state(theirs) == ledger_state(master)
+    assert changes_state(theirs) == changes_state(master)
