@@ -118,6 +118,14 @@ def declared_bomb(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def future_zip_version(path: Path) -> None:
+    """A form whose central directory asks for zip version 19.2 (Python's zipfile: NotImplementedError)."""
+    data = bytearray(good_bytes())
+    at = data.find(b"PK\x01\x02")
+    struct.pack_into("<H", data, at + 6, 192)
+    path.write_bytes(bytes(data))
+
+
 def ratio_bomb(path: Path, size: int = 300 << 20) -> None:
     """A form whose sheet expands from ~300 KB to 300 MB of blanks inside <sheetData> (a real bomb)."""
     source = zipfile.ZipFile(io.BytesIO(good_bytes()))
@@ -212,6 +220,7 @@ def cases() -> list[Case]:
         Case("CSV改名.xlsx", raw((",".join(HEADERS) + "\n2020-11-18,C01,P06\n").encode("gbk")), REJECTED, "不是"),
         Case("文档改名.xlsx", docx_like, REJECTED, "Word 文档"),
         Case("声明4GB.xlsx", declared_bomb, REJECTED, "压缩炸弹"),
+        Case("zip版本19.xlsx", future_zip_version, REJECTED, "损坏"),
         Case("压缩炸弹.xlsx", ratio_bomb, REJECTED, "压缩炸弹"),
         Case("网页.htm", raw(b"<html><body><table><tr><td>1</td></tr></table></body></html>"), REJECTED, ".htm"),
         # ---- rejected whole: a workbook, but not a submission

@@ -87,7 +87,7 @@ def check_zip_sizes(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as z:
             infos = z.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except Exception as exc:  # BadZipFile, NotImplementedError (odd "zip version"), ValueError, ...
         raise NotAWorkbook(path, f"文件已损坏或不完整：{str(exc)[:60]}") from exc
     if not any(i.filename.startswith("xl/workbook") for i in infos):
         raise NotAWorkbook(path, "压缩包里没有 Excel 工作簿的内容，可能是 Word 文档或其他文件改了扩展名")
