@@ -138,6 +138,16 @@ def cmd_rollup(args: argparse.Namespace) -> int:
 
 
 @command
+def cmd_forms(args: argparse.Namespace) -> int:
+    from .forms import build_forms
+
+    paths = build_forms(args.path, args.out, args.committee or None)
+    listing = "\n".join(f"  {p}" for p in paths)
+    emit(args, {"forms": [str(p) for p in paths]}, f"已生成 {len(paths)} 份填报表：\n{listing}")
+    return 0
+
+
+@command
 def cmd_restore(args: argparse.Namespace) -> int:
     if args.list:
         found = backup_listing(args.path)
@@ -175,6 +185,41 @@ def _as_of(text: str) -> date:
     if reading.value is None:
         raise argparse.ArgumentTypeError(f"无法识别日期“{text}”，请写成 2020-11-15")
     return reading.value
+
+
+@command
+def cmd_consolidate(args: argparse.Namespace) -> int:
+    from .consolidate import consolidate, summary_text
+
+    bar = TextProgress() if sys.stderr.isatty() else None
+    run = consolidate(args.path, inbox=args.inbox, dry_run=args.dry_run, progress=bar)
+    if bar:
+        bar.close()
+    emit(args, run.to_dict(), summary_text(run))
+    if run.busy:
+        return 3
+    return 1 if any(f.status in ("partly", "rejected") for f in run.files) else 0
+
+
+class TextProgress:
+    """A plain progress bar on stderr, drawn only when several files are processed."""
+
+    def __init__(self, width: int = 30):
+        self.width = width
+        self.drawn = False
+
+    def __call__(self, done: int, total: int, name: str) -> None:
+        if total < 2:
+            return
+        filled = self.width * done // total
+        bar = "█" * filled + "·" * (self.width - filled)
+        sys.stderr.write(f"\r汇总 [{bar}] {done}/{total} {name[:40]:<40}")
+        sys.stderr.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            sys.stderr.write("\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -249,6 +294,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="按哪一天判断“晚于今天”的日期（默认今天），如 2020-11-15")
     p.add_argument("--mark", action="store_true",
                    help=f"把结果写入“{schema.ISSUES.name}”表，并在出错的单元格上标色加批注（先清除上次的标记）")
+
+    p = sub.add_parser("forms", help="为各居委会生成填报表",
+                       description="按主工作簿的居委会和项目，为每个居委会生成一份填报表"
+                                   "（填报表-编号-名称.xlsx，含下拉列表、输入提示和填报说明）。")
+    p.add_argument("path", type=Path, help="主工作簿路径")
+    p.add_argument("--out", type=Path, required=True, help="填报表输出文件夹")
+    p.add_argument("--committee", action="extend", nargs="+", metavar="编号",
+                   help="只生成这些居委会的填报表，如 --committee C01 C02")
+    p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
+
+    p = sub.add_parser("consolidate", help="把收件箱里的填报表汇总进主工作簿",
+                       description="读取收件箱中各居委会的填报表，校验后按记录编号并入主工作簿的台账"
+                                   "（新增、更新并记入变更记录，不删除），归档或退回每个文件并生成回执。"
+                                   "主工作簿正被打开时暂存结果、保留收件箱，退出码 3。")
+    p.add_argument("path", type=Path, help="主工作簿路径")
+    p.add_argument("--inbox", type=Path, help="收件箱文件夹（默认取“设置”表，相对主工作簿）")
+    p.add_argument("--dry-run", action="store_true", help="只检查和预演，不写主工作簿、不移动文件")
+    p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
     return parser
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 ColumnType = Literal["text", "integer", "number", "date", "choice"]
-SheetRole = Literal["config", "ledger", "output", "guide", "lists"]
+SheetRole = Literal["config", "ledger", "output", "guide", "lists", "form"]
 
 CATEGORIES: tuple[str, ...] = ("健康社会类", "健康人群类", "健康服务类")
 STATUSES: tuple[str, ...] = ("未开始", "进行中", "已完成", "延期")
@@ -410,6 +410,33 @@ INPUT_SHEETS: tuple[Sheet, ...] = tuple(s for s in SHEETS if s.role in ("config"
 OUTPUT_SHEETS: tuple[Sheet, ...] = tuple(s for s in SHEETS if s.role == "output")
 # Sheets the macros may rewrite; every other part of the workbook is never touched.
 OWNED_SHEETS: tuple[Sheet, ...] = (LEDGER, *OUTPUT_SHEETS)
+
+
+# Submission forms (填报表): a guide, the ledger's columns, the lists and a hidden info sheet.
+FORM_VERSION = "1"
+FORM_GUIDE = Sheet("填报说明", "guide", (), description="填报表的填写说明。")
+FORM_INFO = Sheet(
+    "表单信息",
+    "form",
+    (
+        Column("item", "项目", required=True, width=14),
+        Column("value", "值", width=30),
+    ),
+    optional=True,
+    description="本填报表属于哪个居委会、哪个版本（隐藏，请勿修改）。",
+)
+# FORM_INFO items: what consolidation reads back (the committee) and what people may want to know.
+FORM_INFO_ITEMS: dict[str, str] = {
+    "committee_id": "居委会编号",
+    "committee_name": "居委会名称",
+    "version": "表单版本",
+    "created": "生成时间",
+    "master": "主工作簿",
+}
+# Ledger columns a form carries: 来源 is written by consolidation, not by the committee.
+FORM_LEDGER_COLUMNS: tuple[Column, ...] = tuple(c for c in LEDGER.columns if c.key != "source")
+# Rows of a form prepared with dropdowns and input messages.
+FORM_INPUT_ROWS = 1000
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 import xlsxwriter
 
 from macros import demo, schema
-from macros.book.build import _Builder, xlwings_vba_project
+from macros.book.build import SheetBuilder, xlwings_vba_project
 
 X14_URI = "{CCE6A557-97BC-4b89-ADB6-D9C93CAAB3DF}"
 X14_NS = "http://schemas.microsoft.com/office/spreadsheetml/2009/9/main"
@@ -63,7 +63,7 @@ def build_decorated(path: Path, ledger_rows: int | None = None) -> Path:
     wb = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False})
     wb.add_vba_project(io.BytesIO(xlwings_vba_project()), is_stream=True)
     wb.set_vba_name("ThisWorkbook")
-    _Builder(wb).build(rows)
+    SheetBuilder(wb).build(rows)
     guide = wb.get_worksheet_by_name(schema.GUIDE.name)
     guide.insert_button("D2", {"macro": "main", "caption": "一键生成报告", "width": 120, "height": 30})
     guide.insert_textbox("D6", "请先填写台账，再点上面的按钮。", {"width": 240, "height": 60})

@@ -78,19 +78,31 @@ def build_workbook(
     rows = rows or {}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.building")
-    workbook = xlsxwriter.Workbook(str(tmp), {"strings_to_formulas": False, "strings_to_urls": False})
+    workbook = new_workbook(tmp)
     try:
         if path.suffix.lower() == ".xlsm":
             workbook.add_vba_project(io.BytesIO(xlwings_vba_project()), is_stream=True)
             workbook.set_vba_name("ThisWorkbook")
-        _Builder(workbook, macros=path.suffix.lower() == ".xlsm").build(rows)
+        SheetBuilder(workbook, macros=path.suffix.lower() == ".xlsm").build(rows)
     finally:
         workbook.close()
     tmp.replace(path)
     return backup
 
 
-class _Builder:
+def new_workbook(path: Path | str) -> xlsxwriter.Workbook:
+    """An xlsxwriter workbook that keeps text as text (never a formula or a link)."""
+    return xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False})
+
+
+def fixed_lists() -> dict[str, tuple[str, ...]]:
+    """The contract's fixed dropdown lists, by defined name."""
+    return {ln.name: ln.values for ln in schema.LIST_NAMES if ln.values}
+
+
+class SheetBuilder:
+    """Writes contract sheets with xlsxwriter; shared by the master builder and the forms."""
+
     def __init__(self, workbook: xlsxwriter.Workbook, macros: bool = False):
         self.wb = workbook
         self.macros = macros
@@ -131,8 +143,11 @@ class _Builder:
                         self.fmt(italic=True))
         ws.set_tab_color("#90A4AE")
 
-    def table(self, sheet: schema.Sheet, data: list[dict]) -> None:
+    def table(self, sheet: schema.Sheet, data: list[dict], columns: tuple[schema.Column, ...] | None = None,
+              input_rows: int | None = None):
+        """One sheet: styled header, widths and formats, ``data`` rows, validations; returns it."""
         ws = self.wb.add_worksheet(sheet.name)
+        columns = columns or sheet.columns
         header_style = OUTPUT_HEADER_STYLE if sheet.role == "output" else HEADER_STYLE
         ws.set_row(0, 30)
         ws.freeze_panes(1, 1 if sheet.role == "ledger" else 0)
@@ -140,7 +155,7 @@ class _Builder:
         ws.set_landscape()
         ws.fit_to_pages(1, 0)
         ws.repeat_rows(0)
-        for c, col in enumerate(sheet.columns):
+        for c, col in enumerate(columns):
             cell_format = self.fmt(num_format=col.number_format) if col.number_format else self.fmt()
             ws.set_column(c, c, col.width, cell_format)
             ws.write_string(0, c, col.header, self.fmt(**header_style))
@@ -148,9 +163,10 @@ class _Builder:
                 self.write_cell(ws, r, c, row.get(col.key), cell_format)
         if sheet.role == "output":
             ws.set_tab_color("#90A4AE")
-            ws.write_string(0, len(sheet.columns) + 1, sheet.description, self.fmt(italic=True))
-            return
-        self.validations(ws, sheet, max(sheet.input_rows, len(data)))
+            ws.write_string(0, len(columns) + 1, sheet.description, self.fmt(italic=True))
+            return ws
+        self.validations(ws, columns, max(sheet.input_rows if input_rows is None else input_rows, len(data)))
+        return ws
 
     def write_cell(self, ws, r: int, c: int, value, cell_format) -> None:
         if value is None or value == "":
@@ -163,32 +179,30 @@ class _Builder:
             # Text stays text: never let "=..." become a formula.
             ws.write_string(r, c, str(value), cell_format)
 
-    def validations(self, ws, sheet: schema.Sheet, last_row: int) -> None:
+    def validations(self, ws, columns: tuple[schema.Column, ...], last_row: int) -> None:
         if last_row <= 0:
             return
-        for c, col in enumerate(sheet.columns):
-            rule = _validation_rule(col)
+        for c, col in enumerate(columns):
+            rule = validation_rule(col)
             if rule:
                 ws.data_validation(1, c, last_row, c, rule)
 
-    def lists(self, sheet: schema.Sheet) -> None:
+    def lists(self, sheet: schema.Sheet, lists: dict[str, tuple[str, ...]] | None = None) -> None:
+        """The hidden list sheet: one column per list, each under a defined name of its own."""
+        lists = fixed_lists() if lists is None else lists
         ws = self.wb.add_worksheet(sheet.name)
-        fixed = [ln for ln in schema.LIST_NAMES if ln.values]
-        for c, list_name in enumerate(fixed):
+        for c, (name, values) in enumerate(lists.items()):
             ws.set_column(c, c, sheet.columns[0].width)
-            ws.write_string(0, c, list_name.name, self.fmt(**HEADER_STYLE))
-            for r, value in enumerate(list_name.values, start=1):
+            ws.write_string(0, c, name, self.fmt(**HEADER_STYLE))
+            for r, value in enumerate(values, start=1):
                 ws.write_string(r, c, value)
+            column = xl_col_to_name(c)
+            self.wb.define_name(
+                name, f"='{sheet.name}'!${column}$2:${column}${max(2, len(values) + 1)}"
+            )
         ws.hide()
 
     def defined_names(self) -> None:
-        fixed = [ln for ln in schema.LIST_NAMES if ln.values]
-        for c, list_name in enumerate(fixed):
-            column = xl_col_to_name(c)
-            last = len(list_name.values) + 1
-            self.wb.define_name(
-                list_name.name, f"='{schema.LISTS.name}'!${column}$2:${column}${last}"
-            )
         for list_name in schema.LIST_NAMES:
             if list_name.values:
                 continue
@@ -227,7 +241,8 @@ class _Builder:
         ws.activate()
 
 
-def _validation_rule(col: schema.Column) -> dict | None:
+def validation_rule(col: schema.Column) -> dict | None:
+    """xlsxwriter data validation for a column: dropdown from its defined name, or a range check."""
     message = {"input_title": col.header[:32], "input_message": col.help[:255]} if col.help else {}
     if col.list_name:
         allowed = "、".join(col.choices) if col.choices else f"“{col.list_name}”中的值"

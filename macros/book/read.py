@@ -125,6 +125,28 @@ def read_sheet(book: CalamineWorkbook, sheet: schema.Sheet, path: Path) -> pd.Da
 
 def frame_from_rows(rows: list[list], sheet: schema.Sheet, path: Path | str) -> pd.DataFrame:
     """Turn a sheet's cell grid (first row = Excel row 1) into the contract frame."""
+    columns, body, row_numbers, headers = parse_grid(rows, sheet, path)
+    frame = pd.DataFrame(body, columns=columns, dtype=object)
+    for col in sheet.columns:
+        if col.key not in frame.columns:
+            frame[col.key] = pd.Series([None] * len(frame), dtype=object)
+    frame[ROW] = row_numbers
+    extras = [c for c in columns if c not in set(sheet.keys)]
+    frame = frame[[*sheet.keys, *extras, ROW]]
+    # Where each header sits (index 0 = column A), so links and marks point at the real cell.
+    frame.attrs["headers"] = headers
+    return frame
+
+
+def parse_grid(rows: list[list], sheet: schema.Sheet,
+               path: Path | str) -> tuple[list[str], list[list], list[int], list[str]]:
+    """The header matching and cell cleaning behind ``frame_from_rows``, without a DataFrame.
+
+    Returns the column names found (contract keys, or an extra column's own header), the
+    non-blank rows' cleaned values in that order, their Excel row numbers, and the header row
+    as cleaned (index 0 = column A). Consolidation
+    uses it to read many small files without building a frame for each.
+    """
     header_index = find_header_row(rows, sheet)
     if header_index is None:
         found = [clean_header(v) for v in rows[0]] if rows else []
@@ -149,22 +171,16 @@ def frame_from_rows(rows: list[list], sheet: schema.Sheet, path: Path | str) -> 
             names.append(f"_blank{i}")
     keep = [i for i, n in enumerate(names) if not n.startswith("_blank")]
     body, row_numbers = [], []
+    width = len(headers)
     for excel_row, raw in enumerate(rows[header_index + 1:], start=header_index + 2):
-        values = [_cell_value(raw[i]) if i < len(raw) else None for i in keep]
+        if len(raw) < width:
+            raw = [*raw, *[""] * (width - len(raw))]
+        # Most cells of a form are blank: test for that before the call (many small files).
+        values = [None if raw[i] == "" else _cell_value(raw[i]) for i in keep]
         if any(v is not None for v in values):
             body.append(values)
             row_numbers.append(excel_row)
-    columns = [names[i] for i in keep]
-    frame = pd.DataFrame(body, columns=columns, dtype=object)
-    for col in sheet.columns:
-        if col.key not in frame.columns:
-            frame[col.key] = pd.Series([None] * len(frame), dtype=object)
-    frame[ROW] = row_numbers
-    extras = [c for c in columns if c not in set(sheet.keys)]
-    frame = frame[[*sheet.keys, *extras, ROW]]
-    # Where each header sits (index 0 = column A), so links and marks point at the real cell.
-    frame.attrs["headers"] = headers
-    return frame
+    return [names[i] for i in keep], body, row_numbers, headers
 
 
 def _cell_value(value: object) -> object:

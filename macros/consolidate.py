@@ -1,0 +1,668 @@
+"""Consolidation: inbox of submission forms → validate → merge into the master → receipts.
+
+Files are streamed one at a time (only the master's ledger and the current file are in memory);
+the master is written once per run, through the safe writer. When the master is busy the would-be
+result is staged beside it and the inbox is left untouched, so the next run retries. The merge
+itself is ``macros.merge`` (pure); this module does the files.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import stat
+import time as _time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from . import schema
+from .book.read import ROW, open_calamine, parse_grid, read_sheet, settings_from_frame
+from .book.write import STAGED, FileBook
+from .book.write_types import SheetWrite
+from .errors import HealthbookError
+from .forms import read_form_info, safe_name
+from .merge import ADDED, COMMITTEE, KEY, UNCHANGED, UPDATED, Change, LedgerMerge
+from .problems import Problem
+from .validate import validate
+
+ACCEPTED, PARTLY, REJECTED, SKIPPED = "accepted", "partly", "rejected", "skipped"
+STATUS_TEXT = {ACCEPTED: "已接受", PARTLY: "部分接受", REJECTED: "已退回", SKIPPED: "已跳过"}
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")
+FORMULA_PREFIXES = ("=", "+", "-", "@")
+# Left alone: Excel/WPS/LibreOffice owner and lock files, partial downloads, system files.
+TEMP_PREFIXES = ("~$", ".~lock.", "~")
+TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".download", "#")
+SYSTEM_FILES = {"thumbs.db", "desktop.ini", ".ds_store"}
+LOG_NAME = "consolidate.log"
+RECEIPT_TEMPLATE = "receipt.html"
+LEDGER = schema.LEDGER.name
+ERROR, WARNING = schema.LEVEL_ERROR, schema.LEVEL_WARNING
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class FileResult:
+    """What happened to one inbox file."""
+
+    file: str
+    status: str
+    committee_id: str | None = None
+    committee_name: str = ""
+    rows_added: int = 0
+    rows_updated: int = 0
+    rows_unchanged: int = 0
+    issues: list[Problem] = field(default_factory=list)
+    # merge.RowOutcome per merged row: rendered into a pending receipt right after the merge and
+    # then dropped, so a run over thousands of files does not hold every row's outcome.
+    outcomes: list = field(default_factory=list)
+    pending_receipt: Path | None = None
+    changes: list[Change] = field(default_factory=list)  # its lines of 变更记录
+    moved_to: Path | None = None
+    receipt: Path | None = None
+
+    def to_dict(self) -> dict:
+        """Exactly the per-file keys of ``consolidate --json``."""
+        return {
+            "file": self.file, "status": self.status, "rows_added": self.rows_added,
+            "rows_updated": self.rows_updated, "rows_unchanged": self.rows_unchanged,
+            "issues": [p.to_dict() for p in self.issues],
+        }
+
+
+@dataclass
+class Consolidation:
+    """The result of one run."""
+
+    master: Path
+    files: list[FileResult]
+    changes: list[Change]
+    master_written: bool = False
+    dry_run: bool = False
+    busy: str = ""  # the Chinese reason when the master was busy
+    staged: Path | None = None
+    refreshed: str = ""  # what the refresh after the merge did (or why it did not run)
+    log: Path | None = None
+
+    @property
+    def rows_added(self) -> int:
+        return sum(f.rows_added for f in self.files)
+
+    @property
+    def rows_updated(self) -> int:
+        return sum(f.rows_updated for f in self.files)
+
+    def to_dict(self) -> dict:
+        """Exactly the keys of ``consolidate --json``."""
+        return {
+            "files": [f.to_dict() for f in self.files],
+            "rows_added": self.rows_added,
+            "rows_updated": self.rows_updated,
+            "master_written": self.master_written,
+        }
+
+
+@dataclass(frozen=True)
+class Folders:
+    inbox: Path
+    archive: Path
+    rejected: Path
+    receipts: Path
+    templates: str | None = None  # the office's own templates, tried before the shipped ones
+
+
+def folders(master: Path, settings: dict, inbox: Path | str | None = None) -> Folders:
+    """The consolidation folders from 设置, relative to the master (absolute paths kept)."""
+    def where(key: str) -> Path:
+        value = str(settings.get(key) or schema.SETTINGS_BY_KEY[key].default)
+        return master.parent / value  # an absolute value replaces the master's folder
+
+    own = settings.get("templates")
+    return Folders(Path(inbox) if inbox else where("inbox"), where("archive"), where("rejected"),
+                   where("receipts"), str(master.parent / str(own)) if own else None)
+
+
+def skip_reason(path: Path, min_age: float = 0.0, now: float | None = None,
+                master: Path | None = None) -> str | None:
+    """Why ``path`` is left in the inbox untouched, or None to process it."""
+    name = path.name
+    lower = name.lower()
+    if path.is_dir():
+        return "文件夹"
+    if master is not None and (path.resolve() == master.resolve() or name == LOG_NAME
+                               or name.startswith(f"{master.stem}-{STAGED}-")):
+        # An inbox set to the master's own folder must never take the master for a submission.
+        return "主工作簿本身或它的暂存、日志文件"
+    if lower in SYSTEM_FILES:
+        return "系统文件"
+    if name.startswith(TEMP_PREFIXES) or lower.endswith(TEMP_SUFFIXES):
+        return "临时文件或 Excel 打开时的占用文件"
+    if name.startswith("."):
+        return "隐藏文件"
+    st = path.stat()
+    if getattr(st, "st_file_attributes", 0) & getattr(stat, "FILE_ATTRIBUTE_HIDDEN", 0):
+        return "隐藏文件"
+    if min_age and (now or _time.time()) - st.st_mtime < min_age:
+        return "刚刚修改，可能仍在复制中，下次再处理"
+    if path.with_name("~$" + name).exists() or path.with_name(f".~lock.{name}#").exists():
+        return "正被 Excel/WPS/LibreOffice 打开编辑，下次再处理"
+    return None
+
+
+def inbox_files(inbox: Path) -> list[Path]:
+    """Files of the inbox, oldest first (a later submission updates an earlier one)."""
+    if not inbox.is_dir():
+        return []
+    return sorted((p for p in inbox.iterdir()), key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+
+# ---------------------------------------------------------------- reading one submission
+
+
+@dataclass
+class Submission:
+    """One submission as read: its ledger rows (raw values in contract column order)."""
+
+    path: Path
+    rows: list[list]  # aligned with schema.LEDGER.keys
+    row_numbers: list[int]  # Excel rows
+    columns: set[str]  # the contract columns the file carries
+    info_committee: str | None  # from a generated form's hidden info sheet
+
+    @property
+    def keys(self) -> set[str]:
+        return {str(r[KEY_INDEX]).strip() for r in self.rows if r[KEY_INDEX] is not None}
+
+
+KEYS = schema.LEDGER.keys
+KEY_INDEX, COMMITTEE_INDEX = KEYS.index(KEY), KEYS.index(COMMITTEE)
+# Prefilled form rows carry only the committee: a row is data when any of these holds a value.
+DATA_INDEXES = [i for i, k in enumerate(KEYS) if k not in (COMMITTEE, "source")]
+
+
+def reject_reason_for_suffix(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    if suffix in WORKBOOK_SUFFIXES:
+        return None
+    if suffix == ".xls":
+        return "这是旧版 .xls 格式。请用 Excel 或 WPS 打开后“另存为”.xlsx 格式再提交。"
+    if suffix == ".csv":
+        return "CSV 文件会丢失格式、日期和下拉选项。请使用街道下发的填报表（.xlsx）填写后提交。"
+    return f"不是 Excel 工作簿（{suffix or '无扩展名'}）。请提交 .xlsx 格式的填报表。"
+
+
+def read_submission(path: Path) -> Submission:
+    """Read the 台账 sheet (and a generated form's hidden info sheet): one calamine pass, no frame."""
+    book = open_calamine(path)
+    if LEDGER not in book.sheet_names:
+        read_sheet(book, schema.LEDGER, path)  # raises the named error with the Chinese message
+    try:
+        grid = book.get_sheet_by_name(LEDGER).to_python(skip_empty_area=False)
+    except Exception as exc:  # calamine's private error types
+        raise FileUnreadable(path, str(exc)[:60]) from exc
+    names, body, row_numbers, _ = parse_grid(grid, schema.LEDGER, path)
+    where = [names.index(k) if k in names else None for k in KEYS]
+    rows, numbers = [], []
+    for values, excel_row in zip(body, row_numbers):
+        row = [None if i is None else values[i] for i in where]
+        if any(row[i] is not None for i in DATA_INDEXES):
+            rows.append(row)
+            numbers.append(excel_row)
+    info = None
+    if schema.FORM_INFO.name in book.sheet_names:
+        # A small grid: parsed without a DataFrame (this runs once per file).
+        info_grid = book.get_sheet_by_name(schema.FORM_INFO.name).to_python(skip_empty_area=False)
+        info_names, info_rows, _, _ = parse_grid(info_grid, schema.FORM_INFO, path)
+        info = read_form_info(dict(zip(info_names, zip(*info_rows))) if info_rows else None)
+    return Submission(path, rows, numbers, set(names) & set(KEYS), info.committee_id if info else None)
+
+
+class FileUnreadable(HealthbookError):
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"{path.name} 的工作表“{LEDGER}”无法读取（{reason}）。请用 Excel 打开检查后重新保存。")
+
+
+# ---------------------------------------------------------------- the run
+
+
+def consolidate(
+    master: Path | str,
+    *,
+    inbox: Path | str | None = None,
+    dry_run: bool = False,
+    as_of: date | None = None,
+    now: datetime | None = None,
+    min_age: float = 0.0,
+    progress: Progress | None = None,
+    refresh: bool = True,
+) -> Consolidation:
+    """Merge every submission in the inbox into ``master``; see the module docstring.
+
+    ``min_age``: seconds a file must have been left alone before it is read (files still being
+    copied into a shared folder). ``progress(done, total, file name)`` is called after each file.
+    Raises ``WorkbookBusy`` only when another run holds the master; when the master is open
+    in Excel the result says so (``busy``, ``staged``) and the inbox is left as it was.
+    """
+    master = Path(master)
+    now = now or datetime.now().replace(microsecond=0)
+    book = FileBook(master)
+    with book.locked():  # two runs never interleave: the second waits, then is busy
+        wb = book.read([*schema.INPUT_SHEETS, schema.CHANGES])
+        return _run(book, wb, master, inbox, dry_run, as_of or now.date(), now, min_age, progress, refresh)
+
+
+def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetime, min_age: float,
+         progress: Progress | None, refresh: bool) -> Consolidation:
+    frames = wb.frames
+    settings = settings_from_frame(frames[schema.SETTINGS.name])
+    where = folders(master, settings, inbox)
+    old_changes = frames[schema.CHANGES.name].drop(columns=ROW).to_dict("records")
+    merge = LedgerMerge(frames[LEDGER].drop(columns=ROW).to_dict("records"))
+    committees = _committees(frames[schema.COMMITTEES.name])
+    # The config sheets are what a submission is validated against; the ledger lives in ``merge``.
+    pending = None if dry_run else where.receipts / f".pending-{now:%Y%m%d-%H%M%S}-{os.getpid()}"
+    checker = _Checker({n: f for n, f in frames.items() if n in INPUT_NAMES and n != LEDGER},
+                       settings, as_of, merge, now, pending, master, where.templates)
+    try:
+        return _merge_and_write(book, master, where, merge, checker, old_changes, committees, dry_run,
+                                as_of, now, min_age, progress, refresh)
+    finally:
+        if pending is not None:
+            shutil.rmtree(pending, ignore_errors=True)
+
+
+def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, checker, old_changes: list,
+                     committees: dict[str, str], dry_run: bool, as_of: date, now: datetime,
+                     min_age: float, progress: Progress | None, refresh: bool) -> Consolidation:
+    paths = inbox_files(where.inbox)
+    results: list[FileResult] = []
+    done = 0
+
+    def tick(name: str) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, len(paths), name)
+
+    batch = _Batch()
+    clock = _time.time()
+    for path in paths:
+        reason = skip_reason(path, min_age, clock, master)
+        if reason:
+            results.append(FileResult(path.name, SKIPPED, issues=[_file_problem("skipped", reason, WARNING, sheet="")]))
+            tick(path.name)
+            continue
+        result, sub = load_file(path, committees)
+        results.append(result)
+        if sub is None:
+            tick(path.name)
+            continue
+        if not batch.fits(sub):
+            checker.flush(batch, tick)
+            batch = _Batch()
+        batch.add(result, sub)
+    checker.flush(batch, tick)
+
+    changes = [c for r in results for c in r.changes]
+    run = Consolidation(master, results, changes, dry_run=dry_run)
+    if dry_run:
+        return run
+    if changes:
+        sheets = [
+            SheetWrite(schema.LEDGER, merge.rows),
+            SheetWrite(schema.CHANGES, old_changes + [c.row() for c in changes]),
+        ]
+        written = book.write_or_stage(sheets)
+        if written.staged:  # open in Excel: leave the inbox for the next run
+            run.busy, run.staged = written.busy, written.staged
+            run.log = write_log(master, run, now)
+            return run
+        run.master_written = True
+    for result in results:
+        if result.status != SKIPPED:
+            finish_file(result, where, now, master)
+    run.log = write_log(master, run, now)
+    if run.master_written and refresh:
+        run.refreshed = refresh_after_merge(book, as_of)
+    return run
+
+
+INPUT_NAMES = {s.name for s in schema.INPUT_SHEETS}
+# Rows of the files validated together are told apart by adding file-number × ROW_OFFSET to their
+# Excel row (Excel has at most 1,048,576 rows); problems and their messages are mapped back.
+ROW_OFFSET = 10_000_000
+BATCH_ROWS = 20_000
+_ROW_IN_TEXT = re.compile(r"第 (\d+) 行")
+
+
+@dataclass
+class _Batch:
+    """Files validated in one call. No 记录编号 is in two of them, so the validator's duplicate-key
+    rule stays within a file; a problem that points at a row of another file (a probable duplicate:
+    a committee re-sending rows it sent before) is dropped, since merging handles those."""
+
+    items: list[tuple[FileResult, Submission]] = field(default_factory=list)
+    keys: set[str] = field(default_factory=set)
+    rows: int = 0
+
+    def fits(self, sub: Submission) -> bool:
+        return not self.items or (not (sub.keys & self.keys) and self.rows + len(sub.rows) <= BATCH_ROWS)
+
+    def add(self, result: FileResult, sub: Submission) -> None:
+        self.items.append((result, sub))
+        self.keys |= sub.keys
+        self.rows += len(sub.rows)
+
+
+class _Checker:
+    """Validates a batch with the master's rules plus the submission checks, then merges it."""
+
+    def __init__(self, config: dict, settings: dict, as_of: date, merge: LedgerMerge, now: datetime,
+                 pending: Path | None, master: Path, templates: str | None):
+        self.config, self.settings, self.as_of = config, settings, as_of
+        self.merge, self.now = merge, now
+        self.pending, self.master, self.templates = pending, master, templates
+
+    def flush(self, batch: _Batch, tick: Callable[[str], None]) -> None:
+        if not batch.items:
+            return
+        body, numbers = [], []
+        for f, (_result, sub) in enumerate(batch.items):
+            body += sub.rows
+            numbers += [f * ROW_OFFSET + n for n in sub.row_numbers]
+        frame = pd.DataFrame(body, columns=KEYS, dtype=object)
+        frame[ROW] = numbers
+        validation = validate({**self.config, LEDGER: frame}, self.settings, self.as_of)
+        found: list[list[Problem]] = [[] for _ in batch.items]
+        for p in validation.problems:
+            if p.sheet != LEDGER:
+                continue
+            if p.row is None:
+                for issues in found:
+                    issues.append(p)
+                continue
+            f = p.row // ROW_OFFSET
+            if any(int(n) // ROW_OFFSET != f for n in _ROW_IN_TEXT.findall(p.message)):
+                continue  # points at another file's row
+            found[f].append(_unshift(p) if f else p)
+        for (result, sub), issues in zip(batch.items, found):
+            self.merge_file(result, sub, issues)
+            tick(result.file)
+
+    def merge_file(self, result: FileResult, sub: Submission, issues: list[Problem]) -> None:
+        issues = issues + _submission_checks(sub, result.committee_id, self.merge)
+        bad_rows = {p.row for p in issues if p.is_error and p.row is not None}
+        result.issues = sorted(issues, key=lambda p: (p.row or 0, p.level != ERROR, p.column or ""))
+        good = [(n, dict(zip(KEYS, row))) for n, row in zip(sub.row_numbers, sub.rows) if n not in bad_rows]
+        merged = self.merge.merge(good, sub.columns, sub.path.name, self.now)
+        result.outcomes, result.changes = merged.outcomes, merged.changes
+        result.rows_added = merged.count(ADDED)
+        result.rows_updated = merged.count(UPDATED)
+        result.rows_unchanged = merged.count(UNCHANGED)
+        result.status = REJECTED if not good else PARTLY if bad_rows else ACCEPTED
+        if self.pending is not None:
+            result.pending_receipt = write_receipt(result, self.pending, self.now, self.master, self.templates)
+        result.outcomes = []
+
+
+def _unshift(p: Problem) -> Problem:
+    def fix(text: str) -> str:
+        return _ROW_IN_TEXT.sub(lambda m: f"第 {int(m.group(1)) % ROW_OFFSET} 行", text)
+
+    return replace(p, row=p.row % ROW_OFFSET, message=fix(p.message), suggestion=fix(p.suggestion))
+
+
+def _committees(frame: pd.DataFrame) -> dict[str, str]:
+    return {str(c): str(n or "") for c, n in zip(frame["committee_id"], frame["name"]) if c is not None}
+
+
+def _file_problem(code: str, message: str, level: str = ERROR, suggestion: str = "",
+                  sheet: str = LEDGER) -> Problem:
+    """A problem with the whole file (``sheet`` is '' when it is not about the 台账 sheet)."""
+    return Problem(sheet, None, None, None, level, code, message, suggestion)
+
+
+def load_file(path: Path, committees: dict[str, str]) -> tuple[FileResult, Submission | None]:
+    """Read one file and decide its committee; a file rejected whole comes back without rows."""
+    result = FileResult(path.name, REJECTED)
+    reason = reject_reason_for_suffix(path)
+    if reason:
+        result.issues.append(_file_problem("not_a_workbook", reason, sheet=""))
+        return result, None
+    try:
+        sub = read_submission(path)
+    except HealthbookError as err:
+        result.issues.append(_file_problem("structure", str(err)))
+        return result, None
+    committee, problem = _committee_of(sub, committees)
+    result.committee_id = committee
+    result.committee_name = committees.get(committee or "", "")
+    if problem:
+        result.issues.append(problem)
+        return result, None
+    for row in sub.rows:
+        if row[COMMITTEE_INDEX] is None:
+            row[COMMITTEE_INDEX] = committee
+    if not sub.rows:
+        result.status = ACCEPTED
+        result.issues.append(_file_problem("empty", f"“{LEDGER}”表中没有填写任何记录。", WARNING,
+                                           "如有活动，请在表中逐行填写后重新提交。"))
+        return result, None
+    return result, sub
+
+
+def _committee_of(sub: Submission, committees: dict[str, str]) -> tuple[str | None, Problem | None]:
+    """The file's committee (hidden info sheet, else its single 居委会编号) or why it is rejected."""
+    header = schema.LEDGER.header_of(COMMITTEE)
+    typed = [(n, str(r[COMMITTEE_INDEX]).strip()) for n, r in zip(sub.row_numbers, sub.rows)
+             if r[COMMITTEE_INDEX] is not None]
+    found = sorted({c for _, c in typed})
+    committee = sub.info_committee
+    if committee is None:
+        if len(found) != 1:
+            detail = "、".join(found) if found else "（都没填）"
+            return None, _file_problem(
+                "committee", f"无法确定这份填报表属于哪个居委会：“{header}”列为 {detail}。",
+                suggestion="一份填报表只填一个居委会的记录，并在每行填写本居委会编号。")
+        committee = found[0]
+    if committee not in committees:
+        return committee, _file_problem(
+            "unknown_committee", f"居委会编号 {committee} 不在主工作簿的“{schema.COMMITTEES.name}”表中。",
+            suggestion="请使用街道下发的填报表，或核对居委会编号。")
+    others = sorted(set(found) - {committee})
+    if others:
+        rows = [n for n, c in typed if c != committee]
+        listed = "、".join(str(r) for r in rows[:10]) + ("等" if len(rows) > 10 else "")
+        return committee, _file_problem(
+            "wrong_committee",
+            f"这是 {committee} 的填报表，但第 {listed} 行的“{header}”为 {'、'.join(others)}。整份退回，未汇总任何一行。",
+            suggestion=f"每个居委会只填报本居委会的记录；请把这些行改为 {committee} 或删除后重新提交。")
+    return committee, None
+
+
+def _submission_checks(sub: Submission, committee: str, merge: LedgerMerge) -> list[Problem]:
+    """Checks a submission needs beyond the master's rules: others' records; formula-looking text."""
+    problems = []
+    key_header = schema.LEDGER.header_of(KEY)
+    headers = schema.LEDGER.headers
+    for n, row in zip(sub.row_numbers, sub.rows):
+        record_id = row[KEY_INDEX]
+        if record_id is not None:
+            record_id = str(record_id).strip()
+            owner = merge.owner(record_id)
+            # A key of the wrong form is the validator's (bad_record_id / record_id_committee);
+            # this is a well-formed key the master already holds for another committee.
+            if owner is not None and owner != committee:
+                problems.append(Problem(
+                    LEDGER, n, key_header, record_id, ERROR, "record_of_other_committee",
+                    f"记录编号 {record_id} 在主工作簿中属于 {owner}，不能由 {committee} 修改。",
+                    f"新记录请把记录编号留空，系统自动编号；修改已报记录请保留回执中给出的编号（{committee}-xxxx）。"))
+        for i, value in enumerate(row):
+            if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) and not _is_number(value):
+                problems.append(Problem(
+                    LEDGER, n, headers[i], record_id, WARNING, "formula_text",
+                    f"“{value[:20]}”以“{value[0]}”开头，已按文字保存，不会当作公式计算。", ""))
+    return problems
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- after the write
+
+
+def finish_file(result: FileResult, where: Folders, now: datetime, master: Path) -> None:
+    """Move the file to archive/ or rejected/ and write its receipt."""
+    source = where.inbox / result.file
+    folder = where.rejected if result.status == REJECTED else where.archive
+    try:
+        result.moved_to = move_with_stamp(source, folder, now)
+    except OSError as exc:  # e.g. Windows: the committee opened it again meanwhile
+        result.issues.append(_file_problem(
+            "not_moved", f"{result.file} 无法移到“{folder.name}”文件夹（{exc.strerror or exc}），仍留在收件箱；"
+            "下次汇总时会再次处理（不会重复添加）。", WARNING, sheet=""))
+    if result.pending_receipt is not None:
+        where.receipts.mkdir(parents=True, exist_ok=True)
+        result.receipt = where.receipts / result.pending_receipt.name
+        os.replace(result.pending_receipt, result.receipt)
+    else:
+        result.receipt = write_receipt(result, where.receipts, now, master, where.templates)
+
+
+def move_with_stamp(path: Path, folder: Path, now: datetime) -> Path:
+    """Move ``path`` into ``folder`` as ``<stem>-<timestamp><suffix>`` (never overwriting)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = now.strftime("%Y%m%d-%H%M%S")
+    target = folder / f"{path.stem}-{stamp}{path.suffix}"
+    n = 1
+    while target.exists():
+        n += 1
+        target = folder / f"{path.stem}-{stamp}-{n}{path.suffix}"
+    shutil.move(str(path), str(target))
+    return target
+
+
+@functools.cache
+def _receipt_template(override_dir: str | None):
+    from .render.env import html_environment
+
+    return html_environment(override_dir).get_template(RECEIPT_TEMPLATE)
+
+
+def write_receipt(result: FileResult, folder: Path, now: datetime, master: Path,
+                  templates: str | None = None) -> Path:
+    """The committee's receipt (回执) for one file, as HTML (``templates``: the office's own copies)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    who = safe_name(result.committee_id or "未知居委会")
+    path = folder / f"回执-{who}-{safe_name(Path(result.file).stem)}-{now.strftime('%Y%m%d-%H%M%S')}.html"
+    html = _receipt_template(templates).render(**receipt_context(result, now, master))
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def receipt_context(result: FileResult, now: datetime, master: Path) -> dict:
+    """The variables the receipt template gets (documented in templates/README.md)."""
+    return {
+        "file": result.file,
+        "committee_id": result.committee_id or "",
+        "committee_name": result.committee_name,
+        "status": result.status,
+        "status_text": STATUS_TEXT[result.status],
+        "time": now.strftime("%Y-%m-%d %H:%M"),
+        "master": master.name,
+        "rows_added": result.rows_added,
+        "rows_updated": result.rows_updated,
+        "rows_unchanged": result.rows_unchanged,
+        "rows": [
+            {"row": o.row, "record_id": o.record_id, "action": o.action,
+             "columns": "、".join(o.columns), "assigned": o.assigned}
+            for o in result.outcomes
+        ],
+        "errors": [p.to_dict() for p in result.issues if p.is_error],
+        "warnings": [p.to_dict() for p in result.issues if not p.is_error],
+    }
+
+
+def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
+    """Append one line per file (and one for the run) to ``consolidate.log`` beside the master."""
+    path = master.parent / LOG_NAME
+    stamp = now.strftime("%Y-%m-%d %H:%M:%S")
+    lines = [
+        f"{stamp}\t{f.file}\t{STATUS_TEXT[f.status]}\t新增 {f.rows_added}\t更新 {f.rows_updated}\t"
+        f"未变化 {f.rows_unchanged}\t错误 {sum(p.is_error for p in f.issues)}\t"
+        f"{f.moved_to.name if f.moved_to else ''}"
+        for f in run.files
+    ]
+    if run.busy:
+        outcome = f"主工作簿未写入（{run.busy}）结果暂存为 {run.staged.name}，收件箱保持原样，下次重试"
+    else:
+        outcome = f"主工作簿{'已写入' if run.master_written else '无需更新'}"
+    lines.append(f"{stamp}\t（本次运行）\t{len(run.files)} 个文件\t新增 {run.rows_added}\t"
+                 f"更新 {run.rows_updated}\t{outcome}")
+    with path.open("a", encoding="utf-8") as log:
+        log.write("\n".join(lines) + "\n")
+    return path
+
+
+def refresh_after_merge(book: FileBook, as_of: date) -> str:
+    """Refresh roll-ups and notices as ``healthbook report`` does; returns what it did (Chinese).
+
+    Runs on the same ``FileBook`` (its lock is re-entrant, so it stays held). HOOK: when
+    ``macros.report.run_report`` is not there yet (it comes with the notices work), only says so.
+    """
+    try:
+        from .report import run_report
+    except ImportError:
+        return "未刷新进度汇总和通知（本版本尚无 report 功能），请稍后运行 healthbook report。"
+    report = run_report(book, as_of=as_of)
+    if getattr(report, "busy", ""):
+        return f"进度汇总和通知未写入主工作簿：{report.busy}"
+    return "已刷新进度汇总和通知（同 healthbook report）。"
+
+
+def summary_text(run: Consolidation) -> str:
+    """The run in Chinese, a few lines: per file, then totals and what happened to the master."""
+    lines = []
+    for f in run.files:
+        if f.status == SKIPPED:
+            continue
+        errors = sum(p.is_error for p in f.issues)
+        detail = f"新增 {f.rows_added}、更新 {f.rows_updated}、未变化 {f.rows_unchanged}"
+        if errors:
+            detail += f"，{errors} 个错误"
+        if f.status == REJECTED and f.issues:
+            detail = f.issues[0].message
+        lines.append(f"  {STATUS_TEXT[f.status]}　{f.file}：{detail}")
+    counts = {s: sum(f.status == s for f in run.files) for s in STATUS_TEXT}
+    processed = len(run.files) - counts[SKIPPED]
+    head = "（预演，未写入任何文件）" if run.dry_run else ""
+    lines.insert(0, f"{head}处理填报表 {processed} 份：接受 {counts[ACCEPTED]}，部分接受 {counts[PARTLY]}，"
+                    f"退回 {counts[REJECTED]}" + (f"；跳过 {counts[SKIPPED]} 个临时或隐藏文件" if counts[SKIPPED] else "")
+                    + "。")
+    lines.append(f"共新增 {run.rows_added} 行，更新 {run.rows_updated} 行。")
+    if run.busy:
+        lines.append(f"主工作簿未写入：{run.busy}")
+        lines.append(f"本次结果已暂存为 {run.staged}；收件箱保持原样，下次运行会自动重试。")
+    elif run.master_written:
+        lines.append(f"已写入主工作簿 {run.master.name}（写入前已备份）。")
+    elif not run.dry_run:
+        lines.append("主工作簿没有需要更新的内容，未写入。")
+    if run.refreshed:
+        lines.append(run.refreshed)
+    receipts = [f.receipt for f in run.files if f.receipt]
+    if receipts:
+        lines.append(f"回执 {len(receipts)} 份在 {receipts[0].parent}；日志：{run.log}")
+    return "\n".join(lines)

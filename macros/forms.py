@@ -1,0 +1,193 @@
+"""Per-committee submission forms (填报表), built with xlsxwriter from the contract and the master.
+
+A form is a standalone file: its dropdown lists (项目编号 copied from the master, 状态, 是否, and the
+one committee) live on its own hidden list sheet under the contract's defined names, and a hidden
+info sheet names the committee and the form version so consolidation knows whose form it is.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from . import schema
+from .book.build import HEADER_STYLE, SheetBuilder, fixed_lists, new_workbook
+from .book.read import Workbook, read_workbook
+from .errors import HealthbookError
+
+FORM_PREFIX = "填报表"
+# Characters Windows, macOS or a zip tool refuse in a file name.
+_UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f]+')
+
+
+class UnknownCommittee(HealthbookError):
+    def __init__(self, master: Path | str, missing: list[str]):
+        sheet = schema.COMMITTEES.name
+        super().__init__(
+            f"{Path(master).name} 的“{sheet}”表中没有居委会编号 {'、'.join(missing)}。"
+            f"请检查编号，或先在“{sheet}”表中添加。"
+        )
+
+
+def safe_name(text: str, limit: int = 60) -> str:
+    """``text`` usable as a file name part on every system: unsafe characters become '_'."""
+    text = unicodedata.normalize("NFKC", str(text)).strip()
+    text = _UNSAFE.sub("_", text).strip(" .")
+    return text[:limit] or "_"
+
+
+def form_filename(committee_id: str, committee_name: str) -> str:
+    """``填报表-<编号>-<名称>.xlsx`` with both parts sanitised."""
+    return f"{FORM_PREFIX}-{safe_name(committee_id)}-{safe_name(committee_name)}.xlsx"
+
+
+@dataclass(frozen=True)
+class FormInfo:
+    """What a form's hidden info sheet says."""
+
+    committee_id: str
+    committee_name: str
+    version: str = schema.FORM_VERSION
+
+
+def build_forms(
+    master: Path | str,
+    out_dir: Path | str,
+    committees: list[str] | None = None,
+    now: datetime | None = None,
+) -> list[Path]:
+    """Write one form per committee of ``master`` (or only ``committees``) into ``out_dir``."""
+    book = read_workbook(master)
+    known = [
+        (str(cid), str(name or cid))
+        for cid, name in zip(book[schema.COMMITTEES.name]["committee_id"],
+                             book[schema.COMMITTEES.name]["name"])
+        if cid is not None
+    ]
+    if committees:
+        wanted = {c.strip().upper() for c in committees}
+        missing = sorted(wanted - {cid.upper() for cid, _ in known})
+        if missing:
+            raise UnknownCommittee(master, missing)
+        known = [(cid, name) for cid, name in known if cid.upper() in wanted]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    now = now or datetime.now()
+    return [build_form(book, cid, name, out_dir / form_filename(cid, name), now) for cid, name in known]
+
+
+def build_form(book: Workbook, committee_id: str, committee_name: str, path: Path,
+               now: datetime, rows: list[dict] | None = None) -> Path:
+    """One committee's form at ``path`` (written to a temporary name, then moved into place).
+
+    ``rows`` (keyed by column key) are written first, e.g. the committee's records to correct.
+    Blank rows stay blank (no prefilled 居委会编号): the column's dropdown offers only this
+    committee, and consolidation fills a blank one from the hidden info sheet.
+    """
+    projects = book[schema.PROJECTS.name]
+    project_ids = tuple(str(p) for p in projects["project_id"] if p is not None)
+    lists = {
+        **fixed_lists(),
+        schema.LIST_PROJECT_IDS.name: project_ids,
+        schema.LIST_COMMITTEE_IDS.name: (committee_id,),
+    }
+    tmp = path.with_name(f".{path.name}.building")
+    workbook = new_workbook(tmp)
+    try:
+        builder = SheetBuilder(workbook)
+        _guide(builder, book, committee_id, committee_name)
+        filled = [{**r, "committee_id": committee_id} for r in rows or []]
+        ws = builder.table(schema.LEDGER, filled, schema.FORM_LEDGER_COLUMNS,
+                           input_rows=schema.FORM_INPUT_ROWS)
+        ws.activate()
+        builder.lists(schema.LISTS, lists)
+        info = builder.table(schema.FORM_INFO, [
+            {"item": schema.FORM_INFO_ITEMS["committee_id"], "value": committee_id},
+            {"item": schema.FORM_INFO_ITEMS["committee_name"], "value": committee_name},
+            {"item": schema.FORM_INFO_ITEMS["version"], "value": schema.FORM_VERSION},
+            {"item": schema.FORM_INFO_ITEMS["created"], "value": now.strftime("%Y-%m-%d %H:%M")},
+            {"item": schema.FORM_INFO_ITEMS["master"], "value": Path(book.path).name},
+        ])
+        info.hide()
+    finally:
+        workbook.close()
+    tmp.replace(path)
+    return path
+
+
+def _guide(builder: SheetBuilder, book: Workbook, committee_id: str, committee_name: str) -> None:
+    ws = builder.wb.add_worksheet(schema.FORM_GUIDE.name)
+    ws.set_column(0, 0, 16)
+    ws.set_column(1, 1, 90)
+    settings = book.settings
+    title = f"{settings.get('street') or ''}{settings.get('pilot_name') or '健康街道试点'}工作台账填报表"
+    bold = builder.fmt(bold=True, valign="top")
+    wrap = builder.fmt(text_wrap=True, valign="top")
+    ws.write_string(0, 0, title, builder.fmt(bold=True, font_size=16, font_color="#2E7D32"))
+    ws.write_string(1, 0, f"填报单位：{committee_name}（{committee_id}）", builder.fmt(bold=True))
+    r = 3
+    for heading, text in form_guide_sections(book, committee_id, committee_name):
+        ws.write_string(r, 0, heading, bold)
+        ws.write_string(r, 1, text, wrap)
+        r += 1
+    r += 1
+    ws.write_string(r, 0, "各列说明", builder.fmt(**HEADER_STYLE))
+    ws.write_string(r, 1, "怎么填", builder.fmt(**HEADER_STYLE))
+    for col in schema.FORM_LEDGER_COLUMNS:
+        r += 1
+        need = "（必填）" if col.required else "（选填）"
+        ws.write_string(r, 0, col.header, bold)
+        ws.write_string(r, 1, f"{need}{col.help}", wrap)
+    r += 2
+    ws.write_string(r, 0, "项目编号", builder.fmt(**HEADER_STYLE))
+    ws.write_string(r, 1, "项目名称（完成数量按指标单位填写）", builder.fmt(**HEADER_STYLE))
+    projects = book[schema.PROJECTS.name]
+    for pid, name, unit in zip(projects["project_id"], projects["name"], projects["indicator_unit"]):
+        if pid is None:
+            continue
+        r += 1
+        ws.write_string(r, 0, str(pid), bold)
+        ws.write_string(r, 1, f"{name or ''}（单位：{unit or '—'}）", wrap)
+
+
+def form_guide_sections(book: Workbook, committee_id: str, committee_name: str) -> list[tuple[str, str]]:
+    """The 填报说明 text: (heading, paragraph) pairs."""
+    settings = book.settings
+    contact = settings.get("contact") or "街道发展办"
+    phone = settings.get("phone") or ""
+    inbox = settings.get("inbox") or schema.SETTINGS_BY_KEY["inbox"].default
+    ledger = schema.LEDGER.name
+    return [
+        ("这是什么", f"这是{committee_name}的工作台账填报表。请在“{ledger}”表中每行填写一次活动，"
+                    "街道会定时把填报表汇总进主工作簿，并给您回执。"),
+        ("新增记录", f"在“{ledger}”表的空行中填写。“记录编号”留空，汇总时系统按居委会自动编号"
+                    f"（如 {committee_id}-0001），回执中会列出分配的编号。"),
+        ("修改已报记录", "保留原来的“记录编号”，改正其他列后重新提交；汇总时按记录编号更新，"
+                      "每处修改都会记入变更记录。已报记录不会因为没有再次提交而被删除。"),
+        ("填写要点", f"“居委会编号”只能填 {committee_id}，也可以留空（汇总时自动填上）；项目编号、状态、入简报请从下拉列表选择；"
+                   "日期写成 2020-06-22；参与人数、完成数量填数字。不要改动表头，可以在右侧增加自己的列"
+                   "（汇总时不会读取）。以“=”等开头的内容会按文字保存，不会当作公式计算。"),
+        ("提交", f"保存为 .xlsx 文件（不要另存为 .xls 或 .csv），放入街道共享的“{inbox}”文件夹，"
+               f"或发送给{contact}{('（' + str(phone) + '）') if phone else ''}。"),
+        ("回执", "每份填报表汇总后都会生成回执：新增、更新、未变化的条数，以及每个问题所在的行、列和改法。"
+               "有问题的行不会汇总，请按回执改正后重新提交。"),
+    ]
+
+
+def read_form_info(frame) -> FormInfo | None:
+    """The committee a form belongs to, from its hidden info sheet (a frame, or a dict of columns
+    keyed by column key); None when absent."""
+    if frame is None or len(frame) == 0 or "item" not in frame or "value" not in frame:
+        return None
+    values = {str(k): v for k, v in zip(frame["item"], frame["value"]) if k is not None}
+    committee = values.get(schema.FORM_INFO_ITEMS["committee_id"])
+    if committee is None:
+        return None
+    return FormInfo(
+        committee_id=str(committee).strip(),
+        committee_name=str(values.get(schema.FORM_INFO_ITEMS["committee_name"]) or ""),
+        version=str(values.get(schema.FORM_INFO_ITEMS["version"]) or ""),
+    )

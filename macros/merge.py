@@ -1,0 +1,212 @@
+"""Merging submitted ledger rows into the master's ledger, in memory: pure, no files.
+
+Rows are raw values keyed by column key (as the reader gives them). Merge by 记录编号: a new key is
+added, a known key with changed values is updated (every changed field becomes a ``Change``), an
+unchanged one is left alone; nothing is deleted. A row without 记录编号 gets its committee's next
+free number, unless an identical row of that committee is already in the ledger (then it was merged
+before: re-running on the same files changes nothing).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from . import schema
+
+ADDED, UPDATED, UNCHANGED = "新增", "修改", "未变化"
+KEY = "record_id"
+COMMITTEE = "committee_id"
+SOURCE = "source"
+# Compared and copied from a submission: every contract column except the key and 来源.
+DATA_COLUMNS: tuple[str, ...] = tuple(k for k in schema.LEDGER.keys if k not in (KEY, SOURCE))
+NUMBER_DIGITS = 4
+
+
+@dataclass(slots=True)
+class Change:
+    """One line of 变更记录."""
+
+    time: datetime
+    source: str
+    record_id: str
+    action: str
+    column: str | None = None  # Chinese header; None for an added row
+    old: object = None
+    new: object = None
+
+    def row(self) -> dict:
+        """Values keyed by the 变更记录 sheet's column keys."""
+        return {
+            "time": self.time, "source": self.source, "record_id": self.record_id,
+            "action": self.action, "column": self.column,
+            "old": display(self.old), "new": display(self.new),
+        }
+
+
+@dataclass(slots=True)
+class RowOutcome:
+    """What happened to one submitted row."""
+
+    row: int | None  # Excel row in the submission
+    record_id: str
+    action: str  # ADDED / UPDATED / UNCHANGED
+    columns: tuple[str, ...] = ()  # Chinese headers of the changed columns
+    assigned: bool = False  # the 记录编号 was given by consolidation
+
+
+@dataclass
+class MergeResult:
+    outcomes: list[RowOutcome] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+
+    def count(self, action: str) -> int:
+        return sum(o.action == action for o in self.outcomes)
+
+
+def comparable(value: object) -> object:
+    """A value as compared: blanks are None, whole datetimes are dates, numbers are numbers."""
+    kind = type(value)  # dispatch on the exact type first: this runs for every merged cell
+    if value is None or kind is int or kind is date:
+        return value
+    if kind is str:
+        return value.strip() or None
+    if kind is float:
+        if value != value:  # NaN
+            return None
+        return int(value) if value.is_integer() else value
+    if isinstance(value, datetime):
+        return value.date() if value.time() == datetime.min.time() else value
+    if isinstance(value, str):
+        return value.strip() or None
+    return value
+
+
+def display(value: object) -> object:
+    """A value as 变更记录 shows it (dates as text so they read the same everywhere)."""
+    value = comparable(value)
+    if type(value) is not date and not isinstance(value, datetime):
+        return value
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+SUMMARY_COLUMNS = ("date", "project_id", "activity", "quantity")
+
+
+def summary(row: dict) -> str:
+    """A short text naming an added row in 变更记录."""
+    parts = [display(row[k]) for k in SUMMARY_COLUMNS]
+    return " ".join(str(p) for p in parts if p is not None)
+
+
+def record_number(record_id: object, committee_id: str) -> int | None:
+    """The number in ``<committee>-<digits>``, or None when the key is not that committee's."""
+    match = re.fullmatch(rf"{re.escape(committee_id)}-(\d+)", str(record_id or "").strip())
+    return int(match.group(1)) if match else None
+
+
+class LedgerMerge:
+    """The master's ledger rows, merged into in place; ``rows`` keeps the master's row order."""
+
+    def __init__(self, rows: list[dict]):
+        self.rows = rows
+        self.index: dict[str, int] = {}
+        self.numbers: dict[str, int] = defaultdict(int)
+        self.fingerprints: dict[tuple, list[int]] = defaultdict(list)
+        for i, row in enumerate(rows):
+            self._register(i, row)
+
+    def _register(self, i: int, row: dict) -> None:
+        key = comparable(row.get(KEY))
+        if key is not None:
+            self.index.setdefault(str(key), i)
+            committee = comparable(row.get(COMMITTEE))
+            if committee is not None:
+                number = record_number(key, str(committee))
+                if number is not None:
+                    self.numbers[str(committee)] = max(self.numbers[str(committee)], number)
+        self.fingerprints[fingerprint(row)].append(i)
+
+    def owner(self, record_id: str) -> str | None:
+        """The committee of the master row keyed ``record_id`` (None when the key is new)."""
+        i = self.index.get(record_id)
+        return None if i is None else comparable(self.rows[i].get(COMMITTEE))
+
+    def next_id(self, committee_id: str) -> str:
+        self.numbers[committee_id] += 1
+        while f"{committee_id}-{self.numbers[committee_id]:0{NUMBER_DIGITS}d}" in self.index:
+            self.numbers[committee_id] += 1
+        return f"{committee_id}-{self.numbers[committee_id]:0{NUMBER_DIGITS}d}"
+
+    def merge(self, rows: list[tuple[int | None, dict]], columns: set[str], source: str,
+              time: datetime) -> MergeResult:
+        """Merge one file's accepted rows: (Excel row, values) pairs; ``columns`` it carries."""
+        result = MergeResult()
+        compared = [k for k in DATA_COLUMNS if k in columns]
+        blank = dict.fromkeys(self.rows[0] if self.rows else schema.LEDGER.keys)
+        used: dict[tuple, int] = defaultdict(int)
+        added: list[tuple[tuple | None, int]] = []
+        for excel_row, row in rows:
+            key = comparable(row.get(KEY))
+            fp = None
+            if key is None:
+                # An identical row already merged (an earlier run on this file) is not added again;
+                # the k-th identical row of this file matches the k-th such row of the ledger.
+                fp = fingerprint(row)
+                seen = self.fingerprints.get(fp, [])
+                if used[fp] < len(seen):
+                    i = seen[used[fp]]
+                    used[fp] += 1
+                    result.outcomes.append(
+                        RowOutcome(excel_row, str(self.rows[i][KEY]), UNCHANGED))
+                    continue
+                key = self.next_id(str(comparable(row.get(COMMITTEE))))
+                assigned = True
+            else:
+                key, assigned = str(key), False
+            i = self.index.get(key)
+            if i is None:
+                new = blank.copy()
+                for k in DATA_COLUMNS:
+                    new[k] = row.get(k)
+                new[KEY], new[SOURCE] = key, source
+                self.rows.append(new)
+                i = len(self.rows) - 1
+                self.index[key] = i
+                added.append((fp, i))
+                if not assigned:  # an assigned number is already counted by next_id
+                    committee = str(comparable(row.get(COMMITTEE)))
+                    number = record_number(key, committee)
+                    if number is not None:
+                        self.numbers[committee] = max(self.numbers[committee], number)
+                result.outcomes.append(RowOutcome(excel_row, key, ADDED, assigned=assigned))
+                result.changes.append(Change(time, source, key, ADDED, new=summary(new)))
+                continue
+            target = self.rows[i]
+            changed = [k for k in compared if comparable(target.get(k)) != comparable(row.get(k))]
+            if not changed:
+                result.outcomes.append(RowOutcome(excel_row, key, UNCHANGED))
+                continue
+            headers = []
+            for k in changed:
+                header = schema.LEDGER.header_of(k)
+                headers.append(header)
+                result.changes.append(Change(time, source, key, UPDATED, header, target.get(k), row.get(k)))
+                target[k] = row.get(k)
+            target[SOURCE] = source
+            result.outcomes.append(RowOutcome(excel_row, key, UPDATED, tuple(headers)))
+        # Registered after the file, so two identical new rows in one file are both added.
+        for fp, i in added:
+            self.fingerprints[fp if fp is not None else fingerprint(self.rows[i])].append(i)
+        return result
+
+
+def fingerprint(row: dict) -> tuple:
+    """A row's data values (not its key or source), as compared."""
+    return tuple(comparable(row.get(k)) for k in DATA_COLUMNS)

@@ -1,0 +1,52 @@
+"""Scheduled consolidation: run by Windows Task Scheduler or cron (see README, 定时汇总).
+
+    python scripts/consolidate_nightly.py D:\\健康街道\\healthbook.xlsm
+    python scripts/consolidate_nightly.py /srv/healthbook/healthbook.xlsx --min-age 120
+
+Merges every submission in the master's inbox (folders from its 设置 sheet), appends one line per
+file to consolidate.log beside the master, and prints a Chinese summary for the scheduler's log.
+Exit status: 0 done, 1 some files had problems (see their receipts), 2 file or usage error,
+3 master busy (open in Excel, or another run is writing): the result is staged beside the master,
+the inbox is left untouched, and the next scheduled run retries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+
+# Runs from a checkout without installation (the scheduler's working folder may be anywhere).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from macros.cli import _utf8_stdout  # noqa: E402
+from macros.consolidate import consolidate, summary_text  # noqa: E402
+from macros.errors import HealthbookError  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    _utf8_stdout()
+    parser = argparse.ArgumentParser(description="定时汇总居委会填报表进主工作簿。")
+    parser.add_argument("master", nargs="?", default=os.environ.get("HEALTHBOOK_MASTER"),
+                        help="主工作簿路径（也可用环境变量 HEALTHBOOK_MASTER 指定）")
+    parser.add_argument("--min-age", type=float, default=60.0,
+                        help="文件最后修改后至少等待多少秒才处理（避免读到仍在复制的文件），默认 60")
+    args = parser.parse_args(argv)
+    if not args.master:
+        parser.error("请给出主工作簿路径，或设置环境变量 HEALTHBOOK_MASTER。")
+    print(f"[{datetime.now():%Y-%m-%d %H:%M:%S}] 汇总 {args.master}")
+    try:
+        run = consolidate(Path(args.master), min_age=args.min_age)
+    except HealthbookError as err:
+        print(f"错误：{err}", file=sys.stderr)
+        return err.exit_code
+    print(summary_text(run))
+    if run.busy:
+        return 3
+    return 1 if any(f.status in ("partly", "rejected") for f in run.files) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

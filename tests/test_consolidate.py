@@ -1,0 +1,322 @@
+"""healthbook consolidate on real files: forms and hand-made workbooks into a real master."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from macros import schema
+from macros.book.read import read_workbook
+from macros.cli import main
+from macros.consolidate import consolidate, folders
+from macros.forms import build_forms
+
+from .conftest import convert_with_libreoffice
+
+LEDGER = schema.LEDGER.name
+HEADERS = {c.key: c.header for c in schema.LEDGER.columns}
+
+
+@pytest.fixture(scope="module")
+def blank_forms(demo_master, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("blank-forms")
+    build_forms(demo_master, out, ["C01", "C02"])
+    return out
+
+
+@pytest.fixture
+def inbox(master_copy) -> Path:
+    where = folders(master_copy, read_workbook(master_copy).settings)
+    where.inbox.mkdir()
+    return where.inbox
+
+
+def fill_form(blank: Path, target: Path, rows: list[dict]) -> Path:
+    """Type ``rows`` into a copy of a generated form, as a committee would (Excel: openpyxl here)."""
+    wb = openpyxl.load_workbook(blank)
+    ws = wb[LEDGER]
+    position = {cell.value: cell.column for cell in ws[1]}
+    for r, values in enumerate(rows, start=2):
+        for key, value in values.items():
+            ws.cell(r, position[HEADERS[key]], value)
+    wb.save(target)
+    return target
+
+
+def new_row(**kw) -> dict:
+    row = {"date": date(2020, 11, 18), "project_id": "P06", "activity": "老年人健康体检进社区",
+           "participants": 42, "quantity": 42, "status": "进行中", "reporter": "周敏", "in_bulletin": "否"}
+    row.update(kw)
+    return row
+
+
+def ledger_of(master: Path):
+    return read_workbook(master)[LEDGER]
+
+
+def form_c01(blank_forms: Path) -> Path:
+    return blank_forms / "填报表-C01-新福康里居委会.xlsx"
+
+
+def test_new_rows_are_added_numbered_and_a_rerun_changes_nothing(master_copy, inbox, blank_forms):
+    before = ledger_of(master_copy)
+    last = max(int(r.split("-")[1]) for r in before["record_id"] if r.startswith("C01-"))
+    rows = [new_row(activity=f"老年人健康体检第{i}批", quantity=10 + i) for i in range(3)]
+    fill_form(form_c01(blank_forms), inbox / "C01-11月.xlsx", rows)
+
+    run = consolidate(master_copy)
+    assert run.master_written and run.rows_added == 3
+    # roll-ups refreshed after the merge, as `healthbook report` does
+    progress = read_workbook(master_copy, [schema.COMMITTEE_PROGRESS])[schema.COMMITTEE_PROGRESS.name]
+    assert "已刷新" in run.refreshed and len(progress) > 0
+    [result] = run.files
+    assert result.status == "accepted" and result.rows_added == 3
+    after = ledger_of(master_copy)
+    added = after[~after["record_id"].isin(before["record_id"])]
+    assert added["record_id"].tolist() == [f"C01-{last + i:04d}" for i in (1, 2, 3)]
+    assert set(added["source"]) == {"C01-11月.xlsx"} and set(added["committee_id"]) == {"C01"}
+    assert added["quantity"].tolist() == [10, 11, 12]
+    assert not any(inbox.iterdir())
+    assert result.moved_to.parent.name == schema.SETTINGS_BY_KEY["archive"].default
+    receipt = result.receipt.read_text(encoding="utf-8")
+    assert f"C01-{last + 1:04d}" in receipt and "新增" in receipt
+    assert "C01-11月.xlsx" in run.log.read_text(encoding="utf-8")
+
+    # The same file again (say the move failed, or it was dropped twice): nothing changes.
+    shutil.copy2(result.moved_to, inbox / "C01-11月.xlsx")
+    written = master_copy.read_bytes()
+    again = consolidate(master_copy)
+    assert again.rows_added == 0 and again.rows_updated == 0 and not again.master_written
+    assert again.files[0].rows_unchanged == 3
+    assert master_copy.read_bytes() == written
+
+
+def test_an_update_is_audited_in_the_change_log(master_copy, inbox, blank_forms):
+    before = ledger_of(master_copy).set_index("record_id")
+    old = before.loc["C01-0002"]
+    changed = {k: old[k] for k in HEADERS if k not in ("record_id", "committee_id", "source")}
+    changed.update(record_id="C01-0002", quantity=int(old["quantity"]) + 5, note="补充体检人数")
+    fill_form(form_c01(blank_forms), inbox / "C01-更正.xlsx", [changed])
+
+    run = consolidate(master_copy)
+    assert run.rows_updated == 1 and run.rows_added == 0
+    after = ledger_of(master_copy).set_index("record_id")
+    assert after.loc["C01-0002", "quantity"] == old["quantity"] + 5
+    assert after.loc["C01-0002", "source"] == "C01-更正.xlsx"
+    assert len(after) == len(before)
+    changes = read_workbook(master_copy, [schema.CHANGES])[schema.CHANGES.name]
+    audit = {(r["record_id"], r["column"], str(r["old"]), str(r["new"]), r["source"])
+             for r in changes.to_dict("records")}
+    assert ("C01-0002", HEADERS["quantity"], str(old["quantity"]), str(old["quantity"] + 5),
+            "C01-更正.xlsx") in audit
+    assert ("C01-0002", HEADERS["note"], "None", "补充体检人数", "C01-更正.xlsx") in audit
+    assert all(r["time"] is not None for r in changes.to_dict("records"))
+
+
+def test_bad_rows_are_left_out_and_named_in_the_receipt(master_copy, inbox, blank_forms):
+    rows = [new_row(activity="好的一行"), new_row(project_id="<b>P99</b>", activity="项目编号不存在"),
+            new_row(activity="数量不是数字", quantity="很多")]
+    fill_form(form_c01(blank_forms), inbox / "C01-有错.xlsx", rows)
+    run = consolidate(master_copy)
+    [result] = run.files
+    assert result.status == "partly" and result.rows_added == 1
+    bad = {(p.row, p.column) for p in result.issues if p.is_error}
+    assert (3, HEADERS["project_id"]) in bad and (4, HEADERS["quantity"]) in bad
+    activities = set(ledger_of(master_copy)["activity"])
+    assert "好的一行" in activities and not {"项目编号不存在", "数量不是数字"} & activities
+    receipt = result.receipt.read_text(encoding="utf-8")
+    for row, column in bad:
+        assert f"<td>{row}</td><td>{column}</td>" in receipt
+    assert "<b>P99" not in receipt and "&lt;b&gt;P99" in receipt  # escaped
+    assert result.moved_to.parent.name == schema.SETTINGS_BY_KEY["archive"].default
+    assert main(["consolidate", str(master_copy)]) == 0  # an empty inbox is fine
+
+
+def test_a_file_with_another_committees_rows_is_rejected_whole(master_copy, inbox, blank_forms):
+    rows = [new_row(), new_row(activity="别的居委会的活动", committee_id="C02")]
+    fill_form(form_c01(blank_forms), inbox / "C01-混报.xlsx", rows)
+    original = master_copy.read_bytes()
+    assert main(["consolidate", str(master_copy)]) == 1
+    assert master_copy.read_bytes() == original
+    rejected = folders(master_copy, {}).rejected
+    [moved] = rejected.iterdir()
+    assert moved.name.startswith("C01-混报-")
+    [receipt] = folders(master_copy, {}).receipts.iterdir()
+    text = receipt.read_text(encoding="utf-8")
+    assert "C02" in text and "整份退回" in text
+
+
+def test_formula_looking_text_is_stored_as_text(master_copy, inbox, blank_forms):
+    texts = ['=HYPERLINK("http://evil.example","点我")', "+86 21 6200 0000", "@SUM(A1:A9)", "-1+2 次"]
+    rows = [new_row(activity=f"宣传活动{i}", note=t) for i, t in enumerate(texts)]
+    rows[0]["activity"] = "=1+1"
+    fill_form(form_c01(blank_forms), inbox / "C01-公式.xlsx", rows)
+    # openpyxl would store "=..." typed into a cell as a formula: make them text, as Excel does for '=.
+    wb = openpyxl.load_workbook(inbox / "C01-公式.xlsx")
+    for row in wb[LEDGER].iter_rows(min_row=2, max_row=5):
+        for cell in row:
+            if isinstance(cell.value, str) and cell.value[:1] in "=+-@":
+                cell.data_type = "s"
+    wb.save(inbox / "C01-公式.xlsx")
+
+    run = consolidate(master_copy)
+    assert run.rows_added == 4
+    assert sum(p.code == "formula_text" for p in run.files[0].issues) == 5
+    ws = openpyxl.load_workbook(master_copy)[LEDGER]
+    header = [c.value for c in ws[1]]
+    note, activity = header.index(HEADERS["note"]), header.index(HEADERS["activity"])
+    cells = {row[note].value: row[note] for row in ws.iter_rows(min_row=2) if row[note].value in texts}
+    assert set(cells) == set(texts)
+    assert all(c.data_type == "s" for c in cells.values())
+    formula = next(row[activity] for row in ws.iter_rows(min_row=2) if row[activity].value == "=1+1")
+    assert formula.data_type == "s"
+
+
+def test_a_hand_made_workbook_is_accepted(master_copy, inbox):
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = LEDGER
+    ws.append(["恒德里居委会 11 月台账"])
+    ws.append(["自己的序号", " 日期", "项目编号 ", "活 动内容", "完成数量", "状态", "居委会编号", "参与人数"])
+    ws.append([1, date(2020, 11, 3), "P02", "为老年人上门理发", 15, "进行中", "C02", 15])
+    ws.append([2, "11月5日", "P05", "护理员急救技能实操培训", 8, "已完成", "C02", 8])
+    wb.create_sheet("草稿").append(["随便写写"])
+    wb.save(inbox / "恒德里手工表.xlsx")
+
+    run = consolidate(master_copy)
+    [result] = run.files
+    assert result.status == "accepted" and result.rows_added == 2, result.issues
+    added = ledger_of(master_copy).query("source == '恒德里手工表.xlsx'")
+    assert added["activity"].tolist() == ["为老年人上门理发", "护理员急救技能实操培训"]
+    assert added["date"].tolist()[1] == "11月5日"  # what was typed is kept; the validator reads it
+    assert "自己的序号" not in ledger_of(master_copy).columns
+
+
+def test_what_is_not_a_submission(master_copy, inbox, blank_forms):
+    (inbox / "旧表.xls").write_bytes(b"\xd0\xcf\x11\xe0" + b"\0" * 100)
+    (inbox / "导出.csv").write_text("日期,活动内容\n", encoding="utf-8")
+    (inbox / "改了扩展名.xlsx").write_text("这不是工作簿", encoding="utf-8")
+    (inbox / "~$C01.xlsx").write_bytes(b"\x05zhou  ")
+    (inbox / ".隐藏.xlsx").write_bytes(b"")
+    wb = openpyxl.Workbook()
+    wb.active.title = "Sheet1"
+    wb.save(inbox / "没有台账.xlsx")
+    run = consolidate(master_copy)
+    status = {f.file: f.status for f in run.files}
+    assert status == {"旧表.xls": "rejected", "导出.csv": "rejected", "改了扩展名.xlsx": "rejected",
+                      "没有台账.xlsx": "rejected", "~$C01.xlsx": "skipped", ".隐藏.xlsx": "skipped"}
+    reasons = {f.file: f.issues[0].message for f in run.files}
+    assert "另存为" in reasons["旧表.xls"] and LEDGER in reasons["没有台账.xlsx"]
+    assert sorted(p.name for p in inbox.iterdir()) == [".隐藏.xlsx", "~$C01.xlsx"]
+    assert not run.master_written
+
+
+def test_busy_master_is_staged_and_the_inbox_kept(master_copy, inbox, blank_forms, capsys):
+    fill_form(form_c01(blank_forms), inbox / "C01.xlsx", [new_row()])
+    owner = master_copy.with_name("~$" + master_copy.name)
+    owner.write_bytes(bytes([4]) + b"zhou".ljust(53) + "周敏".encode("utf-16-le"))
+    original = master_copy.read_bytes()
+    assert main(["consolidate", str(master_copy), "--json"]) == 3
+    out = json.loads(capsys.readouterr().out)
+    assert out["master_written"] is False and out["rows_added"] == 1
+    assert master_copy.read_bytes() == original
+    assert [p.name for p in inbox.iterdir()] == ["C01.xlsx"]
+    assert list(master_copy.parent.glob(f"{master_copy.stem}-待合并-*.xlsx"))
+    log = (master_copy.parent / "consolidate.log").read_text(encoding="utf-8")
+    assert "zhou" in log or "周敏" in log  # who has it open
+    owner.unlink()
+    assert main(["consolidate", str(master_copy)]) == 0
+    assert not any(inbox.iterdir())
+
+
+def test_json_output_and_dry_run(master_copy, inbox, blank_forms, capsys):
+    fill_form(form_c01(blank_forms), inbox / "C01.xlsx", [new_row(), new_row(project_id="P99")])
+    original = master_copy.read_bytes()
+    assert main(["consolidate", str(master_copy), "--dry-run", "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"files", "rows_added", "rows_updated", "master_written"}
+    [entry] = out["files"]
+    assert set(entry) == {"file", "status", "rows_added", "rows_updated", "rows_unchanged", "issues"}
+    assert entry["status"] == "partly" and entry["rows_added"] == 1 and out["master_written"] is False
+    assert {"sheet", "row", "column", "key", "level", "code", "message", "suggestion"} <= set(entry["issues"][0])
+    assert master_copy.read_bytes() == original and (inbox / "C01.xlsx").exists()
+
+
+def test_a_form_saved_by_libreoffice_round_trips(master_copy, inbox, blank_forms, tmp_path):
+    filled = fill_form(blank_forms / "填报表-C02-恒德里居委会.xlsx", tmp_path / "C02-LO.xlsx",
+                       [new_row(activity="LibreOffice 填写的一行", reporter="陈佳")])
+    saved = convert_with_libreoffice(filled, "xlsx:Calc MS Excel 2007 XML", tmp_path / "lo")
+    shutil.copy2(saved, inbox / "C02-LO.xlsx")
+    run = consolidate(master_copy)
+    [result] = run.files
+    assert result.status == "accepted" and result.rows_added == 1, result.issues
+    row = ledger_of(master_copy).query("activity == 'LibreOffice 填写的一行'").iloc[0]
+    assert row["committee_id"] == "C02" and row["record_id"].startswith("C02-")
+
+
+def test_several_files_in_one_run_keep_their_own_rows_and_order(master_copy, inbox, blank_forms):
+    import os
+
+    ledger = ledger_of(master_copy).set_index("record_id")
+    existing = {k: ledger.loc["C01-0003", k] for k in HEADERS if k not in ("record_id", "source")}
+    first = fill_form(form_c01(blank_forms), inbox / "C01-第一次.xlsx",
+                      [{**existing, "record_id": "C01-0003", "quantity": 70}])
+    second = fill_form(form_c01(blank_forms), inbox / "C01-第二次.xlsx",
+                       [{**existing, "record_id": "C01-0003", "quantity": 80}])
+    c02 = blank_forms / "填报表-C02-恒德里居委会.xlsx"
+    twice = fill_form(c02, inbox / "C02.xlsx", [new_row(record_id="C02-0900"), new_row(activity="另一行"),
+                                                new_row(record_id="C02-0900", activity="重复编号")])
+    for n, path in enumerate((first, twice, second)):
+        os.utime(path, (1_600_000_000 + n, 1_600_000_000 + n))
+
+    run = consolidate(master_copy)
+    by_file = {f.file: f for f in run.files}
+    assert ledger_of(master_copy).set_index("record_id").loc["C01-0003", "quantity"] == 80
+    assert by_file["C01-第一次.xlsx"].rows_updated == 1 and by_file["C01-第二次.xlsx"].rows_updated == 1
+    dup = [p for p in by_file["C02.xlsx"].issues if p.is_error]
+    assert {p.row for p in dup} == {4}, dup  # Excel rows of that file, not of the batch
+    assert "第 2 行" in dup[0].message
+    assert by_file["C02.xlsx"].status == "partly" and by_file["C02.xlsx"].rows_added == 2
+
+
+def test_an_inbox_in_the_masters_own_folder_never_takes_the_master(master_copy, blank_forms):
+    fill_form(form_c01(blank_forms), master_copy.parent / "C01.xlsx", [new_row()])
+    editing = fill_form(form_c01(blank_forms), master_copy.parent / "C01-还在改.xlsx", [new_row()])
+    editing.with_name("~$" + editing.name).write_bytes(b"\x04zhou")
+    run = consolidate(master_copy, inbox=master_copy.parent)
+    status = {f.file: f.status for f in run.files}
+    assert status[master_copy.name] == "skipped" and status["C01-还在改.xlsx"] == "skipped"
+    assert status["C01.xlsx"] == "accepted" and run.master_written
+    assert master_copy.exists() and editing.exists()
+    again = consolidate(master_copy, inbox=master_copy.parent)  # its log and backups folder too
+    assert {f.status for f in again.files} == {"skipped"} and master_copy.exists()
+
+
+def test_templates_readme_lists_every_receipt_variable():
+    from datetime import datetime
+
+    from macros.consolidate import FileResult, receipt_context
+    from macros.render.env import templates_dir
+
+    readme = (templates_dir() / "README.md").read_text(encoding="utf-8")
+    context = receipt_context(FileResult("f.xlsx", "accepted"), datetime(2020, 11, 20), Path("m.xlsx"))
+    for name in context:
+        assert f"`{name}`" in readme, f"templates/README.md 未列出回执变量 {name}"
+
+
+def test_a_committee_resending_its_form_adds_nothing_and_gets_no_duplicate_warnings(
+        master_copy, inbox, blank_forms):
+    rows = [new_row(activity="第一次报的活动"), new_row(activity="第二条活动", quantity=3)]
+    fill_form(form_c01(blank_forms), inbox / "C01-10月.xlsx", rows)
+    fill_form(form_c01(blank_forms), inbox / "C01-10月(1).xlsx", rows + [new_row(activity="新加的一条")])
+    run = consolidate(master_copy)
+    by_file = {f.file: f for f in run.files}
+    assert by_file["C01-10月.xlsx"].rows_added == 2
+    resent = by_file["C01-10月(1).xlsx"]
+    assert (resent.rows_added, resent.rows_unchanged) == (1, 2)
+    assert not [p for p in resent.issues if p.code.lower() == "probable_duplicate"], resent.issues

@@ -1,0 +1,109 @@
+"""The pure merge: keys, updates with audit, numbering, idempotence, nothing deleted."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from macros import schema
+from macros.merge import ADDED, UNCHANGED, UPDATED, LedgerMerge, comparable
+
+NOW = datetime(2020, 11, 20, 9, 30)
+ALL = set(schema.LEDGER.keys)
+
+
+def row(record_id=None, committee="C01", quantity=3, **kw) -> dict:
+    base = {k: None for k in schema.LEDGER.keys}
+    base.update(record_id=record_id, date=date(2020, 6, 22), committee_id=committee, project_id="P01",
+                activity="健康讲座进楼宇", participants=20, quantity=quantity, status="进行中",
+                reporter="周敏", in_bulletin="否", source=schema.MANUAL_SOURCE)
+    base.update(kw)
+    return base
+
+
+def master() -> list[dict]:
+    # as read: every row has the same keys, the master's own extra column included
+    rows = [row("C01-0001"), row("C01-0007", quantity=5), row("C02-0003", committee="C02"), row("C01-0002")]
+    for r in rows:
+        r["自己加的列"] = None
+    rows[3]["自己加的列"] = "保留"
+    return rows
+
+
+def test_new_changed_and_same_rows():
+    merge = LedgerMerge(master())
+    result = merge.merge([
+        (2, row("C01-0001")),                       # same
+        (3, row("C01-0007", quantity=6, note="补报")),  # two fields changed
+        (4, row("C01-0100")),                       # new key
+    ], ALL, "填报表-C01.xlsx", NOW)
+    assert [o.action for o in result.outcomes] == [UNCHANGED, UPDATED, ADDED]
+    assert len(merge.rows) == 5
+    updated = merge.rows[1]
+    assert updated["quantity"] == 6 and updated["note"] == "补报" and updated["source"] == "填报表-C01.xlsx"
+    audit = [(c.record_id, c.action, c.column, c.old, c.new) for c in result.changes]
+    assert ("C01-0007", UPDATED, "完成数量", 5, 6) in audit
+    assert ("C01-0007", UPDATED, "备注", None, "补报") in audit
+    assert audit[-1][:2] == ("C01-0100", ADDED)
+    # the master's extra column survives, and is blank on the added row
+    assert merge.rows[3]["自己加的列"] == "保留" and merge.rows[4]["自己加的列"] is None
+
+
+def test_blank_key_gets_next_free_number_of_its_committee():
+    merge = LedgerMerge(master())
+    result = merge.merge([(2, row(quantity=9)), (3, row(quantity=10))], ALL, "f.xlsx", NOW)
+    assert [o.record_id for o in result.outcomes] == ["C01-0008", "C01-0009"]
+    assert all(o.assigned for o in result.outcomes)
+    other = merge.merge([(2, row(committee="C02", quantity=1))], ALL, "g.xlsx", NOW)
+    assert other.outcomes[0].record_id == "C02-0004"
+
+
+def test_rerun_of_blank_key_rows_adds_nothing_even_when_identical_rows_repeat():
+    merge = LedgerMerge(master())
+    rows = [(2, row(quantity=9)), (3, row(quantity=9)), (4, row(quantity=11))]
+    first = merge.merge(rows, ALL, "f.xlsx", NOW)
+    assert first.count(ADDED) == 3  # two identical rows in one file are both kept
+    size = len(merge.rows)
+    again = merge.merge(rows, ALL, "f.xlsx", NOW)
+    assert again.count(UNCHANGED) == 3 and not again.changes and len(merge.rows) == size
+    assert [o.record_id for o in again.outcomes] == [o.record_id for o in first.outcomes]
+
+
+def test_columns_a_file_lacks_are_left_alone():
+    merge = LedgerMerge(master())
+    partial = {k: v for k, v in row("C01-0001", reporter=None).items()}
+    result = merge.merge([(2, partial)], ALL - {"reporter"}, "hand.xlsx", NOW)
+    assert result.outcomes[0].action == UNCHANGED
+    assert merge.rows[0]["reporter"] == "周敏"
+
+
+def test_values_compare_as_data_not_as_cell_types():
+    assert comparable(datetime(2020, 6, 22)) == date(2020, 6, 22)
+    assert comparable(5.0) == 5 and comparable("  ") is None and comparable(float("nan")) is None
+    merge = LedgerMerge(master())
+    same = row("C01-0001", date=datetime(2020, 6, 22), quantity=3.0, activity=" 健康讲座进楼宇 ")
+    assert merge.merge([(2, same)], ALL, "f.xlsx", NOW).outcomes[0].action == UNCHANGED
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([None, "C01-0001", "C01-0007", "C01-0050"]),
+                          st.integers(0, 3)), max_size=12))
+def test_merging_twice_is_idempotent_and_never_deletes(spec):
+    merge = LedgerMerge(master())
+    before = {r["record_id"] for r in merge.rows}
+    # a file holds each key once (duplicate keys are the validator's errors)
+    seen, rows = set(), []
+    for i, (key, qty) in enumerate(spec):
+        if key in seen:
+            continue
+        if key:
+            seen.add(key)
+        rows.append((i + 2, row(key, quantity=qty)))
+    merge.merge(rows, ALL, "f.xlsx", NOW)
+    snapshot = [dict(r) for r in merge.rows]
+    again = merge.merge(rows, ALL, "f.xlsx", NOW)
+    assert not again.changes
+    assert merge.rows == snapshot
+    assert before <= {r["record_id"] for r in merge.rows}
