@@ -145,3 +145,37 @@ def test_a_rerun_on_the_same_files_changes_nothing(hostile_run, tmp_path):
     again = consolidate(master, as_of=AS_OF, refresh=False)
     assert again.rows_added == 0 and again.rows_updated == 0
     assert master.read_bytes() == before and not again.master_written
+
+
+# ---- bugs the corpus found, each shown on its own -------------------------------------------------
+
+def _consolidate_one(master: Path, name: str, rows: list[list]):
+    from .hostile import HEADERS, xlsx
+
+    inbox = folders(master, {}).inbox
+    inbox.mkdir(exist_ok=True)
+    xlsx(inbox / name, [HEADERS, *rows])
+    return consolidate(master, as_of=AS_OF, refresh=False)
+
+
+def test_ledger_rows_stay_where_staff_keep_them(master_copy):
+    from .hostile import row
+
+    before = read_workbook(master_copy, [schema.LEDGER])[LEDGER]
+    run = _consolidate_one(master_copy, "C01.xlsx", [row(activity="控烟宣传")])
+    assert run.rows_added == 1
+    after = read_workbook(master_copy, [schema.LEDGER])[LEDGER]
+    # Every old record at its old Excel row (it used to move the whole ledger below its old end,
+    # leaving as many blank rows above it, on every run); the new one right below.
+    assert list(after["_row"][:len(before)]) == list(before["_row"])
+    assert list(after["record_id"][:len(before)]) == list(before["record_id"])
+    assert after["_row"].iloc[-1] == before["_row"].iloc[-1] + 1
+
+
+def test_a_date_typed_as_a_plain_number_is_merged_once(master_copy):
+    from .hostile import row
+
+    rows = [row(date=44147, activity="体检（日期是序号）")]  # 2020-11-12 as Excel stores it, format lost
+    assert _consolidate_one(master_copy, "C01-序号.xlsx", rows).rows_added == 1
+    again = _consolidate_one(master_copy, "C01-序号.xlsx", rows)  # the same file sent again
+    assert again.rows_added == 0 and again.rows_updated == 0
