@@ -263,7 +263,9 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
     settings = settings_from_frame(frames[schema.SETTINGS.name])
     where = folders(master, settings, inbox)
     old_changes = frames[schema.CHANGES.name].drop(columns=ROW).to_dict("records")
-    merge = LedgerMerge(frames[LEDGER].drop(columns=ROW).to_dict("records"))
+    # Rows keep their _row: the writer puts each record back at its Excel row (without it every
+    # record would go below the old end of the ledger, leaving the rows above blank).
+    merge = LedgerMerge(frames[LEDGER].to_dict("records"))
     committees = _committees(frames[schema.COMMITTEES.name])
     # The config sheets are what a submission is validated against; the ledger lives in ``merge``.
     pending = None if dry_run else where.receipts / f".pending-{now:%Y%m%d-%H%M%S}-{os.getpid()}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from . import schema
 
@@ -81,6 +81,22 @@ def comparable(value: object) -> object:
         return value.date() if value.time() == datetime.min.time() else value
     if isinstance(value, str):
         return value.strip() or None
+    return value
+
+
+# A bare number in a date column is an Excel serial (a date whose cell format was lost). Written into
+# the master's date column it reads back as a date, so it must compare as one: else every re-run of
+# the same file would add the row again.
+DATE_KEYS = frozenset(c.key for c in schema.LEDGER.columns if c.type == "date")
+EXCEL_EPOCH = datetime(1899, 12, 30)
+
+
+def comparable_in(key: str, value: object) -> object:
+    """``comparable`` for the column ``key``: date columns read numbers as Excel serials."""
+    value = comparable(value)
+    if key in DATE_KEYS and type(value) in (int, float) and 1 <= value < 2958466:
+        moment = EXCEL_EPOCH + timedelta(days=value)
+        return moment.date() if moment.time() == datetime.min.time() else moment
     return value
 
 
@@ -189,7 +205,7 @@ class LedgerMerge:
                 result.changes.append(Change(time, source, key, ADDED, new=summary(new)))
                 continue
             target = self.rows[i]
-            changed = [k for k in compared if comparable(target.get(k)) != comparable(row.get(k))]
+            changed = [k for k in compared if comparable_in(k, target.get(k)) != comparable_in(k, row.get(k))]
             if not changed:
                 result.outcomes.append(RowOutcome(excel_row, key, UNCHANGED))
                 continue
@@ -209,4 +225,4 @@ class LedgerMerge:
 
 def fingerprint(row: dict) -> tuple:
     """A row's data values (not its key or source), as compared."""
-    return tuple(comparable(row.get(k)) for k in DATA_COLUMNS)
+    return tuple(comparable_in(k, row.get(k)) for k in DATA_COLUMNS)

@@ -74,5 +74,22 @@ def convert_with_libreoffice(path: Path, fmt: str, outdir: Path) -> Path:
     return converted
 
 
+def convert_many_with_libreoffice(paths: list[Path], fmt: str, outdir: Path) -> list[Path]:
+    """Convert several files in ONE soffice run (start-up is most of the cost); stems must differ."""
+    stems = [p.stem for p in paths]
+    assert len(set(stems)) == len(stems), "LibreOffice names its output by stem"
+    profile = outdir / "lo-profile"
+    subprocess.run(
+        [libreoffice(), f"-env:UserInstallation=file://{profile}", "--headless",
+         "--convert-to", fmt, "--outdir", str(outdir), *map(str, paths)],
+        check=True, capture_output=True, timeout=600,
+        env={**os.environ, "FONTCONFIG_FILE": str(FONTS_CONF)},
+    )
+    shutil.rmtree(profile, ignore_errors=True)
+    converted = [outdir / f"{p.stem}.{fmt.split(':')[0]}" for p in paths]
+    missing = [p.name for p, c in zip(paths, converted) if not c.exists()]
+    assert not missing, f"LibreOffice did not convert {missing}"
+    return converted
+
 # The xlwings JSON book (remote engine) needs a licence key; noncommercial is free for this use.
 os.environ.setdefault("XLWINGS_LICENSE_KEY", "noncommercial")

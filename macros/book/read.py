@@ -53,12 +53,51 @@ def open_calamine(path: Path | str) -> CalamineWorkbook:
     path = Path(path)
     if not path.is_file():
         raise WorkbookNotFound(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head == OLE_MAGIC:
+        raise NotAWorkbook(path, _ole_reason(path))
     if not zipfile.is_zipfile(path):
-        raise NotAWorkbook(path, "文件不是 .xlsx/.xlsm 格式")
+        raise NotAWorkbook(path, "文件不是 .xlsx/.xlsm 格式，或已损坏、不完整")
+    check_zip_sizes(path)
     try:
         return CalamineWorkbook.from_path(str(path))
     except Exception as exc:  # calamine raises several private error types
         raise NotAWorkbook(path, str(exc)[:80]) from exc
+
+
+# An OLE compound file: Excel 97-2003 (.xls), or an .xlsx that Excel encrypted with a password.
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+# Zip bombs: refused from the sizes the zip declares, before anything is expanded. A 200,000-row
+# ledger expands to ~150 MB; real sheets compress 5-30 times.
+MAX_UNCOMPRESSED = 2 << 30
+MAX_RATIO, RATIO_FROM = 300, 64 << 20
+
+
+def _ole_reason(path: Path) -> str:
+    with open(path, "rb") as f:
+        head = f.read(1 << 20)
+    if "EncryptionInfo".encode("utf-16-le") in head or "EncryptedPackage".encode("utf-16-le") in head:
+        return "文件设置了打开密码（已加密），程序无法读取；请在 Excel 中取消密码后另存为 .xlsx"
+    return "这是旧版 Excel 97-2003（.xls）格式或已加密的文件；请用 Excel 或 WPS 另存为 .xlsx"
+
+
+def check_zip_sizes(path: Path) -> None:
+    """Refuse a zip whose declared sizes would expand past what any workbook needs (a zip bomb)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+    except Exception as exc:  # BadZipFile, NotImplementedError (odd "zip version"), ValueError, ...
+        raise NotAWorkbook(path, f"文件已损坏或不完整：{str(exc)[:60]}") from exc
+    if not any(i.filename.startswith("xl/workbook") for i in infos):
+        raise NotAWorkbook(path, "压缩包里没有 Excel 工作簿的内容，可能是 Word 文档或其他文件改了扩展名")
+    total = sum(i.file_size for i in infos)
+    if total > MAX_UNCOMPRESSED:
+        raise NotAWorkbook(path, f"解压后将达 {total / 2**30:.1f} GB，远超正常工作簿，疑似“压缩炸弹”，未解压即拒绝")
+    for info in infos:
+        if info.file_size > RATIO_FROM and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            raise NotAWorkbook(path, f"其中的 {info.filename} 压缩比异常（{info.file_size // max(info.compress_size, 1)} 倍），"
+                                     "疑似“压缩炸弹”，未解压即拒绝")
 
 
 def read_workbook(path: Path | str, sheets: list[schema.Sheet] | None = None) -> Workbook:
