@@ -179,3 +179,19 @@ def test_a_date_typed_as_a_plain_number_is_merged_once(master_copy):
     assert _consolidate_one(master_copy, "C01-序号.xlsx", rows).rows_added == 1
     again = _consolidate_one(master_copy, "C01-序号.xlsx", rows)  # the same file sent again
     assert again.rows_added == 0 and again.rows_updated == 0
+
+
+def test_the_encrypted_case_is_a_real_password_protected_workbook(tmp_path):
+    msoffcrypto = pytest.importorskip("msoffcrypto")
+    import io
+
+    from .hostile import encrypted_workbook
+
+    office = msoffcrypto.OfficeFile(io.BytesIO(encrypted_workbook()))
+    assert office.is_encrypted()
+    office.load_key(password="密码123")
+    plain = tmp_path / "decrypted.xlsx"
+    with plain.open("wb") as out:
+        office.decrypt(out)
+    # With the password removed it is an ordinary submission our reader reads.
+    assert len(read_workbook(plain, [schema.LEDGER])[LEDGER]) == 1
