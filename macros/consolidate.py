@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import schema
-from .book.read import ROW, open_calamine, parse_grid, read_sheet, settings_from_frame
+from .book.read import ROW, actual_sheet_name, open_calamine, parse_grid, read_sheet, settings_from_frame
 from .book.write import STAGED, FileBook
 from .book.write_types import SheetWrite
 from .errors import HealthbookError
@@ -200,10 +200,11 @@ def reject_reason_for_suffix(path: Path) -> str | None:
 def read_submission(path: Path) -> Submission:
     """Read the 台账 sheet (and a generated form's hidden info sheet): one calamine pass, no frame."""
     book = open_calamine(path)
-    if LEDGER not in book.sheet_names:
+    ledger_name = actual_sheet_name(book, LEDGER)
+    if ledger_name is None:
         read_sheet(book, schema.LEDGER, path)  # raises the named error with the Chinese message
     try:
-        grid = book.get_sheet_by_name(LEDGER).to_python(skip_empty_area=False)
+        grid = book.get_sheet_by_name(ledger_name).to_python(skip_empty_area=False)
     except Exception as exc:  # calamine's private error types
         raise FileUnreadable(path, str(exc)[:60]) from exc
     names, body, row_numbers, _ = parse_grid(grid, schema.LEDGER, path)
@@ -215,9 +216,10 @@ def read_submission(path: Path) -> Submission:
             rows.append(row)
             numbers.append(excel_row)
     info = None
-    if schema.FORM_INFO.name in book.sheet_names:
+    info_name = actual_sheet_name(book, schema.FORM_INFO.name)
+    if info_name is not None:
         # A small grid: parsed without a DataFrame (this runs once per file).
-        info_grid = book.get_sheet_by_name(schema.FORM_INFO.name).to_python(skip_empty_area=False)
+        info_grid = book.get_sheet_by_name(info_name).to_python(skip_empty_area=False)
         info_names, info_rows, _, _ = parse_grid(info_grid, schema.FORM_INFO, path)
         info = read_form_info(dict(zip(info_names, zip(*info_rows))) if info_rows else None)
     return Submission(path, rows, numbers, set(names) & set(KEYS), info.committee_id if info else None)

@@ -87,3 +87,20 @@ def test_not_a_workbook_and_missing_file(tmp_path):
         read_workbook(fake)
     with pytest.raises(WorkbookNotFound):
         read_workbook(tmp_path / "nope.xlsx")
+
+
+def test_a_sheet_name_with_a_stray_space_is_still_the_contract_sheet(master_copy):
+    from macros.book.write import FileBook
+    from macros.book.write_types import SheetWrite
+
+    wb = openpyxl.load_workbook(master_copy)
+    wb[schema.LEDGER.name].title = f"{schema.LEDGER.name} "
+    wb.save(master_copy)
+    book = read_workbook(master_copy)
+    assert len(book[schema.LEDGER.name]) > 300
+    rows = book[schema.LEDGER.name].to_dict("records")
+    rows[0]["note"] = "已核对"
+    FileBook(master_copy).write([SheetWrite(schema.LEDGER, rows)])
+    names = openpyxl.load_workbook(master_copy).sheetnames
+    assert f"{schema.LEDGER.name} " in names and schema.LEDGER.name not in names, "no second 台账 added"
+    assert read_workbook(master_copy)[schema.LEDGER.name]["note"].iloc[0] == "已核对"

@@ -146,7 +146,8 @@ def sheet_parts(parts: dict[str, bytes]) -> dict[str, str]:
     for el in root.iter(f"{{{NS_MAIN}}}sheet"):
         rid = el.get(f"{{{NS_REL}}}id")
         if rid in rels:
-            found[el.get("name")] = rels[rid]
+            # Keyed as the readers match names: a stray space in "台账 " does not hide the sheet.
+            found[re.sub(r"[\s\u3000]+", "", el.get("name"))] = rels[rid]
     return found
 
 

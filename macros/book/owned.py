@@ -53,6 +53,7 @@ from .ooxml import (
 from .package import Package
 from .read import HEADER_SEARCH_ROWS, ROW, clean_header
 from .styles import is_date_code
+from .verify import grid
 from .write_types import FILLS, SheetWrite
 
 _COL_RE = re.compile(r"<(?:\w+:)?col\b[^>]*?/>", re.S)
@@ -143,7 +144,7 @@ def _cells_in(row_xml: str, fast: bool) -> dict[int, _Old]:
 def _old_grid(pkg: Package, sheet_name: str) -> list[list]:
     """The sheet as calamine reads it from the original file (row i = Excel row i + 1)."""
     book = CalamineWorkbook.from_path(str(pkg.path))
-    return book.get_sheet_by_name(sheet_name).to_python(skip_empty_area=False)
+    return grid(book, sheet_name)
 
 
 def _old_value(old: _Old, strings: list[str]) -> object:

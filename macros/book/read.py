@@ -107,17 +107,24 @@ def read_workbook(path: Path | str, sheets: list[schema.Sheet] | None = None) ->
     frames = {}
     for sheet in sheets or schema.INPUT_SHEETS:
         frames[sheet.name] = read_sheet(book, sheet, path)
-    return Workbook(path, frames, list(book.sheet_names))
+    return Workbook(path, frames, [clean_header(n) for n in book.sheet_names])
+
+
+def actual_sheet_name(book: CalamineWorkbook, name: str) -> str | None:
+    """The workbook's own name for contract sheet ``name``: "台账 " with a stray space is still
+    the 台账 (sheet names are matched like headers)."""
+    return {clean_header(n): n for n in book.sheet_names}.get(name)
 
 
 def read_sheet(book: CalamineWorkbook, sheet: schema.Sheet, path: Path) -> pd.DataFrame:
     """One contract sheet as a DataFrame keyed by column key, plus extras and ``_row``."""
-    if sheet.name not in book.sheet_names:
+    actual = actual_sheet_name(book, sheet.name)
+    if actual is None:
         if sheet.optional:
             return empty_frame(sheet)
         raise MissingSheet(path, sheet.name)
     try:
-        rows = book.get_sheet_by_name(sheet.name).to_python(skip_empty_area=False)
+        rows = book.get_sheet_by_name(actual).to_python(skip_empty_area=False)
     except Exception as exc:
         raise NotAWorkbook(path, f"工作表“{sheet.name}”无法读取：{str(exc)[:60]}") from exc
     return frame_from_rows(rows, sheet, path)

@@ -17,6 +17,7 @@ from xml.etree import ElementTree as ET
 from python_calamine import CalamineWorkbook
 
 from .ooxml import col_name, to_serial, top_level
+from .read import actual_sheet_name
 
 # Worksheet children a rewrite may replace (owned sheets) or add (a marked sheet's notes).
 OWNED_CHILDREN = {"sheetData", "dimension", "hyperlinks"}
@@ -48,7 +49,7 @@ def same_value(a: object, b: object) -> bool:
 
 
 def grid(book: CalamineWorkbook, sheet: str) -> list[list]:
-    return book.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
+    return book.get_sheet_by_name(actual_sheet_name(book, sheet) or sheet).to_python(skip_empty_area=False)
 
 
 def _cell(rows: list[list], r: int, c: int) -> object:

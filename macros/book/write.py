@@ -38,7 +38,7 @@ from .lock import DEFAULT_WAIT, WorkbookLock, check_not_open
 from .ooxml import REL_COMMENTS, REL_VML, insert_before_any, parse_rels, rels_name, workbook_part
 from .owned import Written, blank_sheet_xml, rewrite_sheet
 from .package import Package
-from .read import Workbook, read_workbook, settings_from_frame
+from .read import Workbook, actual_sheet_name, read_workbook, settings_from_frame
 from .verify import (
     OWNED_CHILDREN,
     VerifyError,
@@ -211,7 +211,7 @@ def backups_kept(path: Path) -> int:
     """设置 备份保留份数 (default 10; at least 1)."""
     try:
         book = CalamineWorkbook.from_path(str(path))
-        if schema.SETTINGS.name not in book.sheet_names:
+        if actual_sheet_name(book, schema.SETTINGS.name) is None:
             return DEFAULT_KEEP
         from .read import frame_from_rows
 
