@@ -34,6 +34,8 @@ ERROR, WARNING = schema.LEVEL_ERROR, schema.LEVEL_WARNING
 STATUS_DONE = "已完成"
 assert STATUS_DONE in schema.STATUSES
 # An 活动内容 shorter than this says too little to be checked later.
+# More people than a street has at one activity is a typing slip, not an event.
+MAX_PLAUSIBLE_PARTICIPANTS = 100_000
 MIN_ACTIVITY_CHARS = 4
 RECORD_ID_LOOSE = re.compile(r"^(?P<committee>[A-Za-z]\w*?)\s*[-_—－]?\s*(?P<number>\d{1,4})$")
 YEAR_RANGE = (2000, 2100)
@@ -306,6 +308,12 @@ class _Rules:
         done_zero = (status == STATUS_DONE) & (quantity == 0)
         self.emit(sheet, done_zero, sheet.column("quantity"), WARNING, "done_without_quantity",
                   lambda i: f"{st}为“{STATUS_DONE}”，但{q}为 0", f"请填写{q}，或改正{st}")
+        people = ledger["participants"]
+        p_header, counts = sheet.header_of("participants"), people.to_numpy()
+        crowd = people > MAX_PLAUSIBLE_PARTICIPANTS
+        self.emit(sheet, crowd, sheet.column("participants"), WARNING, "participants_implausible",
+                  lambda i: f"{p_header} {counts[i]:,.0f} 人，一次活动不太可能有这么多人",
+                  f"请核对{p_header}（是否多输了几位数）")
         activity = ledger["activity"]
         a, act = activity.to_numpy(), sheet.header_of("activity")
         short = activity.notna() & (activity.str.len() < MIN_ACTIVITY_CHARS)

@@ -48,7 +48,7 @@ PLANTED: dict[str, tuple[dict, str, dict[str, str]]] = {
     "num_commas": ({"quantity": "1,200"}, "完成数量", {"normalised": W}),
     "num_fullwidth": ({"quantity": "１２００"}, "完成数量", {"normalised": W}),
     "num_hanzi": ({"quantity": "三十"}, "完成数量", {"normalised": W}),
-    "num_wan": ({"participants": "30万"}, "参与人数", {"normalised": W}),
+    "num_wan": ({"participants": "30万"}, "参与人数", {"normalised": W, "participants_implausible": W}),
     "num_yu": ({"quantity": "800余次"}, "完成数量", {"approximate": W}),
     "num_yue": ({"participants": "约200人"}, "参与人数", {"approximate": W}),
     "num_duo": ({"participants": "200多人"}, "参与人数", {"approximate": W}),
@@ -78,6 +78,7 @@ PLANTED: dict[str, tuple[dict, str, dict[str, str]]] = {
     "above_street_target": ({"project_id": "P03", "quantity": 50}, "完成数量", {"quantity_above_target": W}),
     "done_zero": ({"status": "已完成", "quantity": 0}, "完成数量", {"done_without_quantity": W}),
     "short_activity": ({"activity": "讲座"}, "活动内容", {"short_activity": W}),
+    "crowd": ({"participants": 10**15}, "参与人数", {"participants_implausible": W}),
     "dup_first": ({"activity": "重复录入的一次活动"}, "活动内容", {}),
     "dup_second": ({"activity": "重复录入的一次活动"}, "活动内容", {"probable_duplicate": W}),
 }
