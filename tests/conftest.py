@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
 import shutil
 import subprocess
@@ -48,6 +51,17 @@ def master(decorated, tmp_path) -> Path:
     target = tmp_path / decorated.name
     shutil.copy2(decorated, target)
     return target
+
+
+def cli_json(*argv: str) -> tuple[int, dict]:
+    """Run a healthbook command in-process with --json: (exit code, parsed output)."""
+    from macros.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([*argv, "--json"])
+    assert out.getvalue(), f"exit {code}: {err.getvalue()}"
+    return code, json.loads(out.getvalue())
 
 
 def libreoffice() -> str:

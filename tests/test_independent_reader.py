@@ -7,9 +7,6 @@ is still read, validated, rolled up and written correctly. One soffice call conv
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import math
 import shutil
 from datetime import date, datetime
@@ -22,21 +19,13 @@ from docx import Document
 from macros import demo, schema
 from macros.book.read import read_workbook
 from macros.book.write import FileBook
-from macros.cli import main
 from macros.rollup import rollup, rollup_sheets
 from macros.validate import validate
+from tests.conftest import cli_json as cli
 from tests.conftest import convert_many_with_libreoffice, libreoffice
 
 AS_OF = demo.DEMO_AS_OF
 COMPARED = (*schema.INPUT_SHEETS, *schema.OUTPUT_SHEETS)
-
-
-def cli(*argv: str) -> tuple[int, dict]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([*argv, "--json"])
-    assert out.getvalue(), f"exit {code}: {err.getvalue()}"
-    return code, json.loads(out.getvalue())
 
 
 def grid(path: Path) -> dict[str, list[list]]:

@@ -7,9 +7,6 @@ formula-looking values stay text in the master after every write.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -21,7 +18,7 @@ from docx import Document
 from macros import demo, schema
 from macros.book.build import build_workbook
 from macros.book.read import read_workbook
-from macros.cli import main
+from tests.conftest import cli_json as cli
 
 AS_OF = demo.DEMO_AS_OF
 MARKUP = """<script>alert(1)</script>&<>"'"""
@@ -57,14 +54,6 @@ def hostile_rows() -> dict[str, list[dict]]:
         row["activity"] = value
         row["note"] = value
     return rows
-
-
-def cli(*argv: str) -> tuple[int, dict]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([*argv, "--json"])
-    assert out.getvalue(), f"exit {code}: {err.getvalue()}"
-    return code, json.loads(out.getvalue())
 
 
 class Parsed(HTMLParser):

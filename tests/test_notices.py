@@ -19,6 +19,7 @@ from macros.render.env import TemplateProblem, templates_dir
 from macros.render.notices import NoticeOptions, render_notices
 
 from .conftest import ROOT, SEED, convert_with_libreoffice, libreoffice
+from .conftest import cli_json as run_cli
 from .test_bulletin import bulletin_projects
 
 AS_OF = demo.DEMO_AS_OF
@@ -273,20 +274,6 @@ def test_libreoffice_converts_every_word_notice(config_notices, tmp_path):
 
 
 # ---- the one-click report over the demo: 进度通报 and 催办通知 from the roll-up ----------------------
-
-def run_cli(*argv: str) -> tuple[int, dict]:
-    import contextlib
-    import io
-    import json
-
-    from macros.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([*argv, "--json"])
-    assert out.getvalue(), f"exit {code}: {err.getvalue()}"
-    return code, json.loads(out.getvalue())
-
 
 @pytest.fixture(scope="module")
 def demo_report(demo_master, tmp_path_factory):
