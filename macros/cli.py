@@ -231,6 +231,14 @@ def workbook_command(sub, name: str, help: str, description: str,
     return p
 
 
+def notice_options(p: argparse.ArgumentParser) -> None:
+    """The options every command that renders notices takes (notices, report)."""
+    p.add_argument("--out", type=Path, help="输出文件夹（默认：设置中的“通知输出文件夹”，在工作簿旁）")
+    p.add_argument("--as-of", type=_as_of, help="统计截止日期，如 2020-11-15（默认今天）")
+    p.add_argument("--templates", type=Path, help="本单位修改过的模板所在文件夹（优先于设置）")
+    p.add_argument("--pdf", action="store_true", help="同时用 LibreOffice 转成 PDF")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="healthbook",
@@ -255,21 +263,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = workbook_command(sub, "notices", help="生成进度通报、催办通知、会议通知和工作简报（Word 和网页）",
                        description="按模板生成通知（Word 和网页），并在输出文件夹写目录 index.html；不改动工作簿。")
-    p.add_argument("--out", type=Path, help="输出文件夹（默认：设置中的“通知输出文件夹”，在工作簿旁）")
+    notice_options(p)
     p.add_argument("--kind", nargs="+", metavar="种类", help="只生成这些种类：进度通报 催办通知 会议通知 工作简报")
-    p.add_argument("--as-of", type=_as_of, help="统计截止日期，如 2020-11-15（默认今天）")
     p.add_argument("--issue", type=int, help="工作简报的期号（默认最新一期）")
     p.add_argument("--meeting", help="只生成这个会议编号的会议通知，如 M02")
-    p.add_argument("--templates", type=Path, help="本单位修改过的模板所在文件夹（优先于设置）")
-    p.add_argument("--pdf", action="store_true", help="同时用 LibreOffice 转成 PDF")
 
     p = workbook_command(sub, "report", help="一键生成报告：校验、汇总、写回工作簿、生成全部通知",
                        description="一键生成报告（与 Excel 中的按钮相同）：校验并标记问题单元格，汇总进度写入输出表，"
                                    "生成全部通知，打印摘要。")
-    p.add_argument("--out", type=Path, help="输出文件夹（默认：设置中的“通知输出文件夹”，在工作簿旁）")
-    p.add_argument("--as-of", type=_as_of, help="统计截止日期，如 2020-11-15（默认今天）")
-    p.add_argument("--templates", type=Path, help="本单位修改过的模板所在文件夹（优先于设置）")
-    p.add_argument("--pdf", action="store_true", help="同时用 LibreOffice 转成 PDF")
+    notice_options(p)
 
     p = workbook_command(sub, "rollup", help="汇总进度，写入居委会进度、项目进度、单位进度",
                        description="校验台账并按居委会、项目、责任单位和类别汇总进度，"

@@ -345,10 +345,7 @@ CATEGORY_BLOCK = Sheet(
     (
         Column("category", "类别", width=20),
         Column("projects", "项目数", "integer", width=11),
-        Column("project_names", "项目", width=50),
-        Column("average_percent", "平均完成率", "number", width=11, number_format=PERCENT_CAPPED_FORMAT),
-        Column("overdue", "逾期项目数", "integer", width=11),
-        Column("status", "进度状态", width=10),
+        *UNIT_PROGRESS.columns[2:],  # the same totals as a unit's, in the same positions
     ),
     description="写在“单位进度”表下方的分类汇总。",
 )
