@@ -9,12 +9,14 @@ itself is ``macros.merge`` (pure); this module does the files.
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import os
 import re
 import shutil
 import stat
 import time as _time
 from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -22,19 +24,26 @@ from pathlib import Path
 import pandas as pd
 
 from . import schema
-from .book.read import ROW, actual_sheet_name, open_calamine, parse_grid, read_sheet, settings_from_frame
+from .book.read import ROW, settings_from_frame
 from .book.write import STAGED, FileBook
 from .book.write_types import SheetWrite
-from .errors import HealthbookError
-from .forms import read_form_info, safe_name
+from .forms import safe_name
 from .merge import ADDED, COMMITTEE, KEY, UNCHANGED, UPDATED, Change, LedgerMerge
 from .problems import Problem
+from .submission import (
+    COMMITTEE_INDEX,
+    FORMULA_PREFIXES,
+    KEY_INDEX,
+    KEYS,
+    Submission,
+    read_for_consolidation,
+    watch_parent,
+)
 from .validate import validate
 
 ACCEPTED, PARTLY, REJECTED, SKIPPED = "accepted", "partly", "rejected", "skipped"
 STATUS_TEXT = {ACCEPTED: "已接受", PARTLY: "部分接受", REJECTED: "已退回", SKIPPED: "已跳过"}
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")
-FORMULA_PREFIXES = ("=", "+", "-", "@")
 # Left alone: Excel/WPS/LibreOffice owner and lock files, partial downloads, system files.
 TEMP_PREFIXES = ("~$", ".~lock.", "~")
 TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".download", "#")
@@ -165,27 +174,6 @@ def inbox_files(inbox: Path) -> list[Path]:
 # ---------------------------------------------------------------- reading one submission
 
 
-@dataclass
-class Submission:
-    """One submission as read: its ledger rows (raw values in contract column order)."""
-
-    path: Path
-    rows: list[list]  # aligned with schema.LEDGER.keys
-    row_numbers: list[int]  # Excel rows
-    columns: set[str]  # the contract columns the file carries
-    info_committee: str | None  # from a generated form's hidden info sheet
-
-    @property
-    def keys(self) -> set[str]:
-        return {str(r[KEY_INDEX]).strip() for r in self.rows if r[KEY_INDEX] is not None}
-
-
-KEYS = schema.LEDGER.keys
-KEY_INDEX, COMMITTEE_INDEX = KEYS.index(KEY), KEYS.index(COMMITTEE)
-# Prefilled form rows carry only the committee: a row is data when any of these holds a value.
-DATA_INDEXES = [i for i, k in enumerate(KEYS) if k not in (COMMITTEE, "source")]
-
-
 def reject_reason_for_suffix(path: Path) -> str | None:
     suffix = path.suffix.lower()
     if suffix in WORKBOOK_SUFFIXES:
@@ -195,39 +183,6 @@ def reject_reason_for_suffix(path: Path) -> str | None:
     if suffix == ".csv":
         return "CSV 文件会丢失格式、日期和下拉选项。请使用街道下发的填报表（.xlsx）填写后提交。"
     return f"不是 Excel 工作簿（{suffix or '无扩展名'}）。请提交 .xlsx 格式的填报表。"
-
-
-def read_submission(path: Path) -> Submission:
-    """Read the 台账 sheet (and a generated form's hidden info sheet): one calamine pass, no frame."""
-    book = open_calamine(path)
-    ledger_name = actual_sheet_name(book, LEDGER)
-    if ledger_name is None:
-        read_sheet(book, schema.LEDGER, path)  # raises the named error with the Chinese message
-    try:
-        grid = book.get_sheet_by_name(ledger_name).to_python(skip_empty_area=False)
-    except Exception as exc:  # calamine's private error types
-        raise FileUnreadable(path, str(exc)[:60]) from exc
-    names, body, row_numbers, _ = parse_grid(grid, schema.LEDGER, path)
-    where = [names.index(k) if k in names else None for k in KEYS]
-    rows, numbers = [], []
-    for values, excel_row in zip(body, row_numbers):
-        row = [None if i is None else values[i] for i in where]
-        if any(row[i] is not None for i in DATA_INDEXES):
-            rows.append(row)
-            numbers.append(excel_row)
-    info = None
-    info_name = actual_sheet_name(book, schema.FORM_INFO.name)
-    if info_name is not None:
-        # A small grid: parsed without a DataFrame (this runs once per file).
-        info_grid = book.get_sheet_by_name(info_name).to_python(skip_empty_area=False)
-        info_names, info_rows, _, _ = parse_grid(info_grid, schema.FORM_INFO, path)
-        info = read_form_info(dict(zip(info_names, zip(*info_rows))) if info_rows else None)
-    return Submission(path, rows, numbers, set(names) & set(KEYS), info.committee_id if info else None)
-
-
-class FileUnreadable(HealthbookError):
-    def __init__(self, path: Path, reason: str):
-        super().__init__(f"{path.name} 的工作表“{LEDGER}”无法读取（{reason}）。请用 Excel 打开检查后重新保存。")
 
 
 # ---------------------------------------------------------------- the run
@@ -285,33 +240,7 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
                      committees: dict[str, str], dry_run: bool, as_of: date, now: datetime,
                      min_age: float, progress: Progress | None, refresh: bool) -> Consolidation:
     paths = inbox_files(where.inbox)
-    results: list[FileResult] = []
-    done = 0
-
-    def tick(name: str) -> None:
-        nonlocal done
-        done += 1
-        if progress:
-            progress(done, len(paths), name)
-
-    batch = _Batch()
-    clock = _time.time()
-    for path in paths:
-        reason = skip_reason(path, min_age, clock, master)
-        if reason:
-            results.append(FileResult(path.name, SKIPPED, issues=[_file_problem("skipped", reason, WARNING, sheet="")]))
-            tick(path.name)
-            continue
-        result, sub = load_file(path, committees)
-        results.append(result)
-        if sub is None:
-            tick(path.name)
-            continue
-        if not batch.fits(sub):
-            checker.flush(batch, tick)
-            batch = _Batch()
-        batch.add(result, sub)
-    checker.flush(batch, tick)
+    results = _process_files(paths, master, committees, checker, min_age, progress)
 
     changes = [c for r in results for c in r.changes]
     run = Consolidation(master, results, changes, dry_run=dry_run)
@@ -335,6 +264,144 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
     if run.master_written and refresh:
         run.refreshed = refresh_after_merge(book, as_of)
     return run
+
+
+def _process_files(paths: list[Path], master: Path, committees: dict[str, str], checker: _Checker,
+                   min_age: float, progress: Progress | None) -> list[FileResult]:
+    """Read, validate and merge every inbox file in order; ``progress`` ticks once per file."""
+    clock = _time.time()
+    reasons = [skip_reason(path, min_age, clock, master) for path in paths]
+    results: list[FileResult] = []
+    done = 0
+
+    def tick(name: str) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, len(paths), name)
+
+    batch = _Batch()
+    wanted = [p for p, reason in zip(paths, reasons) if reason is None and reject_reason_for_suffix(p) is None]
+    with _Reader(wanted) as reader:
+        for path, reason in zip(paths, reasons):
+            if reason:
+                results.append(FileResult(path.name, SKIPPED,
+                                          issues=[_file_problem("skipped", reason, WARNING, sheet="")]))
+                tick(path.name)
+                continue
+            result, sub = load_file(path, committees, reader.next)
+            results.append(result)
+            if sub is None:
+                tick(path.name)
+                continue
+            if not batch.fits(sub):
+                checker.flush(batch, tick)
+                batch = _Batch()
+            batch.add(result, sub)
+    checker.flush(batch, tick)
+    return results
+
+
+# Reading ahead: calamine holds the GIL (threads would not help), so one worker process reads the
+# inbox while this one validates, merges and writes receipts. Enough files are in flight to cover
+# a validation batch, bounded so that memory stays flat however many files wait.
+READ_AHEAD_MIN_FILES = 8  # fewer files: read here (starting a process costs more than it saves)
+READ_AHEAD_FILES = 160
+READ_AHEAD_BYTES = 8 << 20
+
+
+class _Reader:
+    """The inbox's workbooks in order, read ahead by one worker process when there are many.
+
+    When this process would wait for the worker, it reads the newest file still queued itself, so
+    neither process idles (at start-up the worker is still importing). Anything wrong with the
+    worker (it cannot start, it died) falls back to reading here, as with few files.
+    """
+
+    def __init__(self, paths: list[Path]):
+        self.paths = paths
+        self.position = 0  # the next file ``next`` returns
+        self.assigned = 0  # files [0, assigned) are submitted to the worker or read already
+        self.futures: dict[int, Future] = {}
+        self.ready: dict[int, Submission | str] = {}
+        self.sizes = [0] * len(paths)
+        self.in_flight = 0  # bytes (on disk) of files assigned but not yet returned
+        self.pool: ProcessPoolExecutor | None = None
+        if len(paths) >= READ_AHEAD_MIN_FILES:
+            try:
+                self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=watch_parent)
+            except (OSError, ValueError, NotImplementedError):
+                self.pool = None
+        self._top_up()
+
+    def __enter__(self) -> _Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+        self.futures.clear()
+
+    def next(self, path: Path) -> Submission | str:
+        """The next file's submission, or why it cannot be read (Chinese); ``path`` is that file."""
+        i = self.position
+        if i >= len(self.paths) or self.paths[i] != path:
+            raise ValueError(f"files must be read in order: {path}")
+        while i not in self.ready:
+            future = self.futures.get(i)
+            if future is None:  # not assigned yet (no worker) or handed back by a failed worker
+                self.assigned = max(self.assigned, i + 1)
+                self.ready[i] = read_for_consolidation(path)
+            elif future.done() or not self._steal():
+                self._collect(i)
+        self.position += 1
+        self.in_flight -= self.sizes[i]
+        self._top_up()
+        return self.ready.pop(i)
+
+    def _top_up(self) -> None:
+        while (self.pool is not None and self.assigned < len(self.paths)
+               and self.assigned - self.position < READ_AHEAD_FILES
+               and (self.in_flight < READ_AHEAD_BYTES or self.assigned == self.position)):
+            j = self.assigned
+            try:
+                self.sizes[j] = self.paths[j].stat().st_size
+                self.futures[j] = self.pool.submit(read_for_consolidation, self.paths[j])
+            except Exception:  # the pool cannot start or is broken: read here from now on
+                self._give_up()
+                return
+            self.in_flight += self.sizes[j]
+            self.assigned += 1
+
+    def _steal(self) -> bool:
+        """Read the newest still-queued file here; False when every one has started already."""
+        j = max(self.futures, default=None)
+        if j is None or not self.futures[j].cancel():
+            return False
+        del self.futures[j]
+        self.ready[j] = read_for_consolidation(self.paths[j])
+        return True
+
+    def _collect(self, i: int) -> None:
+        future = self.futures.pop(i)
+        try:
+            self.ready[i] = future.result()
+        except Exception:  # the worker failed: read here (where a real error shows as it would)
+            self._give_up()
+            self.ready[i] = read_for_consolidation(self.paths[i])
+
+    def _give_up(self) -> None:
+        pool, self.pool = self.pool, None
+        for future in self.futures.values():
+            future.cancel()
+        self.futures.clear()  # assigned files not yet returned are read here when reached
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 INPUT_NAMES = {s.name for s in schema.INPUT_SHEETS}
@@ -432,17 +499,20 @@ def _file_problem(code: str, message: str, level: str = ERROR, suggestion: str =
     return Problem(sheet, None, None, None, level, code, message, suggestion)
 
 
-def load_file(path: Path, committees: dict[str, str]) -> tuple[FileResult, Submission | None]:
-    """Read one file and decide its committee; a file rejected whole comes back without rows."""
+def load_file(path: Path, committees: dict[str, str],
+              read: Callable[[Path], Submission | str] = read_for_consolidation,
+              ) -> tuple[FileResult, Submission | None]:
+    """Read one file and decide its committee; a file rejected whole comes back without rows.
+
+    ``read`` gives the file's submission or the Chinese text of why it cannot be read."""
     result = FileResult(path.name, REJECTED)
     reason = reject_reason_for_suffix(path)
     if reason:
         result.issues.append(_file_problem("not_a_workbook", reason, sheet=""))
         return result, None
-    try:
-        sub = read_submission(path)
-    except HealthbookError as err:
-        result.issues.append(_file_problem("structure", str(err)))
+    sub = read(path)
+    if isinstance(sub, str):
+        result.issues.append(_file_problem("structure", sub))
         return result, None
     committee, problem = _committee_of(sub, committees)
     result.committee_id = committee
@@ -453,6 +523,8 @@ def load_file(path: Path, committees: dict[str, str]) -> tuple[FileResult, Submi
     for row in sub.rows:
         if row[COMMITTEE_INDEX] is None:
             row[COMMITTEE_INDEX] = committee
+    if committee.startswith(FORMULA_PREFIXES):  # now in cells the reader saw blank
+        sub.formula_rows = list(range(len(sub.rows)))
     if not sub.rows:
         result.status = ACCEPTED
         result.issues.append(_file_problem("empty", f"“{LEDGER}”表中没有填写任何记录。", WARNING,
@@ -495,7 +567,9 @@ def _submission_checks(sub: Submission, committee: str, merge: LedgerMerge) -> l
     problems = []
     key_header = schema.LEDGER.header_of(KEY)
     headers = schema.LEDGER.headers
-    for n, row in zip(sub.row_numbers, sub.rows):
+    # The reader marked the rows holding formula-looking text: only those are looked at closely.
+    suspects = set(sub.formula_rows)
+    for pos, (n, row) in enumerate(zip(sub.row_numbers, sub.rows)):
         record_id = row[KEY_INDEX]
         if record_id is not None:
             record_id = str(record_id).strip()
@@ -507,6 +581,8 @@ def _submission_checks(sub: Submission, committee: str, merge: LedgerMerge) -> l
                     LEDGER, n, key_header, record_id, ERROR, "record_of_other_committee",
                     f"记录编号 {record_id} 在主工作簿中属于 {owner}，不能由 {committee} 修改。",
                     f"新记录请把记录编号留空，系统自动编号；修改已报记录请保留回执中给出的编号（{committee}-xxxx）。"))
+        if pos not in suspects:
+            continue
         for i, value in enumerate(row):
             if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) and not _is_number(value):
                 problems.append(Problem(

@@ -102,9 +102,14 @@ def comparable_in(key: str, value: object) -> object:
 
 def display(value: object) -> object:
     """A value as 变更记录 shows it (dates as text so they read the same everywhere)."""
-    value = comparable(value)
-    if type(value) is not date and not isinstance(value, datetime):
+    kind = type(value)  # the common cell types first: this runs for every added row's summary
+    if kind is str:
+        return value.strip() or None
+    if value is None or kind is int:
         return value
+    if kind is date:
+        return value.isoformat()
+    value = comparable(value)
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M")
     if isinstance(value, date):
@@ -118,7 +123,7 @@ SUMMARY_COLUMNS = ("date", "project_id", "activity", "quantity")
 def summary(row: dict) -> str:
     """A short text naming an added row in 变更记录."""
     parts = [display(row[k]) for k in SUMMARY_COLUMNS]
-    return " ".join(str(p) for p in parts if p is not None)
+    return " ".join([str(p) for p in parts if p is not None])
 
 
 def record_number(record_id: object, committee_id: str) -> int | None:
@@ -164,8 +169,10 @@ class LedgerMerge:
               time: datetime) -> MergeResult:
         """Merge one file's accepted rows: (Excel row, values) pairs; ``columns`` it carries."""
         result = MergeResult()
+        outcomes, changes = result.outcomes, result.changes
         compared = [k for k in DATA_COLUMNS if k in columns]
         blank = dict.fromkeys(self.rows[0] if self.rows else schema.LEDGER.keys)
+        ledger, index, fingerprints = self.rows, self.index, self.fingerprints
         used: dict[tuple, int] = defaultdict(int)
         added: list[tuple[tuple | None, int]] = []
         for excel_row, row in rows:
@@ -175,54 +182,65 @@ class LedgerMerge:
                 # An identical row already merged (an earlier run on this file) is not added again;
                 # the k-th identical row of this file matches the k-th such row of the ledger.
                 fp = fingerprint(row)
-                seen = self.fingerprints.get(fp, [])
-                if used[fp] < len(seen):
+                seen = fingerprints.get(fp)
+                if seen is not None and used[fp] < len(seen):
                     i = seen[used[fp]]
                     used[fp] += 1
-                    result.outcomes.append(
-                        RowOutcome(excel_row, str(self.rows[i][KEY]), UNCHANGED))
+                    outcomes.append(RowOutcome(excel_row, str(ledger[i][KEY]), UNCHANGED))
                     continue
                 key = self.next_id(str(comparable(row.get(COMMITTEE))))
                 assigned = True
             else:
                 key, assigned = str(key), False
-            i = self.index.get(key)
+            i = index.get(key)
             if i is None:
                 new = blank.copy()
-                for k in DATA_COLUMNS:
-                    new[k] = row.get(k)
+                new.update(zip(DATA_COLUMNS, map(row.get, DATA_COLUMNS)))
                 new[KEY], new[SOURCE] = key, source
-                self.rows.append(new)
-                i = len(self.rows) - 1
-                self.index[key] = i
+                i = len(ledger)
+                ledger.append(new)
+                index[key] = i
                 added.append((fp, i))
                 if not assigned:  # an assigned number is already counted by next_id
                     committee = str(comparable(row.get(COMMITTEE)))
                     number = record_number(key, committee)
                     if number is not None:
                         self.numbers[committee] = max(self.numbers[committee], number)
-                result.outcomes.append(RowOutcome(excel_row, key, ADDED, assigned=assigned))
-                result.changes.append(Change(time, source, key, ADDED, new=summary(new)))
+                outcomes.append(RowOutcome(excel_row, key, ADDED, (), assigned))
+                changes.append(Change(time, source, key, ADDED, None, None, summary(new)))
                 continue
-            target = self.rows[i]
+            target = ledger[i]
             changed = [k for k in compared if comparable_in(k, target.get(k)) != comparable_in(k, row.get(k))]
             if not changed:
-                result.outcomes.append(RowOutcome(excel_row, key, UNCHANGED))
+                outcomes.append(RowOutcome(excel_row, key, UNCHANGED))
                 continue
             headers = []
             for k in changed:
                 header = schema.LEDGER.header_of(k)
                 headers.append(header)
-                result.changes.append(Change(time, source, key, UPDATED, header, target.get(k), row.get(k)))
+                changes.append(Change(time, source, key, UPDATED, header, target.get(k), row.get(k)))
                 target[k] = row.get(k)
             target[SOURCE] = source
-            result.outcomes.append(RowOutcome(excel_row, key, UPDATED, tuple(headers)))
+            outcomes.append(RowOutcome(excel_row, key, UPDATED, tuple(headers)))
         # Registered after the file, so two identical new rows in one file are both added.
         for fp, i in added:
-            self.fingerprints[fp if fp is not None else fingerprint(self.rows[i])].append(i)
+            fingerprints[fp if fp is not None else fingerprint(ledger[i])].append(i)
         return result
 
 
 def fingerprint(row: dict) -> tuple:
     """A row's data values (not its key or source), as compared."""
-    return tuple(comparable_in(k, row.get(k)) for k in DATA_COLUMNS)
+    values = list(map(row.get, DATA_COLUMNS))
+    # ``comparable_in`` inlined for the common cell types: this runs for every row without a key.
+    for i, value in enumerate(values):
+        kind = type(value)
+        if kind is str:
+            values[i] = value.strip() or None
+        elif value is None or kind is date or (kind is int and i not in _DATE_POSITIONS):
+            continue
+        else:
+            values[i] = comparable_in(DATA_COLUMNS[i], value)
+    return tuple(values)
+
+
+_DATE_POSITIONS = frozenset(i for i, k in enumerate(DATA_COLUMNS) if k in DATE_KEYS)

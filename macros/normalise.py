@@ -51,9 +51,13 @@ def nfkc(text: str) -> str:
     return unicodedata.normalize("NFKC", text).strip()
 
 
+_WIDE = re.compile("[\u3000\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]")
+
+
 def fold_width(text: str) -> str:
     """Full-width letters, digits and spaces to ASCII, trimmed; Chinese punctuation kept."""
-    return text.translate(_WIDTH_FOLD).strip()
+    # translate() with a dict is slow on long Chinese text: most text has nothing to fold.
+    return (text.translate(_WIDTH_FOLD) if _WIDE.search(text) else text).strip()
 
 
 def is_code_column(sheet: schema.Sheet, column: schema.Column) -> bool:

@@ -1,0 +1,112 @@
+"""Reading one submission form for consolidation: its 台账 rows, in one calamine pass, no frame.
+
+Kept free of pandas (``macros.book.read`` imports it only where frames are built): consolidation
+reads the inbox ahead in a second process that imports this module alone, so it starts fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import schema
+from .book.read import actual_sheet_name, open_calamine, parse_grid, read_sheet
+from .errors import HealthbookError
+
+LEDGER = schema.LEDGER.name
+KEY, COMMITTEE = "record_id", "committee_id"
+KEYS = schema.LEDGER.keys
+KEY_INDEX, COMMITTEE_INDEX = KEYS.index(KEY), KEYS.index(COMMITTEE)
+# Prefilled form rows carry only the committee: a row is data when any of these holds a value.
+DATA_INDEXES = [i for i, k in enumerate(KEYS) if k not in (COMMITTEE, "source")]
+FORMULA_PREFIXES = ("=", "+", "-", "@")
+
+
+@dataclass
+class Submission:
+    """One submission as read: its ledger rows (raw values in contract column order)."""
+
+    path: Path
+    rows: list[list]  # aligned with schema.LEDGER.keys
+    row_numbers: list[int]  # Excel rows
+    columns: set[str]  # the contract columns the file carries
+    info: dict[str, list] | None = None  # a generated form's hidden info sheet: its columns
+    # Positions in ``rows`` holding text that starts like a formula (checked closely later).
+    formula_rows: list[int] = field(default_factory=list)
+
+    @property
+    def info_committee(self) -> str | None:
+        """The committee named by a generated form's hidden info sheet."""
+        if self.info is None:
+            return None
+        from .forms import read_form_info  # forms builds workbooks (xlsxwriter): not for the reader process
+
+        info = read_form_info(self.info)
+        return info.committee_id if info else None
+
+    @property
+    def keys(self) -> set[str]:
+        return {str(r[KEY_INDEX]).strip() for r in self.rows if r[KEY_INDEX] is not None}
+
+
+class FileUnreadable(HealthbookError):
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"{path.name} 的工作表“{LEDGER}”无法读取（{reason}）。请用 Excel 打开检查后重新保存。")
+
+
+def read_submission(path: Path) -> Submission:
+    """Read the 台账 sheet (and a generated form's hidden info sheet): one calamine pass, no frame."""
+    book = open_calamine(path)
+    ledger_name = actual_sheet_name(book, LEDGER)
+    if ledger_name is None:
+        read_sheet(book, schema.LEDGER, path)  # raises the named error with the Chinese message
+    try:
+        grid = book.get_sheet_by_name(ledger_name).to_python(skip_empty_area=False)
+    except Exception as exc:  # calamine's private error types
+        raise FileUnreadable(path, str(exc)[:60]) from exc
+    names, body, row_numbers, _ = parse_grid(grid, schema.LEDGER, path)
+    where = [names.index(k) if k in names else None for k in KEYS]
+    rows, numbers = [], []
+    for values, excel_row in zip(body, row_numbers):
+        row = [None if i is None else values[i] for i in where]
+        if any(row[i] is not None for i in DATA_INDEXES):
+            rows.append(row)
+            numbers.append(excel_row)
+    info = None
+    info_name = actual_sheet_name(book, schema.FORM_INFO.name)
+    if info_name is not None:
+        # A small grid: parsed without a DataFrame (this runs once per file).
+        info_grid = book.get_sheet_by_name(info_name).to_python(skip_empty_area=False)
+        info_names, info_rows, _, _ = parse_grid(info_grid, schema.FORM_INFO, path)
+        info = {name: list(values) for name, values in zip(info_names, zip(*info_rows))} if info_rows else None
+    formula_rows = [n for n, row in enumerate(rows)
+                    if any(isinstance(v, str) and v.startswith(FORMULA_PREFIXES) for v in row)]
+    return Submission(path, rows, numbers, set(names) & set(KEYS), info, formula_rows)
+
+
+def read_for_consolidation(path: Path) -> Submission | str:
+    """``read_submission`` for the reader process: a file's problem comes back as its Chinese text
+    (the named errors take several arguments and would not survive pickling)."""
+    try:
+        return read_submission(path)
+    except HealthbookError as err:
+        return str(err)
+
+
+def watch_parent() -> None:
+    """Initializer of the reader process: end it as soon as the consolidating process is gone,
+    even killed (SIGKILL), instead of waiting for work forever."""
+    import multiprocessing
+    import os
+    import threading
+    from multiprocessing.connection import wait
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
