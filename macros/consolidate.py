@@ -8,14 +8,16 @@ itself is ``macros.merge`` (pure); this module does the files.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import multiprocessing
 import os
 import re
 import shutil
 import stat
+import sys
 import time as _time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -310,6 +312,37 @@ READ_AHEAD_FILES = 160
 READ_AHEAD_BYTES = 8 << 20
 
 
+def _start_reader_process() -> ProcessPoolExecutor | None:
+    """One worker process, started now ("spawn", as on Windows: a forked child would inherit the
+    master's lock); None when it cannot start (then files are read here)."""
+    try:
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=watch_parent)
+        with _main_script_hidden():
+            pool.submit(int)  # starts the process
+    except Exception:
+        return None
+    return pool
+
+
+@contextlib.contextmanager
+def _main_script_hidden() -> Iterator[None]:
+    """A spawned process runs the parent's ``__main__`` script again (all of it, unless guarded by
+    ``if __name__ == "__main__"``); the reader needs only ``macros.submission``, so the script is
+    hidden while the process starts: a caller's unguarded script must never run twice."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved = {k: main.__dict__[k] for k in ("__spec__", "__file__") if k in main.__dict__}
+    main.__spec__ = None
+    main.__dict__.pop("__file__", None)
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
+
+
 class _Reader:
     """The inbox's workbooks in order, read ahead by one worker process when there are many.
 
@@ -328,11 +361,7 @@ class _Reader:
         self.in_flight = 0  # bytes (on disk) of files assigned but not yet returned
         self.pool: ProcessPoolExecutor | None = None
         if len(paths) >= READ_AHEAD_MIN_FILES:
-            try:
-                self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=watch_parent)
-            except (OSError, ValueError, NotImplementedError):
-                self.pool = None
+            self.pool = _start_reader_process()
         self._top_up()
 
     def __enter__(self) -> _Reader:

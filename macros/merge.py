@@ -122,8 +122,12 @@ SUMMARY_COLUMNS = ("date", "project_id", "activity", "quantity")
 
 def summary(row: dict) -> str:
     """A short text naming an added row in 变更记录."""
-    parts = [display(row[k]) for k in SUMMARY_COLUMNS]
-    return " ".join([str(p) for p in parts if p is not None])
+    parts = []
+    for k in SUMMARY_COLUMNS:
+        value = display(row[k])
+        if value is not None:
+            parts.append(str(value))
+    return " ".join(parts)
 
 
 def record_number(record_id: object, committee_id: str) -> int | None:
@@ -160,10 +164,13 @@ class LedgerMerge:
         return None if i is None else comparable(self.rows[i].get(COMMITTEE))
 
     def next_id(self, committee_id: str) -> str:
-        self.numbers[committee_id] += 1
-        while f"{committee_id}-{self.numbers[committee_id]:0{NUMBER_DIGITS}d}" in self.index:
-            self.numbers[committee_id] += 1
-        return f"{committee_id}-{self.numbers[committee_id]:0{NUMBER_DIGITS}d}"
+        number = self.numbers[committee_id] + 1
+        key = f"{committee_id}-{number:0{NUMBER_DIGITS}d}"
+        while key in self.index:
+            number += 1
+            key = f"{committee_id}-{number:0{NUMBER_DIGITS}d}"
+        self.numbers[committee_id] = number
+        return key
 
     def merge(self, rows: list[tuple[int | None, dict]], columns: set[str], source: str,
               time: datetime) -> MergeResult:
@@ -195,7 +202,8 @@ class LedgerMerge:
             i = index.get(key)
             if i is None:
                 new = blank.copy()
-                new.update(zip(DATA_COLUMNS, map(row.get, DATA_COLUMNS)))
+                for k in DATA_COLUMNS:
+                    new[k] = row.get(k)
                 new[KEY], new[SOURCE] = key, source
                 i = len(ledger)
                 ledger.append(new)
