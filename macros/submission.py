@@ -7,6 +7,7 @@ reads the inbox ahead in a second process that imports this module alone, so it 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 
 from . import schema
@@ -20,6 +21,8 @@ KEY_INDEX, COMMITTEE_INDEX = KEYS.index(KEY), KEYS.index(COMMITTEE)
 # Prefilled form rows carry only the committee: a row is data when any of these holds a value.
 DATA_INDEXES = [i for i, k in enumerate(KEYS) if k not in (COMMITTEE, "source")]
 FORMULA_PREFIXES = ("=", "+", "-", "@")
+_FORMULA_FIRST = frozenset(FORMULA_PREFIXES)
+_data_of = itemgetter(*DATA_INDEXES)
 
 
 @dataclass
@@ -65,11 +68,13 @@ def read_submission(path: Path) -> Submission:
     except Exception as exc:  # calamine's private error types
         raise FileUnreadable(path, str(exc)[:60]) from exc
     names, body, row_numbers, _ = parse_grid(grid, schema.LEDGER, path)
-    where = [names.index(k) if k in names else None for k in KEYS]
+    # Each row in contract column order (a column the file lacks reads the None put at the end).
+    pick = itemgetter(*[names.index(k) if k in names else len(names) for k in KEYS])
     rows, numbers = [], []
     for values, excel_row in zip(body, row_numbers):
-        row = [None if i is None else values[i] for i in where]
-        if any(row[i] is not None for i in DATA_INDEXES):
+        values.append(None)
+        row = list(pick(values))
+        if _data_of(row).count(None) < len(DATA_INDEXES):
             rows.append(row)
             numbers.append(excel_row)
     info = None
@@ -79,9 +84,17 @@ def read_submission(path: Path) -> Submission:
         info_grid = book.get_sheet_by_name(info_name).to_python(skip_empty_area=False)
         info_names, info_rows, _, _ = parse_grid(info_grid, schema.FORM_INFO, path)
         info = {name: list(values) for name, values in zip(info_names, zip(*info_rows))} if info_rows else None
-    formula_rows = [n for n, row in enumerate(rows)
-                    if any(isinstance(v, str) and v.startswith(FORMULA_PREFIXES) for v in row)]
-    return Submission(path, rows, numbers, set(names) & set(KEYS), info, formula_rows)
+    return Submission(path, rows, numbers, set(names) & set(KEYS), info, _formula_rows(rows))
+
+
+def _formula_rows(rows: list[list]) -> list[int]:
+    """Positions of the rows with a text cell starting like a formula (= + - @)."""
+    found = set()
+    for column in zip(*rows):
+        for n, value in enumerate(column):
+            if type(value) is str and value[:1] in _FORMULA_FIRST:
+                found.add(n)
+    return sorted(found)
 
 
 def read_for_consolidation(path: Path) -> Submission | str:
