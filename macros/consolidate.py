@@ -40,6 +40,7 @@ from .submission import (
     Submission,
     read_for_consolidation,
     watch_parent,
+    write_text,
 )
 from .validate import validate
 
@@ -228,7 +229,7 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
     committees = _committees(frames[schema.COMMITTEES.name])
     # The config sheets are what a submission is validated against; the ledger lives in ``merge``.
     pending = None if dry_run else where.receipts / f".pending-{now:%Y%m%d-%H%M%S}-{os.getpid()}"
-    checker = _Checker({n: f for n, f in frames.items() if n in INPUT_NAMES and n != LEDGER},
+    checker = _Checker({n: f for n, f in frames.items() if n in CHECKED_AGAINST},
                        settings, as_of, merge, now, pending, master, where.templates)
     try:
         return _merge_and_write(book, master, where, merge, checker, old_changes, committees, dry_run,
@@ -285,6 +286,7 @@ def _process_files(paths: list[Path], master: Path, committees: dict[str, str], 
     batch = _Batch()
     wanted = [p for p, reason in zip(paths, reasons) if reason is None and reject_reason_for_suffix(p) is None]
     with _Reader(wanted) as reader:
+        checker.write = reader.write
         for path, reason in zip(paths, reasons):
             if reason:
                 results.append(FileResult(path.name, SKIPPED,
@@ -300,7 +302,8 @@ def _process_files(paths: list[Path], master: Path, committees: dict[str, str], 
                 checker.flush(batch, tick)
                 batch = _Batch()
             batch.add(result, sub)
-    checker.flush(batch, tick)
+        checker.flush(batch, tick)
+    checker.write = write_text
     return results
 
 
@@ -310,6 +313,7 @@ def _process_files(paths: list[Path], master: Path, committees: dict[str, str], 
 READ_AHEAD_MIN_FILES = 8  # fewer files: read here (starting a process costs more than it saves)
 READ_AHEAD_FILES = 160
 READ_AHEAD_BYTES = 8 << 20
+WRITES_QUEUED = 32  # receipts waiting for the worker to write them; more are written here
 
 
 def _start_reader_process() -> ProcessPoolExecutor | None:
@@ -346,8 +350,8 @@ def _main_script_hidden() -> Iterator[None]:
 class _Reader:
     """The inbox's workbooks in order, read ahead by one worker process when there are many.
 
-    When this process would wait for the worker, it reads the newest file still queued itself, so
-    neither process idles (at start-up the worker is still importing). Anything wrong with the
+    When this process would wait for the worker, it reads the next file the worker has not started
+    itself, so neither process idles (at start-up the worker is still importing). Anything wrong with the
     worker (it cannot start, it died) falls back to reading here, as with few files.
     """
 
@@ -359,6 +363,7 @@ class _Reader:
         self.ready: dict[int, Submission | str] = {}
         self.sizes = [0] * len(paths)
         self.in_flight = 0  # bytes (on disk) of files assigned but not yet returned
+        self.writes: dict[Future, tuple[Path, str]] = {}
         self.pool: ProcessPoolExecutor | None = None
         if len(paths) >= READ_AHEAD_MIN_FILES:
             self.pool = _start_reader_process()
@@ -371,10 +376,28 @@ class _Reader:
         self.close()
 
     def close(self) -> None:
+        """Wait for the worker's writes (any that failed are done here), then stop it."""
+        for future, (path, text) in list(self.writes.items()):
+            if future.cancel() or future.exception() is not None:
+                write_text(path, text)  # here, where an error shows as it would
+        self.writes.clear()
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
         self.futures.clear()
+
+    def write(self, path: Path, text: str) -> None:
+        """Write a file (a receipt) by the worker: creating files is slow on some disks."""
+        if self.pool is not None and len(self.writes) >= WRITES_QUEUED:
+            self.writes = {f: job for f, job in self.writes.items() if not f.done() or f.exception()}
+        if self.pool is None or len(self.writes) >= WRITES_QUEUED:  # the worker is behind
+            write_text(path, text)
+            return
+        try:
+            self.writes[self.pool.submit(write_text, path, text)] = (path, text)
+        except Exception:
+            self._give_up()
+            write_text(path, text)
 
     def next(self, path: Path) -> Submission | str:
         """The next file's submission, or why it cannot be read (Chinese); ``path`` is that file."""
@@ -408,13 +431,13 @@ class _Reader:
             self.assigned += 1
 
     def _steal(self) -> bool:
-        """Read the newest still-queued file here; False when every one has started already."""
-        j = max(self.futures, default=None)
-        if j is None or not self.futures[j].cancel():
-            return False
-        del self.futures[j]
-        self.ready[j] = read_for_consolidation(self.paths[j])
-        return True
+        """Read here the first file the worker has not started; False when it has started all."""
+        for j, future in self.futures.items():  # in file order, as the worker takes them
+            if future.cancel():  # False: started or done
+                del self.futures[j]
+                self.ready[j] = read_for_consolidation(self.paths[j])
+                return True
+        return False
 
     def _collect(self, i: int) -> None:
         future = self.futures.pop(i)
@@ -433,7 +456,9 @@ class _Reader:
             pool.shutdown(wait=False, cancel_futures=True)
 
 
-INPUT_NAMES = {s.name for s in schema.INPUT_SHEETS}
+# The config sheets the ledger's rules look up (the other sheets' rules report on those sheets,
+# which a submission is not judged by; each validate call would normalise them again).
+CHECKED_AGAINST = {schema.PROJECTS.name, schema.COMMITTEES.name, schema.TARGETS.name}
 # Rows of the files validated together are told apart by adding file-number × ROW_OFFSET to their
 # Excel row (Excel has at most 1,048,576 rows); problems and their messages are mapped back.
 ROW_OFFSET = 10_000_000
@@ -468,6 +493,7 @@ class _Checker:
         self.config, self.settings, self.as_of = config, settings, as_of
         self.merge, self.now = merge, now
         self.pending, self.master, self.templates = pending, master, templates
+        self.write: Callable[[Path, str], object] = write_text  # the run's reader may take this over
 
     def flush(self, batch: _Batch, tick: Callable[[str], None]) -> None:
         if not batch.items:
@@ -507,7 +533,8 @@ class _Checker:
         result.rows_unchanged = merged.count(UNCHANGED)
         result.status = REJECTED if not good else PARTLY if bad_rows else ACCEPTED
         if self.pending is not None:
-            result.pending_receipt = write_receipt(result, self.pending, self.now, self.master, self.templates)
+            result.pending_receipt = write_receipt(result, self.pending, self.now, self.master, self.templates,
+                                                   self.write)
         result.outcomes = []
 
 
@@ -670,15 +697,14 @@ def _receipt_template(override_dir: str | None):
 
 
 def write_receipt(result: FileResult, folder: Path, now: datetime, master: Path,
-                  templates: str | None = None) -> Path:
-    """The committee's receipt (回执) for one file, as HTML (``templates``: the office's own copies)."""
+                  templates: str | None = None, write: Callable[[Path, str], object] = write_text) -> Path:
+    """The committee's receipt (回执) for one file, as HTML (``templates``: the office's own copies).
+
+    ``write(path, html)`` writes the file (consolidation hands it to its worker process)."""
     folder.mkdir(parents=True, exist_ok=True)
     who = safe_name(result.committee_id or "未知居委会")
     path = folder / f"回执-{who}-{safe_name(Path(result.file).stem)}-{now.strftime('%Y%m%d-%H%M%S')}.html"
-    html = _receipt_template(templates).render(**receipt_context(result, now, master))
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, path)
+    write(path, _receipt_template(templates).render(**receipt_context(result, now, master)))
     return path
 
 

@@ -6,6 +6,7 @@ reads the inbox ahead in a second process that imports this module alone, so it 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
@@ -106,11 +107,17 @@ def read_for_consolidation(path: Path) -> Submission | str:
         return str(err)
 
 
+def write_text(path: Path, text: str) -> None:
+    """Write a UTF-8 text file through a temporary file beside it: never a half-written file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def watch_parent() -> None:
     """Initializer of the reader process: end it as soon as the consolidating process is gone,
     even killed (SIGKILL), instead of waiting for work forever."""
     import multiprocessing
-    import os
     import threading
     from multiprocessing.connection import wait
 
