@@ -1,7 +1,8 @@
 """Consolidation: inbox of submission forms → validate → merge into the master → receipts.
 
-Files are streamed one at a time (only the master's ledger and the current file are in memory);
-the master is written once per run, through the safe writer. When the master is busy the would-be
+Files are streamed (the master's ledger, a validation batch and a bounded window of files read
+ahead by a worker process are in memory); the master is written once per run, through the safe
+writer. When the master is busy the would-be
 result is staged beside it and the inbox is left untouched, so the next run retries. The merge
 itself is ``macros.merge`` (pure); this module does the files.
 """
@@ -350,9 +351,9 @@ def _main_script_hidden() -> Iterator[None]:
 class _Reader:
     """The inbox's workbooks in order, read ahead by one worker process when there are many.
 
-    When this process would wait for the worker, it reads the next file the worker has not started
-    itself, so neither process idles (at start-up the worker is still importing). Anything wrong with the
-    worker (it cannot start, it died) falls back to reading here, as with few files.
+    When this process would wait for the worker, it reads the next file the worker has not
+    started itself, so neither process idles (at start-up the worker is still importing). Anything
+    wrong with the worker (it cannot start, it died) falls back to reading here, as with few files.
     """
 
     def __init__(self, paths: list[Path]):
