@@ -375,9 +375,9 @@ def _normalise_texts(series: pd.Series, sheet: schema.Sheet,
     else:
         codes, uniques = pd.factorize(series, use_na_sentinel=True)
     # Each distinct value once; plain ASCII needs only a strip (and codes upper case: c01 is C01).
-    if code:
-        cleaned = [(x.strip().upper() or None) if type(x) is str and x.isascii() else _clean_text(x, code)
-                   for x in uniques]
+    if code:  # (a key column's blanks are among its values: a submission's new rows have no key)
+        cleaned = [None if x is None else (x.strip().upper() or None) if type(x) is str and x.isascii()
+                   else _clean_text(x, code) for x in uniques]
     else:
         cleaned = [(x.strip() or None) if type(x) is str and x.isascii() else _clean_text(x, code)
                    for x in uniques]
