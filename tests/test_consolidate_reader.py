@@ -190,3 +190,34 @@ def test_an_unguarded_calling_script_runs_once(scene, tmp_path):
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) > 0
     assert marker.read_text().splitlines() == ["ran"]
+
+
+@pytest.mark.parametrize("kill_at", [1, 4])  # before it read anything; after it read ahead
+def test_a_reader_process_that_dies_mid_run_changes_nothing_but_speed(scene, tmp_path, monkeypatch, kill_at):
+    pools = []
+    real_start = consolidation._start_reader_process
+
+    def start():
+        pools.append(real_start())
+        return pools[-1]
+
+    real_load, seen = consolidation.load_file, []
+
+    def load_and_kill_the_worker(*args, **kw):
+        seen.append(1)
+        if len(seen) == kill_at:
+            for process in list(pools[0]._processes.values()):
+                process.kill()
+                process.join()
+        return real_load(*args, **kw)
+
+    monkeypatch.setattr(consolidation, "_start_reader_process", start)
+    monkeypatch.setattr(consolidation, "load_file", load_and_kill_the_worker)
+    died = copy_scene(scene, tmp_path / "died")
+    run = consolidate(died, now=NOW, refresh=False)
+    assert pools and pools[0] is not None and len(seen) > kill_at
+
+    monkeypatch.setattr(consolidation, "load_file", real_load)
+    monkeypatch.setattr(consolidation, "READ_AHEAD_MIN_FILES", 10**9)
+    here = copy_scene(scene, tmp_path / "here")
+    assert outcome(died, run) == outcome(here, consolidate(here, now=NOW, refresh=False))
