@@ -21,6 +21,7 @@ import sys
 import time as _time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -333,16 +334,45 @@ READ_AHEAD_BYTES = 8 << 20
 WRITES_QUEUED = 32  # receipts waiting for the worker to write them; more are written here
 
 
-def _start_reader_process() -> ProcessPoolExecutor | None:
-    """One worker process, started now ("spawn", as on Windows: a forked child would inherit the
-    master's lock); None when it cannot start (then files are read here)."""
+def _start_reader_process() -> _Worker | None:
+    """The worker process, started now; None when it cannot start (then files are read here)."""
     try:
-        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=watch_parent)
-        with _main_script_hidden():
-            pool.submit(int)  # starts the process
+        return _Worker()
     except Exception:
         return None
-    return pool
+
+
+class _Worker:
+    """One worker process ("spawn", as on Windows: a forked child would inherit the master's lock).
+
+    Waits on its futures check that it lives: on Python 3.11, a pool whose process died while
+    some of its futures were cancelled can leave the others unresolved for ever."""
+
+    def __init__(self) -> None:
+        self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=watch_parent)
+        with _main_script_hidden():
+            self.pid = self.pool.submit(os.getpid)  # starts the process; tells it apart later
+
+    def alive(self) -> bool:
+        if not self.pid.done():
+            return True  # still starting
+        if self.pid.exception() is not None:
+            return False
+        return any(p.pid == self.pid.result() for p in multiprocessing.active_children())
+
+    def result(self, future: Future) -> object:
+        """``future.result()``; raises ``BrokenProcessPool`` when the process died first."""
+        while True:
+            try:
+                return future.result(timeout=1.0)
+            except TimeoutError:
+                if not self.alive():
+                    raise BrokenProcessPool("the reader process ended") from None
+
+    def shutdown(self, wait: bool) -> None:
+        # Pending futures are cancelled by the pool's own thread (no race with a broken pool).
+        self.pool.shutdown(wait=wait, cancel_futures=True)
 
 
 @contextlib.contextmanager
@@ -381,9 +411,7 @@ class _Reader:
         self.sizes = [0] * len(paths)
         self.in_flight = 0  # bytes (on disk) of files assigned but not yet returned
         self.writes: dict[Future, tuple[Path, str]] = {}
-        self.pool: ProcessPoolExecutor | None = None
-        if len(paths) >= READ_AHEAD_MIN_FILES:
-            self.pool = _start_reader_process()
+        self.worker = _start_reader_process() if len(paths) >= READ_AHEAD_MIN_FILES else None
         self._top_up()
 
     def __enter__(self) -> _Reader:
@@ -395,23 +423,33 @@ class _Reader:
     def close(self) -> None:
         """Wait for the worker's writes (any that failed are done here), then stop it."""
         for future, (path, text) in list(self.writes.items()):
-            if future.cancel() or future.exception() is not None:
+            if not self._written(future):
                 write_text(path, text)  # here, where an error shows as it would
         self.writes.clear()
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = None
+        if self.worker is not None:
+            self.worker.shutdown(wait=True)
+            self.worker = None
         self.futures.clear()
+
+    def _written(self, future: Future) -> bool:
+        if self.worker is not None:
+            try:
+                self.worker.result(future)
+            except Exception:
+                return False
+            return True
+        # Given up: the worker finished what it had started (or died), see ``_give_up``.
+        return future.done() and not future.cancelled() and future.exception() is None
 
     def write(self, path: Path, text: str) -> None:
         """Write a file (a receipt) by the worker: creating files is slow on some disks."""
-        if self.pool is not None and len(self.writes) >= WRITES_QUEUED:
+        if self.worker is not None and len(self.writes) >= WRITES_QUEUED:
             self.writes = {f: job for f, job in self.writes.items() if not f.done() or f.exception()}
-        if self.pool is None or len(self.writes) >= WRITES_QUEUED:  # the worker is behind
+        if self.worker is None or len(self.writes) >= WRITES_QUEUED:  # the worker is behind
             write_text(path, text)
             return
         try:
-            self.writes[self.pool.submit(write_text, path, text)] = (path, text)
+            self.writes[self.worker.pool.submit(write_text, path, text)] = (path, text)
         except Exception:
             self._give_up()
             write_text(path, text)
@@ -434,13 +472,13 @@ class _Reader:
         return self.ready.pop(i)
 
     def _top_up(self) -> None:
-        while (self.pool is not None and self.assigned < len(self.paths)
+        while (self.worker is not None and self.assigned < len(self.paths)
                and self.assigned - self.position < READ_AHEAD_FILES
                and (self.in_flight < READ_AHEAD_BYTES or self.assigned == self.position)):
             j = self.assigned
             try:
                 self.sizes[j] = self.paths[j].stat().st_size
-                self.futures[j] = self.pool.submit(read_for_consolidation, self.paths[j])
+                self.futures[j] = self.worker.pool.submit(read_for_consolidation, self.paths[j])
             except Exception:  # the pool cannot start or is broken: read here from now on
                 self._give_up()
                 return
@@ -459,18 +497,16 @@ class _Reader:
     def _collect(self, i: int) -> None:
         future = self.futures.pop(i)
         try:
-            self.ready[i] = future.result()
+            self.ready[i] = self.worker.result(future)
         except Exception:  # the worker failed: read here (where a real error shows as it would)
             self._give_up()
             self.ready[i] = read_for_consolidation(self.paths[i])
 
     def _give_up(self) -> None:
-        pool, self.pool = self.pool, None
-        for future in self.futures.values():
-            future.cancel()
+        worker, self.worker = self.worker, None
         self.futures.clear()  # assigned files not yet returned are read here when reached
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        if worker is not None:  # a live one finishes the task it is on: no write is half done
+            worker.shutdown(wait=worker.alive())
 
 
 # The config sheets the ledger's rules look up (the other sheets' rules report on those sheets,

@@ -206,7 +206,7 @@ def test_a_reader_process_that_dies_mid_run_changes_nothing_but_speed(scene, tmp
     def load_and_kill_the_worker(*args, **kw):
         seen.append(1)
         if len(seen) == kill_at:
-            for process in list(pools[0]._processes.values()):
+            for process in list(pools[0].pool._processes.values()):
                 process.kill()
                 process.join()
         return real_load(*args, **kw)
@@ -221,3 +221,20 @@ def test_a_reader_process_that_dies_mid_run_changes_nothing_but_speed(scene, tmp
     monkeypatch.setattr(consolidation, "READ_AHEAD_MIN_FILES", 10**9)
     here = copy_scene(scene, tmp_path / "here")
     assert outcome(died, run) == outcome(here, consolidate(here, now=NOW, refresh=False))
+
+
+def test_waiting_on_a_dead_reader_process_ends():
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    worker = consolidation._start_reader_process()
+    assert worker is not None and worker.pid.result(timeout=60) > 0 and worker.alive()
+    never = Future()  # what Python 3.11 can leave behind when a pool breaks
+    for process in list(worker.pool._processes.values()):
+        process.kill()
+        process.join()
+    began = time.monotonic()
+    with pytest.raises(BrokenProcessPool):
+        worker.result(never)
+    assert time.monotonic() - began < 30
+    worker.shutdown(wait=True)
