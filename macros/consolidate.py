@@ -357,7 +357,7 @@ class _Worker:
     def alive(self) -> bool:
         if not self.pid.done():
             return True  # still starting
-        if self.pid.exception() is not None:
+        if self.pid.cancelled() or self.pid.exception() is not None:
             return False
         return any(p.pid == self.pid.result() for p in multiprocessing.active_children())
 
@@ -444,7 +444,8 @@ class _Reader:
     def write(self, path: Path, text: str) -> None:
         """Write a file (a receipt) by the worker: creating files is slow on some disks."""
         if self.worker is not None and len(self.writes) >= WRITES_QUEUED:
-            self.writes = {f: job for f, job in self.writes.items() if not f.done() or f.exception()}
+            self.writes = {f: job for f, job in self.writes.items()
+                           if not f.done() or f.cancelled() or f.exception()}
         if self.worker is None or len(self.writes) >= WRITES_QUEUED:  # the worker is behind
             write_text(path, text)
             return
@@ -476,8 +477,9 @@ class _Reader:
                and self.assigned - self.position < READ_AHEAD_FILES
                and (self.in_flight < READ_AHEAD_BYTES or self.assigned == self.position)):
             j = self.assigned
-            try:
+            with contextlib.suppress(OSError):  # gone: reading it says so
                 self.sizes[j] = self.paths[j].stat().st_size
+            try:
                 self.futures[j] = self.worker.pool.submit(read_for_consolidation, self.paths[j])
             except Exception:  # the pool cannot start or is broken: read here from now on
                 self._give_up()
