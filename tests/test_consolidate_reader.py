@@ -193,6 +193,8 @@ def test_an_unguarded_calling_script_runs_once(scene, tmp_path):
 
 
 @pytest.mark.parametrize("kill_at", [1, 4])  # before it read anything; after it read ahead
+# Python 3.11's pool thread fails on futures this process took back (fixed in 3.12); the run must not care.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_reader_process_that_dies_mid_run_changes_nothing_but_speed(scene, tmp_path, monkeypatch, kill_at):
     pools = []
     real_start = consolidation._start_reader_process
