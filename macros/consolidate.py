@@ -316,13 +316,16 @@ def _collect_seldom() -> Iterator[None]:
     allocates ~10 objects per row and frees few, and collecting every 700 allocations over a
     growing heap took a tenth of the run."""
     threshold = gc.get_threshold()
-    gc.freeze()
+    ours = gc.get_freeze_count() == 0  # a caller that froze objects itself keeps them frozen
+    if ours:
+        gc.freeze()
     gc.set_threshold(max(threshold[0], 10_000), *threshold[1:])
     try:
         yield
     finally:
         gc.set_threshold(*threshold)
-        gc.unfreeze()
+        if ours:
+            gc.unfreeze()
 
 
 # Reading ahead: calamine holds the GIL (threads would not help), so one worker process reads the
