@@ -17,9 +17,12 @@ keep their bytes. Layout:
 from __future__ import annotations
 
 import re
+import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from numbers import Integral
+from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from python_calamine import CalamineWorkbook
@@ -48,7 +51,9 @@ from .ooxml import (
     rels_name,
     row_xml,
     sheet_data_span,
+    sheet_parts,
     to_serial,
+    workbook_part,
 )
 from .package import Package
 from .read import HEADER_SEARCH_ROWS, ROW, clean_header
@@ -597,3 +602,40 @@ def _set_hyperlinks(xml: str, links: list[str]) -> str:
     if element:
         return insert_before_any(xml, element, AFTER_HYPERLINKS)
     return xml
+
+
+def next_free_row(path: Path | str, sheet: schema.Sheet, taken: Iterable[int]) -> int:
+    """The Excel row ``rewrite_sheet`` gives the first ledger row written without ``_row`` (the
+    next ones follow it) while the rows in ``taken`` keep theirs: below every row of the file
+    that holds a value, so formatted blank rows under the data are filled in.
+
+    Lets a caller number new rows before the write, so that problems, marks and links computed
+    in memory point at the rows the new records will occupy. Reads only that sheet's part;
+    must follow ``rewrite_sheet``'s placement rule.
+    """
+    last = max(taken, default=1)
+    with zipfile.ZipFile(path) as zf:
+        names = set(zf.namelist())
+        small = {n: zf.read(n) for n in ("_rels/.rels",) if n in names}
+        wb_part = workbook_part(small)
+        small[wb_part] = zf.read(wb_part)
+        if rels_name(wb_part) in names:
+            small[rels_name(wb_part)] = zf.read(rels_name(wb_part))
+        part = sheet_parts(small).get(sheet.name)
+        if part is None or part not in names:
+            return last + 1
+        xml = zf.read(part).decode("utf-8")
+    start, end = sheet_data_span(xml)
+    data = xml[start:end]
+    if not re.match(r"<\w+:", data) and not _ROW_NOT_FAST.search(data):
+        for whole, r_text, _ in _ROW_FAST.findall(data):
+            if int(r_text) > last and _HAS_VALUE.search(whole):
+                last = int(r_text)
+    else:
+        r = 0
+        for m in ROW_RE.finditer(data):
+            rm = _R_ATTR.search(m.group("attrs"))
+            r = int(rm.group(1)) if rm else r + 1
+            if r > last and _HAS_VALUE.search(m.group(0)):
+                last = r
+    return last + 1
