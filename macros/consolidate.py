@@ -658,7 +658,7 @@ def refresh_after_merge(wb: Workbook, rows: list[dict], as_of: date) -> tuple[Pr
     try:
         report = prepare_report(merged, as_of=as_of)
     except HealthbookError as exc:
-        return None, (f"台账已合并，但进度汇总和通知未刷新：{exc}。"
+        return None, (f"台账已合并，但进度汇总和通知未刷新：{str(exc).rstrip('。')}。"
                       "改正后运行 healthbook report 即可补上。")
     return report, f"{REFRESHED}（同 healthbook report，与台账一次写入）。"
 
