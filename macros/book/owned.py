@@ -624,18 +624,35 @@ def next_free_row(path: Path | str, sheet: schema.Sheet, taken: Iterable[int]) -
         part = sheet_parts(small).get(sheet.name)
         if part is None or part not in names:
             return last + 1
-        xml = zf.read(part).decode("utf-8")
-    start, end = sheet_data_span(xml)
-    data = xml[start:end]
-    if not re.match(r"<\w+:", data) and not _ROW_NOT_FAST.search(data):
-        for whole, r_text, _ in _ROW_FAST.findall(data):
-            if int(r_text) > last and _HAS_VALUE.search(whole):
-                last = int(r_text)
+        raw = zf.read(part)
+    # From the end, on bytes: rows are in ascending order (Excel refuses a sheet whose rows are
+    # not), so the first row from the end holding a value is the last one — a 100k-row ledger
+    # is neither decoded nor scanned whole.
+    stop = raw.rfind(b"</sheetData>")
+    while stop >= 0 and (i := raw.rfind(b"<row", 0, stop)) >= 0:
+        m = _ROW_BYTES.match(raw, i)
+        r = m and _R_BYTES.search(m.group(1))
+        if not r:
+            break  # a row without its number: count them all, below
+        if int(r.group(1)) <= last:
+            return last + 1
+        if _HAS_VALUE_BYTES.search(m.group(0)):
+            return int(r.group(1)) + 1
+        stop = i
     else:
-        r = 0
-        for m in ROW_RE.finditer(data):
-            rm = _R_ATTR.search(m.group("attrs"))
-            r = int(rm.group(1)) if rm else r + 1
-            if r > last and _HAS_VALUE.search(m.group(0)):
-                last = r
+        if stop >= 0:
+            return last + 1
+    xml = raw.decode("utf-8")  # prefixed elements, or rows without r: as rewrite_sheet reads them
+    start, end = sheet_data_span(xml)
+    r = 0
+    for m in ROW_RE.finditer(xml[start:end]):
+        rm = _R_ATTR.search(m.group("attrs"))
+        r = int(rm.group(1)) if rm else r + 1
+        if r > last and _HAS_VALUE.search(m.group(0)):
+            last = r
     return last + 1
+
+
+_ROW_BYTES = re.compile(rb"<row\b([^>]*?)(?:/>|>.*?</row>)", re.S)
+_R_BYTES = re.compile(rb'\br="(\d+)"')
+_HAS_VALUE_BYTES = re.compile(_HAS_VALUE.pattern.encode())
