@@ -227,3 +227,27 @@ def test_a_broken_notice_template_does_not_hold_the_merge_back(master_copy, blan
     assert "老年人健康体检第七批" in set(read_workbook(master_copy)[LEDGER]["activity"])
     assert output_grids(master_copy) == grids and len(backups(master_copy)) == 1
     assert not any(where.inbox.iterdir())
+
+
+def test_a_column_the_master_lacks_is_marked_where_the_writer_adds_it(master_copy, blank_forms):
+    wb = openpyxl.load_workbook(master_copy)  # a test copy: a ledger made without 参与人数
+    ws = wb[LEDGER]
+    ws.delete_cols([c.value for c in ws[1]].index(PEOPLE) + 1)
+    wb.save(master_copy)
+    headers = read_workbook(master_copy)[LEDGER].attrs["headers"]
+    assert PEOPLE not in headers
+    where = folders(master_copy, read_workbook(master_copy).settings)
+    where.inbox.mkdir()
+    fill_form(form_c01(blank_forms), where.inbox / "C01.xlsx",
+              [new_row(activity="老年人健康体检第八批", participants=400_000)])
+
+    assert consolidate(master_copy, as_of=AS_OF).master_written
+    ledger = read_workbook(master_copy)[LEDGER]
+    col = ledger.attrs["headers"].index(PEOPLE) + 1
+    assert col == len([h for h in headers if h]) + 1  # appended after the last header
+    row = int(ledger.loc[ledger["participants"] == 400_000, "_row"].iloc[0])
+    wb = openpyxl.load_workbook(master_copy)
+    assert "400,000" in wb[LEDGER].cell(row, col).comment.text
+    links = {c.hyperlink.location for r in wb[schema.ISSUES.name].iter_rows(min_row=2) for c in r
+             if c.hyperlink and any("400,000" in str(x.value or "") for x in r)}
+    assert links == {f"'{LEDGER}'!{openpyxl.utils.get_column_letter(col)}{row}"}
