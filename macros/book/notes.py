@@ -47,10 +47,12 @@ SHAPETYPE_NOTE = (
 def _sheet_links(pkg: Package, sheet_part: str) -> tuple[str, list, str | None, str | None]:
     rels_part = rels_name(sheet_part)
     rels = parse_rels(pkg.data(rels_part), sheet_part)
-    xml = pkg.text(sheet_part)
+    data = pkg.data(sheet_part)
     comments = next((r.target for r in rels if r.type == REL_COMMENTS), None)
     vml = None
-    legacy = re.search(r"<(?:\w+:)?legacyDrawing\b([^>]*)/?>", xml)
+    # A substring test first: the regex over a large sheet's rows is slow.
+    legacy = re.search(r"<(?:\w+:)?legacyDrawing\b([^>]*)/?>", data.decode("utf-8")) \
+        if b"legacyDrawing" in data else None
     if legacy:
         rid = next((v for k, v in attrs_of(legacy.group(1)).items() if k.endswith(":id")), None)
         vml = next((r.target for r in rels if r.id == rid), None)
