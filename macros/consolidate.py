@@ -336,17 +336,18 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
             SheetWrite(schema.CHANGES, old_changes + [c.row() for c in changes]),
         ]
         marks = None  # without a refresh, earlier marks stay where they are
+        report, problem = None, ""
         if refresh:
             # The refresh goes into the same write: one backup, one check, one replace.
-            report, run.refreshed = refresh_after_merge(wb, merge.rows, as_of)
+            report, problem = refresh_after_merge(wb, merge.rows, as_of)
             if report is not None:
                 sheets += report.sheets
                 marks = report.marks
         written = book.write_or_stage(sheets, marks)
+        if refresh:
+            run.refreshed = refresh_text(report is not None, problem, bool(written.staged))
         if written.staged:  # open in Excel: leave the inbox for the next run
             run.busy, run.staged = written.busy, written.staged
-            if run.refreshed.startswith(REFRESHED):
-                run.refreshed = "进度汇总、校验结果和通知清单已一并放入暂存文件；通知已生成。"
             run.log = write_log(master, run, now)
             return run
         run.master_written = True
@@ -641,26 +642,32 @@ def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
     return path
 
 
-REFRESHED = "已刷新进度汇总和通知"
-
-
 def refresh_after_merge(wb: Workbook, rows: list[dict], as_of: date) -> tuple[PreparedReport | None, str]:
     """What ``healthbook report`` would write after the merge, computed on the merged workbook in
-    memory, to go into the merge's own write; and what it did (Chinese).
+    memory, to go into the merge's own write.
 
     New ledger rows get the Excel rows the writer will give them, first (so problems, marks and
-    links point at them). A notice template the office broke does not hold the merge back: the
-    ledger is merged anyway and the reason is returned (None for the report).
+    links point at them). A notice template the office broke does not hold the merge back:
+    returns (None, why) and the ledger is merged without the refresh.
     """
     from .report import prepare_report  # report imports the core; imported here to keep start-up light
 
     merged = merged_workbook(wb, rows)
     try:
-        report = prepare_report(merged, as_of=as_of)
+        return prepare_report(merged, as_of=as_of), ""
     except HealthbookError as exc:
-        return None, (f"台账已合并，但进度汇总和通知未刷新：{str(exc).rstrip('。')}。"
-                      "改正后运行 healthbook report 即可补上。")
-    return report, f"{REFRESHED}（同 healthbook report，与台账一次写入）。"
+        return None, str(exc).rstrip("。")
+
+
+def refresh_text(done: bool, problem: str, staged: bool) -> str:
+    """What the refresh did, in Chinese, for the summary."""
+    if done:
+        if staged:
+            return "校验结果、进度汇总和通知清单已一并放入暂存文件；通知已生成。"
+        return "已刷新进度汇总和通知（同 healthbook report，与台账一次写入）。"
+    fix = "改正后运行 healthbook report 即可补上" if not staged else "改正后下次汇总时会一并刷新"
+    head = "台账已合并，但" if not staged else ""
+    return f"{head}进度汇总和通知未刷新：{problem}。{fix}。"
 
 
 def merged_workbook(wb: Workbook, rows: list[dict]) -> Workbook:

@@ -166,7 +166,7 @@ def test_a_busy_master_gets_one_staged_file_holding_everything(master, inbox, bl
     original = master.read_bytes()
 
     run = consolidate(master, as_of=AS_OF)
-    assert not run.master_written and run.busy and run.staged
+    assert not run.master_written and run.busy and run.staged and "暂存文件" in run.refreshed
     assert master.read_bytes() == original and not backups(master)
     assert [p.name for p in inbox.iterdir()] == ["C01.xlsx"]
     assert list(master.parent.glob(f"{master.stem}-待合并-*")) == [run.staged]
