@@ -17,7 +17,7 @@ from xml.etree import ElementTree as ET
 from python_calamine import CalamineWorkbook
 
 from .ooxml import col_name, to_serial, top_level
-from .read import actual_sheet_name
+from .read import actual_sheet_name, calamine_failure
 
 # Worksheet children a rewrite may replace (owned sheets) or add (a marked sheet's notes).
 OWNED_CHILDREN = {"sheetData", "dimension", "hyperlinks"}
@@ -146,7 +146,12 @@ def check_values(path: Path, written: dict[str, object], unchanged: dict[str, li
     """
     book = CalamineWorkbook.from_path(str(path))
     for sheet, w in written.items():
-        rows = grid(book, sheet)
+        try:
+            rows = grid(book, sheet)
+        except BaseException as exc:
+            if not calamine_failure(exc):
+                raise
+            raise VerifyError(f"{sheet}: unreadable after the write ({str(exc)[:80]})") from exc
         for (r, c), value in w.cells.items():
             _check(sheet, r, c, _cell(rows, r, c), value)
         order = w.order
