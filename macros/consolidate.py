@@ -25,13 +25,16 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from . import schema
-from .book.read import ROW, settings_from_frame
+from .book.owned import next_free_row
+from .book.read import ROW, Workbook, settings_from_frame
 from .book.write import STAGED, FileBook
 from .book.write_types import SheetWrite
+from .errors import HealthbookError
 from .forms import safe_name
 from .merge import ADDED, COMMITTEE, KEY, UNCHANGED, UPDATED, Change, LedgerMerge
 from .problems import Problem
@@ -46,6 +49,9 @@ from .submission import (
     write_text,
 )
 from .validate import validate
+
+if TYPE_CHECKING:
+    from .report import PreparedReport
 
 ACCEPTED, PARTLY, REJECTED, SKIPPED = "accepted", "partly", "rejected", "skipped"
 STATUS_TEXT = {ACCEPTED: "已接受", PARTLY: "部分接受", REJECTED: "已退回", SKIPPED: "已跳过"}
@@ -236,7 +242,7 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
                        settings, as_of, merge, now, pending, master, where.templates)
     try:
         return _merge_and_write(book, master, where, merge, checker, old_changes, committees, dry_run,
-                                as_of, now, min_age, progress, refresh)
+                                as_of, now, min_age, progress, refresh, wb)
     finally:
         if pending is not None:
             shutil.rmtree(pending, ignore_errors=True)
@@ -244,7 +250,7 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
 
 def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, checker, old_changes: list,
                      committees: dict[str, str], dry_run: bool, as_of: date, now: datetime,
-                     min_age: float, progress: Progress | None, refresh: bool) -> Consolidation:
+                     min_age: float, progress: Progress | None, refresh: bool, wb: Workbook) -> Consolidation:
     paths = inbox_files(where.inbox)
     results = _process_files(paths, master, committees, checker, min_age, progress)
 
@@ -257,7 +263,17 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
             SheetWrite(schema.LEDGER, merge.rows),
             SheetWrite(schema.CHANGES, old_changes + [c.row() for c in changes]),
         ]
-        written = book.write_or_stage(sheets)
+        marks = None  # without a refresh, earlier marks stay where they are
+        report, problem = None, ""
+        if refresh:
+            # The refresh goes into the same write: one backup, one check, one replace.
+            report, problem = refresh_after_merge(wb, merge.rows, as_of)
+            if report is not None:
+                sheets += report.sheets
+                marks = report.marks
+        written = book.write_or_stage(sheets, marks)
+        if refresh:
+            run.refreshed = refresh_text(report is not None, problem, bool(written.staged))
         if written.staged:  # open in Excel: leave the inbox for the next run
             run.busy, run.staged = written.busy, written.staged
             run.log = write_log(master, run, now)
@@ -267,8 +283,6 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
         if result.status != SKIPPED:
             finish_file(result, where, now, master)
     run.log = write_log(master, run, now)
-    if run.master_written and refresh:
-        run.refreshed = refresh_after_merge(book, as_of)
     return run
 
 
@@ -810,18 +824,62 @@ def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
     return path
 
 
-def refresh_after_merge(book: FileBook, as_of: date) -> str:
-    """Refresh roll-ups and notices as ``healthbook report`` does; returns what it did (Chinese).
+def refresh_after_merge(wb: Workbook, rows: list[dict], as_of: date) -> tuple[PreparedReport | None, str]:
+    """What ``healthbook report`` would write after the merge, computed on the merged workbook in
+    memory, to go into the merge's own write.
 
-    Runs on the same ``FileBook`` (its lock is re-entrant, so it stays held). This is a second,
-    separately verified write of the master (with its own backup) after the merge's write.
+    New ledger rows get the Excel rows the writer will give them, first (so problems, marks and
+    links point at them). A notice template the office broke does not hold the merge back:
+    returns (None, why) and the ledger is merged without the refresh.
     """
-    from .report import run_report  # report imports the core; imported here to keep start-up light
+    from .report import prepare_report  # report imports the core; imported here to keep start-up light
 
-    report = run_report(book, as_of=as_of)
-    if report.busy:
-        return f"进度汇总和通知未写入主工作簿：{report.busy}"
-    return "已刷新进度汇总和通知（同 healthbook report）。"
+    merged = merged_workbook(wb, rows)
+    try:
+        return prepare_report(merged, as_of=as_of), ""
+    except HealthbookError as exc:
+        return None, str(exc).rstrip("。")
+
+
+def refresh_text(done: bool, problem: str, staged: bool) -> str:
+    """What the refresh did, in Chinese, for the summary."""
+    if done:
+        if staged:
+            return "校验结果、进度汇总和通知清单已一并放入暂存文件；通知已生成。"
+        return "已刷新进度汇总和通知（同 healthbook report，与台账一次写入）。"
+    fix = "改正后运行 healthbook report 即可补上" if not staged else "改正后下次汇总时会一并刷新"
+    head = "台账已合并，但" if not staged else ""
+    return f"{head}进度汇总和通知未刷新：{problem}。{fix}。"
+
+
+def merged_workbook(wb: Workbook, rows: list[dict]) -> Workbook:
+    """The master as it will read after the merge is written: ``rows`` (the merged ledger) as
+    its 台账, the other input sheets as read. Rows without ``_row`` (added by the merge) are
+    given, in place, the Excel rows the writer puts them at."""
+    old = wb.frames[LEDGER]
+    free = next_free_row(wb.path, schema.LEDGER, (r[ROW] for r in rows if r.get(ROW) is not None))
+    for row in rows:
+        if row.get(ROW) is None:
+            row[ROW] = free
+            free += 1
+    frame = pd.DataFrame(rows, columns=list(old.columns), dtype=object)
+    frame[ROW] = frame[ROW].astype("int64")
+    frame.attrs["headers"] = written_headers(old.attrs.get("headers", []))
+    frames = {s.name: wb.frames[s.name] for s in schema.INPUT_SHEETS if s.name in wb.frames}
+    return Workbook(wb.path, {**frames, LEDGER: frame}, wb.sheet_names)
+
+
+def written_headers(headers: list[str]) -> list[str]:
+    """The 台账 header row after a write (index 0 = column A): the writer appends the contract
+    columns the sheet lacks after its last header, in contract order."""
+    out = list(headers)
+    last = max((i for i, h in enumerate(out) if h), default=-1)
+    for column in schema.LEDGER.columns:
+        if column.header not in out:
+            last += 1
+            out += [""] * (last + 1 - len(out))
+            out[last] = column.header
+    return out
 
 
 def summary_text(run: Consolidation) -> str:

@@ -128,9 +128,30 @@ def run_report(adapter: BookAdapter, out_dir: Path | str | None = None, as_of: d
     was written.
     """
     say = progress or (lambda _msg: None)
-    as_of = as_of or date.today()
     say("正在读取工作簿……")
     book = adapter.read()
+    return write_report(adapter, prepare_report(book, out_dir, as_of, options, say), progress=say)
+
+
+@dataclass
+class PreparedReport:
+    """A report computed and its notices rendered, not yet written: what the write holds."""
+
+    sheets: list[SheetWrite]
+    marks: list[Mark]
+    result: ReportResult  # ``written`` is set by ``write_report``
+
+
+def prepare_report(book: Workbook, out_dir: Path | str | None = None, as_of: date | None = None,
+                   options: NoticeOptions | None = None,
+                   progress: Callable[[str], None] | None = None) -> PreparedReport:
+    """Everything ``run_report`` does before its write, over a workbook already in memory.
+
+    Consolidation passes the merged workbook (its new ledger rows numbered with the Excel rows
+    they will take), so the merge and the refresh go into the master in one write.
+    """
+    say = progress or (lambda _msg: None)
+    as_of = as_of or date.today()
     say("正在校验和汇总……")
     validation, result = analyse(book, as_of)
     issues, marks = validation_writes(validation)
@@ -141,28 +162,37 @@ def run_report(adapter: BookAdapter, out_dir: Path | str | None = None, as_of: d
     sheets = [*issues, *rollup_sheets(result)]
     if schema.NOTICES.name in book.sheet_names:  # workbooks made before 通知清单 existed go without
         sheets.append(notices_sheet(notices, Path(book.path).parent))
-    written, busy, staged = True, "", None
-    say("正在写入校验结果、进度表和通知清单……")
-    if hasattr(adapter, "write_or_stage"):  # the file adapter stages beside a busy master
-        outcome = adapter.write_or_stage(sheets, marks)
-        if outcome.busy:
-            written, busy, staged = False, outcome.busy, outcome.staged
-    else:
-        try:
-            adapter.write(sheets, marks)
-        except WorkbookBusy as exc:
-            written, busy = False, str(exc)
     statuses = {s: 0 for s in ("正常", "滞后", "严重滞后")}
     for s in result.committees["status"]:
         if s in statuses:
             statuses[s] += 1
     meta = result.meta
-    return ReportResult(
+    report = ReportResult(
         workbook=str(book.path), as_of=as_of, errors=validation.errors, warnings=validation.warnings,
         statuses=statuses, projects=len(result.projects), rows_used=int(meta.get("rows_used", 0)),
-        rows_unverified=int(meta.get("rows_unverified", 0)), notices=notices, written=written, busy=busy,
-        staged=str(staged) if staged else "",
+        rows_unverified=int(meta.get("rows_unverified", 0)), notices=notices, written=False,
     )
+    return PreparedReport(sheets, marks, report)
+
+
+def write_report(adapter: BookAdapter, prepared: PreparedReport,
+                 progress: Callable[[str], None] | None = None) -> ReportResult:
+    """Write a prepared report (one write); a busy file adapter stages it instead."""
+    say = progress or (lambda _msg: None)
+    result = prepared.result
+    written, busy, staged = True, "", None
+    say("正在写入校验结果、进度表和通知清单……")
+    if hasattr(adapter, "write_or_stage"):  # the file adapter stages beside a busy master
+        outcome = adapter.write_or_stage(prepared.sheets, prepared.marks)
+        if outcome.busy:
+            written, busy, staged = False, outcome.busy, outcome.staged
+    else:
+        try:
+            adapter.write(prepared.sheets, prepared.marks)
+        except WorkbookBusy as exc:
+            written, busy = False, str(exc)
+    result.written, result.busy, result.staged = written, busy, str(staged) if staged else ""
+    return result
 
 
 def notices_sheet(rendered: NoticeResult, home: Path) -> SheetWrite:

@@ -12,7 +12,7 @@ from operator import itemgetter
 from pathlib import Path
 
 from . import schema
-from .book.read import actual_sheet_name, open_calamine, parse_grid, read_sheet
+from .book.read import actual_sheet_name, calamine_failure, open_calamine, parse_grid, read_sheet
 from .errors import HealthbookError
 
 LEDGER = schema.LEDGER.name
@@ -66,7 +66,9 @@ def read_submission(path: Path) -> Submission:
         read_sheet(book, schema.LEDGER, path)  # raises the named error with the Chinese message
     try:
         grid = book.get_sheet_by_name(ledger_name).to_python(skip_empty_area=False)
-    except Exception as exc:  # calamine's private error types
+    except BaseException as exc:  # calamine's private error types, or a Rust panic
+        if not calamine_failure(exc):
+            raise
         raise FileUnreadable(path, str(exc)[:60]) from exc
     names, body, row_numbers, _ = parse_grid(grid, schema.LEDGER, path)
     # Each row in contract column order (a column the file lacks reads the None put at the end).

@@ -286,3 +286,20 @@ def test_clients_without_notes_still_get_the_fills(payload):
     live.write([], marks())
     assert len(painted(book, gas)) == len(marks())
     assert actions(book, "addNote") == [] and live.counts["notes_unsupported"] == len(marks())
+
+
+def test_sheet_names_with_stray_spaces_are_found_as_the_file_reader_finds_them(demo_master, payload):
+    spaced = copy.deepcopy(payload)
+    for name in (schema.LEDGER.name, schema.COMMITTEE_PROGRESS.name):
+        spaced["sheets"][sheet_position(spaced, name)]["name"] = f" {name} "
+    book = xw.Book(json=spaced)
+    live = LiveBook(book)
+    frames = live.read().frames
+    pdt.assert_frame_equal(frames[schema.LEDGER.name], read_workbook(demo_master).frames[schema.LEDGER.name])
+    live.write([SheetWrite(schema.COMMITTEE_PROGRESS, [{"committee_id": "C01"}])], marks())
+    # The write and the marks went to the spaced sheets (there are no others of those names).
+    assert {a["sheet_position"] for a in actions(book, "setRangeColors")} >= {
+        sheet_position(spaced, f" {schema.LEDGER.name} ")}
+    written = [a for a in actions(book, "setValues") if a["sheet_position"] == sheet_position(
+        spaced, f" {schema.COMMITTEE_PROGRESS.name} ")]
+    assert written and written[0]["values"][1][0] == "C01"

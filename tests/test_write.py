@@ -523,3 +523,32 @@ def test_a_write_that_changes_nothing_leaves_the_file_alone(master):
     result = book.write([SheetWrite(schema.LEDGER, rows), sheets[1], sheets[2], sheets[3]], marks)
     assert result.parts_changed == [] and result.backup is None
     assert master.read_bytes() == before and list_backups(master) == backups
+
+
+@pytest.mark.parametrize("layout", ["spans first", "no row numbers", "self-closing row"])
+def test_marks_land_on_the_right_cell_however_rows_are_written(demo_master, tmp_path, layout):
+    # Marking parses only the marked rows when every row is written <row r="N"…>; other writers'
+    # layouts take the full parse. Either way the fill and note land on 日期 of Excel row 6.
+    parts = parts_of(demo_master)
+    part = sheet_parts(parts)[schema.LEDGER.name]
+    xml = parts[part].decode()
+    if layout == "spans first":
+        xml = re.sub(r'<row r="(\d+)" spans="([^"]*)"', r'<row spans="\2" r="\1"', xml)
+    elif layout == "no row numbers":  # rows and cells numbered by position, as some tools write
+        xml = re.sub(r'(<row) r="\d+"', r"\1", xml)
+        xml = re.sub(r'(<c) r="[A-Z]+\d+"', r"\1", xml)
+    else:  # an empty row 5 written as <row r="5"/> right before the marked row
+        xml = re.sub(r'<row r="5"[^>]*>.*?</row>', '<row r="5"/>', xml, count=1, flags=re.S)
+    parts[part] = xml.encode()
+    path = tmp_path / "rows.xlsx"
+    with zipfile.ZipFile(demo_master) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info, parts[info.filename])
+    before = CalamineWorkbook.from_path(str(path)).get_sheet_by_name(schema.LEDGER.name).to_python()
+    result = FileBook(path).write([], [Mark(schema.LEDGER.name, 6, "日期", "错误", "日期不对")])
+    assert result.marks_applied == 1
+    ws = openpyxl.load_workbook(path)[schema.LEDGER.name]
+    assert ws["B6"].fill.fgColor.rgb[-6:] == FILLS["错误"] and ws["B6"].comment.text == "【错误】日期不对"
+    assert [c.coordinate for row in ws.iter_rows() for c in row if c.comment] == ["B6"]
+    after = CalamineWorkbook.from_path(str(path)).get_sheet_by_name(schema.LEDGER.name).to_python()
+    assert after == before

@@ -57,7 +57,7 @@ class LiveBook:
         self._grids: dict[str, list[list]] = {}
         # A LiveBook serves one macro run: the book is read once, however many steps ask for it.
         self._workbook: Workbook | None = None
-        self._names: set[str] | None = None
+        self._names: dict[str, str] | None = None
         self._sheets: dict[str, object] = {}
 
     @property
@@ -69,8 +69,8 @@ class LiveBook:
         """The contract's input sheets as frames, one bulk read each (same frames as read_workbook)."""
         if self._workbook is not None and sheets is None:
             return self._workbook
-        names = [s.name for s in self.book.sheets]
-        self._names = set(names)
+        self._names = None  # asked again: staff may have added or renamed a sheet since
+        names = list(self._sheet_names())
         frames = {}
         for sheet in sheets or schema.INPUT_SHEETS:
             if sheet.name not in names:
@@ -226,13 +226,14 @@ class LiveBook:
         if name not in self._sheets:
             if name not in self._sheet_names():
                 raise MissingSheet(self.path, name)
-            self._sheets[name] = self.book.sheets[name]
+            self._sheets[name] = self.book.sheets[self._sheet_names()[name]]
         return self._sheets[name]
 
-    def _sheet_names(self) -> set[str]:
-        # Asked once: on COM every sheet's name is a round trip.
+    def _sheet_names(self) -> dict[str, str]:
+        """Contract name → the sheet's own name ("台账 " with a stray space is the 台账, as in
+        the file reader). Asked once: on COM every sheet's name is a round trip."""
         if self._names is None:
-            self._names = {s.name for s in self.book.sheets}
+            self._names = {clean_header(s.name): s.name for s in self.book.sheets}
         return self._names
 
     def _column_index(self, sheet_name: str, header: str) -> int | None:

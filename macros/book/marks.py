@@ -21,16 +21,19 @@ from .ooxml import (
     NS_MAIN,
     cell_value,
     edit_cells,
+    head_rows,
     parse_rows,
     ref_of,
+    row_starts,
     row_xml,
+    rows_at,
     set_style,
     sheet_data_span,
     split_ref,
 )
 from .owned import cell_xml, col_styles, header_layout
 from .package import Package
-from .read import clean_header
+from .read import HEADER_SEARCH_ROWS, clean_header
 from .write_types import FILLS, Mark
 
 MEMORY_COL = 100  # 0-based (column CW): far enough right that long messages overflow freely
@@ -144,8 +147,9 @@ def apply(pkg: Package, marks: list[Mark]) -> tuple[list[Marked], int, list[Mark
             continue
         xml = pkg.text(part)
         start, end = sheet_data_span(xml)
-        rows = parse_rows(xml[start:end])
-        header_r, headers = header_layout(rows, contract, pkg.strings)
+        data = xml[start:end]
+        starts = row_starts(data)  # only the header rows and the marked rows are parsed
+        header_r, headers = header_layout(head_rows(data, HEADER_SEARCH_ROWS, starts), contract, pkg.strings)
         col_of = {text: c for c, text in headers.items()}
         targets: dict[tuple[int, int], list[Mark]] = defaultdict(list)
         for mark in sheet_marks:
@@ -157,7 +161,7 @@ def apply(pkg: Package, marks: list[Mark]) -> tuple[list[Marked], int, list[Mark
         if not targets:
             continue
         defaults = col_styles(xml)
-        row_defaults = _row_styles(rows)
+        row_defaults = _row_styles(rows_at(data, {r for r, _ in targets}, starts).values())
         prefix = re.match(r"<((?:\w+:)?)sheetData", xml[start:end]).group(1)
         edits = {}
         for (r, c), found in targets.items():

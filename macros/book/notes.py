@@ -22,6 +22,7 @@ from .ooxml import (
     REL_COMMENTS,
     REL_VML,
     attrs_of,
+    edit_frame,
     escape_text,
     find_top,
     insert_before_any,
@@ -47,10 +48,14 @@ SHAPETYPE_NOTE = (
 def _sheet_links(pkg: Package, sheet_part: str) -> tuple[str, list, str | None, str | None]:
     rels_part = rels_name(sheet_part)
     rels = parse_rels(pkg.data(rels_part), sheet_part)
-    xml = pkg.text(sheet_part)
+    data = pkg.data(sheet_part)
     comments = next((r.target for r in rels if r.type == REL_COMMENTS), None)
     vml = None
-    legacy = re.search(r"<(?:\w+:)?legacyDrawing\b([^>]*)/?>", xml)
+    # A substring test first: the regex over a large sheet's rows is slow.
+    # legacyDrawing follows sheetData: only the worksheet's tail is decoded and searched.
+    tail = data[max(data.rfind(b"sheetData"), 0):]
+    legacy = re.search(r"<(?:\w+:)?legacyDrawing\b([^>]*)/?>", tail.decode("utf-8")) \
+        if b"legacyDrawing" in tail else None
     if legacy:
         rid = next((v for k, v in attrs_of(legacy.group(1)).items() if k.endswith(":id")), None)
         vml = next((r.target for r in rels if r.id == rid), None)
@@ -202,9 +207,12 @@ def _add_content_type(pkg: Package, part: str, content_type: str, default_ext: s
 
 
 def _add_legacy_drawing(pkg: Package, sheet_part: str, rid: str) -> None:
-    xml = pkg.text(sheet_part)
+    pkg.set_text(sheet_part, edit_frame(pkg.text(sheet_part), lambda xml: _with_legacy_drawing(xml, rid)))
+
+
+def _with_legacy_drawing(xml: str, rid: str) -> str:
     if find_top(xml, "legacyDrawing"):
-        return
+        return xml
     root = re.search(r"<(?:\w+:)?worksheet\b[^>]*>", xml).group(0)
     bound = re.search(rf'xmlns:(\w+)="{re.escape(NS_REL)}"', root)
     if bound:
@@ -214,7 +222,7 @@ def _add_legacy_drawing(pkg: Package, sheet_part: str, rid: str) -> None:
     prefix = re.match(r"<((?:\w+:)?)worksheet", root).group(1)
     if prefix:
         element = element.replace("<legacyDrawing", f"<{prefix}legacyDrawing")
-    pkg.set_text(sheet_part, insert_before_any(xml, element, AFTER_LEGACY_DRAWING))
+    return insert_before_any(xml, element, AFTER_LEGACY_DRAWING)
 
 
 def check_notes(pkg: Package) -> None:

@@ -252,6 +252,53 @@ def parse_rows(sheet_data: str) -> list[Row]:
 
 
 _ROW_NUMBER_RE = re.compile(r"""(?:^|\s)r\s*=\s*["'](\d+)["']""")
+_ROW_START = re.compile(r'<row r="(\d+)"')
+
+
+def row_starts(sheet_data: str) -> list[tuple[int, int]] | None:
+    """(row number, offset) of every row, found without parsing cells — when every row is written
+    ``<row r="N"`` as Excel, xlsxwriter, openpyxl and this writer do; else None (parse them)."""
+    if not sheet_data.startswith("<sheetData"):
+        return None  # a prefixed sheetData: its rows are prefixed too
+    starts = [(int(m.group(1)), m.start()) for m in _ROW_START.finditer(sheet_data)]
+    if len(starts) != sheet_data.count("<row"):
+        return None
+    if any(a[0] >= b[0] for a, b in zip(starts, starts[1:])):
+        return None  # not ascending: let the full parse sort it out
+    return starts
+
+
+def rows_at(sheet_data: str, wanted: set[int], starts: list[tuple[int, int]] | None) -> dict[int, Row]:
+    """The rows numbered ``wanted`` that exist (``starts`` from ``row_starts``; None parses all)."""
+    if starts is None:
+        return {row.r: row for row in parse_rows(sheet_data) if row.r in wanted}
+    found = {}
+    offsets = dict(starts)
+    for r in wanted:
+        at = offsets.get(r)
+        if at is not None:
+            m = ROW_RE.match(sheet_data, at)
+            found[r] = Row(r, m.group("attrs"), xml=m.group(0), start=m.start(), end=m.end())
+    return found
+
+
+def head_rows(sheet_data: str, last: int, starts: list[tuple[int, int]] | None) -> list[Row]:
+    """The rows numbered up to ``last`` (where a header is looked for)."""
+    if starts is None:
+        return [row for row in parse_rows(sheet_data) if row.r <= last]
+    end = next((at for r, at in starts if r > last), len(sheet_data))
+    return [row for row in parse_rows(sheet_data[:end]) if row.r <= last]
+
+
+def edit_frame(xml: str, edit) -> str:
+    """Apply ``edit`` to a worksheet's XML with its rows set aside (elements around sheetData
+    are found without scanning megabytes of cells), then put the rows back."""
+    start, end = sheet_data_span(xml)
+    prefix = re.match(r"<((?:\w+:)?)sheetData", xml[start:end]).group(1)
+    hole = f"<{prefix}sheetData/>"
+    frame = edit(xml[:start] + hole + xml[end:])
+    at = frame.index(hole)
+    return frame[:at] + xml[start:end] + frame[at + len(hole):]
 
 
 _V_RE = re.compile(r"<(?:\w+:)?v>(.*?)</(?:\w+:)?v>", re.S)
@@ -478,14 +525,17 @@ def edit_cells(sheet_data: str, edits: dict[tuple[int, int], object]) -> str:
     if m:
         sheet_data = sheet_data[:-2] + f"></{m.group(1)}sheetData>"
     prefix = re.match(r"<((?:\w+:)?)sheetData", sheet_data).group(1)
-    rows = parse_rows(sheet_data)
-    by_r = {row.r: row for row in rows}
     wanted: dict[int, dict[int, object]] = {}
     for (r, c), fn in edits.items():
         wanted.setdefault(r, {})[c] = fn
+    # Only the edited rows are parsed (marking a few cells of a 100k-row ledger).
+    starts = row_starts(sheet_data)
+    if starts is None:
+        starts = [(row.r, row.start) for row in parse_rows(sheet_data)]
+    by_r = rows_at(sheet_data, set(wanted), starts)
     splices: list[tuple[int, int, int, str]] = []
     close = sheet_data.rindex("</")
-    row_numbers = [row.r for row in rows]  # ascending in a valid sheet
+    row_numbers = [r for r, _ in starts]  # ascending in a valid sheet
     for r, by_c in wanted.items():
         row = by_r.get(r)
         if row is None:
@@ -494,7 +544,7 @@ def edit_cells(sheet_data: str, edits: dict[tuple[int, int], object]) -> str:
             if cells:
                 text = f"<{prefix}row r=\"{r}\">" + "".join(x for _, x in sorted(cells)) + f"</{prefix}row>"
                 following = bisect.bisect_right(row_numbers, r)
-                at = rows[following].start if following < len(rows) else close
+                at = starts[following][1] if following < len(starts) else close
                 splices.append((at, at, r, text))
             continue
         splices.append((row.start, row.end, r, _edit_row(row, by_c, prefix)))

@@ -17,9 +17,12 @@ keep their bytes. Layout:
 from __future__ import annotations
 
 import re
+import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from numbers import Integral
+from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from python_calamine import CalamineWorkbook
@@ -42,13 +45,16 @@ from .ooxml import (
     col_name,
     find_top,
     insert_before_any,
+    number_text,
     parse_rows,
     plain,
     ref_of,
     rels_name,
     row_xml,
     sheet_data_span,
+    sheet_parts,
     to_serial,
+    workbook_part,
 )
 from .package import Package
 from .read import HEADER_SEARCH_ROWS, ROW, clean_header
@@ -323,7 +329,24 @@ def rewrite_sheet(
     old_grid = _old_grid(pkg, sheet.name) if ledger else []
     marked_rows = {i for i, _ in fills} | {i for i, _ in links}
     contiguous = out.order == list(range(out.order[0], out.order[-1] + 1)) if out.order else False
+    extra_rows = set(extra_cells or ())
+    # The bulk of a large write (a consolidation's new rows, the output sheets) is rows with no
+    # old cells, fills or links: encoded a column at a time.
+    bulk = [index for index, r in enumerate(placed)
+            if (not ledger or r not in old_rows) and index not in marked_rows and r not in extra_rows] \
+        if BULK else []
+    if bulk:
+        encoder = _BulkEncoder(layout, by_col_style, columns, styles, cache, not ledger)
+        bulk_r = [placed[i] for i in bulk]
+        for r, text, values in zip(bulk_r, *encoder.encode([write.rows[i] for i in bulk], bulk_r)):
+            out.rows[r] = values
+            if text:
+                verbatim[r] = text
+        max_r = max(max_r, *(r for r in bulk_r if r in verbatim), header_r)
+    in_bulk = set(bulk)
     for index, (r, row) in enumerate(zip(placed, write.rows)):
+        if index in in_bulk:
+            continue
         if r in old_rows and r - 1 < len(old_grid) and index not in marked_rows:
             # A row whose values did not change keeps its XML verbatim: one list comparison
             # against calamine's reading (blank = "", 12 == 12.0; trimmed text falls through).
@@ -421,16 +444,119 @@ def rewrite_sheet(
     # Under a prefixed root, a default namespace on sheetData puts our unprefixed rows in place.
     ns = f' xmlns="{NS_MAIN}"' if prefix else ""
     data_xml = f"<{prefix}sheetData{ns}>{''.join(parts)}</{prefix}sheetData>"
-    xml = xml[:start] + data_xml + xml[end:]
-    xml = _set_dimension(xml, f"A1:{col_name(max_c)}{max_r}")
+    # <dimension> comes before sheetData and <hyperlinks> after it: neither search scans the rows.
+    head_xml = _set_dimension(xml[:start], f"A1:{col_name(max_c)}{max_r}")
+    xml = head_xml + data_xml + xml[end:]
     if not ledger or links:
-        xml = _set_hyperlinks(xml, link_xml)
+        xml = _set_hyperlinks(xml, link_xml, after=len(head_xml) + len(data_xml))
         _set_link_relationships(pkg, part, external)
         root = re.search(r"<(?:\w+:)?worksheet\b[^>]*>", xml)
         if external and root and "xmlns:r=" not in root.group(0):
             xml = xml[: root.start()] + root.group(0)[:-1] + f' xmlns:r="{NS_REL}">' + xml[root.end():]
     pkg.set_text(part, xml)
     return out
+
+
+EXCEL_EPOCH_ORDINAL = date(1899, 12, 30).toordinal()
+
+
+BULK = True  # False: every row takes the general path (tests compare the two)
+
+
+class _BulkEncoder:
+    """Rows with no old cells, fills or links, encoded a column at a time: what ``cell_xml`` and
+    ``_style_for`` give cell by cell, with the per-column work (letters, styles, escaping) done once.
+    """
+
+    def __init__(self, layout: list[tuple[str, int]], by_col_style: dict[int, int],
+                 columns: dict[str, schema.Column | None], styles, cache: dict, ours: bool):
+        self.columns = [(key, col_name(c), by_col_style.get(c, 0)) for key, c in layout]
+        self.by_key = columns
+        self.styles, self.cache, self.ours = styles, cache, ours
+
+    def style(self, key: str, base: int, kind: str | None, value: object) -> int:
+        """The cell format for a value of ``kind`` in column ``key`` (cached as the general path does)."""
+        if kind is None:
+            return base
+        ck = (base, kind, key, None, False)
+        style = self.cache.get(ck)
+        if style is None:
+            style = self.cache[ck] = _style_for(self.styles, base, self.by_key[key], kind, value,
+                                                None, False, self.ours)
+        return style
+
+    def encode(self, rows: list[dict], numbers: list[int]) -> tuple[list[str], list[list]]:
+        """(row XML, values as calamine reads them back) for each row."""
+        rs = [str(r) for r in numbers]
+        cell_columns, value_columns = [], []
+        for key, letter, base in self.columns:
+            values = [row.get(key) for row in rows]
+            kinds = set(map(type, values))
+            kinds.discard(type(None))
+            if not kinds <= _PLAIN_KINDS or (str in kinds and "" in values):
+                values = [plain_fast(v) for v in values]
+                kinds = set(map(type, values))
+                kinds.discard(type(None))
+            if str in kinds and max(map(len, [v for v in values if type(v) is str])) > MAX_TEXT:
+                # Excel's limit; longer text makes the file unreadable.
+                values = [v[:MAX_TEXT] if type(v) is str else v for v in values]
+            cell_columns.append(self.column(key, letter, base, values, kinds, rs))
+            value_columns.append(["" if v is None else v for v in values])
+        texts = [f'<row r="{r}">{body}</row>' if (body := "".join(cells)) else ""
+                 for r, cells in zip(rs, zip(*cell_columns))]
+        return texts, [list(v) for v in zip(*value_columns)]
+
+    def column(self, key: str, letter: str, base: int, values: list, kinds: set, rs: list[str]) -> list[str]:
+        """The cells of one column ("" for a blank: no cell, the column's own style shows)."""
+        def attr(style: int) -> str:
+            return f' s="{style}"' if style else ""
+
+        if kinds == {str}:
+            texts = [v for v in values if v is not None]
+            joined = " ".join(texts)
+            starts = "\x00" + "\x00".join(texts)  # a text starting "=" shows as "\x00="
+            if (not any("\x00" + c in starts for c in _FORMULA_START) and "_x" not in joined
+                    and joined.isprintable() and "&" not in joined and "<" not in joined and ">" not in joined):
+                s = attr(base)
+                return ["" if v is None else
+                        f'<c r="{letter}{r}"{s} t="inlineStr"><is><t xml:space="preserve">{v}</t></is></c>'
+                        for v, r in zip(values, rs)]
+        elif kinds and kinds <= {int, float}:
+            s = attr(self.style(key, base, "number", 0))
+            return ["" if v is None else f'<c r="{letter}{r}"{s}><v>{number_text(v)}</v></c>'
+                    for v, r in zip(values, rs)] if float in kinds else \
+                ["" if v is None else f'<c r="{letter}{r}"{s}><v>{v}</v></c>' for v, r in zip(values, rs)]
+        elif kinds == {date}:
+            s = attr(self.style(key, base, "date", next(v for v in values if v is not None)))
+            return ["" if v is None else f'<c r="{letter}{r}"{s}><v>{v.toordinal() - EXCEL_EPOCH_ORDINAL}</v></c>'
+                    for v, r in zip(values, rs)]
+        elif kinds == {datetime}:  # 变更记录's times: a run's rows share a few moments
+            memo: dict[datetime, str] = {}
+            for v in set(values) - {None}:
+                memo[v] = f'{attr(self.style(key, base, _kind(v), v))}><v>{number_text(to_serial(v))}</v></c>'
+            return ["" if v is None else f'<c r="{letter}{r}"{memo[v]}' for v, r in zip(values, rs)]
+        return ["" if v is None else cell_xml(f"{letter}{r}", v, self.style(key, base, _kind(v), v))
+                for v, r in zip(values, rs)]
+
+
+# Kinds a value may be as it is: blanks are None, floats finite (checked), text not empty (checked).
+_PLAIN_KINDS = {str, int, date}
+
+
+def plain_fast(value: object) -> object:
+    """``plain`` with the common types answered first (this runs for every cell of a large write)."""
+    t = type(value)
+    if t is str:
+        return value or None
+    if t is int or t is date or value is None:
+        return value
+    if t is float:
+        return None if (value != value or value in _INFINITIES) else value
+    return plain(value)
+
+
+_FORMULA_START = frozenset("=+-@")
+_INFINITIES = (float("inf"), float("-inf"))
 
 
 def blank_sheet_xml(sheet: schema.Sheet) -> str:
@@ -586,10 +712,11 @@ def _set_link_relationships(pkg: Package, part: str, targets: list[str]) -> None
         pkg.set_text(rels_part, kept[:close] + added + kept[close:])
 
 
-def _set_hyperlinks(xml: str, links: list[str]) -> str:
-    m = HYPERLINKS_RE.search(xml)
+def _set_hyperlinks(xml: str, links: list[str], after: int = 0) -> str:
+    """Replace the <hyperlinks> element (which follows sheetData, ending at ``after``)."""
+    m = HYPERLINKS_RE.search(xml, after)
     ns = ""
-    if re.search(r"<\w+:worksheet\b", xml):  # a prefixed root: give our elements the main namespace
+    if re.match(r"(?:<\?[^>]*\?>\s*)?<\w+:worksheet\b", xml):  # a prefixed root: give ours the main namespace
         ns = f' xmlns="{NS_MAIN}"'
     element = f"<hyperlinks{ns}>{''.join(links)}</hyperlinks>" if links else ""
     if m and find_top(xml, "hyperlinks"):
@@ -597,3 +724,57 @@ def _set_hyperlinks(xml: str, links: list[str]) -> str:
     if element:
         return insert_before_any(xml, element, AFTER_HYPERLINKS)
     return xml
+
+
+def next_free_row(path: Path | str, sheet: schema.Sheet, taken: Iterable[int]) -> int:
+    """The Excel row ``rewrite_sheet`` gives the first ledger row written without ``_row`` (the
+    next ones follow it) while the rows in ``taken`` keep theirs: below every row of the file
+    that holds a value, so formatted blank rows under the data are filled in.
+
+    Lets a caller number new rows before the write, so that problems, marks and links computed
+    in memory point at the rows the new records will occupy. Reads only that sheet's part;
+    must follow ``rewrite_sheet``'s placement rule.
+    """
+    last = max(taken, default=1)
+    with zipfile.ZipFile(path) as zf:
+        names = set(zf.namelist())
+        small = {n: zf.read(n) for n in ("_rels/.rels",) if n in names}
+        wb_part = workbook_part(small)
+        small[wb_part] = zf.read(wb_part)
+        if rels_name(wb_part) in names:
+            small[rels_name(wb_part)] = zf.read(rels_name(wb_part))
+        part = sheet_parts(small).get(sheet.name)
+        if part is None or part not in names:
+            return last + 1
+        raw = zf.read(part)
+    # From the end, on bytes: rows are in ascending order (Excel refuses a sheet whose rows are
+    # not), so the first row from the end holding a value is the last one — a 100k-row ledger
+    # is neither decoded nor scanned whole.
+    stop = raw.rfind(b"</sheetData>")
+    while stop >= 0 and (i := raw.rfind(b"<row", 0, stop)) >= 0:
+        m = _ROW_BYTES.match(raw, i)
+        r = m and _R_BYTES.search(m.group(1))
+        if not r:
+            break  # a row without its number: count them all, below
+        if int(r.group(1)) <= last:
+            return last + 1
+        if _HAS_VALUE_BYTES.search(m.group(0)):
+            return int(r.group(1)) + 1
+        stop = i
+    else:
+        if stop >= 0:
+            return last + 1
+    xml = raw.decode("utf-8")  # prefixed elements, or rows without r: as rewrite_sheet reads them
+    start, end = sheet_data_span(xml)
+    r = 0
+    for m in ROW_RE.finditer(xml[start:end]):
+        rm = _R_ATTR.search(m.group("attrs"))
+        r = int(rm.group(1)) if rm else r + 1
+        if r > last and _HAS_VALUE.search(m.group(0)):
+            last = r
+    return last + 1
+
+
+_ROW_BYTES = re.compile(rb"<row\b([^>]*?)(?:/>|>.*?</row>)", re.S)
+_R_BYTES = re.compile(rb'\br="(\d+)"')
+_HAS_VALUE_BYTES = re.compile(_HAS_VALUE.pattern.encode())

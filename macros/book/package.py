@@ -141,13 +141,19 @@ class Package:
                     clone.compress_type = info.compress_type
                     clone.external_attr = info.external_attr
                     clone.create_system = info.create_system
-                    zf.writestr(clone, self.data(info.filename))
+                    data = self.data(info.filename)
+                    zf.writestr(clone, data, compresslevel=_level(data))
                 for name, data in self.changed.items():
                     if name not in self.parts:
                         zf.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), data,
-                                    compress_type=zipfile.ZIP_DEFLATED)
+                                    compress_type=zipfile.ZIP_DEFLATED, compresslevel=_level(data))
             fh.flush()
             os.fsync(fh.fileno())
+
+
+def _level(data: bytes) -> int | None:
+    # A large sheet compresses 3-4× faster at level 1, for a file ~20% larger.
+    return 1 if len(data) > 1 << 20 else None
 
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")

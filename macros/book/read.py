@@ -65,8 +65,16 @@ def open_calamine(path: Path | str) -> CalamineWorkbook:
     check_zip_sizes(path)
     try:
         return CalamineWorkbook.from_path(str(path))
-    except Exception as exc:  # calamine raises several private error types
+    except BaseException as exc:
+        if not calamine_failure(exc):
+            raise
         raise NotAWorkbook(path, str(exc)[:80]) from exc
+
+
+def calamine_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is calamine failing on a file: its private error types, or a Rust panic,
+    which pyo3 raises as a BaseException (a date serial out of range does it)."""
+    return isinstance(exc, Exception) or type(exc).__name__ == "PanicException"
 
 
 # An OLE compound file: Excel 97-2003 (.xls), or an .xlsx that Excel encrypted with a password.
@@ -128,7 +136,9 @@ def read_sheet(book: CalamineWorkbook, sheet: schema.Sheet, path: Path) -> pd.Da
         raise MissingSheet(path, sheet.name)
     try:
         rows = book.get_sheet_by_name(actual).to_python(skip_empty_area=False)
-    except Exception as exc:
+    except BaseException as exc:
+        if not calamine_failure(exc):
+            raise
         raise NotAWorkbook(path, f"工作表“{sheet.name}”无法读取：{str(exc)[:60]}") from exc
     return frame_from_rows(rows, sheet, path)
 

@@ -267,6 +267,14 @@ _FORMULA = re.compile(rb"<(?:\w+:)?f[\s>/]")
 _CALC_PR = re.compile(r"<(?:\w+:)?calcPr\b[^>]*?/?>")
 
 
+def _has_formula(data: bytes) -> bool:
+    # Plain substring tests first: ``<`` in text is always escaped, so these are markup; the
+    # regex (slow over a large sheet) only for a prefixed worksheet.
+    if b"</f>" in data or b"<f " in data:  # <f>…</f>, and a shared formula's <f t="shared" …/>
+        return True
+    return b":f" in data and _FORMULA.search(data) is not None
+
+
 def _ensure_recalc(pkg: Package) -> None:
     """Ask Excel to recalculate on open when the workbook has formulas.
 
@@ -274,7 +282,8 @@ def _ensure_recalc(pkg: Package) -> None:
     before our write until someone presses F9. The one change: ``fullCalcOnLoad="1"`` on
     ``<calcPr>`` in workbook.xml (added, or the element added), which Excel clears when it saves.
     """
-    if not any(_FORMULA.search(pkg.data(part) or b"") for part in pkg.sheets.values()):
+    # Our writes never add a formula, so the original parts tell (the new ones can be far larger).
+    if not any(_has_formula(pkg.parts.get(part) or b"") for part in pkg.sheets.values()):
         return
     wb_part = workbook_part(pkg.parts)
     xml = pkg.text(wb_part)
