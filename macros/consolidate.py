@@ -642,6 +642,12 @@ def load_file(path: Path, committees: dict[str, str],
     if isinstance(sub, str):
         result.issues.append(_file_problem("structure", sub))
         return result, None
+    if not sub.rows and sub.info_committee is None:
+        # A hand-made form with nothing filled in: there is no committee to tell, and nothing to
+        # reject either.
+        result.status = ACCEPTED
+        result.issues.append(_empty_problem())
+        return result, None
     committee, problem = _committee_of(sub, committees)
     result.committee_id = committee
     result.committee_name = committees.get(committee or "", "")
@@ -655,10 +661,14 @@ def load_file(path: Path, committees: dict[str, str],
         sub.formula_rows = list(range(len(sub.rows)))
     if not sub.rows:
         result.status = ACCEPTED
-        result.issues.append(_file_problem("empty", f"“{LEDGER}”表中没有填写任何记录。", WARNING,
-                                           "如有活动，请在表中逐行填写后重新提交。"))
+        result.issues.append(_empty_problem())
         return result, None
     return result, sub
+
+
+def _empty_problem() -> Problem:
+    return _file_problem("empty", f"“{LEDGER}”表中没有填写任何记录。", WARNING,
+                         "如有活动，请在表中逐行填写后重新提交。")
 
 
 def _committee_of(sub: Submission, committees: dict[str, str]) -> tuple[str | None, Problem | None]:

@@ -244,7 +244,8 @@ def cases() -> list[Case]:
         Case("标题合并在上.xlsx", lambda p: xlsx(p, [["新福康里居委会 11 月台账"], [], HEADERS, row()],
                                                 merges=((0, 0, 1, 8, "新福康里居委会 11 月台账"),)),
              ACCEPTED, added=1),
-        Case("只有表头.xlsx", form([]), REJECTED, "无法确定"),
+        # A hand-made form with only the headers: nothing to merge, nothing to reject.
+        Case("只有表头.xlsx", form([]), ACCEPTED, "没有填写任何记录", warnings={"empty"}),
         Case("一万字.xlsx", form([row(activity=long_text), row(note=long_text, activity="长备注")]), ACCEPTED, added=2),
         Case("控制字符.xlsx", form([row(activity="健康\x01讲座\x07第\x1f二期", note="换行\r\n制表\t")]), ACCEPTED,
              added=1),
