@@ -6,6 +6,7 @@ reads the inbox ahead in a second process that imports this module alone, so it 
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -107,6 +108,23 @@ def read_for_consolidation(path: Path) -> Submission | str:
         return read_submission(path)
     except HealthbookError as err:
         return str(err)
+
+
+RECEIPT_TEMPLATE = "receipt.html"
+
+
+@functools.cache
+def _receipt_template(override_dir: str | None):
+    from .render.env import html_environment  # jinja2 only: this runs in the worker process too
+
+    return html_environment(override_dir).get_template(RECEIPT_TEMPLATE)
+
+
+def render_receipt(path: Path, templates: str | None, context: dict) -> None:
+    """Render a committee's receipt (回执) from its context and write it (``templates``: the
+    office's own copies, tried first). Consolidation's worker process does this while the main
+    process merges; a failure there is done again here, where its error shows."""
+    write_text(path, _receipt_template(templates).render(**context))
 
 
 def write_text(path: Path, text: str) -> None:

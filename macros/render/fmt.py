@@ -4,24 +4,28 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 import unicodedata
 from datetime import date, datetime
-
-import pandas as pd
 
 WEEKDAYS = "一二三四五六日"
 DIGITS = "零一二三四五六七八九"
 
 
+def is_nat(value: object) -> bool:
+    """pandas' NaT (a datetime subclass), told without importing pandas: the receipt-writing
+    worker process never loads it, and without pandas loaded no value can be NaT."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and value is pandas.NaT
+
+
 def as_date(value: object) -> date | None:
     """A date from a date, datetime, Timestamp or ISO text; None for blanks and NaT."""
-    if value is None or value is pd.NaT:
+    if value is None or is_nat(value):
         return None
     if isinstance(value, float) and math.isnan(value):
         return None
-    if isinstance(value, pd.Timestamp):
-        return None if pd.isna(value) else value.date()
-    if isinstance(value, datetime):
+    if isinstance(value, datetime):  # a pandas Timestamp too
         return value.date()
     if isinstance(value, date):
         return value
@@ -32,7 +36,7 @@ def as_date(value: object) -> date | None:
 
 
 def blank(value: object) -> bool:
-    if value is None or value is pd.NaT:
+    if value is None or is_nat(value):
         return True
     if isinstance(value, float) and math.isnan(value):
         return True
