@@ -220,7 +220,7 @@ def consolidate(
     now = now or datetime.now().replace(microsecond=0)
     book = FileBook(master)
     with book.locked():  # two runs never interleave: the second waits, then is busy
-        wb = book.read([*schema.INPUT_SHEETS, schema.CHANGES])
+        wb = book.read(schema.INPUT_SHEETS)  # 变更记录 is only appended to: never read
         return _run(book, wb, master, inbox, dry_run, as_of or now.date(), now, min_age, progress, refresh)
 
 
@@ -229,7 +229,6 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
     frames = wb.frames
     settings = settings_from_frame(frames[schema.SETTINGS.name])
     where = folders(master, settings, inbox)
-    old_changes = frames[schema.CHANGES.name].drop(columns=ROW).to_dict("records")
     # Rows keep their _row: the writer puts each record back at its Excel row (without it every
     # record would go below the old end of the ledger, leaving the rows above blank).
     merge = LedgerMerge(frames[LEDGER].to_dict("records"))
@@ -239,14 +238,14 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
     checker = _Checker({n: f for n, f in frames.items() if n in CHECKED_AGAINST},
                        settings, as_of, merge, now, pending, master, where.templates)
     try:
-        return _merge_and_write(book, master, where, merge, checker, old_changes, committees, dry_run,
+        return _merge_and_write(book, master, where, merge, checker, committees, dry_run,
                                 as_of, now, min_age, progress, refresh, wb)
     finally:
         if pending is not None:
             shutil.rmtree(pending, ignore_errors=True)
 
 
-def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, checker, old_changes: list,
+def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, checker,
                      committees: dict[str, str], dry_run: bool, as_of: date, now: datetime,
                      min_age: float, progress: Progress | None, refresh: bool, wb: Workbook) -> Consolidation:
     paths = inbox_files(where.inbox)
@@ -259,7 +258,7 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
     if changes:
         sheets = [
             SheetWrite(schema.LEDGER, merge.rows),
-            SheetWrite(schema.CHANGES, old_changes + [c.row() for c in changes]),
+            SheetWrite(schema.CHANGES, [c.row() for c in changes], append=True),
         ]
         marks = None  # without a refresh, earlier marks stay where they are
         report, problem = None, ""

@@ -320,3 +320,45 @@ def test_a_committee_resending_its_form_adds_nothing_and_gets_no_duplicate_warni
     resent = by_file["C01-10月(1).xlsx"]
     assert (resent.rows_added, resent.rows_unchanged) == (1, 2)
     assert not [p for p in resent.issues if p.code.lower() == "probable_duplicate"], resent.issues
+
+
+def test_the_change_log_is_appended_to_and_its_old_lines_stay_byte_for_byte(master_copy, inbox, blank_forms):
+    import re
+    import zipfile
+
+    from macros.book.ooxml import sheet_parts
+
+    def log_part(path: Path) -> str:
+        with zipfile.ZipFile(path) as z:
+            return sheet_parts({n: z.read(n) for n in z.namelist()})[schema.CHANGES.name]
+
+    def log_rows(path: Path) -> dict[int, str]:
+        with zipfile.ZipFile(path) as z:
+            xml = z.read(log_part(path)).decode()
+        return {int(m.group(1)): m.group(0) for m in re.finditer(r'(?s)<row r="(\d+)".*?</row>', xml)}
+
+    fill_form(form_c01(blank_forms), inbox / "C01-第一批.xlsx", [new_row(activity="第一批")])
+    consolidate(master_copy, refresh=False)
+    # Staff annotate the logged line in a column of their own (as Excel would save it).
+    part = log_part(master_copy)
+    with zipfile.ZipFile(master_copy) as z:
+        parts = {n: z.read(n) for n in z.namelist()}
+    note = '<c r="K2" t="inlineStr"><is><t>已电话核对</t></is></c>'
+    parts[part] = re.sub(r'(<row r="2".*?)</row>', lambda m: m.group(1) + note + "</row>",
+                         parts[part].decode(), count=1, flags=re.S).encode()
+    with zipfile.ZipFile(master_copy, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in parts.items():
+            z.writestr(name, data)
+    first = log_rows(master_copy)
+    assert sorted(first) == [1, 2] and note in first[2]
+
+    fill_form(form_c01(blank_forms), inbox / "C01-第二批.xlsx",
+              [new_row(activity="第二批甲"), new_row(activity="第二批乙")])
+    run = consolidate(master_copy, refresh=False)
+    assert run.master_written and run.rows_added == 2
+    second = log_rows(master_copy)
+    assert sorted(second) == [1, 2, 3, 4]
+    assert {r: second[r] for r in first} == first  # old lines byte for byte, staff's note too
+    log = read_workbook(master_copy, [schema.CHANGES])[schema.CHANGES.name]
+    assert list(log["source"]) == ["C01-第一批.xlsx", "C01-第二批.xlsx", "C01-第二批.xlsx"]
+    assert all(log["action"] == "新增")

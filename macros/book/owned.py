@@ -50,6 +50,7 @@ from .ooxml import (
     plain,
     ref_of,
     rels_name,
+    row_starts,
     row_xml,
     sheet_data_span,
     sheet_parts,
@@ -191,11 +192,13 @@ def rewrite_sheet(
     write: SheetWrite,
     extra_cells: dict[int, list[tuple[int, str]]] | None = None,
     drop_cols: set[int] | None = None,
+    old_grid: list[list] | None = None,
 ) -> Written:
     """Replace the cell data of ``write.sheet`` in ``pkg``; returns what the check should find.
 
     ``extra_cells`` (row → (column, cell xml)) are merged in, e.g. the mark memory; cells of
-    ``drop_cols`` in the old data are not carried over.
+    ``drop_cols`` in the old data are not carried over. ``old_grid``: the ledger as calamine read
+    it from this very file (read here when not given).
     """
     sheet = write.sheet
     part = pkg.sheets.get(sheet.name) or pkg.add_sheet(sheet.name, blank_sheet_xml(sheet))
@@ -212,7 +215,12 @@ def rewrite_sheet(
 
     # Rows as text, indexed by number; only the first few are parsed cell by cell.
     old_rows: dict[int, tuple[str, str]] = {}  # r → (attribute text, row xml)
-    if fast and not _ROW_NOT_FAST.search(data):
+    starts = row_starts(data) if fast else None
+    if starts:  # cut between row starts: no regex walks through every row's cells
+        ends = [at for _, at in starts[1:]] + [data.rindex("</")]
+        for (r, at), end_at in zip(starts, ends):
+            old_rows[r] = ("", data[at:end_at])
+    elif fast and not _ROW_NOT_FAST.search(data):
         for whole, r_text, attrs in _ROW_FAST.findall(data):
             old_rows[int(r_text)] = (f' r="{r_text}"{attrs}', whole)
     else:
@@ -302,6 +310,9 @@ def rewrite_sheet(
     explicit = [int(r) if isinstance(r := row.get(ROW), Integral) and not isinstance(r, bool) else None
                 for row in write.rows]
     last = max([header_r, *(r for r in explicit if r is not None)])
+    # Appending (变更记录): the rows already there stay byte for byte; the new ones go below.
+    kept = {r: x for r, (_, x) in old_rows.items() if r > header_r} if write.append and not ledger else {}
+    last = max([last, *kept])
     if ledger:
         # New rows go below the last row holding a value; formatted blank rows below the data
         # are filled in (and lend the new cells their formats), not skipped.
@@ -325,8 +336,13 @@ def rewrite_sheet(
     external: list[str] = []
     max_r, max_c = header_r, max(header_out, default=0)
     keys = [key for key, _ in layout]
-    verbatim: dict[int, str] = {}
-    old_grid = _old_grid(pkg, sheet.name) if ledger else []
+    verbatim: dict[int, str] = dict(kept)
+    if kept:
+        max_r = max(max_r, *kept)
+    if not ledger:
+        old_grid = []
+    elif old_grid is None:
+        old_grid = _old_grid(pkg, sheet.name)
     marked_rows = {i for i, _ in fills} | {i for i, _ in links}
     contiguous = out.order == list(range(out.order[0], out.order[-1] + 1)) if out.order else False
     extra_rows = set(extra_cells or ())

@@ -111,13 +111,17 @@ def check_zip_sizes(path: Path) -> None:
                                      "疑似“压缩炸弹”，未解压即拒绝")
 
 
-def read_workbook(path: Path | str, sheets: list[schema.Sheet] | None = None) -> Workbook:
-    """Read ``sheets`` (default: every input sheet of the contract) from the file at ``path``."""
+def read_workbook(path: Path | str, sheets: list[schema.Sheet] | None = None,
+                  grids: dict[str, list[list]] | None = None) -> Workbook:
+    """Read ``sheets`` (default: every input sheet of the contract) from the file at ``path``.
+
+    ``grids``, when given, receives each sheet's cells as calamine read them (the writer compares
+    them with what it is asked to write, instead of reading the sheet again)."""
     path = Path(path)
     book = open_calamine(path)
     frames = {}
     for sheet in sheets or schema.INPUT_SHEETS:
-        frames[sheet.name] = read_sheet(book, sheet, path)
+        frames[sheet.name] = read_sheet(book, sheet, path, grids)
     return Workbook(path, frames, [clean_header(n) for n in book.sheet_names])
 
 
@@ -127,7 +131,8 @@ def actual_sheet_name(book: CalamineWorkbook, name: str) -> str | None:
     return {clean_header(n): n for n in book.sheet_names}.get(name)
 
 
-def read_sheet(book: CalamineWorkbook, sheet: schema.Sheet, path: Path) -> pd.DataFrame:
+def read_sheet(book: CalamineWorkbook, sheet: schema.Sheet, path: Path,
+               grids: dict[str, list[list]] | None = None) -> pd.DataFrame:
     """One contract sheet as a DataFrame keyed by column key, plus extras and ``_row``."""
     actual = actual_sheet_name(book, sheet.name)
     if actual is None:
@@ -140,6 +145,8 @@ def read_sheet(book: CalamineWorkbook, sheet: schema.Sheet, path: Path) -> pd.Da
         if not calamine_failure(exc):
             raise
         raise NotAWorkbook(path, f"工作表“{sheet.name}”无法读取：{str(exc)[:60]}") from exc
+    if grids is not None:
+        grids[sheet.name] = rows
     return frame_from_rows(rows, sheet, path)
 
 

@@ -91,11 +91,16 @@ class FileBook:
         self.path = Path(path)
         self.lock = WorkbookLock(self.path, wait)
         self._signature: tuple | None = None
+        self._grids: dict[str, list[list]] = {}
 
     def read(self, sheets: list[schema.Sheet] | None = None) -> Workbook:
         """The contract's input sheets (see ``read_workbook``)."""
-        book = read_workbook(self.path, sheets)
+        grids: dict[str, list[list]] = {}
+        book = read_workbook(self.path, sheets, grids)
         self._signature = _signature(self.path)
+        # The ledger as read: the write compares its rows with this instead of reading it again
+        # (the signature check makes sure the file is still the one read).
+        self._grids = {name: grid for name, grid in grids.items() if name == schema.LEDGER.name}
         return book
 
     @contextmanager
@@ -126,7 +131,7 @@ class FileBook:
             tmp = _temp_path(self.path)
             try:
                 try:
-                    result = _build(self.path, sheets, marks, tmp)
+                    result = _build(self.path, sheets, marks, tmp, self._grids)
                 except WriteRefused as refused:
                     # Keep what was built for inspection, beside the master (DESIGN: refused → staged).
                     staged = _staged_name(self.path)
@@ -145,6 +150,7 @@ class FileBook:
             finally:
                 tmp.unlink(missing_ok=True)
             self._signature = _signature(self.path)
+            self._grids = {}  # the file changed: what was read no longer describes it
             return result
 
     def stage(self, sheets: list[SheetWrite], marks: list[Mark] | None = None) -> Path:
@@ -224,8 +230,11 @@ def backups_kept(path: Path) -> int:
         return DEFAULT_KEEP
 
 
-def _build(path: Path, sheets: list[SheetWrite], marks: list[Mark] | None, target: Path) -> WriteResult:
-    """Build the new package into ``target`` and verify it; raises ``WriteRefused`` if it fails."""
+def _build(path: Path, sheets: list[SheetWrite], marks: list[Mark] | None, target: Path,
+           grids: dict[str, list[list]] | None = None) -> WriteResult:
+    """Build the new package into ``target`` and verify it; raises ``WriteRefused`` if it fails.
+
+    ``grids``: sheets of this very file as calamine read them (not read again)."""
     pkg = Package(path)
     result = WriteResult(path, [w.sheet.name for w in sheets])
     expected: dict[str, Written] = {}
@@ -239,7 +248,7 @@ def _build(path: Path, sheets: list[SheetWrite], marks: list[Mark] | None, targe
     later = [w for w in sheets if w.sheet.name == issues.name]
     for write in sheets:
         if write.sheet.name != issues.name:
-            expected[write.sheet.name] = rewrite_sheet(pkg, write)
+            expected[write.sheet.name] = rewrite_sheet(pkg, write, old_grid=(grids or {}).get(write.sheet.name))
     if marks is not None:
         memory, applied, skipped, touched = marking.apply(pkg, marks)
         marked_sheets |= touched

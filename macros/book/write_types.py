@@ -19,6 +19,8 @@ class SheetWrite:
     fills: dict[tuple[int, str], str] = field(default_factory=dict)
     # (row index in ``rows``, column key) → an in-workbook location such as "'台账'!B5".
     links: dict[tuple[int, str], str] = field(default_factory=dict)
+    # Add ``rows`` below the sheet's rows, which stay as they are (an append-only log: 变更记录).
+    append: bool = False
 
 
 @dataclass(frozen=True)
