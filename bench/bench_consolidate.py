@@ -10,6 +10,8 @@ Each measurement runs in its own subprocess on a fresh copy of the master and in
 - (b) floor: python-calamine reading each file's 台账 sheet, nothing else.
 Peak memory: the process's max RSS, and its growth over the RSS after the imports (what the run
 itself added); ``--trace`` also runs tracemalloc (slow: several minutes under the writer).
+Then a night's run once the master has grown: 5 forms × 20 rows into the master that first run
+wrote (60k rows more in 台账 and in 变更记录), and the naive way on the same.
 The memory check runs ``--scale`` × more forms: the same forms submitted again under new names (a
 committee re-sending its cumulative form), so the master holds the same rows and only the number
 of files grows — streaming means flat memory.
@@ -92,8 +94,9 @@ print(json.dumps(result))
 """
 
 
-def make_forms(master: Path, out: Path, count: int) -> None:
+def make_forms(master: Path, out: Path, count: int, rows_per_form: int | None = None) -> None:
     """``count`` filled forms of ``ROWS`` new rows each, spread over the demo committees."""
+    per_form = rows_per_form or ROWS
     book = read_workbook(master)
     committees = list(zip(book[schema.COMMITTEES.name]["committee_id"], book[schema.COMMITTEES.name]["name"]))
     projects = [p[0] for p in demo.PROJECTS]
@@ -108,7 +111,7 @@ def make_forms(master: Path, out: Path, count: int) -> None:
             "activity": f"{rng.choice(demo.ACTIVITIES['P02'])}（第{i}份第{r}行）",
             "participants": rng.randint(5, 80), "quantity": rng.randint(1, 40),
             "status": rng.choice(("进行中", "已完成")), "reporter": "填报人", "in_bulletin": "否",
-        } for r in range(ROWS)]
+        } for r in range(per_form)]
         build_form(book, cid, name, out / f"填报表-{cid}-{i:04d}.xlsx", now, rows)
 
 
@@ -154,6 +157,9 @@ def main() -> None:
         say(f"  consolidate      {ours['seconds']:7.2f} s  = files {ours['files_seconds']:.2f} s (read, validate, "
             f"merge, receipts) + write/moves {write:.2f} s; {ours['rows_added']} rows added; "
             f"max RSS {ours['max_rss_mb']:.0f} MB (+{ours['growth_mb']:.0f} over imports)")
+        grown = tmp / "grown" / master.name  # the master after that run: 60k rows more
+        grown.parent.mkdir()
+        shutil.copy2(tmp / "w" / master.name, grown)
         floor = measure("floor", master, forms, tmp / "w", trace=False)
         say(f"  (b) calamine     {floor['seconds']:7.2f} s   ({floor['rows']} rows read)")
         say(f"      files part / (b): {ours['files_seconds'] / floor['seconds']:.2f}×  (goal ≤ 1.5×, plus one write)")
@@ -162,6 +168,16 @@ def main() -> None:
             say(f"  (a) naive pandas {naive['seconds']:7.2f} s   max RSS {naive['max_rss_mb']:.0f} MB")
             say(f"      (a) / consolidate: {naive['seconds'] / ours['seconds']:.1f}×  (goal ≥ 8×); "
                 f"(a) / files part: {naive['seconds'] / ours['files_seconds']:.1f}×")
+        # A night's run once the master has grown: 5 forms × 20 rows into the master above.
+        few = tmp / "few"
+        make_forms(grown, few, 5, rows_per_form=20)
+        nightly = measure("consolidate", grown, few, tmp / "w", trace=False)
+        say(f"  5 forms × 20 rows into that grown master ({ours['rows_added']:,} rows more): {nightly['seconds']:.2f} s "
+            f"(files {nightly['files_seconds']:.2f} s + write/moves {nightly['seconds'] - nightly['files_seconds']:.2f} s)")
+        if not args.skip_naive:
+            naive_nightly = measure("naive", grown, few, tmp / "w", trace=False)
+            say(f"      naive on the same: {naive_nightly['seconds']:.2f} s → "
+                f"{naive_nightly['seconds'] / nightly['seconds']:.1f}×")
         large = measure("consolidate", master, forms, tmp / "w", trace=False, copies=args.scale)
         say(f"  {n * args.scale} forms ({args.scale}× resubmitted): {large['seconds']:.2f} s, max RSS "
             f"{large['max_rss_mb']:.0f} MB (+{large['growth_mb']:.0f}) vs {ours['max_rss_mb']:.0f} MB "
