@@ -436,14 +436,16 @@ class _Reader:
 
     def close(self) -> None:
         """Wait for the worker's writes (any that failed are done here), then stop it."""
-        for future, job in list(self.writes.items()):
-            if not self._written(future):
-                render_receipt(*job)  # here, where an error shows as it would
-        self.writes.clear()
-        if self.worker is not None:
-            self.worker.shutdown(wait=True)
-            self.worker = None
-        self.futures.clear()
+        try:
+            for future, job in list(self.writes.items()):
+                if not self._written(future):
+                    render_receipt(*job)  # here, where an error shows as it would
+        finally:  # a receipt failing here (a broken template, a full disk) still stops the worker
+            self.writes.clear()
+            if self.worker is not None:
+                self.worker.shutdown(wait=True)
+                self.worker = None
+            self.futures.clear()
 
     def _written(self, future: Future) -> bool:
         if self.worker is not None:

@@ -122,23 +122,8 @@ SUMMARY_COLUMNS = ("date", "project_id", "activity", "quantity")
 
 def summary(row: dict) -> str:
     """A short text naming an added row in 变更记录."""
-    parts = []
-    for k in SUMMARY_COLUMNS:
-        value = row[k]
-        kind = type(value)  # ``display`` inlined for the common cell types (once per added row)
-        if kind is str:
-            value = value.strip()
-            if value:
-                parts.append(value)
-        elif kind is int:
-            parts.append(str(value))
-        elif kind is date:
-            parts.append(value.isoformat())
-        elif value is not None:
-            value = display(value)
-            if value is not None:
-                parts.append(str(value))
-    return " ".join(parts)
+    shown = (display(row[k]) for k in SUMMARY_COLUMNS)
+    return " ".join(str(v) for v in shown if v is not None)
 
 
 def record_number(record_id: object, committee_id: str) -> int | None:

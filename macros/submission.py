@@ -13,6 +13,7 @@ from operator import itemgetter
 from pathlib import Path
 
 from . import schema
+from .book.ooxml import FORMULA_PREFIXES
 from .book.read import actual_sheet_name, calamine_failure, open_calamine, parse_grid, read_sheet
 from .errors import HealthbookError
 
@@ -22,7 +23,6 @@ KEYS = schema.LEDGER.keys
 KEY_INDEX, COMMITTEE_INDEX = KEYS.index(KEY), KEYS.index(COMMITTEE)
 # Prefilled form rows carry only the committee: a row is data when any of these holds a value.
 DATA_INDEXES = [i for i, k in enumerate(KEYS) if k not in (COMMITTEE, "source")]
-FORMULA_PREFIXES = ("=", "+", "-", "@")
 _FORMULA_FIRST = frozenset(FORMULA_PREFIXES)
 _data_of = itemgetter(*DATA_INDEXES)
 

@@ -362,3 +362,44 @@ def test_the_change_log_is_appended_to_and_its_old_lines_stay_byte_for_byte(mast
     log = read_workbook(master_copy, [schema.CHANGES])[schema.CHANGES.name]
     assert list(log["source"]) == ["C01-第一批.xlsx", "C01-第二批.xlsx", "C01-第二批.xlsx"]
     assert all(log["action"] == "新增")
+
+
+@pytest.mark.parametrize("change", ["column inserted at A", "header row deleted"])
+def test_a_change_log_whose_header_staff_changed_loses_no_line(master_copy, inbox, blank_forms, change):
+    import re
+    import zipfile
+
+    from macros.book.ooxml import sheet_parts
+    from macros.errors import HealthbookError
+
+    fill_form(form_c01(blank_forms), inbox / "C01-第一批.xlsx", [new_row(activity="第一批")])
+    consolidate(master_copy, refresh=False)
+    with zipfile.ZipFile(master_copy) as z:
+        parts = {n: z.read(n) for n in z.namelist()}
+    part = sheet_parts(parts)[schema.CHANGES.name]
+    if change == "column inserted at A":  # as Excel's 插入列 leaves it: every cell one column right
+        wb = openpyxl.load_workbook(master_copy)
+        wb[schema.CHANGES.name].insert_cols(1)
+        wb[schema.CHANGES.name]["A1"] = "序号"
+        shifted = Path(str(master_copy) + ".tmp.xlsx")
+        wb.save(shifted)
+        with zipfile.ZipFile(shifted) as z:
+            parts[part] = z.read(sheet_parts({n: z.read(n) for n in z.namelist()})[schema.CHANGES.name])
+    else:
+        parts[part] = re.sub(r'(?s)<row r="1".*?</row>', "", parts[part].decode(), count=1).encode()
+    with zipfile.ZipFile(master_copy, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in parts.items():
+            z.writestr(name, data)
+    before = master_copy.read_bytes()
+
+    fill_form(form_c01(blank_forms), inbox / "C01-第二批.xlsx", [new_row(activity="第二批")])
+    if change == "header row deleted":
+        with pytest.raises(HealthbookError, match="变更记录"):  # refused, named: nothing lost
+            consolidate(master_copy, refresh=False)
+        assert master_copy.read_bytes() == before
+        return
+    consolidate(master_copy, refresh=False)
+    log = read_workbook(master_copy, [schema.CHANGES])[schema.CHANGES.name]
+    # Both lines under the right headers: the old one moved back under them, the new one below.
+    assert list(log["source"]) == ["C01-第一批.xlsx", "C01-第二批.xlsx"]
+    assert all(log["action"] == "新增") and log["time"].notna().all()

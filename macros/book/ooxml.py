@@ -29,6 +29,8 @@ CT_COMMENTS = "application/vnd.openxmlformats-officedocument.spreadsheetml.comme
 CT_VML = "application/vnd.openxmlformats-officedocument.vmlDrawing"
 
 EPOCH = datetime(1899, 12, 30)
+# Text starting with one of these would be a formula if typed into Excel: stored as text.
+FORMULA_PREFIXES = ("=", "+", "-", "@")
 MAX_TEXT = 32767  # Excel's limit on characters in a cell
 
 # Rows and cells as Excel, xlsxwriter and openpyxl write them (an optional namespace prefix is kept).
@@ -362,7 +364,7 @@ def escape_text(text: str) -> str:
 
 
 def looks_like_formula(text: str) -> bool:
-    return text[:1] in ("=", "+", "-", "@")
+    return text[:1] in FORMULA_PREFIXES
 
 
 def to_serial(value: date | datetime | time) -> float:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import zipfile
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from numbers import Integral
 from pathlib import Path
@@ -32,6 +32,8 @@ from ..errors import MissingColumns
 from .ooxml import (
     AFTER_HYPERLINKS,
     DIMENSION_RE,
+    EPOCH,
+    FORMULA_PREFIXES,
     HYPERLINKS_RE,
     MAX_TEXT,
     NS_MAIN,
@@ -58,7 +60,7 @@ from .ooxml import (
     workbook_part,
 )
 from .package import Package
-from .read import HEADER_SEARCH_ROWS, ROW, clean_header
+from .read import HEADER_SEARCH_ROWS, ROW, clean_header, frame_from_rows
 from .styles import is_date_code
 from .verify import grid
 from .write_types import FILLS, SheetWrite
@@ -239,6 +241,15 @@ def rewrite_sheet(
         if header_r is None or missing:
             raise MissingColumns(pkg.path, sheet.name, missing or [c.header for c in sheet.required_columns],
                                  list(header_cells.values()))
+    if write.append and not ledger and any(r > (header_r or 0) for r in old_rows):
+        # Old lines are kept as they are only under the very header this write gives the sheet;
+        # a sheet whose header staff moved, renamed or deleted is read and rewritten whole
+        # (under the right headers), or refused by the reader when its header is gone.
+        contract = {i: col.header for i, col in enumerate(sheet.columns)}
+        if {c: t for c, t in header_cells.items() if c in contract} != contract:  # columns of staff's own may follow
+            old = frame_from_rows(_old_grid(pkg, sheet.name), sheet, pkg.path).drop(columns=ROW)
+            return rewrite_sheet(pkg, replace(write, rows=old.to_dict("records") + write.rows, append=False),
+                                 extra_cells, drop_cols, old_grid)
     header_r = header_r or 1
     out = Written(sheet.name, header_row=header_r)
 
@@ -298,8 +309,11 @@ def rewrite_sheet(
         header_out[banner_col] = cell_xml(ref_of(header_r, banner_col), write.note, 0)
         out.cells[(header_r, banner_col)] = write.note
     elif header_old and not ledger:
+        ours = set(sheet.headers)
         for cell in header_old.cells:  # keep the existing banner when no new note is given
             if cell.col not in layout_cols and cell.col not in drop_cols:
+                if clean_header(cell_value(cell, strings)) in ours:
+                    continue  # one of our headers that staff moved right: its column is ours again
                 header_out[cell.col] = cell.xml
     new_rows[header_r] = sorted(header_out.items())
 
@@ -310,9 +324,10 @@ def rewrite_sheet(
     explicit = [int(r) if isinstance(r := row.get(ROW), Integral) and not isinstance(r, bool) else None
                 for row in write.rows]
     last = max([header_r, *(r for r in explicit if r is not None)])
-    # Appending (变更记录): the rows already there stay byte for byte; the new ones go below.
+    # Appending (变更记录): the rows already there stay byte for byte; the new ones go below the
+    # last one holding a value (formatted blank rows below it are filled in).
     kept = {r: x for r, (_, x) in old_rows.items() if r > header_r} if write.append and not ledger else {}
-    last = max([last, *kept])
+    last = max([last, *(r for r, x in kept.items() if _HAS_VALUE.search(x))])
     if ledger:
         # New rows go below the last row holding a value; formatted blank rows below the data
         # are filled in (and lend the new cells their formats), not skipped.
@@ -336,9 +351,9 @@ def rewrite_sheet(
     external: list[str] = []
     max_r, max_c = header_r, max(header_out, default=0)
     keys = [key for key, _ in layout]
-    verbatim: dict[int, str] = dict(kept)
-    if kept:
-        max_r = max(max_r, *kept)
+    verbatim: dict[int, str] = {r: x for r, x in kept.items() if r not in taken}
+    if verbatim:
+        max_r = max(max_r, *verbatim)
     if not ledger:
         old_grid = []
     elif old_grid is None:
@@ -473,7 +488,7 @@ def rewrite_sheet(
     return out
 
 
-EXCEL_EPOCH_ORDINAL = date(1899, 12, 30).toordinal()
+EXCEL_EPOCH_ORDINAL = EPOCH.toordinal()  # dates as whole serials, without a datetime each
 
 
 BULK = True  # False: every row takes the general path (tests compare the two)
@@ -510,7 +525,7 @@ class _BulkEncoder:
             kinds = set(map(type, values))
             kinds.discard(type(None))
             if not kinds <= _PLAIN_KINDS or (str in kinds and "" in values):
-                values = [plain_fast(v) for v in values]
+                values = [plain(v) for v in values]
                 kinds = set(map(type, values))
                 kinds.discard(type(None))
             if str in kinds and max(map(len, [v for v in values if type(v) is str])) > MAX_TEXT:
@@ -531,7 +546,7 @@ class _BulkEncoder:
             texts = [v for v in values if v is not None]
             joined = " ".join(texts)
             starts = "\x00" + "\x00".join(texts)  # a text starting "=" shows as "\x00="
-            if (not any("\x00" + c in starts for c in _FORMULA_START) and "_x" not in joined
+            if (not any("\x00" + c in starts for c in FORMULA_PREFIXES) and "_x" not in joined
                     and joined.isprintable() and "&" not in joined and "<" not in joined and ">" not in joined):
                 s = attr(base)
                 return ["" if v is None else
@@ -559,20 +574,6 @@ class _BulkEncoder:
 _PLAIN_KINDS = {str, int, date}
 
 
-def plain_fast(value: object) -> object:
-    """``plain`` with the common types answered first (this runs for every cell of a large write)."""
-    t = type(value)
-    if t is str:
-        return value or None
-    if t is int or t is date or value is None:
-        return value
-    if t is float:
-        return None if (value != value or value in _INFINITIES) else value
-    return plain(value)
-
-
-_FORMULA_START = frozenset("=+-@")
-_INFINITIES = (float("inf"), float("-inf"))
 
 
 def blank_sheet_xml(sheet: schema.Sheet) -> str:
@@ -599,7 +600,7 @@ def _kind(value: object) -> str | None:
     """What a value needs from its cell format (None: nothing)."""
     t = type(value)
     if t is str:
-        return "text" if value[:1] in ("=", "+", "-", "@") else None
+        return "text" if value[:1] in FORMULA_PREFIXES else None
     if t is int or t is float:
         return "number"
     if t is datetime:
