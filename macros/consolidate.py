@@ -31,7 +31,7 @@ import pandas as pd
 from . import schema
 from .book.owned import next_free_row
 from .book.read import ROW, Workbook, settings_from_frame
-from .book.write import STAGED, FileBook
+from .book.write import STAGED, FileBook, WriteRefused
 from .book.write_types import SheetWrite
 from .errors import HealthbookError
 from .forms import safe_name
@@ -256,10 +256,11 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
     if dry_run:
         return run
     if changes:
-        sheets = [
+        merged = [
             SheetWrite(schema.LEDGER, merge.rows),
             SheetWrite(schema.CHANGES, [c.row() for c in changes], append=True),
         ]
+        sheets = list(merged)
         marks = None  # without a refresh, earlier marks stay where they are
         report, problem = None, ""
         if refresh:
@@ -268,7 +269,14 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
             if report is not None:
                 sheets += report.sheets
                 marks = report.marks
-        written = book.write_or_stage(sheets, marks)
+        try:
+            written = book.write_or_stage(sheets, marks)
+        except WriteRefused as refused:
+            if report is None:
+                raise
+            # The refresh's part failed the written file's check: the merge must not wait for it.
+            written = book.write_or_stage(merged, None)
+            report, problem = None, f"写入前的核对未通过（{refused.reason}）"
         if refresh:
             run.refreshed = refresh_text(report is not None, problem, bool(written.staged))
         if written.staged:  # open in Excel: leave the inbox for the next run

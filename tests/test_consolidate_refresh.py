@@ -229,6 +229,30 @@ def test_a_broken_notice_template_does_not_hold_the_merge_back(master_copy, blan
     assert not any(where.inbox.iterdir())
 
 
+def test_a_refresh_failing_the_written_files_check_does_not_hold_the_merge_back(master, inbox, blank_forms,
+                                                                               monkeypatch):
+    # Fault injection: the writer's re-read check refuses any file holding 校验结果 (as it would
+    # for a bug in writing the report's sheets); the merge alone must still go in.
+    import macros.book.write as writer
+    from macros.book.verify import VerifyError
+
+    check = writer.check_values
+
+    def refuse_report(path, written, unchanged):
+        if schema.ISSUES.name in written:
+            raise VerifyError("injected")
+        return check(path, written, unchanged)
+
+    monkeypatch.setattr(writer, "check_values", refuse_report)
+    fill_form(form_c01(blank_forms), inbox / "C01.xlsx", [new_row(activity="老年人健康体检第八批")])
+    grids = output_grids(master)
+    run = consolidate(master, as_of=AS_OF)
+    assert run.master_written and run.rows_added == 1
+    assert "未刷新" in run.refreshed and "injected" in run.refreshed
+    assert "老年人健康体检第八批" in set(read_workbook(master)[LEDGER]["activity"])
+    assert output_grids(master) == grids and not any(inbox.iterdir())
+
+
 def test_a_column_the_master_lacks_is_marked_where_the_writer_adds_it(master_copy, blank_forms):
     wb = openpyxl.load_workbook(master_copy)  # a test copy: a ledger made without 参与人数
     ws = wb[LEDGER]
