@@ -216,23 +216,23 @@ def rewrite_sheet(
     by_col_style = col_styles(xml)
 
     # Rows as text, indexed by number; only the first few are parsed cell by cell.
-    old_rows: dict[int, tuple[str, str]] = {}  # r → (attribute text, row xml)
+    old_rows: dict[int, str] = {}  # r → the row's XML
     starts = row_starts(data) if fast else None
     if starts:  # cut between row starts: no regex walks through every row's cells
         ends = [at for _, at in starts[1:]] + [data.rindex("</")]
         for (r, at), end_at in zip(starts, ends):
-            old_rows[r] = ("", data[at:end_at])
+            old_rows[r] = data[at:end_at]
     elif fast and not _ROW_NOT_FAST.search(data):
-        for whole, r_text, attrs in _ROW_FAST.findall(data):
-            old_rows[int(r_text)] = (f' r="{r_text}"{attrs}', whole)
+        for whole, r_text, _attrs in _ROW_FAST.findall(data):
+            old_rows[int(r_text)] = whole
     else:
         last = 0
         for m in ROW_RE.finditer(data):
             attrs = m.group("attrs")
             rm = _R_ATTR.search(attrs)
             last = int(rm.group(1)) if rm else last + 1
-            old_rows[last] = (attrs, m.group(0))
-    head = parse_rows("".join(x for r, (_, x) in sorted(old_rows.items()) if r <= HEADER_SEARCH_ROWS))
+            old_rows[last] = m.group(0)
+    head = parse_rows("".join(x for r, x in sorted(old_rows.items()) if r <= HEADER_SEARCH_ROWS))
     header_r, header_cells = header_layout(head, sheet, strings)
     if ledger and old_rows:
         # Never guess where staff's columns are: writing under the wrong headers would scramble
@@ -326,13 +326,13 @@ def rewrite_sheet(
     last = max([header_r, *(r for r in explicit if r is not None)])
     # Appending (变更记录): the rows already there stay byte for byte; the new ones go below the
     # last one holding a value (formatted blank rows below it are filled in).
-    kept = {r: x for r, (_, x) in old_rows.items() if r > header_r} if write.append and not ledger else {}
+    kept = {r: x for r, x in old_rows.items() if r > header_r} if write.append and not ledger else {}
     last = max([last, *(r for r, x in kept.items() if _HAS_VALUE.search(x))])
     if ledger:
         # New rows go below the last row holding a value; formatted blank rows below the data
         # are filled in (and lend the new cells their formats), not skipped.
         wanted_rows = {r for r in explicit if r is not None}
-        last = max([last, *(r for r, (_, x) in old_rows.items()
+        last = max([last, *(r for r, x in old_rows.items()
                             if r > header_r and r not in wanted_rows and _HAS_VALUE.search(x))])
     for want in explicit:
         if want is not None:
@@ -386,11 +386,11 @@ def rewrite_sheet(
             before = got[out.order[0]:out.order[-1] + 1] if contiguous else [
                 got[c] if c < len(got) else "" for c in out.order]
             if before == now:
-                verbatim[r] = old_rows[r][1]
+                verbatim[r] = old_rows[r]
                 out.rows[r] = now
                 max_r = max(max_r, r)
                 continue
-        old = _cells_in(old_rows[r][1], fast) if ledger and r in old_rows else {}
+        old = _cells_in(old_rows[r], fast) if ledger and r in old_rows else {}
         cells: list[tuple[int, str]] = []
         values: list = []
         for key, c in layout:
@@ -445,12 +445,12 @@ def rewrite_sheet(
         for r in set(old_rows) - taken:
             if r <= header_r:
                 continue
-            if not _HAS_VALUE.search(old_rows[r][1]):
-                verbatim[r] = old_rows[r][1]  # a formatted blank row stays as it was
+            if not _HAS_VALUE.search(old_rows[r]):
+                verbatim[r] = old_rows[r]  # a formatted blank row stays as it was
                 max_r = max(max_r, r)
                 continue
             # A row the caller dropped: its cells in columns without a header stay.
-            for c, o in _cells_in(old_rows[r][1], fast).items():
+            for c, o in _cells_in(old_rows[r], fast).items():
                 if c not in layout_cols and c not in drop_cols:
                     new_rows.setdefault(r, []).append((c, o[3]))
                     unsorted.add(r)
