@@ -192,7 +192,7 @@ def cmd_consolidate(args: argparse.Namespace) -> int:
     from .consolidate import consolidate, summary_text
 
     bar = TextProgress() if sys.stderr.isatty() else None
-    run = consolidate(args.path, inbox=args.inbox, dry_run=args.dry_run, progress=bar)
+    run = consolidate(args.path, inbox=args.inbox, dry_run=args.dry_run, as_of=args.as_of, progress=bar)
     if bar:
         bar.close()
     emit(args, run.to_dict(), summary_text(run))
@@ -305,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "主工作簿正被打开时暂存结果、保留收件箱，退出码 3。")
     p.add_argument("--inbox", type=Path, help="收件箱文件夹（默认取“设置”表，相对主工作簿）")
     p.add_argument("--dry-run", action="store_true", help="只检查和预演，不写主工作簿、不移动文件")
+    p.add_argument("--as-of", type=_as_of, default=None, metavar="日期",
+                   help="校验和进度统计的截止日期，如 2020-11-15（默认今天）")
     return parser
 
 

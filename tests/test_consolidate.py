@@ -16,7 +16,7 @@ from macros.cli import main
 from macros.consolidate import consolidate, folders
 from macros.forms import build_forms
 
-from .conftest import convert_with_libreoffice
+from .conftest import cli_json, convert_with_libreoffice
 
 LEDGER = schema.LEDGER.name
 HEADERS = {c.key: c.header for c in schema.LEDGER.columns}
@@ -403,3 +403,12 @@ def test_a_change_log_whose_header_staff_changed_loses_no_line(master_copy, inbo
     # Both lines under the right headers: the old one moved back under them, the new one below.
     assert list(log["source"]) == ["C01-第一批.xlsx", "C01-第二批.xlsx"]
     assert all(log["action"] == "新增") and log["time"].notna().all()
+
+
+def test_as_of_on_the_command_line_is_the_date_submissions_are_judged_by(master_copy, inbox, blank_forms):
+    fill_form(form_c01(blank_forms), inbox / "C01-11月.xlsx", [new_row(date=date(2020, 11, 18))])
+    code, out = cli_json("consolidate", str(master_copy), "--as-of", "2020-11-15")
+    [result] = out["files"]
+    assert code == 0 and result["status"] == "accepted"  # a warning: merged, and said
+    assert result["rows_added"] == 1
+    assert any("晚于今天（2020-11-15）" in p["message"] for p in result["issues"])
