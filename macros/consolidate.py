@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from . import schema
-from .book.owned import next_free_row
+from .book.owned import ledger_columns, next_free_row
 from .book.read import ROW, Workbook, settings_from_frame
 from .book.write import STAGED, FileBook, WriteRefused
 from .book.write_types import SheetWrite
@@ -883,15 +883,11 @@ def merged_workbook(wb: Workbook, rows: list[dict]) -> Workbook:
 
 
 def written_headers(headers: list[str]) -> list[str]:
-    """The 台账 header row after a write (index 0 = column A): the writer appends the contract
-    columns the sheet lacks after its last header, in contract order."""
-    out = list(headers)
-    last = max((i for i, h in enumerate(out) if h), default=-1)
-    for column in schema.LEDGER.columns:
-        if column.header not in out:
-            last += 1
-            out += [""] * (last + 1 - len(out))
-            out[last] = column.header
+    """The 台账 header row after a write (index 0 = column A), as the writer lays it out."""
+    columns = ledger_columns({i: h for i, h in enumerate(headers) if h}, schema.LEDGER)
+    out = list(headers) + [""] * (max(columns.values(), default=-1) + 1 - len(headers))
+    for key, c in columns.items():
+        out[c] = schema.LEDGER.header_of(key) if key in KEYS else key
     return out
 
 

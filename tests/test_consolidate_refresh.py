@@ -21,7 +21,7 @@ from macros.book.read import read_workbook
 from macros.book.verify import grid
 from macros.book.write import FileBook
 from macros.book.write_types import FILLS, SheetWrite
-from macros.consolidate import consolidate, folders
+from macros.consolidate import consolidate, folders, written_headers
 from macros.forms import build_forms
 from macros.report import run_report
 
@@ -275,3 +275,22 @@ def test_a_column_the_master_lacks_is_marked_where_the_writer_adds_it(master_cop
     links = {c.hyperlink.location for r in wb[schema.ISSUES.name].iter_rows(min_row=2) for c in r
              if c.hyperlink and any("400,000" in str(x.value or "") for x in r)}
     assert links == {f"'{LEDGER}'!{openpyxl.utils.get_column_letter(col)}{row}"}
+
+
+def test_written_headers_are_the_header_row_the_writer_leaves(master_copy):
+    # Staff moved columns, added one of their own and dropped two optional contract columns.
+    wb = openpyxl.load_workbook(master_copy)  # a test copy
+    ws = wb[LEDGER]
+    headers = [c.value for c in ws[1]]
+    for name in ("备注", "入简报"):
+        ws.delete_cols(headers.index(name) + 1)
+        headers = [c.value for c in ws[1]]
+    ws.move_range(f"A1:A{ws.max_row}", cols=ws.max_column + 1)  # 记录编号 moved to the far right
+    ws.cell(1, ws.max_column + 2, "核对人")
+    wb.save(master_copy)
+    before = read_workbook(master_copy)[LEDGER]
+    book = FileBook(master_copy)
+    book.write([SheetWrite(schema.LEDGER, before.to_dict("records"))])
+    after = read_workbook(master_copy)[LEDGER].attrs["headers"]
+    assert written_headers(before.attrs["headers"]) == after
+    assert {"备注", "入简报", "核对人", "记录编号"} <= set(after)

@@ -254,19 +254,9 @@ def rewrite_sheet(
     out = Written(sheet.name, header_row=header_r)
 
     # Column layout.
-    by_header = sheet.by_header()
     if ledger:
-        for c, text in header_cells.items():
-            out.columns[by_header[text].key if text in by_header else text] = c
-        next_col = max(header_cells, default=-1) + 1
-        for col in sheet.columns:
-            if col.key not in out.columns:
-                out.columns[col.key] = next_col
-                next_col += 1
-        for key in sorted(set().union(*write.rows) if write.rows else set(), key=str):
-            if not key.startswith("_") and key not in out.columns:
-                out.columns[key] = next_col
-                next_col += 1
+        extra = sorted(set().union(*write.rows) if write.rows else set(), key=str)
+        out.columns = ledger_columns(header_cells, sheet, tuple(k for k in extra if not k.startswith("_")))
     else:
         out.columns = {col.key: i for i, col in enumerate(sheet.columns)}
     layout = sorted(out.columns.items(), key=lambda kv: kv[1])
@@ -574,6 +564,21 @@ class _BulkEncoder:
 _PLAIN_KINDS = {str, int, date}
 
 
+
+
+def ledger_columns(header_cells: dict[int, str], sheet: schema.Sheet,
+                   extra_keys: tuple[str, ...] = ()) -> dict[str, int]:
+    """Where the ledger's columns go (key → 0-based column): staff's stay where they are, matched
+    by cleaned header (their own columns keyed by header text); contract columns the sheet lacks
+    are appended after the last header, in contract order, then ``extra_keys``."""
+    by_header = sheet.by_header()
+    columns = {by_header[text].key if text in by_header else text: c for c, text in header_cells.items()}
+    next_col = max(header_cells, default=-1) + 1
+    for key in [*(col.key for col in sheet.columns), *extra_keys]:
+        if key not in columns:
+            columns[key] = next_col
+            next_col += 1
+    return columns
 
 
 def blank_sheet_xml(sheet: schema.Sheet) -> str:
