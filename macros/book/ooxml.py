@@ -363,10 +363,6 @@ def escape_text(text: str) -> str:
     return text
 
 
-def looks_like_formula(text: str) -> bool:
-    return text[:1] in FORMULA_PREFIXES
-
-
 def to_serial(value: date | datetime | time) -> float:
     """A date/datetime/time as an Excel serial (1900 date system)."""
     if isinstance(value, time):
