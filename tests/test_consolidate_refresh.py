@@ -238,10 +238,10 @@ def test_a_refresh_failing_the_written_files_check_does_not_hold_the_merge_back(
 
     check = writer.check_values
 
-    def refuse_report(path, written, unchanged):
+    def refuse_report(reads, written, unchanged):
         if schema.ISSUES.name in written:
             raise VerifyError("injected")
-        return check(path, written, unchanged)
+        return check(reads, written, unchanged)
 
     monkeypatch.setattr(writer, "check_values", refuse_report)
     fill_form(form_c01(blank_forms), inbox / "C01.xlsx", [new_row(activity="老年人健康体检第八批")])

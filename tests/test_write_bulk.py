@@ -93,3 +93,26 @@ def test_typical_rows_take_both_paths_alike(demo_master, tmp_path, monkeypatch):
     assert written[True] == written[False]
     # formula-looking text stays text, with the quote prefix Excel shows it by
     assert any(c[1] == "=HYPERLINK(1)" and c[2] == "s" and c[4] for c in written[True])
+
+
+def test_spaces_at_either_end_are_marked_to_keep(demo_master, tmp_path, monkeypatch):
+    """Excel drops whitespace at the ends of a <t> unless it says xml:space="preserve"; the mark is
+    written where text needs it (both paths), and only there (it is a fifth of a big ledger)."""
+    import re
+    import zipfile
+
+    texts = [" 前空格", "后空格 ", "\u3000全角缩进", "中间 空格", "无空格"]
+    rows = [{"record_id": f"C01-9{i:03d}", "activity": t, "committee_id": "C01"} for i, t in enumerate(texts)]
+    for bulk in (True, False):
+        path = tmp_path / f"{bulk}" / demo_master.name
+        path.parent.mkdir()
+        shutil.copy2(demo_master, path)
+        monkeypatch.setattr(owned, "BULK", bulk)
+        FileBook(path).write([SheetWrite(schema.LEDGER, rows)])
+        with zipfile.ZipFile(path) as zf:
+            xml = next(zf.read(n).decode() for n in zf.namelist()
+                       if n.startswith("xl/worksheets/sheet") and "中间 空格" in zf.read(n).decode())
+        tags = {m.group(2): m.group(1) for m in re.finditer(r"(<t[^>]*>)([^<]*)</t>", xml) if m.group(2) in texts}
+        assert tags == {" 前空格": '<t xml:space="preserve">', "后空格 ": '<t xml:space="preserve">',
+                        "\u3000全角缩进": '<t xml:space="preserve">', "中间 空格": "<t>", "无空格": "<t>"}
+        assert [c[1] for c in cells(path, len(rows)) if c[0].startswith("E")] == texts

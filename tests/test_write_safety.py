@@ -228,6 +228,53 @@ def test_a_write_that_fails_its_check_is_refused_and_staged(master, monkeypatch)
     assert err.value.exit_code == 2
 
 
+def test_a_wrong_value_in_rows_written_in_bulk_is_refused(master, monkeypatch):
+    # Simulate an encoder bug in one cell of the added rows (checked column by column): the
+    # re-read must name that cell, and the master stays as it was.
+    from macros.book import package
+    from macros.book.write import WriteRefused
+
+    book = FileBook(master)
+    rows = book.read()[schema.LEDGER.name].to_dict("records")
+    added = [{**rows[0], "record_id": f"C01-{9000 + i}", "activity": f"批量新增{i}", "_row": None}
+             for i in range(50)]
+    original_save = package.Package.save
+
+    def tampering_save(self, target):
+        part = self.sheets[schema.LEDGER.name]
+        self.set_text(part, self.text(part).replace("批量新增37<", "批量新增结果被改<", 1))
+        return original_save(self, target)
+
+    monkeypatch.setattr(package.Package, "save", tampering_save)
+    before = digest(master)
+    with pytest.raises(WriteRefused) as err:
+        book.write([SheetWrite(schema.LEDGER, rows + added)])
+    assert digest(master) == before
+    assert "批量新增37" in str(err.value) and "批量新增结果被改" in str(err.value)
+    assert f"台账!E{len(rows) + 1 + 38}" in str(err.value)
+
+
+def test_large_sheets_compressed_in_the_background_read_back(master, monkeypatch):
+    # Parts over LARGE_PART are deflated by a thread while the next sheet is built; the zip
+    # entry must carry the right CRC and sizes for every reader.
+    from macros.book import package
+
+    monkeypatch.setattr(package, "LARGE_PART", 1000)
+    book = FileBook(master)
+    rows = book.read()[schema.LEDGER.name].to_dict("records")
+    added = [{**rows[0], "record_id": f"C01-{9000 + i}", "activity": f"后台压缩{i}", "_row": None}
+             for i in range(300)]
+    book.write([SheetWrite(schema.LEDGER, rows + added), *issues_write(200)])
+    with zipfile.ZipFile(master) as zf:
+        assert zf.testzip() is None  # every entry's CRC and size
+        sheets = [i for i in zf.infolist() if i.filename.startswith("xl/worksheets/sheet")]
+        assert all(i.compress_type == zipfile.ZIP_DEFLATED for i in sheets)
+    ledger = CalamineWorkbook.from_path(str(master)).get_sheet_by_name(schema.LEDGER.name).to_python()
+    assert [r[4] for r in ledger[-300:]] == [f"后台压缩{i}" for i in range(300)]
+    issues = CalamineWorkbook.from_path(str(master)).get_sheet_by_name(schema.ISSUES.name).to_python()
+    assert [r[6] for r in issues[1:]] == [f"问题{i}" for i in range(200)]
+
+
 def test_locked_holds_the_lock_across_read_and_write(master):
     book = FileBook(master)
     with book.locked():

@@ -428,7 +428,16 @@ def cell_xml(ref: str, value: object, style: int) -> str:
         return f'<c r="{ref}"{s}><v>{number_text(to_serial(value))}</v></c>'
     text = str(value)[:MAX_TEXT]
     # Inline strings keep sharedStrings.xml untouched and are never formulas.
-    return f'<c r="{ref}"{s} t="inlineStr"><is><t xml:space="preserve">{escape_text(text)}</t></is></c>'
+    return f'<c r="{ref}"{s} t="inlineStr"><is>{t_open(text)}{escape_text(text)}</t></is></c>'
+
+
+T_PRESERVE = '<t xml:space="preserve">'
+
+
+def t_open(text: str) -> str:
+    """The <t> start tag: ``xml:space="preserve"`` only where text has leading or trailing
+    whitespace (a reader may drop it otherwise), as openpyxl and xlsxwriter write it."""
+    return T_PRESERVE if text[:1].isspace() or text[-1:].isspace() else "<t>"
 
 
 def row_xml(r: int, cells: list[tuple[int, str]], attrs_text: str | None = None) -> str:

@@ -56,6 +56,7 @@ from .ooxml import (
     row_xml,
     sheet_data_span,
     sheet_parts,
+    t_open,
     to_serial,
     workbook_part,
 )
@@ -74,12 +75,14 @@ class Written:
     """What a sheet now holds, for the re-read check.
 
     ``cells``: (row, col) → value for header and banner cells; ``rows``: row → values in the
-    column order ``order`` (compact: a 100k-row ledger is checked without a dict per cell).
+    column order ``order`` (compact: a 100k-row ledger is checked without a dict per cell);
+    ``blocks``: (rows, values column by column in ``order``) for rows encoded in bulk.
     """
 
     sheet: str
     cells: dict[tuple[int, int], object] = field(default_factory=dict)
     rows: dict[int, list] = field(default_factory=dict)
+    blocks: list[tuple[list[int], list[list]]] = field(default_factory=list)
     order: list[int] = field(default_factory=list)
     header_row: int = 1
     columns: dict[str, int] = field(default_factory=dict)  # column key → 0-based index
@@ -359,8 +362,9 @@ def rewrite_sheet(
     if bulk:
         encoder = _BulkEncoder(layout, by_col_style, columns, styles, cache, not ledger)
         bulk_r = [placed[i] for i in bulk]
-        for r, text, values in zip(bulk_r, *encoder.encode([write.rows[i] for i in bulk], bulk_r)):
-            out.rows[r] = values
+        texts, value_columns = encoder.encode([write.rows[i] for i in bulk], bulk_r)
+        out.blocks.append((bulk_r, value_columns))
+        for r, text in zip(bulk_r, texts):
             if text:
                 verbatim[r] = text
         max_r = max(max_r, *(r for r in bulk_r if r in verbatim), header_r)
@@ -507,7 +511,7 @@ class _BulkEncoder:
         return style
 
     def encode(self, rows: list[dict], numbers: list[int]) -> tuple[list[str], list[list]]:
-        """(row XML, values as calamine reads them back) for each row."""
+        """(each row's XML, each column's values as calamine reads them back)."""
         rs = [str(r) for r in numbers]
         cell_columns, value_columns = [], []
         for key, letter, base in self.columns:
@@ -525,7 +529,7 @@ class _BulkEncoder:
             value_columns.append(["" if v is None else v for v in values])
         texts = [f'<row r="{r}">{body}</row>' if (body := "".join(cells)) else ""
                  for r, cells in zip(rs, zip(*cell_columns))]
-        return texts, [list(v) for v in zip(*value_columns)]
+        return texts, value_columns
 
     def column(self, key: str, letter: str, base: int, values: list, kinds: set, rs: list[str]) -> list[str]:
         """The cells of one column ("" for a blank: no cell, the column's own style shows)."""
@@ -539,8 +543,11 @@ class _BulkEncoder:
             if (not any("\x00" + c in starts for c in FORMULA_PREFIXES) and "_x" not in joined
                     and joined.isprintable() and "&" not in joined and "<" not in joined and ">" not in joined):
                 s = attr(base)
-                return ["" if v is None else
-                        f'<c r="{letter}{r}"{s} t="inlineStr"><is><t xml:space="preserve">{v}</t></is></c>'
+                # Printable text has no whitespace but the space: a space at either end needs preserve.
+                if "\x00 " in starts or " \x00" in starts + "\x00":
+                    return ["" if v is None else f'<c r="{letter}{r}"{s} t="inlineStr"><is>{t_open(v)}{v}</t></is></c>'
+                            for v, r in zip(values, rs)]
+                return ["" if v is None else f'<c r="{letter}{r}"{s} t="inlineStr"><is><t>{v}</t></is></c>'
                         for v, r in zip(values, rs)]
         elif kinds and kinds <= {int, float}:
             s = attr(self.style(key, base, "number", 0))

@@ -7,6 +7,8 @@ import posixpath
 import re
 import struct
 import zipfile
+import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
@@ -47,6 +49,7 @@ class Package:
         self._styles: Styles | None = None
         self.added_sheets: list[str] = []
         self._strings: list[str] | None = None
+        self._deflating: dict[str, tuple[bytes, Future]] = {}
 
     def data(self, name: str) -> bytes | None:
         return self.changed.get(name, self.parts.get(name))
@@ -55,7 +58,10 @@ class Package:
         return self.data(name).decode("utf-8")
 
     def set_text(self, name: str, text: str) -> None:
-        self.changed[name] = text.encode("utf-8")
+        data = self.changed[name] = text.encode("utf-8")
+        if len(data) > LARGE_PART:
+            # zlib lets go of the GIL: a large sheet is compressed while the next one is built.
+            self._deflating[name] = (data, _background().submit(_deflate, data))
 
     def exists(self, name: str) -> bool:
         return name in self.changed or name in self.parts
@@ -141,14 +147,41 @@ class Package:
                     clone.compress_type = info.compress_type
                     clone.external_attr = info.external_attr
                     clone.create_system = info.create_system
-                    data = self.data(info.filename)
-                    zf.writestr(clone, data, compresslevel=_level(data))
+                    self._write_part(zf, fh, clone, self.data(info.filename))
                 for name, data in self.changed.items():
                     if name not in self.parts:
-                        zf.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), data,
-                                    compress_type=zipfile.ZIP_DEFLATED, compresslevel=_level(data))
+                        clone = zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0))
+                        clone.compress_type = zipfile.ZIP_DEFLATED
+                        self._write_part(zf, fh, clone, data)
             fh.flush()
             os.fsync(fh.fileno())
+        self._deflating.clear()
+
+    def _write_part(self, zf: zipfile.ZipFile, fh, info: zipfile.ZipInfo, data: bytes) -> None:
+        done = self._deflating.get(info.filename)
+        if done is not None and done[0] is data and info.compress_type == zipfile.ZIP_DEFLATED:
+            crc, raw = done[1].result()
+            _append_raw(fh, zf, info, raw, crc, len(data))
+        else:
+            zf.writestr(info, data, compresslevel=_level(data))
+
+
+LARGE_PART = 1 << 20
+_pool: ThreadPoolExecutor | None = None
+
+
+def _background() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(2, thread_name_prefix="healthbook-deflate")
+    return _pool
+
+
+def _deflate(data: bytes) -> tuple[int, bytes]:
+    """(CRC-32, raw deflate stream) of a large part, as zipfile would store it at ``_level``."""
+    level = _level(data)
+    packer = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION if level is None else level, zlib.DEFLATED, -15)
+    return zlib.crc32(data), packer.compress(data) + packer.flush()
 
 
 def _level(data: bytes) -> int | None:
@@ -177,11 +210,16 @@ def _copy_raw(src, info: zipfile.ZipInfo, fh, zf: zipfile.ZipFile) -> None:
     clone.external_attr = info.external_attr
     clone.create_system = info.create_system
     clone.flag_bits = info.flag_bits & ~0x08  # sizes go in the local header, no data descriptor
-    clone.CRC, clone.compress_size, clone.file_size = info.CRC, info.compress_size, info.file_size
-    clone.header_offset = fh.tell()
-    fh.write(clone.FileHeader())
+    _append_raw(fh, zf, clone, raw, info.CRC, info.file_size)
+
+
+def _append_raw(fh, zf: zipfile.ZipFile, info: zipfile.ZipInfo, raw: bytes, crc: int, size: int) -> None:
+    """Append an entry whose data is already compressed (``raw``) to the archive in ``zf``."""
+    info.CRC, info.compress_size, info.file_size = crc, len(raw), size
+    info.header_offset = fh.tell()
+    fh.write(info.FileHeader())
     fh.write(raw)
-    zf.filelist.append(clone)
-    zf.NameToInfo[clone.filename] = clone
+    zf.filelist.append(info)
+    zf.NameToInfo[info.filename] = info
     zf.start_dir = fh.tell()
     zf._didModify = True

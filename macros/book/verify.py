@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import zipfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -139,21 +140,57 @@ def check_sheet_frame(name: str, old_xml: str, new_xml: str, may_change: set[str
         raise VerifyError(f"{name}: worksheet settings changed")
 
 
-def check_values(path: Path, written: dict[str, object], unchanged: dict[str, list[list]]) -> None:
-    """Re-read with calamine: written cells hold what was written; other sheets hold what they held.
+class GridReads:
+    """Sheets of a written file, re-read by calamine in threads as soon as this is made: calamine
+    lets go of the GIL while it parses, so the sheets are read side by side (and beside the part
+    checks that run meanwhile)."""
 
-    ``written`` maps sheet name to ``owned.Written`` (``cells``, ``rows``, ``order``).
-    """
-    book = CalamineWorkbook.from_path(str(path))
-    for sheet, w in written.items():
+    def __init__(self, path: Path, sheets: list[str]):
+        self.pool = ThreadPoolExecutor(max(1, min(len(sheets), 4)), thread_name_prefix="healthbook-verify")
+        self.reads: dict[str, Future] = {s: self.pool.submit(self._read, path, s) for s in sheets}
+
+    @staticmethod
+    def _read(path: Path, sheet: str) -> list[list]:
+        return grid(CalamineWorkbook.from_path(str(path)), sheet)  # a book per thread: none shared
+
+    def get(self, sheet: str) -> list[list]:
         try:
-            rows = grid(book, sheet)
+            return self.reads[sheet].result()
         except BaseException as exc:
             if not calamine_failure(exc):
                 raise
             raise VerifyError(f"{sheet}: unreadable after the write ({str(exc)[:80]})") from exc
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> GridReads:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_values(reads: GridReads, written: dict[str, object], unchanged: dict[str, list[list]]) -> None:
+    """Re-read with calamine: written cells hold what was written; other sheets hold what they held.
+
+    ``written`` maps sheet name to ``owned.Written`` (``cells``, ``rows``, ``order``); ``reads``
+    reads those sheets and the ``unchanged`` ones from the written file.
+    """
+    for sheet, w in written.items():
+        rows = reads.get(sheet)
         for (r, c), value in w.cells.items():
             _check(sheet, r, c, _cell(rows, r, c), value)
+        for numbers, columns in w.blocks:
+            for c, values in zip(w.order, columns):
+                try:  # calamine's grid is rectangular: a column is read in one pass
+                    got = [rows[r - 1][c] for r in numbers]
+                except IndexError:  # rows or columns beyond what it read hold nothing
+                    got = [_cell(rows, r, c) for r in numbers]
+                if got != values:
+                    for r, have, value in zip(numbers, got, values):
+                        if have != value and not same_value(have, value):
+                            _check(sheet, r, c, have, value)
         order = w.order
         contiguous = order == list(range(order[0], order[0] + len(order))) if order else False
         for r, values in w.rows.items():
@@ -165,7 +202,7 @@ def check_values(path: Path, written: dict[str, object], unchanged: dict[str, li
                 if have != value and not same_value(have, value):
                     _check(sheet, r, c, have, value)
     for sheet, before in unchanged.items():
-        after = grid(book, sheet)
+        after = reads.get(sheet)
         if after != before and _trim(after) != _trim(before):  # the plain comparison is C-fast
             raise VerifyError(f"{sheet}: values changed by marking")
 
