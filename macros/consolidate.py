@@ -30,7 +30,7 @@ import pandas as pd
 
 from . import schema
 from .book.owned import ledger_columns, next_free_row
-from .book.read import ROW, Workbook, settings_from_frame
+from .book.read import ROW, Workbook, records, settings_from_frame
 from .book.write import STAGED, FileBook, WriteRefused
 from .book.write_types import SheetWrite
 from .errors import HealthbookError
@@ -231,7 +231,7 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
     where = folders(master, settings, inbox)
     # Rows keep their _row: the writer puts each record back at its Excel row (without it every
     # record would go below the old end of the ledger, leaving the rows above blank).
-    merge = LedgerMerge(frames[LEDGER].to_dict("records"))
+    merge = LedgerMerge(records(frames[LEDGER]))
     committees = _committees(frames[schema.COMMITTEES.name])
     # The config sheets are what a submission is validated against; the ledger lives in ``merge``.
     pending = None if dry_run else where.receipts / f".pending-{now:%Y%m%d-%H%M%S}-{os.getpid()}"

@@ -9,7 +9,6 @@ before: re-running on the same files changes nothing).
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -122,14 +121,17 @@ SUMMARY_COLUMNS = ("date", "project_id", "activity", "quantity")
 
 def summary(row: dict) -> str:
     """A short text naming an added row in 变更记录."""
-    shown = (display(row[k]) for k in SUMMARY_COLUMNS)
-    return " ".join(str(v) for v in shown if v is not None)
+    return " ".join([str(v) for v in map(display, map(row.__getitem__, SUMMARY_COLUMNS)) if v is not None])
 
 
 def record_number(record_id: object, committee_id: str) -> int | None:
     """The number in ``<committee>-<digits>``, or None when the key is not that committee's."""
-    match = re.fullmatch(rf"{re.escape(committee_id)}-(\d+)", str(record_id or "").strip())
-    return int(match.group(1)) if match else None
+    text = str(record_id or "").strip()
+    digits = text[len(committee_id) + 1:]
+    # isdecimal is what the regex \d matched (full-width digits too, which int() reads)
+    if text.startswith(committee_id) and text[len(committee_id):len(committee_id) + 1] == "-" and digits.isdecimal():
+        return int(digits)
+    return None
 
 
 class LedgerMerge:

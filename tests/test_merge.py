@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from macros import schema
-from macros.merge import ADDED, UNCHANGED, UPDATED, LedgerMerge, comparable
+from macros.merge import ADDED, UNCHANGED, UPDATED, LedgerMerge, comparable, record_number
 
 NOW = datetime(2020, 11, 20, 9, 30)
 ALL = set(schema.LEDGER.keys)
@@ -107,3 +107,11 @@ def test_merging_twice_is_idempotent_and_never_deletes(spec):
     assert not again.changes
     assert merge.rows == snapshot
     assert before <= {r["record_id"] for r in merge.rows}
+
+
+@given(st.text(alphabet="C01-23４５ x\u0660", max_size=10), st.sampled_from(["C01", "C1", "C01-"]))
+def test_record_number_reads_what_the_key_pattern_matches(text, committee):
+    import re
+
+    match = re.fullmatch(rf"{re.escape(committee)}-(\d+)", text.strip())
+    assert record_number(text, committee) == (int(match.group(1)) if match else None)

@@ -104,3 +104,26 @@ def test_a_sheet_name_with_a_stray_space_is_still_the_contract_sheet(master_copy
     names = openpyxl.load_workbook(master_copy).sheetnames
     assert f"{schema.LEDGER.name} " in names and schema.LEDGER.name not in names, "no second 台账 added"
     assert read_workbook(master_copy)[schema.LEDGER.name]["note"].iloc[0] == "已核对"
+
+
+def test_records_are_the_rows_as_pandas_gives_them(master_copy):
+    import math
+
+    import pandas as pd
+
+    from macros.book.read import records
+
+    frames = dict(read_workbook(master_copy).frames)
+    # and a frame with the dtypes pandas infers elsewhere: ints, floats with NaN, dates, objects
+    frames["mixed"] = pd.DataFrame({"n": [1, 2, 3], "x": [1.5, float("nan"), 2.0],
+                                    "t": pd.to_datetime(["2020-06-22", None, "2020-07-01"]),
+                                    "o": ["甲", None, 3]})
+    for name, frame in frames.items():
+        got, want = records(frame), frame.to_dict("records")
+        assert len(got) == len(want) and len(got) > 0, name
+        for a, b in zip(got, want):
+            assert a.keys() == b.keys(), name
+            for k in a:
+                same = a[k] == b[k] or (isinstance(a[k], float) and math.isnan(a[k]) and math.isnan(b[k])) \
+                    or (a[k] is pd.NaT and b[k] is pd.NaT)
+                assert same and type(a[k]) is type(b[k]), (name, k, a[k], b[k])

@@ -61,7 +61,7 @@ from .ooxml import (
     workbook_part,
 )
 from .package import Package
-from .read import HEADER_SEARCH_ROWS, ROW, clean_header, frame_from_rows
+from .read import HEADER_SEARCH_ROWS, ROW, clean_header, frame_from_rows, records
 from .styles import is_date_code
 from .verify import grid
 from .write_types import FILLS, SheetWrite
@@ -251,7 +251,7 @@ def rewrite_sheet(
         contract = {i: col.header for i, col in enumerate(sheet.columns)}
         if {c: t for c, t in header_cells.items() if c in contract} != contract:  # columns of staff's own may follow
             old = frame_from_rows(_old_grid(pkg, sheet.name), sheet, pkg.path).drop(columns=ROW)
-            return rewrite_sheet(pkg, replace(write, rows=old.to_dict("records") + write.rows, append=False),
+            return rewrite_sheet(pkg, replace(write, rows=records(old) + write.rows, append=False),
                                  extra_cells, drop_cols, old_grid)
     header_r = header_r or 1
     out = Written(sheet.name, header_row=header_r)
