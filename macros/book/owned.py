@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from numbers import Integral
@@ -126,6 +126,39 @@ _V = re.compile(r"<v>(.*?)</v>", re.S)
 _HAS_VALUE = re.compile(r"<(?:\w+:)?(?:v|is|f)\b")
 
 
+def _equal(a: object, b: object) -> bool:
+    """``a == b``, False where the comparison has no truth value (pandas' NA)."""
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
+class _OldRows(Mapping):
+    """The old sheetData's rows by number, held as (start, end) offsets into it: a row's text is
+    cut only when asked for, and rows kept as they were are copied back as a few long runs."""
+
+    def __init__(self, data: str, spans: dict[int, tuple[int, int]]):
+        self.data, self.spans = data, spans
+
+    def __getitem__(self, r: int) -> str:
+        a, b = self.spans[r]
+        return self.data[a:b]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.spans)
+
+    def __len__(self) -> int:
+        return len(self.spans)
+
+    def __contains__(self, r: object) -> bool:
+        return r in self.spans
+
+    def has_value(self, r: int) -> bool:
+        a, b = self.spans[r]
+        return _HAS_VALUE.search(self.data, a, b) is not None
+
+
 _COLS: dict[str, int] = {}
 
 
@@ -218,24 +251,24 @@ def rewrite_sheet(
     styles = pkg.styles
     by_col_style = col_styles(xml)
 
-    # Rows as text, indexed by number; only the first few are parsed cell by cell.
-    old_rows: dict[int, str] = {}  # r → the row's XML
+    # Rows by number, as offsets into ``data``; only the first few are parsed cell by cell.
+    spans: dict[int, tuple[int, int]] = {}
     starts = row_starts(data) if fast else None
     if starts:  # cut between row starts: no regex walks through every row's cells
         ends = [at for _, at in starts[1:]] + [data.rindex("</")]
-        for (r, at), end_at in zip(starts, ends):
-            old_rows[r] = data[at:end_at]
+        spans = {r: (at, end_at) for (r, at), end_at in zip(starts, ends)}
     elif fast and not _ROW_NOT_FAST.search(data):
-        for whole, r_text, _attrs in _ROW_FAST.findall(data):
-            old_rows[int(r_text)] = whole
+        for m in _ROW_FAST.finditer(data):
+            spans[int(m.group(2))] = m.span()
     else:
         last = 0
         for m in ROW_RE.finditer(data):
             attrs = m.group("attrs")
             rm = _R_ATTR.search(attrs)
             last = int(rm.group(1)) if rm else last + 1
-            old_rows[last] = m.group(0)
-    head = parse_rows("".join(x for r, x in sorted(old_rows.items()) if r <= HEADER_SEARCH_ROWS))
+            spans[last] = m.span()
+    old_rows = _OldRows(data, spans)
+    head = parse_rows("".join(old_rows[r] for r in sorted(r for r in spans if r <= HEADER_SEARCH_ROWS)))
     header_r, header_cells = header_layout(head, sheet, strings)
     if ledger and old_rows:
         # Never guess where staff's columns are: writing under the wrong headers would scramble
@@ -314,19 +347,22 @@ def rewrite_sheet(
     placed: list[int] = []
     taken: set[int] = set()
     # `_row` as read (int; numpy integers too); anything else means "below the last row".
-    explicit = [int(r) if isinstance(r := row.get(ROW), Integral) and not isinstance(r, bool) else None
+    explicit = [r if type(r := row.get(ROW)) is int else
+                int(r) if isinstance(r, Integral) and not isinstance(r, bool) else None
                 for row in write.rows]
     last = max([header_r, *(r for r in explicit if r is not None)])
     # Appending (变更记录): the rows already there stay byte for byte; the new ones go below the
     # last one holding a value (formatted blank rows below it are filled in).
-    kept = {r: x for r, x in old_rows.items() if r > header_r} if write.append and not ledger else {}
-    last = max([last, *(r for r, x in kept.items() if _HAS_VALUE.search(x))])
+    kept = sorted(r for r in spans if r > header_r) if write.append and not ledger else []
+    for r in reversed(kept):  # from the end: the first row holding a value is the last one
+        if old_rows.has_value(r):
+            last = max(last, r)
+            break
     if ledger:
         # New rows go below the last row holding a value; formatted blank rows below the data
         # are filled in (and lend the new cells their formats), not skipped.
         wanted_rows = {r for r in explicit if r is not None}
-        last = max([last, *(r for r, x in old_rows.items()
-                            if r > header_r and r not in wanted_rows and _HAS_VALUE.search(x))])
+        last = max([last, *(r for r in spans if r > header_r and r not in wanted_rows and old_rows.has_value(r))])
     for want in explicit:
         if want is not None:
             if want <= header_r or want in taken:
@@ -343,8 +379,8 @@ def rewrite_sheet(
     link_xml: list[str] = []
     external: list[str] = []
     max_r, max_c = header_r, max(header_out, default=0)
-    keys = [key for key, _ in layout]
-    verbatim: dict[int, str] = {r: x for r, x in kept.items() if r not in taken}
+    # Rows to write as they are: new text (str), or an old row's span in ``data`` (tuple).
+    verbatim: dict[int, str | tuple[int, int]] = {r: spans[r] for r in kept if r not in taken}
     if verbatim:
         max_r = max(max_r, *verbatim)
     if not ledger:
@@ -352,12 +388,11 @@ def rewrite_sheet(
     elif old_grid is None:
         old_grid = _old_grid(pkg, sheet.name)
     marked_rows = {i for i, _ in fills} | {i for i, _ in links}
-    contiguous = out.order == list(range(out.order[0], out.order[-1] + 1)) if out.order else False
     extra_rows = set(extra_cells or ())
     # The bulk of a large write (a consolidation's new rows, the output sheets) is rows with no
     # old cells, fills or links: encoded a column at a time.
     bulk = [index for index, r in enumerate(placed)
-            if (not ledger or r not in old_rows) and index not in marked_rows and r not in extra_rows] \
+            if (not ledger or r not in spans) and index not in marked_rows and r not in extra_rows] \
         if BULK else []
     if bulk:
         encoder = _BulkEncoder(layout, by_col_style, columns, styles, cache, not ledger)
@@ -368,23 +403,36 @@ def rewrite_sheet(
             if text:
                 verbatim[r] = text
         max_r = max(max_r, *(r for r in bulk_r if r in verbatim), header_r)
-    in_bulk = set(bulk)
+    done = set(bulk)
+    # Old rows whose values did not change keep their XML verbatim. Compared a column at a time
+    # against calamine's reading (blank = "", 12 == 12.0; trimmed text falls through).
+    width = len(old_grid[0]) if old_grid else 0  # calamine's grid is rectangular
+    same = [index for index, r in enumerate(placed)
+            if r in spans and r - 1 < len(old_grid) and index not in done and index not in marked_rows]
+    if same:
+        same_r = [placed[i] for i in same]
+        old_lines = [old_grid[r - 1] for r in same_r]
+        now_columns = []
+        differs: set[int] = set()
+        for key, c in layout:
+            now = ["" if (v := write.rows[i].get(key)) is None else v for i in same]
+            before = [line[c] for line in old_lines] if c < width else [""] * len(same)
+            if not _equal(now, before):
+                differs.update(j for j, (a, b) in enumerate(zip(before, now)) if not _equal(a, b))
+            now_columns.append(now)
+        if differs:
+            keep = [j for j in range(len(same)) if j not in differs]
+            same, same_r = [same[j] for j in keep], [same_r[j] for j in keep]
+            now_columns = [[column[j] for j in keep] for column in now_columns]
+        out.blocks.append((same_r, now_columns))
+        for r in same_r:
+            verbatim[r] = spans[r]
+        done.update(same)
+        max_r = max(max_r, *same_r)
     for index, (r, row) in enumerate(zip(placed, write.rows)):
-        if index in in_bulk:
+        if index in done:
             continue
-        if r in old_rows and r - 1 < len(old_grid) and index not in marked_rows:
-            # A row whose values did not change keeps its XML verbatim: one list comparison
-            # against calamine's reading (blank = "", 12 == 12.0; trimmed text falls through).
-            got = old_grid[r - 1]
-            now = ["" if (v := row.get(key)) is None else v for key in keys]
-            before = got[out.order[0]:out.order[-1] + 1] if contiguous else [
-                got[c] if c < len(got) else "" for c in out.order]
-            if before == now:
-                verbatim[r] = old_rows[r]
-                out.rows[r] = now
-                max_r = max(max_r, r)
-                continue
-        old = _cells_in(old_rows[r], fast) if ledger and r in old_rows else {}
+        old = _cells_in(old_rows[r], fast) if ledger and r in spans else {}
         cells: list[tuple[int, str]] = []
         values: list = []
         for key, c in layout:
@@ -439,8 +487,8 @@ def rewrite_sheet(
         for r in set(old_rows) - taken:
             if r <= header_r:
                 continue
-            if not _HAS_VALUE.search(old_rows[r]):
-                verbatim[r] = old_rows[r]  # a formatted blank row stays as it was
+            if not old_rows.has_value(r):
+                verbatim[r] = spans[r]  # a formatted blank row stays as it was
                 max_r = max(max_r, r)
                 continue
             # A row the caller dropped: its cells in columns without a header stay.
@@ -455,9 +503,21 @@ def rewrite_sheet(
         max_r, max_c = max(max_r, r), max([max_c, *(c for c, _ in extra)])
 
     parts = []
+    run_start = run_end = -1  # old rows that follow each other in ``data`` go back as one slice
     for r in sorted(new_rows.keys() | verbatim.keys()):
-        if r in verbatim:
-            parts.append(verbatim[r])
+        kept_as = verbatim.get(r)
+        if type(kept_as) is tuple:
+            if kept_as[0] != run_end:
+                if run_end > run_start:
+                    parts.append(data[run_start:run_end])
+                run_start = kept_as[0]
+            run_end = kept_as[1]
+            continue
+        if run_end > run_start:
+            parts.append(data[run_start:run_end])
+            run_start = run_end = -1
+        if kept_as is not None:
+            parts.append(kept_as)
             continue
         cells = new_rows[r]
         if r in unsorted:
@@ -466,14 +526,17 @@ def rewrite_sheet(
             parts.append(row_xml(r, cells, row_attrs[r]))
         elif cells:
             parts.append(f'<row r="{r}">{"".join(x for _, x in cells)}</row>')
+    if run_end > run_start:
+        parts.append(data[run_start:run_end])
     # Under a prefixed root, a default namespace on sheetData puts our unprefixed rows in place.
     ns = f' xmlns="{NS_MAIN}"' if prefix else ""
-    data_xml = f"<{prefix}sheetData{ns}>{''.join(parts)}</{prefix}sheetData>"
     # <dimension> comes before sheetData and <hyperlinks> after it: neither search scans the rows.
     head_xml = _set_dimension(xml[:start], f"A1:{col_name(max_c)}{max_r}")
-    xml = head_xml + data_xml + xml[end:]
+    tail_xml = xml[end:]
+    # One join: each copy of a large sheet's text costs a tenth of a second.
+    xml = "".join([head_xml, f"<{prefix}sheetData{ns}>", *parts, f"</{prefix}sheetData>", tail_xml])
     if not ledger or links:
-        xml = _set_hyperlinks(xml, link_xml, after=len(head_xml) + len(data_xml))
+        xml = _set_hyperlinks(xml, link_xml, after=len(xml) - len(tail_xml))
         _set_link_relationships(pkg, part, external)
         root = re.search(r"<(?:\w+:)?worksheet\b[^>]*>", xml)
         if external and root and "xmlns:r=" not in root.group(0):
