@@ -278,11 +278,18 @@ _CALC_PR = re.compile(r"<(?:\w+:)?calcPr\b[^>]*?/?>")
 
 
 def _has_formula(data: bytes) -> bool:
-    # Plain substring tests first: ``<`` in text is always escaped, so these are markup; the
-    # regex (slow over a large sheet) only for a prefixed worksheet.
-    if b"</f>" in data or b"<f " in data:  # <f>…</f>, and a shared formula's <f t="shared" …/>
-        return True
+    # Plain substring search first (``<`` in text is always escaped, so "<f" is markup: <f>, <f …/>,
+    # or a few others such as <formula> outside the cells); the regex, slow over a large sheet,
+    # only for a prefixed worksheet.
+    at = data.find(b"<f")
+    while at != -1:
+        if data[at + 2:at + 3] in _AFTER_F:
+            return True
+        at = data.find(b"<f", at + 2)
     return b":f" in data and _FORMULA.search(data) is not None
+
+
+_AFTER_F = (b">", b"/", b" ", b"\t", b"\n", b"\r")
 
 
 def _ensure_recalc(pkg: Package) -> None:
