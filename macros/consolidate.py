@@ -10,7 +10,6 @@ itself is ``macros.merge`` (pure); this module does the files.
 from __future__ import annotations
 
 import contextlib
-import gc
 import multiprocessing
 import os
 import re
@@ -33,6 +32,7 @@ from .book.owned import ledger_columns, next_free_row
 from .book.read import ROW, Workbook, records, settings_from_frame
 from .book.write import STAGED, FileBook, WriteRefused
 from .book.write_types import SheetWrite
+from .collect import collect_seldom
 from .errors import HealthbookError
 from .forms import safe_name
 from .merge import ADDED, COMMITTEE, KEY, UNCHANGED, UPDATED, Change, LedgerMerge
@@ -219,7 +219,9 @@ def consolidate(
     master = Path(master)
     now = now or datetime.now().replace(microsecond=0)
     book = FileBook(master)
-    with book.locked():  # two runs never interleave: the second waits, then is busy
+    # Two runs never interleave: the second waits, then is busy. The whole run builds objects
+    # per row (the ledger, the merge, the write): the cycle collector runs seldom.
+    with book.locked(), collect_seldom():
         wb = book.read(schema.INPUT_SHEETS)  # 变更记录 is only appended to: never read
         return _run(book, wb, master, inbox, dry_run, as_of or now.date(), now, min_age, progress, refresh)
 
@@ -307,7 +309,7 @@ def _process_files(paths: list[Path], master: Path, committees: dict[str, str], 
 
     batch = _Batch()
     wanted = [p for p, reason in zip(paths, reasons) if reason is None and reject_reason_for_suffix(p) is None]
-    with _collect_seldom(), _Reader(wanted) as reader:
+    with _Reader(wanted) as reader:
         checker.write = reader.write
         for path, reason in zip(paths, reasons):
             if reason:
@@ -329,27 +331,11 @@ def _process_files(paths: list[Path], master: Path, committees: dict[str, str], 
     return results
 
 
-@contextlib.contextmanager
-def _collect_seldom() -> Iterator[None]:
-    """Run the cycle collector seldom, and never again over what lived before (gc.freeze): a run
-    allocates ~10 objects per row and frees few, and collecting every 700 allocations over a
-    growing heap took a tenth of the run."""
-    threshold = gc.get_threshold()
-    ours = gc.get_freeze_count() == 0  # a caller that froze objects itself keeps them frozen
-    if ours:
-        gc.freeze()
-    gc.set_threshold(max(threshold[0], 10_000), *threshold[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*threshold)
-        if ours:
-            gc.unfreeze()
-
-
-# Reading ahead: calamine holds the GIL (threads would not help), so one worker process reads the
-# inbox while this one validates, merges and writes receipts. Enough files are in flight to cover
-# a validation batch, bounded so that memory stays flat however many files wait.
+# Reading ahead: one worker process reads the inbox and renders receipts while this one validates
+# and merges. (python-calamine lets go of the GIL while it parses, but a third of reading a form —
+# its cells made Python objects, headers matched — and all of rendering a receipt hold it: a
+# thread would not run beside the merge.) Enough files are in flight to cover a validation batch,
+# bounded so that memory stays flat however many files wait.
 READ_AHEAD_MIN_FILES = 8  # fewer files: read here (starting a process costs more than it saves)
 READ_AHEAD_FILES = 160
 READ_AHEAD_BYTES = 8 << 20

@@ -31,6 +31,7 @@ from xml.etree import ElementTree as ET
 from python_calamine import CalamineWorkbook
 
 from .. import schema
+from ..collect import collect_seldom
 from ..errors import FolderNotWritable, HealthbookError, WorkbookBusy, WorkbookNotFound
 from . import marks as marking
 from .backup import backup_file, list_backups
@@ -132,7 +133,8 @@ class FileBook:
             tmp = _temp_path(self.path)
             try:
                 try:
-                    result = _build(self.path, sheets, marks, tmp, self._grids)
+                    with collect_seldom():
+                        result = _build(self.path, sheets, marks, tmp, self._grids)
                 except WriteRefused as refused:
                     # Keep what was built for inspection, beside the master (DESIGN: refused → staged).
                     staged = _staged_name(self.path)
