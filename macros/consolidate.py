@@ -251,8 +251,26 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
                      committees: dict[str, str], dry_run: bool, as_of: date, now: datetime,
                      min_age: float, progress: Progress | None, refresh: bool, wb: Workbook) -> Consolidation:
     paths = inbox_files(where.inbox)
-    results = _process_files(paths, master, committees, checker, min_age, progress)
+    clock = _time.time()
+    reasons = [skip_reason(path, min_age, clock, master) for path in paths]
+    wanted = [p for p, reason in zip(paths, reasons) if reason is None and reject_reason_for_suffix(p) is None]
+    # The reader process is left to finish the receipts while this one writes the master; they
+    # are all written (or written here) when the ``with`` ends, before any file is moved.
+    with _Reader(wanted) as reader:
+        results = _process_files(paths, reasons, committees, checker, progress, reader)
+        run = _write(book, master, merge, results, dry_run, as_of, now, refresh, wb, reader)
+    if run.dry_run or run.staged:
+        return run
+    for result in results:
+        if result.status != SKIPPED:
+            finish_file(result, where, now, master)
+    run.log = write_log(master, run, now)
+    return run
 
+
+def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], dry_run: bool, as_of: date,
+           now: datetime, refresh: bool, wb: Workbook, reader: _Reader) -> Consolidation:
+    """Write the merge (and the refresh) into the master, or stage it when the master is busy."""
     changes = [c for r in results for c in r.changes]
     run = Consolidation(master, results, changes, dry_run=dry_run)
     if dry_run:
@@ -284,20 +302,16 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
         if written.staged:  # open in Excel: leave the inbox for the next run
             run.busy, run.staged = written.busy, written.staged
             run.log = write_log(master, run, now)
+            reader.drop_writes()  # no receipts: the files stay in the inbox
             return run
         run.master_written = True
-    for result in results:
-        if result.status != SKIPPED:
-            finish_file(result, where, now, master)
-    run.log = write_log(master, run, now)
     return run
 
 
-def _process_files(paths: list[Path], master: Path, committees: dict[str, str], checker: _Checker,
-                   min_age: float, progress: Progress | None) -> list[FileResult]:
-    """Read, validate and merge every inbox file in order; ``progress`` ticks once per file."""
-    clock = _time.time()
-    reasons = [skip_reason(path, min_age, clock, master) for path in paths]
+def _process_files(paths: list[Path], reasons: list[str | None], committees: dict[str, str], checker: _Checker,
+                   progress: Progress | None, reader: _Reader) -> list[FileResult]:
+    """Read (by ``reader``), validate and merge every inbox file in order, skipping those with a
+    ``reasons`` entry; ``progress`` ticks once per file."""
     results: list[FileResult] = []
     done = 0
 
@@ -308,9 +322,8 @@ def _process_files(paths: list[Path], master: Path, committees: dict[str, str], 
             progress(done, len(paths), name)
 
     batch = _Batch()
-    wanted = [p for p, reason in zip(paths, reasons) if reason is None and reject_reason_for_suffix(p) is None]
-    with _Reader(wanted) as reader:
-        checker.write = reader.write
+    checker.write = reader.write
+    try:
         for path, reason in zip(paths, reasons):
             if reason:
                 results.append(FileResult(path.name, SKIPPED,
@@ -327,7 +340,8 @@ def _process_files(paths: list[Path], master: Path, committees: dict[str, str], 
                 batch = _Batch()
             batch.add(result, sub)
         checker.flush(batch, tick)
-    checker.write = render_receipt
+    finally:
+        checker.write = render_receipt
     return results
 
 
@@ -339,7 +353,10 @@ def _process_files(paths: list[Path], master: Path, committees: dict[str, str], 
 READ_AHEAD_MIN_FILES = 8  # fewer files: read here (starting a process costs more than it saves)
 READ_AHEAD_FILES = 160
 READ_AHEAD_BYTES = 8 << 20
-WRITES_QUEUED = 32  # receipts waiting for the worker to write them; more are written here
+# Receipts waiting for the worker; more are written here. The worker catches up while this
+# process writes the master, so most of a run's receipts never cost this process their
+# rendering; each waiting one holds its context (~100 KB for 200 rows): 25 MB at most.
+WRITES_QUEUED = 256
 
 
 def _start_reader_process() -> _Worker | None:
@@ -440,6 +457,12 @@ class _Reader:
                 self.worker.shutdown(wait=True)
                 self.worker = None
             self.futures.clear()
+
+    def drop_writes(self) -> None:
+        """Forget the receipts not yet written (the run was staged: there is nothing to confirm)."""
+        for future in self.writes:
+            future.cancel()  # False for one being written: it finishes, in the folder about to go
+        self.writes.clear()
 
     def _written(self, future: Future) -> bool:
         if self.worker is not None:
