@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -129,8 +130,25 @@ def measure(kind: str, master: Path, forms: Path, work: Path, trace: bool, copie
             shutil.copy2(form, inbox / f"{form.stem}-{n:02d}{form.suffix}")
     code = (PRELUDE.format(root=str(ROOT), master=str(target), inbox=str(inbox), trace=trace)
             + textwrap.dedent(CHILD[kind]) + EPILOGUE.format(trace=trace))
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env=child_env(work.parent))
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def child_env(tmp: Path) -> dict[str, str]:
+    """The measured processes' environment: compiled bytecode kept (in ``tmp``), as an installed
+    package has it. Where PYTHONDONTWRITEBYTECODE is set (this sandbox), every process — the
+    consolidation's reader process too — would compile our modules from source again."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+    return env
+
+
+def warm_up(tmp: Path) -> None:
+    """Compile what the measured processes import (once, as installing a package does)."""
+    modules = "macros.consolidate, macros.submission, macros.report, macros.render.env, pandas, openpyxl, jinja2"
+    subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); import {modules}"],
+                   check=True, env=child_env(tmp))
 
 
 def main() -> None:
@@ -151,6 +169,7 @@ def main() -> None:
         build_workbook(master, demo.demo_rows())
         forms = tmp / "forms"
         make_forms(master, forms, n)
+        warm_up(tmp)
         say(f"{n} forms × {ROWS} rows into the demo master (one run; each measurement a fresh process)")
         ours = measure("consolidate", master, forms, tmp / "w", trace=False)
         write = ours["seconds"] - ours["files_seconds"]

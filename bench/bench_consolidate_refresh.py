@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 import bench_consolidate as bc
-from bench_consolidate import ROWS, make_forms, measure
+from bench_consolidate import ROWS, make_forms, measure, warm_up
 
 from macros import demo
 from macros.book.build import build_workbook
@@ -57,6 +57,7 @@ def main() -> None:
         build_workbook(master, demo.demo_rows())
         forms = tmp / "forms"
         make_forms(master, forms, args.forms)
+        warm_up(tmp)
         print(f"{args.forms} forms × {ROWS} rows into the demo master, refresh on "
               "(one run; each measurement a fresh process)", flush=True)
         found = {}

@@ -200,8 +200,7 @@ class LedgerMerge:
             i = index.get(key)
             if i is None:
                 new = blank.copy()
-                for k in DATA_COLUMNS:
-                    new[k] = row.get(k)
+                new.update(zip(DATA_COLUMNS, map(row.get, DATA_COLUMNS)))
                 new[KEY], new[SOURCE] = key, source
                 i = len(ledger)
                 ledger.append(new)
