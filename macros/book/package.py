@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 import re
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
@@ -59,7 +61,7 @@ class Package:
 
     def set_text(self, name: str, text: str) -> None:
         data = self.changed[name] = text.encode("utf-8")
-        if len(data) > LARGE_PART:
+        if self.large(name):
             # zlib lets go of the GIL: a large sheet is compressed while the next one is built.
             self._deflating[name] = (data, _background().submit(_deflate, data))
 
@@ -157,6 +159,37 @@ class Package:
             os.fsync(fh.fileno())
         self._deflating.clear()
 
+    def large(self, name: str) -> bool:
+        """Whether part ``name`` is large enough to be deflated (and re-read) in the background."""
+        return len(self.data(name) or b"") > LARGE_PART
+
+    def snapshot(self, part: str) -> tuple[bytes, Callable[[], bytes]]:
+        """(``part``'s data now, a function building a package that holds it): every part but the
+        other worksheets, as they are now (styles included), so one sheet can be re-read while the
+        rest is still being built. The function may run in another thread."""
+        self.finish()
+        data = self.data(part)
+        others = {n: self.data(n) for n in [*self.parts, *self.changed]
+                  if n != part and not _WORKSHEET.match(n)}
+        deflating = self._deflating.get(part)
+        done = deflating[1] if deflating is not None and deflating[0] is data else None
+
+        def build() -> bytes:
+            out = io.BytesIO()
+            with zipfile.ZipFile(out, "w") as zf:  # small parts stored: only calamine reads this
+                for name, body in others.items():
+                    zf.writestr(name, body)
+                info = zipfile.ZipInfo(part, (1980, 1, 1, 0, 0, 0))
+                if done is None:
+                    zf.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
+                else:
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    crc, raw = done.result()
+                    _append_raw(out, zf, info, raw, crc, len(data))
+            return out.getvalue()
+
+        return data, build
+
     def _write_part(self, zf: zipfile.ZipFile, fh, info: zipfile.ZipInfo, data: bytes) -> None:
         done = self._deflating.get(info.filename)
         if done is not None and done[0] is data and info.compress_type == zipfile.ZIP_DEFLATED:
@@ -167,6 +200,7 @@ class Package:
 
 
 LARGE_PART = 1 << 20
+_WORKSHEET = re.compile(r"xl/worksheets/[^/]+\.xml$")
 _pool: ThreadPoolExecutor | None = None
 
 

@@ -7,9 +7,11 @@ with python-calamine.
 
 from __future__ import annotations
 
+import io
 import math
 import re
 import zipfile
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -18,7 +20,7 @@ from xml.etree import ElementTree as ET
 from python_calamine import CalamineWorkbook
 
 from .ooxml import col_name, to_serial, top_level
-from .read import actual_sheet_name, calamine_failure
+from .read import actual_sheet_name, calamine_failure, clean_header
 
 # Worksheet children a rewrite may replace (owned sheets) or add (a marked sheet's notes).
 OWNED_CHILDREN = {"sheetData", "dimension", "hyperlinks"}
@@ -63,9 +65,10 @@ _HYPERLINK_REL = re.compile(rb'<Relationship\b[^>]*\bType="[^"]*/relationships/h
 
 
 def check_parts(old: dict[str, bytes], new_path: Path, allowed: set[str], grow_only: set[str],
-                links_replaced: frozenset[str] = frozenset()) -> None:
+                links_replaced: frozenset[str] = frozenset()) -> dict[str, bytes]:
     """Every old part unchanged except ``allowed``; ``grow_only`` parts keep every old element
-    (in ``links_replaced`` — owned sheets' rels — except their hyperlink relationships, all ours)."""
+    (in ``links_replaced`` — owned sheets' rels — except their hyperlink relationships, all ours).
+    Returns the new file's parts."""
     with zipfile.ZipFile(new_path) as zf:
         try:  # reading a member checks its CRC
             new = {name: zf.read(name) for name in zf.namelist()}
@@ -81,6 +84,7 @@ def check_parts(old: dict[str, bytes], new_path: Path, allowed: set[str], grow_o
             raise VerifyError(f"part changed: {name}")
         if name in grow_only:
             check_grows(name, _HYPERLINK_REL.sub(b"", data) if name in links_replaced else data, new[name])
+    return new
 
 
 def check_grows(name: str, old: bytes, new: bytes) -> None:
@@ -141,13 +145,48 @@ def check_sheet_frame(name: str, old_xml: str, new_xml: str, may_change: set[str
 
 
 class GridReads:
-    """Sheets of a written file, re-read by calamine in threads as soon as this is made: calamine
-    lets go of the GIL while it parses, so the sheets are read side by side (and beside the part
-    checks that run meanwhile)."""
+    """Written sheets re-read by calamine in threads: calamine lets go of the GIL while it parses,
+    so sheets are read side by side, and beside the part checks and the building of other sheets.
 
-    def __init__(self, path: Path, sheets: list[str]):
-        self.pool = ThreadPoolExecutor(max(1, min(len(sheets), 4)), thread_name_prefix="healthbook-verify")
-        self.reads: dict[str, Future] = {s: self.pool.submit(self._read, path, s) for s in sheets}
+    ``early`` reads a large sheet from a package holding it (``Package.snapshot``) as soon as the
+    sheet is built; ``read`` reads the others from the written file. An early reading counts only
+    if the written file holds the very bytes it read (the caller compares them); one that failed
+    in any way is done again from the written file, where a failure refuses the write."""
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(4, thread_name_prefix="healthbook-verify")
+        self.reads: dict[str, Future] = {}
+        self.early_data: dict[str, bytes] = {}
+        self.path: Path | None = None
+        self.opens: Future | None = None
+
+    def early(self, sheet: str, data: bytes, build: Callable[[], bytes]) -> None:
+        def read() -> list[list] | None:
+            try:
+                return grid(CalamineWorkbook.from_object(io.BytesIO(build())), sheet)
+            except BaseException:  # noqa: BLE001 — calamine panics are BaseException; read the file instead
+                return None
+
+        self.early_data[sheet] = data
+        self.reads[sheet] = self.pool.submit(read)
+
+    def read(self, path: Path, sheets: list[str], current: Callable[[str], bytes | None]) -> dict[str, bytes]:
+        """Read ``sheets`` from the written file at ``path``, except those read early from the
+        bytes the package still holds (``current(sheet)``); returns those sheets and bytes, which
+        the caller must find in the written file."""
+        self.path = path
+        kept = {}
+        for sheet in sheets:
+            if sheet in self.early_data and self.early_data[sheet] is current(sheet):
+                kept[sheet] = self.early_data[sheet]
+                continue
+            if sheet in self.reads:
+                self.reads[sheet].cancel()  # built again since (marks): read what was written
+            self.early_data.pop(sheet, None)
+            self.reads[sheet] = self.pool.submit(self._read, path, sheet)
+        # calamine opens the written file itself, whatever was read early
+        self.opens = self.pool.submit(lambda: CalamineWorkbook.from_path(str(path)).sheet_names)
+        return kept
 
     @staticmethod
     def _read(path: Path, sheet: str) -> list[list]:
@@ -155,11 +194,27 @@ class GridReads:
 
     def get(self, sheet: str) -> list[list]:
         try:
-            return self.reads[sheet].result()
+            rows = self.reads[sheet].result()
+            if rows is None:  # an early reading that failed: the written file decides
+                rows = self._read(self.path, sheet)
+            return rows
         except BaseException as exc:
             if not calamine_failure(exc):
                 raise
             raise VerifyError(f"{sheet}: unreadable after the write ({str(exc)[:80]})") from exc
+
+    def check_opens(self, sheets: list[str]) -> None:
+        """The written file opens in calamine and names every sheet in ``sheets``."""
+        try:
+            names = self.opens.result()
+        except BaseException as exc:
+            if not calamine_failure(exc):
+                raise
+            raise VerifyError(f"unreadable after the write ({str(exc)[:80]})") from exc
+        found = set(names) | {clean_header(n) for n in names}
+        missing = [s for s in sheets if s not in found]
+        if missing:
+            raise VerifyError(f"sheets missing after the write: {missing}")
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

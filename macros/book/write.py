@@ -249,9 +249,30 @@ def _build(path: Path, sheets: list[SheetWrite], marks: list[Mark] | None, targe
     if marks is not None:
         marked_sheets |= marking.unmark(pkg, memory)
     later = [w for w in sheets if w.sheet.name == issues.name]
-    for write in sheets:
-        if write.sheet.name != issues.name:
-            expected[write.sheet.name] = rewrite_sheet(pkg, write, old_grid=(grids or {}).get(write.sheet.name))
+    marked_later = {m.sheet for m in marks or ()}
+    with GridReads() as reads:
+        for write in sheets:
+            name = write.sheet.name
+            if name != issues.name:
+                expected[name] = rewrite_sheet(pkg, write, old_grid=(grids or {}).get(name))
+                part = pkg.sheets[name]
+                if pkg.large(part) and name not in marked_later:
+                    # Re-read while the next sheets are built (a mark would change it again).
+                    reads.early(name, *pkg.snapshot(part))
+        _finish(pkg, marks, memory, later, expected, marked_sheets, result, bool(sheets))
+        pkg.save(target)
+        result.parts_changed = sorted(pkg.changed_names())
+        try:
+            _verify(pkg, target, expected, marked_sheets - set(expected), reads)
+        except (VerifyError, ET.ParseError, UnicodeDecodeError, KeyError, ValueError) as exc:
+            raise WriteRefused(path, str(exc)[:200]) from exc
+    return result
+
+
+def _finish(pkg: Package, marks: list[Mark] | None, memory: list, later: list[SheetWrite],
+            expected: dict[str, Written], marked_sheets: set[str], result: WriteResult, wrote: bool) -> None:
+    """After the sheets: the marks, the mark memory in 校验结果 (written last), the recalc flag."""
+    issues = schema.ISSUES
     if marks is not None:
         memory, applied, skipped, touched = marking.apply(pkg, marks)
         marked_sheets |= touched
@@ -264,15 +285,8 @@ def _build(path: Path, sheets: list[SheetWrite], marks: list[Mark] | None, targe
             marking.replace_memory(pkg, cells, drop)
         if memory:
             marking.hide_memory(pkg)
-    if sheets:
+    if wrote:
         _ensure_recalc(pkg)
-    pkg.save(target)
-    result.parts_changed = sorted(pkg.changed_names())
-    try:
-        _verify(pkg, target, expected, marked_sheets - set(expected))
-    except (VerifyError, ET.ParseError, UnicodeDecodeError, KeyError, ValueError) as exc:
-        raise WriteRefused(path, str(exc)[:200]) from exc
-    return result
 
 
 _FORMULA = re.compile(rb"<(?:\w+:)?f[\s>/]")
@@ -320,7 +334,7 @@ def _ensure_recalc(pkg: Package) -> None:
     pkg.set_text(wb_part, xml)
 
 
-def _verify(pkg: Package, target: Path, expected: dict[str, Written], marked: set[str]) -> None:
+def _verify(pkg: Package, target: Path, expected: dict[str, Written], marked: set[str], reads: GridReads) -> None:
     changed = pkg.changed_names()
     sheet_parts = {pkg.sheets[name]: name for name in pkg.sheets}
     allowed, grow, notes = set(), set(), set()
@@ -358,13 +372,17 @@ def _verify(pkg: Package, target: Path, expected: dict[str, Written], marked: se
     owned_rels = frozenset(rels_name(part) for sheet, part in pkg.sheets.items() if sheet in OWNED_NAMES)
     # The largest sheets first: they take longest to read.
     sheets = sorted(expected, key=lambda s: -len(pkg.data(pkg.sheets[s]) or b"")) + sorted(marked)
-    with GridReads(target, sheets) as reads:
-        check_parts(pkg.parts, target, allowed | notes, grow, owned_rels)
-        before = {}
-        if marked:
-            old = CalamineWorkbook.from_path(str(pkg.path))
-            before = {sheet: grid(old, sheet) for sheet in marked}
-        check_values(reads, expected, before)
+    read_early = reads.read(target, sheets, lambda sheet: pkg.data(pkg.sheets[sheet]))
+    new = check_parts(pkg.parts, target, allowed | notes, grow, owned_rels)
+    for sheet, data in read_early.items():
+        if new.get(pkg.sheets[sheet]) != data:
+            raise VerifyError(f"{sheet}: the written file does not hold the sheet that was checked")
+    before = {}
+    if marked:
+        old = CalamineWorkbook.from_path(str(pkg.path))
+        before = {sheet: grid(old, sheet) for sheet in marked}
+    check_values(reads, expected, before)
+    reads.check_opens(sheets)
 
 
 def _signature(path: Path) -> tuple:
