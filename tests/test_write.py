@@ -109,7 +109,7 @@ def _raw(path: Path, name: str) -> bytes:
         return fh.read(info.compress_size)
 
 
-def test_untouched_parts_stay_byte_identical_and_shared_parts_only_grow(master):
+def test_untouched_parts_stay_byte_identical_and_shared_parts_only_grow(master, early_reads):
     before = parts_of(master)
     raw_before = {name: _raw(master, name) for name in before}
     sheets, marks = the_write(master)
@@ -153,7 +153,7 @@ def test_owned_sheet_keeps_everything_but_its_cell_data(master):
     assert 'state="frozen"' in after and "x14:dataValidation" in after and "x14:dataBar" in after
 
 
-def test_values_read_back_with_calamine_and_openpyxl(master):
+def test_values_read_back_with_calamine_and_openpyxl(master, early_reads):
     sheets, marks = the_write(master)
     FileBook(master).write(sheets, marks)
     ledger = sheets[0].rows
@@ -194,7 +194,22 @@ def test_values_read_back_with_calamine_and_openpyxl(master):
     assert changes["A2"].value == datetime(2020, 11, 20, 9, 30) and "hh:mm" in changes["A2"].number_format
 
 
-def test_marks_fill_and_annotate_without_changing_values(master):
+@pytest.fixture(params=["small parts", "early re-reads"])
+def early_reads(request, monkeypatch) -> list[str]:
+    """Run a test as is, and again with every part "large": deflated in the background and
+    re-read early (after the marks, for the ledger); returns the sheets re-read early."""
+    from macros.book import package, verify
+
+    seen: list[str] = []
+    if request.param == "early re-reads":
+        monkeypatch.setattr(package, "LARGE_PART", 0)
+        original = verify.GridReads.early
+        monkeypatch.setattr(verify.GridReads, "early",
+                            lambda self, sheet, *a: (seen.append(sheet), original(self, sheet, *a))[1])
+    return seen
+
+
+def test_marks_fill_and_annotate_without_changing_values(master, early_reads):
     before = CalamineWorkbook.from_path(str(master))
     projects_before = before.get_sheet_by_name(schema.PROJECTS.name).to_python()
     sheets, marks = the_write(master)
@@ -219,6 +234,8 @@ def test_marks_fill_and_annotate_without_changing_values(master):
     issues = wb[schema.ISSUES.name]
     hidden = [k for k, d in issues.column_dimensions.items() if d.hidden]
     assert hidden and issues[f"{hidden[0]}1"].value.startswith("healthbook")
+    if early_reads:  # the ledger was re-read once marked, not before
+        assert schema.LEDGER.name in early_reads and schema.ISSUES.name not in early_reads
 
 
 def _cell_xml(path: Path, sheet: str, ref: str) -> str | None:
@@ -328,7 +345,7 @@ def test_stage_writes_beside_the_master_and_leaves_it_alone(master):
     assert parts_of(staged)["xl/vbaProject.bin"] == parts_of(master)["xl/vbaProject.bin"]
 
 
-def test_libreoffice_opens_the_written_file_and_reads_our_values(master, tmp_path):
+def test_libreoffice_opens_the_written_file_and_reads_our_values(master, tmp_path, early_reads):
     sheets, marks = the_write(master)
     FileBook(master).write(sheets, marks)
     out = tmp_path / "lo"
@@ -380,7 +397,7 @@ def _prefixed(xml: str) -> str:
     return xml.replace("</worksheet>", "</x:worksheet>")
 
 
-def test_prefixed_worksheets_are_written_in_the_right_namespace(demo_master, tmp_path):
+def test_prefixed_worksheets_are_written_in_the_right_namespace(demo_master, tmp_path, early_reads):
     path = tmp_path / "prefixed.xlsx"
     parts = parts_of(demo_master)
     names = sheet_parts(parts)
@@ -514,7 +531,7 @@ def test_marking_a_workbook_saved_by_openpyxl_keeps_its_comments(demo_master, tm
     assert ws["G3"].comment is None and ws["B3"].comment.text == "员工的批注"
 
 
-def test_a_write_that_changes_nothing_leaves_the_file_alone(master):
+def test_a_write_that_changes_nothing_leaves_the_file_alone(master, early_reads):
     book = FileBook(master)
     sheets, marks = the_write(master)
     book.write(sheets, marks)

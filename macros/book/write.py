@@ -249,17 +249,23 @@ def _build(path: Path, sheets: list[SheetWrite], marks: list[Mark] | None, targe
     if marks is not None:
         marked_sheets |= marking.unmark(pkg, memory)
     later = [w for w in sheets if w.sheet.name == issues.name]
-    marked_later = {m.sheet for m in marks or ()}
+    marked = False
     with GridReads() as reads:
         for write in sheets:
             name = write.sheet.name
-            if name != issues.name:
-                expected[name] = rewrite_sheet(pkg, write, old_grid=(grids or {}).get(name))
-                part = pkg.sheets[name]
-                if pkg.large(part) and name not in marked_later:
-                    # Re-read while the next sheets are built (a mark would change it again).
-                    reads.early(name, *pkg.snapshot(part))
-        _finish(pkg, marks, memory, later, expected, marked_sheets, result, bool(sheets))
+            if name == issues.name:
+                continue
+            expected[name] = rewrite_sheet(pkg, write, old_grid=(grids or {}).get(name))
+            if name == schema.LEDGER.name and marks is not None:
+                # Marks go on input sheets only, so the ledger is final once they are on.
+                memory = _apply_marks(pkg, marks, marked_sheets, result)
+                marked = True
+            part = pkg.sheets[name]
+            if pkg.large(part) and (name != schema.LEDGER.name or marks is None or marked):
+                reads.early(name, *pkg.snapshot(part))  # re-read while the next sheets are built
+        if marks is not None and not marked:
+            memory = _apply_marks(pkg, marks, marked_sheets, result)
+        _finish(pkg, marks, memory, later, expected, bool(sheets))
         pkg.save(target)
         result.parts_changed = sorted(pkg.changed_names())
         try:
@@ -269,14 +275,17 @@ def _build(path: Path, sheets: list[SheetWrite], marks: list[Mark] | None, targe
     return result
 
 
+def _apply_marks(pkg: Package, marks: list[Mark], marked_sheets: set[str], result: WriteResult) -> list:
+    memory, applied, skipped, touched = marking.apply(pkg, marks)
+    marked_sheets |= touched
+    result.marks_applied, result.marks_skipped = applied, skipped
+    return memory
+
+
 def _finish(pkg: Package, marks: list[Mark] | None, memory: list, later: list[SheetWrite],
-            expected: dict[str, Written], marked_sheets: set[str], result: WriteResult, wrote: bool) -> None:
-    """After the sheets: the marks, the mark memory in 校验结果 (written last), the recalc flag."""
+            expected: dict[str, Written], wrote: bool) -> None:
+    """After the sheets and marks: the mark memory in 校验结果 (written last), the recalc flag."""
     issues = schema.ISSUES
-    if marks is not None:
-        memory, applied, skipped, touched = marking.apply(pkg, marks)
-        marked_sheets |= touched
-        result.marks_applied, result.marks_skipped = applied, skipped
     if issues.name in pkg.sheets and (later or marks is not None):
         cells, drop = marking.memory_cells(pkg, memory)
         if later:
