@@ -569,3 +569,15 @@ def test_marks_land_on_the_right_cell_however_rows_are_written(demo_master, tmp_
     assert [c.coordinate for row in ws.iter_rows() for c in row if c.comment] == ["B6"]
     after = CalamineWorkbook.from_path(str(path)).get_sheet_by_name(schema.LEDGER.name).to_python()
     assert after == before
+
+
+def test_a_ledger_whose_every_row_changed_is_written(master, early_reads):
+    # No old row is kept verbatim: the unchanged-rows pass finds none (regression: it failed).
+    book = FileBook(master)
+    rows = book.read()[schema.LEDGER.name].to_dict("records")
+    for i, row in enumerate(rows):
+        row["note"] = f"逐行修改{i}"
+    book.write([SheetWrite(schema.LEDGER, rows)])
+    after = read_workbook(master)[schema.LEDGER.name]
+    assert list(after["note"]) == [f"逐行修改{i}" for i in range(len(rows))]
+    assert list(after["_row"]) == [r["_row"] for r in rows]
