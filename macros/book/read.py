@@ -172,6 +172,8 @@ def frame_from_rows(rows: list[list], sheet: schema.Sheet, path: Path | str) -> 
 def records(frame: pd.DataFrame) -> list[dict]:
     """The frame's rows as dicts keyed by column, as ``to_dict("records")`` gives them for our
     frames (Python values) in a third of the time: a 60k-row ledger in 0.13 s rather than 0.42 s."""
+    if frame.columns.has_duplicates:  # frame[c] would be a frame: pandas' own way
+        return frame.to_dict("records")
     columns = list(frame.columns)
     return [dict(zip(columns, values)) for values in zip(*(frame[c].tolist() for c in columns))]
 
