@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import NoReturn
 
 from . import demo, schema
 from .book.build import build_workbook
@@ -222,25 +224,63 @@ class TextProgress:
             sys.stderr.write("\n")
 
 
+class ChineseParser(argparse.ArgumentParser):
+    """argparse with its own words in Chinese (usage, section titles, -h, errors): staff read them."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", ChineseHelpFormatter)
+        super().__init__(*args, **kwargs)
+        self._positionals.title = "参数"
+        self._optionals.title = "选项"
+        for action in self._actions:
+            if isinstance(action, argparse._HelpAction):
+                action.help = "显示本帮助并退出"
+
+    def error(self, message: str) -> NoReturn:
+        for pattern, chinese in ARGPARSE_ERRORS:
+            message = re.sub(pattern, chinese, message)
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}：错误：{message}\n")
+
+
+class ChineseHelpFormatter(argparse.HelpFormatter):
+    def add_usage(self, usage, actions, groups, prefix=None) -> None:
+        super().add_usage(usage, actions, groups, "用法：" if prefix is None else prefix)
+
+
+# argparse's error messages (Python 3.9–3.13), in the order they nest.
+ARGPARSE_ERRORS = [
+    (r"the following arguments are required: (.*)", r"缺少必需的参数：\1"),
+    (r"unrecognized arguments: (.*)", r"无法识别的参数：\1"),
+    (r"argument (\S+): ", r"参数 \1："),
+    (r"invalid choice: (.*?) \(choose from (.*)\)", r"无效的选择 \1（可选：\2）"),
+    (r"expected one argument", "需要一个值"),
+    (r"expected at least one argument", "至少需要一个值"),
+    (r"ignored explicit argument (.*)", r"不接受值 \1"),
+    (r"invalid (\S+) value: (.*)", r"无效的值 \2"),
+    (r"not allowed with argument (.*)", r"不能与参数 \1 同时使用"),
+]
+
+
 def workbook_command(sub, name: str, help: str, description: str,
                      path_help: str = "主工作簿路径") -> argparse.ArgumentParser:
     """A command over one workbook: every one takes PATH and --json (the output options, once)."""
     p = sub.add_parser(name, help=help, description=description)
-    p.add_argument("path", type=Path, help=path_help)
+    p.add_argument("path", type=Path, metavar="工作簿", help=path_help)
     p.add_argument("--json", action="store_true", help="以 JSON 输出结果")
     return p
 
 
 def notice_options(p: argparse.ArgumentParser) -> None:
     """The options every command that renders notices takes (notices, report)."""
-    p.add_argument("--out", type=Path, help="输出文件夹（默认：设置中的“通知输出文件夹”，在工作簿旁）")
-    p.add_argument("--as-of", type=_as_of, help="统计截止日期，如 2020-11-15（默认今天）")
-    p.add_argument("--templates", type=Path, help="本单位修改过的模板所在文件夹（优先于设置）")
+    p.add_argument("--out", type=Path, metavar="文件夹", help="输出文件夹（默认：设置中的“通知输出文件夹”，在工作簿旁）")
+    p.add_argument("--as-of", type=_as_of, metavar="日期", help="统计截止日期，如 2020-11-15（默认今天）")
+    p.add_argument("--templates", type=Path, metavar="文件夹", help="本单位修改过的模板所在文件夹（优先于设置）")
     p.add_argument("--pdf", action="store_true", help="同时用 LibreOffice 转成 PDF")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ChineseParser(
         prog="healthbook",
         description="健康街道试点工作台账：校验、汇总进度、生成通报和通知。",
     )
@@ -256,17 +296,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="（可选）以 xlwings Server 协议提供宏，供 Office.js 加载项调用",
                        description="以 xlwings Server 协议提供 validate/rollup/notices/report 宏：POST 工作簿 JSON，"
                                    "返回要在 Excel 中执行的动作。默认只监听本机。")
-    p.add_argument("--host", default="127.0.0.1", help="监听地址（默认 127.0.0.1，仅本机）")
-    p.add_argument("--port", type=int, default=8000, help="端口（默认 8000）")
-    p.add_argument("--token", help="共享令牌（默认取环境变量 HEALTHBOOK_TOKEN，都没有时随机生成并显示）")
-    p.add_argument("--base", type=Path, help="相对的通知输出文件夹以此为起点（默认当前文件夹）")
+    p.add_argument("--host", default="127.0.0.1", metavar="地址", help="监听地址（默认 127.0.0.1，仅本机）")
+    p.add_argument("--port", type=int, default=8000, metavar="端口", help="端口（默认 8000）")
+    p.add_argument("--token", metavar="令牌", help="共享令牌（默认取环境变量 HEALTHBOOK_TOKEN，都没有时随机生成并显示）")
+    p.add_argument("--base", type=Path, metavar="文件夹", help="相对的通知输出文件夹以此为起点（默认当前文件夹）")
 
     p = workbook_command(sub, "notices", help="生成进度通报、催办通知、会议通知和工作简报（Word 和网页）",
                        description="按模板生成通知（Word 和网页），并在输出文件夹写目录 index.html；不改动工作簿。")
     notice_options(p)
     p.add_argument("--kind", nargs="+", metavar="种类", help="只生成这些种类：进度通报 催办通知 会议通知 工作简报")
-    p.add_argument("--issue", type=int, help="工作简报的期号（默认最新一期）")
-    p.add_argument("--meeting", help="只生成这个会议编号的会议通知，如 M02")
+    p.add_argument("--issue", type=int, metavar="期号", help="工作简报的期号（默认最新一期）")
+    p.add_argument("--meeting", metavar="编号", help="只生成这个会议编号的会议通知，如 M02")
 
     p = workbook_command(sub, "report", help="一键生成报告：校验、汇总、写回工作簿、生成全部通知",
                        description="一键生成报告（与 Excel 中的按钮相同）：校验并标记问题单元格，汇总进度写入输出表，"
@@ -282,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = workbook_command(sub, "restore", help="从备份恢复主工作簿",
                        description="用 backups 文件夹中的备份恢复主工作簿（默认最新一份）；恢复前先备份当前文件。")
     p.add_argument("--list", action="store_true", help="列出可用的备份（最新在前），不恢复")
-    p.add_argument("--backup", metavar="NAME", help="要恢复的备份文件名（见 --list）")
+    p.add_argument("--backup", metavar="备份文件名", help="要恢复的备份文件名（见 --list）")
 
     p = workbook_command(sub, "validate", help="校验工作簿的填写",
                        description="校验主工作簿：必填、类型、可选值、编号唯一、引用、设置和合理性；"
@@ -295,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = workbook_command(sub, "forms", help="为各居委会生成填报表",
                        description="按主工作簿的居委会和项目，为每个居委会生成一份填报表"
                                    "（填报表-编号-名称.xlsx，含下拉列表、输入提示和填报说明）。")
-    p.add_argument("--out", type=Path, required=True, help="填报表输出文件夹")
+    p.add_argument("--out", type=Path, required=True, metavar="文件夹", help="填报表输出文件夹")
     p.add_argument("--committee", action="extend", nargs="+", metavar="编号",
                    help="只生成这些居委会的填报表，如 --committee C01 C02")
 
@@ -303,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="读取收件箱中各居委会的填报表，校验后按记录编号并入主工作簿的台账"
                                    "（新增、更新并记入变更记录，不删除），归档或退回每个文件并生成回执。"
                                    "主工作簿正被打开时暂存结果、保留收件箱，退出码 3。")
-    p.add_argument("--inbox", type=Path, help="收件箱文件夹（默认取“设置”表，相对主工作簿）")
+    p.add_argument("--inbox", type=Path, metavar="文件夹", help="收件箱文件夹（默认取“设置”表，相对主工作簿）")
     p.add_argument("--dry-run", action="store_true", help="只检查和预演，不写主工作簿、不移动文件")
     p.add_argument("--as-of", type=_as_of, default=None, metavar="日期",
                    help="校验和进度统计的截止日期，如 2020-11-15（默认今天）")

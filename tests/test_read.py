@@ -127,3 +127,21 @@ def test_records_are_the_rows_as_pandas_gives_them(master_copy):
                 same = a[k] == b[k] or (isinstance(a[k], float) and math.isnan(a[k]) and math.isnan(b[k])) \
                     or (a[k] is pd.NaT and b[k] is pd.NaT)
                 assert same and type(a[k]) is type(b[k]), (name, k, a[k], b[k])
+
+
+def test_the_command_line_speaks_chinese(capsys):
+    # argparse's own words (usage, section titles, -h, its errors) are translated for staff.
+    with pytest.raises(SystemExit) as exit_info:
+        main(["consolidate", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("用法：healthbook consolidate") and "显示本帮助并退出" in out and "工作簿" in out
+    assert not any(word in out for word in ("usage", "positional arguments", "options:", "show this help"))
+    for argv, expected in ((["consolidate"], "缺少必需的参数：工作簿"), (["汇总"], "无效的选择 '汇总'"),
+                           (["consolidate", "x.xlsx", "--bogus"], "无法识别的参数：--bogus"),
+                           (["forms", "x.xlsx", "--out"], "参数 --out：需要一个值")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and expected in err and "错误：" in err, err
+        assert "error" not in err and "required" not in err
