@@ -867,7 +867,8 @@ def refresh_text(done: bool, problem: str, staged: bool) -> str:
     """What the refresh did, in Chinese, for the summary."""
     if done:
         if staged:
-            return "校验结果、进度汇总和通知清单已一并放入暂存文件；通知已生成。"
+            return ("校验结果、进度汇总和通知清单已一并放入暂存文件；通知已按暂存的结果生成，"
+                    "但主工作簿尚未更新，请勿据此发出，下次汇总写入后会重新生成。")
         return "已刷新进度汇总和通知（同 healthbook report，与台账一次写入）。"
     fix = "改正后运行 healthbook report 即可补上" if not staged else "改正后下次汇总时会一并刷新"
     head = "台账已合并，但" if not staged else ""

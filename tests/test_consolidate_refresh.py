@@ -167,6 +167,9 @@ def test_a_busy_master_gets_one_staged_file_holding_everything(master, inbox, bl
 
     run = consolidate(master, as_of=AS_OF)
     assert not run.master_written and run.busy and run.staged and "暂存文件" in run.refreshed
+    assert "请勿据此发出" in run.refreshed  # the notices are ahead of the master
+    receipts = master.parent / schema.SETTINGS_BY_KEY["receipts"].default
+    assert not receipts.exists() or not list(receipts.rglob("*.html"))  # nothing confirmed yet
     assert master.read_bytes() == original and not backups(master)
     assert [p.name for p in inbox.iterdir()] == ["C01.xlsx"]
     assert list(master.parent.glob(f"{master.stem}-待合并-*")) == [run.staged]
@@ -186,6 +189,7 @@ def test_a_busy_master_gets_one_staged_file_holding_everything(master, inbox, bl
     owner.unlink()
     again = consolidate(master, as_of=AS_OF)
     assert again.master_written and len(backups(master)) == 1
+    assert len(list(receipts.glob("回执-C01-*.html"))) == 1
 
 
 def test_nothing_changed_nothing_written(master, inbox, blank_forms):
