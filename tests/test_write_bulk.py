@@ -75,6 +75,17 @@ def test_bulk_rows_equal_the_general_path(demo_master, tmp_path_factory, monkeyp
     assert written[True] == written[False]
 
 
+def write_both_ways(demo_master, tmp_path, monkeypatch, rows: list[dict]):
+    """(bulk?, path) for the rows written into a copy of the master by each path."""
+    for bulk in (True, False):
+        path = tmp_path / f"{bulk}" / demo_master.name
+        path.parent.mkdir()
+        shutil.copy2(demo_master, path)
+        monkeypatch.setattr(owned, "BULK", bulk)
+        FileBook(path).write([SheetWrite(schema.LEDGER, rows)])
+        yield bulk, path
+
+
 def test_typical_rows_take_both_paths_alike(demo_master, tmp_path, monkeypatch):
     """Rows as consolidation adds them (and the awkward values it meets) write the same either way."""
     rows = [{"record_id": f"C01-9{i:03d}", "date": date(2020, 6, 22 - i % 3), "committee_id": "C01",
@@ -82,14 +93,7 @@ def test_typical_rows_take_both_paths_alike(demo_master, tmp_path, monkeypatch):
              "participants": [12, 12.5, None, 800][i % 4], "quantity": np.int64(i),
              "status": "进行中", "reporter": " 王 ", "in_bulletin": "否", "note": ["", None, "\x07", "_x0041_"][i % 4],
              "source": datetime(2020, 11, 20, 9, i)} for i in range(8)]
-    written = {}
-    for bulk in (True, False):
-        path = tmp_path / f"{bulk}" / demo_master.name
-        path.parent.mkdir()
-        shutil.copy2(demo_master, path)
-        monkeypatch.setattr(owned, "BULK", bulk)
-        FileBook(path).write([SheetWrite(schema.LEDGER, rows)])
-        written[bulk] = cells(path, len(rows))
+    written = {bulk: cells(path, len(rows)) for bulk, path in write_both_ways(demo_master, tmp_path, monkeypatch, rows)}
     assert written[True] == written[False]
     # formula-looking text stays text, with the quote prefix Excel shows it by
     assert any(c[1] == "=HYPERLINK(1)" and c[2] == "s" and c[4] for c in written[True])
@@ -103,12 +107,7 @@ def test_spaces_at_either_end_are_marked_to_keep(demo_master, tmp_path, monkeypa
 
     texts = [" 前空格", "后空格 ", "\u3000全角缩进", "中间 空格", "无空格"]
     rows = [{"record_id": f"C01-9{i:03d}", "activity": t, "committee_id": "C01"} for i, t in enumerate(texts)]
-    for bulk in (True, False):
-        path = tmp_path / f"{bulk}" / demo_master.name
-        path.parent.mkdir()
-        shutil.copy2(demo_master, path)
-        monkeypatch.setattr(owned, "BULK", bulk)
-        FileBook(path).write([SheetWrite(schema.LEDGER, rows)])
+    for _bulk, path in write_both_ways(demo_master, tmp_path, monkeypatch, rows):
         with zipfile.ZipFile(path) as zf:
             xml = next(zf.read(n).decode() for n in zf.namelist()
                        if n.startswith("xl/worksheets/sheet") and "中间 空格" in zf.read(n).decode())
