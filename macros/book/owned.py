@@ -428,7 +428,7 @@ def rewrite_sheet(
         for r in same_r:
             verbatim[r] = spans[r]
         done.update(same)
-        max_r = max(max_r, *same_r)
+        max_r = max([max_r, *same_r])  # none left when every old row changed
     for index, (r, row) in enumerate(zip(placed, write.rows)):
         if index in done:
             continue
