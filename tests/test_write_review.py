@@ -496,3 +496,55 @@ def test_collect_seldom_restores_the_collector_when_nested_and_on_error():
             assert gc.get_threshold() == outer and gc.get_freeze_count() > 0  # the inner left it to us
             raise RuntimeError
     assert gc.get_threshold() == threshold and gc.get_freeze_count() == 0
+
+
+def test_a_ledger_under_a_title_row(demo_master, tmp_path):
+    # Staff inserted a title row: the header is on row 2, every row one lower.
+    def title_above(xml: str) -> str:
+        rows = rows_by_number(xml)
+        body = "".join(rows[r] for r in sorted(rows))
+        assert body in xml
+        shifted = "".join(re.sub(r'(\br="[A-Z]*)(\d+)"', lambda m: f'{m.group(1)}{int(m.group(2)) + 1}"', rows[r])
+                          for r in sorted(rows))
+        title = '<row r="1"><c r="A1" t="inlineStr"><is><t>2020年健康街道台账</t></is></c></row>'
+        return xml.replace(body, title + shifted)
+
+    path = rewrite_part(demo_master, tmp_path / "title.xlsx", LEDGER, title_above)
+    before = sheet_xml(path, LEDGER)
+    rows = ledger_rows(path)
+    assert rows[0]["_row"] == 3
+    rows[10] = {**rows[10], "activity": "标题行之下"}
+    rows.append({**rows[0], "record_id": "C01-9991", "_row": None})
+    FileBook(path).write([SheetWrite(schema.LEDGER, rows)])
+    got = ledger_rows(path)
+    assert got[:-1] == rows[:-1] and got[-1]["_row"] == rows[-2]["_row"] + 1
+    after = sheet_xml(path, LEDGER)
+    assert rows_by_number(after)[1] == rows_by_number(before)[1]
+    assert_unchanged_rows(before, after, set(rows_by_number(before)) - {2, rows[10]["_row"]})
+
+
+def test_a_ledger_over_the_background_threshold_rewritten_twice(demo_master, tmp_path):
+    # A grown ledger (over LARGE_PART as it is): added in bulk, then a few rows changed in the
+    # middle; the unchanged rows go back as long runs, byte for byte, in a sound zip.
+    path = tmp_path / "grown.xlsx"
+    shutil.copy2(demo_master, path)
+    rows = ledger_rows(path)
+    added = [{**rows[i % len(rows)], "record_id": f"C01-{10000 + i}", "activity": f"增长{i}", "_row": None}
+             for i in range(6000)]
+    FileBook(path).write([SheetWrite(schema.LEDGER, rows + added)])
+    assert len(sheet_xml(path, LEDGER).encode()) > package.LARGE_PART
+    before = sheet_xml(path, LEDGER)
+    rows = ledger_rows(path)
+    changed = [5, 400, 401, 3000, len(rows) - 1]
+    for i in changed:
+        rows[i] = {**rows[i], "quantity": 10_000 + i}
+    touched = {rows[i]["_row"] for i in changed} | {rows[2000]["_row"]}
+    dropped = rows.pop(2000)["_row"]
+    FileBook(path).write([SheetWrite(schema.LEDGER, rows)])
+    with zipfile.ZipFile(path) as zf:
+        assert zf.testzip() is None
+    assert ledger_rows(path) == rows
+    after = sheet_xml(path, LEDGER)
+    old = rows_by_number(before)
+    assert_unchanged_rows(before, after, set(old) - touched)
+    assert dropped not in rows_by_number(after)
