@@ -548,3 +548,17 @@ def test_a_ledger_over_the_background_threshold_rewritten_twice(demo_master, tmp
     old = rows_by_number(before)
     assert_unchanged_rows(before, after, set(old) - touched)
     assert dropped not in rows_by_number(after)
+
+
+def test_cells_cleared_in_a_prefixed_worksheet_are_cleared(master, tmp_path):
+    # A master saved by the Open XML SDK (x:-prefixed cells): clearing a date, a number and a
+    # shared-string cell must write blanks (the old cells were read as blank and kept: refused).
+    path = rewrite_part(master, tmp_path / "prefixed.xlsm", LEDGER, _prefixed)
+    rows = ledger_rows(path)
+    rows[3] = {**rows[3], "date": None, "participants": None, "status": None}
+    rows[4] = {**rows[4], "quantity": 4.5, "reporter": "换人"}
+    FileBook(path).write([SheetWrite(schema.LEDGER, rows)])
+    assert ledger_rows(path) == rows
+    ws = openpyxl.load_workbook(path)[LEDGER]
+    r = rows[3]["_row"]
+    assert [ws[f"{c}{r}"].value for c in "BFH"] == [None, None, None]
