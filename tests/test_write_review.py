@@ -562,3 +562,17 @@ def test_cells_cleared_in_a_prefixed_worksheet_are_cleared(master, tmp_path):
     ws = openpyxl.load_workbook(path)[LEDGER]
     r = rows[3]["_row"]
     assert [ws[f"{c}{r}"].value for c in "BFH"] == [None, None, None]
+
+
+def test_libreoffice_reads_edge_whitespace_as_written(demo_master, tmp_path):
+    # Text marked xml:space="preserve" only at edge whitespace: another office suite reads
+    # every text back exactly (leading/trailing spaces, tabs, newlines, U+3000, NBSP).
+    old = ledger_rows(demo_master)
+    rows = [{**old[0], "record_id": f"C01-9{i:03d}", "activity": text, "_row": None} for i, text in enumerate(EDGE_TEXTS)]
+    path = tmp_path / "edges.xlsx"
+    shutil.copy2(demo_master, path)
+    FileBook(path).write([SheetWrite(schema.LEDGER, old + rows)])
+    converted = convert_with_libreoffice(path, "xlsx", tmp_path / "lo")
+    ws = openpyxl.load_workbook(converted)[LEDGER]
+    first = old[-1]["_row"] + 1
+    assert [ws.cell(r, 5).value for r in range(first, first + len(rows))] == EDGE_TEXTS
