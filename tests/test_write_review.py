@@ -19,7 +19,7 @@ import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from python_calamine import CalamineWorkbook
 
@@ -576,3 +576,45 @@ def test_libreoffice_reads_edge_whitespace_as_written(demo_master, tmp_path):
     ws = openpyxl.load_workbook(converted)[LEDGER]
     first = old[-1]["_row"] + 1
     assert [ws.cell(r, 5).value for r in range(first, first + len(rows))] == EDGE_TEXTS
+
+
+EDIT_VALUES = st.sampled_from(["改过", "新的 活动", 7, 12.5, None, 0, date(2020, 5, 6), "=1+1", "+86"])
+EDIT_KEYS = st.sampled_from(["activity", "participants", "quantity", "note", "reporter", "status", "date"])
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), layout=st.sampled_from(["plain", "prefixed", "spaced", "implicit-rows"]))
+def test_random_edits_read_back_and_leave_the_other_rows_alone(decorated, tmp_path_factory, data, layout):
+    """Changed, dropped, moved and added rows read back as written; every other row keeps its bytes."""
+    edits = {"plain": lambda x: x, "prefixed": _prefixed,
+             "spaced": lambda x: re.sub(r"(</row>)(<row )", r"\1\n  \2", x),
+             "implicit-rows": lambda x: re.sub(r'<row r="\d+"', "<row", x)}
+    path = rewrite_part(decorated, tmp_path_factory.mktemp("random") / "m.xlsm", LEDGER, edits[layout])
+    before = sheet_xml(path, LEDGER)
+    original = ledger_rows(path)
+    rows = [dict(r) for r in original]
+    n = len(rows)
+    for i, key, value in data.draw(st.lists(st.tuples(st.integers(0, n - 1), EDIT_KEYS, EDIT_VALUES), max_size=12)):
+        if key == "date" and not isinstance(value, date | None):
+            value = None  # a number in a date column is refused by design
+        rows[i][key] = value
+    dropped = set(data.draw(st.lists(st.integers(0, n - 1), max_size=4, unique=True)))
+    moved = {}
+    if data.draw(st.booleans()):
+        i = data.draw(st.integers(0, n - 1).filter(lambda i: i not in dropped))
+        moved[i] = rows[i]["_row"]
+        rows[i]["_row"] = original[-1]["_row"] + data.draw(st.integers(1, 5))
+    added = [{**original[0], "record_id": f"C01-9{k:03d}", "activity": f"加{k}", "_row": None}
+             for k in range(data.draw(st.integers(0, 3)))]
+    write = [r for i, r in enumerate(rows) if i not in dropped] + added
+    FileBook(path).write([SheetWrite(schema.LEDGER, write)])
+    got = ledger_rows(path)
+
+    assert len(got) == len(write)
+    by_row = {r["_row"]: r for r in got}
+    for r in write[:len(write) - len(added)]:
+        assert by_row[r["_row"]] == r
+    if added:
+        assert [r["activity"] for r in got[-len(added):]] == [a["activity"] for a in added]
+    touched = {original[i]["_row"] for i in range(n) if rows[i] != original[i] or i in dropped} | set(moved.values())
+    assert_unchanged_rows(before, sheet_xml(path, LEDGER), set(rows_by_number(before)) - touched)
