@@ -122,7 +122,7 @@ _CELL_FAST = re.compile(r'(<c r="([A-Z]+)(\d+)"(?: s="(\d+)")?(?: t="(\w+)")?([^
 _ROW_FAST = re.compile(r'(<row r="(\d+)"([^>]*?)(?:/>|>.*?</row>))', re.S)
 _ROW_NOT_FAST = re.compile(r'<row(?! r=")[\s>/]')
 _NOT_FAST = re.compile(r'<c(?:>|/>|\s(?!r="))')
-_V = re.compile(r"<v>(.*?)</v>", re.S)
+_V = re.compile(r"<(?:\w+:)?v>(.*?)</(?:\w+:)?v>", re.S)  # <x:v> in a prefixed sheet
 _HAS_VALUE = re.compile(r"<(?:\w+:)?(?:v|is|f)\b")
 
 
@@ -428,7 +428,7 @@ def rewrite_sheet(
         for r in same_r:
             verbatim[r] = spans[r]
         done.update(same)
-        max_r = max([max_r, *same_r])
+        max_r = max([max_r, *same_r])  # none left when every old row changed
     for index, (r, row) in enumerate(zip(placed, write.rows)):
         if index in done:
             continue

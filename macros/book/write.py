@@ -242,13 +242,14 @@ def _build(path: Path, sheets: list[SheetWrite], marks: list[Mark] | None, targe
     result = WriteResult(path, [w.sheet.name for w in sheets])
     expected: dict[str, Written] = {}
     issues = schema.ISSUES
-    if marks is not None and issues.name not in pkg.sheets:
-        pkg.add_sheet(issues.name, blank_sheet_xml(issues))  # the mark memory lives there
+    later = [w for w in sheets if w.sheet.name == issues.name]
+    if (marks is not None or later) and issues.name not in pkg.sheets:
+        # The mark memory lives there; rows written to it need it too (else they went nowhere).
+        pkg.add_sheet(issues.name, blank_sheet_xml(issues))
     memory = marking.read_memory(pkg) if issues.name in pkg.sheets else []
     marked_sheets: set[str] = set()
     if marks is not None:
         marked_sheets |= marking.unmark(pkg, memory)
-    later = [w for w in sheets if w.sheet.name == issues.name]
     marked = False
     with GridReads() as reads:
         for write in sheets:
