@@ -436,13 +436,16 @@ class _Reader:
         self.sizes = [0] * len(paths)
         self.in_flight = 0  # bytes (on disk) of files assigned but not yet returned
         self.writes: dict[Future, tuple] = {}  # receipts the worker renders and writes → their arguments
+        self.rendered_here = False  # whether a receipt was rendered in this process yet
         self.worker = _start_reader_process() if len(paths) >= READ_AHEAD_MIN_FILES else None
         self._top_up()
 
     def __enter__(self) -> _Reader:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None:  # the run failed: its receipts confirm nothing (and must not delay the error)
+            self.drop_writes()
         self.close()
 
     def close(self) -> None:
@@ -480,8 +483,11 @@ class _Reader:
         if self.worker is not None and len(self.writes) >= WRITES_QUEUED:
             self.writes = {f: job for f, job in self.writes.items()
                            if not f.done() or f.cancelled() or f.exception()}
-        if self.worker is None or len(self.writes) >= WRITES_QUEUED:  # the worker is behind
+        if self.worker is None or len(self.writes) >= WRITES_QUEUED or not self.rendered_here:
+            # The first receipt is rendered here: a template the office broke shows before the
+            # master is written (the worker's receipts are only waited for after that).
             render_receipt(path, templates, context)
+            self.rendered_here = True
             return
         try:
             job = (path, templates, context)

@@ -107,3 +107,23 @@ def test_a_refused_write_leaves_the_inbox_and_writes_no_receipts(scene, tmp_path
     assert digest(master) == before
     assert snapshot(where.inbox) == inbox
     assert snapshot(where.receipts) == receipts
+
+
+def test_a_broken_receipt_template_stops_the_run_before_the_master_is_written(scene, tmp_path,  # noqa: F811
+                                                                              monkeypatch):
+    # The worker's receipts are only waited for after the write, so the first one is rendered in
+    # this process: a template the office broke must still stop the run with the master as it was.
+    from jinja2.exceptions import UndefinedError
+
+    master = copy_scene(scene, tmp_path / "broken")
+    where = folders(master, read_workbook(master).settings)
+    started = _worker_started(monkeypatch)
+
+    def broken_template(path, templates, context):
+        raise UndefinedError("'回执模板' is undefined")
+
+    monkeypatch.setattr(consolidation, "render_receipt", broken_template)
+    inbox, before = snapshot(where.inbox), digest(master)
+    with pytest.raises(UndefinedError):
+        consolidate(master, now=NOW, refresh=False)
+    assert started == [True] and digest(master) == before and snapshot(where.inbox) == inbox

@@ -627,3 +627,34 @@ def test_has_formula_equals_the_formula_pattern(pieces):
 
     data = b"".join(pieces)
     assert _has_formula(data) == (_FORMULA.search(data) is not None)
+
+
+def test_collect_seldom_overlapping_in_two_threads_restores_the_collector():
+    # A server may run two jobs at once: the first in sets the threshold, the last out restores it
+    # (else the one leaving second would put back the raised threshold for good).
+    import threading
+
+    threshold = gc.get_threshold()
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen_inside = []
+
+    def first():
+        with collect_seldom():
+            first_in.set()
+            second_in.wait(5)
+        first_out.set()
+
+    def second():
+        first_in.wait(5)
+        with collect_seldom():
+            second_in.set()
+            first_out.wait(5)
+            seen_inside.append(gc.get_threshold()[0])  # still raised while this one runs
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert seen_inside and seen_inside[0] >= 10_000
+    assert gc.get_threshold() == threshold and gc.get_freeze_count() == 0
