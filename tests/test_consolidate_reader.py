@@ -81,7 +81,8 @@ def outcome(master: Path, run) -> dict:
     }
 
 
-def test_reading_ahead_in_a_worker_gives_the_same_run_as_reading_here(scene, tmp_path, monkeypatch):
+def worker_started(monkeypatch) -> list[bool]:
+    """Whether each reader process the run asked for started (True) or not (None came back)."""
     started = []
     real_start = consolidation._start_reader_process
 
@@ -91,6 +92,11 @@ def test_reading_ahead_in_a_worker_gives_the_same_run_as_reading_here(scene, tmp
         return pool
 
     monkeypatch.setattr(consolidation, "_start_reader_process", start)
+    return started
+
+
+def test_reading_ahead_in_a_worker_gives_the_same_run_as_reading_here(scene, tmp_path, monkeypatch):
+    started = worker_started(monkeypatch)
     ahead = copy_scene(scene, tmp_path / "ahead")
     ticks = []
     run = consolidate(ahead, now=NOW, refresh=False, progress=lambda d, t, n: ticks.append((d, t, n)))

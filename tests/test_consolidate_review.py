@@ -14,7 +14,7 @@ from macros.book.read import read_workbook
 from macros.book.write import WriteRefused
 from macros.consolidate import consolidate, folders
 
-from .test_consolidate_reader import NOW, copy_scene, scene  # noqa: F401 (a fixture)
+from .test_consolidate_reader import NOW, copy_scene, scene, worker_started  # noqa: F401 (a fixture)
 from .test_write_safety import digest, excel_owner_file
 
 
@@ -26,24 +26,11 @@ def snapshot(folder) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def _worker_started(monkeypatch) -> list[bool]:
-    started = []
-    real_start = consolidation._start_reader_process
-
-    def start():
-        pool = real_start()
-        started.append(pool is not None)
-        return pool
-
-    monkeypatch.setattr(consolidation, "_start_reader_process", start)
-    return started
-
-
 @pytest.mark.parametrize("queued", [consolidation.WRITES_QUEUED, 2])
 def test_every_receipt_exists_before_any_file_moves(scene, tmp_path, monkeypatch, queued):  # noqa: F811
     master = copy_scene(scene, tmp_path / "run")
     monkeypatch.setattr(consolidation, "WRITES_QUEUED", queued)  # 2: most are written here
-    started = _worker_started(monkeypatch)
+    started = worker_started(monkeypatch)
     seen = []
     real_finish = consolidation.finish_file
 
@@ -79,7 +66,7 @@ def test_a_staged_run_leaves_the_inbox_and_writes_no_receipts(scene, tmp_path, m
     master = copy_scene(scene, tmp_path / "staged")
     where = folders(master, read_workbook(master).settings)
     master.with_name("~$" + master.name).write_bytes(excel_owner_file("张三"))
-    started = _worker_started(monkeypatch)
+    started = worker_started(monkeypatch)
     inbox, receipts, before = snapshot(where.inbox), snapshot(where.receipts), digest(master)
     run = consolidate(master, now=NOW, refresh=False)
     assert started == [True]
@@ -117,7 +104,7 @@ def test_a_broken_receipt_template_stops_the_run_before_the_master_is_written(sc
 
     master = copy_scene(scene, tmp_path / "broken")
     where = folders(master, read_workbook(master).settings)
-    started = _worker_started(monkeypatch)
+    started = worker_started(monkeypatch)
 
     def broken_template(path, templates, context):
         raise UndefinedError("'回执模板' is undefined")
