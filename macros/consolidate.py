@@ -750,6 +750,13 @@ def _submission_checks(sub: Submission, committee: str, merge: LedgerMerge) -> l
                 problems.append(Problem(
                     LEDGER, n, headers[i], record_id, WARNING, "formula_text",
                     f"“{value[:20]}”以“{value[0]}”开头，已按文字保存，不会当作公式计算。", ""))
+    for pos, key in sub.formula_cells:  # real formulas: the value they last showed is what is kept
+        n, row, header = sub.row_numbers[pos], sub.rows[pos], schema.LEDGER.header_of(key)
+        value = row[KEYS.index(key)]
+        shown = (f"已按它的计算结果“{str(value)[:20]}”保存，公式本身不保存" if value is not None
+                 else "文件里没有它的计算结果（可能没有在 Excel 里保存过），按空白处理")
+        problems.append(Problem(LEDGER, n, header, row[KEY_INDEX], WARNING, "formula_cell",
+                                f"“{header}”填的是公式，{shown}。", "请直接填写数值或文字，不要用公式。"))
     return problems
 
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import functools
 import os
+import re
+import zipfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 
 from . import schema
-from .book.ooxml import FORMULA_PREFIXES
+from .book.ooxml import FORMULA_PREFIXES, col_index, has_formula, sheet_parts
 from .book.read import actual_sheet_name, calamine_failure, open_calamine, parse_grid, read_sheet
 from .errors import HealthbookError
 
@@ -38,6 +41,9 @@ class Submission:
     info: dict[str, list] | None = None  # a generated form's hidden info sheet: its columns
     # Positions in ``rows`` holding text that starts like a formula (checked closely later).
     formula_rows: list[int] = field(default_factory=list)
+    # (position in ``rows``, column key) of cells holding a real formula: calamine gives their
+    # last computed value (none when the file was never saved by Excel), the formula is dropped.
+    formula_cells: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def info_committee(self) -> str | None:
@@ -71,7 +77,7 @@ def read_submission(path: Path) -> Submission:
         if not calamine_failure(exc):
             raise
         raise FileUnreadable(path, str(exc)[:60]) from exc
-    names, body, row_numbers, _ = parse_grid(grid, schema.LEDGER, path)
+    names, body, row_numbers, headers = parse_grid(grid, schema.LEDGER, path)
     # Each row in contract column order (a column the file lacks reads the None put at the end).
     pick = itemgetter(*[names.index(k) if k in names else len(names) for k in KEYS])
     rows, numbers = [], []
@@ -88,7 +94,54 @@ def read_submission(path: Path) -> Submission:
         info_grid = book.get_sheet_by_name(info_name).to_python(skip_empty_area=False)
         info_names, info_rows, _, _ = parse_grid(info_grid, schema.FORM_INFO, path)
         info = {name: list(values) for name, values in zip(info_names, zip(*info_rows))} if info_rows else None
-    return Submission(path, rows, numbers, set(names) & set(KEYS), info, _formula_rows(rows))
+    formulas = []
+    cells = formula_cells(path, LEDGER)
+    if cells:
+        by_header = schema.LEDGER.by_header()
+        key_of = {c: by_header[h].key for c, h in enumerate(headers) if h in by_header}
+        position = {n: i for i, n in enumerate(numbers)}
+        formulas = sorted({(position[r], key_of[c]) for r, c in cells if r in position and c in key_of})
+    return Submission(path, rows, numbers, set(names) & set(KEYS), info, _formula_rows(rows), formulas)
+
+
+class _ZipParts(Mapping):
+    """A zip's parts by name, read when asked for (the few a sheet lookup needs)."""
+
+    def __init__(self, zf: zipfile.ZipFile):
+        self.zf, self.names = zf, set(zf.namelist())
+
+    def __getitem__(self, name: str) -> bytes:
+        if name not in self.names:
+            raise KeyError(name)
+        return self.zf.read(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+_WORKSHEET = re.compile(r"xl/worksheets/[^/]+\.xml$")
+_CELL = re.compile(r'<(?:\w+:)?c\b[^>]*?\br="([A-Z]+)(\d+)"[^>]*?(?:/>|>(.*?)</(?:\w+:)?c>)', re.S)
+
+
+def formula_cells(path: Path, sheet: str) -> list[tuple[int, int]]:
+    """(Excel row, 0-based column) of the cells of ``sheet`` holding a formula; [] when there
+    are none or the file cannot be looked into (calamine has read it already)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            worksheets = [n for n in zf.namelist() if _WORKSHEET.match(n)]
+            if worksheets and not any(has_formula(zf.read(n)) for n in worksheets):
+                return []  # the usual case, told without parsing the workbook's structure
+            part = sheet_parts(_ZipParts(zf)).get(sheet)
+            data = zf.read(part) if part else b""
+    except Exception:  # noqa: BLE001 — only a closer look: the file was read without it
+        return []
+    if not has_formula(data):  # data validations' <formula1> are not cells
+        return []
+    return [(int(r), col_index(letters)) for letters, r, body in _CELL.findall(data.decode("utf-8", "replace"))
+            if body and has_formula(body.encode())]
 
 
 def _formula_rows(rows: list[list]) -> list[int]:

@@ -177,6 +177,40 @@ def test_formula_looking_text_is_stored_as_text(master_copy, inbox, blank_forms)
     assert formula.data_type == "s"
 
 
+def test_real_formulas_keep_their_last_values_with_a_warning(master_copy, inbox):
+    import xlsxwriter
+
+    keys = ("date", "committee_id", "project_id", "activity", "participants", "quantity", "status")
+    # Saved by a spreadsheet program: the formula comes with the value it last showed.
+    book = xlsxwriter.Workbook(inbox / "C01-公式单元格.xlsx")
+    sheet = book.add_worksheet(LEDGER)
+    sheet.write_row(0, 0, [HEADERS[k] for k in keys])
+    sheet.write_row(1, 0, ["2020-11-18", "C01", "P02", "公式讲座"])
+    sheet.write_formula(1, 4, "=10*3", None, 30)
+    sheet.write_row(1, 5, [1, "进行中"])
+    book.close()
+    # Written by a program that computes nothing (openpyxl): no value to keep.
+    wb = openpyxl.Workbook()
+    wb.active.title = LEDGER
+    wb.active.append([HEADERS[k] for k in keys])
+    wb.active.append(["2020-11-19", "C01", "P02", "公式义诊", "=5*5", 1, "进行中"])
+    wb.save(inbox / "C01-无结果.xlsx")
+
+    run = consolidate(master_copy)
+    assert run.rows_added == 2
+    found = {f.file: [p for p in f.issues if p.code == "formula_cell"] for f in run.files}
+    [kept] = found["C01-公式单元格.xlsx"]
+    assert (kept.row, kept.column, kept.level) == (2, HEADERS["participants"], "警告")
+    assert "计算结果“30”" in kept.message and "不要用公式" in kept.suggestion
+    [lost] = found["C01-无结果.xlsx"]
+    assert lost.row == 2 and "没有它的计算结果" in lost.message
+    ledger = read_workbook(master_copy)[LEDGER]
+    values = dict(zip(ledger["activity"], ledger["participants"]))
+    assert values["公式讲座"] == 30 and values["公式义诊"] is None
+    ws = openpyxl.load_workbook(master_copy)[LEDGER]
+    assert not any(c.data_type == "f" for row in ws.iter_rows() for c in row)  # values, never formulas
+
+
 def test_a_hand_made_workbook_is_accepted(master_copy, inbox):
     wb = openpyxl.Workbook()
     ws = wb.active

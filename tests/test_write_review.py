@@ -623,7 +623,8 @@ def test_random_edits_read_back_and_leave_the_other_rows_alone(decorated, tmp_pa
 @given(st.lists(st.sampled_from([b"<f>", b"</f>", b"<f ", b"<f/>", b"<f\n", b"<formula>", b"<fill>", b"<x:f>",
                                  b"<x:formula>", b"<c r=\"A1\">", b"<v>1</v>", b"f", b"<", b":f", b"x"]), max_size=8))
 def test_has_formula_equals_the_formula_pattern(pieces):
-    from macros.book.write import _FORMULA, _has_formula
+    from macros.book.ooxml import FORMULA_ELEMENT as _FORMULA
+    from macros.book.ooxml import has_formula as _has_formula
 
     data = b"".join(pieces)
     assert _has_formula(data) == (_FORMULA.search(data) is not None)

@@ -431,6 +431,23 @@ def cell_xml(ref: str, value: object, style: int) -> str:
     return f'<c r="{ref}"{s} t="inlineStr"><is>{t_open(text)}{escape_text(text)}</t></is></c>'
 
 
+FORMULA_ELEMENT = re.compile(rb"<(?:\w+:)?f[\s>/]")
+_AFTER_F = (b">", b"/", b" ", b"\t", b"\n", b"\r")
+
+
+def has_formula(data: bytes) -> bool:
+    """Whether worksheet XML holds a formula element (``FORMULA_ELEMENT``), found fast."""
+    # Plain substring search first (``<`` in text is always escaped, so "<f" is markup: <f>, <f …/>,
+    # or a few others such as <formula1> in data validations); the regex, slow over a large sheet,
+    # only for a prefixed worksheet.
+    at = data.find(b"<f")
+    while at != -1:
+        if data[at + 2:at + 3] in _AFTER_F:
+            return True
+        at = data.find(b"<f", at + 2)
+    return b":f" in data and FORMULA_ELEMENT.search(data) is not None
+
+
 T_PRESERVE = '<t xml:space="preserve">'
 
 

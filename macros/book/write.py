@@ -36,7 +36,7 @@ from ..errors import FolderNotWritable, HealthbookError, WorkbookBusy, WorkbookN
 from . import marks as marking
 from .backup import backup_file, list_backups
 from .lock import DEFAULT_WAIT, WorkbookLock, check_not_open
-from .ooxml import REL_COMMENTS, REL_VML, insert_before_any, parse_rels, rels_name, workbook_part
+from .ooxml import REL_COMMENTS, REL_VML, has_formula, insert_before_any, parse_rels, rels_name, workbook_part
 from .owned import Written, blank_sheet_xml, rewrite_sheet
 from .package import Package
 from .read import Workbook, actual_sheet_name, read_workbook, settings_from_frame
@@ -299,23 +299,9 @@ def _finish(pkg: Package, marks: list[Mark] | None, memory: list, later: list[Sh
         _ensure_recalc(pkg)
 
 
-_FORMULA = re.compile(rb"<(?:\w+:)?f[\s>/]")
+
+
 _CALC_PR = re.compile(r"<(?:\w+:)?calcPr\b[^>]*?/?>")
-
-
-def _has_formula(data: bytes) -> bool:
-    # Plain substring search first (``<`` in text is always escaped, so "<f" is markup: <f>, <f …/>,
-    # or a few others such as <formula> outside the cells); the regex, slow over a large sheet,
-    # only for a prefixed worksheet.
-    at = data.find(b"<f")
-    while at != -1:
-        if data[at + 2:at + 3] in _AFTER_F:
-            return True
-        at = data.find(b"<f", at + 2)
-    return b":f" in data and _FORMULA.search(data) is not None
-
-
-_AFTER_F = (b">", b"/", b" ", b"\t", b"\n", b"\r")
 
 
 def _ensure_recalc(pkg: Package) -> None:
@@ -326,7 +312,7 @@ def _ensure_recalc(pkg: Package) -> None:
     ``<calcPr>`` in workbook.xml (added, or the element added), which Excel clears when it saves.
     """
     # Our writes never add a formula, so the original parts tell (the new ones can be far larger).
-    if not any(_has_formula(pkg.parts.get(part) or b"") for part in pkg.sheets.values()):
+    if not any(has_formula(pkg.parts.get(part) or b"") for part in pkg.sheets.values()):
         return
     wb_part = workbook_part(pkg.parts)
     xml = pkg.text(wb_part)
