@@ -462,7 +462,8 @@ class _Reader:
             self.futures.clear()
 
     def drop_writes(self) -> None:
-        """Forget the receipts not yet written (the run was staged: there is nothing to confirm)."""
+        """Forget the receipts not yet written: the run was staged or failed, so there is nothing
+        to confirm (the files stay in the inbox)."""
         for future in self.writes:
             future.cancel()  # False for one being written: it finishes, in the folder about to go
         self.writes.clear()

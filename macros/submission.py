@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from operator import itemgetter
 from pathlib import Path
 
 from . import schema
-from .book.ooxml import FORMULA_PREFIXES, col_index, has_formula, sheet_parts
+from .book.ooxml import FORMULA_PREFIXES, WORKSHEET_PART, has_formula, parse_rows, sheet_parts
 from .book.read import actual_sheet_name, calamine_failure, open_calamine, parse_grid, read_sheet
 from .errors import HealthbookError
 
@@ -122,26 +121,22 @@ class _ZipParts(Mapping):
         return len(self.names)
 
 
-_WORKSHEET = re.compile(r"xl/worksheets/[^/]+\.xml$")
-_CELL = re.compile(r'<(?:\w+:)?c\b[^>]*?\br="([A-Z]+)(\d+)"[^>]*?(?:/>|>(.*?)</(?:\w+:)?c>)', re.S)
-
-
 def formula_cells(path: Path, sheet: str) -> list[tuple[int, int]]:
     """(Excel row, 0-based column) of the cells of ``sheet`` holding a formula; [] when there
     are none or the file cannot be looked into (calamine has read it already)."""
     try:
         with zipfile.ZipFile(path) as zf:
-            worksheets = [n for n in zf.namelist() if _WORKSHEET.match(n)]
-            if worksheets and not any(has_formula(zf.read(n)) for n in worksheets):
+            worksheets = {n: zf.read(n) for n in zf.namelist() if WORKSHEET_PART.match(n)}
+            if worksheets and not any(map(has_formula, worksheets.values())):
                 return []  # the usual case, told without parsing the workbook's structure
             part = sheet_parts(_ZipParts(zf)).get(sheet)
-            data = zf.read(part) if part else b""
+            data = worksheets.get(part) or (zf.read(part) if part else b"")
     except Exception:  # noqa: BLE001 — only a closer look: the file was read without it
         return []
     if not has_formula(data):  # data validations' <formula1> are not cells
         return []
-    return [(int(r), col_index(letters)) for letters, r, body in _CELL.findall(data.decode("utf-8", "replace"))
-            if body and has_formula(body.encode())]
+    return [(row.r, cell.col) for row in parse_rows(data.decode("utf-8", "replace")) for cell in row.cells
+            if cell.body and has_formula(cell.body.encode())]
 
 
 def _formula_rows(rows: list[list]) -> list[int]:

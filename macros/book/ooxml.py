@@ -431,6 +431,8 @@ def cell_xml(ref: str, value: object, style: int) -> str:
     return f'<c r="{ref}"{s} t="inlineStr"><is>{t_open(text)}{escape_text(text)}</t></is></c>'
 
 
+# Where workbooks keep their worksheets (Excel, xlsxwriter, openpyxl, LibreOffice all do).
+WORKSHEET_PART = re.compile(r"xl/worksheets/[^/]+\.xml$")
 FORMULA_ELEMENT = re.compile(rb"<(?:\w+:)?f[\s>/]")
 _AFTER_F = (b">", b"/", b" ", b"\t", b"\n", b"\r")
 

@@ -19,6 +19,7 @@ from .ooxml import (
     NS_REL,
     REL_SHARED_STRINGS,
     REL_STYLES,
+    WORKSHEET_PART,
     rels_name,
     shared_strings,
     sheet_parts,
@@ -170,7 +171,7 @@ class Package:
         self.finish()
         data = self.data(part)
         others = {n: self.data(n) for n in [*self.parts, *self.changed]
-                  if n != part and not _WORKSHEET.match(n)}
+                  if n != part and not WORKSHEET_PART.match(n)}
         deflating = self._deflating.get(part)
         done = deflating[1] if deflating is not None and deflating[0] is data else None
 
@@ -200,7 +201,6 @@ class Package:
 
 
 LARGE_PART = 1 << 20
-_WORKSHEET = re.compile(r"xl/worksheets/[^/]+\.xml$")
 _pool: ThreadPoolExecutor | None = None
 
 
