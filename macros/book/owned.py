@@ -12,6 +12,9 @@ keep their bytes. Layout:
   written at that Excel row, others below the last one. A cell whose value did not change keeps
   its XML verbatim (formula, rich text, shared string, staff's formatting); cells in columns
   without a header are carried over untouched.
+
+A row that already exists (a formatted blank row filled in, a changed row) keeps its ``<row>``
+attributes — height, style, hidden, outline level — when its cells are written anew.
 """
 
 from __future__ import annotations
@@ -68,6 +71,14 @@ from .write_types import FILLS, SheetWrite
 
 _COL_RE = re.compile(r"<(?:\w+:)?col\b[^>]*?/>", re.S)
 _R_ATTR = re.compile(r'\br="(\d+)"')
+_ROW_OPEN = re.compile(r"<(?:\w+:)?row\b([^>]*?)/?>")
+
+
+def _row_attrs(row_text: str, r: int) -> str:
+    """The attributes of an existing ``<row>`` (height, style, hidden, outline level...), kept when
+    its cells are written anew; ``row_xml`` drops the ``spans`` hint."""
+    attrs = _ROW_OPEN.match(row_text).group(1)
+    return attrs if _R_ATTR.search(attrs) else f' r="{r}"{attrs}'
 
 
 @dataclass
@@ -400,6 +411,9 @@ def rewrite_sheet(
         texts, value_columns = encoder.encode([write.rows[i] for i in bulk], bulk_r)
         out.blocks.append((bulk_r, value_columns))
         for r, text in zip(bulk_r, texts):
+            if r in spans:  # a formatted blank row filled in (变更记录): its height and style stay
+                body = text[len(f'<row r="{r}">'):-len("</row>")]
+                text = row_xml(r, [(0, body)] if body else [], _row_attrs(old_rows[r], r))
             if text:
                 verbatim[r] = text
         max_r = max(max_r, *(r for r in bulk_r if r in verbatim), header_r)
@@ -480,6 +494,8 @@ def rewrite_sheet(
                     max_c = max(max_c, c)
         out.rows[r] = values
         new_rows[r] = cells
+        if r in spans and r not in row_attrs:  # an existing row: its height and style stay
+            row_attrs[r] = _row_attrs(old_rows[r], r)
         if cells:
             max_r = max(max_r, r)
     max_c = max([max_c, *layout_cols])
