@@ -28,6 +28,7 @@ from numbers import Integral
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
+from numpy import bool_ as _np_bool  # a pandas frame's booleans
 from python_calamine import CalamineWorkbook
 
 from .. import schema
@@ -143,6 +144,17 @@ def _equal(a: object, b: object) -> bool:
         return bool(a == b)
     except (TypeError, ValueError):
         return False
+
+
+def _same_cell(a: object, b: object) -> bool:
+    """Equal as cell values: a boolean is not a number (Python's ``True == 1`` and ``False == 0``
+    are not Excel's TRUE and 1), while 1 == 1.0 (calamine reads numbers as floats)."""
+    return isinstance(a, bool | _np_bool) == isinstance(b, bool | _np_bool) and _equal(a, b)
+
+
+def _has_bool(values: list) -> bool:
+    kinds = set(map(type, values))  # one pass in C: most columns hold no boolean
+    return bool in kinds or _np_bool in kinds
 
 
 class _OldRows(Mapping):
@@ -419,7 +431,7 @@ def rewrite_sheet(
         max_r = max(max_r, *(r for r in bulk_r if r in verbatim), header_r)
     done = set(bulk)
     # Old rows whose values did not change keep their XML verbatim. Compared a column at a time
-    # against calamine's reading (blank = "", 12 == 12.0; trimmed text falls through).
+    # against calamine's reading (blank = "", 12 == 12.0, TRUE != 1; trimmed text falls through).
     width = len(old_grid[0]) if old_grid else 0  # calamine's grid is rectangular
     same = [index for index, r in enumerate(placed)
             if r in spans and r - 1 < len(old_grid) and index not in done and index not in marked_rows]
@@ -431,8 +443,8 @@ def rewrite_sheet(
         for key, c in layout:
             now = ["" if (v := write.rows[i].get(key)) is None else v for i in same]
             before = [line[c] for line in old_lines] if c < width else [""] * len(same)
-            if not _equal(now, before):
-                differs.update(j for j, (a, b) in enumerate(zip(before, now)) if not _equal(a, b))
+            if not _equal(now, before) or _has_bool(now) or _has_bool(before):
+                differs.update(j for j, (a, b) in enumerate(zip(before, now)) if not _same_cell(a, b))
             now_columns.append(now)
         if differs:
             keep = [j for j in range(len(same)) if j not in differs]
