@@ -198,9 +198,7 @@ def cmd_consolidate(args: argparse.Namespace) -> int:
     if bar:
         bar.close()
     emit(args, run.to_dict(), summary_text(run))
-    if run.busy:
-        return 3
-    return 1 if any(f.status in ("partly", "rejected") for f in run.files) else 0
+    return run.exit_status
 
 
 class TextProgress:

@@ -10,6 +10,7 @@ itself is ``macros.merge`` (pure); this module does the files.
 from __future__ import annotations
 
 import contextlib
+import errno
 import multiprocessing
 import os
 import re
@@ -85,6 +86,7 @@ class FileResult:
     changes: list[Change] = field(default_factory=list)  # its lines of 变更记录
     moved_to: Path | None = None
     receipt: Path | None = None
+    receipt_error: str = ""  # where and why its receipt could not be written (Chinese): it stays in the inbox
 
     def to_dict(self) -> dict:
         """Exactly the per-file keys of ``consolidate --json``."""
@@ -116,6 +118,15 @@ class Consolidation:
     @property
     def rows_updated(self) -> int:
         return sum(f.rows_updated for f in self.files)
+
+    @property
+    def exit_status(self) -> int:
+        """3 master busy (staged), 2 receipts not written (a folder to fix), 1 files with problems, else 0."""
+        if self.busy:
+            return 3
+        if any(f.receipt_error for f in self.files):
+            return 2
+        return 1 if any(f.status in (PARTLY, REJECTED) for f in self.files) else 0
 
     def to_dict(self) -> dict:
         """Exactly the keys of ``consolidate --json``."""
@@ -259,6 +270,9 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
     with _Reader(wanted) as reader:
         results = _process_files(paths, reasons, committees, checker, progress, reader)
         run = _write(book, master, merge, results, dry_run, as_of, now, refresh, wb, reader)
+    for result in results:  # receipts the worker could not write, nor this process after it
+        if result.pending_receipt in reader.failed:
+            _receipt_failed(result, where.receipts, reader.failed[result.pending_receipt])
     if run.dry_run or run.staged:
         return run
     for result in results:
@@ -437,6 +451,7 @@ class _Reader:
         self.in_flight = 0  # bytes (on disk) of files assigned but not yet returned
         self.writes: dict[Future, tuple] = {}  # receipts the worker renders and writes → their arguments
         self.rendered_here = False  # whether a receipt was rendered in this process yet
+        self.failed: dict[Path, OSError] = {}  # receipts that could not be written (a full disk...)
         self.worker = _start_reader_process() if len(paths) >= READ_AHEAD_MIN_FILES else None
         self._top_up()
 
@@ -449,12 +464,16 @@ class _Reader:
         self.close()
 
     def close(self) -> None:
-        """Wait for the worker's writes (any that failed are done here), then stop it."""
+        """Wait for the worker's writes (any that failed are done here, and those failing again for
+        an I/O reason go to ``failed``), then stop it."""
         try:
             for future, job in list(self.writes.items()):
                 if not self._written(future):
-                    render_receipt(*job)  # here, where an error shows as it would
-        finally:  # a receipt failing here (a broken template, a full disk) still stops the worker
+                    try:
+                        render_receipt(*job)  # here, where an error shows as it would
+                    except OSError as exc:  # the master may be written already: the run goes on
+                        self.failed[job[0]] = exc
+        finally:  # a receipt failing here (a broken template) still stops the worker
             self.writes.clear()
             if self.worker is not None:
                 self.worker.shutdown(wait=True)
@@ -630,8 +649,11 @@ class _Checker:
         result.rows_unchanged = merged.count(UNCHANGED)
         result.status = REJECTED if not good else PARTLY if bad_rows else ACCEPTED
         if self.pending is not None:
-            result.pending_receipt = write_receipt(result, self.pending, self.now, self.master, self.templates,
-                                                   self.write)
+            try:
+                result.pending_receipt = write_receipt(result, self.pending, self.now, self.master,
+                                                       self.templates, self.write)
+            except OSError as exc:  # the receipts folder: the merge goes on, the file waits in the inbox
+                _receipt_failed(result, self.pending.parent, exc)
         result.outcomes = []
 
 
@@ -773,7 +795,21 @@ def _is_number(text: str) -> bool:
 
 
 def finish_file(result: FileResult, where: Folders, now: datetime, master: Path) -> None:
-    """Move the file to archive/ or rejected/ and write its receipt."""
+    """Put the file's receipt in place, then move the file to archive/ or rejected/. A file whose
+    receipt cannot be written stays in the inbox: the next run retries (merging again changes nothing)."""
+    if result.receipt_error:
+        return
+    try:
+        if result.pending_receipt is not None:
+            where.receipts.mkdir(parents=True, exist_ok=True)
+            receipt = where.receipts / result.pending_receipt.name
+            os.replace(result.pending_receipt, receipt)
+        else:
+            receipt = write_receipt(result, where.receipts, now, master, where.templates)
+    except OSError as exc:
+        _receipt_failed(result, where.receipts, exc)
+        return
+    result.receipt = receipt
     source = where.inbox / result.file
     folder = where.rejected if result.status == REJECTED else where.archive
     try:
@@ -782,12 +818,27 @@ def finish_file(result: FileResult, where: Folders, now: datetime, master: Path)
         result.issues.append(_file_problem(
             "not_moved", f"{result.file} 无法移到“{folder.name}”文件夹（{exc.strerror or exc}），仍留在收件箱；"
             "下次汇总时会再次处理（不会重复添加）。", WARNING, sheet=""))
-    if result.pending_receipt is not None:
-        where.receipts.mkdir(parents=True, exist_ok=True)
-        result.receipt = where.receipts / result.pending_receipt.name
-        os.replace(result.pending_receipt, result.receipt)
-    else:
-        result.receipt = write_receipt(result, where.receipts, now, master, where.templates)
+
+
+_OS_REASONS = {errno.ENOSPC: "磁盘已满", errno.EACCES: "没有写入权限", errno.EPERM: "没有写入权限",
+               errno.EROFS: "磁盘是只读的", errno.ENOTDIR: "这个路径上是一个文件，不是文件夹",
+               errno.EEXIST: "这个路径上是一个文件，不是文件夹", errno.ENOENT: "文件夹不存在或已被移走"}
+
+
+def os_reason(exc: OSError) -> str:
+    """Why a file could not be written, in Chinese."""
+    return _OS_REASONS.get(exc.errno) or f"系统错误：{exc.strerror or exc}"
+
+
+def _receipt_failed(result: FileResult, folder: Path, exc: OSError) -> None:
+    """``result``'s receipt could not be written: say so; the file is not moved (its outcome is
+    kept in the master, so the next run finds it unchanged and writes the receipt)."""
+    result.pending_receipt = None
+    result.receipt_error = f"文件夹“{folder}”（{os_reason(exc)}）"
+    result.issues.append(_file_problem(
+        "receipt_not_written", f"{result.file} 的回执无法写入{result.receipt_error}，文件仍留在收件箱。",
+        WARNING, "请检查回执文件夹能否写入（磁盘空间、权限，或设置中的回执文件夹路径）；"
+        "下次汇总时会再次处理这份文件并补发回执（已并入的行不会重复添加）。", sheet=""))
 
 
 def move_with_stamp(path: Path, folder: Path, now: datetime) -> Path:
@@ -847,12 +898,16 @@ def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
         f"{stamp}\t{f.file}\t{STATUS_TEXT[f.status]}\t新增 {f.rows_added}\t更新 {f.rows_updated}\t"
         f"未变化 {f.rows_unchanged}\t错误 {sum(p.is_error for p in f.issues)}\t"
         f"{f.moved_to.name if f.moved_to else ''}"
+        + (f"回执未写入：{f.receipt_error}，留在收件箱" if f.receipt_error else "")
         for f in run.files
     ]
     if run.busy:
         outcome = f"主工作簿未写入（{run.busy}）结果暂存为 {run.staged.name}，收件箱保持原样，下次重试"
     else:
         outcome = f"主工作簿{'已写入' if run.master_written else '无需更新'}"
+    unsent = sum(bool(f.receipt_error) for f in run.files)
+    if unsent:
+        outcome += f"；{unsent} 份回执未写入，这些文件留在收件箱，下次重试"
     lines.append(f"{stamp}\t（本次运行）\t{len(run.files)} 个文件\t新增 {run.rows_added}\t"
                  f"更新 {run.rows_updated}\t{outcome}")
     with path.open("a", encoding="utf-8") as log:
@@ -944,6 +999,13 @@ def summary_text(run: Consolidation) -> str:
         lines.append("主工作簿没有需要更新的内容，未写入。")
     if run.refreshed:
         lines.append(run.refreshed)
+    unsent: dict[str, list[str]] = {}
+    for f in run.files:
+        if f.receipt_error:
+            unsent.setdefault(f.receipt_error, []).append(f.file)
+    for where, names in unsent.items():
+        lines.append(f"回执未能写入{where}：{'、'.join(names)} 共 {len(names)} 份仍留在收件箱。"
+                     "请处理后再运行一次：会补发这些回执，已并入的行不会重复添加。")
     receipts = [f.receipt for f in run.files if f.receipt]
     if receipts:
         lines.append(f"回执 {len(receipts)} 份在 {receipts[0].parent}；日志：{run.log}")

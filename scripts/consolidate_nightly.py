@@ -5,7 +5,8 @@
 
 Merges every submission in the master's inbox (folders from its 设置 sheet), appends one line per
 file to consolidate.log beside the master, and prints a Chinese summary for the scheduler's log.
-Exit status: 0 done, 1 some files had problems (see their receipts), 2 file or usage error,
+Exit status: 0 done, 1 some files had problems (see their receipts), 2 file or usage error
+(also: receipts could not be written; those files stay in the inbox for the next run),
 3 master busy (open in Excel, or another run is writing): the result is staged beside the master,
 the inbox is left untouched, and the next scheduled run retries.
 """
@@ -43,9 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"错误：{err}", file=sys.stderr)
         return err.exit_code
     print(summary_text(run))
-    if run.busy:
-        return 3
-    return 1 if any(f.status in ("partly", "rejected") for f in run.files) else 0
+    return run.exit_status
 
 
 if __name__ == "__main__":

@@ -12,6 +12,9 @@ keep their bytes. Layout:
   written at that Excel row, others below the last one. A cell whose value did not change keeps
   its XML verbatim (formula, rich text, shared string, staff's formatting); cells in columns
   without a header are carried over untouched.
+
+A row that already exists (a formatted blank row filled in, a changed row) keeps its ``<row>``
+attributes — height, style, hidden, outline level — when its cells are written anew.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from numbers import Integral
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
+from numpy import bool_ as _np_bool  # a pandas frame's booleans
 from python_calamine import CalamineWorkbook
 
 from .. import schema
@@ -68,6 +72,14 @@ from .write_types import FILLS, SheetWrite
 
 _COL_RE = re.compile(r"<(?:\w+:)?col\b[^>]*?/>", re.S)
 _R_ATTR = re.compile(r'\br="(\d+)"')
+_ROW_OPEN = re.compile(r"<(?:\w+:)?row\b([^>]*?)/?>")
+
+
+def _row_attrs(row_text: str, r: int) -> str:
+    """The attributes of an existing ``<row>`` (height, style, hidden, outline level...), kept when
+    its cells are written anew; ``row_xml`` drops the ``spans`` hint."""
+    attrs = _ROW_OPEN.match(row_text).group(1)
+    return attrs if _R_ATTR.search(attrs) else f' r="{r}"{attrs}'
 
 
 @dataclass
@@ -132,6 +144,17 @@ def _equal(a: object, b: object) -> bool:
         return bool(a == b)
     except (TypeError, ValueError):
         return False
+
+
+def _same_cell(a: object, b: object) -> bool:
+    """Equal as cell values: a boolean is not a number (Python's ``True == 1`` and ``False == 0``
+    are not Excel's TRUE and 1), while 1 == 1.0 (calamine reads numbers as floats)."""
+    return isinstance(a, bool | _np_bool) == isinstance(b, bool | _np_bool) and _equal(a, b)
+
+
+def _has_bool(values: list) -> bool:
+    kinds = set(map(type, values))  # one pass in C: most columns hold no boolean
+    return bool in kinds or _np_bool in kinds
 
 
 class _OldRows(Mapping):
@@ -400,12 +423,15 @@ def rewrite_sheet(
         texts, value_columns = encoder.encode([write.rows[i] for i in bulk], bulk_r)
         out.blocks.append((bulk_r, value_columns))
         for r, text in zip(bulk_r, texts):
+            if r in spans:  # a formatted blank row filled in (变更记录): its height and style stay
+                body = text[len(f'<row r="{r}">'):-len("</row>")]
+                text = row_xml(r, [(0, body)] if body else [], _row_attrs(old_rows[r], r))
             if text:
                 verbatim[r] = text
         max_r = max(max_r, *(r for r in bulk_r if r in verbatim), header_r)
     done = set(bulk)
     # Old rows whose values did not change keep their XML verbatim. Compared a column at a time
-    # against calamine's reading (blank = "", 12 == 12.0; trimmed text falls through).
+    # against calamine's reading (blank = "", 12 == 12.0, TRUE != 1; trimmed text falls through).
     width = len(old_grid[0]) if old_grid else 0  # calamine's grid is rectangular
     same = [index for index, r in enumerate(placed)
             if r in spans and r - 1 < len(old_grid) and index not in done and index not in marked_rows]
@@ -417,8 +443,8 @@ def rewrite_sheet(
         for key, c in layout:
             now = ["" if (v := write.rows[i].get(key)) is None else v for i in same]
             before = [line[c] for line in old_lines] if c < width else [""] * len(same)
-            if not _equal(now, before):
-                differs.update(j for j, (a, b) in enumerate(zip(before, now)) if not _equal(a, b))
+            if not _equal(now, before) or _has_bool(now) or _has_bool(before):
+                differs.update(j for j, (a, b) in enumerate(zip(before, now)) if not _same_cell(a, b))
             now_columns.append(now)
         if differs:
             keep = [j for j in range(len(same)) if j not in differs]
@@ -480,6 +506,8 @@ def rewrite_sheet(
                     max_c = max(max_c, c)
         out.rows[r] = values
         new_rows[r] = cells
+        if r in spans and r not in row_attrs:  # an existing row: its height and style stay
+            row_attrs[r] = _row_attrs(old_rows[r], r)
         if cells:
             max_r = max(max_r, r)
     max_c = max([max_c, *layout_cols])
