@@ -51,3 +51,25 @@ def test_true_and_1_are_different_cells_and_1_and_1_0_are_the_same(master_copy):
     assert [(type(v), v) for v in got] == [(float, 1.0), (bool, True), (float, 0.0)]
     after = ledger_rows_xml(master_copy)
     assert {r for r in before if after.get(r) != before[r]} == {2, 3, 4}  # every other row byte for byte
+
+
+def test_the_re_read_check_refuses_a_boolean_written_as_a_number(master_copy, monkeypatch):
+    # Fault injection: a writer bug that puts TRUE down as the number 1 must not pass the check
+    # (Python's True == 1 would let it).
+    import macros.book.owned as owned
+    from macros.book.ooxml import cell_xml
+    from macros.book.write import WriteRefused
+
+    monkeypatch.setattr(owned, "cell_xml", lambda ref, value, style: cell_xml(
+        ref, int(value) if isinstance(value, bool) else value, style))
+    before = master_copy.read_bytes()
+    book = FileBook(master_copy)
+    rows = records(book.read([schema.LEDGER]).frames[LEDGER])
+    rows[0]["quantity"] = True
+    try:
+        book.write([SheetWrite(schema.LEDGER, rows)])
+    except WriteRefused as refused:
+        assert "wrote True, read 1" in str(refused)
+    else:
+        raise AssertionError("a boolean written as a number passed the check")
+    assert master_copy.read_bytes() == before

@@ -67,7 +67,7 @@ from .ooxml import (
 from .package import Package
 from .read import HEADER_SEARCH_ROWS, ROW, clean_header, frame_from_rows, records
 from .styles import is_date_code
-from .verify import grid
+from .verify import grid, has_bool
 from .write_types import FILLS, SheetWrite
 
 _COL_RE = re.compile(r"<(?:\w+:)?col\b[^>]*?/>", re.S)
@@ -150,11 +150,6 @@ def _same_cell(a: object, b: object) -> bool:
     """Equal as cell values: a boolean is not a number (Python's ``True == 1`` and ``False == 0``
     are not Excel's TRUE and 1), while 1 == 1.0 (calamine reads numbers as floats)."""
     return isinstance(a, bool | _np_bool) == isinstance(b, bool | _np_bool) and _equal(a, b)
-
-
-def _has_bool(values: list) -> bool:
-    kinds = set(map(type, values))  # one pass in C: most columns hold no boolean
-    return bool in kinds or _np_bool in kinds
 
 
 class _OldRows(Mapping):
@@ -443,7 +438,7 @@ def rewrite_sheet(
         for key, c in layout:
             now = ["" if (v := write.rows[i].get(key)) is None else v for i in same]
             before = [line[c] for line in old_lines] if c < width else [""] * len(same)
-            if not _equal(now, before) or _has_bool(now) or _has_bool(before):
+            if not _equal(now, before) or has_bool(now) or has_bool(before):
                 differs.update(j for j, (a, b) in enumerate(zip(before, now)) if not _same_cell(a, b))
             now_columns.append(now)
         if differs:

@@ -17,6 +17,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+from numpy import bool_ as np_bool  # a pandas frame's booleans
 from python_calamine import CalamineWorkbook
 
 from .ooxml import col_name, to_serial, top_level
@@ -31,10 +32,10 @@ class VerifyError(Exception):
 
 
 def _canon(value: object) -> object:
+    if isinstance(value, bool | np_bool):
+        return bool(value)
     if value is None or value == "":
         return None
-    if isinstance(value, bool):
-        return value
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, (date, datetime, time)):
@@ -46,9 +47,21 @@ def _canon(value: object) -> object:
 
 def same_value(a: object, b: object) -> bool:
     a, b = _canon(a), _canon(b)
+    if (type(a) is bool) != (type(b) is bool):  # Excel's TRUE is not 1 (Python's True == 1 is)
+        return False
     if isinstance(a, float) and isinstance(b, float):
         return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-6)
     return a == b
+
+
+def has_bool(values: list) -> bool:
+    """Whether a list holds a boolean: where it does, ``==`` on whole lists cannot tell TRUE from 1."""
+    kinds = set(map(type, values))  # one pass in C: most columns hold no boolean
+    return bool in kinds or np_bool in kinds
+
+
+def _differ(have: object, value: object) -> bool:
+    return (have != value or type(have) is not type(value)) and not same_value(have, value)
 
 
 def grid(book: CalamineWorkbook, sheet: str) -> list[list]:
@@ -242,19 +255,20 @@ def check_values(reads: GridReads, written: dict[str, object], unchanged: dict[s
                     got = [rows[r - 1][c] for r in numbers]
                 except IndexError:  # rows or columns beyond what it read hold nothing
                     got = [_cell(rows, r, c) for r in numbers]
-                if got != values:
+                if got != values or has_bool(got) or has_bool(values):
                     for r, have, value in zip(numbers, got, values):
-                        if have != value and not same_value(have, value):
+                        if _differ(have, value):
                             _check(sheet, r, c, have, value)
         order = w.order
         contiguous = order == list(range(order[0], order[0] + len(order))) if order else False
         for r, values in w.rows.items():
             got = rows[r - 1] if r - 1 < len(rows) else []
-            if contiguous and len(got) >= order[-1] + 1 and got[order[0]:order[-1] + 1] == values:
+            if (contiguous and len(got) >= order[-1] + 1 and got[order[0]:order[-1] + 1] == values
+                    and not has_bool(values) and not has_bool(got)):
                 continue  # the whole row reads back as written
             for c, value in zip(order, values):
                 have = got[c] if c < len(got) else None
-                if have != value and not same_value(have, value):
+                if _differ(have, value):
                     _check(sheet, r, c, have, value)
     for sheet, before in unchanged.items():
         after = reads.get(sheet)
