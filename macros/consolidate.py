@@ -10,7 +10,6 @@ itself is ``macros.merge`` (pure); this module does the files.
 from __future__ import annotations
 
 import contextlib
-import errno
 import multiprocessing
 import os
 import re
@@ -34,7 +33,7 @@ from .book.read import ROW, Workbook, records, settings_from_frame
 from .book.write import STAGED, FileBook, WriteRefused
 from .book.write_types import SheetWrite
 from .collect import collect_seldom
-from .errors import HealthbookError
+from .errors import HealthbookError, os_reason
 from .forms import safe_name
 from .merge import ADDED, COMMITTEE, KEY, UNCHANGED, UPDATED, Change, LedgerMerge
 from .problems import Problem
@@ -816,18 +815,8 @@ def finish_file(result: FileResult, where: Folders, now: datetime, master: Path)
         result.moved_to = move_with_stamp(source, folder, now)
     except OSError as exc:  # e.g. Windows: the committee opened it again meanwhile
         result.issues.append(_file_problem(
-            "not_moved", f"{result.file} 无法移到“{folder.name}”文件夹（{exc.strerror or exc}），仍留在收件箱；"
+            "not_moved", f"{result.file} 无法移到“{folder.name}”文件夹（{os_reason(exc)}），仍留在收件箱；"
             "下次汇总时会再次处理（不会重复添加）。", WARNING, sheet=""))
-
-
-_OS_REASONS = {errno.ENOSPC: "磁盘已满", errno.EACCES: "没有写入权限", errno.EPERM: "没有写入权限",
-               errno.EROFS: "磁盘是只读的", errno.ENOTDIR: "这个路径上是一个文件，不是文件夹",
-               errno.EEXIST: "这个路径上是一个文件，不是文件夹", errno.ENOENT: "文件夹不存在或已被移走"}
-
-
-def os_reason(exc: OSError) -> str:
-    """Why a file could not be written, in Chinese."""
-    return _OS_REASONS.get(exc.errno) or f"系统错误：{exc.strerror or exc}"
 
 
 def _receipt_failed(result: FileResult, folder: Path, exc: OSError) -> None:

@@ -6,7 +6,17 @@ sheet and what to do) with ``exit_code`` — never a traceback.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
+
+_OS_REASONS = {errno.ENOSPC: "磁盘已满", errno.EACCES: "没有写入权限", errno.EPERM: "没有写入权限",
+               errno.EROFS: "磁盘是只读的", errno.ENOTDIR: "这个路径上是一个文件，不是文件夹",
+               errno.EEXIST: "这个路径上是一个文件，不是文件夹", errno.ENOENT: "文件夹不存在或已被移走"}
+
+
+def os_reason(exc: OSError) -> str:
+    """Why a file could not be written, in Chinese (the system's own words only for rare errors)."""
+    return _OS_REASONS.get(exc.errno) or f"系统错误：{exc.strerror or exc}"
 
 
 class HealthbookError(Exception):

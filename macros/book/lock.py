@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from ..errors import FolderNotWritable, WorkbookBusy
+from ..errors import FolderNotWritable, WorkbookBusy, os_reason
 
 DEFAULT_WAIT = 10.0  # seconds a run waits for another run to finish writing
 
@@ -159,7 +159,7 @@ class WorkbookLock:
         try:
             fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as exc:
-            raise FolderNotWritable(file.parent, exc.strerror or str(exc)) from exc
+            raise FolderNotWritable(file.parent, os_reason(exc)) from exc
         deadline = time.monotonic() + self.wait
         while True:
             if _try_lock(fd):

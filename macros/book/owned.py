@@ -28,7 +28,6 @@ from numbers import Integral
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from numpy import bool_ as _np_bool  # a pandas frame's booleans
 from python_calamine import CalamineWorkbook
 
 from .. import schema
@@ -67,7 +66,7 @@ from .ooxml import (
 from .package import Package
 from .read import HEADER_SEARCH_ROWS, ROW, clean_header, frame_from_rows, records
 from .styles import is_date_code
-from .verify import grid, has_bool
+from .verify import grid, has_bool, is_bool
 from .write_types import FILLS, SheetWrite
 
 _COL_RE = re.compile(r"<(?:\w+:)?col\b[^>]*?/>", re.S)
@@ -149,7 +148,7 @@ def _equal(a: object, b: object) -> bool:
 def _same_cell(a: object, b: object) -> bool:
     """Equal as cell values: a boolean is not a number (Python's ``True == 1`` and ``False == 0``
     are not Excel's TRUE and 1), while 1 == 1.0 (calamine reads numbers as floats)."""
-    return isinstance(a, bool | _np_bool) == isinstance(b, bool | _np_bool) and _equal(a, b)
+    return is_bool(a) == is_bool(b) and _equal(a, b)
 
 
 class _OldRows(Mapping):
@@ -415,14 +414,13 @@ def rewrite_sheet(
     if bulk:
         encoder = _BulkEncoder(layout, by_col_style, columns, styles, cache, not ledger)
         bulk_r = [placed[i] for i in bulk]
-        texts, value_columns = encoder.encode([write.rows[i] for i in bulk], bulk_r)
+        bodies, value_columns = encoder.encode([write.rows[i] for i in bulk], bulk_r)
         out.blocks.append((bulk_r, value_columns))
-        for r, text in zip(bulk_r, texts):
+        for r, body in zip(bulk_r, bodies):
             if r in spans:  # a formatted blank row filled in (变更记录): its height and style stay
-                body = text[len(f'<row r="{r}">'):-len("</row>")]
-                text = row_xml(r, [(0, body)] if body else [], _row_attrs(old_rows[r], r))
-            if text:
-                verbatim[r] = text
+                verbatim[r] = row_xml(r, [(0, body)] if body else [], _row_attrs(old_rows[r], r))
+            elif body:
+                verbatim[r] = f'<row r="{r}">{body}</row>'
         max_r = max(max_r, *(r for r in bulk_r if r in verbatim), header_r)
     done = set(bulk)
     # Old rows whose values did not change keep their XML verbatim. Compared a column at a time
@@ -597,7 +595,7 @@ class _BulkEncoder:
         return style
 
     def encode(self, rows: list[dict], numbers: list[int]) -> tuple[list[str], list[list]]:
-        """(each row's XML, each column's values as calamine reads them back)."""
+        """(each row's cells as XML, each column's values as calamine reads them back)."""
         rs = [str(r) for r in numbers]
         cell_columns, value_columns = [], []
         for key, letter, base in self.columns:
@@ -613,9 +611,7 @@ class _BulkEncoder:
                 values = [v[:MAX_TEXT] if type(v) is str else v for v in values]
             cell_columns.append(self.column(key, letter, base, values, kinds, rs))
             value_columns.append(["" if v is None else v for v in values])
-        texts = [f'<row r="{r}">{body}</row>' if (body := "".join(cells)) else ""
-                 for r, cells in zip(rs, zip(*cell_columns))]
-        return texts, value_columns
+        return ["".join(cells) for cells in zip(*cell_columns)], value_columns
 
     def column(self, key: str, letter: str, base: int, values: list, kinds: set, rs: list[str]) -> list[str]:
         """The cells of one column ("" for a blank: no cell, the column's own style shows)."""

@@ -31,8 +31,13 @@ class VerifyError(Exception):
     """The written file does not keep a promise (the write is refused)."""
 
 
+def is_bool(value: object) -> bool:
+    """A cell's TRUE/FALSE: never equal to a number here (Python's ``True == 1`` is not Excel's)."""
+    return isinstance(value, bool | np_bool)
+
+
 def _canon(value: object) -> object:
-    if isinstance(value, bool | np_bool):
+    if is_bool(value):
         return bool(value)
     if value is None or value == "":
         return None
@@ -47,7 +52,7 @@ def _canon(value: object) -> object:
 
 def same_value(a: object, b: object) -> bool:
     a, b = _canon(a), _canon(b)
-    if (type(a) is bool) != (type(b) is bool):  # Excel's TRUE is not 1 (Python's True == 1 is)
+    if is_bool(a) != is_bool(b):
         return False
     if isinstance(a, float) and isinstance(b, float):
         return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-6)

@@ -32,7 +32,7 @@ from python_calamine import CalamineWorkbook
 
 from .. import schema
 from ..collect import collect_seldom
-from ..errors import FolderNotWritable, HealthbookError, WorkbookBusy, WorkbookNotFound
+from ..errors import FolderNotWritable, HealthbookError, WorkbookBusy, WorkbookNotFound, os_reason
 from . import marks as marking
 from .backup import backup_file, list_backups
 from .lock import DEFAULT_WAIT, WorkbookLock, check_not_open
@@ -390,7 +390,7 @@ def _temp_path(path: Path) -> Path:
     try:
         fd, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.stem}-", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise FolderNotWritable(path.parent, exc.strerror or str(exc)) from exc
+        raise FolderNotWritable(path.parent, os_reason(exc)) from exc
     os.close(fd)
     return Path(name)
 
