@@ -76,3 +76,66 @@ def test_rows_staff_formatted_keep_their_height_and_style_when_filled_or_updated
     assert reopened[schema.CHANGES.name].cell(3, 3).value == "C01-0002"
     assert round(reopened[schema.LEDGER.name].row_dimensions[updated_at].height) == 40
     assert round(reopened[schema.LEDGER.name].row_dimensions[blank_at].height) == 25
+
+
+ROW_FILL, CELL_FILL = "FFF2CC", "C6EFCE"
+
+
+def test_rows_and_cells_staff_formatted_lend_their_format_to_what_fills_them(
+        master_copy, inbox, blank_forms):  # noqa: F811
+    """Excel gives a value typed into a formatted row the row's format, and into a formatted cell
+    the cell's: so does the writer, in the ledger and in the change log."""
+    blank_at = int(ledger_of(master_copy)["_row"].max()) + 1
+    wb = openpyxl.load_workbook(master_copy)
+    targets = [(schema.CHANGES.name, 2), (schema.LEDGER.name, blank_at)]
+    for name, r in targets:
+        ws = wb[name]
+        ws.row_dimensions[r].fill = PatternFill("solid", fgColor=ROW_FILL)  # the row only: no cells
+        for c in range(1, len(schema.LEDGER.columns) + 1):  # the next row's cells, still blank
+            ws.cell(r + 1, c).fill = PatternFill("solid", fgColor=CELL_FILL)
+    wb.save(master_copy)
+
+    rows = [new_row(activity="填进带格式的行"), new_row(activity="填进带格式的单元格")]
+    fill_form(form_c01(blank_forms), inbox / "C01-新增.xlsx", rows)
+    run = consolidate(master_copy, refresh=False)
+    assert run.master_written and run.rows_added == 2
+
+    after = openpyxl.load_workbook(master_copy)
+    for name, r in targets:
+        ws = after[name]
+        for at, colour in ((r, ROW_FILL), (r + 1, CELL_FILL)):
+            filled = [c for c in range(1, 8) if ws.cell(at, c).value is not None]
+            assert len(filled) >= 5, (name, at)  # the row was written into
+            assert {ws.cell(at, c).fill.fgColor.rgb[-6:] for c in filled} == {colour}, (name, at)
+    ledger = after[schema.LEDGER.name]
+    date_col = 1 + [c.value for c in ledger[1]].index(schema.LEDGER.header_of("date"))
+    assert ledger.cell(blank_at, date_col).number_format == "yyyy-mm-dd"  # the fill did not cost the date format
+    assert ledger.cell(blank_at, date_col + 3).value == "填进带格式的行"
+    assert after[schema.CHANGES.name].cell(2, 1).is_date
+
+
+def test_a_cell_staff_typed_beside_the_ledger_survives_an_update_of_its_row(
+        master_copy, inbox, blank_forms):  # noqa: F811
+    """A note in a column without a header, on a row that also has a blank cell, is not ours to drop."""
+    ledger = ledger_of(master_copy).set_index("record_id")
+    r = int(ledger.loc["C01-0002", "_row"])
+    wb = openpyxl.load_workbook(master_copy)
+    ws = wb[schema.LEDGER.name]
+    note_col = 1 + [c.value for c in ws[1]].index(schema.LEDGER.header_of("note"))
+    ws.cell(r, note_col).value = None  # a blank cell: the row holds no more cells than headers
+    aside = ws.max_column + 10
+    ws.cell(r, aside).value = "核对过，见纸质台账"
+    wb.save(master_copy)
+
+    old = ledger.loc["C01-0002"]
+    keep = {k: old[k] for k in ("date", "project_id", "activity", "participants", "status", "reporter",
+                                "in_bulletin")}
+    fill_form(form_c01(blank_forms), inbox / "C01-更正.xlsx",
+              [{**keep, "record_id": "C01-0002", "quantity": int(old["quantity"]) + 5}])
+    run = consolidate(master_copy, refresh=False)
+    assert run.rows_updated == 1 and run.master_written
+
+    ws = openpyxl.load_workbook(master_copy)[schema.LEDGER.name]
+    assert ws.cell(r, aside).value == "核对过，见纸质台账"
+    quantity_col = 1 + [c.value for c in ws[1]].index(schema.LEDGER.header_of("quantity"))
+    assert ws.cell(r, quantity_col).value == int(old["quantity"]) + 5

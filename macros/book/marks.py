@@ -31,7 +31,7 @@ from .ooxml import (
     sheet_data_span,
     split_ref,
 )
-from .owned import cell_xml, col_styles, header_layout
+from .owned import cell_xml, col_styles, header_layout, row_style
 from .package import Package
 from .read import HEADER_SEARCH_ROWS, clean_header
 from .write_types import FILLS, Mark
@@ -194,13 +194,7 @@ def _marker(sheet, r, c, level, styles, defaults, row_defaults, memory, prefix):
 
 
 def _row_styles(rows) -> dict[int, int]:
-    found = {}
-    for row in rows:
-        if 'customFormat="1"' in row.attrs_text:
-            m = re.search(r'\ss="(\d+)"', row.attrs_text)
-            if m:
-                found[row.r] = int(m.group(1))
-    return found
+    return {row.r: style for row in rows if (style := row_style(row.attrs_text)) is not None}
 
 
 def _note_text(found: list[Mark]) -> str:

@@ -81,6 +81,18 @@ def _row_attrs(row_text: str, r: int) -> str:
     return attrs if _R_ATTR.search(attrs) else f' r="{r}"{attrs}'
 
 
+_ROW_STYLE = re.compile(r'\ss="(\d+)"')
+_CUSTOM_FORMAT = re.compile(r'\scustomFormat="(?:1|true)"')
+
+
+def row_style(attrs: str) -> int | None:
+    """The style staff gave a whole row (``customFormat``), which Excel gives a cell typed into it."""
+    if _CUSTOM_FORMAT.search(attrs):
+        m = _ROW_STYLE.search(attrs)
+        return int(m.group(1)) if m else None
+    return None
+
+
 @dataclass
 class Written:
     """What a sheet now holds, for the re-read check.
@@ -408,8 +420,11 @@ def rewrite_sheet(
     extra_rows = set(extra_cells or ())
     # The bulk of a large write (a consolidation's new rows, the output sheets) is rows with no
     # old cells, fills or links: encoded a column at a time.
+    # Existing rows of the ledger, and formatted blank rows an append fills, are written cell by
+    # cell below: their pre-formatted cells, row style and staff's cells beside ours stay.
+    keeps_old = ledger or write.append
     bulk = [index for index, r in enumerate(placed)
-            if (not ledger or r not in spans) and index not in marked_rows and r not in extra_rows] \
+            if not (keeps_old and r in spans) and index not in marked_rows and r not in extra_rows] \
         if BULK else []
     if bulk:
         encoder = _BulkEncoder(layout, by_col_style, columns, styles, cache, not ledger)
@@ -417,7 +432,7 @@ def rewrite_sheet(
         bodies, value_columns = encoder.encode([write.rows[i] for i in bulk], bulk_r)
         out.blocks.append((bulk_r, value_columns))
         for r, body in zip(bulk_r, bodies):
-            if r in spans:  # a formatted blank row filled in (变更记录): its height and style stay
+            if r in spans:  # an output sheet's old row written over: its height and style stay
                 verbatim[r] = row_xml(r, [(0, body)] if body else [], _row_attrs(old_rows[r], r))
             elif body:
                 verbatim[r] = f'<row r="{r}">{body}</row>'
@@ -451,7 +466,8 @@ def rewrite_sheet(
     for index, (r, row) in enumerate(zip(placed, write.rows)):
         if index in done:
             continue
-        old = _cells_in(old_rows[r], fast) if ledger and r in spans else {}
+        old = _cells_in(old_rows[r], fast) if keeps_old and r in spans else {}
+        base_of_row = row_style(_row_attrs(old_rows[r], r)) if r in spans else None
         cells: list[tuple[int, str]] = []
         values: list = []
         for key, c in layout:
@@ -468,8 +484,8 @@ def rewrite_sheet(
                     values.append("" if before is None else before)
                     continue
                 base = o[0]
-            else:
-                base = by_col_style.get(c, 0)
+            else:  # a new cell takes its row's style, else its column's (as Excel does)
+                base = by_col_style.get(c, 0) if base_of_row is None else base_of_row
             kind = _kind(value)
             if kind or fill or link:
                 ck = (base, kind, key, fill, link)
@@ -491,7 +507,7 @@ def rewrite_sheet(
                     external.append(target)
                     where = f'r:id="{EXTERNAL_LINK_ID}{len(external)}"'
                 link_xml.append(f'<hyperlink ref="{ref_of(r, c)}" {where} display={quoteattr(display)}/>')
-        if ledger and len(old) > len(layout):
+        if old and not layout_cols.issuperset(old):
             for c, o in old.items():  # cells in columns without a header are not ours to drop
                 if c not in layout_cols and c not in drop_cols:
                     cells.append((c, o[3]))
