@@ -35,15 +35,18 @@ from .book.write_types import SheetWrite
 from .collect import collect_seldom
 from .errors import HealthbookError, os_reason
 from .forms import safe_name
-from .merge import ADDED, COMMITTEE, KEY, UNCHANGED, UPDATED, Change, LedgerMerge
+from .merge import ADDED, COMMITTEE, KEY, UNCHANGED, UPDATED, Change, LedgerMerge, RowOutcome
 from .problems import Problem
+from .render.env import TemplateProblem
 from .submission import (
     COMMITTEE_INDEX,
     FORMULA_PREFIXES,
     KEY_INDEX,
     KEYS,
+    RECEIPT_TEMPLATE,
     Submission,
     read_for_consolidation,
+    receipt_html,
     render_receipt,
     watch_parent,
 )
@@ -85,7 +88,7 @@ class FileResult:
     changes: list[Change] = field(default_factory=list)  # its lines of 变更记录
     moved_to: Path | None = None
     receipt: Path | None = None
-    receipt_error: str = ""  # where and why its receipt could not be written (Chinese): it stays in the inbox
+    receipt_error: str = ""  # why it has no receipt, in Chinese after 回执 (未能写入文件夹…): it stays in the inbox
 
     def to_dict(self) -> dict:
         """Exactly the per-file keys of ``consolidate --json``."""
@@ -263,6 +266,8 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
     paths = inbox_files(where.inbox)
     clock = _time.time()
     reasons = [skip_reason(path, min_age, clock, master) for path in paths]
+    if not dry_run and not all(reasons):
+        check_receipt_template(where.templates, master, now)  # broken: stop before anything is written
     wanted = [p for p, reason in zip(paths, reasons) if reason is None and reject_reason_for_suffix(p) is None]
     # The reader process is left to finish the receipts while this one writes the master; they
     # are all written (or written here) when the ``with`` ends, before any file is moved.
@@ -449,8 +454,7 @@ class _Reader:
         self.sizes = [0] * len(paths)
         self.in_flight = 0  # bytes (on disk) of files assigned but not yet returned
         self.writes: dict[Future, tuple] = {}  # receipts the worker renders and writes → their arguments
-        self.rendered_here = False  # whether a receipt was rendered in this process yet
-        self.failed: dict[Path, OSError] = {}  # receipts that could not be written (a full disk...)
+        self.failed: dict[Path, Exception] = {}  # receipts not written (a full disk, the template failed...)
         self.worker = _start_reader_process() if len(paths) >= READ_AHEAD_MIN_FILES else None
         self._top_up()
 
@@ -470,9 +474,9 @@ class _Reader:
                 if not self._written(future):
                     try:
                         render_receipt(*job)  # here, where an error shows as it would
-                    except OSError as exc:  # the master may be written already: the run goes on
+                    except Exception as exc:  # the master may be written already: the run goes on
                         self.failed[job[0]] = exc
-        finally:  # a receipt failing here (a broken template) still stops the worker
+        finally:
             self.writes.clear()
             if self.worker is not None:
                 self.worker.shutdown(wait=True)
@@ -502,11 +506,8 @@ class _Reader:
         if self.worker is not None and len(self.writes) >= WRITES_QUEUED:
             self.writes = {f: job for f, job in self.writes.items()
                            if not f.done() or f.cancelled() or f.exception()}
-        if self.worker is None or len(self.writes) >= WRITES_QUEUED or not self.rendered_here:
-            # The first receipt is rendered here: a template the office broke shows before the
-            # master is written (the worker's receipts are only waited for after that).
+        if self.worker is None or len(self.writes) >= WRITES_QUEUED:
             render_receipt(path, templates, context)
-            self.rendered_here = True
             return
         try:
             job = (path, templates, context)
@@ -651,7 +652,7 @@ class _Checker:
             try:
                 result.pending_receipt = write_receipt(result, self.pending, self.now, self.master,
                                                        self.templates, self.write)
-            except OSError as exc:  # the receipts folder: the merge goes on, the file waits in the inbox
+            except Exception as exc:  # the folder, or the template on this file: the merge goes on, the file waits
                 _receipt_failed(result, self.pending.parent, exc)
         result.outcomes = []
 
@@ -805,7 +806,7 @@ def finish_file(result: FileResult, where: Folders, now: datetime, master: Path)
             os.replace(result.pending_receipt, receipt)
         else:
             receipt = write_receipt(result, where.receipts, now, master, where.templates)
-    except OSError as exc:
+    except Exception as exc:  # the master is written: one file's receipt must not stop the others
         _receipt_failed(result, where.receipts, exc)
         return
     result.receipt = receipt
@@ -819,15 +820,45 @@ def finish_file(result: FileResult, where: Folders, now: datetime, master: Path)
             "下次汇总时会再次处理（不会重复添加）。", WARNING, sheet=""))
 
 
-def _receipt_failed(result: FileResult, folder: Path, exc: OSError) -> None:
+def _receipt_failed(result: FileResult, folder: Path, exc: Exception) -> None:
     """``result``'s receipt could not be written: say so; the file is not moved (its outcome is
     kept in the master, so the next run finds it unchanged and writes the receipt)."""
     result.pending_receipt = None
-    result.receipt_error = f"文件夹“{folder}”（{os_reason(exc)}）"
+    again = "下次汇总时会再次处理这份文件并补发回执（已并入的行不会重复添加）。"
+    if isinstance(exc, OSError):
+        result.receipt_error = f"未能写入文件夹“{folder}”（{os_reason(exc)}）"
+        fix = "请检查回执文件夹能否写入（磁盘空间、权限，或设置中的回执文件夹路径）；"
+    else:  # the office's template fails on this file's data (one that fails on any is stopped earlier)
+        result.receipt_error = f"未能生成（{template_failure(exc)}）"
+        fix = f"请把这条信息发给技术联系人，或改正设置中模板文件夹里的 {RECEIPT_TEMPLATE}（删除它即用自带模板）；"
     result.issues.append(_file_problem(
-        "receipt_not_written", f"{result.file} 的回执无法写入{result.receipt_error}，文件仍留在收件箱。",
-        WARNING, "请检查回执文件夹能否写入（磁盘空间、权限，或设置中的回执文件夹路径）；"
-        "下次汇总时会再次处理这份文件并补发回执（已并入的行不会重复添加）。", sheet=""))
+        "receipt_not_written", f"{result.file} 的回执{result.receipt_error}，文件仍留在收件箱。",
+        WARNING, fix + again, sheet=""))
+
+
+def template_failure(exc: Exception) -> str:
+    """Why the receipt template failed, in Chinese (a TemplateProblem names the tag already)."""
+    if isinstance(exc, TemplateProblem):
+        return str(exc).split("。")[0]
+    return f"回执模板“{RECEIPT_TEMPLATE}”出错：{type(exc).__name__}: {str(exc)[:120]}"
+
+
+def check_receipt_template(templates: str | None, master: Path, now: datetime) -> None:
+    """Render a sample receipt (every kind of row and problem) before any file is touched: a
+    template the office broke stops the run with a Chinese ``TemplateProblem`` naming it."""
+    sample = FileResult(
+        "填报表-C01-示例.xlsx", PARTLY, "C01", "示例居委会", rows_added=1, rows_updated=1, rows_unchanged=1,
+        issues=[Problem(LEDGER, 5, schema.LEDGER.header_of("date"), None, ERROR, "sample", "示例错误", "示例改法"),
+                Problem(LEDGER, 4, None, "C01-0002", WARNING, "sample", "示例提示", "")],
+        outcomes=[RowOutcome(2, "C01-0001", ADDED, (), True),
+                  RowOutcome(3, "C01-0002", UPDATED, (schema.LEDGER.header_of("quantity"),)),
+                  RowOutcome(4, "C01-0003", UNCHANGED)])
+    try:
+        receipt_html(templates, receipt_context(sample, now, master), fresh=True)
+    except TemplateProblem:
+        raise
+    except Exception as exc:  # an error raised by the template's own code (a division by zero...)
+        raise TemplateProblem(RECEIPT_TEMPLATE, "", f"渲染示例回执时出错（{type(exc).__name__}: {exc}）") from exc
 
 
 def move_with_stamp(path: Path, folder: Path, now: datetime) -> Path:
@@ -887,7 +918,7 @@ def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
         f"{stamp}\t{f.file}\t{STATUS_TEXT[f.status]}\t新增 {f.rows_added}\t更新 {f.rows_updated}\t"
         f"未变化 {f.rows_unchanged}\t错误 {sum(p.is_error for p in f.issues)}\t"
         f"{f.moved_to.name if f.moved_to else ''}"
-        + (f"回执未写入：{f.receipt_error}，留在收件箱" if f.receipt_error else "")
+        + (f"回执{f.receipt_error}，留在收件箱" if f.receipt_error else "")
         for f in run.files
     ]
     if run.busy:
@@ -993,7 +1024,7 @@ def summary_text(run: Consolidation) -> str:
         if f.receipt_error:
             unsent.setdefault(f.receipt_error, []).append(f.file)
     for where, names in unsent.items():
-        lines.append(f"回执未能写入{where}：{'、'.join(names)} 共 {len(names)} 份仍留在收件箱。"
+        lines.append(f"回执{where}：{'、'.join(names)} 共 {len(names)} 份仍留在收件箱。"
                      "请处理后再运行一次：会补发这些回执，已并入的行不会重复添加。")
     receipts = [f.receipt for f in run.files if f.receipt]
     if receipts:

@@ -6,7 +6,6 @@ reads the inbox ahead in a second process that imports this module alone, so it 
 
 from __future__ import annotations
 
-import functools
 import os
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -159,20 +158,25 @@ def read_for_consolidation(path: Path) -> Submission | str:
 
 
 RECEIPT_TEMPLATE = "receipt.html"
+# What the receipt template may use (consolidate.receipt_context gives exactly these).
+RECEIPT_VARIABLES = ("file", "committee_id", "committee_name", "status", "status_text", "time", "master",
+                     "rows_added", "rows_updated", "rows_unchanged", "rows", "errors", "warnings")
 
 
-@functools.cache
-def _receipt_template(override_dir: str | None):
-    from .render.env import html_environment  # jinja2 only: this runs in the worker process too
+def receipt_html(templates: str | None, context: dict, fresh: bool = False) -> str:
+    """A committee's receipt (回执) as HTML (``templates``: the office's own copies, tried first;
+    ``fresh``: look again whether they changed). A template the office broke raises the Chinese
+    ``TemplateProblem`` naming the tag."""
+    from .render.env import HtmlTemplates  # jinja2 only: this runs in the worker process too
 
-    return html_environment(override_dir).get_template(RECEIPT_TEMPLATE)
+    return HtmlTemplates.for_folder(Path(templates) if templates else None, fresh).render(
+        RECEIPT_TEMPLATE, context, RECEIPT_VARIABLES)
 
 
 def render_receipt(path: Path, templates: str | None, context: dict) -> None:
-    """Render a committee's receipt (回执) from its context and write it (``templates``: the
-    office's own copies, tried first). Consolidation's worker process does this while the main
+    """Render a receipt and write it. Consolidation's worker process does this while the main
     process merges; a failure there is done again here, where its error shows."""
-    write_text(path, _receipt_template(templates).render(**context))
+    write_text(path, receipt_html(templates, context))
 
 
 def write_text(path: Path, text: str) -> None:

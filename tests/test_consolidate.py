@@ -336,11 +336,13 @@ def test_templates_readme_lists_every_receipt_variable():
 
     from macros.consolidate import FileResult, receipt_context
     from macros.render.env import templates_dir
+    from macros.submission import RECEIPT_VARIABLES
 
     readme = (templates_dir() / "README.md").read_text(encoding="utf-8")
     context = receipt_context(FileResult("f.xlsx", "accepted"), datetime(2020, 11, 20), Path("m.xlsx"))
     for name in context:
         assert f"`{name}`" in readme, f"templates/README.md 未列出回执变量 {name}"
+    assert set(context) == set(RECEIPT_VARIABLES)  # what an office template is checked against
 
 
 def test_a_committee_resending_its_form_adds_nothing_and_gets_no_duplicate_warnings(

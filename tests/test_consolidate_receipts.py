@@ -46,7 +46,7 @@ def test_a_receipts_path_that_is_a_file_keeps_the_merge_and_the_files_in_the_inb
     assert sorted(p.name for p in inbox.iterdir()) == ["C01.xlsx", "说明.csv"]
     assert not where.archive.exists() and not where.rejected.exists()
     log = (master_copy.parent / "consolidate.log").read_text(encoding="utf-8").splitlines()
-    assert len(log) == 3 and all("回执未写入" in line for line in log)
+    assert len(log) == 3 and all("回执未能写入文件夹" in line for line in log[:2]) and "2 份回执未写入" in log[2]
     assert "C01.xlsx" in log[0] and "主工作簿已写入" in log[2]
 
     # The Chinese summary names the folder, the reason and the files.
@@ -100,6 +100,6 @@ def test_receipts_failing_after_the_master_is_written_leave_only_their_files(
     assert len(list(where.receipts.glob("回执-*.html"))) == len(rejected)
     log = (master.parent / "consolidate.log").read_text(encoding="utf-8")
     assert f"{len(unsent)} 份回执未写入" in log
-    assert all(any(name in line and "回执未写入" in line for line in log.splitlines()) for name in unsent)
+    assert all(any(name in line and "回执未能写入文件夹" in line for line in log.splitlines()) for name in unsent)
     ledger = read_workbook(master, [schema.LEDGER])[schema.LEDGER.name]
     assert run.rows_added > 0 and len(ledger) >= run.rows_added

@@ -5,14 +5,19 @@ write leaves the inbox as it was and no receipt behind."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 
+import openpyxl
 import pytest
 
 import macros.consolidate as consolidation
+from macros import schema
 from macros.book import package
 from macros.book.read import read_workbook
 from macros.book.write import WriteRefused
-from macros.consolidate import consolidate, folders
+from macros.cli import main as cli_main
+from macros.consolidate import consolidate, folders, summary_text
+from macros.render.env import TemplateProblem, templates_dir
 
 from .test_consolidate_reader import NOW, copy_scene, scene, worker_started  # noqa: F401 (a fixture)
 from .test_write_safety import digest, excel_owner_file
@@ -96,21 +101,62 @@ def test_a_refused_write_leaves_the_inbox_and_writes_no_receipts(scene, tmp_path
     assert snapshot(where.receipts) == receipts
 
 
-def test_a_broken_receipt_template_stops_the_run_before_the_master_is_written(scene, tmp_path,  # noqa: F811
-                                                                              monkeypatch):
-    # The worker's receipts are only waited for after the write, so the first one is rendered in
-    # this process: a template the office broke must still stop the run with the master as it was.
-    from jinja2.exceptions import UndefinedError
+def office_receipt_template(master, text: str) -> None:
+    """The office's own receipt.html (设置 模板文件夹), as staff edit it."""
+    wb = openpyxl.load_workbook(master)  # a test copy: set up the office's setting
+    ws = wb[schema.SETTINGS.name]
+    item = schema.SETTINGS_BY_KEY["templates"].item
+    next(r for r in ws.iter_rows() if r[0].value == item)[1].value = "我的模板"
+    wb.save(master)
+    (master.parent / "我的模板").mkdir(exist_ok=True)
+    (master.parent / "我的模板" / "receipt.html").write_text(text, encoding="utf-8")
 
+
+SHIPPED_RECEIPT = (templates_dir() / "receipt.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("broken, named", [
+    ("<html>{% for r in rows %}{{ r.row }}</html>", "{% endfor %}"),  # a tag not closed
+    (SHIPPED_RECEIPT.replace("{{ file }}", "{{ flie }}", 1), "flie"),  # a misspelt variable
+    (SHIPPED_RECEIPT.replace("</body>", "{{ 1 // (rows_unchanged - 1) }}</body>"), "ZeroDivisionError"),
+], ids=["tag_not_closed", "misspelt_variable", "error_on_every_receipt"])
+def test_a_broken_receipt_template_stops_the_run_before_anything_is_written(scene, tmp_path, broken, named):  # noqa: F811
     master = copy_scene(scene, tmp_path / "broken")
+    office_receipt_template(master, broken)
     where = folders(master, read_workbook(master).settings)
-    started = worker_started(monkeypatch)
-
-    def broken_template(path, templates, context):
-        raise UndefinedError("'回执模板' is undefined")
-
-    monkeypatch.setattr(consolidation, "render_receipt", broken_template)
     inbox, before = snapshot(where.inbox), digest(master)
-    with pytest.raises(UndefinedError):
+    with pytest.raises(TemplateProblem) as stopped:
         consolidate(master, now=NOW, refresh=False)
-    assert started == [True] and digest(master) == before and snapshot(where.inbox) == inbox
+    assert "receipt.html" in str(stopped.value) and named in str(stopped.value)
+    assert digest(master) == before and snapshot(where.inbox) == inbox
+    assert not snapshot(where.receipts)
+    code = cli_main(["consolidate", str(master)])  # the CLI says it in Chinese, no traceback
+    assert code == TemplateProblem.exit_code and digest(master) == before
+
+
+def test_a_receipt_template_failing_on_one_files_data_holds_back_only_that_file(scene, tmp_path):  # noqa: F811
+    # Fine on the sample receipt; fails on a receipt with nothing added (an empty form's).
+    master = copy_scene(scene, tmp_path / "data")
+    office_receipt_template(master, SHIPPED_RECEIPT.replace("</body>", "每行 {{ 100 // rows_added }}</body>"))
+    where = folders(master, read_workbook(master).settings)
+    blank = next((master.parent / "blanks").glob("填报表-C01-*.xlsx"))
+    shutil.copy2(blank, where.inbox / "空表.xlsx")
+    run = consolidate(master, now=NOW, refresh=False)
+    assert run.master_written and run.rows_added > 0 and run.exit_status == 2
+    held = {f.file for f in run.files if f.receipt_error}
+    assert "空表.xlsx" in held
+    assert held == {f.file for f in run.files if f.rows_added == 0 and f.status != "skipped"}
+    [empty] = [f for f in run.files if f.file == "空表.xlsx"]
+    [issue] = [p for p in empty.issues if p.code == "receipt_not_written"]
+    assert "ZeroDivisionError" in issue.message and "仍留在收件箱" in issue.message
+    assert all((where.inbox / name).exists() for name in held)
+    moved = [f for f in run.files if f.moved_to]
+    assert moved and all(f.receipt and f.receipt.exists() for f in moved)
+    assert "回执未能生成" in summary_text(run)
+    assert "回执未能生成" in (master.parent / "consolidate.log").read_text(encoding="utf-8")
+
+    # The template fixed: the next run writes the held receipts and adds nothing again.
+    (master.parent / "我的模板" / "receipt.html").unlink()
+    again = consolidate(master, now=NOW, refresh=False)
+    assert again.rows_added == 0 and not any(f.receipt_error for f in again.files)
+    assert {f.file for f in again.files if f.moved_to} == held

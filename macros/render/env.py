@@ -178,3 +178,70 @@ def render_checked(template_obj: jinja2.Template, context: dict, source: str, te
         raise undefined_problem(exc, source, template) from exc
     except jinja2.TemplateError as exc:
         raise TemplateProblem(template, "", f"渲染失败（{exc}）") from exc
+
+
+class HtmlTemplates:
+    """HTML templates compiled once per folder (recompiled when a file changes), checked for
+    unknown variables and IME braces."""
+
+    _shared: dict[str, HtmlTemplates] = {}
+
+    def __init__(self, override: Path | None):
+        self.env = html_environment(override)
+        # Checked once per run by for_folder (not on every render: each {% extends %} would stat).
+        self.env.auto_reload = False
+        self.stamp: tuple = ()
+        self.cache: dict[str, tuple[jinja2.Template, str]] = {}
+
+    @classmethod
+    def for_folder(cls, override: Path | None, fresh: bool = True) -> HtmlTemplates:
+        """The compiled templates of ``override`` + the shipped folder, recompiled when a file changed
+        (``fresh=False``: as last checked in this process, without looking at the files again —
+        a run's hundreds of receipts must not stat a network folder each)."""
+        key = str(Path(override).resolve()) if override else ""
+        templates = cls._shared.get(key)
+        if not fresh and templates is not None:
+            return templates
+        stamp = _folder_stamp(override)
+        if templates is None or templates.stamp != stamp:
+            templates = cls._shared[key] = cls(override)
+            templates.stamp = stamp
+        return templates
+
+    def get(self, name: str, variables: Iterable[str] | None) -> tuple[jinja2.Template, str]:
+        cached = self.cache.get(name)
+        if cached is None:
+            try:
+                source = self.env.loader.get_source(self.env, name)[0]
+            except jinja2.TemplateNotFound:
+                find_template(name)  # raises the Chinese TemplateMissing
+                raise
+            check_braces(source, name)
+            try:
+                template = self.env.get_template(name)
+                if variables is not None:
+                    allowed = set(variables) | set(self.env.globals)
+                    unknown = sorted(meta.find_undeclared_variables(self.env.parse(source)) - allowed)
+                    if unknown:
+                        raise TemplateProblem(name, tag_naming(source, unknown[0]),
+                                              f"使用了未知变量“{unknown[0]}”")
+            except jinja2.TemplateSyntaxError as exc:
+                bad = source if exc.name in (None, name) else self.env.loader.get_source(self.env, exc.name)[0]
+                raise syntax_problem(exc, bad, exc.name or name) from exc
+            self.cache[name] = (template, source)
+        return self.cache[name]
+
+    def render(self, name: str, context: dict, variables: Iterable[str] | None = None) -> str:
+        template, source = self.get(name, variables)
+        return render_checked(template, context, source, name)
+
+
+def _folder_stamp(override: Path | None) -> tuple:
+    """Names, sizes and times of the HTML templates that may be used: changes mean recompile."""
+    stamp = []
+    for folder in search_path(override):
+        if folder.is_dir():
+            for entry in sorted(folder.glob("*.html")):
+                info = entry.stat()
+                stamp.append((str(entry), info.st_size, info.st_mtime_ns))
+    return tuple(stamp)
