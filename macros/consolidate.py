@@ -35,7 +35,7 @@ from .book.write_types import SheetWrite
 from .collect import collect_seldom
 from .errors import HealthbookError, os_reason
 from .forms import safe_name
-from .merge import ADDED, COMMITTEE, KEY, UNCHANGED, UPDATED, Change, LedgerMerge, RowOutcome
+from .merge import ADDED, COMMITTEE, KEY, SIMILAR_COLUMNS, UNCHANGED, UPDATED, Change, LedgerMerge, RowOutcome
 from .problems import Problem
 from .render.env import TemplateProblem
 from .submission import (
@@ -65,6 +65,7 @@ SYSTEM_FILES = {"thumbs.db", "desktop.ini", ".ds_store"}
 LOG_NAME = "consolidate.log"
 LEDGER = schema.LEDGER.name
 ERROR, WARNING = schema.LEVEL_ERROR, schema.LEVEL_WARNING
+RESENT = "probable_resend"  # an added row that looks like an earlier record sent again without its key
 
 Progress = Callable[[int, int, str], None]
 
@@ -640,9 +641,10 @@ class _Checker:
     def merge_file(self, result: FileResult, sub: Submission, issues: list[Problem]) -> None:
         issues = issues + _submission_checks(sub, result.committee_id, self.merge)
         bad_rows = {p.row for p in issues if p.is_error and p.row is not None}
-        result.issues = sorted(issues, key=lambda p: (p.row or 0, p.level != ERROR, p.column or ""))
         good = [(n, dict(zip(KEYS, row))) for n, row in zip(sub.row_numbers, sub.rows) if n not in bad_rows]
         merged = self.merge.merge(good, sub.columns, sub.path.name, self.now)
+        issues += [_look_alike(o) for o in merged.outcomes if o.similar is not None]
+        result.issues = sorted(issues, key=lambda p: (p.row or 0, p.level != ERROR, p.column or ""))
         result.outcomes, result.changes = merged.outcomes, merged.changes
         result.rows_added = merged.count(ADDED)
         result.rows_updated = merged.count(UPDATED)
@@ -655,6 +657,19 @@ class _Checker:
             except Exception as exc:  # the folder, or the template on this file: the merge goes on, the file waits
                 _receipt_failed(result, self.pending.parent, exc)
         result.outcomes = []
+
+
+def _look_alike(outcome: RowOutcome) -> Problem:
+    """An added row without 记录编号 that matches an earlier record on the fields the validator's
+    probable_duplicate rule compares: most likely that record corrected and sent again."""
+    same = "、".join(schema.LEDGER.header_of(k) for k in SIMILAR_COLUMNS)
+    key_header = schema.LEDGER.header_of(KEY)
+    return Problem(
+        LEDGER, outcome.row, schema.LEDGER.header_of("activity"), outcome.record_id, WARNING, RESENT,
+        f"这一行没有填{key_header}，与已汇总的记录 {outcome.similar} 的{same}都相同，可能是同一次活动重复提交；"
+        f"已作为新记录 {outcome.record_id} 加入。",
+        f"如是修改 {outcome.similar}：请告知街道删除 {outcome.record_id}，以后修改时在“{key_header}”列填写 "
+        f"{outcome.similar} 再提交。如确是另一次活动，可不处理（最好在{schema.LEDGER.header_of('activity')}中写明区别）。")
 
 
 def _unshift(p: Problem) -> Problem:
@@ -1010,6 +1025,11 @@ def summary_text(run: Consolidation) -> str:
                     f"退回 {counts[REJECTED]}" + (f"；跳过 {counts[SKIPPED]} 个临时或隐藏文件" if counts[SKIPPED] else "")
                     + "。")
     lines.append(f"共新增 {run.rows_added} 行，更新 {run.rows_updated} 行。")
+    resent = [p for f in run.files for p in f.issues if p.code == RESENT]
+    if resent:
+        listed = "、".join(f"{p.key}" for p in resent[:5]) + ("等" if len(resent) > 5 else "")
+        lines.append(f"其中 {len(resent)} 行没有填记录编号，但与已汇总的记录内容相近，可能是修改后重复提交：{listed}。"
+                     "请核对，确属重复的请在台账中删除（回执已告知居委会）。")
     if run.busy:
         lines.append(f"主工作簿未写入：{run.busy}")
         lines.append(f"本次结果已暂存为 {run.staged}；收件箱保持原样，下次运行会自动重试。")

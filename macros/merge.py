@@ -54,6 +54,7 @@ class RowOutcome:
     action: str  # ADDED / UPDATED / UNCHANGED
     columns: tuple[str, ...] = ()  # Chinese headers of the changed columns
     assigned: bool = False  # the 记录编号 was given by consolidation
+    similar: str | None = None  # an added row's look-alike already merged (a correction re-sent without its key?)
 
 
 @dataclass
@@ -124,6 +125,33 @@ def summary(row: dict) -> str:
     return " ".join([str(v) for v in map(display, map(row.__getitem__, SUMMARY_COLUMNS)) if v is not None])
 
 
+# The fields the validator's probable_duplicate rule compares: a row without 记录编号 matching an
+# earlier record on all of them but differing elsewhere is most likely that record corrected and
+# sent again without its key (it is added, and the receipt says so).
+SIMILAR_COLUMNS = ("committee_id", "project_id", "date", "activity")
+
+
+def similarity(row: dict) -> tuple | None:
+    """The row's values in ``SIMILAR_COLUMNS`` as compared (a date's time of day left out), or
+    None when one is blank."""
+    values = []
+    for key in SIMILAR_COLUMNS:  # the common cell types first: this runs for every ledger row
+        value = row.get(key)
+        kind = type(value)
+        if kind is str:
+            value = value.strip()
+        elif kind is datetime:
+            value = value.date()
+        elif kind is not date:
+            value = comparable_in(key, value)
+            if isinstance(value, datetime):
+                value = value.date()
+        if value is None or value == "":
+            return None
+        values.append(value)
+    return tuple(values)
+
+
 def record_number(record_id: object, committee_id: str) -> int | None:
     """The number in ``<committee>-<digits>``, or None when the key is not that committee's."""
     text = str(record_id or "").strip()
@@ -142,6 +170,7 @@ class LedgerMerge:
         self.index: dict[str, int] = {}
         self.numbers: dict[str, int] = defaultdict(int)
         self.fingerprints: dict[tuple, list[int]] = defaultdict(list)
+        self.similar: dict[tuple, str] = {}  # similarity → the first record holding it
         for i, row in enumerate(rows):
             self._register(i, row)
 
@@ -154,6 +183,9 @@ class LedgerMerge:
                 number = record_number(key, str(committee))
                 if number is not None:
                     self.numbers[str(committee)] = max(self.numbers[str(committee)], number)
+            alike = similarity(row)
+            if alike is not None:
+                self.similar.setdefault(alike, str(key))
         self.fingerprints[fingerprint(row)].append(i)
 
     def owner(self, record_id: str) -> str | None:
@@ -179,7 +211,7 @@ class LedgerMerge:
         blank = dict.fromkeys(self.rows[0] if self.rows else schema.LEDGER.keys)
         ledger, index, fingerprints = self.rows, self.index, self.fingerprints
         used: dict[tuple, int] = defaultdict(int)
-        added: list[tuple[tuple | None, int]] = []
+        added: list[tuple[tuple | None, int, tuple | None]] = []
         for excel_row, row in rows:
             key = comparable(row.get(KEY))
             fp = None
@@ -205,13 +237,15 @@ class LedgerMerge:
                 i = len(ledger)
                 ledger.append(new)
                 index[key] = i
-                added.append((fp, i))
+                alike = similarity(row)
+                added.append((fp, i, alike))
                 if not assigned:  # an assigned number is already counted by next_id
                     committee = str(comparable(row.get(COMMITTEE)))
                     number = record_number(key, committee)
                     if number is not None:
                         self.numbers[committee] = max(self.numbers[committee], number)
-                outcomes.append(RowOutcome(excel_row, key, ADDED, (), assigned))
+                outcomes.append(RowOutcome(excel_row, key, ADDED, (), assigned,
+                                           self.similar.get(alike) if assigned and alike is not None else None))
                 changes.append(Change(time, source, key, ADDED, None, None, summary(new)))
                 continue
             target = ledger[i]
@@ -228,8 +262,10 @@ class LedgerMerge:
             target[SOURCE] = source
             outcomes.append(RowOutcome(excel_row, key, UPDATED, tuple(headers)))
         # Registered after the file, so two identical new rows in one file are both added.
-        for fp, i in added:
+        for fp, i, alike in added:
             fingerprints[fp if fp is not None else fingerprint(ledger[i])].append(i)
+            if alike is not None:
+                self.similar.setdefault(alike, ledger[i][KEY])
         return result
 
 

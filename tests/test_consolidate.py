@@ -118,6 +118,27 @@ def test_an_update_is_audited_in_the_change_log(master_copy, inbox, blank_forms)
     assert all(r["time"] is not None for r in changes.to_dict("records"))
 
 
+def test_a_correction_sent_again_without_its_key_is_added_with_a_warning_in_the_receipt(
+        master_copy, inbox, blank_forms, capsys):
+    first = new_row(activity="社区健康讲座（第一场）", participants=50)
+    fill_form(form_c01(blank_forms), inbox / "C01-第一次.xlsx", [first])
+    consolidate(master_copy)
+    key = ledger_of(master_copy).set_index("activity").loc["社区健康讲座（第一场）", "record_id"]
+    # The committee fixes the head count and sends the row again, its 记录编号 left blank.
+    fill_form(form_c01(blank_forms), inbox / "C01-更正.xlsx", [{**first, "participants": 55}])
+    assert main(["consolidate", str(master_copy)]) == 0  # a warning: the run itself is fine
+    printed = capsys.readouterr().out
+    ledger = ledger_of(master_copy)
+    again = ledger[ledger["activity"] == "社区健康讲座（第一场）"]
+    assert sorted(again["participants"]) == [50, 55]  # added (it may be another session), not lost
+    new_key = next(k for k in again["record_id"] if k != key)
+    assert f"可能是修改后重复提交：{new_key}" in printed
+    receipt = next(folders(master_copy, read_workbook(master_copy).settings).receipts.glob("回执-C01-C01-更正-*.html"))
+    text = receipt.read_text(encoding="utf-8")
+    assert f"与已汇总的记录 {key} 的" in text and f"已作为新记录 {new_key} 加入" in text
+    assert f"<td>2</td><td>{HEADERS['activity']}</td>" in text  # its row and column
+
+
 def test_bad_rows_are_left_out_and_named_in_the_receipt(master_copy, inbox, blank_forms):
     rows = [new_row(activity="好的一行"), new_row(project_id="<b>P99</b>", activity="项目编号不存在"),
             new_row(activity="数量不是数字", quantity="很多")]

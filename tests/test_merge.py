@@ -115,3 +115,22 @@ def test_record_number_reads_what_the_key_pattern_matches(text, committee):
 
     match = re.fullmatch(rf"{re.escape(committee)}-(\d+)", text.strip())
     assert record_number(text, committee) == (int(match.group(1)) if match else None)
+
+
+def test_a_correction_sent_again_without_its_key_is_added_and_named_as_a_look_alike():
+    merge = LedgerMerge(master())  # C01-0001: 2020-06-22, P01, 健康讲座进楼宇, quantity 3
+    result = merge.merge([
+        (2, row(quantity=4)),                                   # corrected, key left blank
+        (3, row(quantity=4, date=datetime(2020, 6, 22, 0, 0))),  # the same day read as a datetime
+        (4, row(activity="  健康讲座进楼宇 ", quantity=8)),       # stray spaces: the same activity
+        (5, row(activity="健康讲座进社区", quantity=4)),          # another activity: no look-alike
+        (6, row("C01-0200", quantity=4)),                      # its own new key: not a resend
+        (7, row(committee="C02", quantity=4)),                 # C02's own look-alike
+        (8, row(committee="C03", quantity=4)),                 # a committee without one
+    ], ALL, "f.xlsx", NOW)
+    assert [o.action for o in result.outcomes] == [ADDED] * 7
+    assert [o.similar for o in result.outcomes] == ["C01-0001"] * 3 + [None, None, "C02-0003", None]
+    # What this file added counts for the next one (and an identical resend is unchanged, not flagged).
+    later = merge.merge([(2, row(activity="健康讲座进社区", quantity=5)), (3, row(quantity=4))], ALL, "g.xlsx", NOW)
+    assert [(o.action, o.similar) for o in later.outcomes] == [(ADDED, result.outcomes[3].record_id),
+                                                                (UNCHANGED, None)]
