@@ -143,7 +143,7 @@ def cmd_rollup(args: argparse.Namespace) -> int:
 def cmd_forms(args: argparse.Namespace) -> int:
     from .forms import build_forms
 
-    paths = build_forms(args.path, args.out, args.committee or None)
+    paths = build_forms(args.path, args.out, args.committee or None, with_records=args.records)
     listing = "\n".join(f"  {p}" for p in paths)
     emit(args, {"forms": [str(p) for p in paths]}, f"已生成 {len(paths)} 份填报表：\n{listing}")
     return 0
@@ -336,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, metavar="文件夹", help="填报表输出文件夹")
     p.add_argument("--committee", action="extend", nargs="+", metavar="编号",
                    help="只生成这些居委会的填报表，如 --committee C01 C02")
+    p.add_argument("--records", action="store_true",
+                   help="预先填入各居委会已汇总的记录（带记录编号）：改正后提交即按编号更新，不会重复添加")
 
     p = workbook_command(sub, "consolidate", help="把收件箱里的填报表汇总进主工作簿",
                        description="读取收件箱中各居委会的填报表，校验后按记录编号并入主工作簿的台账"

@@ -668,8 +668,9 @@ def _look_alike(outcome: RowOutcome) -> Problem:
         LEDGER, outcome.row, schema.LEDGER.header_of("activity"), outcome.record_id, WARNING, RESENT,
         f"这一行没有填{key_header}，与已汇总的记录 {outcome.similar} 的{same}都相同，可能是同一次活动重复提交；"
         f"已作为新记录 {outcome.record_id} 加入。",
-        f"如是修改 {outcome.similar}：请告知街道删除 {outcome.record_id}，以后修改时在“{key_header}”列填写 "
-        f"{outcome.similar} 再提交。如确是另一次活动，可不处理（最好在{schema.LEDGER.header_of('activity')}中写明区别）。")
+        f"如是修改 {outcome.similar}：请告知街道删除 {outcome.record_id}；以后修改已报记录，请在“{key_header}”列填写 "
+        f"{outcome.similar} 再提交，或向街道索取已填好记录编号的填报表。"
+        f"如确是另一次活动，可不处理（最好在{schema.LEDGER.header_of('activity')}中写明区别）。")
 
 
 def _unshift(p: Problem) -> Problem:

@@ -7,6 +7,7 @@ info sheet names the committee and the form version so consolidation knows whose
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from . import schema
 from .book.build import HEADER_STYLE, SheetBuilder, fixed_lists, new_workbook
-from .book.read import Workbook, read_workbook
+from .book.read import Workbook, read_workbook, records
 from .errors import HealthbookError
 
 FORM_PREFIX = "填报表"
@@ -58,8 +59,12 @@ def build_forms(
     out_dir: Path | str,
     committees: list[str] | None = None,
     now: datetime | None = None,
+    with_records: bool = False,
 ) -> list[Path]:
-    """Write one form per committee of ``master`` (or only ``committees``) into ``out_dir``."""
+    """Write one form per committee of ``master`` (or only ``committees``) into ``out_dir``.
+
+    ``with_records``: each form holds its committee's records already in the ledger, with their
+    记录编号, so corrections sent back update those records instead of adding them again."""
     book = read_workbook(master)
     known = [
         (str(cid), str(name or cid))
@@ -76,7 +81,13 @@ def build_forms(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     now = now or datetime.now()
-    return [build_form(book, cid, name, out_dir / form_filename(cid, name), now) for cid, name in known]
+    kept: dict[str, list[dict]] = {}
+    if with_records:
+        for row in records(book[schema.LEDGER.name]):
+            kept.setdefault(str(row.get("committee_id") or "").strip().upper(), []).append(row)
+    return [build_form(book, cid, name, out_dir / form_filename(cid, name), now,
+                       kept.get(cid.upper(), []) if with_records else None)
+            for cid, name in known]
 
 
 def build_form(book: Workbook, committee_id: str, committee_name: str, path: Path,
@@ -98,10 +109,10 @@ def build_form(book: Workbook, committee_id: str, committee_name: str, path: Pat
     workbook = new_workbook(tmp)
     try:
         builder = SheetBuilder(workbook)
-        _guide(builder, book, committee_id, committee_name)
         filled = [{**r, "committee_id": committee_id} for r in rows or []]
+        _guide(builder, book, committee_id, committee_name, filled if rows is not None else None, now)
         ws = builder.table(schema.LEDGER, filled, schema.FORM_LEDGER_COLUMNS,
-                           input_rows=schema.FORM_INPUT_ROWS)
+                           input_rows=len(filled) + schema.FORM_INPUT_ROWS)  # blank rows below the records
         ws.activate()
         builder.lists(schema.LISTS, lists)
         info = builder.table(schema.FORM_INFO, [
@@ -118,20 +129,44 @@ def build_form(book: Workbook, committee_id: str, committee_name: str, path: Pat
     return path
 
 
-def _guide(builder: SheetBuilder, book: Workbook, committee_id: str, committee_name: str) -> None:
+GUIDE_TEXT_WIDTH = 90  # column B of 填报说明, in Excel's character units
+LINE_HEIGHT = 15.75  # points per line of 11-point text
+
+
+def wrapped_height(text: str, width: float = GUIDE_TEXT_WIDTH) -> float:
+    """The row height that shows all of ``text`` wrapped in a column ``width`` wide. Neither Excel
+    nor LibreOffice grows a row for wrapped text in a file they did not save: without it, only
+    the first line of each paragraph shows. A Chinese character takes two units."""
+    units = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return LINE_HEIGHT * max(1, math.ceil(units / (width - 2)))
+
+
+def _guide(builder: SheetBuilder, book: Workbook, committee_id: str, committee_name: str,
+           kept: list[dict] | None = None, now: datetime | None = None) -> None:
     ws = builder.wb.add_worksheet(schema.FORM_GUIDE.name)
     ws.set_column(0, 0, 16)
-    ws.set_column(1, 1, 90)
+    ws.set_column(1, 1, GUIDE_TEXT_WIDTH)
+    ws.set_paper(9)  # A4, one page wide: printed, the guide is read as a page
+    ws.fit_to_pages(1, 0)
     settings = book.settings
     title = f"{settings.get('street') or ''}{settings.get('pilot_name') or '健康街道试点'}工作台账填报表"
     bold = builder.fmt(bold=True, valign="top")
     wrap = builder.fmt(text_wrap=True, valign="top")
     ws.write_string(0, 0, title, builder.fmt(bold=True, font_size=16, font_color="#2E7D32"))
     ws.write_string(1, 0, f"填报单位：{committee_name}（{committee_id}）", builder.fmt(bold=True))
+    if kept is not None and now is not None:
+        key = schema.LEDGER.header_of("record_id")
+        ws.write_string(2, 0, "已填入的记录", builder.fmt(bold=True, valign="top", font_color="#C62828"))
+        text = (f"“{schema.LEDGER.name}”表已填入截至 {now:%Y-%m-%d} 已汇总的本居委会记录 {len(kept)} 条"
+                f"（带{key}）。改正这些行、在下方空行添加新记录后整份提交即可：改过的行按{key}更新，"
+                "没改的行不会重复添加。请不要改动或删除已有的记录编号。")
+        ws.write_string(2, 1, text, builder.fmt(bold=True, text_wrap=True, valign="top", font_color="#C62828"))
+        ws.set_row(2, wrapped_height(text))
     r = 3
     for heading, text in form_guide_sections(book, committee_id, committee_name):
         ws.write_string(r, 0, heading, bold)
         ws.write_string(r, 1, text, wrap)
+        ws.set_row(r, wrapped_height(text))
         r += 1
     r += 1
     ws.write_string(r, 0, "各列说明", builder.fmt(**HEADER_STYLE))
@@ -141,6 +176,7 @@ def _guide(builder: SheetBuilder, book: Workbook, committee_id: str, committee_n
         need = "（必填）" if col.required else "（选填）"
         ws.write_string(r, 0, col.header, bold)
         ws.write_string(r, 1, f"{need}{col.help}", wrap)
+        ws.set_row(r, wrapped_height(f"{need}{col.help}"))
     r += 2
     ws.write_string(r, 0, "项目编号", builder.fmt(**HEADER_STYLE))
     ws.write_string(r, 1, "项目名称（完成数量按指标单位填写）", builder.fmt(**HEADER_STYLE))
@@ -165,8 +201,10 @@ def form_guide_sections(book: Workbook, committee_id: str, committee_name: str) 
                     "街道会定时把填报表汇总进主工作簿，并给您回执。"),
         ("新增记录", f"在“{ledger}”表的空行中填写。“记录编号”留空，汇总时系统按居委会自动编号"
                     f"（如 {committee_id}-0001），回执中会列出分配的编号。"),
-        ("修改已报记录", "保留原来的“记录编号”，改正其他列后重新提交；汇总时按记录编号更新，"
-                      "每处修改都会记入变更记录。已报记录不会因为没有再次提交而被删除。"),
+        ("修改已报记录", "保留原来的“记录编号”（见回执），改正其他列后重新提交；汇总时按记录编号更新，"
+                      "每处修改都会记入变更记录。没填记录编号的行会作为新记录再加一次。"
+                      "也可以向街道索取已填好本居委会记录和编号的填报表，在上面改正。"
+                      "已报记录不会因为没有再次提交而被删除。"),
         ("填写要点", f"“居委会编号”只能填 {committee_id}，也可以留空（汇总时自动填上）；项目编号、状态、入简报请从下拉列表选择；"
                    "日期写成 2020-06-22；参与人数、完成数量填数字。不要改动表头，可以在右侧增加自己的列"
                    "（汇总时不会读取）。以“=”等开头的内容会按文字保存，不会当作公式计算。"),

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+
 import openpyxl
 import pytest
 
@@ -9,7 +13,7 @@ from macros import schema
 from macros.book.build import build_workbook
 from macros.book.read import read_workbook
 from macros.cli import main
-from macros.forms import form_filename, read_form_info, safe_name
+from macros.forms import build_forms, form_filename, read_form_info, safe_name
 
 from .conftest import convert_with_libreoffice
 
@@ -93,3 +97,72 @@ def test_form_opens_in_libreoffice_and_keeps_its_committee(forms_dir, tmp_path):
     book = read_workbook(converted, [schema.LEDGER, schema.FORM_INFO])
     assert read_form_info(book[schema.FORM_INFO.name]).committee_id == "C05"
     assert list(book[schema.LEDGER.name].columns[: len(schema.LEDGER.keys)]) == schema.LEDGER.keys
+
+
+def test_a_form_with_the_committees_records_corrected_and_sent_back_updates_them(master_copy, tmp_path):
+    from macros.consolidate import consolidate, folders
+
+    assert main(["forms", str(master_copy), "--out", str(tmp_path / "forms"), "--committee", "C01",
+                 "--records"]) == 0
+    [form] = (tmp_path / "forms").glob("*.xlsx")
+    ledger = read_workbook(master_copy)[schema.LEDGER.name]
+    own = ledger[ledger["committee_id"] == "C01"].set_index("record_id")
+    wb = openpyxl.load_workbook(form)
+    ws = wb[schema.LEDGER.name]
+    headers = {c.value: c.column for c in ws[1]}
+    key_col = headers[schema.LEDGER.header_of("record_id")]
+    assert sorted(ws.cell(r, key_col).value for r in range(2, ws.max_row + 1)) == sorted(own.index)
+    assert f"已汇总的本居委会记录 {len(own)} 条" in wb[schema.FORM_GUIDE.name]["B3"].value
+    # Below the records, as many validated blank rows for new ones as a blank form has.
+    last = ws.max_row
+    validated_to = max(cells.max_row for dv in ws.data_validations.dataValidation for cells in dv.sqref.ranges)
+    assert validated_to >= last + schema.FORM_INPUT_ROWS
+
+    # Sent back untouched: nothing changes.
+    inbox = folders(master_copy, read_workbook(master_copy).settings).inbox
+    inbox.mkdir()
+    shutil.copy2(form, inbox / "原样.xlsx")
+    run = consolidate(master_copy, refresh=False)
+    assert (run.rows_added, run.rows_updated, run.files[0].rows_unchanged) == (0, 0, len(own))
+
+    # A head count corrected in place and a new row below: one update, one addition, no resend warning.
+    first = next(r for r in range(2, last + 1) if ws.cell(r, key_col).value is not None)
+    key = ws.cell(first, key_col).value
+    people = headers[schema.LEDGER.header_of("participants")]
+    ws.cell(first, people).value = int(own.loc[key, "participants"] or 0) + 7
+    for col, value in [("date", own.loc[key, "date"]), ("project_id", own.loc[key, "project_id"]),
+                       ("activity", "新的一次活动"), ("participants", 9), ("quantity", 1), ("status", "已完成")]:
+        ws.cell(last + 1, headers[schema.LEDGER.header_of(col)]).value = value
+    wb.save(inbox / "改正.xlsx")
+    run = consolidate(master_copy, refresh=False)
+    assert (run.rows_added, run.rows_updated) == (1, 1)
+    assert not [p for p in run.files[0].issues if p.code == "probable_resend"]
+    after = read_workbook(master_copy)[schema.LEDGER.name].set_index("record_id")
+    assert after.loc[key, "participants"] == int(own.loc[key, "participants"] or 0) + 7
+    assert len(after) == len(ledger) + 1
+
+
+def pdf_text(pdf) -> str:
+    """The text a PDF shows (poppler's pdftotext), without spaces, line breaks or hyphens (it joins
+    a word broken at a hyphen: 2020-06-/22 → 2020-0622)."""
+    tool = shutil.which("pdftotext")
+    if tool is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI 环境应已安装 poppler-utils（见 .ci/run）")
+        pytest.skip("pdftotext 未安装")
+    out = subprocess.run([tool, str(pdf), "-"], check=True, capture_output=True, text=True).stdout
+    return "".join(out.split()).replace("-", "")
+
+
+def test_the_guide_prints_every_paragraph_whole_on_one_page_wide(demo_master, tmp_path):
+    # Neither Excel nor LibreOffice grows a row for wrapped text in a file it did not save: the
+    # guide sets each row's height, or only each paragraph's first line would show.
+    [form] = build_forms(demo_master, tmp_path / "forms", ["C01"], with_records=True)
+    pdf = convert_with_libreoffice(form, "pdf", tmp_path)
+    shown = pdf_text(pdf)
+    guide = openpyxl.load_workbook(form)[schema.FORM_GUIDE.name]
+    paragraphs = [row[1].value for row in guide.iter_rows(min_row=3, max_col=2)
+                  if row[1].value and len(row[1].value) > 40]
+    assert len(paragraphs) >= 6
+    for text in paragraphs:
+        assert "".join(text.split()).replace("-", "") in shown, text[:20]
