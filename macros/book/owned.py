@@ -158,8 +158,12 @@ def _equal(a: object, b: object) -> bool:
 
 
 def _same_cell(a: object, b: object) -> bool:
-    """Equal as cell values: a boolean is not a number (Python's ``True == 1`` and ``False == 0``
-    are not Excel's TRUE and 1), while 1 == 1.0 (calamine reads numbers as floats)."""
+    """Whether a cell that reads ``a`` (calamine) already shows ``b`` (blank: ""): a boolean is not
+    a number (Python's ``True == 1`` and ``False == 0`` are not Excel's TRUE and 1), while
+    1 == 1.0 (calamine reads numbers as floats); text staff typed with spaces around it, or a
+    cell holding only spaces, shows what the reader gave for it (trimmed, blank) — as ``_same``."""
+    if type(a) is str and type(b) is str:
+        return a == b or a.strip() == b
     return is_bool(a) == is_bool(b) and _equal(a, b)
 
 
@@ -213,6 +217,13 @@ def _cells_in(row_xml: str, fast: bool) -> dict[int, _Old]:
             s, t = attrs.get("s", s), attrs.get("t", t)
         found[_col(letters)] = (int(s) if s else 0, t or None, body if whole[-2:] != "/>" else None, whole)
     return found
+
+
+def _reads_blank(old_grid: list[list], r: int, columns: set[int]) -> bool:
+    """Whether Excel row ``r`` holds nothing in ``columns`` as the reader sees it (text trimmed)."""
+    line = old_grid[r - 1] if r - 1 < len(old_grid) else ()
+    return not any(c < len(line) and (v := line[c]) != "" and not (type(v) is str and not v.strip())
+                   for c in columns)
 
 
 def _old_grid(pkg: Package, sheet_name: str) -> list[list]:
@@ -446,19 +457,20 @@ def rewrite_sheet(
     if same:
         same_r = [placed[i] for i in same]
         old_lines = [old_grid[r - 1] for r in same_r]
-        now_columns = []
+        # The check reads back what the kept rows hold (text with its spaces), not the rows given.
+        held_columns = []
         differs: set[int] = set()
         for key, c in layout:
             now = ["" if (v := write.rows[i].get(key)) is None else v for i in same]
             before = [line[c] for line in old_lines] if c < width else [""] * len(same)
             if not _equal(now, before) or has_bool(now) or has_bool(before):
                 differs.update(j for j, (a, b) in enumerate(zip(before, now)) if not _same_cell(a, b))
-            now_columns.append(now)
+            held_columns.append(before)
         if differs:
             keep = [j for j in range(len(same)) if j not in differs]
             same, same_r = [same[j] for j in keep], [same_r[j] for j in keep]
-            now_columns = [[column[j] for j in keep] for column in now_columns]
-        out.blocks.append((same_r, now_columns))
+            held_columns = [[column[j] for j in keep] for column in held_columns]
+        out.blocks.append((same_r, held_columns))
         for r in same_r:
             verbatim[r] = spans[r]
         done.update(same)
@@ -484,6 +496,9 @@ def rewrite_sheet(
                     values.append("" if before is None else before)
                     continue
                 base = o[0]
+            elif value is None and not fill and not link:
+                values.append("")  # no cell: the row's format, else the column's, shows as before
+                continue
             else:  # a new cell takes its row's style, else its column's (as Excel does)
                 base = by_col_style.get(c, 0) if base_of_row is None else base_of_row
             kind = _kind(value)
@@ -524,8 +539,10 @@ def rewrite_sheet(
         for r in set(old_rows) - taken:
             if r <= header_r:
                 continue
-            if not old_rows.has_value(r):
-                verbatim[r] = spans[r]  # a formatted blank row stays as it was
+            if not old_rows.has_value(r) or _reads_blank(old_grid, r, layout_cols):
+                # A formatted blank row, or one the reader saw as blank (staff's notes beside the
+                # ledger, a formula giving "", spaces): no caller could have dropped it. It stays.
+                verbatim[r] = spans[r]
                 max_r = max(max_r, r)
                 continue
             # A row the caller dropped: its cells in columns without a header stay.
@@ -583,6 +600,7 @@ def rewrite_sheet(
 
 
 EXCEL_EPOCH_ORDINAL = EPOCH.toordinal()  # dates as whole serials, without a datetime each
+_MARCH_1900 = date(1900, 3, 1)
 
 
 BULK = True  # False: every row takes the general path (tests compare the two)
@@ -652,7 +670,8 @@ class _BulkEncoder:
             return ["" if v is None else f'<c r="{letter}{r}"{s}><v>{number_text(v)}</v></c>'
                     for v, r in zip(values, rs)] if float in kinds else \
                 ["" if v is None else f'<c r="{letter}{r}"{s}><v>{v}</v></c>' for v, r in zip(values, rs)]
-        elif kinds == {date}:
+        elif kinds == {date} and min(v for v in values if v is not None) >= _MARCH_1900:
+            # (earlier days: Excel's serials skip its 29 February 1900; to_serial below knows)
             s = attr(self.style(key, base, "date", next(v for v in values if v is not None)))
             return ["" if v is None else f'<c r="{letter}{r}"{s}><v>{v.toordinal() - EXCEL_EPOCH_ORDINAL}</v></c>'
                     for v, r in zip(values, rs)]
@@ -746,8 +765,8 @@ def _same(old: object, new: object) -> bool:
     t = type(new)
     if t is str:
         return type(old) is str and (old == new or old.strip() == new)
-    if new is None:
-        return old is None or old == ""
+    if new is None:  # a cell holding only spaces reads as blank: the spaces staff typed stay
+        return old is None or (type(old) is str and not old.strip())
     if type(old) is not float:
         return False
     if t is int or t is float:

@@ -1,0 +1,401 @@
+"""The workbook is sacred: whatever staff did to 台账 and 变更记录 in Excel survives a consolidation.
+
+A property test over real files. Staff decorate a copy of the demo master the way people do in
+Excel (openpyxl stands in for Excel: this is the *input*): notes in columns without a header
+(right of the headers, and in a gap column between headers), a column of their own with a
+header, blank or space-padded cells in our columns, fills, number formats and fonts on cells and
+whole rows, row heights, hidden rows, formatted blank rows below the data, a formula, a comment
+and a hyperlink in their columns; on 变更记录, formatted blank rows and notes beside the log.
+Then a committee's form updates some records, resubmits others unchanged and adds new ones, and
+``consolidate`` merges it. Read back independently (openpyxl, calamine, the sheet XML), every
+cell the merge had no reason to touch is as it was — value, formula, format, row height, hidden
+flag, the ``<row>`` element byte for byte — and what the merge wrote is there, in staff's formats.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+import openpyxl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from openpyxl.comments import Comment
+from openpyxl.styles import Font, PatternFill
+from openpyxl.styles.numbers import is_date_format
+from python_calamine import CalamineWorkbook
+
+from macros import schema
+from macros.book.ooxml import sheet_parts
+from macros.book.read import read_workbook
+from macros.consolidate import consolidate, folders
+
+from .test_consolidate import blank_forms, fill_form, form_c01  # noqa: F401
+
+LEDGER, LOG = schema.LEDGER.name, schema.CHANGES.name
+KEYS = [c.key for c in schema.LEDGER.columns]
+HEADER = {c.key: c.header for c in schema.LEDGER.columns}
+FORM_KEYS = ("record_id", "date", "project_id", "activity", "participants", "quantity", "status", "reporter",
+             "in_bulletin", "note")
+BLANKABLE = ("participants", "reporter", "in_bulletin", "note")  # optional: a blank keeps the record valid
+TEXT_KEYS = ("activity", "reporter", "note")
+STAFF_HEADER = "核对人"  # a column of staff's own, with a header: read and written back as an extra
+FORM_NAME = "C01-更正与新增.xlsx"
+
+FILL_COLOURS = ("FFF2CC", "C6EFCE", "DDEBF7")
+NUMBER_FORMATS = ("0.00", "#,##0", "@", "yyyy/m/d", '0"人"', "yyyy年m月d日")
+ROW_ATTRS = ("ht", "customHeight", "hidden", "s", "customFormat", "outlineLevel")
+
+# Row slots (resolved against the master): 0–7 C01's first records (what the form updates or
+# resubmits), 8–9 two other committees' records, 10–13 blank rows below the data.
+C01_SLOTS, DATA_SLOTS, ALL_SLOTS = 8, 10, 14
+# Staff columns: the gap between headers, a headed one, two without a header right of the headers.
+STAFF_COLS = ("gap", "headed", "right", "far")
+
+WORDS = "核对见纸质台账已电话回访补录 ab1"
+TEXT = st.text(alphabet=WORDS, min_size=1, max_size=8).filter(lambda s: s.strip() == s and s)
+PADDED = st.tuples(st.integers(0, 2), TEXT, st.integers(0, 2)).map(lambda t: " " * t[0] + t[1] + " " * t[2])
+STAFF_VALUE = st.one_of(
+    PADDED, st.integers(-5, 10**6), st.floats(0, 1e6, allow_nan=False).map(lambda x: round(x, 2)),
+    st.dates(date(2019, 1, 1), date(2021, 12, 31)), st.just("=FORMULA"), st.just(" "), st.just("  "),
+)
+FILL = st.none() | st.sampled_from(FILL_COLOURS)
+NUMBER_FORMAT = st.none() | st.sampled_from(NUMBER_FORMATS)
+
+EDIT = st.one_of(
+    st.tuples(st.just("value"), st.integers(0, ALL_SLOTS - 1), st.sampled_from(STAFF_COLS), STAFF_VALUE),
+    st.tuples(st.just("comment"), st.integers(0, ALL_SLOTS - 1), st.sampled_from(STAFF_COLS), TEXT),
+    st.tuples(st.just("link"), st.integers(0, ALL_SLOTS - 1), st.sampled_from(STAFF_COLS), TEXT),
+    st.tuples(st.just("blank"), st.integers(0, DATA_SLOTS - 1), st.sampled_from(BLANKABLE),
+              st.sampled_from([None, " ", "  "])),
+    st.tuples(st.just("pad"), st.integers(0, DATA_SLOTS - 1), st.sampled_from(TEXT_KEYS),
+              st.sampled_from([(1, 0), (0, 1), (2, 2)])),
+    st.tuples(st.just("cell_style"), st.integers(0, ALL_SLOTS - 1), st.sampled_from([*KEYS, *STAFF_COLS]),
+              st.tuples(FILL, NUMBER_FORMAT, st.booleans())),
+    st.tuples(st.just("row_style"), st.integers(0, ALL_SLOTS - 1),
+              st.tuples(FILL, st.none() | st.sampled_from([9, 24, 40]), st.booleans(), st.booleans())),
+)
+LOG_EDIT = st.one_of(
+    st.tuples(st.just("row_style"), st.integers(2, 7), st.tuples(FILL, st.none() | st.sampled_from([24, 36]))),
+    st.tuples(st.just("cell_style"), st.integers(2, 7), st.integers(1, 7), st.tuples(FILL, NUMBER_FORMAT)),
+    st.tuples(st.just("note"), st.integers(1, 7), st.integers(10, 11), PADDED),
+)
+UPDATE = st.fixed_dictionaries({
+    "quantity": st.none() | st.integers(1, 99),
+    "note": st.none() | TEXT,
+    "activity": st.none() | TEXT,
+}).filter(lambda u: any(v is not None for v in u.values()))
+PLAN = st.lists(st.tuples(st.integers(0, C01_SLOTS - 1), st.none() | UPDATE), max_size=4,
+                unique_by=lambda t: t[0])
+
+
+@dataclass
+class Layout:
+    """Where things are in the master staff decorated (1-based columns, as openpyxl counts)."""
+
+    col: dict[str, int]  # contract key → column
+    staff: dict[str, int]  # staff slot → column
+    rows: list[int]  # row slot → Excel row
+    last: int  # last ledger row holding a value before the edits
+    contract_cols: set[int] = field(default_factory=set)
+
+
+# ---------------------------------------------------------------- staff at work (the input file)
+
+
+def decorate(base: Path, target: Path, gap: bool, headed: bool, edits: list, log_edits: list) -> Layout:
+    """Staff's edits, made with openpyxl as Excel would make them, saved as ``target``."""
+    wb = openpyxl.load_workbook(base)
+    ws = wb[LEDGER]
+    first = [ws.cell(r, 3).value for r in range(1, ws.max_row + 1)]
+    c01 = [r for r, v in enumerate(first, start=1) if v == "C01"][:C01_SLOTS]
+    last = ws.max_row
+    rows = [*c01, 2, 3, *range(last + 1, last + 5)]
+    if gap:  # the last two columns one to the right: a column without a header between headers
+        ws.move_range(f"K1:L{last}", cols=1)
+    col = {c.value and next(k for k, h in HEADER.items() if h == c.value): c.column for c in ws[1] if c.value}
+    right = max(col.values())
+    staff = {"gap": 11 if gap else right + 5, "headed": right + 1, "right": right + 3, "far": right + 6}
+    if headed:
+        ws.cell(1, staff["headed"]).value = STAFF_HEADER
+    for edit in edits:
+        kind, slot = edit[0], edit[1]
+        r = rows[slot]
+        if kind == "value":
+            _, _, where, value = edit
+            ws.cell(r, staff[where]).value = f"=SUM({openpyxl.utils.get_column_letter(col['participants'])}{r},1)" \
+                if value == "=FORMULA" else value
+        elif kind == "comment":
+            _, _, where, text = edit
+            cell = ws.cell(r, staff[where])
+            cell.value = cell.value if cell.value is not None else text
+            cell.comment = Comment(f"批注：{text}", "周敏")
+        elif kind == "link":
+            _, _, where, text = edit
+            cell = ws.cell(r, staff[where])
+            cell.value = cell.value if cell.value is not None else f"照片{text}"
+            cell.hyperlink = f"https://example.org/photos/{r}"
+        elif kind == "blank":
+            _, _, key, value = edit
+            ws.cell(r, col[key]).value = value
+        elif kind == "pad":
+            _, _, key, (before, after) = edit
+            cell = ws.cell(r, col[key])
+            if isinstance(cell.value, str) and cell.value.strip():
+                cell.value = " " * before + cell.value + " " * after
+        elif kind == "cell_style":
+            _, _, where, (fill, number_format, bold) = edit
+            cell = ws.cell(r, col[where] if where in col else staff[where])
+            if fill:
+                cell.fill = PatternFill("solid", fgColor=fill)
+            if number_format:
+                cell.number_format = number_format
+            if bold:
+                cell.font = Font(bold=True, color="FF0000")
+        elif kind == "row_style":
+            _, _, (fill, height, hidden, bold) = edit
+            dim = ws.row_dimensions[r]
+            if fill:
+                dim.fill = PatternFill("solid", fgColor=fill)
+            if bold:
+                dim.font = Font(bold=True)
+            if height:
+                dim.height = height
+            if hidden:
+                dim.hidden = True
+    log = wb[LOG]
+    for edit in log_edits:
+        kind, r = edit[0], edit[1]
+        if kind == "row_style":
+            fill, height = edit[2]
+            if fill:
+                log.row_dimensions[r].fill = PatternFill("solid", fgColor=fill)
+            if height:
+                log.row_dimensions[r].height = height
+        elif kind == "cell_style":
+            c, (fill, number_format) = edit[2], edit[3]
+            if fill:
+                log.cell(r, c).fill = PatternFill("solid", fgColor=fill)
+            if number_format:
+                log.cell(r, c).number_format = number_format
+        else:
+            log.cell(r, edit[2]).value = edit[3]
+    wb.save(target)
+    return Layout(col, staff, rows, last, set(col.values()))
+
+
+# ---------------------------------------------------------------- independent readers
+
+
+def sheet_xml(path: Path, name: str) -> str:
+    with zipfile.ZipFile(path) as z:
+        return z.read(sheet_parts({n: z.read(n) for n in z.namelist()})[name]).decode()
+
+
+def row_elements(xml: str) -> dict[int, str]:
+    """Excel row → its ``<row>`` element as the file holds it."""
+    return {int(re.search(r'\br="(\d+)"', m.group(1)).group(1)): m.group(0)
+            for m in re.finditer(r"<row\b([^>]*?)(?:/>|>.*?</row>)", xml, re.S)}
+
+
+def row_attrs(element: str) -> dict[str, str]:
+    attrs = dict(re.findall(r'([\w:]+)="([^"]*)"', re.match(r"<row\b([^>]*?)/?>", element).group(1)))
+    return {k: attrs.get(k) for k in ROW_ATTRS}
+
+
+def element(xml: str, tag: str) -> str:
+    m = re.search(rf"<{tag}\b.*?(?:</{tag}>|/>)", xml, re.S)
+    return m.group(0) if m else ""
+
+
+def first_difference(a: str, b: str) -> tuple[str, str]:
+    i = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    return a[max(0, i - 60):i + 80], b[max(0, i - 60):i + 80]
+
+
+def look(cell) -> tuple:
+    """What a person sees of a cell's format: fill, font, number format."""
+    fill = cell.fill.fgColor.rgb if cell.fill is not None and cell.fill.fill_type else None
+    font = cell.font
+    return fill, bool(font.b), bool(font.i), font.color.rgb if font.color is not None else None, cell.number_format
+
+
+def same_text(a: object, b: object) -> bool:
+    """Equal as the reader sees them: text trimmed, blank == None, 12 == 12.0, a date is its day."""
+    def norm(v):
+        if isinstance(v, str):
+            return v.strip() or None
+        if isinstance(v, datetime):
+            return v.date() if (v.hour, v.minute, v.second) == (0, 0, 0) else v
+        if isinstance(v, float) and v.is_integer():
+            return int(v)
+        return v
+    return norm(a) == norm(b)
+
+
+# ---------------------------------------------------------------- the property
+
+
+def merge_and_check(base: Path, forms: Path, gap: bool, headed: bool, edits: list, log_edits: list,
+                    plan: list, added: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        master = Path(tmp) / "healthbook.xlsx"
+        layout = decorate(base, master, gap, headed, edits, log_edits)
+        before = master.read_bytes()
+        shutil.copy2(master, Path(tmp) / "input.xlsx")
+        given_in = Path(tmp) / "input.xlsx"
+        wb_in = read_workbook(master)
+        ledger = wb_in[LEDGER]
+        by_id = {rec["record_id"]: rec for rec in ledger.to_dict("records")}
+        ids = {row: rid for rid, row in zip(ledger["record_id"], ledger["_row"])}
+
+        # The committee's form: updates, unchanged resubmissions, new rows.
+        sent, updated = [], {}
+        for slot, change in plan:
+            rid = ids[layout.rows[slot]]
+            row = {k: _plain(by_id[rid][k]) for k in FORM_KEYS}
+            if change is not None:
+                if change["quantity"] is not None:
+                    row["quantity"] = (row["quantity"] or 0) + change["quantity"]
+                for k in ("note", "activity"):
+                    if change[k] is not None and change[k] != row[k]:
+                        row[k] = change[k]
+                if any(not same_text(row[k], by_id[rid][k]) for k in FORM_KEYS):
+                    updated[rid] = row
+            sent.append(row)
+        new = [{"date": date(2020, 11, 18), "project_id": "P06", "activity": f"新增活动第{i}条", "participants": 40 + i,
+                "quantity": 40 + i, "status": "进行中", "reporter": "周敏", "in_bulletin": "否"} for i in range(added)]
+        sent += new
+        if sent:
+            inbox = folders(master, wb_in.settings).inbox
+            inbox.mkdir()
+            fill_form(form_c01(forms), inbox / FORM_NAME, sent)
+        run = consolidate(master, refresh=False)
+        assert run.rows_updated == len(updated) and run.rows_added == added, run.to_dict()
+        if not updated and not added:
+            assert master.read_bytes() == before  # nothing to merge: the file is left alone
+            return
+        assert run.master_written
+
+        check_ledger(given_in, master, layout, updated, new, headed)
+        check_log(given_in, master, len(run.changes), set(updated) | {c.record_id for c in run.changes})
+
+
+def _plain(value: object) -> object:
+    if value is None or value != value:  # NaN/NaT
+        return None
+    if hasattr(value, "to_pydatetime"):
+        return value.to_pydatetime()
+    return value
+
+
+def check_ledger(given_in: Path, out: Path, layout: Layout, updated: dict[str, dict], new: list[dict],
+                 headed: bool) -> None:
+    ws_in = openpyxl.load_workbook(given_in)[LEDGER]
+    ws_out = openpyxl.load_workbook(out)[LEDGER]
+    xml_in, xml_out = sheet_xml(given_in, LEDGER), sheet_xml(out, LEDGER)
+    rows_in, rows_out = row_elements(xml_in), row_elements(xml_out)
+    id_col = layout.col["record_id"]
+    row_of = {ws_in.cell(r, id_col).value.strip(): r for r in range(2, ws_in.max_row + 1)
+              if isinstance(ws_in.cell(r, id_col).value, str)}
+
+    # New records go right below the last row holding anything, staff's notes included.
+    last_valued = max(r for (r, _), c in ws_in._cells.items() if c.value is not None)
+    added_at = list(range(last_valued + 1, last_valued + 1 + len(new)))
+    expected: dict[int, dict] = {row_of[rid]: {**row, "committee_id": "C01", "source": FORM_NAME}
+                                 for rid, row in updated.items()}
+    for r, row in zip(added_at, new):
+        expected[r] = {**row, "committee_id": "C01", "source": FORM_NAME}
+    for r, row in expected.items():
+        for key, value in row.items():
+            got = ws_out.cell(r, layout.col[key]).value
+            if key == "record_id" and r in added_at:
+                assert isinstance(got, str) and got.startswith("C01-"), (r, got)
+                continue
+            assert same_text(got, value), (f"row {r} {HEADER[key]}", got, value)
+
+    # Every cell: as it was, unless the merge wrote it (a contract column of a row it touched).
+    cells = set(ws_in._cells) | set(ws_out._cells)
+    for r, c in sorted(cells):
+        a, b = ws_in._cells.get((r, c)), ws_out._cells.get((r, c))
+        va, vb = (a.value if a else None), (b.value if b else None)
+        where = f"{LEDGER}!{openpyxl.utils.get_column_letter(c)}{r}"
+        written = r in expected and c in layout.contract_cols
+        if not written:
+            assert va == vb, (where, va, vb)
+            if a is not None or b is not None:
+                assert look(a or ws_in.cell(r, c)) == look(b or ws_out.cell(r, c)), where
+            continue
+        if same_text(va, vb):
+            assert va == vb or va is None or vb is None, (where, "kept as typed", va, vb)
+        if a is not None and a.has_style:  # staff's format on a cell the merge wrote stays
+            fa, fb = look(a), look(b)
+            assert fa[:4] == fb[:4], (where, fa, fb)
+            date_needed = isinstance(vb, datetime) and not is_date_format(fa[4])
+            number_needed = isinstance(vb, (int, float)) and fa[4] == "General"
+            if not (date_needed or number_needed):
+                assert fa[4] == fb[4], (where, fa, fb)
+        elif vb is not None and r in rows_in and row_attrs(rows_in[r])["customFormat"] in ("1", "true"):
+            row_fill = ws_in.row_dimensions[r].fill
+            if row_fill is not None and row_fill.fill_type:
+                assert look(b)[0] == row_fill.fgColor.rgb, (where, "takes its row's format")
+
+    # Rows: height, hidden flag and style stay everywhere; rows the merge did not touch, byte for byte.
+    for r, text in rows_in.items():
+        assert r in rows_out, (LEDGER, r, "row lost")
+        assert row_attrs(rows_out[r]) == row_attrs(text), (LEDGER, r)
+        if r not in expected:
+            assert rows_out[r] == text, (LEDGER, r, *first_difference(text, rows_out[r]))
+    assert set(rows_out) - set(rows_in) <= set(expected), sorted(set(rows_out) - set(rows_in))
+    for tag in ("hyperlinks", "legacyDrawing", "mergeCells", "dataValidations", "cols"):
+        assert element(xml_in, tag) == element(xml_out, tag), tag
+
+    # calamine, a second reader: the same grid outside what the merge wrote.
+    grid_in = CalamineWorkbook.from_path(str(given_in)).get_sheet_by_name(LEDGER).to_python(skip_empty_area=False)
+    grid_out = CalamineWorkbook.from_path(str(out)).get_sheet_by_name(LEDGER).to_python(skip_empty_area=False)
+    for i, line in enumerate(grid_in):
+        if i + 1 in expected:
+            continue
+        assert grid_out[i][:len(line)] == line, (LEDGER, i + 1)
+    if headed:
+        assert ws_out.cell(1, layout.staff["headed"]).value == STAFF_HEADER
+
+
+def check_log(given_in: Path, out: Path, n_changes: int, record_ids: set[str]) -> None:
+    ws_in = openpyxl.load_workbook(given_in)[LOG]
+    ws_out = openpyxl.load_workbook(out)[LOG]
+    rows_in, rows_out = row_elements(sheet_xml(given_in, LOG)), row_elements(sheet_xml(out, LOG))
+    last_valued = max(r for (r, _), c in ws_in._cells.items() if c.value is not None)
+    lines = range(last_valued + 1, last_valued + 1 + n_changes)
+    assert all(ws_out.cell(r, 3).value in record_ids for r in lines), "audit lines below the last one"
+    assert all(isinstance(ws_out.cell(r, 1).value, datetime) for r in lines)
+    assert ws_out.cell(lines.stop, 1).value is None
+    for r, c in sorted(set(ws_in._cells) | set(ws_out._cells)):
+        a, b = ws_in._cells.get((r, c)), ws_out._cells.get((r, c))
+        where = f"{LOG}!{openpyxl.utils.get_column_letter(c)}{r}"
+        if r in lines and c <= len(schema.CHANGES.columns):
+            if a is not None and a.has_style:
+                fa, fb = look(a), look(b)
+                assert fa[:4] == fb[:4], (where, fa, fb)
+            continue
+        assert (a.value if a else None) == (b.value if b else None), where
+        if a is not None or b is not None:
+            assert look(a or ws_in.cell(r, c)) == look(b or ws_out.cell(r, c)), where
+    for r, text in rows_in.items():
+        assert row_attrs(rows_out[r]) == row_attrs(text), (LOG, r)
+        if r not in lines:
+            assert rows_out[r] == text, (LOG, r, *first_difference(text, rows_out[r]))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(gap=st.booleans(), headed=st.booleans(), edits=st.lists(EDIT, max_size=14),
+       log_edits=st.lists(LOG_EDIT, max_size=5), plan=PLAN, added=st.integers(0, 3))
+def test_staff_edits_survive_a_consolidation(demo_master, blank_forms, gap, headed, edits, log_edits,  # noqa: F811
+                                             plan, added):
+    merge_and_check(demo_master, blank_forms, gap, headed, edits, log_edits, plan, added)
