@@ -36,7 +36,7 @@ from macros.book.ooxml import sheet_parts
 from macros.book.read import read_workbook
 from macros.consolidate import consolidate, folders
 
-from .test_consolidate import blank_forms, fill_form, form_c01  # noqa: F401
+from .test_consolidate import blank_forms, fill_form, form_c01, inbox, ledger_of, new_row  # noqa: F401
 
 LEDGER, LOG = schema.LEDGER.name, schema.CHANGES.name
 KEYS = [c.key for c in schema.LEDGER.columns]
@@ -399,3 +399,121 @@ def check_log(given_in: Path, out: Path, n_changes: int, record_ids: set[str]) -
 def test_staff_edits_survive_a_consolidation(demo_master, blank_forms, gap, headed, edits, log_edits,  # noqa: F811
                                              plan, added):
     merge_and_check(demo_master, blank_forms, gap, headed, edits, log_edits, plan, added)
+
+
+# ---------------------------------------------------------------- what the property found
+
+
+def update_c01_0002(inbox: Path, forms: Path, master: Path, **changes) -> None:
+    """C01's form sends C01-0002 back with ``changes``, and consolidation merges it."""
+    old = ledger_of(master).set_index("record_id").loc["C01-0002"]
+    row = {k: _plain(old[k]) for k in FORM_KEYS if k != "record_id"}
+    fill_form(form_c01(forms), inbox / FORM_NAME, [{**row, "record_id": "C01-0002", **changes}])
+    run = consolidate(master, refresh=False)
+    assert run.master_written and run.rows_updated == 1
+
+
+def column_of(ws, key: str) -> int:
+    return 1 + [c.value for c in ws[1]].index(HEADER[key])
+
+
+def test_a_cell_holding_only_spaces_keeps_them_in_rows_the_merge_updates_or_leaves(
+        master_copy, inbox, blank_forms):  # noqa: F811
+    """Staff "clear" a cell by typing a space; the reader sees a blank, and a blank is what the
+    merge gives back: the space stays, and the row the merge did not touch stays byte for byte."""
+    ledger = ledger_of(master_copy).set_index("record_id")
+    updated, left = int(ledger.loc["C01-0002", "_row"]), int(ledger.loc["C01-0001", "_row"])
+    wb = openpyxl.load_workbook(master_copy)
+    ws = wb[LEDGER]
+    ws.cell(updated, column_of(ws, "participants")).value = " "
+    ws.cell(left, column_of(ws, "note")).value = "  "
+    ws.cell(left, column_of(ws, "activity")).value = f" {ws.cell(left, column_of(ws, 'activity')).value}"
+    wb.save(master_copy)
+    rows_before = row_elements(sheet_xml(master_copy, LEDGER))
+
+    update_c01_0002(inbox, blank_forms, master_copy, quantity=9)
+
+    ws = openpyxl.load_workbook(master_copy)[LEDGER]
+    assert ws.cell(updated, column_of(ws, "quantity")).value == 9
+    assert ws.cell(updated, column_of(ws, "participants")).value == " "
+    assert ws.cell(left, column_of(ws, "note")).value == "  "
+    assert row_elements(sheet_xml(master_copy, LEDGER))[left] == rows_before[left]
+
+
+def test_staff_formulas_and_notes_on_rows_the_reader_sees_as_blank_stay_with_their_row_format(
+        master_copy, inbox, blank_forms):  # noqa: F811
+    """Below the data, staff filled a formula down their own headed column (it shows "" until a
+    record is typed beside it) and left a note in a column without a header on a taller, hidden
+    row. The reader sees those rows as blank; the merge adds a record below them: they stay."""
+    wb = openpyxl.load_workbook(master_copy)
+    ws = wb[LEDGER]
+    last = ws.max_row
+    own = ws.max_column + 1
+    ws.cell(1, own).value = STAFF_HEADER
+    participants = openpyxl.utils.get_column_letter(column_of(ws, "participants"))
+    for r in (last + 1, last + 2):
+        ws.cell(r, own).value = f'=IF({participants}{r}>100,"大型活动","")'
+    ws.cell(last + 3, own + 3).value = "以下为12月补录"
+    ws.row_dimensions[last + 3].height = 30
+    ws.row_dimensions[last + 3].hidden = True
+    wb.save(master_copy)
+    rows_before = row_elements(sheet_xml(master_copy, LEDGER))
+
+    fill_form(form_c01(blank_forms), inbox / FORM_NAME, [new_row(activity="12月体检")])
+    run = consolidate(master_copy, refresh=False)
+    assert run.master_written and run.rows_added == 1
+
+    ws = openpyxl.load_workbook(master_copy)[LEDGER]
+    assert ws.cell(last + 1, own).value == f'=IF({participants}{last + 1}>100,"大型活动","")'
+    assert ws.cell(last + 2, own).value == f'=IF({participants}{last + 2}>100,"大型活动","")'
+    assert ws.cell(last + 3, own + 3).value == "以下为12月补录"
+    assert ws.cell(last + 4, column_of(ws, "activity")).value == "12月体检"
+    rows_after = row_elements(sheet_xml(master_copy, LEDGER))
+    for r in (last + 1, last + 2, last + 3):
+        assert rows_after[r] == rows_before[r], r
+    assert row_attrs(rows_after[last + 3])["hidden"] == "1"
+
+
+def test_numbers_written_into_cells_staff_formatted_as_dates_pass_the_check(
+        master_copy, inbox, blank_forms):  # noqa: F811
+    """Staff pre-formatted the change log's 原值/新值 cells as dates. A quantity of 4 → 9 lands
+    there: Excel shows serials under 61 as days of January–February 1900 (counting a 29 February
+    that never was) and calamine reads them so; the re-read check must not refuse the write."""
+    wb = openpyxl.load_workbook(master_copy)
+    log = wb[LOG]
+    for r in range(2, 8):
+        for c in (6, 7):
+            log.cell(r, c).number_format = "yyyy-mm-dd"
+    wb.save(master_copy)
+
+    update_c01_0002(inbox, blank_forms, master_copy, quantity=9)  # was 4
+
+    ws = openpyxl.load_workbook(master_copy)[LEDGER]
+    r = int(ledger_of(master_copy).set_index("record_id").loc["C01-0002", "_row"])
+    assert ws.cell(r, column_of(ws, "quantity")).value == 9
+    audit = [row for row in openpyxl.load_workbook(master_copy)[LOG].iter_rows(min_row=2, values_only=True)
+             if row[4] == HEADER["quantity"]]
+    assert len(audit) == 1
+    # the staff's format stays: the numbers are there, shown as Excel shows them
+    assert [cell.date() for cell in audit[0][5:7]] == [date(1900, 1, 4), date(1900, 1, 9)]
+
+
+def test_a_blank_in_a_row_the_merge_updates_adds_no_cell_to_staff_columns(
+        master_copy, inbox, blank_forms):  # noqa: F811
+    """A row staff formatted whole, updated by the merge: where a cell was blank and stays blank
+    (staff's own headed column, an empty 备注), no cell is added — the row's format shows there as before."""
+    r = int(ledger_of(master_copy).set_index("record_id").loc["C01-0002", "_row"])
+    wb = openpyxl.load_workbook(master_copy)
+    ws = wb[LEDGER]
+    own = ws.max_column + 1
+    ws.cell(1, own).value = STAFF_HEADER
+    ws.row_dimensions[r].fill = PatternFill("solid", fgColor="FFF2CC")
+    wb.save(master_copy)
+    before = row_elements(sheet_xml(master_copy, LEDGER))[r]
+
+    update_c01_0002(inbox, blank_forms, master_copy, quantity=9)
+
+    after = row_elements(sheet_xml(master_copy, LEDGER))[r]
+    columns = lambda row: re.findall(r'<c r="([A-Z]+)\d+"', row)  # noqa: E731
+    assert columns(after) == columns(before)
+    assert openpyxl.load_workbook(master_copy)[LEDGER].cell(r, column_of(ws, "quantity")).value == 9
