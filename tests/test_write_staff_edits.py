@@ -26,9 +26,12 @@ import openpyxl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from openpyxl.cell.rich_text import CellRichText, TextBlock
+from openpyxl.cell.text import InlineFont
 from openpyxl.comments import Comment
 from openpyxl.styles import Font, PatternFill
 from openpyxl.styles.numbers import is_date_format
+from openpyxl.utils.datetime import to_excel
 from python_calamine import CalamineWorkbook
 
 from macros import schema
@@ -45,6 +48,7 @@ FORM_KEYS = ("record_id", "date", "project_id", "activity", "participants", "qua
              "in_bulletin", "note")
 BLANKABLE = ("participants", "reporter", "in_bulletin", "note")  # optional: a blank keeps the record valid
 TEXT_KEYS = ("activity", "reporter", "note")
+NUMBER_KEYS = ("participants", "quantity")
 STAFF_HEADER = "核对人"  # a column of staff's own, with a header: read and written back as an extra
 FORM_NAME = "C01-更正与新增.xlsx"
 
@@ -53,8 +57,9 @@ NUMBER_FORMATS = ("0.00", "#,##0", "@", "yyyy/m/d", '0"人"', "yyyy年m月d日")
 ROW_ATTRS = ("ht", "customHeight", "hidden", "s", "customFormat", "outlineLevel")
 
 # Row slots (resolved against the master): 0–7 C01's first records (what the form updates or
-# resubmits), 8–9 two other committees' records, 10–13 blank rows below the data.
-C01_SLOTS, DATA_SLOTS, ALL_SLOTS = 8, 10, 14
+# resubmits), 8–9 two other committees' records, 10–13 blank rows below the data (where new
+# records go), 14 the header row (formats only).
+C01_SLOTS, DATA_SLOTS, ALL_SLOTS, HEADER_SLOT = 8, 10, 14, 14
 # Staff columns: the gap between headers, a headed one, two without a header right of the headers.
 STAFF_COLS = ("gap", "headed", "right", "far")
 
@@ -64,6 +69,7 @@ PADDED = st.tuples(st.integers(0, 2), TEXT, st.integers(0, 2)).map(lambda t: " "
 STAFF_VALUE = st.one_of(
     PADDED, st.integers(-5, 10**6), st.floats(0, 1e6, allow_nan=False).map(lambda x: round(x, 2)),
     st.dates(date(2019, 1, 1), date(2021, 12, 31)), st.just("=FORMULA"), st.just(" "), st.just("  "),
+    st.booleans(), st.sampled_from(["0012", "#N/A", "RICH"]),
 )
 FILL = st.none() | st.sampled_from(FILL_COLOURS)
 NUMBER_FORMAT = st.none() | st.sampled_from(NUMBER_FORMATS)
@@ -76,18 +82,23 @@ EDIT = st.one_of(
               st.sampled_from([None, " ", "  "])),
     st.tuples(st.just("pad"), st.integers(0, DATA_SLOTS - 1), st.sampled_from(TEXT_KEYS),
               st.sampled_from([(1, 0), (0, 1), (2, 2)])),
-    st.tuples(st.just("cell_style"), st.integers(0, ALL_SLOTS - 1), st.sampled_from([*KEYS, *STAFF_COLS]),
+    st.tuples(st.just("cell_style"), st.integers(0, HEADER_SLOT), st.sampled_from([*KEYS, *STAFF_COLS]),
               st.tuples(FILL, NUMBER_FORMAT, st.booleans())),
-    st.tuples(st.just("row_style"), st.integers(0, ALL_SLOTS - 1),
-              st.tuples(FILL, st.none() | st.sampled_from([9, 24, 40]), st.booleans(), st.booleans())),
+    st.tuples(st.just("row_style"), st.integers(0, HEADER_SLOT),
+              st.tuples(FILL, st.none() | st.sampled_from([9, 24, 40]), st.booleans(), st.booleans(),
+                        st.integers(0, 1))),
+    st.tuples(st.just("merge"), st.integers(0, ALL_SLOTS - 1), st.sampled_from(STAFF_COLS)),
 )
 LOG_EDIT = st.one_of(
-    st.tuples(st.just("row_style"), st.integers(2, 7), st.tuples(FILL, st.none() | st.sampled_from([24, 36]))),
-    st.tuples(st.just("cell_style"), st.integers(2, 7), st.integers(1, 7), st.tuples(FILL, NUMBER_FORMAT)),
-    st.tuples(st.just("note"), st.integers(1, 7), st.integers(10, 11), PADDED),
+    st.tuples(st.just("row_style"), st.integers(1, 7),
+              st.tuples(FILL, st.none() | st.sampled_from([24, 36]), st.booleans())),
+    st.tuples(st.just("cell_style"), st.integers(1, 7), st.integers(1, 8), st.tuples(FILL, NUMBER_FORMAT)),
+    st.tuples(st.just("note"), st.integers(1, 9), st.integers(9, 11), PADDED),
 )
 UPDATE = st.fixed_dictionaries({
     "quantity": st.none() | st.integers(1, 99),
+    "participants": st.none() | st.integers(0, 500),
+    "date": st.none() | st.dates(date(2020, 1, 1), date(2020, 11, 30)),
     "note": st.none() | TEXT,
     "activity": st.none() | TEXT,
 }).filter(lambda u: any(v is not None for v in u.values()))
@@ -116,7 +127,7 @@ def decorate(base: Path, target: Path, gap: bool, headed: bool, edits: list, log
     first = [ws.cell(r, 3).value for r in range(1, ws.max_row + 1)]
     c01 = [r for r, v in enumerate(first, start=1) if v == "C01"][:C01_SLOTS]
     last = ws.max_row
-    rows = [*c01, 2, 3, *range(last + 1, last + 5)]
+    rows = [*c01, 2, 3, *range(last + 1, last + 5), 1]
     if gap:  # the last two columns one to the right: a column without a header between headers
         ws.move_range(f"K1:L{last}", cols=1)
     col = {c.value and next(k for k, h in HEADER.items() if h == c.value): c.column for c in ws[1] if c.value}
@@ -124,13 +135,17 @@ def decorate(base: Path, target: Path, gap: bool, headed: bool, edits: list, log
     staff = {"gap": 11 if gap else right + 5, "headed": right + 1, "right": right + 3, "far": right + 6}
     if headed:
         ws.cell(1, staff["headed"]).value = STAFF_HEADER
+    merges = []
     for edit in edits:
         kind, slot = edit[0], edit[1]
         r = rows[slot]
         if kind == "value":
             _, _, where, value = edit
-            ws.cell(r, staff[where]).value = f"=SUM({openpyxl.utils.get_column_letter(col['participants'])}{r},1)" \
-                if value == "=FORMULA" else value
+            if value == "=FORMULA":
+                value = f"=SUM({openpyxl.utils.get_column_letter(col['participants'])}{r},1)"
+            elif value == "RICH":  # runs of their own formatting: a rich-text shared string
+                value = CellRichText([TextBlock(InlineFont(b=True), "已核对"), "（电话）"])
+            ws.cell(r, staff[where]).value = value
         elif kind == "comment":
             _, _, where, text = edit
             cell = ws.cell(r, staff[where])
@@ -152,6 +167,10 @@ def decorate(base: Path, target: Path, gap: bool, headed: bool, edits: list, log
         elif kind == "cell_style":
             _, _, where, (fill, number_format, bold) = edit
             cell = ws.cell(r, col[where] if where in col else staff[where])
+            if slot < DATA_SLOTS and where in NUMBER_KEYS and number_format and is_date_format(number_format):
+                number_format = "0.00"  # a record's number shown as a date would read as one
+            if slot < DATA_SLOTS and where == "date" and number_format and not is_date_format(number_format):
+                number_format = "yyyy/m/d"
             if fill:
                 cell.fill = PatternFill("solid", fgColor=fill)
             if number_format:
@@ -159,7 +178,7 @@ def decorate(base: Path, target: Path, gap: bool, headed: bool, edits: list, log
             if bold:
                 cell.font = Font(bold=True, color="FF0000")
         elif kind == "row_style":
-            _, _, (fill, height, hidden, bold) = edit
+            _, _, (fill, height, hidden, bold, outline) = edit
             dim = ws.row_dimensions[r]
             if fill:
                 dim.fill = PatternFill("solid", fgColor=fill)
@@ -169,15 +188,25 @@ def decorate(base: Path, target: Path, gap: bool, headed: bool, edits: list, log
                 dim.height = height
             if hidden:
                 dim.hidden = True
+            if outline:
+                dim.outline_level = outline
+        elif kind == "merge":
+            merges.append((r, staff[edit[2]]))
+    for r, c in merges:  # last: the cell a merge covers is no longer staff's to type in
+        if c + 1 not in col.values() and ws.cell(r, c + 1).value is None and not any(
+                ws.cell(r, x).coordinate in m for m in ws.merged_cells.ranges for x in (c, c + 1)):
+            ws.merge_cells(start_row=r, start_column=c, end_row=r, end_column=c + 1)
     log = wb[LOG]
     for edit in log_edits:
         kind, r = edit[0], edit[1]
         if kind == "row_style":
-            fill, height = edit[2]
+            fill, height, hidden = edit[2]
             if fill:
                 log.row_dimensions[r].fill = PatternFill("solid", fgColor=fill)
             if height:
                 log.row_dimensions[r].height = height
+            if hidden:
+                log.row_dimensions[r].hidden = True
         elif kind == "cell_style":
             c, (fill, number_format) = edit[2], edit[3]
             if fill:
@@ -263,6 +292,9 @@ def merge_and_check(base: Path, forms: Path, gap: bool, headed: bool, edits: lis
             if change is not None:
                 if change["quantity"] is not None:
                     row["quantity"] = (row["quantity"] or 0) + change["quantity"]
+                for k in ("participants", "date"):
+                    if change[k] is not None:
+                        row[k] = change[k]
                 for k in ("note", "activity"):
                     if change[k] is not None and change[k] != row[k]:
                         row[k] = change[k]
@@ -315,6 +347,8 @@ def check_ledger(given_in: Path, out: Path, layout: Layout, updated: dict[str, d
     for r, row in expected.items():
         for key, value in row.items():
             got = ws_out.cell(r, layout.col[key]).value
+            if isinstance(got, datetime) and isinstance(value, (int, float)):  # staff's date format
+                got = to_excel(got)
             if key == "record_id" and r in added_at:
                 assert isinstance(got, str) and got.startswith("C01-"), (r, got)
                 continue
