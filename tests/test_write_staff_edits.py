@@ -23,7 +23,6 @@ from datetime import date, datetime
 from pathlib import Path
 
 import openpyxl
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl.cell.rich_text import CellRichText, TextBlock
@@ -115,6 +114,7 @@ class Layout:
     rows: list[int]  # row slot → Excel row
     last: int  # last ledger row holding a value before the edits
     contract_cols: set[int] = field(default_factory=set)
+    fill_down: range = range(0)  # rows of a formula staff filled down 完成数量
 
 
 # ---------------------------------------------------------------- staff at work (the input file)
@@ -272,10 +272,15 @@ def same_text(a: object, b: object) -> bool:
 
 
 def merge_and_check(base: Path, forms: Path, gap: bool, headed: bool, edits: list, log_edits: list,
-                    plan: list, added: int) -> None:
+                    plan: list, added: int, fill_down: int | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         master = Path(tmp) / "healthbook.xlsx"
         layout = decorate(base, master, gap, headed, edits, log_edits)
+        if fill_down is not None:  # 完成数量 = 参与人数, filled down three rows in Excel
+            layout.fill_down = range(layout.rows[fill_down], layout.rows[fill_down] + 3)
+            letter = openpyxl.utils.get_column_letter
+            fill_down_as_excel_saves_it(master, letter(layout.col["quantity"]), layout.fill_down,
+                                        f"{letter(layout.col['participants'])}{layout.fill_down[0]}")
         before = master.read_bytes()
         shutil.copy2(master, Path(tmp) / "input.xlsx")
         given_in = Path(tmp) / "input.xlsx"
@@ -349,6 +354,8 @@ def check_ledger(given_in: Path, out: Path, layout: Layout, updated: dict[str, d
             got = ws_out.cell(r, layout.col[key]).value
             if isinstance(got, datetime) and isinstance(value, (int, float)):  # staff's date format
                 got = to_excel(got)
+            if isinstance(got, str) and got.startswith("=") and got == ws_in.cell(r, layout.col[key]).value:
+                continue  # staff's formula, which the merge had no reason to write over
             if key == "record_id" and r in added_at:
                 assert isinstance(got, str) and got.startswith("C01-"), (r, got)
                 continue
@@ -368,14 +375,14 @@ def check_ledger(given_in: Path, out: Path, layout: Layout, updated: dict[str, d
             continue
         if same_text(va, vb):
             assert va == vb or va is None or vb is None, (where, "kept as typed", va, vb)
-        if a is not None and a.has_style:  # staff's format on a cell the merge wrote stays
+        if a is not None:  # the format of a cell the merge wrote stays (staff's, or none)
             fa, fb = look(a), look(b)
             assert fa[:4] == fb[:4], (where, fa, fb)
             date_needed = isinstance(vb, datetime) and not is_date_format(fa[4])
             number_needed = isinstance(vb, (int, float)) and fa[4] == "General"
             if not (date_needed or number_needed):
                 assert fa[4] == fb[4], (where, fa, fb)
-        elif vb is not None and r in rows_in and row_attrs(rows_in[r])["customFormat"] in ("1", "true"):
+        elif a is None and vb is not None and row_attrs(rows_in.get(r, "<row>"))["customFormat"] in ("1", "true"):
             row_fill = ws_in.row_dimensions[r].fill
             if row_fill is not None and row_fill.fill_type:
                 assert look(b)[0] == row_fill.fgColor.rgb, (where, "takes its row's format")
@@ -384,7 +391,10 @@ def check_ledger(given_in: Path, out: Path, layout: Layout, updated: dict[str, d
     for r, text in rows_in.items():
         assert r in rows_out, (LEDGER, r, "row lost")
         assert row_attrs(rows_out[r]) == row_attrs(text), (LEDGER, r)
-        if r not in expected:
+        # A formula filled down from a cell the merge wrote over is unshared (each cell its own).
+        master = layout.fill_down[0] if layout.fill_down else None
+        unshared = master in expected and not str(ws_out.cell(master, layout.col["quantity"]).value).startswith("=")
+        if r not in expected and not (unshared and r in layout.fill_down):
             assert rows_out[r] == text, (LEDGER, r, *first_difference(text, rows_out[r]))
     assert set(rows_out) - set(rows_in) <= set(expected), sorted(set(rows_out) - set(rows_in))
     for tag in ("hyperlinks", "legacyDrawing", "mergeCells", "dataValidations", "cols"):
@@ -429,20 +439,21 @@ def check_log(given_in: Path, out: Path, n_changes: int, record_ids: set[str]) -
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(gap=st.booleans(), headed=st.booleans(), edits=st.lists(EDIT, max_size=14),
-       log_edits=st.lists(LOG_EDIT, max_size=5), plan=PLAN, added=st.integers(0, 3))
+       log_edits=st.lists(LOG_EDIT, max_size=5), plan=PLAN, added=st.integers(0, 3),
+       fill_down=st.none() | st.integers(0, DATA_SLOTS - 1))
 def test_staff_edits_survive_a_consolidation(demo_master, blank_forms, gap, headed, edits, log_edits,  # noqa: F811
-                                             plan, added):
-    merge_and_check(demo_master, blank_forms, gap, headed, edits, log_edits, plan, added)
+                                             plan, added, fill_down):
+    merge_and_check(demo_master, blank_forms, gap, headed, edits, log_edits, plan, added, fill_down)
 
 
 # ---------------------------------------------------------------- what the property found
 
 
-def update_c01_0002(inbox: Path, forms: Path, master: Path, **changes) -> None:
+def update_c01_0002(folder: Path, forms: Path, master: Path, **changes) -> None:
     """C01's form sends C01-0002 back with ``changes``, and consolidation merges it."""
     old = ledger_of(master).set_index("record_id").loc["C01-0002"]
     row = {k: _plain(old[k]) for k in FORM_KEYS if k != "record_id"}
-    fill_form(form_c01(forms), inbox / FORM_NAME, [{**row, "record_id": "C01-0002", **changes}])
+    fill_form(form_c01(forms), folder / FORM_NAME, [{**row, "record_id": "C01-0002", **changes}])
     run = consolidate(master, refresh=False)
     assert run.master_written and run.rows_updated == 1
 
@@ -551,3 +562,54 @@ def test_a_blank_in_a_row_the_merge_updates_adds_no_cell_to_staff_columns(
     columns = lambda row: re.findall(r'<c r="([A-Z]+)\d+"', row)  # noqa: E731
     assert columns(after) == columns(before)
     assert openpyxl.load_workbook(master_copy)[LEDGER].cell(r, column_of(ws, "quantity")).value == 9
+
+
+def fill_down_as_excel_saves_it(path: Path, column: str, rows: range, first_formula: str) -> None:
+    """Staff filled ``first_formula`` down ``column`` over ``rows`` in Excel: Excel stores it once,
+    in the first cell (t="shared", ref, si), and the others as <f t="shared" si="0"/>. Each cell
+    keeps the value it showed (the formula's result, as Excel caches it)."""
+    with zipfile.ZipFile(path) as z:
+        names, parts = z.namelist(), {n: z.read(n) for n in z.namelist()}
+    part = sheet_parts(parts)[LEDGER]
+    xml = parts[part].decode()
+    for r in rows:
+        f = (f'<f t="shared" ref="{column}{rows[0]}:{column}{rows[-1]}" si="0">{first_formula}</f>'
+             if r == rows[0] else '<f t="shared" si="0"/>')
+        cell = re.compile(rf'<c r="{column}{r}"( s="\d+")?( t="\w+")?(?:/>|>(.*?)</c>)', re.S)
+        m = cell.search(xml)
+        shown = re.search(r"<v>(.*?)</v>", m.group(3) or "")
+        xml = xml[:m.start()] + f'<c r="{column}{r}"{m.group(1) or ""}>{f}<v>{shown.group(1)}</v></c>' + xml[m.end():]
+    parts[part] = xml.encode()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name in names:
+            z.writestr(name, parts[name])
+
+
+def test_a_formula_staff_filled_down_an_owned_column_survives_an_update_of_its_first_cell(
+        master_copy, inbox, blank_forms):  # noqa: F811
+    """完成数量 = 参与人数 filled down from C01-0001's row: the merge writes a new 完成数量 there.
+    The rows below, which the merge did not touch, keep their formulas (=F11, =F12), not a
+    reference to a first cell that is gone (Excel would repair the file and drop them)."""
+    ledger = ledger_of(master_copy).set_index("record_id")
+    r = int(ledger.loc["C01-0001", "_row"])
+    wb = openpyxl.load_workbook(master_copy)
+    quantity = openpyxl.utils.get_column_letter(column_of(wb[LEDGER], "quantity"))
+    participants = openpyxl.utils.get_column_letter(column_of(wb[LEDGER], "participants"))
+    fill_down_as_excel_saves_it(master_copy, quantity, range(r, r + 3), f"{participants}{r}")
+    rows_before = row_elements(sheet_xml(master_copy, LEDGER))
+    shown = [ledger_of(master_copy).set_index("_row").loc[x, "quantity"] for x in range(r, r + 3)]
+
+    fill_form(form_c01(blank_forms), inbox / FORM_NAME, [
+        {**{k: _plain(ledger.loc["C01-0001", k]) for k in FORM_KEYS if k != "record_id"},
+         "record_id": "C01-0001", "quantity": 77}])
+    run = consolidate(master_copy, refresh=False)
+    assert run.master_written and run.rows_updated == 1
+
+    ws = openpyxl.load_workbook(master_copy)[LEDGER]
+    assert ws[f"{quantity}{r}"].value == 77
+    assert [ws[f"{quantity}{x}"].value for x in (r + 1, r + 2)] == [f"={participants}{r + 1}", f"={participants}{r + 2}"]
+    after = ledger_of(master_copy).set_index("_row")
+    assert [after.loc[x, "quantity"] for x in (r + 1, r + 2)] == shown[1:]  # the values they showed
+    rows_after = row_elements(sheet_xml(master_copy, LEDGER))
+    assert 't="shared"' not in rows_after[r + 1] + rows_after[r + 2]
+    assert rows_after[r + 3] == rows_before[r + 3]

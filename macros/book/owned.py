@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from numbers import Integral
 from pathlib import Path
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import escape, quoteattr, unescape
 
 from python_calamine import CalamineWorkbook
 
@@ -34,6 +34,7 @@ from .. import schema
 from ..errors import MissingColumns
 from .ooxml import (
     AFTER_HYPERLINKS,
+    CELL_RE,
     DIMENSION_RE,
     EPOCH,
     FORMULA_PREFIXES,
@@ -59,6 +60,7 @@ from .ooxml import (
     row_xml,
     sheet_data_span,
     sheet_parts,
+    split_ref,
     t_open,
     to_serial,
     workbook_part,
@@ -224,6 +226,66 @@ def _reads_blank(old_grid: list[list], r: int, columns: set[int]) -> bool:
     line = old_grid[r - 1] if r - 1 < len(old_grid) else ()
     return not any(c < len(line) and (v := line[c]) != "" and not (type(v) is str and not v.strip())
                    for c in columns)
+
+
+# Excel stores a formula filled down a column once, in its first cell (the master: t="shared",
+# ref, si and the text); the others say only <f t="shared" si="N"/>. Writing a value over the
+# master would leave them pointing at nothing (Excel then repairs the file and drops them).
+_SHARED = 't="shared"'
+_F_ELEMENT = re.compile(r"<(?P<p>(?:\w+:)?)f\b(?P<attrs>[^>]*?)(?:/>|>(?P<text>.*?)</(?P=p)f>)", re.S)
+
+
+def _note_shared_master(cell: str, at: str, orphaned: dict[str, tuple[str, str, range]]) -> None:
+    """Remember the shared formula whose master ``cell`` (at ``at``) is about to be written over."""
+    m = _F_ELEMENT.search(cell)
+    if not m or not m.group("text"):
+        return  # a dependent (no text of its own): the others keep their master
+    attrs = attrs_of(m.group("attrs"))
+    if attrs.get("t") == "shared" and "si" in attrs and "ref" in attrs:
+        first, _, last = attrs["ref"].partition(":")
+        rows = range(split_ref(first)[0], split_ref(last or first)[0] + 1)
+        orphaned[attrs["si"]] = (unescape(m.group("text"), _ENTITIES), at, rows)
+
+
+_ENTITIES = {"&quot;": '"', "&apos;": "'"}
+
+
+def _unshare(orphaned: dict[str, tuple[str, str, range]], new_rows: dict[int, list[tuple[int, str]]],
+             verbatim: dict[int, str | tuple[int, int]], old_rows: _OldRows) -> None:
+    """Give each cell that shared a formula whose master was written over the formula itself,
+    translated to its own place (=F10 filled down reads =F11 in the next row), as Excel does."""
+    from openpyxl.formula.translate import Translator  # rarely needed: imported only then
+
+    def fixed(row_text: str) -> str:
+        def cell(m: re.Match) -> str:
+            body = m.group("body")
+            if not body or _SHARED not in body:
+                return m.group(0)
+            at = attrs_of(m.group("attrs")).get("r", "")
+
+            def own(f: re.Match) -> str:
+                attrs = attrs_of(f.group("attrs"))
+                found = orphaned.get(attrs.get("si", "")) if attrs.get("t") == "shared" else None
+                if found is None or f.group("text") or not at:
+                    return f.group(0)
+                formula = Translator(f"={found[0]}", origin=found[1]).translate_formula(at)[1:]
+                return f"<{f.group('p')}f>{escape(formula)}</{f.group('p')}f>"
+
+            return m.group(0)[:m.start("body") - m.start()] + _F_ELEMENT.sub(own, body) + \
+                m.group(0)[m.end("body") - m.start():]
+        return CELL_RE.sub(cell, row_text)
+
+    for r in sorted(set().union(*(found[2] for found in orphaned.values()))):
+        kept = verbatim.get(r)
+        if type(kept) is tuple:
+            text = old_rows[r]
+            if _SHARED in text:
+                verbatim[r] = fixed(text)
+        elif type(kept) is str:
+            if _SHARED in kept:
+                verbatim[r] = fixed(kept)
+        elif r in new_rows:
+            new_rows[r] = [(c, fixed(x) if _SHARED in x else x) for c, x in new_rows[r]]
 
 
 def _old_grid(pkg: Package, sheet_name: str) -> list[list]:
@@ -428,6 +490,7 @@ def rewrite_sheet(
     elif old_grid is None:
         old_grid = _old_grid(pkg, sheet.name)
     marked_rows = {i for i, _ in fills} | {i for i, _ in links}
+    orphaned: dict[str, tuple[str, str, range]] = {}  # shared formulas whose master cell we wrote over
     extra_rows = set(extra_cells or ())
     # The bulk of a large write (a consolidation's new rows, the output sheets) is rows with no
     # old cells, fills or links: encoded a column at a time.
@@ -496,6 +559,8 @@ def rewrite_sheet(
                     values.append("" if before is None else before)
                     continue
                 base = o[0]
+                if _SHARED in o[3]:  # written over: a formula other cells share must not go with it
+                    _note_shared_master(o[3], ref_of(r, c), orphaned)
             elif value is None and not fill and not link:
                 values.append("")  # no cell: the row's format, else the column's, shows as before
                 continue
@@ -551,6 +616,10 @@ def rewrite_sheet(
                     new_rows.setdefault(r, []).append((c, o[3]))
                     unsorted.add(r)
                     max_r, max_c = max(max_r, r), max(max_c, c)
+                elif _SHARED in o[3]:
+                    _note_shared_master(o[3], ref_of(r, c), orphaned)
+    if orphaned:
+        _unshare(orphaned, new_rows, verbatim, old_rows)
     for r, extra in (extra_cells or {}).items():
         new_rows.setdefault(r, []).extend(extra)
         unsorted.add(r)
