@@ -29,6 +29,8 @@ CT_COMMENTS = "application/vnd.openxmlformats-officedocument.spreadsheetml.comme
 CT_VML = "application/vnd.openxmlformats-officedocument.vmlDrawing"
 
 EPOCH = datetime(1899, 12, 30)
+LEAP_BUG_END = datetime(1900, 3, 1)  # serial 61: from here on, days count from EPOCH
+EPOCH_BEFORE_MARCH_1900 = datetime(1899, 12, 31)  # serial 1 is 1 January 1900
 # Text starting with one of these would be a formula if typed into Excel: stored as text.
 FORMULA_PREFIXES = ("=", "+", "-", "@")
 MAX_TEXT = 32767  # Excel's limit on characters in a cell
@@ -371,7 +373,9 @@ def to_serial(value: date | datetime | time) -> float:
         value = datetime(value.year, value.month, value.day)
     if value.tzinfo is not None:
         value = value.replace(tzinfo=None)
-    delta: timedelta = value - EPOCH
+    # Excel counts a 29 February 1900 that never was (serial 60): days before March 1900 are one
+    # lower than the count from EPOCH, as Excel shows them and calamine reads them.
+    delta: timedelta = value - (EPOCH if value >= LEAP_BUG_END else EPOCH_BEFORE_MARCH_1900)
     return delta.days + delta.seconds / 86400 + delta.microseconds / 86400e6
 
 

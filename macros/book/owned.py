@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from numbers import Integral
 from pathlib import Path
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import escape, quoteattr, unescape
 
 from python_calamine import CalamineWorkbook
 
@@ -34,6 +34,7 @@ from .. import schema
 from ..errors import MissingColumns
 from .ooxml import (
     AFTER_HYPERLINKS,
+    CELL_RE,
     DIMENSION_RE,
     EPOCH,
     FORMULA_PREFIXES,
@@ -59,6 +60,7 @@ from .ooxml import (
     row_xml,
     sheet_data_span,
     sheet_parts,
+    split_ref,
     t_open,
     to_serial,
     workbook_part,
@@ -158,8 +160,12 @@ def _equal(a: object, b: object) -> bool:
 
 
 def _same_cell(a: object, b: object) -> bool:
-    """Equal as cell values: a boolean is not a number (Python's ``True == 1`` and ``False == 0``
-    are not Excel's TRUE and 1), while 1 == 1.0 (calamine reads numbers as floats)."""
+    """Whether a cell that reads ``a`` (calamine) already shows ``b`` (blank: ""): a boolean is not
+    a number (Python's ``True == 1`` and ``False == 0`` are not Excel's TRUE and 1), while
+    1 == 1.0 (calamine reads numbers as floats); text staff typed with spaces around it, or a
+    cell holding only spaces, shows what the reader gave for it (trimmed, blank) — as ``_same``."""
+    if type(a) is str and type(b) is str:
+        return a == b or a.strip() == b
     return is_bool(a) == is_bool(b) and _equal(a, b)
 
 
@@ -213,6 +219,73 @@ def _cells_in(row_xml: str, fast: bool) -> dict[int, _Old]:
             s, t = attrs.get("s", s), attrs.get("t", t)
         found[_col(letters)] = (int(s) if s else 0, t or None, body if whole[-2:] != "/>" else None, whole)
     return found
+
+
+def _reads_blank(old_grid: list[list], r: int, columns: set[int]) -> bool:
+    """Whether Excel row ``r`` holds nothing in ``columns`` as the reader sees it (text trimmed)."""
+    line = old_grid[r - 1] if r - 1 < len(old_grid) else ()
+    return not any(c < len(line) and (v := line[c]) != "" and not (type(v) is str and not v.strip())
+                   for c in columns)
+
+
+# Excel stores a formula filled down a column once, in its first cell (the master: t="shared",
+# ref, si and the text); the others say only <f t="shared" si="N"/>. Writing a value over the
+# master would leave them pointing at nothing (Excel then repairs the file and drops them).
+_SHARED = 't="shared"'
+_F_ELEMENT = re.compile(r"<(?P<p>(?:\w+:)?)f\b(?P<attrs>[^>]*?)(?:/>|>(?P<text>.*?)</(?P=p)f>)", re.S)
+
+
+def _note_shared_master(cell: str, at: str, orphaned: dict[str, tuple[str, str, range]]) -> None:
+    """Remember the shared formula whose master ``cell`` (at ``at``) is about to be written over."""
+    m = _F_ELEMENT.search(cell)
+    if not m or not m.group("text"):
+        return  # a dependent (no text of its own): the others keep their master
+    attrs = attrs_of(m.group("attrs"))
+    if attrs.get("t") == "shared" and "si" in attrs and "ref" in attrs:
+        first, _, last = attrs["ref"].partition(":")
+        rows = range(split_ref(first)[0], split_ref(last or first)[0] + 1)
+        orphaned[attrs["si"]] = (unescape(m.group("text"), _ENTITIES), at, rows)
+
+
+_ENTITIES = {"&quot;": '"', "&apos;": "'"}
+
+
+def _unshare(orphaned: dict[str, tuple[str, str, range]], new_rows: dict[int, list[tuple[int, str]]],
+             verbatim: dict[int, str | tuple[int, int]], old_rows: _OldRows) -> None:
+    """Give each cell that shared a formula whose master was written over the formula itself,
+    translated to its own place (=F10 filled down reads =F11 in the next row), as Excel does."""
+    from openpyxl.formula.translate import Translator  # rarely needed: imported only then
+
+    def fixed(row_text: str) -> str:
+        def cell(m: re.Match) -> str:
+            body = m.group("body")
+            if not body or _SHARED not in body:
+                return m.group(0)
+            at = attrs_of(m.group("attrs")).get("r", "")
+
+            def own(f: re.Match) -> str:
+                attrs = attrs_of(f.group("attrs"))
+                found = orphaned.get(attrs.get("si", "")) if attrs.get("t") == "shared" else None
+                if found is None or f.group("text") or not at:
+                    return f.group(0)
+                formula = Translator(f"={found[0]}", origin=found[1]).translate_formula(at)[1:]
+                return f"<{f.group('p')}f>{escape(formula)}</{f.group('p')}f>"
+
+            return m.group(0)[:m.start("body") - m.start()] + _F_ELEMENT.sub(own, body) + \
+                m.group(0)[m.end("body") - m.start():]
+        return CELL_RE.sub(cell, row_text)
+
+    for r in sorted(set().union(*(found[2] for found in orphaned.values()))):
+        kept = verbatim.get(r)
+        if type(kept) is tuple:
+            text = old_rows[r]
+            if _SHARED in text:
+                verbatim[r] = fixed(text)
+        elif type(kept) is str:
+            if _SHARED in kept:
+                verbatim[r] = fixed(kept)
+        elif r in new_rows:
+            new_rows[r] = [(c, fixed(x) if _SHARED in x else x) for c, x in new_rows[r]]
 
 
 def _old_grid(pkg: Package, sheet_name: str) -> list[list]:
@@ -417,6 +490,7 @@ def rewrite_sheet(
     elif old_grid is None:
         old_grid = _old_grid(pkg, sheet.name)
     marked_rows = {i for i, _ in fills} | {i for i, _ in links}
+    orphaned: dict[str, tuple[str, str, range]] = {}  # shared formulas whose master cell we wrote over
     extra_rows = set(extra_cells or ())
     # The bulk of a large write (a consolidation's new rows, the output sheets) is rows with no
     # old cells, fills or links: encoded a column at a time.
@@ -446,19 +520,20 @@ def rewrite_sheet(
     if same:
         same_r = [placed[i] for i in same]
         old_lines = [old_grid[r - 1] for r in same_r]
-        now_columns = []
+        # The check reads back what the kept rows hold (text with its spaces), not the rows given.
+        held_columns = []
         differs: set[int] = set()
         for key, c in layout:
             now = ["" if (v := write.rows[i].get(key)) is None else v for i in same]
             before = [line[c] for line in old_lines] if c < width else [""] * len(same)
             if not _equal(now, before) or has_bool(now) or has_bool(before):
                 differs.update(j for j, (a, b) in enumerate(zip(before, now)) if not _same_cell(a, b))
-            now_columns.append(now)
+            held_columns.append(before)
         if differs:
             keep = [j for j in range(len(same)) if j not in differs]
             same, same_r = [same[j] for j in keep], [same_r[j] for j in keep]
-            now_columns = [[column[j] for j in keep] for column in now_columns]
-        out.blocks.append((same_r, now_columns))
+            held_columns = [[column[j] for j in keep] for column in held_columns]
+        out.blocks.append((same_r, held_columns))
         for r in same_r:
             verbatim[r] = spans[r]
         done.update(same)
@@ -484,6 +559,11 @@ def rewrite_sheet(
                     values.append("" if before is None else before)
                     continue
                 base = o[0]
+                if _SHARED in o[3]:  # written over: a formula other cells share must not go with it
+                    _note_shared_master(o[3], ref_of(r, c), orphaned)
+            elif value is None and not fill and not link:
+                values.append("")  # no cell: the row's format, else the column's, shows as before
+                continue
             else:  # a new cell takes its row's style, else its column's (as Excel does)
                 base = by_col_style.get(c, 0) if base_of_row is None else base_of_row
             kind = _kind(value)
@@ -524,8 +604,10 @@ def rewrite_sheet(
         for r in set(old_rows) - taken:
             if r <= header_r:
                 continue
-            if not old_rows.has_value(r):
-                verbatim[r] = spans[r]  # a formatted blank row stays as it was
+            if not old_rows.has_value(r) or _reads_blank(old_grid, r, layout_cols):
+                # A formatted blank row, or one the reader saw as blank (staff's notes beside the
+                # ledger, a formula giving "", spaces): no caller could have dropped it. It stays.
+                verbatim[r] = spans[r]
                 max_r = max(max_r, r)
                 continue
             # A row the caller dropped: its cells in columns without a header stay.
@@ -534,6 +616,10 @@ def rewrite_sheet(
                     new_rows.setdefault(r, []).append((c, o[3]))
                     unsorted.add(r)
                     max_r, max_c = max(max_r, r), max(max_c, c)
+                elif _SHARED in o[3]:
+                    _note_shared_master(o[3], ref_of(r, c), orphaned)
+    if orphaned:
+        _unshare(orphaned, new_rows, verbatim, old_rows)
     for r, extra in (extra_cells or {}).items():
         new_rows.setdefault(r, []).extend(extra)
         unsorted.add(r)
@@ -583,6 +669,7 @@ def rewrite_sheet(
 
 
 EXCEL_EPOCH_ORDINAL = EPOCH.toordinal()  # dates as whole serials, without a datetime each
+_MARCH_1900 = date(1900, 3, 1)
 
 
 BULK = True  # False: every row takes the general path (tests compare the two)
@@ -652,7 +739,8 @@ class _BulkEncoder:
             return ["" if v is None else f'<c r="{letter}{r}"{s}><v>{number_text(v)}</v></c>'
                     for v, r in zip(values, rs)] if float in kinds else \
                 ["" if v is None else f'<c r="{letter}{r}"{s}><v>{v}</v></c>' for v, r in zip(values, rs)]
-        elif kinds == {date}:
+        elif kinds == {date} and min(v for v in values if v is not None) >= _MARCH_1900:
+            # (earlier days: Excel's serials skip its 29 February 1900; to_serial below knows)
             s = attr(self.style(key, base, "date", next(v for v in values if v is not None)))
             return ["" if v is None else f'<c r="{letter}{r}"{s}><v>{v.toordinal() - EXCEL_EPOCH_ORDINAL}</v></c>'
                     for v, r in zip(values, rs)]
@@ -746,8 +834,8 @@ def _same(old: object, new: object) -> bool:
     t = type(new)
     if t is str:
         return type(old) is str and (old == new or old.strip() == new)
-    if new is None:
-        return old is None or old == ""
+    if new is None:  # a cell holding only spaces reads as blank: the spaces staff typed stay
+        return old is None or (type(old) is str and not old.strip())
     if type(old) is not float:
         return False
     if t is int or t is float:

@@ -51,10 +51,13 @@ def _canon(value: object) -> object:
 
 
 def same_value(a: object, b: object) -> bool:
+    date_read_as_number = isinstance(a, date) != isinstance(b, date)  # a number in a date-formatted cell
     a, b = _canon(a), _canon(b)
     if is_bool(a) != is_bool(b):
         return False
     if isinstance(a, float) and isinstance(b, float):
+        if date_read_as_number:  # Excel's 29 February 1900 (serial 60) reads as the 28th (59)
+            a, b = (a - 1 if 60 <= a < 61 else a), (b - 1 if 60 <= b < 61 else b)
         return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-6)
     return a == b
 
