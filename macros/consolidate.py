@@ -642,8 +642,9 @@ class _Checker:
         issues = issues + _submission_checks(sub, result.committee_id, self.merge)
         bad_rows = {p.row for p in issues if p.is_error and p.row is not None}
         good = [(n, dict(zip(KEYS, row))) for n, row in zip(sub.row_numbers, sub.rows) if n not in bad_rows]
-        merged = self.merge.merge(good, sub.columns, sub.path.name, self.now)
+        merged = self.merge.merge(good, sub.columns, sub.path.name, self.now, sub.base)
         issues += [_look_alike(o) for o in merged.outcomes if o.similar is not None]
+        issues += [_master_kept(o) for o in merged.outcomes if o.kept or o.gone]
         result.issues = sorted(issues, key=lambda p: (p.row or 0, p.level != ERROR, p.column or ""))
         result.outcomes, result.changes = merged.outcomes, merged.changes
         result.rows_added = merged.count(ADDED)
@@ -671,6 +672,20 @@ def _look_alike(outcome: RowOutcome) -> Problem:
         f"如是修改 {outcome.similar}：请告知街道删除 {outcome.record_id}；以后修改已报记录，请在“{key_header}”列填写 "
         f"{outcome.similar} 再提交，或向街道索取已填好记录编号的填报表。"
         f"如确是另一次活动，可不处理（最好在{schema.LEDGER.header_of('activity')}中写明区别）。")
+
+
+def _master_kept(outcome: RowOutcome) -> Problem:
+    """A prefilled record the committee left as it was given, where the master changed since."""
+    key_header = schema.LEDGER.header_of(KEY)
+    if outcome.gone:
+        return Problem(LEDGER, outcome.row, key_header, outcome.record_id, WARNING, "record_removed",
+                       f"记录 {outcome.record_id} 已由街道从主工作簿中删除，这一行您没有改动，未重新加入。",
+                       "如确需保留，请联系街道；否则请从表中删去这一行。")
+    columns = "、".join(outcome.kept)
+    return Problem(LEDGER, outcome.row, outcome.kept[0], outcome.record_id, WARNING, "master_kept",
+                   f"记录 {outcome.record_id} 的“{columns}”在填报表生成后已由街道修改，您没有改动这些列，"
+                   "以主工作簿为准。",
+                   "下次请使用街道新下发的填报表；如街道的修改有误，请在表中改正后重新提交。")
 
 
 def _unshift(p: Problem) -> Problem:

@@ -115,6 +115,8 @@ def build_form(book: Workbook, committee_id: str, committee_name: str, path: Pat
                            input_rows=len(filled) + schema.FORM_INPUT_ROWS)  # blank rows below the records
         ws.activate()
         builder.lists(schema.LISTS, lists)
+        if filled:  # the values the records were given: consolidation applies only the committee's edits
+            builder.table(schema.FORM_BASE, filled, input_rows=0).hide()
         info = builder.table(schema.FORM_INFO, [
             {"item": schema.FORM_INFO_ITEMS["committee_id"], "value": committee_id},
             {"item": schema.FORM_INFO_ITEMS["committee_name"], "value": committee_name},
@@ -158,8 +160,8 @@ def _guide(builder: SheetBuilder, book: Workbook, committee_id: str, committee_n
         key = schema.LEDGER.header_of("record_id")
         ws.write_string(2, 0, "已填入的记录", builder.fmt(bold=True, valign="top", font_color="#C62828"))
         text = (f"“{schema.LEDGER.name}”表已填入截至 {now:%Y-%m-%d} 已汇总的本居委会记录 {len(kept)} 条"
-                f"（带{key}）。改正这些行、在下方空行添加新记录后整份提交即可：改过的行按{key}更新，"
-                "没改的行不会重复添加。请不要改动或删除已有的记录编号。")
+                f"（带{key}）。改正这些行、在下方空行添加新记录后整份提交即可：只有您改动过的内容按{key}更新，"
+                "没改的行不会重复添加，街道此后在主工作簿中的修改也不会被表中的旧值覆盖。请不要改动或删除已有的记录编号。")
         ws.write_string(2, 1, text, builder.fmt(bold=True, text_wrap=True, valign="top", font_color="#C62828"))
         ws.set_row(2, wrapped_height(text))
     r = 3

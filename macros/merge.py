@@ -55,6 +55,11 @@ class RowOutcome:
     columns: tuple[str, ...] = ()  # Chinese headers of the changed columns
     assigned: bool = False  # the 记录编号 was given by consolidation
     similar: str | None = None  # an added row's look-alike already merged (a correction re-sent without its key?)
+    # A prefilled row (its form holds the values it was given, ``base``): the Chinese headers of the
+    # columns the committee did not edit where the master now differs (the master's value stays),
+    # and whether the master no longer holds the record at all (it is not added back).
+    kept: tuple[str, ...] = ()
+    gone: bool = False
 
 
 @dataclass
@@ -203,8 +208,13 @@ class LedgerMerge:
         return key
 
     def merge(self, rows: list[tuple[int | None, dict]], columns: set[str], source: str,
-              time: datetime) -> MergeResult:
-        """Merge one file's accepted rows: (Excel row, values) pairs; ``columns`` it carries."""
+              time: datetime, base: dict[str, dict] | None = None) -> MergeResult:
+        """Merge one file's accepted rows: (Excel row, values) pairs; ``columns`` it carries.
+
+        ``base``: for a form prefilled with the committee's records, each record's values as the
+        form was given them (by 记录编号). Only what the committee edited is applied: a value the
+        office changed in the master since stays, and a record the office removed is not added back.
+        """
         result = MergeResult()
         outcomes, changes = result.outcomes, result.changes
         compared = [k for k in DATA_COLUMNS if k in columns]
@@ -230,6 +240,12 @@ class LedgerMerge:
             else:
                 key, assigned = str(key), False
             i = index.get(key)
+            was = base.get(key) if base and not assigned else None
+            edited = compared if was is None else [
+                k for k in compared if comparable_in(k, was.get(k)) != comparable_in(k, row.get(k))]
+            if i is None and was is not None and not edited:
+                outcomes.append(RowOutcome(excel_row, key, UNCHANGED, gone=True))
+                continue
             if i is None:
                 new = blank.copy()
                 new.update(zip(DATA_COLUMNS, map(row.get, DATA_COLUMNS)))
@@ -249,9 +265,11 @@ class LedgerMerge:
                 changes.append(Change(time, source, key, ADDED, None, None, summary(new)))
                 continue
             target = ledger[i]
-            changed = [k for k in compared if comparable_in(k, target.get(k)) != comparable_in(k, row.get(k))]
+            differ = [k for k in compared if comparable_in(k, target.get(k)) != comparable_in(k, row.get(k))]
+            changed = differ if was is None else [k for k in differ if k in edited]
+            kept = () if was is None else tuple(schema.LEDGER.header_of(k) for k in differ if k not in edited)
             if not changed:
-                outcomes.append(RowOutcome(excel_row, key, UNCHANGED))
+                outcomes.append(RowOutcome(excel_row, key, UNCHANGED, kept=kept))
                 continue
             headers = []
             for k in changed:
@@ -260,7 +278,7 @@ class LedgerMerge:
                 changes.append(Change(time, source, key, UPDATED, header, target.get(k), row.get(k)))
                 target[k] = row.get(k)
             target[SOURCE] = source
-            outcomes.append(RowOutcome(excel_row, key, UPDATED, tuple(headers)))
+            outcomes.append(RowOutcome(excel_row, key, UPDATED, tuple(headers), kept=kept))
         # Registered after the file, so two identical new rows in one file are both added.
         for fp, i, alike in added:
             fingerprints[fp if fp is not None else fingerprint(ledger[i])].append(i)

@@ -6,7 +6,7 @@ validator, the forms, the writers and the tests all derive from these tables.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 ColumnType = Literal["text", "integer", "number", "date", "choice"]
@@ -432,6 +432,15 @@ FORM_INFO_ITEMS: dict[str, str] = {
 }
 # Ledger columns a form carries: 来源 is written by consolidation, not by the committee.
 FORM_LEDGER_COLUMNS: tuple[Column, ...] = tuple(c for c in LEDGER.columns if c.key != "source")
+# A form prefilled with the committee's records keeps the values they were given, hidden: only
+# what the committee edits is applied (the office's later corrections in the master stay).
+FORM_BASE = Sheet(
+    "原始记录",
+    "form",
+    tuple(replace(c, required=False, choices=(), list_name=None, help="") for c in FORM_LEDGER_COLUMNS),
+    optional=True,
+    description="预填记录生成时的原值（隐藏，请勿修改）：汇总时只采用居委会改动过的内容。",
+)
 # Rows of a form prepared with dropdowns and input messages.
 FORM_INPUT_ROWS = 1000
 

@@ -42,6 +42,8 @@ class Submission:
     # (position in ``rows``, column key) of cells holding a real formula: calamine gives their
     # last computed value (none when the file was never saved by Excel), the formula is dropped.
     formula_cells: list[tuple[int, str]] = field(default_factory=list)
+    # A form prefilled with records: each one's values as given (by 记录编号), keyed by column key.
+    base: dict[str, dict] | None = None
 
     @property
     def info_committee(self) -> str | None:
@@ -92,6 +94,13 @@ def read_submission(path: Path) -> Submission:
         info_grid = book.get_sheet_by_name(info_name).to_python(skip_empty_area=False)
         info_names, info_rows, _, _ = parse_grid(info_grid, schema.FORM_INFO, path)
         info = {name: list(values) for name, values in zip(info_names, zip(*info_rows))} if info_rows else None
+    base = None
+    base_name = actual_sheet_name(book, schema.FORM_BASE.name)
+    if base_name is not None:
+        base_grid = book.get_sheet_by_name(base_name).to_python(skip_empty_area=False)
+        base_names, base_rows, _, _ = parse_grid(base_grid, schema.FORM_BASE, path)
+        base = {str(values[base_names.index(KEY)]).strip(): dict(zip(base_names, values))
+                for values in base_rows if KEY in base_names and values[base_names.index(KEY)] is not None}
     formulas = []
     cells = formula_cells(path, LEDGER)
     if cells:
@@ -99,7 +108,7 @@ def read_submission(path: Path) -> Submission:
         key_of = {c: by_header[h].key for c, h in enumerate(headers) if h in by_header}
         position = {n: i for i, n in enumerate(numbers)}
         formulas = sorted({(position[r], key_of[c]) for r, c in cells if r in position and c in key_of})
-    return Submission(path, rows, numbers, set(names) & set(KEYS), info, _formula_rows(rows), formulas)
+    return Submission(path, rows, numbers, set(names) & set(KEYS), info, _formula_rows(rows), formulas, base)
 
 
 class _ZipParts(Mapping):

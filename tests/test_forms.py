@@ -166,3 +166,37 @@ def test_the_guide_prints_every_paragraph_whole_on_one_page_wide(demo_master, tm
     assert len(paragraphs) >= 6
     for text in paragraphs:
         assert "".join(text.split()).replace("-", "") in shown, text[:20]
+
+
+def test_a_prefilled_form_sent_back_later_keeps_the_offices_corrections(master_copy, tmp_path):
+    from macros.consolidate import consolidate, folders
+
+    [form] = build_forms(master_copy, tmp_path / "forms", ["C01"], with_records=True)
+    assert openpyxl.load_workbook(form)[schema.FORM_BASE.name].sheet_state == "hidden"
+    ledger = read_workbook(master_copy)[schema.LEDGER.name].set_index("record_id")
+    fixed, edited = [k for k in ledger.index if k.startswith("C01-")][:2]
+    # The office corrects a head count in the master (in Excel; openpyxl stands in on this copy).
+    wb = openpyxl.load_workbook(master_copy)
+    ws = wb[schema.LEDGER.name]
+    people = 1 + [c.value for c in ws[1]].index(schema.LEDGER.header_of("participants"))
+    ws.cell(int(ledger.loc[fixed, "_row"]), people).value = 999
+    wb.save(master_copy)
+    # Weeks later the committee edits another record's note in its form and sends it all back.
+    wb = openpyxl.load_workbook(form)
+    ws = wb[schema.LEDGER.name]
+    headers = {c.value: c.column for c in ws[1]}
+    at = next(r for r in range(2, ws.max_row + 1)
+              if ws.cell(r, headers[schema.LEDGER.header_of("record_id")]).value == edited)
+    ws.cell(at, headers[schema.LEDGER.header_of("note")]).value = "居委会补充的说明"
+    inbox = folders(master_copy, read_workbook(master_copy).settings).inbox
+    inbox.mkdir()
+    wb.save(inbox / form.name)
+
+    run = consolidate(master_copy, refresh=False)
+    assert (run.rows_added, run.rows_updated) == (0, 1)
+    after = read_workbook(master_copy)[schema.LEDGER.name].set_index("record_id")
+    assert after.loc[fixed, "participants"] == 999  # the office's correction stays
+    assert after.loc[edited, "note"] == "居委会补充的说明"  # the committee's edit is applied
+    [kept] = [p for p in run.files[0].issues if p.code == "master_kept"]
+    assert kept.key == fixed and schema.LEDGER.header_of("participants") in kept.message
+    assert "以主工作簿为准" in run.files[0].receipt.read_text(encoding="utf-8")

@@ -134,3 +134,32 @@ def test_a_correction_sent_again_without_its_key_is_added_and_named_as_a_look_al
     later = merge.merge([(2, row(activity="健康讲座进社区", quantity=5)), (3, row(quantity=4))], ALL, "g.xlsx", NOW)
     assert [(o.action, o.similar) for o in later.outcomes] == [(ADDED, result.outcomes[3].record_id),
                                                                 (UNCHANGED, None)]
+
+
+def test_a_prefilled_record_applies_only_what_the_committee_edited():
+    # The form was given C01-0007 with quantity 5 and C01-0001 with 3; since then the office
+    # corrected C01-0007's quantity to 6 in the master, and removed C01-0002.
+    merge = LedgerMerge([r for r in master() if r["record_id"] != "C01-0002"])
+    merge.rows[1]["quantity"] = 6
+    base = {"C01-0007": row("C01-0007", quantity=5), "C01-0001": row("C01-0001"),
+            "C01-0002": row("C01-0002"), "C01-0003": row("C01-0003")}
+    result = merge.merge([
+        (2, row("C01-0007", quantity=5, note="补报")),  # note edited, quantity as given
+        (3, row("C01-0001", participants=25)),           # edited: applied
+        (4, row("C01-0002")),                            # as given, gone from the master: not back
+        (5, row("C01-0003", quantity=4)),                # not in the master, edited: added
+        (6, row("C01-0100")),                            # typed by the committee, no base: added
+    ], ALL, "f.xlsx", NOW, base)
+    outcomes = [(o.record_id, o.action, o.columns, o.kept, o.gone) for o in result.outcomes]
+    assert outcomes == [
+        ("C01-0007", UPDATED, ("备注",), ("完成数量",), False),
+        ("C01-0001", UPDATED, ("参与人数",), (), False),
+        ("C01-0002", UNCHANGED, (), (), True),
+        ("C01-0003", ADDED, (), (), False),
+        ("C01-0100", ADDED, (), (), False),
+    ]
+    assert merge.rows[1]["quantity"] == 6 and merge.rows[1]["note"] == "补报"  # the office's value stays
+    assert "C01-0002" not in {r["record_id"] for r in merge.rows}
+    # Without a base (a form typed by hand), the submitted values win as before.
+    again = merge.merge([(2, row("C01-0007", quantity=5, note="补报"))], ALL, "g.xlsx", NOW)
+    assert [(o.action, o.columns) for o in again.outcomes] == [(UPDATED, ("完成数量",))]
