@@ -130,10 +130,9 @@ def summary(row: dict) -> str:
     return " ".join([str(v) for v in map(display, map(row.__getitem__, SUMMARY_COLUMNS)) if v is not None])
 
 
-# The fields the validator's probable_duplicate rule compares: a row without 记录编号 matching an
-# earlier record on all of them but differing elsewhere is most likely that record corrected and
-# sent again without its key (it is added, and the receipt says so).
-SIMILAR_COLUMNS = ("committee_id", "project_id", "date", "activity")
+# A row without 记录编号 matching an earlier record on all of these but differing elsewhere is most
+# likely that record corrected and sent again without its key (it is added, and the receipt says so).
+SIMILAR_COLUMNS = schema.LIKELY_DUPLICATE_KEYS
 
 
 def similarity(row: dict) -> tuple | None:

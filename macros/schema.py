@@ -266,6 +266,9 @@ LEDGER = Sheet(
     description="各居委会的工作台账，人工录入或由填报表汇总而来。",
     input_rows=5000,
 )
+# Ledger rows alike in all of these are probably one activity entered twice (the validator warns;
+# consolidation names a row sent again without its 记录编号).
+LIKELY_DUPLICATE_KEYS: tuple[str, ...] = ("committee_id", "project_id", "date", "activity")
 
 ISSUES = Sheet(
     "校验结果",

@@ -348,7 +348,7 @@ class _Rules:
                   "请核对数量是否多写了位数，或是否应拆成多条记录")
 
     def _probable_duplicates(self, ledger: pd.DataFrame) -> None:
-        fields = ["committee_id", "project_id", "date", "activity"]
+        fields = list(schema.LIKELY_DUPLICATE_KEYS)
         complete = ledger[fields].notna().all(axis=1)
         repeated = complete & ledger.duplicated(fields, keep="first")
         if not repeated.any():
