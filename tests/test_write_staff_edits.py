@@ -335,6 +335,13 @@ def merge_and_check(base: Path, forms: Path, gap: bool, headed: bool | str, edit
         check_ledger(given_in, master, layout, updated, new, headed)
         check_log(given_in, master, len(run.changes), set(updated) | {c.record_id for c in run.changes})
 
+        # The same form again (a move that failed, a file dropped twice): the master stays as it is.
+        written = master.read_bytes()
+        shutil.copy2(run.files[0].moved_to, inbox / FORM_NAME)
+        again = consolidate(master, refresh=False)
+        assert (again.rows_updated, again.rows_added, again.master_written) == (0, 0, False), again.to_dict()
+        assert master.read_bytes() == written
+
 
 def _plain(value: object) -> object:
     if value is None or value != value:  # NaN/NaT
