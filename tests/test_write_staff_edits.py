@@ -433,12 +433,23 @@ def check_ledger(given_in: Path, out: Path, layout: Layout, updated: dict[str, d
         assert grid_out[i][:len(line)] == line, (LEDGER, i + 1)
     if headed:
         assert ws_out.cell(1, layout.staff["headed"]).value == STAFF_HEADER
+    assert_dimension_covers(ws_out, xml_out)
+
+
+def assert_dimension_covers(ws, xml: str) -> None:
+    """The sheet's <dimension> reaches every cell holding a value (readers that trust it, such as
+    openpyxl's read-only mode, see nothing beyond it)."""
+    last = re.search(r'<dimension ref="(?:[A-Z]+\d+:)?([A-Z]+)(\d+)"', xml)
+    cells = [rc for rc, cell in ws._cells.items() if cell.value is not None]
+    assert max(r for r, _ in cells) <= int(last.group(2)), last.group(0)
+    assert max(c for _, c in cells) <= openpyxl.utils.column_index_from_string(last.group(1)), last.group(0)
 
 
 def check_log(given_in: Path, out: Path, n_changes: int, record_ids: set[str]) -> None:
     ws_in = openpyxl.load_workbook(given_in)[LOG]
     ws_out = openpyxl.load_workbook(out)[LOG]
     rows_in, rows_out = row_elements(sheet_xml(given_in, LOG)), row_elements(sheet_xml(out, LOG))
+    assert_dimension_covers(ws_out, sheet_xml(out, LOG))
     last_valued = max(r for (r, _), c in ws_in._cells.items() if c.value is not None)
     lines = range(last_valued + 1, last_valued + 1 + n_changes)
     assert all(value_at(ws_out, r, 3) in record_ids for r in lines), "audit lines below the last one"
@@ -637,3 +648,20 @@ def test_a_formula_staff_filled_down_an_owned_column_survives_an_update_of_its_f
     rows_after = row_elements(sheet_xml(master_copy, LEDGER))
     assert 't="shared"' not in rows_after[r + 1] + rows_after[r + 2]
     assert rows_after[r + 3] == rows_before[r + 3]
+
+
+def test_the_ledgers_dimension_still_reaches_staffs_notes_far_right(master_copy, inbox, blank_forms):  # noqa: F811
+    """A note far right of the ledger, on a row the merge keeps whole: the sheet's <dimension>
+    still reaches it, so a reader that trusts it (openpyxl read-only, used by many tools) sees it."""
+    wb = openpyxl.load_workbook(master_copy)
+    ws = wb[LEDGER]
+    ws["Z5"] = "核对：见纸质台账"
+    wb.save(master_copy)
+
+    fill_form(form_c01(blank_forms), inbox / FORM_NAME, [new_row(activity="12月体检")])
+    run = consolidate(master_copy, refresh=False)
+    assert run.master_written and run.rows_added == 1
+
+    ws = openpyxl.load_workbook(master_copy, read_only=True)[LEDGER]
+    assert [row[25].value for row in ws.iter_rows(min_row=5, max_row=5)] == ["核对：见纸质台账"]
+    assert "A1:Z" in re.search(r"<dimension[^>]*>", sheet_xml(master_copy, LEDGER)).group(0)
