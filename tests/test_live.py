@@ -303,3 +303,17 @@ def test_sheet_names_with_stray_spaces_are_found_as_the_file_reader_finds_them(d
     written = [a for a in actions(book, "setValues") if a["sheet_position"] == sheet_position(
         spaced, f" {schema.COMMITTEE_PROGRESS.name} ")]
     assert written and written[0]["values"][1][0] == "C01"
+
+
+def test_a_ledger_cell_holding_only_spaces_is_left_alone_when_the_ledger_is_written_back(payload):
+    """The reader gives a blank for a cell staff filled with spaces; writing that blank back is no change."""
+    data = copy.deepcopy(payload)
+    ledger = data["sheets"][sheet_position(payload, schema.LEDGER.name)]
+    note = schema.LEDGER.keys.index("note")
+    ledger["values"][4][note] = "  "  # Excel row 5
+    book = xw.Book(json=data)
+    live = LiveBook(book)
+    rows = live.read().frames[schema.LEDGER.name].to_dict("records")
+    assert rows[3]["_row"] == 5 and rows[3]["note"] is None
+    live.write([SheetWrite(schema.LEDGER, rows)])
+    assert actions(book, "setValues") == []

@@ -87,6 +87,7 @@ EDIT = st.one_of(
               st.tuples(FILL, st.none() | st.sampled_from([9, 24, 40]), st.booleans(), st.booleans(),
                         st.integers(0, 1))),
     st.tuples(st.just("merge"), st.integers(0, ALL_SLOTS - 1), st.sampled_from(STAFF_COLS)),
+    st.tuples(st.just("column_style"), st.just(0), st.sampled_from([*KEYS, *STAFF_COLS]), FILL),
 )
 LOG_EDIT = st.one_of(
     st.tuples(st.just("row_style"), st.integers(1, 7),
@@ -120,7 +121,7 @@ class Layout:
 # ---------------------------------------------------------------- staff at work (the input file)
 
 
-def decorate(base: Path, target: Path, gap: bool, headed: bool, edits: list, log_edits: list) -> Layout:
+def decorate(base: Path, target: Path, gap: bool, headed: bool | str, edits: list, log_edits: list) -> Layout:
     """Staff's edits, made with openpyxl as Excel would make them, saved as ``target``."""
     wb = openpyxl.load_workbook(base)
     ws = wb[LEDGER]
@@ -128,11 +129,13 @@ def decorate(base: Path, target: Path, gap: bool, headed: bool, edits: list, log
     c01 = [r for r, v in enumerate(first, start=1) if v == "C01"][:C01_SLOTS]
     last = ws.max_row
     rows = [*c01, 2, 3, *range(last + 1, last + 5), 1]
-    if gap:  # the last two columns one to the right: a column without a header between headers
+    if gap or headed == "between":  # the last two columns one to the right: a column between headers
         ws.move_range(f"K1:L{last}", cols=1)
     col = {c.value and next(k for k, h in HEADER.items() if h == c.value): c.column for c in ws[1] if c.value}
     right = max(col.values())
     staff = {"gap": 11 if gap else right + 5, "headed": right + 1, "right": right + 3, "far": right + 6}
+    if headed == "between":  # staff's own headed column inserted between ours
+        staff["headed"] = 11
     if headed:
         ws.cell(1, staff["headed"]).value = STAFF_HEADER
     merges = []
@@ -192,6 +195,9 @@ def decorate(base: Path, target: Path, gap: bool, headed: bool, edits: list, log
                 dim.outline_level = outline
         elif kind == "merge":
             merges.append((r, staff[edit[2]]))
+        elif kind == "column_style" and edit[3]:  # a whole column formatted: <col style>
+            letter = openpyxl.utils.get_column_letter(col[edit[2]] if edit[2] in col else staff[edit[2]])
+            ws.column_dimensions[letter].fill = PatternFill("solid", fgColor=edit[3])
     for r, c in merges:  # last: the cell a merge covers is no longer staff's to type in
         if c + 1 not in col.values() and ws.cell(r, c + 1).value is None and not any(
                 ws.cell(r, x).coordinate in m for m in ws.merged_cells.ranges for x in (c, c + 1)):
@@ -243,6 +249,12 @@ def element(xml: str, tag: str) -> str:
     return m.group(0) if m else ""
 
 
+def value_at(ws, r: int, c: int) -> object:
+    """A cell's value without creating the cell (openpyxl's ``ws.cell`` adds one)."""
+    cell = ws._cells.get((r, c))
+    return None if cell is None else cell.value
+
+
 def first_difference(a: str, b: str) -> tuple[str, str]:
     i = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
     return a[max(0, i - 60):i + 80], b[max(0, i - 60):i + 80]
@@ -271,7 +283,7 @@ def same_text(a: object, b: object) -> bool:
 # ---------------------------------------------------------------- the property
 
 
-def merge_and_check(base: Path, forms: Path, gap: bool, headed: bool, edits: list, log_edits: list,
+def merge_and_check(base: Path, forms: Path, gap: bool, headed: bool | str, edits: list, log_edits: list,
                     plan: list, added: int, fill_down: int | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         master = Path(tmp) / "healthbook.xlsx"
@@ -323,6 +335,13 @@ def merge_and_check(base: Path, forms: Path, gap: bool, headed: bool, edits: lis
         check_ledger(given_in, master, layout, updated, new, headed)
         check_log(given_in, master, len(run.changes), set(updated) | {c.record_id for c in run.changes})
 
+        # The same form again (a move that failed, a file dropped twice): the master stays as it is.
+        written = master.read_bytes()
+        shutil.copy2(run.files[0].moved_to, inbox / FORM_NAME)
+        again = consolidate(master, refresh=False)
+        assert (again.rows_updated, again.rows_added, again.master_written) == (0, 0, False), again.to_dict()
+        assert master.read_bytes() == written
+
 
 def _plain(value: object) -> object:
     if value is None or value != value:  # NaN/NaT
@@ -333,14 +352,14 @@ def _plain(value: object) -> object:
 
 
 def check_ledger(given_in: Path, out: Path, layout: Layout, updated: dict[str, dict], new: list[dict],
-                 headed: bool) -> None:
+                 headed: bool | str) -> None:
     ws_in = openpyxl.load_workbook(given_in)[LEDGER]
     ws_out = openpyxl.load_workbook(out)[LEDGER]
     xml_in, xml_out = sheet_xml(given_in, LEDGER), sheet_xml(out, LEDGER)
     rows_in, rows_out = row_elements(xml_in), row_elements(xml_out)
     id_col = layout.col["record_id"]
-    row_of = {ws_in.cell(r, id_col).value.strip(): r for r in range(2, ws_in.max_row + 1)
-              if isinstance(ws_in.cell(r, id_col).value, str)}
+    row_of = {value.strip(): r for r in range(2, ws_in.max_row + 1)
+              if isinstance(value := value_at(ws_in, r, id_col), str)}
 
     # New records go right below the last row holding anything, staff's notes included.
     last_valued = max(r for (r, _), c in ws_in._cells.items() if c.value is not None)
@@ -351,10 +370,10 @@ def check_ledger(given_in: Path, out: Path, layout: Layout, updated: dict[str, d
         expected[r] = {**row, "committee_id": "C01", "source": FORM_NAME}
     for r, row in expected.items():
         for key, value in row.items():
-            got = ws_out.cell(r, layout.col[key]).value
+            got = value_at(ws_out, r, layout.col[key])
             if isinstance(got, datetime) and isinstance(value, (int, float)):  # staff's date format
                 got = to_excel(got)
-            if isinstance(got, str) and got.startswith("=") and got == ws_in.cell(r, layout.col[key]).value:
+            if isinstance(got, str) and got.startswith("=") and got == value_at(ws_in, r, layout.col[key]):
                 continue  # staff's formula, which the merge had no reason to write over
             if key == "record_id" and r in added_at:
                 assert isinstance(got, str) and got.startswith("C01-"), (r, got)
@@ -386,6 +405,11 @@ def check_ledger(given_in: Path, out: Path, layout: Layout, updated: dict[str, d
             row_fill = ws_in.row_dimensions[r].fill
             if row_fill is not None and row_fill.fill_type:
                 assert look(b)[0] == row_fill.fgColor.rgb, (where, "takes its row's format")
+        elif a is None and vb is not None:
+            letter = openpyxl.utils.get_column_letter(c)
+            col_fill = ws_in.column_dimensions[letter].fill if letter in ws_in.column_dimensions else None
+            if col_fill is not None and col_fill.fill_type:
+                assert look(b)[0] == col_fill.fgColor.rgb, (where, "takes its column's format")
 
     # Rows: height, hidden flag and style stay everywhere; rows the merge did not touch, byte for byte.
     for r, text in rows_in.items():
@@ -409,17 +433,28 @@ def check_ledger(given_in: Path, out: Path, layout: Layout, updated: dict[str, d
         assert grid_out[i][:len(line)] == line, (LEDGER, i + 1)
     if headed:
         assert ws_out.cell(1, layout.staff["headed"]).value == STAFF_HEADER
+    assert_dimension_covers(ws_out, xml_out)
+
+
+def assert_dimension_covers(ws, xml: str) -> None:
+    """The sheet's <dimension> reaches every cell holding a value (readers that trust it, such as
+    openpyxl's read-only mode, see nothing beyond it)."""
+    last = re.search(r'<dimension ref="(?:[A-Z]+\d+:)?([A-Z]+)(\d+)"', xml)
+    cells = [rc for rc, cell in ws._cells.items() if cell.value is not None]
+    assert max(r for r, _ in cells) <= int(last.group(2)), last.group(0)
+    assert max(c for _, c in cells) <= openpyxl.utils.column_index_from_string(last.group(1)), last.group(0)
 
 
 def check_log(given_in: Path, out: Path, n_changes: int, record_ids: set[str]) -> None:
     ws_in = openpyxl.load_workbook(given_in)[LOG]
     ws_out = openpyxl.load_workbook(out)[LOG]
     rows_in, rows_out = row_elements(sheet_xml(given_in, LOG)), row_elements(sheet_xml(out, LOG))
+    assert_dimension_covers(ws_out, sheet_xml(out, LOG))
     last_valued = max(r for (r, _), c in ws_in._cells.items() if c.value is not None)
     lines = range(last_valued + 1, last_valued + 1 + n_changes)
-    assert all(ws_out.cell(r, 3).value in record_ids for r in lines), "audit lines below the last one"
-    assert all(isinstance(ws_out.cell(r, 1).value, datetime) for r in lines)
-    assert ws_out.cell(lines.stop, 1).value is None
+    assert all(value_at(ws_out, r, 3) in record_ids for r in lines), "audit lines below the last one"
+    assert all(isinstance(value_at(ws_out, r, 1), datetime) for r in lines)
+    assert value_at(ws_out, lines.stop, 1) is None
     for r, c in sorted(set(ws_in._cells) | set(ws_out._cells)):
         a, b = ws_in._cells.get((r, c)), ws_out._cells.get((r, c))
         where = f"{LOG}!{openpyxl.utils.get_column_letter(c)}{r}"
@@ -438,7 +473,7 @@ def check_log(given_in: Path, out: Path, n_changes: int, record_ids: set[str]) -
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(gap=st.booleans(), headed=st.booleans(), edits=st.lists(EDIT, max_size=14),
+@given(gap=st.booleans(), headed=st.sampled_from([False, True, "between"]), edits=st.lists(EDIT, max_size=14),
        log_edits=st.lists(LOG_EDIT, max_size=5), plan=PLAN, added=st.integers(0, 3),
        fill_down=st.none() | st.integers(0, DATA_SLOTS - 1))
 def test_staff_edits_survive_a_consolidation(demo_master, blank_forms, gap, headed, edits, log_edits,  # noqa: F811
@@ -613,3 +648,20 @@ def test_a_formula_staff_filled_down_an_owned_column_survives_an_update_of_its_f
     rows_after = row_elements(sheet_xml(master_copy, LEDGER))
     assert 't="shared"' not in rows_after[r + 1] + rows_after[r + 2]
     assert rows_after[r + 3] == rows_before[r + 3]
+
+
+def test_the_ledgers_dimension_still_reaches_staffs_notes_far_right(master_copy, inbox, blank_forms):  # noqa: F811
+    """A note far right of the ledger, on a row the merge keeps whole: the sheet's <dimension>
+    still reaches it, so a reader that trusts it (openpyxl read-only, used by many tools) sees it."""
+    wb = openpyxl.load_workbook(master_copy)
+    ws = wb[LEDGER]
+    ws["Z5"] = "核对：见纸质台账"
+    wb.save(master_copy)
+
+    fill_form(form_c01(blank_forms), inbox / FORM_NAME, [new_row(activity="12月体检")])
+    run = consolidate(master_copy, refresh=False)
+    assert run.master_written and run.rows_added == 1
+
+    ws = openpyxl.load_workbook(master_copy, read_only=True)[LEDGER]
+    assert [row[25].value for row in ws.iter_rows(min_row=5, max_row=5)] == ["核对：见纸质台账"]
+    assert "A1:Z" in re.search(r"<dimension[^>]*>", sheet_xml(master_copy, LEDGER)).group(0)

@@ -371,6 +371,8 @@ def _same(old: object, new: object) -> bool:
     old, new = _read_value(old), _write_value(new)
     if isinstance(new, str) and new.startswith("'"):
         new = new[1:]
+    if isinstance(old, str) and not old.strip():
+        old = ""  # only spaces: the reader's blank, and staff's spaces stay where a blank is written
     if old in ("", None) or new in ("", None):
         return old in ("", None) and new in ("", None)
     if isinstance(old, str) and isinstance(new, str):

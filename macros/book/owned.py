@@ -654,6 +654,8 @@ def rewrite_sheet(
     # Under a prefixed root, a default namespace on sheetData puts our unprefixed rows in place.
     ns = f' xmlns="{NS_MAIN}"' if prefix else ""
     # <dimension> comes before sheetData and <hyperlinks> after it: neither search scans the rows.
+    if keeps_old:  # staff's cells in unheaded columns stay (most in rows kept whole): so does their reach
+        max_c = max(max_c, _dimension_last_col(xml[:start]))
     head_xml = _set_dimension(xml[:start], f"A1:{col_name(max_c)}{max_r}")
     tail_xml = xml[end:]
     # One join: each copy of a large sheet's text costs a tenth of a second.
@@ -880,6 +882,13 @@ def _date_format(column: schema.Column | None, value: object) -> str:
     if isinstance(value, datetime) and (value.hour, value.minute, value.second) != (0, 0, 0):
         return schema.DATETIME_FORMAT
     return schema.DATE_FORMAT
+
+
+def _dimension_last_col(head: str) -> int:
+    """The last column (0-based) the sheet's ``<dimension>`` spans, -1 when it has none."""
+    m = DIMENSION_RE.search(head)
+    ref = m and re.search(r'ref="(?:[A-Z]+\d+:)?([A-Z]+)\d+"', m.group(0))
+    return col_index(ref.group(1)) if ref else -1
 
 
 def _set_dimension(xml: str, ref: str) -> str:
