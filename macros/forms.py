@@ -81,12 +81,12 @@ def build_forms(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     now = now or datetime.now()
-    kept: dict[str, list[dict]] = {}
+    records_of: dict[str, list[dict]] = {}
     if with_records:
         for row in records(book[schema.LEDGER.name]):
-            kept.setdefault(str(row.get("committee_id") or "").strip().upper(), []).append(row)
+            records_of.setdefault(str(row.get("committee_id") or "").strip().upper(), []).append(row)
     return [build_form(book, cid, name, out_dir / form_filename(cid, name), now,
-                       kept.get(cid.upper(), []) if with_records else None)
+                       records_of.get(cid.upper(), []) if with_records else None)
             for cid, name in known]
 
 
@@ -115,8 +115,9 @@ def build_form(book: Workbook, committee_id: str, committee_name: str, path: Pat
                            input_rows=len(filled) + schema.FORM_INPUT_ROWS)  # blank rows below the records
         ws.activate()
         builder.lists(schema.LISTS, lists)
-        if filled:  # the values the records were given: consolidation applies only the committee's edits
-            builder.table(schema.FORM_BASE, filled, input_rows=0).hide()
+        given = [r for r in filled if r.get("record_id") is not None]
+        if given:  # the values the records were given: consolidation applies only the committee's edits
+            builder.table(schema.FORM_BASE, given, input_rows=0).hide()
         info = builder.table(schema.FORM_INFO, [
             {"item": schema.FORM_INFO_ITEMS["committee_id"], "value": committee_id},
             {"item": schema.FORM_INFO_ITEMS["committee_name"], "value": committee_name},
@@ -144,7 +145,7 @@ def wrapped_height(text: str, width: float = GUIDE_TEXT_WIDTH) -> float:
 
 
 def _guide(builder: SheetBuilder, book: Workbook, committee_id: str, committee_name: str,
-           kept: list[dict] | None = None, now: datetime | None = None) -> None:
+           prefilled: list[dict] | None = None, now: datetime | None = None) -> None:
     ws = builder.wb.add_worksheet(schema.FORM_GUIDE.name)
     ws.set_column(0, 0, 16)
     ws.set_column(1, 1, GUIDE_TEXT_WIDTH)
@@ -156,10 +157,10 @@ def _guide(builder: SheetBuilder, book: Workbook, committee_id: str, committee_n
     wrap = builder.fmt(text_wrap=True, valign="top")
     ws.write_string(0, 0, title, builder.fmt(bold=True, font_size=16, font_color="#2E7D32"))
     ws.write_string(1, 0, f"填报单位：{committee_name}（{committee_id}）", builder.fmt(bold=True))
-    if kept is not None and now is not None:
+    if prefilled is not None and now is not None:
         key = schema.LEDGER.header_of("record_id")
         ws.write_string(2, 0, "已填入的记录", builder.fmt(bold=True, valign="top", font_color="#C62828"))
-        text = (f"“{schema.LEDGER.name}”表已填入截至 {now:%Y-%m-%d} 已汇总的本居委会记录 {len(kept)} 条"
+        text = (f"“{schema.LEDGER.name}”表已填入截至 {now:%Y-%m-%d} 已汇总的本居委会记录 {len(prefilled)} 条"
                 f"（带{key}）。改正这些行、在下方空行添加新记录后整份提交即可：只有您改动过的内容按{key}更新，"
                 "没改的行不会重复添加，街道此后在主工作簿中的修改也不会被表中的旧值覆盖。请不要改动或删除已有的记录编号。")
         ws.write_string(2, 1, text, builder.fmt(bold=True, text_wrap=True, valign="top", font_color="#C62828"))
