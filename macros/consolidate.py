@@ -35,7 +35,18 @@ from .book.write_types import SheetWrite
 from .collect import collect_seldom
 from .errors import HealthbookError, os_reason
 from .forms import safe_name
-from .merge import ADDED, COMMITTEE, KEY, SIMILAR_COLUMNS, UNCHANGED, UPDATED, Change, LedgerMerge, RowOutcome
+from .merge import (
+    ADDED,
+    COMMITTEE,
+    KEY,
+    SIMILAR_COLUMNS,
+    UNCHANGED,
+    UPDATED,
+    Change,
+    LedgerMerge,
+    RowOutcome,
+    same_data,
+)
 from .problems import Problem
 from .render.env import TemplateProblem
 from .submission import (
@@ -640,6 +651,9 @@ class _Checker:
 
     def merge_file(self, result: FileResult, sub: Submission, issues: list[Problem]) -> None:
         issues = issues + _submission_checks(sub, result.committee_id, self.merge)
+        if sub.base:  # prefilled records left as given: what they hold is the master's, not news to report
+            untouched = _untouched_rows(sub)
+            issues = [p for p in issues if p.row not in untouched]
         bad_rows = {p.row for p in issues if p.is_error and p.row is not None}
         good = [(n, dict(zip(KEYS, row))) for n, row in zip(sub.row_numbers, sub.rows) if n not in bad_rows]
         merged = self.merge.merge(good, sub.columns, sub.path.name, self.now, sub.base)
@@ -658,6 +672,17 @@ class _Checker:
             except Exception as exc:  # the folder, or the template on this file: the merge goes on, the file waits
                 _receipt_failed(result, self.pending.parent, exc)
         result.outcomes = []
+
+
+def _untouched_rows(sub: Submission) -> set[int]:
+    """Excel rows of a prefilled form that hold exactly what their record was given."""
+    found = set()
+    for n, values in zip(sub.row_numbers, sub.rows):
+        key = values[KEY_INDEX]
+        was = sub.base.get(str(key).strip()) if key is not None else None
+        if was is not None and same_data(dict(zip(KEYS, values)), was, sub.columns):
+            found.add(n)
+    return found
 
 
 def _look_alike(outcome: RowOutcome) -> Problem:

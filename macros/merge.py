@@ -156,6 +156,11 @@ def similarity(row: dict) -> tuple | None:
     return tuple(values)
 
 
+def same_data(row: dict, other: dict, columns: set[str]) -> bool:
+    """Whether two rows hold the same values, as compared, in the data columns of ``columns``."""
+    return all(comparable_in(k, row.get(k)) == comparable_in(k, other.get(k)) for k in DATA_COLUMNS if k in columns)
+
+
 def record_number(record_id: object, committee_id: str) -> int | None:
     """The number in ``<committee>-<digits>``, or None when the key is not that committee's."""
     text = str(record_id or "").strip()
