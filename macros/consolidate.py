@@ -895,8 +895,8 @@ def _receipt_failed(result: FileResult, folder: Path, exc: Exception) -> None:
 def template_failure(exc: Exception) -> str:
     """Why the receipt template failed, in Chinese (a TemplateProblem names the tag already)."""
     if isinstance(exc, TemplateProblem):
-        return str(exc).split("。")[0]
-    return f"回执模板“{RECEIPT_TEMPLATE}”出错：{type(exc).__name__}: {str(exc)[:120]}"
+        return exc.what
+    return f"回执模板“{RECEIPT_TEMPLATE}”对这份填报表计算出错：{type(exc).__name__}: {str(exc)[:120]}"
 
 
 def check_receipt_template(templates: str | None, master: Path, now: datetime) -> None:

@@ -99,8 +99,8 @@ def read_submission(path: Path) -> Submission:
     if base_name is not None:
         base_grid = book.get_sheet_by_name(base_name).to_python(skip_empty_area=False)
         base_names, base_rows, _, _ = parse_grid(base_grid, schema.FORM_BASE, path)
-        base = {str(values[base_names.index(KEY)]).strip(): dict(zip(base_names, values))
-                for values in base_rows if KEY in base_names and values[base_names.index(KEY)] is not None}
+        given = [dict(zip(base_names, values)) for values in base_rows]
+        base = {str(row[KEY]).strip(): row for row in given if row.get(KEY) is not None}
     formulas = []
     cells = formula_cells(path, LEDGER)
     if cells:

@@ -23,7 +23,8 @@ class TemplateProblem(HealthbookError):
     def __init__(self, template: str, tag: str, reason: str):
         self.template, self.tag, self.reason = template, tag, reason
         where = f"（出错的标签：{tag}）" if tag else ""
-        super().__init__(f"模板“{template}”有误：{reason}{where}。请改正模板后重试；{README_HINT}。")
+        self.what = f"模板“{template}”有误：{reason}{where}"  # without the advice, for messages that give their own
+        super().__init__(f"{self.what}。请改正模板后重试；{README_HINT}。")
 
 
 class TemplateMissing(HealthbookError):
