@@ -1,0 +1,185 @@
+"""Excel tables (插入 → 表格, Ctrl+T) on owned sheets grow with the rows a write appends.
+
+Staff turn 台账 into a table for banded rows, filters and structured references
+(``=SUM(表1[参与人数])`` on another sheet). Excel grows a table when a row is typed right below
+it; a table part left as it was would leave our new rows outside it (no banding, no filter, not
+counted). So, after an owned sheet is rewritten, each table of that sheet
+
+* whose header row is our header row and whose columns cover every contract column of the sheet,
+* whose range ends at or below the sheet's old last row holding a value (the new rows follow it),
+* with no totals row (new rows would sit below the totals: Excel itself inserts them above it),
+* and no calculated column (see ``grow_tables``),
+
+has ``ref`` on ``<table>`` (and on its ``<autoFilter>``, when that ended with it) moved down to
+the new last row holding a value — a byte edit of those two attributes, nothing else. Tables
+anywhere else are left as they are: nothing is lost, the rows are simply outside them.
+``verify.check_table_grew`` proves the written part differs from the old one in exactly that.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .. import schema
+from .ooxml import NS_REL, REF_RE, col_index, parse_rels, rels_name, sheet_data_span
+from .package import Package
+
+REL_TABLE = NS_REL + "/table"
+
+_TABLE_TAG = re.compile(r"<(?:\w+:)?table\b[^>]*>")
+_AUTOFILTER_TAG = re.compile(r"<(?:\w+:)?autoFilter\b[^>]*>")
+_REF_ATTR = re.compile(r'(\sref=")([^"]*)(")')
+_RANGE = re.compile(r"^\$?([A-Z]+)\$?(\d+):\$?([A-Z]+)\$?(\d+)$")
+_ROW_TAG = re.compile(r"<(?:\w+:)?row\b([^>]*?)(/?)>")
+_ROW_NUMBER = re.compile(r"""(?:^|\s)r\s*=\s*["'](\d+)["']""")
+_HAS_VALUE = re.compile(r"<(?:\w+:)?(?:v|is|f)\b")
+_CALCULATED = re.compile(r"<(?:\w+:)?calculatedColumnFormula\b")
+
+
+@dataclass(frozen=True)
+class Area:
+    """A rectangular range: 0-based columns, Excel rows."""
+
+    first_col: int
+    first_row: int
+    last_col: int
+    last_row: int
+
+    @classmethod
+    def parse(cls, ref: str) -> Area | None:
+        m = _RANGE.match(ref.strip())
+        if not m:
+            return None
+        return cls(col_index(m.group(1)), int(m.group(2)), col_index(m.group(3)), int(m.group(4)))
+
+
+@dataclass(frozen=True)
+class Growth:
+    """A table grown by a write (for the result and the check)."""
+
+    part: str
+    old_ref: str
+    new_ref: str
+
+
+def table_parts(pkg: Package, sheet_part: str) -> list[str]:
+    """The table parts the worksheet ``sheet_part`` relates to (none for most masters)."""
+    rels = pkg.parts.get(rels_name(sheet_part))
+    if not rels or b"/table" not in rels:
+        return []
+    return [rel.target for rel in parse_rels(rels, sheet_part) if rel.type == REL_TABLE and not rel.external]
+
+
+def last_value_row(xml: str) -> int | None:
+    """The last Excel row of a worksheet holding a value or a formula (None: none does) — the
+    row below which the writer appends (``owned.rewrite_sheet``'s rule)."""
+    start, end = sheet_data_span(xml)
+    data = xml[start:end]
+    found = None
+    r = 0
+    tags = list(_ROW_TAG.finditer(data))
+    for i, m in enumerate(tags):
+        number = _ROW_NUMBER.search(m.group(1))
+        r = int(number.group(1)) if number else r + 1
+        if m.group(2):
+            continue  # <row .../>: no cells
+        stop = tags[i + 1].start() if i + 1 < len(tags) else len(data)
+        if _HAS_VALUE.search(data, m.end(), stop):
+            found = r if found is None else max(found, r)
+    return found
+
+
+def grow_tables(pkg: Package, sheet: schema.Sheet, header_row: int, columns: dict[str, int]) -> list[Growth]:
+    """Grow the tables of owned ``sheet`` (just rewritten in ``pkg``) over its appended rows.
+
+    ``header_row`` and ``columns`` (column key → 0-based index) are where the write put the
+    header and the contract's columns (``owned.Written``).
+
+    A table with a calculated column is not grown: Excel fills such a column's formula into a
+    row typed below the table, and a grown table whose new rows hold no formula would show
+    blanks where the user expects results (and Excel flags them as inconsistent). The rows stay
+    outside the table, as they would without this step.
+    """
+    part = pkg.sheets.get(sheet.name)
+    if part is None or part not in pkg.parts:
+        return []  # an owned sheet we added: no table relates to it
+    tables = [t for t in table_parts(pkg, part) if t in pkg.parts]
+    if not tables:
+        return []
+    old_last = last_value_row(pkg.parts[part].decode("utf-8"))
+    new_last = last_value_row(pkg.text(part))
+    if old_last is None or new_last is None or new_last <= old_last:
+        return []  # nothing appended
+    wanted = [columns[k] for k in sheet.keys if k in columns]
+    grown = []
+    for table in tables:
+        xml = pkg.parts[table].decode("utf-8")
+        new = grown_table(xml, header_row, wanted, old_last, new_last)
+        if new is not None:
+            pkg.set_text(table, new)
+            grown.append(Growth(table, _ref_of(xml), _ref_of(new)))
+    return grown
+
+
+def grown_table(xml: str, header_row: int, wanted_cols: list[int], old_last: int, new_last: int) -> str | None:
+    """The table part ``xml`` grown to ``new_last``, or None when it is not ours to grow."""
+    tag = _TABLE_TAG.search(xml)
+    if not tag:
+        return None
+    attrs = tag.group(0)
+    ref = _REF_ATTR.search(attrs)
+    area = Area.parse(ref.group(2)) if ref else None
+    if area is None:
+        return None
+    if _attr(attrs, "headerRowCount", "1") == "0" or _attr(attrs, "totalsRowCount", "0") != "0":
+        return None  # no header row (not ours), or a totals row the new rows would sit under
+    if _CALCULATED.search(xml):
+        return None
+    if area.first_row != header_row or not wanted_cols:
+        return None  # elsewhere on the sheet
+    if area.first_col > min(wanted_cols) or area.last_col < max(wanted_cols):
+        return None  # does not cover our columns
+    if not old_last <= area.last_row < new_last:
+        return None  # rows below it that are not in it (not contiguous), or nothing beyond it
+    end = area.last_row
+    new_attrs = attrs[:ref.start(2)] + _with_last_row(ref.group(2), new_last) + attrs[ref.end(2):]
+    out = xml[:tag.start()] + new_attrs + xml[tag.end():]
+    flt = _AUTOFILTER_TAG.search(out, tag.start() + len(new_attrs))
+    if flt:
+        fref = _REF_ATTR.search(flt.group(0))
+        farea = Area.parse(fref.group(2)) if fref else None
+        if farea is not None and farea.last_row == end:
+            at = flt.start() + fref.start(2)
+            out = out[:at] + _with_last_row(fref.group(2), new_last) + out[flt.start() + fref.end(2):]
+    return out
+
+
+def table_ref(xml: str) -> str | None:
+    """The ``ref`` of a table part's ``<table>`` element."""
+    return _ref_of(xml) or None
+
+
+def autofilter_ref(xml: str) -> str | None:
+    tag = _TABLE_TAG.search(xml)
+    flt = _AUTOFILTER_TAG.search(xml, tag.end()) if tag else None
+    ref = _REF_ATTR.search(flt.group(0)) if flt else None
+    return ref.group(2) if ref else None
+
+
+def _ref_of(xml: str) -> str:
+    tag = _TABLE_TAG.search(xml)
+    ref = _REF_ATTR.search(tag.group(0)) if tag else None
+    return ref.group(2) if ref else ""
+
+
+def _attr(tag: str, name: str, default: str) -> str:
+    m = re.search(rf'\s{name}="([^"]*)"', tag)
+    return m.group(1) if m else default
+
+
+def _with_last_row(ref: str, row: int) -> str:
+    """``A1:L314`` → ``A1:L<row>`` (absolute markers kept)."""
+    first, last = ref.split(":")
+    m = REF_RE.search(last)
+    return f"{first}:{last[:m.start(2)]}{row}{last[m.end(2):]}"
