@@ -8,21 +8,28 @@ counted). So, after an owned sheet is rewritten, each table of that sheet
 * whose header row is our header row and whose columns cover every contract column of the sheet,
 * whose range ends at or below the sheet's old last row holding a value (the new rows follow it),
 * with no totals row (new rows would sit below the totals: Excel itself inserts them above it),
-* and no calculated column (see ``grow_tables``),
 
 has ``ref`` on ``<table>`` (and on its ``<autoFilter>``, when that ended with it) moved down to
 the new last row holding a value — a byte edit of those two attributes, nothing else. Tables
 anywhere else are left as they are: nothing is lost, the rows are simply outside them.
 ``verify.check_table_grew`` proves the written part differs from the old one in exactly that.
+
+A calculated column (``calculatedColumnFormula``: staff typed one formula and Excel filled the
+column) gets its formula in each row the table grows over, translated to the row as Excel
+fills it down — what Excel does for a row typed below the table; left blank, the new rows would
+show nothing where every other row shows a result. The cell has no cached value: the writer
+already asks Excel to recalculate on open (``fullCalcOnLoad``), the ledger holding formulas.
+A cell the write gave a value keeps it. An array formula column: the table is not grown.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from xml.sax.saxutils import escape, unescape
 
 from .. import schema
-from .ooxml import NS_REL, REF_RE, col_index, parse_rels, rels_name, sheet_data_span
+from .ooxml import NS_REL, REF_RE, Row, col_index, col_name, parse_rels, rels_name, row_xml, sheet_data_span
 from .package import Package
 
 REL_TABLE = NS_REL + "/table"
@@ -34,7 +41,9 @@ _RANGE = re.compile(r"^\$?([A-Z]+)\$?(\d+):\$?([A-Z]+)\$?(\d+)$")
 _ROW_TAG = re.compile(r"<(?:\w+:)?row\b([^>]*?)(/?)>")
 _ROW_NUMBER = re.compile(r"""(?:^|\s)r\s*=\s*["'](\d+)["']""")
 _HAS_VALUE = re.compile(r"<(?:\w+:)?(?:v|is|f)\b")
-_CALCULATED = re.compile(r"<(?:\w+:)?calculatedColumnFormula\b")
+_TABLE_COLUMN = re.compile(r"<(?:\w+:)?tableColumn\b[^>]*?(?:/>|>.*?</(?:\w+:)?tableColumn>)", re.S)
+_CALCULATED = re.compile(r"<(?:\w+:)?calculatedColumnFormula\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?calculatedColumnFormula>)",
+                         re.S)
 
 
 @dataclass(frozen=True)
@@ -91,15 +100,11 @@ def last_value_row(xml: str) -> int | None:
 
 
 def grow_tables(pkg: Package, sheet: schema.Sheet, header_row: int, columns: dict[str, int]) -> list[Growth]:
-    """Grow the tables of owned ``sheet`` (just rewritten in ``pkg``) over its appended rows.
+    """Grow the tables of owned ``sheet`` (just rewritten in ``pkg``) over its appended rows,
+    and fill their calculated columns there.
 
     ``header_row`` and ``columns`` (column key → 0-based index) are where the write put the
     header and the contract's columns (``owned.Written``).
-
-    A table with a calculated column is not grown: Excel fills such a column's formula into a
-    row typed below the table, and a grown table whose new rows hold no formula would show
-    blanks where the user expects results (and Excel flags them as inconsistent). The rows stay
-    outside the table, as they would without this step.
     """
     part = pkg.sheets.get(sheet.name)
     if part is None or part not in pkg.parts:
@@ -116,10 +121,78 @@ def grow_tables(pkg: Package, sheet: schema.Sheet, header_row: int, columns: dic
     for table in tables:
         xml = pkg.parts[table].decode("utf-8")
         new = grown_table(xml, header_row, wanted, old_last, new_last)
-        if new is not None:
-            pkg.set_text(table, new)
-            grown.append(Growth(table, _ref_of(xml), _ref_of(new)))
+        if new is None:
+            continue
+        formulas = calculated_columns(xml)
+        if formulas is None:
+            continue  # an array formula column
+        pkg.set_text(table, new)
+        old_area, area = Area.parse(_ref_of(xml)), Area.parse(_ref_of(new))
+        if formulas:
+            pkg.set_text(part, fill_formulas(pkg.text(part), old_area, area.last_row, formulas))
+        grown.append(Growth(table, _ref_of(xml), _ref_of(new)))
     return grown
+
+
+def calculated_columns(xml: str) -> dict[int, str] | None:
+    """A table part's calculated columns: position in the table (0-based) → formula (no ``=``);
+    None when one is an array formula (not grown)."""
+    found = {}
+    for i, column in enumerate(_TABLE_COLUMN.findall(xml)):
+        m = _CALCULATED.search(column)
+        if m is None:
+            continue
+        if re.search(r'\sarray="(1|true)"', m.group(1)) or not (m.group(2) or "").strip():
+            return None
+        found[i] = unescape(m.group(2), {"&quot;": '"', "&apos;": "'"})
+    return found
+
+
+def fill_formulas(xml: str, old: Area, new_last: int, formulas: dict[int, str]) -> str:
+    """Each row below ``old`` up to ``new_last`` gets each calculated column's formula (translated
+    from the first data row, as Excel stores it) where it has no cell holding a value; the new
+    cell takes the format of that column's cell in the table's old last row."""
+    from openpyxl.formula.translate import Translator  # only here: most writes grow no table
+
+    start, end = sheet_data_span(xml)
+    data = xml[start:end]
+    tags, r = [], 0
+    for m in _ROW_TAG.finditer(data):
+        number = _ROW_NUMBER.search(m.group(1))
+        r = int(number.group(1)) if number else r + 1
+        tags.append((r, m))
+    styles: dict[int, str] = {}
+    edits = []  # (start, end, new row xml) in data
+    for r, m in tags:
+        if r == old.last_row or old.last_row < r <= new_last:
+            close = m.end() if m.group(2) else _row_end(data, m.end())
+            row = Row(r, m.group(1), xml=data[m.start():close])
+            cells = {c.col: c for c in row.cells}
+            if r == old.last_row:
+                styles = {i: cells[old.first_col + i].attrs.get("s", "") for i in formulas
+                          if old.first_col + i in cells}
+                continue
+            added = []
+            for i, formula in formulas.items():
+                c = old.first_col + i
+                if c in cells and cells[c].body and _HAS_VALUE.search(cells[c].body):
+                    continue  # a value the write gave it
+                ref = f"{col_name(c)}{r}"
+                text = Translator("=" + formula, origin=f"{col_name(c)}{old.first_row + 1}").translate_formula(ref)
+                s = f' s="{styles[i]}"' if styles.get(i) else ""
+                added.append((c, f'<c r="{ref}"{s}><f>{escape(text[1:])}</f></c>'))
+            if added:
+                kept = [(c.col, c.xml) for c in row.cells if c.col not in dict(added)]
+                edits.append((m.start(), close, row_xml(r, kept + added, m.group(1))))
+    for a, b, text in reversed(edits):
+        data = data[:a] + text + data[b:]
+    return xml[:start] + data + xml[end:]
+
+
+def _row_end(data: str, after: int) -> int:
+    """End of the ``<row>`` element whose start tag ends at ``after``."""
+    m = re.compile(r"</(?:\w+:)?row>").search(data, after)
+    return m.end()
 
 
 def grown_table(xml: str, header_row: int, wanted_cols: list[int], old_last: int, new_last: int) -> str | None:
@@ -134,8 +207,6 @@ def grown_table(xml: str, header_row: int, wanted_cols: list[int], old_last: int
         return None
     if _attr(attrs, "headerRowCount", "1") == "0" or _attr(attrs, "totalsRowCount", "0") != "0":
         return None  # no header row (not ours), or a totals row the new rows would sit under
-    if _CALCULATED.search(xml):
-        return None
     if area.first_row != header_row or not wanted_cols:
         return None  # elsewhere on the sheet
     if area.first_col > min(wanted_cols) or area.last_col < max(wanted_cols):
