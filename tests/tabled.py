@@ -39,19 +39,22 @@ def ledger_grid(path: Path) -> list[list]:
 
 
 def add_table(path: Path, *, last_row: int | None = None, first_row: int = 1, totals: bool = False,
-              calculated: bool = False, autofilter: bool = True, formulas: bool = True) -> str:
+              calculated: str | None = None, autofilter: bool = True, formulas: bool = True,
+              sheet: schema.Sheet = schema.LEDGER, number: int = 1) -> str:
     """Make 台账 A<first_row>:<last col><last_row> a table (default: header row to the last data
     row); returns the table part's name. ``totals``: a totals row (汇总, SUM of 参与人数) below
-    it, inside the table; ``calculated``: one more column holding a calculated column formula."""
-    rows = ledger_grid(path)
+    it, inside the table; ``calculated``: one more column with this calculated column formula
+    (as Excel stores it: for the first data row), each row holding it (cached: 参与人数 × 2)."""
+    rows = CalamineWorkbook.from_path(str(path)).get_sheet_by_name(sheet.name).to_python()
     last_row = last_row or len(rows)
     headers = [str(h) for h in rows[first_row - 1]]
-    participants = headers.index("参与人数")
+    participants = headers.index("参与人数") if "参与人数" in headers else None
+    name = f"表{number}"
     with zipfile.ZipFile(path) as zf:
         infos = zf.infolist()
         parts = {i.filename: zf.read(i) for i in infos}
     sheets = sheet_parts(parts)
-    part = sheets[schema.LEDGER.name]
+    part = sheets[sheet.name]
     xml = parts[part].decode("utf-8")
     width = len(headers)
     end_row = last_row + (1 if totals else 0)
@@ -63,7 +66,8 @@ def add_table(path: Path, *, last_row: int | None = None, first_row: int = 1, to
         for r in range(first_row + 1, last_row + 1):
             value = rows[r - 1][participants]
             cached = f"<v>{int(value) * 2}</v>" if value != "" else "<v>0</v>"
-            cells[r] = f'<c r="{col_name(c)}{r}"><f>{escape(CALCULATED)}</f>{cached}</c>'
+            here = calculated.replace(f"F{first_row + 1}", f"F{r}")  # A1 style (F2*2) filled down
+            cells[r] = f'<c r="{col_name(c)}{r}"><f>{escape(here)}</f>{cached}</c>'
         xml = _append_cells(xml, cells)
     if totals:
         total = sum(int(rows[r - 1][participants] or 0) for r in range(first_row + 1, last_row + 1))
@@ -79,22 +83,22 @@ def add_table(path: Path, *, last_row: int | None = None, first_row: int = 1, to
         if totals and i - 1 == participants:
             attrs += ' totalsRowFunction="sum"'
         if calculated and header == CALCULATED_HEADER:
-            columns.append(f"<tableColumn {attrs}><calculatedColumnFormula>{escape(CALCULATED)}"
+            columns.append(f"<tableColumn {attrs}><calculatedColumnFormula>{escape(calculated)}"
                            "</calculatedColumnFormula></tableColumn>")
         else:
             columns.append(f"<tableColumn {attrs}/>")
     filter_ref = f"A{first_row}:{col_name(width - 1)}{last_row}"
     totals_attrs = ' totalsRowCount="1"' if totals else ' totalsRowShown="0"'
     table = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\r\n'
-             f'<table xmlns="{NS_MAIN}" id="1" name="{TABLE}" displayName="{TABLE}" ref="{ref}"{totals_attrs}>'
+             f'<table xmlns="{NS_MAIN}" id="{number}" name="{name}" displayName="{name}" ref="{ref}"{totals_attrs}>'
              + (f'<autoFilter ref="{filter_ref}"/>' if autofilter else "")
              + f'<tableColumns count="{width}">{"".join(columns)}</tableColumns>'
              '<tableStyleInfo name="TableStyleMedium9" showFirstColumn="0" showLastColumn="0" '
              'showRowStripes="1" showColumnStripes="0"/></table>')
-    table_part = "xl/tables/table1.xml"
+    table_part = f"xl/tables/table{number}.xml"
     parts[table_part] = table.encode("utf-8")
     rels = rels_name(part)
-    rel = f'<Relationship Id="rIdT1" Type="{REL_TABLE}" Target="../tables/table1.xml"/>'
+    rel = f'<Relationship Id="rIdT{number}" Type="{REL_TABLE}" Target="../tables/table{number}.xml"/>'
     if rels in parts:
         text = parts[rels].decode("utf-8")
         parts[rels] = text.replace("</Relationships>", rel + "</Relationships>").encode("utf-8")
@@ -102,7 +106,7 @@ def add_table(path: Path, *, last_row: int | None = None, first_row: int = 1, to
         parts[rels] = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns='
                        f'"http://schemas.openxmlformats.org/package/2006/relationships">{rel}</Relationships>'
                        ).encode()
-    tail = '<tableParts count="1"><tablePart r:id="rIdT1"/></tableParts>'
+    tail = f'<tableParts count="1"><tablePart r:id="rIdT{number}"/></tableParts>'
     xml = xml.replace("<extLst>", tail + "<extLst>", 1) if "<extLst>" in xml else \
         xml.replace("</worksheet>", tail + "</worksheet>")
     if calculated:

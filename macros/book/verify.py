@@ -182,6 +182,8 @@ def check_table_grew(name: str, old: bytes, new: bytes) -> None:
     before, after = refs(a), refs(b)
     if len(before) != len(after):
         raise VerifyError(f"{name}: table changed beyond its range")
+    if before and before[0][2] == after[0][2] and before != after:
+        raise VerifyError(f"{name}: filter range changed without the table's")
     restored, grown_to = b, set()
     for (_, _, was), (start, end, now) in reversed(list(zip(before, after))):
         if was == now:
