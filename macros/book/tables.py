@@ -25,6 +25,7 @@ A cell the write gave a value keeps it. An array formula column: the table is no
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, unescape
 
@@ -39,6 +40,7 @@ _AUTOFILTER_TAG = re.compile(r"<(?:\w+:)?autoFilter\b[^>]*>")
 _REF_ATTR = re.compile(r'(\sref=")([^"]*)(")')
 _RANGE = re.compile(r"^\$?([A-Z]+)\$?(\d+):\$?([A-Z]+)\$?(\d+)$")
 _ROW_TAG = re.compile(r"<(?:\w+:)?row\b([^>]*?)(/?)>")
+_ROW_CLOSE = re.compile(r"</(?:\w+:)?row>")
 _ROW_NUMBER = re.compile(r"""(?:^|\s)r\s*=\s*["'](\d+)["']""")
 _HAS_VALUE = re.compile(r"<(?:\w+:)?(?:v|is|f)\b")
 _TABLE_COLUMN = re.compile(r"<(?:\w+:)?tableColumn\b[^>]*?(?:/>|>.*?</(?:\w+:)?tableColumn>)", re.S)
@@ -84,19 +86,38 @@ def last_value_row(xml: str) -> int | None:
     """The last Excel row of a worksheet holding a value or a formula (None: none does) — the
     row below which the writer appends (``owned.rewrite_sheet``'s rule)."""
     start, end = sheet_data_span(xml)
-    data = xml[start:end]
-    found = None
-    r = 0
-    tags = list(_ROW_TAG.finditer(data))
-    for i, m in enumerate(tags):
+    stop = end
+    for r, m in _rows_from_end(xml, start, end):
+        if not m.group(2) and _HAS_VALUE.search(xml, m.end(), stop):
+            return r
+        stop = m.start()
+    return None
+
+
+def _rows_from_end(xml: str, start: int, end: int) -> Iterator[tuple[int, re.Match]]:
+    """(row number, start tag) of the rows in ``xml[start:end]`` (sheetData), last first.
+
+    Rows are in ascending order (Excel repairs a file otherwise); written ``<row r="N"`` they are
+    found from the end without walking megabytes of rows. Anything else is parsed in full."""
+    if xml.startswith("<sheetData", start):
+        stop = end
+        while (at := xml.rfind("<row", start, stop)) >= 0:
+            m = _ROW_TAG.match(xml, at)
+            number = _ROW_NUMBER.search(m.group(1)) if m else None
+            if number is None:
+                break  # a row without its number: count them all (from here up)
+            yield int(number.group(1)), m
+            stop = at
+        else:
+            return
+    else:
+        stop = end
+    rows, r = [], 0
+    for m in _ROW_TAG.finditer(xml, start, stop):
         number = _ROW_NUMBER.search(m.group(1))
         r = int(number.group(1)) if number else r + 1
-        if m.group(2):
-            continue  # <row .../>: no cells
-        stop = tags[i + 1].start() if i + 1 < len(tags) else len(data)
-        if _HAS_VALUE.search(data, m.end(), stop):
-            found = r if found is None else max(found, r)
-    return found
+        rows.append((r, m))
+    yield from reversed(rows)
 
 
 def grow_tables(pkg: Package, sheet: schema.Sheet, header_row: int, columns: dict[str, int]) -> list[Growth]:
@@ -155,18 +176,17 @@ def fill_formulas(xml: str, old: Area, new_last: int, formulas: dict[int, str]) 
     from openpyxl.formula.translate import Translator  # only here: most writes grow no table
 
     start, end = sheet_data_span(xml)
-    data = xml[start:end]
-    tags, r = [], 0
-    for m in _ROW_TAG.finditer(data):
-        number = _ROW_NUMBER.search(m.group(1))
-        r = int(number.group(1)) if number else r + 1
+    tags = []
+    for r, m in _rows_from_end(xml, start, end):
+        if r < old.last_row:
+            break
         tags.append((r, m))
     styles: dict[int, str] = {}
-    edits = []  # (start, end, new row xml) in data
-    for r, m in tags:
-        if r == old.last_row or old.last_row < r <= new_last:
-            close = m.end() if m.group(2) else _row_end(data, m.end())
-            row = Row(r, m.group(1), xml=data[m.start():close])
+    edits = []  # (start, end, new row xml) in xml
+    for r, m in reversed(tags):
+        if r == old.last_row or r <= new_last:
+            close = m.end() if m.group(2) else _row_end(xml, m.end())
+            row = Row(r, m.group(1), xml=xml[m.start():close])
             cells = {c.col: c for c in row.cells}
             if r == old.last_row:
                 styles = {i: cells[old.first_col + i].attrs.get("s", "") for i in formulas
@@ -184,15 +204,16 @@ def fill_formulas(xml: str, old: Area, new_last: int, formulas: dict[int, str]) 
             if added:
                 kept = [(c.col, c.xml) for c in row.cells if c.col not in dict(added)]
                 edits.append((m.start(), close, row_xml(r, kept + added, m.group(1))))
-    for a, b, text in reversed(edits):
-        data = data[:a] + text + data[b:]
-    return xml[:start] + data + xml[end:]
+    parts, at = [], 0
+    for a, b, text in edits:  # in order: one join
+        parts += [xml[at:a], text]
+        at = b
+    return "".join(parts) + xml[at:]
 
 
 def _row_end(data: str, after: int) -> int:
     """End of the ``<row>`` element whose start tag ends at ``after``."""
-    m = re.compile(r"</(?:\w+:)?row>").search(data, after)
-    return m.end()
+    return _ROW_CLOSE.search(data, after).end()
 
 
 def grown_table(xml: str, header_row: int, wanted_cols: list[int], old_last: int, new_last: int) -> str | None:
