@@ -268,3 +268,47 @@ def test_a_table_on_a_sheet_we_do_not_own_may_not_change_at_all(plain, tmp_path,
         FileBook(master).write(_append_write(master))
     assert "table2.xml" in refused.value.reason
     assert master.read_bytes() == before
+
+
+def test_blank_rows_inside_the_table_are_filled_before_it_grows(plain, form, tmp_path):
+    last = len(ledger_grid(plain))
+    master = tabled(plain, tmp_path, last_row=last + 4, formulas=False)  # 4 empty table rows
+    before = parts_of(master)
+    drop(master, form, NEW)  # 3 rows: inside the table, which stays as it is
+    consolidate(master)
+    assert parts_of(master)[TABLE_PART] == before[TABLE_PART]
+    more = [new_row(activity=f"表格内第{i}批") for i in range(3)]
+    drop(master, form, more, "C01-12月.xlsx")  # 1 more fits, 2 below it: it grows over them
+    consolidate(master)
+    assert len(ledger_grid(master)) == last + 6
+    assert table_ref(parts_of(master)[TABLE_PART].decode()) == f"A1:L{last + 6}"
+
+
+def test_a_table_over_an_output_sheet_grows_with_the_report(plain, tmp_path):
+    from macros.cli import main
+
+    sheet = schema.COMMITTEE_PROGRESS
+    master = tmp_path / plain.name
+    shutil.copy2(plain, master)
+    add_table(master, sheet=sheet, last_row=2, formulas=False)  # the header and one (empty) row
+    part = "xl/tables/table1.xml"
+    before = parts_of(master)[part]
+    assert main(["report", str(master), "--out", str(tmp_path / "通知")]) in (0, 1)
+    rows = CalamineWorkbook.from_path(str(master)).get_sheet_by_name(sheet.name).to_python()
+    committees = len(read_workbook(master)[schema.COMMITTEES.name])
+    assert len(rows) == committees + 1
+    after = parts_of(master)[part]
+    assert table_ref(after.decode()) == re.sub(r"\d+$", str(committees + 1), table_ref(before.decode()))
+    check_table_grew(part, before, after)
+
+
+def test_the_last_row_holding_a_value_is_where_the_writer_appends(plain, tmp_path):
+    from macros.book.owned import next_free_row
+    from macros.book.tables import last_value_row
+
+    for i, table in enumerate(({}, {"totals": True}, {"calculated": "F2*2"})):
+        (tmp_path / str(i)).mkdir()
+        master = tabled(plain, tmp_path / str(i), **table)
+        parts = parts_of(master)
+        xml = parts[sheet_parts(parts)[LEDGER]].decode()
+        assert last_value_row(xml) + 1 == next_free_row(master, schema.LEDGER, []) == len(ledger_grid(master)) + 1
