@@ -354,7 +354,7 @@ def _verify(pkg: Package, target: Path, expected: dict[str, Written], marked: se
                 may |= OWNED_CHILDREN
             if sheet == schema.ISSUES.name:
                 may.add("cols")
-            check_sheet_frame(sheet, pkg.parts[name].decode("utf-8"), pkg.text(name), may)
+            check_sheet_frame(sheet, pkg.parts[name], pkg.data(name), may)
         elif name == pkg.styles_part or name == "[Content_Types].xml" or name.endswith(".rels"):
             grow.add(name)  # each old element kept (checked by check_parts)
         elif name in note_parts or NOTE_PART.search(name):
