@@ -74,6 +74,15 @@ ERROR, WARNING = schema.LEVEL_ERROR, schema.LEVEL_WARNING
 RESENT = "probable_resend"  # an added row that looks like an earlier record sent again without its key
 
 Progress = Callable[[int, int, str], None]
+Stage = Callable[[str], None]
+READING = "正在读取主工作簿…"
+REFRESHING = "正在重新校验、汇总进度并生成通知…"
+WRITING = "正在写入主工作簿（先备份，写入后重读核对）…"
+FINISHING = "正在写回执、归档填报表…"
+
+
+def _quiet(text: str) -> None:
+    """No stage shown (the default: a scheduled run has no terminal)."""
 
 
 @dataclass
@@ -228,11 +237,14 @@ def consolidate(
     min_age: float = 0.0,
     progress: Progress | None = None,
     refresh: bool = True,
+    stage: Stage | None = None,
 ) -> Consolidation:
     """Merge every submission in the inbox into ``master``; see the module docstring.
 
     ``min_age``: seconds a file must have been left alone before it is read (files still being
-    copied into a shared folder). ``progress(done, total, file name)`` is called after each file.
+    copied into a shared folder). ``progress(done, total, file name)`` is called after each file;
+    ``stage(text)`` as each longer step without files begins (Chinese: reading the master, the
+    refresh, the write, the receipts), so that a bar at its end is not taken for a hang.
     Raises ``WorkbookBusy`` only when another run holds the master; when the master is open
     in Excel the result says so (``busy``, ``staged``) and the inbox is left as it was.
     """
@@ -241,13 +253,15 @@ def consolidate(
     book = FileBook(master)
     # Two runs never interleave: the second waits, then is busy. The whole run builds objects
     # per row (the ledger, the merge, the write): the cycle collector runs seldom.
+    say = stage or _quiet
     with book.locked(), collect_seldom():
+        say(READING)
         wb = book.read(schema.INPUT_SHEETS)  # 变更记录 is only appended to: never read
-        return _run(book, wb, master, inbox, dry_run, as_of or now.date(), now, min_age, progress, refresh)
+        return _run(book, wb, master, inbox, dry_run, as_of or now.date(), now, min_age, progress, refresh, say)
 
 
 def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetime, min_age: float,
-         progress: Progress | None, refresh: bool) -> Consolidation:
+         progress: Progress | None, refresh: bool, say: Stage) -> Consolidation:
     frames = wb.frames
     settings = settings_from_frame(frames[schema.SETTINGS.name])
     where = folders(master, settings, inbox)
@@ -261,7 +275,7 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
                        settings, as_of, merge, now, pending, master, where.templates)
     try:
         return _merge_and_write(book, master, where, merge, checker, committees, dry_run,
-                                as_of, now, min_age, progress, refresh, wb)
+                                as_of, now, min_age, progress, refresh, wb, say)
     finally:
         if pending is not None:
             shutil.rmtree(pending, ignore_errors=True)
@@ -269,7 +283,8 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
 
 def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, checker,
                      committees: dict[str, str], dry_run: bool, as_of: date, now: datetime,
-                     min_age: float, progress: Progress | None, refresh: bool, wb: Workbook) -> Consolidation:
+                     min_age: float, progress: Progress | None, refresh: bool, wb: Workbook,
+                     say: Stage) -> Consolidation:
     paths = inbox_files(where.inbox)
     clock = _time.time()
     reasons = [skip_reason(path, min_age, clock, master) for path in paths]
@@ -280,7 +295,9 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
     # are all written (or written here) when the ``with`` ends, before any file is moved.
     with ReadAhead(wanted) as reader:
         results = _process_files(paths, reasons, committees, checker, progress, reader)
-        run = _write(book, master, merge, results, dry_run, as_of, now, refresh, wb, reader)
+        run = _write(book, master, merge, results, dry_run, as_of, now, refresh, wb, reader, say)
+        if not (run.dry_run or run.staged) and any(r.status != SKIPPED for r in results):
+            say(FINISHING)  # the worker may still be writing receipts
     for result in results:  # receipts the worker could not write, nor this process after it
         if result.pending_receipt in reader.failed:
             _receipt_failed(result, where.receipts, reader.failed[result.pending_receipt])
@@ -294,7 +311,7 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
 
 
 def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], dry_run: bool, as_of: date,
-           now: datetime, refresh: bool, wb: Workbook, reader: ReadAhead) -> Consolidation:
+           now: datetime, refresh: bool, wb: Workbook, reader: ReadAhead, say: Stage) -> Consolidation:
     """Write the merge (and the refresh) into the master, or stage it when the master is busy."""
     changes = [c for r in results for c in r.changes]
     run = Consolidation(master, results, changes, dry_run=dry_run)
@@ -310,10 +327,12 @@ def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], dr
         report, problem = None, ""
         if refresh:
             # The refresh goes into the same write: one backup, one check, one replace.
+            say(REFRESHING)
             report, problem = refresh_after_merge(wb, merge.rows, as_of)
             if report is not None:
                 sheets += report.sheets
                 marks = report.marks
+        say(WRITING)
         try:
             written = book.write_or_stage(sheets, marks)
         except WriteRefused as refused:
