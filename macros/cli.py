@@ -194,7 +194,8 @@ def cmd_consolidate(args: argparse.Namespace) -> int:
     from .consolidate import consolidate, summary_text
 
     bar = TextProgress() if sys.stderr.isatty() else None
-    run = consolidate(args.path, inbox=args.inbox, dry_run=args.dry_run, as_of=args.as_of, progress=bar)
+    run = consolidate(args.path, inbox=args.inbox, dry_run=args.dry_run, as_of=args.as_of, progress=bar,
+                      stage=bar.stage if bar else None)
     if bar:
         bar.close()
     emit(args, run.to_dict(), summary_text(run))
@@ -202,7 +203,8 @@ def cmd_consolidate(args: argparse.Namespace) -> int:
 
 
 class TextProgress:
-    """A plain progress bar on stderr, drawn only when several files are processed."""
+    """A plain progress bar on stderr, drawn only when several files are processed, and a line for
+    each longer step after it (the write of a large master takes seconds with no file to count)."""
 
     def __init__(self, width: int = 30):
         self.width = width
@@ -216,6 +218,11 @@ class TextProgress:
         sys.stderr.write(f"\r汇总 [{bar}] {done}/{total} {name[:40]:<40}")
         sys.stderr.flush()
         self.drawn = True
+
+    def stage(self, text: str) -> None:
+        sys.stderr.write(("\n" if self.drawn else "") + text + "\n")
+        sys.stderr.flush()
+        self.drawn = False
 
     def close(self) -> None:
         if self.drawn:

@@ -9,17 +9,12 @@ itself is ``macros.merge`` (pure); this module does the files.
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
 import os
 import re
 import shutil
 import stat
-import sys
 import time as _time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -48,6 +43,7 @@ from .merge import (
     same_data,
 )
 from .problems import Problem
+from .readahead import ReadAhead
 from .render.env import TemplateProblem
 from .submission import (
     COMMITTEE_INDEX,
@@ -59,7 +55,6 @@ from .submission import (
     read_for_consolidation,
     receipt_html,
     render_receipt,
-    watch_parent,
 )
 from .validate import validate
 
@@ -79,6 +74,15 @@ ERROR, WARNING = schema.LEVEL_ERROR, schema.LEVEL_WARNING
 RESENT = "probable_resend"  # an added row that looks like an earlier record sent again without its key
 
 Progress = Callable[[int, int, str], None]
+Stage = Callable[[str], None]
+READING = "正在读取主工作簿…"
+REFRESHING = "正在重新校验、汇总进度并生成通知…"
+WRITING = "正在写入主工作簿（先备份，写入后重读核对）…"
+FINISHING = "正在写回执、归档填报表…"
+
+
+def _quiet(text: str) -> None:
+    """No stage shown (the default: a scheduled run has no terminal)."""
 
 
 @dataclass
@@ -233,11 +237,14 @@ def consolidate(
     min_age: float = 0.0,
     progress: Progress | None = None,
     refresh: bool = True,
+    stage: Stage | None = None,
 ) -> Consolidation:
     """Merge every submission in the inbox into ``master``; see the module docstring.
 
     ``min_age``: seconds a file must have been left alone before it is read (files still being
-    copied into a shared folder). ``progress(done, total, file name)`` is called after each file.
+    copied into a shared folder). ``progress(done, total, file name)`` is called after each file;
+    ``stage(text)`` as each longer step without files begins (Chinese: reading the master, the
+    refresh, the write, the receipts), so that a bar at its end is not taken for a hang.
     Raises ``WorkbookBusy`` only when another run holds the master; when the master is open
     in Excel the result says so (``busy``, ``staged``) and the inbox is left as it was.
     """
@@ -246,13 +253,15 @@ def consolidate(
     book = FileBook(master)
     # Two runs never interleave: the second waits, then is busy. The whole run builds objects
     # per row (the ledger, the merge, the write): the cycle collector runs seldom.
+    say = stage or _quiet
     with book.locked(), collect_seldom():
+        say(READING)
         wb = book.read(schema.INPUT_SHEETS)  # 变更记录 is only appended to: never read
-        return _run(book, wb, master, inbox, dry_run, as_of or now.date(), now, min_age, progress, refresh)
+        return _run(book, wb, master, inbox, dry_run, as_of or now.date(), now, min_age, progress, refresh, say)
 
 
 def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetime, min_age: float,
-         progress: Progress | None, refresh: bool) -> Consolidation:
+         progress: Progress | None, refresh: bool, say: Stage) -> Consolidation:
     frames = wb.frames
     settings = settings_from_frame(frames[schema.SETTINGS.name])
     where = folders(master, settings, inbox)
@@ -266,7 +275,7 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
                        settings, as_of, merge, now, pending, master, where.templates)
     try:
         return _merge_and_write(book, master, where, merge, checker, committees, dry_run,
-                                as_of, now, min_age, progress, refresh, wb)
+                                as_of, now, min_age, progress, refresh, wb, say)
     finally:
         if pending is not None:
             shutil.rmtree(pending, ignore_errors=True)
@@ -274,7 +283,8 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
 
 def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, checker,
                      committees: dict[str, str], dry_run: bool, as_of: date, now: datetime,
-                     min_age: float, progress: Progress | None, refresh: bool, wb: Workbook) -> Consolidation:
+                     min_age: float, progress: Progress | None, refresh: bool, wb: Workbook,
+                     say: Stage) -> Consolidation:
     paths = inbox_files(where.inbox)
     clock = _time.time()
     reasons = [skip_reason(path, min_age, clock, master) for path in paths]
@@ -283,9 +293,11 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
     wanted = [p for p, reason in zip(paths, reasons) if reason is None and reject_reason_for_suffix(p) is None]
     # The reader process is left to finish the receipts while this one writes the master; they
     # are all written (or written here) when the ``with`` ends, before any file is moved.
-    with _Reader(wanted) as reader:
+    with ReadAhead(wanted) as reader:
         results = _process_files(paths, reasons, committees, checker, progress, reader)
-        run = _write(book, master, merge, results, dry_run, as_of, now, refresh, wb, reader)
+        run = _write(book, master, merge, results, dry_run, as_of, now, refresh, wb, reader, say)
+        if not (run.dry_run or run.staged) and any(r.status != SKIPPED for r in results):
+            say(FINISHING)  # the worker may still be writing receipts
     for result in results:  # receipts the worker could not write, nor this process after it
         if result.pending_receipt in reader.failed:
             _receipt_failed(result, where.receipts, reader.failed[result.pending_receipt])
@@ -299,7 +311,7 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
 
 
 def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], dry_run: bool, as_of: date,
-           now: datetime, refresh: bool, wb: Workbook, reader: _Reader) -> Consolidation:
+           now: datetime, refresh: bool, wb: Workbook, reader: ReadAhead, say: Stage) -> Consolidation:
     """Write the merge (and the refresh) into the master, or stage it when the master is busy."""
     changes = [c for r in results for c in r.changes]
     run = Consolidation(master, results, changes, dry_run=dry_run)
@@ -315,10 +327,12 @@ def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], dr
         report, problem = None, ""
         if refresh:
             # The refresh goes into the same write: one backup, one check, one replace.
+            say(REFRESHING)
             report, problem = refresh_after_merge(wb, merge.rows, as_of)
             if report is not None:
                 sheets += report.sheets
                 marks = report.marks
+        say(WRITING)
         try:
             written = book.write_or_stage(sheets, marks)
         except WriteRefused as refused:
@@ -339,7 +353,7 @@ def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], dr
 
 
 def _process_files(paths: list[Path], reasons: list[str | None], committees: dict[str, str], checker: _Checker,
-                   progress: Progress | None, reader: _Reader) -> list[FileResult]:
+                   progress: Progress | None, reader: ReadAhead) -> list[FileResult]:
     """Read (by ``reader``), validate and merge every inbox file in order, skipping those with a
     ``reasons`` entry; ``progress`` ticks once per file."""
     results: list[FileResult] = []
@@ -373,215 +387,6 @@ def _process_files(paths: list[Path], reasons: list[str | None], committees: dic
     finally:
         checker.write = render_receipt
     return results
-
-
-# Reading ahead: one worker process reads the inbox and renders receipts while this one validates
-# and merges. (python-calamine lets go of the GIL while it parses, but a third of reading a form —
-# its cells made Python objects, headers matched — and all of rendering a receipt hold it: a
-# thread would not run beside the merge.) Enough files are in flight to cover a validation batch,
-# bounded so that memory stays flat however many files wait.
-READ_AHEAD_MIN_FILES = 8  # fewer files: read here (starting a process costs more than it saves)
-READ_AHEAD_FILES = 160
-READ_AHEAD_BYTES = 8 << 20
-# Receipts waiting for the worker; more are written here. The worker catches up while this
-# process writes the master, so most of a run's receipts never cost this process their
-# rendering; each waiting one holds its context (~100 KB for 200 rows): 25 MB at most.
-WRITES_QUEUED = 256
-
-
-def _start_reader_process() -> _Worker | None:
-    """The worker process, started now; None when it cannot start (then files are read here)."""
-    try:
-        return _Worker()
-    except Exception:
-        return None
-
-
-class _Worker:
-    """One worker process ("spawn", as on Windows: a forked child would inherit the master's lock).
-
-    Waits on its futures check that it lives: on Python 3.11, a pool whose process died while
-    some of its futures were cancelled can leave the others unresolved for ever."""
-
-    def __init__(self) -> None:
-        self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=watch_parent)
-        with _main_script_hidden():
-            self.pid = self.pool.submit(os.getpid)  # starts the process; tells it apart later
-
-    def alive(self) -> bool:
-        if not self.pid.done():
-            return True  # still starting
-        if self.pid.cancelled() or self.pid.exception() is not None:
-            return False
-        return any(p.pid == self.pid.result() for p in multiprocessing.active_children())
-
-    def result(self, future: Future) -> object:
-        """``future.result()``; raises ``BrokenProcessPool`` when the process died first."""
-        while True:
-            try:
-                return future.result(timeout=1.0)
-            except TimeoutError:
-                if not self.alive():
-                    raise BrokenProcessPool("the reader process ended") from None
-
-    def shutdown(self, wait: bool) -> None:
-        # Pending futures are cancelled by the pool's own thread (no race with a broken pool).
-        self.pool.shutdown(wait=wait, cancel_futures=True)
-
-
-@contextlib.contextmanager
-def _main_script_hidden() -> Iterator[None]:
-    """A spawned process runs the parent's ``__main__`` script again (all of it, unless guarded by
-    ``if __name__ == "__main__"``); the reader needs only ``macros.submission``, so the script is
-    hidden while the process starts: a caller's unguarded script must never run twice."""
-    main = sys.modules.get("__main__")
-    if main is None:
-        yield
-        return
-    saved = {k: main.__dict__[k] for k in ("__spec__", "__file__") if k in main.__dict__}
-    main.__spec__ = None
-    main.__dict__.pop("__file__", None)
-    try:
-        yield
-    finally:
-        main.__dict__.pop("__spec__", None)
-        main.__dict__.update(saved)
-
-
-class _Reader:
-    """The inbox's workbooks in order, read ahead by one worker process when there are many.
-
-    When this process would wait for the worker, it reads the next file the worker has not
-    started itself, so neither process idles (at start-up the worker is still importing). Anything
-    wrong with the worker (it cannot start, it died) falls back to reading here, as with few files.
-    """
-
-    def __init__(self, paths: list[Path]):
-        self.paths = paths
-        self.position = 0  # the next file ``next`` returns
-        self.assigned = 0  # files [0, assigned) are submitted to the worker or read already
-        self.futures: dict[int, Future] = {}
-        self.ready: dict[int, Submission | str] = {}
-        self.sizes = [0] * len(paths)
-        self.in_flight = 0  # bytes (on disk) of files assigned but not yet returned
-        self.writes: dict[Future, tuple] = {}  # receipts the worker renders and writes → their arguments
-        self.failed: dict[Path, Exception] = {}  # receipts not written (a full disk, the template failed...)
-        self.worker = _start_reader_process() if len(paths) >= READ_AHEAD_MIN_FILES else None
-        self._top_up()
-
-    def __enter__(self) -> _Reader:
-        return self
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        if exc_type is not None:  # the run failed: its receipts confirm nothing (and must not delay the error)
-            self.drop_writes()
-        self.close()
-
-    def close(self) -> None:
-        """Wait for the worker's writes (any that failed are done here, and those failing again for
-        an I/O reason go to ``failed``), then stop it."""
-        try:
-            for future, job in list(self.writes.items()):
-                if not self._written(future):
-                    try:
-                        render_receipt(*job)  # here, where an error shows as it would
-                    except Exception as exc:  # the master may be written already: the run goes on
-                        self.failed[job[0]] = exc
-        finally:
-            self.writes.clear()
-            if self.worker is not None:
-                self.worker.shutdown(wait=True)
-                self.worker = None
-            self.futures.clear()
-
-    def drop_writes(self) -> None:
-        """Forget the receipts not yet written: the run was staged or failed, so there is nothing
-        to confirm (the files stay in the inbox)."""
-        for future in self.writes:
-            future.cancel()  # False for one being written: it finishes, in the folder about to go
-        self.writes.clear()
-
-    def _written(self, future: Future) -> bool:
-        if self.worker is not None:
-            try:
-                self.worker.result(future)
-            except Exception:
-                return False
-            return True
-        # Given up: the worker finished what it had started (or died), see ``_give_up``.
-        return future.done() and not future.cancelled() and future.exception() is None
-
-    def write(self, path: Path, templates: str | None, context: dict) -> None:
-        """Render and write a receipt by the worker (rendering 200 rows is ~3 ms; creating a file
-        is slow on some disks), while this process merges the next file."""
-        if self.worker is not None and len(self.writes) >= WRITES_QUEUED:
-            self.writes = {f: job for f, job in self.writes.items()
-                           if not f.done() or f.cancelled() or f.exception()}
-        if self.worker is None or len(self.writes) >= WRITES_QUEUED:
-            render_receipt(path, templates, context)
-            return
-        try:
-            job = (path, templates, context)
-            self.writes[self.worker.pool.submit(render_receipt, *job)] = job
-        except Exception:
-            self._give_up()
-            render_receipt(path, templates, context)
-
-    def next(self, path: Path) -> Submission | str:
-        """The next file's submission, or why it cannot be read (Chinese); ``path`` is that file."""
-        i = self.position
-        if i >= len(self.paths) or self.paths[i] != path:
-            raise ValueError(f"files must be read in order: {path}")
-        while i not in self.ready:
-            future = self.futures.get(i)
-            if future is None:  # not assigned yet (no worker) or handed back by a failed worker
-                self.assigned = max(self.assigned, i + 1)
-                self.ready[i] = read_for_consolidation(path)
-            elif future.done() or not self._steal():
-                self._collect(i)
-        self.position += 1
-        self.in_flight -= self.sizes[i]
-        self._top_up()
-        return self.ready.pop(i)
-
-    def _top_up(self) -> None:
-        while (self.worker is not None and self.assigned < len(self.paths)
-               and self.assigned - self.position < READ_AHEAD_FILES
-               and (self.in_flight < READ_AHEAD_BYTES or self.assigned == self.position)):
-            j = self.assigned
-            with contextlib.suppress(OSError):  # gone: reading it says so
-                self.sizes[j] = self.paths[j].stat().st_size
-            try:
-                self.futures[j] = self.worker.pool.submit(read_for_consolidation, self.paths[j])
-            except Exception:  # the pool cannot start or is broken: read here from now on
-                self._give_up()
-                return
-            self.in_flight += self.sizes[j]
-            self.assigned += 1
-
-    def _steal(self) -> bool:
-        """Read here the first file the worker has not started; False when it has started all."""
-        for j, future in self.futures.items():  # in file order, as the worker takes them
-            if future.cancel():  # False: started or done
-                del self.futures[j]
-                self.ready[j] = read_for_consolidation(self.paths[j])
-                return True
-        return False
-
-    def _collect(self, i: int) -> None:
-        future = self.futures.pop(i)
-        try:
-            self.ready[i] = self.worker.result(future)
-        except Exception:  # the worker failed: read here (where a real error shows as it would)
-            self._give_up()
-            self.ready[i] = read_for_consolidation(self.paths[i])
-
-    def _give_up(self) -> None:
-        worker, self.worker = self.worker, None
-        self.futures.clear()  # assigned files not yet returned are read here when reached
-        if worker is not None:  # a live one finishes the task it is on: no write is half done
-            worker.shutdown(wait=worker.alive())
 
 
 # The config sheets the ledger's rules look up (the other sheets' rules report on those sheets,

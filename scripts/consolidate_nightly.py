@@ -39,12 +39,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("请给出主工作簿路径，或设置环境变量 HEALTHBOOK_MASTER。")
     print(f"[{datetime.now():%Y-%m-%d %H:%M:%S}] 汇总 {args.master}")
     try:
-        run = consolidate(Path(args.master), min_age=args.min_age)
+        run = consolidate(Path(args.master), min_age=args.min_age, stage=log_stage)
     except HealthbookError as err:
         print(f"错误：{err}", file=sys.stderr)
         return err.exit_code
     print(summary_text(run))
     return run.exit_status
+
+
+def log_stage(text: str) -> None:
+    """A timed line per step in the scheduler's log: a night that hangs shows where."""
+    print(f"[{datetime.now():%H:%M:%S}] {text}", flush=True)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,10 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+import macros.consolidate as consolidation
 from macros import schema
 from macros.book.read import read_workbook
-from macros.cli import main
+from macros.cli import TextProgress, main
 from macros.consolidate import consolidate, folders
 from macros.forms import build_forms
 
@@ -69,8 +70,12 @@ def test_new_rows_are_added_numbered_and_a_rerun_changes_nothing(master_copy, in
     rows = [new_row(activity=f"老年人健康体检第{i}批", quantity=10 + i) for i in range(3)]
     fill_form(form_c01(blank_forms), inbox / "C01-11月.xlsx", rows)
 
-    run = consolidate(master_copy)
+    stages = []
+    run = consolidate(master_copy, stage=stages.append)
     assert run.master_written and run.rows_added == 3
+    # each longer step after the files is announced, so that a finished bar is not taken for a hang
+    assert stages == [consolidation.READING, consolidation.REFRESHING, consolidation.WRITING,
+                      consolidation.FINISHING]
     # roll-ups refreshed after the merge, as `healthbook report` does
     progress = read_workbook(master_copy, [schema.COMMITTEE_PROGRESS])[schema.COMMITTEE_PROGRESS.name]
     assert "已刷新" in run.refreshed and len(progress) > 0
@@ -90,8 +95,10 @@ def test_new_rows_are_added_numbered_and_a_rerun_changes_nothing(master_copy, in
     # The same file again (say the move failed, or it was dropped twice): nothing changes.
     shutil.copy2(result.moved_to, inbox / "C01-11月.xlsx")
     written = master_copy.read_bytes()
-    again = consolidate(master_copy)
+    stages.clear()
+    again = consolidate(master_copy, stage=stages.append)
     assert again.rows_added == 0 and again.rows_updated == 0 and not again.master_written
+    assert stages == [consolidation.READING, consolidation.FINISHING]  # nothing to write
     assert again.files[0].rows_unchanged == 3
     assert master_copy.read_bytes() == written
 
@@ -469,3 +476,15 @@ def test_as_of_on_the_command_line_is_the_date_submissions_are_judged_by(master_
     assert code == 0 and result["status"] == "accepted"  # a warning: merged, and said
     assert result["rows_added"] == 1
     assert any("晚于今天（2020-11-15）" in p["message"] for p in result["issues"])
+
+
+def test_the_terminal_bar_ends_its_line_before_each_step_after_it(capsys):
+    bar = TextProgress(width=4)
+    bar.stage(consolidation.READING)
+    bar(1, 2, "C01.xlsx")
+    bar(2, 2, "C02.xlsx")
+    bar.stage(consolidation.WRITING)
+    bar.close()
+    err = capsys.readouterr().err
+    lines = [line.split("\r")[-1] for line in err.split("\n")]
+    assert lines == [consolidation.READING, "汇总 [████] 2/2 C02.xlsx" + " " * 32, consolidation.WRITING, ""]

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import macros.consolidate as consolidation
+import macros.readahead as readahead
 from macros import schema
 from macros.book.lock import WorkbookLock
 from macros.book.read import read_workbook
@@ -27,7 +28,7 @@ from .test_consolidate import fill_form, new_row
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2020, 11, 20, 9, 30)
-FILES = consolidation.READ_AHEAD_MIN_FILES + 4
+FILES = readahead.READ_AHEAD_MIN_FILES + 4
 
 
 @pytest.fixture(scope="module")
@@ -84,14 +85,14 @@ def outcome(master: Path, run) -> dict:
 def worker_started(monkeypatch) -> list[bool]:
     """Whether each reader process the run asked for started (True) or not (None came back)."""
     started = []
-    real_start = consolidation._start_reader_process
+    real_start = readahead.start_worker
 
     def start():
         pool = real_start()
         started.append(pool is not None)
         return pool
 
-    monkeypatch.setattr(consolidation, "_start_reader_process", start)
+    monkeypatch.setattr(readahead, "start_worker", start)
     return started
 
 
@@ -102,7 +103,7 @@ def test_reading_ahead_in_a_worker_gives_the_same_run_as_reading_here(scene, tmp
     run = consolidate(ahead, now=NOW, refresh=False, progress=lambda d, t, n: ticks.append((d, t, n)))
     assert started == [True]  # the worker really read the files
 
-    monkeypatch.setattr(consolidation, "READ_AHEAD_MIN_FILES", 10**9)
+    monkeypatch.setattr(readahead, "READ_AHEAD_MIN_FILES", 10**9)
     here = copy_scene(scene, tmp_path / "here")
     ticks_here = []
     run_here = consolidate(here, now=NOW, refresh=False, progress=lambda d, t, n: ticks_here.append((d, t, n)))
@@ -203,7 +204,7 @@ def test_an_unguarded_calling_script_runs_once(scene, tmp_path):
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_reader_process_that_dies_mid_run_changes_nothing_but_speed(scene, tmp_path, monkeypatch, kill_at):
     pools = []
-    real_start = consolidation._start_reader_process
+    real_start = readahead.start_worker
 
     def start():
         pools.append(real_start())
@@ -219,14 +220,14 @@ def test_a_reader_process_that_dies_mid_run_changes_nothing_but_speed(scene, tmp
                 process.join()
         return real_load(*args, **kw)
 
-    monkeypatch.setattr(consolidation, "_start_reader_process", start)
+    monkeypatch.setattr(readahead, "start_worker", start)
     monkeypatch.setattr(consolidation, "load_file", load_and_kill_the_worker)
     died = copy_scene(scene, tmp_path / "died")
     run = consolidate(died, now=NOW, refresh=False)
     assert pools and pools[0] is not None and len(seen) > kill_at
 
     monkeypatch.setattr(consolidation, "load_file", real_load)
-    monkeypatch.setattr(consolidation, "READ_AHEAD_MIN_FILES", 10**9)
+    monkeypatch.setattr(readahead, "READ_AHEAD_MIN_FILES", 10**9)
     here = copy_scene(scene, tmp_path / "here")
     assert outcome(died, run) == outcome(here, consolidate(here, now=NOW, refresh=False))
 
@@ -235,7 +236,7 @@ def test_waiting_on_a_dead_reader_process_ends():
     from concurrent.futures import Future
     from concurrent.futures.process import BrokenProcessPool
 
-    worker = consolidation._start_reader_process()
+    worker = readahead.start_worker()
     assert worker is not None and worker.pid.result(timeout=60) > 0 and worker.alive()
     never = Future()  # what Python 3.11 can leave behind when a pool breaks
     for process in list(worker.pool._processes.values()):

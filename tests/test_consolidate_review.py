@@ -11,6 +11,7 @@ import openpyxl
 import pytest
 
 import macros.consolidate as consolidation
+import macros.readahead as readahead
 from macros import schema
 from macros.book import package
 from macros.book.read import read_workbook
@@ -31,10 +32,10 @@ def snapshot(folder) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("queued", [consolidation.WRITES_QUEUED, 2])
+@pytest.mark.parametrize("queued", [readahead.WRITES_QUEUED, 2])
 def test_every_receipt_exists_before_any_file_moves(scene, tmp_path, monkeypatch, queued):  # noqa: F811
     master = copy_scene(scene, tmp_path / "run")
-    monkeypatch.setattr(consolidation, "WRITES_QUEUED", queued)  # 2: most are written here
+    monkeypatch.setattr(readahead, "WRITES_QUEUED", queued)  # 2: most are written here
     started = worker_started(monkeypatch)
     seen = []
     real_finish = consolidation.finish_file

@@ -659,3 +659,30 @@ def test_collect_seldom_overlapping_in_two_threads_restores_the_collector():
         t.join(10)
     assert seen_inside and seen_inside[0] >= 10_000
     assert gc.get_threshold() == threshold and gc.get_freeze_count() == 0
+
+
+@pytest.mark.parametrize("prefixed", [False, True])
+def test_a_changed_setting_of_an_owned_sheet_is_refused(master, monkeypatch, prefixed):
+    # Outside its rows an owned sheet keeps what staff set (here the frozen pane): the check cuts
+    # the rows out as bytes, around Chinese text in them, with or without an "x:" prefix.
+    if prefixed:
+        parts = parts_of(master)
+        part = sheet_parts(parts)[LEDGER]
+        parts[part] = _prefixed(parts[part].decode()).encode()
+        with zipfile.ZipFile(master) as src:
+            infos = src.infolist()
+        with zipfile.ZipFile(master, "w", zipfile.ZIP_DEFLATED) as dst:
+            for info in infos:
+                dst.writestr(info, parts[info.filename])
+    rows = ledger_rows(master)
+    rows[0]["activity"] = "改第一行：健康讲座"
+    _tamper(monkeypatch, lambda xml: xml.replace('state="frozen"', 'state="split"', 1))
+    before = digest(master)
+    with pytest.raises(WriteRefused) as err:
+        FileBook(master).write([SheetWrite(schema.LEDGER, rows)])
+    assert digest(master) == before and "worksheet settings changed" in str(err.value)
+
+    monkeypatch.undo()  # the same write, untampered, lands and keeps the pane
+    FileBook(master).write([SheetWrite(schema.LEDGER, rows)])
+    assert 'state="frozen"' in parts_of(master)[sheet_parts(parts_of(master))[LEDGER]].decode()
+    assert read_workbook(master).frames[LEDGER]["activity"].iloc[0] == "改第一行：健康讲座"

@@ -363,7 +363,7 @@ def _verify(pkg: Package, target: Path, expected: dict[str, Written], marked: se
                 may |= OWNED_CHILDREN
             if sheet == schema.ISSUES.name:
                 may.add("cols")
-            check_sheet_frame(sheet, pkg.parts[name].decode("utf-8"), pkg.text(name), may)
+            check_sheet_frame(sheet, pkg.parts[name], pkg.data(name), may)
         elif name in owned_tables:
             check_table_grew(name, pkg.parts[name], pkg.data(name))
             allowed.add(name)
