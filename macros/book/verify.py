@@ -155,6 +155,50 @@ def check_workbook_grew(old: str, new: str, added: list[str]) -> None:
         raise VerifyError("workbook.xml changed beyond the recalculation flag and added sheets")
 
 
+_TABLE_START = re.compile(r"<(?:\w+:)?table\b[^>]*>")
+_FILTER_START = re.compile(r"<(?:\w+:)?autoFilter\b[^>]*>")
+_REF = re.compile(r'\sref="([^"]*)"')
+_AREA = re.compile(r"^(\$?[A-Z]+\$?\d+:\$?[A-Z]+\$?)(\d+)$")
+
+
+def check_table_grew(name: str, old: bytes, new: bytes) -> None:
+    """A table part of an owned sheet may differ in one way only: the last row of ``ref`` on
+    ``<table>`` (and on its ``<autoFilter>``) moved down, the same in both. Put the old refs
+    back and the bytes must be the old ones."""
+    def refs(xml: str) -> list[tuple[int, int, str]]:
+        found = []
+        table = _TABLE_START.search(xml)
+        if not table:
+            raise VerifyError(f"{name}: not a table")
+        for tag in (table, _FILTER_START.search(xml, table.end())):
+            if tag is None:
+                continue
+            ref = _REF.search(tag.group(0))
+            if ref:
+                found.append((tag.start() + ref.start(1), tag.start() + ref.end(1), ref.group(1)))
+        return found
+
+    a, b = old.decode("utf-8"), new.decode("utf-8")
+    before, after = refs(a), refs(b)
+    if len(before) != len(after):
+        raise VerifyError(f"{name}: table changed beyond its range")
+    if before and before[0][2] == after[0][2] and before != after:
+        raise VerifyError(f"{name}: filter range changed without the table's")
+    restored, grown_to = b, set()
+    for (_, _, was), (start, end, now) in reversed(list(zip(before, after))):
+        if was == now:
+            continue
+        x, y = _AREA.match(was), _AREA.match(now)
+        if not x or not y or x.group(1) != y.group(1) or int(y.group(2)) <= int(x.group(2)):
+            raise VerifyError(f"{name}: table range changed other than growing down: {was} → {now}")
+        grown_to.add(int(y.group(2)))
+        restored = restored[:start] + was + restored[end:]
+    if len(grown_to) > 1:
+        raise VerifyError(f"{name}: table and its filter grown to different rows")
+    if restored.encode("utf-8") != old:
+        raise VerifyError(f"{name}: table changed beyond its range")
+
+
 def check_sheet_frame(name: str, old: bytes, new: bytes, may_change: set[str]) -> None:
     """Outside the children in ``may_change`` (always sheetData), a worksheet's XML is unchanged
     (``legacyDrawing`` and a grown ``cols`` are checked by their callers)."""

@@ -40,12 +40,14 @@ from .ooxml import REL_COMMENTS, REL_VML, has_formula, insert_before_any, parse_
 from .owned import Written, blank_sheet_xml, rewrite_sheet
 from .package import Package
 from .read import Workbook, actual_sheet_name, read_workbook, settings_from_frame
+from .tables import grow_tables, table_parts
 from .verify import (
     OWNED_CHILDREN,
     GridReads,
     VerifyError,
     check_parts,
     check_sheet_frame,
+    check_table_grew,
     check_values,
     check_workbook_grew,
     grid,
@@ -84,6 +86,7 @@ class WriteResult:
     parts_changed: list[str] = field(default_factory=list)
     staged: Path | None = None  # set by write_or_stage when the master was busy
     busy: str = ""  # why it was busy (the Chinese message)
+    tables_grown: list[str] = field(default_factory=list)  # table parts grown over appended rows
 
 
 class FileBook:
@@ -267,6 +270,9 @@ def _build(path: Path, sheets: list[SheetWrite], marks: list[Mark] | None, targe
         if marks is not None and not marked:
             memory = _apply_marks(pkg, marks, marked_sheets, result)
         _finish(pkg, marks, memory, later, expected, bool(sheets))
+        for name, written in expected.items():  # Excel tables over owned sheets take in new rows
+            grown = grow_tables(pkg, schema.SHEETS_BY_NAME[name], written.header_row, written.columns)
+            result.tables_grown += [g.part for g in grown]
         pkg.save(target)
         result.parts_changed = sorted(pkg.changed_names())
         try:
@@ -338,6 +344,9 @@ def _verify(pkg: Package, target: Path, expected: dict[str, Written], marked: se
     # Comments and VML parts wherever the sheets' relationships put them (openpyxl: xl/comments/…).
     note_parts = {rel.target for part in pkg.sheets.values()
                   for rel in parse_rels(pkg.data(rels_name(part)), part) if rel.type in (REL_COMMENTS, REL_VML)}
+    # Tables of owned sheets may grow over appended rows (their ref only: check_table_grew).
+    owned_tables = {table for sheet, part in pkg.sheets.items() if sheet in OWNED_NAMES
+                    for table in table_parts(pkg, part)}
     for name in changed:
         if name == wb_part:
             check_workbook_grew(pkg.parts[name].decode("utf-8"), pkg.text(name), pkg.added_sheets)
@@ -355,6 +364,9 @@ def _verify(pkg: Package, target: Path, expected: dict[str, Written], marked: se
             if sheet == schema.ISSUES.name:
                 may.add("cols")
             check_sheet_frame(sheet, pkg.parts[name], pkg.data(name), may)
+        elif name in owned_tables:
+            check_table_grew(name, pkg.parts[name], pkg.data(name))
+            allowed.add(name)
         elif name == pkg.styles_part or name == "[Content_Types].xml" or name.endswith(".rels"):
             grow.add(name)  # each old element kept (checked by check_parts)
         elif name in note_parts or NOTE_PART.search(name):

@@ -1,0 +1,277 @@
+"""Excel tables (插入 → 表格, Ctrl+T) on owned sheets grow with the rows a write appends.
+
+Staff turn 台账 into a table for banded rows, filters and structured references
+(``=SUM(表1[参与人数])`` on another sheet). Excel grows a table when a row is typed right below
+it; a table part left as it was would leave our new rows outside it (no banding, no filter, not
+counted). So, after an owned sheet is rewritten, each table of that sheet
+
+* whose header row is our header row and whose columns cover every contract column of the sheet,
+* whose range ends at or below the sheet's old last row holding a value (the new rows follow it),
+* with no totals row (new rows would sit below the totals: Excel itself inserts them above it),
+
+has ``ref`` on ``<table>`` (and on its ``<autoFilter>``, when that ended with it) moved down to
+the new last row holding a value — a byte edit of those two attributes, nothing else. Tables
+anywhere else are left as they are: nothing is lost, the rows are simply outside them.
+``verify.check_table_grew`` proves the written part differs from the old one in exactly that.
+
+A calculated column (``calculatedColumnFormula``: staff typed one formula and Excel filled the
+column) gets its formula in each row the table grows over, translated to the row as Excel
+fills it down — what Excel does for a row typed below the table; left blank, the new rows would
+show nothing where every other row shows a result. The cell has no cached value: the writer
+already asks Excel to recalculate on open (``fullCalcOnLoad``), the ledger holding formulas.
+A cell the write gave a value keeps it. An array formula column: the table is not grown.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from xml.sax.saxutils import escape, unescape
+
+from .. import schema
+from .ooxml import NS_REL, REF_RE, Row, col_index, col_name, parse_rels, rels_name, row_xml, sheet_data_span
+from .package import Package
+
+REL_TABLE = NS_REL + "/table"
+
+_TABLE_TAG = re.compile(r"<(?:\w+:)?table\b[^>]*>")
+_AUTOFILTER_TAG = re.compile(r"<(?:\w+:)?autoFilter\b[^>]*>")
+_REF_ATTR = re.compile(r'(\sref=")([^"]*)(")')
+_RANGE = re.compile(r"^\$?([A-Z]+)\$?(\d+):\$?([A-Z]+)\$?(\d+)$")
+_ROW_TAG = re.compile(r"<(?:\w+:)?row\b([^>]*?)(/?)>")
+_ROW_CLOSE = re.compile(r"</(?:\w+:)?row>")
+_ROW_NUMBER = re.compile(r"""(?:^|\s)r\s*=\s*["'](\d+)["']""")
+_HAS_VALUE = re.compile(r"<(?:\w+:)?(?:v|is|f)\b")
+_TABLE_COLUMN = re.compile(r"<(?:\w+:)?tableColumn\b[^>]*?(?:/>|>.*?</(?:\w+:)?tableColumn>)", re.S)
+_CALCULATED = re.compile(r"<(?:\w+:)?calculatedColumnFormula\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?calculatedColumnFormula>)",
+                         re.S)
+
+
+@dataclass(frozen=True)
+class Area:
+    """A rectangular range: 0-based columns, Excel rows."""
+
+    first_col: int
+    first_row: int
+    last_col: int
+    last_row: int
+
+    @classmethod
+    def parse(cls, ref: str) -> Area | None:
+        m = _RANGE.match(ref.strip())
+        if not m:
+            return None
+        return cls(col_index(m.group(1)), int(m.group(2)), col_index(m.group(3)), int(m.group(4)))
+
+
+@dataclass(frozen=True)
+class Growth:
+    """A table grown by a write (for the result and the check)."""
+
+    part: str
+    old_ref: str
+    new_ref: str
+
+
+def table_parts(pkg: Package, sheet_part: str) -> list[str]:
+    """The table parts the worksheet ``sheet_part`` relates to (none for most masters)."""
+    rels = pkg.parts.get(rels_name(sheet_part))
+    if not rels or b"/table" not in rels:
+        return []
+    return [rel.target for rel in parse_rels(rels, sheet_part) if rel.type == REL_TABLE and not rel.external]
+
+
+def last_value_row(xml: str) -> int | None:
+    """The last Excel row of a worksheet holding a value or a formula (None: none does) — the
+    row below which the writer appends (``owned.rewrite_sheet``'s rule)."""
+    start, end = sheet_data_span(xml)
+    stop = end
+    for r, m in _rows_from_end(xml, start, end):
+        if not m.group(2) and _HAS_VALUE.search(xml, m.end(), stop):
+            return r
+        stop = m.start()
+    return None
+
+
+def _rows_from_end(xml: str, start: int, end: int) -> Iterator[tuple[int, re.Match]]:
+    """(row number, start tag) of the rows in ``xml[start:end]`` (sheetData), last first.
+
+    Rows are in ascending order (Excel repairs a file otherwise); written ``<row r="N"`` they are
+    found from the end without walking megabytes of rows. Anything else is parsed in full."""
+    if xml.startswith("<sheetData", start):
+        stop = end
+        while (at := xml.rfind("<row", start, stop)) >= 0:
+            m = _ROW_TAG.match(xml, at)
+            number = _ROW_NUMBER.search(m.group(1)) if m else None
+            if number is None:
+                break  # a row without its number: count them all (from here up)
+            yield int(number.group(1)), m
+            stop = at
+        else:
+            return
+    else:
+        stop = end
+    rows, r = [], 0
+    for m in _ROW_TAG.finditer(xml, start, stop):
+        number = _ROW_NUMBER.search(m.group(1))
+        r = int(number.group(1)) if number else r + 1
+        rows.append((r, m))
+    yield from reversed(rows)
+
+
+def grow_tables(pkg: Package, sheet: schema.Sheet, header_row: int, columns: dict[str, int]) -> list[Growth]:
+    """Grow the tables of owned ``sheet`` (just rewritten in ``pkg``) over its appended rows,
+    and fill their calculated columns there.
+
+    ``header_row`` and ``columns`` (column key → 0-based index) are where the write put the
+    header and the contract's columns (``owned.Written``).
+    """
+    part = pkg.sheets.get(sheet.name)
+    if part is None or part not in pkg.parts:
+        return []  # an owned sheet we added: no table relates to it
+    tables = [t for t in table_parts(pkg, part) if t in pkg.parts]
+    if not tables:
+        return []
+    old_last = last_value_row(pkg.parts[part].decode("utf-8"))
+    new_last = last_value_row(pkg.text(part))
+    if old_last is None or new_last is None or new_last <= old_last:
+        return []  # nothing appended
+    wanted = [columns[k] for k in sheet.keys if k in columns]
+    grown = []
+    for table in tables:
+        xml = pkg.parts[table].decode("utf-8")
+        new = grown_table(xml, header_row, wanted, old_last, new_last)
+        if new is None:
+            continue
+        formulas = calculated_columns(xml)
+        if formulas is None:
+            continue  # an array formula column
+        pkg.set_text(table, new)
+        old_area, area = Area.parse(_ref_of(xml)), Area.parse(_ref_of(new))
+        if formulas:
+            pkg.set_text(part, fill_formulas(pkg.text(part), old_area, area.last_row, formulas))
+        grown.append(Growth(table, _ref_of(xml), _ref_of(new)))
+    return grown
+
+
+def calculated_columns(xml: str) -> dict[int, str] | None:
+    """A table part's calculated columns: position in the table (0-based) → formula (no ``=``);
+    None when one is an array formula (not grown)."""
+    found = {}
+    for i, column in enumerate(_TABLE_COLUMN.findall(xml)):
+        m = _CALCULATED.search(column)
+        if m is None:
+            continue
+        if re.search(r'\sarray="(1|true)"', m.group(1)) or not (m.group(2) or "").strip():
+            return None
+        found[i] = unescape(m.group(2), {"&quot;": '"', "&apos;": "'"})
+    return found
+
+
+def fill_formulas(xml: str, old: Area, new_last: int, formulas: dict[int, str]) -> str:
+    """Each row below ``old`` up to ``new_last`` gets each calculated column's formula (translated
+    from the first data row, as Excel stores it) where it has no cell holding a value; the new
+    cell takes the format of that column's cell in the table's old last row."""
+    from openpyxl.formula.translate import Translator  # only here: most writes grow no table
+
+    start, end = sheet_data_span(xml)
+    tags = []
+    for r, m in _rows_from_end(xml, start, end):
+        if r < old.last_row:
+            break
+        tags.append((r, m))
+    styles: dict[int, str] = {}
+    edits = []  # (start, end, new row xml) in xml
+    for r, m in reversed(tags):
+        if r == old.last_row or r <= new_last:
+            close = m.end() if m.group(2) else _row_end(xml, m.end())
+            row = Row(r, m.group(1), xml=xml[m.start():close])
+            cells = {c.col: c for c in row.cells}
+            if r == old.last_row:
+                styles = {i: cells[old.first_col + i].attrs.get("s", "") for i in formulas
+                          if old.first_col + i in cells}
+                continue
+            added = []
+            for i, formula in formulas.items():
+                c = old.first_col + i
+                if c in cells and cells[c].body and _HAS_VALUE.search(cells[c].body):
+                    continue  # a value the write gave it
+                ref = f"{col_name(c)}{r}"
+                text = Translator("=" + formula, origin=f"{col_name(c)}{old.first_row + 1}").translate_formula(ref)
+                s = f' s="{styles[i]}"' if styles.get(i) else ""
+                added.append((c, f'<c r="{ref}"{s}><f>{escape(text[1:])}</f></c>'))
+            if added:
+                kept = [(c.col, c.xml) for c in row.cells if c.col not in dict(added)]
+                edits.append((m.start(), close, row_xml(r, kept + added, m.group(1))))
+    parts, at = [], 0
+    for a, b, text in edits:  # in order: one join
+        parts += [xml[at:a], text]
+        at = b
+    return "".join(parts) + xml[at:]
+
+
+def _row_end(data: str, after: int) -> int:
+    """End of the ``<row>`` element whose start tag ends at ``after``."""
+    return _ROW_CLOSE.search(data, after).end()
+
+
+def grown_table(xml: str, header_row: int, wanted_cols: list[int], old_last: int, new_last: int) -> str | None:
+    """The table part ``xml`` grown to ``new_last``, or None when it is not ours to grow."""
+    tag = _TABLE_TAG.search(xml)
+    if not tag:
+        return None
+    attrs = tag.group(0)
+    ref = _REF_ATTR.search(attrs)
+    area = Area.parse(ref.group(2)) if ref else None
+    if area is None:
+        return None
+    if _attr(attrs, "headerRowCount", "1") == "0" or _attr(attrs, "totalsRowCount", "0") != "0":
+        return None  # no header row (not ours), or a totals row the new rows would sit under
+    if area.first_row != header_row or not wanted_cols:
+        return None  # elsewhere on the sheet
+    if area.first_col > min(wanted_cols) or area.last_col < max(wanted_cols):
+        return None  # does not cover our columns
+    if not old_last <= area.last_row < new_last:
+        return None  # rows below it that are not in it (not contiguous), or nothing beyond it
+    end = area.last_row
+    new_attrs = attrs[:ref.start(2)] + _with_last_row(ref.group(2), new_last) + attrs[ref.end(2):]
+    out = xml[:tag.start()] + new_attrs + xml[tag.end():]
+    flt = _AUTOFILTER_TAG.search(out, tag.start() + len(new_attrs))
+    if flt:
+        fref = _REF_ATTR.search(flt.group(0))
+        farea = Area.parse(fref.group(2)) if fref else None
+        if farea is not None and farea.last_row == end:
+            at = flt.start() + fref.start(2)
+            out = out[:at] + _with_last_row(fref.group(2), new_last) + out[flt.start() + fref.end(2):]
+    return out
+
+
+def table_ref(xml: str) -> str | None:
+    """The ``ref`` of a table part's ``<table>`` element."""
+    return _ref_of(xml) or None
+
+
+def autofilter_ref(xml: str) -> str | None:
+    tag = _TABLE_TAG.search(xml)
+    flt = _AUTOFILTER_TAG.search(xml, tag.end()) if tag else None
+    ref = _REF_ATTR.search(flt.group(0)) if flt else None
+    return ref.group(2) if ref else None
+
+
+def _ref_of(xml: str) -> str:
+    tag = _TABLE_TAG.search(xml)
+    ref = _REF_ATTR.search(tag.group(0)) if tag else None
+    return ref.group(2) if ref else ""
+
+
+def _attr(tag: str, name: str, default: str) -> str:
+    m = re.search(rf'\s{name}="([^"]*)"', tag)
+    return m.group(1) if m else default
+
+
+def _with_last_row(ref: str, row: int) -> str:
+    """``A1:L314`` → ``A1:L<row>`` (absolute markers kept)."""
+    first, last = ref.split(":")
+    m = REF_RE.search(last)
+    return f"{first}:{last[:m.start(2)]}{row}{last[m.end(2):]}"
