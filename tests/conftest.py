@@ -105,5 +105,21 @@ def convert_many_with_libreoffice(paths: list[Path], fmt: str, outdir: Path) -> 
     assert not missing, f"LibreOffice did not convert {missing}"
     return converted
 
+
+@pytest.fixture(params=["small parts", "early re-reads"])
+def early_reads(request, monkeypatch) -> list[str]:
+    """Run a test as is, and again with every part "large": deflated in the background and
+    re-read early (after the marks, for the ledger); returns the sheets re-read early."""
+    from macros.book import package, verify
+
+    seen: list[str] = []
+    if request.param == "early re-reads":
+        monkeypatch.setattr(package, "LARGE_PART", 0)
+        original = verify.GridReads.early
+        monkeypatch.setattr(verify.GridReads, "early",
+                            lambda self, sheet, *a: (seen.append(sheet), original(self, sheet, *a))[1])
+    return seen
+
+
 # The xlwings JSON book (remote engine) needs a licence key; noncommercial is free for this use.
 os.environ.setdefault("XLWINGS_LICENSE_KEY", "noncommercial")

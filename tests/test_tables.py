@@ -29,7 +29,6 @@ from macros.forms import build_forms
 from .conftest import convert_with_libreoffice
 from .tabled import CALCULATED, CALCULATED_HEADER, COUNT_CELL, SUM_CELL, add_table, build_master, ledger_grid
 from .test_consolidate import fill_form, new_row
-from .test_write import early_reads  # noqa: F401 — a fixture
 
 LEDGER = schema.LEDGER.name
 TABLE_PART = "xl/tables/table1.xml"
@@ -175,7 +174,7 @@ def test_a_table_with_a_totals_row_is_not_grown_and_nothing_is_damaged(plain, fo
 
 @pytest.mark.parametrize("formula", [CALCULATED, "F2*2"])
 def test_a_calculated_column_is_filled_into_the_rows_the_table_grows_over(plain, form, tmp_path, formula,
-                                                                          early_reads):  # noqa: F811
+                                                                          early_reads):
     # early_reads: also as a large ledger is written (re-read while the next sheet is built)
     master = tabled(plain, tmp_path, calculated=formula)
     last = len(ledger_grid(master))

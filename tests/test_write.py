@@ -194,21 +194,6 @@ def test_values_read_back_with_calamine_and_openpyxl(master, early_reads):
     assert changes["A2"].value == datetime(2020, 11, 20, 9, 30) and "hh:mm" in changes["A2"].number_format
 
 
-@pytest.fixture(params=["small parts", "early re-reads"])
-def early_reads(request, monkeypatch) -> list[str]:
-    """Run a test as is, and again with every part "large": deflated in the background and
-    re-read early (after the marks, for the ledger); returns the sheets re-read early."""
-    from macros.book import package, verify
-
-    seen: list[str] = []
-    if request.param == "early re-reads":
-        monkeypatch.setattr(package, "LARGE_PART", 0)
-        original = verify.GridReads.early
-        monkeypatch.setattr(verify.GridReads, "early",
-                            lambda self, sheet, *a: (seen.append(sheet), original(self, sheet, *a))[1])
-    return seen
-
-
 def test_marks_fill_and_annotate_without_changing_values(master, early_reads):
     before = CalamineWorkbook.from_path(str(master))
     projects_before = before.get_sheet_by_name(schema.PROJECTS.name).to_python()
