@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import zipfile
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 
 from . import schema
-from .book.ooxml import FORMULA_PREFIXES, WORKSHEET_PART, has_formula, parse_rows, sheet_parts
-from .book.read import actual_sheet_name, calamine_failure, open_calamine, parse_grid, read_sheet
+from .book.ooxml import FORMULA_PREFIXES, WORKSHEET_PART, ZipParts, has_formula, parse_rows, sheet_parts
+from .book.read import actual_sheet_name, calamine_failure, open_book, parse_grid, read_sheet, table_totals
 from .errors import HealthbookError
 
 LEDGER = schema.LEDGER.name
@@ -67,7 +66,7 @@ class FileUnreadable(HealthbookError):
 
 def read_submission(path: Path) -> Submission:
     """Read the 台账 sheet (and a generated form's hidden info sheet): one calamine pass, no frame."""
-    book = open_calamine(path)
+    book, names = open_book(path)
     ledger_name = actual_sheet_name(book, LEDGER)
     if ledger_name is None:
         read_sheet(book, schema.LEDGER, path)  # raises the named error with the Chinese message
@@ -77,7 +76,9 @@ def read_submission(path: Path) -> Submission:
         if not calamine_failure(exc):
             raise
         raise FileUnreadable(path, str(exc)[:60]) from exc
-    names, body, row_numbers, headers = parse_grid(grid, schema.LEDGER, path)
+    # A form staff turned into a table with a totals row (汇总): that row is not a record.
+    totals = table_totals(path, names, [LEDGER]).get(LEDGER)
+    names, body, row_numbers, headers = parse_grid(grid, schema.LEDGER, path, totals)
     # Each row in contract column order (a column the file lacks reads the None put at the end).
     pick = itemgetter(*[names.index(k) if k in names else len(names) for k in KEYS])
     rows, numbers = [], []
@@ -111,24 +112,6 @@ def read_submission(path: Path) -> Submission:
     return Submission(path, rows, numbers, set(names) & set(KEYS), info, _formula_rows(rows), formulas, base)
 
 
-class _ZipParts(Mapping):
-    """A zip's parts by name, read when asked for (the few a sheet lookup needs)."""
-
-    def __init__(self, zf: zipfile.ZipFile):
-        self.zf, self.names = zf, set(zf.namelist())
-
-    def __getitem__(self, name: str) -> bytes:
-        if name not in self.names:
-            raise KeyError(name)
-        return self.zf.read(name)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names)
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-
 def formula_cells(path: Path, sheet: str) -> list[tuple[int, int]]:
     """(Excel row, 0-based column) of the cells of ``sheet`` holding a formula; [] when there
     are none or the file cannot be looked into (calamine has read it already)."""
@@ -137,7 +120,7 @@ def formula_cells(path: Path, sheet: str) -> list[tuple[int, int]]:
             worksheets = {n: zf.read(n) for n in zf.namelist() if WORKSHEET_PART.match(n)}
             if worksheets and not any(map(has_formula, worksheets.values())):
                 return []  # the usual case, told without parsing the workbook's structure
-            part = sheet_parts(_ZipParts(zf)).get(sheet)
+            part = sheet_parts(ZipParts(zf)).get(sheet)
             data = worksheets.get(part) or (zf.read(part) if part else b"")
     except Exception:  # noqa: BLE001 — only a closer look: the file was read without it
         return []

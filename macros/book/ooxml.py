@@ -12,6 +12,8 @@ import functools
 import math
 import posixpath
 import re
+import zipfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -132,6 +134,24 @@ def parse_rels(xml: bytes | None, base_part: str) -> list[Rel]:
         rels.append(Rel(el.get("Id", ""), el.get("Type", ""), target if external else resolve(base_part, target),
                         external))
     return rels
+
+
+class ZipParts(Mapping):
+    """A zip's parts by name, read when asked for (the few a sheet or table lookup needs)."""
+
+    def __init__(self, zf: zipfile.ZipFile):
+        self.zf, self.names = zf, set(zf.namelist())
+
+    def __getitem__(self, name: str) -> bytes:
+        if name not in self.names:
+            raise KeyError(name)
+        return self.zf.read(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
 
 
 def workbook_part(parts: dict[str, bytes]) -> str:

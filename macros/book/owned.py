@@ -68,6 +68,7 @@ from .ooxml import (
 from .package import Package
 from .read import HEADER_SEARCH_ROWS, ROW, clean_header, frame_from_rows, records
 from .styles import is_date_code
+from .tables import sheet_totals
 from .verify import grid, has_bool, is_bool
 from .write_types import FILLS, SheetWrite
 
@@ -601,12 +602,15 @@ def rewrite_sheet(
             max_r = max(max_r, r)
     max_c = max([max_c, *layout_cols])
     if ledger:
+        # A table's totals row (汇总, SUBTOTAL formulas) is staff's: the reader leaves it out.
+        totals = {r for area in sheet_totals(pkg.parts, part) for r in range(area.first_row, area.last_row + 1)}
         for r in set(old_rows) - taken:
             if r <= header_r:
                 continue
-            if not old_rows.has_value(r) or _reads_blank(old_grid, r, layout_cols):
-                # A formatted blank row, or one the reader saw as blank (staff's notes beside the
-                # ledger, a formula giving "", spaces): no caller could have dropped it. It stays.
+            if r in totals or not old_rows.has_value(r) or _reads_blank(old_grid, r, layout_cols):
+                # A formatted blank row, one the reader saw as blank (staff's notes beside the
+                # ledger, a formula giving "", spaces) or left out (a table's totals row): no
+                # caller could have dropped it. It stays, byte for byte.
                 verbatim[r] = spans[r]
                 max_r = max(max_r, r)
                 continue

@@ -23,6 +23,8 @@ from ..errors import DuplicateColumns, MissingColumns, MissingSheet, NotAWorkboo
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .tables import Area
+
 ROW = "_row"
 # How far down a header row may sit (a title row or two above it is common in hand-made forms).
 HEADER_SEARCH_ROWS = 10
@@ -53,6 +55,12 @@ class Workbook:
 
 def open_calamine(path: Path | str) -> CalamineWorkbook:
     """Open a workbook file, turning every failure into a Chinese error naming the file."""
+    return open_book(path)[0]
+
+
+def open_book(path: Path | str) -> tuple[CalamineWorkbook, list[str]]:
+    """``open_calamine``, and the zip's member names (listed by the checks anyway): whether
+    there is any table part to look at is told from them."""
     path = Path(path)
     if not path.is_file():
         raise WorkbookNotFound(path)
@@ -62,9 +70,9 @@ def open_calamine(path: Path | str) -> CalamineWorkbook:
         raise NotAWorkbook(path, _ole_reason(path))
     if not zipfile.is_zipfile(path):
         raise NotAWorkbook(path, "文件不是 .xlsx/.xlsm 格式，或已损坏、不完整")
-    check_zip_sizes(path)
+    names = check_zip_sizes(path)
     try:
-        return CalamineWorkbook.from_path(str(path))
+        return CalamineWorkbook.from_path(str(path)), names
     except BaseException as exc:
         if not calamine_failure(exc):
             raise
@@ -93,8 +101,9 @@ def _ole_reason(path: Path) -> str:
     return "这是旧版 Excel 97-2003（.xls）格式或已加密的文件；请用 Excel 或 WPS 另存为 .xlsx"
 
 
-def check_zip_sizes(path: Path) -> None:
-    """Refuse a zip whose declared sizes would expand past what any workbook needs (a zip bomb)."""
+def check_zip_sizes(path: Path) -> list[str]:
+    """Refuse a zip whose declared sizes would expand past what any workbook needs (a zip bomb);
+    returns its member names."""
     try:
         with zipfile.ZipFile(path) as z:
             infos = z.infolist()
@@ -109,6 +118,7 @@ def check_zip_sizes(path: Path) -> None:
         if info.file_size > RATIO_FROM and info.file_size > MAX_RATIO * max(info.compress_size, 1):
             raise NotAWorkbook(path, f"其中的 {info.filename} 压缩比异常（{info.file_size // max(info.compress_size, 1)} 倍），"
                                      "疑似“压缩炸弹”，未解压即拒绝")
+    return [i.filename for i in infos]
 
 
 def read_workbook(path: Path | str, sheets: list[schema.Sheet] | None = None,
@@ -118,11 +128,30 @@ def read_workbook(path: Path | str, sheets: list[schema.Sheet] | None = None,
     ``grids``, when given, receives each sheet's cells as calamine read them (the writer compares
     them with what it is asked to write, instead of reading the sheet again)."""
     path = Path(path)
-    book = open_calamine(path)
+    book, names = open_book(path)
+    sheets = sheets or schema.INPUT_SHEETS
+    totals = table_totals(path, names, [s.name for s in sheets])
     frames = {}
-    for sheet in sheets or schema.INPUT_SHEETS:
-        frames[sheet.name] = read_sheet(book, sheet, path, grids)
+    for sheet in sheets:
+        frames[sheet.name] = read_sheet(book, sheet, path, grids, totals.get(sheet.name))
     return Workbook(path, frames, [clean_header(n) for n in book.sheet_names])
+
+
+def table_totals(path: Path, names: list[str], sheets: list[str]) -> dict[str, list[Area]]:
+    """Sheet name → the totals rows (表设计 → 汇总行) of the Excel tables on it: not records.
+    Most workbooks hold no table part: told from the zip's member ``names``, nothing read."""
+    if not may_hold_tables(names):
+        return {}
+    from .tables import totals_by_sheet  # imported only for a workbook that has tables
+
+    with zipfile.ZipFile(path) as zf:
+        return totals_by_sheet(zf, sheets)
+
+
+def may_hold_tables(names: list[str]) -> bool:
+    """Whether a zip with these member names may hold a table part (Excel and LibreOffice write
+    ``xl/tables/tableN.xml``; a false alarm only costs a look)."""
+    return any(n.rpartition("/")[2].lower().startswith("table") for n in names)
 
 
 def actual_sheet_name(book: CalamineWorkbook, name: str) -> str | None:
@@ -132,8 +161,9 @@ def actual_sheet_name(book: CalamineWorkbook, name: str) -> str | None:
 
 
 def read_sheet(book: CalamineWorkbook, sheet: schema.Sheet, path: Path,
-               grids: dict[str, list[list]] | None = None) -> pd.DataFrame:
-    """One contract sheet as a DataFrame keyed by column key, plus extras and ``_row``."""
+               grids: dict[str, list[list]] | None = None, totals: list[Area] | None = None) -> pd.DataFrame:
+    """One contract sheet as a DataFrame keyed by column key, plus extras and ``_row``;
+    ``totals``: the sheet's tables' totals rows (left out)."""
     actual = actual_sheet_name(book, sheet.name)
     if actual is None:
         if sheet.optional:
@@ -147,16 +177,18 @@ def read_sheet(book: CalamineWorkbook, sheet: schema.Sheet, path: Path,
         raise NotAWorkbook(path, f"工作表“{sheet.name}”无法读取：{str(exc)[:60]}") from exc
     if grids is not None:
         grids[sheet.name] = rows
-    return frame_from_rows(rows, sheet, path)
+    return frame_from_rows(rows, sheet, path, totals)
 
 
-def frame_from_rows(rows: list[list], sheet: schema.Sheet, path: Path | str) -> pd.DataFrame:
-    """Turn a sheet's cell grid (first row = Excel row 1) into the contract frame."""
+def frame_from_rows(rows: list[list], sheet: schema.Sheet, path: Path | str,
+                    totals: list[Area] | None = None) -> pd.DataFrame:
+    """Turn a sheet's cell grid (first row = Excel row 1) into the contract frame (leaving out
+    the ``totals`` rows of tables over it)."""
     # pandas is imported where frames are built: consolidation's reader process parses
     # submission forms with ``parse_grid`` alone and starts without it (about 0.4 s sooner).
     import pandas as pd
 
-    columns, body, row_numbers, headers = parse_grid(rows, sheet, path)
+    columns, body, row_numbers, headers = parse_grid(rows, sheet, path, totals)
     frame = pd.DataFrame(body, columns=columns, dtype=object)
     for col in sheet.columns:
         if col.key not in frame.columns:
@@ -178,14 +210,18 @@ def records(frame: pd.DataFrame) -> list[dict]:
     return [dict(zip(columns, values)) for values in zip(*(frame[c].tolist() for c in columns))]
 
 
-def parse_grid(rows: list[list], sheet: schema.Sheet,
-               path: Path | str) -> tuple[list[str], list[list], list[int], list[str]]:
+def parse_grid(rows: list[list], sheet: schema.Sheet, path: Path | str,
+               totals: list[Area] | None = None) -> tuple[list[str], list[list], list[int], list[str]]:
     """The header matching and cell cleaning behind ``frame_from_rows``, without a DataFrame.
 
     Returns the column names found (contract keys, or an extra column's own header), the
     non-blank rows' cleaned values in that order, their Excel row numbers, and the header row
     as cleaned (index 0 = column A). Consolidation
     uses it to read many small files without building a frame for each.
+
+    ``totals``: the totals rows of tables on the sheet (``tables.totals_by_sheet``). Such a row
+    (汇总, SUBTOTAL formulas) is not a record: left out when its table spans a column read here
+    (a table beside the ledger, under no header, leaves the ledger's rows alone).
     """
     header_index = find_header_row(rows, sheet)
     if header_index is None:
@@ -223,6 +259,12 @@ def parse_grid(rows: list[list], sheet: schema.Sheet,
         if values != blank:
             body.append(list(values))
             row_numbers.append(excel_row)
+    if totals:
+        skip = {r for area in totals if any(area.first_col <= i <= area.last_col for i in keep)
+                for r in range(max(area.first_row, header_index + 2), area.last_row + 1)}
+        if skip:
+            kept = [n for n, r in enumerate(row_numbers) if r not in skip]
+            body, row_numbers = [body[n] for n in kept], [row_numbers[n] for n in kept]
     return [names[i] for i in keep], body, row_numbers, headers
 
 

@@ -25,13 +25,31 @@ A cell the write gave a value keeps it. An array formula column: the table is no
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape, unescape
 
 from .. import schema
-from .ooxml import NS_REL, REF_RE, Row, col_index, col_name, parse_rels, rels_name, row_xml, sheet_data_span
-from .package import Package
+from .ooxml import (
+    NS_REL,
+    REF_RE,
+    Row,
+    ZipParts,
+    col_index,
+    col_name,
+    parse_rels,
+    rels_name,
+    row_xml,
+    sheet_data_span,
+    sheet_parts,
+)
+from .read import may_hold_tables
+
+if TYPE_CHECKING:  # the reader imports this module too: it needs no package machinery
+    import zipfile
+
+    from .package import Package
 
 REL_TABLE = NS_REL + "/table"
 
@@ -74,12 +92,63 @@ class Growth:
     new_ref: str
 
 
-def table_parts(pkg: Package, sheet_part: str) -> list[str]:
-    """The table parts the worksheet ``sheet_part`` relates to (none for most masters)."""
-    rels = pkg.parts.get(rels_name(sheet_part))
+def table_parts(parts: Mapping[str, bytes], sheet_part: str) -> list[str]:
+    """The table parts the worksheet ``sheet_part`` relates to (none for most masters);
+    ``parts``: the package's parts by name (``Package.parts``, or a zip's: ``ZipParts``)."""
+    rels = parts.get(rels_name(sheet_part))
     if not rels or b"/table" not in rels:
         return []
     return [rel.target for rel in parse_rels(rels, sheet_part) if rel.type == REL_TABLE and not rel.external]
+
+
+def totals_area(xml: str | bytes) -> Area | None:
+    """The totals row(s) of a table part (``totalsRowCount`` rows at the bottom of ``ref``), or
+    None when it has none (表设计 → 汇总行 unticked: ``totalsRowShown`` alone means none now)."""
+    if isinstance(xml, bytes):
+        xml = xml.decode("utf-8", "replace")
+    tag = _TABLE_TAG.search(xml)
+    if not tag:
+        return None
+    ref = _REF_ATTR.search(tag.group(0))
+    area = Area.parse(ref.group(2)) if ref else None
+    try:
+        count = int(_attr(tag.group(0), "totalsRowCount", "0"))
+    except ValueError:
+        return None
+    if area is None or count < 1 or area.last_row - count < area.first_row:
+        return None
+    return Area(area.first_col, area.last_row - count + 1, area.last_col, area.last_row)
+
+
+def sheet_totals(parts: Mapping[str, bytes], sheet_part: str) -> list[Area]:
+    """The totals rows of the tables on worksheet ``sheet_part``."""
+    found = []
+    for table in table_parts(parts, sheet_part):
+        xml = parts.get(table)
+        area = totals_area(xml) if xml else None
+        if area is not None:
+            found.append(area)
+    return found
+
+
+def totals_by_sheet(zf: zipfile.ZipFile, sheets: Iterable[str]) -> dict[str, list[Area]]:
+    """Contract sheet name → the totals rows of the tables on that sheet, for the sheets that
+    have any. Reads the few parts the lookup needs (the workbook, its rels, the sheets' rels,
+    the table parts), and nothing at all when the zip holds no table part."""
+    parts = ZipParts(zf)
+    if not may_hold_tables(parts.names):
+        return {}
+    try:
+        by_name = sheet_parts(parts)
+        found = {}
+        for sheet in sheets:
+            part = by_name.get(sheet)
+            areas = sheet_totals(parts, part) if part else []
+            if areas:
+                found[sheet] = areas
+        return found
+    except Exception:  # noqa: BLE001 — a structure calamine read without complaint: read every row
+        return {}
 
 
 def last_value_row(xml: str) -> int | None:
@@ -130,7 +199,7 @@ def grow_tables(pkg: Package, sheet: schema.Sheet, header_row: int, columns: dic
     part = pkg.sheets.get(sheet.name)
     if part is None or part not in pkg.parts:
         return []  # an owned sheet we added: no table relates to it
-    tables = [t for t in table_parts(pkg, part) if t in pkg.parts]
+    tables = [t for t in table_parts(pkg.parts, part) if t in pkg.parts]
     if not tables:
         return []
     old_last = last_value_row(pkg.parts[part].decode("utf-8"))

@@ -346,7 +346,7 @@ def _verify(pkg: Package, target: Path, expected: dict[str, Written], marked: se
                   for rel in parse_rels(pkg.data(rels_name(part)), part) if rel.type in (REL_COMMENTS, REL_VML)}
     # Tables of owned sheets may grow over appended rows (their ref only: check_table_grew).
     owned_tables = {table for sheet, part in pkg.sheets.items() if sheet in OWNED_NAMES
-                    for table in table_parts(pkg, part)}
+                    for table in table_parts(pkg.parts, part)}
     for name in changed:
         if name == wb_part:
             check_workbook_grew(pkg.parts[name].decode("utf-8"), pkg.text(name), pkg.added_sheets)
