@@ -126,6 +126,30 @@ def test_marking_runs_leave_the_totals_row_as_it_is(tabled, tmp_path, command):
     assert table_bytes(tabled).count(b'totalsRowCount="1"') == 1
 
 
+def test_the_excel_buttons_leave_the_totals_row_alone_too(plain, tabled):
+    # The button path reads through xlwings: the table's totals row as Excel's client reports it.
+    import xlwings as xw
+
+    from macros import excel
+
+    from .xlwings_book import book_payload
+
+    payload = book_payload(tabled)
+    r = totals_row(tabled)
+    [table] = next(s for s in payload["sheets"] if s["name"] == LEDGER)["tables"]
+    assert table["total_row_range_address"] == f"$A${r}:$L${r}"
+    book = xw.Book(json=payload)
+    validation = excel.validate(book, as_of=AS_OF)
+    assert not [p for p in validation.problems if p.row == r]
+    assert validation.problems == excel.validate(xw.Book(json=book_payload(plain)), as_of=AS_OF).problems
+    position = [s["name"] for s in payload["sheets"]].index(LEDGER)
+    actions = [a for a in book.json()["actions"] if a["sheet_position"] == position]
+    painted = {a["start_row"] + i + 1 for a in actions if a["func"] == "setRangeColors"
+               for i, row in enumerate(a["args"][0]) if any(colour != "keep" for colour in row)}
+    noted = {int(re.sub(r"[$A-Z]+", "", a["args"][0])) for a in actions if a["func"] == "addNote"}
+    assert r not in painted | noted
+
+
 # --- consolidation: rows below it, the row and the table as they were, the same roll-up -----------
 
 

@@ -30,6 +30,7 @@ def book_payload(path: Path | str, name: str | None = None) -> dict:
     path = Path(path)
     wb = CalamineWorkbook.from_path(str(path))
     notes = _note_cells(path)
+    tables = _tables(path)
     sheets = []
     for sheet_name in wb.sheet_names:
         rows = wb.get_sheet_by_name(sheet_name).to_python(skip_empty_area=False)
@@ -41,7 +42,7 @@ def book_payload(path: Path | str, name: str | None = None) -> dict:
             "values": values,
             "used_range_address": _used_range(values),
             "pictures": [],
-            "tables": [],
+            "tables": tables.get(sheet_name, []),
             "notes": [{"address": a} for a in notes.get(sheet_name, [])],
             "notes_supported": True,
         })
@@ -52,6 +53,46 @@ def book_payload(path: Path | str, name: str | None = None) -> dict:
         "names": [],
         "sheets": sheets,
     }
+
+
+def _tables(path: Path) -> dict[str, list[dict]]:
+    """Sheet name → its Excel tables as Excel's client describes them (addresses as VBA's
+    ``Range.Address`` gives them: absolute, without the sheet)."""
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        if not any(n.startswith("xl/tables/") for n in names):
+            return {}
+        parts = {n: zf.read(n) for n in names}
+    workbook = ElementTree.fromstring(parts["xl/workbook.xml"])
+    rels = ElementTree.fromstring(parts["xl/_rels/workbook.xml.rels"])
+    targets = {r.get("Id"): r.get("Target").lstrip("/").removeprefix("xl/") for r in rels}
+    found: dict[str, list[dict]] = {}
+    for sheet in workbook.iter(f"{{{_NS['m']}}}sheet"):
+        rid = sheet.get("{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id")
+        target = targets[rid]
+        sheet_rels = f"xl/{target.rpartition('/')[0]}/_rels/{target.rpartition('/')[2]}.rels"
+        if sheet_rels not in parts:
+            continue
+        for rel in ElementTree.fromstring(parts[sheet_rels]):
+            if not rel.get("Type").endswith("/table"):
+                continue
+            table = ElementTree.fromstring(parts["xl/" + rel.get("Target").replace("../", "")])
+            (c1, r1, c2, r2) = re.match(r"([A-Z]+)(\d+):([A-Z]+)(\d+)", table.get("ref")).groups()
+            r1, r2 = int(r1), int(r2)
+            heads, totals = int(table.get("headerRowCount", "1")), int(table.get("totalsRowCount", "0"))
+
+            def address(top: int, bottom: int, c1: str = c1, c2: str = c2) -> str | None:
+                return f"${c1}${top}:${c2}${bottom}" if top <= bottom else None
+
+            found.setdefault(sheet.get("name"), []).append({
+                "name": table.get("name"), "range_address": address(r1, r2),
+                "header_row_range_address": address(r1, r1) if heads else None,
+                "data_body_range_address": address(r1 + heads, r2 - totals),
+                "total_row_range_address": address(r2 - totals + 1, r2) if totals else None,
+                "show_headers": bool(heads), "show_totals": bool(totals),
+                "table_style": "TableStyleMedium9", "show_autofilter": True,
+            })
+    return found
 
 
 def json_book(path: Path | str, name: str | None = None) -> xw.Book:

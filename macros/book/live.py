@@ -32,6 +32,7 @@ from .. import schema
 from ..errors import HealthbookError, MissingSheet
 from .notes import AUTHOR as NOTE_AUTHOR
 from .read import ROW, Workbook, clean_header, empty_frame, find_header_row, frame_from_rows
+from .tables import Area
 from .write_types import FILLS, Mark, SheetWrite
 
 # COM's Range("...") takes at most 255 characters of addresses.
@@ -80,7 +81,7 @@ class LiveBook:
                 raise MissingSheet(self.path, sheet.name)
             grid = self.read_grid(sheet.name)
             self._grids[sheet.name] = grid
-            frames[sheet.name] = frame_from_rows(grid, sheet, self.path)
+            frames[sheet.name] = frame_from_rows(grid, sheet, self.path, self.table_totals(sheet.name))
         workbook = Workbook(self.path, frames, names)
         if sheets is None:
             self._workbook = workbook
@@ -97,6 +98,21 @@ class LiveBook:
         rows = [[None] * (used.column - 1 + used.shape[1]) for _ in range(used.row - 1)]
         rows += [lead + [_read_value(v) for v in row] for row in values]
         return rows
+
+    def table_totals(self, sheet_name: str) -> list[Area]:
+        """The totals rows of the Excel tables on a sheet (表设计 → 汇总行): not records, as the
+        file reader leaves them out. One look per table, and none without tables."""
+        found = []
+        try:
+            tables = list(self._sheet(sheet_name).tables)
+        except (AttributeError, NotImplementedError, KeyError):  # an engine or client without tables
+            return []
+        for table in tables:
+            if table.show_totals:
+                totals = table.totals_row_range
+                found.append(Area(totals.column - 1, totals.row,
+                                  totals.column + totals.shape[1] - 2, totals.row + totals.shape[0] - 1))
+        return found
 
     # ----------------------------------------------------------------------------- writing
     def write(self, sheets: list[SheetWrite], marks: list[Mark] | None = None) -> None:
