@@ -44,6 +44,7 @@ from .ooxml import (
     ROW_RE,
     Cell,
     Row,
+    ZipParts,
     attrs_of,
     cell_value,
     cell_xml,
@@ -461,6 +462,12 @@ def rewrite_sheet(
         if old_rows.has_value(r):
             last = max(last, r)
             break
+    # A table's totals row (汇总, SUBTOTAL formulas) is staff's: the reader leaves it out. Even
+    # emptied by staff (totalsRowCount still 1) it is taken: a record written there would be
+    # one no reader sees (and the next run would add it again below).
+    totals = {r for area in sheet_totals(pkg.parts, part) for r in range(area.first_row, area.last_row + 1)}
+    if write.append or ledger:
+        last = max([last, *(r for r in totals if r > header_r)])
     if ledger:
         # New rows go below the last row holding a value; formatted blank rows below the data
         # are filled in (and lend the new cells their formats), not skipped.
@@ -602,8 +609,6 @@ def rewrite_sheet(
             max_r = max(max_r, r)
     max_c = max([max_c, *layout_cols])
     if ledger:
-        # A table's totals row (汇总, SUBTOTAL formulas) is staff's: the reader leaves it out.
-        totals = {r for area in sheet_totals(pkg.parts, part) for r in range(area.first_row, area.last_row + 1)}
         for r in set(old_rows) - taken:
             if r <= header_r:
                 continue
@@ -975,6 +980,8 @@ def next_free_row(path: Path | str, sheet: schema.Sheet, taken: Iterable[int]) -
         if part is None or part not in names:
             return last + 1
         raw = zf.read(part)
+        # A table's totals row is taken even when staff emptied it (rewrite_sheet's rule).
+        last = max([last, *(a.last_row for a in sheet_totals(ZipParts(zf), part))])
     # From the end, on bytes: rows are in ascending order (Excel refuses a sheet whose rows are
     # not), so the first row from the end holding a value is the last one — a 100k-row ledger
     # is neither decoded nor scanned whole.
