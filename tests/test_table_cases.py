@@ -345,3 +345,33 @@ def test_the_ledgers_table_does_not_jump_a_totals_row_staff_emptied_beside_it(pl
     assert consolidate(master, refresh=False).rows_added == 3
     assert list(read_workbook(master)[LEDGER]["_row"][-3:]) == [last + 3, last + 4, last + 5]
     assert parts_of(master)[ours] == before
+
+
+# --- a totals row under an output sheet -----------------------------------------------------------
+
+
+def test_a_report_keeps_the_totals_row_staff_put_under_the_progress_sheet(plain, tmp_path):
+    """After a first report, staff made 居委会进度 a table with a totals row (汇总, SUBTOTAL of
+    台账条数). The next report rewrites the committees' rows above it; the totals row stays."""
+    from macros.cli import main
+
+    master = copy(plain, tmp_path)
+    assert main(["report", str(master), "--out", str(tmp_path / "通知0")]) in (0, 1)
+    sheet = schema.COMMITTEE_PROGRESS.name
+    wb = openpyxl.load_workbook(master)
+    ws = wb[sheet]
+    body = ws.max_row
+    width = len(schema.COMMITTEE_PROGRESS.columns)
+    excel_table(ws, f"A1:{get_column_letter(width)}{body + 1}", "进度表", totals={1: "汇总", 3: "sum"})
+    wb.save(master)
+    part = table_part(master, "进度表")
+    table_before = parts_of(master)[part]
+    totals_before = row_elements(sheet_xml(master, sheet))[body + 1]
+
+    assert main(["report", str(master), "--out", str(tmp_path / "通知1")]) in (0, 1)
+    assert row_elements(sheet_xml(master, sheet))[body + 1] == totals_before
+    assert parts_of(master)[part] == table_before
+    ws = openpyxl.load_workbook(master)[sheet]
+    committees = list(read_workbook(master)[schema.COMMITTEES.name]["committee_id"])
+    assert [ws.cell(r, 1).value for r in range(2, body + 1)] == committees
+    assert ws.cell(body + 1, 3).value == "=SUBTOTAL(109,进度表[台账条数])"

@@ -491,6 +491,11 @@ def rewrite_sheet(
     max_r, max_c = header_r, max(header_out, default=0)
     # Rows to write as they are: new text (str), or an old row's span in ``data`` (tuple).
     verbatim: dict[int, str | tuple[int, int]] = {r: spans[r] for r in kept if r not in taken}
+    if not ledger and not write.append:
+        # An output sheet is rewritten whole, but a totals row staff gave a table over it (汇总,
+        # SUBTOTAL) is theirs: below the rows written it stays, byte for byte (rows written over
+        # it, when the sheet grew that far, are ours: the table is not grown then either).
+        verbatim.update((r, spans[r]) for r in totals if r in spans and r > max(placed, default=header_r))
     if verbatim:
         max_r = max(max_r, *verbatim)
     if not ledger:
