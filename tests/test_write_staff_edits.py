@@ -414,7 +414,8 @@ def check_ledger(given_in: Path, out: Path, layout: Layout, updated: dict[str, d
             fa, fb = look(a), look(b)
             assert fa[:4] == fb[:4], (where, fa, fb)
             date_needed = isinstance(vb, datetime) and not is_date_format(fa[4])
-            number_needed = isinstance(vb, (int, float)) and fa[4] == "General"
+            # a number takes its column's format over General, or over a date format (it would read as a date)
+            number_needed = isinstance(vb, (int, float)) and (fa[4] == "General" or is_date_format(fa[4]))
             if not (date_needed or number_needed):
                 assert fa[4] == fb[4], (where, fa, fb)
         elif a is None and vb is not None and row_attrs(rows_in.get(r, "<row>"))["customFormat"] in ("1", "true"):
@@ -681,3 +682,28 @@ def test_the_ledgers_dimension_still_reaches_staffs_notes_far_right(master_copy,
     ws = openpyxl.load_workbook(master_copy, read_only=True)[LEDGER]
     assert [row[25].value for row in ws.iter_rows(min_row=5, max_row=5)] == ["核对：见纸质台账"]
     assert "A1:Z" in re.search(r"<dimension[^>]*>", sheet_xml(master_copy, LEDGER)).group(0)
+
+
+def test_a_number_written_into_a_blank_row_staff_formatted_as_dates_reads_back_as_a_number(
+        master_copy, inbox, blank_forms):  # noqa: F811
+    """Staff formatted the blank rows below the data, 参与人数 as 2020年1月1日 among them. A new
+    record lands there: its 参与人数 takes the column's number format (a day would be read back,
+    and the same form sent again would add the record a second time)."""
+    wb = openpyxl.load_workbook(master_copy)
+    ws = wb[LEDGER]
+    last = ws.max_row
+    participants = column_of(ws, "participants")
+    for r in range(last + 1, last + 4):
+        ws.cell(r, participants).number_format = "yyyy年m月d日"
+        ws.cell(r, participants).fill = PatternFill("solid", fgColor="FFF2CC")
+    wb.save(master_copy)
+
+    fill_form(form_c01(blank_forms), inbox / FORM_NAME, [new_row(activity="12月体检", participants=40)])
+    run = consolidate(master_copy, refresh=False)
+    assert run.master_written and run.rows_added == 1
+    cell = openpyxl.load_workbook(master_copy)[LEDGER].cell(last + 1, participants)
+    assert cell.value == 40 and not is_date_format(cell.number_format)
+    assert look(cell)[0].endswith("FFF2CC")  # staff's fill stays
+    shutil.copy2(run.files[0].moved_to, inbox / FORM_NAME)
+    again = consolidate(master_copy, refresh=False)
+    assert (again.rows_added, again.master_written) == (0, False)

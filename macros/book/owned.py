@@ -876,7 +876,11 @@ def _style_for(styles, base: int, column: schema.Column | None, kind: str | None
         elif not styles.is_date(style):
             style = styles.derive(style, num_format=_date_format(column, value))
     elif kind == "number":
-        if wanted and (styles.is_general(style) or (ours and styles.numfmt_code(style) != wanted)):
+        # A date format on a number column's cell (staff formatted a blank row below the data
+        # as dates, say) would show the number as a day and read it back as one: the record
+        # would change, and the next run add it again. It gets the column's format then, too.
+        if wanted and (styles.is_general(style) or (ours and styles.numfmt_code(style) != wanted)
+                       or (styles.is_date(style) and not is_date_code(wanted))):
             style = styles.derive(style, num_format=wanted)
     elif kind == "text":
         # Shown as typed, and Excel will not turn it into a formula when the cell is edited.
@@ -967,7 +971,8 @@ def _set_hyperlinks(xml: str, links: list[str], after: int = 0) -> str:
 def next_free_row(path: Path | str, sheet: schema.Sheet, taken: Iterable[int]) -> int:
     """The Excel row ``rewrite_sheet`` gives the first ledger row written without ``_row`` (the
     next ones follow it) while the rows in ``taken`` keep theirs: below every row of the file
-    that holds a value, so formatted blank rows under the data are filled in.
+    that holds a value (and every table's totals row), so formatted blank rows under the data
+    are filled in.
 
     Lets a caller number new rows before the write, so that problems, marks and links computed
     in memory point at the rows the new records will occupy. Reads only that sheet's part;
