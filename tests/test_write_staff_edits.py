@@ -116,13 +116,18 @@ class Layout:
     last: int  # last ledger row holding a value before the edits
     contract_cols: set[int] = field(default_factory=set)
     fill_down: range = range(0)  # rows of a formula staff filled down 完成数量
+    table: object = None  # an Excel table staff made over 台账 (tests/test_write_staff_tables.py)
 
 
 # ---------------------------------------------------------------- staff at work (the input file)
 
 
-def decorate(base: Path, target: Path, gap: bool, headed: bool | str, edits: list, log_edits: list) -> Layout:
-    """Staff's edits, made with openpyxl as Excel would make them, saved as ``target``."""
+def decorate(base: Path, target: Path, gap: bool, headed: bool | str, edits: list, log_edits: list,
+             table=None) -> Layout:
+    """Staff's edits, made with openpyxl as Excel would make them, saved as ``target``.
+
+    ``table``: made into an Excel table over 台账 after the edits (``table.add``), before the
+    merges (Excel merges no cell inside a table)."""
     wb = openpyxl.load_workbook(base)
     ws = wb[LEDGER]
     first = [ws.cell(r, 3).value for r in range(1, ws.max_row + 1)]
@@ -198,7 +203,10 @@ def decorate(base: Path, target: Path, gap: bool, headed: bool | str, edits: lis
         elif kind == "column_style" and edit[3]:  # a whole column formatted: <col style>
             letter = openpyxl.utils.get_column_letter(col[edit[2]] if edit[2] in col else staff[edit[2]])
             ws.column_dimensions[letter].fill = PatternFill("solid", fgColor=edit[3])
+    placed = table.add(ws, col, staff, last) if table is not None else None
     for r, c in merges:  # last: the cell a merge covers is no longer staff's to type in
+        if placed is not None and placed.covers(r, c):
+            continue
         if c + 1 not in col.values() and ws.cell(r, c + 1).value is None and not any(
                 ws.cell(r, x).coordinate in m for m in ws.merged_cells.ranges for x in (c, c + 1)):
             ws.merge_cells(start_row=r, start_column=c, end_row=r, end_column=c + 1)
@@ -222,7 +230,7 @@ def decorate(base: Path, target: Path, gap: bool, headed: bool | str, edits: lis
         else:
             log.cell(r, edit[2]).value = edit[3]
     wb.save(target)
-    return Layout(col, staff, rows, last, set(col.values()))
+    return Layout(col, staff, rows, last, set(col.values()), table=placed)
 
 
 # ---------------------------------------------------------------- independent readers
@@ -284,10 +292,11 @@ def same_text(a: object, b: object) -> bool:
 
 
 def merge_and_check(base: Path, forms: Path, gap: bool, headed: bool | str, edits: list, log_edits: list,
-                    plan: list, added: int, fill_down: int | None = None) -> None:
+                    plan: list, added: int, fill_down: int | None = None, table=None) -> None:
+    """``table``: a table staff made over 台账 (``table.add`` places it, ``table.check`` checks it)."""
     with tempfile.TemporaryDirectory() as tmp:
         master = Path(tmp) / "healthbook.xlsx"
-        layout = decorate(base, master, gap, headed, edits, log_edits)
+        layout = decorate(base, master, gap, headed, edits, log_edits, table)
         if fill_down is not None:  # 完成数量 = 参与人数, filled down three rows in Excel
             layout.fill_down = range(layout.rows[fill_down], layout.rows[fill_down] + 3)
             letter = openpyxl.utils.get_column_letter
@@ -334,6 +343,8 @@ def merge_and_check(base: Path, forms: Path, gap: bool, headed: bool | str, edit
 
         check_ledger(given_in, master, layout, updated, new, headed)
         check_log(given_in, master, len(run.changes), set(updated) | {c.record_id for c in run.changes})
+        if layout.table is not None:
+            layout.table.check(given_in, master, len(new))
 
         # The same form again (a move that failed, a file dropped twice): the master stays as it is.
         written = master.read_bytes()
@@ -363,6 +374,8 @@ def check_ledger(given_in: Path, out: Path, layout: Layout, updated: dict[str, d
 
     # New records go right below the last row holding anything, staff's notes included.
     last_valued = max(r for (r, _), c in ws_in._cells.items() if c.value is not None)
+    if layout.table is not None:  # or below a table's totals row, even one staff emptied
+        last_valued = layout.table.last_taken(ws_in)
     added_at = list(range(last_valued + 1, last_valued + 1 + len(new)))
     expected: dict[int, dict] = {row_of[rid]: {**row, "committee_id": "C01", "source": FORM_NAME}
                                  for rid, row in updated.items()}
@@ -382,7 +395,10 @@ def check_ledger(given_in: Path, out: Path, layout: Layout, updated: dict[str, d
 
     # Every cell: as it was, unless the merge wrote it (a contract column of a row it touched).
     cells = set(ws_in._cells) | set(ws_out._cells)
+    filled = layout.table.filled_col if layout.table is not None else None
     for r, c in sorted(cells):
+        if c == filled and r in added_at:
+            continue  # a table's calculated column, filled into the rows it grew over: table.check
         a, b = ws_in._cells.get((r, c)), ws_out._cells.get((r, c))
         va, vb = (a.value if a else None), (b.value if b else None)
         where = f"{LEDGER}!{openpyxl.utils.get_column_letter(c)}{r}"
@@ -398,7 +414,8 @@ def check_ledger(given_in: Path, out: Path, layout: Layout, updated: dict[str, d
             fa, fb = look(a), look(b)
             assert fa[:4] == fb[:4], (where, fa, fb)
             date_needed = isinstance(vb, datetime) and not is_date_format(fa[4])
-            number_needed = isinstance(vb, (int, float)) and fa[4] == "General"
+            # a number takes its column's format over General, or over a date format (it would read as a date)
+            number_needed = isinstance(vb, (int, float)) and (fa[4] == "General" or is_date_format(fa[4]))
             if not (date_needed or number_needed):
                 assert fa[4] == fb[4], (where, fa, fb)
         elif a is None and vb is not None and row_attrs(rows_in.get(r, "<row>"))["customFormat"] in ("1", "true"):
@@ -665,3 +682,28 @@ def test_the_ledgers_dimension_still_reaches_staffs_notes_far_right(master_copy,
     ws = openpyxl.load_workbook(master_copy, read_only=True)[LEDGER]
     assert [row[25].value for row in ws.iter_rows(min_row=5, max_row=5)] == ["核对：见纸质台账"]
     assert "A1:Z" in re.search(r"<dimension[^>]*>", sheet_xml(master_copy, LEDGER)).group(0)
+
+
+def test_a_number_written_into_a_blank_row_staff_formatted_as_dates_reads_back_as_a_number(
+        master_copy, inbox, blank_forms):  # noqa: F811
+    """Staff formatted the blank rows below the data, 参与人数 as 2020年1月1日 among them. A new
+    record lands there: its 参与人数 takes the column's number format (a day would be read back,
+    and the same form sent again would add the record a second time)."""
+    wb = openpyxl.load_workbook(master_copy)
+    ws = wb[LEDGER]
+    last = ws.max_row
+    participants = column_of(ws, "participants")
+    for r in range(last + 1, last + 4):
+        ws.cell(r, participants).number_format = "yyyy年m月d日"
+        ws.cell(r, participants).fill = PatternFill("solid", fgColor="FFF2CC")
+    wb.save(master_copy)
+
+    fill_form(form_c01(blank_forms), inbox / FORM_NAME, [new_row(activity="12月体检", participants=40)])
+    run = consolidate(master_copy, refresh=False)
+    assert run.master_written and run.rows_added == 1
+    cell = openpyxl.load_workbook(master_copy)[LEDGER].cell(last + 1, participants)
+    assert cell.value == 40 and not is_date_format(cell.number_format)
+    assert look(cell)[0].endswith("FFF2CC")  # staff's fill stays
+    shutil.copy2(run.files[0].moved_to, inbox / FORM_NAME)
+    again = consolidate(master_copy, refresh=False)
+    assert (again.rows_added, again.master_written) == (0, False)

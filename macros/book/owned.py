@@ -44,6 +44,7 @@ from .ooxml import (
     ROW_RE,
     Cell,
     Row,
+    ZipParts,
     attrs_of,
     cell_value,
     cell_xml,
@@ -461,6 +462,12 @@ def rewrite_sheet(
         if old_rows.has_value(r):
             last = max(last, r)
             break
+    # A table's totals row (汇总, SUBTOTAL formulas) is staff's: the reader leaves it out. Even
+    # emptied by staff (totalsRowCount still 1) it is taken: a record written there would be
+    # one no reader sees (and the next run would add it again below).
+    totals = {r for area in sheet_totals(pkg.parts, part) for r in range(area.first_row, area.last_row + 1)}
+    if write.append or ledger:
+        last = max([last, *(r for r in totals if r > header_r)])
     if ledger:
         # New rows go below the last row holding a value; formatted blank rows below the data
         # are filled in (and lend the new cells their formats), not skipped.
@@ -484,6 +491,11 @@ def rewrite_sheet(
     max_r, max_c = header_r, max(header_out, default=0)
     # Rows to write as they are: new text (str), or an old row's span in ``data`` (tuple).
     verbatim: dict[int, str | tuple[int, int]] = {r: spans[r] for r in kept if r not in taken}
+    if not ledger and not write.append:
+        # An output sheet is rewritten whole, but a totals row staff gave a table over it (汇总,
+        # SUBTOTAL) is theirs: below the rows written it stays, byte for byte (rows written over
+        # it, when the sheet grew that far, are ours: the table is not grown then either).
+        verbatim.update((r, spans[r]) for r in totals if r in spans and r > max(placed, default=header_r))
     if verbatim:
         max_r = max(max_r, *verbatim)
     if not ledger:
@@ -602,8 +614,6 @@ def rewrite_sheet(
             max_r = max(max_r, r)
     max_c = max([max_c, *layout_cols])
     if ledger:
-        # A table's totals row (汇总, SUBTOTAL formulas) is staff's: the reader leaves it out.
-        totals = {r for area in sheet_totals(pkg.parts, part) for r in range(area.first_row, area.last_row + 1)}
         for r in set(old_rows) - taken:
             if r <= header_r:
                 continue
@@ -866,7 +876,11 @@ def _style_for(styles, base: int, column: schema.Column | None, kind: str | None
         elif not styles.is_date(style):
             style = styles.derive(style, num_format=_date_format(column, value))
     elif kind == "number":
-        if wanted and (styles.is_general(style) or (ours and styles.numfmt_code(style) != wanted)):
+        # A date format on a number column's cell (staff formatted a blank row below the data
+        # as dates, say) would show the number as a day and read it back as one: the record
+        # would change, and the next run add it again. It gets the column's format then, too.
+        if wanted and (styles.is_general(style) or (ours and styles.numfmt_code(style) != wanted)
+                       or (styles.is_date(style) and not is_date_code(wanted))):
             style = styles.derive(style, num_format=wanted)
     elif kind == "text":
         # Shown as typed, and Excel will not turn it into a formula when the cell is edited.
@@ -957,7 +971,8 @@ def _set_hyperlinks(xml: str, links: list[str], after: int = 0) -> str:
 def next_free_row(path: Path | str, sheet: schema.Sheet, taken: Iterable[int]) -> int:
     """The Excel row ``rewrite_sheet`` gives the first ledger row written without ``_row`` (the
     next ones follow it) while the rows in ``taken`` keep theirs: below every row of the file
-    that holds a value, so formatted blank rows under the data are filled in.
+    that holds a value (and every table's totals row), so formatted blank rows under the data
+    are filled in.
 
     Lets a caller number new rows before the write, so that problems, marks and links computed
     in memory point at the rows the new records will occupy. Reads only that sheet's part;
@@ -975,6 +990,8 @@ def next_free_row(path: Path | str, sheet: schema.Sheet, taken: Iterable[int]) -
         if part is None or part not in names:
             return last + 1
         raw = zf.read(part)
+        # A table's totals row is taken even when staff emptied it (rewrite_sheet's rule).
+        last = max([last, *(a.last_row for a in sheet_totals(ZipParts(zf), part))])
     # From the end, on bytes: rows are in ascending order (Excel refuses a sheet whose rows are
     # not), so the first row from the end holding a value is the last one — a 100k-row ledger
     # is neither decoded nor scanned whole.

@@ -220,8 +220,8 @@ def parse_grid(rows: list[list], sheet: schema.Sheet, path: Path | str,
     uses it to read many small files without building a frame for each.
 
     ``totals``: the totals rows of tables on the sheet (``tables.totals_by_sheet``). Such a row
-    (汇总, SUBTOTAL formulas) is not a record: left out when its table spans a column read here
-    (a table beside the ledger, under no header, leaves the ledger's rows alone).
+    (汇总, SUBTOTAL formulas) is not a record: left out when its table spans a contract column
+    (a table of staff's own beside the ledger leaves the ledger's rows alone).
     """
     header_index = find_header_row(rows, sheet)
     if header_index is None:
@@ -260,7 +260,11 @@ def parse_grid(rows: list[list], sheet: schema.Sheet, path: Path | str,
             body.append(list(values))
             row_numbers.append(excel_row)
     if totals:
-        skip = {r for area in totals if any(area.first_col <= i <= area.last_col for i in keep)
+        # Only a table over a contract column: staff's own table beside the ledger, even under
+        # headers of theirs in our header row (read as extra columns), has its totals row on a
+        # row that may hold a record (汇总 under 核对次数 beside C01-0004): that record stays.
+        ours = [i for i in keep if headers[i] in by_header]
+        skip = {r for area in totals if any(area.first_col <= i <= area.last_col for i in ours)
                 for r in range(max(area.first_row, header_index + 2), area.last_row + 1)}
         if skip:
             kept = [n for n, r in enumerate(row_numbers) if r not in skip]

@@ -203,6 +203,8 @@ def grow_tables(pkg: Package, sheet: schema.Sheet, header_row: int, columns: dic
     if not tables:
         return []
     old_last = last_value_row(pkg.parts[part].decode("utf-8"))
+    if old_last is not None:  # an emptied totals row is still taken: the write appended below it
+        old_last = max([old_last, *(a.last_row for a in sheet_totals(pkg.parts, part))])
     new_last = last_value_row(pkg.text(part))
     if old_last is None or new_last is None or new_last <= old_last:
         return []  # nothing appended
