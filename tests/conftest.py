@@ -106,6 +106,24 @@ def convert_many_with_libreoffice(paths: list[Path], fmt: str, outdir: Path) -> 
     return converted
 
 
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory) -> Path:
+    """A fresh demo master per test module, for tests that turn its 台账 into an Excel table."""
+    from .tabled import build_master
+
+    return build_master(tmp_path_factory.mktemp("plain") / "healthbook.xlsx")
+
+
+@pytest.fixture(scope="module")
+def form(plain, tmp_path_factory) -> Path:
+    """The blank form of committee C01 for ``plain``."""
+    from macros.forms import build_forms
+
+    out = tmp_path_factory.mktemp("forms")
+    build_forms(plain, out, ["C01"])
+    return next(out.glob("填报表-C01-*.xlsx"))
+
+
 @pytest.fixture(params=["small parts", "early re-reads"])
 def early_reads(request, monkeypatch) -> list[str]:
     """Run a test as is, and again with every part "large": deflated in the background and

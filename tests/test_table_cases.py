@@ -23,26 +23,13 @@ from macros.book.read import read_workbook
 from macros.book.tables import autofilter_ref, table_ref
 from macros.book.verify import check_table_grew
 from macros.consolidate import consolidate, folders
-from macros.forms import build_forms
 
-from .tabled import add_table, build_master, ledger_grid
+from .tabled import add_table, ledger_grid
 from .test_consolidate import fill_form, new_row
 from .test_write_staff_edits import row_elements, sheet_xml
 
 LEDGER, LOG = schema.LEDGER.name, schema.CHANGES.name
 NEW = [new_row(activity=f"表格用例新增第{i}批", participants=30 + i) for i in range(3)]
-
-
-@pytest.fixture(scope="module")
-def plain(tmp_path_factory) -> Path:
-    return build_master(tmp_path_factory.mktemp("cases") / "healthbook.xlsx")
-
-
-@pytest.fixture(scope="module")
-def form(plain, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("cases-forms")
-    build_forms(plain, out, ["C01"])
-    return next(out.glob("填报表-C01-*.xlsx"))
 
 
 def copy(plain: Path, tmp_path: Path) -> Path:

@@ -23,13 +23,12 @@ from macros.book.tables import Area, totals_area
 from macros.book.write import FileBook
 from macros.book.write_types import SheetWrite
 from macros.consolidate import consolidate, folders
-from macros.forms import build_forms
 from macros.rollup import rollup
 from macros.submission import read_submission
 from macros.validate import validate
 
 from .conftest import cli_json
-from .tabled import add_table, build_master, ledger_grid
+from .tabled import add_table, ledger_grid
 from .test_consolidate import HEADERS, fill_form, new_row
 
 LEDGER = schema.LEDGER.name
@@ -37,18 +36,6 @@ TABLE_PART = "xl/tables/table1.xml"
 AS_OF = date(2020, 11, 30)
 NEW = [new_row(activity=f"汇总行下方新增第{i}批", participants=50 + i) for i in range(3)]
 ROLLUP_SHEETS = [schema.COMMITTEE_PROGRESS, schema.PROJECT_PROGRESS, schema.UNIT_PROGRESS]
-
-
-@pytest.fixture(scope="module")
-def plain(tmp_path_factory) -> Path:
-    return build_master(tmp_path_factory.mktemp("totals") / "healthbook.xlsx")
-
-
-@pytest.fixture(scope="module")
-def form(plain, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("totals-forms")
-    build_forms(plain, out, ["C01"])
-    return next(out.glob("填报表-C01-*.xlsx"))
 
 
 def copy_of(plain: Path, where: Path, totals: bool) -> Path:

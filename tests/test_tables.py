@@ -24,10 +24,9 @@ from macros.book.verify import VerifyError, check_table_grew
 from macros.book.write import FileBook, WriteRefused
 from macros.book.write_types import SheetWrite
 from macros.consolidate import consolidate, folders
-from macros.forms import build_forms
 
 from .conftest import convert_with_libreoffice
-from .tabled import CALCULATED, CALCULATED_HEADER, COUNT_CELL, SUM_CELL, add_table, build_master, ledger_grid
+from .tabled import CALCULATED, CALCULATED_HEADER, COUNT_CELL, SUM_CELL, add_table, ledger_grid
 from .test_consolidate import fill_form, new_row
 
 LEDGER = schema.LEDGER.name
@@ -39,18 +38,6 @@ RECALC_ALWAYS = """<?xml version="1.0" encoding="UTF-8"?>
 <oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema"
  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><item oor:path="/org.openoffice.Office.Calc/Formula/Load">
 <prop oor:name="OOXMLRecalcMode" oor:op="fuse"><value>0</value></prop></item></oor:items>"""
-
-
-@pytest.fixture(scope="module")
-def plain(tmp_path_factory) -> Path:
-    return build_master(tmp_path_factory.mktemp("tables") / "healthbook.xlsx")
-
-
-@pytest.fixture(scope="module")
-def form(plain, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("table-forms")
-    build_forms(plain, out, ["C01"])
-    return next(out.glob("填报表-C01-*.xlsx"))
 
 
 def tabled(plain: Path, tmp_path: Path, **table) -> Path:

@@ -268,14 +268,16 @@ def parse_rows(sheet_data: str) -> list[Row]:
     rows = []
     last_r = 0
     for m in ROW_RE.finditer(sheet_data):
-        found = _ROW_NUMBER_RE.search(m.group("attrs"))
+        found = ROW_NUMBER_RE.search(m.group("attrs"))
         r = int(found.group(1)) if found else last_r + 1
         last_r = r
         rows.append(Row(r, m.group("attrs"), xml=m.group(0), start=m.start(), end=m.end()))
     return rows
 
 
-_ROW_NUMBER_RE = re.compile(r"""(?:^|\s)r\s*=\s*["'](\d+)["']""")
+ROW_NUMBER_RE = re.compile(r"""(?:^|\s)r\s*=\s*["'](\d+)["']""")
+# A cell element that holds something: a value, inline text or a formula.
+HOLDS_VALUE_RE = re.compile(r"<(?:\w+:)?(?:v|is|f)\b")
 _ROW_START = re.compile(r'<row r="(\d+)"')
 
 

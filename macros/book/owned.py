@@ -38,6 +38,7 @@ from .ooxml import (
     DIMENSION_RE,
     EPOCH,
     FORMULA_PREFIXES,
+    HOLDS_VALUE_RE,
     HYPERLINKS_RE,
     MAX_TEXT,
     NS_MAIN,
@@ -150,7 +151,6 @@ _ROW_FAST = re.compile(r'(<row r="(\d+)"([^>]*?)(?:/>|>.*?</row>))', re.S)
 _ROW_NOT_FAST = re.compile(r'<row(?! r=")[\s>/]')
 _NOT_FAST = re.compile(r'<c(?:>|/>|\s(?!r="))')
 _V = re.compile(r"<(?:\w+:)?v>(.*?)</(?:\w+:)?v>", re.S)  # <x:v> in a prefixed sheet
-_HAS_VALUE = re.compile(r"<(?:\w+:)?(?:v|is|f)\b")
 
 
 def _equal(a: object, b: object) -> bool:
@@ -193,7 +193,7 @@ class _OldRows(Mapping):
 
     def has_value(self, r: int) -> bool:
         a, b = self.spans[r]
-        return _HAS_VALUE.search(self.data, a, b) is not None
+        return HOLDS_VALUE_RE.search(self.data, a, b) is not None
 
 
 _COLS: dict[str, int] = {}

@@ -32,10 +32,13 @@ from xml.sax.saxutils import escape, unescape
 
 from .. import schema
 from .ooxml import (
+    HOLDS_VALUE_RE,
     NS_REL,
     REF_RE,
+    ROW_NUMBER_RE,
     Row,
     ZipParts,
+    attrs_of,
     col_index,
     col_name,
     parse_rels,
@@ -59,8 +62,6 @@ _REF_ATTR = re.compile(r'(\sref=")([^"]*)(")')
 _RANGE = re.compile(r"^\$?([A-Z]+)\$?(\d+):\$?([A-Z]+)\$?(\d+)$")
 _ROW_TAG = re.compile(r"<(?:\w+:)?row\b([^>]*?)(/?)>")
 _ROW_CLOSE = re.compile(r"</(?:\w+:)?row>")
-_ROW_NUMBER = re.compile(r"""(?:^|\s)r\s*=\s*["'](\d+)["']""")
-_HAS_VALUE = re.compile(r"<(?:\w+:)?(?:v|is|f)\b")
 _TABLE_COLUMN = re.compile(r"<(?:\w+:)?tableColumn\b[^>]*?(?:/>|>.*?</(?:\w+:)?tableColumn>)", re.S)
 _CALCULATED = re.compile(r"<(?:\w+:)?calculatedColumnFormula\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?calculatedColumnFormula>)",
                          re.S)
@@ -112,7 +113,7 @@ def totals_area(xml: str | bytes) -> Area | None:
     ref = _REF_ATTR.search(tag.group(0))
     area = Area.parse(ref.group(2)) if ref else None
     try:
-        count = int(_attr(tag.group(0), "totalsRowCount", "0"))
+        count = int(attrs_of(tag.group(0)).get("totalsRowCount", "0"))
     except ValueError:
         return None
     if area is None or count < 1 or area.last_row - count < area.first_row:
@@ -157,7 +158,7 @@ def last_value_row(xml: str) -> int | None:
     start, end = sheet_data_span(xml)
     stop = end
     for r, m in _rows_from_end(xml, start, end):
-        if not m.group(2) and _HAS_VALUE.search(xml, m.end(), stop):
+        if not m.group(2) and HOLDS_VALUE_RE.search(xml, m.end(), stop):
             return r
         stop = m.start()
     return None
@@ -172,7 +173,7 @@ def _rows_from_end(xml: str, start: int, end: int) -> Iterator[tuple[int, re.Mat
         stop = end
         while (at := xml.rfind("<row", start, stop)) >= 0:
             m = _ROW_TAG.match(xml, at)
-            number = _ROW_NUMBER.search(m.group(1)) if m else None
+            number = ROW_NUMBER_RE.search(m.group(1)) if m else None
             if number is None:
                 break  # a row without its number: count them all (from here up)
             yield int(number.group(1)), m
@@ -183,7 +184,7 @@ def _rows_from_end(xml: str, start: int, end: int) -> Iterator[tuple[int, re.Mat
         stop = end
     rows, r = [], 0
     for m in _ROW_TAG.finditer(xml, start, stop):
-        number = _ROW_NUMBER.search(m.group(1))
+        number = ROW_NUMBER_RE.search(m.group(1))
         r = int(number.group(1)) if number else r + 1
         rows.append((r, m))
     yield from reversed(rows)
@@ -266,7 +267,7 @@ def fill_formulas(xml: str, old: Area, new_last: int, formulas: dict[int, str]) 
             added = []
             for i, formula in formulas.items():
                 c = old.first_col + i
-                if c in cells and cells[c].body and _HAS_VALUE.search(cells[c].body):
+                if c in cells and cells[c].body and HOLDS_VALUE_RE.search(cells[c].body):
                     continue  # a value the write gave it
                 ref = f"{col_name(c)}{r}"
                 text = Translator("=" + formula, origin=f"{col_name(c)}{old.first_row + 1}").translate_formula(ref)
@@ -297,7 +298,8 @@ def grown_table(xml: str, header_row: int, wanted_cols: list[int], old_last: int
     area = Area.parse(ref.group(2)) if ref else None
     if area is None:
         return None
-    if _attr(attrs, "headerRowCount", "1") == "0" or _attr(attrs, "totalsRowCount", "0") != "0":
+    given = attrs_of(attrs)
+    if given.get("headerRowCount", "1") == "0" or given.get("totalsRowCount", "0") != "0":
         return None  # no header row (not ours), or a totals row the new rows would sit under
     if area.first_row != header_row or not wanted_cols:
         return None  # elsewhere on the sheet
@@ -336,9 +338,6 @@ def _ref_of(xml: str) -> str:
     return ref.group(2) if ref else ""
 
 
-def _attr(tag: str, name: str, default: str) -> str:
-    m = re.search(rf'\s{name}="([^"]*)"', tag)
-    return m.group(1) if m else default
 
 
 def _with_last_row(ref: str, row: int) -> str:
