@@ -9,6 +9,10 @@ Exit status: 0 done, 1 some files had problems (see their receipts), 2 file or u
 (also: receipts could not be written; those files stay in the inbox for the next run),
 3 master busy (open in Excel, or another run is writing): the result is staged beside the master,
 the inbox is left untouched, and the next scheduled run retries.
+
+``--log FILE`` appends everything printed (errors and tracebacks too, and the reader process's)
+to FILE in UTF-8. The Windows wrapper uses it: Windows PowerShell 5.1's ``>>`` writes UTF-16 and
+turns each line Python writes to stderr into an error record with PowerShell's own position text.
 """
 
 from __future__ import annotations
@@ -22,18 +26,33 @@ from pathlib import Path
 # Runs from a checkout without installation (the scheduler's working folder may be anywhere).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from macros.cli import _utf8_stdout  # noqa: E402
-from macros.consolidate import consolidate, summary_text  # noqa: E402
-from macros.errors import HealthbookError  # noqa: E402
-
 
 def main(argv: list[str] | None = None) -> int:
-    _utf8_stdout()
+    # The log is taken before the arguments are checked: a usage error must reach it too.
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--log", type=Path)
+    log = early.parse_known_args(argv)[0].log
+    if log is not None:
+        try:
+            append_output_to(log)
+        except OSError as err:
+            print(f"错误：无法写日志文件 {log}：{err.strerror or err}", file=sys.stderr)
+            return 2
+    # Imported once the log is set: a broken installation's traceback must reach it too.
+    from macros.cli import _utf8_stdout
+    from macros.consolidate import consolidate, summary_text
+    from macros.errors import HealthbookError
+
+    if log is None:
+        _utf8_stdout()
     parser = argparse.ArgumentParser(description="定时汇总居委会填报表进主工作簿。")
     parser.add_argument("master", nargs="?", default=os.environ.get("HEALTHBOOK_MASTER"),
                         help="主工作簿路径（也可用环境变量 HEALTHBOOK_MASTER 指定）")
     parser.add_argument("--min-age", type=float, default=60.0,
                         help="文件最后修改后至少等待多少秒才处理（避免读到仍在复制的文件），默认 60")
+    parser.add_argument("--log", type=Path,
+                        help="把全部输出（含出错信息）以 UTF-8 追加到这个文件；Windows 计划任务用它，"
+                             "不要用 PowerShell 的 >> 重定向（会写成 UTF-16）")
     args = parser.parse_args(argv)
     if not args.master:
         parser.error("请给出主工作簿路径，或设置环境变量 HEALTHBOOK_MASTER。")
@@ -45,6 +64,21 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     print(summary_text(run))
     return run.exit_status
+
+
+def append_output_to(path: Path) -> None:
+    """From now on this process's stdout and stderr (file descriptors 1 and 2, which the reader
+    process inherits) are appended to ``path``, as UTF-8 text with the platform's line ends."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # O_BINARY: on Windows a text-mode descriptor would turn the "\r\n" written below into "\r\r\n".
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0), 0o644)
+    try:
+        for std in (1, 2):
+            os.dup2(fd, std)
+    finally:
+        os.close(fd)
+    sys.stdout = open(1, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)  # noqa: SIM115
 
 
 def log_stage(text: str) -> None:

@@ -32,3 +32,35 @@ def test_nightly_script_waits_for_an_open_master_then_merges(master_copy, tmp_pa
     # the scheduler's log shows each step with its time (a night that hangs shows where)
     steps = [line.split("] ", 1)[1] for line in done.stdout.splitlines() if line.startswith("[") and "] 正在" in line]
     assert steps == [consolidation.READING, consolidation.REFRESHING, consolidation.WRITING, consolidation.FINISHING]
+
+
+def test_log_option_appends_everything_in_utf8_even_errors(master_copy, tmp_path):
+    # The Windows wrapper relies on it: PowerShell 5.1's own redirection would write UTF-16.
+    log = tmp_path / "logs" / "task.log"
+    script = [sys.executable, str(ROOT / "scripts" / "consolidate_nightly.py")]
+
+    first = subprocess.run([*script, str(master_copy), "--min-age", "0", "--log", str(log)],
+                           capture_output=True, timeout=300)
+    assert first.returncode == 0 and first.stdout == b"" and first.stderr == b""
+    text = log.read_bytes().decode("utf-8")  # UTF-8, no BOM, nothing else
+    assert text.count("汇总 " + str(master_copy)) == 1 and consolidation.READING in text
+
+    missing = master_copy.with_name("没有这个文件.xlsx")
+    second = subprocess.run([*script, str(missing), "--log", str(log)], capture_output=True, timeout=300)
+    assert second.returncode == 2 and second.stdout == b"" and second.stderr == b""
+    appended = log.read_bytes().decode("utf-8")
+    assert appended.startswith(text) and "错误：" in appended[len(text):] and "没有这个文件.xlsx" in appended[len(text):]
+
+    # a usage error (the scheduler's arguments mistyped) reaches the log as well
+    third = subprocess.run([*script, "--min-age", "soon", "--log", str(log)], capture_output=True, timeout=300)
+    assert third.returncode == 2 and third.stderr == b""
+    assert "--min-age" in log.read_bytes().decode("utf-8")[len(appended):]
+
+
+def test_windows_wrapper_reads_as_utf8_and_lets_python_write_the_log():
+    wrapper = (ROOT / "scripts" / "consolidate_nightly.ps1").read_bytes()
+    # Windows PowerShell 5.1 reads a script without a BOM in the ANSI code page: its Chinese garbled.
+    assert wrapper.startswith(b"\xef\xbb\xbf")
+    text = wrapper.decode("utf-8-sig")
+    code = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    assert any("--log $log" in line for line in code) and not any(">>" in line for line in code)
