@@ -675,9 +675,9 @@ def _submission_checks(sub: Submission, committee: str, merge: LedgerMerge) -> l
 def _reading_notes(sub: Submission) -> list[Problem]:
     """What the reader did with a hand-made form that its maker should know: a header read as the
     column it names, a 合计 row left out."""
-    notes = [Problem(LEDGER, None, header, None, WARNING, "header_read_as",
+    notes = [Problem(LEDGER, row, header, None, WARNING, "header_read_as",
                      f"表头“{typed}”按“{header}”列读取。", f"表头请只写“{header}”，单位等说明不必写在表头里。")
-             for typed, header in sub.aliased]
+             for row, typed, header in sub.aliased]
     if clean_header(sub.sheet_name) != LEDGER:
         notes.append(_file_problem(
             "sheet_read_as", f"没有名为“{LEDGER}”的工作表，已读取工作表“{sub.sheet_name}”。", WARNING,

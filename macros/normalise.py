@@ -291,8 +291,9 @@ def row_keys(typed: pd.DataFrame, sheet: schema.Sheet) -> np.ndarray:
 
 def code_text(value: object) -> str | None:
     """A key, reference or choice as the validator compares it: NFKC, trimmed, upper case
-    ("ｃ０１" is C01)."""
-    return _clean_text(value, code=True)
+    ("ｃ０１" and "c01" are C01)."""
+    text = _clean_text(value, code=True)
+    return text.upper() if text is not None else None
 
 
 def _clean_text(value: object, code: bool) -> str | None:

@@ -68,8 +68,8 @@ class Submission:
     # A form prefilled with records: each one's values as given (by 记录编号), keyed by column key.
     base: dict[str, dict] | None = None
     sheet_name: str = LEDGER  # the sheet read (a copy named "台账 (2)" when there is no 台账)
-    # Header cells read as a contract column they name with a bracketed note: (as typed, header).
-    aliased: list[tuple[str, str]] = field(default_factory=list)
+    # Header cells read as a contract column they name with a bracketed note: (Excel row, as typed, header).
+    aliased: list[tuple[int, str, str]] = field(default_factory=list)
     totals_rows: list[int] = field(default_factory=list)  # hand-typed 合计 rows left out (Excel rows)
     # Blank cells of rows that lie under a merged cell's first row: (Excel row, column key) → "B8:B9".
     merged: dict[tuple[int, str], str] = field(default_factory=dict)
@@ -167,24 +167,23 @@ def read_submission(path: Path) -> Submission:
                       ledger_name, aliased, totals_rows, _merged_blanks(merges, rows, numbers, headers))
 
 
-def _alias_headers(grid: list[list]) -> list[tuple[str, str]]:
+def _alias_headers(grid: list[list]) -> list[tuple[int, str, str]]:
     """Read a header cell that names a contract column with a bracketed note ("参与人数（人）") as
     that column, in place in ``grid`` (a hand-made form's own header row): without it an optional
-    column would be silently left out as an extra one. Returns (as typed, header) pairs."""
+    column would be silently left out as an extra one. Returns (Excel row, as typed, header)."""
     by_header = schema.LEDGER.by_header()
     aliased = []
-    for row in grid[:HEADER_SEARCH_ROWS]:
+    for r, row in enumerate(grid[:HEADER_SEARCH_ROWS]):
         present = {clean_header(v) for v in row}
         for c, value in enumerate(row):
             m = _BRACKETED.match(clean_header(value)) if isinstance(value, str) else None
             if m and m["header"] in by_header and m["header"] not in present:
                 row[c] = m["header"]
                 present.add(m["header"])
-                aliased.append((value.strip(), m["header"]))
+                aliased.append((r, value.strip(), m["header"]))
     if aliased:  # only the header row's: a title row above it is not read
         header = find_header_row(grid, schema.LEDGER)
-        kept = {clean_header(v) for v in grid[header]} if header is not None else set()
-        aliased = [(typed, h) for typed, h in aliased if h in kept]
+        aliased = [(r + 1, typed, h) for r, typed, h in aliased if r == header]
     return aliased
 
 
