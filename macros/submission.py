@@ -169,21 +169,33 @@ def read_submission(path: Path) -> Submission:
 
 def _alias_headers(grid: list[list]) -> list[tuple[int, str, str]]:
     """Read a header cell that names a contract column with a bracketed note ("参与人数（人）") as
-    that column, in place in ``grid`` (a hand-made form's own header row): without it an optional
-    column would be silently left out as an extra one. Returns (Excel row, as typed, header)."""
+    that column, in place in ``grid`` (a hand-made form's own header row; no other row is changed):
+    without it an optional column would be silently left out as an extra one. Returns
+    (Excel row, as typed, header)."""
     by_header = schema.LEDGER.by_header()
-    aliased = []
-    for r, row in enumerate(grid[:HEADER_SEARCH_ROWS]):
+
+    def aliases(row: list) -> dict[int, str]:
         present = {clean_header(v) for v in row}
+        found = {}
         for c, value in enumerate(row):
             m = _BRACKETED.match(clean_header(value)) if isinstance(value, str) else None
             if m and m["header"] in by_header and m["header"] not in present:
-                row[c] = m["header"]
+                found[c] = m["header"]
                 present.add(m["header"])
-                aliased.append((r, value.strip(), m["header"]))
-    if aliased:  # only the header row's: a title row above it is not read
-        header = find_header_row(grid, schema.LEDGER)
-        aliased = [(r + 1, typed, h) for r, typed, h in aliased if r == header]
+        return found
+
+    head = grid[:HEADER_SEARCH_ROWS]
+    found = [aliases(row) for row in head]
+    if not any(found):
+        return []
+    loose = [[named.get(c, v) for c, v in enumerate(row)] for row, named in zip(head, found)]
+    header = find_header_row(loose, schema.LEDGER)
+    if header is None:
+        return []
+    row = grid[header]
+    aliased = [(header + 1, row[c].strip(), name) for c, name in found[header].items()]
+    for c, name in found[header].items():
+        row[c] = name
     return aliased
 
 

@@ -330,3 +330,19 @@ def test_encrypted_empty_and_truncated_files_are_rejected_with_what_to_do_and_th
         assert by_file[name].status == "rejected" and problem.row is None
         assert why in problem.message and fix in problem.suggestion, problem
         assert by_file[name].moved_to.parent.name == folders(master_copy, {}).rejected.name
+
+
+def test_only_the_header_row_is_read_loosely(tmp_path):
+    from macros.submission import read_submission
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = LEDGER
+    ws.append([H["date"], H["committee_id"], H["project_id"], H["activity"], "完成数量（人次）", H["status"], H["note"]])
+    ws.append([date(2020, 6, 22), "C02", "P06", "上门体检", 12, "进行中", "完成数量（见附件）"])
+    wb.save(tmp_path / "C02.xlsx")
+    sub = read_submission(tmp_path / "C02.xlsx")
+    assert sub.aliased == [(1, "完成数量（人次）", H["quantity"])]
+    [row] = sub.rows
+    values = dict(zip(schema.LEDGER.keys, row))
+    assert values["quantity"] == 12 and values["note"] == "完成数量（见附件）"  # a record's text is never renamed
