@@ -483,6 +483,7 @@ class _Checker:
         merged = self.merge.merge(good, sub.columns, sub.path.name, self.now, sub.base)
         issues += [_look_alike(o) for o in merged.outcomes if o.similar is not None]
         issues += [_master_kept(o) for o in merged.outcomes if o.kept or o.gone]
+        issues = _keep_as_read(issues, merged.outcomes, sub)
         result.issues = sorted(issues, key=lambda p: (p.row or 0, p.level != ERROR, p.column or ""))
         result.outcomes, result.changes = merged.outcomes, merged.changes
         result.rows_added = merged.count(ADDED)
@@ -496,6 +497,31 @@ class _Checker:
             except Exception as exc:  # the folder, or the template on this file: the merge goes on, the file waits
                 _receipt_failed(result, self.pending.parent, exc)
         result.outcomes = []
+
+
+# Warnings on a value read differently from how it was typed ("6.22" read as 2020-06-22).
+READ_AS = {"normalised", "approximate"}
+
+
+def _keep_as_read(issues: list[Problem], outcomes: list[RowOutcome], sub: Submission) -> list[Problem]:
+    """On a merged row the file gave no 记录编号, a "read as …" warning must not invite an edit:
+    the edited row, sent again without its key, would be a new record (a duplicate). Say that the
+    row is merged as read, and how to change it."""
+    keyless = {n for n, row in zip(sub.row_numbers, sub.rows) if row[KEY_INDEX] is None}
+    merged_as = {o.row: o.record_id for o in outcomes if o.row in keyless}
+    if not merged_as:
+        return issues
+    key_header = schema.LEDGER.header_of(KEY)
+    where = f"这一行的“{key_header}”列" if KEY in sub.columns else f"表中加一列“{key_header}”，在这一行"
+
+    def advice(p: Problem) -> Problem:
+        record = merged_as.get(p.row) if p.code in READ_AS else None
+        if record is None:
+            return p
+        return replace(p, suggestion=f"已按此汇总为记录 {record}，不必修改。如确要修改，请先在{where}"
+                                     f"填上 {record} 再提交，否则改过的行会作为新记录重复添加。")
+
+    return [advice(p) for p in issues]
 
 
 def _untouched_rows(sub: Submission) -> set[int]:

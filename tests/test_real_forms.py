@@ -265,12 +265,30 @@ def test_a_hand_typed_workbook_is_read_as_its_clerk_meant_it(master_copy, hand_f
     assert "合并单元格 B8:B9" in receipt and "合计行" in receipt and "新编号" in receipt
     assert "“记录编号”列填上上面的编号" in receipt  # how to correct a record the form has no key for
 
+    # A value read differently from how it was typed: the receipt does not invite an edit that,
+    # sent again without a 记录编号, would add the row twice; it says how to correct it instead.
+    read_as = issues[(4, "normalised")]
+    key = added.loc["为老年人上门理发", "record_id"]
+    assert read_as.column == H["date"] and "不必修改" in read_as.suggestion
+    assert f"加一列“{H['record_id']}”，在这一行填上 {key}" in read_as.suggestion
+
     # Sent again unchanged: nothing is added, the merged cell is still the one error.
     written = master_copy.read_bytes()
     shutil.copy2(source, inbox / "恒德里手工表.xlsx")
     [again] = consolidate(master_copy, as_of=AS_OF).files
     assert (again.rows_added, again.rows_updated, again.rows_unchanged) == (0, 0, 4)
     assert master_copy.read_bytes() == written
+
+    # Corrected as the receipt says (the key in a new column, the date retyped): an update, no twin.
+    wb = openpyxl.load_workbook(source)
+    ws = wb[LEDGER]
+    ws.cell(3, 12).value = H["record_id"]
+    ws.cell(4, 12).value = key
+    ws.cell(4, 3).value = datetime(2020, 6, 22)
+    wb.save(inbox / "恒德里手工表.xlsx")
+    [fixed] = consolidate(master_copy, as_of=AS_OF).files
+    assert (fixed.rows_added, fixed.rows_updated, fixed.rows_unchanged) == (0, 1, 3), fixed.issues
+    assert ledger_of(master_copy).set_index("record_id").loc[key, "date"] == date(2020, 6, 22)
 
 
 def test_codes_typed_in_full_width_or_lower_case_name_the_same_committee_and_record(master_copy, forms, tmp_path):
