@@ -24,7 +24,7 @@ import pandas as pd
 
 from . import schema
 from .book.owned import ledger_columns, next_free_row
-from .book.read import ROW, Workbook, records, settings_from_frame
+from .book.read import ROW, Workbook, clean_header, records, settings_from_frame
 from .book.write import STAGED, FileBook, WriteRefused
 from .book.write_types import SheetWrite
 from .collect import collect_seldom
@@ -42,6 +42,7 @@ from .merge import (
     RowOutcome,
     same_data,
 )
+from .normalise import code_text
 from .problems import Problem
 from .readahead import ReadAhead
 from .render.env import TemplateProblem
@@ -213,15 +214,32 @@ def inbox_files(inbox: Path) -> list[Path]:
 # ---------------------------------------------------------------- reading one submission
 
 
+SAVE_AS_XLSX = "“另存为”Excel 工作簿（*.xlsx）"
+# Spreadsheet formats a committee's office program saves in, with how to get an .xlsx from it.
+OTHER_FORMATS = {
+    ".xls": f"这是旧版 Excel 97-2003 格式（.xls）。请用 Excel 或 WPS 打开后{SAVE_AS_XLSX}，再提交。",
+    ".et": "这是 WPS 表格自己的格式（.et）。请用 WPS 打开，点“文件 → 另存为”，文件类型选 Excel 工作簿（*.xlsx），再提交。",
+    ".ods": ("这是 LibreOffice 或 WPS 的 ODF 表格格式（.ods）。请打开它，点“文件 → 另存为”，文件类型选"
+             "“Excel 2007-365 (.xlsx)”（出现格式提示时选“使用 Excel 2007-365!”），再提交。"),
+    ".xlsb": f"这是 Excel 二进制工作簿（.xlsb）。请用 Excel 打开后{SAVE_AS_XLSX}，再提交。",
+    ".numbers": "这是苹果 Numbers 的格式。请在 Numbers 中“导出为 → Excel”（.xlsx），再提交。",
+    ".csv": "CSV 文件会丢失格式、日期和下拉选项。请使用街道下发的填报表（.xlsx）填写后提交。",
+}
+
+
 def reject_reason_for_suffix(path: Path) -> str | None:
     suffix = path.suffix.lower()
     if suffix in WORKBOOK_SUFFIXES:
         return None
-    if suffix == ".xls":
-        return "这是旧版 .xls 格式。请用 Excel 或 WPS 打开后“另存为”.xlsx 格式再提交。"
-    if suffix == ".csv":
-        return "CSV 文件会丢失格式、日期和下拉选项。请使用街道下发的填报表（.xlsx）填写后提交。"
-    return f"不是 Excel 工作簿（{suffix or '无扩展名'}）。请提交 .xlsx 格式的填报表。"
+    return OTHER_FORMATS.get(suffix) or f"不是 Excel 工作簿（{suffix or '无扩展名'}）。请提交 .xlsx 格式的填报表。"
+
+
+def with_advice(code: str, text: str) -> Problem:
+    """A file rejected whole: the Chinese reason split into what is wrong and what to do (from its
+    first “请”), so that the receipt's 怎么改 column says it."""
+    head, said, advice = text.partition("。请")
+    return _file_problem(code, head + "。", suggestion="请" + advice, sheet="") if said else _file_problem(
+        code, text, sheet="")
 
 
 # ---------------------------------------------------------------- the run
@@ -455,7 +473,8 @@ class _Checker:
             tick(result.file)
 
     def merge_file(self, result: FileResult, sub: Submission, issues: list[Problem]) -> None:
-        issues = issues + _submission_checks(sub, result.committee_id, self.merge)
+        issues = [_in_merged_cell(p, sub.merged) for p in issues] + _submission_checks(
+            sub, result.committee_id, self.merge)
         if sub.base:  # prefilled records left as given: what they hold is the master's, not news to report
             untouched = _untouched_rows(sub)
             issues = [p for p in issues if p.row not in untouched]
@@ -464,6 +483,7 @@ class _Checker:
         merged = self.merge.merge(good, sub.columns, sub.path.name, self.now, sub.base)
         issues += [_look_alike(o) for o in merged.outcomes if o.similar is not None]
         issues += [_master_kept(o) for o in merged.outcomes if o.kept or o.gone]
+        issues = _keep_as_read(issues, merged.outcomes, sub)
         result.issues = sorted(issues, key=lambda p: (p.row or 0, p.level != ERROR, p.column or ""))
         result.outcomes, result.changes = merged.outcomes, merged.changes
         result.rows_added = merged.count(ADDED)
@@ -477,6 +497,31 @@ class _Checker:
             except Exception as exc:  # the folder, or the template on this file: the merge goes on, the file waits
                 _receipt_failed(result, self.pending.parent, exc)
         result.outcomes = []
+
+
+# Warnings on a value read differently from how it was typed ("6.22" read as 2020-06-22).
+READ_AS = {"normalised", "approximate"}
+
+
+def _keep_as_read(issues: list[Problem], outcomes: list[RowOutcome], sub: Submission) -> list[Problem]:
+    """On a merged row the file gave no 记录编号, a "read as …" warning must not invite an edit:
+    the edited row, sent again without its key, would be a new record (a duplicate). Say that the
+    row is merged as read, and how to change it."""
+    keyless = {n for n, row in zip(sub.row_numbers, sub.rows) if row[KEY_INDEX] is None}
+    merged_as = {o.row: o.record_id for o in outcomes if o.row in keyless}
+    if not merged_as:
+        return issues
+    key_header = schema.LEDGER.header_of(KEY)
+    where = f"这一行的“{key_header}”列" if KEY in sub.columns else f"表中加一列“{key_header}”，在这一行"
+
+    def advice(p: Problem) -> Problem:
+        record = merged_as.get(p.row) if p.code in READ_AS else None
+        if record is None:
+            return p
+        return replace(p, suggestion=f"已按此汇总为记录 {record}，不必修改。如确要修改，请先在{where}"
+                                     f"填上 {record} 再提交，否则改过的行会作为新记录重复添加。")
+
+    return [advice(p) for p in issues]
 
 
 def _untouched_rows(sub: Submission) -> set[int]:
@@ -544,11 +589,11 @@ def load_file(path: Path, committees: dict[str, str],
     result = FileResult(path.name, REJECTED)
     reason = reject_reason_for_suffix(path)
     if reason:
-        result.issues.append(_file_problem("not_a_workbook", reason, sheet=""))
+        result.issues.append(with_advice("not_a_workbook", reason))
         return result, None
     sub = read(path)
     if isinstance(sub, str):
-        result.issues.append(_file_problem("structure", sub))
+        result.issues.append(replace(with_advice("structure", sub), sheet=LEDGER))
         return result, None
     if not sub.rows and sub.info_committee is None:
         # A hand-made form with nothing filled in: there is no committee to tell, and nothing to
@@ -556,6 +601,12 @@ def load_file(path: Path, committees: dict[str, str],
         result.status = ACCEPTED
         result.issues.append(_empty_problem())
         return result, None
+    for row in sub.rows:
+        # Compared as the validator reads them: "ｃ０２" is C02 and "c02-0005" the record C02-0005
+        # (kept as typed, a new record would get the key "ｃ０２-0001", an update would add a twin).
+        for i in IDENTITY_INDEXES:
+            if row[i] is not None:
+                row[i] = code_text(row[i])
     committee, problem = _committee_of(sub, committees)
     result.committee_id = committee
     result.committee_name = committees.get(committee or "", "")
@@ -572,6 +623,9 @@ def load_file(path: Path, committees: dict[str, str],
         result.issues.append(_empty_problem())
         return result, None
     return result, sub
+
+
+IDENTITY_INDEXES = (KEY_INDEX, COMMITTEE_INDEX)
 
 
 def _empty_problem() -> Problem:
@@ -641,7 +695,37 @@ def _submission_checks(sub: Submission, committee: str, merge: LedgerMerge) -> l
                  else "文件里没有它的计算结果（可能没有在 Excel 里保存过），按空白处理")
         problems.append(Problem(LEDGER, n, header, row[KEY_INDEX], WARNING, "formula_cell",
                                 f"“{header}”填的是公式，{shown}。", "请直接填写数值或文字，不要用公式。"))
-    return problems
+    return problems + _reading_notes(sub)
+
+
+def _reading_notes(sub: Submission) -> list[Problem]:
+    """What the reader did with a hand-made form that its maker should know: a header read as the
+    column it names, a 合计 row left out."""
+    notes = [Problem(LEDGER, row, header, None, WARNING, "header_read_as",
+                     f"表头“{typed}”按“{header}”列读取。", f"表头请只写“{header}”，单位等说明不必写在表头里。")
+             for row, typed, header in sub.aliased]
+    if clean_header(sub.sheet_name) != LEDGER:
+        notes.append(_file_problem(
+            "sheet_read_as", f"没有名为“{LEDGER}”的工作表，已读取工作表“{sub.sheet_name}”。", WARNING,
+            f"下次请把这张工作表命名为“{LEDGER}”。"))
+    notes += [Problem(LEDGER, n, None, None, WARNING, "totals_row",
+                      "这一行是手写的合计行，不是一条活动记录，未汇总。",
+                      "填报表里可以不写合计行：街道汇总时会自动计算合计。") for n in sub.totals_rows]
+    return notes
+
+
+def _in_merged_cell(p: Problem, merged: dict[tuple[int, str], str]) -> Problem:
+    """A blank required cell under the first row of a merged cell: say so, or the committee, who sees
+    the merged value there in Excel, cannot tell what to fix."""
+    if p.code != "required" or not merged:
+        return p
+    column = schema.LEDGER.by_header().get(p.column or "")
+    where = merged.get((p.row, column.key)) if column else None
+    if where is None:
+        return p
+    return replace(p, message=f"{p.column}在合并单元格 {where} 中：表里看得到，但合并单元格的内容只属于第一行，"
+                              "这一行读到的是空白，未汇总。",
+                   suggestion=f"请取消这个合并单元格，在每一行都填上{p.column}后重新提交。")
 
 
 def _is_number(text: str) -> bool:
@@ -743,7 +827,10 @@ def write_receipt(result: FileResult, folder: Path, now: datetime, master: Path,
     worker process)."""
     folder.mkdir(parents=True, exist_ok=True)
     who = safe_name(result.committee_id or "未知居委会")
-    path = folder / f"回执-{who}-{safe_name(Path(result.file).stem)}-{now.strftime('%Y%m%d-%H%M%S')}.html"
+    name = Path(result.file)
+    # The suffix too unless .xlsx: "C01.xls" and "C01.ods" sent together get a receipt each.
+    kind = "" if name.suffix == ".xlsx" else f"-{safe_name(name.suffix.lstrip('.') or '无扩展名')}"
+    path = folder / f"回执-{who}-{safe_name(name.stem)}{kind}-{now.strftime('%Y%m%d-%H%M%S')}.html"
     write(path, templates, receipt_context(result, now, master))
     return path
 

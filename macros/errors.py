@@ -31,12 +31,9 @@ class WorkbookNotFound(HealthbookError):
 
 
 class NotAWorkbook(HealthbookError):
-    def __init__(self, path: Path | str, reason: str = ""):
-        detail = f"（{reason}）" if reason else ""
-        super().__init__(
-            f"无法打开 {Path(path).name}：它不是可读取的 Excel 工作簿（.xlsx/.xlsm）{detail}。"
-            "请用 Excel 另存为 .xlsx 后重试。"
-        )
+    def __init__(self, path: Path | str, reason: str = "", advice: str = "请用 Excel 另存为 .xlsx 后重试。"):
+        detail = f"（{reason}）" if reason else "：它不是可读取的 Excel 工作簿（.xlsx/.xlsm）"
+        super().__init__(f"无法打开 {Path(path).name}{detail}。{advice}")
 
 
 class MissingSheet(HealthbookError):

@@ -289,6 +289,13 @@ def row_keys(typed: pd.DataFrame, sheet: schema.Sheet) -> np.ndarray:
     return np.array([KEY_SEPARATOR.join(p) if all(p) else None for p in zip(*parts)], dtype=object)
 
 
+def code_text(value: object) -> str | None:
+    """A key, reference or choice as the validator compares it: NFKC, trimmed, upper case
+    ("ｃ０１" and "c01" are C01)."""
+    text = _clean_text(value, code=True)
+    return text.upper() if text is not None else None
+
+
 def _clean_text(value: object, code: bool) -> str | None:
     if isinstance(value, str):
         if value.isascii():

@@ -7,14 +7,32 @@ reads the inbox ahead in a second process that imports this module alone, so it 
 from __future__ import annotations
 
 import os
+import re
 import zipfile
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 
 from . import schema
-from .book.ooxml import FORMULA_PREFIXES, WORKSHEET_PART, ZipParts, has_formula, parse_rows, sheet_parts
-from .book.read import actual_sheet_name, calamine_failure, open_book, parse_grid, read_sheet, table_totals
+from .book.ooxml import (
+    FORMULA_PREFIXES,
+    WORKSHEET_PART,
+    ZipParts,
+    col_name,
+    has_formula,
+    parse_rows,
+    sheet_parts,
+)
+from .book.read import (
+    HEADER_SEARCH_ROWS,
+    actual_sheet_name,
+    calamine_failure,
+    clean_header,
+    find_header_row,
+    open_book,
+    parse_grid,
+    table_totals,
+)
 from .errors import HealthbookError
 
 LEDGER = schema.LEDGER.name
@@ -25,6 +43,12 @@ KEY_INDEX, COMMITTEE_INDEX = KEYS.index(KEY), KEYS.index(COMMITTEE)
 DATA_INDEXES = [i for i, k in enumerate(KEYS) if k not in (COMMITTEE, "source")]
 _FORMULA_FIRST = frozenset(FORMULA_PREFIXES)
 _data_of = itemgetter(*DATA_INDEXES)
+# A hand-typed sum row at the foot of a hand-made form (not an Excel table's totals row): the label,
+# whitespace removed, in a row without 记录编号, 日期 or 项目编号.
+TOTAL_LABELS = frozenset({"合计", "总计", "小计", "共计", "累计", "总数"})
+_NO_TOTALS = [KEYS.index(k) for k in ("record_id", "date", "project_id")]
+# A header with a unit or note in brackets after it: "参与人数（人）", "完成数量(人次)".
+_BRACKETED = re.compile(r"^(?P<header>[^（(]+)[（(][^）)]*[）)]$")
 
 
 @dataclass
@@ -43,6 +67,12 @@ class Submission:
     formula_cells: list[tuple[int, str]] = field(default_factory=list)
     # A form prefilled with records: each one's values as given (by 记录编号), keyed by column key.
     base: dict[str, dict] | None = None
+    sheet_name: str = LEDGER  # the sheet read (a copy named "台账 (2)" when there is no 台账)
+    # Header cells read as a contract column they name with a bracketed note: (Excel row, as typed, header).
+    aliased: list[tuple[int, str, str]] = field(default_factory=list)
+    totals_rows: list[int] = field(default_factory=list)  # hand-typed 合计 rows left out (Excel rows)
+    # Blank cells of rows that lie under a merged cell's first row: (Excel row, column key) → "B8:B9".
+    merged: dict[tuple[int, str], str] = field(default_factory=dict)
 
     @property
     def info_committee(self) -> str | None:
@@ -64,28 +94,52 @@ class FileUnreadable(HealthbookError):
         super().__init__(f"{path.name} 的工作表“{LEDGER}”无法读取（{reason}）。请用 Excel 打开检查后重新保存。")
 
 
+class NoLedgerSheet(HealthbookError):
+    def __init__(self, path: Path, sheets: list[str]):
+        found = "、".join(f"“{n}”" for n in sheets) or "（无）"
+        super().__init__(
+            f"{path.name} 缺少工作表“{LEDGER}”（现有工作表：{found}）。请把填写记录的工作表改名为“{LEDGER}”"
+            f"（双击工作表标签即可改名），或使用街道下发的填报表重新填写。")
+
+
+def ledger_sheet_name(sheet_names: list[str]) -> str | None:
+    """The sheet holding a submission's records: its 台账 (matched like headers), else the one
+    sheet whose name holds 台账 (Excel names a copied sheet "台账 (2)"; "11月台账")."""
+    exact = {clean_header(n): n for n in sheet_names}.get(LEDGER)
+    if exact is not None:
+        return exact
+    like = [n for n in sheet_names if LEDGER in clean_header(n)]
+    return like[0] if len(like) == 1 else None
+
+
 def read_submission(path: Path) -> Submission:
     """Read the 台账 sheet (and a generated form's hidden info sheet): one calamine pass, no frame."""
     book, names = open_book(path)
-    ledger_name = actual_sheet_name(book, LEDGER)
+    ledger_name = ledger_sheet_name(book.sheet_names)
     if ledger_name is None:
-        read_sheet(book, schema.LEDGER, path)  # raises the named error with the Chinese message
+        raise NoLedgerSheet(path, book.sheet_names)
     try:
-        grid = book.get_sheet_by_name(ledger_name).to_python(skip_empty_area=False)
+        sheet = book.get_sheet_by_name(ledger_name)
+        grid = sheet.to_python(skip_empty_area=False)
+        merges = sheet.merged_cell_ranges or []
     except BaseException as exc:  # calamine's private error types, or a Rust panic
         if not calamine_failure(exc):
             raise
         raise FileUnreadable(path, str(exc)[:60]) from exc
+    aliased = _alias_headers(grid)
     # A form staff turned into a table with a totals row (汇总): that row is not a record.
     totals = table_totals(path, names, [LEDGER]).get(LEDGER)
     names, body, row_numbers, headers = parse_grid(grid, schema.LEDGER, path, totals)
     # Each row in contract column order (a column the file lacks reads the None put at the end).
     pick = itemgetter(*[names.index(k) if k in names else len(names) for k in KEYS])
-    rows, numbers = [], []
+    rows, numbers, totals_rows = [], [], []
     for values, excel_row in zip(body, row_numbers):
         values.append(None)
         row = list(pick(values))
         if _data_of(row).count(None) < len(DATA_INDEXES):
+            if _is_totals_row(values, row):
+                totals_rows.append(excel_row)
+                continue
             rows.append(row)
             numbers.append(excel_row)
     info = None
@@ -109,7 +163,69 @@ def read_submission(path: Path) -> Submission:
         key_of = {c: by_header[h].key for c, h in enumerate(headers) if h in by_header}
         position = {n: i for i, n in enumerate(numbers)}
         formulas = sorted({(position[r], key_of[c]) for r, c in cells if r in position and c in key_of})
-    return Submission(path, rows, numbers, set(names) & set(KEYS), info, _formula_rows(rows), formulas, base)
+    return Submission(path, rows, numbers, set(names) & set(KEYS), info, _formula_rows(rows), formulas, base,
+                      ledger_name, aliased, totals_rows, _merged_blanks(merges, rows, numbers, headers))
+
+
+def _alias_headers(grid: list[list]) -> list[tuple[int, str, str]]:
+    """Read a header cell that names a contract column with a bracketed note ("参与人数（人）") as
+    that column, in place in ``grid`` (a hand-made form's own header row; no other row is changed):
+    without it an optional column would be silently left out as an extra one. Returns
+    (Excel row, as typed, header)."""
+    by_header = schema.LEDGER.by_header()
+
+    def aliases(row: list) -> dict[int, str]:
+        present = {clean_header(v) for v in row}
+        found = {}
+        for c, value in enumerate(row):
+            m = _BRACKETED.match(clean_header(value)) if isinstance(value, str) else None
+            if m and m["header"] in by_header and m["header"] not in present:
+                found[c] = m["header"]
+                present.add(m["header"])
+        return found
+
+    head = grid[:HEADER_SEARCH_ROWS]
+    found = [aliases(row) for row in head]
+    if not any(found):
+        return []
+    loose = [[named.get(c, v) for c, v in enumerate(row)] for row, named in zip(head, found)]
+    header = find_header_row(loose, schema.LEDGER)
+    if header is None:
+        return []
+    row = grid[header]
+    aliased = [(header + 1, row[c].strip(), name) for c, name in found[header].items()]
+    for c, name in found[header].items():
+        row[c] = name
+    return aliased
+
+
+def _is_totals_row(values: list, row: list) -> bool:
+    """A 合计 row typed by hand: a total label in any cell, and no 记录编号, 日期 or 项目编号."""
+    if any(row[i] is not None for i in _NO_TOTALS):
+        return False
+    return any(type(v) is str and clean_header(v) in TOTAL_LABELS for v in values)
+
+
+def _merged_blanks(merges: list, rows: list[list], numbers: list[int], headers: list[str]) -> dict:
+    """(Excel row, column key) → the merged range, for each blank contract cell under the first row
+    of a vertical merge: Excel shows the merged value there, the file holds it in the first row only."""
+    if not merges:
+        return {}
+    by_header = schema.LEDGER.by_header()
+    position = {n: i for i, n in enumerate(numbers)}
+    found = {}
+    for (top, left), (bottom, right) in merges:
+        for c in range(left, right + 1):
+            column = by_header.get(headers[c]) if c < len(headers) else None
+            if column is None or bottom == top:
+                continue
+            where = f"{col_name(left)}{top + 1}:{col_name(right)}{bottom + 1}"
+            for r in range(top + 2, bottom + 2):  # Excel rows below the first
+                i = position.get(r)
+                if i is not None and rows[i][KEYS.index(column.key)] is None:
+                    found[(r, column.key)] = where
+    return found
+
 
 
 def formula_cells(path: Path, sheet: str) -> list[tuple[int, int]]:

@@ -209,7 +209,7 @@ def cases() -> list[Case]:
     out = [
         # ---- rejected whole: not a workbook at all
         Case("不是zip.xlsx", raw("这不是工作簿，只是改了扩展名".encode()), REJECTED, "不是"),
-        Case("空文件.xlsx", raw(b""), REJECTED, "不是"),
+        Case("空文件.xlsx", raw(b""), REJECTED, "0 字节"),
         Case("截断.xlsx", raw(good[: len(good) // 2]), REJECTED, "无法打开"),
         Case("只有开头.xlsx", raw(good[:30]), REJECTED, "无法打开"),
         Case("加密.xlsx", raw(encrypted_workbook()), REJECTED, "密码"),

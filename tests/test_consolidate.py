@@ -272,7 +272,7 @@ def test_what_is_not_a_submission(master_copy, inbox, blank_forms):
     status = {f.file: f.status for f in run.files}
     assert status == {"旧表.xls": "rejected", "导出.csv": "rejected", "改了扩展名.xlsx": "rejected",
                       "没有台账.xlsx": "rejected", "~$C01.xlsx": "skipped", ".隐藏.xlsx": "skipped"}
-    reasons = {f.file: f.issues[0].message for f in run.files}
+    reasons = {f.file: f"{f.issues[0].message} {f.issues[0].suggestion}" for f in run.files}
     assert "另存为" in reasons["旧表.xls"] and LEDGER in reasons["没有台账.xlsx"]
     assert sorted(p.name for p in inbox.iterdir()) == [".隐藏.xlsx", "~$C01.xlsx"]
     assert not run.master_written

@@ -37,7 +37,8 @@ def check_file(case, result) -> None:
         assert {(p.row, p.column, p.code) for p in errors} == case.errors, case.file
     else:  # rejected whole, for a reason that concerns the file
         assert errors and all(p.row is None for p in errors), case.file
-    assert case.reason in " ".join(p.message for p in result.issues), (case.file, case.reason)
+    # The reason, or what to do about it (a file rejected whole: the receipt's 怎么改 column).
+    assert case.reason in " ".join(f"{p.message} {p.suggestion}" for p in result.issues), (case.file, case.reason)
     assert case.warnings <= {p.code for p in result.issues if not p.is_error}, case.file
     for p in result.issues:
         assert CJK.search(p.message), p.message

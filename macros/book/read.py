@@ -67,7 +67,9 @@ def open_book(path: Path | str) -> tuple[CalamineWorkbook, list[str]]:
     with open(path, "rb") as f:
         head = f.read(8)
     if head == OLE_MAGIC:
-        raise NotAWorkbook(path, _ole_reason(path))
+        raise NotAWorkbook(path, *_ole_reason(path))
+    if not head:
+        raise NotAWorkbook(path, "文件是空的，0 字节：可能没有保存好，或复制、下载时中断了", "请打开原文件确认内容后重新保存，再发送一次。")
     if not zipfile.is_zipfile(path):
         raise NotAWorkbook(path, "文件不是 .xlsx/.xlsm 格式，或已损坏、不完整")
     names = check_zip_sizes(path)
@@ -93,12 +95,16 @@ MAX_UNCOMPRESSED = 2 << 30
 MAX_RATIO, RATIO_FROM = 300, 64 << 20
 
 
-def _ole_reason(path: Path) -> str:
+def _ole_reason(path: Path) -> tuple[str, str]:
+    """Why an OLE file is refused, and what to do."""
     with open(path, "rb") as f:
         head = f.read(1 << 20)
     if "EncryptionInfo".encode("utf-16-le") in head or "EncryptedPackage".encode("utf-16-le") in head:
-        return "文件设置了打开密码（已加密），程序无法读取；请在 Excel 中取消密码后另存为 .xlsx"
-    return "这是旧版 Excel 97-2003（.xls）格式或已加密的文件；请用 Excel 或 WPS 另存为 .xlsx"
+        return ("文件设置了打开密码，已加密，程序无法读取",
+                "请在 Excel 或 WPS 中打开它，去掉打开密码（Excel：文件 → 信息 → 保护工作簿 → 用密码进行加密，清空密码；"
+                "WPS：文件 → 文档加密 → 密码加密，清空密码）后保存为 .xlsx，再重新提交。")
+    return ("这是旧版 Excel 97-2003（.xls）格式或已加密的文件",
+            "请用 Excel 或 WPS 打开，“另存为”Excel 工作簿（.xlsx）后再提交。")
 
 
 def check_zip_sizes(path: Path) -> list[str]:
