@@ -5,7 +5,7 @@
 Builds the demo master twice — as is (no table part: the zip's names say so, nothing is read) and
 with 台账 as an Excel table with a totals row (the workbook, its rels, the sheets' rels and the
 table part are read) — and prints, for each, the best ``read_workbook`` time and the share of it
-spent in the totals lookup (``read.table_totals``).
+spent in the totals lookup (``read.sheet_tables``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from macros import schema  # noqa: E402
-from macros.book.read import check_zip_sizes, read_workbook, table_totals  # noqa: E402
+from macros.book.read import check_zip_sizes, read_workbook, sheet_tables  # noqa: E402
 from tests.tabled import add_table, build_master  # noqa: E402
 
 
@@ -27,7 +27,7 @@ def measure(path: Path, repeat: int) -> tuple[float, float]:
     names = check_zip_sizes(path)
     sheets = [s.name for s in schema.INPUT_SHEETS]
     read = min(timeit.repeat(lambda: read_workbook(path), number=1, repeat=repeat))
-    lookup = min(timeit.repeat(lambda: table_totals(path, names, sheets), number=10, repeat=repeat)) / 10
+    lookup = min(timeit.repeat(lambda: sheet_tables(path, names, sheets), number=10, repeat=repeat)) / 10
     return read, lookup
 
 

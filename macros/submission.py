@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import schema
 from .book.ooxml import FORMULA_PREFIXES, WORKSHEET_PART, ZipParts, has_formula, parse_rows, sheet_parts
-from .book.read import actual_sheet_name, calamine_failure, open_book, parse_grid, read_sheet, table_totals
+from .book.read import actual_sheet_name, calamine_failure, open_book, parse_grid, read_sheet, sheet_tables
 from .errors import HealthbookError
 
 LEDGER = schema.LEDGER.name
@@ -76,9 +76,10 @@ def read_submission(path: Path) -> Submission:
         if not calamine_failure(exc):
             raise
         raise FileUnreadable(path, str(exc)[:60]) from exc
-    # A form staff turned into a table with a totals row (汇总): that row is not a record.
-    totals = table_totals(path, names, [LEDGER]).get(LEDGER)
-    names, body, row_numbers, headers = parse_grid(grid, schema.LEDGER, path, totals)
+    # A form staff turned into a table: its totals row (汇总), and empty rows Excel filled with a
+    # calculated column's formulas, are not records.
+    tables = sheet_tables(path, names, [LEDGER]).get(LEDGER)
+    names, body, row_numbers, headers = parse_grid(grid, schema.LEDGER, path, tables.not_records(grid) if tables else None)
     # Each row in contract column order (a column the file lacks reads the None put at the end).
     pick = itemgetter(*[names.index(k) if k in names else len(names) for k in KEYS])
     rows, numbers = [], []

@@ -70,7 +70,7 @@ from .ooxml import (
 from .package import Package
 from .read import HEADER_SEARCH_ROWS, ROW, clean_header, frame_from_rows, records
 from .styles import is_date_code
-from .tables import last_value_row, sheet_totals
+from .tables import calculated_bodies, formula_only, last_value_row, sheet_totals
 from .verify import grid, has_bool, is_bool
 from .write_types import FILLS, SheetWrite
 
@@ -290,6 +290,18 @@ def _unshare(orphaned: dict[str, tuple[str, str, range]], new_rows: dict[int, li
             new_rows[r] = [(c, fixed(x) if _SHARED in x else x) for c, x in new_rows[r]]
 
 
+_CELL_START = re.compile(r"<((?:\w+:)?)c\b([^>]*?)/?>")
+_T_ATTR = re.compile(r"""\st\s*=\s*["'][^"']*["']""")
+
+
+def _uncached(cell: str) -> str:
+    """A formula cell without its cached result (stale once the row holds a record)."""
+    start = _CELL_START.match(cell)
+    f = _F_ELEMENT.search(cell, start.end())
+    p = start.group(1)
+    return f"<{p}c{_T_ATTR.sub('', start.group(2))}>{f.group(0)}</{p}c>"
+
+
 def _old_grid(pkg: Package, sheet_name: str) -> list[list]:
     """The sheet as calamine reads it from the original file (row i = Excel row i + 1)."""
     book = CalamineWorkbook.from_path(str(pkg.path))
@@ -468,11 +480,31 @@ def rewrite_sheet(
     totals = {r for area in sheet_totals(pkg.parts, part) for r in range(area.first_row, area.last_row + 1)}
     if write.append or ledger:
         last = max([last, *(r for r in totals if r > header_r)])
+    # Rows of a table staff extended in advance, holding only its calculated columns' formulas
+    # (Excel filled them: cached 0, 1900, ""): no reader takes them for records; new records
+    # go into them, the formulas stay (tables.formula_only).
+    tables = calculated_bodies(pkg.parts, part) if ledger and part in pkg.parts else []
+    prefilled: dict[int, bool] = {}
+
+    def formula_row(r: int) -> bool:
+        if not tables or r not in spans:
+            return False
+        found = prefilled.get(r)
+        if found is None:
+            found = prefilled[r] = formula_only(old_rows[r], r, tables)
+        return found
+
     if ledger:
-        # New rows go below the last row holding a value; formatted blank rows below the data
-        # are filled in (and lend the new cells their formats), not skipped.
+        # New rows go below the last row holding a value; formatted blank rows below the data,
+        # and rows holding only a table's calculated formulas, are filled in (and lend the new
+        # cells their formats), not skipped.
         wanted_rows = {r for r in explicit if r is not None}
-        last = max([last, *(r for r in spans if r > header_r and r not in wanted_rows and old_rows.has_value(r))])
+        for r in sorted(spans, reverse=True):  # from the end: the first found is the last
+            if r <= max(last, header_r):
+                break
+            if r not in wanted_rows and old_rows.has_value(r) and not formula_row(r):
+                last = r
+                break
     for want in explicit:
         if want is not None:
             if want <= header_r or want in taken:
@@ -556,6 +588,10 @@ def rewrite_sheet(
             continue
         old = _cells_in(old_rows[r], fast) if keeps_old and r in spans else {}
         base_of_row = row_style(_row_attrs(old_rows[r], r)) if r in spans else None
+        # A record written into a row holding only calculated formulas: a column it leaves blank
+        # keeps its formula, as in Excel (a value typed there replaces it, as in Excel).
+        calculated = {c for body in tables if body.covers(r) for c in body.formulas} \
+            if old and formula_row(r) else ()
         cells: list[tuple[int, str]] = []
         values: list = []
         for key, c in layout:
@@ -565,6 +601,11 @@ def rewrite_sheet(
             fill = fills.get((index, key)) if fills else None
             link = bool(links) and (index, key) in links
             o = old.get(c)
+            if c in calculated and value is None and not fill and not link and o is not None and o[2] \
+                    and _F_ELEMENT.search(o[2]):
+                cells.append((c, _uncached(o[3])))
+                values.append("")  # no cached result: Excel computes it on open (fullCalcOnLoad)
+                continue
             if o is not None:
                 before = _old_value(o, strings)
                 if not fill and not link and _same(before, value):
@@ -617,10 +658,12 @@ def rewrite_sheet(
         for r in set(old_rows) - taken:
             if r <= header_r:
                 continue
-            if r in totals or not old_rows.has_value(r) or _reads_blank(old_grid, r, layout_cols):
+            if r in totals or not old_rows.has_value(r) or _reads_blank(old_grid, r, layout_cols) \
+                    or formula_row(r):
                 # A formatted blank row, one the reader saw as blank (staff's notes beside the
-                # ledger, a formula giving "", spaces) or left out (a table's totals row): no
-                # caller could have dropped it. It stays, byte for byte.
+                # ledger, a formula giving "", spaces) or left out (a table's totals row, a row
+                # of its calculated formulas only): no caller could have dropped it. It stays,
+                # byte for byte.
                 verbatim[r] = spans[r]
                 max_r = max(max_r, r)
                 continue
@@ -992,8 +1035,9 @@ def next_free_row(path: Path | str, sheet: schema.Sheet, taken: Iterable[int]) -
         xml = zf.read(part).decode("utf-8")
         # A table's totals row is taken even when staff emptied it (rewrite_sheet's rule).
         last = max([last, *(a.last_row for a in sheet_totals(ZipParts(zf), part))])
+        bodies = calculated_bodies(ZipParts(zf), part)  # rows of their formulas only are free
     # One rule for "the last row holding a value", found from the end (tables.last_value_row):
     # decoding a 60k-row ledger costs ~65 ms here, once per consolidation.
-    return max(last, last_value_row(xml) or 0) + 1
+    return max(last, last_value_row(xml, bodies) or 0) + 1
 
 
