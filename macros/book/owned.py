@@ -19,6 +19,7 @@ attributes — height, style, hidden, outline level — when its cells are writt
 
 from __future__ import annotations
 
+import html
 import re
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -31,7 +32,7 @@ from xml.sax.saxutils import escape, quoteattr, unescape
 from python_calamine import CalamineWorkbook
 
 from .. import schema
-from ..errors import MissingColumns
+from ..errors import HealthbookError, MissingColumns
 from .ooxml import (
     AFTER_HYPERLINKS,
     CELL_RE,
@@ -114,6 +115,8 @@ class Written:
     order: list[int] = field(default_factory=list)
     header_row: int = 1
     columns: dict[str, int] = field(default_factory=dict)  # column key → 0-based index
+    # An output sheet's table totals rows moved down below the rows written: old first row → rows moved
+    totals_moved: dict[int, int] = field(default_factory=dict)
 
 
 def header_layout(rows: list[Row], sheet: schema.Sheet, strings: list[str]) -> tuple[int | None, dict[int, str]]:
@@ -302,6 +305,45 @@ def _uncached(cell: str) -> str:
     return f"<{p}c{_T_ATTR.sub('', start.group(2))}>{f.group(0)}</{p}c>"
 
 
+class TotalsRowFormula(HealthbookError):
+    """A totals row to move down holds a formula with cell references (Excel would stretch them;
+    moved, they would add up the wrong rows)."""
+
+    def __init__(self, sheet: str, row: int, ref: str, formula: str):
+        super().__init__(f"工作表“{sheet}”第 {row} 行是表格的汇总行，新的数据行需要把它下移，但其中 {ref} 的公式"
+                         f"“={formula}”引用了具体单元格，下移后会算错。请改用表格的汇总行功能（表设计 → 汇总行，"
+                         "公式如 SUBTOTAL(109,表名[列名])），或删掉这一行的公式后重新运行。")
+
+
+_ROW_R = re.compile(r"""(<(?:\w+:)?row\b[^>]*?\sr\s*=\s*["'])\d+(["'])""")
+_CELL_R = re.compile(r"""(<(?:\w+:)?c\b[^>]*?\sr\s*=\s*["'][A-Z]+)\d+(["'])""")
+_A1_REF = re.compile(r"(?<![A-Za-z_\[.])\$?[A-Z]{1,3}\$?\d+(?![\w\[(])")
+
+
+def _moved_row(text: str, old: int, new: int, sheet: str) -> str:
+    """An output sheet's table totals row ``<row>`` moved from row ``old`` to ``new``: its
+    number and its cells' references; formulas must not refer to cells (structured references,
+    as Excel's totals row writes them, need no change)."""
+    from openpyxl.formula.tokenizer import Token, Tokenizer, TokenizerError  # only here: rarely needed
+
+    for cell in Row(old, "", xml=text).cells:
+        f = _F_ELEMENT.search(cell.body or "")
+        if f is None or not f.group("text"):
+            continue
+        formula = html.unescape(f.group("text"))  # openpyxl writes &#36827; for 进
+        try:
+            ranges = [t.value for t in Tokenizer("=" + formula).items
+                      if t.type == Token.OPERAND and t.subtype == Token.RANGE and "[" not in t.value]
+        except TokenizerError:
+            ranges = [re.sub(r'\[[^\]]*\]|"[^"]*"', "", formula)]
+        if any(_A1_REF.search(value.rpartition("!")[2]) for value in ranges):
+            raise TotalsRowFormula(sheet, old, cell.attrs.get("r", ""), formula)
+        if 'ref="' in f.group("attrs"):  # a shared or array formula's range: in this row only
+            raise TotalsRowFormula(sheet, old, cell.attrs.get("r", ""), formula)
+    text = _ROW_R.sub(lambda m: f"{m.group(1)}{new}{m.group(2)}", text, count=1)
+    return _CELL_R.sub(lambda m: f"{m.group(1)}{new}{m.group(2)}", text)
+
+
 def _old_grid(pkg: Package, sheet_name: str) -> list[list]:
     """The sheet as calamine reads it from the original file (row i = Excel row i + 1)."""
     book = CalamineWorkbook.from_path(str(pkg.path))
@@ -477,7 +519,8 @@ def rewrite_sheet(
     # A table's totals row (汇总, SUBTOTAL formulas) is staff's: the reader leaves it out. Even
     # emptied by staff (totalsRowCount still 1) it is taken: a record written there would be
     # one no reader sees (and the next run would add it again below).
-    totals = {r for area in sheet_totals(pkg.parts, part) for r in range(area.first_row, area.last_row + 1)}
+    totals_areas = sheet_totals(pkg.parts, part)
+    totals = {r for area in totals_areas for r in range(area.first_row, area.last_row + 1)}
     if write.append or ledger:
         last = max([last, *(r for r in totals if r > header_r)])
     # Rows of a table staff extended in advance, holding only its calculated columns' formulas
@@ -527,7 +570,19 @@ def rewrite_sheet(
         # An output sheet is rewritten whole, but a totals row staff gave a table over it (汇总,
         # SUBTOTAL) is theirs: below the rows written it stays, byte for byte (rows written over
         # it, when the sheet grew that far, are ours: the table is not grown then either).
-        verbatim.update((r, spans[r]) for r in totals if r in spans and r > max(placed, default=header_r))
+        # When the rows written reach it (more committees than rows above it), it moves down
+        # below them, as Excel inserts rows above a table's totals row; tables.grow_tables then
+        # moves the table's end with it.
+        below = max(placed, default=header_r)
+        for area in totals_areas:
+            if area.first_row > below:
+                verbatim.update((r, spans[r]) for r in range(area.first_row, area.last_row + 1) if r in spans)
+            elif area.first_col <= max(layout_cols) and area.first_row > header_r:
+                shift = below + 1 - area.first_row
+                for r in range(area.first_row, area.last_row + 1):
+                    if r in spans:
+                        verbatim[r + shift] = _moved_row(old_rows[r], r, r + shift, sheet.name)
+                out.totals_moved[area.first_row] = shift
     if verbatim:
         max_r = max(max_r, *verbatim)
     if not ledger:

@@ -308,12 +308,15 @@ def _rows_from_end(xml: str, start: int, end: int) -> Iterator[tuple[int, re.Mat
     yield from reversed(rows)
 
 
-def grow_tables(pkg: Package, sheet: schema.Sheet, header_row: int, columns: dict[str, int]) -> list[Growth]:
+def grow_tables(pkg: Package, sheet: schema.Sheet, header_row: int, columns: dict[str, int],
+                totals_moved: dict[int, int] | None = None) -> list[Growth]:
     """Grow the tables of owned ``sheet`` (just rewritten in ``pkg``) over its appended rows,
     and fill their calculated columns there.
 
     ``header_row`` and ``columns`` (column key → 0-based index) are where the write put the
-    header and the contract's columns (``owned.Written``).
+    header and the contract's columns; ``totals_moved``: an output sheet's totals rows the write
+    moved down, by their old first row → rows moved (``owned.Written``). Such a table's end (and
+    its filter's) moves down with its totals row, as when Excel inserts rows above it.
     """
     part = pkg.sheets.get(sheet.name)
     if part is None or part not in pkg.parts:
@@ -321,12 +324,23 @@ def grow_tables(pkg: Package, sheet: schema.Sheet, header_row: int, columns: dic
     tables = [t for t in table_parts(pkg.parts, part) if t in pkg.parts]
     if not tables:
         return []
+    moved = []
+    if totals_moved:
+        for table in tables:
+            xml = pkg.parts[table].decode("utf-8")
+            area = totals_area(xml)
+            shift = totals_moved.get(area.first_row) if area else None
+            if shift:
+                new = _moved_down(xml, shift)
+                pkg.set_text(table, new)
+                moved.append(Growth(table, _ref_of(xml), _ref_of(new)))
+        tables = [t for t in tables if t not in {g.part for g in moved}]
     old_last = last_value_row(pkg.parts[part].decode("utf-8"))
     if old_last is not None:  # an emptied totals row is still taken: the write appended below it
         old_last = max([old_last, *(a.last_row for a in sheet_totals(pkg.parts, part))])
     new_last = last_value_row(pkg.text(part))
     if old_last is None or new_last is None or new_last <= old_last:
-        return []  # nothing appended
+        return moved  # nothing appended
     wanted = [columns[k] for k in sheet.keys if k in columns]
     grown = []
     for table in tables:
@@ -342,7 +356,7 @@ def grow_tables(pkg: Package, sheet: schema.Sheet, header_row: int, columns: dic
         if formulas:
             pkg.set_text(part, fill_formulas(pkg.text(part), old_area, area.last_row, formulas))
         grown.append(Growth(table, _ref_of(xml), _ref_of(new)))
-    return grown
+    return moved + grown
 
 
 def calculated_columns(xml: str) -> dict[int, str] | None:
@@ -435,6 +449,23 @@ def grown_table(xml: str, header_row: int, wanted_cols: list[int], old_last: int
         if farea is not None and farea.last_row == end:
             at = flt.start() + fref.start(2)
             out = out[:at] + _with_last_row(fref.group(2), new_last) + out[flt.start() + fref.end(2):]
+    return out
+
+
+def _moved_down(xml: str, shift: int) -> str:
+    """A table part whose last rows (its totals row) moved down ``shift`` rows: ``ref``'s last row
+    moved so, and its filter's (which ends above the totals row)."""
+    tag = _TABLE_TAG.search(xml)
+    ref = _REF_ATTR.search(tag.group(0))
+    area = Area.parse(ref.group(2))
+    new_tag = tag.group(0)[:ref.start(2)] + _with_last_row(ref.group(2), area.last_row + shift) + tag.group(0)[ref.end(2):]
+    out = xml[:tag.start()] + new_tag + xml[tag.end():]
+    flt = _AUTOFILTER_TAG.search(out, tag.start() + len(new_tag))
+    fref = _REF_ATTR.search(flt.group(0)) if flt else None
+    farea = Area.parse(fref.group(2)) if fref else None
+    if farea is not None:
+        at = flt.start() + fref.start(2)
+        out = out[:at] + _with_last_row(fref.group(2), farea.last_row + shift) + out[flt.start() + fref.end(2):]
     return out
 
 
