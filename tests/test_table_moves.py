@@ -109,3 +109,59 @@ def test_formulas_without_cell_references_move(plain, tmp_path, formula):
     assert report(master, tmp_path / "通知1") in (0, 1)
     ws = openpyxl.load_workbook(master)[PROGRESS.name]
     assert ws.cell(totals + 2, [c.header for c in PROGRESS.columns].index(COUNT_HEADER) + 1).value == formula
+
+
+# --- 变更记录: a table with a totals row, its header changed by staff ------------------------------
+
+
+LOG = schema.CHANGES
+
+
+@pytest.mark.parametrize("totals", [True, False])
+def test_a_change_log_table_whose_columns_staff_moved(plain, form, tmp_path, totals):
+    """Staff inserted a column of their own (核对人) into 变更记录 and made it a table (with a
+    totals row: 合计, a count). Its header is not the contract's layout any more: the log used to
+    be read and rewritten whole, the totals row read as a log line and the header put back in
+    contract order under the table (whose column names are the header's cells). Now the old
+    lines, the header and the totals row stay byte for byte; the new line goes under the columns
+    where staff put them — below the totals row, or into the table it grows."""
+    from .test_table_cases import _log_with_lines, _update
+
+    master, last = _log_with_lines(plain, form, tmp_path)
+    wb = openpyxl.load_workbook(master)
+    ws = wb[LOG.name]
+    ws.insert_cols(3)
+    ws["C1"] = "核对人"
+    ws["C2"] = "周敏"
+    width = len(LOG.columns) + 1
+    end = last + (1 if totals else 0)
+    excel_table(ws, f"A1:{get_column_letter(width)}{end}", "变更表",
+                totals={1: "合计", width: "count"} if totals else None)
+    if totals:
+        ws.cell(end, width).value = "=SUBTOTAL(103,变更表[新值])"
+    wb.save(master)
+    part = table_part(master, "变更表")
+    before = parts_of(master)
+    rows_before = row_elements(sheet_xml(master, LOG.name))
+    headers = [c.value for c in openpyxl.load_workbook(master)[LOG.name][1]]
+
+    assert _update(master, form, "C01-再改一次.xlsx", 92) == 1
+    after = parts_of(master)
+    rows_after = row_elements(sheet_xml(master, LOG.name))
+    new = end + 1
+    # Every old line and the totals row byte for byte; the header's cells as staff left them.
+    assert {r: rows_after[r] for r in rows_before if r > 1} == {r: rows_before[r] for r in rows_before if r > 1}
+    ws = openpyxl.load_workbook(master)[LOG.name]
+    assert [c.value for c in ws[1]] == headers
+    assert max(rows_after) == new
+    line = {headers[c]: ws.cell(new, c + 1).value for c in range(width)}
+    assert line["核对人"] is None and line["记录编号"] == "C01-0001" and line["新值"] in (92, "92")
+    assert line["原值"] in (91, "91") and line["列名"] == "完成数量"
+    if totals:
+        assert after[part] == before[part]  # the new line is below its totals row
+        assert (ws.cell(end, 1).value, ws.cell(end, width).value) == ("合计", "=SUBTOTAL(103,变更表[新值])")
+    else:
+        assert table_ref(after[part].decode()) == f"A1:{get_column_letter(width)}{new}"
+        check_table_grew(part, before[part], after[part])
+    notes = {n for n in before if re.search(r"comments?\d*\.xml$", n)}
+    assert changed_parts(before, after) - writer_parts(before) - notes <= {part}

@@ -71,7 +71,7 @@ from .ooxml import (
 from .package import Package
 from .read import HEADER_SEARCH_ROWS, ROW, clean_header, frame_from_rows, records
 from .styles import is_date_code
-from .tables import calculated_bodies, formula_only, last_value_row, sheet_totals
+from .tables import calculated_bodies, formula_only, last_value_row, sheet_totals, tables_headed_at
 from .verify import grid, has_bool, is_bool
 from .write_types import FILLS, SheetWrite
 
@@ -435,15 +435,25 @@ def rewrite_sheet(
         if header_r is None or missing:
             raise MissingColumns(pkg.path, sheet.name, missing or [c.header for c in sheet.required_columns],
                                  list(header_cells.values()))
+    staff_columns = False  # an appended sheet whose columns staff moved, under their table
     if write.append and not ledger and any(r > (header_r or 0) for r in old_rows):
         # Old lines are kept as they are only under the very header this write gives the sheet;
         # a sheet whose header staff moved, renamed or deleted is read and rewritten whole
         # (under the right headers), or refused by the reader when its header is gone.
+        # Under an Excel table staff made over that header (its column names are the header's
+        # cells: rewritten, Excel would repair the file), the old lines and the header stay, and
+        # new lines go under the columns where staff put them, as in the ledger.
         contract = {i: col.header for i, col in enumerate(sheet.columns)}
         if {c: t for c, t in header_cells.items() if c in contract} != contract:  # columns of staff's own may follow
-            old = frame_from_rows(_old_grid(pkg, sheet.name), sheet, pkg.path).drop(columns=ROW)
-            return rewrite_sheet(pkg, replace(write, rows=records(old) + write.rows, append=False),
-                                 extra_cells, drop_cols, old_grid)
+            if header_r is not None and set(contract.values()) <= set(header_cells.values()) \
+                    and tables_headed_at(pkg.parts, part, header_r):
+                staff_columns = True
+            else:
+                # Its tables' totals rows are no lines (kept, or moved below the lines).
+                old = frame_from_rows(_old_grid(pkg, sheet.name), sheet, pkg.path,
+                                      sheet_totals(pkg.parts, part)).drop(columns=ROW)
+                return rewrite_sheet(pkg, replace(write, rows=records(old) + write.rows, append=False),
+                                     extra_cells, drop_cols, old_grid)
     header_r = header_r or 1
     out = Written(sheet.name, header_row=header_r)
 
@@ -451,6 +461,8 @@ def rewrite_sheet(
     if ledger:
         extra = sorted(set().union(*write.rows) if write.rows else set(), key=str)
         out.columns = ledger_columns(header_cells, sheet, tuple(k for k in extra if not k.startswith("_")))
+    elif staff_columns:
+        out.columns = ledger_columns(header_cells, sheet)
     else:
         out.columns = {col.key: i for i, col in enumerate(sheet.columns)}
     layout = sorted(out.columns.items(), key=lambda kv: kv[1])

@@ -112,6 +112,20 @@ def table_parts(parts: Mapping[str, bytes], sheet_part: str) -> list[str]:
     return [rel.target for rel in parse_rels(rels, sheet_part) if rel.type == REL_TABLE and not rel.external]
 
 
+def tables_headed_at(parts: Mapping[str, bytes], sheet_part: str, header_row: int) -> list[str]:
+    """The table parts on worksheet ``sheet_part`` whose header row is Excel row ``header_row``."""
+    found = []
+    for table in table_parts(parts, sheet_part):
+        xml = parts.get(table)
+        tag = _TABLE_TAG.search(xml.decode("utf-8", "replace")) if xml else None
+        if tag is None or attrs_of(tag.group(0)).get("headerRowCount", "1") == "0":
+            continue
+        area = Area.parse(_ref_of(tag.group(0)))
+        if area is not None and area.first_row == header_row:
+            found.append(table)
+    return found
+
+
 def totals_area(xml: str | bytes) -> Area | None:
     """The totals row(s) of a table part (``totalsRowCount`` rows at the bottom of ``ref``), or
     None when it has none (表设计 → 汇总行 unticked: ``totalsRowShown`` alone means none now)."""
