@@ -580,11 +580,9 @@ def rewrite_sheet(
     verbatim: dict[int, str | tuple[int, int]] = {r: spans[r] for r in kept if r not in taken}
     if not ledger and not write.append:
         # An output sheet is rewritten whole, but a totals row staff gave a table over it (汇总,
-        # SUBTOTAL) is theirs: below the rows written it stays, byte for byte (rows written over
-        # it, when the sheet grew that far, are ours: the table is not grown then either).
-        # When the rows written reach it (more committees than rows above it), it moves down
-        # below them, as Excel inserts rows above a table's totals row; tables.grow_tables then
-        # moves the table's end with it.
+        # SUBTOTAL) is theirs: below the rows written it stays, byte for byte. When the rows
+        # reach it (more committees than rows above it), it moves down below them, as Excel
+        # inserts rows above a table's totals row; tables.grow_tables moves the table's end too.
         below = max(placed, default=header_r)
         for area in totals_areas:
             if area.first_row > below:
