@@ -40,6 +40,9 @@ EMPTY = 4  # table rows staff added below the data
 NEW = [new_row(activity=f"预留行新增第{i}批", participants=40 + i) for i in range(3)]
 
 
+SHARED = "shared"  # F2*2, stored as Excel stores a formula filled down: once, shared by the others
+
+
 def prefilled(plain: Path, where: Path, formula: str = CALCULATED, empty: int = EMPTY) -> tuple[Path, int]:
     """The master with 台账 a table reaching ``empty`` rows below the last record, its calculated
     column (两倍人数) filled into them as Excel does (cached 0); returns it and the last record's row."""
@@ -47,7 +50,19 @@ def prefilled(plain: Path, where: Path, formula: str = CALCULATED, empty: int = 
     master = where / plain.name
     shutil.copy2(plain, master)
     last = len(ledger_grid(master))
-    add_table(master, last_row=last + empty, calculated=formula)
+    add_table(master, last_row=last + empty, calculated="F2*2" if formula == SHARED else formula)
+    if formula == SHARED:
+        with zipfile.ZipFile(master) as zf:
+            parts = {n: zf.read(n) for n in zf.namelist()}
+            names = zf.namelist()
+        part = sheet_parts(parts)[LEDGER]
+        xml = parts[part].decode()
+        xml = xml.replace("<f>F2*2</f>", f'<f t="shared" ref="M2:M{last + empty}" si="0">F2*2</f>', 1)
+        xml = re.sub(r"<f>F\d+\*2</f>", '<f t="shared" si="0"/>', xml)
+        parts[part] = xml.encode()
+        with zipfile.ZipFile(master, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name in names:
+                zf.writestr(name, parts[name])
     return master, last
 
 
@@ -72,6 +87,10 @@ def test_rows_of_calculated_formulas_only_are_no_records(plain, tmp_path):
     master, last = prefilled(plain, tmp_path / "m")
     rows = ledger_rows(master)
     assert all(re.search(r"<f>[^<]*</f><v>0</v>", rows[r]) for r in range(last + 1, last + EMPTY + 1))
+    marked = cli_json("validate", str(master), "--as-of", AS_OF.isoformat(), "--mark")[0]
+    assert marked in (0, 1)  # marking rewrites no row of theirs
+    after = ledger_rows(master)
+    assert all(after[r] == rows[r] for r in range(last + 1, last + EMPTY + 1))
     ledger = read_workbook(master)[LEDGER]
     assert max(ledger["_row"]) == last
     keys = list(schema.LEDGER.keys)
@@ -146,7 +165,7 @@ def test_a_hand_made_form_with_prefilled_table_rows(plain, tmp_path):
 # --- the writer ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("formula", [CALCULATED, "F2*2"])
+@pytest.mark.parametrize("formula", [CALCULATED, "F2*2", SHARED])
 def test_new_records_fill_the_prefilled_rows(plain, form, tmp_path, formula):
     master, last = prefilled(plain, tmp_path / "m", formula)
     before, rows_before = parts_of(master), ledger_rows(master)
@@ -168,7 +187,7 @@ def test_new_records_fill_the_prefilled_rows(plain, form, tmp_path, formula):
     assert rows_after[1] == re.sub(r' spans="[^"]*"', "", rows_before[1])
     for r in range(last + 1, last + 4):
         # The formula kept as Excel keeps it, its stale cached 0 gone (Excel computes it on open).
-        old_cell = re.search(rf'<c r="M{r}"[^>]*>(<f>.*?</f>)<v>0</v></c>', rows_before[r])
+        old_cell = re.search(rf'<c r="M{r}"[^>]*>(<f>.*?</f>|<f [^>]*/>)<v>0</v></c>', rows_before[r])
         assert old_cell and f'<c r="M{r}">{old_cell.group(1)}</c>' in rows_after[r]
 
     # LibreOffice recalculating: the structured references count the new rows, the column computes.
