@@ -31,7 +31,7 @@ from .book.read import (
     find_header_row,
     open_book,
     parse_grid,
-    table_totals,
+    sheet_tables,
 )
 from .errors import HealthbookError
 
@@ -127,9 +127,11 @@ def read_submission(path: Path) -> Submission:
             raise
         raise FileUnreadable(path, str(exc)[:60]) from exc
     aliased = _alias_headers(grid)
-    # A form staff turned into a table with a totals row (汇总): that row is not a record.
-    totals = table_totals(path, names, [LEDGER]).get(LEDGER)
-    names, body, row_numbers, headers = parse_grid(grid, schema.LEDGER, path, totals)
+    # A form staff turned into a table: its totals row (汇总), and empty rows Excel filled with a
+    # calculated column's formulas, are not records.
+    part_key = "".join(ledger_name.split())  # as ``sheet_parts`` keys it: whitespace removed
+    tables = sheet_tables(path, names, [part_key]).get(part_key)
+    names, body, row_numbers, headers = parse_grid(grid, schema.LEDGER, path, tables.not_records(grid) if tables else None)
     # Each row in contract column order (a column the file lacks reads the None put at the end).
     pick = itemgetter(*[names.index(k) if k in names else len(names) for k in KEYS])
     rows, numbers, totals_rows = [], [], []

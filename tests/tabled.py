@@ -64,7 +64,7 @@ def add_table(path: Path, *, last_row: int | None = None, first_row: int = 1, to
         width += 1
         cells = {first_row: f'<c r="{col_name(c)}{first_row}" t="inlineStr"><is><t>{CALCULATED_HEADER}</t></is></c>'}
         for r in range(first_row + 1, last_row + 1):
-            value = rows[r - 1][participants]
+            value = rows[r - 1][participants] if r <= len(rows) else ""  # empty table rows: 0
             cached = f"<v>{int(value) * 2}</v>" if value != "" else "<v>0</v>"
             here = calculated.replace(f"F{first_row + 1}", f"F{r}")  # A1 style (F2*2) filled down
             cells[r] = f'<c r="{col_name(c)}{r}"><f>{escape(here)}</f>{cached}</c>'
@@ -117,9 +117,10 @@ def add_table(path: Path, *, last_row: int | None = None, first_row: int = 1, to
         "</Types>", f'<Override PartName="/{table_part}" ContentType="{CT_TABLE}"/></Types>').encode("utf-8")
     if formulas:
         guide = sheets[schema.GUIDE.name]
-        total = sum(int(rows[r - 1][participants] or 0) for r in range(first_row + 1, last_row + 1))
+        filled = min(last_row, len(rows))  # empty table rows below the data count for nothing
+        total = sum(int(rows[r - 1][participants] or 0) for r in range(first_row + 1, filled + 1))
         parts[guide] = _append_cells(parts[guide].decode("utf-8"), {1: (
-            f'<c r="{COUNT_CELL}"><f>{COUNT_FORMULA}</f><v>{last_row - first_row}</v></c>'
+            f'<c r="{COUNT_CELL}"><f>{COUNT_FORMULA}</f><v>{filled - first_row}</v></c>'
             f'<c r="{SUM_CELL}"><f>{SUM_FORMULA}</f><v>{total}</v></c>')}).encode("utf-8")
     names = [i.filename for i in infos]
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:

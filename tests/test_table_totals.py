@@ -217,7 +217,9 @@ def test_a_totals_row_beside_the_ledger_hides_no_record():
 # --- a hand-made submission with a table ----------------------------------------------------------
 
 
-def test_a_hand_made_form_with_a_totals_row_is_read_without_it(plain, tmp_path):
+# Also on a copied sheet read for want of a 台账 ("台账 (2)": the tables are looked up under its name).
+@pytest.mark.parametrize("sheet_name", [LEDGER, f"{LEDGER} (2)"])
+def test_a_hand_made_form_with_a_totals_row_is_read_without_it(plain, tmp_path, sheet_name):
     import xlsxwriter
 
     master = copy_of(plain, tmp_path / "master", totals=False)
@@ -228,7 +230,7 @@ def test_a_hand_made_form_with_a_totals_row_is_read_without_it(plain, tmp_path):
             ["2020-11-05", "C02", "P05", "护理员急救技能实操培训", 8, 8, "已完成"]]
     path = inbox / "恒德里手工表.xlsx"
     book = xlsxwriter.Workbook(path)
-    sheet = book.add_worksheet(LEDGER)
+    sheet = book.add_worksheet(sheet_name)
     # Excel's Ctrl+T with 汇总行 ticked: the label under 日期, SUBTOTAL(109, …) under the numbers.
     columns = [{"header": HEADERS[k]} for k in keys]
     columns[0]["total_string"] = "汇总"

@@ -101,7 +101,12 @@ class LiveBook:
 
     def table_totals(self, sheet_name: str) -> list[Area]:
         """The totals rows of the Excel tables on a sheet (表设计 → 汇总行): not records, as the
-        file reader leaves them out. One look per table, and none without tables."""
+        file reader leaves them out. One look per table, and none without tables.
+
+        Rows of a table holding only its calculated columns' formulas (empty rows staff added,
+        which the file reader leaves out) are read as records here: the adapter reads values, and
+        the JSON engine cannot read formulas (``Range.formula`` is refused), so a formula's 0 or
+        1900 cannot be told from a value typed there."""
         found = []
         try:
             tables = list(self._sheet(sheet_name).tables)

@@ -19,6 +19,7 @@ attributes — height, style, hidden, outline level — when its cells are writt
 
 from __future__ import annotations
 
+import html
 import re
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -31,7 +32,7 @@ from xml.sax.saxutils import escape, quoteattr, unescape
 from python_calamine import CalamineWorkbook
 
 from .. import schema
-from ..errors import MissingColumns
+from ..errors import HealthbookError, MissingColumns
 from .ooxml import (
     AFTER_HYPERLINKS,
     CELL_RE,
@@ -70,7 +71,7 @@ from .ooxml import (
 from .package import Package
 from .read import HEADER_SEARCH_ROWS, ROW, clean_header, frame_from_rows, records
 from .styles import is_date_code
-from .tables import last_value_row, sheet_totals
+from .tables import calculated_bodies, formula_only, last_value_row, sheet_totals, tables_headed_at
 from .verify import grid, has_bool, is_bool
 from .write_types import FILLS, SheetWrite
 
@@ -114,6 +115,8 @@ class Written:
     order: list[int] = field(default_factory=list)
     header_row: int = 1
     columns: dict[str, int] = field(default_factory=dict)  # column key → 0-based index
+    # An output sheet's table totals rows moved down below the rows written: old first row → rows moved
+    totals_moved: dict[int, int] = field(default_factory=dict)
 
 
 def header_layout(rows: list[Row], sheet: schema.Sheet, strings: list[str]) -> tuple[int | None, dict[int, str]]:
@@ -290,6 +293,57 @@ def _unshare(orphaned: dict[str, tuple[str, str, range]], new_rows: dict[int, li
             new_rows[r] = [(c, fixed(x) if _SHARED in x else x) for c, x in new_rows[r]]
 
 
+_CELL_START = re.compile(r"<((?:\w+:)?)c\b([^>]*?)/?>")
+_T_ATTR = re.compile(r"""\st\s*=\s*["'][^"']*["']""")
+
+
+def _uncached(cell: str) -> str:
+    """A formula cell without its cached result (stale once the row holds a record)."""
+    start = _CELL_START.match(cell)
+    f = _F_ELEMENT.search(cell, start.end())
+    p = start.group(1)
+    return f"<{p}c{_T_ATTR.sub('', start.group(2))}>{f.group(0)}</{p}c>"
+
+
+class TotalsRowFormula(HealthbookError):
+    """A totals row to move down holds a formula with cell references (Excel would stretch them;
+    moved, they would add up the wrong rows)."""
+
+    def __init__(self, sheet: str, row: int, ref: str, formula: str):
+        super().__init__(f"工作表“{sheet}”第 {row} 行是表格的汇总行，新的数据行需要把它下移，但其中 {ref} 的公式"
+                         f"“={formula}”引用了具体单元格，下移后会算错。请改用表格的汇总行功能（表设计 → 汇总行，"
+                         "公式如 SUBTOTAL(109,表名[列名])），或删掉这一行的公式后重新运行。")
+
+
+_ROW_R = re.compile(r"""(<(?:\w+:)?row\b[^>]*?\sr\s*=\s*["'])\d+(["'])""")
+_CELL_R = re.compile(r"""(<(?:\w+:)?c\b[^>]*?\sr\s*=\s*["'][A-Z]+)\d+(["'])""")
+_A1_REF = re.compile(r"(?<![A-Za-z_\[.])\$?[A-Z]{1,3}\$?\d+(?![\w\[(])")
+
+
+def _moved_row(text: str, old: int, new: int, sheet: str) -> str:
+    """An output sheet's table totals row ``<row>`` moved from row ``old`` to ``new``: its
+    number and its cells' references; formulas must not refer to cells (structured references,
+    as Excel's totals row writes them, need no change)."""
+    from openpyxl.formula.tokenizer import Token, Tokenizer, TokenizerError  # only here: rarely needed
+
+    for cell in Row(old, "", xml=text).cells:
+        f = _F_ELEMENT.search(cell.body or "")
+        if f is None or not f.group("text"):
+            continue
+        formula = html.unescape(f.group("text"))  # openpyxl writes &#36827; for 进
+        try:
+            ranges = [t.value for t in Tokenizer("=" + formula).items
+                      if t.type == Token.OPERAND and t.subtype == Token.RANGE and "[" not in t.value]
+        except TokenizerError:
+            ranges = [re.sub(r'\[[^\]]*\]|"[^"]*"', "", formula)]
+        if any(_A1_REF.search(value.rpartition("!")[2]) for value in ranges):
+            raise TotalsRowFormula(sheet, old, cell.attrs.get("r", ""), formula)
+        if 'ref="' in f.group("attrs"):  # a shared or array formula's range: in this row only
+            raise TotalsRowFormula(sheet, old, cell.attrs.get("r", ""), formula)
+    text = _ROW_R.sub(lambda m: f"{m.group(1)}{new}{m.group(2)}", text, count=1)
+    return _CELL_R.sub(lambda m: f"{m.group(1)}{new}{m.group(2)}", text)
+
+
 def _old_grid(pkg: Package, sheet_name: str) -> list[list]:
     """The sheet as calamine reads it from the original file (row i = Excel row i + 1)."""
     book = CalamineWorkbook.from_path(str(pkg.path))
@@ -381,15 +435,25 @@ def rewrite_sheet(
         if header_r is None or missing:
             raise MissingColumns(pkg.path, sheet.name, missing or [c.header for c in sheet.required_columns],
                                  list(header_cells.values()))
+    staff_columns = False  # an appended sheet whose columns staff moved, under their table
     if write.append and not ledger and any(r > (header_r or 0) for r in old_rows):
         # Old lines are kept as they are only under the very header this write gives the sheet;
         # a sheet whose header staff moved, renamed or deleted is read and rewritten whole
         # (under the right headers), or refused by the reader when its header is gone.
+        # Under an Excel table staff made over that header (its column names are the header's
+        # cells: rewritten, Excel would repair the file), the old lines and the header stay, and
+        # new lines go under the columns where staff put them, as in the ledger.
         contract = {i: col.header for i, col in enumerate(sheet.columns)}
         if {c: t for c, t in header_cells.items() if c in contract} != contract:  # columns of staff's own may follow
-            old = frame_from_rows(_old_grid(pkg, sheet.name), sheet, pkg.path).drop(columns=ROW)
-            return rewrite_sheet(pkg, replace(write, rows=records(old) + write.rows, append=False),
-                                 extra_cells, drop_cols, old_grid)
+            if header_r is not None and set(contract.values()) <= set(header_cells.values()) \
+                    and tables_headed_at(pkg.parts, part, header_r):
+                staff_columns = True
+            else:
+                # Its tables' totals rows are no lines (kept, or moved below the lines).
+                old = frame_from_rows(_old_grid(pkg, sheet.name), sheet, pkg.path,
+                                      sheet_totals(pkg.parts, part)).drop(columns=ROW)
+                return rewrite_sheet(pkg, replace(write, rows=records(old) + write.rows, append=False),
+                                     extra_cells, drop_cols, old_grid)
     header_r = header_r or 1
     out = Written(sheet.name, header_row=header_r)
 
@@ -397,6 +461,8 @@ def rewrite_sheet(
     if ledger:
         extra = sorted(set().union(*write.rows) if write.rows else set(), key=str)
         out.columns = ledger_columns(header_cells, sheet, tuple(k for k in extra if not k.startswith("_")))
+    elif staff_columns:
+        out.columns = ledger_columns(header_cells, sheet)
     else:
         out.columns = {col.key: i for i, col in enumerate(sheet.columns)}
     layout = sorted(out.columns.items(), key=lambda kv: kv[1])
@@ -465,14 +531,35 @@ def rewrite_sheet(
     # A table's totals row (汇总, SUBTOTAL formulas) is staff's: the reader leaves it out. Even
     # emptied by staff (totalsRowCount still 1) it is taken: a record written there would be
     # one no reader sees (and the next run would add it again below).
-    totals = {r for area in sheet_totals(pkg.parts, part) for r in range(area.first_row, area.last_row + 1)}
+    totals_areas = sheet_totals(pkg.parts, part)
+    totals = {r for area in totals_areas for r in range(area.first_row, area.last_row + 1)}
     if write.append or ledger:
         last = max([last, *(r for r in totals if r > header_r)])
+    # Rows of a table staff extended in advance, holding only its calculated columns' formulas
+    # (Excel filled them: cached 0, 1900, ""): no reader takes them for records; new records
+    # go into them, the formulas stay (tables.formula_only).
+    tables = calculated_bodies(pkg.parts, part) if ledger and part in pkg.parts else []
+    prefilled: dict[int, bool] = {}
+
+    def formula_row(r: int) -> bool:
+        if not tables or r not in spans:
+            return False
+        found = prefilled.get(r)
+        if found is None:
+            found = prefilled[r] = formula_only(old_rows[r], r, tables)
+        return found
+
     if ledger:
-        # New rows go below the last row holding a value; formatted blank rows below the data
-        # are filled in (and lend the new cells their formats), not skipped.
+        # New rows go below the last row holding a value; formatted blank rows below the data,
+        # and rows holding only a table's calculated formulas, are filled in (and lend the new
+        # cells their formats), not skipped.
         wanted_rows = {r for r in explicit if r is not None}
-        last = max([last, *(r for r in spans if r > header_r and r not in wanted_rows and old_rows.has_value(r))])
+        for r in sorted(spans, reverse=True):  # from the end: the first found is the last
+            if r <= max(last, header_r):
+                break
+            if r not in wanted_rows and old_rows.has_value(r) and not formula_row(r):
+                last = r
+                break
     for want in explicit:
         if want is not None:
             if want <= header_r or want in taken:
@@ -493,9 +580,19 @@ def rewrite_sheet(
     verbatim: dict[int, str | tuple[int, int]] = {r: spans[r] for r in kept if r not in taken}
     if not ledger and not write.append:
         # An output sheet is rewritten whole, but a totals row staff gave a table over it (汇总,
-        # SUBTOTAL) is theirs: below the rows written it stays, byte for byte (rows written over
-        # it, when the sheet grew that far, are ours: the table is not grown then either).
-        verbatim.update((r, spans[r]) for r in totals if r in spans and r > max(placed, default=header_r))
+        # SUBTOTAL) is theirs: below the rows written it stays, byte for byte. When the rows
+        # reach it (more committees than rows above it), it moves down below them, as Excel
+        # inserts rows above a table's totals row; tables.grow_tables moves the table's end too.
+        below = max(placed, default=header_r)
+        for area in totals_areas:
+            if area.first_row > below:
+                verbatim.update((r, spans[r]) for r in range(area.first_row, area.last_row + 1) if r in spans)
+            elif area.first_col <= max(layout_cols) and area.first_row > header_r:
+                shift = below + 1 - area.first_row
+                for r in range(area.first_row, area.last_row + 1):
+                    if r in spans:
+                        verbatim[r + shift] = _moved_row(old_rows[r], r, r + shift, sheet.name)
+                out.totals_moved[area.first_row] = shift
     if verbatim:
         max_r = max(max_r, *verbatim)
     if not ledger:
@@ -556,6 +653,10 @@ def rewrite_sheet(
             continue
         old = _cells_in(old_rows[r], fast) if keeps_old and r in spans else {}
         base_of_row = row_style(_row_attrs(old_rows[r], r)) if r in spans else None
+        # A record written into a row holding only calculated formulas: a column it leaves blank
+        # keeps its formula, as in Excel (a value typed there replaces it, as in Excel).
+        calculated = {c for body in tables if body.covers(r) for c in body.formulas} \
+            if old and formula_row(r) else ()
         cells: list[tuple[int, str]] = []
         values: list = []
         for key, c in layout:
@@ -565,6 +666,11 @@ def rewrite_sheet(
             fill = fills.get((index, key)) if fills else None
             link = bool(links) and (index, key) in links
             o = old.get(c)
+            if c in calculated and value is None and not fill and not link and o is not None and o[2] \
+                    and _F_ELEMENT.search(o[2]):
+                cells.append((c, _uncached(o[3])))
+                values.append("")  # no cached result: Excel computes it on open (fullCalcOnLoad)
+                continue
             if o is not None:
                 before = _old_value(o, strings)
                 if not fill and not link and _same(before, value):
@@ -617,10 +723,12 @@ def rewrite_sheet(
         for r in set(old_rows) - taken:
             if r <= header_r:
                 continue
-            if r in totals or not old_rows.has_value(r) or _reads_blank(old_grid, r, layout_cols):
+            if r in totals or not old_rows.has_value(r) or _reads_blank(old_grid, r, layout_cols) \
+                    or formula_row(r):
                 # A formatted blank row, one the reader saw as blank (staff's notes beside the
-                # ledger, a formula giving "", spaces) or left out (a table's totals row): no
-                # caller could have dropped it. It stays, byte for byte.
+                # ledger, a formula giving "", spaces) or left out (a table's totals row, a row
+                # of its calculated formulas only): no caller could have dropped it. It stays,
+                # byte for byte.
                 verbatim[r] = spans[r]
                 max_r = max(max_r, r)
                 continue
@@ -992,8 +1100,9 @@ def next_free_row(path: Path | str, sheet: schema.Sheet, taken: Iterable[int]) -
         xml = zf.read(part).decode("utf-8")
         # A table's totals row is taken even when staff emptied it (rewrite_sheet's rule).
         last = max([last, *(a.last_row for a in sheet_totals(ZipParts(zf), part))])
+        bodies = calculated_bodies(ZipParts(zf), part)  # rows of their formulas only are free
     # One rule for "the last row holding a value", found from the end (tables.last_value_row):
     # decoding a 60k-row ledger costs ~65 ms here, once per consolidation.
-    return max(last, last_value_row(xml) or 0) + 1
+    return max(last, last_value_row(xml, bodies) or 0) + 1
 
 

@@ -23,7 +23,7 @@ from ..errors import DuplicateColumns, MissingColumns, MissingSheet, NotAWorkboo
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .tables import Area
+    from .tables import Area, SheetTables
 
 ROW = "_row"
 # How far down a header row may sit (a title row or two above it is common in hand-made forms).
@@ -136,22 +136,24 @@ def read_workbook(path: Path | str, sheets: list[schema.Sheet] | None = None,
     path = Path(path)
     book, names = open_book(path)
     sheets = sheets or schema.INPUT_SHEETS
-    totals = table_totals(path, names, [s.name for s in sheets])
+    tables = sheet_tables(path, names, [s.name for s in sheets])
     frames = {}
     for sheet in sheets:
-        frames[sheet.name] = read_sheet(book, sheet, path, grids, totals.get(sheet.name))
+        frames[sheet.name] = read_sheet(book, sheet, path, grids, tables.get(sheet.name))
     return Workbook(path, frames, [clean_header(n) for n in book.sheet_names])
 
 
-def table_totals(path: Path, names: list[str], sheets: list[str]) -> dict[str, list[Area]]:
-    """Sheet name → the totals rows (表设计 → 汇总行) of the Excel tables on it: not records.
-    Most workbooks hold no table part: told from the zip's member ``names``, nothing read."""
+def sheet_tables(path: Path, names: list[str], sheets: list[str]) -> dict[str, SheetTables]:
+    """Sheet name → what the Excel tables on it say about its rows: their totals rows (表设计 →
+    汇总行) and the rows Excel filled with nothing but a calculated column's formulas are not
+    records (``SheetTables.not_records``). Most workbooks hold no table part: told from the zip's
+    member ``names``, nothing read."""
     if not may_hold_tables(names):
         return {}
-    from .tables import totals_by_sheet  # imported only for a workbook that has tables
+    from .tables import tables_by_sheet  # imported only for a workbook that has tables
 
     with zipfile.ZipFile(path) as zf:
-        return totals_by_sheet(zf, sheets)
+        return tables_by_sheet(zf, sheets, path)
 
 
 def may_hold_tables(names: list[str]) -> bool:
@@ -167,9 +169,9 @@ def actual_sheet_name(book: CalamineWorkbook, name: str) -> str | None:
 
 
 def read_sheet(book: CalamineWorkbook, sheet: schema.Sheet, path: Path,
-               grids: dict[str, list[list]] | None = None, totals: list[Area] | None = None) -> pd.DataFrame:
+               grids: dict[str, list[list]] | None = None, tables: SheetTables | None = None) -> pd.DataFrame:
     """One contract sheet as a DataFrame keyed by column key, plus extras and ``_row``;
-    ``totals``: the sheet's tables' totals rows (left out)."""
+    ``tables``: the sheet's tables (their rows that are no records are left out)."""
     actual = actual_sheet_name(book, sheet.name)
     if actual is None:
         if sheet.optional:
@@ -183,7 +185,7 @@ def read_sheet(book: CalamineWorkbook, sheet: schema.Sheet, path: Path,
         raise NotAWorkbook(path, f"工作表“{sheet.name}”无法读取：{str(exc)[:60]}") from exc
     if grids is not None:
         grids[sheet.name] = rows
-    return frame_from_rows(rows, sheet, path, totals)
+    return frame_from_rows(rows, sheet, path, tables.not_records(rows) if tables else None)
 
 
 def frame_from_rows(rows: list[list], sheet: schema.Sheet, path: Path | str,
@@ -225,9 +227,10 @@ def parse_grid(rows: list[list], sheet: schema.Sheet, path: Path | str,
     as cleaned (index 0 = column A). Consolidation
     uses it to read many small files without building a frame for each.
 
-    ``totals``: the totals rows of tables on the sheet (``tables.totals_by_sheet``). Such a row
-    (汇总, SUBTOTAL formulas) is not a record: left out when its table spans a contract column
-    (a table of staff's own beside the ledger leaves the ledger's rows alone).
+    ``totals``: rows of tables on the sheet that are no records (``SheetTables.not_records``: a
+    totals row, 汇总 and SUBTOTAL formulas; a row holding only a calculated column's formulas):
+    left out when the area spans a contract column (a table of staff's own beside the ledger
+    leaves the ledger's rows alone).
     """
     header_index = find_header_row(rows, sheet)
     if header_index is None:

@@ -20,11 +20,20 @@ fills it down — what Excel does for a row typed below the table; left blank, t
 show nothing where every other row shows a result. The cell has no cached value: the writer
 already asks Excel to recalculate on open (``fullCalcOnLoad``), the ledger holding formulas.
 A cell the write gave a value keeps it. An array formula column: the table is not grown.
+
+Staff also pre-extend a table (its range reaching below the data, rows ready for typing): Excel
+fills a calculated column into those empty rows too, with cached results (0, 1900, ""). A row
+whose only cells holding anything are formulas in a calculated column of a table over it
+(``formula_only``) is no record: the readers leave it out (``SheetTables.not_records``), and the
+writer fills new records into such rows below the last record (``last_value_row`` with the
+tables' ``bodies`` skips them), keeping the formula cells — the table's ref unchanged while the
+new rows fit inside it.
 """
 
 from __future__ import annotations
 
 import re
+import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -50,7 +59,7 @@ from .ooxml import (
 from .read import may_hold_tables
 
 if TYPE_CHECKING:  # the reader imports this module too: it needs no package machinery
-    import zipfile
+    from pathlib import Path
 
     from .package import Package
 
@@ -63,6 +72,7 @@ _RANGE = re.compile(r"^\$?([A-Z]+)\$?(\d+):\$?([A-Z]+)\$?(\d+)$")
 _ROW_TAG = re.compile(r"<(?:\w+:)?row\b([^>]*?)(/?)>")
 _ROW_CLOSE = re.compile(r"</(?:\w+:)?row>")
 _TABLE_COLUMN = re.compile(r"<(?:\w+:)?tableColumn\b[^>]*?(?:/>|>.*?</(?:\w+:)?tableColumn>)", re.S)
+_FORMULA = re.compile(r"<(?:\w+:)?f\b")
 _CALCULATED = re.compile(r"<(?:\w+:)?calculatedColumnFormula\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?calculatedColumnFormula>)",
                          re.S)
 
@@ -102,6 +112,20 @@ def table_parts(parts: Mapping[str, bytes], sheet_part: str) -> list[str]:
     return [rel.target for rel in parse_rels(rels, sheet_part) if rel.type == REL_TABLE and not rel.external]
 
 
+def tables_headed_at(parts: Mapping[str, bytes], sheet_part: str, header_row: int) -> list[str]:
+    """The table parts on worksheet ``sheet_part`` whose header row is Excel row ``header_row``."""
+    found = []
+    for table in table_parts(parts, sheet_part):
+        xml = parts.get(table)
+        tag = _TABLE_TAG.search(xml.decode("utf-8", "replace")) if xml else None
+        if tag is None or attrs_of(tag.group(0)).get("headerRowCount", "1") == "0":
+            continue
+        area = Area.parse(_ref_of(tag.group(0)))
+        if area is not None and area.first_row == header_row:
+            found.append(table)
+    return found
+
+
 def totals_area(xml: str | bytes) -> Area | None:
     """The totals row(s) of a table part (``totalsRowCount`` rows at the bottom of ``ref``), or
     None when it has none (表设计 → 汇总行 unticked: ``totalsRowShown`` alone means none now)."""
@@ -132,8 +156,110 @@ def sheet_totals(parts: Mapping[str, bytes], sheet_part: str) -> list[Area]:
     return found
 
 
-def totals_by_sheet(zf: zipfile.ZipFile, sheets: Iterable[str]) -> dict[str, list[Area]]:
-    """Contract sheet name → the totals rows of the tables on that sheet, for the sheets that
+@dataclass(frozen=True)
+class Body:
+    """A table's body (rows between its header and totals rows, its columns) and its calculated
+    columns: absolute 0-based column → formula as the table part stores it (no ``=``)."""
+
+    area: Area
+    formulas: dict[int, str]
+
+    def covers(self, r: int) -> bool:
+        return self.area.first_row <= r <= self.area.last_row
+
+
+def calculated_bodies(parts: Mapping[str, bytes], sheet_part: str) -> list[Body]:
+    """The tables on worksheet ``sheet_part`` with calculated columns (array formulas left out:
+    those rows are not ours to read past or fill)."""
+    found = []
+    for table in table_parts(parts, sheet_part):
+        data = parts.get(table)
+        if not data or b"calculatedColumnFormula" not in data:
+            continue
+        xml = data.decode("utf-8", "replace")
+        tag = _TABLE_TAG.search(xml)
+        area = Area.parse(_ref_of(xml))
+        formulas = calculated_columns(xml)
+        if tag is None or area is None or not formulas:
+            continue
+        given = attrs_of(tag.group(0))
+        try:
+            head, foot = int(given.get("headerRowCount", "1")), int(given.get("totalsRowCount", "0"))
+        except ValueError:
+            continue
+        body = Area(area.first_col, area.first_row + head, area.last_col, area.last_row - foot)
+        if body.first_row <= body.last_row:
+            found.append(Body(body, {area.first_col + i: f for i, f in formulas.items()}))
+    return found
+
+
+def formula_only(row_text: str, r: int, bodies: Iterable[Body]) -> bool:
+    """Whether the ``<row>`` ``row_text`` (Excel row ``r``) holds nothing but formulas of the
+    calculated columns of tables over it: a row Excel filled in advance, not a record."""
+    calculated = {c for body in bodies if body.covers(r) for c in body.formulas}
+    if not calculated:
+        return False
+    found = False
+    for cell in Row(r, "", xml=row_text).cells:
+        if not cell.body or not HOLDS_VALUE_RE.search(cell.body):
+            continue  # a formatted blank cell
+        if cell.col not in calculated or not _FORMULA.search(cell.body):
+            return False  # a value, or a formula staff typed elsewhere: someone's data
+        found = True
+    return found
+
+
+@dataclass
+class SheetTables:
+    """What the tables on one contract sheet say about its rows, for the readers."""
+
+    totals: list[Area]
+    bodies: list[Body]
+    path: Path | None = None  # the file and the sheet's part, for a closer look at a few rows
+    part: str = ""
+
+    def not_records(self, grid: list[list]) -> list[Area]:
+        """The rows of the sheet's cell ``grid`` (calamine's, from A1) that are no records: its
+        tables' totals rows, and rows holding nothing but calculated column formulas. The grid
+        tells which rows may be such (blank outside the calculated columns: few, and none in a
+        table without empty rows); the sheet's XML decides, for those rows only."""
+        found = list(self.totals)
+        maybe = set()
+        for body in self.bodies:
+            area, calculated = body.area, set(body.formulas)
+            others = [c for c in range(area.first_col, area.last_col + 1) if c not in calculated]
+            probe = others[0] if others else None
+            for r in range(area.first_row, min(area.last_row, len(grid)) + 1):
+                line = grid[r - 1]
+                if probe is not None and probe < len(line) and line[probe] != "":
+                    continue  # most rows: a record (one look)
+                if all(v == "" for c, v in enumerate(line) if c not in calculated):
+                    maybe.add(r)
+        if maybe and self.path is not None:
+            with zipfile.ZipFile(self.path) as zf:
+                xml = zf.read(self.part).decode("utf-8", "replace")
+            for r, text in rows_by_number(xml, maybe).items():
+                if formula_only(text, r, self.bodies):
+                    found.append(Area(0, r, max(len(grid[0]) - 1 if grid else 0, 0), r))
+        return found
+
+
+def rows_by_number(xml: str, wanted: set[int]) -> dict[int, str]:
+    """The ``<row>`` elements of a worksheet numbered ``wanted`` (that exist), by number: looked
+    for from the end, as far up as the first of them."""
+    start, end = sheet_data_span(xml)
+    first = min(wanted, default=0)
+    found = {}
+    for r, m in _rows_from_end(xml, start, end):
+        if r < first:
+            break
+        if r in wanted:
+            found[r] = xml[m.start():m.end() if m.group(2) else _row_end(xml, m.end())]
+    return found
+
+
+def tables_by_sheet(zf: zipfile.ZipFile, sheets: Iterable[str], path: Path | None = None) -> dict[str, SheetTables]:
+    """Contract sheet name → its tables' totals rows and calculated bodies, for the sheets that
     have any. Reads the few parts the lookup needs (the workbook, its rels, the sheets' rels,
     the table parts), and nothing at all when the zip holds no table part."""
     parts = ZipParts(zf)
@@ -144,22 +270,28 @@ def totals_by_sheet(zf: zipfile.ZipFile, sheets: Iterable[str]) -> dict[str, lis
         found = {}
         for sheet in sheets:
             part = by_name.get(sheet)
-            areas = sheet_totals(parts, part) if part else []
-            if areas:
-                found[sheet] = areas
+            if not part:
+                continue
+            areas, bodies = sheet_totals(parts, part), calculated_bodies(parts, part)
+            if areas or bodies:
+                found[sheet] = SheetTables(areas, bodies, path, part)
         return found
     except Exception:  # noqa: BLE001 — a structure calamine read without complaint: read every row
         return {}
 
 
-def last_value_row(xml: str) -> int | None:
+def last_value_row(xml: str, bodies: Iterable[Body] = ()) -> int | None:
     """The last Excel row of a worksheet holding a value or a formula (None: none does) — the
-    row below which the writer appends (``owned.rewrite_sheet``'s rule)."""
+    row below which the writer appends (``owned.rewrite_sheet``'s rule). With the sheet's
+    calculated ``bodies``, rows holding nothing but their formulas do not count: new records
+    go into them."""
     start, end = sheet_data_span(xml)
     stop = end
+    bodies = list(bodies)
     for r, m in _rows_from_end(xml, start, end):
         if not m.group(2) and HOLDS_VALUE_RE.search(xml, m.end(), stop):
-            return r
+            if not (bodies and formula_only(xml[m.start():stop], r, bodies)):
+                return r
         stop = m.start()
     return None
 
@@ -190,12 +322,15 @@ def _rows_from_end(xml: str, start: int, end: int) -> Iterator[tuple[int, re.Mat
     yield from reversed(rows)
 
 
-def grow_tables(pkg: Package, sheet: schema.Sheet, header_row: int, columns: dict[str, int]) -> list[Growth]:
+def grow_tables(pkg: Package, sheet: schema.Sheet, header_row: int, columns: dict[str, int],
+                totals_moved: dict[int, int] | None = None) -> list[Growth]:
     """Grow the tables of owned ``sheet`` (just rewritten in ``pkg``) over its appended rows,
     and fill their calculated columns there.
 
     ``header_row`` and ``columns`` (column key → 0-based index) are where the write put the
-    header and the contract's columns (``owned.Written``).
+    header and the contract's columns; ``totals_moved``: an output sheet's totals rows the write
+    moved down, by their old first row → rows moved (``owned.Written``). Such a table's end (and
+    its filter's) moves down with its totals row, as when Excel inserts rows above it.
     """
     part = pkg.sheets.get(sheet.name)
     if part is None or part not in pkg.parts:
@@ -203,12 +338,23 @@ def grow_tables(pkg: Package, sheet: schema.Sheet, header_row: int, columns: dic
     tables = [t for t in table_parts(pkg.parts, part) if t in pkg.parts]
     if not tables:
         return []
+    moved = []
+    if totals_moved:
+        for table in tables:
+            xml = pkg.parts[table].decode("utf-8")
+            area = totals_area(xml)
+            shift = totals_moved.get(area.first_row) if area else None
+            if shift:
+                new = _moved_down(xml, shift)
+                pkg.set_text(table, new)
+                moved.append(Growth(table, _ref_of(xml), _ref_of(new)))
+        tables = [t for t in tables if t not in {g.part for g in moved}]
     old_last = last_value_row(pkg.parts[part].decode("utf-8"))
     if old_last is not None:  # an emptied totals row is still taken: the write appended below it
         old_last = max([old_last, *(a.last_row for a in sheet_totals(pkg.parts, part))])
     new_last = last_value_row(pkg.text(part))
     if old_last is None or new_last is None or new_last <= old_last:
-        return []  # nothing appended
+        return moved  # nothing appended
     wanted = [columns[k] for k in sheet.keys if k in columns]
     grown = []
     for table in tables:
@@ -224,7 +370,7 @@ def grow_tables(pkg: Package, sheet: schema.Sheet, header_row: int, columns: dic
         if formulas:
             pkg.set_text(part, fill_formulas(pkg.text(part), old_area, area.last_row, formulas))
         grown.append(Growth(table, _ref_of(xml), _ref_of(new)))
-    return grown
+    return moved + grown
 
 
 def calculated_columns(xml: str) -> dict[int, str] | None:
@@ -317,6 +463,23 @@ def grown_table(xml: str, header_row: int, wanted_cols: list[int], old_last: int
         if farea is not None and farea.last_row == end:
             at = flt.start() + fref.start(2)
             out = out[:at] + _with_last_row(fref.group(2), new_last) + out[flt.start() + fref.end(2):]
+    return out
+
+
+def _moved_down(xml: str, shift: int) -> str:
+    """A table part whose last rows (its totals row) moved down ``shift`` rows: ``ref``'s last row
+    moved so, and its filter's (which ends above the totals row)."""
+    tag = _TABLE_TAG.search(xml)
+    ref = _REF_ATTR.search(tag.group(0))
+    area = Area.parse(ref.group(2))
+    new_tag = tag.group(0)[:ref.start(2)] + _with_last_row(ref.group(2), area.last_row + shift) + tag.group(0)[ref.end(2):]
+    out = xml[:tag.start()] + new_tag + xml[tag.end():]
+    flt = _AUTOFILTER_TAG.search(out, tag.start() + len(new_tag))
+    fref = _REF_ATTR.search(flt.group(0)) if flt else None
+    farea = Area.parse(fref.group(2)) if fref else None
+    if farea is not None:
+        at = flt.start() + fref.start(2)
+        out = out[:at] + _with_last_row(fref.group(2), farea.last_row + shift) + out[flt.start() + fref.end(2):]
     return out
 
 

@@ -163,8 +163,8 @@ _AREA = re.compile(r"^(\$?[A-Z]+\$?\d+:\$?[A-Z]+\$?)(\d+)$")
 
 def check_table_grew(name: str, old: bytes, new: bytes) -> None:
     """A table part of an owned sheet may differ in one way only: the last row of ``ref`` on
-    ``<table>`` (and on its ``<autoFilter>``) moved down, the same in both. Put the old refs
-    back and the bytes must be the old ones."""
+    ``<table>`` (and on its ``<autoFilter>``, which ends above a totals row) moved down, by as
+    many rows in both. Put the old refs back and the bytes must be the old ones."""
     def refs(xml: str) -> list[tuple[int, int, str]]:
         found = []
         table = _TABLE_START.search(xml)
@@ -191,7 +191,7 @@ def check_table_grew(name: str, old: bytes, new: bytes) -> None:
         x, y = _AREA.match(was), _AREA.match(now)
         if not x or not y or x.group(1) != y.group(1) or int(y.group(2)) <= int(x.group(2)):
             raise VerifyError(f"{name}: table range changed other than growing down: {was} → {now}")
-        grown_to.add(int(y.group(2)))
+        grown_to.add(int(y.group(2)) - int(x.group(2)))
         restored = restored[:start] + was + restored[end:]
     if len(grown_to) > 1:
         raise VerifyError(f"{name}: table and its filter grown to different rows")

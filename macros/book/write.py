@@ -271,7 +271,8 @@ def _build(path: Path, sheets: list[SheetWrite], marks: list[Mark] | None, targe
             memory = _apply_marks(pkg, marks, marked_sheets, result)
         _finish(pkg, marks, memory, later, expected, bool(sheets))
         for name, written in expected.items():  # Excel tables over owned sheets take in new rows
-            grown = grow_tables(pkg, schema.SHEETS_BY_NAME[name], written.header_row, written.columns)
+            grown = grow_tables(pkg, schema.SHEETS_BY_NAME[name], written.header_row, written.columns,
+                                written.totals_moved)
             result.tables_grown += [g.part for g in grown]
         pkg.save(target)
         result.parts_changed = sorted(pkg.changed_names())
