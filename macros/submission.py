@@ -159,7 +159,7 @@ def read_submission(path: Path) -> Submission:
         given = [dict(zip(base_names, values)) for values in base_rows]
         base = {str(row[KEY]).strip(): row for row in given if row.get(KEY) is not None}
     formulas = []
-    cells = formula_cells(path, LEDGER)
+    cells = formula_cells(path, part_key)
     if cells:
         by_header = schema.LEDGER.by_header()
         key_of = {c: by_header[h].key for c, h in enumerate(headers) if h in by_header}
@@ -227,7 +227,6 @@ def _merged_blanks(merges: list, rows: list[list], numbers: list[int], headers: 
                 if i is not None and rows[i][KEYS.index(column.key)] is None:
                     found[(r, column.key)] = where
     return found
-
 
 
 def formula_cells(path: Path, sheet: str) -> list[tuple[int, int]]:
