@@ -20,6 +20,7 @@ from python_calamine import CalamineWorkbook
 from macros import schema
 from macros.book.backup import list_backups
 from macros.book.lock import WorkbookLock, owner_of, parse_excel_owner
+from macros.book.read import read_workbook
 from macros.book.write import FileBook, restore
 from macros.book.write_types import Mark, SheetWrite
 from macros.cli import main
@@ -366,3 +367,55 @@ def test_an_early_reading_that_fails_is_done_from_the_written_file(master, monke
     book.write([SheetWrite(schema.LEDGER, ledger_with_added(book, 30, "回退核对"))])
     ledger = CalamineWorkbook.from_path(str(master)).get_sheet_by_name(schema.LEDGER.name).to_python()
     assert [r[4] for r in ledger[-30:]] == [f"回退核对{i}" for i in range(30)]
+
+
+# --- a master held for a moment (Windows: an antivirus scan, a backup tool) ----------------------
+
+
+@pytest.fixture
+def held(master):
+    """``hold(True/False)``: the master cannot be replaced while held — the immutable attribute
+    makes rename over it fail with PermissionError, as a sharing violation does on Windows."""
+    def hold(on: bool) -> None:
+        subprocess.run(["chattr", "+i" if on else "-i", str(master)], check=True, capture_output=True)
+
+    try:
+        hold(True)
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("chattr +i is not available on this file system")
+    yield hold
+    hold(False)
+
+
+def test_a_master_held_for_a_moment_is_written_once_it_is_let_go(master, held):
+    import threading
+
+    threading.Timer(0.3, held, (False,)).start()
+    result = FileBook(master).write(issues_write())
+    assert result.backup is not None  # written, not busy
+    issues = read_workbook(master, [schema.ISSUES])[schema.ISSUES.name]
+    assert list(issues["message"]) == ["问题0", "问题1", "问题2"]
+    assert not list(master.parent.glob("*.tmp"))
+
+
+def test_a_master_held_for_good_is_busy_and_stays_as_it_was(master, held, monkeypatch):
+    from macros.book import write
+
+    monkeypatch.setattr(write, "REPLACE_WAITS", (0.05, 0.05))
+    before = digest(master)
+    with pytest.raises(WorkbookBusy, match="正被其他程序占用") as err:
+        FileBook(master).write(issues_write())
+    assert err.value.exit_code == 3 and master.name in str(err.value)
+    assert digest(master) == before
+    assert not list(master.parent.glob("*.tmp"))  # the would-be result is not left behind
+
+
+def test_a_held_master_that_excel_opens_meanwhile_is_busy_at_once_naming_who(master, held):
+    import threading
+
+    owner = master.with_name("~$" + master.name)
+    threading.Timer(0.05, owner.write_bytes, (excel_owner_file("周敏"),)).start()
+    before = digest(master)
+    with pytest.raises(WorkbookBusy, match="周敏"):  # not the waiting out of a scan
+        FileBook(master).write(issues_write())
+    assert digest(master) == before

@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -148,7 +149,7 @@ class FileBook:
                 check_not_open(self.path)
                 result.backup = backup_file(self.path, keep=keep)
                 shutil.copymode(self.path, tmp)
-                os.replace(tmp, self.path)
+                replace_patiently(tmp, self.path)
                 _fsync_dir(self.path.parent)
             except PermissionError as exc:  # Windows: Excel opened it meanwhile
                 raise WorkbookBusy(f"{self.path.name} 正被其他程序占用，无法替换（{exc.strerror}）。"
@@ -172,6 +173,26 @@ class FileBook:
         except WorkbookBusy as busy:
             staged = self.stage(sheets, marks)
             return WriteResult(self.path, [w.sheet.name for w in sheets], staged=staged, busy=str(busy))
+
+
+# Windows: an antivirus or search indexer scanning the master, or a backup tool copying it, holds
+# it for a moment, and os.replace fails with a sharing violation. Waited out briefly before the
+# master is called busy (then the result is staged and the next run retries).
+REPLACE_WAITS = (0.1, 0.25, 0.5, 1.0, 2.0)
+
+
+def replace_patiently(tmp: Path, path: Path) -> None:
+    """``os.replace(tmp, path)``, retried while ``path`` is held (``PermissionError``) for up to
+    ``sum(REPLACE_WAITS)`` seconds; stops at once when Excel opened it meanwhile (``WorkbookBusy``)."""
+    for wait in (*REPLACE_WAITS, None):
+        try:
+            os.replace(tmp, path)
+            return
+        except PermissionError:
+            if wait is None:
+                raise
+            time.sleep(wait)
+            check_not_open(path)
 
 
 def check_owned(sheets: list[SheetWrite]) -> None:
