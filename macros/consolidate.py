@@ -484,6 +484,9 @@ class _Checker:
         issues += [_look_alike(o) for o in merged.outcomes if o.similar is not None]
         issues += [_master_kept(o) for o in merged.outcomes if o.kept or o.gone]
         issues = _keep_as_read(issues, merged.outcomes, sub)
+        # A row the file gave no 记录编号: its problems name the record it became (the receipt's column).
+        given = {o.row: o.record_id for o in merged.outcomes if o.assigned}
+        issues = [replace(p, key=given[p.row]) if p.key is None and p.row in given else p for p in issues]
         result.issues = sorted(issues, key=lambda p: (p.row or 0, p.level != ERROR, p.column or ""))
         result.outcomes, result.changes = merged.outcomes, merged.changes
         result.rows_added = merged.count(ADDED)

@@ -270,6 +270,7 @@ def test_a_hand_typed_workbook_is_read_as_its_clerk_meant_it(master_copy, hand_f
     read_as = issues[(4, "normalised")]
     key = added.loc["为老年人上门理发", "record_id"]
     assert read_as.column == H["date"] and "不必修改" in read_as.suggestion
+    assert read_as.key == key  # the receipt's 记录编号 column names the record the row became
     assert f"加一列“{H['record_id']}”，在这一行填上 {key}" in read_as.suggestion
 
     # Sent again unchanged: nothing is added, the merged cell is still the one error.
