@@ -129,6 +129,7 @@ class Consolidation:
     staged: Path | None = None
     refreshed: str = ""  # what the refresh after the merge did (or why it did not run)
     log: Path | None = None
+    inbox: Path | None = None  # the folder read, named in the summary when it held no form
 
     @property
     def rows_added(self) -> int:
@@ -314,6 +315,7 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
     with ReadAhead(wanted) as reader:
         results = _process_files(paths, reasons, committees, checker, progress, reader)
         run = _write(book, master, merge, results, dry_run, as_of, now, refresh, wb, reader, say)
+        run.inbox = where.inbox
         if not (run.dry_run or run.staged) and any(r.status != SKIPPED for r in results):
             say(FINISHING)  # the worker may still be writing receipts
     for result in results:  # receipts the worker could not write, nor this process after it
@@ -949,7 +951,8 @@ def summary_text(run: Consolidation) -> str:
         if errors:
             detail += f"，{errors} 个错误"
         if f.status == REJECTED and f.issues:
-            detail = f.issues[0].message
+            first = f.issues[0]
+            detail = (f"第 {first.row} 行：" if first.row else "") + first.message
         lines.append(f"  {STATUS_TEXT[f.status]}　{f.file}：{detail}")
     counts = {s: sum(f.status == s for f in run.files) for s in STATUS_TEXT}
     processed = len(run.files) - counts[SKIPPED]
@@ -957,6 +960,9 @@ def summary_text(run: Consolidation) -> str:
     lines.insert(0, f"{head}处理填报表 {processed} 份：接受 {counts[ACCEPTED]}，部分接受 {counts[PARTLY]}，"
                     f"退回 {counts[REJECTED]}" + (f"；跳过 {counts[SKIPPED]} 个临时或隐藏文件" if counts[SKIPPED] else "")
                     + "。")
+    if not processed and run.inbox is not None:
+        where = "" if run.inbox.is_dir() else "（这个文件夹还不存在：请建立它，或在“设置”表中改为居委会交表的文件夹）"
+        lines.append(f"收件箱 {run.inbox} 里没有要汇总的填报表{where}。")
     lines.append(f"共新增 {run.rows_added} 行，更新 {run.rows_updated} 行。")
     resent = [p for f in run.files for p in f.issues if p.code == RESENT]
     if resent:
