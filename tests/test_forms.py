@@ -80,6 +80,13 @@ def test_only_the_asked_committees_and_unknown_ones_refused(demo_master, tmp_pat
     assert "C99" in capsys.readouterr().err
 
 
+def test_the_forms_command_says_what_to_do_next(demo_master, tmp_path, capsys):
+    assert main(["forms", str(demo_master), "--out", str(tmp_path), "--committee", "C02"]) == 0
+    out = capsys.readouterr().out
+    inbox = schema.SETTINGS_BY_KEY["inbox"]
+    assert "下一步" in out and inbox.default in out and f"healthbook consolidate {demo_master}" in out
+
+
 def test_unsafe_committee_names_make_safe_file_names(tmp_path):
     assert safe_name('新/福:康*里?"<>|') == "新_福_康_里_"
     master = tmp_path / "m.xlsx"
