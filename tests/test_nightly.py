@@ -54,7 +54,10 @@ def test_log_option_appends_everything_in_utf8_even_errors(master_copy, tmp_path
     # a usage error (the scheduler's arguments mistyped) reaches the log as well
     third = subprocess.run([*script, "--min-age", "soon", "--log", str(log)], capture_output=True, timeout=300)
     assert third.returncode == 2 and third.stderr == b""
-    assert "--min-age" in log.read_bytes().decode("utf-8")[len(appended):]
+    usage = log.read_bytes().decode("utf-8")[len(appended):]
+    assert "--min-age" in usage
+    # in Chinese, as the healthbook command's own: the office reads the task's log
+    assert "用法：" in usage and "错误：" in usage and "usage:" not in usage and "invalid" not in usage
 
 
 def test_windows_wrapper_reads_as_utf8_and_lets_python_write_the_log():
