@@ -25,7 +25,7 @@ import pandas as pd
 from . import schema
 from .book.owned import ledger_columns, next_free_row
 from .book.read import ROW, Workbook, clean_header, records, settings_from_frame
-from .book.write import STAGED, FileBook, WriteRefused
+from .book.write import STAGED, FileBook, WriteRefused, staged_files
 from .book.write_types import SheetWrite
 from .collect import collect_seldom
 from .errors import HealthbookError, os_reason
@@ -130,6 +130,8 @@ class Consolidation:
     refreshed: str = ""  # what the refresh after the merge did (or why it did not run)
     log: Path | None = None
     inbox: Path | None = None  # the folder read, named in the summary when it held no form
+    # Results staged by earlier runs while the master was open: written now, so out of date.
+    stale_staged: list[Path] = field(default_factory=list)
 
     @property
     def rows_added(self) -> int:
@@ -369,6 +371,7 @@ def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], dr
             reader.drop_writes()  # no receipts: the files stay in the inbox
             return run
         run.master_written = True
+        run.stale_staged = staged_files(master)
     return run
 
 
@@ -974,6 +977,9 @@ def summary_text(run: Consolidation) -> str:
         lines.append(f"本次结果已暂存为 {run.staged}；收件箱保持原样，下次运行会自动重试。")
     elif run.master_written:
         lines.append(f"已写入主工作簿 {run.master.name}（写入前已备份）。")
+        if run.stale_staged:
+            lines.append(f"此前主工作簿被打开时暂存的 {len(run.stale_staged)} 份结果（{run.stale_staged[0].name} 等）"
+                         "仍在工作簿旁：其中的填报表已在本次汇总写入，暂存文件只供查看，可以删除。")
     elif not run.dry_run:
         lines.append("主工作簿没有需要更新的内容，未写入。")
     if run.refreshed:
