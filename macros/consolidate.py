@@ -965,7 +965,7 @@ def summary_text(run: Consolidation) -> str:
                     + "。")
     if not processed and run.inbox is not None:
         where = "" if run.inbox.is_dir() else "（这个文件夹还不存在：请建立它，或在“设置”表中改为居委会交表的文件夹）"
-        lines.append(f"收件箱 {run.inbox} 里没有要汇总的填报表{where}。")
+        lines.append(f"收件箱 {run.inbox.absolute()} 里没有要汇总的填报表{where}。")
     lines.append(f"共新增 {run.rows_added} 行，更新 {run.rows_updated} 行。")
     resent = [p for f in run.files for p in f.issues if p.code == RESENT]
     if resent:
@@ -993,5 +993,5 @@ def summary_text(run: Consolidation) -> str:
                      "请处理后再运行一次：会补发这些回执，已并入的行不会重复添加。")
     receipts = [f.receipt for f in run.files if f.receipt]
     if receipts:
-        lines.append(f"回执 {len(receipts)} 份在 {receipts[0].parent}；日志：{run.log}")
+        lines.append(f"回执 {len(receipts)} 份在 {receipts[0].parent.absolute()}；日志：{run.log.absolute() if run.log else ''}")
     return "\n".join(lines)
