@@ -25,7 +25,7 @@ import pandas as pd
 from . import schema
 from .book.owned import ledger_columns, next_free_row
 from .book.read import ROW, Workbook, clean_header, records, settings_from_frame
-from .book.write import STAGED, FileBook, WriteRefused
+from .book.write import STAGED, FileBook, WriteRefused, staged_files
 from .book.write_types import SheetWrite
 from .collect import collect_seldom
 from .errors import HealthbookError, os_reason
@@ -129,6 +129,9 @@ class Consolidation:
     staged: Path | None = None
     refreshed: str = ""  # what the refresh after the merge did (or why it did not run)
     log: Path | None = None
+    inbox: Path | None = None  # the folder read, named in the summary when it held no form
+    # Results staged by earlier runs while the master was open: written now, so out of date.
+    stale_staged: list[Path] = field(default_factory=list)
 
     @property
     def rows_added(self) -> int:
@@ -314,6 +317,7 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
     with ReadAhead(wanted) as reader:
         results = _process_files(paths, reasons, committees, checker, progress, reader)
         run = _write(book, master, merge, results, dry_run, as_of, now, refresh, wb, reader, say)
+        run.inbox = where.inbox
         if not (run.dry_run or run.staged) and any(r.status != SKIPPED for r in results):
             say(FINISHING)  # the worker may still be writing receipts
     for result in results:  # receipts the worker could not write, nor this process after it
@@ -367,6 +371,7 @@ def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], dr
             reader.drop_writes()  # no receipts: the files stay in the inbox
             return run
         run.master_written = True
+        run.stale_staged = staged_files(master)
     return run
 
 
@@ -952,7 +957,8 @@ def summary_text(run: Consolidation) -> str:
         if errors:
             detail += f"，{errors} 个错误"
         if f.status == REJECTED and f.issues:
-            detail = f.issues[0].message
+            first = f.issues[0]
+            detail = (f"第 {first.row} 行：" if first.row else "") + first.message
         lines.append(f"  {STATUS_TEXT[f.status]}　{f.file}：{detail}")
     counts = {s: sum(f.status == s for f in run.files) for s in STATUS_TEXT}
     processed = len(run.files) - counts[SKIPPED]
@@ -960,6 +966,9 @@ def summary_text(run: Consolidation) -> str:
     lines.insert(0, f"{head}处理填报表 {processed} 份：接受 {counts[ACCEPTED]}，部分接受 {counts[PARTLY]}，"
                     f"退回 {counts[REJECTED]}" + (f"；跳过 {counts[SKIPPED]} 个临时或隐藏文件" if counts[SKIPPED] else "")
                     + "。")
+    if not processed and run.inbox is not None:
+        where = "" if run.inbox.is_dir() else "（这个文件夹还不存在：请建立它，或在“设置”表中改为居委会交表的文件夹）"
+        lines.append(f"收件箱 {run.inbox.absolute()} 里没有要汇总的填报表{where}。")
     lines.append(f"共新增 {run.rows_added} 行，更新 {run.rows_updated} 行。")
     resent = [p for f in run.files for p in f.issues if p.code == RESENT]
     if resent:
@@ -971,6 +980,9 @@ def summary_text(run: Consolidation) -> str:
         lines.append(f"本次结果已暂存为 {run.staged}；收件箱保持原样，下次运行会自动重试。")
     elif run.master_written:
         lines.append(f"已写入主工作簿 {run.master.name}（写入前已备份）。")
+        if run.stale_staged:
+            lines.append(f"此前主工作簿被打开时暂存的 {len(run.stale_staged)} 份结果（{run.stale_staged[0].name} 等）"
+                         "仍在工作簿旁：其中的填报表已在本次汇总写入，暂存文件只供查看，可以删除。")
     elif not run.dry_run:
         lines.append("主工作簿没有需要更新的内容，未写入。")
     if run.refreshed:
@@ -984,5 +996,5 @@ def summary_text(run: Consolidation) -> str:
                      "请处理后再运行一次：会补发这些回执，已并入的行不会重复添加。")
     receipts = [f.receipt for f in run.files if f.receipt]
     if receipts:
-        lines.append(f"回执 {len(receipts)} 份在 {receipts[0].parent}；日志：{run.log}")
+        lines.append(f"回执 {len(receipts)} 份在 {receipts[0].parent.absolute()}；日志：{run.log.absolute() if run.log else ''}")
     return "\n".join(lines)

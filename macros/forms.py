@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -111,7 +111,7 @@ def build_form(book: Workbook, committee_id: str, committee_name: str, path: Pat
         builder = SheetBuilder(workbook)
         filled = [{**r, "committee_id": committee_id} for r in rows or []]
         _guide(builder, book, committee_id, committee_name, filled if rows is not None else None, now)
-        ws = builder.table(schema.LEDGER, filled, schema.FORM_LEDGER_COLUMNS,
+        ws = builder.table(schema.LEDGER, filled, form_columns(committee_id),
                            input_rows=len(filled) + schema.FORM_INPUT_ROWS)  # blank rows below the records
         ws.activate()
         builder.lists(schema.LISTS, lists)
@@ -130,6 +130,17 @@ def build_form(book: Workbook, committee_id: str, committee_name: str, path: Pat
         workbook.close()
     tmp.replace(path)
     return path
+
+
+def form_columns(committee_id: str) -> tuple[schema.Column, ...]:
+    """The form's 台账 columns, their help (input messages, 填报说明) told for this committee: the
+    master's help points to its 居委会/项目 sheets and to C01, which a form has not."""
+    helps = {
+        "record_id": f"如 {committee_id}-0007（见回执）；新行留空，汇总时自动编号。",
+        "committee_id": f"填 {committee_id}（下拉列表中只有它），也可以留空，汇总时自动填上。",
+        "project_id": f"从下拉列表选择项目编号，如 P01；各项目名称见“{schema.FORM_GUIDE.name}”表末尾。",
+    }
+    return tuple(replace(c, help=helps[c.key]) if c.key in helps else c for c in schema.FORM_LEDGER_COLUMNS)
 
 
 GUIDE_TEXT_WIDTH = 90  # column B of 填报说明, in Excel's character units
@@ -174,7 +185,7 @@ def _guide(builder: SheetBuilder, book: Workbook, committee_id: str, committee_n
     r += 1
     ws.write_string(r, 0, "各列说明", builder.fmt(**HEADER_STYLE))
     ws.write_string(r, 1, "怎么填", builder.fmt(**HEADER_STYLE))
-    for col in schema.FORM_LEDGER_COLUMNS:
+    for col in form_columns(committee_id):
         r += 1
         need = "（必填）" if col.required else "（选填）"
         ws.write_string(r, 0, col.header, bold)

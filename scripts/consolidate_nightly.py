@@ -39,18 +39,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"错误：无法写日志文件 {log}：{err.strerror or err}", file=sys.stderr)
             return 2
     # Imported once the log is set: a broken installation's traceback must reach it too.
-    from macros.cli import _utf8_stdout
+    from macros.cli import ChineseParser, _utf8_stdout
     from macros.consolidate import consolidate, summary_text
     from macros.errors import HealthbookError
 
     if log is None:
         _utf8_stdout()
-    parser = argparse.ArgumentParser(description="定时汇总居委会填报表进主工作簿。")
-    parser.add_argument("master", nargs="?", default=os.environ.get("HEALTHBOOK_MASTER"),
+    # Chinese usage and errors, as the healthbook command's: the office reads them in the task's log.
+    parser = ChineseParser(description="定时汇总居委会填报表进主工作簿。")
+    parser.add_argument("master", nargs="?", default=os.environ.get("HEALTHBOOK_MASTER"), metavar="主工作簿",
                         help="主工作簿路径（也可用环境变量 HEALTHBOOK_MASTER 指定）")
-    parser.add_argument("--min-age", type=float, default=60.0,
+    parser.add_argument("--min-age", type=float, default=60.0, metavar="秒",
                         help="文件最后修改后至少等待多少秒才处理（避免读到仍在复制的文件），默认 60")
-    parser.add_argument("--log", type=Path,
+    parser.add_argument("--log", type=Path, metavar="日志文件",
                         help="把全部输出（含出错信息）以 UTF-8 追加到这个文件；Windows 计划任务用它，"
                              "不要用 PowerShell 的 >> 重定向（会写成 UTF-16）")
     args = parser.parse_args(argv)

@@ -490,3 +490,21 @@ def test_the_terminal_bar_ends_its_line_before_each_step_after_it(capsys):
     err = capsys.readouterr().err
     lines = [line.split("\r")[-1] for line in err.split("\n")]
     assert lines == [consolidation.READING, "汇总 [████] 2/2 C02.xlsx" + " " * 32, consolidation.WRITING, ""]
+
+
+def test_the_summary_names_an_empty_or_missing_inbox_and_a_rejected_files_row(
+        master_copy, blank_forms, capsys):
+    where = folders(master_copy, read_workbook(master_copy).settings)
+    # A first run before anyone made the inbox: the summary says where it looked, and that it is missing.
+    assert main(["consolidate", str(master_copy), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert str(where.inbox) in out and "还不存在" in out
+    where.inbox.mkdir()
+    assert main(["consolidate", str(master_copy)]) == 0
+    out = capsys.readouterr().out
+    assert str(where.inbox) in out and "还不存在" not in out
+    # A file rejected for its only row: the summary line names the row, as the receipt does.
+    fill_form(form_c01(blank_forms), where.inbox / "C01-没写内容.xlsx", [new_row(activity=None)])
+    assert main(["consolidate", str(master_copy)]) == 1
+    out = capsys.readouterr().out
+    assert f"C01-没写内容.xlsx：第 2 行：{HEADERS['activity']}" in out and str(where.inbox) not in out

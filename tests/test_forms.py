@@ -80,6 +80,13 @@ def test_only_the_asked_committees_and_unknown_ones_refused(demo_master, tmp_pat
     assert "C99" in capsys.readouterr().err
 
 
+def test_the_forms_command_says_what_to_do_next(demo_master, tmp_path, capsys):
+    assert main(["forms", str(demo_master), "--out", str(tmp_path), "--committee", "C02"]) == 0
+    out = capsys.readouterr().out
+    inbox = schema.SETTINGS_BY_KEY["inbox"]
+    assert "下一步" in out and inbox.default in out and f"healthbook consolidate {demo_master}" in out
+
+
 def test_unsafe_committee_names_make_safe_file_names(tmp_path):
     assert safe_name('新/福:康*里?"<>|') == "新_福_康_里_"
     master = tmp_path / "m.xlsx"
@@ -204,3 +211,17 @@ def test_a_prefilled_form_sent_back_later_keeps_the_offices_corrections(master_c
     assert kept.code == "master_kept" and kept.key == fixed
     assert schema.LEDGER.header_of("participants") in kept.message
     assert "以主工作簿为准" in run.files[0].receipt.read_text(encoding="utf-8")
+
+
+def test_help_speaks_of_the_forms_own_committee_and_sheets(forms_dir):
+    # The master's column help says "见“居委会”表，如 C01": a form has no such sheet, and C01 is
+    # another committee's code. Its input messages and 填报说明 name its own committee instead.
+    wb = openpyxl.load_workbook(forms_dir / "填报表-C03-蒋家巷居委会.xlsx")
+    prompts = " ".join(dv.prompt or "" for dv in wb[schema.LEDGER.name].data_validations.dataValidation)
+    guide = " ".join(str(c.value) for row in wb[schema.FORM_GUIDE.name].iter_rows() for c in row if c.value)
+    for text in (prompts, guide):
+        assert "C01" not in text
+        for sheet in wb.sheetnames + [schema.COMMITTEES.name, schema.PROJECTS.name]:
+            if f"见“{sheet}”表" in text:
+                assert sheet in wb.sheetnames, f"points at a sheet the form has not: {sheet}"
+    assert "填 C03" in prompts and "C03-0007" in prompts and "C03-0007" in guide

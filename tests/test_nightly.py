@@ -29,6 +29,9 @@ def test_nightly_script_waits_for_an_open_master_then_merges(master_copy, tmp_pa
     done = subprocess.run(script, capture_output=True, text=True, encoding="utf-8", timeout=300)
     assert done.returncode == 0, done.stderr
     assert "共新增 1 行" in done.stdout and not any(inbox.iterdir())
+    # the result staged while the master was open is named as out of date, so nobody merges it by hand
+    [staged] = master_copy.parent.glob(f"{master_copy.stem}-待合并-*")
+    assert staged.name in done.stdout and "可以删除" in done.stdout
     # the scheduler's log shows each step with its time (a night that hangs shows where)
     steps = [line.split("] ", 1)[1] for line in done.stdout.splitlines() if line.startswith("[") and "] 正在" in line]
     assert steps == [consolidation.READING, consolidation.REFRESHING, consolidation.WRITING, consolidation.FINISHING]
@@ -54,7 +57,10 @@ def test_log_option_appends_everything_in_utf8_even_errors(master_copy, tmp_path
     # a usage error (the scheduler's arguments mistyped) reaches the log as well
     third = subprocess.run([*script, "--min-age", "soon", "--log", str(log)], capture_output=True, timeout=300)
     assert third.returncode == 2 and third.stderr == b""
-    assert "--min-age" in log.read_bytes().decode("utf-8")[len(appended):]
+    usage = log.read_bytes().decode("utf-8")[len(appended):]
+    assert "--min-age" in usage
+    # in Chinese, as the healthbook command's own: the office reads the task's log
+    assert "用法：" in usage and "错误：" in usage and "usage:" not in usage and "invalid" not in usage
 
 
 def test_windows_wrapper_reads_as_utf8_and_lets_python_write_the_log():

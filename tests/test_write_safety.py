@@ -183,6 +183,10 @@ def test_restore_round_trip(master, capsys):
     assert main(["restore", str(master), "--list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)["backups"]
     assert [b["name"] for b in listed] == [backup.name]
+    # Listed for people: each backup, then how to bring one back (the command, with this path).
+    assert main(["restore", str(master), "--list"]) == 0
+    out = capsys.readouterr().out
+    assert backup.name in out and f"healthbook restore {master} --backup " in out
 
     assert main(["restore", str(master), "--backup", backup.name]) == 0
     assert digest(master) == original
