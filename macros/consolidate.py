@@ -663,10 +663,12 @@ def _committee_of(sub: Submission, committees: dict[str, str]) -> tuple[str | No
     if others:
         rows = [n for n, c in typed if c != committee]
         listed = "、".join(str(r) for r in rows[:10]) + ("等" if len(rows) > 10 else "")
-        return committee, _file_problem(
+        problem = _file_problem(
             "wrong_committee",
             f"这是 {committee} 的填报表，但第 {listed} 行的“{header}”为 {'、'.join(others)}。整份退回，未汇总任何一行。",
             suggestion=f"每个居委会只填报本居委会的记录；请把这些行改为 {committee} 或删除后重新提交。")
+        # The receipt's 行号 and 列 point at the cell (the first, when there are several).
+        return committee, replace(problem, row=rows[0], column=header)
     return committee, None
 
 
@@ -958,11 +960,13 @@ def summary_text(run: Consolidation) -> str:
             detail += f"，{errors} 个错误"
         if f.status == REJECTED and f.issues:
             first = f.issues[0]
-            detail = (f"第 {first.row} 行：" if first.row else "") + first.message
+            said = first.row and f"第 {first.row} 行" not in first.message
+            detail = (f"第 {first.row} 行：" if said else "") + first.message
         lines.append(f"  {STATUS_TEXT[f.status]}　{f.file}：{detail}")
     counts = {s: sum(f.status == s for f in run.files) for s in STATUS_TEXT}
     processed = len(run.files) - counts[SKIPPED]
-    head = "（预演，未写入任何文件）" if run.dry_run else ""
+    head = ("（预演，未写入任何文件）" if run.dry_run
+            else "（主工作簿正被占用，以下结果未写入，已暂存，下次重试）" if run.busy else "")
     lines.insert(0, f"{head}处理填报表 {processed} 份：接受 {counts[ACCEPTED]}，部分接受 {counts[PARTLY]}，"
                     f"退回 {counts[REJECTED]}" + (f"；跳过 {counts[SKIPPED]} 个临时或隐藏文件" if counts[SKIPPED] else "")
                     + "。")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from datetime import date
 from pathlib import Path
@@ -177,6 +178,9 @@ def test_a_file_with_another_committees_rows_is_rejected_whole(master_copy, inbo
     [receipt] = folders(master_copy, {}).receipts.iterdir()
     text = receipt.read_text(encoding="utf-8")
     assert "C02" in text and "整份退回" in text
+    # The receipt's 行号 and 列 point at the other committee's cell, the row the message names.
+    named = re.search(r"但第 (\d+) 行", text).group(1)
+    assert f"<td>{named}</td><td>{schema.LEDGER.header_of('committee_id')}</td>" in text
 
 
 def test_formula_looking_text_is_stored_as_text(master_copy, inbox, blank_forms):

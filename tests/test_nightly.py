@@ -24,6 +24,8 @@ def test_nightly_script_waits_for_an_open_master_then_merges(master_copy, tmp_pa
     busy = subprocess.run(script, capture_output=True, text=True, encoding="utf-8", timeout=300)
     assert busy.returncode == 3, busy.stderr
     assert "收件箱保持原样" in busy.stdout and [p.name for p in inbox.iterdir()] == ["C01.xlsx"]
+    # the counts that follow are not taken for a merge done
+    assert "以下结果未写入" in next(line for line in busy.stdout.splitlines() if "处理填报表" in line)
 
     owner.unlink()
     done = subprocess.run(script, capture_output=True, text=True, encoding="utf-8", timeout=300)
