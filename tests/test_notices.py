@@ -434,3 +434,13 @@ def test_bulletin_pictures_beside_the_workbook(demo_master, tmp_path):
     page = (tmp_path / "out" / notice.html).read_text(encoding="utf-8")
     assert page.count('src="data:image/png;base64,') == 1
     assert any("没有这张.png" in w for w in result.warnings)
+
+
+def test_notices_command_names_its_index_in_full_from_a_relative_out(demo_master, tmp_path, monkeypatch, capsys):
+    from macros.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["notices", str(demo_master), "--out", "通知2", "--kind", "会议通知", "--meeting", "M02",
+                 "--as-of", AS_OF.isoformat()]) == 0
+    said = capsys.readouterr().out
+    assert f"目录：{tmp_path / '通知2' / 'index.html'}" in said  # openable from anywhere, as report says it
