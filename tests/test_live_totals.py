@@ -261,3 +261,26 @@ def test_room_is_read_only_and_refuses_with_a_named_error(plain, tmp_path):
     with pytest.raises(TotalsRowBlocked, match=PROGRESS.name):
         LiveBook(book).room(SheetWrite(PROGRESS, rows))
     assert book.json()["actions"] == []
+
+
+def test_a_table_without_totals_over_the_sheet_grows_over_the_rows_as_on_the_file_path(plain, tmp_path):
+    """Staff made 居委会进度's header (and one empty row) a table: the command line grows it over
+    the committees' rows (tests/test_tables.py); the button does too, with one resize."""
+    from macros.book.tables import table_ref
+
+    from .test_table_cases import parts_of
+
+    master = tmp_path / plain.name
+    shutil.copy2(plain, master)
+    add_table(master, sheet=PROGRESS, last_row=2, formulas=False)
+    payload = book_payload(master)
+    [table] = sheet_of(payload, PROGRESS.name)["tables"]
+    book, after = click(payload, tmp_path)
+    committees = len(read_workbook(master)[schema.COMMITTEES.name])
+    [resize] = [a for a in book.json()["actions"] if a["func"] == "resizeTable"]
+    end = table["range_address"].split(":")[1].rsplit("$", 1)[0]
+    assert resize["args"] == [0, f"$A$1:{end}${committees + 1}"]
+    [grown] = sheet_of(after, PROGRESS.name)["tables"]
+    file_path_values(master, tmp_path)  # the command line, on a copy
+    cli = parts_of(tmp_path / "cli" / master.name)["xl/tables/table1.xml"].decode()
+    assert grown["range_address"].replace("$", "") == table_ref(cli)

@@ -116,6 +116,14 @@ def apply_actions(payload: dict, actions: list[dict]) -> dict:
         if action["func"] == "rangeInsert":
             _insert_down(sheets[action["sheet_position"]], action)
             continue
+        if action["func"] == "resizeTable":  # its header stays; its body ends where the range does
+            index, address = action["args"]
+            table = sheets[action["sheet_position"]]["tables"][index]
+            end = address.split(":")[1]
+            table["range_address"] = f"{table['range_address'].split(':')[0]}:{end}"
+            if table.get("data_body_range_address"):
+                table["data_body_range_address"] = f"{table['data_body_range_address'].split(':')[0]}:{end}"
+            continue
         if action["func"] in ("addNote", "deleteNote"):
             notes = sheets[action["sheet_position"]]["notes"]
             address = action["args"][0].replace("$", "")

@@ -22,7 +22,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
@@ -56,15 +56,20 @@ class LiveTable:
     range: Area
     body: Area | None
     totals: Area | None
+    headed: bool = True
+    handle: object = field(default=None, compare=False, repr=False)  # the xlwings Table
 
 
 @dataclass(frozen=True)
 class Room:
-    """How an output sheet's rows fit around its tables' totals rows: the totals rows to keep
-    (where they will be once ``grow`` is done) and the table to grow, by how many rows."""
+    """How an output sheet's rows fit around its tables: the totals rows to keep (where they
+    will be once ``grow`` is done), the table to grow by inserting rows into it, by how many
+    rows, and the tables without a totals row to extend down to the last row written."""
 
     kept: list[Area]
     grow: tuple[LiveTable, int] | None = None
+    extend: list[LiveTable] = field(default_factory=list)
+    last: int = 1
 
 
 class TotalsRowBlocked(HealthbookError):
@@ -150,7 +155,7 @@ class LiveBook:
         for table in tables:
             totals = _area(table.totals_row_range) if table.show_totals else None
             body = _area(table.data_body_range) if bodies else None
-            found.append(LiveTable(table.name, _area(table.range), body, totals))
+            found.append(LiveTable(table.name, _area(table.range), body, totals, bool(table.show_headers), table))
         return found
 
     # ----------------------------------------------------------------------------- writing
@@ -182,8 +187,9 @@ class LiveBook:
         tables = self.tables(sw.sheet.name)
         reached = [t for t in tables if t.totals and t.totals.first_row <= last and t.totals.first_col < width]
         kept = [t.totals for t in tables if t.totals and t not in reached]
+        extend = self._extended(sw, tables, last)
         if not reached:
-            return Room(kept)
+            return Room(kept, None, extend, last)
         table = reached[0]
         row, name = table.totals.first_row, sw.sheet.name
         if len(reached) > 1:
@@ -203,7 +209,19 @@ class LiveBook:
                                        f"下方的表格“{other.name}”与它的列不同，插入行会把它拆开")
         kept = [_moved_down(a, shift) if a.first_row >= at and table.range.first_col <= a.first_col
                 and a.last_col <= table.range.last_col else a for a in kept]
-        return Room([*kept, _moved_down(table.totals, shift)], (table, shift))
+        return Room([*kept, _moved_down(table.totals, shift)], (table, shift), extend, last)
+
+    def _extended(self, sw: SheetWrite, tables: list[LiveTable], last: int) -> list[LiveTable]:
+        """Tables without a totals row over the sheet's rows that they no longer reach: headed at
+        the header row, across the contract's columns, ending at or below the last row of the
+        old rows (as the file writer's ``tables.grown_table`` picks them)."""
+        ours = len(sw.sheet.columns) - 1
+        candidates = [t for t in tables if t.totals is None and t.headed and t.range.first_row == 1
+                      and t.range.first_col <= 0 and t.range.last_col >= ours and t.range.last_row < last]
+        if not candidates:
+            return []
+        old_last = _last_row(self._sheet(sw.sheet.name))
+        return [t for t in candidates if t.range.last_row >= old_last]
 
     def write_sheet(self, sw: SheetWrite, room: Room | None = None) -> None:
         """Replace an output sheet's data (clear, then one bulk write); the ledger is updated in place.
@@ -229,6 +247,10 @@ class LiveBook:
                                        f"Excel 无法在表格“{table.name}”中插入行（{str(exc)[:120]}）") from exc
             self.counts["inserts"] += 1
             old_rows += shift  # the cells below moved down with it
+        for table in room.extend:  # as Excel's table grows over rows typed below it
+            area = table.range
+            table.handle.resize(sheet.range((area.first_row, area.first_col + 1), (room.last, area.last_col + 1)))
+            self.counts["resizes"] += 1
         for top, left, bottom, right in _clear_blocks(2, old_rows, max(width, _last_column(sheet)), room.kept):
             sheet.range((top, left), (bottom, right)).clear()
             self.counts["clears"] += 1
