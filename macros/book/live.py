@@ -22,7 +22,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 
@@ -70,14 +70,15 @@ class Room:
     grow: tuple[LiveTable, int] | None = None
     extend: list[LiveTable] = field(default_factory=list)
     last: int = 1
+    inserted: int = 0  # rows ``grow`` asked for, once inserted (``LiveBook.make_room``)
 
 
 class TotalsRowBlocked(HealthbookError):
     """An output sheet's rows reach a table's totals row, which cannot be moved down below them."""
 
-    def __init__(self, sheet: str, row: int, rows: int, why: str):
+    def __init__(self, sheet: str, row: int, rows: int, why: str, written: str = "本次没有写入任何内容"):
         super().__init__(f"工作表“{sheet}”第 {row} 行是表格的汇总行（表设计 → 汇总行），本次要写入的数据有 {rows} 行，"
-                         f"会写到它所在的位置；{why}。本次没有写入任何内容。请在汇总行上方插入足够的空行"
+                         f"会写到它所在的位置；{why}。{written}。请在汇总行上方插入足够的空行"
                          f"（选中汇总行上一行，右键 → 插入 → 在上方插入表行），使汇总行位于第 {rows + 2} 行或更下方，"
                          "然后重新运行。")
 
@@ -168,6 +169,8 @@ class LiveBook:
             # Where each output sheet's rows go around its tables' totals rows, before anything is
             # written: a totals row that cannot be moved refuses the whole run, not half of it.
             rooms = [None if sw.sheet.role == "ledger" else self.room(sw) for sw in sheets]
+            # Then the rows to insert (the one step Excel may still refuse), before any value.
+            rooms = [room and self.make_room(sw, room) for sw, room in zip(sheets, rooms)]
             for sheet_write, room in zip(sheets, rooms):
                 self.write_sheet(sheet_write, room)
             if marks is not None:
@@ -223,30 +226,37 @@ class LiveBook:
         old_last = _last_row(self._sheet(sw.sheet.name))
         return [t for t in candidates if t.range.last_row >= old_last]
 
+    def make_room(self, sw: SheetWrite, room: Room) -> Room:
+        """Insert the rows ``room.grow`` asks for into its table: ONE insert inside its body,
+        across its columns, so Excel moves the totals row down and grows the table (its SUBTOTALs,
+        and references covering the body, take the new rows in). The room, with nothing left to insert."""
+        if not room.grow:
+            return room
+        table, shift = room.grow
+        at = table.body.last_row
+        cells = self._sheet(sw.sheet.name).range((at, table.range.first_col + 1),
+                                                 (at + shift - 1, table.range.last_col + 1))
+        try:
+            cells.insert("down", "format_from_left_or_above")
+        except Exception as exc:  # COM: Excel refused (merged cells, a protected sheet ...)
+            raise TotalsRowBlocked(sw.sheet.name, table.totals.first_row, len(sw.rows),
+                                   f"Excel 无法在表格“{table.name}”中插入行（{str(exc)[:120]}）",
+                                   "本次没有写入数据") from exc
+        self.counts["inserts"] += 1
+        return replace(room, grow=None, inserted=room.inserted + shift)
+
     def write_sheet(self, sw: SheetWrite, room: Room | None = None) -> None:
         """Replace an output sheet's data (clear, then one bulk write); the ledger is updated in place.
 
         The totals rows of its tables are neither cleared nor written over (``room``): when the
-        rows reach one, its table first gets the rows missing (one insert, inside its body, so
-        its SUBTOTALs — and formulas adding up its body's cells — take the new rows in)."""
+        rows reach one, its table first gets the rows missing (``make_room``)."""
         if sw.sheet.role == "ledger":
             return self.write_ledger(sw)
         sheet = self._sheet(sw.sheet.name)
-        room = room or self.room(sw)
+        room = self.make_room(sw, room or self.room(sw))
         columns = sw.sheet.columns
         width = _width(sw)
-        old_rows = _last_row(sheet)
-        if room.grow:
-            table, shift = room.grow
-            at = table.body.last_row
-            cells = sheet.range((at, table.range.first_col + 1), (at + shift - 1, table.range.last_col + 1))
-            try:
-                cells.insert("down", "format_from_left_or_above")
-            except Exception as exc:  # COM: Excel refused (merged cells, a protected sheet ...)
-                raise TotalsRowBlocked(sw.sheet.name, table.totals.first_row, len(sw.rows),
-                                       f"Excel 无法在表格“{table.name}”中插入行（{str(exc)[:120]}）") from exc
-            self.counts["inserts"] += 1
-            old_rows += shift  # the cells below moved down with it
+        old_rows = _last_row(sheet) + room.inserted  # the cells below moved down with the insert
         for table in room.extend:  # as Excel's table grows over rows typed below it
             area = table.range
             table.handle.resize(sheet.range((area.first_row, area.first_col + 1), (room.last, area.last_col + 1)))
