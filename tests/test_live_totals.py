@@ -284,3 +284,12 @@ def test_a_table_without_totals_over_the_sheet_grows_over_the_rows_as_on_the_fil
     file_path_values(master, tmp_path)  # the command line, on a copy
     cli = parts_of(tmp_path / "cli" / master.name)["xl/tables/table1.xml"].decode()
     assert grown["range_address"].replace("$", "") == table_ref(cli)
+
+
+def test_an_append_only_log_is_never_cleared_by_the_live_adapter(demo_master):
+    """变更记录 is appended to (the file writer keeps its rows); the live adapter cannot append
+    yet, so it says so instead of rewriting the sheet whole (which would lose the audit trail)."""
+    book = xw.Book(json=book_payload(demo_master))
+    with pytest.raises(NotImplementedError, match=schema.CHANGES.name):
+        LiveBook(book).write([SheetWrite(schema.CHANGES, [{}], append=True)])
+    assert book.json()["actions"] == []

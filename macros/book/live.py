@@ -168,7 +168,7 @@ class LiveBook:
         try:
             # Where each output sheet's rows go around its tables' totals rows, before anything is
             # written: a totals row that cannot be moved refuses the whole run, not half of it.
-            rooms = [None if sw.sheet.role == "ledger" else self.room(sw) for sw in sheets]
+            rooms = [None if sw.sheet.role == "ledger" or sw.append else self.room(sw) for sw in sheets]
             # Then the rows to insert (the one step Excel may still refuse), before any value.
             rooms = [room and self.make_room(sw, room) for sw, room in zip(sheets, rooms)]
             for sheet_write, room in zip(sheets, rooms):
@@ -252,6 +252,8 @@ class LiveBook:
         rows reach one, its table first gets the rows missing (``make_room``)."""
         if sw.sheet.role == "ledger":
             return self.write_ledger(sw)
+        if sw.append:  # 变更记录 is only ever added to: clearing it would lose the audit trail
+            raise NotImplementedError(f"LiveBook cannot append to {sw.sheet.name} (no caller does yet)")
         sheet = self._sheet(sw.sheet.name)
         room = self.make_room(sw, room or self.room(sw))
         columns = sw.sheet.columns
