@@ -76,7 +76,9 @@ def _tables(path: Path) -> dict[str, list[dict]]:
         for rel in ElementTree.fromstring(parts[sheet_rels]):
             if not rel.get("Type").endswith("/table"):
                 continue
-            table = ElementTree.fromstring(parts["xl/" + rel.get("Target").replace("../", "")])
+            target = rel.get("Target")  # relative, or absolute as openpyxl writes it
+            table = ElementTree.fromstring(parts[target.lstrip("/") if target.startswith("/")
+                                                 else "xl/" + target.replace("../", "")])
             (c1, r1, c2, r2) = re.match(r"([A-Z]+)(\d+):([A-Z]+)(\d+)", table.get("ref")).groups()
             r1, r2 = int(r1), int(r2)
             heads, totals = int(table.get("headerRowCount", "1")), int(table.get("totalsRowCount", "0"))
@@ -105,10 +107,23 @@ def json_book(path: Path | str, name: str | None = None) -> xw.Book:
 
 
 def apply_actions(payload: dict, actions: list[dict]) -> dict:
-    """Replay values, clears and notes on ``payload`` (a copy): the book as Excel would then hold it."""
-    sheets = [dict(s, values=[list(r) for r in s["values"]], notes=list(s.get("notes", [])))
+    """Replay values, clears, notes and cells inserted (shifted down) on ``payload`` (a copy):
+    the book as Excel would then hold it, its tables' addresses included."""
+    sheets = [dict(s, values=[list(r) for r in s["values"]], notes=list(s.get("notes", [])),
+                   tables=[dict(t) for t in s.get("tables", [])])
               for s in payload["sheets"]]
     for action in actions:
+        if action["func"] == "rangeInsert":
+            _insert_down(sheets[action["sheet_position"]], action)
+            continue
+        if action["func"] == "resizeTable":  # its header stays; its body ends where the range does
+            index, address = action["args"]
+            table = sheets[action["sheet_position"]]["tables"][index]
+            end = address.split(":")[1]
+            table["range_address"] = f"{table['range_address'].split(':')[0]}:{end}"
+            if table.get("data_body_range_address"):
+                table["data_body_range_address"] = f"{table['data_body_range_address'].split(':')[0]}:{end}"
+            continue
         if action["func"] in ("addNote", "deleteNote"):
             notes = sheets[action["sheet_position"]]["notes"]
             address = action["args"][0].replace("$", "")
@@ -138,6 +153,72 @@ def apply_actions(payload: dict, actions: list[dict]) -> dict:
     for sheet in sheets:
         sheet["used_range_address"] = _used_range(sheet["values"])
     return dict(payload, sheets=sheets)
+
+
+class TableShiftRefused(Exception):
+    """What Excel answers to an insert that would shift part of a table ("This operation is not
+    allowed. The operation is attempting to shift cells in a table on your worksheet.")."""
+
+
+_ADDRESS_KEYS = ("range_address", "header_row_range_address", "data_body_range_address",
+                 "total_row_range_address")
+
+
+def _insert_down(sheet: dict, action: dict) -> None:
+    """Cells inserted, shifting down, as Excel does it: the cells below in those columns move
+    down (values, notes); a table the insert falls inside (below its header, across exactly its
+    columns) grows by the rows inserted, its totals row moving down; a table below moves down.
+    An insert shifting part of a table's columns is refused, as Excel refuses it."""
+    if action["args"][0] != "down":
+        raise NotImplementedError(action["args"])
+    top, left = action["start_row"] + 1, action["start_column"] + 1  # Excel rows and columns
+    count, right = action["row_count"], action["start_column"] + action["column_count"]
+    for table in sheet["tables"]:
+        (c1, r1), (c2, r2) = (_cell(a) for a in table["range_address"].replace("$", "").split(":"))
+        if r2 < top or c2 < left or c1 > right:
+            continue  # above the insert, or beside it: stays
+        inside = r1 + (1 if table["show_headers"] else 0) <= top <= r2
+        if (c1, c2) != (left, right) or not (inside or r1 >= top):
+            raise TableShiftRefused(f"{table['name']}: {table['range_address']}")
+        for key in _ADDRESS_KEYS:
+            address = table.get(key)
+            if not address:
+                continue
+            first, last = address.split(":")
+            if r1 >= top:  # below the insert: moves down whole
+                table[key] = f"{_shifted(first, count)}:{_shifted(last, count)}"
+            elif key == "total_row_range_address":  # grown: its totals row moves down
+                table[key] = f"{_shifted(first, count)}:{_shifted(last, count)}"
+            elif key != "header_row_range_address":  # grown: its end moves down
+                table[key] = f"{first}:{_shifted(last, count)}"
+    values = sheet["values"]
+    width = max(max(len(r) for r in values), right)
+    for r in values:
+        r.extend([""] * (width - len(r)))
+    values.extend([[""] * width for _ in range(count)])
+    for r in range(len(values) - 1, top - 2, -1):  # 0-based rows, from the bottom
+        for c in range(left - 1, right):
+            values[r][c] = values[r - count][c] if r - count >= top - 1 else ""
+    for note in sheet["notes"]:
+        col, row = _cell(note["address"].replace("$", ""))
+        if left <= col <= right and row >= top:
+            note["address"] = xl_rowcol_to_cell(row + count - 1, col - 1)
+    sheet["used_range_address"] = _used_range(values)
+
+
+def _cell(address: str) -> tuple[int, int]:
+    """"C7" → (3, 7): 1-based column and row."""
+    letters, digits = re.fullmatch(r"([A-Z]+)(\d+)", address).groups()
+    col = 0
+    for ch in letters:
+        col = col * 26 + ord(ch) - 64
+    return col, int(digits)
+
+
+def _shifted(address: str, count: int) -> str:
+    """An absolute address ("$C$7") moved down ``count`` rows."""
+    col, row = _cell(address.replace("$", ""))
+    return xl_rowcol_to_cell(row + count - 1, col - 1, True, True)
 
 
 def _hyperlink_value(formula: str) -> object:
@@ -182,7 +263,8 @@ def _note_cells(path: Path) -> dict[str, list[str]]:
                 continue
             for rel in ElementTree.fromstring(zf.read(rels_part)):
                 if rel.get("Type", "").endswith("/comments"):
-                    comments = "xl/" + rel.get("Target").replace("../", "")
+                    target = rel.get("Target")  # relative, or absolute as openpyxl writes it
+                    comments = target.lstrip("/") if target.startswith("/") else "xl/" + target.replace("../", "")
                     tree = ElementTree.fromstring(zf.read(comments))
                     found[sheet.get("name")] = [c.get("ref") for c in tree.iter(f"{{{_NS['m']}}}comment")]
     return found

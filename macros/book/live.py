@@ -22,6 +22,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 
@@ -45,6 +46,41 @@ FORMULA_STARTS = ("=", "+", "-", "@")
 COERCIBLE_TEXT = re.compile(r"^[\s\d.,:/%+\-()eE年月日¥$]*\d[\s\d.,:/%+\-()eE年月日¥$]*$|^(?i:true|false)$")
 # Notes the adapter writes start with this, so it never deletes a note a person wrote.
 NOTE_TAG = "【healthbook】"
+
+
+@dataclass(frozen=True)
+class LiveTable:
+    """An Excel table on a sheet as the live book reports it (areas: 0-based columns, Excel rows)."""
+
+    name: str
+    range: Area
+    body: Area | None
+    totals: Area | None
+    headed: bool = True
+    handle: object = field(default=None, compare=False, repr=False)  # the xlwings Table
+
+
+@dataclass(frozen=True)
+class Room:
+    """How an output sheet's rows fit around its tables: the totals rows to keep (where they
+    will be once ``grow`` is done), the table to grow by inserting rows into it, by how many
+    rows, and the tables without a totals row to extend down to the last row written."""
+
+    kept: list[Area]
+    grow: tuple[LiveTable, int] | None = None
+    extend: list[LiveTable] = field(default_factory=list)
+    last: int = 1
+    inserted: int = 0  # rows ``grow`` asked for, once inserted (``LiveBook.make_room``)
+
+
+class TotalsRowBlocked(HealthbookError):
+    """An output sheet's rows reach a table's totals row, which cannot be moved down below them."""
+
+    def __init__(self, sheet: str, row: int, rows: int, why: str, written: str = "本次没有写入任何内容"):
+        super().__init__(f"工作表“{sheet}”第 {row} 行是表格的汇总行（表设计 → 汇总行），本次要写入的数据有 {rows} 行，"
+                         f"会写到它所在的位置；{why}。{written}。请在汇总行上方插入足够的空行"
+                         f"（选中汇总行上一行，右键 → 插入 → 在上方插入表行），使汇总行位于第 {rows + 2} 行或更下方，"
+                         "然后重新运行。")
 
 
 class LiveBook:
@@ -107,16 +143,20 @@ class LiveBook:
         which the file reader leaves out) are read as records here: the adapter reads values, and
         the JSON engine cannot read formulas (``Range.formula`` is refused), so a formula's 0 or
         1900 cannot be told from a value typed there."""
-        found = []
+        return [t.totals for t in self.tables(sheet_name, bodies=False) if t.totals is not None]
+
+    def tables(self, sheet_name: str, bodies: bool = True) -> list[LiveTable]:
+        """The Excel tables on a sheet: their ranges and totals rows (and, with ``bodies``, their
+        data bodies). A few calls per table on COM; none without tables."""
         try:
             tables = list(self._sheet(sheet_name).tables)
         except (AttributeError, NotImplementedError, KeyError):  # an engine or client without tables
             return []
+        found = []
         for table in tables:
-            if table.show_totals:
-                totals = table.totals_row_range
-                found.append(Area(totals.column - 1, totals.row,
-                                  totals.column + totals.shape[1] - 2, totals.row + totals.shape[0] - 1))
+            totals = _area(table.totals_row_range) if table.show_totals else None
+            body = _area(table.data_body_range) if bodies else None
+            found.append(LiveTable(table.name, _area(table.range), body, totals, bool(table.show_headers), table))
         return found
 
     # ----------------------------------------------------------------------------- writing
@@ -126,24 +166,105 @@ class LiveBook:
         if not self.remote:
             app.screen_updating = False  # desktop Excel repaints after every call otherwise
         try:
-            for sheet_write in sheets:
-                self.write_sheet(sheet_write)
+            # Where each output sheet's rows go around its tables' totals rows, before anything is
+            # written: a totals row that cannot be moved refuses the whole run, not half of it.
+            rooms = [None if sw.sheet.role == "ledger" or sw.append else self.room(sw) for sw in sheets]
+            # Then the rows to insert (the one step Excel may still refuse), before any value.
+            rooms = [room and self.make_room(sw, room) for sw, room in zip(sheets, rooms)]
+            for sheet_write, room in zip(sheets, rooms):
+                self.write_sheet(sheet_write, room)
             if marks is not None:
                 self.replace_marks(marks)
         finally:
             if not self.remote:
                 app.screen_updating = True
 
-    def write_sheet(self, sw: SheetWrite) -> None:
-        """Replace an output sheet's data (clear, then one bulk write); the ledger is updated in place."""
+    def room(self, sw: SheetWrite) -> Room:
+        """Where an output sheet's rows go around the totals rows staff gave its tables (表设计 →
+        汇总行, SUBTOTAL formulas), as the file writer places them: a totals row below the rows
+        stays where it is; one the rows reach moves down right below them, the way Excel moves
+        it when rows are inserted into its table. Reads only; refuses (``TotalsRowBlocked``)
+        when it cannot be moved."""
+        last = len(sw.rows) + 1  # the header, then one row per record
+        width = _width(sw)
+        tables = self.tables(sw.sheet.name)
+        reached = [t for t in tables if t.totals and t.totals.first_row <= last and t.totals.first_col < width]
+        kept = [t.totals for t in tables if t.totals and t not in reached]
+        extend = self._extended(sw, tables, last)
+        if not reached:
+            return Room(kept, None, extend, last)
+        table = reached[0]
+        row, name = table.totals.first_row, sw.sheet.name
+        if len(reached) > 1:
+            raise TotalsRowBlocked(name, row, len(sw.rows), "工作表上有多个表格的汇总行需要下移，无法自动处理")
+        if table.body is None or table.body.last_row < 2:
+            raise TotalsRowBlocked(name, row, len(sw.rows), "这个表格没有可以插入行的数据区域")
+        at, shift = table.body.last_row, last + 1 - row
+        # The rows go into the table's body, across its columns: a table below, in those columns,
+        # moves down as whole; one across part of them would be cut (Excel refuses: say so first).
+        for other in tables:
+            if other is table or other.range.last_row < at:
+                continue
+            if other.range.last_col < table.range.first_col or other.range.first_col > table.range.last_col:
+                continue
+            if (other.range.first_col, other.range.last_col) != (table.range.first_col, table.range.last_col):
+                raise TotalsRowBlocked(name, row, len(sw.rows),
+                                       f"下方的表格“{other.name}”与它的列不同，插入行会把它拆开")
+        kept = [_moved_down(a, shift) if a.first_row >= at and table.range.first_col <= a.first_col
+                and a.last_col <= table.range.last_col else a for a in kept]
+        return Room([*kept, _moved_down(table.totals, shift)], (table, shift), extend, last)
+
+    def _extended(self, sw: SheetWrite, tables: list[LiveTable], last: int) -> list[LiveTable]:
+        """Tables without a totals row over the sheet's rows that they no longer reach: headed at
+        the header row, across the contract's columns, ending at or below the last row of the
+        old rows (as the file writer's ``tables.grown_table`` picks them)."""
+        ours = len(sw.sheet.columns) - 1
+        candidates = [t for t in tables if t.totals is None and t.headed and t.range.first_row == 1
+                      and t.range.first_col <= 0 and t.range.last_col >= ours and t.range.last_row < last]
+        if not candidates:
+            return []
+        old_last = _last_row(self._sheet(sw.sheet.name))
+        return [t for t in candidates if t.range.last_row >= old_last]
+
+    def make_room(self, sw: SheetWrite, room: Room) -> Room:
+        """Insert the rows ``room.grow`` asks for into its table: ONE insert inside its body,
+        across its columns, so Excel moves the totals row down and grows the table (its SUBTOTALs,
+        and references covering the body, take the new rows in). The room, with nothing left to insert."""
+        if not room.grow:
+            return room
+        table, shift = room.grow
+        at = table.body.last_row
+        cells = self._sheet(sw.sheet.name).range((at, table.range.first_col + 1),
+                                                 (at + shift - 1, table.range.last_col + 1))
+        try:
+            cells.insert("down", "format_from_left_or_above")
+        except Exception as exc:  # COM: Excel refused (merged cells, a protected sheet ...)
+            raise TotalsRowBlocked(sw.sheet.name, table.totals.first_row, len(sw.rows),
+                                   f"Excel 无法在表格“{table.name}”中插入行（{str(exc)[:120]}）",
+                                   "本次没有写入数据") from exc
+        self.counts["inserts"] += 1
+        return replace(room, grow=None, inserted=room.inserted + shift)
+
+    def write_sheet(self, sw: SheetWrite, room: Room | None = None) -> None:
+        """Replace an output sheet's data (clear, then one bulk write); the ledger is updated in place.
+
+        The totals rows of its tables are neither cleared nor written over (``room``): when the
+        rows reach one, its table first gets the rows missing (``make_room``)."""
         if sw.sheet.role == "ledger":
             return self.write_ledger(sw)
+        if sw.append:  # 变更记录 is only ever added to: clearing it would lose the audit trail
+            raise NotImplementedError(f"LiveBook cannot append to {sw.sheet.name} (no caller does yet)")
         sheet = self._sheet(sw.sheet.name)
+        room = self.make_room(sw, room or self.room(sw))
         columns = sw.sheet.columns
-        width = len(columns) + (2 if sw.note else 0)
-        old_rows = _last_row(sheet)
-        if old_rows > 1:
-            sheet.range((2, 1), (old_rows, max(width, _last_column(sheet)))).clear()
+        width = _width(sw)
+        old_rows = _last_row(sheet) + room.inserted  # the cells below moved down with the insert
+        for table in room.extend:  # as Excel's table grows over rows typed below it
+            area = table.range
+            table.handle.resize(sheet.range((area.first_row, area.first_col + 1), (room.last, area.last_col + 1)))
+            self.counts["resizes"] += 1
+        for top, left, bottom, right in _clear_blocks(2, old_rows, max(width, _last_column(sheet)), room.kept):
+            sheet.range((top, left), (bottom, right)).clear()
             self.counts["clears"] += 1
         header = [c.header for c in columns] + (["", sw.note] if sw.note else [])
         block = [header]
@@ -195,7 +316,9 @@ class LiveBook:
             if col.key not in position:
                 position[col.key] = max([len(headers), *position.values()]) + 1
                 changed[(header_index + 1, position[col.key])] = col.header
-        next_row = max(len(grid), header_index + 1) + 1
+        # Below the last row read and below every table's totals row, even one staff emptied
+        # (汇总行 still ticked): a record written there is one no reader would see.
+        next_row = max([len(grid), header_index + 1, *(a.last_row for a in self.table_totals(sw.sheet.name))]) + 1
         for row in sw.rows:
             excel_row = row.get(ROW)
             if not isinstance(excel_row, int):
@@ -375,6 +498,44 @@ def chunk_addresses(addresses: Iterable[str], limit: int = COM_ADDRESS_LIMIT) ->
     if current:
         chunks.append(current)
     return chunks
+
+
+def _width(sw: SheetWrite) -> int:
+    """Columns an output sheet's block covers: the contract's, and the banner's two beside them."""
+    return len(sw.sheet.columns) + (2 if sw.note else 0)
+
+
+def _area(cells) -> Area | None:
+    """An xlwings range as an ``Area`` (0-based columns, Excel rows)."""
+    if cells is None:
+        return None
+    rows, cols = cells.shape
+    return Area(cells.column - 1, cells.row, cells.column + cols - 2, cells.row + rows - 1)
+
+
+def _moved_down(area: Area, rows: int) -> Area:
+    return Area(area.first_col, area.first_row + rows, area.last_col, area.last_row + rows)
+
+
+def _clear_blocks(top: int, bottom: int, right: int, keep: list[Area]) -> list[tuple[int, int, int, int]]:
+    """Rows ``top``..``bottom``, columns 1..``right``, less the areas in ``keep``: as few
+    rectangles (top, left, bottom, right; 1-based) as the kept rows allow."""
+    keep = [a for a in keep if a.last_row >= top and a.first_row <= bottom and a.first_col < right]
+    kept_rows = sorted({r for a in keep for r in range(max(a.first_row, top), min(a.last_row, bottom) + 1)})
+    blocks, start = [], top
+    for r in [*kept_rows, bottom + 1]:
+        if r > start:
+            blocks.append((start, 1, r - 1, right))
+        if r <= bottom:
+            col = 1
+            for first, last in sorted((a.first_col + 1, a.last_col + 1) for a in keep if a.first_row <= r <= a.last_row):
+                if first > col:
+                    blocks.append((r, col, r, first - 1))
+                col = max(col, last + 1)
+            if col <= right:
+                blocks.append((r, col, r, right))
+        start = r + 1
+    return blocks
 
 
 def _last_row(sheet) -> int:
