@@ -42,7 +42,7 @@ from .merge import (
     RowOutcome,
     same_data,
 )
-from .normalise import code_text
+from .normalise import APPROXIMATE, NORMALISED, code_text
 from .problems import Problem
 from .readahead import ReadAhead
 from .render.env import TemplateProblem
@@ -508,7 +508,7 @@ class _Checker:
 
 
 # Warnings on a value read differently from how it was typed ("6.22" read as 2020-06-22).
-READ_AS = {"normalised", "approximate"}
+READ_AS = {NORMALISED, APPROXIMATE}
 
 
 def _keep_as_read(issues: list[Problem], outcomes: list[RowOutcome], sub: Submission) -> list[Problem]:
@@ -607,7 +607,7 @@ def load_file(path: Path, committees: dict[str, str],
         # A hand-made form with nothing filled in: there is no committee to tell, and nothing to
         # reject either.
         result.status = ACCEPTED
-        result.issues.append(_empty_problem())
+        result.issues.append(_empty_problem(sub.sheet_name))
         return result, None
     for row in sub.rows:
         # Compared as the validator reads them: "ｃ０２" is C02 and "c02-0005" the record C02-0005
@@ -628,7 +628,7 @@ def load_file(path: Path, committees: dict[str, str],
         sub.formula_rows = list(range(len(sub.rows)))
     if not sub.rows:
         result.status = ACCEPTED
-        result.issues.append(_empty_problem())
+        result.issues.append(_empty_problem(sub.sheet_name))
         return result, None
     return result, sub
 
@@ -636,8 +636,9 @@ def load_file(path: Path, committees: dict[str, str],
 IDENTITY_INDEXES = (KEY_INDEX, COMMITTEE_INDEX)
 
 
-def _empty_problem() -> Problem:
-    return _file_problem("empty", f"“{LEDGER}”表中没有填写任何记录。", WARNING,
+def _empty_problem(sheet: str = LEDGER) -> Problem:
+    """Nothing filled in on ``sheet`` (the sheet read: a copied "台账 (2)" is named as such)."""
+    return _file_problem("empty", f"“{sheet}”表中没有填写任何记录。", WARNING,
                          "如有活动，请在表中逐行填写后重新提交。")
 
 

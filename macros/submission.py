@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 
+from python_calamine import CalamineWorkbook
+
 from . import schema
 from .book.ooxml import (
     FORMULA_PREFIXES,
@@ -26,6 +28,7 @@ from .book.ooxml import (
 from .book.read import (
     HEADER_SEARCH_ROWS,
     actual_sheet_name,
+    best_header_row,
     calamine_failure,
     clean_header,
     find_header_row,
@@ -90,8 +93,8 @@ class Submission:
 
 
 class FileUnreadable(HealthbookError):
-    def __init__(self, path: Path, reason: str):
-        super().__init__(f"{path.name} 的工作表“{LEDGER}”无法读取（{reason}）。请用 Excel 打开检查后重新保存。")
+    def __init__(self, path: Path, reason: str, sheet: str = LEDGER):
+        super().__init__(f"{path.name} 的工作表“{sheet}”无法读取（{reason}）。请用 Excel 打开检查后重新保存。")
 
 
 class NoLedgerSheet(HealthbookError):
@@ -102,20 +105,35 @@ class NoLedgerSheet(HealthbookError):
             f"（双击工作表标签即可改名），或使用街道下发的填报表重新填写。")
 
 
-def ledger_sheet_name(sheet_names: list[str]) -> str | None:
+def ledger_sheet_name(book: CalamineWorkbook) -> str | None:
     """The sheet holding a submission's records: its 台账 (matched like headers), else the one
-    sheet whose name holds 台账 (Excel names a copied sheet "台账 (2)"; "11月台账")."""
-    exact = {clean_header(n): n for n in sheet_names}.get(LEDGER)
+    sheet whose name holds 台账 and whose first rows hold a ledger header (Excel names a copied
+    sheet "台账 (2)"; "11月台账"; a notes sheet "台账填写说明" beside it is not the one)."""
+    exact = {clean_header(n): n for n in book.sheet_names}.get(LEDGER)
     if exact is not None:
         return exact
-    like = [n for n in sheet_names if LEDGER in clean_header(n)]
+    like = [n for n in book.sheet_names if LEDGER in clean_header(n) and _holds_ledger_header(book, n)]
     return like[0] if len(like) == 1 else None
+
+
+# Contract headers a row must hold to be taken for the ledger's header on a sheet not named 台账.
+LIKE_HEADER_HITS = 3
+
+
+def _holds_ledger_header(book: CalamineWorkbook, name: str) -> bool:
+    try:
+        grid = book.get_sheet_by_name(name).to_python(skip_empty_area=False, nrows=HEADER_SEARCH_ROWS)
+    except BaseException as exc:  # calamine's private error types, or a Rust panic
+        if not calamine_failure(exc):
+            raise
+        return False
+    return best_header_row(grid, schema.LEDGER)[1] >= min(LIKE_HEADER_HITS, len(schema.LEDGER.headers))
 
 
 def read_submission(path: Path) -> Submission:
     """Read the 台账 sheet (and a generated form's hidden info sheet): one calamine pass, no frame."""
     book, names = open_book(path)
-    ledger_name = ledger_sheet_name(book.sheet_names)
+    ledger_name = ledger_sheet_name(book)
     if ledger_name is None:
         raise NoLedgerSheet(path, book.sheet_names)
     try:
@@ -125,13 +143,14 @@ def read_submission(path: Path) -> Submission:
     except BaseException as exc:  # calamine's private error types, or a Rust panic
         if not calamine_failure(exc):
             raise
-        raise FileUnreadable(path, str(exc)[:60]) from exc
+        raise FileUnreadable(path, str(exc)[:60], ledger_name) from exc
     aliased = _alias_headers(grid)
     # A form staff turned into a table: its totals row (汇总), and empty rows Excel filled with a
     # calculated column's formulas, are not records.
-    part_key = "".join(ledger_name.split())  # as ``sheet_parts`` keys it: whitespace removed
+    part_key = clean_header(ledger_name)  # as ``sheet_parts`` keys it
     tables = sheet_tables(path, names, [part_key]).get(part_key)
-    names, body, row_numbers, headers = parse_grid(grid, schema.LEDGER, path, tables.not_records(grid) if tables else None)
+    names, body, row_numbers, headers = parse_grid(grid, schema.LEDGER, path, tables.not_records(grid) if tables else None,
+                                                   ledger_name)
     # Each row in contract column order (a column the file lacks reads the None put at the end).
     pick = itemgetter(*[names.index(k) if k in names else len(names) for k in KEYS])
     rows, numbers, totals_rows = [], [], []

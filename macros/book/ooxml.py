@@ -171,7 +171,7 @@ def sheet_parts(parts: dict[str, bytes]) -> dict[str, str]:
         rid = el.get(f"{{{NS_REL}}}id")
         if rid in rels:
             # Keyed as the readers match names: a stray space in "台账 " does not hide the sheet.
-            found[re.sub(r"[\s\u3000]+", "", el.get("name"))] = rels[rid]
+            found[clean_header(el.get("name"))] = rels[rid]
     return found
 
 
@@ -455,6 +455,15 @@ def cell_xml(ref: str, value: object, style: int) -> str:
     text = str(value)[:MAX_TEXT]
     # Inline strings keep sharedStrings.xml untouched and are never formulas.
     return f'<c r="{ref}"{s} t="inlineStr"><is>{t_open(text)}{escape_text(text)}</t></is></c>'
+
+
+_SPACES = re.compile(r"[\s\u3000]+")
+
+
+def clean_header(value: object) -> str:
+    """A header cell or sheet name as matched against the contract: all whitespace removed
+    ("台账 " is the 台账)."""
+    return _SPACES.sub("", str(value)) if value is not None else ""
 
 
 # Where workbooks keep their worksheets (Excel, xlsxwriter, openpyxl, LibreOffice all do).

@@ -8,7 +8,6 @@ normaliser turns typed-in text such as "6月22日" into dates and numbers.
 
 from __future__ import annotations
 
-import re
 import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -19,6 +18,7 @@ from python_calamine import CalamineWorkbook
 
 from .. import schema
 from ..errors import DuplicateColumns, MissingColumns, MissingSheet, NotAWorkbook, WorkbookNotFound
+from .ooxml import clean_header
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,12 +28,6 @@ if TYPE_CHECKING:
 ROW = "_row"
 # How far down a header row may sit (a title row or two above it is common in hand-made forms).
 HEADER_SEARCH_ROWS = 10
-_SPACES = re.compile(r"[\s\u3000]+")
-
-
-def clean_header(value: object) -> str:
-    """A header cell as matched against the contract: all whitespace removed."""
-    return _SPACES.sub("", str(value)) if value is not None else ""
 
 
 @dataclass
@@ -219,8 +213,10 @@ def records(frame: pd.DataFrame) -> list[dict]:
 
 
 def parse_grid(rows: list[list], sheet: schema.Sheet, path: Path | str,
-               totals: list[Area] | None = None) -> tuple[list[str], list[list], list[int], list[str]]:
+               totals: list[Area] | None = None, sheet_name: str | None = None,
+               ) -> tuple[list[str], list[list], list[int], list[str]]:
     """The header matching and cell cleaning behind ``frame_from_rows``, without a DataFrame.
+    ``sheet_name``: the sheet's own name for messages, when it is not the contract's ("台账 (2)").
 
     Returns the column names found (contract keys, or an extra column's own header), the
     non-blank rows' cleaned values in that order, their Excel row numbers, and the header row
@@ -235,16 +231,16 @@ def parse_grid(rows: list[list], sheet: schema.Sheet, path: Path | str,
     header_index = find_header_row(rows, sheet)
     if header_index is None:
         found = [clean_header(v) for v in rows[0]] if rows else []
-        raise MissingColumns(path, sheet.name, [c.header for c in sheet.required_columns], found)
+        raise MissingColumns(path, sheet_name or sheet.name, [c.header for c in sheet.required_columns], found)
     headers = [clean_header(v) for v in rows[header_index]]
     by_header = sheet.by_header()
     missing = [c.header for c in sheet.required_columns if c.header not in headers]
     if missing:
-        raise MissingColumns(path, sheet.name, missing, headers)
+        raise MissingColumns(path, sheet_name or sheet.name, missing, headers)
     known = [h for h in headers if h in by_header]
     duplicated = sorted({h for h in known if known.count(h) > 1})
     if duplicated:
-        raise DuplicateColumns(path, sheet.name, duplicated)
+        raise DuplicateColumns(path, sheet_name or sheet.name, duplicated)
 
     names = []
     for i, header in enumerate(headers):
@@ -310,13 +306,18 @@ def _cell_value(value: object) -> object:
 
 def find_header_row(rows: list[list], sheet: schema.Sheet) -> int | None:
     """Index of the first row (within the first few) holding the most contract headers."""
+    return best_header_row(rows, sheet)[0]
+
+
+def best_header_row(rows: list[list], sheet: schema.Sheet) -> tuple[int | None, int]:
+    """``find_header_row``'s row, and how many contract headers it holds."""
     wanted = set(sheet.headers)
     best, best_hits = None, 0
     for i, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
         hits = len(wanted & {clean_header(v) for v in row})
         if hits > best_hits:
             best, best_hits = i, hits
-    return best
+    return best, best_hits
 
 
 def empty_frame(sheet: schema.Sheet) -> pd.DataFrame:

@@ -50,6 +50,7 @@ from .ooxml import (
     attrs_of,
     col_index,
     col_name,
+    has_formula,
     parse_rels,
     rels_name,
     row_xml,
@@ -72,7 +73,6 @@ _RANGE = re.compile(r"^\$?([A-Z]+)\$?(\d+):\$?([A-Z]+)\$?(\d+)$")
 _ROW_TAG = re.compile(r"<(?:\w+:)?row\b([^>]*?)(/?)>")
 _ROW_CLOSE = re.compile(r"</(?:\w+:)?row>")
 _TABLE_COLUMN = re.compile(r"<(?:\w+:)?tableColumn\b[^>]*?(?:/>|>.*?</(?:\w+:)?tableColumn>)", re.S)
-_FORMULA = re.compile(r"<(?:\w+:)?f\b")
 _CALCULATED = re.compile(r"<(?:\w+:)?calculatedColumnFormula\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?calculatedColumnFormula>)",
                          re.S)
 
@@ -203,7 +203,7 @@ def formula_only(row_text: str, r: int, bodies: Iterable[Body]) -> bool:
     for cell in Row(r, "", xml=row_text).cells:
         if not cell.body or not HOLDS_VALUE_RE.search(cell.body):
             continue  # a formatted blank cell
-        if cell.col not in calculated or not _FORMULA.search(cell.body):
+        if cell.col not in calculated or not has_formula(cell.body.encode()):
             return False  # a value, or a formula staff typed elsewhere: someone's data
         found = True
     return found
