@@ -449,6 +449,7 @@ class _Checker:
         self.config, self.settings, self.as_of = config, settings, as_of
         self.merge, self.now = merge, now
         self.pending, self.master, self.templates = pending, master, templates
+        self.receipt_names: set[str] = set()  # this run's receipts: two files never share one
         self.write: Callable[[Path, str | None, dict], object] = render_receipt  # or the run's reader's
 
     def flush(self, batch: _Batch, tick: Callable[[str], None]) -> None:
@@ -501,7 +502,7 @@ class _Checker:
         if self.pending is not None:
             try:
                 result.pending_receipt = write_receipt(result, self.pending, self.now, self.master,
-                                                       self.templates, self.write)
+                                                       self.templates, self.write, self.receipt_names)
             except Exception as exc:  # the folder, or the template on this file: the merge goes on, the file waits
                 _receipt_failed(result, self.pending.parent, exc)
         result.outcomes = []
@@ -831,17 +832,25 @@ def move_with_stamp(path: Path, folder: Path, now: datetime) -> Path:
 
 
 def write_receipt(result: FileResult, folder: Path, now: datetime, master: Path, templates: str | None = None,
-                  write: Callable[[Path, str | None, dict], object] = render_receipt) -> Path:
+                  write: Callable[[Path, str | None, dict], object] = render_receipt,
+                  taken: set[str] | None = None) -> Path:
     """The committee's receipt (回执) for one file, as HTML (``templates``: the office's own copies).
 
     ``write(path, templates, context)`` renders and writes it (consolidation hands it to its
-    worker process)."""
+    worker process); ``taken``: names given this run, which the worker may not have written yet."""
     folder.mkdir(parents=True, exist_ok=True)
     who = safe_name(result.committee_id or "未知居委会")
     name = Path(result.file)
     # The suffix too unless .xlsx: "C01.xls" and "C01.ods" sent together get a receipt each.
     kind = "" if name.suffix == ".xlsx" else f"-{safe_name(name.suffix.lstrip('.') or '无扩展名')}"
-    path = folder / f"回执-{who}-{safe_name(name.stem)}{kind}-{now.strftime('%Y%m%d-%H%M%S')}.html"
+    stem = f"回执-{who}-{safe_name(name.stem)}{kind}-{now.strftime('%Y%m%d-%H%M%S')}"
+    taken = set() if taken is None else taken
+    path, n = folder / f"{stem}.html", 1
+    # Names can still meet ("X-xls.xlsx" and "X.xls"; full-width and ASCII names are one after NFKC).
+    while path.name in taken or path.exists():
+        n += 1
+        path = folder / f"{stem}-{n}.html"
+    taken.add(path.name)
     write(path, templates, receipt_context(result, now, master))
     return path
 

@@ -386,3 +386,16 @@ def test_only_the_header_row_is_read_loosely(tmp_path):
     [row] = sub.rows
     values = dict(zip(schema.LEDGER.keys, row))
     assert values["quantity"] == 12 and values["note"] == "完成数量（见附件）"  # a record's text is never renamed
+
+
+def test_files_whose_receipt_names_meet_each_get_their_own_receipt(master_copy, forms, tmp_path):
+    inbox = inbox_of(master_copy)
+    type_rows(forms["C03"], inbox / "填报表-xls.xlsx", [activity(7, "名字像旧格式的表")])
+    (inbox / "填报表.xls").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 504)  # an old .xls
+    type_rows(forms["C03"], inbox / "填报表ＡＢ.xlsx", [activity(8, "全角文件名")])
+    type_rows(forms["C03"], inbox / "填报表AB.xlsx", [activity(9, "半角文件名")])
+    run = run_and_check_receipts(master_copy)
+    receipts = [f.receipt for f in run.files]
+    assert len(set(receipts)) == 4 and all(r.exists() for r in receipts)
+    for f in run.files:  # each receipt is about its own file
+        assert f"文件：{f.file}" in f.receipt.read_text(encoding="utf-8")
