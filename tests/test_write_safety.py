@@ -406,11 +406,18 @@ def test_a_master_held_for_good_is_busy_and_stays_as_it_was(master, held, monkey
     from macros.book import write
 
     monkeypatch.setattr(write, "REPLACE_WAITS", (0.05, 0.05))
+    held(False)
+    FileBook(master).write(issues_write(1), keep_backups=2)
+    FileBook(master).write(issues_write(2), keep_backups=2)
+    backups = list_backups(master)
+    held(True)
     before = digest(master)
-    with pytest.raises(WorkbookBusy, match="正被其他程序占用") as err:
-        FileBook(master).write(issues_write())
-    assert err.value.exit_code == 3 and master.name in str(err.value)
+    for _ in range(3):  # a master held for good, night after night
+        with pytest.raises(WorkbookBusy, match="正被其他程序占用") as err:
+            FileBook(master).write(issues_write(), keep_backups=2)
+        assert err.value.exit_code == 3 and master.name in str(err.value)
     assert digest(master) == before
+    assert list_backups(master) == backups  # the real backups are not pushed out by copies of it
     assert not list(master.parent.glob("*.tmp"))  # the would-be result is not left behind
 
 

@@ -28,9 +28,14 @@ def backup_file(path: Path, keep: int | None = None, now: datetime | None = None
         os.fsync(fh.fileno())
     os.replace(partial, target)
     if keep is not None:
-        for old in list_backups(path)[keep:]:
-            old.unlink()
+        prune_backups(path, keep)
     return target
+
+
+def prune_backups(path: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` backups of ``path``."""
+    for old in list_backups(path)[keep:]:
+        old.unlink()
 
 
 def list_backups(path: Path) -> list[Path]:

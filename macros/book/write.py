@@ -35,7 +35,7 @@ from .. import schema
 from ..collect import collect_seldom
 from ..errors import FolderNotWritable, HealthbookError, WorkbookBusy, WorkbookNotFound, os_reason
 from . import marks as marking
-from .backup import backup_file, list_backups
+from .backup import backup_file, list_backups, prune_backups
 from .lock import DEFAULT_WAIT, WorkbookLock, check_not_open
 from .ooxml import REL_COMMENTS, REL_VML, has_formula, insert_before_any, parse_rels, rels_name, workbook_part
 from .owned import Written, blank_sheet_xml, rewrite_sheet
@@ -147,9 +147,17 @@ class FileBook:
                 if not result.parts_changed:
                     return result  # nothing differs: no backup, no replace (re-runs stay quiet)
                 check_not_open(self.path)
-                result.backup = backup_file(self.path, keep=keep)
-                shutil.copymode(self.path, tmp)
-                replace_patiently(tmp, self.path)
+                backup = backup_file(self.path)
+                try:
+                    shutil.copymode(self.path, tmp)
+                    replace_patiently(tmp, self.path)
+                except BaseException:
+                    # Not replaced: the copy is of the file as it still is. Kept, every busy retry
+                    # would push an older backup out; the rotation only runs after a write.
+                    backup.unlink(missing_ok=True)
+                    raise
+                result.backup = backup
+                prune_backups(self.path, keep)
                 _fsync_dir(self.path.parent)
             except PermissionError as exc:  # Windows: Excel opened it meanwhile
                 raise WorkbookBusy(f"{self.path.name} 正被其他程序占用，无法替换（{exc.strerror}）。"
