@@ -92,18 +92,21 @@ def test_the_totals_row_moves_down_below_more_rows(plain, tmp_path):
     assert row_elements(sheet_xml(master, PROGRESS.name))[last + 1] == moved
 
 
-def test_a_totals_row_adding_up_cells_is_not_moved_but_refused(plain, tmp_path, capsys):
+@pytest.mark.parametrize("formula", ["=SUM(C2:C6)", f"=SUM('{PROGRESS.name}'!C2:C6)"])
+def test_a_totals_row_adding_up_cells_is_not_moved_but_refused(plain, tmp_path, capsys, formula):
     """=SUM(C2:C6) typed into the totals row: moved down it would add up the wrong rows (Excel
     would stretch it). The report is refused with a message saying what to do; nothing written."""
-    master, totals = progress_with_totals(plain, tmp_path, formula="=SUM(C2:C6)")
+    master, totals = progress_with_totals(plain, tmp_path, formula=formula)
     before = master.read_bytes()
     assert report(master, tmp_path / "通知1") == 2
     err = capsys.readouterr().err
-    assert f"第 {totals} 行是表格的汇总行" in err and "SUM(C2:C6)" in err and PROGRESS.name in err
+    assert f"第 {totals} 行是表格的汇总行" in err and "C2:C6)" in err and PROGRESS.name in err
     assert master.read_bytes() == before
 
 
-@pytest.mark.parametrize("formula", ["=SUBTOTAL(109,进度表[台账条数])*1", "=COUNTA(居委会!A:A)-1"])
+# Another sheet's cells do not move with the row: =COUNTA(居委会!A2:A20) stays right.
+@pytest.mark.parametrize("formula", ["=SUBTOTAL(109,进度表[台账条数])*1", "=COUNTA(居委会!A:A)-1",
+                                     "=COUNTA(居委会!A2:A20)", "=SUM('居委会'!A2:A20)/2"])
 def test_formulas_without_cell_references_move(plain, tmp_path, formula):
     master, totals = progress_with_totals(plain, tmp_path, formula=formula)
     assert report(master, tmp_path / "通知1") in (0, 1)

@@ -320,6 +320,15 @@ _CELL_R = re.compile(r"""(<(?:\w+:)?c\b[^>]*?\sr\s*=\s*["'][A-Z]+)\d+(["'])""")
 _A1_REF = re.compile(r"(?<![A-Za-z_\[.])\$?[A-Z]{1,3}\$?\d+(?![\w\[(])")
 
 
+def _refers_to_cells_of(reference: str, sheet: str) -> bool:
+    """Whether a formula's range operand names cells of ``sheet`` (no sheet given, or this one):
+    moving the row would leave those pointing at the wrong rows; another sheet's cells do not move."""
+    where, bang, cells = reference.rpartition("!")
+    if bang and where.strip("'").replace("''", "'") != sheet:
+        return False
+    return _A1_REF.search(cells) is not None
+
+
 def _moved_row(text: str, old: int, new: int, sheet: str) -> str:
     """An output sheet's table totals row ``<row>`` moved from row ``old`` to ``new``: its
     number and its cells' references; formulas must not refer to cells (structured references,
@@ -336,7 +345,7 @@ def _moved_row(text: str, old: int, new: int, sheet: str) -> str:
                       if t.type == Token.OPERAND and t.subtype == Token.RANGE and "[" not in t.value]
         except TokenizerError:
             ranges = [re.sub(r'\[[^\]]*\]|"[^"]*"', "", formula)]
-        if any(_A1_REF.search(value.rpartition("!")[2]) for value in ranges):
+        if any(_refers_to_cells_of(value, sheet) for value in ranges):
             raise TotalsRowFormula(sheet, old, cell.attrs.get("r", ""), formula)
         if 'ref="' in f.group("attrs"):  # a shared or array formula's range: in this row only
             raise TotalsRowFormula(sheet, old, cell.attrs.get("r", ""), formula)
