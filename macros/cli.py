@@ -148,7 +148,7 @@ def cmd_forms(args: argparse.Namespace) -> int:
     inbox = schema.SETTINGS_BY_KEY["inbox"]
     emit(args, {"forms": [str(p) for p in paths]}, f"已生成 {len(paths)} 份填报表：\n{listing}\n"
          f"下一步：把表发给各居委会；交回的表放进主工作簿旁的收件箱文件夹（“设置”表的“{inbox.item}”，"
-         f"默认“{inbox.default}”），再运行 healthbook consolidate {args.path} 汇总（或由定时任务汇总）。")
+         f'默认“{inbox.default}”），再运行 healthbook consolidate "{args.path}" 汇总（或由定时任务汇总）。')
     return 0
 
 
@@ -159,7 +159,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         lines = [f"{b['name']}  {b['time']}  {b['size']:,} 字节" for b in found]
         if lines:  # the newest first; each is the file as it was just before that time's write
             lines += ["每份备份是该时间那次写入之前的主工作簿（最新的在最上面）。",
-                      f"恢复其中一份：healthbook restore {args.path} --backup 备份文件名"]
+                      f'恢复其中一份：healthbook restore "{args.path}" --backup 备份文件名']
         emit(args, {"backups": found}, "\n".join(lines) or f"{args.path.name} 还没有备份。")
         return 0
     done = restore(args.path, args.backup)

@@ -130,7 +130,7 @@ class Consolidation:
     refreshed: str = ""  # what the refresh after the merge did (or why it did not run)
     log: Path | None = None
     inbox: Path | None = None  # the folder read, named in the summary when it held no form
-    # Results staged by earlier runs while the master was open: written now, so out of date.
+    # Results staged beside the master by earlier runs (busy, or a refused write), named after a write.
     stale_staged: list[Path] = field(default_factory=list)
 
     @property
@@ -970,8 +970,9 @@ def summary_text(run: Consolidation) -> str:
             detail += f"，{errors} 个错误"
         if f.status == REJECTED and f.issues:
             first = f.issues[0]
-            said = first.row and f"第 {first.row} 行" not in first.message
-            detail = (f"第 {first.row} 行：" if said else "") + first.message
+            # The message may name the row already ("第 3 行", "第 3、4 行").
+            needs_row = first.row and not re.search(rf"第 {first.row}[ 、]", first.message)
+            detail = (f"第 {first.row} 行：" if needs_row else "") + first.message
         lines.append(f"  {STATUS_TEXT[f.status]}　{f.file}：{detail}")
     counts = {s: sum(f.status == s for f in run.files) for s in STATUS_TEXT}
     processed = len(run.files) - counts[SKIPPED]
@@ -995,8 +996,9 @@ def summary_text(run: Consolidation) -> str:
     elif run.master_written:
         lines.append(f"已写入主工作簿 {run.master.name}（写入前已备份）。")
         if run.stale_staged:
-            lines.append(f"此前主工作簿被打开时暂存的 {len(run.stale_staged)} 份结果（{run.stale_staged[0].name} 等）"
-                         "仍在工作簿旁：其中的填报表已在本次汇总写入，暂存文件只供查看，可以删除。")
+            lines.append(f"主工作簿旁还有此前暂存的 {len(run.stale_staged)} 份结果（{run.stale_staged[0].name} 等），"
+                         "不会自动合并：主工作簿被占用时暂存的已过时（其中的填报表已在之后的汇总中写入），可以删除；"
+                         "写入前核对未通过而暂存的，请先交给技术联系人查看。")
     elif not run.dry_run:
         lines.append("主工作簿没有需要更新的内容，未写入。")
     if run.refreshed:

@@ -50,7 +50,8 @@ _data_of = itemgetter(*DATA_INDEXES)
 # whitespace removed, in a row without 记录编号, 日期 or 项目编号.
 TOTAL_LABELS = frozenset({"合计", "总计", "小计", "共计", "累计", "总数"})
 _NO_TOTALS = [KEYS.index(k) for k in ("record_id", "date", "project_id")]
-# A header with a unit or note in brackets after it: "参与人数（人）", "完成数量(人次)".
+# A header with a unit or note in brackets after it: "参与人数（人）", "完成数量(人次)". Only one pair
+# of round brackets: "参与人数【人】" or "完成数量（个）（次）" stay columns of the maker's own.
 _BRACKETED = re.compile(r"^(?P<header>[^（(]+)[（(][^）)]*[）)]$")
 
 

@@ -29,9 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def main(argv: list[str] | None = None) -> int:
     # The log is taken before the arguments are checked: a usage error must reach it too.
-    early = argparse.ArgumentParser(add_help=False)
+    early = argparse.ArgumentParser(add_help=False, exit_on_error=False)
     early.add_argument("--log", type=Path)
-    log = early.parse_known_args(argv)[0].log
+    try:
+        log = early.parse_known_args(argv)[0].log
+    except argparse.ArgumentError:  # "--log" without a file: the full parser says so, in Chinese
+        log = None
     if log is not None:
         try:
             append_output_to(log)
@@ -68,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def append_output_to(path: Path) -> None:
-    """From now on this process's stdout and stderr (file descriptors 1 and 2, which the reader
-    process inherits) are appended to ``path``, as UTF-8 text with the platform's line ends."""
+    """From now on this process's stdout and stderr (file descriptors 1 and 2) are appended to
+    ``path``, as UTF-8 text with the platform's line ends. The reader process inherits them on
+    Linux; on Windows it does not (it prints nothing: its failures come back to this process)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # O_BINARY: on Windows a text-mode descriptor would turn the "\r\n" written below into "\r\r\n".
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0), 0o644)

@@ -15,7 +15,7 @@ import macros.consolidate as consolidation
 from macros import schema
 from macros.book.read import read_workbook
 from macros.cli import TextProgress, main
-from macros.consolidate import consolidate, folders
+from macros.consolidate import consolidate, folders, summary_text
 from macros.forms import build_forms
 
 from .conftest import cli_json, convert_with_libreoffice
@@ -181,6 +181,11 @@ def test_a_file_with_another_committees_rows_is_rejected_whole(master_copy, inbo
     # The receipt's 行号 and 列 point at the other committee's cell, the row the message names.
     named = re.search(r"但第 (\d+) 行", text).group(1)
     assert f"<td>{named}</td><td>{schema.LEDGER.header_of('committee_id')}</td>" in text
+
+    # The summary names that row once, and with two such rows, names both once.
+    fill_form(form_c01(blank_forms), inbox / "C01-混报.xlsx", [*rows, new_row(activity="又一行", committee_id="C03")])
+    said = summary_text(consolidate(master_copy))
+    assert re.search(r"C01-混报.xlsx：这是 C01 的填报表，但第 \d+、\d+ 行", said), said
 
 
 def test_formula_looking_text_is_stored_as_text(master_copy, inbox, blank_forms):

@@ -84,7 +84,7 @@ def test_the_forms_command_says_what_to_do_next(demo_master, tmp_path, capsys):
     assert main(["forms", str(demo_master), "--out", str(tmp_path), "--committee", "C02"]) == 0
     out = capsys.readouterr().out
     inbox = schema.SETTINGS_BY_KEY["inbox"]
-    assert "下一步" in out and inbox.default in out and f"healthbook consolidate {demo_master}" in out
+    assert "下一步" in out and inbox.default in out and f'healthbook consolidate "{demo_master}"' in out
 
 
 def test_unsafe_committee_names_make_safe_file_names(tmp_path):

@@ -72,3 +72,10 @@ def test_windows_wrapper_reads_as_utf8_and_lets_python_write_the_log():
     text = wrapper.decode("utf-8-sig")
     code = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
     assert any("--log $log" in line for line in code) and not any(">>" in line for line in code)
+
+
+def test_a_log_option_without_its_file_is_said_in_chinese(master_copy):
+    script = [sys.executable, str(ROOT / "scripts" / "consolidate_nightly.py"), str(master_copy), "--log"]
+    done = subprocess.run(script, capture_output=True, text=True, encoding="utf-8", timeout=300)
+    assert done.returncode == 2 and "--log" in done.stderr
+    assert "usage" not in done.stderr and "expected one argument" not in done.stderr, done.stderr

@@ -186,7 +186,7 @@ def test_restore_round_trip(master, capsys):
     # Listed for people: each backup, then how to bring one back (the command, with this path).
     assert main(["restore", str(master), "--list"]) == 0
     out = capsys.readouterr().out
-    assert backup.name in out and f"healthbook restore {master} --backup " in out
+    assert backup.name in out and f'healthbook restore "{master}" --backup ' in out
 
     assert main(["restore", str(master), "--backup", backup.name]) == 0
     assert digest(master) == original
