@@ -210,9 +210,9 @@ class LiveBook:
             if (other.range.first_col, other.range.last_col) != (table.range.first_col, table.range.last_col):
                 raise TotalsRowBlocked(name, row, len(sw.rows),
                                        f"下方的表格“{other.name}”与它的列不同，插入行会把它拆开")
-        kept = [_moved_down(a, shift) if a.first_row >= at and table.range.first_col <= a.first_col
+        kept = [a.down(shift) if a.first_row >= at and table.range.first_col <= a.first_col
                 and a.last_col <= table.range.last_col else a for a in kept]
-        return Room([*kept, _moved_down(table.totals, shift)], (table, shift), extend, last)
+        return Room([*kept, table.totals.down(shift)], (table, shift), extend, last)
 
     def _extended(self, sw: SheetWrite, tables: list[LiveTable], last: int) -> list[LiveTable]:
         """Tables without a totals row over the sheet's rows that they no longer reach: headed at
@@ -511,10 +511,6 @@ def _area(cells) -> Area | None:
         return None
     rows, cols = cells.shape
     return Area(cells.column - 1, cells.row, cells.column + cols - 2, cells.row + rows - 1)
-
-
-def _moved_down(area: Area, rows: int) -> Area:
-    return Area(area.first_col, area.first_row + rows, area.last_col, area.last_row + rows)
 
 
 def _clear_blocks(top: int, bottom: int, right: int, keep: list[Area]) -> list[tuple[int, int, int, int]]:

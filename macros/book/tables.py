@@ -93,6 +93,10 @@ class Area:
             return None
         return cls(col_index(m.group(1)), int(m.group(2)), col_index(m.group(3)), int(m.group(4)))
 
+    def down(self, rows: int) -> Area:
+        """The same columns, ``rows`` rows lower."""
+        return Area(self.first_col, self.first_row + rows, self.last_col, self.last_row + rows)
+
 
 @dataclass(frozen=True)
 class Growth:
@@ -345,7 +349,7 @@ def grow_tables(pkg: Package, sheet: schema.Sheet, header_row: int, columns: dic
             area = totals_area(xml)
             shift = totals_moved.get(area.first_row) if area else None
             if shift:
-                new = _moved_down(xml, shift)
+                new = _part_moved_down(xml, shift)
                 pkg.set_text(table, new)
                 moved.append(Growth(table, _ref_of(xml), _ref_of(new)))
         tables = [t for t in tables if t not in {g.part for g in moved}]
@@ -466,7 +470,7 @@ def grown_table(xml: str, header_row: int, wanted_cols: list[int], old_last: int
     return out
 
 
-def _moved_down(xml: str, shift: int) -> str:
+def _part_moved_down(xml: str, shift: int) -> str:
     """A table part whose last rows (its totals row) moved down ``shift`` rows: ``ref``'s last row
     moved so, and its filter's (which ends above the totals row)."""
     tag = _TABLE_TAG.search(xml)
