@@ -286,10 +286,11 @@ def table(doc, headers: list[str], cells: list[str], loop: str, widths_mm: list[
         for i, cell in enumerate(row.cells):
             cell.width = Mm(widths_mm[i] * scale)
             cell.paragraphs[0].style = doc.styles["表格标题" if row is t.rows[0] else "表格文字"]
-    # Header row repeats on every page.
-    trpr = t.rows[0]._tr.get_or_add_trPr()
-    header = OxmlElement("w:tblHeader")
-    trpr.append(header)
+    # No row is split across pages (a split row left "…项目" and "日" alone atop the next page);
+    # the header row repeats on every page.
+    for row in t.rows:
+        row._tr.get_or_add_trPr().append(OxmlElement("w:cantSplit"))
+    t.rows[0]._tr.get_or_add_trPr().append(OxmlElement("w:tblHeader"))
 
 
 def signature(doc, issuer: str = "{{ issuer }}", when: str = "{{ date|cn_date }}") -> None:
@@ -320,7 +321,7 @@ def progress_template() -> Document:
     table(doc, ["项目", "责任单位", "目标", "完成", "完成率", "截止日期"],
           ["{{ p.name }}", "{{ p.units }}", "{{ p.target|num }}", "{{ p.achieved|num }}",
            "{{ p.percent|pct }}", "{{ p.deadline|cn_date }}"],
-          "for p in projects", [38, 38, 16, 16, 16, 32])
+          "for p in projects", [34, 34, 15, 15, 18, 40])
     para(doc, "四、各居委会进展", "一级标题")
     para(doc, "{%p if chart %}", "图表")
     para(doc, "{{ chart }}", "图表").paragraph_format.keep_with_next = True
@@ -368,7 +369,7 @@ def reminder_template() -> Document:
     table(doc, ["项目", "目标", "已完成", "尚差", "截止日期"],
           ["{{ i.name }}", "{{ i.target|num }}", "{{ i.achieved|num }}", "{{ i.remaining|num }}",
            "{{ i.deadline|cn_date }}"],
-          "for i in overdue_items", [58, 20, 20, 20, 34])
+          "for i in overdue_items", [58, 18, 18, 18, 40])
     para(doc, "{%p else %}")
     para(doc, "你居委会暂无逾期事项。")
     para(doc, "{%p endif %}")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
 import tomllib
 from datetime import date
 from pathlib import Path
@@ -379,11 +381,41 @@ def test_progress_bulletin_names_numbers_and_chart(demo_report):
     assert "<svg" in page and "石二街道〔" in page
 
 
-def test_libreoffice_converts_the_rollup_notices(demo_report, tmp_path):
+# A table row as ``pdftotext -layout`` prints its first line: …numbers, then the 截止日期 cell.
+NUMBERS_THEN_DATE = re.compile(r"[\d,]+\s{2,}[\d,.]+%?\s{2,}(\d{4}\s*年.*)$")
+
+
+def test_libreoffice_prints_the_rollup_notices_tables_whole(demo_report, tmp_path):
+    """Each 截止日期 fits its cell, and no row is split across two pages (a split row printed
+    "…项目" and "日" alone under the next page's repeated header)."""
     master, out, code, data, rolled = demo_report
     for n in data["notices"]["notices"]:
         if n["kind"] in ("进度通报",) or "合并打印" in n["docx"]:
-            assert convert_with_libreoffice(out / n["docx"], "pdf", tmp_path).stat().st_size > 10000
+            pdf = convert_with_libreoffice(out / n["docx"], "pdf", tmp_path)
+            assert pdf.stat().st_size > 10000
+            rows = [row for table in Document(str(out / n["docx"])).tables for row in table.rows[1:]
+                    if table.rows[0].cells[-1].text == "截止日期"]
+            dates = ["".join(m.group(1).split()) for line in layout_lines(pdf)
+                     if (m := NUMBERS_THEN_DATE.search(line.rstrip()))]
+            assert len(dates) == len(rows) > 0, n["docx"]
+            assert all(re.fullmatch(r"\d{4}年\d{1,2}月\d{1,2}日", d) for d in dates), (n["docx"], dates)
+    for template in templates_dir().glob("*.docx"):
+        for table in Document(str(template)).tables:
+            assert all(row._tr.find(f"{W}trPr/{W}cantSplit") is not None for row in table.rows), template.name
+
+
+W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+
+
+def layout_lines(pdf: Path) -> list[str]:
+    """The PDF's text as poppler lays it out, one printed line each."""
+    tool = shutil.which("pdftotext")
+    if tool is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI 环境应已安装 poppler-utils（见 .ci/run）")
+        pytest.skip("pdftotext 未安装")
+    return subprocess.run([tool, "-layout", str(pdf), "-"], check=True, capture_output=True,
+                          text=True).stdout.splitlines()
 
 
 def test_notices_command_makes_one_meeting_notice_with_pdf(demo_master, tmp_path):
