@@ -479,6 +479,9 @@ class _Checker:
             tick(result.file)
 
     def merge_file(self, result: FileResult, sub: Submission, issues: list[Problem]) -> None:
+        if sub.error_cells:  # an error value reads blank: "未填写" would not be what the committee sees
+            erred = {(sub.row_numbers[pos], schema.LEDGER.header_of(key)) for pos, key, _ in sub.error_cells}
+            issues = [p for p in issues if p.code != "required" or (p.row, p.column) not in erred]
         issues = [_in_merged_cell(p, sub.merged) for p in issues] + _submission_checks(
             sub, result.committee_id, self.merge)
         if sub.base:  # prefilled records left as given: what they hold is the master's, not news to report
@@ -700,7 +703,15 @@ def _submission_checks(sub: Submission, committee: str, merge: LedgerMerge) -> l
                 problems.append(Problem(
                     LEDGER, n, headers[i], record_id, WARNING, "formula_text",
                     f"“{value[:20]}”以“{value[0]}”开头，已按文字保存，不会当作公式计算。", ""))
+    erred = {(pos, key) for pos, key, _ in sub.error_cells}
+    for pos, key, shown in sub.error_cells:  # read blank: merged, the row would clear the master's value
+        n, row, header = sub.row_numbers[pos], sub.rows[pos], schema.LEDGER.header_of(key)
+        problems.append(Problem(LEDGER, n, header, row[KEY_INDEX], ERROR, "error_value",
+                                f"“{header}”显示的是错误值“{shown}”，不是数据，这一行未汇总。",
+                                "请在这一格直接填写正确的值（公式算出的错误请改正公式，或改填数值）后重新提交。"))
     for pos, key in sub.formula_cells:  # real formulas: the value they last showed is what is kept
+        if (pos, key) in erred:
+            continue  # said above
         n, row, header = sub.row_numbers[pos], sub.rows[pos], schema.LEDGER.header_of(key)
         value = row[KEYS.index(key)]
         shown = (f"已按它的计算结果“{str(value)[:20]}”保存，公式本身不保存" if value is not None

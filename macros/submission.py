@@ -6,6 +6,7 @@ reads the inbox ahead in a second process that imports this module alone, so it 
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import zipfile
@@ -69,6 +70,9 @@ class Submission:
     # (position in ``rows``, column key) of cells holding a real formula: calamine gives their
     # last computed value (none when the file was never saved by Excel), the formula is dropped.
     formula_cells: list[tuple[int, str]] = field(default_factory=list)
+    # (position in ``rows``, column key, what Excel shows) of cells holding an error value (#N/A,
+    # #DIV/0!...): calamine reads them blank, which would clear the master's value unannounced.
+    error_cells: list[tuple[int, str, str]] = field(default_factory=list)
     # A form prefilled with records: each one's values as given (by 记录编号), keyed by column key.
     base: dict[str, dict] | None = None
     sheet_name: str = LEDGER  # the sheet read (a copy named "台账 (2)" when there is no 台账)
@@ -178,15 +182,17 @@ def read_submission(path: Path) -> Submission:
         base_names, base_rows, _, _ = parse_grid(base_grid, schema.FORM_BASE, path)
         given = [dict(zip(base_names, values)) for values in base_rows]
         base = {str(row[KEY]).strip(): row for row in given if row.get(KEY) is not None}
-    formulas = []
-    cells = formula_cells(path, part_key)
-    if cells:
+    formulas, errors = [], []
+    cells, error_values = special_cells(path, part_key)
+    if cells or error_values:
         by_header = schema.LEDGER.by_header()
         key_of = {c: by_header[h].key for c, h in enumerate(headers) if h in by_header}
         position = {n: i for i, n in enumerate(numbers)}
         formulas = sorted({(position[r], key_of[c]) for r, c in cells if r in position and c in key_of})
-    return Submission(path, rows, numbers, set(names) & set(KEYS), info, _formula_rows(rows), formulas, base,
-                      ledger_name, aliased, totals_rows, _merged_blanks(merges, rows, numbers, headers))
+        errors = sorted({(position[r], key_of[c], shown) for r, c, shown in error_values
+                         if r in position and c in key_of})
+    return Submission(path, rows, numbers, set(names) & set(KEYS), info, _formula_rows(rows), formulas, errors,
+                      base, ledger_name, aliased, totals_rows, _merged_blanks(merges, rows, numbers, headers))
 
 
 def _alias_headers(grid: list[list]) -> list[tuple[int, str, str]]:
@@ -249,22 +255,38 @@ def _merged_blanks(merges: list, rows: list[list], numbers: list[int], headers: 
     return found
 
 
-def formula_cells(path: Path, sheet: str) -> list[tuple[int, int]]:
-    """(Excel row, 0-based column) of the cells of ``sheet`` holding a formula; [] when there
-    are none or the file cannot be looked into (calamine has read it already)."""
+def _has_error_value(data: bytes) -> bool:
+    return b't="e"' in data or b"t='e'" in data
+
+
+_VALUE = re.compile(r"<(?:\w+:)?v>([^<]*)<")
+
+
+def special_cells(path: Path, sheet: str) -> tuple[list[tuple[int, int]], list[tuple[int, int, str]]]:
+    """The cells of ``sheet`` calamine does not tell about: (Excel row, 0-based column) of those
+    holding a formula, and (Excel row, column, the error shown) of those holding an error value;
+    none when the file cannot be looked into (calamine has read it already)."""
     try:
         with zipfile.ZipFile(path) as zf:
             worksheets = {n: zf.read(n) for n in zf.namelist() if WORKSHEET_PART.match(n)}
-            if worksheets and not any(map(has_formula, worksheets.values())):
-                return []  # the usual case, told without parsing the workbook's structure
+            if worksheets and not any(has_formula(d) or _has_error_value(d) for d in worksheets.values()):
+                return [], []  # the usual case, told without parsing the workbook's structure
             part = sheet_parts(ZipParts(zf)).get(sheet)
             data = worksheets.get(part) or (zf.read(part) if part else b"")
     except Exception:  # noqa: BLE001 — only a closer look: the file was read without it
-        return []
-    if not has_formula(data):  # data validations' <formula1> are not cells
-        return []
-    return [(row.r, cell.col) for row in parse_rows(data.decode("utf-8", "replace")) for cell in row.cells
-            if cell.body and has_formula(cell.body.encode())]
+        return [], []
+    formulas, errors = has_formula(data), _has_error_value(data)  # data validations' <formula1> are not cells
+    if not (formulas or errors):
+        return [], []
+    found, shown = [], []
+    for row in parse_rows(data.decode("utf-8", "replace")):
+        for cell in row.cells:
+            if formulas and cell.body and has_formula(cell.body.encode()):
+                found.append((row.r, cell.col))
+            if errors and cell.attrs.get("t") == "e":
+                value = _VALUE.search(cell.body or "")
+                shown.append((row.r, cell.col, html.unescape(value.group(1)) if value else "#N/A"))
+    return found, shown
 
 
 def _formula_rows(rows: list[list]) -> list[int]:

@@ -1,0 +1,105 @@
+"""Consolidation attacked as committees and the office really use it: several runs, error cells,
+duplicated keys, staff deleting rows between runs. Each case on real files into the demo master;
+the master, 变更记录 and the receipt are checked after each run."""
+
+from __future__ import annotations
+
+import html
+import shutil
+from datetime import date
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from macros import demo, schema
+from macros.book.read import read_workbook
+from macros.consolidate import consolidate, folders
+from macros.forms import build_forms
+
+from .conftest import convert_with_libreoffice
+
+LEDGER = schema.LEDGER.name
+H = {c.key: c.header for c in schema.LEDGER.columns}
+AS_OF = demo.DEMO_AS_OF
+
+
+@pytest.fixture(scope="module")
+def forms(demo_master, tmp_path_factory) -> dict[str, Path]:
+    """C01's form prefilled with its records, and C01's blank form."""
+    out = tmp_path_factory.mktemp("adversary-forms")
+    [prefilled] = build_forms(demo_master, out / "prefilled", ["C01"], with_records=True)
+    [blank] = build_forms(demo_master, out / "blank", ["C01"])
+    return {"prefilled": prefilled, "blank": blank}
+
+
+def inbox_of(master: Path) -> Path:
+    inbox = folders(master, read_workbook(master).settings).inbox
+    inbox.mkdir(exist_ok=True)
+    return inbox
+
+
+def ledger_of(master: Path):
+    return read_workbook(master, [schema.LEDGER])[LEDGER]
+
+
+def record(master: Path, key: str) -> dict:
+    [found] = ledger_of(master).query("record_id == @key").to_dict("records")
+    return found
+
+
+def activity(text: str, **kw) -> dict:
+    row = {"date": date(2020, 11, 12), "project_id": "P06", "activity": text, "participants": 40,
+           "quantity": 40, "status": "进行中", "reporter": "陈佳", "in_bulletin": "否"}
+    row.update(kw)
+    return row
+
+
+def type_rows(form: Path, target: Path, rows: list[dict], edits: dict[str, dict] | None = None) -> Path:
+    """Type ``rows`` below the form's last record and ``edits`` (by 记录编号) into its records, as a
+    clerk would (openpyxl stands in for the keyboard). A value "#N/A" is an error cell."""
+    wb = openpyxl.load_workbook(form)
+    ws = wb[LEDGER]
+    col = {c.value: c.column for c in ws[1] if c.value}
+    key_col = col[H["record_id"]]
+    last = max((r for r in range(2, ws.max_row + 1) if ws.cell(r, key_col).value is not None), default=1)
+    for key, values in (edits or {}).items():
+        at = next(r for r in range(2, last + 1) if ws.cell(r, key_col).value == key)
+        for k, v in values.items():
+            ws.cell(at, col[H[k]]).value = v
+    for r, values in enumerate(rows, start=last + 1):
+        for k, v in values.items():
+            ws.cell(r, col[H[k]]).value = v
+    wb.save(target)
+    return target
+
+
+def receipt_text(result) -> str:
+    return html.unescape(result.receipt.read_text(encoding="utf-8"))
+
+
+# ---------------------------------------------------------------- error values
+
+
+def test_error_values_are_not_read_as_blanks_that_clear_the_master(master_copy, forms, tmp_path):
+    """#N/A pasted as a value, and a formula whose result is #DIV/0! (saved by LibreOffice, as a
+    clerk's office program would): calamine reads both blank. Merged, the first cleared the
+    master's 参与人数 with no word to anyone, the second was called 未填写."""
+    inbox = inbox_of(master_copy)
+    before = {k: record(master_copy, k) for k in ("C01-0001", "C01-0002")}
+    typed = type_rows(forms["prefilled"], tmp_path / "C01-错误值.xlsx", [], edits={
+        "C01-0001": {"participants": "#N/A"},
+        "C01-0002": {"quantity": "=1/0", "note": "改了备注"},
+    })
+    saved = convert_with_libreoffice(typed, "xlsx:Calc MS Excel 2007 XML", tmp_path / "lo")
+    shutil.copy2(saved, inbox / saved.name)
+
+    run = consolidate(master_copy, as_of=AS_OF)
+    [f] = run.files
+    assert f.status == "partly"
+    errors = {(p.row, p.column, p.code) for p in f.issues if p.is_error}
+    assert errors == {(2, H["participants"], "error_value"), (3, H["quantity"], "error_value")}
+    for key in before:  # neither row merged: the master holds what it held
+        assert record(master_copy, key) == before[key]
+    text = receipt_text(f)
+    assert "#N/A" in text and "#DIV/0!" in text and "未填写" not in text
