@@ -487,6 +487,10 @@ class _Checker:
         if sub.base:  # prefilled records left as given: what they hold is the master's, not news to report
             untouched = _untouched_rows(sub)
             issues = [p for p in issues if p.row not in untouched]
+        repeated = _repeated_keys(sub)  # after the filter: an untouched original is one of them
+        if repeated:
+            twice = {p.row for p in repeated}
+            issues = [p for p in issues if p.code != "duplicate_key" or p.row not in twice] + repeated
         bad_rows = {p.row for p in issues if p.is_error and p.row is not None}
         good = [(n, dict(zip(KEYS, row))) for n, row in zip(sub.row_numbers, sub.rows) if n not in bad_rows]
         merged = self.merge.merge(good, sub.columns, sub.path.name, self.now, sub.base)
@@ -534,6 +538,29 @@ def _keep_as_read(issues: list[Problem], outcomes: list[RowOutcome], sub: Submis
                                      f"填上 {record} 再提交，否则改过的行会作为新记录重复添加。")
 
     return [advice(p) for p in issues]
+
+
+def _repeated_keys(sub: Submission) -> list[Problem]:
+    """Rows of one file giving one 记录编号 different values (a row copied to make a new record,
+    its key left in): which one is the record cannot be told, so none is merged. The validator
+    names only the later rows, and a prefilled row left as given is not reported at all: the copy,
+    above it or below, would overwrite the record."""
+    rows_of: dict[str, list[tuple[int, dict]]] = {}
+    for n, values in zip(sub.row_numbers, sub.rows):
+        if values[KEY_INDEX] is not None:
+            rows_of.setdefault(str(values[KEY_INDEX]).strip(), []).append((n, dict(zip(KEYS, values))))
+    key_header = schema.LEDGER.header_of(KEY)
+    problems = []
+    for key, found in rows_of.items():
+        if len(found) < 2 or all(same_data(found[0][1], row, sub.columns) for _, row in found[1:]):
+            continue
+        listed = "、".join(str(n) for n, _ in found)
+        problems += [Problem(
+            LEDGER, n, key_header, key, ERROR, "repeated_record_id",
+            f"记录编号 {key} 在第 {listed} 行都出现，内容却不同，无法确定哪一行是这条记录，这几行都未汇总。",
+            "复制一行来填新记录时，请把新行的记录编号清空（汇总时自动编号），原记录那一行保留编号，然后重新提交。")
+            for n, _ in found]
+    return problems
 
 
 def _untouched_rows(sub: Submission) -> set[int]:

@@ -103,3 +103,61 @@ def test_error_values_are_not_read_as_blanks_that_clear_the_master(master_copy, 
         assert record(master_copy, key) == before[key]
     text = receipt_text(f)
     assert "#N/A" in text and "#DIV/0!" in text and "未填写" not in text
+
+
+# ---------------------------------------------------------------- one key on two rows
+
+
+def copy_record_row(form: Path, target: Path, key: str, above: bool, **changed) -> Path:
+    """A clerk copies the row of ``key`` to fill a new record (Excel's "insert copied cells" puts
+    the copy above the selected row) and edits the copy, leaving its 记录编号 in."""
+    wb = openpyxl.load_workbook(form)
+    ws = wb[LEDGER]
+    col = {c.value: c.column for c in ws[1] if c.value}
+    at = next(r for r in range(2, ws.max_row + 1) if ws.cell(r, col[H["record_id"]]).value == key)
+    values = [c.value for c in ws[at]]
+    copy = at if above else at + 1
+    ws.insert_rows(copy)
+    for c, value in enumerate(values, start=1):
+        ws.cell(copy, c).value = value
+    for k, v in changed.items():
+        ws.cell(copy, col[H[k]]).value = v
+    wb.save(target)
+    return target
+
+
+@pytest.mark.parametrize("above", [True, False], ids=["copy-above", "copy-below"])
+def test_a_copied_row_keeping_its_key_overwrites_no_record(master_copy, forms, above):
+    """The copy above its original in a prefilled form was merged as an update of the record (its
+    new activity written over the old one), the original row, as given, raised nothing, and the
+    receipt said 已接受 and blamed the office for the change."""
+    inbox = inbox_of(master_copy)
+    before = record(master_copy, "C01-0001")
+    copy_record_row(forms["prefilled"], inbox / "C01-复制行.xlsx", "C01-0001", above,
+                    activity="复制后改写的另一次活动", date=date(2020, 11, 10))
+
+    run = consolidate(master_copy, as_of=AS_OF)
+    [f] = run.files
+    assert record(master_copy, "C01-0001") == before
+    assert f.status == "partly" and f.rows_updated == f.rows_added == 0
+    errors = {(p.row, p.column, p.code) for p in f.issues if p.is_error}
+    assert errors == {(2, H["record_id"], "repeated_record_id"), (3, H["record_id"], "repeated_record_id")}
+    assert not any(p.code == "master_kept" for p in f.issues)
+    assert "第 2、3 行" in receipt_text(f)
+
+
+def test_one_new_key_on_two_different_rows_adds_neither_and_the_same_row_twice_adds_it_once(
+        master_copy, forms):
+    inbox = inbox_of(master_copy)
+    type_rows(forms["blank"], inbox / "C01-重复编号.xlsx", [
+        activity("社区健身指导第一次", record_id="C01-0901"),
+        activity("社区健身指导第二次", record_id="C01-0901"),
+        activity("社区健身指导第三次", record_id="C01-0902"),
+        activity("社区健身指导第三次", record_id="C01-0902"),
+    ])
+    run = consolidate(master_copy, as_of=AS_OF)
+    [f] = run.files
+    keys = set(ledger_of(master_copy)["record_id"])
+    assert "C01-0901" not in keys and "C01-0902" in keys and f.rows_added == 1
+    errors = {(p.row, p.code) for p in f.issues if p.is_error}
+    assert errors == {(2, "repeated_record_id"), (3, "repeated_record_id"), (5, "duplicate_key")}
