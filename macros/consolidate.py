@@ -24,7 +24,16 @@ import pandas as pd
 
 from . import schema
 from .book.owned import ledger_columns, next_free_row
-from .book.read import ROW, Workbook, clean_header, records, settings_from_frame
+from .book.read import (
+    ROW,
+    Workbook,
+    actual_sheet_name,
+    clean_header,
+    open_calamine,
+    parse_grid,
+    records,
+    settings_from_frame,
+)
 from .book.write import STAGED, FileBook, WriteRefused, staged_files
 from .book.write_types import SheetWrite
 from .collect import collect_seldom
@@ -288,7 +297,7 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
     where = folders(master, settings, inbox)
     # Rows keep their _row: the writer puts each record back at its Excel row (without it every
     # record would go below the old end of the ledger, leaving the rows above blank).
-    merge = LedgerMerge(records(frames[LEDGER]))
+    merge = LedgerMerge(records(frames[LEDGER]), lambda: issued_numbers(master))
     committees = _committees(frames[schema.COMMITTEES.name])
     # The config sheets are what a submission is validated against; the ledger lives in ``merge``.
     pending = None if dry_run else where.receipts / f".pending-{now:%Y%m%d-%H%M%S}-{os.getpid()}"
@@ -300,6 +309,34 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
     finally:
         if pending is not None:
             shutil.rmtree(pending, ignore_errors=True)
+
+
+_RECORD_ID = re.compile(r"^(?P<committee>.+)-(?P<number>\d+)$")
+
+
+def issued_numbers(master: Path) -> dict[str, int]:
+    """Each committee's highest record number in 变更记录's added rows (the master's change log):
+    numbers consolidation gave, or took from a form, to records that staff may have deleted
+    since. Read only when a number is to be given; a log staff broke gives none."""
+    try:
+        book = open_calamine(master)
+        name = actual_sheet_name(book, schema.CHANGES.name)
+        if name is None:
+            return {}
+        grid = book.get_sheet_by_name(name).to_python(skip_empty_area=False)
+        names, body, _, _ = parse_grid(grid, schema.CHANGES, master)
+    except Exception:  # noqa: BLE001 — only a safeguard: the master's own rows give the numbers
+        return {}
+    if KEY not in names or "action" not in names:
+        return {}
+    key_at, action_at = names.index(KEY), names.index("action")
+    found: dict[str, int] = {}
+    for values in body:
+        m = _RECORD_ID.match(code_text(values[key_at]) or "") if values[action_at] == ADDED else None
+        if m and m["number"].isdecimal():
+            committee, number = m["committee"], int(m["number"])
+            found[committee] = max(found.get(committee, 0), number)
+    return found
 
 
 def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, checker,

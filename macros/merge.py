@@ -10,6 +10,7 @@ before: re-running on the same files changes nothing).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -174,8 +175,12 @@ def record_number(record_id: object, committee_id: str) -> int | None:
 class LedgerMerge:
     """The master's ledger rows, merged into in place; ``rows`` keeps the master's row order."""
 
-    def __init__(self, rows: list[dict]):
+    def __init__(self, rows: list[dict], issued: Callable[[], dict[str, int]] | None = None):
+        """``issued``: each committee's highest record number ever given (the change log's added
+        rows), asked the first time a number is given: a record staff deleted keeps its number,
+        which a receipt or a prefilled form may still name."""
         self.rows = rows
+        self._issued = issued
         self.index: dict[str, int] = {}
         self.numbers: dict[str, int] = defaultdict(int)
         self.fingerprints: dict[tuple, list[int]] = defaultdict(list)
@@ -203,6 +208,10 @@ class LedgerMerge:
         return None if i is None else comparable(self.rows[i].get(COMMITTEE))
 
     def next_id(self, committee_id: str) -> str:
+        if self._issued is not None:
+            for committee, number in self._issued().items():
+                self.numbers[committee] = max(self.numbers[committee], number)
+            self._issued = None
         number = self.numbers[committee_id] + 1
         key = f"{committee_id}-{number:0{NUMBER_DIGITS}d}"
         while key in self.index:

@@ -161,3 +161,37 @@ def test_one_new_key_on_two_different_rows_adds_neither_and_the_same_row_twice_a
     assert "C01-0901" not in keys and "C01-0902" in keys and f.rows_added == 1
     errors = {(p.row, p.code) for p in f.issues if p.is_error}
     assert errors == {(2, "repeated_record_id"), (3, "repeated_record_id"), (5, "duplicate_key")}
+
+
+# ---------------------------------------------------------------- a record staff deleted
+
+
+def delete_record(master: Path, key: str) -> None:
+    """Staff delete a record's row in Excel (openpyxl stands in for Excel: this is the input)."""
+    wb = openpyxl.load_workbook(master)
+    ws = wb[LEDGER]
+    col = {c.value: c.column for c in ws[1] if c.value}
+    at = next(r for r in range(2, ws.max_row + 1) if ws.cell(r, col[H["record_id"]]).value == key)
+    ws.delete_rows(at)
+    wb.save(master)
+
+
+def test_a_number_given_to_a_record_staff_deleted_is_never_given_again(master_copy, forms, tmp_path):
+    """Staff deleted the last record consolidation added (as the receipt of a probable re-send
+    tells them to). Its number went to the next new row, so the form prefilled before the deletion,
+    sent back with a correction of that record, changed an unrelated activity."""
+    inbox = inbox_of(master_copy)
+    type_rows(forms["blank"], inbox / "C01-第一批.xlsx", [activity("社区健康讲座第一次")])
+    [first] = consolidate(master_copy, as_of=AS_OF).files[0].changes
+    gone = first.record_id
+    [prefilled] = build_forms(master_copy, tmp_path / "prefilled", ["C01"], with_records=True)
+    delete_record(master_copy, gone)
+
+    type_rows(forms["blank"], inbox / "C01-第二批.xlsx", [activity("社区健身操比赛")])
+    [added] = consolidate(master_copy, as_of=AS_OF).files[0].changes
+    assert added.record_id != gone and added.record_id > gone
+    type_rows(prefilled, inbox / "C01-改正.xlsx", [], edits={gone: {"participants": 55}})
+    run = consolidate(master_copy, as_of=AS_OF)
+    assert record(master_copy, added.record_id)["activity"] == "社区健身操比赛"
+    assert record(master_copy, added.record_id)["participants"] == 40
+    assert run.files[0].rows_updated == 0
