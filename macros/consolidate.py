@@ -206,7 +206,10 @@ def skip_reason(path: Path, min_age: float = 0.0, now: float | None = None,
         return "临时文件或 Excel 打开时的占用文件"
     if name.startswith("."):
         return "隐藏文件"
-    st = path.stat()
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return GONE
     if getattr(st, "st_file_attributes", 0) & getattr(stat, "FILE_ATTRIBUTE_HIDDEN", 0):
         return "隐藏文件"
     if min_age and (now or _time.time()) - st.st_mtime < min_age:
@@ -216,11 +219,21 @@ def skip_reason(path: Path, min_age: float = 0.0, now: float | None = None,
     return None
 
 
+GONE = "汇总时已被改名、移走或删除，下次再处理"
+
+
 def inbox_files(inbox: Path) -> list[Path]:
-    """Files of the inbox, oldest first (a later submission updates an earlier one)."""
+    """Files of the inbox, oldest first (a later submission updates an earlier one); one renamed
+    or taken away while the folder is listed is left for the next run."""
     if not inbox.is_dir():
         return []
-    return sorted((p for p in inbox.iterdir()), key=lambda p: (p.stat().st_mtime_ns, p.name))
+    found = []
+    for p in inbox.iterdir():
+        try:
+            found.append((p.stat().st_mtime_ns, p.name, p))
+        except FileNotFoundError:
+            continue
+    return [p for *_, p in sorted(found, key=lambda f: f[:2])]
 
 
 # ---------------------------------------------------------------- reading one submission
@@ -435,6 +448,10 @@ def _process_files(paths: list[Path], reasons: list[str | None], committees: dic
                 tick(path.name)
                 continue
             result, sub = load_file(path, committees, reader.next)
+            if sub is None and result.status == REJECTED and not os.path.lexists(path):
+                # Renamed or taken away while the run read the inbox: not a submission to answer
+                # (the renamed file is read next run).
+                result = FileResult(path.name, SKIPPED, issues=[_file_problem("skipped", GONE, WARNING, sheet="")])
             results.append(result)
             if sub is None:
                 tick(path.name)

@@ -5,6 +5,7 @@ the master, 变更记录 and the receipt are checked after each run."""
 from __future__ import annotations
 
 import html
+import os
 import shutil
 from datetime import date
 from pathlib import Path
@@ -195,3 +196,36 @@ def test_a_number_given_to_a_record_staff_deleted_is_never_given_again(master_co
     assert record(master_copy, added.record_id)["activity"] == "社区健身操比赛"
     assert record(master_copy, added.record_id)["participants"] == 40
     assert run.files[0].rows_updated == 0
+
+
+# ---------------------------------------------------------------- a file renamed during the run
+
+
+def test_a_file_renamed_while_the_run_reads_the_inbox_is_left_for_the_next_run(master_copy, forms, monkeypatch):
+    """A clerk renames "新建 Microsoft Excel 工作表.xlsx" after dropping it in the shared folder, while
+    a run is reading the inbox. The run answered the vanished name with a 已退回 receipt for an
+    unknown committee, told the office it was rejected and that the 已退回 folder was missing."""
+    import macros.readahead as readahead
+
+    inbox = inbox_of(master_copy)
+    first = type_rows(forms["blank"], inbox / "C01-甲.xlsx", [activity("楼道健康宣传栏更新")])
+    dropped = type_rows(forms["blank"], inbox / "新建 Microsoft Excel 工作表.xlsx", [activity("社区健身指导活动")])
+    os.utime(first, (1_600_000_000, 1_600_000_000))  # read first
+    read = readahead.read_for_consolidation
+
+    def renamed_meanwhile(path: Path):
+        if path == dropped:
+            path.rename(inbox / "C01-乙.xlsx")
+        return read(path)
+
+    monkeypatch.setattr(readahead, "read_for_consolidation", renamed_meanwhile)  # fewer than 8 files: read here
+    run = consolidate(master_copy, as_of=AS_OF)
+    status = {f.file: f.status for f in run.files}
+    assert status == {"C01-甲.xlsx": "accepted", dropped.name: "skipped"}
+    assert run.exit_status == 0
+    receipts = folders(master_copy, read_workbook(master_copy).settings).receipts
+    assert [p.name for p in receipts.iterdir() if "新建" in p.name] == []
+
+    monkeypatch.setattr(readahead, "read_for_consolidation", read)
+    [again] = consolidate(master_copy, as_of=AS_OF).files
+    assert (again.file, again.status, again.rows_added) == ("C01-乙.xlsx", "accepted", 1)
