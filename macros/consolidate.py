@@ -700,6 +700,8 @@ def load_file(path: Path, committees: dict[str, str],
         for i in IDENTITY_INDEXES:
             if row[i] is not None:
                 row[i] = code_text(row[i])
+    if sub.base:  # keyed as its rows now are (a prefilled "c01-0028" typed so by staff)
+        sub.base = {code_text(k): v for k, v in sub.base.items()}
     committee, problem = _committee_of(sub, committees)
     result.committee_id = committee
     result.committee_name = committees.get(committee or "", "")

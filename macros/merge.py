@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from . import schema
+from .normalise import code_text
 
 ADDED, UPDATED, UNCHANGED = "新增", "修改", "未变化"
 KEY = "record_id"
@@ -189,10 +190,12 @@ class LedgerMerge:
             self._register(i, row)
 
     def _register(self, i: int, row: dict) -> None:
-        key = comparable(row.get(KEY))
+        # Keys as the validator and the submission reader read them: staff typing "c01-0028" in
+        # the master made a twin "C01-0028" the next number given, which updates then landed on.
+        key = code_text(row.get(KEY))
         if key is not None:
-            self.index.setdefault(str(key), i)
-            committee = comparable(row.get(COMMITTEE))
+            self.index.setdefault(key, i)
+            committee = code_text(row.get(COMMITTEE))
             if committee is not None:
                 number = record_number(key, str(committee))
                 if number is not None:
@@ -205,7 +208,7 @@ class LedgerMerge:
     def owner(self, record_id: str) -> str | None:
         """The committee of the master row keyed ``record_id`` (None when the key is new)."""
         i = self.index.get(record_id)
-        return None if i is None else comparable(self.rows[i].get(COMMITTEE))
+        return None if i is None else code_text(self.rows[i].get(COMMITTEE))
 
     def next_id(self, committee_id: str) -> str:
         if self._issued is not None:
@@ -236,7 +239,7 @@ class LedgerMerge:
         used: dict[tuple, int] = defaultdict(int)
         added: list[tuple[tuple | None, int, tuple | None]] = []
         for excel_row, row in rows:
-            key = comparable(row.get(KEY))
+            key = code_text(row.get(KEY))
             fp = None
             if key is None:
                 # An identical row already merged (an earlier run on this file) is not added again;

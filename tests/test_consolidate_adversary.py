@@ -17,6 +17,7 @@ from macros import demo, schema
 from macros.book.read import read_workbook
 from macros.consolidate import consolidate, folders
 from macros.forms import build_forms
+from macros.normalise import code_text
 
 from .conftest import convert_with_libreoffice
 
@@ -229,3 +230,44 @@ def test_a_file_renamed_while_the_run_reads_the_inbox_is_left_for_the_next_run(m
     monkeypatch.setattr(readahead, "read_for_consolidation", read)
     [again] = consolidate(master_copy, as_of=AS_OF).files
     assert (again.file, again.status, again.rows_added) == ("C01-乙.xlsx", "accepted", 1)
+
+
+# ---------------------------------------------------------------- keys staff typed loosely
+
+
+def add_record_by_hand(master: Path, values: dict) -> None:
+    """Staff type a record below the ledger's last row in Excel (openpyxl stands in for Excel)."""
+    wb = openpyxl.load_workbook(master)
+    ws = wb[LEDGER]
+    col = {c.value: c.column for c in ws[1] if c.value}
+    at = ws.max_row + 1
+    for k, v in values.items():
+        ws.cell(at, col[H[k]]).value = v
+    wb.save(master)
+
+
+@pytest.mark.parametrize("typed", ["c01-0028", "Ｃ０１－００２８", " C01-0028 "], ids=["lower", "full-width", "spaces"])
+def test_a_key_staff_typed_loosely_in_the_master_is_the_record_a_form_names(master_copy, forms, typed):
+    """The validator reads "c01-0028" in the master as C01-0028 and says it may stay; consolidation
+    did not: the next number it gave a new row was a twin "C01-0028", and a committee's update of
+    C01-0028 then landed on that new row instead of the record staff typed."""
+    add_record_by_hand(master_copy, {
+        "record_id": typed, "date": date(2020, 11, 2), "committee_id": "C01", "project_id": "P06",
+        "activity": "手工补录的健康讲座", "quantity": 3, "status": "进行中", "source": "手工"})
+    inbox = inbox_of(master_copy)
+    new = type_rows(forms["blank"], inbox / "C01-新增.xlsx", [activity("社区健康跑活动")])
+    update = type_rows(forms["blank"], inbox / "C01-改正.xlsx", [activity(
+        "手工补录的健康讲座", record_id="C01-0028", date=date(2020, 11, 2), quantity=3, participants=30)])
+    os.utime(new, (1_600_000_000, 1_600_000_000))
+    os.utime(update, (1_600_000_001, 1_600_000_001))
+
+    run = consolidate(master_copy, as_of=AS_OF)
+    ledger = ledger_of(master_copy)
+    [added] = run.files[0].changes
+    assert added.record_id == "C01-0029"
+    assert run.files[1].rows_updated == 1 and run.files[1].rows_added == 0
+    by_key = ledger.assign(key=ledger["record_id"].map(lambda k: code_text(k))).set_index("key")
+    assert not by_key.index.duplicated().any()
+    assert by_key.loc["C01-0028", "participants"] == 30
+    assert by_key.loc["C01-0028", "record_id"] == typed.strip()  # the key stays as staff typed it
+    assert by_key.loc["C01-0029", "activity"] == "社区健康跑活动"
