@@ -49,6 +49,7 @@ from .merge import (
     Change,
     LedgerMerge,
     RowOutcome,
+    display,
     same_data,
 )
 from .normalise import APPROXIMATE, NORMALISED, code_text
@@ -550,9 +551,12 @@ class _Checker:
         merged = self.merge.merge(good, sub.columns, sub.path.name, self.now, sub.base)
         issues += [_look_alike(o) for o in merged.outcomes if o.similar is not None]
         issues += [_master_kept(o) for o in merged.outcomes if o.kept or o.gone]
+        issues += [_overrode(o, sub.path.name) for o in merged.outcomes if o.overrode]
         issues = _keep_as_read(issues, merged.outcomes, sub)
-        # A row the file gave no 记录编号: its problems name the record it became (the receipt's column).
-        given = {o.row: o.record_id for o in merged.outcomes if o.assigned}
+        # A row the file gave no 记录编号: its problems name the record it became (the receipt's column),
+        # added now or in an earlier run.
+        keyless = {n for n, row in zip(sub.row_numbers, sub.rows) if row[KEY_INDEX] is None}
+        given = {o.row: o.record_id for o in merged.outcomes if o.row in keyless}
         issues = [replace(p, key=given[p.row]) if p.key is None and p.row in given else p for p in issues]
         result.issues = sorted(issues, key=lambda p: (p.row or 0, p.level != ERROR, p.column or ""))
         result.outcomes, result.changes = merged.outcomes, merged.changes
@@ -642,6 +646,16 @@ def _look_alike(outcome: RowOutcome) -> Problem:
         f"如确是另一次活动，可不处理（最好在{schema.LEDGER.header_of('activity')}中写明区别）。")
 
 
+def _overrode(outcome: RowOutcome, file: str) -> Problem:
+    """An update of what another file of the same run had just changed: the later file's values
+    stand (files are merged oldest first); its receipt says so, the earlier one's cannot any more."""
+    said = "；".join(f"“{header}”先按 {other} 改为 {display(value) if value is not None else '空白'}"
+                    for header, other, value in outcome.overrode)
+    return Problem(LEDGER, outcome.row, outcome.overrode[0][0], outcome.record_id, WARNING, "overrode",
+                   f"本次汇总中，记录 {outcome.record_id} 的{said}，又按本表 {file}（提交较晚）改为本表的值，以本表为准。",
+                   "两份表对同一条记录填得不同：请核对哪一份是对的；如应以另一份为准，请改正后重新提交。")
+
+
 def _master_kept(outcome: RowOutcome) -> Problem:
     """A prefilled record the committee left as it was given, where the master changed since."""
     key_header = schema.LEDGER.header_of(KEY)
@@ -651,7 +665,7 @@ def _master_kept(outcome: RowOutcome) -> Problem:
                        "如确需保留，请联系街道；否则请从表中删去这一行。")
     columns = "、".join(outcome.kept)
     return Problem(LEDGER, outcome.row, outcome.kept[0], outcome.record_id, WARNING, "master_kept",
-                   f"记录 {outcome.record_id} 的“{columns}”在填报表生成后已由街道修改，您没有改动这些列，"
+                   f"记录 {outcome.record_id} 的“{columns}”在填报表生成后已被修改（由街道，或由您的另一份填报表），您没有改动这些列，"
                    "以主工作簿为准。",
                    "下次请使用街道新下发的填报表；如街道的修改有误，请在表中改正后重新提交。")
 

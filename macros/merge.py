@@ -62,6 +62,8 @@ class RowOutcome:
     # and whether the master no longer holds the record at all (it is not added back).
     kept: tuple[str, ...] = ()
     gone: bool = False
+    # Changed columns another file of this run had changed first: (Chinese header, that file, its value).
+    overrode: tuple[tuple[str, str, object], ...] = ()
 
 
 @dataclass
@@ -186,6 +188,7 @@ class LedgerMerge:
         self.numbers: dict[str, int] = defaultdict(int)
         self.fingerprints: dict[tuple, list[int]] = defaultdict(list)
         self.similar: dict[tuple, str] = {}  # similarity → the first record holding it
+        self.changed: dict[tuple[str, str], tuple[str, object]] = {}  # (record, column) → (file, value) this run
         for i, row in enumerate(rows):
             self._register(i, row)
 
@@ -287,14 +290,18 @@ class LedgerMerge:
             if not changed:
                 outcomes.append(RowOutcome(excel_row, key, UNCHANGED, kept=kept))
                 continue
-            headers = []
+            headers, overrode = [], []
             for k in changed:
                 header = schema.LEDGER.header_of(k)
                 headers.append(header)
                 changes.append(Change(time, source, key, UPDATED, header, target.get(k), row.get(k)))
                 target[k] = row.get(k)
+                earlier = self.changed.get((key, k))
+                if earlier is not None and earlier[0] != source:
+                    overrode.append((header, *earlier))
+                self.changed[(key, k)] = (source, row.get(k))
             target[SOURCE] = source
-            outcomes.append(RowOutcome(excel_row, key, UPDATED, tuple(headers), kept=kept))
+            outcomes.append(RowOutcome(excel_row, key, UPDATED, tuple(headers), kept=kept, overrode=tuple(overrode)))
         # Registered after the file, so two identical new rows in one file are both added.
         for fp, i, alike in added:
             fingerprints[fp if fp is not None else fingerprint(ledger[i])].append(i)

@@ -271,3 +271,40 @@ def test_a_key_staff_typed_loosely_in_the_master_is_the_record_a_form_names(mast
     assert by_key.loc["C01-0028", "participants"] == 30
     assert by_key.loc["C01-0028", "record_id"] == typed.strip()  # the key stays as staff typed it
     assert by_key.loc["C01-0029", "activity"] == "社区健康跑活动"
+
+
+# ---------------------------------------------------------------- two forms, one record, one run
+
+
+def change_log(master: Path) -> list[dict]:
+    from python_calamine import CalamineWorkbook
+
+    rows = CalamineWorkbook.from_path(str(master)).get_sheet_by_name(schema.CHANGES.name).to_python()
+    headers = [c.header for c in schema.CHANGES.columns]
+    return [dict(zip(headers, r)) for r in rows[1:] if r[0] != ""]
+
+
+def test_two_forms_changing_one_record_in_one_run_the_later_stands_audited_and_its_receipt_says_so(
+        master_copy, forms):
+    """Two clerks of C01 each return the prefilled form with a different 参与人数 for C01-0001.
+    The later file stood and both changes were in 变更记录, but neither receipt said that the
+    other file had changed the same value: the first clerk's receipt reads as if 7 were kept."""
+    inbox = inbox_of(master_copy)
+    first = type_rows(forms["prefilled"], inbox / "C01-张.xlsx", [], edits={"C01-0001": {"participants": 7}})
+    later = type_rows(forms["prefilled"], inbox / "C01-李.xlsx", [], edits={"C01-0001": {"participants": 9}})
+    os.utime(first, (1_600_000_000, 1_600_000_000))
+    os.utime(later, (1_600_000_001, 1_600_000_001))
+
+    run = consolidate(master_copy, as_of=AS_OF)
+    assert record(master_copy, "C01-0001")["participants"] == 9
+    log = [(c["来源文件"], c["原值"], c["新值"]) for c in change_log(master_copy) if c["记录编号"] == "C01-0001"]
+    assert log == [("C01-张.xlsx", 5, 7), ("C01-李.xlsx", 7, 9)]
+    by_file = {f.file: f for f in run.files}
+    assert not [p for p in by_file["C01-张.xlsx"].issues if p.code == "overrode"]
+    [told] = [p for p in by_file["C01-李.xlsx"].issues if p.code == "overrode"]
+    assert (told.row, told.column, told.key) == (2, H["participants"], "C01-0001")
+    assert "C01-张.xlsx" in told.message and "7" in told.message
+    assert "C01-张.xlsx" in receipt_text(by_file["C01-李.xlsx"])
+
+    rerun = consolidate(master_copy, as_of=AS_OF)  # nothing left in the inbox: nothing changes
+    assert not rerun.master_written and record(master_copy, "C01-0001")["participants"] == 9
