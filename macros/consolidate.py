@@ -49,6 +49,7 @@ from .merge import (
     Change,
     LedgerMerge,
     RowOutcome,
+    comparable_in,
     display,
     same_data,
 )
@@ -793,6 +794,8 @@ def _submission_checks(sub: Submission, committee: str, merge: LedgerMerge) -> l
                     LEDGER, n, key_header, record_id, ERROR, "record_of_other_committee",
                     f"记录编号 {record_id} 在主工作簿中属于 {owner}，不能由 {committee} 修改。",
                     f"新记录请把记录编号留空，系统自动编号；修改已报记录请保留回执中给出的编号（{committee}-xxxx）。"))
+            elif owner is not None:
+                problems += _another_record(merge, record_id, n, row, sub.columns)
         if pos not in suspects:
             continue
         for i, value in enumerate(row):
@@ -816,6 +819,29 @@ def _submission_checks(sub: Submission, committee: str, merge: LedgerMerge) -> l
         problems.append(Problem(LEDGER, n, header, row[KEY_INDEX], WARNING, "formula_cell",
                                 f"“{header}”填的是公式，{shown}。", "请直接填写数值或文字，不要用公式。"))
     return problems + _reading_notes(sub)
+
+
+# A keyed row differing from its record in all of these is another activity given that record's
+# number (a clerk numbering new rows C01-0001, C01-0002…, or typing over a prefilled row).
+IDENTITY_COLUMNS = ("date", "project_id", "activity")
+
+
+def _another_record(merge: LedgerMerge, record_id: str, n: int, row: list, columns: set[str]) -> list[Problem]:
+    """An error when the row would replace the master's record ``record_id`` with another activity."""
+    if not all(k in columns for k in IDENTITY_COLUMNS):
+        return []
+    held = merge.rows[merge.index[record_id]]
+    pairs = [(comparable_in(k, held.get(k)), comparable_in(k, row[KEYS.index(k)])) for k in IDENTITY_COLUMNS]
+    pairs[1] = tuple(map(code_text, pairs[1]))  # P06 and p06 are one project
+    if any(old is None or new is None or old == new for old, new in pairs):
+        return []
+    was = " ".join(str(display(v)) for v, _ in pairs)
+    return [Problem(
+        LEDGER, n, schema.LEDGER.header_of(KEY), record_id, ERROR, "another_record",
+        f"记录编号 {record_id} 是已汇总的另一条记录（{was}），这一行的"
+        f"{'、'.join(map(schema.LEDGER.header_of, IDENTITY_COLUMNS))}与它全都不同，像是新记录填了已有的编号；"
+        "为免覆盖原记录，这一行未汇总。",
+        "新记录请把记录编号留空（汇总时自动编号）后重新提交；如确要把这条记录整条改掉，请联系街道在主工作簿中修改。")]
 
 
 def _reading_notes(sub: Submission) -> list[Problem]:

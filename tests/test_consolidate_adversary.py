@@ -308,3 +308,33 @@ def test_two_forms_changing_one_record_in_one_run_the_later_stands_audited_and_i
 
     rerun = consolidate(master_copy, as_of=AS_OF)  # nothing left in the inbox: nothing changes
     assert not rerun.master_written and record(master_copy, "C01-0001")["participants"] == 9
+
+
+# ---------------------------------------------------------------- a new activity under an old number
+
+
+@pytest.mark.parametrize("form", ["blank", "prefilled"])
+def test_a_new_activity_typed_under_an_existing_number_replaces_no_record(master_copy, forms, form):
+    """A clerk numbers the new rows of a blank form C01-0001, C01-0002 (or types November's
+    activities over the prefilled rows): each was merged as an update and replaced a February
+    record whole, with 已接受 on the receipt. A real correction of the same record still merges."""
+    inbox = inbox_of(master_copy)
+    before = record(master_copy, "C01-0002")
+    new = [activity("十一月社区健康跑", record_id="C01-0001"), activity("十一月控烟宣传", record_id="C01-0002",
+                                                                   project_id="P04")]
+    if form == "blank":
+        rows, edits = [*new, activity("楼宇白领健康咨询义诊", record_id="C01-0003", date=date(2020, 3, 16),
+                                       project_id="P03", participants=23, quantity=1)], None
+    else:
+        edits = {r.pop("record_id"): r for r in new} | {"C01-0003": {"participants": 23}}
+        rows = []
+    type_rows(forms[form], inbox / f"C01-{form}.xlsx", rows, edits)
+
+    run = consolidate(master_copy, as_of=AS_OF)
+    [f] = run.files
+    errors = {(p.row, p.column, p.code) for p in f.issues if p.is_error}
+    assert errors == {(2, H["record_id"], "another_record"), (3, H["record_id"], "another_record")}
+    assert record(master_copy, "C01-0002") == before
+    assert record(master_copy, "C01-0001")["activity"] == "楼宇白领健康咨询义诊"
+    assert record(master_copy, "C01-0003")["participants"] == 23 and f.rows_updated == 1
+    assert "养老护理员健康技能培训" in receipt_text(f)  # names the record the number belongs to
