@@ -850,7 +850,11 @@ def _reading_notes(sub: Submission) -> list[Problem]:
     notes = [Problem(LEDGER, row, header, None, WARNING, "header_read_as",
                      f"表头“{typed}”按“{header}”列读取。", f"表头请只写“{header}”，单位等说明不必写在表头里。")
              for row, typed, header in sub.aliased]
-    if clean_header(sub.sheet_name) != LEDGER:
+    if sub.passed_over is not None:
+        notes.append(_file_problem(
+            "sheet_read_as", f"工作表“{sub.passed_over}”是空的，已读取填有记录的工作表“{sub.sheet_name}”。", WARNING,
+            f"下次请直接在“{LEDGER}”表中填写，不必复制工作表。"))
+    elif clean_header(sub.sheet_name) != LEDGER:
         notes.append(_file_problem(
             "sheet_read_as", f"没有名为“{LEDGER}”的工作表，已读取工作表“{sub.sheet_name}”。", WARNING,
             f"下次请把这张工作表命名为“{LEDGER}”。"))

@@ -81,6 +81,7 @@ class Submission:
     totals_rows: list[int] = field(default_factory=list)  # hand-typed 合计 rows left out (Excel rows)
     # Blank cells of rows that lie under a merged cell's first row: (Excel row, column key) → "B8:B9".
     merged: dict[tuple[int, str], str] = field(default_factory=dict)
+    passed_over: str | None = None  # an empty 台账 left for the one filled copy read instead
 
     @property
     def info_committee(self) -> str | None:
@@ -102,6 +103,14 @@ class FileUnreadable(HealthbookError):
         super().__init__(f"{path.name} 的工作表“{sheet}”无法读取（{reason}）。请用 Excel 打开检查后重新保存。")
 
 
+class LedgerElsewhere(HealthbookError):
+    def __init__(self, path: Path, ledger: str, sheets: list[str]):
+        found = "、".join(f"“{n}”" for n in sheets)
+        super().__init__(
+            f"{path.name} 的工作表“{ledger}”是空的，记录填在了 {found} 几张工作表里，无法确定以哪张为准。"
+            f"请把记录都填到“{LEDGER}”表中（删去其他副本），然后重新提交。")
+
+
 class NoLedgerSheet(HealthbookError):
     def __init__(self, path: Path, sheets: list[str]):
         found = "、".join(f"“{n}”" for n in sheets) or "（无）"
@@ -117,8 +126,13 @@ def ledger_sheet_name(book: CalamineWorkbook) -> str | None:
     exact = {clean_header(n): n for n in book.sheet_names}.get(LEDGER)
     if exact is not None:
         return exact
-    like = [n for n in book.sheet_names if LEDGER in clean_header(n) and _holds_ledger_header(book, n)]
+    like = _like_ledger_sheets(book)
     return like[0] if len(like) == 1 else None
+
+
+def _like_ledger_sheets(book: CalamineWorkbook) -> list[str]:
+    """Sheets whose name holds 台账 and whose first rows hold a ledger header."""
+    return [n for n in book.sheet_names if LEDGER in clean_header(n) and _holds_ledger_header(book, n)]
 
 
 # Contract headers a row must hold to be taken for the ledger's header on a sheet not named 台账.
@@ -141,33 +155,18 @@ def read_submission(path: Path) -> Submission:
     ledger_name = ledger_sheet_name(book)
     if ledger_name is None:
         raise NoLedgerSheet(path, book.sheet_names)
-    try:
-        sheet = book.get_sheet_by_name(ledger_name)
-        grid = sheet.to_python(skip_empty_area=False)
-        merges = sheet.merged_cell_ranges or []
-    except BaseException as exc:  # calamine's private error types, or a Rust panic
-        if not calamine_failure(exc):
-            raise
-        raise FileUnreadable(path, str(exc)[:60], ledger_name) from exc
-    aliased = _alias_headers(grid)
-    # A form staff turned into a table: its totals row (汇总), and empty rows Excel filled with a
-    # calculated column's formulas, are not records.
-    part_key = clean_header(ledger_name)  # as ``sheet_parts`` keys it
-    tables = sheet_tables(path, names, [part_key]).get(part_key)
-    names, body, row_numbers, headers = parse_grid(grid, schema.LEDGER, path, tables.not_records(grid) if tables else None,
-                                                   ledger_name)
-    # Each row in contract column order (a column the file lacks reads the None put at the end).
-    pick = itemgetter(*[names.index(k) if k in names else len(names) for k in KEYS])
-    rows, numbers, totals_rows = [], [], []
-    for values, excel_row in zip(body, row_numbers):
-        values.append(None)
-        row = list(pick(values))
-        if _data_of(row).count(None) < len(DATA_INDEXES):
-            if _is_totals_row(values, row):
-                totals_rows.append(excel_row)
-                continue
-            rows.append(row)
-            numbers.append(excel_row)
+    passed_over = None
+    parsed = _ledger_rows(path, book, names, ledger_name)
+    if not parsed[0] and clean_header(ledger_name) == LEDGER:
+        # An empty 台账 beside a filled copy ("台账 (2)"): the records are there, not nowhere.
+        filled = [(n, other) for n in _like_ledger_sheets(book) if clean_header(n) != LEDGER
+                  for other in [_filled_rows(path, book, names, n)] if other]
+        if len(filled) > 1:
+            raise LedgerElsewhere(path, ledger_name, [n for n, _ in filled])
+        if filled:
+            passed_over = ledger_name
+            ledger_name, parsed = filled[0]
+    rows, numbers, totals_rows, aliased, merges, names, headers, part_key = parsed
     info = None
     info_name = actual_sheet_name(book, schema.FORM_INFO.name)
     if info_name is not None:
@@ -192,7 +191,50 @@ def read_submission(path: Path) -> Submission:
         errors = sorted({(position[r], key_of[c], shown) for r, c, shown in error_values
                          if r in position and c in key_of})
     return Submission(path, rows, numbers, set(names) & set(KEYS), info, _formula_rows(rows), formulas, errors,
-                      base, ledger_name, aliased, totals_rows, _merged_blanks(merges, rows, numbers, headers))
+                      base, ledger_name, aliased, totals_rows, _merged_blanks(merges, rows, numbers, headers),
+                      passed_over)
+
+
+def _ledger_rows(path: Path, book: CalamineWorkbook, sheet_names: list[str], ledger_name: str) -> tuple:
+    """The sheet's records (contract column order), their Excel rows, the 合计 rows left out, the
+    headers read as the column they name, its merged ranges, column names, headers, part key."""
+    try:
+        sheet = book.get_sheet_by_name(ledger_name)
+        grid = sheet.to_python(skip_empty_area=False)
+        merges = sheet.merged_cell_ranges or []
+    except BaseException as exc:  # calamine's private error types, or a Rust panic
+        if not calamine_failure(exc):
+            raise
+        raise FileUnreadable(path, str(exc)[:60], ledger_name) from exc
+    aliased = _alias_headers(grid)
+    # A form staff turned into a table: its totals row (汇总), and empty rows Excel filled with a
+    # calculated column's formulas, are not records.
+    part_key = clean_header(ledger_name)  # as ``sheet_parts`` keys it
+    tables = sheet_tables(path, sheet_names, [part_key]).get(part_key)
+    names, body, row_numbers, headers = parse_grid(grid, schema.LEDGER, path, tables.not_records(grid) if tables else None,
+                                                   ledger_name)
+    # Each row in contract column order (a column the file lacks reads the None put at the end).
+    pick = itemgetter(*[names.index(k) if k in names else len(names) for k in KEYS])
+    rows, numbers, totals_rows = [], [], []
+    for values, excel_row in zip(body, row_numbers):
+        values.append(None)
+        row = list(pick(values))
+        if _data_of(row).count(None) < len(DATA_INDEXES):
+            if _is_totals_row(values, row):
+                totals_rows.append(excel_row)
+                continue
+            rows.append(row)
+            numbers.append(excel_row)
+    return rows, numbers, totals_rows, aliased, merges, names, headers, part_key
+
+
+def _filled_rows(path: Path, book: CalamineWorkbook, sheet_names: list[str], name: str) -> tuple | None:
+    """``_ledger_rows`` of another sheet when it holds records; None when it holds none or cannot be read."""
+    try:
+        parsed = _ledger_rows(path, book, sheet_names, name)
+    except HealthbookError:
+        return None
+    return parsed if parsed[0] else None
 
 
 def _alias_headers(grid: list[list]) -> list[tuple[int, str, str]]:

@@ -338,3 +338,38 @@ def test_a_new_activity_typed_under_an_existing_number_replaces_no_record(master
     assert record(master_copy, "C01-0001")["activity"] == "楼宇白领健康咨询义诊"
     assert record(master_copy, "C01-0003")["participants"] == 23 and f.rows_updated == 1
     assert "养老护理员健康技能培训" in receipt_text(f)  # names the record the number belongs to
+
+
+# ---------------------------------------------------------------- records on a copy of 台账
+
+
+def copied_ledger(form: Path, target: Path, rows: list[dict], copies: int) -> Path:
+    """A clerk copies the 台账 sheet (Excel names the copy "台账 (2)"), types the records on the
+    copy and leaves the original empty."""
+    filled = type_rows(form, target, rows)
+    wb = openpyxl.load_workbook(filled)
+    ledger = wb[LEDGER]
+    for n in range(copies):
+        wb.copy_worksheet(ledger).title = f"{LEDGER} ({n + 2})"
+    for r in range(2, ledger.max_row + 1):
+        for c in range(1, ledger.max_column + 1):
+            ledger.cell(r, c).value = None
+    wb.save(target)
+    return target
+
+
+def test_records_typed_on_a_copy_beside_an_empty_ledger_sheet_are_not_archived_unread(master_copy, forms):
+    """The file was accepted as empty and archived, its two records never merged."""
+    inbox = inbox_of(master_copy)
+    copied_ledger(forms["blank"], inbox / "C01-副本.xlsx", [activity("副本里的健康讲座"), activity("副本里的义诊")], 1)
+    copied_ledger(forms["blank"], inbox / "C01-两个副本.xlsx", [activity("两个副本里的讲座")], 2)
+
+    run = consolidate(master_copy, as_of=AS_OF)
+    by_file = {f.file: f for f in run.files}
+    one, two = by_file["C01-副本.xlsx"], by_file["C01-两个副本.xlsx"]
+    assert (one.status, one.rows_added) == ("accepted", 2)
+    assert {"副本里的健康讲座", "副本里的义诊"} <= set(ledger_of(master_copy)["activity"])
+    [note] = [p for p in one.issues if p.code == "sheet_read_as"]
+    assert "“台账”是空的" in note.message and "台账 (2)" in note.message
+    assert two.status == "rejected" and "“台账 (2)”、“台账 (3)”" in two.issues[0].message
+    assert "两个副本里的讲座" not in set(ledger_of(master_copy)["activity"])
