@@ -858,6 +858,13 @@ def _reading_notes(sub: Submission) -> list[Problem]:
         notes.append(_file_problem(
             "sheet_read_as", f"没有名为“{LEDGER}”的工作表，已读取工作表“{sub.sheet_name}”。", WARNING,
             f"下次请把这张工作表命名为“{LEDGER}”。"))
+    for header, rows in sub.extra_columns.items():
+        listed = "、".join(map(str, rows[:5])) + ("等" if len(rows) > 5 else "")
+        notes.append(Problem(
+            LEDGER, rows[0], header, None, WARNING, "column_not_merged",
+            f"“{header}”不是台账的列，第 {listed} 行在这一列填的内容没有汇总。",
+            f"需要汇总的内容请写进“{schema.LEDGER.header_of('note')}”列；已汇总的行请同时填上回执中的"
+            f"{schema.LEDGER.header_of(KEY)}再提交，否则会作为新记录重复添加。"))
     notes += [Problem(LEDGER, n, None, None, WARNING, "totals_row",
                       "这一行是手写的合计行，不是一条活动记录，未汇总。",
                       "填报表里可以不写合计行：街道汇总时会自动计算合计。") for n in sub.totals_rows]

@@ -82,6 +82,9 @@ class Submission:
     # Blank cells of rows that lie under a merged cell's first row: (Excel row, column key) → "B8:B9".
     merged: dict[tuple[int, str], str] = field(default_factory=dict)
     passed_over: str | None = None  # an empty 台账 left for the one filled copy read instead
+    # A hand-made form's columns of its own that hold values in records: header → Excel rows.
+    # They are not merged (the ledger has no such column): the receipt must say so.
+    extra_columns: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def info_committee(self) -> str | None:
@@ -135,6 +138,8 @@ def _like_ledger_sheets(book: CalamineWorkbook) -> list[str]:
     return [n for n in book.sheet_names if LEDGER in clean_header(n) and _holds_ledger_header(book, n)]
 
 
+# A hand-made form's own columns that hold nothing to lose: a running number.
+UNREAD_COLUMNS = frozenset({"序号", "行号", "No.", "NO.", "no."})
 # Contract headers a row must hold to be taken for the ledger's header on a sheet not named 台账.
 LIKE_HEADER_HITS = 3
 
@@ -166,7 +171,7 @@ def read_submission(path: Path) -> Submission:
         if filled:
             passed_over = ledger_name
             ledger_name, parsed = filled[0]
-    rows, numbers, totals_rows, aliased, merges, names, headers, part_key = parsed
+    rows, numbers, totals_rows, aliased, merges, names, headers, part_key, extras = parsed
     info = None
     info_name = actual_sheet_name(book, schema.FORM_INFO.name)
     if info_name is not None:
@@ -192,7 +197,7 @@ def read_submission(path: Path) -> Submission:
                          if r in position and c in key_of})
     return Submission(path, rows, numbers, set(names) & set(KEYS), info, _formula_rows(rows), formulas, errors,
                       base, ledger_name, aliased, totals_rows, _merged_blanks(merges, rows, numbers, headers),
-                      passed_over)
+                      passed_over, extras)
 
 
 def _ledger_rows(path: Path, book: CalamineWorkbook, sheet_names: list[str], ledger_name: str) -> tuple:
@@ -216,6 +221,8 @@ def _ledger_rows(path: Path, book: CalamineWorkbook, sheet_names: list[str], led
     # Each row in contract column order (a column the file lacks reads the None put at the end).
     pick = itemgetter(*[names.index(k) if k in names else len(names) for k in KEYS])
     rows, numbers, totals_rows = [], [], []
+    extra_at = [(i, n) for i, n in enumerate(names) if n not in KEYS and n not in UNREAD_COLUMNS]
+    extras: dict[str, list[int]] = {}
     for values, excel_row in zip(body, row_numbers):
         values.append(None)
         row = list(pick(values))
@@ -225,7 +232,10 @@ def _ledger_rows(path: Path, book: CalamineWorkbook, sheet_names: list[str], led
                 continue
             rows.append(row)
             numbers.append(excel_row)
-    return rows, numbers, totals_rows, aliased, merges, names, headers, part_key
+            for i, name in extra_at:
+                if values[i] is not None:
+                    extras.setdefault(name, []).append(excel_row)
+    return rows, numbers, totals_rows, aliased, merges, names, headers, part_key, extras
 
 
 def _filled_rows(path: Path, book: CalamineWorkbook, sheet_names: list[str], name: str) -> tuple | None:

@@ -373,3 +373,29 @@ def test_records_typed_on_a_copy_beside_an_empty_ledger_sheet_are_not_archived_u
     assert "“台账”是空的" in note.message and "台账 (2)" in note.message
     assert two.status == "rejected" and "“台账 (2)”、“台账 (3)”" in two.issues[0].message
     assert "两个副本里的讲座" not in set(ledger_of(master_copy)["activity"])
+
+
+# ---------------------------------------------------------------- a hand-made form's own columns
+
+
+def test_a_hand_made_forms_own_columns_are_named_in_the_receipt_as_not_merged(master_copy):
+    """A clerk's workbook with columns of her own (活动地点, 联系电话) besides the contract's: the rows
+    merged, what she typed in those columns was dropped and the receipt said 已接受, nothing more.
+    A running number (序号) holds nothing to lose and is not mentioned."""
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = LEDGER
+    keys = ["date", "committee_id", "project_id", "activity", "participants", "quantity", "status"]
+    ws.append(["序号", *[H[k] for k in keys[:4]], "活动地点", *[H[k] for k in keys[4:]], "联系电话"])
+    ws.append([1, date(2020, 11, 18), "C01", "P06", "社区健康义诊活动", "石门二路广场", 30, 30, "进行中", "13800000000"])
+    ws.append([2, date(2020, 11, 19), "C01", "P06", "社区健康讲座活动", None, 20, 20, "进行中", None])
+    ws.append([3, date(2020, 11, 20), "C01", "P06", "社区健身操活动", "张园", 25, 25, "进行中", None])
+    wb.save(inbox_of(master_copy) / "C01-自制表.xlsx")
+
+    [f] = consolidate(master_copy, as_of=AS_OF).files
+    assert (f.status, f.rows_added) == ("accepted", 3)
+    notes = {p.column: p for p in f.issues if p.code == "column_not_merged"}
+    assert set(notes) == {"活动地点", "联系电话"}
+    assert notes["活动地点"].row == 2 and "第 2、4 行" in notes["活动地点"].message
+    assert notes["联系电话"].level == "警告" and "备注" in notes["联系电话"].suggestion
+    assert "活动地点" in receipt_text(f)
