@@ -223,6 +223,7 @@ def _ledger_rows(path: Path, book: CalamineWorkbook, sheet_names: list[str], led
     rows, numbers, totals_rows = [], [], []
     extra_at = [(i, n) for i, n in enumerate(names) if n not in KEYS and n not in UNREAD_COLUMNS]
     extras: dict[str, list[int]] = {}
+    unnamed = [c for c, header in enumerate(headers) if not header]
     for values, excel_row in zip(body, row_numbers):
         values.append(None)
         row = list(pick(values))
@@ -235,6 +236,11 @@ def _ledger_rows(path: Path, book: CalamineWorkbook, sheet_names: list[str], led
             for i, name in extra_at:
                 if values[i] is not None:
                     extras.setdefault(name, []).append(excel_row)
+            cells = grid[excel_row - 1]
+            for c in unnamed:  # typed beside the table, under no header
+                value = cells[c] if c < len(cells) else None
+                if value is not None and (value.strip() if isinstance(value, str) else value != ""):
+                    extras.setdefault(f"{col_name(c)} 列（无表头）", []).append(excel_row)
     return rows, numbers, totals_rows, aliased, merges, names, headers, part_key, extras
 
 

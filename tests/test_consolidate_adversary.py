@@ -380,7 +380,8 @@ def test_records_typed_on_a_copy_beside_an_empty_ledger_sheet_are_not_archived_u
 
 def test_a_hand_made_forms_own_columns_are_named_in_the_receipt_as_not_merged(master_copy):
     """A clerk's workbook with columns of her own (活动地点, 联系电话) besides the contract's: the rows
-    merged, what she typed in those columns was dropped and the receipt said 已接受, nothing more.
+    merged, what she typed in those columns (and beside the table) was dropped and the receipt said
+    已接受, nothing more.
     A running number (序号) holds nothing to lose and is not mentioned."""
     wb = openpyxl.Workbook()
     ws = wb.active
@@ -390,12 +391,15 @@ def test_a_hand_made_forms_own_columns_are_named_in_the_receipt_as_not_merged(ma
     ws.append([1, date(2020, 11, 18), "C01", "P06", "社区健康义诊活动", "石门二路广场", 30, 30, "进行中", "13800000000"])
     ws.append([2, date(2020, 11, 19), "C01", "P06", "社区健康讲座活动", None, 20, 20, "进行中", None])
     ws.append([3, date(2020, 11, 20), "C01", "P06", "社区健身操活动", "张园", 25, 25, "进行中", None])
+    ws["L3"] = "场地由物业提供"  # beside the table, under no header
+    ws["M4"] = "  "
     wb.save(inbox_of(master_copy) / "C01-自制表.xlsx")
 
     [f] = consolidate(master_copy, as_of=AS_OF).files
     assert (f.status, f.rows_added) == ("accepted", 3)
     notes = {p.column: p for p in f.issues if p.code == "column_not_merged"}
-    assert set(notes) == {"活动地点", "联系电话"}
+    assert set(notes) == {"活动地点", "联系电话", "L 列（无表头）"}
+    assert notes["L 列（无表头）"].row == 3
     assert notes["活动地点"].row == 2 and "第 2、4 行" in notes["活动地点"].message
     assert notes["联系电话"].level == "警告" and "备注" in notes["联系电话"].suggestion
     assert "活动地点" in receipt_text(f)
