@@ -553,6 +553,7 @@ class _Checker:
         issues += [_look_alike(o) for o in merged.outcomes if o.similar is not None]
         issues += [_master_kept(o) for o in merged.outcomes if o.kept or o.gone]
         issues += [_overrode(o, sub.path.name) for o in merged.outcomes if o.overrode]
+        issues += [_rekeyed(o) for o in merged.outcomes if o.rekeyed]
         issues = _keep_as_read(issues, merged.outcomes, sub)
         # A row the file gave no 记录编号: its problems name the record it became (the receipt's column),
         # added now or in an earlier run.
@@ -645,6 +646,15 @@ def _look_alike(outcome: RowOutcome) -> Problem:
         f"如是修改 {outcome.similar}：请告知街道删除 {outcome.record_id}；以后修改已报记录，请在“{key_header}”列填写 "
         f"{outcome.similar} 再提交，或向街道索取已填好记录编号的填报表。"
         f"如确是另一次活动，可不处理（最好在{schema.LEDGER.header_of('activity')}中写明区别）。")
+
+
+def _rekeyed(outcome: RowOutcome) -> Problem:
+    """A prefilled row left as given but for its cleared 记录编号: the record, not a new one."""
+    key_header = schema.LEDGER.header_of(KEY)
+    return Problem(LEDGER, outcome.row, key_header, outcome.record_id, WARNING, "key_cleared",
+                   f"这一行的{key_header}被清空了；按日期、项目编号和活动内容，它是填报表中原有的记录 "
+                   f"{outcome.record_id}，已按这条记录处理，没有作为新记录重复添加。",
+                   f"已有记录的{key_header}请保留，只有新记录才留空。")
 
 
 def _overrode(outcome: RowOutcome, file: str) -> Problem:

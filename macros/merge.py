@@ -62,6 +62,7 @@ class RowOutcome:
     # and whether the master no longer holds the record at all (it is not added back).
     kept: tuple[str, ...] = ()
     gone: bool = False
+    rekeyed: bool = False  # a prefilled record whose 记录编号 the clerk cleared, known by its values
     # Changed columns another file of this run had changed first: (Chinese header, that file, its value).
     overrode: tuple[tuple[str, str, object], ...] = ()
 
@@ -241,6 +242,19 @@ class LedgerMerge:
         ledger, index, fingerprints = self.rows, self.index, self.fingerprints
         used: dict[tuple, int] = defaultdict(int)
         added: list[tuple[tuple | None, int, tuple | None]] = []
+        # A prefilled record's row whose 记录编号 the clerk cleared, known by the values it was given,
+        # or else by its date, project and activity when one record alone has them (the master's
+        # record may have changed since: without this it would be added again).
+        unclaimed: set[str] = set()
+        by_values: dict[tuple, list[str]] = defaultdict(list)
+        by_alike: dict[tuple, list[str]] = defaultdict(list)
+        if base:
+            named = {code_text(row.get(KEY)) for _, row in rows}
+            for given, values in base.items():
+                if given not in named:
+                    unclaimed.add(given)
+                    by_values[fingerprint(values)].append(given)
+                    by_alike[similarity(values)].append(given)
         for excel_row, row in rows:
             key = code_text(row.get(KEY))
             fp = None
@@ -254,16 +268,20 @@ class LedgerMerge:
                     used[fp] += 1
                     outcomes.append(RowOutcome(excel_row, str(ledger[i][KEY]), UNCHANGED))
                     continue
-                key = self.next_id(str(comparable(row.get(COMMITTEE))))
-                assigned = True
+                key = _cleared_key(row, fp, unclaimed, by_values, by_alike) if unclaimed else None
+                if key is not None:
+                    unclaimed.discard(key)
+                    assigned, rekeyed = False, True
+                else:
+                    key, assigned, rekeyed = self.next_id(str(comparable(row.get(COMMITTEE)))), True, False
             else:
-                key, assigned = str(key), False
+                key, assigned, rekeyed = str(key), False, False
             i = index.get(key)
             was = base.get(key) if base and not assigned else None
             edited = compared if was is None else [
                 k for k in compared if comparable_in(k, was.get(k)) != comparable_in(k, row.get(k))]
             if i is None and was is not None and not edited:
-                outcomes.append(RowOutcome(excel_row, key, UNCHANGED, gone=True))
+                outcomes.append(RowOutcome(excel_row, key, UNCHANGED, gone=True, rekeyed=rekeyed))
                 continue
             if i is None:
                 new = blank.copy()
@@ -280,7 +298,8 @@ class LedgerMerge:
                     if number is not None:
                         self.numbers[committee] = max(self.numbers[committee], number)
                 outcomes.append(RowOutcome(excel_row, key, ADDED, (), assigned,
-                                           self.similar.get(alike) if assigned and alike is not None else None))
+                                           self.similar.get(alike) if assigned and alike is not None else None,
+                                           rekeyed=rekeyed))
                 changes.append(Change(time, source, key, ADDED, None, None, summary(new)))
                 continue
             target = ledger[i]
@@ -288,7 +307,7 @@ class LedgerMerge:
             changed = differ if was is None else [k for k in differ if k in edited]
             kept = () if was is None else tuple(schema.LEDGER.header_of(k) for k in differ if k not in edited)
             if not changed:
-                outcomes.append(RowOutcome(excel_row, key, UNCHANGED, kept=kept))
+                outcomes.append(RowOutcome(excel_row, key, UNCHANGED, kept=kept, rekeyed=rekeyed))
                 continue
             headers, overrode = [], []
             for k in changed:
@@ -301,13 +320,25 @@ class LedgerMerge:
                     overrode.append((header, *earlier))
                 self.changed[(key, k)] = (source, row.get(k))
             target[SOURCE] = source
-            outcomes.append(RowOutcome(excel_row, key, UPDATED, tuple(headers), kept=kept, overrode=tuple(overrode)))
+            outcomes.append(RowOutcome(excel_row, key, UPDATED, tuple(headers), kept=kept, rekeyed=rekeyed,
+                                       overrode=tuple(overrode)))
         # Registered after the file, so two identical new rows in one file are both added.
         for fp, i, alike in added:
             fingerprints[fp if fp is not None else fingerprint(ledger[i])].append(i)
             if alike is not None:
                 self.similar.setdefault(alike, ledger[i][KEY])
         return result
+
+
+def _cleared_key(row: dict, fp: tuple, unclaimed: set[str], by_values: dict, by_alike: dict) -> str | None:
+    """The prefilled record a row without 记录编号 was given: the same values, else the only
+    unclaimed record with its date, project and activity."""
+    same = [k for k in by_values.get(fp, ()) if k in unclaimed]
+    if same:
+        return same[0]
+    alike = similarity(row)
+    close = [k for k in by_alike.get(alike, ()) if k in unclaimed] if alike is not None else []
+    return close[0] if len(close) == 1 else None
 
 
 def fingerprint(row: dict) -> tuple:

@@ -403,3 +403,41 @@ def test_a_hand_made_forms_own_columns_are_named_in_the_receipt_as_not_merged(ma
     assert notes["活动地点"].row == 2 and "第 2、4 行" in notes["活动地点"].message
     assert notes["联系电话"].level == "警告" and "备注" in notes["联系电话"].suggestion
     assert "活动地点" in receipt_text(f)
+
+
+# ---------------------------------------------------------------- a prefilled form's keys cleared
+
+
+def edit_master(master: Path, key: str, **values) -> None:
+    """Staff change a record in Excel (openpyxl stands in for Excel)."""
+    wb = openpyxl.load_workbook(master)
+    ws = wb[LEDGER]
+    col = {c.value: c.column for c in ws[1] if c.value}
+    at = next(r for r in range(2, ws.max_row + 1) if ws.cell(r, col[H["record_id"]]).value == key)
+    for k, v in values.items():
+        ws.cell(at, col[H[k]]).value = v
+    wb.save(master)
+
+
+def test_prefilled_records_whose_keys_the_clerk_cleared_are_not_added_again(master_copy, forms):
+    """A clerk selects the 记录编号 column of the prefilled form and deletes it. Rows still equal to
+    the master merged as unchanged, but C01-0002, whose activity staff had corrected since, was
+    added again as a new record, silently (no look-alike: its activity differs), and C01-0003,
+    whose 完成数量 the clerk corrected, was added as a new record instead of updating it."""
+    edit_master(master_copy, "C01-0002", activity="养老护理员健康技能培训（更正）")
+    before = len(ledger_of(master_copy))
+    wb = openpyxl.load_workbook(forms["prefilled"])
+    ws = wb[LEDGER]
+    col = {c.value: c.column for c in ws[1] if c.value}
+    for r in range(2, ws.max_row + 1):
+        if ws.cell(r, col[H["record_id"]]).value == "C01-0003":
+            ws.cell(r, col[H["quantity"]]).value = 3
+        ws.cell(r, col[H["record_id"]]).value = None
+    wb.save(inbox_of(master_copy) / "C01-清空编号.xlsx")
+
+    [f] = consolidate(master_copy, as_of=AS_OF).files
+    assert len(ledger_of(master_copy)) == before and f.rows_added == 0
+    assert record(master_copy, "C01-0002")["activity"] == "养老护理员健康技能培训（更正）"
+    assert record(master_copy, "C01-0003")["quantity"] == 3 and f.rows_updated == 1
+    cleared = {p.key for p in f.issues if p.code == "key_cleared"}
+    assert cleared == {"C01-0002", "C01-0003"}
