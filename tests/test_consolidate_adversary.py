@@ -441,3 +441,53 @@ def test_prefilled_records_whose_keys_the_clerk_cleared_are_not_added_again(mast
     assert record(master_copy, "C01-0003")["quantity"] == 3 and f.rows_updated == 1
     cleared = {p.key for p in f.issues if p.code == "key_cleared"}
     assert cleared == {"C01-0002", "C01-0003"}
+
+
+# ---------------------------------------------------------------- damaged zips (right already)
+
+
+def xlsx_then(path: Path, change) -> Path:
+    """A two-record form written by xlsxwriter (shared strings, as Excel writes them), its zip
+    parts then passed through ``change(name, data)`` (None drops the part)."""
+    import zipfile
+
+    import xlsxwriter
+
+    plain = path.with_suffix(".plain.xlsx")
+    wb = xlsxwriter.Workbook(str(plain))
+    ws = wb.add_worksheet(LEDGER)
+    keys = ["date", "committee_id", "project_id", "activity", "quantity", "status"]
+    ws.write_row(0, 0, [H[k] for k in keys])
+    ws.write_row(1, 0, ["2020-11-18", "C01", "P06", "损坏文件里的活动一", 10, "进行中"])
+    ws.write_row(2, 0, ["2020-11-19", "C01", "P06", "损坏文件里的活动二", 12, "进行中"])
+    wb.close()
+    with zipfile.ZipFile(plain) as zin, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zout:
+        for name in zin.namelist():
+            data = change(name, zin.read(name))
+            if data is not None:
+                zout.writestr(name, data)
+    plain.unlink()
+    return path
+
+
+def _huge_dimension(name: str, data: bytes) -> bytes:
+    import re
+
+    return re.sub(rb'<dimension ref="[^"]*"/>', b'<dimension ref="A1:XFD1048576"/>', data) if "worksheets/" in name else data
+
+
+@pytest.mark.parametrize(("change", "status", "added", "said"), [
+    (lambda name, data: None if name == "xl/sharedStrings.xml" else data, "rejected", 0, "无法读取"),
+    (_huge_dimension, "accepted", 2, ""),
+], ids=["no-shared-strings", "dimension-A1:XFD1048576"])
+def test_a_damaged_zip_is_returned_with_what_to_do_or_read_as_it_is(master_copy, change, status, added, said):
+    inbox = inbox_of(master_copy)
+    xlsx_then(inbox / "C01-损坏.xlsx", change)
+    before = master_copy.read_bytes()
+    [f] = consolidate(master_copy, as_of=AS_OF).files
+    assert (f.status, f.rows_added) == (status, added)
+    if said:
+        assert said in f.issues[0].message and "重新保存" in f.issues[0].suggestion
+        assert master_copy.read_bytes() == before and f.moved_to.parent.name == "已退回"
+    else:
+        assert {"损坏文件里的活动一", "损坏文件里的活动二"} <= set(ledger_of(master_copy)["activity"])
