@@ -24,7 +24,16 @@ import pandas as pd
 
 from . import schema
 from .book.owned import ledger_columns, next_free_row
-from .book.read import ROW, Workbook, clean_header, records, settings_from_frame
+from .book.read import (
+    ROW,
+    Workbook,
+    actual_sheet_name,
+    clean_header,
+    open_calamine,
+    parse_grid,
+    records,
+    settings_from_frame,
+)
 from .book.write import STAGED, FileBook, WriteRefused, staged_files
 from .book.write_types import SheetWrite
 from .collect import collect_seldom
@@ -40,6 +49,8 @@ from .merge import (
     Change,
     LedgerMerge,
     RowOutcome,
+    comparable_in,
+    display,
     same_data,
 )
 from .normalise import APPROXIMATE, NORMALISED, code_text
@@ -197,7 +208,10 @@ def skip_reason(path: Path, min_age: float = 0.0, now: float | None = None,
         return "临时文件或 Excel 打开时的占用文件"
     if name.startswith("."):
         return "隐藏文件"
-    st = path.stat()
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return GONE
     if getattr(st, "st_file_attributes", 0) & getattr(stat, "FILE_ATTRIBUTE_HIDDEN", 0):
         return "隐藏文件"
     if min_age and (now or _time.time()) - st.st_mtime < min_age:
@@ -207,11 +221,21 @@ def skip_reason(path: Path, min_age: float = 0.0, now: float | None = None,
     return None
 
 
+GONE = "汇总时已被改名、移走或删除，下次再处理"
+
+
 def inbox_files(inbox: Path) -> list[Path]:
-    """Files of the inbox, oldest first (a later submission updates an earlier one)."""
+    """Files of the inbox, oldest first (a later submission updates an earlier one); one renamed
+    or taken away while the folder is listed is left for the next run."""
     if not inbox.is_dir():
         return []
-    return sorted((p for p in inbox.iterdir()), key=lambda p: (p.stat().st_mtime_ns, p.name))
+    found = []
+    for p in inbox.iterdir():
+        try:
+            found.append((p.stat().st_mtime_ns, p.name, p))
+        except FileNotFoundError:
+            continue
+    return [p for *_, p in sorted(found, key=lambda f: f[:2])]
 
 
 # ---------------------------------------------------------------- reading one submission
@@ -288,7 +312,7 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
     where = folders(master, settings, inbox)
     # Rows keep their _row: the writer puts each record back at its Excel row (without it every
     # record would go below the old end of the ledger, leaving the rows above blank).
-    merge = LedgerMerge(records(frames[LEDGER]))
+    merge = LedgerMerge(records(frames[LEDGER]), lambda: issued_numbers(master))
     committees = _committees(frames[schema.COMMITTEES.name])
     # The config sheets are what a submission is validated against; the ledger lives in ``merge``.
     pending = None if dry_run else where.receipts / f".pending-{now:%Y%m%d-%H%M%S}-{os.getpid()}"
@@ -300,6 +324,34 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
     finally:
         if pending is not None:
             shutil.rmtree(pending, ignore_errors=True)
+
+
+_RECORD_ID = re.compile(r"^(?P<committee>.+)-(?P<number>\d+)$")
+
+
+def issued_numbers(master: Path) -> dict[str, int]:
+    """Each committee's highest record number in 变更记录's added rows (the master's change log):
+    numbers consolidation gave, or took from a form, to records that staff may have deleted
+    since. Read only when a number is to be given; a log staff broke gives none."""
+    try:
+        book = open_calamine(master)
+        name = actual_sheet_name(book, schema.CHANGES.name)
+        if name is None:
+            return {}
+        grid = book.get_sheet_by_name(name).to_python(skip_empty_area=False)
+        names, body, _, _ = parse_grid(grid, schema.CHANGES, master)
+    except Exception:  # noqa: BLE001 — only a safeguard: the master's own rows give the numbers
+        return {}
+    if KEY not in names or "action" not in names:
+        return {}
+    key_at, action_at = names.index(KEY), names.index("action")
+    found: dict[str, int] = {}
+    for values in body:
+        m = _RECORD_ID.match(code_text(values[key_at]) or "") if values[action_at] == ADDED else None
+        if m and m["number"].isdecimal():
+            committee, number = m["committee"], int(m["number"])
+            found[committee] = max(found.get(committee, 0), number)
+    return found
 
 
 def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, checker,
@@ -398,6 +450,10 @@ def _process_files(paths: list[Path], reasons: list[str | None], committees: dic
                 tick(path.name)
                 continue
             result, sub = load_file(path, committees, reader.next)
+            if sub is None and result.status == REJECTED and not os.path.lexists(path):
+                # Renamed or taken away while the run read the inbox: not a submission to answer
+                # (the renamed file is read next run).
+                result = FileResult(path.name, SKIPPED, issues=[_file_problem("skipped", GONE, WARNING, sheet="")])
             results.append(result)
             if sub is None:
                 tick(path.name)
@@ -479,19 +535,30 @@ class _Checker:
             tick(result.file)
 
     def merge_file(self, result: FileResult, sub: Submission, issues: list[Problem]) -> None:
+        if sub.error_cells:  # an error value reads blank: "未填写" would not be what the committee sees
+            erred = {(sub.row_numbers[pos], schema.LEDGER.header_of(key)) for pos, key, _ in sub.error_cells}
+            issues = [p for p in issues if p.code != "required" or (p.row, p.column) not in erred]
         issues = [_in_merged_cell(p, sub.merged) for p in issues] + _submission_checks(
             sub, result.committee_id, self.merge)
         if sub.base:  # prefilled records left as given: what they hold is the master's, not news to report
             untouched = _untouched_rows(sub)
             issues = [p for p in issues if p.row not in untouched]
+        repeated = _repeated_keys(sub)  # after the filter: an untouched original is one of them
+        if repeated:
+            twice = {p.row for p in repeated}
+            issues = [p for p in issues if p.code != "duplicate_key" or p.row not in twice] + repeated
         bad_rows = {p.row for p in issues if p.is_error and p.row is not None}
         good = [(n, dict(zip(KEYS, row))) for n, row in zip(sub.row_numbers, sub.rows) if n not in bad_rows]
         merged = self.merge.merge(good, sub.columns, sub.path.name, self.now, sub.base)
         issues += [_look_alike(o) for o in merged.outcomes if o.similar is not None]
         issues += [_master_kept(o) for o in merged.outcomes if o.kept or o.gone]
+        issues += [_overrode(o, sub.path.name) for o in merged.outcomes if o.overrode]
+        issues += [_rekeyed(o) for o in merged.outcomes if o.rekeyed]
         issues = _keep_as_read(issues, merged.outcomes, sub)
-        # A row the file gave no 记录编号: its problems name the record it became (the receipt's column).
-        given = {o.row: o.record_id for o in merged.outcomes if o.assigned}
+        # A row the file gave no 记录编号: its problems name the record it became (the receipt's column),
+        # added now or in an earlier run.
+        keyless = {n for n, row in zip(sub.row_numbers, sub.rows) if row[KEY_INDEX] is None}
+        given = {o.row: o.record_id for o in merged.outcomes if o.row in keyless}
         issues = [replace(p, key=given[p.row]) if p.key is None and p.row in given else p for p in issues]
         result.issues = sorted(issues, key=lambda p: (p.row or 0, p.level != ERROR, p.column or ""))
         result.outcomes, result.changes = merged.outcomes, merged.changes
@@ -533,6 +600,29 @@ def _keep_as_read(issues: list[Problem], outcomes: list[RowOutcome], sub: Submis
     return [advice(p) for p in issues]
 
 
+def _repeated_keys(sub: Submission) -> list[Problem]:
+    """Rows of one file giving one 记录编号 different values (a row copied to make a new record,
+    its key left in): which one is the record cannot be told, so none is merged. The validator
+    names only the later rows, and a prefilled row left as given is not reported at all: the copy,
+    above it or below, would overwrite the record."""
+    rows_of: dict[str, list[tuple[int, dict]]] = {}
+    for n, values in zip(sub.row_numbers, sub.rows):
+        if values[KEY_INDEX] is not None:
+            rows_of.setdefault(str(values[KEY_INDEX]).strip(), []).append((n, dict(zip(KEYS, values))))
+    key_header = schema.LEDGER.header_of(KEY)
+    problems = []
+    for key, found in rows_of.items():
+        if len(found) < 2 or all(same_data(found[0][1], row, sub.columns) for _, row in found[1:]):
+            continue
+        listed = "、".join(str(n) for n, _ in found)
+        problems += [Problem(
+            LEDGER, n, key_header, key, ERROR, "repeated_record_id",
+            f"记录编号 {key} 在第 {listed} 行都出现，内容却不同，无法确定哪一行是这条记录，这几行都未汇总。",
+            "复制一行来填新记录时，请把新行的记录编号清空（汇总时自动编号），原记录那一行保留编号，然后重新提交。")
+            for n, _ in found]
+    return problems
+
+
 def _untouched_rows(sub: Submission) -> set[int]:
     """Excel rows of a prefilled form that hold exactly what their record was given."""
     found = set()
@@ -558,6 +648,25 @@ def _look_alike(outcome: RowOutcome) -> Problem:
         f"如确是另一次活动，可不处理（最好在{schema.LEDGER.header_of('activity')}中写明区别）。")
 
 
+def _rekeyed(outcome: RowOutcome) -> Problem:
+    """A prefilled row left as given but for its cleared 记录编号: the record, not a new one."""
+    key_header = schema.LEDGER.header_of(KEY)
+    return Problem(LEDGER, outcome.row, key_header, outcome.record_id, WARNING, "key_cleared",
+                   f"这一行的{key_header}被清空了；按日期、项目编号和活动内容，它是填报表中原有的记录 "
+                   f"{outcome.record_id}，已按这条记录处理，没有作为新记录重复添加。",
+                   f"已有记录的{key_header}请保留，只有新记录才留空。")
+
+
+def _overrode(outcome: RowOutcome, file: str) -> Problem:
+    """An update of what another file of the same run had just changed: the later file's values
+    stand (files are merged oldest first); its receipt says so, the earlier one's cannot any more."""
+    said = "；".join(f"“{header}”先按 {other} 改为 {display(value) if value is not None else '空白'}"
+                    for header, other, value in outcome.overrode)
+    return Problem(LEDGER, outcome.row, outcome.overrode[0][0], outcome.record_id, WARNING, "overrode",
+                   f"本次汇总中，记录 {outcome.record_id} 的{said}，又按本表 {file}（提交较晚）改为本表的值，以本表为准。",
+                   "两份表对同一条记录填得不同：请核对哪一份是对的；如应以另一份为准，请改正后重新提交。")
+
+
 def _master_kept(outcome: RowOutcome) -> Problem:
     """A prefilled record the committee left as it was given, where the master changed since."""
     key_header = schema.LEDGER.header_of(KEY)
@@ -567,7 +676,7 @@ def _master_kept(outcome: RowOutcome) -> Problem:
                        "如确需保留，请联系街道；否则请从表中删去这一行。")
     columns = "、".join(outcome.kept)
     return Problem(LEDGER, outcome.row, outcome.kept[0], outcome.record_id, WARNING, "master_kept",
-                   f"记录 {outcome.record_id} 的“{columns}”在填报表生成后已由街道修改，您没有改动这些列，"
+                   f"记录 {outcome.record_id} 的“{columns}”在填报表生成后已被修改（由街道，或由您的另一份填报表），您没有改动这些列，"
                    "以主工作簿为准。",
                    "下次请使用街道新下发的填报表；如街道的修改有误，请在表中改正后重新提交。")
 
@@ -616,6 +725,8 @@ def load_file(path: Path, committees: dict[str, str],
         for i in IDENTITY_INDEXES:
             if row[i] is not None:
                 row[i] = code_text(row[i])
+    if sub.base:  # keyed as its rows now are (a prefilled "c01-0028" typed so by staff)
+        sub.base = {code_text(k): v for k, v in sub.base.items()}
     committee, problem = _committee_of(sub, committees)
     result.committee_id = committee
     result.committee_name = committees.get(committee or "", "")
@@ -693,6 +804,8 @@ def _submission_checks(sub: Submission, committee: str, merge: LedgerMerge) -> l
                     LEDGER, n, key_header, record_id, ERROR, "record_of_other_committee",
                     f"记录编号 {record_id} 在主工作簿中属于 {owner}，不能由 {committee} 修改。",
                     f"新记录请把记录编号留空，系统自动编号；修改已报记录请保留回执中给出的编号（{committee}-xxxx）。"))
+            elif owner is not None:
+                problems += _another_record(merge, record_id, n, row, sub.columns)
         if pos not in suspects:
             continue
         for i, value in enumerate(row):
@@ -700,7 +813,15 @@ def _submission_checks(sub: Submission, committee: str, merge: LedgerMerge) -> l
                 problems.append(Problem(
                     LEDGER, n, headers[i], record_id, WARNING, "formula_text",
                     f"“{value[:20]}”以“{value[0]}”开头，已按文字保存，不会当作公式计算。", ""))
+    erred = {(pos, key) for pos, key, _ in sub.error_cells}
+    for pos, key, shown in sub.error_cells:  # read blank: merged, the row would clear the master's value
+        n, row, header = sub.row_numbers[pos], sub.rows[pos], schema.LEDGER.header_of(key)
+        problems.append(Problem(LEDGER, n, header, row[KEY_INDEX], ERROR, "error_value",
+                                f"“{header}”显示的是错误值“{shown}”，不是数据，这一行未汇总。",
+                                "请在这一格直接填写正确的值（公式算出的错误请改正公式，或改填数值）后重新提交。"))
     for pos, key in sub.formula_cells:  # real formulas: the value they last showed is what is kept
+        if (pos, key) in erred:
+            continue  # said above
         n, row, header = sub.row_numbers[pos], sub.rows[pos], schema.LEDGER.header_of(key)
         value = row[KEYS.index(key)]
         shown = (f"已按它的计算结果“{str(value)[:20]}”保存，公式本身不保存" if value is not None
@@ -710,16 +831,50 @@ def _submission_checks(sub: Submission, committee: str, merge: LedgerMerge) -> l
     return problems + _reading_notes(sub)
 
 
+# A keyed row differing from its record in all of these is another activity given that record's
+# number (a clerk numbering new rows C01-0001, C01-0002…, or typing over a prefilled row).
+IDENTITY_COLUMNS = ("date", "project_id", "activity")
+
+
+def _another_record(merge: LedgerMerge, record_id: str, n: int, row: list, columns: set[str]) -> list[Problem]:
+    """An error when the row would replace the master's record ``record_id`` with another activity."""
+    if not all(k in columns for k in IDENTITY_COLUMNS):
+        return []
+    held = merge.rows[merge.index[record_id]]
+    pairs = [(comparable_in(k, held.get(k)), comparable_in(k, row[KEYS.index(k)])) for k in IDENTITY_COLUMNS]
+    pairs[1] = tuple(map(code_text, pairs[1]))  # P06 and p06 are one project
+    if any(old is None or new is None or old == new for old, new in pairs):
+        return []
+    was = " ".join(str(display(v)) for v, _ in pairs)
+    return [Problem(
+        LEDGER, n, schema.LEDGER.header_of(KEY), record_id, ERROR, "another_record",
+        f"记录编号 {record_id} 是已汇总的另一条记录（{was}），这一行的"
+        f"{'、'.join(map(schema.LEDGER.header_of, IDENTITY_COLUMNS))}与它全都不同，像是新记录填了已有的编号；"
+        "为免覆盖原记录，这一行未汇总。",
+        "新记录请把记录编号留空（汇总时自动编号）后重新提交；如确要把这条记录整条改掉，请联系街道在主工作簿中修改。")]
+
+
 def _reading_notes(sub: Submission) -> list[Problem]:
     """What the reader did with a hand-made form that its maker should know: a header read as the
     column it names, a 合计 row left out."""
     notes = [Problem(LEDGER, row, header, None, WARNING, "header_read_as",
                      f"表头“{typed}”按“{header}”列读取。", f"表头请只写“{header}”，单位等说明不必写在表头里。")
              for row, typed, header in sub.aliased]
-    if clean_header(sub.sheet_name) != LEDGER:
+    if sub.passed_over is not None:
+        notes.append(_file_problem(
+            "sheet_read_as", f"工作表“{sub.passed_over}”是空的，已读取填有记录的工作表“{sub.sheet_name}”。", WARNING,
+            f"下次请直接在“{LEDGER}”表中填写，不必复制工作表。"))
+    elif clean_header(sub.sheet_name) != LEDGER:
         notes.append(_file_problem(
             "sheet_read_as", f"没有名为“{LEDGER}”的工作表，已读取工作表“{sub.sheet_name}”。", WARNING,
             f"下次请把这张工作表命名为“{LEDGER}”。"))
+    for header, rows in sub.extra_columns.items():
+        listed = "、".join(map(str, rows[:5])) + ("等" if len(rows) > 5 else "")
+        notes.append(Problem(
+            LEDGER, rows[0], header, None, WARNING, "column_not_merged",
+            f"“{header}”不是台账的列，第 {listed} 行在这一列填的内容没有汇总。",
+            f"需要汇总的内容请写进“{schema.LEDGER.header_of('note')}”列；已汇总的行请同时填上回执中的"
+            f"{schema.LEDGER.header_of(KEY)}再提交，否则会作为新记录重复添加。"))
     notes += [Problem(LEDGER, n, None, None, WARNING, "totals_row",
                       "这一行是手写的合计行，不是一条活动记录，未汇总。",
                       "填报表里可以不写合计行：街道汇总时会自动计算合计。") for n in sub.totals_rows]

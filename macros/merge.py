@@ -10,10 +10,12 @@ before: re-running on the same files changes nothing).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from . import schema
+from .normalise import code_text
 
 ADDED, UPDATED, UNCHANGED = "新增", "修改", "未变化"
 KEY = "record_id"
@@ -60,6 +62,9 @@ class RowOutcome:
     # and whether the master no longer holds the record at all (it is not added back).
     kept: tuple[str, ...] = ()
     gone: bool = False
+    rekeyed: bool = False  # a prefilled record whose 记录编号 the clerk cleared, known by its values
+    # Changed columns another file of this run had changed first: (Chinese header, that file, its value).
+    overrode: tuple[tuple[str, str, object], ...] = ()
 
 
 @dataclass
@@ -174,20 +179,27 @@ def record_number(record_id: object, committee_id: str) -> int | None:
 class LedgerMerge:
     """The master's ledger rows, merged into in place; ``rows`` keeps the master's row order."""
 
-    def __init__(self, rows: list[dict]):
+    def __init__(self, rows: list[dict], issued: Callable[[], dict[str, int]] | None = None):
+        """``issued``: each committee's highest record number ever given (the change log's added
+        rows), asked the first time a number is given: a record staff deleted keeps its number,
+        which a receipt or a prefilled form may still name."""
         self.rows = rows
+        self._issued = issued
         self.index: dict[str, int] = {}
         self.numbers: dict[str, int] = defaultdict(int)
         self.fingerprints: dict[tuple, list[int]] = defaultdict(list)
         self.similar: dict[tuple, str] = {}  # similarity → the first record holding it
+        self.changed: dict[tuple[str, str], tuple[str, object]] = {}  # (record, column) → (file, value) this run
         for i, row in enumerate(rows):
             self._register(i, row)
 
     def _register(self, i: int, row: dict) -> None:
-        key = comparable(row.get(KEY))
+        # Keys as the validator and the submission reader read them: staff typing "c01-0028" in
+        # the master made a twin "C01-0028" the next number given, which updates then landed on.
+        key = code_text(row.get(KEY))
         if key is not None:
-            self.index.setdefault(str(key), i)
-            committee = comparable(row.get(COMMITTEE))
+            self.index.setdefault(key, i)
+            committee = code_text(row.get(COMMITTEE))
             if committee is not None:
                 number = record_number(key, str(committee))
                 if number is not None:
@@ -200,9 +212,13 @@ class LedgerMerge:
     def owner(self, record_id: str) -> str | None:
         """The committee of the master row keyed ``record_id`` (None when the key is new)."""
         i = self.index.get(record_id)
-        return None if i is None else comparable(self.rows[i].get(COMMITTEE))
+        return None if i is None else code_text(self.rows[i].get(COMMITTEE))
 
     def next_id(self, committee_id: str) -> str:
+        if self._issued is not None:
+            for committee, number in self._issued().items():
+                self.numbers[committee] = max(self.numbers[committee], number)
+            self._issued = None
         number = self.numbers[committee_id] + 1
         key = f"{committee_id}-{number:0{NUMBER_DIGITS}d}"
         while key in self.index:
@@ -226,8 +242,21 @@ class LedgerMerge:
         ledger, index, fingerprints = self.rows, self.index, self.fingerprints
         used: dict[tuple, int] = defaultdict(int)
         added: list[tuple[tuple | None, int, tuple | None]] = []
+        # A prefilled record's row whose 记录编号 the clerk cleared, known by the values it was given,
+        # or else by its date, project and activity when one record alone has them (the master's
+        # record may have changed since: without this it would be added again).
+        unclaimed: set[str] = set()
+        by_values: dict[tuple, list[str]] = defaultdict(list)
+        by_alike: dict[tuple, list[str]] = defaultdict(list)
+        if base:
+            named = {code_text(row.get(KEY)) for _, row in rows}
+            for given, values in base.items():
+                if given not in named:
+                    unclaimed.add(given)
+                    by_values[fingerprint(values)].append(given)
+                    by_alike[similarity(values)].append(given)
         for excel_row, row in rows:
-            key = comparable(row.get(KEY))
+            key = code_text(row.get(KEY))
             fp = None
             if key is None:
                 # An identical row already merged (an earlier run on this file) is not added again;
@@ -239,16 +268,20 @@ class LedgerMerge:
                     used[fp] += 1
                     outcomes.append(RowOutcome(excel_row, str(ledger[i][KEY]), UNCHANGED))
                     continue
-                key = self.next_id(str(comparable(row.get(COMMITTEE))))
-                assigned = True
+                key = _cleared_key(row, fp, unclaimed, by_values, by_alike) if unclaimed else None
+                if key is not None:
+                    unclaimed.discard(key)
+                    assigned, rekeyed = False, True
+                else:
+                    key, assigned, rekeyed = self.next_id(str(comparable(row.get(COMMITTEE)))), True, False
             else:
-                key, assigned = str(key), False
+                key, assigned, rekeyed = str(key), False, False
             i = index.get(key)
             was = base.get(key) if base and not assigned else None
             edited = compared if was is None else [
                 k for k in compared if comparable_in(k, was.get(k)) != comparable_in(k, row.get(k))]
             if i is None and was is not None and not edited:
-                outcomes.append(RowOutcome(excel_row, key, UNCHANGED, gone=True))
+                outcomes.append(RowOutcome(excel_row, key, UNCHANGED, gone=True, rekeyed=rekeyed))
                 continue
             if i is None:
                 new = blank.copy()
@@ -265,7 +298,8 @@ class LedgerMerge:
                     if number is not None:
                         self.numbers[committee] = max(self.numbers[committee], number)
                 outcomes.append(RowOutcome(excel_row, key, ADDED, (), assigned,
-                                           self.similar.get(alike) if assigned and alike is not None else None))
+                                           self.similar.get(alike) if assigned and alike is not None else None,
+                                           rekeyed=rekeyed))
                 changes.append(Change(time, source, key, ADDED, None, None, summary(new)))
                 continue
             target = ledger[i]
@@ -273,22 +307,38 @@ class LedgerMerge:
             changed = differ if was is None else [k for k in differ if k in edited]
             kept = () if was is None else tuple(schema.LEDGER.header_of(k) for k in differ if k not in edited)
             if not changed:
-                outcomes.append(RowOutcome(excel_row, key, UNCHANGED, kept=kept))
+                outcomes.append(RowOutcome(excel_row, key, UNCHANGED, kept=kept, rekeyed=rekeyed))
                 continue
-            headers = []
+            headers, overrode = [], []
             for k in changed:
                 header = schema.LEDGER.header_of(k)
                 headers.append(header)
                 changes.append(Change(time, source, key, UPDATED, header, target.get(k), row.get(k)))
                 target[k] = row.get(k)
+                earlier = self.changed.get((key, k))
+                if earlier is not None and earlier[0] != source:
+                    overrode.append((header, *earlier))
+                self.changed[(key, k)] = (source, row.get(k))
             target[SOURCE] = source
-            outcomes.append(RowOutcome(excel_row, key, UPDATED, tuple(headers), kept=kept))
+            outcomes.append(RowOutcome(excel_row, key, UPDATED, tuple(headers), kept=kept, rekeyed=rekeyed,
+                                       overrode=tuple(overrode)))
         # Registered after the file, so two identical new rows in one file are both added.
         for fp, i, alike in added:
             fingerprints[fp if fp is not None else fingerprint(ledger[i])].append(i)
             if alike is not None:
                 self.similar.setdefault(alike, ledger[i][KEY])
         return result
+
+
+def _cleared_key(row: dict, fp: tuple, unclaimed: set[str], by_values: dict, by_alike: dict) -> str | None:
+    """The prefilled record a row without 记录编号 was given: the same values, else the only
+    unclaimed record with its date, project and activity."""
+    same = [k for k in by_values.get(fp, ()) if k in unclaimed]
+    if same:
+        return same[0]
+    alike = similarity(row)
+    close = [k for k in by_alike.get(alike, ()) if k in unclaimed] if alike is not None else []
+    return close[0] if len(close) == 1 else None
 
 
 def fingerprint(row: dict) -> tuple:

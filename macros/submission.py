@@ -6,6 +6,7 @@ reads the inbox ahead in a second process that imports this module alone, so it 
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import zipfile
@@ -69,6 +70,9 @@ class Submission:
     # (position in ``rows``, column key) of cells holding a real formula: calamine gives their
     # last computed value (none when the file was never saved by Excel), the formula is dropped.
     formula_cells: list[tuple[int, str]] = field(default_factory=list)
+    # (position in ``rows``, column key, what Excel shows) of cells holding an error value (#N/A,
+    # #DIV/0!...): calamine reads them blank, which would clear the master's value unannounced.
+    error_cells: list[tuple[int, str, str]] = field(default_factory=list)
     # A form prefilled with records: each one's values as given (by 记录编号), keyed by column key.
     base: dict[str, dict] | None = None
     sheet_name: str = LEDGER  # the sheet read (a copy named "台账 (2)" when there is no 台账)
@@ -77,6 +81,10 @@ class Submission:
     totals_rows: list[int] = field(default_factory=list)  # hand-typed 合计 rows left out (Excel rows)
     # Blank cells of rows that lie under a merged cell's first row: (Excel row, column key) → "B8:B9".
     merged: dict[tuple[int, str], str] = field(default_factory=dict)
+    passed_over: str | None = None  # an empty 台账 left for the one filled copy read instead
+    # A hand-made form's columns of its own that hold values in records: header → Excel rows.
+    # They are not merged (the ledger has no such column): the receipt must say so.
+    extra_columns: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def info_committee(self) -> str | None:
@@ -98,6 +106,14 @@ class FileUnreadable(HealthbookError):
         super().__init__(f"{path.name} 的工作表“{sheet}”无法读取（{reason}）。请用 Excel 打开检查后重新保存。")
 
 
+class LedgerElsewhere(HealthbookError):
+    def __init__(self, path: Path, ledger: str, sheets: list[str]):
+        found = "、".join(f"“{n}”" for n in sheets)
+        super().__init__(
+            f"{path.name} 的工作表“{ledger}”是空的，记录填在了 {found} 几张工作表里，无法确定以哪张为准。"
+            f"请把记录都填到“{LEDGER}”表中（删去其他副本），然后重新提交。")
+
+
 class NoLedgerSheet(HealthbookError):
     def __init__(self, path: Path, sheets: list[str]):
         found = "、".join(f"“{n}”" for n in sheets) or "（无）"
@@ -113,10 +129,17 @@ def ledger_sheet_name(book: CalamineWorkbook) -> str | None:
     exact = {clean_header(n): n for n in book.sheet_names}.get(LEDGER)
     if exact is not None:
         return exact
-    like = [n for n in book.sheet_names if LEDGER in clean_header(n) and _holds_ledger_header(book, n)]
+    like = _like_ledger_sheets(book)
     return like[0] if len(like) == 1 else None
 
 
+def _like_ledger_sheets(book: CalamineWorkbook) -> list[str]:
+    """Sheets whose name holds 台账 and whose first rows hold a ledger header."""
+    return [n for n in book.sheet_names if LEDGER in clean_header(n) and _holds_ledger_header(book, n)]
+
+
+# A hand-made form's own columns that hold nothing to lose: a running number.
+UNREAD_COLUMNS = frozenset({"序号", "行号", "No.", "NO.", "no."})
 # Contract headers a row must hold to be taken for the ledger's header on a sheet not named 台账.
 LIKE_HEADER_HITS = 3
 
@@ -137,33 +160,18 @@ def read_submission(path: Path) -> Submission:
     ledger_name = ledger_sheet_name(book)
     if ledger_name is None:
         raise NoLedgerSheet(path, book.sheet_names)
-    try:
-        sheet = book.get_sheet_by_name(ledger_name)
-        grid = sheet.to_python(skip_empty_area=False)
-        merges = sheet.merged_cell_ranges or []
-    except BaseException as exc:  # calamine's private error types, or a Rust panic
-        if not calamine_failure(exc):
-            raise
-        raise FileUnreadable(path, str(exc)[:60], ledger_name) from exc
-    aliased = _alias_headers(grid)
-    # A form staff turned into a table: its totals row (汇总), and empty rows Excel filled with a
-    # calculated column's formulas, are not records.
-    part_key = clean_header(ledger_name)  # as ``sheet_parts`` keys it
-    tables = sheet_tables(path, names, [part_key]).get(part_key)
-    names, body, row_numbers, headers = parse_grid(grid, schema.LEDGER, path, tables.not_records(grid) if tables else None,
-                                                   ledger_name)
-    # Each row in contract column order (a column the file lacks reads the None put at the end).
-    pick = itemgetter(*[names.index(k) if k in names else len(names) for k in KEYS])
-    rows, numbers, totals_rows = [], [], []
-    for values, excel_row in zip(body, row_numbers):
-        values.append(None)
-        row = list(pick(values))
-        if _data_of(row).count(None) < len(DATA_INDEXES):
-            if _is_totals_row(values, row):
-                totals_rows.append(excel_row)
-                continue
-            rows.append(row)
-            numbers.append(excel_row)
+    passed_over = None
+    parsed = _ledger_rows(path, book, names, ledger_name)
+    if not parsed[0] and clean_header(ledger_name) == LEDGER:
+        # An empty 台账 beside a filled copy ("台账 (2)"): the records are there, not nowhere.
+        filled = [(n, other) for n in _like_ledger_sheets(book) if clean_header(n) != LEDGER
+                  for other in [_filled_rows(path, book, names, n)] if other]
+        if len(filled) > 1:
+            raise LedgerElsewhere(path, ledger_name, [n for n, _ in filled])
+        if filled:
+            passed_over = ledger_name
+            ledger_name, parsed = filled[0]
+    rows, numbers, totals_rows, aliased, merges, names, headers, part_key, extras = parsed
     info = None
     info_name = actual_sheet_name(book, schema.FORM_INFO.name)
     if info_name is not None:
@@ -178,15 +186,71 @@ def read_submission(path: Path) -> Submission:
         base_names, base_rows, _, _ = parse_grid(base_grid, schema.FORM_BASE, path)
         given = [dict(zip(base_names, values)) for values in base_rows]
         base = {str(row[KEY]).strip(): row for row in given if row.get(KEY) is not None}
-    formulas = []
-    cells = formula_cells(path, part_key)
-    if cells:
+    formulas, errors = [], []
+    cells, error_values = special_cells(path, part_key)
+    if cells or error_values:
         by_header = schema.LEDGER.by_header()
         key_of = {c: by_header[h].key for c, h in enumerate(headers) if h in by_header}
         position = {n: i for i, n in enumerate(numbers)}
         formulas = sorted({(position[r], key_of[c]) for r, c in cells if r in position and c in key_of})
-    return Submission(path, rows, numbers, set(names) & set(KEYS), info, _formula_rows(rows), formulas, base,
-                      ledger_name, aliased, totals_rows, _merged_blanks(merges, rows, numbers, headers))
+        errors = sorted({(position[r], key_of[c], shown) for r, c, shown in error_values
+                         if r in position and c in key_of})
+    return Submission(path, rows, numbers, set(names) & set(KEYS), info, _formula_rows(rows), formulas, errors,
+                      base, ledger_name, aliased, totals_rows, _merged_blanks(merges, rows, numbers, headers),
+                      passed_over, extras)
+
+
+def _ledger_rows(path: Path, book: CalamineWorkbook, sheet_names: list[str], ledger_name: str) -> tuple:
+    """The sheet's records (contract column order), their Excel rows, the 合计 rows left out, the
+    headers read as the column they name, its merged ranges, column names, headers, part key."""
+    try:
+        sheet = book.get_sheet_by_name(ledger_name)
+        grid = sheet.to_python(skip_empty_area=False)
+        merges = sheet.merged_cell_ranges or []
+    except BaseException as exc:  # calamine's private error types, or a Rust panic
+        if not calamine_failure(exc):
+            raise
+        raise FileUnreadable(path, str(exc)[:60], ledger_name) from exc
+    aliased = _alias_headers(grid)
+    # A form staff turned into a table: its totals row (汇总), and empty rows Excel filled with a
+    # calculated column's formulas, are not records.
+    part_key = clean_header(ledger_name)  # as ``sheet_parts`` keys it
+    tables = sheet_tables(path, sheet_names, [part_key]).get(part_key)
+    names, body, row_numbers, headers = parse_grid(grid, schema.LEDGER, path, tables.not_records(grid) if tables else None,
+                                                   ledger_name)
+    # Each row in contract column order (a column the file lacks reads the None put at the end).
+    pick = itemgetter(*[names.index(k) if k in names else len(names) for k in KEYS])
+    rows, numbers, totals_rows = [], [], []
+    extra_at = [(i, n) for i, n in enumerate(names) if n not in KEYS and n not in UNREAD_COLUMNS]
+    extras: dict[str, list[int]] = {}
+    unnamed = [c for c, header in enumerate(headers) if not header]
+    for values, excel_row in zip(body, row_numbers):
+        values.append(None)
+        row = list(pick(values))
+        if _data_of(row).count(None) < len(DATA_INDEXES):
+            if _is_totals_row(values, row):
+                totals_rows.append(excel_row)
+                continue
+            rows.append(row)
+            numbers.append(excel_row)
+            for i, name in extra_at:
+                if values[i] is not None:
+                    extras.setdefault(name, []).append(excel_row)
+            cells = grid[excel_row - 1]
+            for c in unnamed:  # typed beside the table, under no header
+                value = cells[c] if c < len(cells) else None
+                if value is not None and (value.strip() if isinstance(value, str) else value != ""):
+                    extras.setdefault(f"{col_name(c)} 列（无表头）", []).append(excel_row)
+    return rows, numbers, totals_rows, aliased, merges, names, headers, part_key, extras
+
+
+def _filled_rows(path: Path, book: CalamineWorkbook, sheet_names: list[str], name: str) -> tuple | None:
+    """``_ledger_rows`` of another sheet when it holds records; None when it holds none or cannot be read."""
+    try:
+        parsed = _ledger_rows(path, book, sheet_names, name)
+    except HealthbookError:
+        return None
+    return parsed if parsed[0] else None
 
 
 def _alias_headers(grid: list[list]) -> list[tuple[int, str, str]]:
@@ -249,22 +313,38 @@ def _merged_blanks(merges: list, rows: list[list], numbers: list[int], headers: 
     return found
 
 
-def formula_cells(path: Path, sheet: str) -> list[tuple[int, int]]:
-    """(Excel row, 0-based column) of the cells of ``sheet`` holding a formula; [] when there
-    are none or the file cannot be looked into (calamine has read it already)."""
+def _has_error_value(data: bytes) -> bool:
+    return b't="e"' in data or b"t='e'" in data
+
+
+_VALUE = re.compile(r"<(?:\w+:)?v>([^<]*)<")
+
+
+def special_cells(path: Path, sheet: str) -> tuple[list[tuple[int, int]], list[tuple[int, int, str]]]:
+    """The cells of ``sheet`` calamine does not tell about: (Excel row, 0-based column) of those
+    holding a formula, and (Excel row, column, the error shown) of those holding an error value;
+    none when the file cannot be looked into (calamine has read it already)."""
     try:
         with zipfile.ZipFile(path) as zf:
             worksheets = {n: zf.read(n) for n in zf.namelist() if WORKSHEET_PART.match(n)}
-            if worksheets and not any(map(has_formula, worksheets.values())):
-                return []  # the usual case, told without parsing the workbook's structure
+            if worksheets and not any(has_formula(d) or _has_error_value(d) for d in worksheets.values()):
+                return [], []  # the usual case, told without parsing the workbook's structure
             part = sheet_parts(ZipParts(zf)).get(sheet)
             data = worksheets.get(part) or (zf.read(part) if part else b"")
     except Exception:  # noqa: BLE001 — only a closer look: the file was read without it
-        return []
-    if not has_formula(data):  # data validations' <formula1> are not cells
-        return []
-    return [(row.r, cell.col) for row in parse_rows(data.decode("utf-8", "replace")) for cell in row.cells
-            if cell.body and has_formula(cell.body.encode())]
+        return [], []
+    formulas, errors = has_formula(data), _has_error_value(data)  # data validations' <formula1> are not cells
+    if not (formulas or errors):
+        return [], []
+    found, shown = [], []
+    for row in parse_rows(data.decode("utf-8", "replace")):
+        for cell in row.cells:
+            if formulas and cell.body and has_formula(cell.body.encode()):
+                found.append((row.r, cell.col))
+            if errors and cell.attrs.get("t") == "e":
+                value = _VALUE.search(cell.body or "")
+                shown.append((row.r, cell.col, html.unescape(value.group(1)) if value else "#N/A"))
+    return found, shown
 
 
 def _formula_rows(rows: list[list]) -> list[int]:

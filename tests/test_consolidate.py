@@ -343,7 +343,7 @@ def test_several_files_in_one_run_keep_their_own_rows_and_order(master_copy, inb
                        [{**existing, "record_id": "C01-0003", "quantity": 80}])
     c02 = blank_forms / "填报表-C02-恒德里居委会.xlsx"
     twice = fill_form(c02, inbox / "C02.xlsx", [new_row(record_id="C02-0900"), new_row(activity="另一行"),
-                                                new_row(record_id="C02-0900", activity="重复编号")])
+                                                new_row(record_id="C02-0900")])  # the same row twice
     for n, path in enumerate((first, twice, second)):
         os.utime(path, (1_600_000_000 + n, 1_600_000_000 + n))
 
