@@ -535,8 +535,9 @@ class _Checker:
             tick(result.file)
 
     def merge_file(self, result: FileResult, sub: Submission, issues: list[Problem]) -> None:
-        if sub.error_cells:  # an error value reads blank: "未填写" would not be what the committee sees
-            erred = {(sub.row_numbers[pos], schema.LEDGER.header_of(key)) for pos, key, _ in sub.error_cells}
+        unread = _unread_cells(sub)
+        if unread:  # an error value or a formula's missing result reads blank: not "未填写" to the committee
+            erred = {(sub.row_numbers[pos], schema.LEDGER.header_of(key)) for pos, key in unread}
             issues = [p for p in issues if p.code != "required" or (p.row, p.column) not in erred]
         issues = [_in_merged_cell(p, sub.merged) for p in issues] + _submission_checks(
             sub, result.committee_id, self.merge)
@@ -824,11 +825,23 @@ def _submission_checks(sub: Submission, committee: str, merge: LedgerMerge) -> l
             continue  # said above
         n, row, header = sub.row_numbers[pos], sub.rows[pos], schema.LEDGER.header_of(key)
         value = row[KEYS.index(key)]
-        shown = (f"已按它的计算结果“{str(value)[:20]}”保存，公式本身不保存" if value is not None
-                 else "文件里没有它的计算结果（可能没有在 Excel 里保存过），按空白处理")
+        if value is None:  # read blank: merged, the row would add a blank or clear the master's value
+            problems.append(Problem(
+                LEDGER, n, header, row[KEY_INDEX], ERROR, "formula_cell",
+                f"“{header}”填的是公式，文件里没有它的计算结果（可能没有在 Excel 或 WPS 里保存过），这一行未汇总。",
+                "请直接填写数值或文字，不要用公式（或用 Excel、WPS 打开这份表保存一次），然后重新提交。"))
+            continue
         problems.append(Problem(LEDGER, n, header, row[KEY_INDEX], WARNING, "formula_cell",
-                                f"“{header}”填的是公式，{shown}。", "请直接填写数值或文字，不要用公式。"))
+                                f"“{header}”填的是公式，已按它的计算结果“{str(value)[:20]}”保存，公式本身不保存。",
+                                "请直接填写数值或文字，不要用公式。"))
     return problems + _reading_notes(sub)
+
+
+def _unread_cells(sub: Submission) -> set[tuple[int, str]]:
+    """(row position, column) of cells read blank though the committee saw something there: error
+    values, and formulas whose result the file does not hold."""
+    found = {(pos, key) for pos, key, _ in sub.error_cells}
+    return found | {(pos, key) for pos, key in sub.formula_cells if sub.rows[pos][KEYS.index(key)] is None}
 
 
 # A keyed row differing from its record in all of these is another activity given that record's

@@ -235,17 +235,30 @@ def test_real_formulas_keep_their_last_values_with_a_warning(master_copy, inbox,
     wb.active.append(["2020-11-19", "C01", "P02", "公式义诊", "=5*5", 1, "进行中"])
     wb.save(inbox / "C01-无结果.xlsx")
 
+    # The same, updating a record: read blank, it would clear the master's 参与人数.
+    record = read_workbook(master_copy)[LEDGER].iloc[0]
+    wb = openpyxl.Workbook()
+    wb.active.title = sheet_name
+    wb.active.append([HEADERS[k] for k in ("record_id", *keys)])
+    wb.active.append([record["record_id"], record["date"], record["committee_id"], record["project_id"],
+                      record["activity"], "=5*5", record["quantity"], record["status"]])
+    wb.save(inbox / f"{record['committee_id']}-无结果-修改.xlsx")
+
     run = consolidate(master_copy)
-    assert run.rows_added == 2
+    assert run.rows_added == 1 and run.rows_updated == 0
     found = {f.file: [p for p in f.issues if p.code == "formula_cell"] for f in run.files}
     [kept] = found["C01-公式单元格.xlsx"]
     assert (kept.row, kept.column, kept.level) == (2, HEADERS["participants"], "警告")
     assert "计算结果“30”" in kept.message and "不要用公式" in kept.suggestion
-    [lost] = found["C01-无结果.xlsx"]
-    assert lost.row == 2 and "没有它的计算结果" in lost.message
+    for name in ("C01-无结果.xlsx", f"{record['committee_id']}-无结果-修改.xlsx"):
+        [lost] = found[name]
+        assert (lost.row, lost.column, lost.level) == (2, HEADERS["participants"], "错误")
+        assert "没有它的计算结果" in lost.message and "未汇总" in lost.message
+        assert not any(p.code == "required" for f in run.files if f.file == name for p in f.issues)
     ledger = read_workbook(master_copy)[LEDGER]
     values = dict(zip(ledger["activity"], ledger["participants"]))
-    assert values["公式讲座"] == 30 and values["公式义诊"] is None
+    assert values["公式讲座"] == 30 and "公式义诊" not in values
+    assert ledger.set_index("record_id").loc[record["record_id"], "participants"] == record["participants"]
     ws = openpyxl.load_workbook(master_copy)[LEDGER]
     assert not any(c.data_type == "f" for row in ws.iter_rows() for c in row)  # values, never formulas
 
