@@ -163,6 +163,15 @@ def workbook_part(parts: dict[str, bytes]) -> str:
 
 def sheet_parts(parts: dict[str, bytes]) -> dict[str, str]:
     """Sheet name → worksheet part name, in workbook order."""
+    return {name: part for name, (part, _) in _sheets(parts).items()}
+
+
+def sheet_names(parts: dict[str, bytes]) -> dict[str, str]:
+    """Sheet name as the contract spells it → the workbook's own ("台账" → "台账 ")."""
+    return {name: actual for name, (_, actual) in _sheets(parts).items()}
+
+
+def _sheets(parts: dict[str, bytes]) -> dict[str, tuple[str, str]]:
     wb_part = workbook_part(parts)
     rels = {r.id: r.target for r in parse_rels(parts.get(rels_name(wb_part)), wb_part)}
     root = ET.fromstring(parts[wb_part])
@@ -171,7 +180,7 @@ def sheet_parts(parts: dict[str, bytes]) -> dict[str, str]:
         rid = el.get(f"{{{NS_REL}}}id")
         if rid in rels:
             # Keyed as the readers match names: a stray space in "台账 " does not hide the sheet.
-            found[clean_header(el.get("name"))] = rels[rid]
+            found[clean_header(el.get("name"))] = (rels[rid], el.get("name"))
     return found
 
 

@@ -362,7 +362,7 @@ def _old_grid(pkg: Package, sheet_name: str) -> list[list]:
 def _old_value(old: _Old, strings: list[str]) -> object:
     """The value an existing cell holds (cached result for a formula)."""
     _, t, body, xml = old
-    if body is None:
+    if body is None or t == "e":  # an error (#N/A, a staff VLOOKUP's) reads as blank, as calamine reads it
         return None
     if body.startswith("<v>") and body.endswith("</v>") and body.count("<") == 2:
         raw = body[3:-4]
@@ -710,7 +710,7 @@ def rewrite_sheet(
                 target = links[(index, key)]
                 display = str(value if value is not None else target)
                 if is_location(target):
-                    where = f"location={quoteattr(target)}"
+                    where = f"location={quoteattr(actual_location(pkg, target))}"
                 else:  # a file: an external relationship in the sheet's rels part
                     external.append(target)
                     where = f'r:id="{EXTERNAL_LINK_ID}{len(external)}"'
@@ -969,12 +969,12 @@ def _same(old: object, new: object) -> bool:
         return type(old) is str and (old == new or old.strip() == new)
     if new is None:  # a cell holding only spaces reads as blank: the spaces staff typed stay
         return old is None or (type(old) is str and not old.strip())
+    if is_bool(new):  # TRUE (a staff formula's =ISNUMBER(F5), say) is not 1
+        return type(old) is bool and old == bool(new)
     if type(old) is not float:
         return False
     if t is int or t is float:
         return abs(new - old) < 1e-9
-    if t is bool:
-        return False
     if isinstance(new, (date, time)):
         return abs(to_serial(new) - old) < 1e-9
     return False
@@ -1043,6 +1043,17 @@ _LINK_REL_RE = re.compile(r'<Relationship\b[^>]*\bType="' + re.escape(REL_HYPERL
 def is_location(target: str) -> bool:
     """An in-workbook target such as "'台账'!B5" (anything else is a file or web address)."""
     return "!" in target and not re.search(r"[/\\]|^\w+:", target.split("!")[0].strip("'"))
+
+
+def actual_location(pkg: Package, target: str) -> str:
+    """``target`` naming the sheet as the workbook spells it: a link to "'台账'!B5" in a workbook
+    whose tab is "台账 " (a stray space, matched like headers) would be a reference Excel cannot follow."""
+    sheet, _, cell = target.rpartition("!")
+    name = sheet[1:-1].replace("''", "'") if sheet.startswith("'") and sheet.endswith("'") else sheet
+    actual = pkg.sheet_names.get(clean_header(name))
+    if actual is None or actual == name:
+        return target
+    return "'" + actual.replace("'", "''") + "'!" + cell
 
 
 def _set_link_relationships(pkg: Package, part: str, targets: list[str]) -> None:

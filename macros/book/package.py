@@ -22,6 +22,7 @@ from .ooxml import (
     WORKSHEET_PART,
     rels_name,
     shared_strings,
+    sheet_names,
     sheet_parts,
     workbook_part,
     workbook_rel_target,
@@ -44,8 +45,10 @@ class Package:
         except (zipfile.BadZipFile, OSError, KeyError) as exc:
             raise NotAWorkbook(self.path, str(exc)[:80]) from exc
         self.changed: dict[str, bytes] = {}
+        self.removed: set[str] = set()  # parts left out of the new file (a stale calcChain.xml)
         try:
             self.sheets = sheet_parts(self.parts)
+            self.sheet_names = sheet_names(self.parts)  # "台账" → "台账 ", as the workbook spells it
         except Exception as exc:  # a zip that is not a workbook
             raise NotAWorkbook(self.path, "缺少工作簿结构") from exc
         self.styles_part = workbook_rel_target(self.parts, REL_STYLES)
@@ -55,6 +58,8 @@ class Package:
         self._deflating: dict[str, tuple[bytes, Future]] = {}
 
     def data(self, name: str) -> bytes | None:
+        if name in self.removed:
+            return None
         return self.changed.get(name, self.parts.get(name))
 
     def text(self, name: str) -> str:
@@ -67,7 +72,13 @@ class Package:
             self._deflating[name] = (data, _background().submit(_deflate, data))
 
     def exists(self, name: str) -> bool:
-        return name in self.changed or name in self.parts
+        return name not in self.removed and (name in self.changed or name in self.parts)
+
+    def remove(self, name: str) -> None:
+        """Leave part ``name`` out of the new file (its relationship and content type are the
+        caller's to remove)."""
+        self.removed.add(name)
+        self.changed.pop(name, None)
 
     @property
     def styles(self) -> Styles:
@@ -121,6 +132,7 @@ class Package:
                       f'ContentType="{CT_WORKSHEET}"/>' + types[close:])
         self.set_text(part, xml)
         self.sheets[name] = part
+        self.sheet_names[name] = name
         self.added_sheets.append(name)
         return part
 
@@ -143,6 +155,8 @@ class Package:
         with open(self.path, "rb") as src, open(target, "wb") as fh:
             with zipfile.ZipFile(fh, "w") as zf:
                 for info in self.infos:
+                    if info.filename in self.removed:
+                        continue
                     if info.filename not in changed and _copyable(info):
                         _copy_raw(src, info, fh, zf)
                         continue
@@ -171,7 +185,7 @@ class Package:
         self.finish()
         data = self.data(part)
         others = {n: self.data(n) for n in [*self.parts, *self.changed]
-                  if n != part and not WORKSHEET_PART.match(n)}
+                  if n != part and not WORKSHEET_PART.match(n) and n not in self.removed}
         deflating = self._deflating.get(part)
         done = deflating[1] if deflating is not None and deflating[0] is data else None
 
