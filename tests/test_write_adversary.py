@@ -1,0 +1,436 @@
+"""The master as 发展办 staff leave it after a few months in Excel, through report, validate --mark
+and consolidate.
+
+Staff decorate 台账 the way people do: rows sorted by date, a hyperlink and a note on cells, a
+partly bold/red cell, an autofilter with a filter set, hidden and grouped rows, a row height, a
+hidden column, frozen panes moved, the sheet protected with a password, a print area and print
+titles, page setup and header/footer, columns of their own (a formula filled down — a shared
+formula —, an array formula, a VLOOKUP into 项目 whose cached result is text or #N/A, an
+=ISNUMBER() showing TRUE), a conditional format old and x14 style, a dropdown of their own, merged
+cells beside the data, a tab colour, right-to-left off; the tab moved first and renamed "台账 "
+(a stray space); a workbook name over the ledger's rows, an external link, a custom XML part, a
+changed theme; output sheets with conditional formats, filters and frozen panes. openpyxl stands
+in for Excel (it is the input); what openpyxl cannot write (shared formulas, cached results, x14
+conditional formats, the external link, custom XML, calcChain.xml) is put into the XML as Excel
+writes it.
+
+Each command must change only the parts it means to, keep every decoration, and give a file
+LibreOffice reads with the same values.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pytest
+from openpyxl.cell.rich_text import CellRichText, TextBlock
+from openpyxl.cell.text import InlineFont
+from openpyxl.comments import Comment
+from openpyxl.formatting.rule import CellIsRule
+from openpyxl.styles import PatternFill
+from openpyxl.workbook.defined_name import DefinedName
+from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.worksheet.formula import ArrayFormula
+from python_calamine import CalamineWorkbook
+
+from macros import demo, schema
+from macros.book.build import build_workbook
+from macros.book.ooxml import sheet_parts
+from macros.book.read import read_workbook
+from macros.consolidate import consolidate, folders
+from macros.forms import build_forms
+
+from .conftest import cli_json, convert_with_libreoffice
+from .test_consolidate import fill_form, new_row
+
+LEDGER = schema.LEDGER.name
+TAB = "台账 "  # staff renamed the tab: a stray space
+STAFF_NAME = "台账数据"
+X14 = "http://schemas.microsoft.com/office/spreadsheetml/2009/9/main"
+XM = "http://schemas.microsoft.com/office/excel/2006/main"
+REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+CALC_CHAIN_CT = "application/vnd.openxmlformats-officedocument.spreadsheetml.calcChain+xml"
+OUTPUTS = (schema.ISSUES, schema.COMMITTEE_PROGRESS, schema.PROJECT_PROGRESS, schema.UNIT_PROGRESS)
+# What staff computed on 居委会进度, under the rows the report writes (rewritten by every run).
+STAFF_TOTAL = ("P30", "SUM(F2:F14)", "2.5")
+
+
+def decorate(base: Path, out: Path) -> Path:
+    wb = openpyxl.load_workbook(base)
+    ws = wb[LEDGER]
+    n = ws.max_row
+    rows = sorted(([c.value for c in r] for r in ws.iter_rows(min_row=2, max_row=n)), key=lambda r: r[1],
+                  reverse=True)  # 数据 → 排序, newest first
+    for i, row in enumerate(rows, start=2):
+        for j, value in enumerate(row, start=1):
+            ws.cell(i, j).value = value
+    ws["K2"].hyperlink = "https://example.org/photo/1"
+    ws["E5"].comment = Comment("照片在共享盘", "张三")
+    ws["E6"].value = CellRichText([TextBlock(InlineFont(b=True), "重点："),
+                                   TextBlock(InlineFont(color="FFFF0000"), str(ws["E6"].value))])
+    ws.auto_filter.ref = f"A1:L{n}"
+    ws.auto_filter.add_filter_column(7, ["已完成", "进行中"])
+    for r in range(20, 25):
+        ws.row_dimensions[r].hidden = True
+    for r in range(30, 36):
+        ws.row_dimensions[r].outlineLevel = 1
+    ws.row_dimensions[40].height = 33
+    ws.column_dimensions["Q"].hidden = True
+    ws.freeze_panes = "C2"
+    ws.protection.sheet = True
+    ws.protection.password = "hb"
+    ws.print_area = f"A1:L{n}"
+    ws.print_title_rows = "1:1"
+    ws.page_setup.orientation = "landscape"
+    ws.oddHeader.center.text = "健康街道台账"
+    ws.oddFooter.right.text = "第 &P 页"
+    ws["M1"], ws["N1"], ws["O1"], ws["P1"] = "人均", "数组", "项目名称", "核对"
+    for r in range(2, 12):
+        ws[f"M{r}"] = f"=IFERROR(G{r}/F{r},0)"
+    ws["N2"] = ArrayFormula("N2:N5", "=F2:F5*2")
+    for r in range(2, 6):
+        ws[f"O{r}"] = f"=VLOOKUP(D{r},项目!$A:$C,3,FALSE)"
+    red = PatternFill("solid", fgColor="FFC7CE")
+    ws.conditional_formatting.add(f"F2:F{n}", CellIsRule(operator="greaterThan", formula=["100"], fill=red))
+    dv = DataValidation(type="list", formula1='"已核,未核"', allow_blank=True)
+    ws.add_data_validation(dv)
+    dv.add("P2:P500")
+    ws["R2"] = "说明：本区域为科室备注"
+    ws.merge_cells("R2:T3")
+    ws.sheet_properties.tabColor = "FF0000"
+    ws.sheet_view.rightToLeft = False
+    wb.defined_names[STAFF_NAME] = DefinedName(STAFF_NAME, attr_text=f"'{TAB}'!$A$1:$L${n}")
+    for sheet in (schema.COMMITTEE_PROGRESS, schema.PROJECT_PROGRESS):
+        other = wb[sheet.name]
+        other.conditional_formatting.add("F2:F200", CellIsRule(operator="lessThan", formula=["0.5"], fill=red))
+        other.freeze_panes = "B2"
+        other.sheet_properties.tabColor = "00B050"
+        other.auto_filter.ref = "A1:H50"
+    wb.move_sheet(LEDGER, offset=-wb.sheetnames.index(LEDGER))
+    ws.title = TAB
+    wb.save(out)
+    _excel_parts(out, n)
+    return out
+
+
+def _excel_parts(path: Path, n: int) -> None:
+    """What Excel writes and openpyxl does not: a formula filled down stored as a shared formula,
+    cached results (text, #N/A, TRUE), an x14 data bar, an external link, a custom XML part, a theme."""
+    parts, names = _parts(path)
+    part = sheet_parts(parts)[LEDGER]
+    x = parts[part].decode("utf-8")
+    x = x.replace("<f>IFERROR(G2/F2,0)</f><v></v>", '<f t="shared" ref="M2:M11" si="0">IFERROR(G2/F2,0)</f><v>0.5</v>')
+    for r in range(3, 12):
+        x = x.replace(f"<f>IFERROR(G{r}/F{r},0)</f><v></v>", '<f t="shared" si="0"/><v>0.5</v>')
+    x = re.sub(r'(<c r="N2"[^>]*><f[^>]*>[^<]*</f>)<v></v>', r"\1<v>114</v>", x)
+    for r in (3, 4, 5):  # the rest of the array's cells hold its results
+        x = re.sub(rf'(<c r="M{r}"[^>]*>.*?</c>)', rf'\1<c r="N{r}"><v>{r * 10}</v></c>', x, count=1)
+    lookup = "<f>VLOOKUP(D{r},&#39033;&#30446;!$A:$C,3,FALSE)</f><v></v>"
+    x = x.replace(f'<c r="O3">{lookup.format(r=3)}',
+                  f'<c r="O3" t="str">{lookup.format(r=3).replace("<v></v>", "<v>楼宇控烟项目</v>")}')
+    x = x.replace(f'<c r="O4">{lookup.format(r=4)}',
+                  f'<c r="O4" t="e">{lookup.format(r=4).replace("<v></v>", "<v>#N/A</v>")}')
+    x = x.replace(f'<c r="O5">{lookup.format(r=5)}', '<c r="O5" t="b"><f>ISNUMBER(F5)</f><v>1</v>')
+    assert x.count("<v>#N/A</v>") == 1 and x.count('si="0"') == 10, "the ledger is not as the test expects"
+    ext = (f'<ext uri="{{78C0D931-6437-407d-A8EE-F0AAD7539E65}}" xmlns:x14="{X14}"><x14:conditionalFormattings>'
+           f'<x14:conditionalFormatting xmlns:xm="{XM}"><x14:cfRule type="dataBar" '
+           'id="{00000000-0000-0000-0000-000000000001}"><x14:dataBar minLength="0" maxLength="100">'
+           '<x14:cfvo type="autoMin"/><x14:cfvo type="autoMax"/></x14:dataBar></x14:cfRule>'
+           f"<xm:sqref>G2:G{n}</xm:sqref></x14:conditionalFormatting></x14:conditionalFormattings></ext>")
+    parts[part] = x.replace("</worksheet>", f"<extLst>{ext}</extLst></worksheet>").encode("utf-8")
+    parts["xl/externalLinks/externalLink1.xml"] = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        f'<externalLink xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="{REL}">'
+        '<externalBook r:id="rId1"><sheetNames><sheet val="Sheet1"/></sheetNames><sheetDataSet>'
+        '<sheetData sheetId="0"><row r="1"><cell r="A1"><v>42</v></cell></row></sheetData></sheetDataSet>'
+        "</externalBook></externalLink>").encode()
+    parts["xl/externalLinks/_rels/externalLink1.xml.rels"] = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns='
+        '"http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" '
+        f'Type="{REL}/externalLinkPath" Target="file:///C:/%E5%8F%91%E5%B1%95%E5%8A%9E/2019.xlsx" '
+        'TargetMode="External"/></Relationships>').encode()
+    _append(parts, "xl/_rels/workbook.xml.rels", "</Relationships>",
+            f'<Relationship Id="rIdX1" Type="{REL}/externalLink" Target="externalLinks/externalLink1.xml"/>')
+    wbx = parts["xl/workbook.xml"].decode("utf-8")
+    if "xmlns:r=" not in wbx[:wbx.index(">")]:
+        wbx = wbx.replace("<workbook ", f'<workbook xmlns:r="{REL}" ', 1)
+    wbx = wbx.replace("<definedNames>", '<externalReferences><externalReference r:id="rIdX1"/>'
+                      "</externalReferences><definedNames>")
+    parts["xl/workbook.xml"] = wbx.replace(
+        "</definedNames>", '<definedName name="去年合计">[1]Sheet1!$A$1</definedName></definedNames>').encode("utf-8")
+    _append(parts, "[Content_Types].xml", "</Types>",
+            '<Override PartName="/xl/externalLinks/externalLink1.xml" ContentType="application/'
+            'vnd.openxmlformats-officedocument.spreadsheetml.externalLink+xml"/><Override PartName='
+            '"/customXml/itemProps1.xml" ContentType="application/vnd.openxmlformats-officedocument.'
+            'customXmlProperties+xml"/>')
+    parts["customXml/item1.xml"] = (b'<?xml version="1.0" encoding="UTF-8"?><b:Sources xmlns:b="http://'
+                                    b'schemas.openxmlformats.org/officeDocument/2006/bibliography"/>')
+    parts["customXml/itemProps1.xml"] = (
+        b'<?xml version="1.0" encoding="UTF-8" standalone="no"?><ds:datastoreItem ds:itemID="{1A2B3C4D-'
+        b'0000-0000-0000-000000000001}" xmlns:ds="http://schemas.openxmlformats.org/officeDocument/2006/'
+        b'customXml"><ds:schemaRefs/></ds:datastoreItem>')
+    parts["customXml/_rels/item1.xml.rels"] = (
+        b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.'
+        b'openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.'
+        b'openxmlformats.org/officeDocument/2006/relationships/customXmlProps" Target="itemProps1.xml"/>'
+        b"</Relationships>")
+    _append(parts, "_rels/.rels", "</Relationships>",
+            f'<Relationship Id="rIdC1" Type="{REL}/customXml" Target="customXml/item1.xml"/>')
+    theme = next(p for p in parts if p.startswith("xl/theme/"))
+    parts[theme] = re.sub(rb'(<a:accent1>\s*<a:srgbClr val=")[0-9A-F]{6}', rb"\g<1>C00000", parts[theme])
+    _save(path, parts, names)
+
+
+def add_calc_chain(path: Path, cells: list[tuple[str, str]], formula: tuple[str, str, str] | None = None) -> None:
+    """Excel's calcChain.xml listing ``cells`` ((sheet, ref)); ``formula`` (ref, formula, cached)
+    is first put on 居委会进度, as staff type a total under the rows."""
+    parts, names = _parts(path)
+    sheets = sheet_parts(parts)
+    if formula:
+        part = sheets[schema.COMMITTEE_PROGRESS.name]
+        ref, text, cached = formula
+        row = re.match(r"[A-Z]+(\d+)", ref).group(1)
+        parts[part] = parts[part].replace(b"</sheetData>", f'<row r="{row}"><c r="{ref}"><f>{text}</f>'
+                                          f"<v>{cached}</v></c></row></sheetData>".encode(), 1)
+    wbx = parts["xl/workbook.xml"].decode("utf-8")
+    ids = {}
+    for m in re.finditer(r"<sheet\b[^>]*>", wbx):
+        name = re.search(r'name="([^"]*)"', m.group(0)).group(1)
+        ids[name.strip()] = re.search(r'sheetId="(\d+)"', m.group(0)).group(1)
+    entries, last = [], None
+    for sheet, ref in cells:
+        i = ids[sheet]
+        entries.append(f'<c r="{ref}"' + (f' i="{i}"' if i != last else "") + "/>")
+        last = i
+    parts["xl/calcChain.xml"] = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\r\n<calcChain xmlns='
+                                 f'"http://schemas.openxmlformats.org/spreadsheetml/2006/main">{"".join(entries)}'
+                                 "</calcChain>").encode()
+    _append(parts, "xl/_rels/workbook.xml.rels", "</Relationships>",
+            f'<Relationship Id="rIdCC" Type="{REL}/calcChain" Target="calcChain.xml"/>')
+    _append(parts, "[Content_Types].xml", "</Types>",
+            f'<Override PartName="/xl/calcChain.xml" ContentType="{CALC_CHAIN_CT}"/>')
+    _save(path, parts, names)
+
+
+def _parts(path: Path) -> tuple[dict[str, bytes], list[str]]:
+    with zipfile.ZipFile(path) as zf:
+        return {i.filename: zf.read(i) for i in zf.infolist()}, zf.namelist()
+
+
+def _append(parts: dict[str, bytes], name: str, close: str, text: str) -> None:
+    parts[name] = parts[name].decode("utf-8").replace(close, text + close).encode("utf-8")
+
+
+def _save(path: Path, parts: dict[str, bytes], names: list[str]) -> None:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in names + [p for p in parts if p not in names]:
+            zf.writestr(name, parts[name])
+
+
+@pytest.fixture(scope="module")
+def staffed(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("staffed")
+    base = folder / "base.xlsx"
+    build_workbook(base, demo.demo_rows())
+    return decorate(base, folder / "healthbook.xlsx")
+
+
+@pytest.fixture
+def master(staffed, tmp_path) -> Path:
+    target = tmp_path / staffed.name
+    shutil.copy2(staffed, target)
+    return target
+
+
+def grid(path: Path, sheet: str = TAB) -> list[list]:
+    return CalamineWorkbook.from_path(str(path)).get_sheet_by_name(sheet).to_python(skip_empty_area=False)
+
+
+def cells(xml: str) -> dict[str, str]:
+    return {m.group(1): m.group(0) for m in re.finditer(r'<c r="([A-Z]+\d+)"[^>]*?(?:/>|>.*?</c>)', xml)}
+
+
+def rows(xml: str) -> dict[int, str]:
+    return {int(m.group(1)): m.group(0) for m in re.finditer(r'<row r="(\d+)"[^>]*?(?:/>|>.*?</row>)', xml)}
+
+
+def without_cells(xml: str) -> str:
+    return re.sub(r"<sheetData>.*</sheetData>|<sheetData/>", "", re.sub(r'<dimension ref="[^"]*"/>', "", xml),
+                  flags=re.S)
+
+
+def owned_parts(parts: dict[str, bytes]) -> set[str]:
+    sheets = sheet_parts(parts)
+    return {sheets[s.name] for s in schema.OWNED_SHEETS if s.name in sheets}
+
+
+def assert_only_ours_changed(before: dict[str, bytes], after: dict[str, bytes], also: set[str] = frozenset()):
+    """Parts other than the owned sheets, their rels and notes, styles and the content types list
+    are byte-identical; the ledger differs in its cells only."""
+    ours = owned_parts(before) | {"xl/styles.xml", "[Content_Types].xml", "xl/comments/comment1.xml",
+                                  "xl/drawings/commentsDrawing1.vml"} | set(also)
+    ours |= {p.replace("worksheets/", "worksheets/_rels/") + ".rels" for p in owned_parts(before)}
+    changed = {p for p in before if before[p] != after.get(p)}
+    assert changed <= ours, sorted(changed - ours)
+    ledger = sheet_parts(before)[LEDGER]
+    assert without_cells(before[ledger].decode()) == without_cells(after[ledger].decode())
+
+
+def test_a_report_keeps_every_staff_decoration_and_links_to_the_renamed_tab(master, tmp_path):
+    before, _ = _parts(master)
+    code, out = cli_json("report", str(master), "--out", str(tmp_path / "通知"))
+    assert code in (0, 1), out
+    after, _ = _parts(master)
+    assert_only_ours_changed(before, after)
+    assert after["xl/workbook.xml"] == before["xl/workbook.xml"]  # names, print area, external refs
+    # 校验结果 links each problem to its cell: on the tab as staff named it, or Excel cannot follow it
+    issues = after[sheet_parts(after)[schema.ISSUES.name]].decode()
+    locations = re.findall(r'location="([^"]*)"', issues)
+    assert locations and all(loc.startswith(f"'{TAB}'!") for loc in locations), locations
+    # ledger rows the marks did not touch are byte for byte; the staff's formulas keep their results
+    ledger = sheet_parts(after)[LEDGER]
+    old, new = rows(before[ledger].decode()), rows(after[ledger].decode())
+    assert sum(old[r] != new[r] for r in old) <= len(locations) and set(old) == set(new)
+
+
+@pytest.fixture(scope="module")
+def consolidated(staffed, tmp_path_factory) -> tuple[Path, dict[str, int], list[str]]:
+    """The staff master after committees updated the records on rows 3–6 (the row with a link
+    target, the array formula's rows, the #N/A and TRUE formulas, the partly bold cell) and on a
+    hidden row, and added two: (master, record → row before, updated records)."""
+    folder = tmp_path_factory.mktemp("consolidated")
+    master = folder / staffed.name
+    shutil.copy2(staffed, master)
+    ledger = read_workbook(master)[LEDGER]
+    at = {int(r["_row"]): r for r in ledger.to_dict("records")}
+    updates = {3: {"note": "照片已补"}, 4: {"quantity": 70}, 5: {"status": "已完成"}, 6: {"participants": 5},
+               21: {"note": "已回访"}}
+    forms = folder / "forms"
+    committees = sorted({at[r]["committee_id"] for r in updates})
+    build_forms(master, forms, committees)
+    inbox = folders(master, read_workbook(master).settings).inbox
+    inbox.mkdir()
+    keys = ("record_id", "date", "project_id", "activity", "participants", "quantity", "status", "reporter",
+            "in_bulletin", "note")
+    for committee in committees:
+        filled = []
+        for r, change in updates.items():
+            if at[r]["committee_id"] == committee:
+                row = {k: (None if at[r][k] != at[r][k] else at[r][k]) for k in keys}  # NaN → blank
+                filled.append({**row, **change})
+        if committee == committees[0]:
+            filled += [new_row(activity="新增：老年人健康讲座", project_id="P02"),
+                       new_row(activity="新增：家庭医生签约宣传", project_id="P02")]
+        fill_form(next(forms.glob(f"填报表-{committee}-*.xlsx")), inbox / f"{committee}.xlsx", filled)
+    before = {str(r["record_id"]): int(r["_row"]) for r in ledger.to_dict("records")}
+    run = consolidate(master)
+    assert run.master_written and run.rows_added == 2 and run.rows_updated == len(updates), run
+    return master, before, [str(at[r]["record_id"]) for r in updates]
+
+
+def test_a_consolidation_keeps_staff_formulas_and_decorations_in_the_rows_it_updates(staffed, consolidated):
+    master, rows_before, updated = consolidated
+    before, _ = _parts(staffed)
+    after, _ = _parts(master)
+    assert_only_ours_changed(before, after, {"xl/worksheets/_rels/sheet1.xml.rels"})
+    assert after["xl/workbook.xml"] == before["xl/workbook.xml"]
+    ledger = sheet_parts(after)[LEDGER]
+    old, new = cells(before[ledger].decode()), cells(after[ledger].decode())
+    # staff's own columns in the updated rows: formulas (shared, array, #N/A, TRUE) and the
+    # array's results stay exactly as Excel saved them
+    for ref in ("M3", "M4", "M5", "M6", "N2", "N3", "N4", "N5", "O3", "O4", "O5", "E6"):
+        assert new[ref] == old[ref], ref
+    assert "<f>ISNUMBER(F5)</f>" in new["O5"] and 't="e"' in new["O4"]
+    old_rows, new_rows = rows(before[ledger].decode()), rows(after[ledger].decode())
+    assert re.match(r'<row r="21"[^>]*hidden="1"', new_rows[21])  # the hidden row it updated stays hidden
+    # every record where it was (so 台账数据, the print area and the filter still cover the same
+    # records), the new ones below them
+    now = {str(r[0]): i for i, r in enumerate(grid(master), start=1) if i > 1 and r[0]}
+    assert all(now[k] == r for k, r in rows_before.items())
+    assert sorted(set(now.values()) - set(rows_before.values())) == [len(rows_before) + 2, len(rows_before) + 3]
+    changed_rows = {r for r in old_rows if old_rows[r] != new_rows.get(r)}
+    assert changed_rows <= {rows_before[k] for k in updated} | marked_rows(after), changed_rows
+
+
+def marked_rows(parts: dict[str, bytes]) -> set[int]:
+    """Ledger rows holding one of this run's marks (a note by healthbook)."""
+    notes = parts.get("xl/comments/comment1.xml", b"").decode()
+    return {int(m) for m in re.findall(r'<comment ref="[A-Z]+(\d+)" authorId="1"', notes)}
+
+
+def test_libreoffice_reads_the_consolidated_staff_master_as_we_wrote_it(consolidated, tmp_path):
+    master, _, _ = consolidated
+    converted = convert_with_libreoffice(master, "xlsx", tmp_path)
+    ours, theirs = CalamineWorkbook.from_path(str(master)), CalamineWorkbook.from_path(str(converted))
+    assert theirs.sheet_names == ours.sheet_names
+    for sheet in (TAB, *(s.name for s in OUTPUTS), schema.CHANGES.name):
+        a, b = grid(master, sheet), grid(converted, sheet)
+        width = 12 if sheet == TAB else len(a[0])  # staff's formula columns: LibreOffice recomputes them
+        assert len(a) == len(b), sheet
+        for r, (x, y) in enumerate(zip(a, b), start=1):
+            for c in range(width):
+                u, v = x[c] if c < len(x) else "", y[c] if c < len(y) else ""
+                assert u == v or (isinstance(u, float) and abs(u - v) < 1e-9), (sheet, r, c, u, v)
+
+
+def test_a_formula_the_report_replaces_takes_excels_calc_chain_with_it(master, tmp_path):
+    """Excel lists every formula cell in calcChain.xml; a listed cell that holds no formula any
+    more makes Excel repair the file on open. A staff total under 居委会进度 goes with the rewrite."""
+    listed = [(LEDGER, f"M{r}") for r in range(2, 12)] + [(LEDGER, "N2"), (LEDGER, "O3"), (LEDGER, "O4"),
+                                                         (LEDGER, "O5"), (schema.COMMITTEE_PROGRESS.name,
+                                                                          STAFF_TOTAL[0])]
+    add_calc_chain(master, listed, STAFF_TOTAL)
+    before, _ = _parts(master)
+    code, out = cli_json("report", str(master), "--out", str(tmp_path / "通知"))
+    assert code in (0, 1), out
+    after, _ = _parts(master)
+    assert "xl/calcChain.xml" not in after  # Excel rebuilds it
+    assert "calcChain" not in after["xl/_rels/workbook.xml.rels"].decode()
+    assert "calcChain" not in after["[Content_Types].xml"].decode()
+    rels_before = before["xl/_rels/workbook.xml.rels"].decode()
+    assert after["xl/_rels/workbook.xml.rels"].decode() == re.sub(r'<Relationship Id="rIdCC"[^>]*/>', "", rels_before)
+    del before["xl/calcChain.xml"]
+    assert_only_ours_changed(before, after, {"xl/_rels/workbook.xml.rels"})
+
+
+def test_the_calc_chain_stays_while_every_formula_it_lists_is_kept(master):
+    add_calc_chain(master, [(LEDGER, f"M{r}") for r in range(2, 12)] + [(LEDGER, "N2"), (LEDGER, "O5")])
+    before, _ = _parts(master)
+    code, out = cli_json("validate", str(master), "--mark")
+    assert code in (0, 1), out
+    after, _ = _parts(master)
+    assert after["xl/calcChain.xml"] == before["xl/calcChain.xml"]
+    assert after["xl/_rels/workbook.xml.rels"] == before["xl/_rels/workbook.xml.rels"]
+    assert_only_ours_changed(before, after)
+
+
+def test_a_ledger_formula_a_merge_overwrites_takes_the_calc_chain_with_it(master, tmp_path):
+    """Staff computed 完成数量 of one record with a formula; the committee sends the real figure."""
+    part = sheet_parts(_parts(master)[0])[LEDGER]
+    at = {int(r["_row"]): r for r in read_workbook(master)[LEDGER].to_dict("records")}
+    row = 7
+    parts, names = _parts(master)
+    xml = parts[part].decode()
+    cell = re.search(rf'<c r="G{row}"[^>]*>.*?</c>', xml).group(0)
+    quantity = int(at[row]["quantity"])
+    parts[part] = xml.replace(cell, f'<c r="G{row}" s="5"><f>{quantity}*1</f><v>{quantity}</v></c>').encode()
+    _save(master, parts, names)
+    add_calc_chain(master, [(LEDGER, f"G{row}"), (LEDGER, "M2")])
+    forms = tmp_path / "forms"
+    committee = at[row]["committee_id"]
+    build_forms(master, forms, [committee])
+    inbox = folders(master, read_workbook(master).settings).inbox
+    inbox.mkdir()
+    keys = ("record_id", "date", "project_id", "activity", "participants", "quantity", "status", "reporter",
+            "in_bulletin", "note")
+    record = {k: (None if at[row][k] != at[row][k] else at[row][k]) for k in keys}
+    fill_form(next(forms.glob(f"填报表-{committee}-*.xlsx")), inbox / "更正.xlsx", [{**record, "quantity": quantity + 5}])
+    run = consolidate(master)
+    assert run.master_written and run.rows_updated == 1
+    after, _ = _parts(master)
+    assert "<f>" not in cells(after[part].decode())[f"G{row}"]
+    assert "xl/calcChain.xml" not in after and "calcChain" not in after["[Content_Types].xml"].decode()
