@@ -434,3 +434,73 @@ def test_a_ledger_formula_a_merge_overwrites_takes_the_calc_chain_with_it(master
     after, _ = _parts(master)
     assert "<f>" not in cells(after[part].decode())[f"G{row}"]
     assert "xl/calcChain.xml" not in after and "calcChain" not in after["[Content_Types].xml"].decode()
+
+
+def sort_rows(path: Path, a: int, b: int) -> None:
+    """Staff sort 台账 (数据 → 排序) over its columns A:L: rows ``a`` and ``b`` change places with
+    their cells' formats (a mark's fill too) and notes, as Excel sorts them; the cells of staff's
+    columns beside the range stay where they are."""
+    parts, names = _parts(path)
+    part = sheet_parts(parts)[LEDGER]
+    xml = parts[part].decode()
+    found = {r: re.search(rf'<row r="{r}"([^>]*)>(.*?)</row>', xml) for r in (a, b)}
+
+    def moved(r: int, to: int) -> tuple[str, str]:
+        inside = re.findall(r'<c r="[A-Z]+\d+".*?</c>|<c r="[A-Z]+\d+"[^>]*/>', found[r].group(2))
+        sorted_part = "".join(re.sub(rf'r="([A-L]){r}"', rf'r="\g<1>{to}"', c) for c in inside
+                              if re.match(r'<c r="[A-L]\d', c))
+        return sorted_part, "".join(c for c in inside if not re.match(r'<c r="[A-L]\d', c))
+
+    (a_sorted, a_rest), (b_sorted, b_rest) = moved(a, b), moved(b, a)
+    new_a = f'<row r="{a}"{found[a].group(1)}>{b_sorted}{a_rest}</row>'
+    new_b = f'<row r="{b}"{found[b].group(1)}>{a_sorted}{b_rest}</row>'
+    xml = xml[:found[a].start()] + new_a + xml[found[a].end():found[b].start()] + new_b + xml[found[b].end():]
+    parts[part] = xml.encode()
+    notes = "xl/comments/comment1.xml"
+    text = re.sub(rf'ref="([A-L]){a}"', r'ref="\g<1>@"', parts[notes].decode())
+    text = re.sub(rf'ref="([A-L]){b}"', rf'ref="\g<1>{a}"', text).replace('@"', f'{b}"')
+    parts[notes] = text.encode()
+    _save(path, parts, names)
+
+
+def set_cell(path: Path, ref: str, value: int) -> str:
+    """Staff type a number into ``ref`` (its format stays); returns the cell's format index."""
+    parts, names = _parts(path)
+    part = sheet_parts(parts)[LEDGER]
+    xml = parts[part].decode()
+    cell = re.search(rf'<c r="{ref}"([^>]*?)(?:/>|>.*?</c>)', xml)
+    style = re.search(r'\ss="(\d+)"', cell.group(1)).group(1)
+    parts[part] = (xml[:cell.start()] + f'<c r="{ref}" s="{style}"><v>{value}</v></c>' + xml[cell.end():]).encode()
+    _save(path, parts, names)
+    return style
+
+
+@pytest.mark.parametrize("staff_use_the_mark_format_too", [False, True])
+def test_a_mark_that_a_sort_moved_is_cleared_once_fixed(master, staff_use_the_mark_format_too):
+    """validate --mark fills 800余次; staff sort the ledger (the filled cell moves up to row 2), type
+    800 and mark again: the fill goes, though the cell is no longer where it was marked."""
+    before = cells(_parts(master)[0][sheet_parts(_parts(master)[0])[LEDGER]].decode())
+    code, out = cli_json("validate", str(master), "--mark")
+    marked = [p for p in out["issues"] if p["sheet"] == LEDGER]
+    assert len(marked) == 1 and marked[0]["column"] == "完成数量", marked
+    row, column = marked[0]["row"], "G"
+    original = re.search(r'\ss="(\d+)"', before[f"{column}{row}"]).group(1)
+    sort_rows(master, 2, row)
+    mark_style = set_cell(master, f"{column}2", 800)
+    assert mark_style != original
+    if staff_use_the_mark_format_too:  # staff painted that yellow on a cell of their own: theirs
+        parts, names = _parts(master)
+        part = sheet_parts(parts)[LEDGER]
+        xml = parts[part].decode()
+        at = f"{column}9"
+        cell = re.search(rf'<c r="{at}"[^>]*?(?:/>|>.*?</c>)', xml).group(0)
+        parts[part] = xml.replace(cell, re.sub(r'\ss="\d+"', f' s="{mark_style}"', cell)).encode()
+        _save(master, parts, names)
+    code, out = cli_json("validate", str(master), "--mark")
+    assert code == 0 and not out["issues"], out
+    now = cells(_parts(master)[0][sheet_parts(_parts(master)[0])[LEDGER]].decode())
+    if staff_use_the_mark_format_too:  # two cells in the mark's format where one mark went missing
+        assert f's="{mark_style}"' in now[f"{column}2"] and f's="{mark_style}"' in now[f"{column}9"]
+    else:
+        assert now[f"{column}2"] == f'<c r="{column}2" s="{original}"><v>800</v></c>'
+        assert not any(f's="{mark_style}"' in c for c in now.values())
