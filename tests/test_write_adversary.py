@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 import shutil
 import zipfile
+from datetime import datetime
 from pathlib import Path
 
 import openpyxl
@@ -504,3 +505,34 @@ def test_a_mark_that_a_sort_moved_is_cleared_once_fixed(master, staff_use_the_ma
     else:
         assert now[f"{column}2"] == f'<c r="{column}2" s="{original}"><v>800</v></c>'
         assert not any(f's="{mark_style}"' in c for c in now.values())
+
+
+def test_a_master_on_the_1904_date_system_gets_its_dates_right(tmp_path):
+    """Excel 选项 → 高级 → 使用 1904 日期系统 (Excel for Mac's old default): serials count from 1904.
+    Dates the writer adds (a merged record, 变更记录's times, the progress sheets' dates) must be
+    written in that system, not refused by the re-read check, nor shifted by four years."""
+    from openpyxl.utils.datetime import CALENDAR_MAC_1904
+
+    base = tmp_path / "base.xlsx"
+    build_workbook(base, demo.demo_rows())
+    wb = openpyxl.load_workbook(base)
+    wb.epoch = CALENDAR_MAC_1904  # openpyxl converts the dates it saves
+    master = tmp_path / "mac.xlsx"
+    wb.save(master)
+    assert b'date1904="1"' in _parts(master)[0]["xl/workbook.xml"]
+    before = read_workbook(master)[LEDGER]
+    forms = tmp_path / "forms"
+    build_forms(master, forms, ["C01"])
+    inbox = folders(master, read_workbook(master).settings).inbox
+    inbox.mkdir()
+    fill_form(next(forms.glob("填报表-C01-*.xlsx")), inbox / "C01.xlsx", [new_row()])
+    run = consolidate(master)
+    assert run.master_written and run.rows_added == 1
+    after = read_workbook(master)[LEDGER]
+    assert after["date"].tolist()[:len(before)] == before["date"].tolist()
+    assert after["date"].tolist()[-1] == new_row()["date"]
+    progress = read_workbook(master, [schema.PROJECT_PROGRESS])[schema.PROJECT_PROGRESS.name]
+    projects = read_workbook(master)[schema.PROJECTS.name]
+    assert progress["deadline"].tolist() == projects["deadline"].tolist()
+    log = grid(master, schema.CHANGES.name)
+    assert log[1][0].year == datetime.now().year

@@ -396,8 +396,14 @@ def escape_text(text: str) -> str:
     return text
 
 
-def to_serial(value: date | datetime | time) -> float:
-    """A date/datetime/time as an Excel serial (1900 date system)."""
+DATE1904_OFFSET = 1462  # days from 1900's serial 0 to 1 January 1904, serial 0 of the 1904 system
+
+
+def to_serial(value: date | datetime | time, date1904: bool = False) -> float:
+    """A date/datetime/time as an Excel serial (1900 date system; ``date1904``: the workbook uses
+    the 1904 one, Excel 选项 → 高级 → 使用 1904 日期系统, as Excel for Mac long did)."""
+    if date1904 and not isinstance(value, time):
+        return to_serial(value) - DATE1904_OFFSET
     if isinstance(value, time):
         return (value.hour * 3600 + value.minute * 60 + value.second + value.microsecond / 1e6) / 86400
     if not isinstance(value, datetime):
@@ -450,7 +456,7 @@ def number_text(value: float | int) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def cell_xml(ref: str, value: object, style: int) -> str:
+def cell_xml(ref: str, value: object, style: int, date1904: bool = False) -> str:
     """One <c> element for a plain value (see ``plain``); None gives a styled blank or nothing."""
     s = f' s="{style}"' if style else ""
     if value is None:
@@ -460,7 +466,7 @@ def cell_xml(ref: str, value: object, style: int) -> str:
     if isinstance(value, (int, float)):
         return f'<c r="{ref}"{s}><v>{number_text(value)}</v></c>'
     if isinstance(value, (date, time)):
-        return f'<c r="{ref}"{s}><v>{number_text(to_serial(value))}</v></c>'
+        return f'<c r="{ref}"{s}><v>{number_text(to_serial(value, date1904))}</v></c>'
     text = str(value)[:MAX_TEXT]
     # Inline strings keep sharedStrings.xml untouched and are never formulas.
     return f'<c r="{ref}"{s} t="inlineStr"><is>{t_open(text)}{escape_text(text)}</t></is></c>'

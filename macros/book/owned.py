@@ -36,6 +36,7 @@ from ..errors import HealthbookError, MissingColumns
 from .ooxml import (
     AFTER_HYPERLINKS,
     CELL_RE,
+    DATE1904_OFFSET,
     DIMENSION_RE,
     EPOCH,
     FORMULA_PREFIXES,
@@ -620,7 +621,7 @@ def rewrite_sheet(
             if not (keeps_old and r in spans) and index not in marked_rows and r not in extra_rows] \
         if BULK else []
     if bulk:
-        encoder = _BulkEncoder(layout, by_col_style, columns, styles, cache, not ledger)
+        encoder = _BulkEncoder(layout, by_col_style, columns, styles, cache, not ledger, pkg.date1904)
         bulk_r = [placed[i] for i in bulk]
         bodies, value_columns = encoder.encode([write.rows[i] for i in bulk], bulk_r)
         out.blocks.append((bulk_r, value_columns))
@@ -682,9 +683,10 @@ def rewrite_sheet(
                 continue
             if o is not None:
                 before = _old_value(o, strings)
-                if not fill and not link and _same(before, value):
+                if not fill and not link and _same(before, value, pkg.date1904):
                     cells.append((c, o[3]))  # unchanged: formula, rich text, formatting kept
-                    values.append("" if before is None else before)
+                    # (a date as itself: the serial counts from the workbook's epoch, 1900 or 1904)
+                    values.append(value if isinstance(value, (date, time)) else "" if before is None else before)
                     continue
                 base = o[0]
                 if _SHARED in o[3]:  # written over: a formula other cells share must not go with it
@@ -702,7 +704,7 @@ def rewrite_sheet(
                     style = cache[ck] = _style_for(styles, base, columns[key], kind, value, fill, link, not ledger)
             else:
                 style = base
-            text = cell_xml(ref_of(r, c), value, style)
+            text = cell_xml(ref_of(r, c), value, style, pkg.date1904)
             if text:
                 cells.append((c, text))
             values.append("" if value is None else value)  # as calamine reads a blank
@@ -814,8 +816,11 @@ class _BulkEncoder:
     """
 
     def __init__(self, layout: list[tuple[str, int]], by_col_style: dict[int, int],
-                 columns: dict[str, schema.Column | None], styles, cache: dict, ours: bool):
+                 columns: dict[str, schema.Column | None], styles, cache: dict, ours: bool,
+                 date1904: bool = False):
         self.columns = [(key, col_name(c), by_col_style.get(c, 0)) for key, c in layout]
+        self.date1904 = date1904
+        self.epoch = EXCEL_EPOCH_ORDINAL + (DATE1904_OFFSET if date1904 else 0)
         self.by_key = columns
         self.styles, self.cache, self.ours = styles, cache, ours
 
@@ -875,14 +880,14 @@ class _BulkEncoder:
         elif kinds == {date} and min(v for v in values if v is not None) >= _MARCH_1900:
             # (earlier days: Excel's serials skip its 29 February 1900; to_serial below knows)
             s = attr(self.style(key, base, "date", next(v for v in values if v is not None)))
-            return ["" if v is None else f'<c r="{letter}{r}"{s}><v>{v.toordinal() - EXCEL_EPOCH_ORDINAL}</v></c>'
+            return ["" if v is None else f'<c r="{letter}{r}"{s}><v>{v.toordinal() - self.epoch}</v></c>'
                     for v, r in zip(values, rs)]
         elif kinds == {datetime}:  # 变更记录's times: a run's rows share a few moments
             memo: dict[datetime, str] = {}
             for v in set(values) - {None}:
-                memo[v] = f'{attr(self.style(key, base, _kind(v), v))}><v>{number_text(to_serial(v))}</v></c>'
+                memo[v] = f'{attr(self.style(key, base, _kind(v), v))}><v>{number_text(to_serial(v, self.date1904))}</v></c>'
             return ["" if v is None else f'<c r="{letter}{r}"{memo[v]}' for v, r in zip(values, rs)]
-        return ["" if v is None else cell_xml(f"{letter}{r}", v, self.style(key, base, _kind(v), v))
+        return ["" if v is None else cell_xml(f"{letter}{r}", v, self.style(key, base, _kind(v), v), self.date1904)
                 for v, r in zip(values, rs)]
 
 
@@ -962,7 +967,7 @@ def _header_text(row: Row | None, c: int, strings: list[str]) -> str:
     return ""
 
 
-def _same(old: object, new: object) -> bool:
+def _same(old: object, new: object, date1904: bool = False) -> bool:
     """Whether a cell that held ``old`` already shows ``new`` (so its XML can stay as it was)."""
     t = type(new)
     if t is str:
@@ -976,7 +981,7 @@ def _same(old: object, new: object) -> bool:
     if t is int or t is float:
         return abs(new - old) < 1e-9
     if isinstance(new, (date, time)):
-        return abs(to_serial(new) - old) < 1e-9
+        return abs(to_serial(new, date1904) - old) < 1e-9
     return False
 
 

@@ -52,6 +52,9 @@ class Package:
         except Exception as exc:  # a zip that is not a workbook
             raise NotAWorkbook(self.path, "缺少工作簿结构") from exc
         self.styles_part = workbook_rel_target(self.parts, REL_STYLES)
+        # Dates are written as serials of the workbook's own date system.
+        self.date1904 = bool(re.search(rb'<(?:\w+:)?workbookPr\b[^>]*\sdate1904="(?:1|true)"',
+                                       self.parts.get(workbook_part(self.parts), b"")))
         self._styles: Styles | None = None
         self.added_sheets: list[str] = []
         self._strings: list[str] | None = None
