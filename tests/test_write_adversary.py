@@ -536,3 +536,27 @@ def test_a_master_on_the_1904_date_system_gets_its_dates_right(tmp_path):
     assert progress["deadline"].tolist() == projects["deadline"].tolist()
     log = grid(master, schema.CHANGES.name)
     assert log[1][0].year == datetime.now().year
+
+
+def test_a_master_saved_as_strict_open_xml_is_read_but_not_written_and_says_how_to_fix_it(tmp_path, capsys):
+    """Excel's 另存为 → "Strict Open XML 电子表格" puts every part in other namespaces: calamine
+    reads it, the writer's XML would not fit it. Refused, saying so and what to choose instead."""
+    base = tmp_path / "base.xlsx"
+    build_workbook(base, demo.demo_rows())
+    parts, names = _parts(base)
+    for name, data in parts.items():
+        parts[name] = data.replace(b"http://schemas.openxmlformats.org/spreadsheetml/2006/main",
+                                   b"http://purl.oclc.org/ooxml/spreadsheetml/main").replace(
+            REL.encode(), b"http://purl.oclc.org/ooxml/officeDocument/relationships")
+    master = tmp_path / "strict.xlsx"
+    _save(master, parts, names)
+    before = master.read_bytes()
+    from macros.cli import main
+
+    assert main(["validate", str(master)]) == 0  # read as any workbook
+    capsys.readouterr()
+    assert main(["validate", str(master), "--mark"]) == 2
+    message = capsys.readouterr().err
+    assert "strict.xlsx" in message and "Strict Open XML" in message and "另存为" in message, message
+    assert "Excel 工作簿(*.xlsx)" in message and "本次未写入" in message
+    assert master.read_bytes() == before

@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from ..errors import NotAWorkbook
+from ..errors import HealthbookError, NotAWorkbook
 from .ooxml import (
     NS_REL,
     REL_SHARED_STRINGS,
@@ -33,6 +33,18 @@ REL_WORKSHEET = NS_REL + "/worksheet"
 CT_WORKSHEET = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
 
 
+STRICT_NS = b"http://purl.oclc.org/ooxml/spreadsheetml/main"
+
+
+class StrictWorkbook(HealthbookError):
+    """Saved as Excel's "Strict Open XML" (another namespace throughout): read, never written."""
+
+    def __init__(self, path: Path):
+        super().__init__(f"{path.name} 是“Strict Open XML 电子表格”格式：程序能读取，但不能安全写入，本次未写入。"
+                         "请在 Excel 中“文件 → 另存为”，保存类型选“Excel 工作簿(*.xlsx)”（含宏的选"
+                         "“Excel 启用宏的工作簿(*.xlsm)”），再重新运行。")
+
+
 class Package:
     """The zip's parts by name; edits go to ``changed`` and everything else is copied as it was."""
 
@@ -44,6 +56,8 @@ class Package:
                 self.parts = {i.filename: zf.read(i) for i in self.infos}
         except (zipfile.BadZipFile, OSError, KeyError) as exc:
             raise NotAWorkbook(self.path, str(exc)[:80]) from exc
+        if STRICT_NS in self.parts.get(workbook_part(self.parts), b""):
+            raise StrictWorkbook(self.path)
         self.changed: dict[str, bytes] = {}
         self.removed: set[str] = set()  # parts left out of the new file (a stale calcChain.xml)
         try:
