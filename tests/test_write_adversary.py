@@ -560,3 +560,25 @@ def test_a_master_saved_as_strict_open_xml_is_read_but_not_written_and_says_how_
     assert "strict.xlsx" in message and "Strict Open XML" in message and "另存为" in message, message
     assert "Excel 工作簿(*.xlsx)" in message and "本次未写入" in message
     assert master.read_bytes() == before
+
+
+def test_the_excel_buttons_links_name_the_tab_as_staff_spelt_it(demo_master):
+    """The live adapter's HYPERLINK formulas too: "#'台账'!B5" cannot be followed to a tab "台账 "."""
+    import copy
+
+    import xlwings as xw
+
+    from macros.book.live import LiveBook
+    from macros.book.write_types import SheetWrite
+
+    from .xlwings_book import book_payload
+
+    payload = book_payload(demo_master)
+    for sheet in payload["sheets"]:
+        if sheet["name"] == LEDGER:
+            sheet["name"] = TAB
+    book = xw.Book(json=copy.deepcopy(payload))
+    rows = [{"sheet": LEDGER, "row": 5, "column": "日期", "level": "错误", "message": "日期无法识别"}]
+    LiveBook(book).write([SheetWrite(schema.ISSUES, rows, links={(0, "row"): f"'{LEDGER}'!B5"})])
+    [write] = [a for a in book.json()["actions"] if a["func"] == "setValues"]
+    assert write["values"][1][schema.ISSUES.keys.index("row")] == f"=HYPERLINK(\"#'{TAB}'!B5\",5)"

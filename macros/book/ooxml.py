@@ -184,6 +184,18 @@ def _sheets(parts: dict[str, bytes]) -> dict[str, tuple[str, str]]:
     return found
 
 
+def sheet_location(target: str, names: Mapping[str, str]) -> str:
+    """In-workbook link ``target`` ("'台账'!B5") naming the sheet as the workbook spells it
+    (``names``: contract name → the workbook's, see ``sheet_names``): a link to '台账' in a
+    workbook whose tab is "台账 " (a stray space, matched like headers) is one Excel cannot follow."""
+    sheet, _, cell = target.rpartition("!")
+    name = sheet[1:-1].replace("''", "'") if sheet.startswith("'") and sheet.endswith("'") else sheet
+    actual = names.get(clean_header(name))
+    if actual is None or actual == name:
+        return target
+    return "'" + actual.replace("'", "''") + "'!" + cell
+
+
 def workbook_rel_target(parts: dict[str, bytes], rel_type: str) -> str | None:
     wb_part = workbook_part(parts)
     for rel in parse_rels(parts.get(rels_name(wb_part)), wb_part):

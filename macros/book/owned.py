@@ -63,6 +63,7 @@ from .ooxml import (
     row_starts,
     row_xml,
     sheet_data_span,
+    sheet_location,
     sheet_parts,
     split_ref,
     t_open,
@@ -712,7 +713,7 @@ def rewrite_sheet(
                 target = links[(index, key)]
                 display = str(value if value is not None else target)
                 if is_location(target):
-                    where = f"location={quoteattr(actual_location(pkg, target))}"
+                    where = f"location={quoteattr(sheet_location(target, pkg.sheet_names))}"
                 else:  # a file: an external relationship in the sheet's rels part
                     external.append(target)
                     where = f'r:id="{EXTERNAL_LINK_ID}{len(external)}"'
@@ -1048,17 +1049,6 @@ _LINK_REL_RE = re.compile(r'<Relationship\b[^>]*\bType="' + re.escape(REL_HYPERL
 def is_location(target: str) -> bool:
     """An in-workbook target such as "'台账'!B5" (anything else is a file or web address)."""
     return "!" in target and not re.search(r"[/\\]|^\w+:", target.split("!")[0].strip("'"))
-
-
-def actual_location(pkg: Package, target: str) -> str:
-    """``target`` naming the sheet as the workbook spells it: a link to "'台账'!B5" in a workbook
-    whose tab is "台账 " (a stray space, matched like headers) would be a reference Excel cannot follow."""
-    sheet, _, cell = target.rpartition("!")
-    name = sheet[1:-1].replace("''", "'") if sheet.startswith("'") and sheet.endswith("'") else sheet
-    actual = pkg.sheet_names.get(clean_header(name))
-    if actual is None or actual == name:
-        return target
-    return "'" + actual.replace("'", "''") + "'!" + cell
 
 
 def _set_link_relationships(pkg: Package, part: str, targets: list[str]) -> None:
