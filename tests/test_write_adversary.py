@@ -582,3 +582,60 @@ def test_the_excel_buttons_links_name_the_tab_as_staff_spelt_it(demo_master):
     LiveBook(book).write([SheetWrite(schema.ISSUES, rows, links={(0, "row"): f"'{LEDGER}'!B5"})])
     [write] = [a for a in book.json()["actions"] if a["func"] == "setValues"]
     assert write["values"][1][schema.ISSUES.keys.index("row")] == f"=HYPERLINK(\"#'{TAB}'!B5\",5)"
+
+
+def test_a_table_staff_made_over_a_progress_sheet_keeps_their_column_names(tmp_path):
+    """Staff turned 居委会进度 into a table (Ctrl+T over A1:K…), renamed 完成率 to 完成率(%) and added
+    a column 备注 to it. Excel keeps each column's name in its header cell, and repairs the file
+    (dropping the table) when a header cell says otherwise: the report must leave those names."""
+    from .tabled import CT_TABLE, REL_TABLE
+
+    master = tmp_path / "healthbook.xlsx"
+    build_workbook(master, demo.demo_rows())
+    out = tmp_path / "通知"
+    assert cli_json("report", str(master), "--out", str(out))[0] in (0, 1)
+    sheet = schema.COMMITTEE_PROGRESS
+    n = len(grid(master, sheet.name))
+    parts, names = _parts(master)
+    part = sheet_parts(parts)[sheet.name]
+    headers = [*sheet.headers]
+    renamed = headers.index("完成率")
+    headers[renamed] = "完成率(%)"
+    headers.append("备注")
+    last = chr(ord("A") + len(headers) - 1)
+    xml = parts[part].decode()
+    at = f"{chr(ord('A') + renamed)}1"
+    xml = re.sub(rf'<c r="{at}"[^>]*?(?:/>|>.*?</c>)', f'<c r="{at}" t="inlineStr"><is><t>完成率(%)</t></is></c>', xml)
+    row1 = re.search(r'<row r="1"[^>]*>.*?</row>', xml).group(0)  # the banner moves out of the way
+    kept = re.sub(rf'<c r="[{last}-Z]1"[^>]*?(?:/>|>.*?</c>)', "", row1)
+    xml = xml.replace(row1, kept.replace("</row>", f'<c r="{last}1" t="inlineStr"><is><t>备注</t></is></c></row>'))
+    columns = "".join(f'<tableColumn id="{i}" name="{h}"/>' for i, h in enumerate(headers, start=1))
+    parts["xl/tables/table1.xml"] = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\r\n<table xmlns="http://schemas.openxmlformats.org/'
+        f'spreadsheetml/2006/main" id="1" name="进度表" displayName="进度表" ref="A1:{last}{n}" totalsRowShown="0">'
+        f'<autoFilter ref="A1:{last}{n}"/><tableColumns count="{len(headers)}">{columns}</tableColumns>'
+        '<tableStyleInfo name="TableStyleMedium2" showFirstColumn="0" showLastColumn="0" showRowStripes="1" '
+        'showColumnStripes="0"/></table>').encode()
+    xml = xml.replace("</worksheet>", '<tableParts count="1"><tablePart r:id="rIdT1"/></tableParts></worksheet>')
+    if 'xmlns:r="' not in xml[:xml.index(">", xml.index("<worksheet"))]:
+        xml = xml.replace("<worksheet ", f'<worksheet xmlns:r="{REL}" ', 1)
+    parts[part] = xml.encode()
+    rels = part.replace("worksheets/", "worksheets/_rels/") + ".rels"
+    parts[rels] = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns="http://schemas.'
+                   f'openxmlformats.org/package/2006/relationships"><Relationship Id="rIdT1" Type="{REL_TABLE}" '
+                   'Target="../tables/table1.xml"/></Relationships>').encode()
+    _append(parts, "[Content_Types].xml", "</Types>",
+            f'<Override PartName="/xl/tables/table1.xml" ContentType="{CT_TABLE}"/>')
+    _save(master, parts, names)
+    assert grid(master, sheet.name)[0][:len(headers)] == headers
+
+    assert cli_json("report", str(master), "--out", str(out))[0] in (0, 1)
+    after = grid(master, sheet.name)
+    table = _parts(master)[0]["xl/tables/table1.xml"].decode()
+    names_now = re.findall(r'<tableColumn id="\d+" name="([^"]*)"', table)
+    assert names_now == headers
+    assert after[0][:len(headers)] == headers  # header cells = the table's column names
+    assert all(v == "" for v in after[0][len(headers):len(headers) + 1])  # the banner is right of the table
+    assert any(str(v).startswith("截至") for v in after[0][len(headers) + 1:])
+    committees = read_workbook(master)[schema.COMMITTEES.name]["committee_id"].tolist()
+    assert [r[0] for r in after[1:]] == committees and len(after) == n

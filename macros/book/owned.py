@@ -73,7 +73,14 @@ from .ooxml import (
 from .package import Package
 from .read import HEADER_SEARCH_ROWS, ROW, clean_header, frame_from_rows, records
 from .styles import is_date_code
-from .tables import calculated_bodies, formula_only, last_value_row, sheet_totals, tables_headed_at
+from .tables import (
+    calculated_bodies,
+    formula_only,
+    last_value_row,
+    sheet_totals,
+    table_headers,
+    tables_headed_at,
+)
 from .verify import grid, has_bool, is_bool
 from .write_types import FILLS, SheetWrite
 
@@ -495,23 +502,32 @@ def rewrite_sheet(
             row_attrs[row.r] = row.attrs_text
 
     # Header row: existing header cells kept; missing headers added; the banner replaced.
+    # Under a table staff made over an output sheet, a header cell holds its table column's name
+    # (staff may have renamed it, or added a column of their own to the table): Excel repairs a
+    # table whose header cells differ from its column names.
+    named = table_headers(pkg.parts, part, header_r) if not ledger and part in pkg.parts else {}
     header_out: dict[int, str] = {}
     if header_old:
         row_attrs[header_r] = header_old.attrs_text
         for cell in header_old.cells:
-            if ledger or cell.col in layout_cols:
+            if ledger or cell.col in layout_cols or cell.col in named:
                 header_out[cell.col] = cell.xml
+    for c in set(named) - layout_cols:
+        if _header_text(header_old, c, strings) != named[c]:
+            header_out[c] = cell_xml(ref_of(header_r, c), named[c], header_style)
+        out.cells[(header_r, c)] = named[c]
     for c, text in headers.items():
+        text = named.get(c, text)
         now = _header_text(header_old, c, strings)
         if c not in header_out or clean_header(now) != clean_header(text):
             # A sheet from an older layout gets today's header.
             header_out[c] = cell_xml(ref_of(header_r, c), text, header_style)
             now = text
         out.cells[(header_r, c)] = now
-    banner_col = max(layout_cols) + 2 if layout_cols else 1
+    banner_col = max(layout_cols | set(named)) + 2 if layout_cols else 1
     if write.note:
         if not ledger:
-            for c in [c for c in header_out if c > max(layout_cols)]:
+            for c in [c for c in header_out if c > max(layout_cols) and c not in named]:
                 del header_out[c]
         header_out[banner_col] = cell_xml(ref_of(header_r, banner_col), write.note, 0)
         out.cells[(header_r, banner_col)] = write.note

@@ -408,16 +408,22 @@ def _drop_stale_calc_chain(pkg: Package) -> None:
         return
     wb_part = workbook_part(pkg.parts)
     rels = {rel.id: rel.target for rel in parse_rels(pkg.parts.get(rels_name(wb_part)), wb_part)}
-    by_id = {el.get("sheetId"): rels.get(el.get(f"{{{NS_REL}}}id"))
-             for el in ET.fromstring(pkg.parts[wb_part]).iter(f"{{{NS_MAIN}}}sheet")}
+    sheets = list(ET.fromstring(pkg.parts[wb_part]).iter(f"{{{NS_MAIN}}}sheet"))
+    # ``i`` is the sheetId (ECMA-376 18.6.1); some writers take it for the tab's position: a cell
+    # is looked for under both (a needless drop costs nothing, a missed one a repair prompt).
+    by_id: dict[str, set[str]] = {}
+    for position, el in enumerate(sheets, start=1):
+        part = rels.get(el.get(f"{{{NS_REL}}}id"))
+        by_id.setdefault(el.get("sheetId"), set()).add(part)
+        by_id.setdefault(str(position), set()).add(part)
     listed: dict[str, set[str]] = {}
     sheet_id = None
     for m in _CHAIN_CELL.finditer(pkg.parts[chain].decode("utf-8")):
         attrs = attrs_of(m.group(1))
         sheet_id = attrs.get("i", sheet_id)  # omitted: the previous cell's sheet
-        part = by_id.get(sheet_id)
-        if part in written and "r" in attrs:
-            listed.setdefault(part, set()).add(attrs["r"])
+        for part in by_id.get(sheet_id, ()):
+            if part in written and "r" in attrs:
+                listed.setdefault(part, set()).add(attrs["r"])
     if all(refs <= formula_cells(pkg.text(part)) for part, refs in listed.items()):
         return
     pkg.remove(chain)
