@@ -279,6 +279,9 @@ def assert_only_ours_changed(before: dict[str, bytes], after: dict[str, bytes], 
     assert changed <= ours, sorted(changed - ours)
     ledger = sheet_parts(before)[LEDGER]
     assert without_cells(before[ledger].decode()) == without_cells(after[ledger].decode())
+    for sheet in (schema.COMMITTEE_PROGRESS, schema.PROJECT_PROGRESS):  # staff's filter, freeze, CF, tab colour
+        part = sheet_parts(before)[sheet.name]
+        assert without_cells(before[part].decode()) == without_cells(after[part].decode()), sheet.name
 
 
 def test_a_report_keeps_every_staff_decoration_and_links_to_the_renamed_tab(master, tmp_path):
