@@ -642,3 +642,25 @@ def test_a_table_staff_made_over_a_progress_sheet_keeps_their_column_names(tmp_p
     assert any(str(v).startswith("截至") for v in after[0][len(headers) + 1:])
     committees = read_workbook(master)[schema.COMMITTEES.name]["committee_id"].tolist()
     assert [r[0] for r in after[1:]] == committees and len(after) == n
+
+
+def test_formats_renumbered_by_another_program_are_not_taken_for_moved_marks(master):
+    """A save by another program (LibreOffice, WPS) may renumber the formats: the remembered mark
+    format can then be, say, the header's. The one header cell of the marked column is no mark
+    a sort moved, and keeps its format."""
+    code, out = cli_json("validate", str(master), "--mark")
+    [marked] = [p for p in out["issues"] if p["sheet"] == LEDGER]
+    ref = f"G{marked['row']}"
+    parts, names = _parts(master)
+    ledger, issues = sheet_parts(parts)[LEDGER], sheet_parts(parts)[schema.ISSUES.name]
+    xml = parts[ledger].decode()
+    header_style = re.search(r'\ss="(\d+)"', cells(xml)["G1"]).group(1)
+    cell = cells(xml)[ref]
+    parts[ledger] = xml.replace(cell, re.sub(r'\ss="\d+"', ' s="5"', cell)).encode()  # renumbered
+    memory = parts[issues].decode()
+    mark_style = re.search(r'<c r="CZ2"[^>]*>(?:<v>(\d+)</v>|<is><t>(\d+)</t></is>)</c>', memory)
+    assert mark_style, "the mark memory is not where the test expects it"
+    parts[issues] = memory.replace(mark_style.group(0), f'<c r="CZ2"><v>{header_style}</v></c>').encode()
+    _save(master, parts, names)
+    cli_json("validate", str(master), "--mark")
+    assert cells(_parts(master)[0][ledger].decode())["G1"] == cells(xml)["G1"]

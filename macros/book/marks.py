@@ -107,7 +107,7 @@ def unmark(pkg: Package, memory: list[Marked]) -> set[str]:
         start, end = sheet_data_span(xml)
         data = edit_cells(xml[start:end], edits)
         if missed:  # staff sorted the rows: the marked cells moved (their format with them)
-            data = edit_cells(data, _moved_marks(data, missed, set(edits)))
+            data = edit_cells(data, _moved_marks(data, missed, set(edits), pkg))
         if data != xml[start:end]:
             pkg.set_text(part, xml[:start] + data + xml[end:])
             touched.add(sheet)
@@ -125,15 +125,18 @@ def _restorer(entry: Marked, missed: list[Marked]):
     return restore
 
 
-def _moved_marks(data: str, missed: list[Marked], remembered: set[tuple[int, int]]) -> dict:
+def _moved_marks(data: str, missed: list[Marked], remembered: set[tuple[int, int]], pkg: Package) -> dict:
     """Restorers for marked cells a sort moved to other rows (Excel sorts a cell's format with it).
 
     Found by their mark format in the column they were marked in, at rows no mark remembers; only
-    when the column holds exactly as many such cells as marks went missing there and those marks
-    agree on the original format — anything else (staff's own use of that format) is left alone."""
+    when the format still has a mark's fill (a save by another program may have renumbered the
+    formats), the column holds exactly as many such cells as marks went missing there and those
+    marks agree on the original format — anything else (staff's own use of it) is left alone."""
+    marking = {("FF" + rgb).upper() for level, rgb in FILLS.items() if level in LEVEL_ORDER}
+    styles = pkg.styles
     groups: dict[tuple[int, int], list[Marked]] = defaultdict(list)
     for entry in missed:
-        if entry.style != entry.original:
+        if entry.style != entry.original and styles.fill_rgb(styles.fill_of(entry.style)) in marking:
             groups[(split_ref(entry.ref)[1], entry.style)].append(entry)
     if not groups:
         return {}
