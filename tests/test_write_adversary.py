@@ -664,3 +664,38 @@ def test_formats_renumbered_by_another_program_are_not_taken_for_moved_marks(mas
     _save(master, parts, names)
     cli_json("validate", str(master), "--mark")
     assert cells(_parts(master)[0][ledger].decode())["G1"] == cells(xml)["G1"]
+
+
+def test_a_change_inside_a_staff_array_formula_is_refused_saying_what_to_do(master, tmp_path, capsys):
+    """Staff entered {=F3:F5*1} over 完成数量 G3:G5 (Ctrl+Shift+Enter). A committee corrects the
+    record on row 4: written into G4, the figure would be put back to the formula's result the
+    moment Excel opens the file (while 变更记录 says it changed). Refused, saying where and what to do."""
+    from macros.cli import main
+
+    parts, names = _parts(master)
+    part = sheet_parts(parts)[LEDGER]
+    xml = parts[part].decode()
+    at = {int(r["_row"]): r for r in read_workbook(master)[LEDGER].to_dict("records")}
+    for r in (3, 4, 5):
+        cell = cells(xml)[f"G{r}"]
+        cached = int(at[r]["quantity"])
+        formula = '<f t="array" ref="G3:G5">F3:F5*1</f>' if r == 3 else ""
+        xml = xml.replace(cell, f'<c r="G{r}" s="5">{formula}<v>{cached}</v></c>')
+    parts[part] = xml.encode()
+    _save(master, parts, names)
+    forms = tmp_path / "forms"
+    committee = at[4]["committee_id"]
+    build_forms(master, forms, [committee])
+    inbox = folders(master, read_workbook(master).settings).inbox
+    inbox.mkdir()
+    keys = ("record_id", "date", "project_id", "activity", "participants", "quantity", "status", "reporter",
+            "in_bulletin", "note")
+    record = {k: (None if at[4][k] != at[4][k] else at[4][k]) for k in keys}
+    fill_form(next(forms.glob(f"填报表-{committee}-*.xlsx")), inbox / "更正.xlsx",
+              [{**record, "quantity": int(at[4]["quantity"]) + 1}])
+    before = master.read_bytes()
+    assert main(["consolidate", str(master)]) == 2
+    err = capsys.readouterr().err
+    assert "G3:G5" in err and "G4" in err and "数组公式" in err and "选择性粘贴" in err and LEDGER in err, err
+    assert master.read_bytes() == before
+    assert (inbox / "更正.xlsx").exists()  # the next run retries it

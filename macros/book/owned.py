@@ -324,6 +324,38 @@ class TotalsRowFormula(HealthbookError):
                          "公式如 SUBTOTAL(109,表名[列名])），或删掉这一行的公式后重新运行。")
 
 
+class ArrayFormulaCell(HealthbookError):
+    """A value to write inside an array formula staff entered over several cells (Ctrl+Shift+Enter
+    or a spilled dynamic array): Excel recalculates the array and the value is lost."""
+
+    def __init__(self, sheet: str, cell: str, value: object, area: str, formula: str):
+        shown = "空白" if value is None else f"“{value}”"
+        super().__init__(f"工作表“{sheet}”的 {area} 是一个数组公式（={formula}），程序要把其中的 {cell} 改为{shown}，"
+                         "但 Excel 打开时会用公式的结果盖掉它，本次未写入。请在 Excel 中选中 "
+                         f"{area}，复制后“选择性粘贴 → 数值”（或改用普通公式），保存后重新运行。")
+
+
+_ARRAY_HINT = 't="array"'
+_ARRAY_F = re.compile(r"<(?:\w+:)?f\b([^>]*?\st=\"array\"[^>]*?)(?:/>|>([^<]*)<)")
+
+
+def _array_cells(data: str) -> dict[tuple[int, int], tuple[str, str]]:
+    """(row, column) of each cell inside an array formula but its first → (area, formula)."""
+    found: dict[tuple[int, int], tuple[str, str]] = {}
+    for m in _ARRAY_F.finditer(data):
+        area = attrs_of(m.group(1)).get("ref", "")
+        corners = [split_ref(x) for x in area.split(":")] if area else []
+        if len(corners) != 2:
+            continue
+        (r1, c1), (r2, c2) = corners
+        formula = unescape(m.group(2) or "")
+        for r in range(r1, r2 + 1):
+            for c in range(c1, c2 + 1):
+                if (r, c) != (r1, c1):
+                    found[(r, c)] = (area, formula)
+    return found
+
+
 _ROW_R = re.compile(r"""(<(?:\w+:)?row\b[^>]*?\sr\s*=\s*["'])\d+(["'])""")
 _CELL_R = re.compile(r"""(<(?:\w+:)?c\b[^>]*?\sr\s*=\s*["'][A-Z]+)\d+(["'])""")
 _A1_REF = re.compile(r"(?<![A-Za-z_\[.])\$?[A-Z]{1,3}\$?\d+(?![\w\[(])")
@@ -599,6 +631,9 @@ def rewrite_sheet(
         placed.append(r)
 
     fills, links = write.fills, write.links
+    # Cells inside staff's array formulas (but their first): Excel would put the formula's result
+    # back over a value written there, so a change there is refused.
+    arrays = _array_cells(data) if ledger and _ARRAY_HINT in data else {}
     cache: dict[tuple, int] = {}
     link_xml: list[str] = []
     external: list[str] = []
@@ -705,6 +740,8 @@ def rewrite_sheet(
                     # (a date as itself: the serial counts from the workbook's epoch, 1900 or 1904)
                     values.append(value if isinstance(value, (date, time)) else "" if before is None else before)
                     continue
+                if (r, c) in arrays:
+                    raise ArrayFormulaCell(sheet.name, ref_of(r, c), value, *arrays[(r, c)])
                 base = o[0]
                 if _SHARED in o[3]:  # written over: a formula other cells share must not go with it
                     _note_shared_master(o[3], ref_of(r, c), orphaned)
