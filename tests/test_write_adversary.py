@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 import shutil
 import zipfile
+from datetime import date as date_type
 from datetime import datetime
 from pathlib import Path
 
@@ -745,3 +746,31 @@ def test_a_threaded_comment_on_the_cell_a_mark_fills_stays_as_excel_365_wrote_it
         assert after[part] == before[part], part
     assert cells(after[sheet_parts(after)[LEDGER]].decode())[ref] != cells(before[sheet_parts(before)[LEDGER]]
                                                                           .decode())[ref]  # filled
+
+
+def test_a_refused_write_says_why_and_what_to_do_in_chinese_and_stages_the_result(master, monkeypatch):
+    """Whatever the check finds (here: a date read back other than written), staff read in Chinese
+    that the master was left alone and why, where the result is, and whom to give it to."""
+    from macros.book import owned
+    from macros.book.write import FileBook, WriteRefused
+
+    real = owned.cell_xml
+    monkeypatch.setattr(owned, "cell_xml", lambda ref, value, style, *more: real(
+        ref, value.replace(year=value.year + 4) if isinstance(value, date_type) else value, style, *more))
+    book = FileBook(master)
+    frame = book.read([schema.LEDGER]).frames[LEDGER]
+    rows = frame.to_dict("records")
+    rows[0]["date"] = date_type(2020, 12, 1)
+    before = master.read_bytes()
+    with pytest.raises(WriteRefused) as refused:
+        book.write([schema_write(rows)])
+    message = str(refused.value)
+    assert master.read_bytes() == before and refused.value.staged.exists()
+    assert message.startswith(f"写入 {master.name} 前的核对未通过：写好的文件与应有的内容不符")
+    assert "主工作簿未改动" in message and refused.value.staged.name in message and "技术联系人" in message
+
+
+def schema_write(rows: list[dict]):
+    from macros.book.write_types import SheetWrite
+
+    return SheetWrite(schema.LEDGER, rows)

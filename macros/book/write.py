@@ -81,9 +81,9 @@ class WriteRefused(HealthbookError):
 
     def __init__(self, path: Path, reason: str, staged: Path | None = None):
         self.reason, self.staged = reason, staged
-        where = f"结果已暂存为 {staged.name}。" if staged else ""
-        super().__init__(f"写入 {Path(path).name} 前的核对未通过（{reason}），主工作簿未改动。{where}"
-                         "请把该文件和这条信息发给技术联系人。")
+        where = f"结果已暂存为 {staged.name}（供查看，勿当作主工作簿使用）。" if staged else ""
+        super().__init__(f"写入 {Path(path).name} 前的核对未通过：写好的文件与应有的内容不符（技术细节：{reason}），"
+                         f"为免损坏主工作簿，没有替换它，主工作簿未改动。{where}请把该文件和这条信息发给技术联系人。")
 
 
 @dataclass
