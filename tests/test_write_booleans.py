@@ -60,8 +60,8 @@ def test_the_re_read_check_refuses_a_boolean_written_as_a_number(master_copy, mo
     from macros.book.ooxml import cell_xml
     from macros.book.write import WriteRefused
 
-    monkeypatch.setattr(owned, "cell_xml", lambda ref, value, style: cell_xml(
-        ref, int(value) if isinstance(value, bool) else value, style))
+    monkeypatch.setattr(owned, "cell_xml", lambda ref, value, style, *more: cell_xml(
+        ref, int(value) if isinstance(value, bool) else value, style, *more))
     before = master_copy.read_bytes()
     book = FileBook(master_copy)
     rows = records(book.read([schema.LEDGER]).frames[LEDGER])

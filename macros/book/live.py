@@ -32,6 +32,7 @@ from xlsxwriter.utility import xl_rowcol_to_cell
 from .. import schema
 from ..errors import HealthbookError, MissingSheet
 from .notes import AUTHOR as NOTE_AUTHOR
+from .ooxml import sheet_location
 from .read import ROW, Workbook, clean_header, empty_frame, find_header_row, frame_from_rows
 from .tables import Area
 from .write_types import FILLS, Mark, SheetWrite
@@ -273,7 +274,7 @@ class LiveBook:
             for col in columns:
                 value = _write_value(row.get(col.key))
                 target = sw.links.get((i, col.key))
-                cells.append(_hyperlink(target, value) if target else value)
+                cells.append(_hyperlink(sheet_location(target, self._sheet_names()), value) if target else value)
             block.append(cells + [None] * (width - len(columns)))
         sheet.range((1, 1), (len(block), width)).value = block
         self.counts["writes"] += 1

@@ -97,29 +97,65 @@ def unmark(pkg: Package, memory: list[Marked]) -> set[str]:
         part = pkg.sheets.get(sheet)
         if part is None:
             continue
-        edits = {}
+        edits, missed = {}, []
         for entry in entries:
             try:
-                edits[split_ref(entry.ref)] = _restorer(entry)
+                edits[split_ref(entry.ref)] = _restorer(entry, missed)
             except ValueError:
                 continue
         xml = pkg.text(part)
         start, end = sheet_data_span(xml)
         data = edit_cells(xml[start:end], edits)
+        if missed:  # staff sorted the rows: the marked cells moved (their format with them)
+            data = edit_cells(data, _moved_marks(data, missed, set(edits), pkg))
         if data != xml[start:end]:
             pkg.set_text(part, xml[:start] + data + xml[end:])
             touched.add(sheet)
     return touched
 
 
-def _restorer(entry: Marked):
+def _restorer(entry: Marked, missed: list[Marked]):
     def restore(cell):
         if cell is None or cell.style != entry.style:
-            return None  # gone, or re-formatted by staff since: theirs now
+            missed.append(entry)
+            return None  # gone, moved by a sort, or re-formatted by staff since: theirs now
         if entry.created and not _has_content(cell.body):
             return ""
         return set_style(cell.xml, entry.original)
     return restore
+
+
+def _moved_marks(data: str, missed: list[Marked], remembered: set[tuple[int, int]], pkg: Package) -> dict:
+    """Restorers for marked cells a sort moved to other rows (Excel sorts a cell's format with it).
+
+    Found by their mark format in the column they were marked in, at rows no mark remembers; only
+    when the format still has a mark's fill (a save by another program may have renumbered the
+    formats), the column holds exactly as many such cells as marks went missing there and those
+    marks agree on the original format — anything else (staff's own use of it) is left alone."""
+    marking = {("FF" + rgb).upper() for level, rgb in FILLS.items() if level in LEVEL_ORDER}
+    styles = pkg.styles
+    groups: dict[tuple[int, int], list[Marked]] = defaultdict(list)
+    for entry in missed:
+        if entry.style != entry.original and styles.fill_rgb(styles.fill_of(entry.style)) in marking:
+            groups[(split_ref(entry.ref)[1], entry.style)].append(entry)
+    if not groups:
+        return {}
+    styles = "|".join(sorted({str(style) for _, style in groups}))
+    found: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
+    for m in re.finditer(rf'<(?:\w+:)?c\b[^>]*?\sr="([A-Z]+\d+)"[^>]*?\ss="({styles})"[^>]*?/?>|'
+                         rf'<(?:\w+:)?c\b[^>]*?\ss="({styles})"[^>]*?\sr="([A-Z]+\d+)"[^>]*?/?>', data):
+        ref, style = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
+        r, c = split_ref(ref)
+        if (r, c) not in remembered:
+            found[(c, int(style))].append((r, c))
+    edits = {}
+    for key, entries in groups.items():
+        cells = found.get(key, [])
+        if len(cells) != len(entries) or len({(e.original, e.created) for e in entries}) != 1:
+            continue
+        for at in cells:
+            edits[at] = _restorer(entries[0], [])
+    return edits
 
 
 def _has_content(body: str | None) -> bool:

@@ -163,6 +163,15 @@ def workbook_part(parts: dict[str, bytes]) -> str:
 
 def sheet_parts(parts: dict[str, bytes]) -> dict[str, str]:
     """Sheet name → worksheet part name, in workbook order."""
+    return {name: part for name, (part, _) in _sheets(parts).items()}
+
+
+def sheet_names(parts: dict[str, bytes]) -> dict[str, str]:
+    """Sheet name as the contract spells it → the workbook's own ("台账" → "台账 ")."""
+    return {name: actual for name, (_, actual) in _sheets(parts).items()}
+
+
+def _sheets(parts: dict[str, bytes]) -> dict[str, tuple[str, str]]:
     wb_part = workbook_part(parts)
     rels = {r.id: r.target for r in parse_rels(parts.get(rels_name(wb_part)), wb_part)}
     root = ET.fromstring(parts[wb_part])
@@ -171,8 +180,20 @@ def sheet_parts(parts: dict[str, bytes]) -> dict[str, str]:
         rid = el.get(f"{{{NS_REL}}}id")
         if rid in rels:
             # Keyed as the readers match names: a stray space in "台账 " does not hide the sheet.
-            found[clean_header(el.get("name"))] = rels[rid]
+            found[clean_header(el.get("name"))] = (rels[rid], el.get("name"))
     return found
+
+
+def sheet_location(target: str, names: Mapping[str, str]) -> str:
+    """In-workbook link ``target`` ("'台账'!B5") naming the sheet as the workbook spells it
+    (``names``: contract name → the workbook's, see ``sheet_names``): a link to '台账' in a
+    workbook whose tab is "台账 " (a stray space, matched like headers) is one Excel cannot follow."""
+    sheet, _, cell = target.rpartition("!")
+    name = sheet[1:-1].replace("''", "'") if sheet.startswith("'") and sheet.endswith("'") else sheet
+    actual = names.get(clean_header(name))
+    if actual is None or actual == name:
+        return target
+    return "'" + actual.replace("'", "''") + "'!" + cell
 
 
 def workbook_rel_target(parts: dict[str, bytes], rel_type: str) -> str | None:
@@ -387,8 +408,14 @@ def escape_text(text: str) -> str:
     return text
 
 
-def to_serial(value: date | datetime | time) -> float:
-    """A date/datetime/time as an Excel serial (1900 date system)."""
+DATE1904_OFFSET = 1462  # days from 1900's serial 0 to 1 January 1904, serial 0 of the 1904 system
+
+
+def to_serial(value: date | datetime | time, date1904: bool = False) -> float:
+    """A date/datetime/time as an Excel serial (1900 date system; ``date1904``: the workbook uses
+    the 1904 one, Excel 选项 → 高级 → 使用 1904 日期系统, as Excel for Mac long did)."""
+    if date1904 and not isinstance(value, time):
+        return to_serial(value) - DATE1904_OFFSET
     if isinstance(value, time):
         return (value.hour * 3600 + value.minute * 60 + value.second + value.microsecond / 1e6) / 86400
     if not isinstance(value, datetime):
@@ -441,7 +468,7 @@ def number_text(value: float | int) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def cell_xml(ref: str, value: object, style: int) -> str:
+def cell_xml(ref: str, value: object, style: int, date1904: bool = False) -> str:
     """One <c> element for a plain value (see ``plain``); None gives a styled blank or nothing."""
     s = f' s="{style}"' if style else ""
     if value is None:
@@ -451,7 +478,7 @@ def cell_xml(ref: str, value: object, style: int) -> str:
     if isinstance(value, (int, float)):
         return f'<c r="{ref}"{s}><v>{number_text(value)}</v></c>'
     if isinstance(value, (date, time)):
-        return f'<c r="{ref}"{s}><v>{number_text(to_serial(value))}</v></c>'
+        return f'<c r="{ref}"{s}><v>{number_text(to_serial(value, date1904))}</v></c>'
     text = str(value)[:MAX_TEXT]
     # Inline strings keep sharedStrings.xml untouched and are never formulas.
     return f'<c r="{ref}"{s} t="inlineStr"><is>{t_open(text)}{escape_text(text)}</t></is></c>'

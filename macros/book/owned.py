@@ -36,6 +36,7 @@ from ..errors import HealthbookError, MissingColumns
 from .ooxml import (
     AFTER_HYPERLINKS,
     CELL_RE,
+    DATE1904_OFFSET,
     DIMENSION_RE,
     EPOCH,
     FORMULA_PREFIXES,
@@ -62,6 +63,7 @@ from .ooxml import (
     row_starts,
     row_xml,
     sheet_data_span,
+    sheet_location,
     sheet_parts,
     split_ref,
     t_open,
@@ -71,7 +73,14 @@ from .ooxml import (
 from .package import Package
 from .read import HEADER_SEARCH_ROWS, ROW, clean_header, frame_from_rows, records
 from .styles import is_date_code
-from .tables import calculated_bodies, formula_only, last_value_row, sheet_totals, tables_headed_at
+from .tables import (
+    calculated_bodies,
+    formula_only,
+    last_value_row,
+    sheet_totals,
+    table_headers,
+    tables_headed_at,
+)
 from .verify import grid, has_bool, is_bool
 from .write_types import FILLS, SheetWrite
 
@@ -315,6 +324,38 @@ class TotalsRowFormula(HealthbookError):
                          "公式如 SUBTOTAL(109,表名[列名])），或删掉这一行的公式后重新运行。")
 
 
+class ArrayFormulaCell(HealthbookError):
+    """A value to write inside an array formula staff entered over several cells (Ctrl+Shift+Enter
+    or a spilled dynamic array): Excel recalculates the array and the value is lost."""
+
+    def __init__(self, sheet: str, cell: str, value: object, area: str, formula: str):
+        shown = "空白" if value is None else f"“{value}”"
+        super().__init__(f"工作表“{sheet}”的 {area} 是一个数组公式（={formula}），程序要把其中的 {cell} 改为{shown}，"
+                         "但 Excel 打开时会用公式的结果盖掉它，本次未写入。请在 Excel 中选中 "
+                         f"{area}，复制后“选择性粘贴 → 数值”（或改用普通公式），保存后重新运行。")
+
+
+_ARRAY_HINT = 't="array"'
+_ARRAY_F = re.compile(r"<(?:\w+:)?f\b([^>]*?\st=\"array\"[^>]*?)(?:/>|>([^<]*)<)")
+
+
+def _array_cells(data: str) -> dict[tuple[int, int], tuple[str, str]]:
+    """(row, column) of each cell inside an array formula but its first → (area, formula)."""
+    found: dict[tuple[int, int], tuple[str, str]] = {}
+    for m in _ARRAY_F.finditer(data):
+        area = attrs_of(m.group(1)).get("ref", "")
+        corners = [split_ref(x) for x in area.split(":")] if area else []
+        if len(corners) != 2:
+            continue
+        (r1, c1), (r2, c2) = corners
+        formula = unescape(m.group(2) or "")
+        for r in range(r1, r2 + 1):
+            for c in range(c1, c2 + 1):
+                if (r, c) != (r1, c1):
+                    found[(r, c)] = (area, formula)
+    return found
+
+
 _ROW_R = re.compile(r"""(<(?:\w+:)?row\b[^>]*?\sr\s*=\s*["'])\d+(["'])""")
 _CELL_R = re.compile(r"""(<(?:\w+:)?c\b[^>]*?\sr\s*=\s*["'][A-Z]+)\d+(["'])""")
 _A1_REF = re.compile(r"(?<![A-Za-z_\[.])\$?[A-Z]{1,3}\$?\d+(?![\w\[(])")
@@ -362,7 +403,7 @@ def _old_grid(pkg: Package, sheet_name: str) -> list[list]:
 def _old_value(old: _Old, strings: list[str]) -> object:
     """The value an existing cell holds (cached result for a formula)."""
     _, t, body, xml = old
-    if body is None:
+    if body is None or t == "e":  # an error (#N/A, a staff VLOOKUP's) reads as blank, as calamine reads it
         return None
     if body.startswith("<v>") and body.endswith("</v>") and body.count("<") == 2:
         raw = body[3:-4]
@@ -493,23 +534,32 @@ def rewrite_sheet(
             row_attrs[row.r] = row.attrs_text
 
     # Header row: existing header cells kept; missing headers added; the banner replaced.
+    # Under a table staff made over an output sheet, a header cell holds its table column's name
+    # (staff may have renamed it, or added a column of their own to the table): Excel repairs a
+    # table whose header cells differ from its column names.
+    named = table_headers(pkg.parts, part, header_r) if not ledger and part in pkg.parts else {}
     header_out: dict[int, str] = {}
     if header_old:
         row_attrs[header_r] = header_old.attrs_text
         for cell in header_old.cells:
-            if ledger or cell.col in layout_cols:
+            if ledger or cell.col in layout_cols or cell.col in named:
                 header_out[cell.col] = cell.xml
+    for c in set(named) - layout_cols:
+        if _header_text(header_old, c, strings) != named[c]:
+            header_out[c] = cell_xml(ref_of(header_r, c), named[c], header_style)
+        out.cells[(header_r, c)] = named[c]
     for c, text in headers.items():
+        text = named.get(c, text)
         now = _header_text(header_old, c, strings)
         if c not in header_out or clean_header(now) != clean_header(text):
             # A sheet from an older layout gets today's header.
             header_out[c] = cell_xml(ref_of(header_r, c), text, header_style)
             now = text
         out.cells[(header_r, c)] = now
-    banner_col = max(layout_cols) + 2 if layout_cols else 1
+    banner_col = max(layout_cols | set(named)) + 2 if layout_cols else 1
     if write.note:
         if not ledger:
-            for c in [c for c in header_out if c > max(layout_cols)]:
+            for c in [c for c in header_out if c > max(layout_cols) and c not in named]:
                 del header_out[c]
         header_out[banner_col] = cell_xml(ref_of(header_r, banner_col), write.note, 0)
         out.cells[(header_r, banner_col)] = write.note
@@ -581,6 +631,9 @@ def rewrite_sheet(
         placed.append(r)
 
     fills, links = write.fills, write.links
+    # Cells inside staff's array formulas (but their first): Excel would put the formula's result
+    # back over a value written there, so a change there is refused.
+    arrays = _array_cells(data) if ledger and _ARRAY_HINT in data else {}
     cache: dict[tuple, int] = {}
     link_xml: list[str] = []
     external: list[str] = []
@@ -620,7 +673,7 @@ def rewrite_sheet(
             if not (keeps_old and r in spans) and index not in marked_rows and r not in extra_rows] \
         if BULK else []
     if bulk:
-        encoder = _BulkEncoder(layout, by_col_style, columns, styles, cache, not ledger)
+        encoder = _BulkEncoder(layout, by_col_style, columns, styles, cache, not ledger, pkg.date1904)
         bulk_r = [placed[i] for i in bulk]
         bodies, value_columns = encoder.encode([write.rows[i] for i in bulk], bulk_r)
         out.blocks.append((bulk_r, value_columns))
@@ -682,10 +735,13 @@ def rewrite_sheet(
                 continue
             if o is not None:
                 before = _old_value(o, strings)
-                if not fill and not link and _same(before, value):
+                if not fill and not link and _same(before, value, pkg.date1904):
                     cells.append((c, o[3]))  # unchanged: formula, rich text, formatting kept
-                    values.append("" if before is None else before)
+                    # (a date as itself: the serial counts from the workbook's epoch, 1900 or 1904)
+                    values.append(value if isinstance(value, (date, time)) else "" if before is None else before)
                     continue
+                if (r, c) in arrays:
+                    raise ArrayFormulaCell(sheet.name, ref_of(r, c), value, *arrays[(r, c)])
                 base = o[0]
                 if _SHARED in o[3]:  # written over: a formula other cells share must not go with it
                     _note_shared_master(o[3], ref_of(r, c), orphaned)
@@ -702,7 +758,7 @@ def rewrite_sheet(
                     style = cache[ck] = _style_for(styles, base, columns[key], kind, value, fill, link, not ledger)
             else:
                 style = base
-            text = cell_xml(ref_of(r, c), value, style)
+            text = cell_xml(ref_of(r, c), value, style, pkg.date1904)
             if text:
                 cells.append((c, text))
             values.append("" if value is None else value)  # as calamine reads a blank
@@ -710,7 +766,7 @@ def rewrite_sheet(
                 target = links[(index, key)]
                 display = str(value if value is not None else target)
                 if is_location(target):
-                    where = f"location={quoteattr(target)}"
+                    where = f"location={quoteattr(sheet_location(target, pkg.sheet_names))}"
                 else:  # a file: an external relationship in the sheet's rels part
                     external.append(target)
                     where = f'r:id="{EXTERNAL_LINK_ID}{len(external)}"'
@@ -814,8 +870,11 @@ class _BulkEncoder:
     """
 
     def __init__(self, layout: list[tuple[str, int]], by_col_style: dict[int, int],
-                 columns: dict[str, schema.Column | None], styles, cache: dict, ours: bool):
+                 columns: dict[str, schema.Column | None], styles, cache: dict, ours: bool,
+                 date1904: bool = False):
         self.columns = [(key, col_name(c), by_col_style.get(c, 0)) for key, c in layout]
+        self.date1904 = date1904
+        self.epoch = EXCEL_EPOCH_ORDINAL + (DATE1904_OFFSET if date1904 else 0)
         self.by_key = columns
         self.styles, self.cache, self.ours = styles, cache, ours
 
@@ -875,14 +934,14 @@ class _BulkEncoder:
         elif kinds == {date} and min(v for v in values if v is not None) >= _MARCH_1900:
             # (earlier days: Excel's serials skip its 29 February 1900; to_serial below knows)
             s = attr(self.style(key, base, "date", next(v for v in values if v is not None)))
-            return ["" if v is None else f'<c r="{letter}{r}"{s}><v>{v.toordinal() - EXCEL_EPOCH_ORDINAL}</v></c>'
+            return ["" if v is None else f'<c r="{letter}{r}"{s}><v>{v.toordinal() - self.epoch}</v></c>'
                     for v, r in zip(values, rs)]
         elif kinds == {datetime}:  # 变更记录's times: a run's rows share a few moments
             memo: dict[datetime, str] = {}
             for v in set(values) - {None}:
-                memo[v] = f'{attr(self.style(key, base, _kind(v), v))}><v>{number_text(to_serial(v))}</v></c>'
+                memo[v] = f'{attr(self.style(key, base, _kind(v), v))}><v>{number_text(to_serial(v, self.date1904))}</v></c>'
             return ["" if v is None else f'<c r="{letter}{r}"{memo[v]}' for v, r in zip(values, rs)]
-        return ["" if v is None else cell_xml(f"{letter}{r}", v, self.style(key, base, _kind(v), v))
+        return ["" if v is None else cell_xml(f"{letter}{r}", v, self.style(key, base, _kind(v), v), self.date1904)
                 for v, r in zip(values, rs)]
 
 
@@ -962,21 +1021,21 @@ def _header_text(row: Row | None, c: int, strings: list[str]) -> str:
     return ""
 
 
-def _same(old: object, new: object) -> bool:
+def _same(old: object, new: object, date1904: bool = False) -> bool:
     """Whether a cell that held ``old`` already shows ``new`` (so its XML can stay as it was)."""
     t = type(new)
     if t is str:
         return type(old) is str and (old == new or old.strip() == new)
     if new is None:  # a cell holding only spaces reads as blank: the spaces staff typed stay
         return old is None or (type(old) is str and not old.strip())
+    if is_bool(new):  # TRUE (a staff formula's =ISNUMBER(F5), say) is not 1
+        return type(old) is bool and old == bool(new)
     if type(old) is not float:
         return False
     if t is int or t is float:
         return abs(new - old) < 1e-9
-    if t is bool:
-        return False
     if isinstance(new, (date, time)):
-        return abs(to_serial(new) - old) < 1e-9
+        return abs(to_serial(new, date1904) - old) < 1e-9
     return False
 
 

@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from ..errors import NotAWorkbook
+from ..errors import HealthbookError, NotAWorkbook
 from .ooxml import (
     NS_REL,
     REL_SHARED_STRINGS,
@@ -22,6 +22,7 @@ from .ooxml import (
     WORKSHEET_PART,
     rels_name,
     shared_strings,
+    sheet_names,
     sheet_parts,
     workbook_part,
     workbook_rel_target,
@@ -30,6 +31,18 @@ from .styles import Styles
 
 REL_WORKSHEET = NS_REL + "/worksheet"
 CT_WORKSHEET = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
+
+
+STRICT_NS = b"http://purl.oclc.org/ooxml/spreadsheetml/main"
+
+
+class StrictWorkbook(HealthbookError):
+    """Saved as Excel's "Strict Open XML" (another namespace throughout): read, never written."""
+
+    def __init__(self, path: Path):
+        super().__init__(f"{path.name} 是“Strict Open XML 电子表格”格式：程序能读取，但不能安全写入，本次未写入。"
+                         "请在 Excel 中“文件 → 另存为”，保存类型选“Excel 工作簿(*.xlsx)”（含宏的选"
+                         "“Excel 启用宏的工作簿(*.xlsm)”），再重新运行。")
 
 
 class Package:
@@ -43,18 +56,27 @@ class Package:
                 self.parts = {i.filename: zf.read(i) for i in self.infos}
         except (zipfile.BadZipFile, OSError, KeyError) as exc:
             raise NotAWorkbook(self.path, str(exc)[:80]) from exc
+        if STRICT_NS in self.parts.get(workbook_part(self.parts), b""):
+            raise StrictWorkbook(self.path)
         self.changed: dict[str, bytes] = {}
+        self.removed: set[str] = set()  # parts left out of the new file (a stale calcChain.xml)
         try:
             self.sheets = sheet_parts(self.parts)
+            self.sheet_names = sheet_names(self.parts)  # "台账" → "台账 ", as the workbook spells it
         except Exception as exc:  # a zip that is not a workbook
             raise NotAWorkbook(self.path, "缺少工作簿结构") from exc
         self.styles_part = workbook_rel_target(self.parts, REL_STYLES)
+        # Dates are written as serials of the workbook's own date system.
+        self.date1904 = bool(re.search(rb'<(?:\w+:)?workbookPr\b[^>]*\sdate1904="(?:1|true)"',
+                                       self.parts.get(workbook_part(self.parts), b"")))
         self._styles: Styles | None = None
         self.added_sheets: list[str] = []
         self._strings: list[str] | None = None
         self._deflating: dict[str, tuple[bytes, Future]] = {}
 
     def data(self, name: str) -> bytes | None:
+        if name in self.removed:
+            return None
         return self.changed.get(name, self.parts.get(name))
 
     def text(self, name: str) -> str:
@@ -67,7 +89,13 @@ class Package:
             self._deflating[name] = (data, _background().submit(_deflate, data))
 
     def exists(self, name: str) -> bool:
-        return name in self.changed or name in self.parts
+        return name not in self.removed and (name in self.changed or name in self.parts)
+
+    def remove(self, name: str) -> None:
+        """Leave part ``name`` out of the new file (its relationship and content type are the
+        caller's to remove)."""
+        self.removed.add(name)
+        self.changed.pop(name, None)
 
     @property
     def styles(self) -> Styles:
@@ -121,6 +149,7 @@ class Package:
                       f'ContentType="{CT_WORKSHEET}"/>' + types[close:])
         self.set_text(part, xml)
         self.sheets[name] = part
+        self.sheet_names[name] = name
         self.added_sheets.append(name)
         return part
 
@@ -143,6 +172,8 @@ class Package:
         with open(self.path, "rb") as src, open(target, "wb") as fh:
             with zipfile.ZipFile(fh, "w") as zf:
                 for info in self.infos:
+                    if info.filename in self.removed:
+                        continue
                     if info.filename not in changed and _copyable(info):
                         _copy_raw(src, info, fh, zf)
                         continue
@@ -171,7 +202,7 @@ class Package:
         self.finish()
         data = self.data(part)
         others = {n: self.data(n) for n in [*self.parts, *self.changed]
-                  if n != part and not WORKSHEET_PART.match(n)}
+                  if n != part and not WORKSHEET_PART.match(n) and n not in self.removed}
         deflating = self._deflating.get(part)
         done = deflating[1] if deflating is not None and deflating[0] is data else None
 

@@ -130,6 +130,20 @@ def tables_headed_at(parts: Mapping[str, bytes], sheet_part: str, header_row: in
     return found
 
 
+def table_headers(parts: Mapping[str, bytes], sheet_part: str, header_row: int) -> dict[int, str]:
+    """0-based column → column name of the tables headed at ``header_row``: Excel keeps each
+    name in its header cell too, and repairs a table whose header cell says otherwise."""
+    names: dict[int, str] = {}
+    for table in tables_headed_at(parts, sheet_part, header_row):
+        xml = parts[table].decode("utf-8", "replace")
+        area = Area.parse(_ref_of(_TABLE_TAG.search(xml).group(0)))
+        for c, column in enumerate(_TABLE_COLUMN.finditer(xml), start=area.first_col):
+            name = re.search(r'\sname="([^"]*)"', column.group(0))
+            if name and c <= area.last_col:
+                names[c] = unescape(name.group(1), {"&quot;": '"', "&apos;": "'"})
+    return names
+
+
 def totals_area(xml: str | bytes) -> Area | None:
     """The totals row(s) of a table part (``totalsRowCount`` rows at the bottom of ``ref``), or
     None when it has none (表设计 → 汇总行 unticked: ``totalsRowShown`` alone means none now)."""

@@ -85,26 +85,36 @@ def _cell(rows: list[list], r: int, c: int) -> object:
 _HYPERLINK_REL = re.compile(rb'<Relationship\b[^>]*\bType="[^"]*/relationships/hyperlink"[^>]*/>')
 
 
+_CALC_CHAIN_REL = re.compile(rb'<Relationship\b[^>]*\bType="[^"]*/relationships/calcChain"[^>]*/>')
+
+
 def check_parts(old: dict[str, bytes], new_path: Path, allowed: set[str], grow_only: set[str],
-                links_replaced: frozenset[str] = frozenset()) -> dict[str, bytes]:
+                links_replaced: frozenset[str] = frozenset(), chain: str | None = None) -> dict[str, bytes]:
     """Every old part unchanged except ``allowed``; ``grow_only`` parts keep every old element
     (in ``links_replaced`` — owned sheets' rels — except their hyperlink relationships, all ours).
-    Returns the new file's parts."""
+    ``chain``: Excel's calcChain.xml, which may be gone with its relationship and content type
+    (Excel rebuilds it). Returns the new file's parts."""
     with zipfile.ZipFile(new_path) as zf:
         try:  # reading a member checks its CRC
             new = {name: zf.read(name) for name in zf.namelist()}
         except zipfile.BadZipFile as exc:
             raise VerifyError(str(exc)) from exc
-    missing = set(old) - set(new)
+    dropped = {chain} if chain and chain not in new else set()
+    missing = set(old) - set(new) - dropped
     if missing:
         raise VerifyError(f"parts lost: {sorted(missing)}")
     for name, data in old.items():
-        if new[name] == data:
+        if name in dropped or new[name] == data:
             continue
         if name not in allowed and name not in grow_only:
             raise VerifyError(f"part changed: {name}")
         if name in grow_only:
-            check_grows(name, _HYPERLINK_REL.sub(b"", data) if name in links_replaced else data, new[name])
+            if name in links_replaced:
+                data = _HYPERLINK_REL.sub(b"", data)
+            if dropped:  # the chain's own entries went with it
+                data = _CALC_CHAIN_REL.sub(b"", data)
+                data = re.sub(rb'<Override\b[^>]*\bPartName="/' + re.escape(chain.encode()) + rb'"[^>]*/>', b"", data)
+            check_grows(name, data, new[name])
     return new
 
 

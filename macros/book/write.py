@@ -37,7 +37,18 @@ from ..errors import FolderNotWritable, HealthbookError, WorkbookBusy, WorkbookN
 from . import marks as marking
 from .backup import backup_file, list_backups, prune_backups
 from .lock import DEFAULT_WAIT, WorkbookLock, check_not_open
-from .ooxml import REL_COMMENTS, REL_VML, has_formula, insert_before_any, parse_rels, rels_name, workbook_part
+from .ooxml import (
+    NS_MAIN,
+    NS_REL,
+    REL_COMMENTS,
+    REL_VML,
+    attrs_of,
+    has_formula,
+    insert_before_any,
+    parse_rels,
+    rels_name,
+    workbook_part,
+)
 from .owned import Written, blank_sheet_xml, rewrite_sheet
 from .package import Package
 from .read import Workbook, actual_sheet_name, read_workbook, settings_from_frame
@@ -70,9 +81,9 @@ class WriteRefused(HealthbookError):
 
     def __init__(self, path: Path, reason: str, staged: Path | None = None):
         self.reason, self.staged = reason, staged
-        where = f"结果已暂存为 {staged.name}。" if staged else ""
-        super().__init__(f"写入 {Path(path).name} 前的核对未通过（{reason}），主工作簿未改动。{where}"
-                         "请把该文件和这条信息发给技术联系人。")
+        where = f"结果已暂存为 {staged.name}（供查看，勿当作主工作簿使用）。" if staged else ""
+        super().__init__(f"写入 {Path(path).name} 前的核对未通过：写好的文件与应有的内容不符（技术细节：{reason}），"
+                         f"为免损坏主工作簿，没有替换它，主工作簿未改动。{where}请把该文件和这条信息发给技术联系人。")
 
 
 @dataclass
@@ -303,8 +314,9 @@ def _build(path: Path, sheets: list[SheetWrite], marks: list[Mark] | None, targe
             grown = grow_tables(pkg, schema.SHEETS_BY_NAME[name], written.header_row, written.columns,
                                 written.totals_moved)
             result.tables_grown += [g.part for g in grown]
+        _drop_stale_calc_chain(pkg)
         pkg.save(target)
-        result.parts_changed = sorted(pkg.changed_names())
+        result.parts_changed = sorted(pkg.changed_names() | pkg.removed)
         try:
             _verify(pkg, target, expected, marked_sheets - set(expected), reads)
         except (VerifyError, ET.ParseError, UnicodeDecodeError, KeyError, ValueError) as exc:
@@ -366,6 +378,72 @@ def _ensure_recalc(pkg: Package) -> None:
     pkg.set_text(wb_part, xml)
 
 
+REL_CALC_CHAIN = NS_REL + "/calcChain"
+_CHAIN_CELL = re.compile(r"<(?:\w+:)?c\b([^>]*?)/?>")
+_FORMULA_START = re.compile(r"<(?:\w+:)?f\b")
+_CELL_REF = re.compile(r'\sr="([A-Z]+\d+)"')
+
+
+def calc_chain_part(parts: dict[str, bytes]) -> str | None:
+    """Excel's calculation chain (``xl/calcChain.xml``), when the workbook has one."""
+    wb_part = workbook_part(parts)
+    return next((rel.target for rel in parse_rels(parts.get(rels_name(wb_part)), wb_part)
+                 if rel.type == REL_CALC_CHAIN), None)
+
+
+def _drop_stale_calc_chain(pkg: Package) -> None:
+    """Leave out Excel's calcChain.xml when a written sheet lost a formula cell it lists.
+
+    Excel keeps there every formula cell of the workbook; one listed cell that holds no formula
+    any more (a staff total or an Excel button's HYPERLINK formula on an output sheet, a formula
+    in a ledger cell a merge updated) makes Excel open the file only after a repair ("已删除的记录:
+    /xl/calcChain.xml 部分的 公式"). Excel rebuilds a missing chain (and recalculates anyway:
+    ``fullCalcOnLoad``), so the part goes, with its relationship and content type — nothing else.
+    """
+    chain = calc_chain_part(pkg.parts)
+    if chain is None or chain not in pkg.parts:
+        return
+    written = {part for part in pkg.changed_names() if part in pkg.sheets.values() and part in pkg.parts}
+    if not written:
+        return
+    wb_part = workbook_part(pkg.parts)
+    rels = {rel.id: rel.target for rel in parse_rels(pkg.parts.get(rels_name(wb_part)), wb_part)}
+    sheets = list(ET.fromstring(pkg.parts[wb_part]).iter(f"{{{NS_MAIN}}}sheet"))
+    # ``i`` is the sheetId (ECMA-376 18.6.1); some writers take it for the tab's position: a cell
+    # is looked for under both (a needless drop costs nothing, a missed one a repair prompt).
+    by_id: dict[str, set[str]] = {}
+    for position, el in enumerate(sheets, start=1):
+        part = rels.get(el.get(f"{{{NS_REL}}}id"))
+        by_id.setdefault(el.get("sheetId"), set()).add(part)
+        by_id.setdefault(str(position), set()).add(part)
+    listed: dict[str, set[str]] = {}
+    sheet_id = None
+    for m in _CHAIN_CELL.finditer(pkg.parts[chain].decode("utf-8")):
+        attrs = attrs_of(m.group(1))
+        sheet_id = attrs.get("i", sheet_id)  # omitted: the previous cell's sheet
+        for part in by_id.get(sheet_id, ()):
+            if part in written and "r" in attrs:
+                listed.setdefault(part, set()).add(attrs["r"])
+    if all(refs <= formula_cells(pkg.text(part)) for part, refs in listed.items()):
+        return
+    pkg.remove(chain)
+    rels_part = rels_name(wb_part)
+    pkg.set_text(rels_part, re.sub(r'<Relationship\b[^>]*\bType="' + re.escape(REL_CALC_CHAIN) + r'"[^>]*/>', "",
+                                   pkg.text(rels_part)))
+    pkg.set_text("[Content_Types].xml", re.sub(r'<Override\b[^>]*\bPartName="/' + re.escape(chain) + r'"[^>]*/>',
+                                                "", pkg.text("[Content_Types].xml")))
+
+
+def formula_cells(xml: str) -> set[str]:
+    """References of the cells holding a formula (``<f>`` comes first in its cell)."""
+    found = set()
+    for m in _FORMULA_START.finditer(xml):
+        ref = _CELL_REF.search(xml[xml.rfind("<", 0, m.start()):m.start()])  # the cell's start tag
+        if ref:
+            found.add(ref.group(1))
+    return found
+
+
 def _verify(pkg: Package, target: Path, expected: dict[str, Written], marked: set[str], reads: GridReads) -> None:
     changed = pkg.changed_names()
     sheet_parts = {pkg.sheets[name]: name for name in pkg.sheets}
@@ -411,7 +489,10 @@ def _verify(pkg: Package, target: Path, expected: dict[str, Written], marked: se
     # The largest sheets first: they take longest to read.
     sheets = sorted(expected, key=lambda s: -len(pkg.data(pkg.sheets[s]) or b"")) + sorted(marked)
     read_early = reads.read(target, sheets, lambda sheet: pkg.data(pkg.sheets[sheet]))
-    new = check_parts(pkg.parts, target, allowed | notes, grow, owned_rels)
+    chain = calc_chain_part(pkg.parts)
+    if pkg.removed - {chain}:
+        raise VerifyError(f"parts removed: {sorted(pkg.removed)}")
+    new = check_parts(pkg.parts, target, allowed | notes, grow, owned_rels, chain)
     for sheet, data in read_early.items():
         if new.get(pkg.sheets[sheet]) != data:
             raise VerifyError(f"{sheet}: the written file does not hold the sheet that was checked")
