@@ -398,7 +398,7 @@ def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], dr
         ]
         sheets = list(merged)
         marks = None  # without a refresh, earlier marks stay where they are
-        report, problem = None, ""
+        report, problem, refused_fix = None, "", None
         if refresh:
             # The refresh goes into the same write: one backup, one check, one replace.
             say(REFRESHING)
@@ -414,9 +414,11 @@ def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], dr
                 raise
             # The refresh's part failed the written file's check: the merge must not wait for it.
             written = book.write_or_stage(merged, None)
-            report, problem = None, f"写入前的核对未通过（{refused.reason}）"
+            report, problem = None, (f"它们写进文件后没有通过写入前的核对（技术细节：{refused.reason}），"
+                                     "为免损坏主工作簿没有写入")
+            refused_fix = "请运行 healthbook report 重试；仍不能写入时，请把这条信息发给技术联系人"
         if refresh:
-            run.refreshed = refresh_text(report is not None, problem, bool(written.staged))
+            run.refreshed = refresh_text(report is not None, problem, bool(written.staged), refused_fix)
         if written.staged:  # open in Excel: leave the inbox for the next run
             run.busy, run.staged = written.busy, written.staged
             run.log = write_log(master, run, now)
@@ -1088,14 +1090,15 @@ def refresh_after_merge(wb: Workbook, rows: list[dict], as_of: date) -> tuple[Pr
         return None, str(exc).rstrip("。")
 
 
-def refresh_text(done: bool, problem: str, staged: bool) -> str:
-    """What the refresh did, in Chinese, for the summary."""
+def refresh_text(done: bool, problem: str, staged: bool, fix: str | None = None) -> str:
+    """What the refresh did, in Chinese, for the summary (``fix``: what to do, when not to correct
+    the workbook and run the report again)."""
     if done:
         if staged:
             return ("校验结果、进度汇总和通知清单已一并放入暂存文件；通知已按暂存的结果生成，"
                     "但主工作簿尚未更新，请勿据此发出，下次汇总写入后会重新生成。")
         return "已刷新进度汇总和通知（同 healthbook report，与台账一次写入）。"
-    fix = "改正后运行 healthbook report 即可补上" if not staged else "改正后下次汇总时会一并刷新"
+    fix = fix or ("改正后运行 healthbook report 即可补上" if not staged else "改正后下次汇总时会一并刷新")
     head = "台账已合并，但" if not staged else ""
     return f"{head}进度汇总和通知未刷新：{problem}。{fix}。"
 

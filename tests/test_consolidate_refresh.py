@@ -252,7 +252,7 @@ def test_a_refresh_failing_the_written_files_check_does_not_hold_the_merge_back(
     grids = output_grids(master)
     run = consolidate(master, as_of=AS_OF)
     assert run.master_written and run.rows_added == 1
-    assert "未刷新" in run.refreshed and "injected" in run.refreshed
+    assert "未刷新" in run.refreshed and "技术细节：injected" in run.refreshed and "技术联系人" in run.refreshed
     assert "老年人健康体检第八批" in set(read_workbook(master)[LEDGER]["activity"])
     assert output_grids(master) == grids and not any(inbox.iterdir())
 
