@@ -32,7 +32,8 @@ def report(master: Path, out: Path) -> int:
     return main(["report", str(master), "--out", str(out)])
 
 
-def progress_with_totals(plain: Path, tmp_path: Path, formula: str | None = None) -> tuple[Path, int]:
+def progress_with_totals(plain: Path, tmp_path: Path, formula: str | None = None,
+                         tab: str | None = None) -> tuple[Path, int]:
     """After a first report, 居委会进度 made a table with a totals row when it listed two committees
     fewer: the totals row (汇总, SUBTOTAL of 台账条数 — or ``formula``) sits where the
     committees' rows now reach. Returns the master and the totals row."""
@@ -50,6 +51,8 @@ def progress_with_totals(plain: Path, tmp_path: Path, formula: str | None = None
     excel_table(ws, f"A1:{get_column_letter(width)}{totals}", "进度表", totals={1: "汇总", count_col: "sum"})
     if formula:
         ws.cell(totals, count_col).value = formula
+    if tab:  # the tab as staff renamed it ("居委会进度 ", a stray space)
+        ws.title = tab
     wb.save(master)
     return master, totals
 
@@ -92,11 +95,12 @@ def test_the_totals_row_moves_down_below_more_rows(plain, tmp_path):
     assert row_elements(sheet_xml(master, PROGRESS.name))[last + 1] == moved
 
 
-@pytest.mark.parametrize("formula", ["=SUM(C2:C6)", f"=SUM('{PROGRESS.name}'!C2:C6)"])
-def test_a_totals_row_adding_up_cells_is_not_moved_but_refused(plain, tmp_path, capsys, formula):
+@pytest.mark.parametrize("formula, tab", [("=SUM(C2:C6)", None), (f"=SUM('{PROGRESS.name}'!C2:C6)", None),
+                                          (f"=SUM('{PROGRESS.name} '!C2:C6)", f"{PROGRESS.name} ")])
+def test_a_totals_row_adding_up_cells_is_not_moved_but_refused(plain, tmp_path, capsys, formula, tab):
     """=SUM(C2:C6) typed into the totals row: moved down it would add up the wrong rows (Excel
     would stretch it). The report is refused with a message saying what to do; nothing written."""
-    master, totals = progress_with_totals(plain, tmp_path, formula=formula)
+    master, totals = progress_with_totals(plain, tmp_path, formula=formula, tab=tab)
     before = master.read_bytes()
     assert report(master, tmp_path / "通知1") == 2
     err = capsys.readouterr().err

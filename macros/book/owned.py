@@ -365,7 +365,8 @@ def _refers_to_cells_of(reference: str, sheet: str) -> bool:
     """Whether a formula's range operand names cells of ``sheet`` (no sheet given, or this one):
     moving the row would leave those pointing at the wrong rows; another sheet's cells do not move."""
     where, bang, cells = reference.rpartition("!")
-    if bang and where.strip("'").replace("''", "'") != sheet:
+    # Tab names as headers are matched: '居委会进度 ' (a stray space staff typed) is this sheet.
+    if bang and clean_header(where.strip("'").replace("''", "'")) != clean_header(sheet):
         return False
     return _A1_REF.search(cells) is not None
 
