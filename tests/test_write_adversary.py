@@ -41,7 +41,7 @@ from python_calamine import CalamineWorkbook
 
 from macros import demo, schema
 from macros.book.build import build_workbook
-from macros.book.ooxml import sheet_parts
+from macros.book.ooxml import rels_name, sheet_parts
 from macros.book.read import read_workbook
 from macros.consolidate import consolidate, folders
 from macros.forms import build_forms
@@ -774,3 +774,26 @@ def schema_write(rows: list[dict]):
     from macros.book.write_types import SheetWrite
 
     return SheetWrite(schema.LEDGER, rows)
+
+
+def test_a_write_losing_a_staff_hyperlink_on_the_ledger_is_refused(master, monkeypatch):
+    """Fault injection: a writer bug dropping the hyperlink relationship staff put on a 台账 cell.
+    Output sheets' links are ours to replace; the ledger's are not, and the check says so."""
+    from macros.book.package import Package
+    from macros.book.write import FileBook, WriteRefused
+
+    ledger_rels = rels_name(sheet_parts(_parts(master)[0])[LEDGER])
+    save = Package.save
+
+    def drop_links(pkg, target):
+        pkg.set_text(ledger_rels, re.sub(r'<Relationship\b[^>]*/hyperlink"[^>]*/>', "", pkg.text(ledger_rels)))
+        return save(pkg, target)
+
+    monkeypatch.setattr(Package, "save", drop_links)
+    book = FileBook(master)
+    rows = book.read([schema.LEDGER]).frames[LEDGER].to_dict("records")
+    rows[0]["participants"] = 99
+    before = master.read_bytes()
+    with pytest.raises(WriteRefused):
+        book.write([schema_write(rows)])
+    assert master.read_bytes() == before
