@@ -321,7 +321,7 @@ def progress_template() -> Document:
     table(doc, ["项目", "责任单位", "目标", "完成", "完成率", "截止日期"],
           ["{{ p.name }}", "{{ p.units }}", "{{ p.target|num }}", "{{ p.achieved|num }}",
            "{{ p.percent|pct }}", "{{ p.deadline|cn_date }}"],
-          "for p in projects", [34, 34, 15, 15, 18, 40])
+          "for p in projects", [29, 29, 20, 20, 18, 40])
     para(doc, "四、各居委会进展", "一级标题")
     para(doc, "{%p if chart %}", "图表")
     para(doc, "{{ chart }}", "图表").paragraph_format.keep_with_next = True

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from docx.image.exceptions import UnrecognizedImageError
+from docx.image.image import Image
 
 from .. import schema
 from . import fmt
@@ -179,8 +181,9 @@ def summary(data: NoticeInput, projects: list[dict], committees: list[dict]) -> 
 
 def upcoming(projects: list[dict], as_of: date, limit: int = UPCOMING) -> list[dict]:
     """Unfinished projects whose deadline is still ahead, soonest first."""
+    # A project without a usable 目标值 has no percent: "目标幢，已完成28幢（）" says nothing.
     ahead = [p for p in projects if fmt.as_date(p.get("deadline")) and fmt.as_date(p["deadline"]) >= as_of
-             and number(p.get("percent")) < 1.0]
+             and p.get("percent") != "" and number(p.get("percent")) < 1.0]
     return sorted(ahead, key=lambda p: (fmt.as_date(p["deadline"]), p["project_id"]))[:limit]
 
 
@@ -259,18 +262,30 @@ def reminder_contexts(data: NoticeInput) -> list[dict]:
 
 # ---- configuration-only notices -------------------------------------------------------------
 
+def _rows(frame: pd.DataFrame | None) -> list:
+    """The Excel row of each of ``records(frame)`` (for messages naming where to look)."""
+    if frame is None or frame.empty:
+        return []
+    return frame["_row"].tolist() if "_row" in frame else ["?"] * len(frame)
+
+
 def meeting_contexts(data: NoticeInput, meeting_id: str | None = None) -> list[dict]:
     """One context per 会议 row (or only ``meeting_id``); dated ``as_of`` but not after the meeting."""
     contexts = []
-    rows = records(data.frames.get(schema.MEETINGS.name))
-    for i, m in enumerate(rows):
+    frame = data.frames.get(schema.MEETINGS.name)
+    for i, (m, row) in enumerate(zip(records(frame), _rows(frame))):
         if meeting_id and str(m.get("meeting_id")) != meeting_id:
             continue
         when = fmt.as_date(m.get("date"))
+        if when is None:  # "定于召开…会议" with no day helps nobody; the 日期 error is in 校验结果
+            data.warnings.append(
+                f"{schema.MEETINGS.name}表第{row}行（{fmt.text(m.get('meeting_id'))}）"
+                f"的“{schema.MEETINGS.header_of('date')}”未填或无法识别，未生成会议通知。")
+            continue
         issued = min(data.as_of, when - timedelta(days=1)) if when else data.as_of
         agenda = [a.strip() for a in str(m.get("agenda") or "").replace(";", "；").replace("\n", "；")
                   .split("；") if a.strip()]
-        meeting = {**m, "date": when or "", "agenda_items": agenda,
+        meeting = {**m, "date": when, "agenda_items": agenda, "start_time": fmt.clock(m.get("start_time")),
                    "issuer": m.get("issuer") or fmt.text(data.settings.get("issuer"))}
         contexts.append({**common(data, MEETING), "date": issued, "doc_number": doc_number(data, 2 + i),
                          "meeting": meeting})
@@ -297,6 +312,17 @@ def latest_issue(frame: pd.DataFrame | None) -> int | None:
     return max(values) if values else None
 
 
+def picture_problem(path: Path) -> str:
+    """Why an article's picture cannot go into the bulletin ('' when it can)."""
+    if not path.is_file():
+        return "不存在"
+    try:
+        Image.from_file(str(path))  # what docxtpl will do: a renamed .doc or a .heic must not crash it
+    except (UnrecognizedImageError, OSError, ValueError):
+        return "不是 Word 能显示的图片（请用 JPG 或 PNG）"
+    return ""
+
+
 def bulletin_context(data: NoticeInput, issue: int | None = None) -> dict | None:
     """The 工作简报 for ``issue`` (default: the latest 期号 in 简报稿件); None without articles."""
     frame = data.frames.get(schema.ARTICLES.name)
@@ -304,7 +330,7 @@ def bulletin_context(data: NoticeInput, issue: int | None = None) -> dict | None
     if issue is None:
         return None
     articles = []
-    for a in records(frame):
+    for a, row in zip(records(frame), _rows(frame)):
         if a.get("issue") == "" or int(number(a.get("issue"))) != int(issue):
             continue
         body = str(a.get("body") or "")
@@ -312,11 +338,15 @@ def bulletin_context(data: NoticeInput, issue: int | None = None) -> dict | None
         a["picture"] = ""
         a["picture_path"] = ""
         if a.get("image"):
-            path = (data.base_dir or Path(".")) / str(a["image"])
-            if path.is_file():
-                a["picture_path"] = str(path)
+            # pics\\photo.jpg typed on Windows must also work where the report runs on Linux.
+            path = (data.base_dir or Path(".")) / str(a["image"]).strip().replace("\\", "/")
+            problem = picture_problem(path)
+            if problem:
+                data.warnings.append(f"{schema.ARTICLES.name}表第{row}行（{fmt.text(a.get('article_id'))}）的"
+                                     f"“{schema.ARTICLES.header_of('image')}”“{a['image']}”{problem}，"
+                                     "简报中已略去这张图片。")
             else:
-                data.warnings.append(f"简报稿件 {a.get('article_id')} 的图片文件“{a['image']}”不存在，已略去。")
+                a["picture_path"] = str(path)
         articles.append(a)
     if not articles:
         return None

@@ -6,7 +6,7 @@ import math
 import re
 import sys
 import unicodedata
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 WEEKDAYS = "一二三四五六日"
 DIGITS = "零一二三四五六七八九"
@@ -61,6 +61,27 @@ def cn_date(value: object) -> str:
 def cn_weekday(value: object) -> str:
     d = as_date(value)
     return f"星期{WEEKDAYS[d.weekday()]}" if d else ""
+
+
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2}):00$")
+
+
+def clock(value: object) -> str:
+    """A 开始时间 as people write it: an Excel time (0.375 or 14:30:00) → 9:00 / 14:30; text as typed."""
+    if blank(value):
+        return ""
+    if isinstance(value, (datetime, time)):
+        return f"{value.hour}:{value.minute:02d}"
+    typed = str(value).strip()
+    try:
+        serial = float(typed)
+    except ValueError:
+        m = _CLOCK.match(typed)
+        return f"{int(m[1])}:{m[2]}" if m else typed
+    if not (0 <= serial < 1 or serial >= 18264):  # an Excel time, or a date-time (44155.375); 9.30 is text
+        return typed
+    minutes = round((serial % 1) * 24 * 60) % (24 * 60)
+    return f"{minutes // 60}:{minutes % 60:02d}"
 
 
 def num(value: object) -> str:

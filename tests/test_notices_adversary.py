@@ -1,0 +1,184 @@
+"""The one-click report over configuration typed the way 发展办 staff really type it.
+
+A copy of the demo master gets the values found in real workbooks — targets as "30万" or 0 or
+blank, 责任单位 joined by "/" or spaces, thresholds as "20%" or 15, a 开始时间 that Excel stored as
+a time, a meeting without a date, a picture that is no picture or is named with Windows
+backslashes — and the report must still give correct documents and name what to fix.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, time
+from pathlib import Path
+
+import openpyxl
+import pytest
+from docx import Document
+
+from macros import demo, schema
+from macros.book.read import read_workbook
+from macros.render import context as ctx
+from macros.render.notices import NoticeOptions, render_notices
+from macros.report import analyse
+
+from .conftest import cli_json, convert_with_libreoffice
+from .test_notices import docx_text, layout_lines
+
+AS_OF = demo.DEMO_AS_OF
+
+
+def _settings_row(ws, item: str) -> int:
+    return next(c.row for c in ws["A"] if c.value == item)
+
+
+def edit_copy(demo_master: Path, folder: Path, edit) -> Path:
+    """A copy of the demo master with its configuration sheets edited by ``edit(workbook)``
+    (openpyxl is fine here: these are test inputs, not a master anyone keeps)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / demo_master.name
+    shutil.copy2(demo_master, path)
+    wb = openpyxl.load_workbook(path)
+    edit(wb)
+    wb.save(path)
+    return path
+
+
+def set_setting(wb, item: str, value) -> None:
+    ws = wb[schema.SETTINGS.name]
+    ws.cell(_settings_row(ws, item), 2).value = value
+
+
+def messy(wb) -> None:
+    projects = wb[schema.PROJECTS.name]
+    projects["G2"] = "30万"                       # P01, a 人次 target typed the way it is said
+    projects["G3"] = 800                          # P02 far ahead: 4,000+ done of 800
+    projects["D3"] = "发展办/社区卫生服务中心"
+    projects["G4"] = 0                            # P03
+    projects["D4"] = "党政办 发展办"
+    projects["G5"] = None                         # P04 has no target yet
+    set_setting(wb, "滞后阈值", "20%")
+    set_setting(wb, "严重滞后阈值", "４０％")
+    meetings = wb[schema.MEETINGS.name]
+    meetings["D2"] = 0.375                        # 9:00 as Excel stores a time typed into a text column
+    meetings.append(["M03", "第三次推进会", datetime(2020, 12, 1), time(14, 30), "会议室", "主任",
+                     "各居委会主任", "通报进度", "李敏", "021-62000000", None])
+    meetings.append(["M04", "日期未定的会议", None, "9:30", "会议室", "主任", "各居委会主任", "待定",
+                     "李敏", "021-62000000", None])
+
+
+@pytest.fixture(scope="module")
+def messy_report(demo_master, tmp_path_factory):
+    master = edit_copy(demo_master, tmp_path_factory.mktemp("messy"), messy)
+    out = master.parent / "通知"
+    code, data = cli_json("report", str(master), "--out", str(out), "--as-of", AS_OF.isoformat())
+    book = read_workbook(master)
+    validation, rolled = analyse(book, AS_OF)
+    return master, out, code, data, validation, rolled
+
+
+def notice_file(data: dict, out: Path, kind: str, has: str, key: str = "docx") -> Path:
+    [found] = [n[key] for n in data["notices"]["notices"] if n["kind"] == kind and has in n["title"]]
+    return out / found
+
+
+def test_meeting_times_stored_by_excel_read_as_clock_times(messy_report):
+    master, out, code, data, validation, rolled = messy_report
+    first = docx_text(notice_file(data, out, "会议通知", "健康街道试点工作会议"))
+    assert "2020年6月22日（星期一）9:00" in first and "0.375" not in first
+    third = notice_file(data, out, "会议通知", "第三次推进会")
+    assert "2020年12月1日（星期二）14:30\n" in docx_text(third) + "\n"
+    assert "14:30:00" not in third.with_suffix(".html").read_text(encoding="utf-8")
+
+
+def test_a_meeting_without_a_date_gets_a_message_not_a_notice(messy_report):
+    master, out, code, data, validation, rolled = messy_report
+    titles = [n["title"] for n in data["notices"]["notices"]]
+    assert not any("日期未定" in t for t in titles)
+    assert not list(out.glob("*M04*"))
+    assert any("会议表第5行（M04）" in w and "未生成会议通知" in w for w in data["notices"]["warnings"])
+    assert code == 1  # the blank 日期 is an error in 校验结果
+
+
+def test_next_steps_leave_out_a_project_without_a_target(messy_report):
+    master, out, code, data, validation, rolled = messy_report
+    text = docx_text(notice_file(data, out, "进度通报", ""))
+    steps = text[text.index("五、下一步工作安排"):text.index("请各居委会、各责任单位对照目标任务")]
+    assert "楼宇控烟项目" not in steps and "（）" not in steps and "目标幢" not in steps
+    assert "楼宇白领健康干预项目：截止日期2020年12月15日，目标300,000人次" in steps
+
+
+def test_thresholds_typed_as_percents_are_the_ones_used(messy_report):
+    master, out, code, data, validation, rolled = messy_report
+    assert (rolled.meta["lag_threshold"], rolled.meta["severe_lag_threshold"]) == (0.2, 0.4)
+    assert not [p for p in validation.problems if p.sheet == schema.SETTINGS.name]
+
+
+@pytest.mark.parametrize("lag, severe, read, codes", [
+    (15, 30, (0.15, 0.30), ["normalised", "normalised"]),
+    ("０．２", "0.35 ", (0.2, 0.35), []),
+    (0.3, 0.2, (0.3, 0.2), ["threshold_order"]),
+])
+def test_thresholds_typed_as_points_or_out_of_order_are_named(demo_master, tmp_path, lag, severe, read, codes):
+    def edit(wb):
+        set_setting(wb, "滞后阈值", lag)
+        set_setting(wb, "严重滞后阈值", severe)
+
+    book = read_workbook(edit_copy(demo_master, tmp_path, edit))
+    validation, rolled = analyse(book, AS_OF)
+    assert (rolled.meta["lag_threshold"], rolled.meta["severe_lag_threshold"]) == pytest.approx(read)
+    problems = [p for p in validation.problems if p.sheet == schema.SETTINGS.name]
+    assert [p.code for p in problems] == codes
+    assert all(p.column == "值" and p.row and p.level == "警告" for p in problems)
+    if lag == 15:
+        assert "按 15 个百分点（0.15）处理" in problems[0].message
+
+
+def test_units_joined_by_slash_or_space_are_separate_units(messy_report):
+    master, out, code, data, validation, rolled = messy_report
+    units = dict(zip(rolled.units["unit"], rolled.units["project_ids"]))
+    assert not [u for u in units if "/" in u or " " in u]
+    assert "P02" in units["社区卫生服务中心"].split("、")
+    assert "P03" in units["党政办"].split("、") and "P03" in units["发展办"].split("、")
+
+
+def test_category_percent_caps_each_project_as_the_notice_does(messy_report):
+    master, out, code, data, validation, rolled = messy_report
+    percents = dict(zip(rolled.projects["project_id"], rolled.projects["percent"]))
+    assert percents["P02"] > 5  # the over-achiever
+    society = rolled.categories.set_index("category").loc["健康社会类"]
+    assert society["average_percent"] == pytest.approx((percents["P01"] + 1.0) / 2)  # P03 has none
+    notice = docx_text(notice_file(data, out, "进度通报", ""))
+    assert society["average_percent"] < 0.6 and "健康社会类\t3\t33.6%" in notice
+
+
+def test_a_zero_target_is_named(messy_report):
+    master, out, code, data, validation, rolled = messy_report
+    [zero] = [p for p in validation.problems if p.code == "zero_target"]
+    assert (zero.sheet, zero.row, zero.column, zero.key, zero.level) == ("项目", 4, "目标值", "P03", "警告")
+
+
+def test_a_six_digit_target_prints_on_one_line(messy_report, tmp_path):
+    master, out, code, data, validation, rolled = messy_report
+    pdf = convert_with_libreoffice(notice_file(data, out, "进度通报", ""), "pdf", tmp_path)
+    row = next(line for line in layout_lines(pdf) if "2,169" in line or "2,1" in line)
+    assert "300,000" in row, row
+
+
+def test_pictures_that_are_no_image_or_named_the_windows_way(demo_master, tmp_path):
+    from PIL import Image
+
+    (tmp_path / "pics").mkdir()
+    Image.new("RGB", (120, 80), (200, 30, 30)).save(tmp_path / "pics" / "会议现场.png")
+    (tmp_path / "pics" / "坏图.jpg").write_text("这是一个改了扩展名的文档", encoding="utf-8")
+    book = read_workbook(demo_master)
+    data = ctx.NoticeInput(book.frames, book.settings, AS_OF, None, tmp_path)
+    articles = data.frames[schema.ARTICLES.name]
+    articles.loc[articles.index[0], "image"] = "pics\\会议现场.png"
+    articles.loc[articles.index[1], "image"] = "pics/坏图.jpg"
+    result = render_notices(data, tmp_path / "out", NoticeOptions(kinds=(ctx.BULLETIN,)))
+    [notice] = result.notices
+    assert len(Document(str(tmp_path / "out" / notice.docx)).inline_shapes) == 1
+    assert (tmp_path / "out" / notice.html).read_text(encoding="utf-8").count("data:image/png;base64,") == 1
+    [warning] = result.warnings
+    assert "简报稿件表第3行（A02）" in warning and "坏图.jpg" in warning and "JPG 或 PNG" in warning
