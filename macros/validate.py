@@ -249,7 +249,7 @@ class _Rules:
                   f"多个单位用一个顿号“{sep}”分隔，如：发展办{sep}服务办")
 
     def zero_targets(self) -> None:
-        """A street-wide 目标值 of 0 is a slip: the project gets no 完成率 and no traffic light."""
+        """A street-wide 目标值 of 0 is a slip (no 完成率, no traffic light); so is a 截止日期 outside 年度."""
         sheet = schema.PROJECTS
         if sheet.name not in self.typed:
             return
@@ -258,6 +258,14 @@ class _Rules:
         self.emit(sheet, (target == 0).fillna(False), sheet.column("target"), WARNING, "zero_target",
                   lambda i: f"{header}为 0：该项目无法计算完成率，进度通报中不显示完成率和进度状态",
                   f"请填写全街道全年{header}（大于 0 的数字）")
+        if self.year is None:
+            return
+        # 2019 typed for 2020 makes every committee overdue and sends them all a 催办通知.
+        deadline = self.typed[sheet.name]["deadline"]
+        d, header = deadline.to_numpy(), sheet.header_of("deadline")
+        self.emit(sheet, deadline.notna() & (deadline.dt.year != self.year), sheet.column("deadline"),
+                  WARNING, "outside_year",
+                  lambda i: f"{header} {str(d[i])[:10]} 不在试点年度 {self.year} 年内", "请核对年份")
 
     def settings_rows(self) -> None:
         sheet = schema.SETTINGS

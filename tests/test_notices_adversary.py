@@ -57,6 +57,7 @@ def messy(wb) -> None:
     projects["G4"] = 0                            # P03
     projects["D4"] = "党政办 发展办"
     projects["G5"] = None                         # P04 has no target yet
+    projects["H6"] = datetime(2019, 10, 31)       # P05: last year's date copied along
     set_setting(wb, "滞后阈值", "20%")
     set_setting(wb, "严重滞后阈值", "４０％")
     meetings = wb[schema.MEETINGS.name]
@@ -65,6 +66,8 @@ def messy(wb) -> None:
                      "各居委会主任", "通报进度", "李敏", "021-62000000", None])
     meetings.append(["M04", "日期未定的会议", None, "9:30", "会议室", "主任", "各居委会主任", "待定",
                      "李敏", "021-62000000", None])
+    meetings.append(["M05", "年终总结会", datetime(2020, 12, 20), "9:00", None, "主任", "各居委会主任",
+                     "1、通报全年进度\n2.部署验收；（3）交流经验", None, None, None])
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +101,14 @@ def test_a_meeting_without_a_date_gets_a_message_not_a_notice(messy_report):
     assert not list(out.glob("*M04*"))
     assert any("会议表第5行（M04）" in w and "未生成会议通知" in w for w in data["notices"]["warnings"])
     assert code == 1  # the blank 日期 is an error in 校验结果
+
+
+def test_agenda_numbers_typed_by_staff_are_not_doubled_and_blanks_are_filled(messy_report):
+    master, out, code, data, validation, rolled = messy_report
+    text = docx_text(notice_file(data, out, "会议通知", "年终总结会"))
+    assert "（一）通报全年进度\n（二）部署验收\n（三）交流经验" in text
+    assert "联系人：发展办 李敏，联系电话：021-62000000。" in text  # 设置's, not "联系人：，联系电话：。"
+    assert any("会议表第6行（M05）的“地点”未填" in w for w in data["notices"]["warnings"])
 
 
 def test_next_steps_leave_out_a_project_without_a_target(messy_report):
@@ -156,6 +167,13 @@ def test_a_zero_target_is_named(messy_report):
     master, out, code, data, validation, rolled = messy_report
     [zero] = [p for p in validation.problems if p.code == "zero_target"]
     assert (zero.sheet, zero.row, zero.column, zero.key, zero.level) == ("项目", 4, "目标值", "P03", "警告")
+
+
+def test_a_deadline_outside_the_year_is_named(messy_report):
+    master, out, code, data, validation, rolled = messy_report
+    [late] = [p for p in validation.problems if p.sheet == "项目" and p.code == "outside_year"]
+    assert (late.row, late.column, late.key, late.level) == (6, "截止日期", "P05", "警告")
+    assert "2019-10-31 不在试点年度 2020 年内" in late.message
 
 
 def test_a_six_digit_target_prints_on_one_line(messy_report, tmp_path):

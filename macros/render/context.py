@@ -8,6 +8,7 @@ variables of each kind — templates/README.md documents exactly these (a test c
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -269,6 +270,11 @@ def _rows(frame: pd.DataFrame | None) -> list:
     return frame["_row"].tolist() if "_row" in frame else ["?"] * len(frame)
 
 
+_AGENDA_SPLIT = re.compile(r"[；;\r\n]+")
+# "1、通报进度" / "（2）部署" typed by staff would print as "（一）1、通报进度": the template numbers items.
+_ITEM_NUMBER = re.compile(r"^(?:[（(][0-9一二三四五六七八九十]+[)）]|[0-9一二三四五六七八九十]+[、.．](?!\d))\s*")
+
+
 def meeting_contexts(data: NoticeInput, meeting_id: str | None = None) -> list[dict]:
     """One context per 会议 row (or only ``meeting_id``); dated ``as_of`` but not after the meeting."""
     contexts = []
@@ -283,10 +289,16 @@ def meeting_contexts(data: NoticeInput, meeting_id: str | None = None) -> list[d
                 f"的“{schema.MEETINGS.header_of('date')}”未填或无法识别，未生成会议通知。")
             continue
         issued = min(data.as_of, when - timedelta(days=1)) if when else data.as_of
-        agenda = [a.strip() for a in str(m.get("agenda") or "").replace(";", "；").replace("\n", "；")
-                  .split("；") if a.strip()]
-        meeting = {**m, "date": when, "agenda_items": agenda, "start_time": fmt.clock(m.get("start_time")),
-                   "issuer": m.get("issuer") or fmt.text(data.settings.get("issuer"))}
+        agenda = [_ITEM_NUMBER.sub("", a.strip()) for a in _AGENDA_SPLIT.split(str(m.get("agenda") or ""))]
+        if not m.get("place"):
+            data.warnings.append(f"{schema.MEETINGS.name}表第{row}行（{fmt.text(m.get('meeting_id'))}）的"
+                                 f"“{schema.MEETINGS.header_of('place')}”未填，会议通知中会议地点为空。")
+        meeting = {**m, "date": when, "agenda_items": [a for a in agenda if a],
+                   "start_time": fmt.clock(m.get("start_time")),
+                   "issuer": m.get("issuer") or fmt.text(data.settings.get("issuer")),
+                   # "联系人：，联系电话：。" when the row leaves them blank: the office's own apply.
+                   "contact": m.get("contact") or fmt.text(data.settings.get("contact")),
+                   "phone": m.get("phone") or fmt.text(data.settings.get("phone"))}
         contexts.append({**common(data, MEETING), "date": issued, "doc_number": doc_number(data, 2 + i),
                          "meeting": meeting})
     return contexts
