@@ -200,3 +200,25 @@ def test_pictures_that_are_no_image_or_named_the_windows_way(demo_master, tmp_pa
     assert (tmp_path / "out" / notice.html).read_text(encoding="utf-8").count("data:image/png;base64,") == 1
     [warning] = result.warnings
     assert "简报稿件表第3行（A02）" in warning and "坏图.jpg" in warning and "JPG 或 PNG" in warning
+
+
+def test_a_street_of_many_committees_keeps_heading_chart_and_caption_on_one_page(demo_master, tmp_path):
+    """45 committees: the chart (40 bars) used to be taller than the page, so it took a page of
+    its own and left "四、各居委会进展" alone at the bottom of the page before."""
+    def edit(wb):
+        ws = wb[schema.COMMITTEES.name]
+        for i in range(14, 46):
+            ws.append([f"C{i}", f"新建 居委会{i}", "某某", "021-62000000", None, "否", None])
+
+    book = read_workbook(edit_copy(demo_master, tmp_path, edit))
+    validation, rolled = analyse(book, AS_OF)
+    data = ctx.NoticeInput(validation.frames, book.settings, AS_OF, rolled, tmp_path)
+    result = render_notices(data, tmp_path / "out", NoticeOptions(kinds=(ctx.PROGRESS,), formats=("docx",)))
+    [notice] = result.notices
+    docx = tmp_path / "out" / notice.docx
+    [chart] = Document(str(docx)).inline_shapes
+    assert chart.height.mm <= 185
+    pdf = convert_with_libreoffice(docx, "pdf", tmp_path)
+    pages = "\n".join(layout_lines(pdf)).split("\f")
+    [page] = [p for p in pages if "四、各居委会进展" in p]
+    assert "图 1" in page or "图1" in page, page
