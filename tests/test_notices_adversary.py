@@ -60,6 +60,7 @@ def messy(wb) -> None:
     projects["H6"] = datetime(2019, 10, 31)       # P05: last year's date copied along
     set_setting(wb, "滞后阈值", "20%")
     set_setting(wb, "严重滞后阈值", "４０％")
+    wb[schema.ARTICLES.name]["B2"] = "第6期"       # A01, the lead article
     meetings = wb[schema.MEETINGS.name]
     meetings["D2"] = 0.375                        # 9:00 as Excel stores a time typed into a text column
     meetings.append(["M03", "第三次推进会", datetime(2020, 12, 1), time(14, 30), "会议室", "主任",
@@ -109,6 +110,14 @@ def test_agenda_numbers_typed_by_staff_are_not_doubled_and_blanks_are_filled(mes
     assert "（一）通报全年进度\n（二）部署验收\n（三）交流经验" in text
     assert "联系人：发展办 李敏，联系电话：021-62000000。" in text  # 设置's, not "联系人：，联系电话：。"
     assert any("会议表第6行（M05）的“地点”未填" in w for w in data["notices"]["warnings"])
+
+
+def test_an_article_whose_issue_cannot_be_read_is_said_to_be_left_out(messy_report):
+    master, out, code, data, validation, rolled = messy_report
+    assert any(p.sheet == "简报稿件" and p.row == 2 and p.column == "期号" for p in validation.problems)
+    assert "简报稿件表第2行（A01）的“期号”未填或无法识别，未编入简报。" in data["notices"]["warnings"]
+    text = docx_text(notice_file(data, out, "工作简报", ""))
+    assert "凝聚各方力量" not in text and "街道各居委会主任赴江宁路街道参观学习" in text
 
 
 def test_next_steps_leave_out_a_project_without_a_target(messy_report):

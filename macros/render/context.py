@@ -343,7 +343,11 @@ def bulletin_context(data: NoticeInput, issue: int | None = None) -> dict | None
         return None
     articles = []
     for a, row in zip(records(frame), _rows(frame)):
-        if a.get("issue") == "" or int(number(a.get("issue"))) != int(issue):
+        if a.get("issue") == "":  # "第6期" typed: an error in 校验结果, and the lead article would vanish
+            data.warnings.append(f"{schema.ARTICLES.name}表第{row}行（{fmt.text(a.get('article_id'))}）的"
+                                 f"“{schema.ARTICLES.header_of('issue')}”未填或无法识别，未编入简报。")
+            continue
+        if int(number(a.get("issue"))) != int(issue):
             continue
         body = str(a.get("body") or "")
         a["paragraphs"] = [p.strip() for p in body.replace("\r", "\n").split("\n") if p.strip()]
