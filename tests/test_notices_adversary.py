@@ -231,3 +231,9 @@ def test_a_street_of_many_committees_keeps_heading_chart_and_caption_on_one_page
     pages = "\n".join(layout_lines(pdf)).split("\f")
     [page] = [p for p in pages if "四、各居委会进展" in p]
     assert "图 1" in page or "图1" in page, page
+
+
+def test_kind_given_twice_makes_both_kinds(demo_master, tmp_path):
+    code, data = cli_json("notices", str(demo_master), "--out", str(tmp_path / "out"), "--as-of",
+                          AS_OF.isoformat(), "--kind", "会议通知", "--kind", "工作简报")
+    assert code == 0 and data["counts"] == {"会议通知": 2, "工作简报": 1}
