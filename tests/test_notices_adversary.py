@@ -237,3 +237,22 @@ def test_kind_given_twice_makes_both_kinds(demo_master, tmp_path):
     code, data = cli_json("notices", str(demo_master), "--out", str(tmp_path / "out"), "--as-of",
                           AS_OF.isoformat(), "--kind", "会议通知", "--kind", "工作简报")
     assert code == 0 and data["counts"] == {"会议通知": 2, "工作简报": 1}
+
+
+def test_blank_settings_and_a_blank_committee_name(demo_master, tmp_path):
+    """A committee without a name crashed the report (pandas NA has no truth value); settings
+    left blank gave "关于建设工作进展情况的通报" and "联系人：，联系电话：。" without a word."""
+    def edit(wb):
+        for item in ("街道名称", "试点名称", "联系电话"):
+            set_setting(wb, item, None)
+        wb[schema.COMMITTEES.name]["B6"] = None  # C05
+
+    master = edit_copy(demo_master, tmp_path, edit)
+    out = tmp_path / "通知"
+    code, data = cli_json("report", str(master), "--out", str(out), "--as-of", AS_OF.isoformat())
+    assert code == 1  # the blank 居委会名称 is an error in 校验结果
+    assert "设置表中“街道名称”“试点名称”“联系电话”未填" in "\n".join(data["notices"]["warnings"])
+    reminder = docx_text(notice_file(data, out, "催办通知", "C05"))
+    assert "\nC05：\n" in reminder
+    progress = docx_text(notice_file(data, out, "进度通报", ""))
+    assert "、（完成率" not in progress and "C05（完成率" in progress

@@ -139,6 +139,14 @@ def _projects_info(data: NoticeInput) -> dict[str, dict]:
     return {r["project_id"]: r for r in cached_records(data, "projects", data.frames.get(schema.PROJECTS.name))}
 
 
+def committee_rows(data: NoticeInput) -> list[dict]:
+    """居委会进度 rows; a blank 居委会名称 (an error in 校验结果) shows as the 居委会编号, not as nothing."""
+    rows = cached_records(data, "committee_progress", data.rollup.committees)
+    for r in rows:
+        r["committee_name"] = r.get("committee_name") or r["committee_id"]
+    return rows
+
+
 def project_rows(data: NoticeInput) -> list[dict]:
     """项目进度 rows with the 项目 sheet's indicator unit and what remains."""
     info = _projects_info(data)
@@ -190,7 +198,7 @@ def upcoming(projects: list[dict], as_of: date, limit: int = UPCOMING) -> list[d
 
 def progress_context(data: NoticeInput, chart: object = "") -> dict:
     projects = project_rows(data)
-    committees = cached_records(data, "committee_progress", data.rollup.committees)
+    committees = committee_rows(data)
     return {
         **common(data, PROGRESS), "doc_number": doc_number(data),
         "summary": summary(data, projects, committees),
@@ -230,7 +238,7 @@ def reminder_contexts(data: NoticeInput) -> list[dict]:
     overdue_counts = pairs.loc[pairs["overdue"].map(truthy), "committee_id"].value_counts().to_dict() \
         if len(pairs) else {}
     chosen = []
-    for committee in cached_records(data, "committee_progress", data.rollup.committees):
+    for committee in committee_rows(data):
         reasons = reminder_reasons(committee, int(overdue_counts.get(committee["committee_id"], 0)), silence)
         if reasons:
             chosen.append((committee, reasons))
@@ -369,7 +377,7 @@ def bulletin_context(data: NoticeInput, issue: int | None = None) -> dict | None
     progress = ""
     if data.rollup is not None:
         projects = project_rows(data)
-        committees = cached_records(data, "committee_progress", data.rollup.committees)
+        committees = committee_rows(data)
         progress = {**summary(data, projects, committees), "categories": category_rows(projects)}
     pilot = fmt.text(data.settings.get("pilot_name"))
     return {

@@ -19,6 +19,13 @@ def is_nat(value: object) -> bool:
     return pandas is not None and value is pandas.NaT
 
 
+def is_na(value: object) -> bool:
+    """pandas' NA (a string column's blank), told the same way as NaT: it has no truth value,
+    so ``value or fallback`` on it raises."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and value is pandas.NA
+
+
 def as_date(value: object) -> date | None:
     """A date from a date, datetime, Timestamp or ISO text; None for blanks and NaT."""
     if value is None or is_nat(value):
@@ -36,7 +43,7 @@ def as_date(value: object) -> date | None:
 
 
 def blank(value: object) -> bool:
-    if value is None or is_nat(value):
+    if value is None or is_nat(value) or is_na(value):
         return True
     if isinstance(value, float) and math.isnan(value):
         return True
