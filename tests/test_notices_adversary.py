@@ -67,7 +67,7 @@ def messy(wb) -> None:
                      "各居委会主任", "通报进度", "李敏", "021-62000000", None])
     meetings.append(["M04", "日期未定的会议", None, "9:30", "会议室", "主任", "各居委会主任", "待定",
                      "李敏", "021-62000000", None])
-    meetings.append(["M05", "年终总结会", datetime(2020, 12, 20), "9:00", None, "主任", "各居委会主任",
+    meetings.append(["M05", "年终总结会", datetime(2020, 12, 20), "９：３０", None, "主任", "各居委会主任",
                      "1、通报全年进度\n2.部署验收；（3）交流经验", None, None, None])
 
 
@@ -108,6 +108,7 @@ def test_agenda_numbers_typed_by_staff_are_not_doubled_and_blanks_are_filled(mes
     master, out, code, data, validation, rolled = messy_report
     text = docx_text(notice_file(data, out, "会议通知", "年终总结会"))
     assert "（一）通报全年进度\n（二）部署验收\n（三）交流经验" in text
+    assert "2020年12月20日（星期日）9:30" in text  # typed with a Chinese IME
     assert "联系人：发展办 李敏，联系电话：021-62000000。" in text  # 设置's, not "联系人：，联系电话：。"
     assert any("会议表第6行（M05）的“地点”未填" in w for w in data["notices"]["warnings"])
 

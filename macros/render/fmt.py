@@ -70,7 +70,7 @@ def cn_weekday(value: object) -> str:
     return f"星期{WEEKDAYS[d.weekday()]}" if d else ""
 
 
-_CLOCK = re.compile(r"^(\d{1,2}):(\d{2}):00$")
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::00)?$")
 
 
 def clock(value: object) -> str:
@@ -82,8 +82,8 @@ def clock(value: object) -> str:
     typed = str(value).strip()
     try:
         serial = float(typed)
-    except ValueError:
-        m = _CLOCK.match(typed)
+    except ValueError:  # 14:30:00 (a time read as text) and ９：３０ (typed with a Chinese IME)
+        m = _CLOCK.match(unicodedata.normalize("NFKC", typed))
         return f"{int(m[1])}:{m[2]}" if m else typed
     if not (0 <= serial < 1 or serial >= 18264):  # an Excel time, or a date-time (44155.375); 9.30 is text
         return typed
