@@ -257,3 +257,34 @@ def test_blank_settings_and_a_blank_committee_name(demo_master, tmp_path):
     assert "\nC05：\n" in reminder
     progress = docx_text(notice_file(data, out, "进度通报", ""))
     assert "、（完成率" not in progress and "C05（完成率" in progress
+
+
+def test_a_committee_whose_every_row_is_wrong_is_not_told_it_never_filed(demo_master, tmp_path):
+    def edit(wb):
+        ledger = wb[schema.LEDGER.name]
+        header = [c.value for c in ledger[1]]
+        committee, project = header.index("居委会编号"), header.index("项目编号")
+        for row in ledger.iter_rows(min_row=2):
+            if row[committee].value == "C07":
+                row[project].value = "P9"  # no such project: every C07 row is 待核实
+
+    master = edit_copy(demo_master, tmp_path, edit)
+    code, data = cli_json("report", str(master), "--out", str(tmp_path / "通知"), "--as-of", AS_OF.isoformat())
+    for key in ("docx", "html"):
+        path = notice_file(data, tmp_path / "通知", "催办通知", "张园", key)
+        text = docx_text(path) if key == "docx" else path.read_text(encoding="utf-8")
+        assert "尚未填报台账" not in text and "尚无填报记录" not in text
+        assert "填报的27条台账有误，尚待核实" in text and "（另有27条有误，待核实）" in text
+
+
+def test_committees_without_a_target_are_not_counted_as_on_track(demo_master, tmp_path):
+    def edit(wb):
+        for row in range(2, 9):
+            wb[schema.PROJECTS.name].cell(row, 7).value = None  # no 目标值 anywhere yet
+        wb.remove(wb[schema.TARGETS.name])
+
+    master = edit_copy(demo_master, tmp_path, edit)
+    code, data = cli_json("report", str(master), "--out", str(tmp_path / "通知"), "--as-of", AS_OF.isoformat())
+    assert data["statuses"]["正常"] == 0
+    text = docx_text(notice_file(data, tmp_path / "通知", "进度通报", ""))
+    assert "0个居委会进度正常" in text and "13个居委会进度正常" not in text

@@ -182,7 +182,8 @@ def summary(data: NoticeInput, projects: list[dict], committees: list[dict]) -> 
         "unverified": int(number(meta.get("rows_unverified"), 0)),
         "percent": (sum(min(number(p.get("percent")), 1.0) for p in projects) / len(projects))
         if projects else 0.0,
-        "on_track": sum(s not in BEHIND for s in statuses),
+        # A committee without any target has no status: it is not "正常" either.
+        "on_track": statuses.count(schema.PROGRESS_OK),
         "lagging": statuses.count("滞后"), "severe": statuses.count("严重滞后"),
         "overdue_projects": sum(p["is_overdue"] for p in projects),
     }
@@ -224,7 +225,9 @@ def reminder_reasons(committee: dict, overdue_count: int, silence: int) -> list[
         reasons.append(f"有{overdue_count}项工作已过截止日期仍未完成")
     days = committee.get("days_since_report")
     if committee.get("last_report") == "":
-        reasons.append("尚未填报台账")
+        wrong = int(number(committee.get("unverified")))
+        # Every row it filed has an error: "尚未填报台账" would tell it that it never filed.
+        reasons.append(f"填报的{wrong}条台账有误，尚待核实（见“校验结果”表）" if wrong else "尚未填报台账")
     elif days != "" and number(days) > silence:
         reasons.append(f"已{int(number(days))}天未填报台账（超过{silence}天）")
     return reasons
