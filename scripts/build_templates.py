@@ -333,7 +333,7 @@ def progress_template() -> Document:
               "{% if not loop.last %}、{% endif %}{% endfor %}。")
     para(doc, "{%p endif %}")
     para(doc, "{%p if lagging_committees %}")
-    para(doc, "（二）进度滞后的居委会", "二级标题")
+    para(doc, "（{% if severe_committees %}二{% else %}一{% endif %}）进度滞后的居委会", "二级标题")
     para(doc, "{% for c in lagging_committees %}{{ c.committee_name }}（完成率{{ c.percent|pct }}）"
               "{% if not loop.last %}、{% endif %}{% endfor %}。")
     para(doc, "{%p endif %}")

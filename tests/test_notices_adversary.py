@@ -288,3 +288,12 @@ def test_committees_without_a_target_are_not_counted_as_on_track(demo_master, tm
     assert data["statuses"]["正常"] == 0
     text = docx_text(notice_file(data, tmp_path / "通知", "进度通报", ""))
     assert "0个居委会进度正常" in text and "13个居委会进度正常" not in text
+
+
+def test_lagging_committees_are_numbered_one_when_none_is_severe(demo_master, tmp_path):
+    master = edit_copy(demo_master, tmp_path, lambda wb: set_setting(wb, "严重滞后阈值", 0.9))
+    code, data = cli_json("report", str(master), "--out", str(tmp_path / "通知"), "--as-of", AS_OF.isoformat())
+    assert data["statuses"]["严重滞后"] == 0 and data["statuses"]["滞后"] > 0
+    docx = notice_file(data, tmp_path / "通知", "进度通报", "")
+    for text in (docx_text(docx), docx.with_suffix(".html").read_text(encoding="utf-8")):
+        assert "（一）进度滞后的居委会" in text and "（二）" not in text
