@@ -158,6 +158,13 @@ def project_rows(data: NoticeInput) -> list[dict]:
     return rows
 
 
+def mean_capped(projects: list[dict]) -> float | str:
+    """Mean 完成率 of the projects that have one, each capped at 100 % (as the roll-up sheets
+    average them: a project without a 目标值 has no 完成率, it is not 0 %); '' when none has one."""
+    values = [min(number(p["percent"]), 1.0) for p in projects if p.get("percent") != ""]
+    return sum(values) / len(values) if values else ""
+
+
 def category_rows(projects: list[dict]) -> list[dict]:
     """Per category: project count, mean completion (each project capped at 100 %), overdue count."""
     order = [c for c in schema.CATEGORIES if any(p["category"] == c for p in projects)]
@@ -167,7 +174,7 @@ def category_rows(projects: list[dict]) -> list[dict]:
         group = [p for p in projects if p["category"] == category]
         rows.append({
             "category": category, "projects": len(group),
-            "percent": sum(min(number(p.get("percent")), 1.0) for p in group) / len(group),
+            "percent": mean_capped(group),
             "overdue": sum(p["is_overdue"] for p in group),
         })
     return rows
@@ -180,8 +187,7 @@ def summary(data: NoticeInput, projects: list[dict], committees: list[dict]) -> 
         "projects": len(projects), "committees": len(committees),
         "entries": int(number(meta.get("rows_used"), sum(number(c.get("entries")) for c in committees))),
         "unverified": int(number(meta.get("rows_unverified"), 0)),
-        "percent": (sum(min(number(p.get("percent")), 1.0) for p in projects) / len(projects))
-        if projects else 0.0,
+        "percent": mean_capped(projects) or 0.0,
         # A committee without any target has no status: it is not "正常" either.
         "on_track": statuses.count(schema.PROGRESS_OK),
         "lagging": statuses.count("滞后"), "severe": statuses.count("严重滞后"),
