@@ -315,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = workbook_command(sub, "notices", help="生成进度通报、催办通知、会议通知和工作简报（Word 和网页）",
                        description="按模板生成通知（Word 和网页），并在输出文件夹写目录 index.html；不改动工作簿。")
     notice_options(p)
-    p.add_argument("--kind", nargs="+", metavar="种类", help="只生成这些种类：进度通报 催办通知 会议通知 工作简报")
+    p.add_argument("--kind", nargs="+", action="extend", metavar="种类", help="只生成这些种类：进度通报 催办通知 会议通知 工作简报")
     p.add_argument("--issue", type=int, metavar="期号", help="工作简报的期号（默认最新一期）")
     p.add_argument("--meeting", metavar="编号", help="只生成这个会议编号的会议通知，如 M02")
 

@@ -24,7 +24,9 @@ Definitions (the numbers leaders read, stated once):
   Σ min(achieved, target) / Σ target over its projects that have a target — so running far ahead
   on one project does not hide lag on another (目标合计 and 完成合计 in the sheet are plain sums).
 - **Project** overdue when any committee is overdue on it; **unit** and **category** percent is the
-  plain mean of their projects' percents; their overdue count is the number of overdue projects.
+  mean of their projects' percents, each capped at 100 % (one project at 543 % must not make a
+  category whose other projects are at 1 % look done — the notices average the same way); their
+  overdue count is the number of overdue projects.
 - **Traffic light.** Expected progress is the elapsed fraction of the programme year (设置 年度,
   counting ``as_of`` itself); shortfall = expected − percent; 严重滞后 when shortfall ≥ 严重滞后阈值,
   滞后 when ≥ 滞后阈值, else 正常; none when there is no percent. ``progress_status`` is the only
@@ -42,10 +44,12 @@ import pandas as pd
 from . import schema
 from .book.read import ROW
 from .book.write_types import SheetWrite
+from .normalise import parse_number_text
 from .problems import Validation
 
-# Responsible units are separated by 、 (contract); commas and semicolons typed instead are accepted.
-_UNIT_SPLIT = r"[、，,；;]"
+# Responsible units are separated by 、 (contract); commas, semicolons, slashes and spaces typed
+# instead are accepted ("发展办/党建办" is two units, not one called that).
+_UNIT_SPLIT = r"[、，,；;/／\\\s]+"
 TARGET_FROM_SHEET = "目标"
 TARGET_SHARED = "分摊"
 
@@ -118,7 +122,7 @@ def elapsed_fraction(as_of: date, year: int) -> float:
 
 def thresholds(settings: dict) -> tuple[float, float]:
     """(滞后阈值, 严重滞后阈值) from 设置, falling back to the contract's defaults."""
-    return (_setting_number(settings, "lag_threshold"), _setting_number(settings, "severe_lag_threshold"))
+    return (_setting_number(settings, THRESHOLDS[0]), _setting_number(settings, THRESHOLDS[1]))
 
 
 def rollup(validation: Validation, settings: dict, as_of: date) -> Rollup:
@@ -354,7 +358,7 @@ def _group_projects(frame: pd.DataFrame, by: str) -> pd.DataFrame:
         projects=("project_id", "size"),
         project_names=("name", lambda names: "、".join(names.fillna(""))),
         project_ids=("project_id", "、".join),
-        average_percent=("percent", "mean"),
+        average_percent=("percent", lambda p: capped(p).mean()),
         overdue=("overdue", "sum"),
         unverified=("unverified", "sum"),
     ).reset_index()
@@ -370,11 +374,35 @@ def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
     return (numerator / denominator.where(denominator > 0)).astype(float)
 
 
+THRESHOLDS = ("lag_threshold", "severe_lag_threshold")
+
+
+def parse_fraction(value: object) -> float | None:
+    """A number as typed in 设置 (15%, ０．１５, 0.15): None when blank or unreadable."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    else:
+        number = parse_number_text(str(value)).value
+    return None if number is None or number != number else number
+
+
+def threshold_value(value: object) -> float | None:
+    """A 滞后 threshold as a fraction: 0.15, "15%", "０．１５" and 15 (percentage points) → 0.15.
+
+    None when it cannot be read (the validator reports it). A threshold of 1 or more cannot be
+    meant as a fraction (nobody would ever be behind), so it is read as percentage points.
+    """
+    number = parse_fraction(value)
+    if number is None or number < 0:
+        return None
+    return number / 100 if number >= 1 else number
+
+
 def _setting_number(settings: dict, key: str) -> float:
-    try:
-        return float(str(settings.get(key, "")).strip())
-    except ValueError:
-        return float(schema.SETTINGS_BY_KEY[key].default)
+    value = threshold_value(settings.get(key))
+    return value if value is not None else float(schema.SETTINGS_BY_KEY[key].default)
 
 
 def _setting_year(settings: dict, as_of: date) -> int:

@@ -20,6 +20,7 @@ from .book.read import settings_from_frame
 from .normalise import (
     BAD_DATE,
     BAD_NUMBER,
+    NORMALISED,
     ROW,
     format_number,
     normalise_frames,
@@ -29,6 +30,7 @@ from .normalise import (
     text_of,
 )
 from .problems import Problem, Validation
+from .rollup import THRESHOLDS, parse_fraction, threshold_value
 
 ERROR, WARNING = schema.LEVEL_ERROR, schema.LEVEL_WARNING
 STATUS_DONE = "已完成"
@@ -99,6 +101,7 @@ class _Rules:
         self.record_ids()
         self.references()
         self.units()
+        self.zero_targets()
         self.settings_rows()
         self.plausibility()
         self.article_records()
@@ -245,6 +248,25 @@ class _Rules:
                   lambda i: f"{sheet.header_of('units')}“{units[i]}”中有空的单位名",
                   f"多个单位用一个顿号“{sep}”分隔，如：发展办{sep}服务办")
 
+    def zero_targets(self) -> None:
+        """A street-wide 目标值 of 0 is a slip (no 完成率, no traffic light); so is a 截止日期 outside 年度."""
+        sheet = schema.PROJECTS
+        if sheet.name not in self.typed:
+            return
+        target = self.typed[sheet.name]["target"]
+        header = sheet.header_of("target")
+        self.emit(sheet, (target == 0).fillna(False), sheet.column("target"), WARNING, "zero_target",
+                  lambda i: f"{header}为 0：该项目无法计算完成率，进度通报中不显示完成率和进度状态",
+                  f"请填写全街道全年{header}（大于 0 的数字）")
+        if self.year is None:
+            return
+        # 2019 typed for 2020 makes every committee overdue and sends them all a 催办通知.
+        deadline = self.typed[sheet.name]["deadline"]
+        d, header = deadline.to_numpy(), sheet.header_of("deadline")
+        self.emit(sheet, deadline.notna() & (deadline.dt.year != self.year), sheet.column("deadline"),
+                  WARNING, "outside_year",
+                  lambda i: f"{header} {str(d[i])[:10]} 不在试点年度 {self.year} 年内", "请核对年份")
+
     def settings_rows(self) -> None:
         sheet = schema.SETTINGS
         raw = self.raw.get(sheet.name)
@@ -266,6 +288,7 @@ class _Rules:
         self.emit(sheet, [bool(r) for r in reasons], value_col, ERROR, "bad_setting",
                   lambda i: f"设置“{items[i]}”的值“{text_of(raw_values[i])}”{reasons[i]}",
                   lambda i: schema.SETTINGS_BY_ITEM[items[i]].help)
+        self._thresholds(items, raw_values, reasons)
         if self.year is not None:
             return
         year_item = schema.SETTINGS_BY_KEY["year"].item
@@ -280,6 +303,26 @@ class _Rules:
         else:
             self.problems.append(Problem(sheet.name, None, value_col.header, None, WARNING,
                                          "missing_year", message, hint))
+
+    def _thresholds(self, items: np.ndarray, raw_values: np.ndarray, reasons: list[str]) -> None:
+        """滞后 thresholds typed as percentage points (15 for 0.15), or a 严重 one not above the other."""
+        sheet, value_col = schema.SETTINGS, schema.SETTINGS.column("value")
+        keys = [schema.SETTINGS_BY_ITEM[i].key if i in schema.SETTINGS_BY_ITEM else None for i in items]
+        read = [threshold_value(v) if k in THRESHOLDS and not reason else None
+                for k, v, reason in zip(keys, raw_values, reasons)]
+        points = [r is not None and threshold_value(v) != parse_fraction(v) for r, v in zip(read, raw_values)]
+        self.emit(sheet, points, value_col, WARNING, NORMALISED,
+                  lambda i: f"设置“{items[i]}”的值“{text_of(raw_values[i])}”大于 1，"
+                            f"按 {read[i] * 100:g} 个百分点（{read[i]:g}）处理",
+                  lambda i: f"如无误，可直接改为 {read[i]:g}")
+        lag = [r for k, r in zip(keys, read) if k == THRESHOLDS[0] and r is not None]
+        severe = [r for k, r in zip(keys, read) if k == THRESHOLDS[1] and r is not None]
+        if lag and severe and severe[-1] <= lag[-1]:
+            item = schema.SETTINGS_BY_KEY[THRESHOLDS[1]].item
+            self.emit(sheet, [k == THRESHOLDS[1] for k in keys], value_col, WARNING, "threshold_order",
+                      lambda i: f"“{item}”（{severe[-1]:g}）不大于“{schema.SETTINGS_BY_KEY[THRESHOLDS[0]].item}”"
+                                f"（{lag[-1]:g}），不会有居委会被判为“滞后”，落后的都算“严重滞后”",
+                      f"“{item}”应大于滞后阈值，如 0.15 和 0.30")
 
     # ------------------------------------------------------------ plausibility
 

@@ -321,7 +321,7 @@ def progress_template() -> Document:
     table(doc, ["项目", "责任单位", "目标", "完成", "完成率", "截止日期"],
           ["{{ p.name }}", "{{ p.units }}", "{{ p.target|num }}", "{{ p.achieved|num }}",
            "{{ p.percent|pct }}", "{{ p.deadline|cn_date }}"],
-          "for p in projects", [34, 34, 15, 15, 18, 40])
+          "for p in projects", [29, 29, 20, 20, 18, 40])
     para(doc, "四、各居委会进展", "一级标题")
     para(doc, "{%p if chart %}", "图表")
     para(doc, "{{ chart }}", "图表").paragraph_format.keep_with_next = True
@@ -333,7 +333,7 @@ def progress_template() -> Document:
               "{% if not loop.last %}、{% endif %}{% endfor %}。")
     para(doc, "{%p endif %}")
     para(doc, "{%p if lagging_committees %}")
-    para(doc, "（二）进度滞后的居委会", "二级标题")
+    para(doc, "（{% if severe_committees %}二{% else %}一{% endif %}）进度滞后的居委会", "二级标题")
     para(doc, "{% for c in lagging_committees %}{{ c.committee_name }}（完成率{{ c.percent|pct }}）"
               "{% if not loop.last %}、{% endif %}{% endfor %}。")
     para(doc, "{%p endif %}")
@@ -360,9 +360,10 @@ def reminder_template() -> Document:
     para(doc, "截至{{ as_of|cn_date }}，你居委会{{ reasons|join('；') }}。为确保按期完成试点建设任务，"
               "现就有关事项通知如下。")
     para(doc, "一、当前进度", "一级标题")
-    para(doc, "你居委会共填报台账{{ committee.entries|num }}条，"
+    para(doc, "你居委会共填报台账{{ committee.entries|num }}条"
+              "{% if committee.unverified %}（另有{{ committee.unverified|num }}条有误，待核实）{% endif %}，"
               "{% if committee.last_report %}最近一次填报为{{ committee.last_report|cn_date }}"
-              "{% else %}尚无填报记录{% endif %}；各项目目标合计{{ committee.target|num }}，已完成"
+              "{% elif committee.unverified %}尚无通过校验的记录{% else %}尚无填报记录{% endif %}；各项目目标合计{{ committee.target|num }}，已完成"
               "{{ committee.achieved|num }}，完成率{{ committee.percent|pct }}，进度状态：{{ committee.status }}。")
     para(doc, "二、逾期事项", "一级标题")
     para(doc, "{%p if overdue_items %}")

@@ -17,6 +17,11 @@ CJK_FONTS = (
 STATUS_COLOURS = {"正常": "#3a8f4b", "滞后": "#e0a100", "严重滞后": "#c62828"}
 OTHER_COLOUR = "#7f8c8d"
 DISPLAY_CAP = 1.2  # bars beyond 120 % are drawn at 120 % (the label keeps the true value)
+WIDTH_MM = 150
+# 6.1 in wide shown 150 mm wide: 7.3 in tall is 180 mm, which leaves room on an A4 公文 page
+# (225 mm of text) for the heading and the caption. Taller, the chart took a page of its own
+# and left "四、各居委会进展" alone at the bottom of the page before.
+MAX_HEIGHT_IN = 7.3
 
 
 class NoCjkFont(HealthbookError):
@@ -66,18 +71,19 @@ def progress_chart(names: list[str], percents: list[float], statuses: list[str],
     plt.rcParams["svg.hashsalt"] = "healthbook"  # deterministic SVG ids
 
     n = len(names)
-    height = max(2.2, 0.28 * n + 1.0)
+    height = min(max(2.2, 0.28 * n + 1.0), MAX_HEIGHT_IN)
+    crowded = 0.28 * n + 1.0 > MAX_HEIGHT_IN  # bars closer together: smaller labels
     fig, ax = plt.subplots(figsize=(6.1, height), dpi=150)
     shown = [min(max(p, 0.0), DISPLAY_CAP) for p in percents]
     colours = [STATUS_COLOURS.get(s, OTHER_COLOUR) for s in statuses]
     y = list(range(n))[::-1]
     ax.barh(y, shown, color=colours, height=0.65)
     for yi, value, true in zip(y, shown, percents):
-        ax.text(value + 0.01, yi, f"{true * 100:.1f}%", va="center", fontsize=7)
+        ax.text(value + 0.01, yi, f"{true * 100:.1f}%", va="center", fontsize=6 if crowded else 7)
     if expected is not None:
         ax.axvline(expected, color="#555555", linestyle="--", linewidth=0.9)
     ax.set_yticks(y)
-    ax.set_yticklabels(names, fontsize=8)
+    ax.set_yticklabels(names, fontsize=6.5 if crowded else 8)
     ax.set_xlim(0, DISPLAY_CAP + 0.12)
     ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
     ax.tick_params(axis="x", labelsize=7)
@@ -95,4 +101,4 @@ def progress_chart(names: list[str], percents: list[float], statuses: list[str],
         fig.savefig(png, format="png")
     plt.close(fig)
     text = svg.getvalue()
-    return Chart(svg=text[text.index("<svg"):] if text else "", png=png.getvalue(), width_mm=150)
+    return Chart(svg=text[text.index("<svg"):] if text else "", png=png.getvalue(), width_mm=WIDTH_MM)

@@ -8,12 +8,15 @@ variables of each kind — templates/README.md documents exactly these (a test c
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from docx.image.exceptions import UnrecognizedImageError
+from docx.image.image import Image
 
 from .. import schema
 from . import fmt
@@ -136,6 +139,14 @@ def _projects_info(data: NoticeInput) -> dict[str, dict]:
     return {r["project_id"]: r for r in cached_records(data, "projects", data.frames.get(schema.PROJECTS.name))}
 
 
+def committee_rows(data: NoticeInput) -> list[dict]:
+    """居委会进度 rows; a blank 居委会名称 (an error in 校验结果) shows as the 居委会编号, not as nothing."""
+    rows = cached_records(data, "committee_progress", data.rollup.committees)
+    for r in rows:
+        r["committee_name"] = r.get("committee_name") or r["committee_id"]
+    return rows
+
+
 def project_rows(data: NoticeInput) -> list[dict]:
     """项目进度 rows with the 项目 sheet's indicator unit and what remains."""
     info = _projects_info(data)
@@ -147,6 +158,13 @@ def project_rows(data: NoticeInput) -> list[dict]:
     return rows
 
 
+def mean_capped(projects: list[dict]) -> float | str:
+    """Mean 完成率 of the projects that have one, each capped at 100 % (as the roll-up sheets
+    average them: a project without a 目标值 has no 完成率, it is not 0 %); '' when none has one."""
+    values = [min(number(p["percent"]), 1.0) for p in projects if p.get("percent") != ""]
+    return sum(values) / len(values) if values else ""
+
+
 def category_rows(projects: list[dict]) -> list[dict]:
     """Per category: project count, mean completion (each project capped at 100 %), overdue count."""
     order = [c for c in schema.CATEGORIES if any(p["category"] == c for p in projects)]
@@ -156,7 +174,7 @@ def category_rows(projects: list[dict]) -> list[dict]:
         group = [p for p in projects if p["category"] == category]
         rows.append({
             "category": category, "projects": len(group),
-            "percent": sum(min(number(p.get("percent")), 1.0) for p in group) / len(group),
+            "percent": mean_capped(group),
             "overdue": sum(p["is_overdue"] for p in group),
         })
     return rows
@@ -169,9 +187,9 @@ def summary(data: NoticeInput, projects: list[dict], committees: list[dict]) -> 
         "projects": len(projects), "committees": len(committees),
         "entries": int(number(meta.get("rows_used"), sum(number(c.get("entries")) for c in committees))),
         "unverified": int(number(meta.get("rows_unverified"), 0)),
-        "percent": (sum(min(number(p.get("percent")), 1.0) for p in projects) / len(projects))
-        if projects else 0.0,
-        "on_track": sum(s not in BEHIND for s in statuses),
+        "percent": mean_capped(projects) or 0.0,
+        # A committee without any target has no status: it is not "正常" either.
+        "on_track": statuses.count(schema.PROGRESS_OK),
         "lagging": statuses.count("滞后"), "severe": statuses.count("严重滞后"),
         "overdue_projects": sum(p["is_overdue"] for p in projects),
     }
@@ -179,14 +197,15 @@ def summary(data: NoticeInput, projects: list[dict], committees: list[dict]) -> 
 
 def upcoming(projects: list[dict], as_of: date, limit: int = UPCOMING) -> list[dict]:
     """Unfinished projects whose deadline is still ahead, soonest first."""
+    # A project without a usable 目标值 has no percent: "目标幢，已完成28幢（）" says nothing.
     ahead = [p for p in projects if fmt.as_date(p.get("deadline")) and fmt.as_date(p["deadline"]) >= as_of
-             and number(p.get("percent")) < 1.0]
+             and p.get("percent") != "" and number(p.get("percent")) < 1.0]
     return sorted(ahead, key=lambda p: (fmt.as_date(p["deadline"]), p["project_id"]))[:limit]
 
 
 def progress_context(data: NoticeInput, chart: object = "") -> dict:
     projects = project_rows(data)
-    committees = cached_records(data, "committee_progress", data.rollup.committees)
+    committees = committee_rows(data)
     return {
         **common(data, PROGRESS), "doc_number": doc_number(data),
         "summary": summary(data, projects, committees),
@@ -212,7 +231,9 @@ def reminder_reasons(committee: dict, overdue_count: int, silence: int) -> list[
         reasons.append(f"有{overdue_count}项工作已过截止日期仍未完成")
     days = committee.get("days_since_report")
     if committee.get("last_report") == "":
-        reasons.append("尚未填报台账")
+        wrong = int(number(committee.get("unverified")))
+        # Every row it filed has an error: "尚未填报台账" would tell it that it never filed.
+        reasons.append(f"填报的{wrong}条台账有误，尚待核实（见“校验结果”表）" if wrong else "尚未填报台账")
     elif days != "" and number(days) > silence:
         reasons.append(f"已{int(number(days))}天未填报台账（超过{silence}天）")
     return reasons
@@ -226,7 +247,7 @@ def reminder_contexts(data: NoticeInput) -> list[dict]:
     overdue_counts = pairs.loc[pairs["overdue"].map(truthy), "committee_id"].value_counts().to_dict() \
         if len(pairs) else {}
     chosen = []
-    for committee in cached_records(data, "committee_progress", data.rollup.committees):
+    for committee in committee_rows(data):
         reasons = reminder_reasons(committee, int(overdue_counts.get(committee["committee_id"], 0)), silence)
         if reasons:
             chosen.append((committee, reasons))
@@ -259,19 +280,42 @@ def reminder_contexts(data: NoticeInput) -> list[dict]:
 
 # ---- configuration-only notices -------------------------------------------------------------
 
+def _rows(frame: pd.DataFrame | None) -> list:
+    """The Excel row of each of ``records(frame)`` (for messages naming where to look)."""
+    if frame is None or frame.empty:
+        return []
+    return frame["_row"].tolist() if "_row" in frame else ["?"] * len(frame)
+
+
+_AGENDA_SPLIT = re.compile(r"[；;\r\n]+")
+# "1、通报进度" / "（2）部署" typed by staff would print as "（一）1、通报进度": the template numbers items.
+_ITEM_NUMBER = re.compile(r"^(?:[（(][0-9一二三四五六七八九十]+[)）]|[0-9一二三四五六七八九十]+[、.．](?!\d))\s*")
+
+
 def meeting_contexts(data: NoticeInput, meeting_id: str | None = None) -> list[dict]:
     """One context per 会议 row (or only ``meeting_id``); dated ``as_of`` but not after the meeting."""
     contexts = []
-    rows = records(data.frames.get(schema.MEETINGS.name))
-    for i, m in enumerate(rows):
+    frame = data.frames.get(schema.MEETINGS.name)
+    for i, (m, row) in enumerate(zip(records(frame), _rows(frame))):
         if meeting_id and str(m.get("meeting_id")) != meeting_id:
             continue
         when = fmt.as_date(m.get("date"))
+        if when is None:  # "定于召开…会议" with no day helps nobody; the 日期 error is in 校验结果
+            data.warnings.append(
+                f"{schema.MEETINGS.name}表第{row}行（{fmt.text(m.get('meeting_id'))}）"
+                f"的“{schema.MEETINGS.header_of('date')}”未填或无法识别，未生成会议通知。")
+            continue
         issued = min(data.as_of, when - timedelta(days=1)) if when else data.as_of
-        agenda = [a.strip() for a in str(m.get("agenda") or "").replace(";", "；").replace("\n", "；")
-                  .split("；") if a.strip()]
-        meeting = {**m, "date": when or "", "agenda_items": agenda,
-                   "issuer": m.get("issuer") or fmt.text(data.settings.get("issuer"))}
+        agenda = [_ITEM_NUMBER.sub("", a.strip()) for a in _AGENDA_SPLIT.split(str(m.get("agenda") or ""))]
+        if not m.get("place"):
+            data.warnings.append(f"{schema.MEETINGS.name}表第{row}行（{fmt.text(m.get('meeting_id'))}）的"
+                                 f"“{schema.MEETINGS.header_of('place')}”未填，会议通知中会议地点为空。")
+        meeting = {**m, "date": when, "agenda_items": [a for a in agenda if a],
+                   "start_time": fmt.clock(m.get("start_time")),
+                   "issuer": m.get("issuer") or fmt.text(data.settings.get("issuer")),
+                   # "联系人：，联系电话：。" when the row leaves them blank: the office's own apply.
+                   "contact": m.get("contact") or fmt.text(data.settings.get("contact")),
+                   "phone": m.get("phone") or fmt.text(data.settings.get("phone"))}
         contexts.append({**common(data, MEETING), "date": issued, "doc_number": doc_number(data, 2 + i),
                          "meeting": meeting})
     return contexts
@@ -297,6 +341,17 @@ def latest_issue(frame: pd.DataFrame | None) -> int | None:
     return max(values) if values else None
 
 
+def picture_problem(path: Path) -> str:
+    """Why an article's picture cannot go into the bulletin ('' when it can)."""
+    if not path.is_file():
+        return "不存在"
+    try:
+        Image.from_file(str(path))  # what docxtpl will do: a renamed .doc or a .heic must not crash it
+    except (UnrecognizedImageError, OSError, ValueError):
+        return "不是 Word 能显示的图片（请用 JPG 或 PNG）"
+    return ""
+
+
 def bulletin_context(data: NoticeInput, issue: int | None = None) -> dict | None:
     """The 工作简报 for ``issue`` (default: the latest 期号 in 简报稿件); None without articles."""
     frame = data.frames.get(schema.ARTICLES.name)
@@ -304,26 +359,34 @@ def bulletin_context(data: NoticeInput, issue: int | None = None) -> dict | None
     if issue is None:
         return None
     articles = []
-    for a in records(frame):
-        if a.get("issue") == "" or int(number(a.get("issue"))) != int(issue):
+    for a, row in zip(records(frame), _rows(frame)):
+        if a.get("issue") == "":  # "第6期" typed: an error in 校验结果, and the lead article would vanish
+            data.warnings.append(f"{schema.ARTICLES.name}表第{row}行（{fmt.text(a.get('article_id'))}）的"
+                                 f"“{schema.ARTICLES.header_of('issue')}”未填或无法识别，未编入简报。")
+            continue
+        if int(number(a.get("issue"))) != int(issue):
             continue
         body = str(a.get("body") or "")
         a["paragraphs"] = [p.strip() for p in body.replace("\r", "\n").split("\n") if p.strip()]
         a["picture"] = ""
         a["picture_path"] = ""
         if a.get("image"):
-            path = (data.base_dir or Path(".")) / str(a["image"])
-            if path.is_file():
-                a["picture_path"] = str(path)
+            # pics\\photo.jpg typed on Windows must also work where the report runs on Linux.
+            path = (data.base_dir or Path(".")) / str(a["image"]).strip().replace("\\", "/")
+            problem = picture_problem(path)
+            if problem:
+                data.warnings.append(f"{schema.ARTICLES.name}表第{row}行（{fmt.text(a.get('article_id'))}）的"
+                                     f"“{schema.ARTICLES.header_of('image')}”“{a['image']}”{problem}，"
+                                     "简报中已略去这张图片。")
             else:
-                data.warnings.append(f"简报稿件 {a.get('article_id')} 的图片文件“{a['image']}”不存在，已略去。")
+                a["picture_path"] = str(path)
         articles.append(a)
     if not articles:
         return None
     progress = ""
     if data.rollup is not None:
         projects = project_rows(data)
-        committees = cached_records(data, "committee_progress", data.rollup.committees)
+        committees = committee_rows(data)
         progress = {**summary(data, projects, committees), "categories": category_rows(projects)}
     pilot = fmt.text(data.settings.get("pilot_name"))
     return {

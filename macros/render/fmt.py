@@ -6,7 +6,7 @@ import math
 import re
 import sys
 import unicodedata
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 WEEKDAYS = "一二三四五六日"
 DIGITS = "零一二三四五六七八九"
@@ -17,6 +17,13 @@ def is_nat(value: object) -> bool:
     worker process never loads it, and without pandas loaded no value can be NaT."""
     pandas = sys.modules.get("pandas")
     return pandas is not None and value is pandas.NaT
+
+
+def is_na(value: object) -> bool:
+    """pandas' NA (a string column's blank), told the same way as NaT: it has no truth value,
+    so ``value or fallback`` on it raises."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and value is pandas.NA
 
 
 def as_date(value: object) -> date | None:
@@ -36,7 +43,7 @@ def as_date(value: object) -> date | None:
 
 
 def blank(value: object) -> bool:
-    if value is None or is_nat(value):
+    if value is None or is_nat(value) or is_na(value):
         return True
     if isinstance(value, float) and math.isnan(value):
         return True
@@ -61,6 +68,27 @@ def cn_date(value: object) -> str:
 def cn_weekday(value: object) -> str:
     d = as_date(value)
     return f"星期{WEEKDAYS[d.weekday()]}" if d else ""
+
+
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::00)?$")
+
+
+def clock(value: object) -> str:
+    """A 开始时间 as people write it: an Excel time (0.375 or 14:30:00) → 9:00 / 14:30; text as typed."""
+    if blank(value):
+        return ""
+    if isinstance(value, (datetime, time)):
+        return f"{value.hour}:{value.minute:02d}"
+    typed = str(value).strip()
+    try:
+        serial = float(typed)
+    except ValueError:  # 14:30:00 (a time read as text) and ９：３０ (typed with a Chinese IME)
+        m = _CLOCK.match(unicodedata.normalize("NFKC", typed))
+        return f"{int(m[1])}:{m[2]}" if m else typed
+    if not (0 <= serial < 1 or serial >= 18264):  # an Excel time, or a date-time (44155.375); 9.30 is text
+        return typed
+    minutes = round((serial % 1) * 24 * 60) % (24 * 60)
+    return f"{minutes // 60}:{minutes % 60:02d}"
 
 
 def num(value: object) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from markupsafe import Markup, escape
 
+from .. import schema
 from . import context as ctx
 from . import fmt
 from .charts import NoCjkFont, progress_chart
@@ -25,6 +26,7 @@ from .env import (
 from .word import Picture, WordTemplate, render_with_pictures
 
 ALL_KINDS = (ctx.PROGRESS, ctx.REMINDER, ctx.MEETING, ctx.BULLETIN)
+NOTICE_SETTINGS = ("street", "pilot_name", "issuer", "doc_prefix", "contact", "phone")
 CHART_LIMIT = 40  # more committees than this: the chart shows the lowest 40
 NOTICE_START, NOTICE_END = "<!--notice-->", "<!--/notice-->"
 
@@ -250,6 +252,7 @@ class Renderer:
                  ctx.MEETING: self.meetings, ctx.BULLETIN: self.bulletin}
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="healthbook-write")
         self._pending: list[Future] = []
+        self._blank_settings()
         try:
             for kind in self.options.kinds:
                 self.progress(f"正在生成{ctx.KIND_NAMES[kind]}……")
@@ -262,6 +265,14 @@ class Renderer:
             self._pdf()
         self.result.index = self._index()
         return self.result
+
+    def _blank_settings(self) -> None:
+        """设置 items every notice prints: blank, they leave "关于建设工作…" and "联系人：，" behind."""
+        blank = [schema.SETTINGS_BY_KEY[k].item for k in NOTICE_SETTINGS if not fmt.text(self.data.settings.get(k))]
+        if blank:
+            self.result.warnings.append(
+                f"{schema.SETTINGS.name}表中{''.join(f'“{b}”' for b in blank)}未填，通知中相应的地方是空的："
+                f"请在“{schema.SETTINGS.name}”表填写后重新生成。")
 
     def _pdf(self) -> None:
         docs = [n for n in self.result.notices if n.docx]
