@@ -63,6 +63,7 @@ from .submission import (
     KEY_INDEX,
     KEYS,
     RECEIPT_TEMPLATE,
+    UNHEADED,
     Submission,
     read_for_consolidation,
     receipt_html,
@@ -884,6 +885,8 @@ def _reading_notes(sub: Submission) -> list[Problem]:
             "sheet_read_as", f"没有名为“{LEDGER}”的工作表，已读取工作表“{sub.sheet_name}”。", WARNING,
             f"下次请把这张工作表命名为“{LEDGER}”。"))
     for header, rows in sub.extra_columns.items():
+        if sub.info is not None and not header.endswith(UNHEADED):
+            continue  # a generated form's guide says its own columns on the right are not read
         listed = "、".join(map(str, rows[:5])) + ("等" if len(rows) > 5 else "")
         notes.append(Problem(
             LEDGER, rows[0], header, None, WARNING, "column_not_merged",

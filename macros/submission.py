@@ -140,6 +140,7 @@ def _like_ledger_sheets(book: CalamineWorkbook) -> list[str]:
 
 # A hand-made form's own columns that hold nothing to lose: a running number.
 UNREAD_COLUMNS = frozenset({"序号", "行号", "No.", "NO.", "no."})
+UNHEADED = " 列（无表头）"  # Submission.extra_columns' name for values typed under no header
 # Contract headers a row must hold to be taken for the ledger's header on a sheet not named 台账.
 LIKE_HEADER_HITS = 3
 
@@ -240,7 +241,7 @@ def _ledger_rows(path: Path, book: CalamineWorkbook, sheet_names: list[str], led
             for c in unnamed:  # typed beside the table, under no header
                 value = cells[c] if c < len(cells) else None
                 if value is not None and (value.strip() if isinstance(value, str) else value != ""):
-                    extras.setdefault(f"{col_name(c)} 列（无表头）", []).append(excel_row)
+                    extras.setdefault(f"{col_name(c)}{UNHEADED}", []).append(excel_row)
     return rows, numbers, totals_rows, aliased, merges, names, headers, part_key, extras
 
 

@@ -405,6 +405,26 @@ def test_a_hand_made_forms_own_columns_are_named_in_the_receipt_as_not_merged(ma
     assert "活动地点" in receipt_text(f)
 
 
+def test_a_generated_forms_own_columns_are_not_warned_of_but_values_under_no_header_are(master_copy, forms,
+                                                                                           tmp_path):
+    """The form's guide says columns added on the right are the committee's own and not read: a
+    warning on every submission would teach clerks to skip warnings. A value typed under no
+    header is still named (it is most likely meant for the ledger)."""
+    form = type_rows(forms["blank"], tmp_path / "C01-自己的列.xlsx", [activity("社区健康义诊（自己的列）")])
+    wb = openpyxl.load_workbook(form)
+    ws = wb[LEDGER]
+    own = ws.max_column + 1
+    ws.cell(1, own).value = "活动地点"
+    ws.cell(2, own).value = "石门二路广场"
+    ws.cell(2, own + 2).value = "场地由物业提供"
+    wb.save(inbox_of(master_copy) / form.name)
+
+    [f] = consolidate(master_copy, as_of=AS_OF).files
+    assert (f.status, f.rows_added) == ("accepted", 1)
+    notes = [p.column for p in f.issues if p.code == "column_not_merged"]
+    assert notes == [f"{openpyxl.utils.get_column_letter(own + 2)} 列（无表头）"]
+
+
 # ---------------------------------------------------------------- a prefilled form's keys cleared
 
 
