@@ -17,6 +17,7 @@ import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from difflib import SequenceMatcher
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -847,9 +848,12 @@ def _unread_cells(sub: Submission) -> set[tuple[int, str]]:
     return found | {(pos, key) for pos, key in sub.formula_cells if sub.rows[pos][KEYS.index(key)] is None}
 
 
-# A keyed row differing from its record in all of these is another activity given that record's
-# number (a clerk numbering new rows C01-0001, C01-0002…, or typing over a prefilled row).
-IDENTITY_COLUMNS = ("date", "project_id", "activity")
+# A keyed row whose date and activity both differ from its record's is another activity given
+# that record's number (a clerk numbering new rows C01-0001, C01-0002…, or typing over a prefilled
+# row), whatever its project: committees work on a few projects.
+IDENTITY_COLUMNS = ("date", "activity")
+# Activities this alike (difflib's ratio) are one activity retyped: "健康讲座" → "健康知识讲座".
+SAME_ACTIVITY_RATIO = 0.5
 
 
 def _another_record(merge: LedgerMerge, record_id: str, n: int, row: list, columns: set[str]) -> list[Problem]:
@@ -857,16 +861,19 @@ def _another_record(merge: LedgerMerge, record_id: str, n: int, row: list, colum
     if not all(k in columns for k in IDENTITY_COLUMNS):
         return []
     held = merge.rows[merge.index[record_id]]
-    pairs = [(comparable_in(k, held.get(k)), comparable_in(k, row[KEYS.index(k)])) for k in IDENTITY_COLUMNS]
-    pairs[1] = tuple(map(code_text, pairs[1]))  # P06 and p06 are one project
-    if any(old is None or new is None or old == new for old, new in pairs):
+    (old_date, new_date), (old_text, new_text) = [
+        (comparable_in(k, held.get(k)), comparable_in(k, row[KEYS.index(k)])) for k in IDENTITY_COLUMNS]
+    if None in (old_date, new_date, old_text, new_text) or old_date == new_date:
         return []
-    was = " ".join(str(display(v)) for v, _ in pairs)
+    old_text, new_text = str(old_text), str(new_text)
+    if old_text in new_text or new_text in old_text or SequenceMatcher(
+            None, old_text, new_text).ratio() >= SAME_ACTIVITY_RATIO:
+        return []
+    date_header, activity_header = map(schema.LEDGER.header_of, IDENTITY_COLUMNS)
     return [Problem(
         LEDGER, n, schema.LEDGER.header_of(KEY), record_id, ERROR, "another_record",
-        f"记录编号 {record_id} 是已汇总的另一条记录（{was}），这一行的"
-        f"{'、'.join(map(schema.LEDGER.header_of, IDENTITY_COLUMNS))}与它全都不同，像是新记录填了已有的编号；"
-        "为免覆盖原记录，这一行未汇总。",
+        f"记录编号 {record_id} 是已汇总的另一条记录（{display(old_date)} {old_text}），这一行的{date_header}"
+        f"和{activity_header}都与它不同，像是新记录填了已有的编号；为免覆盖原记录，这一行未汇总。",
         "新记录请把记录编号留空（汇总时自动编号）后重新提交；如确要把这条记录整条改掉，请联系街道在主工作簿中修改。")]
 
 

@@ -320,8 +320,9 @@ def test_a_new_activity_typed_under_an_existing_number_replaces_no_record(master
     record whole, with 已接受 on the receipt. A real correction of the same record still merges."""
     inbox = inbox_of(master_copy)
     before = record(master_copy, "C01-0002")
-    new = [activity("十一月社区健康跑", record_id="C01-0001"), activity("十一月控烟宣传", record_id="C01-0002",
-                                                                   project_id="P04")]
+    # The first under the record's own project: most committees work on a few projects.
+    new = [activity("十一月社区健康跑", record_id="C01-0001", project_id=record(master_copy, "C01-0001")["project_id"]),
+           activity("十一月控烟宣传", record_id="C01-0002", project_id="P04")]
     if form == "blank":
         rows, edits = [*new, activity("楼宇白领健康咨询义诊", record_id="C01-0003", date=date(2020, 3, 16),
                                        project_id="P03", participants=23, quantity=1)], None
@@ -338,6 +339,17 @@ def test_a_new_activity_typed_under_an_existing_number_replaces_no_record(master
     assert record(master_copy, "C01-0001")["activity"] == "楼宇白领健康咨询义诊"
     assert record(master_copy, "C01-0003")["participants"] == 23 and f.rows_updated == 1
     assert "养老护理员健康技能培训" in receipt_text(f)  # names the record the number belongs to
+
+
+def test_a_record_corrected_in_date_and_wording_is_still_updated(master_copy, forms):
+    """A real correction: the date fixed and the activity reworded (one contains the other, or
+    most of its characters stay) is the same record, not another activity."""
+    held = record(master_copy, "C01-0003")
+    edits = {"C01-0003": {"date": date(2020, 3, 17), "activity": f"{held['activity']}（更正）"}}
+    type_rows(forms["prefilled"], inbox_of(master_copy) / "C01-更正.xlsx", [], edits)
+    [f] = consolidate(master_copy, as_of=AS_OF).files
+    assert not [p for p in f.issues if p.is_error] and f.rows_updated == 1
+    assert record(master_copy, "C01-0003")["activity"] == f"{held['activity']}（更正）"
 
 
 # ---------------------------------------------------------------- records on a copy of 台账
