@@ -551,10 +551,13 @@ class _Checker:
         repeated = _repeated_keys(sub)  # after the filter: an untouched original is one of them
         if repeated:
             twice = {p.row for p in repeated}
-            issues = [p for p in issues if p.code != "duplicate_key" or p.row not in twice] + repeated
+            # One message a row: "on several rows" says all that "another record's number" would.
+            issues = [p for p in issues if p.code not in ("duplicate_key", "another_record") or p.row not in twice
+                      ] + repeated
         bad_rows = {p.row for p in issues if p.is_error and p.row is not None}
         good = [(n, dict(zip(KEYS, row))) for n, row in zip(sub.row_numbers, sub.rows) if n not in bad_rows]
-        merged = self.merge.merge(good, sub.columns, sub.path.name, self.now, sub.base)
+        merged = self.merge.merge(good, sub.columns, sub.path.name, self.now, sub.base,
+                                  {row[KEY_INDEX] for row in sub.rows if row[KEY_INDEX] is not None})
         issues += [_look_alike(o) for o in merged.outcomes if o.similar is not None]
         issues += [_master_kept(o) for o in merged.outcomes if o.kept or o.gone]
         issues += [_overrode(o, sub.path.name) for o in merged.outcomes if o.overrode]
@@ -824,19 +827,21 @@ def _submission_checks(sub: Submission, committee: str, merge: LedgerMerge) -> l
         problems.append(Problem(LEDGER, n, header, row[KEY_INDEX], ERROR, "error_value",
                                 f"“{header}”显示的是错误值“{shown}”，不是数据，这一行未汇总。",
                                 "请在这一格直接填写正确的值（公式算出的错误请改正公式，或改填数值）后重新提交。"))
+    unsaved = set(sub.unsaved_formula_cells)
     for pos, key in sub.formula_cells:  # real formulas: the value they last showed is what is kept
         if (pos, key) in erred:
             continue  # said above
         n, row, header = sub.row_numbers[pos], sub.rows[pos], schema.LEDGER.header_of(key)
         value = row[KEYS.index(key)]
-        if value is None:  # read blank: merged, the row would add a blank or clear the master's value
+        if (pos, key) in unsaved:  # read blank: merged, the row would add a blank or clear the master's value
             problems.append(Problem(
                 LEDGER, n, header, row[KEY_INDEX], ERROR, "formula_cell",
                 f"“{header}”填的是公式，文件里没有它的计算结果（可能没有在 Excel 或 WPS 里保存过），这一行未汇总。",
                 "请直接填写数值或文字，不要用公式（或用 Excel、WPS 打开这份表保存一次），然后重新提交。"))
             continue
+        shown = f"计算结果“{str(value)[:20]}”" if value is not None else "计算结果（空白）"
         problems.append(Problem(LEDGER, n, header, row[KEY_INDEX], WARNING, "formula_cell",
-                                f"“{header}”填的是公式，已按它的计算结果“{str(value)[:20]}”保存，公式本身不保存。",
+                                f"“{header}”填的是公式，已按它的{shown}保存，公式本身不保存。",
                                 "请直接填写数值或文字，不要用公式。"))
     return problems + _reading_notes(sub)
 
@@ -845,7 +850,7 @@ def _unread_cells(sub: Submission) -> set[tuple[int, str]]:
     """(row position, column) of cells read blank though the committee saw something there: error
     values, and formulas whose result the file does not hold."""
     found = {(pos, key) for pos, key, _ in sub.error_cells}
-    return found | {(pos, key) for pos, key in sub.formula_cells if sub.rows[pos][KEYS.index(key)] is None}
+    return found | set(sub.unsaved_formula_cells)
 
 
 # A keyed row whose date and activity both differ from its record's is another activity given

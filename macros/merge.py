@@ -228,12 +228,15 @@ class LedgerMerge:
         return key
 
     def merge(self, rows: list[tuple[int | None, dict]], columns: set[str], source: str,
-              time: datetime, base: dict[str, dict] | None = None) -> MergeResult:
+              time: datetime, base: dict[str, dict] | None = None,
+              file_keys: set[str] | None = None) -> MergeResult:
         """Merge one file's accepted rows: (Excel row, values) pairs; ``columns`` it carries.
 
         ``base``: for a form prefilled with the committee's records, each record's values as the
         form was given them (by 记录编号). Only what the committee edited is applied: a value the
         office changed in the master since stays, and a record the office removed is not added back.
+        ``file_keys``: the 记录编号 on every row of the file, refused rows too (default: those of
+        ``rows``): a record whose own row was refused is not one whose key the clerk cleared.
         """
         result = MergeResult()
         outcomes, changes = result.outcomes, result.changes
@@ -249,7 +252,7 @@ class LedgerMerge:
         by_values: dict[tuple, list[str]] = defaultdict(list)
         by_alike: dict[tuple, list[str]] = defaultdict(list)
         if base:
-            named = {code_text(row.get(KEY)) for _, row in rows}
+            named = file_keys if file_keys is not None else {code_text(row.get(KEY)) for _, row in rows}
             for given, values in base.items():
                 if given not in named:
                     unclaimed.add(given)

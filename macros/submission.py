@@ -85,6 +85,9 @@ class Submission:
     # A hand-made form's columns of its own that hold values in records: header → Excel rows.
     # They are not merged (the ledger has no such column): the receipt must say so.
     extra_columns: dict[str, list[int]] = field(default_factory=dict)
+    # (position in ``rows``, column key) of formula cells whose result the file does not hold at
+    # all (no <v>: never computed), as against a result that is blank text (=IF(…,"",…)).
+    unsaved_formula_cells: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def info_committee(self) -> str | None:
@@ -187,18 +190,20 @@ def read_submission(path: Path) -> Submission:
         base_names, base_rows, _, _ = parse_grid(base_grid, schema.FORM_BASE, path)
         given = [dict(zip(base_names, values)) for values in base_rows]
         base = {str(row[KEY]).strip(): row for row in given if row.get(KEY) is not None}
-    formulas, errors = [], []
+    formulas, unsaved, errors = [], [], []
     cells, error_values = special_cells(path, part_key)
     if cells or error_values:
         by_header = schema.LEDGER.by_header()
         key_of = {c: by_header[h].key for c, h in enumerate(headers) if h in by_header}
         position = {n: i for i, n in enumerate(numbers)}
-        formulas = sorted({(position[r], key_of[c]) for r, c in cells if r in position and c in key_of})
+        formulas = sorted({(position[r], key_of[c]) for r, c, _ in cells if r in position and c in key_of})
+        unsaved = sorted({(position[r], key_of[c]) for r, c, saved in cells
+                          if not saved and r in position and c in key_of})
         errors = sorted({(position[r], key_of[c], shown) for r, c, shown in error_values
                          if r in position and c in key_of})
     return Submission(path, rows, numbers, set(names) & set(KEYS), info, _formula_rows(rows), formulas, errors,
                       base, ledger_name, aliased, totals_rows, _merged_blanks(merges, rows, numbers, headers),
-                      passed_over, extras)
+                      passed_over, extras, unsaved_formula_cells=unsaved)
 
 
 def _ledger_rows(path: Path, book: CalamineWorkbook, sheet_names: list[str], ledger_name: str) -> tuple:
@@ -321,10 +326,18 @@ def _has_error_value(data: bytes) -> bool:
 _VALUE = re.compile(r"<(?:\w+:)?v>([^<]*)<")
 
 
-def special_cells(path: Path, sheet: str) -> tuple[list[tuple[int, int]], list[tuple[int, int, str]]]:
-    """The cells of ``sheet`` calamine does not tell about: (Excel row, 0-based column) of those
-    holding a formula, and (Excel row, column, the error shown) of those holding an error value;
-    none when the file cannot be looked into (calamine has read it already)."""
+def _result_saved(body: str, kind: str | None) -> bool:
+    """Whether a formula cell holds the result it last showed: a value, or blank text (Excel and
+    LibreOffice write ``t="str"`` with an empty ``<v>``). openpyxl writes an empty ``<v>`` with no
+    type for a formula it never computed."""
+    value = _VALUE.search(body)
+    return bool(value and value.group(1)) or (kind == "str" and value is not None)
+
+
+def special_cells(path: Path, sheet: str) -> tuple[list[tuple[int, int, bool]], list[tuple[int, int, str]]]:
+    """The cells of ``sheet`` calamine does not tell about: (Excel row, 0-based column, whether its
+    result is saved) of those holding a formula, and (Excel row, column, the error shown) of those
+    holding an error value; none when the file cannot be looked into (calamine has read it already)."""
     try:
         with zipfile.ZipFile(path) as zf:
             worksheets = {n: zf.read(n) for n in zf.namelist() if WORKSHEET_PART.match(n)}
@@ -341,7 +354,7 @@ def special_cells(path: Path, sheet: str) -> tuple[list[tuple[int, int]], list[t
     for row in parse_rows(data.decode("utf-8", "replace")):
         for cell in row.cells:
             if formulas and cell.body and has_formula(cell.body.encode()):
-                found.append((row.r, cell.col))
+                found.append((row.r, cell.col, _result_saved(cell.body, cell.attrs.get("t"))))
             if errors and cell.attrs.get("t") == "e":
                 value = _VALUE.search(cell.body or "")
                 shown.append((row.r, cell.col, html.unescape(value.group(1)) if value else "#N/A"))

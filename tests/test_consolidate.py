@@ -263,6 +263,25 @@ def test_real_formulas_keep_their_last_values_with_a_warning(master_copy, inbox,
     assert not any(c.data_type == "f" for row in ws.iter_rows() for c in row)  # values, never formulas
 
 
+def test_a_formula_whose_result_is_blank_text_is_merged_with_a_warning(master_copy, inbox, tmp_path):
+    """=IF(…,"",…) saved by a spreadsheet program holds its result, blank text (t="str", <v></v>):
+    the row is merged as the clerk saw it, not refused as "never computed" (LibreOffice computes
+    and saves the form, as WPS or Excel would)."""
+    keys = ("date", "committee_id", "project_id", "activity", "participants", "quantity", "status", "note")
+    wb = openpyxl.Workbook()
+    wb.active.title = LEDGER
+    wb.active.append([HEADERS[k] for k in keys])
+    wb.active.append(["2020-11-18", "C01", "P02", "空白结果讲座", 30, 1, "进行中", '=IF(E2>100,"人数偏多","")'])
+    wb.save(tmp_path / "C01-空白结果.xlsx")
+    saved = convert_with_libreoffice(tmp_path / "C01-空白结果.xlsx", "xlsx:Calc MS Excel 2007 XML", tmp_path / "lo")
+    shutil.copy2(saved, inbox / saved.name)
+
+    [f] = consolidate(master_copy).files
+    assert (f.status, f.rows_added) == ("accepted", 1)
+    [note] = [p for p in f.issues if p.code == "formula_cell"]
+    assert (note.level, note.column) == ("警告", HEADERS["note"]) and "空白" in note.message
+
+
 def test_a_hand_made_workbook_is_accepted(master_copy, inbox):
     wb = openpyxl.Workbook()
     ws = wb.active

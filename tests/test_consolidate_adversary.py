@@ -475,6 +475,23 @@ def test_prefilled_records_whose_keys_the_clerk_cleared_are_not_added_again(mast
     assert cleared == {"C01-0002", "C01-0003"}
 
 
+def test_a_record_whose_own_row_was_refused_is_not_taken_for_one_whose_key_was_cleared(master_copy, forms):
+    """A prefilled record's row has an error (not merged), and a new row below, without a key, has
+    its date, project and activity (a second session that day): the new row is not the record
+    "with its key cleared" — it must not update the record the refused row still names."""
+    held = record(master_copy, "C01-0001")
+    second = {k: held[k] for k in ("date", "project_id", "activity")} | {
+        "participants": held["participants"] + 17, "quantity": 1, "status": "进行中"}
+    type_rows(forms["prefilled"], inbox_of(master_copy) / "C01-同日两场.xlsx", [second],
+              {"C01-0001": {"participants": "很多"}})
+    before = len(ledger_of(master_copy))
+
+    [f] = consolidate(master_copy, as_of=AS_OF).files
+    assert record(master_copy, "C01-0001") == held
+    assert f.rows_added == 1 and len(ledger_of(master_copy)) == before + 1
+    assert not [p for p in f.issues if p.code == "key_cleared"]
+
+
 # ---------------------------------------------------------------- damaged zips (right already)
 
 
