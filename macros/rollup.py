@@ -35,6 +35,7 @@ Definitions (the numbers leaders read, stated once):
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -391,13 +392,15 @@ def parse_fraction(value: object) -> float | None:
 def threshold_value(value: object) -> float | None:
     """A 滞后 threshold as a fraction: 0.15, "15%", "０．１５" and 15 (percentage points) → 0.15.
 
-    None when it cannot be read (the validator reports it). A threshold of 1 or more cannot be
-    meant as a fraction (nobody would ever be behind), so it is read as percentage points.
+    None when it cannot be read (the validator reports it). A bare number of 1 or more cannot be
+    meant as a fraction (nobody would ever be behind), so it is read as percentage points; one
+    typed with a percent sign ("100%") is what it says.
     """
     number = parse_fraction(value)
     if number is None or number < 0:
         return None
-    return number / 100 if number >= 1 else number
+    typed_percent = isinstance(value, str) and "%" in unicodedata.normalize("NFKC", value)
+    return number / 100 if number >= 1 and not typed_percent else number
 
 
 def _setting_number(settings: dict, key: str) -> float:

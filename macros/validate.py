@@ -312,17 +312,26 @@ class _Rules:
                 for k, v, reason in zip(keys, raw_values, reasons)]
         points = [r is not None and threshold_value(v) != parse_fraction(v) for r, v in zip(read, raw_values)]
         self.emit(sheet, points, value_col, WARNING, NORMALISED,
-                  lambda i: f"设置“{items[i]}”的值“{text_of(raw_values[i])}”大于 1，"
+                  lambda i: f"设置“{items[i]}”的值“{text_of(raw_values[i])}”不小于 1，"
                             f"按 {read[i] * 100:g} 个百分点（{read[i]:g}）处理",
                   lambda i: f"如无误，可直接改为 {read[i]:g}")
-        lag = [r for k, r in zip(keys, read) if k == THRESHOLDS[0] and r is not None]
-        severe = [r for k, r in zip(keys, read) if k == THRESHOLDS[1] and r is not None]
-        if lag and severe and severe[-1] <= lag[-1]:
-            item = schema.SETTINGS_BY_KEY[THRESHOLDS[1]].item
-            self.emit(sheet, [k == THRESHOLDS[1] for k in keys], value_col, WARNING, "threshold_order",
-                      lambda i: f"“{item}”（{severe[-1]:g}）不大于“{schema.SETTINGS_BY_KEY[THRESHOLDS[0]].item}”"
-                                f"（{lag[-1]:g}），不会有居委会被判为“滞后”，落后的都算“严重滞后”",
-                      f"“{item}”应大于滞后阈值，如 0.15 和 0.30")
+        # Compared as the roll-up uses them: a threshold left blank is its default.
+        typed = [[r for k, r in zip(keys, read) if k == key and r is not None] for key in THRESHOLDS]
+        (lag, lag_typed), (severe, severe_typed) = [
+            (found[-1], True) if found else (float(schema.SETTINGS_BY_KEY[key].default), False)
+            for found, key in zip(typed, THRESHOLDS)]
+        if (lag_typed or severe_typed) and severe <= lag:
+            lag_item, item = (schema.SETTINGS_BY_KEY[key].item for key in THRESHOLDS)
+
+            def said(value: float, was_typed: bool) -> str:
+                return f"{value:g}" if was_typed else f"{value:g}，未填时的默认值"
+
+            # On the severe threshold's row (the one to raise), else on the one typed.
+            on = THRESHOLDS[1] if THRESHOLDS[1] in keys else THRESHOLDS[0]
+            self.emit(sheet, [k == on for k in keys], value_col, WARNING, "threshold_order",
+                      lambda i: f"“{item}”（{said(severe, severe_typed)}）不大于“{lag_item}”"
+                                f"（{said(lag, lag_typed)}），不会有居委会被判为“滞后”，落后的都算“严重滞后”",
+                      f"“{item}”应大于“{lag_item}”，如 0.15 和 0.30")
 
     # ------------------------------------------------------------ plausibility
 

@@ -139,6 +139,8 @@ def test_thresholds_typed_as_percents_are_the_ones_used(messy_report):
     (15, 30, (0.15, 0.30), ["normalised", "normalised"]),
     ("０．２", "0.35 ", (0.2, 0.35), []),
     (0.3, 0.2, (0.3, 0.2), ["threshold_order"]),
+    ("12%", "100%", (0.12, 1.0), []),  # a percent sign says what it is: 100% is not 1 point
+    (0.4, None, (0.4, 0.30), ["threshold_order"]),  # a blank threshold is its default, compared too
 ])
 def test_thresholds_typed_as_points_or_out_of_order_are_named(demo_master, tmp_path, lag, severe, read, codes):
     def edit(wb):
