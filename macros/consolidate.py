@@ -416,8 +416,8 @@ def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], dr
                 raise
             # The refresh's part failed the written file's check: the merge must not wait for it.
             written = book.write_or_stage(merged, None)
-            report, problem = None, (f"它们写进文件后没有通过写入前的核对（技术细节：{refused.reason}），"
-                                     "为免损坏主工作簿没有写入")
+            report, problem = None, (f"写入主工作簿前的核对未通过（技术细节：{refused.reason}），"
+                                     "为免损坏主工作簿，它们没有写入")
             refused_fix = "请运行 healthbook report 重试；仍不能写入时，请把这条信息发给技术联系人"
         if refresh:
             run.refreshed = refresh_text(report is not None, problem, bool(written.staged), refused_fix)

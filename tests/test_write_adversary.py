@@ -402,6 +402,29 @@ def test_a_formula_the_report_replaces_takes_excels_calc_chain_with_it(master, t
     assert_only_ours_changed(before, after, {"xl/_rels/workbook.xml.rels"})
 
 
+def test_a_calc_chain_dropped_but_still_listed_is_refused(master, tmp_path, monkeypatch, capsys):
+    """Fault injection: the chain's content-type entry left behind when the part went (Excel would
+    repair the file); the writer's own check refuses it, the master stays as it was."""
+    from macros.book import write
+
+    add_calc_chain(master, [(schema.COMMITTEE_PROGRESS.name, STAFF_TOTAL[0])], STAFF_TOTAL)
+    drop = write._drop_stale_calc_chain
+
+    def drop_leaving_its_type(pkg):
+        types = pkg.text("[Content_Types].xml")
+        drop(pkg)
+        pkg.set_text("[Content_Types].xml", types)
+
+    monkeypatch.setattr(write, "_drop_stale_calc_chain", drop_leaving_its_type)
+    before = master.read_bytes()
+    from macros.cli import main
+
+    assert main(["report", str(master), "--out", str(tmp_path / "通知")]) == 2
+    err = capsys.readouterr().err
+    assert "核对未通过" in err and "calcChain.xml is gone but still listed" in err
+    assert master.read_bytes() == before
+
+
 def test_the_calc_chain_stays_while_every_formula_it_lists_is_kept(master):
     add_calc_chain(master, [(LEDGER, f"M{r}") for r in range(2, 12)] + [(LEDGER, "N2"), (LEDGER, "O5")])
     before, _ = _parts(master)

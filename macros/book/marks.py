@@ -140,10 +140,10 @@ def _moved_marks(data: str, missed: list[Marked], remembered: set[tuple[int, int
             groups[(split_ref(entry.ref)[1], entry.style)].append(entry)
     if not groups:
         return {}
-    styles = "|".join(sorted({str(style) for _, style in groups}))
+    mark_styles = "|".join(sorted({str(style) for _, style in groups}))  # a regex alternation
     found: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
-    for m in re.finditer(rf'<(?:\w+:)?c\b[^>]*?\sr="([A-Z]+\d+)"[^>]*?\ss="({styles})"[^>]*?/?>|'
-                         rf'<(?:\w+:)?c\b[^>]*?\ss="({styles})"[^>]*?\sr="([A-Z]+\d+)"[^>]*?/?>', data):
+    for m in re.finditer(rf'<(?:\w+:)?c\b[^>]*?\sr="([A-Z]+\d+)"[^>]*?\ss="({mark_styles})"[^>]*?/?>|'
+                         rf'<(?:\w+:)?c\b[^>]*?\ss="({mark_styles})"[^>]*?\sr="([A-Z]+\d+)"[^>]*?/?>', data):
         ref, style = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
         r, c = split_ref(ref)
         if (r, c) not in remembered:

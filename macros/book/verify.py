@@ -103,6 +103,9 @@ def check_parts(old: dict[str, bytes], new_path: Path, allowed: set[str], grow_o
     missing = set(old) - set(new) - dropped
     if missing:
         raise VerifyError(f"parts lost: {sorted(missing)}")
+    if dropped and any(_CALC_CHAIN_REL.search(data) or f'PartName="/{chain}"'.encode() in data
+                       for name, data in new.items() if name == "[Content_Types].xml" or name.endswith(".rels")):
+        raise VerifyError(f"{chain} is gone but still listed")  # Excel would repair the file
     for name, data in old.items():
         if name in dropped or new[name] == data:
             continue
