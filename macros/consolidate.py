@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import stat
+import threading
 import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -29,9 +30,9 @@ from .book.read import (
     ROW,
     Workbook,
     actual_sheet_name,
+    best_header_row,
     clean_header,
     open_calamine,
-    parse_grid,
     records,
     settings_from_frame,
 )
@@ -314,7 +315,7 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
     where = folders(master, settings, inbox)
     # Rows keep their _row: the writer puts each record back at its Excel row (without it every
     # record would go below the old end of the ledger, leaving the rows above blank).
-    merge = LedgerMerge(records(frames[LEDGER]), lambda: issued_numbers(master))
+    merge = LedgerMerge(records(frames[LEDGER]), issued_numbers_soon(master))
     committees = _committees(frames[schema.COMMITTEES.name])
     # The config sheets are what a submission is validated against; the ledger lives in ``merge``.
     pending = None if dry_run else where.receipts / f".pending-{now:%Y%m%d-%H%M%S}-{os.getpid()}"
@@ -334,26 +335,51 @@ _RECORD_ID = re.compile(r"^(?P<committee>.+)-(?P<number>\d+)$")
 def issued_numbers(master: Path) -> dict[str, int]:
     """Each committee's highest record number in 变更记录's added rows (the master's change log):
     numbers consolidation gave, or took from a form, to records that staff may have deleted
-    since. Read only when a number is to be given; a log staff broke gives none."""
+    since. A log staff broke gives none.
+
+    The log grows by every added row (60,000 lines is ~25 MB of XML): only its header row is
+    matched, and only two columns of its rows are looked at."""
     try:
         book = open_calamine(master)
         name = actual_sheet_name(book, schema.CHANGES.name)
         if name is None:
             return {}
         grid = book.get_sheet_by_name(name).to_python(skip_empty_area=False)
-        names, body, _, _ = parse_grid(grid, schema.CHANGES, master)
     except Exception:  # noqa: BLE001 — only a safeguard: the master's own rows give the numbers
         return {}
-    if KEY not in names or "action" not in names:
+    at, _ = best_header_row(grid, schema.CHANGES)
+    if at is None:
         return {}
-    key_at, action_at = names.index(KEY), names.index("action")
+    headers = [clean_header(h) for h in grid[at]]
+    try:
+        key_at, action_at = (headers.index(schema.CHANGES.header_of(k)) for k in (KEY, "action"))
+    except ValueError:
+        return {}
     found: dict[str, int] = {}
-    for values in body:
-        m = _RECORD_ID.match(code_text(values[key_at]) or "") if values[action_at] == ADDED else None
+    for values in grid[at + 1:]:
+        if len(values) <= max(key_at, action_at) or values[action_at] != ADDED:
+            continue
+        key = values[key_at]
+        m = _RECORD_ID.match(key.strip() if type(key) is str and key.isascii() else code_text(key) or "")
         if m and m["number"].isdecimal():
-            committee, number = m["committee"], int(m["number"])
-            found[committee] = max(found.get(committee, 0), number)
+            committee, number = m["committee"].strip().upper(), int(m["number"])
+            if number > found.get(committee, 0):
+                found[committee] = number
     return found
+
+
+def issued_numbers_soon(master: Path) -> Callable[[], dict[str, int]]:
+    """``issued_numbers`` read in a thread from now on (calamine parses without the GIL, beside
+    the reading of the inbox); the returned function waits for it."""
+    done: dict[str, dict[str, int]] = {}
+    reader = threading.Thread(target=lambda: done.setdefault("numbers", issued_numbers(master)), daemon=True)
+    reader.start()
+
+    def result() -> dict[str, int]:
+        reader.join()
+        return done.get("numbers", {})
+
+    return result
 
 
 def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, checker,
