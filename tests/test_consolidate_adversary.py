@@ -20,6 +20,7 @@ from macros.forms import build_forms
 from macros.normalise import code_text
 
 from .conftest import convert_with_libreoffice
+from .test_real_forms import type_rows  # a value "#N/A" typed by it is an error cell (openpyxl)
 
 LEDGER = schema.LEDGER.name
 H = {c.key: c.header for c in schema.LEDGER.columns}
@@ -55,25 +56,6 @@ def activity(text: str, **kw) -> dict:
            "quantity": 40, "status": "进行中", "reporter": "陈佳", "in_bulletin": "否"}
     row.update(kw)
     return row
-
-
-def type_rows(form: Path, target: Path, rows: list[dict], edits: dict[str, dict] | None = None) -> Path:
-    """Type ``rows`` below the form's last record and ``edits`` (by 记录编号) into its records, as a
-    clerk would (openpyxl stands in for the keyboard). A value "#N/A" is an error cell."""
-    wb = openpyxl.load_workbook(form)
-    ws = wb[LEDGER]
-    col = {c.value: c.column for c in ws[1] if c.value}
-    key_col = col[H["record_id"]]
-    last = max((r for r in range(2, ws.max_row + 1) if ws.cell(r, key_col).value is not None), default=1)
-    for key, values in (edits or {}).items():
-        at = next(r for r in range(2, last + 1) if ws.cell(r, key_col).value == key)
-        for k, v in values.items():
-            ws.cell(at, col[H[k]]).value = v
-    for r, values in enumerate(rows, start=last + 1):
-        for k, v in values.items():
-            ws.cell(r, col[H[k]]).value = v
-    wb.save(target)
-    return target
 
 
 def receipt_text(result) -> str:
