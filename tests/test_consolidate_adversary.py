@@ -20,7 +20,7 @@ from macros.forms import build_forms
 from macros.normalise import code_text
 
 from .conftest import convert_with_libreoffice
-from .test_real_forms import type_rows  # a value "#N/A" typed by it is an error cell (openpyxl)
+from .test_real_forms import inbox_of, ledger_of, type_rows  # type_rows("#N/A") types an error cell
 
 LEDGER = schema.LEDGER.name
 H = {c.key: c.header for c in schema.LEDGER.columns}
@@ -34,16 +34,6 @@ def forms(demo_master, tmp_path_factory) -> dict[str, Path]:
     [prefilled] = build_forms(demo_master, out / "prefilled", ["C01"], with_records=True)
     [blank] = build_forms(demo_master, out / "blank", ["C01"])
     return {"prefilled": prefilled, "blank": blank}
-
-
-def inbox_of(master: Path) -> Path:
-    inbox = folders(master, read_workbook(master).settings).inbox
-    inbox.mkdir(exist_ok=True)
-    return inbox
-
-
-def ledger_of(master: Path):
-    return read_workbook(master, [schema.LEDGER])[LEDGER]
 
 
 def record(master: Path, key: str) -> dict:
