@@ -30,7 +30,7 @@ from .normalise import (
     text_of,
 )
 from .problems import Problem, Validation
-from .rollup import THRESHOLDS, parse_fraction, threshold_value
+from .rollup import THRESHOLDS, parse_fraction, threshold_value, thresholds
 
 ERROR, WARNING = schema.LEVEL_ERROR, schema.LEVEL_WARNING
 STATUS_DONE = "已完成"
@@ -101,7 +101,7 @@ class _Rules:
         self.record_ids()
         self.references()
         self.units()
-        self.zero_targets()
+        self.project_targets_and_deadlines()
         self.settings_rows()
         self.plausibility()
         self.article_records()
@@ -248,7 +248,7 @@ class _Rules:
                   lambda i: f"{sheet.header_of('units')}“{units[i]}”中有空的单位名",
                   f"多个单位用一个顿号“{sep}”分隔，如：发展办{sep}服务办")
 
-    def zero_targets(self) -> None:
+    def project_targets_and_deadlines(self) -> None:
         """A street-wide 目标值 of 0 is a slip (no 完成率, no traffic light); so is a 截止日期 outside 年度."""
         sheet = schema.PROJECTS
         if sheet.name not in self.typed:
@@ -315,12 +315,11 @@ class _Rules:
                   lambda i: f"设置“{items[i]}”的值“{text_of(raw_values[i])}”不小于 1，"
                             f"按 {read[i] * 100:g} 个百分点（{read[i]:g}）处理",
                   lambda i: f"如无误，可直接改为 {read[i]:g}")
-        # Compared as the roll-up uses them: a threshold left blank is its default.
-        typed = [[r for k, r in zip(keys, read) if k == key and r is not None] for key in THRESHOLDS]
-        (lag, lag_typed), (severe, severe_typed) = [
-            (found[-1], True) if found else (float(schema.SETTINGS_BY_KEY[key].default), False)
-            for found, key in zip(typed, THRESHOLDS)]
-        if (lag_typed or severe_typed) and severe <= lag:
+        # Compared as the roll-up uses them (``rollup.thresholds``: a threshold left blank is its default).
+        typed = {k: v for k, v, r in zip(keys, raw_values, read) if k in THRESHOLDS and r is not None}
+        lag, severe = thresholds(typed)
+        lag_typed, severe_typed = (key in typed for key in THRESHOLDS)
+        if typed and severe <= lag:
             lag_item, item = (schema.SETTINGS_BY_KEY[key].item for key in THRESHOLDS)
 
             def said(value: float, was_typed: bool) -> str:

@@ -305,7 +305,7 @@ def meeting_contexts(data: NoticeInput, meeting_id: str | None = None) -> list[d
                 f"{schema.MEETINGS.name}表第{row}行（{fmt.text(m.get('meeting_id'))}）"
                 f"的“{schema.MEETINGS.header_of('date')}”未填或无法识别，未生成会议通知。")
             continue
-        issued = min(data.as_of, when - timedelta(days=1)) if when else data.as_of
+        issued = min(data.as_of, when - timedelta(days=1))
         agenda = [_ITEM_NUMBER.sub("", a.strip()) for a in _AGENDA_SPLIT.split(str(m.get("agenda") or ""))]
         if not m.get("place"):
             data.warnings.append(f"{schema.MEETINGS.name}表第{row}行（{fmt.text(m.get('meeting_id'))}）的"
