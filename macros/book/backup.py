@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from datetime import datetime
 from pathlib import Path
 
+from ..errors import HealthbookError, os_reason
+
 BACKUP_DIR = "backups"
+# <stem>-YYYYmmdd-HHMMSS-microseconds<suffix>: matched whole, so that the backups of
+# "健康台账-2021.xlsx" beside "健康台账.xlsx" are never taken (and pruned) as the latter's.
+STAMP = r"-\d{8}-\d{6}-\d{6}"
+ANY_BACKUP = re.compile(rf".+{STAMP}\.xls[xm]$", re.IGNORECASE)
+
+
+class BackupFolderUnusable(HealthbookError):
+    """``backups`` beside the master cannot take a backup: nothing is written without one."""
+
+    def __init__(self, folder: Path, reason: str):
+        fix = ("请把这个文件改名或移走（备份需要一个名为 backups 的文件夹）"
+               if folder.exists() and not folder.is_dir() else "请检查该文件夹的写入权限或磁盘空间")
+        super().__init__(f"无法在备份文件夹 {folder} 中备份主工作簿（{reason}），为免无备份地改动主工作簿，"
+                         f"本次不写入，主工作簿未改动。{fix}，然后重试。")
 
 
 def backup_dir(path: Path) -> Path:
@@ -18,15 +35,22 @@ def backup_file(path: Path, keep: int | None = None, now: datetime | None = None
     """Copy ``path`` into the backups folder beside it; keep only the newest ``keep`` copies."""
     path = Path(path)
     folder = backup_dir(path)
-    folder.mkdir(exist_ok=True)
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S-%f")
     target = folder / f"{path.stem}-{stamp}{path.suffix}"
     # Copy under a name list_backups ignores, then rename: a killed run leaves no half backup.
     partial = folder / f".{target.name}.partial"
-    shutil.copy2(path, partial)
-    with open(partial, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(partial, target)
+    try:
+        folder.mkdir(exist_ok=True)
+        if not folder.is_dir():
+            raise NotADirectoryError(20, "Not a directory")
+        shutil.copy2(path, partial)
+        with open(partial, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(partial, target)
+    except OSError as exc:
+        if folder.is_dir():
+            partial.unlink(missing_ok=True)
+        raise BackupFolderUnusable(folder, os_reason(exc)) from exc
     if keep is not None:
         prune_backups(path, keep)
     return target
@@ -38,11 +62,34 @@ def prune_backups(path: Path, keep: int) -> None:
         old.unlink()
 
 
+def is_backup_of(path: Path, candidate: Path) -> bool:
+    """Whether ``candidate``'s name is a backup name of ``path`` (exactly: stem, stamp, suffix)."""
+    pattern = rf"{re.escape(path.stem)}{STAMP}{re.escape(path.suffix)}"
+    return re.fullmatch(pattern, candidate.name) is not None
+
+
 def list_backups(path: Path) -> list[Path]:
     """Backups of ``path``, newest first."""
     path = Path(path)
     folder = backup_dir(path)
     if not folder.is_dir():
         return []
-    found = folder.glob(f"{path.stem}-[0-9]*{path.suffix}")
+    found = (p for p in folder.glob(f"{glob_escape(path.stem)}-[0-9]*{glob_escape(path.suffix)}")
+             if is_backup_of(path, p))
     return sorted(found, key=lambda p: p.name, reverse=True)
+
+
+def other_backups(path: Path) -> list[Path]:
+    """Backups in ``path``'s backups folder of workbooks with other names (the master before it
+    was renamed, or another master in the same folder), newest first."""
+    path = Path(path)
+    folder = backup_dir(path)
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if ANY_BACKUP.match(p.name) and not is_backup_of(path, p)]
+    return sorted(found, key=lambda p: p.name[-len("20200101-000000-000000.xlsx"):], reverse=True)
+
+
+def glob_escape(text: str) -> str:
+    """``text`` with glob's special characters ([, ], *, ?) taken literally."""
+    return re.sub(r"([\[\]*?])", r"[\1]", text)

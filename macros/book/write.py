@@ -17,6 +17,7 @@ beside a busy master as ``<stem>-待合并-<timestamp><suffix>``.
 
 from __future__ import annotations
 
+import filecmp
 import os
 import re
 import shutil
@@ -35,7 +36,7 @@ from .. import schema
 from ..collect import collect_seldom
 from ..errors import FolderNotWritable, HealthbookError, WorkbookBusy, WorkbookNotFound, os_reason
 from . import marks as marking
-from .backup import backup_file, list_backups, prune_backups
+from .backup import backup_file, glob_escape, list_backups, other_backups, prune_backups
 from .lock import DEFAULT_WAIT, WorkbookLock, check_not_open
 from .ooxml import (
     NS_MAIN,
@@ -51,7 +52,7 @@ from .ooxml import (
 )
 from .owned import Written, blank_sheet_xml, rewrite_sheet
 from .package import Package
-from .read import Workbook, actual_sheet_name, read_workbook, settings_from_frame
+from .read import Workbook, actual_sheet_name, read_workbook
 from .tables import grow_tables, table_parts
 from .verify import (
     OWNED_CHILDREN,
@@ -256,22 +257,32 @@ def _staged_name(path: Path, now: datetime | None = None) -> Path:
 def staged_files(path: Path | str) -> list[Path]:
     """Staged results waiting beside ``path``, newest first."""
     path = Path(path)
-    return sorted(path.parent.glob(f"{path.stem}-{STAGED}-*{path.suffix}"), reverse=True)
+    return sorted(path.parent.glob(f"{glob_escape(path.stem)}-{STAGED}-*{glob_escape(path.suffix)}"), reverse=True)
 
 
 def backups_kept(path: Path) -> int:
-    """设置 备份保留份数 (default 10; at least 1)."""
+    """设置 备份保留份数, read as the validator reads it ("二十", "20份"); default 10. A value the
+    validator calls wrong (negative, not whole, not a number) keeps the default: a typo must not
+    delete backups. 0 keeps 1 (the one just made)."""
     try:
         book = CalamineWorkbook.from_path(str(path))
         if actual_sheet_name(book, schema.SETTINGS.name) is None:
             return DEFAULT_KEEP
+        from ..normalise import parse_number_text
         from .read import frame_from_rows
 
         frame = frame_from_rows(grid(book, schema.SETTINGS.name), schema.SETTINGS, path)
-        value = settings_from_frame(frame).get("backups_kept")
-        return max(1, int(value)) if value not in (None, "") else DEFAULT_KEEP
-    except (HealthbookError, ValueError, TypeError):
-        return DEFAULT_KEEP
+        item = schema.SETTINGS_BY_KEY["backups_kept"].item
+        # As typed (settings_from_frame turns 2.5 into 2): the validator judges the typed value.
+        value = next((v for i, v in zip(frame["item"], frame["value"]) if i == item and v is not None), None)
+        if value in (None, ""):
+            return DEFAULT_KEEP
+        if isinstance(value, bool):
+            return DEFAULT_KEEP
+        number = float(value) if isinstance(value, int | float) else parse_number_text(str(value)).value
+        if number is None or number < 0 or not float(number).is_integer():
+            return DEFAULT_KEEP
+        return max(1, int(number))
     except Exception:  # an unreadable 设置 must not stop a write
         return DEFAULT_KEEP
 
@@ -522,8 +533,11 @@ def _temp_path(path: Path) -> Path:
 
 def _clean_temp(path: Path) -> None:
     # Left by a run that was killed; we hold the lock, so no live run owns them.
-    for leftover in path.parent.glob(f"{TEMP_PREFIX}{path.stem}-*.tmp"):
-        leftover.unlink(missing_ok=True)
+    # Matched whole: ".hb-台账-2021-x.tmp" is another master's live run, not ours.
+    ours = re.compile(rf"{re.escape(TEMP_PREFIX + path.stem)}-[a-z0-9_]+\.tmp")
+    for leftover in path.parent.glob(f"{glob_escape(TEMP_PREFIX + path.stem)}-*.tmp"):
+        if ours.fullmatch(leftover.name):
+            leftover.unlink(missing_ok=True)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -538,24 +552,48 @@ def _fsync_dir(folder: Path) -> None:
 
 # --- restore ---------------------------------------------------------------------------------
 
+# What makes a file a master: a restore never puts a submission form or another workbook in its place.
+MASTER_SHEETS = (schema.PROJECTS, schema.COMMITTEES, schema.LEDGER, schema.SETTINGS)
+
 
 class BackupNotFound(HealthbookError):
     def __init__(self, path: Path, name: str | None):
         found = "、".join(p.name for p in list_backups(path)[:5]) or "（无）"
         what = f"备份“{name}”" if name else "任何备份"
-        super().__init__(f"找不到 {Path(path).name} 的{what}。backups 文件夹中最近的备份：{found}。")
+        super().__init__(f"找不到 {Path(path).name} 的{what}。backups 文件夹中最近的备份：{found}。"
+                         + other_backups_text(path))
+
+
+class NotAMaster(HealthbookError):
+    def __init__(self, path: Path, chosen: Path, missing: list[str]):
+        listed = "、".join(f"“{m}”" for m in missing)
+        super().__init__(f"{chosen.name} 不是主工作簿（缺少工作表 {listed}），没有用它恢复 {path.name}，"
+                         f"主工作簿未改动。请用 healthbook restore \"{path}\" --list 查看它的备份。")
+
+
+def other_backups_text(path: Path) -> str:
+    """A sentence naming backups of other workbooks in the folder (the master before a rename)."""
+    others = other_backups(path)
+    if not others:
+        return ""
+    listed = "、".join(p.name for p in others[:3]) + ("等" if len(others) > 3 else "")
+    return (f"backups 文件夹里还有 {len(others)} 份其他名称的工作簿的备份（如主工作簿改过名，便是改名前的）：{listed}；"
+            f"确认是这份主工作簿的，可用 healthbook restore \"{path}\" --backup \"{others[0]}\" 这样给出完整路径来恢复。")
 
 
 @dataclass
 class RestoreResult:
     path: Path
     restored: Path  # the backup brought back
-    backup: Path | None  # the copy of the file it replaced
+    backup: Path | None  # the copy of the file it replaced (an earlier backup when identical)
 
 
 def restore(path: Path | str, backup: str | Path | None = None, keep: int | None = None,
             wait: float = DEFAULT_WAIT) -> RestoreResult:
-    """Bring back a backup (default: the newest), first backing up the current file."""
+    """Bring back a backup (default: the newest), first backing up the current file.
+
+    ``keep`` is not applied here: a clerk trying one backup after another must not push out
+    the very backups being searched (the next write rotates them)."""
     path = Path(path)
     chosen = _find_backup(path, backup)
     lock = WorkbookLock(path, wait)
@@ -568,16 +606,33 @@ def restore(path: Path | str, backup: str | Path | None = None, keep: int | None
                 shutil.copyfileobj(src, dst)
                 dst.flush()
                 os.fsync(dst.fileno())
-            Package(tmp)  # a backup that is not a workbook is not restored
+            _check_master(path, chosen, tmp)
             current = None
             if path.exists():
-                kept = keep if keep is not None else backups_kept(path)
-                current = backup_file(path, keep=kept)
+                # A copy identical to a backup already there (the file a previous restore brought
+                # back) is not copied again.
+                current = _same_backup(path) or backup_file(path)
             os.replace(tmp, path)
             _fsync_dir(path.parent)
         finally:
             tmp.unlink(missing_ok=True)
     return RestoreResult(path, chosen, current)
+
+
+def _check_master(path: Path, chosen: Path, copy: Path) -> None:
+    Package(copy)  # a backup that is not a workbook is not restored
+    book = CalamineWorkbook.from_path(str(copy))
+    missing = [s.name for s in MASTER_SHEETS if actual_sheet_name(book, s.name) is None]
+    if missing:
+        raise NotAMaster(path, chosen, missing)
+
+
+def _same_backup(path: Path) -> Path | None:
+    size = path.stat().st_size
+    for candidate in list_backups(path):
+        if candidate.stat().st_size == size and filecmp.cmp(candidate, path, shallow=False):
+            return candidate
+    return None
 
 
 def backup_listing(path: Path | str) -> list[dict]:
@@ -600,6 +655,8 @@ def _find_backup(path: Path, backup: str | Path | None) -> Path:
     for candidate in found:
         if candidate.name == name or candidate.stem == name:
             return candidate
-    if Path(backup).is_file() and re.search(r"\.xls[xm]$", str(backup)):
+    # A path given in full (a backup of the master under its old name, a copy kept elsewhere):
+    # restore checks it is a master.
+    if Path(backup).is_file() and re.search(r"\.xls[xm]$", str(backup), re.IGNORECASE):
         return Path(backup)
     raise BackupNotFound(path, name)
