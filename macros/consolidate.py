@@ -9,6 +9,7 @@ itself is ``macros.merge`` (pure); this module does the files.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -146,6 +147,7 @@ class Consolidation:
     inbox: Path | None = None  # the folder read, named in the summary when it held no form
     # Results staged beside the master by earlier runs (busy, or a refused write), named after a write.
     stale_staged: list[Path] = field(default_factory=list)
+    numbers_unsaved: str = ""  # why the numbers given could not be kept beside the master
 
     @property
     def rows_added(self) -> int:
@@ -330,6 +332,16 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
 
 
 _RECORD_ID = re.compile(r"^(?P<committee>.+)-(?P<number>\d+)$")
+NUMBERS_NOTE = ("请勿删除或修改：汇总程序在这里记下每个居委会已发出（已在回执中告知）的最大记录编号，"
+                "用备份恢复主工作簿之后，这些编号也不会再分给别的记录。")
+
+
+def _number_of(key: object) -> tuple[str, int] | None:
+    """("C01", 7) for the record number "C01-0007" (typed in any width), else None."""
+    m = _RECORD_ID.match(key.strip() if type(key) is str and key.isascii() else code_text(key) or "")
+    if m and m["number"].isdecimal():
+        return m["committee"].strip().upper(), int(m["number"])
+    return None
 
 
 def issued_numbers(master: Path) -> dict[str, int]:
@@ -359,20 +371,73 @@ def issued_numbers(master: Path) -> dict[str, int]:
     for values in grid[at + 1:]:
         if len(values) <= max(key_at, action_at) or values[action_at] != ADDED:
             continue
-        key = values[key_at]
-        m = _RECORD_ID.match(key.strip() if type(key) is str and key.isascii() else code_text(key) or "")
-        if m and m["number"].isdecimal():
-            committee, number = m["committee"].strip().upper(), int(m["number"])
-            if number > found.get(committee, 0):
-                found[committee] = number
+        number = _number_of(values[key_at])
+        if number and number[1] > found.get(number[0], 0):
+            found[number[0]] = number[1]
+    return found
+
+
+# Numbers announced must outlive a restore: 变更记录 lives inside the master, so a backup taken
+# before a consolidation brings back a log without the numbers its receipts already told the
+# committees. This small file beside the master is written by every consolidation that wrote
+# the master, before any receipt is put in place, and is never restored.
+def numbers_file(master: Path) -> Path:
+    """``.<master name>.numbers.json`` beside the master: the highest number announced per committee."""
+    return master.with_name(f".{master.name}.numbers.json")
+
+
+def announced_numbers(master: Path) -> dict[str, int]:
+    """The numbers kept in ``numbers_file`` (none when it is missing or unreadable)."""
+    try:
+        data = json.loads(numbers_file(master).read_text(encoding="utf-8"))
+        return {str(k).strip().upper(): int(v) for k, v in data["numbers"].items() if int(v) > 0}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}
+
+
+def keep_numbers(master: Path, numbers: dict[str, int]) -> None:
+    """Fold ``numbers`` into ``numbers_file`` (each committee's highest), replaced atomically."""
+    kept = announced_numbers(master)
+    merged = dict(kept)
+    for committee, number in numbers.items():
+        merged[committee] = max(number, merged.get(committee, 0))
+    if merged == kept:
+        return
+    target = numbers_file(master)
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as fh:
+            json.dump({"说明": NUMBERS_NOTE, "numbers": dict(sorted(merged.items()))}, fh, ensure_ascii=False, indent=1)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def added_numbers(changes: list[Change]) -> dict[str, int]:
+    """Each committee's highest record number among the rows ``changes`` added."""
+    found: dict[str, int] = {}
+    for change in changes:
+        number = _number_of(change.record_id) if change.action == ADDED else None
+        if number and number[1] > found.get(number[0], 0):
+            found[number[0]] = number[1]
     return found
 
 
 def issued_numbers_soon(master: Path) -> Callable[[], dict[str, int]]:
-    """``issued_numbers`` read in a thread from now on (calamine parses without the GIL, beside
-    the reading of the inbox); the returned function waits for it."""
+    """``issued_numbers`` (and the numbers announced before a restore) read in a thread from now
+    on (calamine parses without the GIL, beside the reading of the inbox); the returned function
+    waits for it."""
     done: dict[str, dict[str, int]] = {}
-    reader = threading.Thread(target=lambda: done.setdefault("numbers", issued_numbers(master)), daemon=True)
+
+    def read() -> None:
+        numbers = issued_numbers(master)
+        for committee, number in announced_numbers(master).items():
+            numbers[committee] = max(number, numbers.get(committee, 0))
+        done["numbers"] = numbers
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
 
     def result() -> dict[str, int]:
@@ -453,6 +518,11 @@ def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], dr
             reader.drop_writes()  # no receipts: the files stay in the inbox
             return run
         run.master_written = True
+        try:  # before any receipt announces them
+            keep_numbers(master, added_numbers(changes))
+        except OSError as exc:
+            run.numbers_unsaved = (f"未能在 {numbers_file(master).name} 中记下本次发出的记录编号（{os_reason(exc)}）："
+                                   "以后若用本次之前的备份恢复主工作簿，这些编号可能被再次分配。请检查主工作簿所在文件夹的写入权限。")
         run.stale_staged = staged_files(master)
     return run
 
@@ -1215,6 +1285,8 @@ def summary_text(run: Consolidation) -> str:
         lines.append("主工作簿没有需要更新的内容，未写入。")
     if run.refreshed:
         lines.append(run.refreshed)
+    if run.numbers_unsaved:
+        lines.append(run.numbers_unsaved)
     unsent: dict[str, list[str]] = {}
     for f in run.files:
         if f.receipt_error:

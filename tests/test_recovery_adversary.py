@@ -16,10 +16,10 @@ import pytest
 
 from macros import schema
 from macros.book.backup import list_backups
-from macros.book.write import FileBook, WriteRefused, restore, staged_files
+from macros.book.write import FileBook, restore
 from macros.book.write_types import SheetWrite
 from macros.cli import main
-from macros.consolidate import consolidate, folders
+from macros.consolidate import consolidate
 from macros.errors import HealthbookError
 from macros.forms import build_forms
 
