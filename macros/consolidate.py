@@ -37,7 +37,7 @@ from .book.read import (
     records,
     settings_from_frame,
 )
-from .book.write import STAGED, FileBook, WriteRefused, staged_files
+from .book.write import STAGED, FileBook, WriteRefused, is_refused, staged_files
 from .book.write_types import SheetWrite
 from .collect import collect_seldom
 from .errors import HealthbookError, os_reason
@@ -148,6 +148,7 @@ class Consolidation:
     # Results staged beside the master by earlier runs (busy, or a refused write), named after a write.
     stale_staged: list[Path] = field(default_factory=list)
     numbers_unsaved: str = ""  # why the numbers given could not be kept beside the master
+    dropped_staged: list[Path] = field(default_factory=list)  # out-of-date staged results this run deleted
 
     @property
     def rows_added(self) -> int:
@@ -513,7 +514,7 @@ def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], dr
         if refresh:
             run.refreshed = refresh_text(report is not None, problem, bool(written.staged), refused_fix)
         if written.staged:  # open in Excel: leave the inbox for the next run
-            run.busy, run.staged = written.busy, written.staged
+            run.busy, run.staged, run.dropped_staged = written.busy, written.staged, written.dropped
             run.log = write_log(master, run, now)
             reader.drop_writes()  # no receipts: the files stay in the inbox
             return run
@@ -524,6 +525,7 @@ def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], dr
             run.numbers_unsaved = (f"未能在 {numbers_file(master).name} 中记下本次发出的记录编号（{os_reason(exc)}）："
                                    "以后若用本次之前的备份恢复主工作簿，这些编号可能被再次分配。请检查主工作簿所在文件夹的写入权限。")
         run.stale_staged = staged_files(master)
+        run.dropped_staged = written.dropped
     return run
 
 
@@ -1240,6 +1242,11 @@ def written_headers(headers: list[str]) -> list[str]:
     return out
 
 
+def _names(paths: list[Path]) -> str:
+    shown = "、".join(p.name for p in paths[:3])
+    return f"{len(paths)} 份结果（{shown}{'等' if len(paths) > 3 else ''}）"
+
+
 def summary_text(run: Consolidation) -> str:
     """The run in Chinese, a few lines: per file, then totals and what happened to the master."""
     lines = []
@@ -1274,13 +1281,19 @@ def summary_text(run: Consolidation) -> str:
                      "请核对，确属重复的请在台账中删除（回执已告知居委会）。")
     if run.busy:
         lines.append(f"主工作簿未写入：{run.busy}")
-        lines.append(f"本次结果已暂存为 {run.staged}；收件箱保持原样，下次运行会自动重试。")
+        lines.append(f"本次结果已暂存为 {run.staged}；收件箱保持原样，下次运行会自动重试。"
+                     + (f"此前暂存的 {_names(run.dropped_staged)} 已被它取代，已删除。" if run.dropped_staged else ""))
     elif run.master_written:
         lines.append(f"已写入主工作簿 {run.master.name}（写入前已备份）。")
-        if run.stale_staged:
-            lines.append(f"主工作簿旁还有此前暂存的 {len(run.stale_staged)} 份结果（{run.stale_staged[0].name} 等），"
-                         "不会自动合并：主工作簿被占用时暂存的已过时（其中的填报表已在之后的汇总中写入），可以删除；"
-                         "写入前核对未通过而暂存的，请先交给技术联系人查看。")
+        if run.dropped_staged:
+            lines.append(f"已删除主工作簿被占用时暂存的 {_names(run.dropped_staged)}：其中的填报表已在本次写入，已过时。")
+        refused = [p for p in run.stale_staged if is_refused(p)]
+        kept = [p for p in run.stale_staged if not is_refused(p)]
+        if refused:
+            lines.append(f"主工作簿旁有写入前核对未通过而留下的 {_names(refused)}：请交给技术联系人查看，不要当作主工作簿使用。")
+        if kept:
+            lines.append(f"主工作簿旁还有此前暂存的 {_names(kept)}，已过时（其中的填报表已写入主工作簿），"
+                         "但暂存后被打开或保存过，未自动删除：若有人在其中做了修改，请把修改做到主工作簿里，然后删除它。")
     elif not run.dry_run:
         lines.append("主工作簿没有需要更新的内容，未写入。")
     if run.refreshed:

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import openpyxl
@@ -16,10 +17,10 @@ import pytest
 
 from macros import schema
 from macros.book.backup import list_backups
-from macros.book.write import FileBook, restore
+from macros.book.write import FileBook, WriteRefused, restore, staged_files
 from macros.book.write_types import SheetWrite
 from macros.cli import main
-from macros.consolidate import consolidate
+from macros.consolidate import consolidate, summary_text
 from macros.errors import HealthbookError
 from macros.forms import build_forms
 
@@ -264,3 +265,74 @@ def test_a_lock_file_this_user_cannot_write_does_not_stop_every_later_run(master
     finally:
         subprocess.run(["chattr", "-i", str(lock)], check=True, capture_output=True)
     assert list_backups(master)
+
+
+# ---------------------------------------------------------------- staged results, night after night
+
+
+def excel_open(master: Path, user: bytes = b"zhou") -> Path:
+    owner = master.with_name("~$" + master.name)
+    owner.write_bytes(bytes([len(user)]) + user.ljust(53))
+    return owner
+
+
+def test_staged_results_do_not_pile_up_while_excel_stays_open(master_copy, c01_form):
+    inbox = inbox_of(master_copy)
+    owner = excel_open(master_copy)
+    staged = []
+    for night in range(3):  # Excel left open for three nights; a form arrives each day
+        fill_form(c01_form, inbox / f"C01-第{night}天.xlsx", [new_row(activity=f"第{night}天的体检")])
+        run = consolidate(master_copy, now=datetime(2026, 11, 20 + night, 2, 0))
+        assert run.staged and run.exit_status == 3
+        staged.append(run.staged)
+        # The newest holds everything the older ones held (the inbox is untouched): one is enough.
+        assert staged_files(master_copy) == [run.staged]
+    assert len(list(inbox.iterdir())) == 3
+
+    owner.unlink()
+    done = consolidate(master_copy, now=datetime(2026, 11, 23, 2, 0))
+    assert done.master_written and done.rows_added == 3
+    assert staged_files(master_copy) == []  # out of date once the master is written: removed
+    text = summary_text(done)
+    assert staged[-1].name in text and "已删除" in text
+
+
+def test_a_staged_result_someone_opened_or_saved_is_never_deleted(master_copy, c01_form):
+    inbox = inbox_of(master_copy)
+    owner = excel_open(master_copy)
+    fill_form(c01_form, inbox / "C01-甲.xlsx", [new_row(activity="甲")])
+    first = consolidate(master_copy, now=datetime(2026, 11, 20, 2, 0)).staged
+    later = first.stat().st_mtime + 7 * 3600  # the clerk saved work into it that morning
+    os.utime(first, (later, later))
+    fill_form(c01_form, inbox / "C01-乙.xlsx", [new_row(activity="乙")])
+    second = consolidate(master_copy, now=datetime(2026, 11, 21, 2, 0)).staged
+    excel_open(second, b"wang")  # and has the newer one open now
+    owner.unlink()
+    done = consolidate(master_copy, now=datetime(2026, 11, 22, 2, 0))
+    assert done.master_written
+    assert first.exists() and second.exists()
+    text = summary_text(done)
+    assert first.name in text and "未自动删除" in text
+
+
+def test_a_result_refused_by_the_check_is_kept_and_named_apart(master_copy, c01_form, monkeypatch):
+    from macros.book import package
+
+    inbox = inbox_of(master_copy)
+    original_save = package.Package.save
+
+    def tampering_save(self, target):  # a writer bug: a part outside the owned sheets changes
+        self.changed["docProps/app.xml"] = b"<x/>"
+        return original_save(self, target)
+
+    fill_form(c01_form, inbox / "C01-甲.xlsx", [new_row(activity="甲")])
+    monkeypatch.setattr(package.Package, "save", tampering_save)
+    with pytest.raises(WriteRefused) as err:
+        consolidate(master_copy, refresh=False, now=datetime(2026, 11, 20, 2, 0))
+    monkeypatch.undo()
+    refused = err.value.staged
+    assert "核对未通过" in refused.name and refused in staged_files(master_copy)
+    done = consolidate(master_copy, now=datetime(2026, 11, 21, 2, 0))
+    assert done.master_written and refused.exists()  # evidence for the technical contact
+    text = summary_text(done)
+    assert refused.name in text and "技术联系人" in text and "可以删除" not in text

@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -37,7 +37,7 @@ from ..collect import collect_seldom
 from ..errors import FolderNotWritable, HealthbookError, WorkbookBusy, WorkbookNotFound, os_reason
 from . import marks as marking
 from .backup import backup_file, glob_escape, list_backups, other_backups, prune_backups
-from .lock import DEFAULT_WAIT, WorkbookLock, check_not_open
+from .lock import DEFAULT_WAIT, WorkbookLock, check_not_open, owner_of
 from .ooxml import (
     NS_MAIN,
     NS_REL,
@@ -68,6 +68,8 @@ from .verify import (
 from .write_types import Mark, SheetWrite
 
 STAGED = "待合并"
+REFUSED = "核对未通过"  # <stem>-待合并-核对未通过-<time>: a result the check refused, kept as evidence
+EDITED_AFTER = timedelta(hours=1)  # a staged result saved this long after its time holds someone's work
 TEMP_PREFIX = ".hb-"  # temporary files: .hb-<name>-<random>.tmp, removed when a run ends
 DEFAULT_KEEP = 10
 OWNED_NAMES = {s.name for s in schema.OWNED_SHEETS}
@@ -100,6 +102,7 @@ class WriteResult:
     staged: Path | None = None  # set by write_or_stage when the master was busy
     busy: str = ""  # why it was busy (the Chinese message)
     tables_grown: list[str] = field(default_factory=list)  # table parts grown over appended rows
+    dropped: list[Path] = field(default_factory=list)  # staged results this write or staging made out of date
 
 
 class FileBook:
@@ -153,7 +156,7 @@ class FileBook:
                         result = _build(self.path, sheets, marks, tmp, self._grids)
                 except WriteRefused as refused:
                     # Keep what was built for inspection, beside the master (DESIGN: refused → staged).
-                    staged = _staged_name(self.path)
+                    staged = _staged_name(self.path, kind=REFUSED)
                     os.replace(tmp, staged)
                     raise WriteRefused(self.path, refused.reason, staged) from refused
                 if not result.parts_changed:
@@ -171,6 +174,7 @@ class FileBook:
                 result.backup = backup
                 prune_backups(self.path, keep)
                 _fsync_dir(self.path.parent)
+                result.dropped = drop_out_of_date(self.path)
             except PermissionError as exc:  # Windows: Excel opened it meanwhile
                 raise WorkbookBusy(f"{self.path.name} 正被其他程序占用，无法替换（{exc.strerror}）。"
                                    "请关闭后重试。") from exc
@@ -192,7 +196,10 @@ class FileBook:
             return self.write(sheets, marks, keep_backups)
         except WorkbookBusy as busy:
             staged = self.stage(sheets, marks)
-            return WriteResult(self.path, [w.sheet.name for w in sheets], staged=staged, busy=str(busy))
+            # Built from the master as it is now and the same untouched inbox, it holds all that
+            # earlier ones held: night after night with Excel left open, one waits beside the master.
+            return WriteResult(self.path, [w.sheet.name for w in sheets], staged=staged, busy=str(busy),
+                               dropped=drop_out_of_date(self.path, keep=staged))
 
 
 # Windows: an antivirus or search indexer scanning the master, or a backup tool copying it, holds
@@ -244,20 +251,46 @@ def stage(path: Path | str, sheets: list[SheetWrite], marks: list[Mark] | None =
     return target
 
 
-def _staged_name(path: Path, now: datetime | None = None) -> Path:
+def _staged_name(path: Path, now: datetime | None = None, kind: str = "") -> Path:
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    target = path.with_name(f"{path.stem}-{STAGED}-{stamp}{path.suffix}")
+    head = f"{path.stem}-{STAGED}-" + (f"{kind}-" if kind else "")
+    target = path.with_name(f"{head}{stamp}{path.suffix}")
     n = 1
     while target.exists():
         n += 1
-        target = path.with_name(f"{path.stem}-{STAGED}-{stamp}-{n}{path.suffix}")
+        target = path.with_name(f"{head}{stamp}-{n}{path.suffix}")
     return target
 
 
 def staged_files(path: Path | str) -> list[Path]:
-    """Staged results waiting beside ``path``, newest first."""
+    """Results waiting beside ``path`` (staged while it was busy, or refused by the check), newest first."""
     path = Path(path)
     return sorted(path.parent.glob(f"{glob_escape(path.stem)}-{STAGED}-*{glob_escape(path.suffix)}"), reverse=True)
+
+
+def is_refused(staged: Path) -> bool:
+    """A result the written file's check refused (kept for the technical contact), not a busy one."""
+    return f"-{STAGED}-{REFUSED}-" in staged.name
+
+
+def drop_out_of_date(path: Path, keep: Path | None = None) -> list[Path]:
+    """Delete the results staged while ``path`` was busy, out of date now (the master was written,
+    or ``keep`` was staged over the same inbox); returns them. Kept: a refused result, one open in
+    Excel, and one saved more than ``EDITED_AFTER`` after it was staged (someone's work)."""
+    dropped = []
+    for staged in staged_files(path):
+        m = re.search(r"-(\d{8}-\d{6})(?:-\d+)?$", staged.stem)
+        if staged == keep or is_refused(staged) or m is None or owner_of(staged) is not None:
+            continue
+        try:
+            saved = datetime.fromtimestamp(staged.stat().st_mtime)
+            if saved > datetime.strptime(m.group(1), "%Y%m%d-%H%M%S") + EDITED_AFTER:
+                continue
+            staged.unlink()
+        except OSError:  # gone already, or held (Windows): left for a later run
+            continue
+        dropped.append(staged)
+    return dropped
 
 
 def backups_kept(path: Path) -> int:
