@@ -52,9 +52,11 @@ class Restored:
     backup: Path | None  # the copy of the file it replaced
     lost: list[LostRun]
     inbox: Path | None = None
+    skipped: list[Path] = field(default_factory=list)  # newer backups passed over: broken or not a master
 
     def to_dict(self) -> dict:
         return {"restored": str(self.restored), "backup": str(self.backup) if self.backup else None,
+                "skipped": [str(p) for p in self.skipped],
                 "lost": [run.to_dict() for run in self.lost], "inbox": str(self.inbox) if self.inbox else None}
 
 
@@ -67,14 +69,14 @@ def restore_master(path: Path | str, backup: str | Path | None = None, wait: flo
         keep_numbers(path, issued_numbers(path))
     done = restore(path, backup, wait=wait)
     if done.backup is None:
-        return Restored(path, done.restored, None, [])
+        return Restored(path, done.restored, None, [], skipped=done.skipped)
     try:
         settings = read_workbook(done.backup, [schema.SETTINGS]).settings
     except HealthbookError:
         settings = {}
     where = folders(path, settings)
     lost = lost_runs(done.backup, path, where.archive)
-    return Restored(path, done.restored, done.backup, lost, where.inbox if lost else None)
+    return Restored(path, done.restored, done.backup, lost, where.inbox if lost else None, done.skipped)
 
 
 def change_lines(path: Path) -> list[tuple]:
@@ -121,6 +123,9 @@ def restore_text(done: Restored) -> str:
     """What the restore did, in Chinese: the backup, the copy of the replaced file, and each
     consolidation it undid with what to do about it."""
     lines = [f"已用备份 {done.restored.name} 恢复 {done.path.name}。"]
+    if done.skipped:
+        lines.append(f"跳过了更新的 {len(done.skipped)} 份备份（{'、'.join(p.name for p in done.skipped)}）："
+                     "它们打不开或不是主工作簿（例如恢复时为已损坏的主工作簿做的备份）。")
     if done.backup:
         lines.append(f"恢复前的文件已备份为：{done.backup}")
     if not done.lost:

@@ -336,3 +336,26 @@ def test_a_result_refused_by_the_check_is_kept_and_named_apart(master_copy, c01_
     assert done.master_written and refused.exists()  # evidence for the technical contact
     text = summary_text(done)
     assert refused.name in text and "技术联系人" in text and "可以删除" not in text
+
+
+# ---------------------------------------------------------------- a broken master, a missing master
+
+
+def test_restoring_a_broken_master_twice_never_brings_the_broken_copy_back(master, capsys):
+    FileBook(master).write(issues_write("一"))
+    good = master.read_bytes()
+    FileBook(master).write(issues_write("二"))
+    master.write_bytes(master.read_bytes()[:5000])  # cut short by a sync tool
+    assert main(["restore", str(master)]) == 0
+    broken_copy = list_backups(master)[0]  # the broken file was kept too (nothing is thrown away)
+    assert broken_copy.stat().st_size == 5000
+    capsys.readouterr()
+    master.unlink()  # and later someone deletes the master: restore brings back the newest good one
+    assert main(["restore", str(master)]) == 0
+    out = capsys.readouterr().out
+    assert master.read_bytes() == good
+    assert broken_copy.name in out and "跳过" in out
+    # Naming the broken copy: the message names it (not a temporary file) and what to do.
+    assert main(["restore", str(master), "--backup", broken_copy.name]) == 2
+    err = capsys.readouterr().err
+    assert broken_copy.name in err and ".tmp" not in err and "--list" in err

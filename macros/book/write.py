@@ -597,11 +597,10 @@ class BackupNotFound(HealthbookError):
                          + other_backups_text(path))
 
 
-class NotAMaster(HealthbookError):
-    def __init__(self, path: Path, chosen: Path, missing: list[str]):
-        listed = "、".join(f"“{m}”" for m in missing)
-        super().__init__(f"{chosen.name} 不是主工作簿（缺少工作表 {listed}），没有用它恢复 {path.name}，"
-                         f"主工作簿未改动。请用 healthbook restore \"{path}\" --list 查看它的备份。")
+class BackupUnusable(HealthbookError):
+    def __init__(self, path: Path, chosen: Path, why: str):
+        super().__init__(f"{chosen.name} {why}，没有用它恢复 {path.name}，主工作簿未改动。"
+                         f"请用 healthbook restore \"{path}\" --list 查看它的备份，用 --backup 选另一份。")
 
 
 def other_backups_text(path: Path) -> str:
@@ -619,6 +618,7 @@ class RestoreResult:
     path: Path
     restored: Path  # the backup brought back
     backup: Path | None  # the copy of the file it replaced (an earlier backup when identical)
+    skipped: list[Path] = field(default_factory=list)  # newer backups passed over: not a master that opens
 
 
 def restore(path: Path | str, backup: str | Path | None = None, keep: int | None = None,
@@ -628,7 +628,7 @@ def restore(path: Path | str, backup: str | Path | None = None, keep: int | None
     ``keep`` is not applied here: a clerk trying one backup after another must not push out
     the very backups being searched (the next write rotates them)."""
     path = Path(path)
-    chosen = _find_backup(path, backup)
+    chosen, skipped = _find_backup(path, backup)
     lock = WorkbookLock(path, wait)
     with lock:
         check_not_open(path)
@@ -639,7 +639,9 @@ def restore(path: Path | str, backup: str | Path | None = None, keep: int | None
                 shutil.copyfileobj(src, dst)
                 dst.flush()
                 os.fsync(dst.fileno())
-            _check_master(path, chosen, tmp)
+            why = _not_a_master(tmp)  # checked on the copy: what is restored is what was checked
+            if why:
+                raise BackupUnusable(path, chosen, why)
             current = None
             if path.exists():
                 # A copy identical to a backup already there (the file a previous restore brought
@@ -649,15 +651,20 @@ def restore(path: Path | str, backup: str | Path | None = None, keep: int | None
             _fsync_dir(path.parent)
         finally:
             tmp.unlink(missing_ok=True)
-    return RestoreResult(path, chosen, current)
+    return RestoreResult(path, chosen, current, skipped)
 
 
-def _check_master(path: Path, chosen: Path, copy: Path) -> None:
-    Package(copy)  # a backup that is not a workbook is not restored
-    book = CalamineWorkbook.from_path(str(copy))
+def _not_a_master(file: Path) -> str:
+    """Why ``file`` cannot stand in for the master ('' when it can)."""
+    try:
+        Package(file)
+        book = CalamineWorkbook.from_path(str(file))
+    except Exception:  # noqa: BLE001 — whatever the reader says: it does not open
+        return "不是可以打开的 Excel 工作簿（可能已损坏或不完整）"
     missing = [s.name for s in MASTER_SHEETS if actual_sheet_name(book, s.name) is None]
     if missing:
-        raise NotAMaster(path, chosen, missing)
+        return f"不是主工作簿（缺少工作表 {'、'.join(f'“{m}”' for m in missing)}）"
+    return ""
 
 
 def _same_backup(path: Path) -> Path | None:
@@ -678,18 +685,23 @@ def backup_listing(path: Path | str) -> list[dict]:
     return out
 
 
-def _find_backup(path: Path, backup: str | Path | None) -> Path:
+def _find_backup(path: Path, backup: str | Path | None) -> tuple[Path, list[Path]]:
+    """The backup to restore, and the newer ones passed over (by default: the newest that opens as a
+    master — a broken master restored over is backed up too, and must not come back)."""
     found = list_backups(path)
     if backup is None:
         if not found:
             raise BackupNotFound(path, None)
-        return found[0]
+        for n, candidate in enumerate(found):
+            if not _not_a_master(candidate):
+                return candidate, found[:n]
+        raise BackupUnusable(path, found[0], f"{_not_a_master(found[0])}；其余 {len(found) - 1} 份备份也不能用")
     name = Path(backup).name
     for candidate in found:
         if candidate.name == name or candidate.stem == name:
-            return candidate
+            return candidate, []
     # A path given in full (a backup of the master under its old name, a copy kept elsewhere):
     # restore checks it is a master.
     if Path(backup).is_file() and re.search(r"\.xls[xm]$", str(backup), re.IGNORECASE):
-        return Path(backup)
+        return Path(backup), []
     raise BackupNotFound(path, name)
