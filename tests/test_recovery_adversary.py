@@ -359,3 +359,45 @@ def test_restoring_a_broken_master_twice_never_brings_the_broken_copy_back(maste
     assert main(["restore", str(master), "--backup", broken_copy.name]) == 2
     err = capsys.readouterr().err
     assert broken_copy.name in err and ".tmp" not in err and "--list" in err
+
+
+# ---------------------------------------------------------------- the scheduled script
+
+
+def test_two_nightly_runs_at_once_merge_each_form_once(master_copy, c01_form):
+    # Task Scheduler started the task again while the last one ran (or cron and a clerk at once).
+    inbox = inbox_of(master_copy)
+    before = len(ledger_of(master_copy))
+    for name in ("甲", "乙", "丙"):
+        fill_form(c01_form, inbox / f"C01-{name}.xlsx", [new_row(activity=f"{name}的体检")])
+    script = [sys.executable, str(ROOT / "scripts" / "consolidate_nightly.py"), str(master_copy), "--min-age", "0"]
+    runs = [subprocess.Popen(script, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
+            for _ in range(2)]
+    outcomes = [(p.communicate(timeout=600)[1], p.returncode) for p in runs]
+    # Each waits for the other or says, in Chinese, that another run is writing (exit 3).
+    for err, code in outcomes:
+        assert code in (0, 3), err
+        if code == 3:
+            assert "另一个 healthbook 任务" in err and "Traceback" not in err
+    assert len(ledger_of(master_copy)) == before + 3  # each row once
+    archived = sorted(p.name for p in folders_of(master_copy).archive.iterdir())
+    assert len(archived) == 3 and not any(inbox.iterdir())
+    assert staged_files(master_copy) == []
+
+
+def folders_of(master: Path):
+    from macros.book.read import read_workbook
+    from macros.consolidate import folders
+
+    return folders(master, read_workbook(master, [schema.SETTINGS]).settings)
+
+
+def test_half_copies_a_killed_backup_left_are_cleared_by_the_next_write(master):
+    FileBook(master).write(issues_write("一"))
+    folder = master.parent / "backups"
+    ours = folder / f".{master.stem}-20261120-020000-123456{master.suffix}.partial"
+    theirs = folder / f".{master.stem}-2021-20261120-020000-123456{master.suffix}.partial"
+    for half in (ours, theirs):
+        half.write_bytes(master.read_bytes()[:1000])
+    FileBook(master).write(issues_write("二"))
+    assert not ours.exists() and theirs.exists()  # another workbook's run may be copying that one

@@ -43,6 +43,7 @@ def backup_file(path: Path, keep: int | None = None, now: datetime | None = None
         folder.mkdir(exist_ok=True)
         if not folder.is_dir():
             raise NotADirectoryError(20, "Not a directory")
+        _clean_partial(path)
         shutil.copy2(path, partial)
         with open(partial, "rb+") as fh:
             os.fsync(fh.fileno())
@@ -54,6 +55,14 @@ def backup_file(path: Path, keep: int | None = None, now: datetime | None = None
     if keep is not None:
         prune_backups(path, keep)
     return target
+
+
+def _clean_partial(path: Path) -> None:
+    # Half copies a killed run left (each as large as the master); the caller holds the master's lock.
+    ours = re.compile(rf"\.{re.escape(path.stem)}{STAMP}{re.escape(path.suffix)}\.partial")
+    for leftover in backup_dir(path).glob("*.partial"):
+        if ours.fullmatch(leftover.name):
+            leftover.unlink(missing_ok=True)
 
 
 def prune_backups(path: Path, keep: int) -> None:
