@@ -1179,7 +1179,8 @@ def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
     unsent = sum(bool(f.receipt_error) for f in run.files)
     if unsent:
         outcome += f"；{unsent} 份回执未写入，这些文件留在收件箱，下次重试"
-    lines.append(f"{stamp}\t（本次运行）\t{len(run.files)} 个文件\t新增 {run.rows_added}\t"
+    # The log is per folder: two masters there share it, so the run names its master.
+    lines.append(f"{stamp}\t（本次运行：{run.master.name}）\t{len(run.files)} 个文件\t新增 {run.rows_added}\t"
                  f"更新 {run.rows_updated}\t{outcome}")
     with path.open("a", encoding="utf-8") as log:
         log.write("\n".join(lines) + "\n")

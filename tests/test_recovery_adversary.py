@@ -401,3 +401,25 @@ def test_half_copies_a_killed_backup_left_are_cleared_by_the_next_write(master):
         half.write_bytes(master.read_bytes()[:1000])
     FileBook(master).write(issues_write("二"))
     assert not ours.exists() and theirs.exists()  # another workbook's run may be copying that one
+
+
+def test_the_log_two_masters_in_one_folder_share_names_each_runs_master(master_copy, c01_form):
+    other = master_copy.with_name(f"{master_copy.stem}-旧{master_copy.suffix}")
+    shutil.copy2(master_copy, other)
+    for master in (master_copy, other):
+        consolidate(master, inbox=master.parent / f"收件箱-{master.stem}")
+    runs = [line for line in (master_copy.parent / "consolidate.log").read_text(encoding="utf-8").splitlines()
+            if "本次运行" in line]
+    assert [master_copy.name in runs[0], other.name in runs[1]] == [True, True]
+
+
+def test_a_result_another_run_staged_during_this_write_is_kept(master):
+    from datetime import timedelta
+
+    from macros.book.write import stage
+
+    old = stage(master, issues_write("昨晚"), now=datetime.now() - timedelta(days=1))
+    theirs = stage(master, issues_write("另一个任务"), now=datetime.now() + timedelta(minutes=1))
+    result = FileBook(master).write(issues_write("本次"))
+    assert result.dropped == [old] and not old.exists()
+    assert theirs.exists()  # its run just told someone where it is

@@ -150,6 +150,7 @@ class FileBook:
             _clean_temp(self.path)
             keep = keep_backups if keep_backups is not None else backups_kept(self.path)
             tmp = _temp_path(self.path)
+            began = datetime.now().replace(microsecond=0)
             try:
                 try:
                     with collect_seldom():
@@ -174,7 +175,7 @@ class FileBook:
                 result.backup = backup
                 prune_backups(self.path, keep)
                 _fsync_dir(self.path.parent)
-                result.dropped = drop_out_of_date(self.path)
+                result.dropped = drop_out_of_date(self.path, before=began)
             except PermissionError as exc:  # Windows: Excel opened it meanwhile
                 raise WorkbookBusy(f"{self.path.name} 正被其他程序占用，无法替换（{exc.strerror}）。"
                                    "请关闭后重试。") from exc
@@ -199,7 +200,7 @@ class FileBook:
             # Built from the master as it is now and the same untouched inbox, it holds all that
             # earlier ones held: night after night with Excel left open, one waits beside the master.
             return WriteResult(self.path, [w.sheet.name for w in sheets], staged=staged, busy=str(busy),
-                               dropped=drop_out_of_date(self.path, keep=staged))
+                               dropped=drop_out_of_date(self.path, keep=staged, before=datetime.now()))
 
 
 # Windows: an antivirus or search indexer scanning the master, or a backup tool copying it, holds
@@ -273,18 +274,21 @@ def is_refused(staged: Path) -> bool:
     return f"-{STAGED}-{REFUSED}-" in staged.name
 
 
-def drop_out_of_date(path: Path, keep: Path | None = None) -> list[Path]:
+def drop_out_of_date(path: Path, keep: Path | None = None, before: datetime | None = None) -> list[Path]:
     """Delete the results staged while ``path`` was busy, out of date now (the master was written,
-    or ``keep`` was staged over the same inbox); returns them. Kept: a refused result, one open in
+    or ``keep`` was staged over the same inbox); returns them. Only those staged before ``before``
+    (another run staging while this one wrote keeps its file). Kept: a refused result, one open in
     Excel, and one saved more than ``EDITED_AFTER`` after it was staged (someone's work)."""
     dropped = []
     for staged in staged_files(path):
         m = re.search(r"-(\d{8}-\d{6})(?:-\d+)?$", staged.stem)
         if staged == keep or is_refused(staged) or m is None or owner_of(staged) is not None:
             continue
+        made = datetime.strptime(m.group(1), "%Y%m%d-%H%M%S")
+        if before is not None and made >= before:
+            continue
         try:
-            saved = datetime.fromtimestamp(staged.stat().st_mtime)
-            if saved > datetime.strptime(m.group(1), "%Y%m%d-%H%M%S") + EDITED_AFTER:
+            if datetime.fromtimestamp(staged.stat().st_mtime) > made + EDITED_AFTER:
                 continue
             staged.unlink()
         except OSError:  # gone already, or held (Windows): left for a later run
