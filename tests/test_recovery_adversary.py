@@ -418,7 +418,9 @@ def test_a_result_another_run_staged_during_this_write_is_kept(master):
 
     from macros.book.write import stage
 
-    old = stage(master, issues_write("昨晚"), now=datetime.now() - timedelta(days=1))
+    yesterday = datetime.now() - timedelta(days=1)
+    old = stage(master, issues_write("昨晚"), now=yesterday)
+    os.utime(old, (yesterday.timestamp(), yesterday.timestamp()))  # staged last night, untouched since
     theirs = stage(master, issues_write("另一个任务"), now=datetime.now() + timedelta(minutes=1))
     result = FileBook(master).write(issues_write("本次"))
     assert result.dropped == [old] and not old.exists()
