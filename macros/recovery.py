@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from . import schema
+from .book.backup import is_backup_of
 from .book.lock import DEFAULT_WAIT
 from .book.read import read_workbook
 from .book.write import restore
@@ -123,6 +124,9 @@ def restore_text(done: Restored) -> str:
     """What the restore did, in Chinese: the backup, the copy of the replaced file, and each
     consolidation it undid with what to do about it."""
     lines = [f"已用备份 {done.restored.name} 恢复 {done.path.name}。"]
+    if not is_backup_of(done.path, done.restored):
+        lines.append(f"注意：{done.restored.name} 不是以 {done.path.name} 这个名称做的备份（是改名前的备份，或另一个工作簿？）"
+                     "请打开核对；用错了可再运行 healthbook restore，恢复前的文件已备份（见下）。")
     if done.skipped:
         lines.append(f"跳过了更新的 {len(done.skipped)} 份备份（{'、'.join(p.name for p in done.skipped)}）："
                      "它们打不开或不是主工作簿（例如恢复时为已损坏的主工作簿做的备份）。")

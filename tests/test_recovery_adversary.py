@@ -184,6 +184,8 @@ def test_restore_list_of_a_renamed_master_points_at_the_old_names_backups(master
     assert "还没有备份" in out and old in out and "--backup" in out
     # ... and that backup can be named to restore the renamed master.
     assert main(["restore", str(renamed), "--backup", str(master.parent / "backups" / old)]) == 0
+    out = capsys.readouterr().out  # restored, with a word that it was made under another name
+    assert "不是以" in out and renamed.name in out
 
 
 # ---------------------------------------------------------------- choosing the backup
