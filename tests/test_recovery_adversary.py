@@ -423,7 +423,9 @@ def test_a_result_another_run_staged_during_this_write_is_kept(master):
     yesterday = datetime.now() - timedelta(days=1)
     old = stage(master, issues_write("昨晚"), now=yesterday)
     os.utime(old, (yesterday.timestamp(), yesterday.timestamp()))  # staged last night, untouched since
-    theirs = stage(master, issues_write("另一个任务"), now=datetime.now() + timedelta(minutes=1))
+    soon = datetime.now() + timedelta(minutes=1)
+    theirs = stage(master, issues_write("另一个任务"), now=soon)
+    os.utime(theirs, (soon.timestamp(), soon.timestamp()))  # as if staged while this write ran
     result = FileBook(master).write(issues_write("本次"))
     assert result.dropped == [old] and not old.exists()
     assert theirs.exists()  # its run just told someone where it is

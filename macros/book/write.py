@@ -150,7 +150,7 @@ class FileBook:
             _clean_temp(self.path)
             keep = keep_backups if keep_backups is not None else backups_kept(self.path)
             tmp = _temp_path(self.path)
-            began = datetime.now().replace(microsecond=0)
+            began = datetime.now()
             try:
                 try:
                     with collect_seldom():
@@ -285,10 +285,10 @@ def drop_out_of_date(path: Path, keep: Path | None = None, before: datetime | No
         if staged == keep or is_refused(staged) or m is None or owner_of(staged) is not None:
             continue
         made = datetime.strptime(m.group(1), "%Y%m%d-%H%M%S")
-        if before is not None and made >= before:
-            continue
         try:
-            if datetime.fromtimestamp(staged.stat().st_mtime) > made + EDITED_AFTER:
+            saved = datetime.fromtimestamp(staged.stat().st_mtime)
+            # The file's own time, not the name's (whole seconds): staged after ``before`` is kept.
+            if before is not None and saved >= before or saved > made + EDITED_AFTER:
                 continue
             staged.unlink()
         except OSError:  # gone already, or held (Windows): left for a later run
