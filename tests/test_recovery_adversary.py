@@ -429,3 +429,13 @@ def test_a_result_another_run_staged_during_this_write_is_kept(master):
     result = FileBook(master).write(issues_write("本次"))
     assert result.dropped == [old] and not old.exists()
     assert theirs.exists()  # its run just told someone where it is
+
+
+def test_a_master_named_like_an_email_attachment_has_its_backups_found_and_rotated(master):
+    # Outlook saves an attachment opened twice as "健康台账[1].xlsx": [1] is not a glob class here.
+    bracketed = master.with_name(f"{master.stem}[1]{master.suffix}")
+    master.rename(bracketed)
+    for text in ("一", "二", "三"):
+        FileBook(bracketed).write(issues_write(text), keep_backups=2)
+    assert len(list_backups(bracketed)) == 2
+    assert main(["restore", str(bracketed)]) == 0
