@@ -20,6 +20,7 @@ from macros import demo, excel, schema
 from macros.book.backup import BACKUP_DIR, list_backups
 from macros.book.build import build_workbook
 from macros.book.live import LiveBook
+from macros.book.write_types import SheetWrite
 from macros.cli import main as cli_main
 from macros.marks import validation_writes
 from macros.rollup import rollup, rollup_sheets
@@ -151,6 +152,18 @@ def test_the_setting_for_backups_kept_is_respected(built, tmp_path):
     kept = list_backups(master)
     assert len(kept) == 2 and kept[1] == old[-1]
     assert kept[0].read_bytes() == master.read_bytes()
+
+
+def test_a_write_before_any_read_keeps_as_many_as_the_file_says(built, tmp_path):
+    master = tmp_path / "keep2.xlsx"
+    shutil.copy2(built / "keep2.xlsx", master)
+    folder = master.parent / BACKUP_DIR
+    folder.mkdir()
+    for i in range(1, 4):
+        (folder / f"keep2-2020010{i}-090000-000000.xlsx").write_bytes(f"older copy {i}".encode())
+    live = LiveBook(saved_book(master))
+    live.write([SheetWrite(schema.ISSUES, [], note="无问题")])
+    assert len(list_backups(master)) == 2 and list_backups(master)[0] == live.backup
 
 
 def test_a_book_with_no_file_here_is_written_without_backup_and_says_so(master, tmp_path, monkeypatch):

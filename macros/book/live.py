@@ -41,7 +41,6 @@ from .notes import AUTHOR as NOTE_AUTHOR
 from .ooxml import sheet_location
 from .read import ROW, Workbook, clean_header, empty_frame, find_header_row, frame_from_rows
 from .tables import Area
-from .write import backups_kept
 from .write_types import FILLS, Mark, SheetWrite
 
 # COM's Range("...") takes at most 255 characters of addresses.
@@ -239,6 +238,8 @@ class LiveBook:
         if self._workbook is not None:
             with suppress(TypeError, ValueError):
                 return max(1, int(self._workbook.settings.get("backups_kept")))
+        from .write import backups_kept  # the file writer's reading; imported here: a button's start-up
+
         return backups_kept(file)
 
     def room(self, sw: SheetWrite) -> Room:
