@@ -35,7 +35,6 @@ Definitions (the numbers leaders read, stated once):
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -45,7 +44,7 @@ import pandas as pd
 from . import schema
 from .book.read import ROW
 from .book.write_types import SheetWrite
-from .normalise import parse_number_text
+from .normalise import programme_year, setting_value
 from .problems import Validation
 
 # Responsible units are separated by 、 (contract); commas, semicolons, slashes and spaces typed
@@ -122,8 +121,10 @@ def elapsed_fraction(as_of: date, year: int) -> float:
 
 
 def thresholds(settings: dict) -> tuple[float, float]:
-    """(滞后阈值, 严重滞后阈值) from 设置, falling back to the contract's defaults."""
-    return (_setting_number(settings, THRESHOLDS[0]), _setting_number(settings, THRESHOLDS[1]))
+    """(滞后阈值, 严重滞后阈值) from 设置 as ``normalise.read_setting`` reads them (blank or unusable:
+    the contract's defaults)."""
+    lag, severe = (float(setting_value(settings, key)) for key in THRESHOLDS)
+    return lag, severe
 
 
 def rollup(validation: Validation, settings: dict, as_of: date) -> Rollup:
@@ -378,41 +379,8 @@ def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
 THRESHOLDS = ("lag_threshold", "severe_lag_threshold")
 
 
-def parse_fraction(value: object) -> float | None:
-    """A number as typed in 设置 (15%, ０．１５, 0.15): None when blank or unreadable."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        number = float(value)
-    else:
-        number = parse_number_text(str(value)).value
-    return None if number is None or number != number else number
-
-
-def threshold_value(value: object) -> float | None:
-    """A 滞后 threshold as a fraction: 0.15, "15%", "０．１５" and 15 (percentage points) → 0.15.
-
-    None when it cannot be read (the validator reports it). A bare number of 1 or more cannot be
-    meant as a fraction (nobody would ever be behind), so it is read as percentage points; one
-    typed with a percent sign ("100%") is what it says.
-    """
-    number = parse_fraction(value)
-    if number is None or number < 0:
-        return None
-    typed_percent = isinstance(value, str) and "%" in unicodedata.normalize("NFKC", value)
-    return number / 100 if number >= 1 and not typed_percent else number
-
-
-def _setting_number(settings: dict, key: str) -> float:
-    value = threshold_value(settings.get(key))
-    return value if value is not None else float(schema.SETTINGS_BY_KEY[key].default)
-
-
 def _setting_year(settings: dict, as_of: date) -> int:
-    try:
-        return int(float(str(settings.get("year", "")).strip()))
-    except ValueError:
-        return as_of.year
+    return programme_year(settings) or as_of.year
 
 
 # --- output sheets ------------------------------------------------------------------------------

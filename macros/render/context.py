@@ -19,6 +19,7 @@ from docx.image.exceptions import UnrecognizedImageError
 from docx.image.image import Image
 
 from .. import schema
+from ..normalise import setting_value
 from . import fmt
 
 PROGRESS, REMINDER, MEETING, BULLETIN = "progress", "reminder", "meeting", "bulletin"
@@ -126,10 +127,7 @@ def common(data: NoticeInput, kind: str) -> dict:
 
 def doc_number(data: NoticeInput, offset: int = 0) -> str:
     """发文字号: the 设置 序号 for the 通报, the next for 催办通知, then one per 会议通知."""
-    try:
-        base = int(number(data.settings.get("doc_number"), 1))
-    except (TypeError, ValueError):
-        base = 1
+    base = int(setting_value(data.settings, "doc_number"))
     return fmt.doc_number(fmt.text(data.settings.get("doc_prefix")), data.as_of.year, base + offset)
 
 
@@ -217,8 +215,7 @@ def progress_context(data: NoticeInput, chart: object = "") -> dict:
 
 
 def silence_days(data: NoticeInput) -> int:
-    setting = schema.SETTINGS_BY_KEY["silence_days"]
-    return int(number(data.settings.get("silence_days"), float(setting.default)))
+    return int(setting_value(data.settings, "silence_days"))
 
 
 def reminder_reasons(committee: dict, overdue_count: int, silence: int) -> list[str]:
