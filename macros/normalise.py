@@ -308,6 +308,30 @@ def _clean_text(value: object, code: bool) -> str | None:
     return (nfkc(text).upper() if code else fold_width(text)) or None
 
 
+# ---------------------------------------------------------------- 责任单位
+
+# Units are separated by 、 (contract); commas, semicolons and slashes typed instead separate too
+# ("发展办/党建办" is two units), and so does whitespace — Chinese names hold none — except between
+# two Latin letters or digits, where it is a space inside an English name ("Health Centre").
+_UNIT_SPLIT = re.compile(r"\s*[、，,；;/／\\]\s*|(?<![A-Za-z0-9\s])\s+|\s+(?![A-Za-z0-9\s])")
+
+
+def unit_parts(text: object) -> list[str]:
+    """The pieces between separators, as typed ('' where two separators meet or one ends the text)."""
+    return _UNIT_SPLIT.split(str(text).strip()) if text is not None else []
+
+
+def split_units(text: object) -> list[str]:
+    """The responsible units a 责任单位 cell names, each once, in order — the one splitter the
+    validator, the roll-up (单位进度) and the notices use."""
+    return list(dict.fromkeys(" ".join(p.split()) for p in unit_parts(text) if p))
+
+
+def units_text(text: object) -> str | None:
+    """A 责任单位 cell as shown everywhere: its units joined by 、 (None when it names none)."""
+    return schema.UNIT_SEPARATOR.join(split_units(text)) or None
+
+
 # ---------------------------------------------------------------- 设置
 
 YEAR_RANGE = (2000, 2100)

@@ -27,7 +27,10 @@ from .normalise import (
     programme_year,
     read_setting,
     row_keys,
+    split_units,
     text_of,
+    unit_parts,
+    units_text,
 )
 from .problems import Problem, Validation
 from .rollup import THRESHOLDS, thresholds
@@ -237,15 +240,22 @@ class _Rules:
         return dict(zip(rows[id_key], rows["name"].fillna("")))
 
     def units(self) -> None:
+        """责任单位 as the roll-up splits them (``split_units``): a piece left empty is an error,
+        other separators than 、 (or a unit named twice) a warning naming the units read."""
         sheet = schema.PROJECTS
         if sheet.name not in self.typed:
             return
         units = self.values(sheet, "units")
-        sep = schema.UNIT_SEPARATOR
-        empty_part = [u is not None and any(not p.strip() for p in u.split(sep)) for u in units]
-        self.emit(sheet, empty_part, sheet.column("units"), ERROR, "empty_unit",
-                  lambda i: f"{sheet.header_of('units')}“{units[i]}”中有空的单位名",
+        sep, header, col = schema.UNIT_SEPARATOR, sheet.header_of("units"), sheet.column("units")
+        empty_part = [u is not None and "" in unit_parts(u) for u in units]
+        self.emit(sheet, empty_part, col, ERROR, "empty_unit",
+                  lambda i: f"{header}“{units[i]}”中有空的单位名",
                   f"多个单位用一个顿号“{sep}”分隔，如：发展办{sep}服务办")
+        shown = [units_text(u) for u in units]
+        read_as = [u is not None and not e and shown[i] != u for i, (u, e) in enumerate(zip(units, empty_part))]
+        self.emit(sheet, read_as, col, WARNING, NORMALISED,
+                  lambda i: f"{header}“{units[i]}”按 {len(split_units(units[i]))} 个单位“{shown[i]}”处理",
+                  lambda i: f"多个单位用一个顿号“{sep}”分隔；如无误，可直接改为：{shown[i]}")
 
     def project_targets_and_deadlines(self) -> None:
         """A street-wide 目标值 of 0 is a slip (no 完成率, no traffic light); so is a 截止日期 outside 年度."""
