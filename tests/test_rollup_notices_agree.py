@@ -18,6 +18,7 @@ from macros import demo, schema
 from macros.book.build import build_workbook
 from macros.book.read import read_workbook
 from macros.render import fmt
+from macros.render.context import reminder_contexts
 from macros.render.notices import NoticeOptions, render_notices
 from macros.report import analyse, notice_input
 from macros.rollup import rollup_sheets, rollup_text
@@ -186,3 +187,34 @@ def test_units_are_split_alike_by_the_validator_the_sheet_and_the_notices(tmp_pa
     page = cell_text(progress_html(tmp_path / "通知"))
     for units in read.values():
         assert f"<td>{'、'.join(units).replace(' ', '')}</td>" in page
+
+
+def test_a_reminder_asks_only_for_what_the_rollup_counts_as_not_done(tmp_path):
+    """A pair whose latest entry says 已完成 is done for the roll-up (never overdue) though short of
+    its target; the 催办通知 must not list it among the work still to finish."""
+    data = demo.demo_rows()
+    path = tmp_path / "before.xlsx"
+    build_workbook(path, data)
+    book = read_workbook(path)
+    validation, rolled = analyse(book, AS_OF)
+    reminded = [c["committee"]["committee_id"]
+                for c in reminder_contexts(notice_input(book, validation, rolled, AS_OF))]
+    pairs = rolled.committee_projects
+    ahead = pairs[pairs["committee_id"].isin(reminded) & ~pairs["done"] & ~pairs["overdue"]
+                  & (pairs["deadline"] > str(AS_OF))]
+    committee, project = ahead.iloc[0][["committee_id", "project_id"]]
+    number = max(int(r["record_id"][-4:]) for r in data[schema.LEDGER.name] if r["committee_id"] == committee)
+    data[schema.LEDGER.name].append({
+        "record_id": f"{committee}-{number + 1:04d}", "date": AS_OF, "committee_id": committee,
+        "project_id": project, "activity": "本项目工作已全部完成", "quantity": 1, "status": "已完成",
+    })
+    path = tmp_path / "after.xlsx"
+    build_workbook(path, data)
+    book = read_workbook(path)
+    validation, rolled = analyse(book, AS_OF)
+    pair = rolled.committee_projects.set_index(["committee_id", "project_id"]).loc[(committee, project)]
+    assert pair["done"] and pair["achieved"] < pair["target"]
+    [notice] = [c for c in reminder_contexts(notice_input(book, validation, rolled, AS_OF))
+                if c["committee"]["committee_id"] == committee]
+    assert project not in [i["project_id"] for i in notice["upcoming_items"]]
+    assert project not in [i["project_id"] for i in notice["overdue_items"]]

@@ -233,11 +233,10 @@ def reminder_contexts(data: NoticeInput) -> list[dict]:
     info = _projects_info(data)
     silence = silence_days(data)
     pairs = data.rollup.committee_projects
-    overdue_counts = pairs.loc[pairs["overdue"].map(truthy), "committee_id"].value_counts().to_dict() \
-        if len(pairs) else {}
     chosen = []
     for committee in committee_rows(data):
-        reasons = reminder_reasons(committee, int(overdue_counts.get(committee["committee_id"], 0)), silence)
+        # The roll-up's count (居委会进度 逾期), not a recount of the pairs.
+        reasons = reminder_reasons(committee, int(number(committee.get("overdue"))), silence)
         if reasons:
             chosen.append((committee, reasons))
     if not chosen:
@@ -259,8 +258,10 @@ def reminder_contexts(data: NoticeInput) -> list[dict]:
     for committee, reasons in chosen:
         items = by_committee.get(committee["committee_id"], [])
         overdue = [i for i in items if truthy(i.get("overdue"))]
-        ahead = [i for i in items if not truthy(i.get("overdue")) and i["remaining"] > 0
-                 and fmt.as_date(i["deadline"]) and fmt.as_date(i["deadline"]) >= data.as_of]
+        # Still to do as the roll-up decides it: a pair marked 已完成 is done though short of its
+        # target (it is never overdue), so it is not asked for again.
+        ahead = [i for i in items if not truthy(i.get("done")) and not truthy(i.get("overdue"))
+                 and i["remaining"] > 0 and fmt.as_date(i["deadline"]) and fmt.as_date(i["deadline"]) >= data.as_of]
         ahead.sort(key=lambda i: (fmt.as_date(i["deadline"]), i["project_id"]))
         contexts.append({**base, "committee": committee, "reasons": reasons,
                          "overdue_items": overdue, "upcoming_items": ahead[:UPCOMING]})
