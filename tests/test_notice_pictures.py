@@ -141,6 +141,17 @@ def test_the_web_page_carries_the_same_fitted_pictures(phone_bulletin):
     assert html.stat().st_size < 1_500_000
 
 
+def test_a_caption_prints_only_under_its_picture(phone_bulletin):
+    folder, sources, before, docx, html, result = phone_bulletin
+    doc = Document(str(docx))
+    texts = [p.text for p in doc.paragraphs]
+    for article in demo.ARTICLES[:2]:  # with pictures: the caption right under the picture
+        at = texts.index(article["caption"])
+        assert doc.paragraphs[at - 1]._p.xpath(".//w:drawing")
+    stray = demo.ARTICLES[3]["caption"]  # typed, but the article has no picture
+    assert stray and stray not in texts and stray not in html.read_text(encoding="utf-8")
+
+
 def test_small_pictures_are_not_enlarged(demo_master, tmp_path):
     small = photo(tmp_path / "小图.jpg", 640, 480, quality=80)
     logo = tmp_path / "标志.png"
