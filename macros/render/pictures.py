@@ -88,6 +88,8 @@ def fit_picture(path: Path, box_mm: tuple[float, float], dpi: int = DPI) -> Fitt
             # JPEG decodes at 1/2, 1/4 or 1/8 scale directly (still at least the wanted size): 4–8× faster.
             im.draft("RGB", (wanted[1], wanted[0]) if turned else wanted)
         im = ImageOps.exif_transpose(im)
+        if im.mode in ("1", "P"):  # resampled in full colour: a palette would be scaled by nearest pixel
+            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
         if shrink:
             im = im.resize(wanted, Image.LANCZOS, reducing_gap=3.0)
         out = io.BytesIO()
