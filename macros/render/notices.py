@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import mimetypes
 import shutil
 import subprocess
 import tempfile
@@ -13,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from markupsafe import Markup, escape
+from PIL import Image
 
 from .. import schema
 from . import context as ctx
@@ -23,12 +23,15 @@ from .env import (
     TemplateProblem,
     find_template,
 )
+from .pictures import FittedPicture, fit_picture, picture_as_is
 from .word import Picture, WordTemplate, render_with_pictures
 
 ALL_KINDS = (ctx.PROGRESS, ctx.REMINDER, ctx.MEETING, ctx.BULLETIN)
 NOTICE_SETTINGS = ("street", "pilot_name", "issuer", "doc_prefix", "contact", "phone")
 CHART_LIMIT = 40  # more committees than this: the chart shows the lowest 40
 NOTICE_START, NOTICE_END = "<!--notice-->", "<!--/notice-->"
+# A bulletin photo's frame (mm): 4:3 landscape fills it; portrait stands 90 mm tall, not 160.
+BULLETIN_PICTURE_MM = (120.0, 90.0)
 
 
 @dataclass
@@ -100,9 +103,16 @@ def _combine_html(pages: list[str]) -> str:
     return head + NOTICE_START + "".join(bodies) + NOTICE_END + tail
 
 
-def _data_uri(path: Path) -> str:
-    kind = mimetypes.guess_type(path.name)[0] or "image/png"
-    return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+def _data_uri(picture: FittedPicture) -> str:
+    return f"data:{picture.mime};base64,{base64.b64encode(picture.data).decode('ascii')}"
+
+
+def article_picture(path: Path) -> FittedPicture:
+    """An article's picture fitted to the bulletin's frame; as typed when Pillow cannot decode it."""
+    try:
+        return fit_picture(path, BULLETIN_PICTURE_MM)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return picture_as_is(path, BULLETIN_PICTURE_MM)
 
 
 class Renderer:
@@ -231,16 +241,19 @@ class Renderer:
         kind = ctx.BULLETIN
         stem = fmt.safe_name(ctx.KIND_NAMES[kind], f"第{context['issue']}期", self.data.as_of.isoformat())
         notice = Notice(kind, f"{context['bulletin_name']} 第{context['issue']}期")
+        # Each picture is fitted once, for Word and the web page alike.
+        pictures = [article_picture(Path(a["picture_path"])) if a["picture_path"] else None
+                    for a in context["articles"]]
         if "docx" in self.options.formats:
-            articles = [{**a, "picture": Picture(Path(a["picture_path"]).read_bytes(), 120)
-                         if a["picture_path"] else ""} for a in context["articles"]]
+            articles = [{**a, "picture": Picture(p.data, p.width_mm, p.height_mm) if p else ""}
+                        for a, p in zip(context["articles"], pictures)]
             render_with_pictures(self._word_path(kind), self.out_dir / f"{stem}.docx",
                                  {**context, "articles": articles}, ctx.VARIABLES[kind])
             notice.docx = f"{stem}.docx"
         if "html" in self.options.formats:
-            articles = [{**a, "picture": Markup('<img src="{}" alt="{}">').format(
-                _data_uri(Path(a["picture_path"])), a.get("caption") or "")
-                if a["picture_path"] else ""} for a in context["articles"]]
+            articles = [{**a, "picture": Markup('<img src="{}" alt="{}" style="width:{:.0f}mm">').format(
+                _data_uri(p), a.get("caption") or "", p.width_mm) if p else ""}
+                for a, p in zip(context["articles"], pictures)]
             notice.html = self._write_html(kind, stem, {**context, "articles": articles})[0]
         self.result.notices.append(notice)
 
