@@ -334,8 +334,10 @@ def progress_template() -> Document:
     red_masthead(doc)
     para(doc, title("关于{{ pilot_name }}建设工作进展情况的通报"), "公文标题")
     para(doc, "各居委会、各责任单位：", "主送机关")
-    para(doc, "截至{{ as_of|cn_date }}，{{ street }}{{ summary.projects }}个试点项目平均完成年度目标的"
-              "{{ summary.percent|pct }}，{{ summary.committees }}个居委会共填报台账{{ summary.entries }}条。"
+    # A workbook without any 目标值 has no percent: "平均完成年度目标的暂无目标" would read as nonsense.
+    para(doc, "截至{{ as_of|cn_date }}，{{ street }}{{ summary.projects }}个试点项目"
+              "{% if summary.percent is blank %}尚未设定年度目标{% else %}平均完成年度目标的{{ summary.percent|pct }}"
+              "{% endif %}，{{ summary.committees }}个居委会共填报台账{{ summary.entries }}条。"
               "现将有关情况通报如下。")
     para(doc, "一、总体进展", "一级标题")
     para(doc, "{{ summary.on_track }}个居委会进度正常，{{ summary.lagging }}个滞后，{{ summary.severe }}个严重滞后；"
@@ -482,9 +484,10 @@ def bulletin_template() -> Document:
     para(doc, "{%p endfor %}")
     para(doc, "{%p if progress %}")
     para(doc, "【进度】", "栏目")
-    para(doc, "截至{{ as_of|cn_date }}，{{ progress.projects }}个试点项目平均完成年度目标的{{ progress.percent|pct }}"
+    para(doc, "截至{{ as_of|cn_date }}，{{ progress.projects }}个试点项目{% if progress.percent is blank %}尚未设定年度目标"
+              "{% else %}平均完成年度目标的{{ progress.percent|pct }}"
               "（{% for c in progress.categories %}{{ c.category }}{{ c.percent|pct }}"
-              "{% if not loop.last %}，{% endif %}{% endfor %}）；{{ progress.committees }}个居委会中，"
+              "{% if not loop.last %}，{% endif %}{% endfor %}）{% endif %}；{{ progress.committees }}个居委会中，"
               "{{ progress.on_track }}个进度正常，{{ progress.lagging }}个滞后，{{ progress.severe }}个严重滞后。")
     para(doc, "{%p endif %}")
     para(doc, "【链接】", "栏目")

@@ -408,15 +408,25 @@ def test_libreoffice_prints_the_rollup_notices_tables_whole(demo_report, tmp_pat
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 
 
-def layout_lines(pdf: Path) -> list[str]:
-    """The PDF's text as poppler lays it out, one printed line each."""
+def layout_text(pdf: Path) -> str:
+    """The PDF's text as poppler lays it out (pages end in a form feed)."""
     tool = shutil.which("pdftotext")
     if tool is None:
         if os.environ.get("CI"):
             pytest.fail("CI 环境应已安装 poppler-utils（见 .ci/run）")
         pytest.skip("pdftotext 未安装")
-    return subprocess.run([tool, "-layout", str(pdf), "-"], check=True, capture_output=True,
-                          text=True).stdout.splitlines()
+    return subprocess.run([tool, "-layout", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
+
+
+def layout_lines(pdf: Path) -> list[str]:
+    """The PDF's text, one printed line each (page boundaries are lost: ``splitlines`` takes the
+    form feed for a line end; use ``layout_pages`` where the page matters)."""
+    return layout_text(pdf).splitlines()
+
+
+def layout_pages(pdf: Path) -> list[str]:
+    """The PDF's text, one string per printed page."""
+    return [page for page in layout_text(pdf).split("\f") if page.strip()]
 
 
 def test_notices_command_makes_one_meeting_notice_with_pdf(demo_master, tmp_path):

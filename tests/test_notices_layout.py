@@ -5,9 +5,6 @@ reads the printed lines back. Titles and table cells break between words, never 
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -16,7 +13,7 @@ from macros.book.build import build_workbook
 from macros.render.titles import break_title, width
 
 from .conftest import cli_json, convert_many_with_libreoffice
-from .test_notices import layout_lines
+from .test_notices import layout_lines, layout_pages
 
 AS_OF = demo.DEMO_AS_OF
 LONG_MEETING = "上海市静安区石门二路街道2020年度健康街道试点建设工作第三次推进会暨年中总结表彰大会"
@@ -42,13 +39,6 @@ def printed(tmp_path_factory):
               and (n["kind"] != "催办通知" or n["combined"])}
     pdfs = convert_many_with_libreoffice([out / name for name in wanted], "pdf", folder / "pdf")
     return {name: layout_lines(pdf) for name, pdf in zip(wanted, pdfs)}, dict(zip(wanted, pdfs))
-
-
-def pages_of(pdf: Path) -> list[str]:
-    """The printed text page by page (layout_lines' splitlines() drops the form feeds between pages)."""
-    text = subprocess.run([shutil.which("pdftotext"), "-layout", str(pdf), "-"], check=True,
-                          capture_output=True, text=True).stdout
-    return [page for page in text.split("\f") if page.strip()]
 
 
 def printed_lines_of(lines: list[str], title: str) -> list[str]:
@@ -113,7 +103,7 @@ def test_table_cells_break_between_words(printed):
 
 def test_the_bulletins_link_list_prints_on_one_page(printed):
     [pdf] = [pdf for name, pdf in printed[1].items() if "工作简报" in name]
-    pages = pages_of(pdf)
+    pages = layout_pages(pdf)
     [page] = [p for p in pages if "【链接】" in p]
     last_units = demo.demo_rows()[schema.PROJECTS.name][-1]["units"]
     assert re.sub(r"\s+", "", last_units) in re.sub(r"\s+", "", page)

@@ -129,7 +129,9 @@ def test_the_overall_percent_is_the_rollups_and_not_zero_without_targets(case):
     percents = rolled.projects["percent"].dropna().clip(upper=1.0)
     if name == "no target at all":
         assert overall is None and rolled.projects["percent"].isna().all()
-        assert "平均完成年度目标的暂无目标" in page and "0.0%" not in page
+        assert "个试点项目尚未设定年度目标，" in page and "平均完成年度目标" not in page
+        assert "0.0%" not in page
+        assert "<svg" not in (out / next(out.glob("进度通报*.html")).name).read_text(encoding="utf-8")  # no empty chart
         assert "项目平均完成率 暂无目标" in rollup_text(rolled)
     else:
         assert overall == pytest.approx(percents.mean())
@@ -217,3 +219,13 @@ def test_a_reminder_asks_only_for_what_the_rollup_counts_as_not_done(tmp_path):
                 if c["committee"]["committee_id"] == committee]
     assert project not in [i["project_id"] for i in notice["upcoming_items"]]
     assert project not in [i["project_id"] for i in notice["overdue_items"]]
+
+
+def test_a_committee_without_targets_gets_no_bar_but_a_label(tmp_path):
+    """Next to committees with a percent, one without targets is drawn without a bar (a "0.0%"
+    bar would read as nothing done) and labelled 暂无目标."""
+    from macros.render.charts import progress_chart
+
+    chart = progress_chart(["一居", "二居"], [0.5, None], ["正常", "None"], formats=("svg",))
+    assert ">50.0%<" in chart.svg.replace(" ", "") or "50.0%" in chart.svg
+    assert fmt.NO_TARGET in chart.svg and "0.0%" not in chart.svg.replace("50.0%", "")

@@ -59,6 +59,8 @@ def find_template(name: str, override_dir: Path | str | None = None) -> Path:
 def _configure(env: jinja2.Environment) -> jinja2.Environment:
     env.filters.update(fmt.FILTERS)
     env.filters["cn_wrap"] = cn_wrap  # reads names from the context: not a plain value filter
+    # "{% if summary.percent is blank %}": a blank value, as ``pct`` shows 暂无目标 (0.0 is not blank).
+    env.tests["blank"] = fmt.blank
     return env
 
 

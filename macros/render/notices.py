@@ -161,14 +161,19 @@ class Renderer:
         self.result.notices.append(notice)
 
     def _chart(self, committees: list[dict]):
-        if not committees:
+        # A committee without targets has no percent: no bar (a "0.0%" bar reads as nothing done),
+        # and no chart at all when none has one (a workbook before its 目标值 are typed).
+        def percent(c: dict) -> float | None:
+            return None if ctx.clean(c.get("percent")) == "" else ctx.number(c.get("percent"))
+
+        if not committees or all(percent(c) is None for c in committees):
             return None
         rows = committees
-        if len(rows) > CHART_LIMIT:
-            rows = sorted(rows, key=lambda c: ctx.number(c.get("percent")))[:CHART_LIMIT]
+        if len(rows) > CHART_LIMIT:  # the lowest, those without targets last
+            rows = sorted(rows, key=lambda c: (percent(c) is None, percent(c) or 0.0))[:CHART_LIMIT]
         try:
             return progress_chart([str(c.get("committee_name") or c.get("committee_id")) for c in rows],
-                                  [ctx.number(c.get("percent")) for c in rows],
+                                  [percent(c) for c in rows],
                                   [str(c.get("status")) for c in rows],
                                   expected=(getattr(self.data.rollup, "meta", {}) or {}).get("expected"),
                                   title=f"完成率最低的{CHART_LIMIT}个居委会" if rows is not committees else "",
