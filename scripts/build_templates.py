@@ -392,8 +392,10 @@ def reminder_template() -> Document:
     para(doc, "你居委会共填报台账{{ committee.entries|num }}条"
               "{% if committee.unverified %}（另有{{ committee.unverified|num }}条有误，待核实）{% endif %}，"
               "{% if committee.last_report %}最近一次填报为{{ committee.last_report|cn_date }}"
-              "{% elif committee.unverified %}尚无通过校验的记录{% else %}尚无填报记录{% endif %}；各项目目标合计{{ committee.target|num }}，已完成"
-              "{{ committee.achieved|num }}，完成率{{ committee.percent|pct }}，进度状态：{{ committee.status }}。")
+              "{% elif committee.unverified %}尚无通过校验的记录{% else %}尚无填报记录{% endif %}；"
+              "{% if committee.percent is blank %}各项目尚未设定目标。"
+              "{% else %}各项目目标合计{{ committee.target|num }}，已完成"
+              "{{ committee.achieved|num }}，完成率{{ committee.percent|pct }}，进度状态：{{ committee.status }}。{% endif %}")
     para(doc, "二、逾期事项", "一级标题")
     para(doc, "{%p if overdue_items %}")
     table(doc, ["项目", "目标", "已完成", "尚差", "截止日期"],

@@ -151,7 +151,7 @@ def test_without_targets_every_sheet_leaves_percent_and_status_blank(case):
     assert reminders
     for page in reminders:
         text = html.unescape(page.read_text(encoding="utf-8"))
-        assert "完成率暂无目标，进度状态：暂无目标。" in text and "0.0%" not in text
+        assert "各项目尚未设定目标。" in text and "目标合计" not in text and "0.0%" not in text
 
 
 def test_units_are_split_alike_by_the_validator_the_sheet_and_the_notices(tmp_path):
