@@ -11,6 +11,13 @@ ledger copied from a demo committee), reads, validates and rolls it up once, the
   .docx, plus the combined print file — which plain docxtpl is not asked to make) against plain
   docxtpl rendering the same documents one by one (DocxTemplate(path).render(...).save(...)).
   Ratio = healthbook rate / plain rate; the target is ≥ 1.6.
+
+    python bench/bench_notices.py --part photos
+
+The 工作简报 with phone photos: six 4032 × 3024 JPEGs at quality 92 (one stored sideways with an
+EXIF orientation, as a phone held upright saves it) and a PNG screenshot, typed into 简报稿件.
+Reports the .docx and .html sizes and the render time, with the pictures fitted to the page (what
+healthbook does) and embedded as they are (what it did before), in one run.
 """
 
 from __future__ import annotations
@@ -55,10 +62,104 @@ def district_rows(n: int) -> dict[str, list[dict]]:
     return rows
 
 
+def phone_photo(path: Path, seed: int, width: int = 4032, height: int = 3024, orientation: int = 1) -> None:
+    """A photo-like JPEG (smooth shapes plus sensor-like noise) at quality 92, as a phone saves it."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height // 4, 0:width // 4].astype(np.float32)
+    base = np.stack([x / x.max() * 190 + 30, y / y.max() * 170 + 40, (x + y) / (x + y).max() * 140 + 60], -1)
+    base += 40 * np.sin(x[..., None] / 24.0 + seed) * np.cos(y[..., None] / 15.0)
+    small = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8)).resize((width, height), Image.BICUBIC)
+    noise = rng.normal(0, 14, (height, width, 3)).astype(np.int16)
+    pixels = np.clip(np.asarray(small, dtype=np.int16) + noise, 0, 255).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(pixels).save(path, quality=92, exif=exif.tobytes())
+
+
+def screenshot(path: Path, width: int = 1920, height: int = 1080) -> None:
+    """A PNG screenshot: flat panels, rules and text-like marks in a handful of colours."""
+    from PIL import Image, ImageDraw
+
+    im = Image.new("RGB", (width, height), (246, 246, 246))
+    draw = ImageDraw.Draw(im)
+    draw.rectangle((0, 0, width, 60), fill=(33, 115, 70))
+    for row in range(40):
+        top = 90 + row * 24
+        draw.line((0, top, width, top), fill=(210, 210, 210))
+        for col in range(12):
+            left = 20 + col * 158
+            draw.text((left, top + 5), f"C{row:02d}-{col:04d} 12.5%", fill=(20, 20, 20))
+    im.save(path)
+
+
+def bulletin_photos() -> None:
+    """The bulletin with seven pictures: fitted (healthbook) against as typed (before), one run."""
+    from macros.book.read import read_workbook
+    from macros.render import notices
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        build_workbook(tmp / "hb.xlsx", demo.demo_rows())
+        (tmp / "照片").mkdir()
+        names = []
+        for i in range(6):
+            name = f"照片/IMG_{i:04d}.jpg"
+            phone_photo(tmp / name, i, orientation=6 if i == 1 else 1)
+            names.append(name)
+        screenshot(tmp / "照片/截图.png")
+        names.append("照片/截图.png")
+        sources = sum((tmp / n).stat().st_size for n in names)
+        print(f"Bulletin photos: {len(names)} pictures, {sources / 1e6:.1f} MB on disk "
+              f"(six 4032x3024 JPEG q92, one with EXIF orientation 6, one 1920x1080 PNG)")
+        book = read_workbook(tmp / "hb.xlsx")
+        from macros.render import titles
+
+        t = time.perf_counter()
+        titles._jieba()  # long titles load the word dictionary once a process: timed on its own
+        print(f"  word dictionary for title breaks: {time.perf_counter() - t:.2f} s, once a process")
+
+        def run(folder: str) -> tuple[float, int, int]:
+            frames = {k: v.copy() for k, v in book.frames.items()}
+            articles = frames[schema.ARTICLES.name]
+            while len(articles) < len(names):  # one picture an article: copy articles to make room
+                articles.loc[len(articles)] = articles.iloc[len(articles) % 5].to_dict()
+            articles["image"] = names + [""] * (len(articles) - len(names))
+            data = ctx.NoticeInput(frames, book.settings, demo.DEMO_AS_OF, None, tmp)
+            t = time.perf_counter()
+            result = Renderer(data, tmp / folder, NoticeOptions(kinds=(ctx.BULLETIN,))).run()
+            seconds = time.perf_counter() - t
+            [notice] = result.notices
+            return (seconds, (tmp / folder / notice.docx).stat().st_size,
+                    (tmp / folder / notice.html).stat().st_size)
+
+        runs = {"fitted": run("fitted")}
+        if hasattr(notices, "fit_picture"):  # the same bulletin with every picture embedded as typed
+            fit = notices.fit_picture
+            notices.fit_picture = notices.picture_as_is
+            try:
+                runs["as typed"] = run("as-typed")
+            finally:
+                notices.fit_picture = fit
+        for label, (seconds, docx, html) in runs.items():
+            print(f"  {label:9s}: .docx {docx / 1e6:6.2f} MB, .html {html / 1e6:6.2f} MB, "
+                  f"rendered in {seconds:.2f} s")
+        if len(runs) == 2:
+            (fs, fd, fh), (rs, rd, rh) = runs["fitted"], runs["as typed"]
+            print(f"  .docx {rd / fd:.0f}x smaller, .html {rh / fh:.0f}x smaller, rendered {rs / fs:.1f}x faster")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--committees", type=int, default=300)
+    parser.add_argument("--part", choices=("all", "district", "photos"), default="all")
     args = parser.parse_args()
+    if args.part in ("all", "photos"):
+        bulletin_photos()
+    if args.part == "photos":
+        return
     from macros.report import analyse
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,10 +4,14 @@ Each macro is a few lines over the core through ``LiveBook``. A person clicking 
 a Python traceback: problems they can fix arrive as one Chinese message box naming the sheet and
 what to do; anything unexpected arrives as a short message box, with the details in a log file
 beside the workbook for the IT contact.
+
+Before a macro's first write the workbook's saved file is backed up (``LiveBook.protect``); every
+message box ends with the backup's name, or says there is none — also when the run failed midway.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import tempfile
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import schema
+from .book.backup import BACKUP_DIR
 from .book.live import LiveBook
 from .errors import HealthbookError
 from .marks import validation_writes
@@ -30,6 +35,8 @@ from .validate import validate as core_validate
 TITLE = "健康街道试点工作台账"
 LOG_NAME = "healthbook-错误日志.txt"
 log = logging.getLogger(__name__)
+# The LiveBooks of the macro running now: a failure's message box names their backup too.
+_run_books: contextvars.ContextVar[list[LiveBook] | None] = contextvars.ContextVar("run_books", default=None)
 
 
 def macro(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -37,17 +44,47 @@ def macro(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def run(book, *args, **kwargs):
+        books: list[LiveBook] = []
+        token = _run_books.set(books)
         try:
             return func(book, *args, **kwargs)
         except HealthbookError as err:
-            alert(book, str(err), critical=True)
+            alert(book, str(err) + _backup_line(books), critical=True)
         except Exception as exc:  # a button must never end in a console traceback
             where = write_log(book, exc)
             alert(book, f"运行“{func.__name__}”时出错：{type(exc).__name__}: {str(exc)[:200]}\n"
-                        f"详细信息已写入 {where}，请发给信息联络员。", critical=True)
+                        f"详细信息已写入 {where}，请发给信息联络员。{_backup_line(books)}", critical=True)
+        finally:
+            _run_books.reset(token)
         return None
 
     return run
+
+
+def live_book(book) -> LiveBook:
+    """The LiveBook a macro reads and writes through (its backup is named in the message box)."""
+    live = LiveBook(book)
+    books = _run_books.get()
+    if books is not None:
+        books.append(live)
+    return live
+
+
+def backup_note(live: LiveBook) -> str:
+    """One short line for the message box about the backup taken before the first write."""
+    if live.backup is not None:
+        if live.backup_made:
+            return f"写入前已备份：{BACKUP_DIR}/{live.backup.name}。"
+        return f"工作簿自上次备份后未再保存，写入前的备份仍是 {BACKUP_DIR}/{live.backup.name}。"
+    if live.no_backup:
+        return f"注意：{live.no_backup}，写入前没有备份，按钮的改动无法撤销。"
+    return ""  # nothing was written
+
+
+def _backup_line(books: list[LiveBook]) -> str:
+    """The backup note of a failed run, on a line of its own (nothing when nothing was written)."""
+    notes = [n for n in (backup_note(live) for live in books) if n]
+    return "".join("\n" + n for n in notes)
 
 
 def alert(book, message: str, critical: bool = False) -> None:
@@ -95,13 +132,13 @@ def notices_folder(book, settings: dict, base: Path | None = None) -> Path:
 @macro
 def validate(book, as_of: date | None = None):
     """Check the workbook: 校验结果 rewritten, bad cells marked (fill + note)."""
-    live = LiveBook(book)
+    live = live_book(book)
     workbook = live.read()
     validation = core_validate(workbook.frames, workbook.settings, as_of or date.today())
     sheets, marks = validation_writes(validation)
     live.write(sheets, marks)
     alert(book, f"校验完成：错误 {validation.errors} 条，警告 {validation.warnings} 条。"
-                f"详见“{schema.ISSUES.name}”表，有问题的单元格已标色并加批注。")
+                f"详见“{schema.ISSUES.name}”表，有问题的单元格已标色并加批注。" + _backup_line([live]))
     return validation
 
 
@@ -109,14 +146,14 @@ def validate(book, as_of: date | None = None):
 def rollup(book, as_of: date | None = None):
     """Validate, then rewrite the progress sheets (居委会进度, 项目进度, 单位进度)."""
     as_of = as_of or date.today()
-    live = LiveBook(book)
+    live = live_book(book)
     workbook = live.read()
     validation = core_validate(workbook.frames, workbook.settings, as_of)
     result = core_rollup(validation, workbook.settings, as_of)
     sheets, marks = validation_writes(validation)
     live.write([*sheets, *rollup_sheets(result)], marks)
     alert(book, f"进度汇总完成（截至 {as_of:%Y-%m-%d}）。错误 {validation.errors} 条，"
-                f"警告 {validation.warnings} 条。")
+                f"警告 {validation.warnings} 条。" + _backup_line([live]))
     return result
 
 
@@ -124,20 +161,21 @@ def rollup(book, as_of: date | None = None):
 def notices(book, as_of: date | None = None, base: Path | None = None):
     """Render every notice into the notices folder and list them in 通知清单 (nothing else written)."""
     as_of = as_of or date.today()
-    live = LiveBook(book)
+    live = live_book(book)
     workbook = live.read()
     validation, result = analyse(workbook, as_of)
     folder = notices_folder(book, workbook.settings, base)
     options = with_template_setting(workbook, NoticeOptions())
     rendered = render_notices(notice_input(workbook, validation, result, as_of), folder, options)
-    alert(book, f"已生成 {_counts(rendered)}，保存在文件夹 {folder}；{list_notices(live, rendered, workbook)}")
+    listed = list_notices(live, rendered, workbook)
+    alert(book, f"已生成 {_counts(rendered)}，保存在文件夹 {folder}；{listed}" + _backup_line([live]))
     return rendered
 
 
 @macro
 def report(book, as_of: date | None = None, base: Path | None = None):
     """The one-click job: validate, mark, roll up, write, render notices, list them."""
-    live = LiveBook(book)
+    live = live_book(book)
     folder = notices_folder(book, live.read().settings, base)
     result = run_report(live, folder, as_of or date.today())
     listed = (f"清单见“{schema.NOTICES.name}”表。" if schema.NOTICES.name in live.read().sheet_names
@@ -145,8 +183,9 @@ def report(book, as_of: date | None = None, base: Path | None = None):
     lines = [f"报告已生成（统计截至 {result.as_of:%Y-%m-%d}）。",
              f"校验：错误 {result.errors} 条，警告 {result.warnings} 条，详见“{schema.ISSUES.name}”表。",
              f"通知：{_counts(result.notices)}，保存在文件夹 {folder}；{listed}",
-             *(f"注意：{w}" for w in result.notices.warnings)]
-    alert(book, "\n".join(lines))
+             *(f"注意：{w}" for w in result.notices.warnings),
+             backup_note(live)]
+    alert(book, "\n".join(line for line in lines if line))
     return result
 
 

@@ -308,18 +308,104 @@ def _clean_text(value: object, code: bool) -> str | None:
     return (nfkc(text).upper() if code else fold_width(text)) or None
 
 
+# ---------------------------------------------------------------- 责任单位
+
+# Units are separated by 、 (contract); commas, semicolons and slashes typed instead separate too
+# ("发展办/党建办" is two units), and so does whitespace — Chinese names hold none — except between
+# two Latin letters or digits, where it is a space inside an English name ("Health Centre").
+_UNIT_SPLIT = re.compile(r"\s*[、，,；;/／\\]\s*|(?<![A-Za-z0-9\s])\s+|\s+(?![A-Za-z0-9\s])")
+
+
+def unit_parts(text: object) -> list[str]:
+    """The pieces between separators, as typed ('' where two separators meet or one ends the text)."""
+    return _UNIT_SPLIT.split(str(text).strip()) if text is not None else []
+
+
+def split_units(text: object) -> list[str]:
+    """The responsible units a 责任单位 cell names, each once, in order — the one splitter the
+    validator, the roll-up (单位进度) and the notices use."""
+    return list(dict.fromkeys(" ".join(p.split()) for p in unit_parts(text) if p))
+
+
+def units_text(text: object) -> str | None:
+    """A 责任单位 cell as shown everywhere: its units joined by 、 (None when it names none)."""
+    return schema.UNIT_SEPARATOR.join(split_units(text)) or None
+
+
+# ---------------------------------------------------------------- 设置
+
+YEAR_RANGE = (2000, 2100)
+_NOT_A_NUMBER, _NOT_WHOLE, _NEGATIVE, _NOT_A_YEAR = "不是数字", "应为整数", "不能为负数", "不是合理的年份"
+
+
+def read_setting(setting: schema.Setting, value: object) -> Reading:
+    """A 设置 value as healthbook uses it — the one reading the reader (``Workbook.settings``),
+    the validator and the roll-up share, so "20%", "０．２", "15", "十" mean one thing to all.
+
+    ``value``: text settings as typed; ``integer`` → int ("十五", "30天", "2020年" for 年度);
+    ``number`` → float; ``fraction`` → float, "15%" and 0.15 alike, and a bare number of 1 or more
+    read as percentage points (15 → 0.15, ``changed`` set: nobody would ever be behind at 15),
+    while one typed with a percent sign is what it says ("100%" → 1.0). None when blank, or when
+    it cannot be used — ``reason`` then says why (the validator's message; users get the default).
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return Reading()
+    if setting.type == "text":
+        return Reading(value)
+    if isinstance(value, bool | date):  # a datetime is a date too
+        return Reading(reason=_NOT_A_NUMBER)
+    percent_sign = False
+    if isinstance(value, int | float):
+        number = float(value)
+        if math.isnan(number):
+            return Reading()
+    else:
+        text = nfkc(str(value))
+        if setting.key == "year":
+            text = text.removesuffix("年")  # "2020年", as it is said
+        number = parse_number_text(text).value
+        if number is None:
+            return Reading(reason=_NOT_A_NUMBER)
+        percent_sign = "%" in text
+    if setting.type == "integer" and not number.is_integer():
+        return Reading(reason=_NOT_WHOLE)
+    if number < 0:
+        return Reading(reason=_NEGATIVE)
+    if setting.type == "integer":
+        if setting.key == "year" and not YEAR_RANGE[0] <= number <= YEAR_RANGE[1]:
+            return Reading(reason=_NOT_A_YEAR)
+        return Reading(int(number))
+    if setting.type == "fraction" and number >= 1 and not percent_sign:
+        return Reading(number / 100, changed=True)
+    return Reading(number)
+
+
+def setting_default(setting: schema.Setting) -> object:
+    """The contract's default of a setting, typed as ``read_setting`` types values (None when a
+    number has none; text settings keep their text, '' when none)."""
+    return setting.default if setting.type == "text" else read_setting(setting, setting.default).value
+
+
+def setting_value(settings: dict | None, key: str) -> object:
+    """A setting from a 设置 dict, typed: the value, or its default when blank or unusable.
+
+    ``settings`` holds typed values (``Workbook.settings``: the reader ran ``read_setting``);
+    text where a number belongs (a dict made by hand) is read here the same way, and so is a
+    whole number (reading it again changes nothing) — but not a fraction, which is already one
+    ("100%" became 1.0, which read again would be 1 point).
+    """
+    setting = schema.SETTINGS_BY_KEY[key]
+    value = (settings or {}).get(key)
+    if setting.type != "text" and (isinstance(value, str) or setting.type == "integer"):
+        value = read_setting(setting, value).value
+    blank = value is None or (isinstance(value, float) and math.isnan(value)) or value == ""
+    return setting_default(setting) if blank else value
+
+
 def programme_year(settings: dict | None) -> int | None:
     """The 年度 setting as an int, when it reads as one."""
-    year = (settings or {}).get("year")
-    if isinstance(year, bool):
-        return None
-    if isinstance(year, int | float) and float(year).is_integer():
-        return int(year)
-    if isinstance(year, str) and year.strip():
-        reading = parse_number_text(year.strip().removesuffix("年"))
-        if reading.value is not None and float(reading.value).is_integer():
-            return int(reading.value)
-    return None
+    year = setting_value(settings, "year")
+    return int(year) if isinstance(year, int | float) and not isinstance(year, bool) else None
 
 
 def normalise_frames(

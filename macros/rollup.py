@@ -23,9 +23,11 @@ Definitions (the numbers leaders read, stated once):
 - **Committee overall percent** is weighted by target, each project capped at its target:
   Σ min(achieved, target) / Σ target over its projects that have a target — so running far ahead
   on one project does not hide lag on another (目标合计 and 完成合计 in the sheet are plain sums).
-- **Project** overdue when any committee is overdue on it; **unit** and **category** percent is the
-  mean of their projects' percents, each capped at 100 % (one project at 543 % must not make a
-  category whose other projects are at 1 % look done — the notices average the same way); their
+- **Project** overdue when any committee is overdue on it; **unit**, **category** and the street's
+  overall percent (``meta["average_percent"]``) is the mean of their projects' percents, each
+  capped at 100 % (one project at 543 % must not make a category whose other projects are at 1 %
+  look done), over the projects that have one — none when none has a target (shown blank in the
+  sheets, 暂无目标 in the notices, which take these figures rather than computing their own); their
   overdue count is the number of overdue projects.
 - **Traffic light.** Expected progress is the elapsed fraction of the programme year (设置 年度,
   counting ``as_of`` itself); shortfall = expected − percent; 严重滞后 when shortfall ≥ 严重滞后阈值,
@@ -35,7 +37,6 @@ Definitions (the numbers leaders read, stated once):
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -45,12 +46,10 @@ import pandas as pd
 from . import schema
 from .book.read import ROW
 from .book.write_types import SheetWrite
-from .normalise import parse_number_text
+from .normalise import programme_year, setting_value, split_units, units_text
 from .problems import Validation
+from .render.fmt import NO_TARGET
 
-# Responsible units are separated by 、 (contract); commas, semicolons, slashes and spaces typed
-# instead are accepted ("发展办/党建办" is two units, not one called that).
-_UNIT_SPLIT = r"[、，,；;/／\\\s]+"
 TARGET_FROM_SHEET = "目标"
 TARGET_SHARED = "分摊"
 
@@ -67,7 +66,8 @@ class Rollup:
       project_id, project_name, target, target_source (目标/分摊), achieved, percent, entries,
       last_report, latest_status, deadline, done, overdue.
     - ``meta``: as_of (date), year, expected (elapsed fraction), lag_threshold,
-      severe_lag_threshold, rows_total, rows_used, rows_unverified, rows_after_as_of.
+      severe_lag_threshold, rows_total, rows_used, rows_unverified, rows_after_as_of,
+      average_percent (all projects, as categories average; None when no project has a target).
     """
 
     committees: pd.DataFrame
@@ -122,8 +122,10 @@ def elapsed_fraction(as_of: date, year: int) -> float:
 
 
 def thresholds(settings: dict) -> tuple[float, float]:
-    """(滞后阈值, 严重滞后阈值) from 设置, falling back to the contract's defaults."""
-    return (_setting_number(settings, THRESHOLDS[0]), _setting_number(settings, THRESHOLDS[1]))
+    """(滞后阈值, 严重滞后阈值) from 设置 as ``normalise.read_setting`` reads them (blank or unusable:
+    the contract's defaults)."""
+    lag, severe = (float(setting_value(settings, key)) for key in THRESHOLDS)
+    return lag, severe
 
 
 def rollup(validation: Validation, settings: dict, as_of: date) -> Rollup:
@@ -170,6 +172,7 @@ def rollup(validation: Validation, settings: dict, as_of: date) -> Rollup:
         "rows_used": len(used),
         "rows_unverified": len(unverified),
         "rows_after_as_of": int(after.sum()),
+        "average_percent": _mean_capped(by_project["percent"]),
     }
     return Rollup(by_committee, by_project, by_unit, by_category, pairs, meta)
 
@@ -192,7 +195,8 @@ def _projects(frame: pd.DataFrame) -> pd.DataFrame:
         "project_id": _key(frame["project_id"]),
         "category": _key(frame["category"]),
         "name": _key(frame["name"]),
-        "units": _key(frame["units"]),
+        # As every sheet and notice shows them: the units read by ``split_units``, joined by 、.
+        "units": _key(frame["units"].map(units_text, na_action="ignore")),
         "indicator_unit": _key(frame["indicator_unit"]),
         "target": pd.to_numeric(frame["target"], errors="coerce").astype(float),
         "deadline": _dates(frame["deadline"]),
@@ -337,7 +341,7 @@ def _project_table(projects, pairs, used, unverified, status) -> pd.DataFrame:
 
 
 def _unit_table(projects: pd.DataFrame, status) -> pd.DataFrame:
-    led = projects.assign(unit=projects["units"].str.split(_UNIT_SPLIT, regex=True)).explode("unit")
+    led = projects.assign(unit=projects["units"].map(split_units, na_action="ignore")).explode("unit")
     led["unit"] = _key(led["unit"])
     led = led.dropna(subset=["unit"]).drop_duplicates(["unit", "project_id"])
     out = _group_projects(led, "unit")
@@ -359,12 +363,19 @@ def _group_projects(frame: pd.DataFrame, by: str) -> pd.DataFrame:
         projects=("project_id", "size"),
         project_names=("name", lambda names: "、".join(names.fillna(""))),
         project_ids=("project_id", "、".join),
-        average_percent=("percent", lambda p: capped(p).mean()),
+        average_percent=("percent", _mean_capped),
         overdue=("overdue", "sum"),
         unverified=("unverified", "sum"),
     ).reset_index()
     out["overdue"] = out["overdue"].astype(int)
     return out
+
+
+def _mean_capped(percent: pd.Series) -> float | None:
+    """Mean of the percents there are, each capped at 100 % (units, categories, the whole street);
+    None when none has one — no target is not 0 % done."""
+    mean = capped(percent).mean()
+    return None if pd.isna(mean) else float(mean)
 
 
 def _counts(rows: pd.DataFrame, by: str) -> pd.DataFrame:
@@ -378,41 +389,8 @@ def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
 THRESHOLDS = ("lag_threshold", "severe_lag_threshold")
 
 
-def parse_fraction(value: object) -> float | None:
-    """A number as typed in 设置 (15%, ０．１５, 0.15): None when blank or unreadable."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        number = float(value)
-    else:
-        number = parse_number_text(str(value)).value
-    return None if number is None or number != number else number
-
-
-def threshold_value(value: object) -> float | None:
-    """A 滞后 threshold as a fraction: 0.15, "15%", "０．１５" and 15 (percentage points) → 0.15.
-
-    None when it cannot be read (the validator reports it). A bare number of 1 or more cannot be
-    meant as a fraction (nobody would ever be behind), so it is read as percentage points; one
-    typed with a percent sign ("100%") is what it says.
-    """
-    number = parse_fraction(value)
-    if number is None or number < 0:
-        return None
-    typed_percent = isinstance(value, str) and "%" in unicodedata.normalize("NFKC", value)
-    return number / 100 if number >= 1 and not typed_percent else number
-
-
-def _setting_number(settings: dict, key: str) -> float:
-    value = threshold_value(settings.get(key))
-    return value if value is not None else float(schema.SETTINGS_BY_KEY[key].default)
-
-
 def _setting_year(settings: dict, as_of: date) -> int:
-    try:
-        return int(float(str(settings.get("year", "")).strip()))
-    except ValueError:
-        return as_of.year
+    return programme_year(settings) or as_of.year
 
 
 # --- output sheets ------------------------------------------------------------------------------
@@ -490,13 +468,13 @@ def _records(frame: pd.DataFrame, iso: bool = False) -> list[dict]:
 
 def rollup_text(result: Rollup) -> str:
     """A few Chinese lines for the terminal: the banner, then each committee and who is behind."""
-    lines = [rollup_note(result), "居委会进度："]
+    lines = [rollup_note(result), f"项目平均完成率 {_percent_text(result.meta['average_percent'])}", "居委会进度："]
     for row in _records(result.committees):
         lines.append(
             f"  {row['committee_id']} {row['committee_name'] or ''}　完成率 {_percent_text(row['percent'])}"
             f"　逾期 {row['overdue']} 项　"
             + (f"{row['days_since_report']} 天未填报" if row["last_report"] else "尚未填报")
-            + f"　{row['status'] or '无目标'}"
+            + (f"　{row['status']}" if row["status"] else "")
         )
     behind = result.committees[result.committees["status"].isin(schema.PROGRESS_STATUSES[1:])]
     lines.append(
@@ -514,5 +492,5 @@ def rollup_text(result: Rollup) -> str:
 
 def _percent_text(value: float | None) -> str:
     if value is None:
-        return "—"
+        return NO_TARGET
     return f"{value:.1%}" if value <= 1 else f"100.0%（实际 {value:.1%}）"

@@ -10,6 +10,8 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 ColumnType = Literal["text", "integer", "number", "date", "choice"]
+# A 设置 value's type. "fraction": a share such as a 滞后 threshold (0.15, "15%"; a bare 15 is points).
+SettingType = Literal["text", "integer", "number", "fraction"]
 SheetRole = Literal["config", "ledger", "output", "guide", "lists", "form"]
 
 CATEGORIES: tuple[str, ...] = ("健康社会类", "健康人群类", "健康服务类")
@@ -456,7 +458,7 @@ class Setting:
     item: str  # the 设置项 text staff see
     default: str = ""
     help: str = ""
-    type: ColumnType = "text"
+    type: SettingType = "text"
 
 
 SETTING_ITEMS: tuple[Setting, ...] = (
@@ -470,9 +472,9 @@ SETTING_ITEMS: tuple[Setting, ...] = (
     Setting("contact", "联系人", "", "通知落款的联系人。"),
     Setting("phone", "联系电话", "", "通知落款的联系电话。"),
     Setting("lag_threshold", "滞后阈值", "0.15",
-            "完成率低于按时间应完成比例多少（0.15 即 15 个百分点）视为滞后。", "number"),
+            "完成率低于按时间应完成比例多少（0.15 即 15 个百分点）视为滞后。", "fraction"),
     Setting("severe_lag_threshold", "严重滞后阈值", "0.30",
-            "完成率低于按时间应完成比例多少视为严重滞后。", "number"),
+            "完成率低于按时间应完成比例多少视为严重滞后。", "fraction"),
     Setting("silence_days", "未填报提醒天数", "30", "超过多少天未填报台账即发催办通知。", "integer"),
     Setting("inbox", "收件箱文件夹", "收件箱", "居委会填报表放在这里（相对本工作簿）。"),
     Setting("archive", "归档文件夹", "已归档", "已汇总的填报表移到这里。"),

@@ -24,13 +24,16 @@ from .normalise import (
     ROW,
     format_number,
     normalise_frames,
-    parse_number_text,
     programme_year,
+    read_setting,
     row_keys,
+    split_units,
     text_of,
+    unit_parts,
+    units_text,
 )
 from .problems import Problem, Validation
-from .rollup import THRESHOLDS, parse_fraction, threshold_value, thresholds
+from .rollup import THRESHOLDS, thresholds
 
 ERROR, WARNING = schema.LEVEL_ERROR, schema.LEVEL_WARNING
 STATUS_DONE = "已完成"
@@ -40,7 +43,6 @@ assert STATUS_DONE in schema.STATUSES
 MAX_PLAUSIBLE_PARTICIPANTS = 100_000
 MIN_ACTIVITY_CHARS = 4
 RECORD_ID_LOOSE = re.compile(r"^(?P<committee>[A-Za-z]\w*?)\s*[-_—－]?\s*(?P<number>\d{1,4})$")
-YEAR_RANGE = (2000, 2100)
 CODE_PARTS = re.compile(r"^([A-Z]+)[-_ ]?0*(\d+)$")
 
 
@@ -238,15 +240,22 @@ class _Rules:
         return dict(zip(rows[id_key], rows["name"].fillna("")))
 
     def units(self) -> None:
+        """责任单位 as the roll-up splits them (``split_units``): a piece left empty is an error,
+        other separators than 、 (or a unit named twice) a warning naming the units read."""
         sheet = schema.PROJECTS
         if sheet.name not in self.typed:
             return
         units = self.values(sheet, "units")
-        sep = schema.UNIT_SEPARATOR
-        empty_part = [u is not None and any(not p.strip() for p in u.split(sep)) for u in units]
-        self.emit(sheet, empty_part, sheet.column("units"), ERROR, "empty_unit",
-                  lambda i: f"{sheet.header_of('units')}“{units[i]}”中有空的单位名",
+        sep, header, col = schema.UNIT_SEPARATOR, sheet.header_of("units"), sheet.column("units")
+        empty_part = [u is not None and "" in unit_parts(u) for u in units]
+        self.emit(sheet, empty_part, col, ERROR, "empty_unit",
+                  lambda i: f"{header}“{units[i]}”中有空的单位名",
                   f"多个单位用一个顿号“{sep}”分隔，如：发展办{sep}服务办")
+        shown = [units_text(u) for u in units]
+        read_as = [u is not None and not e and shown[i] != u for i, (u, e) in enumerate(zip(units, empty_part))]
+        self.emit(sheet, read_as, col, WARNING, NORMALISED,
+                  lambda i: f"{header}“{units[i]}”按 {len(split_units(units[i]))} 个单位“{shown[i]}”处理",
+                  lambda i: f"多个单位用一个顿号“{sep}”分隔；如无误，可直接改为：{shown[i]}")
 
     def project_targets_and_deadlines(self) -> None:
         """A street-wide 目标值 of 0 is a slip (no 完成率, no traffic light); so is a 截止日期 outside 年度."""
@@ -280,15 +289,16 @@ class _Rules:
                   lambda i: f"设置项“{items[i]}”不是已知的设置，将被忽略",
                   lambda i: _suggest_choice(items[i], known_items))
         raw_values = raw["value"].to_numpy()
-        reasons = [
-            _setting_problem(schema.SETTINGS_BY_ITEM[item], value)
-            if item in schema.SETTINGS_BY_ITEM else ""
+        # Read as the reader and the roll-up read them (``read_setting``): one reading of "20%" or "十".
+        readings = [
+            read_setting(schema.SETTINGS_BY_ITEM[item], value) if item in schema.SETTINGS_BY_ITEM else None
             for item, value in zip(items, raw_values)
         ]
+        reasons = [r.reason if r is not None else "" for r in readings]
         self.emit(sheet, [bool(r) for r in reasons], value_col, ERROR, "bad_setting",
                   lambda i: f"设置“{items[i]}”的值“{text_of(raw_values[i])}”{reasons[i]}",
                   lambda i: schema.SETTINGS_BY_ITEM[items[i]].help)
-        self._thresholds(items, raw_values, reasons)
+        self._thresholds(items, raw_values, readings)
         if self.year is not None:
             return
         year_item = schema.SETTINGS_BY_KEY["year"].item
@@ -304,19 +314,18 @@ class _Rules:
             self.problems.append(Problem(sheet.name, None, value_col.header, None, WARNING,
                                          "missing_year", message, hint))
 
-    def _thresholds(self, items: np.ndarray, raw_values: np.ndarray, reasons: list[str]) -> None:
+    def _thresholds(self, items: np.ndarray, raw_values: np.ndarray, readings: list) -> None:
         """滞后 thresholds typed as percentage points (15 for 0.15), or a 严重 one not above the other."""
         sheet, value_col = schema.SETTINGS, schema.SETTINGS.column("value")
         keys = [schema.SETTINGS_BY_ITEM[i].key if i in schema.SETTINGS_BY_ITEM else None for i in items]
-        read = [threshold_value(v) if k in THRESHOLDS and not reason else None
-                for k, v, reason in zip(keys, raw_values, reasons)]
-        points = [r is not None and threshold_value(v) != parse_fraction(v) for r, v in zip(read, raw_values)]
+        read = [r.value if k in THRESHOLDS and r is not None else None for k, r in zip(keys, readings)]
+        points = [v is not None and r.changed for v, r in zip(read, readings)]
         self.emit(sheet, points, value_col, WARNING, NORMALISED,
                   lambda i: f"设置“{items[i]}”的值“{text_of(raw_values[i])}”不小于 1，"
                             f"按 {read[i] * 100:g} 个百分点（{read[i]:g}）处理",
                   lambda i: f"如无误，可直接改为 {read[i]:g}")
         # Compared as the roll-up uses them (``rollup.thresholds``: a threshold left blank is its default).
-        typed = {k: v for k, v, r in zip(keys, raw_values, read) if k in THRESHOLDS and r is not None}
+        typed = {k: r for k, r in zip(keys, read) if r is not None}
         lag, severe = thresholds(typed)
         lag_typed, severe_typed = (key in typed for key in THRESHOLDS)
         if typed and severe <= lag:
@@ -487,24 +496,3 @@ def _suggest_record_id(value: object, committee: object) -> str:
 
 def _fill_hint(column: schema.Column) -> str:
     return column.help or f"请填写{column.header}"
-
-
-def _setting_problem(setting: schema.Setting, value: object) -> str:
-    """Why a setting's value is not of its type ('' when it is fine or blank)."""
-    if value is None or setting.type == "text":
-        return ""
-    if isinstance(value, bool):
-        number = None
-    elif isinstance(value, int | float):
-        number = float(value)
-    else:
-        number = parse_number_text(str(value)).value
-    if number is None:
-        return "不是数字"
-    if setting.type == "integer" and not float(number).is_integer():
-        return "应为整数"
-    if number < 0:
-        return "不能为负数"
-    if setting.key == "year" and not YEAR_RANGE[0] <= number <= YEAR_RANGE[1]:
-        return "不是合理的年份"
-    return ""

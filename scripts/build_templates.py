@@ -45,6 +45,18 @@ TWIPS_PER_MM = 1440 / 25.4
 LINE_PITCH = int(BLOCK_H * TWIPS_PER_MM / LINES)  # 579 twips: 22 lines in 225 mm
 # Character pitch relative to the 16 pt default size, in 1/4096 pt: 28 characters in 156 mm.
 CHAR_SPACE = round((BLOCK_W * 72 / 25.4 / CHARS - BODY_PT) * 4096)
+TITLE_PT, ARTICLE_TITLE_PT, TABLE_PT = 22, 18, 12  # 2号 公文标题, the bulletin's 文章标题, 小四 tables
+CELL_MARGIN = 1  # mm left and right inside table cells: dates and six-digit numbers fit on one line
+
+
+def per_line(width_mm: float, size_pt: float) -> int:
+    """Characters of ``size_pt`` that fit in ``width_mm``: where ``cn_wrap`` breaks a line."""
+    return int(width_mm * 72 / 25.4 / size_pt)
+
+
+def title(words: str, size_pt: float = TITLE_PT) -> str:
+    """A title broken between words (GB/T 9704 §7.3.3): Word alone breaks Chinese mid-word."""
+    return "{% filter cn_wrap(" + str(per_line(BLOCK_W, size_pt)) + ") %}" + words + "{% endfilter %}"
 
 
 def set_fonts(rpr_parent, east_asia: str, latin: str | None = None) -> None:
@@ -166,7 +178,7 @@ def base_document(numbered: bool = True) -> Document:
     style = paragraph_style(doc, "发文字号", FANGSONG, BODY_PT, align=WD_ALIGN_PARAGRAPH.CENTER,
                             before=2 * LINE_PITCH / 20, after=0)
     bottom_rule(style, space_pt=11)  # the red rule 4 mm under the 发文字号
-    paragraph_style(doc, "公文标题", XBS, 22, align=WD_ALIGN_PARAGRAPH.CENTER, exact=False,
+    paragraph_style(doc, "公文标题", XBS, TITLE_PT, align=WD_ALIGN_PARAGRAPH.CENTER, exact=False,
                     latin=XBS, before=2 * LINE_PITCH / 20, after=LINE_PITCH / 20)
     paragraph_style(doc, "主送机关", FANGSONG, BODY_PT)
     paragraph_style(doc, "一级标题", HEI, BODY_PT, indent_chars=2, latin=HEI, keep_next=True)
@@ -176,8 +188,8 @@ def base_document(numbered: bool = True) -> Document:
     ind = signature.element.get_or_add_pPr().find(qn("w:ind"))
     ind.set(qn("w:rightChars"), "400")  # 右空四字
     ind.set(qn("w:right"), str(4 * BODY_PT * 20))
-    paragraph_style(doc, "表格文字", FANGSONG, 12, align=WD_ALIGN_PARAGRAPH.CENTER, exact=False)
-    paragraph_style(doc, "表格标题", HEI, 12, align=WD_ALIGN_PARAGRAPH.CENTER, exact=False, latin=HEI)
+    paragraph_style(doc, "表格文字", FANGSONG, TABLE_PT, align=WD_ALIGN_PARAGRAPH.CENTER, exact=False)
+    paragraph_style(doc, "表格标题", HEI, TABLE_PT, align=WD_ALIGN_PARAGRAPH.CENTER, exact=False, latin=HEI)
     paragraph_style(doc, "图表", FANGSONG, 12, align=WD_ALIGN_PARAGRAPH.CENTER, exact=False)
     paragraph_style(doc, "图题", FANGSONG, 12, align=WD_ALIGN_PARAGRAPH.CENTER, exact=False)
     _font_alternatives(doc)
@@ -258,8 +270,13 @@ def red_masthead(doc, issuer: str = "{{ issuer }}", number: str = "{{ doc_number
     para(doc, number, "发文字号")
 
 
-def table(doc, headers: list[str], cells: list[str], loop: str, widths_mm: list[float]) -> None:
-    """A table with a header row and one templated row repeated by ``{%tr for … %}``."""
+def table(doc, headers: list[str], cells: list[str], loop: str, widths_mm: list[float],
+          wrap: tuple[int, ...] = ()) -> None:
+    """A table with a header row and one templated row repeated by ``{%tr for … %}``; the text of
+    the columns in ``wrap`` is broken between words to the column's width (not "服务中 / 心")."""
+    scale = BLOCK_W / sum(widths_mm)  # tables span the text block
+    cells = [cell[:-2].rstrip() + f"|cn_wrap({per_line(widths_mm[i] * scale - 2 * CELL_MARGIN, TABLE_PT)})"
+             " }}" if i in wrap else cell for i, cell in enumerate(cells)]
     t = doc.add_table(rows=4, cols=len(headers))
     t.style = doc.styles["Table Grid"]
     t.alignment = WD_TABLE_ALIGNMENT.CENTER
@@ -271,7 +288,6 @@ def table(doc, headers: list[str], cells: list[str], loop: str, widths_mm: list[
         t.rows[2].cells[i].paragraphs[0].text = cell
     t.rows[3].cells[0].paragraphs[0].text = "{%tr endfor %}"
     t.autofit = False
-    scale = BLOCK_W / sum(widths_mm)  # tables span the text block
     grid = t._tbl.tblGrid
     for i, col in enumerate(grid.findall(qn("w:gridCol"))):
         col.set(qn("w:w"), str(int(widths_mm[i] * scale * TWIPS_PER_MM)))
@@ -282,6 +298,17 @@ def table(doc, headers: list[str], cells: list[str], loop: str, widths_mm: list[
         tblpr.append(width)
     width.set(qn("w:type"), "dxa")
     width.set(qn("w:w"), str(int(BLOCK_W * TWIPS_PER_MM)))
+    margins = OxmlElement("w:tblCellMar")
+    for side in ("left", "right"):
+        margin = OxmlElement(f"w:{side}")
+        margin.set(qn("w:w"), str(round(CELL_MARGIN * TWIPS_PER_MM)))
+        margin.set(qn("w:type"), "dxa")
+        margins.append(margin)
+    look = tblpr.find(qn("w:tblLook"))  # schema order: tblCellMar comes just before tblLook
+    if look is not None:
+        look.addprevious(margins)
+    else:
+        tblpr.append(margins)
     for row in t.rows:
         for i, cell in enumerate(row.cells):
             cell.width = Mm(widths_mm[i] * scale)
@@ -305,10 +332,12 @@ def signature(doc, issuer: str = "{{ issuer }}", when: str = "{{ date|cn_date }}
 def progress_template() -> Document:
     doc = base_document()
     red_masthead(doc)
-    para(doc, "关于{{ pilot_name }}建设工作进展情况的通报", "公文标题")
+    para(doc, title("关于{{ pilot_name }}建设工作进展情况的通报"), "公文标题")
     para(doc, "各居委会、各责任单位：", "主送机关")
-    para(doc, "截至{{ as_of|cn_date }}，{{ street }}{{ summary.projects }}个试点项目平均完成年度目标的"
-              "{{ summary.percent|pct }}，{{ summary.committees }}个居委会共填报台账{{ summary.entries }}条。"
+    # A workbook without any 目标值 has no percent: "平均完成年度目标的暂无目标" would read as nonsense.
+    para(doc, "截至{{ as_of|cn_date }}，{{ street }}{{ summary.projects }}个试点项目"
+              "{% if summary.percent is blank %}尚未设定年度目标{% else %}平均完成年度目标的{{ summary.percent|pct }}"
+              "{% endif %}，{{ summary.committees }}个居委会共填报台账{{ summary.entries }}条。"
               "现将有关情况通报如下。")
     para(doc, "一、总体进展", "一级标题")
     para(doc, "{{ summary.on_track }}个居委会进度正常，{{ summary.lagging }}个滞后，{{ summary.severe }}个严重滞后；"
@@ -321,7 +350,7 @@ def progress_template() -> Document:
     table(doc, ["项目", "责任单位", "目标", "完成", "完成率", "截止日期"],
           ["{{ p.name }}", "{{ p.units }}", "{{ p.target|num }}", "{{ p.achieved|num }}",
            "{{ p.percent|pct }}", "{{ p.deadline|cn_date }}"],
-          "for p in projects", [29, 29, 20, 20, 18, 40])
+          "for p in projects", [34, 34, 18, 18, 16, 36], wrap=(0, 1))
     para(doc, "四、各居委会进展", "一级标题")
     para(doc, "{%p if chart %}", "图表")
     para(doc, "{{ chart }}", "图表").paragraph_format.keep_with_next = True
@@ -355,7 +384,7 @@ def progress_template() -> Document:
 def reminder_template() -> Document:
     doc = base_document()
     red_masthead(doc)
-    para(doc, "关于加快推进{{ pilot_name }}建设工作的催办通知", "公文标题")
+    para(doc, title("关于加快推进{{ pilot_name }}建设工作的催办通知"), "公文标题")
     para(doc, "{{ committee.committee_name }}：", "主送机关")
     para(doc, "截至{{ as_of|cn_date }}，你居委会{{ reasons|join('；') }}。为确保按期完成试点建设任务，"
               "现就有关事项通知如下。")
@@ -363,14 +392,16 @@ def reminder_template() -> Document:
     para(doc, "你居委会共填报台账{{ committee.entries|num }}条"
               "{% if committee.unverified %}（另有{{ committee.unverified|num }}条有误，待核实）{% endif %}，"
               "{% if committee.last_report %}最近一次填报为{{ committee.last_report|cn_date }}"
-              "{% elif committee.unverified %}尚无通过校验的记录{% else %}尚无填报记录{% endif %}；各项目目标合计{{ committee.target|num }}，已完成"
-              "{{ committee.achieved|num }}，完成率{{ committee.percent|pct }}，进度状态：{{ committee.status }}。")
+              "{% elif committee.unverified %}尚无通过校验的记录{% else %}尚无填报记录{% endif %}；"
+              "{% if committee.percent is blank %}各项目尚未设定目标。"
+              "{% else %}各项目目标合计{{ committee.target|num }}，已完成"
+              "{{ committee.achieved|num }}，完成率{{ committee.percent|pct }}，进度状态：{{ committee.status }}。{% endif %}")
     para(doc, "二、逾期事项", "一级标题")
     para(doc, "{%p if overdue_items %}")
     table(doc, ["项目", "目标", "已完成", "尚差", "截止日期"],
           ["{{ i.name }}", "{{ i.target|num }}", "{{ i.achieved|num }}", "{{ i.remaining|num }}",
            "{{ i.deadline|cn_date }}"],
-          "for i in overdue_items", [58, 18, 18, 18, 40])
+          "for i in overdue_items", [66, 18, 18, 18, 36], wrap=(0,))
     para(doc, "{%p else %}")
     para(doc, "你居委会暂无逾期事项。")
     para(doc, "{%p endif %}")
@@ -391,7 +422,7 @@ def reminder_template() -> Document:
 def meeting_template() -> Document:
     doc = base_document()
     red_masthead(doc, issuer="{{ meeting.issuer }}")
-    para(doc, "关于召开{{ meeting.name }}的通知", "公文标题")
+    para(doc, title("关于召开{{ meeting.name }}的通知"), "公文标题")
     para(doc, "各有关部门、各居委会：", "主送机关")
     para(doc, "经研究，定于{{ meeting.date|cn_date }}召开{{ meeting.name }}。现将有关事项通知如下：")
     para(doc, "一、会议时间", "一级标题")
@@ -422,45 +453,52 @@ def bulletin_template() -> Document:
                            before=6)
     line.paragraph_format.tab_stops.add_tab_stop(Mm(BLOCK_W), WD_TAB_ALIGNMENT.RIGHT)
     bottom_rule(line, size_eighths=18, space_pt=4)
-    paragraph_style(doc, "文章标题", XBS, 18, align=WD_ALIGN_PARAGRAPH.CENTER, exact=False, latin=XBS,
+    paragraph_style(doc, "文章标题", XBS, ARTICLE_TITLE_PT, align=WD_ALIGN_PARAGRAPH.CENTER, exact=False, latin=XBS,
                     before=18, after=6, keep_next=True)
     paragraph_style(doc, "图片说明", KAI, 14, align=WD_ALIGN_PARAGRAPH.CENTER, exact=False, latin=KAI)
     paragraph_style(doc, "供稿单位", KAI, BODY_PT, align=WD_ALIGN_PARAGRAPH.RIGHT, latin=KAI)
     paragraph_style(doc, "栏目", HEI, BODY_PT, align=WD_ALIGN_PARAGRAPH.LEFT, latin=HEI, before=12,
                     keep_next=True)
     paragraph_style(doc, "链接标题", HEI, BODY_PT, align=WD_ALIGN_PARAGRAPH.CENTER, latin=HEI, keep_next=True)
+    # The 【链接】 list is reference matter in 4号 and single spacing: at the body's 3号 its last two
+    # lines spilled onto a page of their own.
+    paragraph_style(doc, "链接正文", FANGSONG, 14, indent_chars=2, exact=False)
+    paragraph_style(doc, "链接类别", HEI, 14, align=WD_ALIGN_PARAGRAPH.LEFT, latin=HEI, exact=False,
+                    before=6, keep_next=True)
     para(doc, "{{ bulletin_name }}", "简报名称")
     para(doc, "第{{ issue }}期", "简报期号")
     para(doc, "{{ issuer }}编\t{{ date|cn_date }}", "简报编发")
     para(doc, "{%p for a in articles %}")
-    para(doc, "{{ a.title }}", "文章标题")
+    para(doc, title("{{ a.title }}", ARTICLE_TITLE_PT), "文章标题")
     para(doc, "{%p for text in a.paragraphs %}")
     para(doc, "{{ text }}")
     para(doc, "{%p endfor %}")
     para(doc, "{%p if a.picture %}", "图表")
-    para(doc, "{{ a.picture }}", "图表")
-    para(doc, "{%p endif %}", "图表")
+    para(doc, "{{ a.picture }}", "图表").paragraph_format.keep_with_next = True  # with its caption
+    # A caption says what the picture shows: without the picture it is a stray line.
     para(doc, "{%p if a.caption %}", "图片说明")
     para(doc, "{{ a.caption }}", "图片说明")
     para(doc, "{%p endif %}", "图片说明")
+    para(doc, "{%p endif %}", "图表")
     para(doc, "{%p if a.source_unit %}", "供稿单位")
     para(doc, "（{{ a.source_unit }}）", "供稿单位")
     para(doc, "{%p endif %}", "供稿单位")
     para(doc, "{%p endfor %}")
     para(doc, "{%p if progress %}")
     para(doc, "【进度】", "栏目")
-    para(doc, "截至{{ as_of|cn_date }}，{{ progress.projects }}个试点项目平均完成年度目标的{{ progress.percent|pct }}"
+    para(doc, "截至{{ as_of|cn_date }}，{{ progress.projects }}个试点项目{% if progress.percent is blank %}尚未设定年度目标"
+              "{% else %}平均完成年度目标的{{ progress.percent|pct }}"
               "（{% for c in progress.categories %}{{ c.category }}{{ c.percent|pct }}"
-              "{% if not loop.last %}，{% endif %}{% endfor %}）；{{ progress.committees }}个居委会中，"
+              "{% if not loop.last %}，{% endif %}{% endfor %}）{% endif %}；{{ progress.committees }}个居委会中，"
               "{{ progress.on_track }}个进度正常，{{ progress.lagging }}个滞后，{{ progress.severe }}个严重滞后。")
     para(doc, "{%p endif %}")
     para(doc, "【链接】", "栏目")
     para(doc, "{{ link_title }}", "链接标题")
     para(doc, "{%p for cat in link_categories %}")
-    para(doc, "■ {{ cat.category }}", "栏目")
+    para(doc, "■ {{ cat.category }}", "链接类别")
     para(doc, "{%p for p in cat.projects %}")
-    para(doc, "项目{{ p.numeral }}：{{ p.name }}").paragraph_format.keep_with_next = True
-    para(doc, "责任单位：{{ p.units }}")
+    para(doc, "项目{{ p.numeral }}：{{ p.name }}", "链接正文").paragraph_format.keep_with_next = True
+    para(doc, "责任单位：{{ p.units }}", "链接正文")
     para(doc, "{%p endfor %}")
     para(doc, "{%p endfor %}")
     return doc

@@ -23,7 +23,7 @@ from macros.render.notices import NoticeOptions, render_notices
 from macros.report import analyse
 
 from .conftest import cli_json, convert_with_libreoffice
-from .test_notices import docx_text, layout_lines
+from .test_notices import docx_text, layout_lines, layout_pages
 
 AS_OF = demo.DEMO_AS_OF
 
@@ -232,8 +232,7 @@ def test_a_street_of_many_committees_keeps_heading_chart_and_caption_on_one_page
     [chart] = Document(str(docx)).inline_shapes
     assert chart.height.mm <= 185
     pdf = convert_with_libreoffice(docx, "pdf", tmp_path)
-    pages = "\n".join(layout_lines(pdf)).split("\f")
-    [page] = [p for p in pages if "四、各居委会进展" in p]
+    [page] = [p for p in layout_pages(pdf) if "四、各居委会进展" in p]
     assert "图 1" in page or "图1" in page, page
 
 

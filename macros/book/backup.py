@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 
@@ -35,10 +36,9 @@ def backup_file(path: Path, keep: int | None = None, now: datetime | None = None
     """Copy ``path`` into the backups folder beside it; keep only the newest ``keep`` copies."""
     path = Path(path)
     folder = backup_dir(path)
-    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S-%f")
-    target = folder / f"{path.stem}-{stamp}{path.suffix}"
+    target = _backup_name(path, now or datetime.now())
     # Copy under a name list_backups ignores, then rename: a killed run leaves no half backup.
-    partial = folder / f".{target.name}.partial"
+    partial = _partial_name(target)
     try:
         folder.mkdir(exist_ok=True)
         if not folder.is_dir():
@@ -63,6 +63,46 @@ def _clean_partial(path: Path) -> None:
     for leftover in backup_dir(path).glob("*.partial"):
         if ours.fullmatch(leftover.name):
             leftover.unlink(missing_ok=True)
+
+
+def _backup_name(path: Path, now: datetime) -> Path:
+    return backup_dir(path) / f"{path.stem}-{now.strftime('%Y%m%d-%H%M%S-%f')}{path.suffix}"
+
+
+def _partial_name(target: Path) -> Path:
+    return target.parent / f".{target.name}.partial"
+
+
+def backup_if_changed(path: Path, keep: int | None = None) -> tuple[Path, bool]:
+    """``backup_file``, unless the newest backup already holds the same bytes: then that one.
+
+    Returns ``(backup, made)``. An Excel button pressed ten times between two saves finds the
+    file on disk unchanged each time; copying it again would push real backups out of the
+    newest ``keep``. A copy that fails (disk full, no permission, "backups" a file) leaves no
+    partial file and raises ``BackupFolderUnusable``.
+    """
+    path = Path(path)
+    found = list_backups(path)
+    if found and same_bytes(path, found[0]):
+        return found[0], False
+    made = backup_file(path)
+    if keep is not None:
+        with suppress(OSError):  # an old copy someone has open: the new one is made, that counts
+            prune_backups(path, keep)
+    return made, True
+
+
+def same_bytes(a: Path, b: Path, chunk: int = 1 << 20) -> bool:
+    """Whether two files hold the same bytes: sizes first (one stat each), then the contents."""
+    if Path(a).stat().st_size != Path(b).stat().st_size:
+        return False
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            block = fa.read(chunk)
+            if block != fb.read(chunk):
+                return False
+            if not block:
+                return True
 
 
 def prune_backups(path: Path, keep: int) -> None:

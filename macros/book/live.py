@@ -13,6 +13,10 @@ action in ``book.json()``). Excel round trips are what make a macro slow, so:
   per block of rows (``...`` keeps the cells in between);
 - notes one per marked cell (no engine batches them).
 
+Before a run's first write, the workbook's file as last saved (``book.fullname``) is copied to
+``backups/`` as the file writer does (``protect``): a macro's writes also clear Excel's undo stack,
+so without it a run that went wrong could not be taken back once staff save.
+
 ``counts`` records what was done, for the bench.
 """
 
@@ -22,6 +26,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -30,7 +35,8 @@ import pandas as pd
 from xlsxwriter.utility import xl_rowcol_to_cell
 
 from .. import schema
-from ..errors import HealthbookError, MissingSheet
+from ..errors import HealthbookError, MissingSheet, os_reason
+from .backup import backup_dir, backup_if_changed
 from .notes import AUTHOR as NOTE_AUTHOR
 from .ooxml import sheet_location
 from .read import ROW, Workbook, clean_header, empty_frame, find_header_row, frame_from_rows
@@ -84,6 +90,25 @@ class TotalsRowBlocked(HealthbookError):
                          "然后重新运行。")
 
 
+class BackupFailed(HealthbookError):
+    """The workbook's file could not be backed up before a macro's first write: nothing written."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"写入前无法把工作簿 {path.name} 备份到文件夹 {backup_dir(path)}（{reason}），"
+                         "本次没有改动工作簿（按钮的改动无法撤销，没有备份就不写入）。请检查该文件夹的写入权限和"
+                         "磁盘剩余空间（可删除其中较旧的备份）后重新点击按钮；仍不行请联系信息联络员。")
+
+
+def saved_file(fullname: str) -> Path | None:
+    """The workbook's file on this machine, or None: a book never saved ("工作簿1"), the xlwings
+    Server's JSON book (it sends the name only: a file of that name here is another one), a
+    OneDrive/SharePoint URL."""
+    if not fullname or "://" in fullname:
+        return None
+    path = Path(fullname)
+    return path if path.is_absolute() and path.is_file() else None
+
+
 class LiveBook:
     """Read and write the contract sheets of an open workbook through xlwings."""
 
@@ -97,6 +122,13 @@ class LiveBook:
         self._workbook: Workbook | None = None
         self._names: dict[str, str] | None = None
         self._sheets: dict[str, object] = {}
+        # The backup taken before this run's first write (``protect``): the copy made, or the
+        # newest one already holding the same bytes (``backup_made`` False); ``no_backup`` says
+        # why there is none when the book has no file on this machine.
+        self.backup: Path | None = None
+        self.backup_made = False
+        self.no_backup = ""
+        self._protected = False
 
     @property
     def path(self) -> Path:
@@ -170,6 +202,8 @@ class LiveBook:
             # Where each output sheet's rows go around its tables' totals rows, before anything is
             # written: a totals row that cannot be moved refuses the whole run, not half of it.
             rooms = [None if sw.sheet.role == "ledger" or sw.append else self.room(sw) for sw in sheets]
+            if sheets or marks is not None:
+                self.protect()  # before the first change (the inserts below are one)
             # Then the rows to insert (the one step Excel may still refuse), before any value.
             rooms = [room and self.make_room(sw, room) for sw, room in zip(sheets, rooms)]
             for sheet_write, room in zip(sheets, rooms):
@@ -179,6 +213,34 @@ class LiveBook:
         finally:
             if not self.remote:
                 app.screen_updating = True
+
+    def protect(self) -> None:
+        """Back up the workbook's file as last saved (``book.fullname``) into ``backups/`` beside
+        it, keeping 设置 备份保留份数, unless the newest backup already holds the same bytes (a
+        button pressed again before saving). Once per LiveBook: a run's several writes share one
+        backup. A book with no file here gets none (``no_backup``); a copy that fails refuses
+        the run (``BackupFailed``) before anything is written."""
+        if self._protected:
+            return
+        file = saved_file(str(self.book.fullname))
+        if file is None:
+            self.no_backup = "工作簿不是本机磁盘上的文件（尚未保存，或在网络、云端）"
+        else:
+            try:
+                self.backup, self.backup_made = backup_if_changed(file, self._backups_kept(file))
+            except OSError as exc:
+                raise BackupFailed(file, os_reason(exc)) from exc
+            self.counts["backups"] += int(self.backup_made)
+        self._protected = True
+
+    def _backups_kept(self, file: Path) -> int:
+        """设置 备份保留份数 as this run read it (what staff see), else as the file holds it."""
+        if self._workbook is not None:
+            with suppress(TypeError, ValueError):
+                return max(1, int(self._workbook.settings.get("backups_kept")))
+        from .write import backups_kept  # the file writer's reading; imported here: a button's start-up
+
+        return backups_kept(file)
 
     def room(self, sw: SheetWrite) -> Room:
         """Where an output sheet's rows go around the totals rows staff gave its tables (表设计 →

@@ -328,35 +328,25 @@ def empty_frame(sheet: schema.Sheet) -> pd.DataFrame:
 
 
 def settings_from_frame(frame: pd.DataFrame | None) -> dict[str, object]:
-    """设置 rows → {setting key: value}; defaults for settings left out or blank."""
-    values: dict[str, object] = {
-        s.key: _typed_setting(s, s.default) if s.default else s.default
-        for s in schema.SETTING_ITEMS
-    }
+    """设置 rows → {setting key: typed value}, as ``normalise.read_setting`` reads each (the one
+    reading the validator and the roll-up use too): defaults for settings left out, blank or
+    unusable (the validator reports those); unknown items keyed by their own text, as typed."""
+    # Imported here: this module is also run where pandas (imported by normalise) is never loaded.
+    from ..normalise import read_setting, setting_default
+
+    values: dict[str, object] = {s.key: setting_default(s) for s in schema.SETTING_ITEMS}
     if frame is None:
         return values
     for item, value in zip(frame["item"], frame["value"]):
-        if item is None:
-            continue
-        setting = schema.SETTINGS_BY_ITEM.get(str(item))
-        if value is None:
+        if item is None or value is None:
             continue
         if isinstance(value, datetime):
             value = value.date()
+        setting = schema.SETTINGS_BY_ITEM.get(str(item))
         if setting is None:
             values[str(item)] = value
-        else:
-            values[setting.key] = _typed_setting(setting, value)
+            continue
+        typed = read_setting(setting, value).value
+        if typed is not None:
+            values[setting.key] = typed
     return values
-
-
-def _typed_setting(setting: schema.Setting, value: object) -> object:
-    # Left as typed when it does not parse; the validator reports it.
-    try:
-        if setting.type == "integer":
-            return int(float(str(value).strip()))
-        if setting.type == "number":
-            return float(str(value).strip())
-    except ValueError:
-        return value
-    return value

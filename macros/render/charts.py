@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ..errors import HealthbookError
+from .fmt import NO_TARGET
 
 # Preferred CJK fonts: Windows (黑体, 微软雅黑), Linux (Noto / Source Han / WenQuanYi), macOS.
 CJK_FONTS = (
@@ -52,10 +53,11 @@ class Chart:
     width_mm: float
 
 
-def progress_chart(names: list[str], percents: list[float], statuses: list[str],
+def progress_chart(names: list[str], percents: list[float | None], statuses: list[str],
                    expected: float | None = None, title: str = "",
                    formats: tuple[str, ...] = ("svg", "png")) -> Chart:
-    """Horizontal bars, one per committee, coloured by 进度状态, with the time-expected line."""
+    """Horizontal bars, one per committee, coloured by 进度状态, with the time-expected line; a
+    committee whose percent is None (no targets) gets no bar, labelled as such."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,12 +76,13 @@ def progress_chart(names: list[str], percents: list[float], statuses: list[str],
     height = min(max(2.2, 0.28 * n + 1.0), MAX_HEIGHT_IN)
     crowded = 0.28 * n + 1.0 > MAX_HEIGHT_IN  # bars closer together: smaller labels
     fig, ax = plt.subplots(figsize=(6.1, height), dpi=150)
-    shown = [min(max(p, 0.0), DISPLAY_CAP) for p in percents]
+    shown = [0.0 if p is None else min(max(p, 0.0), DISPLAY_CAP) for p in percents]
     colours = [STATUS_COLOURS.get(s, OTHER_COLOUR) for s in statuses]
     y = list(range(n))[::-1]
     ax.barh(y, shown, color=colours, height=0.65)
     for yi, value, true in zip(y, shown, percents):
-        ax.text(value + 0.01, yi, f"{true * 100:.1f}%", va="center", fontsize=6 if crowded else 7)
+        label = NO_TARGET if true is None else f"{true * 100:.1f}%"
+        ax.text(value + 0.01, yi, label, va="center", fontsize=6 if crowded else 7)
     if expected is not None:
         ax.axvline(expected, color="#555555", linestyle="--", linewidth=0.9)
     ax.set_yticks(y)

@@ -19,6 +19,7 @@ from docx.image.exceptions import UnrecognizedImageError
 from docx.image.image import Image
 
 from .. import schema
+from ..normalise import setting_value, units_text
 from . import fmt
 
 PROGRESS, REMINDER, MEETING, BULLETIN = "progress", "reminder", "meeting", "bulletin"
@@ -126,68 +127,57 @@ def common(data: NoticeInput, kind: str) -> dict:
 
 def doc_number(data: NoticeInput, offset: int = 0) -> str:
     """发文字号: the 设置 序号 for the 通报, the next for 催办通知, then one per 会议通知."""
-    try:
-        base = int(number(data.settings.get("doc_number"), 1))
-    except (TypeError, ValueError):
-        base = 1
+    base = int(setting_value(data.settings, "doc_number"))
     return fmt.doc_number(fmt.text(data.settings.get("doc_prefix")), data.as_of.year, base + offset)
 
 
 # ---- roll-up views ---------------------------------------------------------------------------
 
 def _projects_info(data: NoticeInput) -> dict[str, dict]:
-    return {r["project_id"]: r for r in cached_records(data, "projects", data.frames.get(schema.PROJECTS.name))}
+    """The roll-up's 项目进度 rows by 项目编号: a notice names a project (its 责任单位 as split,
+    indicator unit, deadline) as the sheets do."""
+    return {r["project_id"]: r for r in cached_records(data, "project_progress", data.rollup.projects)}
 
 
 def committee_rows(data: NoticeInput) -> list[dict]:
-    """居委会进度 rows; a blank 居委会名称 (an error in 校验结果) shows as the 居委会编号, not as nothing."""
+    """居委会进度 rows; a blank 居委会名称 (an error in 校验结果) shows as the 居委会编号, not as nothing;
+    a committee without any target has the status 暂无目标 (its 完成率 reads so too: ``fmt.pct``)."""
     rows = cached_records(data, "committee_progress", data.rollup.committees)
     for r in rows:
         r["committee_name"] = r.get("committee_name") or r["committee_id"]
+        r["status"] = r.get("status") or fmt.NO_TARGET
     return rows
 
 
 def project_rows(data: NoticeInput) -> list[dict]:
-    """项目进度 rows with the 项目 sheet's indicator unit and what remains."""
-    info = _projects_info(data)
+    """项目进度 rows with what remains; 完成率 as the sheet shows it (at most 100 %)."""
     rows = cached_records(data, "project_progress", data.rollup.projects)
     for r in rows:
-        r["indicator_unit"] = info.get(r["project_id"], {}).get("indicator_unit", "")
         r["remaining"] = remaining(r.get("target"), r.get("achieved"))
         r["is_overdue"] = truthy(r.get("overdue"))
+        if r["percent"] != "":
+            r["percent"] = min(r["percent"], 1.0)
     return rows
 
 
-def mean_capped(projects: list[dict]) -> float | str:
-    """Mean 完成率 of the projects that have one, each capped at 100 % (as the roll-up sheets
-    average them: a project without a 目标值 has no 完成率, it is not 0 %); '' when none has one."""
-    values = [min(number(p["percent"]), 1.0) for p in projects if p.get("percent") != ""]
-    return sum(values) / len(values) if values else ""
-
-
-def category_rows(projects: list[dict]) -> list[dict]:
-    """Per category: project count, mean completion (each project capped at 100 %), overdue count."""
-    order = [c for c in schema.CATEGORIES if any(p["category"] == c for p in projects)]
-    order += sorted({p["category"] for p in projects} - set(order))
-    rows = []
-    for category in order:
-        group = [p for p in projects if p["category"] == category]
-        rows.append({
-            "category": category, "projects": len(group),
-            "percent": mean_capped(group),
-            "overdue": sum(p["is_overdue"] for p in group),
-        })
-    return rows
+def category_rows(data: NoticeInput) -> list[dict]:
+    """The roll-up's 类别 rows (单位进度's category block, one computation): project count, mean
+    completion (each project capped at 100 %; '' when none has a target), overdue count."""
+    return [
+        {"category": r["category"], "projects": int(r["projects"]), "percent": r["average_percent"],
+         "overdue": int(r["overdue"])}
+        for r in cached_records(data, "categories", data.rollup.categories)
+    ]
 
 
 def summary(data: NoticeInput, projects: list[dict], committees: list[dict]) -> dict:
-    meta = getattr(data.rollup, "meta", {}) or {}
+    meta = data.rollup.meta
     statuses = [c.get("status") for c in committees]
     return {
         "projects": len(projects), "committees": len(committees),
-        "entries": int(number(meta.get("rows_used"), sum(number(c.get("entries")) for c in committees))),
-        "unverified": int(number(meta.get("rows_unverified"), 0)),
-        "percent": mean_capped(projects) or 0.0,
+        "entries": int(meta["rows_used"]), "unverified": int(meta["rows_unverified"]),
+        # The roll-up's figure; '' when no project has a target (shown 暂无目标, never 0 %).
+        "percent": clean(meta["average_percent"]),
         # A committee without any target has no status: it is not "正常" either.
         "on_track": statuses.count(schema.PROGRESS_OK),
         "lagging": statuses.count("滞后"), "severe": statuses.count("严重滞后"),
@@ -209,7 +199,7 @@ def progress_context(data: NoticeInput, chart: object = "") -> dict:
     return {
         **common(data, PROGRESS), "doc_number": doc_number(data),
         "summary": summary(data, projects, committees),
-        "categories": category_rows(projects), "projects": projects, "committees": committees,
+        "categories": category_rows(data), "projects": projects, "committees": committees,
         "lagging_committees": [c for c in committees if c.get("status") == "滞后"],
         "severe_committees": [c for c in committees if c.get("status") == "严重滞后"],
         "upcoming": upcoming(projects, data.as_of), "chart": chart,
@@ -217,8 +207,7 @@ def progress_context(data: NoticeInput, chart: object = "") -> dict:
 
 
 def silence_days(data: NoticeInput) -> int:
-    setting = schema.SETTINGS_BY_KEY["silence_days"]
-    return int(number(data.settings.get("silence_days"), float(setting.default)))
+    return int(setting_value(data.settings, "silence_days"))
 
 
 def reminder_reasons(committee: dict, overdue_count: int, silence: int) -> list[str]:
@@ -244,11 +233,10 @@ def reminder_contexts(data: NoticeInput) -> list[dict]:
     info = _projects_info(data)
     silence = silence_days(data)
     pairs = data.rollup.committee_projects
-    overdue_counts = pairs.loc[pairs["overdue"].map(truthy), "committee_id"].value_counts().to_dict() \
-        if len(pairs) else {}
     chosen = []
     for committee in committee_rows(data):
-        reasons = reminder_reasons(committee, int(overdue_counts.get(committee["committee_id"], 0)), silence)
+        # The roll-up's count (居委会进度 逾期), not a recount of the pairs.
+        reasons = reminder_reasons(committee, int(number(committee.get("overdue"))), silence)
         if reasons:
             chosen.append((committee, reasons))
     if not chosen:
@@ -270,8 +258,10 @@ def reminder_contexts(data: NoticeInput) -> list[dict]:
     for committee, reasons in chosen:
         items = by_committee.get(committee["committee_id"], [])
         overdue = [i for i in items if truthy(i.get("overdue"))]
-        ahead = [i for i in items if not truthy(i.get("overdue")) and i["remaining"] > 0
-                 and fmt.as_date(i["deadline"]) and fmt.as_date(i["deadline"]) >= data.as_of]
+        # Still to do as the roll-up decides it: a pair marked 已完成 is done though short of its
+        # target (it is never overdue), so it is not asked for again.
+        ahead = [i for i in items if not truthy(i.get("done")) and not truthy(i.get("overdue"))
+                 and i["remaining"] > 0 and fmt.as_date(i["deadline"]) and fmt.as_date(i["deadline"]) >= data.as_of]
         ahead.sort(key=lambda i: (fmt.as_date(i["deadline"]), i["project_id"]))
         contexts.append({**base, "committee": committee, "reasons": reasons,
                          "overdue_items": overdue, "upcoming_items": ahead[:UPCOMING]})
@@ -329,7 +319,7 @@ def link_categories(projects: list[dict]) -> list[dict]:
     for category in order:
         group = [p for p in projects if p.get("category") == category]
         result.append({"category": category, "projects": [
-            {"numeral": fmt.cn_numeral(n), "name": p.get("name", ""), "units": p.get("units", ""),
+            {"numeral": fmt.cn_numeral(n), "name": p.get("name", ""), "units": units_text(p.get("units")) or "",
              "project_id": p.get("project_id", "")}
             for n, p in enumerate(group, 1)]})
     return result
@@ -387,7 +377,7 @@ def bulletin_context(data: NoticeInput, issue: int | None = None) -> dict | None
     if data.rollup is not None:
         projects = project_rows(data)
         committees = committee_rows(data)
-        progress = {**summary(data, projects, committees), "categories": category_rows(projects)}
+        progress = {**summary(data, projects, committees), "categories": category_rows(data)}
     pilot = fmt.text(data.settings.get("pilot_name"))
     return {
         **common(data, BULLETIN), "bulletin_name": fmt.text(data.settings.get("bulletin_name")) or "工作简报",

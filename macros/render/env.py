@@ -12,6 +12,7 @@ from jinja2 import meta
 
 from ..errors import HealthbookError
 from . import fmt
+from .titles import cn_wrap
 
 CHECKOUT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 README_HINT = "可用的变量见模板文件夹中的 README.md"
@@ -57,6 +58,9 @@ def find_template(name: str, override_dir: Path | str | None = None) -> Path:
 
 def _configure(env: jinja2.Environment) -> jinja2.Environment:
     env.filters.update(fmt.FILTERS)
+    env.filters["cn_wrap"] = cn_wrap  # reads names from the context: not a plain value filter
+    # "{% if summary.percent is blank %}": a blank value, as ``pct`` shows 暂无目标 (0.0 is not blank).
+    env.tests["blank"] = fmt.blank
     return env
 
 

@@ -9,6 +9,8 @@ import unicodedata
 from datetime import date, datetime, time
 
 WEEKDAYS = "一二三四五六日"
+# A 完成率 that does not apply (no target): "0%" would read as "nothing done".
+NO_TARGET = "暂无目标"
 DIGITS = "零一二三四五六七八九"
 
 
@@ -105,9 +107,10 @@ def num(value: object) -> str:
 
 
 def pct(value: object) -> str:
-    """A raw fraction as a percent with one decimal (1.25 → 125.0%)."""
+    """A raw fraction as a percent with one decimal (1.25 → 125.0%); 暂无目标 when blank — every
+    percent the notices show is a 完成率, blank exactly when there is no target."""
     if blank(value):
-        return ""
+        return NO_TARGET
     try:
         return f"{float(value) * 100:.1f}%"
     except (TypeError, ValueError):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import mimetypes
 import shutil
 import subprocess
 import tempfile
@@ -13,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from markupsafe import Markup, escape
+from PIL import Image
 
 from .. import schema
 from . import context as ctx
@@ -23,12 +23,15 @@ from .env import (
     TemplateProblem,
     find_template,
 )
+from .pictures import FittedPicture, fit_picture, picture_as_is
 from .word import Picture, WordTemplate, render_with_pictures
 
 ALL_KINDS = (ctx.PROGRESS, ctx.REMINDER, ctx.MEETING, ctx.BULLETIN)
 NOTICE_SETTINGS = ("street", "pilot_name", "issuer", "doc_prefix", "contact", "phone")
 CHART_LIMIT = 40  # more committees than this: the chart shows the lowest 40
 NOTICE_START, NOTICE_END = "<!--notice-->", "<!--/notice-->"
+# A bulletin photo's frame (mm): 4:3 landscape fills it; portrait stands 90 mm tall, not 160.
+BULLETIN_PICTURE_MM = (120.0, 90.0)
 
 
 @dataclass
@@ -100,9 +103,16 @@ def _combine_html(pages: list[str]) -> str:
     return head + NOTICE_START + "".join(bodies) + NOTICE_END + tail
 
 
-def _data_uri(path: Path) -> str:
-    kind = mimetypes.guess_type(path.name)[0] or "image/png"
-    return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+def _data_uri(picture: FittedPicture) -> str:
+    return f"data:{picture.mime};base64,{base64.b64encode(picture.data).decode('ascii')}"
+
+
+def article_picture(path: Path) -> FittedPicture:
+    """An article's picture fitted to the bulletin's frame; as typed when Pillow cannot decode it."""
+    try:
+        return fit_picture(path, BULLETIN_PICTURE_MM)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return picture_as_is(path, BULLETIN_PICTURE_MM)
 
 
 class Renderer:
@@ -151,14 +161,19 @@ class Renderer:
         self.result.notices.append(notice)
 
     def _chart(self, committees: list[dict]):
-        if not committees:
+        # A committee without targets has no percent: no bar (a "0.0%" bar reads as nothing done),
+        # and no chart at all when none has one (a workbook before its 目标值 are typed).
+        def percent(c: dict) -> float | None:
+            return None if ctx.clean(c.get("percent")) == "" else ctx.number(c.get("percent"))
+
+        if not committees or all(percent(c) is None for c in committees):
             return None
         rows = committees
-        if len(rows) > CHART_LIMIT:
-            rows = sorted(rows, key=lambda c: ctx.number(c.get("percent")))[:CHART_LIMIT]
+        if len(rows) > CHART_LIMIT:  # the lowest, those without targets last
+            rows = sorted(rows, key=lambda c: (percent(c) is None, percent(c) or 0.0))[:CHART_LIMIT]
         try:
             return progress_chart([str(c.get("committee_name") or c.get("committee_id")) for c in rows],
-                                  [ctx.number(c.get("percent")) for c in rows],
+                                  [percent(c) for c in rows],
                                   [str(c.get("status")) for c in rows],
                                   expected=(getattr(self.data.rollup, "meta", {}) or {}).get("expected"),
                                   title=f"完成率最低的{CHART_LIMIT}个居委会" if rows is not committees else "",
@@ -231,16 +246,19 @@ class Renderer:
         kind = ctx.BULLETIN
         stem = fmt.safe_name(ctx.KIND_NAMES[kind], f"第{context['issue']}期", self.data.as_of.isoformat())
         notice = Notice(kind, f"{context['bulletin_name']} 第{context['issue']}期")
+        # Each picture is fitted once, for Word and the web page alike.
+        pictures = [article_picture(Path(a["picture_path"])) if a["picture_path"] else None
+                    for a in context["articles"]]
         if "docx" in self.options.formats:
-            articles = [{**a, "picture": Picture(Path(a["picture_path"]).read_bytes(), 120)
-                         if a["picture_path"] else ""} for a in context["articles"]]
+            articles = [{**a, "picture": Picture(p.data, p.width_mm, p.height_mm) if p else ""}
+                        for a, p in zip(context["articles"], pictures)]
             render_with_pictures(self._word_path(kind), self.out_dir / f"{stem}.docx",
                                  {**context, "articles": articles}, ctx.VARIABLES[kind])
             notice.docx = f"{stem}.docx"
         if "html" in self.options.formats:
-            articles = [{**a, "picture": Markup('<img src="{}" alt="{}">').format(
-                _data_uri(Path(a["picture_path"])), a.get("caption") or "")
-                if a["picture_path"] else ""} for a in context["articles"]]
+            articles = [{**a, "picture": Markup('<img src="{}" alt="{}" style="width:{:.0f}mm">').format(
+                _data_uri(p), a.get("caption") or "", p.width_mm) if p else ""}
+                for a, p in zip(context["articles"], pictures)]
             notice.html = self._write_html(kind, stem, {**context, "articles": articles})[0]
         self.result.notices.append(notice)
 

@@ -144,16 +144,19 @@ def _reorder_pgnum(sect: str) -> str:
 
 @dataclass(frozen=True)
 class Picture:
-    """A picture to place in a Word document (PNG/JPEG bytes, width in mm)."""
+    """A picture to place in a Word document (PNG/JPEG bytes, width in mm; height in mm, or
+    None for the picture's own proportions)."""
 
     data: bytes
     width_mm: float
+    height_mm: float | None = None
 
 
 def _bind(value: object, tpl: DocxTemplate) -> object:
     # Pictures may sit anywhere in the context (the chart at top level, photos inside articles).
     if isinstance(value, Picture):
-        return InlineImage(tpl, io.BytesIO(value.data), width=Mm(value.width_mm))
+        height = Mm(value.height_mm) if value.height_mm else None
+        return InlineImage(tpl, io.BytesIO(value.data), width=Mm(value.width_mm), height=height)
     if isinstance(value, dict):
         return {k: _bind(v, tpl) for k, v in value.items()}
     if isinstance(value, list):
