@@ -15,7 +15,7 @@ from typing import NoReturn
 from . import demo, schema
 from .book.build import build_workbook
 from .book.read import read_workbook
-from .book.write import backup_listing, restore
+from .book.write import backup_listing, other_backups_text
 from .errors import HealthbookError
 from .marks import report_text, validation_writes
 from .normalise import parse_date_text
@@ -160,12 +160,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
         if lines:  # the newest first; each is the file as it was just before that time's write
             lines += ["每份备份是该时间那次写入之前的主工作簿（最新的在最上面）。",
                       f'恢复其中一份：healthbook restore "{args.path}" --backup 备份文件名']
-        emit(args, {"backups": found}, "\n".join(lines) or f"{args.path.name} 还没有备份。")
+        none = f"{args.path.name} 还没有备份。{other_backups_text(args.path)}"
+        emit(args, {"backups": found}, "\n".join(lines) or none)
         return 0
-    done = restore(args.path, args.backup)
-    emit(args, {"restored": str(done.restored), "backup": str(done.backup) if done.backup else None},
-         f"已用备份 {done.restored.name} 恢复 {args.path.name}。"
-         + (f"\n恢复前的文件已备份为：{done.backup}" if done.backup else ""))
+    from .recovery import restore_master, restore_text
+
+    done = restore_master(args.path, args.backup)
+    emit(args, done.to_dict(), restore_text(done))
     return 0
 
 

@@ -9,6 +9,7 @@ itself is ``macros.merge`` (pure); this module does the files.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -36,7 +37,7 @@ from .book.read import (
     records,
     settings_from_frame,
 )
-from .book.write import STAGED, FileBook, WriteRefused, staged_files
+from .book.write import STAGED, FileBook, WriteRefused, is_refused, staged_files
 from .book.write_types import SheetWrite
 from .collect import collect_seldom
 from .errors import HealthbookError, os_reason
@@ -146,6 +147,8 @@ class Consolidation:
     inbox: Path | None = None  # the folder read, named in the summary when it held no form
     # Results staged beside the master by earlier runs (busy, or a refused write), named after a write.
     stale_staged: list[Path] = field(default_factory=list)
+    numbers_unsaved: str = ""  # why the numbers given could not be kept beside the master
+    dropped_staged: list[Path] = field(default_factory=list)  # out-of-date staged results this run deleted
 
     @property
     def rows_added(self) -> int:
@@ -330,6 +333,16 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
 
 
 _RECORD_ID = re.compile(r"^(?P<committee>.+)-(?P<number>\d+)$")
+NUMBERS_NOTE = ("请勿删除或修改：汇总程序在这里记下每个居委会已发出（已在回执中告知）的最大记录编号，"
+                "用备份恢复主工作簿之后，这些编号也不会再分给别的记录。")
+
+
+def _number_of(key: object) -> tuple[str, int] | None:
+    """("C01", 7) for the record number "C01-0007" (typed in any width), else None."""
+    m = _RECORD_ID.match(key.strip() if type(key) is str and key.isascii() else code_text(key) or "")
+    if m and m["number"].isdecimal():
+        return m["committee"].strip().upper(), int(m["number"])
+    return None
 
 
 def issued_numbers(master: Path) -> dict[str, int]:
@@ -359,20 +372,73 @@ def issued_numbers(master: Path) -> dict[str, int]:
     for values in grid[at + 1:]:
         if len(values) <= max(key_at, action_at) or values[action_at] != ADDED:
             continue
-        key = values[key_at]
-        m = _RECORD_ID.match(key.strip() if type(key) is str and key.isascii() else code_text(key) or "")
-        if m and m["number"].isdecimal():
-            committee, number = m["committee"].strip().upper(), int(m["number"])
-            if number > found.get(committee, 0):
-                found[committee] = number
+        number = _number_of(values[key_at])
+        if number and number[1] > found.get(number[0], 0):
+            found[number[0]] = number[1]
+    return found
+
+
+# Numbers announced must outlive a restore: 变更记录 lives inside the master, so a backup taken
+# before a consolidation brings back a log without the numbers its receipts already told the
+# committees. This small file beside the master is written by every consolidation that wrote
+# the master, before any receipt is put in place, and is never restored.
+def numbers_file(master: Path) -> Path:
+    """``.<master name>.numbers.json`` beside the master: the highest number announced per committee."""
+    return master.with_name(f".{master.name}.numbers.json")
+
+
+def announced_numbers(master: Path) -> dict[str, int]:
+    """The numbers kept in ``numbers_file`` (none when it is missing or unreadable)."""
+    try:
+        data = json.loads(numbers_file(master).read_text(encoding="utf-8"))
+        return {str(k).strip().upper(): int(v) for k, v in data["numbers"].items() if int(v) > 0}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}
+
+
+def keep_numbers(master: Path, numbers: dict[str, int]) -> None:
+    """Fold ``numbers`` into ``numbers_file`` (each committee's highest), replaced atomically."""
+    kept = announced_numbers(master)
+    merged = dict(kept)
+    for committee, number in numbers.items():
+        merged[committee] = max(number, merged.get(committee, 0))
+    if merged == kept:
+        return
+    target = numbers_file(master)
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as fh:
+            json.dump({"说明": NUMBERS_NOTE, "numbers": dict(sorted(merged.items()))}, fh, ensure_ascii=False, indent=1)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def added_numbers(changes: list[Change]) -> dict[str, int]:
+    """Each committee's highest record number among the rows ``changes`` added."""
+    found: dict[str, int] = {}
+    for change in changes:
+        number = _number_of(change.record_id) if change.action == ADDED else None
+        if number and number[1] > found.get(number[0], 0):
+            found[number[0]] = number[1]
     return found
 
 
 def issued_numbers_soon(master: Path) -> Callable[[], dict[str, int]]:
-    """``issued_numbers`` read in a thread from now on (calamine parses without the GIL, beside
-    the reading of the inbox); the returned function waits for it."""
+    """``issued_numbers`` (and the numbers announced before a restore) read in a thread from now
+    on (calamine parses without the GIL, beside the reading of the inbox); the returned function
+    waits for it."""
     done: dict[str, dict[str, int]] = {}
-    reader = threading.Thread(target=lambda: done.setdefault("numbers", issued_numbers(master)), daemon=True)
+
+    def read() -> None:
+        numbers = issued_numbers(master)
+        for committee, number in announced_numbers(master).items():
+            numbers[committee] = max(number, numbers.get(committee, 0))
+        done["numbers"] = numbers
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
 
     def result() -> dict[str, int]:
@@ -448,12 +514,18 @@ def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], dr
         if refresh:
             run.refreshed = refresh_text(report is not None, problem, bool(written.staged), refused_fix)
         if written.staged:  # open in Excel: leave the inbox for the next run
-            run.busy, run.staged = written.busy, written.staged
+            run.busy, run.staged, run.dropped_staged = written.busy, written.staged, written.dropped
             run.log = write_log(master, run, now)
             reader.drop_writes()  # no receipts: the files stay in the inbox
             return run
         run.master_written = True
+        try:  # before any receipt announces them
+            keep_numbers(master, added_numbers(changes))
+        except OSError as exc:
+            run.numbers_unsaved = (f"未能在 {numbers_file(master).name} 中记下本次发出的记录编号（{os_reason(exc)}）："
+                                   "以后若用本次之前的备份恢复主工作簿，这些编号可能被再次分配。请检查主工作簿所在文件夹的写入权限。")
         run.stale_staged = staged_files(master)
+        run.dropped_staged = written.dropped
     return run
 
 
@@ -1107,7 +1179,8 @@ def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
     unsent = sum(bool(f.receipt_error) for f in run.files)
     if unsent:
         outcome += f"；{unsent} 份回执未写入，这些文件留在收件箱，下次重试"
-    lines.append(f"{stamp}\t（本次运行）\t{len(run.files)} 个文件\t新增 {run.rows_added}\t"
+    # The log is per folder: two masters there share it, so the run names its master.
+    lines.append(f"{stamp}\t（本次运行：{run.master.name}）\t{len(run.files)} 个文件\t新增 {run.rows_added}\t"
                  f"更新 {run.rows_updated}\t{outcome}")
     with path.open("a", encoding="utf-8") as log:
         log.write("\n".join(lines) + "\n")
@@ -1170,6 +1243,11 @@ def written_headers(headers: list[str]) -> list[str]:
     return out
 
 
+def _names(paths: list[Path]) -> str:
+    shown = "、".join(p.name for p in paths[:3])
+    return f"{len(paths)} 份结果（{shown}{'等' if len(paths) > 3 else ''}）"
+
+
 def summary_text(run: Consolidation) -> str:
     """The run in Chinese, a few lines: per file, then totals and what happened to the master."""
     lines = []
@@ -1204,17 +1282,25 @@ def summary_text(run: Consolidation) -> str:
                      "请核对，确属重复的请在台账中删除（回执已告知居委会）。")
     if run.busy:
         lines.append(f"主工作簿未写入：{run.busy}")
-        lines.append(f"本次结果已暂存为 {run.staged}；收件箱保持原样，下次运行会自动重试。")
+        lines.append(f"本次结果已暂存为 {run.staged}；收件箱保持原样，下次运行会自动重试。"
+                     + (f"此前暂存的 {_names(run.dropped_staged)} 已被它取代，已删除。" if run.dropped_staged else ""))
     elif run.master_written:
         lines.append(f"已写入主工作簿 {run.master.name}（写入前已备份）。")
-        if run.stale_staged:
-            lines.append(f"主工作簿旁还有此前暂存的 {len(run.stale_staged)} 份结果（{run.stale_staged[0].name} 等），"
-                         "不会自动合并：主工作簿被占用时暂存的已过时（其中的填报表已在之后的汇总中写入），可以删除；"
-                         "写入前核对未通过而暂存的，请先交给技术联系人查看。")
+        if run.dropped_staged:
+            lines.append(f"已删除主工作簿被占用时暂存的 {_names(run.dropped_staged)}：其中的填报表已在本次写入，已过时。")
+        refused = [p for p in run.stale_staged if is_refused(p)]
+        kept = [p for p in run.stale_staged if not is_refused(p)]
+        if refused:
+            lines.append(f"主工作簿旁有写入前核对未通过而留下的 {_names(refused)}：请交给技术联系人查看，不要当作主工作簿使用。")
+        if kept:
+            lines.append(f"主工作簿旁还有此前暂存的 {_names(kept)}，已过时（其中的填报表已写入主工作簿），"
+                         "但暂存后被打开或保存过，未自动删除：若有人在其中做了修改，请把修改做到主工作簿里，然后删除它。")
     elif not run.dry_run:
         lines.append("主工作簿没有需要更新的内容，未写入。")
     if run.refreshed:
         lines.append(run.refreshed)
+    if run.numbers_unsaved:
+        lines.append(run.numbers_unsaved)
     unsent: dict[str, list[str]] = {}
     for f in run.files:
         if f.receipt_error:

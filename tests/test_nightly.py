@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import macros.consolidate as consolidation
 from macros.forms import build_forms
@@ -31,9 +32,10 @@ def test_nightly_script_waits_for_an_open_master_then_merges(master_copy, tmp_pa
     done = subprocess.run(script, capture_output=True, text=True, encoding="utf-8", timeout=300)
     assert done.returncode == 0, done.stderr
     assert "共新增 1 行" in done.stdout and not any(inbox.iterdir())
-    # the result staged while the master was open is named as out of date, so nobody merges it by hand
-    [staged] = master_copy.parent.glob(f"{master_copy.stem}-待合并-*")
-    assert staged.name in done.stdout and "可以删除" in done.stdout
+    # the result staged while the master was open is out of date: removed, and the summary says so
+    assert not list(master_copy.parent.glob(f"{master_copy.stem}-待合并-*"))
+    staged = next(line for line in busy.stdout.splitlines() if "本次结果已暂存为" in line)
+    assert Path(staged.split("暂存为 ")[1].split("；")[0]).name in done.stdout and "已删除" in done.stdout
     # the scheduler's log shows each step with its time (a night that hangs shows where)
     steps = [line.split("] ", 1)[1] for line in done.stdout.splitlines() if line.startswith("[") and "] 正在" in line]
     assert steps == [consolidation.READING, consolidation.REFRESHING, consolidation.WRITING, consolidation.FINISHING]

@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 
+from ..errors import HealthbookError, os_reason
+
 BACKUP_DIR = "backups"
+# <stem>-YYYYmmdd-HHMMSS-microseconds<suffix>: matched whole, so that the backups of
+# "健康台账-2021.xlsx" beside "健康台账.xlsx" are never taken (and pruned) as the latter's.
+STAMP = r"-\d{8}-\d{6}-\d{6}"
+ANY_BACKUP = re.compile(rf".+{STAMP}\.xls[xm]$", re.IGNORECASE)
+
+
+class BackupFolderUnusable(HealthbookError):
+    """``backups`` beside the master cannot take a backup: nothing is written without one."""
+
+    def __init__(self, folder: Path, reason: str):
+        fix = ("请把这个文件改名或移走（备份需要一个名为 backups 的文件夹）"
+               if folder.exists() and not folder.is_dir() else "请检查该文件夹的写入权限或磁盘空间")
+        super().__init__(f"无法在备份文件夹 {folder} 中备份主工作簿（{reason}），为免无备份地改动主工作簿，"
+                         f"本次不写入，主工作簿未改动。{fix}，然后重试。")
 
 
 def backup_dir(path: Path) -> Path:
@@ -19,17 +36,33 @@ def backup_file(path: Path, keep: int | None = None, now: datetime | None = None
     """Copy ``path`` into the backups folder beside it; keep only the newest ``keep`` copies."""
     path = Path(path)
     folder = backup_dir(path)
-    folder.mkdir(exist_ok=True)
     target = _backup_name(path, now or datetime.now())
     # Copy under a name list_backups ignores, then rename: a killed run leaves no half backup.
     partial = _partial_name(target)
-    shutil.copy2(path, partial)
-    with open(partial, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(partial, target)
+    try:
+        folder.mkdir(exist_ok=True)
+        if not folder.is_dir():
+            raise NotADirectoryError(20, "Not a directory")
+        _clean_partial(path)
+        shutil.copy2(path, partial)
+        with open(partial, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(partial, target)
+    except OSError as exc:
+        if folder.is_dir():
+            partial.unlink(missing_ok=True)
+        raise BackupFolderUnusable(folder, os_reason(exc)) from exc
     if keep is not None:
         prune_backups(path, keep)
     return target
+
+
+def _clean_partial(path: Path) -> None:
+    # Half copies a killed run left (each as large as the master); the caller holds the master's lock.
+    ours = re.compile(rf"\.{re.escape(path.stem)}{STAMP}{re.escape(path.suffix)}\.partial")
+    for leftover in backup_dir(path).glob("*.partial"):
+        if ours.fullmatch(leftover.name):
+            leftover.unlink(missing_ok=True)
 
 
 def _backup_name(path: Path, now: datetime) -> Path:
@@ -45,20 +78,14 @@ def backup_if_changed(path: Path, keep: int | None = None) -> tuple[Path, bool]:
 
     Returns ``(backup, made)``. An Excel button pressed ten times between two saves finds the
     file on disk unchanged each time; copying it again would push real backups out of the
-    newest ``keep``. A copy that fails (disk full, no permission) leaves no partial file and
-    raises the ``OSError``.
+    newest ``keep``. A copy that fails (disk full, no permission, "backups" a file) leaves no
+    partial file and raises ``BackupFolderUnusable``.
     """
     path = Path(path)
     found = list_backups(path)
     if found and same_bytes(path, found[0]):
         return found[0], False
-    now = datetime.now()
-    try:
-        made = backup_file(path, None, now)
-    except OSError:
-        with suppress(OSError):  # NotADirectoryError when "backups" is a file
-            _partial_name(_backup_name(path, now)).unlink(missing_ok=True)
-        raise
+    made = backup_file(path)
     if keep is not None:
         with suppress(OSError):  # an old copy someone has open: the new one is made, that counts
             prune_backups(path, keep)
@@ -84,11 +111,34 @@ def prune_backups(path: Path, keep: int) -> None:
         old.unlink()
 
 
+def is_backup_of(path: Path, candidate: Path) -> bool:
+    """Whether ``candidate``'s name is a backup name of ``path`` (exactly: stem, stamp, suffix)."""
+    pattern = rf"{re.escape(path.stem)}{STAMP}{re.escape(path.suffix)}"
+    return re.fullmatch(pattern, candidate.name) is not None
+
+
 def list_backups(path: Path) -> list[Path]:
     """Backups of ``path``, newest first."""
     path = Path(path)
     folder = backup_dir(path)
     if not folder.is_dir():
         return []
-    found = folder.glob(f"{path.stem}-[0-9]*{path.suffix}")
+    found = (p for p in folder.glob(f"{glob_escape(path.stem)}-[0-9]*{glob_escape(path.suffix)}")
+             if is_backup_of(path, p))
     return sorted(found, key=lambda p: p.name, reverse=True)
+
+
+def other_backups(path: Path) -> list[Path]:
+    """Backups in ``path``'s backups folder of workbooks with other names (the master before it
+    was renamed, or another master in the same folder), newest first."""
+    path = Path(path)
+    folder = backup_dir(path)
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if ANY_BACKUP.match(p.name) and not is_backup_of(path, p)]
+    return sorted(found, key=lambda p: p.name[-len("20200101-000000-000000.xlsx"):], reverse=True)
+
+
+def glob_escape(text: str) -> str:
+    """``text`` with glob's special characters ([, ], *, ?) taken literally."""
+    return re.sub(r"([\[\]*?])", r"[\1]", text)

@@ -158,6 +158,13 @@ class WorkbookLock:
         file = lock_path(self.path)
         try:
             fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o666)
+        except PermissionError as exc:
+            # Left by a run under another account (the nightly task) that this one may read but
+            # not write: the OS lock works on a read-only handle too; only the holder's note is lost.
+            try:
+                fd = os.open(file, os.O_RDONLY)
+            except OSError:
+                raise FolderNotWritable(file.parent, os_reason(exc)) from exc
         except OSError as exc:
             raise FolderNotWritable(file.parent, os_reason(exc)) from exc
         deadline = time.monotonic() + self.wait
@@ -173,8 +180,11 @@ class WorkbookLock:
                 )
             time.sleep(0.1)
         info = f"pid {os.getpid()} @ {socket.gethostname()} {datetime.now():%Y-%m-%d %H:%M:%S}"
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, info.encode(), 0) if hasattr(os, "pwrite") else os.write(fd, info.encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, info.encode(), 0) if hasattr(os, "pwrite") else os.write(fd, info.encode())
+        except OSError:  # a read-only lock file (see above): who holds it is only a courtesy
+            pass
         self._fd = fd
         self._depth = 1
 

@@ -17,6 +17,7 @@ beside a busy master as ``<stem>-待合并-<timestamp><suffix>``.
 
 from __future__ import annotations
 
+import filecmp
 import os
 import re
 import shutil
@@ -25,7 +26,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -35,8 +36,8 @@ from .. import schema
 from ..collect import collect_seldom
 from ..errors import FolderNotWritable, HealthbookError, WorkbookBusy, WorkbookNotFound, os_reason
 from . import marks as marking
-from .backup import backup_file, list_backups, prune_backups
-from .lock import DEFAULT_WAIT, WorkbookLock, check_not_open
+from .backup import backup_file, glob_escape, list_backups, other_backups, prune_backups
+from .lock import DEFAULT_WAIT, WorkbookLock, check_not_open, owner_of
 from .ooxml import (
     NS_MAIN,
     NS_REL,
@@ -51,7 +52,7 @@ from .ooxml import (
 )
 from .owned import Written, blank_sheet_xml, rewrite_sheet
 from .package import Package
-from .read import Workbook, actual_sheet_name, read_workbook, settings_from_frame
+from .read import Workbook, actual_sheet_name, read_workbook
 from .tables import grow_tables, table_parts
 from .verify import (
     OWNED_CHILDREN,
@@ -67,6 +68,8 @@ from .verify import (
 from .write_types import Mark, SheetWrite
 
 STAGED = "待合并"
+REFUSED = "核对未通过"  # <stem>-待合并-核对未通过-<time>: a result the check refused, kept as evidence
+EDITED_AFTER = timedelta(hours=1)  # a staged result saved this long after its time holds someone's work
 TEMP_PREFIX = ".hb-"  # temporary files: .hb-<name>-<random>.tmp, removed when a run ends
 DEFAULT_KEEP = 10
 OWNED_NAMES = {s.name for s in schema.OWNED_SHEETS}
@@ -99,6 +102,7 @@ class WriteResult:
     staged: Path | None = None  # set by write_or_stage when the master was busy
     busy: str = ""  # why it was busy (the Chinese message)
     tables_grown: list[str] = field(default_factory=list)  # table parts grown over appended rows
+    dropped: list[Path] = field(default_factory=list)  # staged results this write or staging made out of date
 
 
 class FileBook:
@@ -146,13 +150,14 @@ class FileBook:
             _clean_temp(self.path)
             keep = keep_backups if keep_backups is not None else backups_kept(self.path)
             tmp = _temp_path(self.path)
+            began = datetime.now()
             try:
                 try:
                     with collect_seldom():
                         result = _build(self.path, sheets, marks, tmp, self._grids)
                 except WriteRefused as refused:
                     # Keep what was built for inspection, beside the master (DESIGN: refused → staged).
-                    staged = _staged_name(self.path)
+                    staged = _staged_name(self.path, kind=REFUSED)
                     os.replace(tmp, staged)
                     raise WriteRefused(self.path, refused.reason, staged) from refused
                 if not result.parts_changed:
@@ -170,6 +175,7 @@ class FileBook:
                 result.backup = backup
                 prune_backups(self.path, keep)
                 _fsync_dir(self.path.parent)
+                result.dropped = drop_out_of_date(self.path, before=began)
             except PermissionError as exc:  # Windows: Excel opened it meanwhile
                 raise WorkbookBusy(f"{self.path.name} 正被其他程序占用，无法替换（{exc.strerror}）。"
                                    "请关闭后重试。") from exc
@@ -191,7 +197,10 @@ class FileBook:
             return self.write(sheets, marks, keep_backups)
         except WorkbookBusy as busy:
             staged = self.stage(sheets, marks)
-            return WriteResult(self.path, [w.sheet.name for w in sheets], staged=staged, busy=str(busy))
+            # Built from the master as it is now and the same untouched inbox, it holds all that
+            # earlier ones held: night after night with Excel left open, one waits beside the master.
+            return WriteResult(self.path, [w.sheet.name for w in sheets], staged=staged, busy=str(busy),
+                               dropped=drop_out_of_date(self.path, keep=staged, before=datetime.now()))
 
 
 # Windows: an antivirus or search indexer scanning the master, or a backup tool copying it, holds
@@ -243,35 +252,74 @@ def stage(path: Path | str, sheets: list[SheetWrite], marks: list[Mark] | None =
     return target
 
 
-def _staged_name(path: Path, now: datetime | None = None) -> Path:
+def _staged_name(path: Path, now: datetime | None = None, kind: str = "") -> Path:
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    target = path.with_name(f"{path.stem}-{STAGED}-{stamp}{path.suffix}")
+    head = f"{path.stem}-{STAGED}-" + (f"{kind}-" if kind else "")
+    target = path.with_name(f"{head}{stamp}{path.suffix}")
     n = 1
     while target.exists():
         n += 1
-        target = path.with_name(f"{path.stem}-{STAGED}-{stamp}-{n}{path.suffix}")
+        target = path.with_name(f"{head}{stamp}-{n}{path.suffix}")
     return target
 
 
 def staged_files(path: Path | str) -> list[Path]:
-    """Staged results waiting beside ``path``, newest first."""
+    """Results waiting beside ``path`` (staged while it was busy, or refused by the check), newest first."""
     path = Path(path)
-    return sorted(path.parent.glob(f"{path.stem}-{STAGED}-*{path.suffix}"), reverse=True)
+    return sorted(path.parent.glob(f"{glob_escape(path.stem)}-{STAGED}-*{glob_escape(path.suffix)}"), reverse=True)
+
+
+def is_refused(staged: Path) -> bool:
+    """A result the written file's check refused (kept for the technical contact), not a busy one."""
+    return f"-{STAGED}-{REFUSED}-" in staged.name
+
+
+def drop_out_of_date(path: Path, keep: Path | None = None, before: datetime | None = None) -> list[Path]:
+    """Delete the results staged while ``path`` was busy, out of date now (the master was written,
+    or ``keep`` was staged over the same inbox); returns them. Only those staged before ``before``
+    (another run staging while this one wrote keeps its file). Kept: a refused result, one open in
+    Excel, and one saved more than ``EDITED_AFTER`` after it was staged (someone's work)."""
+    dropped = []
+    for staged in staged_files(path):
+        m = re.search(r"-(\d{8}-\d{6})(?:-\d+)?$", staged.stem)
+        if staged == keep or is_refused(staged) or m is None or owner_of(staged) is not None:
+            continue
+        made = datetime.strptime(m.group(1), "%Y%m%d-%H%M%S")
+        try:
+            saved = datetime.fromtimestamp(staged.stat().st_mtime)
+            # The file's own time, not the name's (whole seconds): staged after ``before`` is kept.
+            if before is not None and saved >= before or saved > made + EDITED_AFTER:
+                continue
+            staged.unlink()
+        except OSError:  # gone already, or held (Windows): left for a later run
+            continue
+        dropped.append(staged)
+    return dropped
 
 
 def backups_kept(path: Path) -> int:
-    """设置 备份保留份数 (default 10; at least 1)."""
+    """设置 备份保留份数, read as the validator reads it ("二十", "20份"); default 10. A value the
+    validator calls wrong (negative, not whole, not a number) keeps the default: a typo must not
+    delete backups. 0 keeps 1 (the one just made)."""
     try:
         book = CalamineWorkbook.from_path(str(path))
         if actual_sheet_name(book, schema.SETTINGS.name) is None:
             return DEFAULT_KEEP
+        from ..normalise import parse_number_text
         from .read import frame_from_rows
 
         frame = frame_from_rows(grid(book, schema.SETTINGS.name), schema.SETTINGS, path)
-        value = settings_from_frame(frame).get("backups_kept")
-        return max(1, int(value)) if value not in (None, "") else DEFAULT_KEEP
-    except (HealthbookError, ValueError, TypeError):
-        return DEFAULT_KEEP
+        item = schema.SETTINGS_BY_KEY["backups_kept"].item
+        # As typed (settings_from_frame turns 2.5 into 2): the validator judges the typed value.
+        value = next((v for i, v in zip(frame["item"], frame["value"]) if i == item and v is not None), None)
+        if value in (None, ""):
+            return DEFAULT_KEEP
+        if isinstance(value, bool):
+            return DEFAULT_KEEP
+        number = float(value) if isinstance(value, int | float) else parse_number_text(str(value)).value
+        if number is None or number < 0 or not float(number).is_integer():
+            return DEFAULT_KEEP
+        return max(1, int(number))
     except Exception:  # an unreadable 设置 must not stop a write
         return DEFAULT_KEEP
 
@@ -522,8 +570,11 @@ def _temp_path(path: Path) -> Path:
 
 def _clean_temp(path: Path) -> None:
     # Left by a run that was killed; we hold the lock, so no live run owns them.
-    for leftover in path.parent.glob(f"{TEMP_PREFIX}{path.stem}-*.tmp"):
-        leftover.unlink(missing_ok=True)
+    # Matched whole: ".hb-台账-2021-x.tmp" is another master's live run, not ours.
+    ours = re.compile(rf"{re.escape(TEMP_PREFIX + path.stem)}-[a-z0-9_]+\.tmp")
+    for leftover in path.parent.glob(f"{glob_escape(TEMP_PREFIX + path.stem)}-*.tmp"):
+        if ours.fullmatch(leftover.name):
+            leftover.unlink(missing_ok=True)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -538,26 +589,50 @@ def _fsync_dir(folder: Path) -> None:
 
 # --- restore ---------------------------------------------------------------------------------
 
+# What makes a file a master: a restore never puts a submission form or another workbook in its place.
+MASTER_SHEETS = (schema.PROJECTS, schema.COMMITTEES, schema.LEDGER, schema.SETTINGS)
+
 
 class BackupNotFound(HealthbookError):
     def __init__(self, path: Path, name: str | None):
         found = "、".join(p.name for p in list_backups(path)[:5]) or "（无）"
         what = f"备份“{name}”" if name else "任何备份"
-        super().__init__(f"找不到 {Path(path).name} 的{what}。backups 文件夹中最近的备份：{found}。")
+        super().__init__(f"找不到 {Path(path).name} 的{what}。backups 文件夹中最近的备份：{found}。"
+                         + other_backups_text(path))
+
+
+class BackupUnusable(HealthbookError):
+    def __init__(self, path: Path, chosen: Path, why: str):
+        super().__init__(f"{chosen.name} {why}，没有用它恢复 {path.name}，主工作簿未改动。"
+                         f"请用 healthbook restore \"{path}\" --list 查看它的备份，用 --backup 选另一份。")
+
+
+def other_backups_text(path: Path) -> str:
+    """A sentence naming backups of other workbooks in the folder (the master before a rename)."""
+    others = other_backups(path)
+    if not others:
+        return ""
+    listed = "、".join(p.name for p in others[:3]) + ("等" if len(others) > 3 else "")
+    return (f"backups 文件夹里还有 {len(others)} 份其他名称的工作簿的备份（如主工作簿改过名，便是改名前的）：{listed}；"
+            f"确认是这份主工作簿的，可用 healthbook restore \"{path}\" --backup \"{others[0]}\" 这样给出完整路径来恢复。")
 
 
 @dataclass
 class RestoreResult:
     path: Path
     restored: Path  # the backup brought back
-    backup: Path | None  # the copy of the file it replaced
+    backup: Path | None  # the copy of the file it replaced (an earlier backup when identical)
+    skipped: list[Path] = field(default_factory=list)  # newer backups passed over: not a master that opens
 
 
 def restore(path: Path | str, backup: str | Path | None = None, keep: int | None = None,
             wait: float = DEFAULT_WAIT) -> RestoreResult:
-    """Bring back a backup (default: the newest), first backing up the current file."""
+    """Bring back a backup (default: the newest), first backing up the current file.
+
+    ``keep`` is not applied here: a clerk trying one backup after another must not push out
+    the very backups being searched (the next write rotates them)."""
     path = Path(path)
-    chosen = _find_backup(path, backup)
+    chosen, skipped = _find_backup(path, backup)
     lock = WorkbookLock(path, wait)
     with lock:
         check_not_open(path)
@@ -568,16 +643,40 @@ def restore(path: Path | str, backup: str | Path | None = None, keep: int | None
                 shutil.copyfileobj(src, dst)
                 dst.flush()
                 os.fsync(dst.fileno())
-            Package(tmp)  # a backup that is not a workbook is not restored
+            why = _not_a_master(tmp)  # checked on the copy: what is restored is what was checked
+            if why:
+                raise BackupUnusable(path, chosen, why)
             current = None
             if path.exists():
-                kept = keep if keep is not None else backups_kept(path)
-                current = backup_file(path, keep=kept)
+                # A copy identical to a backup already there (the file a previous restore brought
+                # back) is not copied again.
+                current = _same_backup(path) or backup_file(path)
             os.replace(tmp, path)
             _fsync_dir(path.parent)
         finally:
             tmp.unlink(missing_ok=True)
-    return RestoreResult(path, chosen, current)
+    return RestoreResult(path, chosen, current, skipped)
+
+
+def _not_a_master(file: Path) -> str:
+    """Why ``file`` cannot stand in for the master ('' when it can)."""
+    try:
+        Package(file)
+        book = CalamineWorkbook.from_path(str(file))
+    except Exception:  # noqa: BLE001 — whatever the reader says: it does not open
+        return "不是可以打开的 Excel 工作簿（可能已损坏或不完整）"
+    missing = [s.name for s in MASTER_SHEETS if actual_sheet_name(book, s.name) is None]
+    if missing:
+        return f"不是主工作簿（缺少工作表 {'、'.join(f'“{m}”' for m in missing)}）"
+    return ""
+
+
+def _same_backup(path: Path) -> Path | None:
+    size = path.stat().st_size
+    for candidate in list_backups(path):
+        if candidate.stat().st_size == size and filecmp.cmp(candidate, path, shallow=False):
+            return candidate
+    return None
 
 
 def backup_listing(path: Path | str) -> list[dict]:
@@ -590,16 +689,23 @@ def backup_listing(path: Path | str) -> list[dict]:
     return out
 
 
-def _find_backup(path: Path, backup: str | Path | None) -> Path:
+def _find_backup(path: Path, backup: str | Path | None) -> tuple[Path, list[Path]]:
+    """The backup to restore, and the newer ones passed over (by default: the newest that opens as a
+    master — a broken master restored over is backed up too, and must not come back)."""
     found = list_backups(path)
     if backup is None:
         if not found:
             raise BackupNotFound(path, None)
-        return found[0]
+        for n, candidate in enumerate(found):
+            if not _not_a_master(candidate):
+                return candidate, found[:n]
+        raise BackupUnusable(path, found[0], f"{_not_a_master(found[0])}；其余 {len(found) - 1} 份备份也不能用")
     name = Path(backup).name
     for candidate in found:
         if candidate.name == name or candidate.stem == name:
-            return candidate
-    if Path(backup).is_file() and re.search(r"\.xls[xm]$", str(backup)):
-        return Path(backup)
+            return candidate, []
+    # A path given in full (a backup of the master under its old name, a copy kept elsewhere):
+    # restore checks it is a master.
+    if Path(backup).is_file() and re.search(r"\.xls[xm]$", str(backup), re.IGNORECASE):
+        return Path(backup), []
     raise BackupNotFound(path, name)

@@ -1,0 +1,152 @@
+"""``healthbook restore`` with what it undoes: the consolidations a backup predates.
+
+A backup taken before a consolidation brings back a master without that run's rows, while the
+committees' receipts already named them and their forms sit in archive/ (never merged again on
+their own). ``restore_master`` restores (``book.write.restore``), then compares 变更记录 of the
+file it replaced with the one brought back: each run whose lines are gone is named with its source
+file, where that file was archived, and the records it added or updated — so the clerk can move
+those files back into the inbox. The numbers those runs gave stay given (``consolidate.keep_numbers``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from . import schema
+from .book.backup import is_backup_of
+from .book.lock import DEFAULT_WAIT
+from .book.read import read_workbook
+from .book.write import restore
+from .consolidate import folders, issued_numbers, keep_numbers
+from .errors import HealthbookError
+from .merge import ADDED, UPDATED
+
+CHANGES = schema.CHANGES.name
+LINE = ("time", "source", "record_id", "action", "column", "old", "new")
+SHOWN = 10  # record numbers named per run; the rest are counted
+
+
+@dataclass
+class LostRun:
+    """One consolidation of one file whose changes the restored master no longer holds."""
+
+    time: datetime | None
+    source: str
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    archived: Path | None = None  # the file as consolidation archived it, when still there
+
+    def to_dict(self) -> dict:
+        return {"time": self.time.strftime("%Y-%m-%d %H:%M:%S") if self.time else None, "source": self.source,
+                "added": self.added, "updated": self.updated,
+                "archived": str(self.archived) if self.archived else None}
+
+
+@dataclass
+class Restored:
+    path: Path
+    restored: Path  # the backup brought back
+    backup: Path | None  # the copy of the file it replaced
+    lost: list[LostRun]
+    inbox: Path | None = None
+    skipped: list[Path] = field(default_factory=list)  # newer backups passed over: broken or not a master
+
+    def to_dict(self) -> dict:
+        return {"restored": str(self.restored), "backup": str(self.backup) if self.backup else None,
+                "skipped": [str(p) for p in self.skipped],
+                "lost": [run.to_dict() for run in self.lost], "inbox": str(self.inbox) if self.inbox else None}
+
+
+def restore_master(path: Path | str, backup: str | Path | None = None, wait: float = DEFAULT_WAIT) -> Restored:
+    """Restore ``path`` from a backup (see ``book.write.restore``) and say which consolidations it undid."""
+    path = Path(path)
+    if path.is_file():
+        # Numbers given by runs from before the number file was kept are in this file's
+        # 变更记录 only: kept before it is replaced.
+        keep_numbers(path, issued_numbers(path))
+    done = restore(path, backup, wait=wait)
+    if done.backup is None:
+        return Restored(path, done.restored, None, [], skipped=done.skipped)
+    try:
+        settings = read_workbook(done.backup, [schema.SETTINGS]).settings
+    except HealthbookError:
+        settings = {}
+    where = folders(path, settings)
+    lost = lost_runs(done.backup, path, where.archive)
+    return Restored(path, done.restored, done.backup, lost, where.inbox if lost else None, done.skipped)
+
+
+def change_lines(path: Path) -> list[tuple]:
+    """变更记录's lines as comparable tuples (none when the sheet cannot be read)."""
+    try:
+        frame = read_workbook(path, [schema.CHANGES]).frames[CHANGES]
+    except HealthbookError:
+        return []
+    columns = [c for c in LINE if c in frame.columns]
+    return [tuple(values) for values in frame[columns].itertuples(index=False, name=None)]
+
+
+def lost_runs(replaced: Path, restored: Path, archive: Path) -> list[LostRun]:
+    """Runs (by time and source file) whose 变更记录 lines are in ``replaced`` and not in ``restored``."""
+    gone = Counter(change_lines(replaced)) - Counter(change_lines(restored))
+    runs: dict[tuple, LostRun] = {}
+    for line in sorted(gone.elements(), key=lambda t: (str(t[0]), str(t[1]))):
+        values = dict(zip(LINE, line))
+        when = values.get("time") if isinstance(values.get("time"), datetime) else None
+        source = str(values.get("source") or "")
+        run = runs.setdefault((when, source), LostRun(when, source, archived=archived_as(archive, source, when)))
+        key = str(values.get("record_id") or "")
+        kept = run.added if values.get("action") == ADDED else run.updated if values.get("action") == UPDATED else None
+        if kept is not None and key and key not in kept:
+            kept.append(key)
+    return list(runs.values())
+
+
+def archived_as(archive: Path, source: str, when: datetime | None) -> Path | None:
+    """The file consolidation archived as ``<stem>-<run time><suffix>`` (``move_with_stamp``)."""
+    if not source or when is None or not archive.is_dir():
+        return None
+    name = Path(source)
+    archived = re.compile(rf"{re.escape(name.stem)}-{when:%Y%m%d-%H%M%S}(?:-\d+)?{re.escape(name.suffix)}")
+    return next((p for p in sorted(archive.iterdir()) if archived.fullmatch(p.name)), None)
+
+
+def _numbers(keys: list[str]) -> str:
+    shown = "、".join(keys[:SHOWN])
+    return shown + (f" 等 {len(keys)} 个" if len(keys) > SHOWN else "")
+
+
+def restore_text(done: Restored) -> str:
+    """What the restore did, in Chinese: the backup, the copy of the replaced file, and each
+    consolidation it undid with what to do about it."""
+    lines = [f"已用备份 {done.restored.name} 恢复 {done.path.name}。"]
+    if not is_backup_of(done.path, done.restored):
+        lines.append(f"注意：{done.restored.name} 不是以 {done.path.name} 这个名称做的备份（是改名前的备份，或另一个工作簿？）"
+                     "请打开核对；用错了可再运行 healthbook restore，恢复前的文件已备份（见下）。")
+    if done.skipped:
+        lines.append(f"跳过了更新的 {len(done.skipped)} 份备份（{'、'.join(p.name for p in done.skipped)}）："
+                     "它们打不开或不是主工作簿（例如恢复时为已损坏的主工作簿做的备份）。")
+    if done.backup:
+        lines.append(f"恢复前的文件已备份为：{done.backup}")
+    if not done.lost:
+        return "\n".join(lines)
+    lines.append(f"注意：这份备份早于下面 {len(done.lost)} 份填报表的汇总，它们并入的内容已不在主工作簿中：")
+    for run in done.lost:
+        did = []
+        if run.added:
+            did.append(f"新增 {len(run.added)} 行（{_numbers(run.added)}）")
+        if run.updated:
+            did.append(f"更新 {len(run.updated)} 条记录（{_numbers(run.updated)}）")
+        where = f"原文件已归档为 {run.archived}" if run.archived else "在归档文件夹中没有找到原文件，请向该居委会要回"
+        when = f"{run.time:%Y-%m-%d %H:%M}" if run.time else "时间不明"
+        lines.append(f"  {when}  {run.source}：{'，'.join(did) or '有改动'}；{where}")
+    lines.append(f"要把它们重新并入，请把这些文件从归档文件夹移回收件箱 {done.inbox}，"
+                 "再运行 healthbook consolidate（或等下一次定时汇总）。")
+    if any(run.added for run in done.lost):
+        lines.append("回执里已告知居委会的这些记录编号不会再分给别的记录；重新并入的新增行会得到新的编号，"
+                     "新的回执会告知居委会。")
+    return "\n".join(lines)
