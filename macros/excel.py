@@ -197,7 +197,10 @@ def list_notices(live: LiveBook, rendered, workbook) -> str:
     """Write 通知清单; a workbook made before that sheet existed just goes without the list."""
     if schema.NOTICES.name not in workbook.sheet_names:
         return _NO_LIST
-    live.write([notices_sheet(rendered, Path(workbook.path).parent)])
+    try:
+        live.write([notices_sheet(rendered, Path(workbook.path).parent)])
+    except HealthbookError as err:  # the notices are made: say so, and why the list is not
+        return f"“{schema.NOTICES.name}”表未更新：{err}"
     return f"清单见“{schema.NOTICES.name}”表。"
 
 

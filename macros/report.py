@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from . import schema
 from .book.read import Workbook
 from .book.write_types import Mark, SheetWrite
-from .errors import WorkbookBusy
+from .errors import HealthbookError, WorkbookBusy
 from .marks import validation_writes
 from .problems import Validation
 from .render.context import NoticeInput
@@ -175,6 +175,17 @@ def prepare_report(book: Workbook, out_dir: Path | str | None = None, as_of: dat
     return PreparedReport(sheets, marks, report)
 
 
+class ReportNotWritten(HealthbookError):
+    """The notices were rendered, then writing the workbook failed (no backup possible, the
+    write's check refused it, a totals row in the way): the message says where the notices are."""
+
+    def __init__(self, cause: HealthbookError, notices: NoticeResult):
+        self.exit_code = cause.exit_code
+        counts = "，".join(f"{kind} {n} 份" for kind, n in notices.counts().items()) or "没有需要生成的通知"
+        super().__init__(f"{cause}\n通知已生成（{counts}），保存在文件夹 {notices.out_dir}；"
+                         f"工作簿中的{schema.ISSUES.name}、进度表和{schema.NOTICES.name}未更新。")
+
+
 def write_report(adapter: BookAdapter, prepared: PreparedReport,
                  progress: Callable[[str], None] | None = None) -> ReportResult:
     """Write a prepared report (one write); a busy file adapter stages it instead."""
@@ -182,15 +193,18 @@ def write_report(adapter: BookAdapter, prepared: PreparedReport,
     result = prepared.result
     written, busy, staged = True, "", None
     say("正在写入校验结果、进度表和通知清单……")
-    if hasattr(adapter, "write_or_stage"):  # the file adapter stages beside a busy master
-        outcome = adapter.write_or_stage(prepared.sheets, prepared.marks)
-        if outcome.busy:
-            written, busy, staged = False, outcome.busy, outcome.staged
-    else:
-        try:
-            adapter.write(prepared.sheets, prepared.marks)
-        except WorkbookBusy as exc:
-            written, busy = False, str(exc)
+    try:
+        if hasattr(adapter, "write_or_stage"):  # the file adapter stages beside a busy master
+            outcome = adapter.write_or_stage(prepared.sheets, prepared.marks)
+            if outcome.busy:
+                written, busy, staged = False, outcome.busy, outcome.staged
+        else:
+            try:
+                adapter.write(prepared.sheets, prepared.marks)
+            except WorkbookBusy as exc:
+                written, busy = False, str(exc)
+    except HealthbookError as exc:
+        raise ReportNotWritten(exc, result.notices) from exc
     result.written, result.busy, result.staged = written, busy, str(staged) if staged else ""
     return result
 

@@ -190,6 +190,20 @@ def test_a_backup_that_cannot_be_made_refuses_the_run(master):
         [[message, _, _, mode, *_]] = alerts(book)
         assert mode == "critical" and str(master.parent / BACKUP_DIR) in message
         assert ("没有改动工作簿" in message or "未改动" in message) and "不是文件夹" in message
+        if run is excel.report:  # its notices are made before the write: the box says where they are
+            folder = master.parent / schema.SETTINGS_BY_KEY["notices"].default
+            assert "通知已生成" in message and str(folder) in message and any(folder.glob("*.docx"))
+
+
+def test_the_notices_button_says_its_notices_are_made_when_the_list_cannot_be_backed_up(master):
+    """生成通知 writes only 通知清单: a backup that cannot be made leaves the list as it was,
+    and the box still says where the notices are (they were made), not only that it failed."""
+    (master.parent / BACKUP_DIR).write_text("a file where the folder should be")
+    book = xw.Book(json=book_payload(master, name=str(master)))
+    assert excel.notices(book, as_of=AS_OF, base=master.parent) is not None
+    assert changes(book) == []
+    [[message, _, _, mode, *_]] = alerts(book)
+    assert mode == "info" and "已生成" in message and "表未更新" in message and "不是文件夹" in message
 
 
 DISK_FULL = """

@@ -239,6 +239,18 @@ def test_a_backups_folder_that_is_a_file_is_a_clear_error_and_the_master_is_unto
     assert not list(master.parent.glob(".hb-*.tmp"))
 
 
+def test_report_says_where_its_notices_are_when_the_master_cannot_be_backed_up(master, tmp_path, capsys):
+    """The notices are rendered before the one write: refused for want of a backup, the command
+    still says they were made, and where (before, only the refusal: "本次不写入")."""
+    (master.parent / "backups").write_text("not a folder")
+    before = master.read_bytes()
+    out = tmp_path / "通知"
+    assert main(["report", str(master), "--out", str(out), "--as-of", "2020-11-15"]) == 2
+    said = capsys.readouterr().err
+    assert "backups" in said and "通知已生成" in said and str(out) in said and "未更新" in said
+    assert any(out.glob("进度通报*.docx")) and master.read_bytes() == before
+
+
 @pytest.mark.parametrize("typed, kept", [("二十", 20), ("20份", 20), (-3, 10), (2.5, 10), (None, 10), (0, 1)])
 def test_backups_kept_is_read_as_the_validator_reads_it(master_copy, typed, kept):
     # Never fewer backups than the default because of a value the validator calls wrong.
