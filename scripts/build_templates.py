@@ -340,7 +340,8 @@ def progress_template() -> Document:
               "{% endif %}，{{ summary.committees }}个居委会共填报台账{{ summary.entries }}条。"
               "现将有关情况通报如下。")
     para(doc, "一、总体进展", "一级标题")
-    para(doc, "{{ summary.on_track }}个居委会进度正常，{{ summary.lagging }}个滞后，{{ summary.severe }}个严重滞后；"
+    para(doc, "{{ summary.on_track }}个居委会进度正常，{{ summary.lagging }}个滞后，{{ summary.severe }}个严重滞后"
+              "{% if summary.no_target %}，{{ summary.no_target }}个尚未设定目标{% endif %}；"
               "{{ summary.overdue_projects }}个项目已过截止日期仍未完成，{{ summary.unverified }}条台账记录待核实。")
     para(doc, "二、分类别进展", "一级标题")
     table(doc, ["类别", "项目数", "平均完成率", "逾期项目"],
@@ -367,7 +368,10 @@ def progress_template() -> Document:
               "{% if not loop.last %}、{% endif %}{% endfor %}。")
     para(doc, "{%p endif %}")
     para(doc, "{%p if not severe_committees and not lagging_committees %}")
-    para(doc, "各居委会进度均正常。")
+    # A committee without targets has no status: "各居委会进度均正常" would vouch for it.
+    para(doc, "{% if not summary.no_target %}各居委会进度均正常。{% elif summary.no_target == summary.committees %}"
+              "各居委会尚未设定目标，暂无进度状态。{% else %}没有进度滞后的居委会（另有{{ summary.no_target }}个"
+              "居委会尚未设定目标）。{% endif %}")
     para(doc, "{%p endif %}")
     para(doc, "五、下一步工作安排", "一级标题")
     para(doc, "{%p for p in upcoming %}")
@@ -407,8 +411,8 @@ def reminder_template() -> Document:
     para(doc, "{%p endif %}")
     para(doc, "三、工作要求", "一级标题")
     para(doc, "{%p for i in overdue_items %}")
-    para(doc, "{{ loop.index }}. {{ i.name }}：请于{{ reply_by|cn_date }}前完成剩余的{{ i.remaining|num }}"
-              "{{ i.indicator_unit }}，并在台账中填报。")
+    para(doc, "{{ loop.index }}. {{ i.name }}：请于{{ reply_by|cn_date }}前完成{% if i.remaining is not blank %}剩余的"
+              "{{ i.remaining|num }}{{ i.indicator_unit }}{% endif %}，并在台账中填报。")
     para(doc, "{%p endfor %}")
     para(doc, "{%p for i in upcoming_items %}")
     para(doc, "{{ loop.index + overdue_items|length }}. {{ i.name }}：截止日期{{ i.deadline|cn_date }}，"
@@ -490,7 +494,8 @@ def bulletin_template() -> Document:
               "{% else %}平均完成年度目标的{{ progress.percent|pct }}"
               "（{% for c in progress.categories %}{{ c.category }}{{ c.percent|pct }}"
               "{% if not loop.last %}，{% endif %}{% endfor %}）{% endif %}；{{ progress.committees }}个居委会中，"
-              "{{ progress.on_track }}个进度正常，{{ progress.lagging }}个滞后，{{ progress.severe }}个严重滞后。")
+              "{{ progress.on_track }}个进度正常，{{ progress.lagging }}个滞后，{{ progress.severe }}个严重滞后"
+              "{% if progress.no_target %}，{{ progress.no_target }}个尚未设定目标{% endif %}。")
     para(doc, "{%p endif %}")
     para(doc, "【链接】", "栏目")
     para(doc, "{{ link_title }}", "链接标题")

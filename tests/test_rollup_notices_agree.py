@@ -152,6 +152,31 @@ def test_without_targets_every_sheet_leaves_percent_and_status_blank(case):
     for page in reminders:
         text = html.unescape(page.read_text(encoding="utf-8"))
         assert "各项目尚未设定目标。" in text and "目标合计" not in text and "0.0%" not in text
+        # An overdue project without a target: nothing "剩余" to name, and no "尚差 0" (= done).
+        assert "剩余的" not in text and "<td>0</td><td>2020" not in cell_text(text)
+
+
+@pytest.mark.parametrize("case", ["no target at all"], indirect=True)
+def test_without_targets_no_committee_is_said_to_be_on_track(case, tmp_path):
+    """"0个居委会进度正常" and then "各居委会进度均正常" contradicted each other; a committee
+    without targets has no status, and the Word notice says the same as the web page."""
+    name, rolled, out = case
+    committees = len(rolled.committees)
+    page = cell_text(progress_html(out))
+    assert f"0个严重滞后，{committees}个尚未设定目标；" in page
+    assert "各居委会尚未设定目标，暂无进度状态。" in page and "均正常" not in page
+    book_dir = out.parent
+    book = read_workbook(book_dir / "master.xlsx")
+    validation, again = analyse(book, AS_OF)
+    render_notices(notice_input(book, validation, again, AS_OF), tmp_path,
+                   NoticeOptions(kinds=("progress", "bulletin"), formats=("docx",)))
+    from docx import Document
+
+    words = {f.name: "".join(p.text for p in Document(str(f)).paragraphs) for f in tmp_path.glob("*.docx")}
+    [progress] = [t for n, t in words.items() if n.startswith("进度通报")]
+    [bulletin] = [t for n, t in words.items() if n.startswith("工作简报")]
+    assert "各居委会尚未设定目标，暂无进度状态。" in progress and "均正常" not in progress
+    assert f"{committees}个尚未设定目标" in progress and f"{committees}个尚未设定目标。" in bulletin
 
 
 def test_units_are_split_alike_by_the_validator_the_sheet_and_the_notices(tmp_path):

@@ -54,8 +54,11 @@ class NoticeInput:
     cache: dict[str, list[dict]] = field(default_factory=dict, repr=False)
 
 
-def remaining(target: object, achieved: object) -> int:
-    """What is still to be done, in whole units: a shared target of 3.08 场 leaves 4 场, not 3.08."""
+def remaining(target: object, achieved: object) -> int | str:
+    """What is still to be done, in whole units: a shared target of 3.08 场 leaves 4 场, not 3.08;
+    '' (shown blank) without a target: "尚差 0" would say the work is done."""
+    if clean(target) == "":
+        return ""
     gap = number(target) - number(achieved)
     return max(math.ceil(round(gap, 6)), 0)
 
@@ -181,6 +184,7 @@ def summary(data: NoticeInput, projects: list[dict], committees: list[dict]) -> 
         # A committee without any target has no status: it is not "正常" either.
         "on_track": statuses.count(schema.PROGRESS_OK),
         "lagging": statuses.count("滞后"), "severe": statuses.count("严重滞后"),
+        "no_target": statuses.count(fmt.NO_TARGET),
         "overdue_projects": sum(p["is_overdue"] for p in projects),
     }
 
@@ -261,7 +265,7 @@ def reminder_contexts(data: NoticeInput) -> list[dict]:
         # Still to do as the roll-up decides it: a pair marked 已完成 is done though short of its
         # target (it is never overdue), so it is not asked for again.
         ahead = [i for i in items if not truthy(i.get("done")) and not truthy(i.get("overdue"))
-                 and i["remaining"] > 0 and fmt.as_date(i["deadline"]) and fmt.as_date(i["deadline"]) >= data.as_of]
+                 and i["remaining"] != "" and i["remaining"] > 0 and fmt.as_date(i["deadline"]) and fmt.as_date(i["deadline"]) >= data.as_of]
         ahead.sort(key=lambda i: (fmt.as_date(i["deadline"]), i["project_id"]))
         contexts.append({**base, "committee": committee, "reasons": reasons,
                          "overdue_items": overdue, "upcoming_items": ahead[:UPCOMING]})
