@@ -312,8 +312,12 @@ def _clean_text(value: object, code: bool) -> str | None:
 
 # Units are separated by 、 (contract); commas, semicolons and slashes typed instead separate too
 # ("发展办/党建办" is two units), and so does whitespace — Chinese names hold none — except between
-# two Latin letters or digits, where it is a space inside an English name ("Health Centre").
-_UNIT_SPLIT = re.compile(r"\s*[、，,；;/／\\]\s*|(?<![A-Za-z0-9\s])\s+|\s+(?![A-Za-z0-9\s])")
+# two Latin letters or digits, a space inside an English name ("Health Centre"), and before a
+# bracket or inside one ("社区卫生服务中心 (CHC)", "( 静安 )"): a bracket is part of the name.
+_OPEN, _CLOSE = "(（\\[【〔《", ")）\\]】〕》"
+_UNIT_SPLIT = re.compile(rf"\s*[、，,；;/／\\]\s*"
+                         rf"|(?<![A-Za-z0-9\s{_OPEN}])\s+(?![\s{_OPEN}{_CLOSE}])"
+                         rf"|(?<![\s{_OPEN}])\s+(?![A-Za-z0-9\s{_OPEN}{_CLOSE}])")
 
 
 def unit_parts(text: object) -> list[str]:

@@ -254,3 +254,18 @@ def test_a_committee_without_targets_gets_no_bar_but_a_label(tmp_path):
     chart = progress_chart(["一居", "二居"], [0.5, None], ["正常", "None"], formats=("svg",))
     assert ">50.0%<" in chart.svg.replace(" ", "") or "50.0%" in chart.svg
     assert fmt.NO_TARGET in chart.svg and "0.0%" not in chart.svg.replace("50.0%", "")
+
+
+@pytest.mark.parametrize("typed, units", [
+    ("社区卫生服务中心 (CHC)", ["社区卫生服务中心 (CHC)"]),
+    ("社区卫生服务中心 ( 静安 )", ["社区卫生服务中心 ( 静安 )"]),
+    ("社区卫生服务中心（CHC） 党建办", ["社区卫生服务中心（CHC）", "党建办"]),
+    ("卫生服务中心 【分中心】 党建办", ["卫生服务中心 【分中心】", "党建办"]),
+    ("Health Centre 党建办", ["Health Centre", "党建办"]),
+    ("社区卫生服务中心  党建办 / 发展办", ["社区卫生服务中心", "党建办", "发展办"]),
+])
+def test_a_bracket_typed_after_a_space_stays_with_its_unit(typed, units):
+    """Spaces separate units, but "(CHC)" or "(" alone is not a unit of its own."""
+    from macros.normalise import split_units
+
+    assert split_units(typed) == units
