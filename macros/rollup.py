@@ -98,9 +98,14 @@ class Rollup:
         return {"meta": meta, **tables}
 
 
+# A 完成率 counts and shows as at most 100 % (the sheets' PERCENT_CAPPED_FORMAT, the averages,
+# the notices): 543 % of one project must not hide another's 20 %.
+PERCENT_CAP = 1.0
+
+
 def capped(percent: pd.Series) -> pd.Series:
     """Percent as displayed: at most 1 (100 %); missing stays missing."""
-    return percent.clip(upper=1.0)
+    return percent.clip(upper=PERCENT_CAP)
 
 
 def progress_status(percent: pd.Series, expected: float, lag: float, severe: float) -> pd.Series:

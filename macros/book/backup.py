@@ -28,6 +28,18 @@ class BackupFolderUnusable(HealthbookError):
                          f"本次不写入，主工作簿未改动。{fix}，然后重试。")
 
 
+def backups_to_keep(value: object) -> int:
+    """How many backups 设置 备份保留份数 keeps, from its value as typed or as read: read as the
+    validator reads it ("二十", "20份"); a value it calls wrong (negative, not whole, not a number)
+    keeps the default — a typo must not delete backups; 0 keeps 1 (the one just made)."""
+    from .. import schema
+    from ..normalise import read_setting, setting_default  # pandas: not for a light import of this module
+
+    setting = schema.SETTINGS_BY_KEY["backups_kept"]
+    kept = read_setting(setting, value).value
+    return max(1, setting_default(setting) if kept is None else kept)
+
+
 def backup_dir(path: Path) -> Path:
     return Path(path).parent / BACKUP_DIR
 

@@ -26,7 +26,6 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable
-from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -36,7 +35,7 @@ from xlsxwriter.utility import xl_rowcol_to_cell
 
 from .. import schema
 from ..errors import HealthbookError, MissingSheet, os_reason
-from .backup import backup_dir, backup_if_changed
+from .backup import backup_dir, backup_if_changed, backups_to_keep
 from .notes import AUTHOR as NOTE_AUTHOR
 from .ooxml import sheet_location
 from .read import ROW, Workbook, clean_header, empty_frame, find_header_row, frame_from_rows
@@ -236,8 +235,7 @@ class LiveBook:
     def _backups_kept(self, file: Path) -> int:
         """设置 备份保留份数 as this run read it (what staff see), else as the file holds it."""
         if self._workbook is not None:
-            with suppress(TypeError, ValueError):
-                return max(1, int(self._workbook.settings.get("backups_kept")))
+            return backups_to_keep(self._workbook.settings.get("backups_kept"))
         from .write import backups_kept  # the file writer's reading; imported here: a button's start-up
 
         return backups_kept(file)

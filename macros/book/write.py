@@ -36,7 +36,7 @@ from .. import schema
 from ..collect import collect_seldom
 from ..errors import FolderNotWritable, HealthbookError, WorkbookBusy, WorkbookNotFound, os_reason
 from . import marks as marking
-from .backup import backup_file, glob_escape, list_backups, other_backups, prune_backups
+from .backup import backup_file, backups_to_keep, glob_escape, list_backups, other_backups, prune_backups
 from .lock import DEFAULT_WAIT, WorkbookLock, check_not_open, owner_of
 from .ooxml import (
     NS_MAIN,
@@ -71,7 +71,6 @@ STAGED = "待合并"
 REFUSED = "核对未通过"  # <stem>-待合并-核对未通过-<time>: a result the check refused, kept as evidence
 EDITED_AFTER = timedelta(hours=1)  # a staged result saved this long after its time holds someone's work
 TEMP_PREFIX = ".hb-"  # temporary files: .hb-<name>-<random>.tmp, removed when a run ends
-DEFAULT_KEEP = 10
 OWNED_NAMES = {s.name for s in schema.OWNED_SHEETS}
 NOTE_PART = re.compile(r"(^|/)comments\d*\.xml$|\.vml$")
 # CT_Workbook children that come after calcPr.
@@ -298,30 +297,21 @@ def drop_out_of_date(path: Path, keep: Path | None = None, before: datetime | No
 
 
 def backups_kept(path: Path) -> int:
-    """设置 备份保留份数, read as the validator reads it ("二十", "20份"); default 10. A value the
-    validator calls wrong (negative, not whole, not a number) keeps the default: a typo must not
-    delete backups. 0 keeps 1 (the one just made)."""
+    """设置 备份保留份数 of the workbook at ``path`` (``backups_to_keep``); the default when its
+    设置 cannot be read: an unreadable 设置 must not stop a write."""
     try:
         book = CalamineWorkbook.from_path(str(path))
         if actual_sheet_name(book, schema.SETTINGS.name) is None:
-            return DEFAULT_KEEP
-        from ..normalise import parse_number_text
+            return backups_to_keep(None)
         from .read import frame_from_rows
 
         frame = frame_from_rows(grid(book, schema.SETTINGS.name), schema.SETTINGS, path)
         item = schema.SETTINGS_BY_KEY["backups_kept"].item
         # As typed (settings_from_frame turns 2.5 into 2): the validator judges the typed value.
-        value = next((v for i, v in zip(frame["item"], frame["value"]) if i == item and v is not None), None)
-        if value in (None, ""):
-            return DEFAULT_KEEP
-        if isinstance(value, bool):
-            return DEFAULT_KEEP
-        number = float(value) if isinstance(value, int | float) else parse_number_text(str(value)).value
-        if number is None or number < 0 or not float(number).is_integer():
-            return DEFAULT_KEEP
-        return max(1, int(number))
-    except Exception:  # an unreadable 设置 must not stop a write
-        return DEFAULT_KEEP
+        return backups_to_keep(next((v for i, v in zip(frame["item"], frame["value"]) if i == item and v is not None),
+                                    None))
+    except Exception:  # noqa: BLE001
+        return backups_to_keep(None)
 
 
 def _build(path: Path, sheets: list[SheetWrite], marks: list[Mark] | None, target: Path,

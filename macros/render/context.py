@@ -20,6 +20,7 @@ from docx.image.image import Image
 
 from .. import schema
 from ..normalise import setting_value, units_text
+from ..rollup import PERCENT_CAP
 from . import fmt
 
 PROGRESS, REMINDER, MEETING, BULLETIN = "progress", "reminder", "meeting", "bulletin"
@@ -159,7 +160,7 @@ def project_rows(data: NoticeInput) -> list[dict]:
         r["remaining"] = remaining(r.get("target"), r.get("achieved"))
         r["is_overdue"] = truthy(r.get("overdue"))
         if r["percent"] != "":
-            r["percent"] = min(r["percent"], 1.0)
+            r["percent"] = min(r["percent"], PERCENT_CAP)
     return rows
 
 
