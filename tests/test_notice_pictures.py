@@ -237,10 +237,25 @@ def test_a_cmyk_jpeg_goes_in_as_a_jpeg_word_reads(demo_master, tmp_path):
     assert small.width == 800 and large.width == printed_px(120)
 
 
-def test_a_folder_or_a_missing_file_is_named_for_what_it_is(demo_master, tmp_path):
+def placeable_wmf(path: Path) -> Path:
+    """The smallest Windows metafile with a placeable header (1 × 0.75 inch, no drawing records)."""
+    import struct
+
+    head = struct.pack("<IHhhhhHI", 0x9AC6CDD7, 0, 0, 0, 1440, 1080, 1440, 0)
+    checksum = 0
+    for word in struct.unpack("<10H", head):
+        checksum ^= word
+    path.write_bytes(head + struct.pack("<H", checksum) + struct.pack("<HHHIHIHIH", 1, 9, 0x300, 12, 0, 3, 0, 3, 0))
+    return path
+
+
+def test_a_folder_a_missing_file_or_a_drawing_is_named_for_what_it_is(demo_master, tmp_path):
     (tmp_path / "照片.jpg").mkdir()  # a folder named like a picture
     assert ctx.picture_problem(tmp_path / "照片.jpg") == "是文件夹，不是图片"
     assert ctx.picture_problem(tmp_path / "没有.jpg") == "不存在"
+    # Pillow knows a WMF drawing but decodes it only on Windows: not a file "cut short".
+    assert Image.open(placeable_wmf(tmp_path / "图.wmf")).format == "WMF"
+    assert "WMF/EMF 矢量图" in ctx.picture_problem(tmp_path / "图.wmf")
     out, notice, result = bulletin(demo_master, tmp_path, ["照片.jpg", "没有.jpg"])
     assert "是文件夹，不是图片" in left_out(result, 2, "照片.jpg")
     assert "不存在" in left_out(result, 3, "没有.jpg")

@@ -33,9 +33,10 @@ MIN_DPI = 96  # a small picture prints smaller than its frame rather than stretc
 JPEG_QUALITY = 85  # no visible loss in print at 200 dpi; a third of quality 92's bytes
 FEW_COLOURS = 4096  # at most this many distinct colours: a screenshot or a drawing, kept lossless
 # Pixels decoded at most: Pillow's own bomb threshold (89.5 M = 256 MB of 24-bit pixels), rounded.
-# Pillow holds 4 bytes a pixel, so this is ~360 MB beside Excel on an office PC and ~2 s; a 48 MP
-# phone photo is far below it, and a JPEG counts at the scale it decodes (1/8 for a bulletin frame),
-# so even a 200 MP phone JPEG goes in. Larger is a scan or render nobody needs at 120 mm.
+# Measured here: a 90 MP PNG fits in 2.6 s with 0.5 GB at its peak (Pillow holds 4 bytes a pixel),
+# which an office PC beside Excel can spare; a 48 MP phone photo is far below it, and a JPEG counts
+# at the scale it decodes (1/8 for a bulletin frame), so even a 200 MP phone JPEG goes in. Larger
+# is a scan or render nobody needs at 120 mm, or a file made to exhaust memory.
 MAX_PIXELS = 90_000_000
 SHRINK_TO_WIDTH = 4000  # what the message suggests: plenty for any printed frame
 MM_PER_INCH = 25.4
@@ -51,6 +52,7 @@ FOLDER = "是文件夹，不是图片"
 NOT_A_PICTURE = "不是 Word 能显示的图片（请用 JPG 或 PNG）"
 DAMAGED = "图片文件不完整或已损坏（可能复制或下载时中断），请重新复制原图后再填"
 UNCONVERTIBLE = "无法转换成 Word 能显示的图片（请另存为 JPG 或 PNG 后再填）"
+DRAWING = "是 WMF/EMF 矢量图，无法缩放放入简报（请另存为 PNG 后再填）"
 
 
 class PictureUnusable(HealthbookError):
@@ -201,6 +203,8 @@ def _fit(source: bytes, box_mm: tuple[float, float], dpi: int) -> FittedPicture:
         wanted = (max(1, round(width_mm / MM_PER_INCH * dpi)), max(1, round(height_mm / MM_PER_INCH * dpi)))
         shrink = wanted[0] < width
         upright = orientation in (0, 1)
+        if kind == "WMF":  # Pillow reads WMF and EMF pixels only on Windows: not "cut short"
+            raise _Refused(DRAWING)
         if shrink:
             # JPEG decodes at 1/2, 1/4 or 1/8 scale directly (still at least the wanted size): 4–8× faster
             # and 16–64× less memory, which is why a JPEG counts against MAX_PIXELS at that scale.
@@ -216,7 +220,8 @@ def _fit(source: bytes, box_mm: tuple[float, float], dpi: int) -> FittedPicture:
         if not shrink and upright and kind in _KEPT_AS_IS and _word_reads(source, im.mode):
             return FittedPicture(source, _KEPT_AS_IS[kind], width_mm, height_mm)
         try:
-            data, mime = _encode(ImageOps.exif_transpose(im), wanted if shrink else None, dpi)
+            ImageOps.exif_transpose(im, in_place=True)  # not a copy: 360 MB more for a 90 MP picture
+            data, mime = _encode(im, wanted if shrink else None, dpi)
         except MemoryError:
             raise _Refused(too_large(width, height)) from None
         except Exception:  # noqa: BLE001 - a colour space Pillow cannot turn into RGB (LAB, …)
