@@ -64,6 +64,7 @@ class PictureUnusable(HealthbookError):
 
 
 def too_large(width: int, height: int) -> str:
+    """The phrase for a picture of ``width`` × ``height`` pixels over ``MAX_PIXELS``."""
     return (f"图片过大（{width}×{height} 像素），请先缩小（如用“画图”的“调整大小”把宽度改为"
             f"{SHRINK_TO_WIDTH} 像素以内）再填")
 
