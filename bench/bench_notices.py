@@ -138,7 +138,9 @@ def bulletin_photos() -> None:
         runs = {"fitted": run("fitted")}
         if hasattr(notices, "fit_picture"):  # the same bulletin with every picture embedded as typed
             fit = notices.fit_picture
-            notices.fit_picture = notices.picture_as_is
+            from macros.render.pictures import picture_as_is
+
+            notices.fit_picture = picture_as_is
             try:
                 runs["as typed"] = run("as-typed")
             finally:

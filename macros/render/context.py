@@ -15,13 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from docx.image.exceptions import UnrecognizedImageError
-from docx.image.image import Image
 
 from .. import schema
 from ..normalise import setting_value, units_text
 from ..rollup import PERCENT_CAP
-from . import fmt
+from . import fmt, pictures
 
 PROGRESS, REMINDER, MEETING, BULLETIN = "progress", "reminder", "meeting", "bulletin"
 KIND_NAMES = {PROGRESS: "进度通报", REMINDER: "催办通知", MEETING: "会议通知", BULLETIN: "工作简报"}
@@ -337,14 +335,9 @@ def latest_issue(frame: pd.DataFrame | None) -> int | None:
 
 
 def picture_problem(path: Path) -> str:
-    """Why an article's picture cannot go into the bulletin ('' when it can)."""
-    if not path.is_file():
-        return "不存在"
-    try:
-        Image.from_file(str(path))  # what docxtpl will do: a renamed .doc or a .heic must not crash it
-    except (UnrecognizedImageError, OSError, ValueError):
-        return "不是 Word 能显示的图片（请用 JPG 或 PNG）"
-    return ""
+    """Why an article's picture cannot go into the bulletin ('' when it can): decided by
+    ``pictures.picture_problem``, the rule the picture is then embedded by."""
+    return pictures.picture_problem(path, pictures.BULLETIN_PICTURE_MM)
 
 
 def bulletin_context(data: NoticeInput, issue: int | None = None) -> dict | None:

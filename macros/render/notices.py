@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from markupsafe import Markup, escape
-from PIL import Image
 
 from .. import schema
 from . import context as ctx
@@ -23,15 +22,13 @@ from .env import (
     TemplateProblem,
     find_template,
 )
-from .pictures import FittedPicture, fit_picture, picture_as_is
+from .pictures import BULLETIN_PICTURE_MM, FittedPicture, fit_picture
 from .word import Picture, WordTemplate, render_with_pictures
 
 ALL_KINDS = (ctx.PROGRESS, ctx.REMINDER, ctx.MEETING, ctx.BULLETIN)
 NOTICE_SETTINGS = ("street", "pilot_name", "issuer", "doc_prefix", "contact", "phone")
 CHART_LIMIT = 40  # more committees than this: the chart shows the lowest 40
 NOTICE_START, NOTICE_END = "<!--notice-->", "<!--/notice-->"
-# A bulletin photo's frame (mm): 4:3 landscape fills it; portrait stands 90 mm tall, not 160.
-BULLETIN_PICTURE_MM = (120.0, 90.0)
 
 
 @dataclass
@@ -108,11 +105,9 @@ def _data_uri(picture: FittedPicture) -> str:
 
 
 def article_picture(path: Path) -> FittedPicture:
-    """An article's picture fitted to the bulletin's frame; as typed when Pillow cannot decode it."""
-    try:
-        return fit_picture(path, BULLETIN_PICTURE_MM)
-    except (OSError, ValueError, Image.DecompressionBombError):
-        return picture_as_is(path, BULLETIN_PICTURE_MM)
+    """An article's picture fitted to the bulletin's frame. ``bulletin_context`` has already let in
+    only pictures this can fit (the same decision, and the picture is decoded once)."""
+    return fit_picture(path, BULLETIN_PICTURE_MM)
 
 
 class Renderer:
