@@ -130,6 +130,7 @@ def test_the_fast_search_finds_what_trying_every_combination_finds():
     ("健康街道试点 \r\n 建设推进会", ["健康街道试点建设推进会"]),
     ("Healthy\nStreet 推进会", ["Healthy Street 推进会"]),  # Latin words stay apart
     ("2020\n年度推进会", ["2020 年度推进会"]),
+    ("凝聚各方力量 共同推进", ["凝聚各方力量 共同推进"]),  # a typed space between a headline's phrases stays
 ])
 def test_a_line_break_typed_in_a_cell_is_not_a_space_between_chinese_characters(typed, printed):
     assert break_title(typed, 20) == printed

@@ -4,13 +4,16 @@ Word and LibreOffice wrap Chinese anywhere, so a title one line too long came ou
 "……进展情 / 况的通报". GB/T 9704-2012 §7.3.3 asks that a title's lines keep words whole and be
 arranged symmetrically (a trapezoid or a diamond). The ``cn_wrap`` filter picks the line breaks: between
 words (jieba's segmentation), not inside a name the notice knows (the street, the issuer, the
-pilot, a committee) unless the title cannot be set otherwise, preferring breaks after punctuation and lines of even length, the upper line not
-shorter than the lower.
+pilot, a committee, the units a cell lists) unless the title cannot be set otherwise, preferring breaks
+after punctuation and lines of even length, the upper line not shorter than the lower. The breaks are
+chosen by dynamic programming (a paragraph pasted as a title takes a fraction of a second); text that
+would need more than ``MAX_LINES`` lines is left as typed, for Word to wrap.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import unicodedata
 import warnings
 from collections.abc import Iterable
@@ -83,16 +86,21 @@ def _costs(text: str, keep: Iterable[str]) -> dict[int, float]:
 
 
 def _tidy(text: str) -> str:
-    """Whitespace as a title prints it: a run of spaces or a typed line break (Alt+Enter in a cell,
-    placed for the cell's width, not the notice's) between two Chinese characters is dropped; elsewhere
-    ("Healthy Street", "2020 年度") it is one space. The lines are the title's, chosen here."""
-    words = text.split()
-    out = words[:1]
-    for word in words[1:]:
-        if not (_wide(out[-1][-1]) and _wide(word[0])):
-            out.append(" ")
-        out.append(word)
-    return "".join(out)
+    """Whitespace as a title prints it. A line break typed in the cell (Alt+Enter, placed for the
+    cell's width, not the page's) between two Chinese characters is dropped: the title's lines are
+    chosen here, and "健康街道试点 建设推进会" is not the name. Any other run of whitespace is one space —
+    between Latin words, and the space a headline sets between two phrases ("凝聚各方力量 共同推进")."""
+    text = text.strip()
+
+    def one(m: re.Match) -> str:
+        joined = _wide(text[m.start() - 1]) and _wide(text[m.end()])
+        return "" if joined and _LINE_BREAK.search(m.group()) else " "
+
+    return _WHITESPACE.sub(one, text)
+
+
+_WHITESPACE = re.compile(r"\s+")
+_LINE_BREAK = re.compile(r"[\n\r\v\f\x85\u2028\u2029]")
 
 
 def _wide(ch: str) -> bool:
