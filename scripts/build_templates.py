@@ -271,12 +271,18 @@ def red_masthead(doc, issuer: str = "{{ issuer }}", number: str = "{{ doc_number
 
 
 def table(doc, headers: list[str], cells: list[str], loop: str, widths_mm: list[float],
-          wrap: tuple[int, ...] = ()) -> None:
+          wrap: tuple[int, ...] = (), units: tuple[int, ...] = ()) -> None:
     """A table with a header row and one templated row repeated by ``{%tr for … %}``; the text of
-    the columns in ``wrap`` is broken between words to the column's width (not "服务中 / 心")."""
+    the columns in ``wrap`` is broken between words to the column's width (not "服务中 / 心"),
+    in ``units`` (责任单位 lists) between the units it names (not "自治 / 办、")."""
     scale = BLOCK_W / sum(widths_mm)  # tables span the text block
-    cells = [cell[:-2].rstrip() + f"|cn_wrap({per_line(widths_mm[i] * scale - 2 * CELL_MARGIN, TABLE_PT)})"
-             " }}" if i in wrap else cell for i, cell in enumerate(cells)]
+
+    def wrapped(i: int, cell: str) -> str:
+        value = cell[2:-2].strip()
+        keep = f", keep={value}" if i in units else ""
+        return f"{{{{ {value}|cn_wrap({per_line(widths_mm[i] * scale - 2 * CELL_MARGIN, TABLE_PT)}{keep}) }}}}"
+
+    cells = [wrapped(i, cell) if i in wrap else cell for i, cell in enumerate(cells)]
     t = doc.add_table(rows=4, cols=len(headers))
     t.style = doc.styles["Table Grid"]
     t.alignment = WD_TABLE_ALIGNMENT.CENTER
@@ -351,7 +357,7 @@ def progress_template() -> Document:
     table(doc, ["项目", "责任单位", "目标", "完成", "完成率", "截止日期"],
           ["{{ p.name }}", "{{ p.units }}", "{{ p.target|num }}", "{{ p.achieved|num }}",
            "{{ p.percent|pct }}", "{{ p.deadline|cn_date }}"],
-          "for p in projects", [34, 34, 18, 18, 16, 36], wrap=(0, 1))
+          "for p in projects", [34, 34, 18, 18, 16, 36], wrap=(0, 1), units=(1,))
     para(doc, "四、各居委会进展", "一级标题")
     para(doc, "{%p if chart %}", "图表")
     para(doc, "{{ chart }}", "图表").paragraph_format.keep_with_next = True

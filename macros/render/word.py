@@ -34,6 +34,53 @@ def _xml_source(tpl: DocxTemplate, xml: str) -> str:
     return re.sub(r"<w:p([ >])", r"\n<w:p\1", tpl.patch_xml(xml))
 
 
+# A title set by ``{% filter cn_wrap(n) %}…{% endfilter %}``: once staff format part of it in Word
+# (or Word splits it for proofing), the filter's body holds the XML between runs, which cn_wrap would
+# print as text. What may lie between the runs of a title and be dropped with the title then set
+# in its first run's format: run edges, run formatting, proofing marks, bookmarks.
+_WRAP_BLOCK = re.compile(r"(\{%-?\s*filter\s+cn_wrap\b.*?%\})(.*?)(\{%-?\s*endfilter\s*-?%\})", re.DOTALL)
+_RUN_SEAM = re.compile(
+    r"</w:t>|</w:r>|<w:r(?:\s[^>]*)?>|<w:rPr>.*?</w:rPr>|<w:rPr/>|<w:t(?:\s[^>]*)?/?>"
+    r"|<w:(?:proofErr|bookmarkStart|bookmarkEnd|lastRenderedPageBreak|permStart|permEnd)\b[^>]*/>",
+    re.DOTALL)
+_NOT_TEXT = [  # what else Word may put inside a title, as staff call it
+    (re.compile(r"</?w:p[ >/]"), "回车分段"), (re.compile(r"<w:(?:br|cr)\b"), "手动换行"),
+    (re.compile(r"<w:tab\b"), "制表符"), (re.compile(r"<w:(?:drawing|pict|object)\b"), "图片"),
+    (re.compile(r"<w:(?:fldChar|fldSimple|instrText)\b"), "页码、日期等域"),
+    (re.compile(r"<w:hyperlink\b"), "超链接"),
+]
+
+
+def merge_wrapped_runs(xml: str, template: str) -> str:
+    """Each ``cn_wrap`` filter block as one run of text (the first run's format), like docxtpl
+    merges the runs inside one tag; a block holding more than formatted text → ``TemplateProblem``."""
+    def merge(m: re.Match) -> str:
+        body = m.group(2)
+        if "<" not in body:
+            return m.group(0)
+        text = _RUN_SEAM.sub("", body)
+        if "<" in text:
+            what = next((name for pattern, name in _NOT_TEXT if pattern.search(text)), "文字以外的内容")
+            raise TemplateProblem(
+                template, m.group(1),
+                f"用 cn_wrap 断行的标题里有{what}，cn_wrap 只能断开文字：请在 Word 中删去标题里的{what}"
+                f"（标题的换行由 cn_wrap 按词安排）")
+        return m.group(1) + text + m.group(3)
+
+    return _WRAP_BLOCK.sub(merge, xml) if "cn_wrap" in xml else xml
+
+
+class _Template(DocxTemplate):
+    """docxtpl's template, whose preparation also merges the runs of ``cn_wrap`` titles."""
+
+    def __init__(self, path: Path):
+        super().__init__(str(path))
+        self.template_name = Path(path).name
+
+    def patch_xml(self, src_xml: str) -> str:
+        return merge_wrapped_runs(super().patch_xml(src_xml), self.template_name)
+
+
 def _finish(tpl: DocxTemplate, xml: str) -> str:
     xml = re.sub(r"\n<w:p([ >])", r"<w:p\1", xml)
     xml = xml.replace("{_{", "{{").replace("}_}", "}}").replace("{_%", "{%").replace("%_}", "%}")
@@ -49,7 +96,7 @@ class WordTemplate:
         self.path = Path(path)
         self.name = self.path.name
         self.env = env or docx_environment()
-        self._tpl = DocxTemplate(str(self.path))
+        self._tpl = _Template(self.path)
         with zipfile.ZipFile(self.path) as z:
             self.parts = {info.filename: z.read(info) for info in z.infolist()}
         self.sources: dict[str, str] = {}
@@ -167,7 +214,7 @@ def _bind(value: object, tpl: DocxTemplate) -> object:
 def render_with_pictures(path: Path, out: Path, context: dict,
                          variables: Iterable[str] | None = None) -> Path:
     """Render one document through docxtpl; ``Picture`` values in ``context`` become images."""
-    tpl = DocxTemplate(str(path))
+    tpl = _Template(Path(path))
     env = docx_environment()
     name = Path(path).name
     tpl.init_docx()
