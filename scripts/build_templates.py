@@ -357,7 +357,7 @@ def progress_template() -> Document:
     table(doc, ["项目", "责任单位", "目标", "完成", "完成率", "截止日期"],
           ["{{ p.name }}", "{{ p.units }}", "{{ p.target|num }}", "{{ p.achieved|num }}",
            "{{ p.percent|pct }}", "{{ p.deadline|cn_date }}"],
-          "for p in projects", [34, 34, 18, 18, 16, 36], wrap=(0, 1), units=(1,))
+          "for p in projects", [32, 32, 18, 18, 20, 36], wrap=(0, 1), units=(1,))
     para(doc, "四、各居委会进展", "一级标题")
     para(doc, "{%p if chart %}", "图表")
     para(doc, "{{ chart }}", "图表").paragraph_format.keep_with_next = True

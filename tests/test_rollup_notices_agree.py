@@ -24,6 +24,9 @@ from macros.report import analyse, notice_input
 from macros.rollup import rollup_sheets, rollup_text
 from macros.validate import validate
 
+from .conftest import convert_with_libreoffice
+from .test_notices import layout_lines
+
 AS_OF = demo.DEMO_AS_OF
 SERVICE = "健康服务类"
 
@@ -177,6 +180,11 @@ def test_without_targets_no_committee_is_said_to_be_on_track(case, tmp_path):
     [bulletin] = [t for n, t in words.items() if n.startswith("工作简报")]
     assert "各居委会尚未设定目标，暂无进度状态。" in progress and "均正常" not in progress
     assert f"{committees}个尚未设定目标" in progress and f"{committees}个尚未设定目标。" in bulletin
+    # Printed, each project's 完成率 cell holds 暂无目标 on one line (it wrapped as "暂无目/标").
+    [docx] = tmp_path.glob("进度通报*.docx")
+    lines = layout_lines(convert_with_libreoffice(docx, "pdf", tmp_path / "pdf"))
+    dated = [line for line in lines if re.search(r"20\d\d 年 \d+ 月 \d+ 日\s*$", line) and len(line.split()) > 6]
+    assert len(dated) == len(rolled.projects) and all(fmt.NO_TARGET in line for line in dated), dated
 
 
 def test_units_are_split_alike_by_the_validator_the_sheet_and_the_notices(tmp_path):
