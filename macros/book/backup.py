@@ -94,9 +94,12 @@ def backup_if_changed(path: Path, keep: int | None = None) -> tuple[Path, bool]:
     partial file and raises ``BackupFolderUnusable``.
     """
     path = Path(path)
-    found = list_backups(path)
-    if found and same_bytes(path, found[0]):
-        return found[0], False
+    try:
+        found = list_backups(path)
+        if found and same_bytes(path, found[0]):
+            return found[0], False
+    except OSError as exc:
+        raise BackupFolderUnusable(backup_dir(path), os_reason(exc)) from exc
     made = backup_file(path)
     if keep is not None:
         with suppress(OSError):  # an old copy someone has open: the new one is made, that counts

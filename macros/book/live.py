@@ -34,8 +34,8 @@ import pandas as pd
 from xlsxwriter.utility import xl_rowcol_to_cell
 
 from .. import schema
-from ..errors import HealthbookError, MissingSheet, os_reason
-from .backup import backup_dir, backup_if_changed, backups_to_keep
+from ..errors import HealthbookError, MissingSheet
+from .backup import backup_if_changed, backups_to_keep
 from .notes import AUTHOR as NOTE_AUTHOR
 from .ooxml import sheet_location
 from .read import ROW, Workbook, clean_header, empty_frame, find_header_row, frame_from_rows
@@ -87,15 +87,6 @@ class TotalsRowBlocked(HealthbookError):
                          f"会写到它所在的位置；{why}。{written}。请在汇总行上方插入足够的空行"
                          f"（选中汇总行上一行，右键 → 插入 → 在上方插入表行），使汇总行位于第 {rows + 2} 行或更下方，"
                          "然后重新运行。")
-
-
-class BackupFailed(HealthbookError):
-    """The workbook's file could not be backed up before a macro's first write: nothing written."""
-
-    def __init__(self, path: Path, reason: str):
-        super().__init__(f"写入前无法把工作簿 {path.name} 备份到文件夹 {backup_dir(path)}（{reason}），"
-                         "本次没有改动工作簿（按钮的改动无法撤销，没有备份就不写入）。请检查该文件夹的写入权限和"
-                         "磁盘剩余空间（可删除其中较旧的备份）后重新点击按钮；仍不行请联系信息联络员。")
 
 
 def saved_file(fullname: str) -> Path | None:
@@ -218,17 +209,14 @@ class LiveBook:
         it, keeping 设置 备份保留份数, unless the newest backup already holds the same bytes (a
         button pressed again before saving). Once per LiveBook: a run's several writes share one
         backup. A book with no file here gets none (``no_backup``); a copy that fails refuses
-        the run (``BackupFailed``) before anything is written."""
+        the run (``BackupFolderUnusable``) before anything is written."""
         if self._protected:
             return
         file = saved_file(str(self.book.fullname))
         if file is None:
             self.no_backup = "工作簿不是本机磁盘上的文件（尚未保存，或在网络、云端）"
         else:
-            try:
-                self.backup, self.backup_made = backup_if_changed(file, self._backups_kept(file))
-            except OSError as exc:
-                raise BackupFailed(file, os_reason(exc)) from exc
+            self.backup, self.backup_made = backup_if_changed(file, self._backups_kept(file))
             self.counts["backups"] += int(self.backup_made)
         self._protected = True
 

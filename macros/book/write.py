@@ -17,7 +17,6 @@ beside a busy master as ``<stem>-待合并-<timestamp><suffix>``.
 
 from __future__ import annotations
 
-import filecmp
 import os
 import re
 import shutil
@@ -36,7 +35,15 @@ from .. import schema
 from ..collect import collect_seldom
 from ..errors import FolderNotWritable, HealthbookError, WorkbookBusy, WorkbookNotFound, os_reason
 from . import marks as marking
-from .backup import backup_file, backups_to_keep, glob_escape, list_backups, other_backups, prune_backups
+from .backup import (
+    backup_file,
+    backups_to_keep,
+    glob_escape,
+    list_backups,
+    other_backups,
+    prune_backups,
+    same_bytes,
+)
 from .lock import DEFAULT_WAIT, WorkbookLock, check_not_open, owner_of
 from .ooxml import (
     NS_MAIN,
@@ -662,11 +669,7 @@ def _not_a_master(file: Path) -> str:
 
 
 def _same_backup(path: Path) -> Path | None:
-    size = path.stat().st_size
-    for candidate in list_backups(path):
-        if candidate.stat().st_size == size and filecmp.cmp(candidate, path, shallow=False):
-            return candidate
-    return None
+    return next((candidate for candidate in list_backups(path) if same_bytes(path, candidate)), None)
 
 
 def backup_listing(path: Path | str) -> list[dict]:
