@@ -356,6 +356,8 @@ def read_setting(setting: schema.Setting, value: object) -> Reading:
         return Reading()
     if setting.type == "text":
         return Reading(value)
+    if setting.key == "year" and isinstance(value, date):
+        return _year_of_date(value)
     if isinstance(value, bool | date):  # a datetime is a date too
         return Reading(reason=_NOT_A_NUMBER)
     percent_sign = False
@@ -382,6 +384,18 @@ def read_setting(setting: schema.Setting, value: object) -> Reading:
     if setting.type == "fraction" and number >= 1 and not percent_sign:
         return Reading(number / 100, changed=True)
     return Reading(number)
+
+
+def _year_of_date(value: date) -> Reading:
+    """年度 in a cell Excel holds as a date: "2020-1" typed becomes 2020-01-01 (its year), and 2020
+    in a cell formatted as a date reads as 1905-07-12 (its serial number is the year). ``changed``
+    set, so the validator says how it was read."""
+    day = value.date() if isinstance(value, datetime) else value
+    serial = (day - EXCEL_EPOCH).days
+    for year in (day.year, serial):
+        if YEAR_RANGE[0] <= year <= YEAR_RANGE[1]:
+            return Reading(year, changed=True)
+    return Reading(reason=_NOT_A_YEAR)
 
 
 def setting_default(setting: schema.Setting) -> object:

@@ -299,9 +299,15 @@ class _Rules:
                   lambda i: f"设置“{items[i]}”的值“{text_of(raw_values[i])}”{reasons[i]}",
                   lambda i: schema.SETTINGS_BY_ITEM[items[i]].help)
         self._thresholds(items, raw_values, readings)
+        year_item = schema.SETTINGS_BY_KEY["year"].item
+        as_date = [item == year_item and r is not None and r.value is not None and r.changed
+                   for item, r in zip(items, readings)]
+        self.emit(sheet, as_date, value_col, WARNING, NORMALISED,
+                  lambda i: f"设置“{year_item}”的值是日期“{text_of(raw_values[i])}”（单元格格式为日期），"
+                            f"按 {readings[i].value} 年处理",
+                  lambda i: f"请把该单元格格式改为“常规”，填写 {readings[i].value}")
         if self.year is not None:
             return
-        year_item = schema.SETTINGS_BY_KEY["year"].item
         year_rows = [item == year_item for item in items]
         if any(r and reason for r, reason in zip(year_rows, reasons)):
             return  # already reported as a bad value
