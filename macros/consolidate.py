@@ -56,7 +56,7 @@ from .merge import (
     display,
     same_data,
 )
-from .normalise import APPROXIMATE, NORMALISED, code_text
+from .normalise import APPROXIMATE, NORMALISED, code_text, nfkc
 from .problems import Problem
 from .readahead import ReadAhead
 from .render.env import TemplateProblem
@@ -121,6 +121,9 @@ class FileResult:
     moved_to: Path | None = None
     receipt: Path | None = None
     receipt_error: str = ""  # why it has no receipt, in Chinese after 回执 (未能写入文件夹…): it stays in the inbox
+    # Why the whole file is returned although its rows were read (rows of another committee): its
+    # rows are still checked, so that the receipt names every mistake at once, and none is merged.
+    returned_whole: Problem | None = None
 
     def to_dict(self) -> dict:
         """Exactly the per-file keys of ``consolidate --json``."""
@@ -653,7 +656,10 @@ class _Checker:
             issues = [p for p in issues if p.code not in ("duplicate_key", "another_record") or p.row not in twice
                       ] + repeated
         bad_rows = {p.row for p in issues if p.is_error and p.row is not None}
-        good = [(n, dict(zip(KEYS, row))) for n, row in zip(sub.row_numbers, sub.rows) if n not in bad_rows]
+        if result.returned_whole is not None:
+            issues.append(result.returned_whole)
+        good = [] if result.returned_whole is not None else [
+            (n, dict(zip(KEYS, row))) for n, row in zip(sub.row_numbers, sub.rows) if n not in bad_rows]
         merged = self.merge.merge(good, sub.columns, sub.path.name, self.now, sub.base,
                                   {row[KEY_INDEX] for row in sub.rows if row[KEY_INDEX] is not None})
         issues += [_look_alike(o) for o in merged.outcomes if o.similar is not None]
@@ -814,10 +820,12 @@ def load_file(path: Path, committees: dict[str, str],
     reason = reject_reason_for_suffix(path)
     if reason:
         result.issues.append(with_advice("not_a_workbook", reason))
+        _committee_by_name(result, committees)
         return result, None
     sub = read(path)
     if isinstance(sub, str):
         result.issues.append(replace(with_advice("structure", sub), sheet=LEDGER))
+        _committee_by_name(result, committees)
         return result, None
     if not sub.rows and sub.info_committee is None:
         # A hand-made form with nothing filled in: there is no committee to tell, and nothing to
@@ -836,8 +844,12 @@ def load_file(path: Path, committees: dict[str, str],
     committee, problem = _committee_of(sub, committees)
     result.committee_id = committee
     result.committee_name = committees.get(committee or "", "")
-    if problem:
+    if problem and problem.code == "wrong_committee":
+        result.returned_whole = problem
+    elif problem:
         result.issues.append(problem)
+        if committee is None:
+            _committee_by_name(result, committees)
         return result, None
     for row in sub.rows:
         if row[COMMITTEE_INDEX] is None:
@@ -852,6 +864,17 @@ def load_file(path: Path, committees: dict[str, str],
 
 
 IDENTITY_INDEXES = (KEY_INDEX, COMMITTEE_INDEX)
+
+
+def _committee_by_name(result: FileResult, committees: dict[str, str]) -> None:
+    """A file returned before its committee was known ("填报表-C09-育明居委会.xls", "太阳山居委会.csv"):
+    the committee its name names, when exactly one, so that its receipt is named for it."""
+    name = nfkc(Path(result.file).stem).upper()
+    found = {c for c, n in committees.items()
+             if re.search(rf"(?<![A-Z0-9]){re.escape(nfkc(c).upper())}(?![0-9])", name) or (n and nfkc(n).upper() in name)}
+    if len(found) == 1:
+        result.committee_id = found.pop()
+        result.committee_name = committees[result.committee_id]
 
 
 def _empty_problem(sheet: str = LEDGER) -> Problem:
@@ -885,7 +908,8 @@ def _committee_of(sub: Submission, committees: dict[str, str]) -> tuple[str | No
         problem = _file_problem(
             "wrong_committee",
             f"这是 {committee} 的填报表，但第 {listed} 行的“{header}”为 {'、'.join(others)}。整份退回，未汇总任何一行。",
-            suggestion=f"每个居委会只填报本居委会的记录；请把这些行改为 {committee} 或删除后重新提交。")
+            suggestion=f"每个居委会只填报本居委会的记录；请把这些行改为 {committee} 或删除，"
+                       "并改正本回执列出的其他问题，再整份重新提交。")
         # The receipt's 行号 and 列 point at the cell (the first, when there are several).
         return committee, replace(problem, row=rows[0], column=header)
     return committee, None
