@@ -41,7 +41,7 @@ from .book.write import STAGED, FileBook, WriteRefused, is_refused, staged_files
 from .book.write_types import SheetWrite
 from .collect import collect_seldom
 from .errors import HealthbookError, os_reason
-from .forms import safe_name
+from .forms import form_filename, safe_name
 from .merge import (
     ADDED,
     COMMITTEE,
@@ -844,7 +844,7 @@ def load_file(path: Path, committees: dict[str, str],
     committee, problem = _committee_of(sub, committees)
     result.committee_id = committee
     result.committee_name = committees.get(committee or "", "")
-    if problem and problem.code == "wrong_committee":
+    if problem and problem.code in ("wrong_committee", "wrong_form"):
         result.returned_whole = problem
     elif problem:
         result.issues.append(problem)
@@ -902,6 +902,19 @@ def _committee_of(sub: Submission, committees: dict[str, str]) -> tuple[str | No
             "unknown_committee", f"居委会编号 {committee} 不在主工作簿的“{schema.COMMITTEES.name}”表中。",
             suggestion="请使用街道下发的填报表，或核对居委会编号。")
     others = sorted(set(found) - {committee})
+    if (others == found and len(others) == 1 and len(typed) == len(sub.rows) and others[0] in committees
+            and sub.info_committee is not None):
+        # Every row is one other committee's: that committee filled in a form not its own (a
+        # shortcut: "the form is the same"). Changing its rows to the form's committee would file
+        # its work under another; the receipt is the writer's.
+        writer = others[0]
+        problem = _file_problem(
+            "wrong_form",
+            f"这是{committees.get(committee) or committee}（{committee}）的填报表，但所有记录的“{header}”都是 "
+            f"{writer}（{committees[writer]}）：可能用错了填报表。整份退回，未汇总任何一行。",
+            suggestion=f"{committees[writer]}请使用本居委会的填报表（{form_filename(writer, committees[writer])}，"
+                       f"可向街道索取）重新填写后提交；也请改正本回执列出的其他问题。")
+        return writer, replace(problem, row=typed[0][0], column=header)
     if others:
         rows = [n for n, c in typed if c != committee]
         listed = "、".join(str(r) for r in rows[:10]) + ("等" if len(rows) > 10 else "")

@@ -204,6 +204,24 @@ def test_a_file_returned_whole_still_names_every_mistake_in_its_rows(master_copy
     assert "整份退回" in text and "P99" in text and "很多" in text and "改正本回执列出的其他问题" in text
 
 
+def test_a_committee_filling_in_another_committees_form_is_told_to_use_its_own(master_copy, inbox, blank_forms):
+    """C02's clerk reused C01's form and typed C02 on every row: told to change the rows to C01, she
+    would have filed C02's work under C01; and C02, looking for 回执-C02-*, found nothing."""
+    rows = [new_row(activity="别的居委会的活动", committee_id="C02"), new_row(activity="又一行", committee_id="C02")]
+    fill_form(form_c01(blank_forms), inbox / "C02 11月.xlsx", rows)
+    [result] = consolidate(master_copy).files
+    assert result.status == "rejected" and result.rows_added == 0
+    [problem] = [p for p in result.issues if p.code == "wrong_form"]
+    assert "可能用错了填报表" in problem.message and "改为 C01" not in problem.suggestion
+    assert "填报表-C02-" in problem.suggestion
+    assert result.receipt.name.startswith("回执-C02-")
+    # One row of C01's own among them: the rows are the ones to fix, as before.
+    fill_form(form_c01(blank_forms), inbox / "C01 11月.xlsx", [new_row(), *rows])
+    [result] = consolidate(master_copy).files
+    assert [p.code for p in result.issues if p.code.startswith("wrong_")] == ["wrong_committee"]
+    assert result.receipt.name.startswith("回执-C01-")
+
+
 @pytest.mark.parametrize("name, committee", [("填报表-C03-蒋家巷居委会.xls", "C03"), ("蒋家巷居委会 11月.csv", "C03"),
                                              ("c03 台账.xlsx", "C03"), ("说明.txt", None), ("C1-C03.xls", "C03")])
 def test_a_file_returned_before_it_was_read_gets_the_receipt_its_name_names(master_copy, inbox, name, committee):
