@@ -72,7 +72,7 @@ from .submission import (
     receipt_html,
     render_receipt,
 )
-from .validate import validate
+from .validate import DOUBTFUL, validate
 
 if TYPE_CHECKING:
     from .report import PreparedReport
@@ -1207,6 +1207,8 @@ def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
         f"未变化 {f.rows_unchanged}\t错误 {sum(p.is_error for p in f.issues)}\t"
         f"{f.moved_to.name if f.moved_to else ''}"
         + (f"回执{f.receipt_error}，留在收件箱" if f.receipt_error else "")
+        + (f"\t请核实 {doubt} 处很可能填错的数值" if (doubt := sum(p.code in DOUBTFUL for p in f.issues))
+           and f.status != REJECTED else "")
         for f in run.files
     ]
     if run.busy:
@@ -1285,6 +1287,9 @@ def _names(paths: list[Path]) -> str:
     return f"{len(paths)} 份结果（{shown}{'等' if len(paths) > 3 else ''}）"
 
 
+DOUBTFUL_LISTED = 10
+
+
 def summary_text(run: Consolidation) -> str:
     """The run in Chinese, a few lines: per file, then totals and what happened to the master."""
     lines = []
@@ -1317,6 +1322,13 @@ def summary_text(run: Consolidation) -> str:
         listed = "、".join(f"{p.key}" for p in resent[:5]) + ("等" if len(resent) > 5 else "")
         lines.append(f"其中 {len(resent)} 行没有填记录编号，但与已汇总的记录内容相近，可能是修改后重复提交：{listed}。"
                      "请核对，确属重复的请在台账中删除（回执已告知居委会）。")
+    doubtful = [(f, p) for f in run.files if f.status != REJECTED for p in f.issues if p.code in DOUBTFUL]
+    if doubtful:
+        lines.append(f"请核实 {len(doubtful)} 处已汇总、但很可能填错的数值（会影响进度和通报；回执已请居委会核对）：")
+        lines += [f"  {f.file} 第 {p.row} 行" + (f"（{p.key}）" if p.key else "") + f"：{p.message}"
+                  for f, p in doubtful[:DOUBTFUL_LISTED]]
+        if len(doubtful) > DOUBTFUL_LISTED:
+            lines.append(f"  ……另有 {len(doubtful) - DOUBTFUL_LISTED} 处，见各回执和“{schema.ISSUES.name}”表。")
     if run.busy:
         lines.append(f"主工作簿未写入：{run.busy}")
         lines.append(f"本次结果已暂存为 {run.staged}；收件箱保持原样，下次运行会自动重试。"

@@ -204,6 +204,23 @@ def test_a_file_returned_whole_still_names_every_mistake_in_its_rows(master_copy
     assert "整份退回" in text and "P99" in text and "很多" in text and "改正本回执列出的其他问题" in text
 
 
+def test_likely_typos_merged_with_a_warning_are_named_to_the_office(master_copy, inbox, blank_forms):
+    """完成数量 100000 for 10 was merged with a warning only the receipt carried: the office's summary
+    counts errors alone, and that night's 通报 showed the project done and the committee 正常."""
+    rows = [new_row(activity="好的一行"), new_row(activity="多按了几个零", quantity=100000),
+            new_row(activity="人数多输了几位", participants=250000)]
+    fill_form(form_c01(blank_forms), inbox / "C01-十一月.xlsx", rows)
+    run = consolidate(master_copy, refresh=False)
+    [result] = run.files
+    assert result.rows_added == 3
+    said = summary_text(run)
+    assert "请核实 2 处" in said, said
+    lines = [line for line in said.splitlines() if line.startswith("  C01-十一月.xlsx 第")]
+    assert len(lines) == 2 and "100000" in lines[0].replace(",", "") and "第 4 行" in lines[1]
+    log = (master_copy.parent / "consolidate.log").read_text(encoding="utf-8")
+    assert "请核实 2 处很可能填错的数值" in log
+
+
 def test_a_committee_filling_in_another_committees_form_is_told_to_use_its_own(master_copy, inbox, blank_forms):
     """C02's clerk reused C01's form and typed C02 on every row: told to change the rows to C01, she
     would have filed C02's work under C01; and C02, looking for 回执-C02-*, found nothing."""
