@@ -481,7 +481,7 @@ SETTING_ITEMS: tuple[Setting, ...] = (
     Setting("rejected", "退回文件夹", "已退回", "无法汇总的填报表移到这里。"),
     Setting("receipts", "回执文件夹", "回执", "给居委会的回执。"),
     Setting("notices", "通知输出文件夹", "通知", "生成的通报、通知和简报。"),
-    Setting("backups_kept", "备份保留份数", "10", "写入前自动备份，保留最近几份。", "integer"),
+    Setting("backups_kept", "备份保留份数", "10", "写入前自动备份，保留最近几份；此外近 30 天每天的第一份也保留。", "integer"),
     Setting("templates", "模板文件夹", "", "（可选）本单位修改过的模板所在文件夹。"),
 )
 SETTINGS_BY_ITEM: dict[str, Setting] = {s.item: s for s in SETTING_ITEMS}
