@@ -45,12 +45,14 @@ def emit(args: argparse.Namespace, data: dict, text: str) -> None:
 
 @command
 def cmd_init(args: argparse.Namespace) -> int:
-    rows = demo.demo_rows(with_ledger=not args.empty)
+    rows = demo.starter_rows(date.today().year) if args.empty else demo.demo_rows()
     backup = build_workbook(args.path, rows, force=args.force)
     info = describe(read_workbook(args.path))
     info["backup"] = str(backup) if backup else None
     note = f"原文件已备份到：{backup}\n" if backup else ""
-    emit(args, info, f"已新建主工作簿。\n{note}{describe_text(info)}")
+    todo = (f"\n请先填写：“{schema.PROJECTS.name}”表的目标值和截止日期，“{schema.COMMITTEES.name}”表的联系人和电话"
+            f"（核对居委会名单），“{schema.SETTINGS.name}”表的联系人、联系电话、发文序号和年度。" if args.empty else "")
+    emit(args, info, f"已新建主工作簿。\n{note}{describe_text(info)}{todo}")
     return 0
 
 
@@ -309,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = workbook_command(sub, "init", path_help="新工作簿路径（.xlsx 或 .xlsm）", help="新建主工作簿（默认含演示数据）",
                        description="新建主工作簿：全部工作表、表头、下拉列表和说明；默认含演示数据。")
     p.add_argument("--force", action="store_true", help="已存在时覆盖（先备份原文件）")
-    p.add_argument("--empty", action="store_true", help="只含配置（项目、居委会、设置等），台账为空")
+    p.add_argument("--empty", action="store_true", help="开始真正使用时选它：只含本街道的项目、居委会名单和设置（目标值、截止日期、联系人等待填写），"
+                        "台账、会议、简报稿件都为空；不加时含演示数据")
 
     p = workbook_command(sub, "info", help="概述工作簿内容", description="读取主工作簿，概述其中的项目、居委会和台账。")
 
