@@ -298,22 +298,26 @@ def row_keys(typed: pd.DataFrame, sheet: schema.Sheet) -> np.ndarray:
 
 
 def code_text(value: object) -> str | None:
-    """A key, reference or choice as the validator compares it: NFKC, trimmed, upper case
-    ("ｃ０１" and "c01" are C01)."""
+    """A key, reference or choice as the validator compares it: NFKC, without spaces, upper case
+    ("ｃ０１", "c01" and "C 01" are C01: no code holds a space)."""
     text = _clean_text(value, code=True)
     return text.upper() if text is not None else None
+
+
+def _squeeze(text: str) -> str:
+    return "".join(text.split()) if " " in text or "\t" in text or "\n" in text else text.strip()
 
 
 def _clean_text(value: object, code: bool) -> str | None:
     if isinstance(value, str):
         if value.isascii():
-            return value.strip() or None
-        text = nfkc(value).upper() if code else fold_width(value)
+            return (_squeeze(value) if code else value.strip()) or None
+        text = _squeeze(nfkc(value)).upper() if code else fold_width(value)
         return text or None
     text = text_of(value)
     if text is None:
         return None
-    return (nfkc(text).upper() if code else fold_width(text)) or None
+    return (_squeeze(nfkc(text)).upper() if code else fold_width(text)) or None
 
 
 # ---------------------------------------------------------------- 责任单位
@@ -495,7 +499,7 @@ def _normalise_texts(series: pd.Series, sheet: schema.Sheet,
         codes, uniques = pd.factorize(series, use_na_sentinel=True)
     # Each distinct value once; plain ASCII needs only a strip (and codes upper case: c01 is C01).
     if code:  # (a key column's blanks are among its values: a submission's new rows have no key)
-        cleaned = [None if x is None else (x.strip().upper() or None) if type(x) is str and x.isascii()
+        cleaned = [None if x is None else (_squeeze(x).upper() or None) if type(x) is str and x.isascii()
                    else _clean_text(x, code) for x in uniques]
     else:
         cleaned = [(x.strip() or None) if type(x) is str and x.isascii() else _clean_text(x, code)

@@ -68,6 +68,9 @@ PLANTED: dict[str, tuple[dict, str, dict[str, str]]] = {
                           {"unknown_committee": E}),
     "committee_fullwidth": ({"committee_id": "Ｃ０２"}, "居委会编号", {"normalised": W}),
     "committee_lower": ({"committee_id": "c02"}, "居委会编号", {"normalised": W}),
+    # "p 01" was read as "P 01", an unknown project, with the advice to type "P 01": no code holds a space
+    "project_spaced": ({"project_id": "p 01"}, "项目编号", {"normalised": W}),
+    "status_spaced": ({"status": "已 完成"}, "状态", {"normalised": W}),
     "project_unknown": ({"project_id": "P1"}, "项目编号", {"unknown_project": E}),
     "project_blank": ({"project_id": None}, "项目编号", {"required": E}),
     "record_dup": ({"record_id": "C02-0001"}, "记录编号", {"duplicate_key": E}),
@@ -187,6 +190,7 @@ def test_typed_frames_have_schema_dtypes_and_raw_frames_are_untouched(planted):
     assert ledger["quantity"].dtype == "float64" and ledger["participants"].dtype == "float64"
     assert ledger["status"].dtype == object
     assert ledger.loc[ledger["_row"] == planted["where"]["committee_fullwidth"], "committee_id"].item() == "C02"
+    assert ledger.loc[ledger["_row"] == planted["where"]["project_spaced"], "project_id"].item() == "P01"
     for name, frame in planted["raw"].items():
         pd.testing.assert_frame_equal(planted["book"].frames[name], frame)
 
