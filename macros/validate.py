@@ -500,7 +500,9 @@ def _suggest_record_id(value: object, committee: object) -> str:
     m = RECORD_ID_LOOSE.match(str(value))
     if m:
         prefix = committee if isinstance(committee, str) else m["committee"].upper()
-        return f"您是否指 {prefix}-{int(m['number']):04d}？"
+        # Both ways: offered alone, an existing record's key would lead a new row onto that record.
+        return (f"如指记录 {prefix}-{int(m['number']):04d}，请改为 {prefix}-{int(m['number']):04d}；"
+                "如是新记录，请留空，由系统按居委会自动编号")
     return "可留空，由系统按居委会自动编号"
 
 

@@ -206,7 +206,8 @@ def test_suggestions_name_the_nearest_code_or_name(planted):
     p = _problem(planted, LEDGER.name, w["status_bad"], "状态", "bad_choice")
     assert p.suggestion == "您是否指“已完成”？"
     p = _problem(planted, LEDGER.name, w["record_form"], "记录编号", "bad_record_id")
-    assert p.suggestion == "您是否指 C02-0007？"
+    # Both readings: offered alone, "C02-0007" (another record's key, may be) leads a new row onto it.
+    assert p.suggestion == "如指记录 C02-0007，请改为 C02-0007；如是新记录，请留空，由系统按居委会自动编号"
 
 
 def test_duplicates_name_the_first_row(planted):
