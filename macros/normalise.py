@@ -222,12 +222,20 @@ _NUMBER = re.compile(
     rf"(?P<tail>{'|'.join(_APPROX_TAIL)})?$"
 )
 _PLAIN = re.compile(r"^-?\d+(?:\.\d+)?$")
+# Digits with commas or spaces between them (full-width ones are ASCII after NFKC), and the only
+# such text that is one number: thousands in groups of three ("1,200", "12 000").
+_SEPARATED_DIGITS = re.compile(r"\d+(?:(?:,\s?|\s)\d+)+")
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+|\d{1,3}(?:, \d{3})+|\d{1,3}(?: \d{3})+")
 
 
 @lru_cache(maxsize=65536)
 def parse_number_text(text: str) -> Reading:
     """A number typed as text: 1,200 · １２００ · 三十 · 30万 · 800余次 · 约200人 · 200多人."""
-    t = re.sub(r"[\s,，]", "", nfkc(text))
+    t = nfkc(text).strip()
+    for digits in _SEPARATED_DIGITS.findall(t):
+        if not _THOUSANDS.fullmatch(digits):  # "30，40", "1,2", "12,5": several numbers, or a decimal comma
+            return Reading(reason="有逗号或空格隔开的几个数字，无法确定是哪一个数（千位分隔只能是 1,200 这样三位一组）")
+    t = re.sub(r"[\s,]", "", t)
     if _PLAIN.match(t):
         return Reading(float(t), changed=text.strip() != t)
     m = _NUMBER.match(t)
