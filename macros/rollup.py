@@ -31,10 +31,20 @@ Definitions (the numbers leaders read, stated once):
   look done), over the projects that have one — none when none has a target (shown blank in the
   sheets, 暂无目标 in the notices, which take these figures rather than computing their own); their
   overdue count is the number of overdue projects.
-- **Traffic light.** Expected progress is the elapsed fraction of the programme year (设置 年度,
-  counting ``as_of`` itself); shortfall = expected − percent; 严重滞后 when shortfall ≥ 严重滞后阈值,
-  滞后 when ≥ 滞后阈值, else 正常; none when there is no percent. ``progress_status`` is the only
-  place this is decided.
+- **Expected progress** (应完成) of a project is the share of its work due by the end of
+  ``as_of`` when it runs evenly, day by day, from 1 January of the programme year (设置 年度) to
+  its own 截止日期: 100 % from the deadline day on (a deadline before the year began is past too),
+  0 before the year starts; a project without a usable 截止日期 runs to the year's last day (the
+  validator reports the blank or unreadable date), one whose deadline is after the year stretches
+  past it. ``elapsed_fraction`` is the only place this is computed. A **committee** expects the
+  target-weighted mean of its projects' (as its percent is weighted); a **unit**, a **category**
+  the plain mean over their projects that have a percent (as their average is taken).
+- **Traffic light.** shortfall = expected − percent; 严重滞后 when shortfall ≥ 严重滞后阈值, 滞后
+  when ≥ 滞后阈值, else 正常 — but anything with overdue work (逾期 above) is at least 滞后: past
+  its deadline a project expects 100 %, so the shortfall is all the work still missing and 严重滞后
+  follows from the same threshold (no escalation by days overdue: the thresholds keep one meaning,
+  points short of where the work should be, and the 逾期 columns show lateness). None when there
+  is no percent. ``progress_status`` is the only place this is decided.
 """
 
 from __future__ import annotations
@@ -66,8 +76,11 @@ class Rollup:
     - ``categories``: CATEGORY_BLOCK keys + ``project_ids``, ``unverified``.
     - ``committee_projects``: one row per committee × project: committee_id, committee_name,
       project_id, project_name, target, target_source (目标/分摊), achieved, percent, entries,
-      last_report, latest_status, deadline, done, overdue.
-    - ``meta``: as_of (date), year, expected (elapsed fraction), lag_threshold,
+      last_report, latest_status, deadline, done, overdue, expected.
+    - every table also has ``expected`` (raw fraction: what should be done by now, see the module
+      docstring; in ``committee_projects`` the project's).
+    - ``meta``: as_of (date), year, expected (elapsed fraction of the programme year: the
+      expectation of a project without a deadline), lag_threshold,
       severe_lag_threshold, rows_total, rows_used, rows_unverified, rows_after_as_of, rows_other_year,
       average_percent (all projects, as categories average; None when no project has a target).
     """
@@ -83,11 +96,11 @@ class Rollup:
         """Data for the per-committee progress chart: one bar per committee, expected as a line.
 
         Columns: committee_id, committee_name, percent (raw), percent_display (capped at 1,
-        0 when there is no target), status, expected.
+        0 when there is no target), status, expected (each committee's own: its projects'
+        deadlines differ).
         """
-        chart = self.committees[["committee_id", "committee_name", "percent", "status"]].copy()
+        chart = self.committees[["committee_id", "committee_name", "percent", "status", "expected"]].copy()
         chart.insert(3, "percent_display", capped(chart["percent"]).fillna(0.0))
-        chart["expected"] = self.meta["expected"]
         return chart.reset_index(drop=True)
 
     def to_dict(self) -> dict:
@@ -110,11 +123,15 @@ def capped(percent: pd.Series) -> pd.Series:
     return percent.clip(upper=PERCENT_CAP)
 
 
-def progress_status(percent: pd.Series, expected: float, lag: float, severe: float) -> pd.Series:
-    """正常 / 滞后 / 严重滞后 by how far ``percent`` falls short of ``expected`` (None without a percent)."""
+def progress_status(percent: pd.Series, expected: float | pd.Series, lag: float, severe: float,
+                    overdue: pd.Series | None = None) -> pd.Series:
+    """正常 / 滞后 / 严重滞后 by how far ``percent`` falls short of ``expected`` (a fraction, or one
+    per row); a row with ``overdue`` work (a true flag or a count above 0) is at least 滞后: green
+    beside 是否逾期 是 would contradict itself. None without a percent."""
     shortfall = (expected - percent.astype(float)).round(9)  # 0.15 must stay 0.15, not 0.1499999
+    late = np.zeros(len(percent), dtype=bool) if overdue is None else (overdue.to_numpy() > 0)
     status = np.select(
-        [shortfall >= severe, shortfall >= lag],
+        [(shortfall >= severe).to_numpy(), (shortfall >= lag).to_numpy() | late],
         [schema.PROGRESS_SEVERE, schema.PROGRESS_LAG],
         schema.PROGRESS_OK,
     ).astype(object)
@@ -122,10 +139,16 @@ def progress_status(percent: pd.Series, expected: float, lag: float, severe: flo
     return pd.Series(status, index=percent.index, dtype=object)
 
 
-def elapsed_fraction(as_of: date, year: int) -> float:
-    """Share of the programme year gone by the end of ``as_of`` (0 before it starts, 1 after it ends)."""
-    start, end = date(year, 1, 1), date(year + 1, 1, 1)
-    return min(1.0, max(0.0, ((as_of - start).days + 1) / (end - start).days))
+def elapsed_fraction(as_of: date, year: int, deadline: date | None = None) -> float:
+    """Share of the work due by the end of ``as_of`` when it runs evenly from 1 January of ``year``
+    to ``deadline`` (the year's last day without one): 0 before the year starts, 1 from the
+    deadline day on — a deadline before the year began is past as well."""
+    start, end = date(year, 1, 1), deadline or date(year, 12, 31)
+    if as_of >= end:
+        return 1.0
+    if as_of < start:
+        return 0.0
+    return ((as_of - start).days + 1) / ((end - start).days + 1)
 
 
 def thresholds(settings: dict) -> tuple[float, float]:
@@ -143,11 +166,13 @@ def rollup(validation: Validation, settings: dict, as_of: date) -> Rollup:
     lag, severe = thresholds(settings)
     expected = elapsed_fraction(as_of, year)
 
-    def status(percent: pd.Series) -> pd.Series:
-        return progress_status(percent, expected, lag, severe)
+    def status(table: pd.DataFrame, percent: str = "percent") -> pd.Series:
+        return progress_status(table[percent], table["expected"], lag, severe, table["overdue"])
 
     committees = _committees(frames[schema.COMMITTEES.name])
     projects = _projects(frames[schema.PROJECTS.name])
+    projects["expected"] = [elapsed_fraction(as_of, year, None if pd.isna(d) else d.date())
+                            for d in projects["deadline"]]
     explicit = _explicit_targets(
         frames.get(schema.TARGETS.name), validation.error_rows(schema.TARGETS.name), committees, projects
     )
@@ -257,7 +282,7 @@ def _committee_projects(
     asof: pd.Timestamp,
 ) -> pd.DataFrame:
     grid = committees.merge(
-        projects[["project_id", "name", "target", "deadline"]].rename(
+        projects[["project_id", "name", "target", "deadline", "expected"]].rename(
             columns={"name": "project_name", "target": "project_target"}),
         how="cross",
     ).merge(explicit, on=["committee_id", "project_id"], how="left")
@@ -299,6 +324,7 @@ def _committee_projects(
     return grid[[
         "committee_id", "committee_name", "project_id", "project_name", "target", "target_source",
         "achieved", "percent", "entries", "last_report", "latest_status", "deadline", "done", "overdue",
+        "expected",
     ]].reset_index(drop=True)
 
 
@@ -310,10 +336,12 @@ def _committee_table(committees, pairs, used, unverified, asof, status) -> pd.Da
             a=pairs["achieved"].where(with_target, 0.0),
             # Over-achieving one project must not hide lag on another: cap each at its target.
             capped=pairs["achieved"].clip(upper=pairs["target"]).where(with_target, 0.0),
+            # Expected is weighted as the percent is: what Σ min(achieved, target) should be by now.
+            due=(pairs["target"] * pairs["expected"]).where(with_target, 0.0),
         )
         .groupby("committee_id", sort=False)
         .agg(target=("t", "sum"), achieved=("a", "sum"), capped=("capped", "sum"),
-             overdue=("overdue", "sum"))
+             due=("due", "sum"), overdue=("overdue", "sum"))
     )
     reports = used.groupby("committee_id").agg(entries=("row", "size"), last_report=("date", "max"))
     out = (
@@ -326,10 +354,11 @@ def _committee_table(committees, pairs, used, unverified, asof, status) -> pd.Da
     out["target"] = out["target"].fillna(0.0)
     out["achieved"] = out["achieved"].fillna(0.0)
     out["percent"] = _ratio(out["capped"].fillna(0.0), out["target"])
+    out["expected"] = _ratio(out["due"].fillna(0.0), out["target"])
     out["overdue"] = out["overdue"].fillna(0).astype(int)
     out["unverified"] = out["unverified"].fillna(0).astype(int)
-    out["status"] = status(out["percent"])
-    return out[schema.COMMITTEE_PROGRESS.keys].reset_index(drop=True)
+    out["status"] = status(out)
+    return out[[*schema.COMMITTEE_PROGRESS.keys, "expected"]].reset_index(drop=True)
 
 
 def _project_table(projects, pairs, used, unverified, status) -> pd.DataFrame:
@@ -346,8 +375,8 @@ def _project_table(projects, pairs, used, unverified, status) -> pd.DataFrame:
     for col in ("committees_reported", "overdue_committees", "unverified"):
         out[col] = out[col].fillna(0).astype(int)
     out["overdue"] = out["overdue_committees"] > 0
-    out["status"] = status(out["percent"])
-    return out[[*schema.PROJECT_PROGRESS.keys, "indicator_unit"]].reset_index(drop=True)
+    out["status"] = status(out)
+    return out[[*schema.PROJECT_PROGRESS.keys, "indicator_unit", "expected"]].reset_index(drop=True)
 
 
 def _unit_table(projects: pd.DataFrame, status) -> pd.DataFrame:
@@ -355,8 +384,8 @@ def _unit_table(projects: pd.DataFrame, status) -> pd.DataFrame:
     led["unit"] = _key(led["unit"])
     led = led.dropna(subset=["unit"]).drop_duplicates(["unit", "project_id"])
     out = _group_projects(led, "unit")
-    out["status"] = status(out["average_percent"])
-    return out[[*schema.UNIT_PROGRESS.keys, "project_ids"]]
+    out["status"] = status(out, "average_percent")
+    return out[[*schema.UNIT_PROGRESS.keys, "project_ids", "expected"]]
 
 
 def _category_table(projects: pd.DataFrame, status) -> pd.DataFrame:
@@ -364,16 +393,19 @@ def _category_table(projects: pd.DataFrame, status) -> pd.DataFrame:
     others = [c for c in projects["category"].dropna().unique() if c not in schema.CATEGORIES]
     out = _group_projects(projects.dropna(subset=["category"]), "category")
     out = out.set_index("category").loc[[*known, *others]].reset_index()
-    out["status"] = status(out["average_percent"])
-    return out[[*schema.CATEGORY_BLOCK.keys, "project_ids", "unverified"]]
+    out["status"] = status(out, "average_percent")
+    return out[[*schema.CATEGORY_BLOCK.keys, "project_ids", "unverified", "expected"]]
 
 
 def _group_projects(frame: pd.DataFrame, by: str) -> pd.DataFrame:
+    # Expected is averaged over the projects whose percent is: a project without a target adds none.
+    frame = frame.assign(expected=frame["expected"].where(frame["percent"].notna()))
     out = frame.groupby(by, sort=False).agg(
         projects=("project_id", "size"),
         project_names=("name", lambda names: "、".join(names.fillna(""))),
         project_ids=("project_id", "、".join),
         average_percent=("percent", _mean_capped),
+        expected=("expected", "mean"),
         overdue=("overdue", "sum"),
         unverified=("unverified", "sum"),
     ).reset_index()
@@ -416,9 +448,10 @@ def rollup_note(result: Rollup) -> str:
     if meta.get("rows_other_year"):
         note += f"，{meta['rows_other_year']} 条不在 {meta['year']} 年度内未计入"
     return note + (
-        f"。按时间应完成 {meta['expected']:.1%}（{meta['year']} 年度）；完成率低于此 "
-        f"{meta['lag_threshold'] * 100:g} 个百分点为滞后、{meta['severe_lag_threshold'] * 100:g} 个百分点为严重滞后。"
-        "完成率超过 100% 时显示为 100%，单元格保留实际值。"
+        f"。应完成比例按各项目截止日期计算：自 {meta['year']} 年 1 月 1 日起按天推进，到截止日期为 100%"
+        f"（未填截止日期的到年底，本年度已过 {meta['expected']:.1%}）；完成率低于应完成比例 "
+        f"{meta['lag_threshold'] * 100:g} 个百分点为滞后、{meta['severe_lag_threshold'] * 100:g} 个百分点为严重滞后，"
+        "有逾期未完成事项的至少为滞后。完成率超过 100% 时显示为 100%，单元格保留实际值。"
     )
 
 
@@ -484,7 +517,8 @@ def rollup_text(result: Rollup) -> str:
     for row in _records(result.committees):
         lines.append(
             f"  {row['committee_id']} {row['committee_name'] or ''}　完成率 {_percent_text(row['percent'])}"
-            f"　逾期 {row['overdue']} 项　"
+            + (f"（应完成 {row['expected']:.1%}）" if row["percent"] is not None else "")
+            + f"　逾期 {row['overdue']} 项　"
             + (f"{row['days_since_report']} 天未填报" if row["last_report"] else "尚未填报")
             + (f"　{row['status']}" if row["status"] else "")
         )

@@ -348,7 +348,9 @@ def progress_template() -> Document:
     para(doc, "一、总体进展", "一级标题")
     para(doc, "{{ summary.on_track }}个居委会进度正常，{{ summary.lagging }}个滞后，{{ summary.severe }}个严重滞后"
               "{% if summary.no_target %}，{{ summary.no_target }}个尚未设定目标{% endif %}；"
-              "{{ summary.overdue_projects }}个项目已过截止日期仍未完成，{{ summary.unverified }}条台账记录待核实。")
+              "{{ summary.overdue_projects }}个项目已过截止日期仍未完成{% if overdue_projects %}："
+              "{% for p in overdue_projects %}{{ p.name }}{% if p.units %}（由{{ p.units }}负责）{% endif %}"
+              "{% if not loop.last %}、{% endif %}{% endfor %}{% endif %}；{{ summary.unverified }}条台账记录待核实。")
     para(doc, "二、分类别进展", "一级标题")
     table(doc, ["类别", "项目数", "平均完成率", "逾期项目"],
           ["{{ c.category }}", "{{ c.projects }}", "{{ c.percent|pct }}", "{{ c.overdue }}"],
@@ -356,7 +358,8 @@ def progress_template() -> Document:
     para(doc, "三、分项目进展", "一级标题")
     table(doc, ["项目", "责任单位", "目标", "完成", "完成率", "截止日期"],
           ["{{ p.name }}", "{{ p.units }}", "{{ p.target|num }}", "{{ p.achieved|num }}",
-           "{{ p.percent|pct }}", "{{ p.deadline|cn_date }}"],
+           # A line break (Shift+Enter in Word) between the date and the mark: "已逾期" never splits.
+           "{{ p.percent|pct }}", "{{ p.deadline|cn_date }}{% if p.is_overdue %}\n已逾期{% endif %}"],
           "for p in projects", [32, 32, 18, 18, 20, 36], wrap=(0, 1), units=(1,))
     para(doc, "四、各居委会进展", "一级标题")
     para(doc, "{%p if chart %}", "图表")
@@ -380,8 +383,16 @@ def progress_template() -> Document:
               "居委会尚未设定目标）。{% endif %}")
     para(doc, "{%p endif %}")
     para(doc, "五、下一步工作安排", "一级标题")
+    # Overdue projects first, each with who leads it and how many committees have not finished.
+    para(doc, "{%p for p in overdue_projects %}")
+    para(doc, "{{ loop.index }}. {{ p.name }}{% if p.units %}（{{ p.units }}）{% endif %}：截止日期"
+              "{{ p.deadline|cn_date }}已过，{% if p.percent is blank %}尚未设定目标{% else %}目标{{ p.target|num }}"
+              "{{ p.indicator_unit }}，已完成{{ p.achieved|num }}{{ p.indicator_unit }}（{{ p.percent|pct }}）"
+              "{% if p.remaining %}，尚差{{ p.remaining|num }}{{ p.indicator_unit }}{% endif %}{% endif %}，"
+              "{{ p.overdue_committees|num }}个居委会尚未完成，请责任单位督促抓紧完成。")
+    para(doc, "{%p endfor %}")
     para(doc, "{%p for p in upcoming %}")
-    para(doc, "{{ loop.index }}. {{ p.name }}：截止日期{{ p.deadline|cn_date }}，目标{{ p.target|num }}"
+    para(doc, "{{ loop.index + overdue_projects|length }}. {{ p.name }}：截止日期{{ p.deadline|cn_date }}，目标{{ p.target|num }}"
               "{{ p.indicator_unit }}，已完成{{ p.achieved|num }}{{ p.indicator_unit }}（{{ p.percent|pct }}），"
               "尚差{{ p.remaining|num }}{{ p.indicator_unit }}。")
     para(doc, "{%p endfor %}")
@@ -405,7 +416,9 @@ def reminder_template() -> Document:
               "{% elif committee.unverified %}尚无通过校验的记录{% else %}尚无填报记录{% endif %}；"
               "{% if committee.percent is blank %}各项目尚未设定目标。"
               "{% else %}各项目目标合计{{ committee.target|num }}，已完成"
-              "{{ committee.achieved|num }}，完成率{{ committee.percent|pct }}，进度状态：{{ committee.status }}。{% endif %}")
+              "{{ committee.achieved|num }}，完成率{{ committee.percent|pct }}{% if committee.expected is not blank %}"
+              "（按各项目截止日期，截至{{ as_of|cn_date }}应完成{{ committee.expected|pct }}）{% endif %}，"
+              "进度状态：{{ committee.status }}。{% endif %}")
     para(doc, "二、逾期事项", "一级标题")
     para(doc, "{%p if overdue_items %}")
     table(doc, ["项目", "目标", "已完成", "尚差", "截止日期"],

@@ -25,7 +25,7 @@ MARKUP = """<script>alert(1)</script>&<>"'"""
 ATTR = 'x" onmouseover="alert(1)'
 FORMULAS = ("=1+1", '=HYPERLINK("http://evil.example","点我")', "+8613800000000", "-3+2", "@SUM(A1:A2)")
 # Committees the demo reminds as of DEMO_AS_OF (so each name reaches a file name and a document).
-HOSTILE_COMMITTEES = {"C03": "../../x", "C05": "CON", "C06": "a:b*?", "C07": f"居委会{MARKUP}",
+HOSTILE_COMMITTEES = {"C02": "PRN", "C03": "../../x", "C05": "CON", "C06": "a:b*?", "C07": f"居委会{MARKUP}",
                       "C08": ATTR, "C10": FORMULAS[1], "C11": "nul.txt", "C13": "..\\..\\y"}
 # Every free-text column of 会议 (M01) carries its own marker so a swapped field would show.
 MEETING_TEXT = ("name", "place", "chair", "attendees", "agenda", "contact", "issuer")

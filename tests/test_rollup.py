@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import date
+from datetime import date, timedelta
 
 import pandas as pd
 import pytest
@@ -83,6 +83,25 @@ def validation(ledger=LEDGER, projects=PROJECTS, targets=TARGETS, problems=None)
     return Validation(frames, problems)
 
 
+def due_by(as_of, deadline, year=2020):
+    """What share of a project should be done by the end of ``as_of``: days from 1 January to
+    the deadline (the year's last day without one), counted the long way."""
+    days = [date(year, 1, 1) + timedelta(n) for n in range(800)]
+    window = [d for d in days if d <= (deadline or date(year, 12, 31))]
+    if not window:  # a deadline before the year began
+        return 1.0 if as_of >= deadline else 0.0
+    return sum(d <= as_of for d in window) / len(window)
+
+
+def light(percent, expected, overdue, lag=0.15, severe=0.30):
+    if percent is None:
+        return None
+    short = round(expected - percent, 9)
+    if short >= severe:
+        return "严重滞后"
+    return "滞后" if short >= lag or overdue else "正常"
+
+
 def reference(projects, committees, targets, ledger, error_rows, as_of):
     """Plain-Python roll-up: the definitions of macros.rollup, written the long way."""
     cids = [c["committee_id"] for c in committees]
@@ -114,7 +133,8 @@ def reference(projects, committees, targets, ledger, error_rows, as_of):
             latest = max(rows, key=lambda r: (r["date"], r["_row"]))["status"] if rows else None
             done = latest == "已完成" or achieved >= target
             pairs[(c, pid)] = {"target": target, "achieved": achieved,
-                               "overdue": p["deadline"] < as_of and not done}
+                               "overdue": p["deadline"] < as_of and not done,
+                               "expected": due_by(as_of, p["deadline"])}
     committees_out = {}
     for c in cids:
         mine = [v for (cc, _p), v in pairs.items() if cc == c]
@@ -123,10 +143,13 @@ def reference(projects, committees, targets, ledger, error_rows, as_of):
         achieved = sum(v["achieved"] for v in mine)
         capped = sum(min(v["achieved"], v["target"]) for v in mine)
         last = max((r["date"] for r in rows), default=None)
+        percent = capped / target if target else None
+        expected = sum(v["target"] * v["expected"] for v in mine) / target if target else None
+        overdue = sum(v["overdue"] for v in mine)
         committees_out[c] = {
             "entries": len(rows), "target": target, "achieved": achieved,
-            "percent": capped / target if target else None,
-            "overdue": sum(v["overdue"] for v in mine),
+            "percent": percent, "expected": expected, "status": light(percent, expected, overdue),
+            "overdue": overdue,
             "last_report": last, "days_since_report": (as_of - last).days if last else None,
             "unverified": sum(1 for r in unverified if r["committee_id"] == c),
         }
@@ -136,8 +159,10 @@ def reference(projects, committees, targets, ledger, error_rows, as_of):
         rows = [r for r in used if r["project_id"] == pid]
         achieved = sum(r["quantity"] for r in rows)
         late = sum(v["overdue"] for (_c, pp), v in pairs.items() if pp == pid)
+        expected = due_by(as_of, p["deadline"])
         projects_out[pid] = {
-            "achieved": achieved, "percent": achieved / p["target"],
+            "achieved": achieved, "percent": achieved / p["target"], "expected": expected,
+            "status": light(achieved / p["target"], expected, late > 0),
             "committees_reported": len({r["committee_id"] for r in rows}),
             "overdue": late > 0, "overdue_committees": late,
             "unverified": sum(1 for r in unverified if r["project_id"] == pid),
@@ -148,16 +173,21 @@ def reference(projects, committees, targets, ledger, error_rows, as_of):
             units_out.setdefault(unit, []).append(p["project_id"])
     units_out = {
         u: {"projects": len(ps),
-            "average_percent": sum(projects_out[q]["percent"] for q in ps) / len(ps),
+            "average_percent": sum(min(projects_out[q]["percent"], 1) for q in ps) / len(ps),
+            "expected": sum(projects_out[q]["expected"] for q in ps) / len(ps),
             "overdue": sum(projects_out[q]["overdue"] for q in ps)}
         for u, ps in units_out.items()
     }
+    for unit in units_out.values():
+        unit["status"] = light(unit["average_percent"], unit["expected"], unit["overdue"])
     return {"pairs": pairs, "committees": committees_out, "projects": projects_out, "units": units_out,
             "used": len(used), "unverified": len(unverified)}
 
 
 def assert_close(actual, expected, what):
-    if expected is None:
+    if isinstance(expected, str):
+        assert actual == expected, what
+    elif expected is None:
         assert actual is None or (isinstance(actual, float) and math.isnan(actual)), what
     else:
         assert actual == pytest.approx(expected), what
@@ -167,7 +197,7 @@ def check_against_reference(result, ref):
     committees = result.committees.set_index("committee_id")
     for cid, want in ref["committees"].items():
         got = committees.loc[cid]
-        for key in ("entries", "target", "achieved", "percent", "overdue", "unverified"):
+        for key in ("entries", "target", "achieved", "percent", "expected", "status", "overdue", "unverified"):
             assert_close(got[key], want[key], f"{cid} {key}")
         if want["last_report"] is None:
             assert pd.isna(got["last_report"]) and pd.isna(got["days_since_report"])
@@ -252,11 +282,69 @@ def test_traffic_light_thresholds_come_from_settings():
         "正常", "滞后", "正常", "严重滞后", None]
     lenient = rollup(validation(), {**SETTINGS, "lag_threshold": 0.9, "severe_lag_threshold": 0.95}, AS_OF)
     strict = rollup(validation(), SETTINGS, AS_OF)
-    assert set(lenient.committees["status"]) == {"正常"}
+    # However lenient the thresholds, C03 (overdue on P02) is not 正常: green beside 逾期 1 项.
+    assert lenient.committees.set_index("committee_id")["status"].to_dict() == {
+        "C01": "正常", "C02": "正常", "C03": "滞后"}
     assert strict.committees.set_index("committee_id").loc["C03", "status"] == "严重滞后"
     # Outside the programme year: nothing expected before it, everything after it.
     assert elapsed_fraction(date(2019, 12, 31), 2020) == 0
     assert elapsed_fraction(date(2021, 1, 5), 2020) == 1
+
+
+@pytest.mark.parametrize("as_of, deadline, fraction", [
+    (date(2020, 11, 15), date(2020, 10, 31), 1.0),            # past its deadline: all of it
+    (date(2020, 10, 31), date(2020, 10, 31), 1.0),            # the deadline day: all of it, not yet late
+    (date(2020, 6, 30), date(2020, 10, 31), 182 / 305),       # 182 of the 305 days to 31 October
+    (date(2020, 11, 15), None, 320 / 366),                    # no deadline: the year's end
+    (date(2020, 12, 31), date(2021, 6, 30), 366 / 547),       # after the year ends: stretches past it
+    (date(2020, 3, 1), date(2019, 12, 31), 1.0),              # before the year began: past already
+    (date(2019, 12, 1), date(2019, 12, 31), 0.0),             # before the year starts: nothing yet
+    (date(2019, 12, 31), date(2020, 10, 31), 0.0),
+])
+def test_expected_progress_runs_to_the_projects_own_deadline(as_of, deadline, fraction):
+    assert elapsed_fraction(as_of, 2020, deadline) == pytest.approx(fraction)
+    assert elapsed_fraction(as_of, 2020, deadline) == pytest.approx(due_by(as_of, deadline))
+
+
+def test_past_deadline_and_unfinished_is_never_green():
+    """P02 (deadline 10-31) at 90 % with one committee short, as of 11-15: the calendar year
+    (87.4 % gone) would call it 正常; its own deadline expects 100 %, and it is overdue."""
+    ledger = [entry(date(2020, 10, 1), c, "P02", q) for c, q in (("C01", 30), ("C02", 30), ("C03", 21))]
+    result = rollup(validation(ledger=ledger, problems=[]), SETTINGS, AS_OF)
+    p02 = result.projects.set_index("project_id").loc["P02"]
+    assert p02["percent"] == pytest.approx(0.9) and p02["expected"] == 1.0 and p02["overdue"]
+    assert p02["status"] == "滞后"  # 10 points short (< 15), lifted by the overdue floor
+    assert result.committees.set_index("committee_id").loc["C03", "status"] == "严重滞后"  # 70 % of P02
+    # Done by 已完成 though short: not overdue, and judged by its shortfall alone.
+    done = [*ledger[:2], entry(date(2020, 10, 2), "C03", "P02", 21, "已完成")]
+    p02 = rollup(validation(ledger=done, problems=[]), SETTINGS, AS_OF).projects.set_index("project_id").loc["P02"]
+    assert not p02["overdue"] and p02["status"] == "正常"
+    # Far short past the deadline: 严重滞后 by the same threshold (100 % expected, 30 points short).
+    short = [entry(date(2020, 10, 1), c, "P02", 20) for c in ("C01", "C02", "C03")]
+    p02 = rollup(validation(ledger=short, problems=[]), SETTINGS, AS_OF).projects.set_index("project_id").loc["P02"]
+    assert p02["percent"] == pytest.approx(2 / 3) and p02["status"] == "严重滞后"
+
+
+def test_a_blank_or_unreadable_deadline_runs_to_the_years_end():
+    projects = [{**p, "deadline": None} if p["project_id"] == "P02" else p for p in PROJECTS]
+    result = rollup(validation(projects=projects), SETTINGS, AS_OF)
+    p02 = result.projects.set_index("project_id").loc["P02"]
+    assert p02["expected"] == pytest.approx(320 / 366) and not p02["overdue"]
+    assert result.meta["expected"] == pytest.approx(320 / 366)
+
+
+def test_committee_and_unit_expect_as_their_percents_are_averaged():
+    result = rollup(validation(), SETTINGS, AS_OF)
+    pairs = result.committee_projects
+    c01 = pairs[pairs["committee_id"] == "C01"]
+    weighted = (c01["target"] * c01["expected"]).sum() / c01["target"].sum()
+    assert result.committees.set_index("committee_id").loc["C01", "expected"] == pytest.approx(weighted)
+    projects = result.projects.set_index("project_id")
+    units = result.units.set_index("unit")
+    assert units.loc["发展办", "expected"] == pytest.approx(projects["expected"].mean())
+    assert units.loc["党建办", "expected"] == pytest.approx(projects.loc["P01", "expected"])
+    categories = result.categories.set_index("category")
+    assert categories.loc["健康社会类", "expected"] == pytest.approx(projects.loc[["P01", "P02"], "expected"].mean())
 
 
 def test_empty_ledger_and_no_target_sheet():
@@ -314,7 +402,9 @@ def test_chart_and_json_data():
     chart = result.committee_chart()
     assert chart["committee_id"].tolist() == ["C01", "C02", "C03"]
     assert (chart["percent_display"] <= 1).all()
-    assert chart["expected"].iloc[0] == pytest.approx(result.meta["expected"])
+    # Each committee's own expectation (its projects' deadlines), not the calendar year's.
+    assert chart["expected"].tolist() == pytest.approx(result.committees["expected"].tolist())
+    assert chart["expected"].iloc[0] > result.meta["expected"]
     data = result.to_dict()
     assert data["meta"]["as_of"] == "2020-11-15"
     c03 = next(r for r in data["committees"] if r["committee_id"] == "C03")

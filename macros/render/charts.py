@@ -54,14 +54,17 @@ class Chart:
 
 
 def progress_chart(names: list[str], percents: list[float | None], statuses: list[str],
-                   expected: float | None = None, title: str = "",
+                   expected: float | list[float | None] | None = None, title: str = "",
                    formats: tuple[str, ...] = ("svg", "png")) -> Chart:
-    """Horizontal bars, one per committee, coloured by 进度状态, with the time-expected line; a
-    committee whose percent is None (no targets) gets no bar, labelled as such."""
+    """Horizontal bars, one per committee, coloured by 进度状态; ``expected`` draws what should be
+    done by now: one dashed line for all, or (a list) a short dark mark across each committee's
+    own bar (its projects' deadlines differ). A committee whose percent is None (no targets) gets
+    no bar, labelled as such."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     font = cjk_font()
@@ -83,7 +86,16 @@ def progress_chart(names: list[str], percents: list[float | None], statuses: lis
     for yi, value, true in zip(y, shown, percents):
         label = NO_TARGET if true is None else f"{true * 100:.1f}%"
         ax.text(value + 0.01, yi, label, va="center", fontsize=6 if crowded else 7)
-    if expected is not None:
+    handles = [Patch(color=c, label=s) for s, c in STATUS_COLOURS.items()]
+    if isinstance(expected, list | tuple):
+        marks = [(min(e, DISPLAY_CAP), yi) for e, yi, p in zip(expected, y, percents)
+                 if e is not None and p is not None]
+        if marks:
+            ax.scatter(*zip(*marks), marker="|", s=(9 if crowded else 14) ** 2, color="#222222",
+                       linewidths=1.4, zorder=3)
+            handles.append(Line2D([], [], color="#222222", marker="|", linestyle="none", markersize=9,
+                                  markeredgewidth=1.4, label="应完成"))
+    elif expected is not None:
         ax.axvline(expected, color="#555555", linestyle="--", linewidth=0.9)
     ax.set_yticks(y)
     ax.set_yticklabels(names, fontsize=6.5 if crowded else 8)
@@ -92,7 +104,6 @@ def progress_chart(names: list[str], percents: list[float | None], statuses: lis
     ax.tick_params(axis="x", labelsize=7)
     ax.spines[["top", "right"]].set_visible(False)
     ax.set_ylim(-0.7, n - 0.3)
-    handles = [Patch(color=c, label=s) for s, c in STATUS_COLOURS.items()]
     ax.legend(handles=handles, fontsize=7, loc="lower right", frameon=False)
     if title:
         ax.set_title(title, fontsize=9)

@@ -31,7 +31,7 @@ UPCOMING = 5  # next deadlines listed
 COMMON = ("street", "pilot_name", "issuer", "contact", "phone", "as_of", "date", "kind")
 VARIABLES: dict[str, tuple[str, ...]] = {
     PROGRESS: (*COMMON, "doc_number", "summary", "categories", "projects", "committees",
-               "lagging_committees", "severe_committees", "upcoming", "chart"),
+               "lagging_committees", "severe_committees", "overdue_projects", "upcoming", "chart"),
     REMINDER: (*COMMON, "doc_number", "committee", "reasons", "overdue_items", "upcoming_items",
                "reply_by"),
     MEETING: (*COMMON, "doc_number", "meeting"),
@@ -188,6 +188,13 @@ def summary(data: NoticeInput, projects: list[dict], committees: list[dict]) -> 
     }
 
 
+def overdue_projects(projects: list[dict]) -> list[dict]:
+    """Projects past their deadline that some committee has not finished (the roll-up's 是否逾期),
+    earliest deadline first: the notice names every one it counts."""
+    late = [p for p in projects if p["is_overdue"]]
+    return sorted(late, key=lambda p: (fmt.as_date(p.get("deadline")) or date.max, p["project_id"]))
+
+
 def upcoming(projects: list[dict], as_of: date, limit: int = UPCOMING) -> list[dict]:
     """Unfinished projects whose deadline is still ahead, soonest first."""
     # A project without a usable 目标值 has no percent: "目标幢，已完成28幢（）" says nothing.
@@ -205,6 +212,7 @@ def progress_context(data: NoticeInput, chart: object = "") -> dict:
         "categories": category_rows(data), "projects": projects, "committees": committees,
         "lagging_committees": [c for c in committees if c.get("status") == "滞后"],
         "severe_committees": [c for c in committees if c.get("status") == "严重滞后"],
+        "overdue_projects": overdue_projects(projects),
         "upcoming": upcoming(projects, data.as_of), "chart": chart,
     }
 
@@ -218,7 +226,9 @@ def reminder_reasons(committee: dict, overdue_count: int, silence: int) -> list[
     reasons = []
     status = committee.get("status")
     if status in BEHIND:
-        reasons.append(f"进度{status}（完成率{fmt.pct(committee.get('percent'))}）")
+        # The roll-up's expectation, from its projects' deadlines: the letter says what "behind" means.
+        due = "" if clean(committee.get("expected")) == "" else f"，应完成{fmt.pct(committee['expected'])}"
+        reasons.append(f"进度{status}（完成率{fmt.pct(committee.get('percent'))}{due}）")
     if overdue_count:
         reasons.append(f"有{overdue_count}项工作已过截止日期仍未完成")
     days = committee.get("days_since_report")

@@ -178,7 +178,9 @@ class Renderer:
             return progress_chart([str(c.get("committee_name") or c.get("committee_id")) for c in rows],
                                   [percent(c) for c in rows],
                                   [str(c.get("status")) for c in rows],
-                                  expected=(getattr(self.data.rollup, "meta", {}) or {}).get("expected"),
+                                  # Each committee's own: its projects' deadlines differ.
+                                  expected=[None if ctx.clean(c.get("expected")) == "" else ctx.number(c["expected"])
+                                            for c in rows],
                                   title=f"完成率最低的{CHART_LIMIT}个居委会" if rows is not committees else "",
                                   formats=tuple(f for f, k in (("svg", "html"), ("png", "docx"))
                                                 if k in self.options.formats))
