@@ -1306,7 +1306,7 @@ def summary_text(run: Consolidation) -> str:
                      "请核对，确属重复的请在台账中删除（回执已告知居委会）。")
     if run.busy:
         lines.append(f"主工作簿未写入：{run.busy}")
-        lines.append(f"本次结果已暂存为 {run.staged}；收件箱保持原样，下次运行会自动重试。"
+        lines.append(f"本次结果已暂存为 {run.staged}；它只供查看，不是主工作簿，请勿在其中录入；收件箱保持原样，下次运行会自动重试。"
                      + (f"此前暂存的 {_names(run.dropped_staged)} 已被它取代，已删除。" if run.dropped_staged else ""))
     elif run.master_written:
         lines.append(f"已写入主工作簿 {run.master.name}（写入前已备份）。")

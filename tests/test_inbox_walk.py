@@ -42,3 +42,44 @@ def test_a_record_id_that_merely_contains_a_total_word_is_still_a_record(master_
     [f] = out["files"]
     assert f["status"] == "rejected" and any(p["column"] == HEADERS["record_id"] for p in f["issues"])
     assert code == 1
+
+
+def test_a_staged_result_is_refused_by_every_command_and_the_excel_button(master_copy, inbox, tmp_path, capsys):
+    import copy
+
+    import xlwings as xw
+
+    from macros import excel
+
+    from .test_excel import actions
+    from .xlwings_book import book_payload
+
+    [blank] = build_forms(master_copy, tmp_path / "forms", ["C01"])
+    fill_form(blank, inbox / "C01.xlsx", [new_row()])
+    owner = master_copy.with_name("~$" + master_copy.name)
+    owner.write_bytes(b"\x04zhou")
+    assert main(["consolidate", str(master_copy), "--as-of", "2020-11-15"]) == 3
+    [staged] = master_copy.parent.glob(f"{master_copy.stem}-待合并-*.xlsx")
+    capsys.readouterr()
+    before = staged.read_bytes()
+    notices = master_copy.parent / "通知"
+    listed = sorted(p.name for p in notices.rglob("*")) if notices.exists() else []
+    for argv in (["report", str(staged), "--as-of", "2020-11-15"], ["validate", str(staged), "--mark"],
+                 ["rollup", str(staged)], ["consolidate", str(staged)], ["notices", str(staged)],
+                 ["forms", str(staged), "--out", str(tmp_path / "f2")]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "暂存" in err and "不是主工作簿" in err and f"关闭主工作簿 {master_copy.name}" in err, (argv, err)
+    assert staged.read_bytes() == before  # not written, no backup of it, no notices from it
+    assert not list((master_copy.parent / "backups").glob(f"{staged.stem}*"))
+    assert (sorted(p.name for p in notices.rglob("*")) if notices.exists() else []) == listed
+    assert not (tmp_path / "f2").exists()
+    # The button inside the staged copy says so instead of working there.
+    book = xw.Book(json=copy.deepcopy(book_payload(staged)))
+    assert excel.report(book) is None
+    [alert] = actions(book, "alert")
+    assert "不是主工作簿" in alert["args"][0] and alert["args"][3] == "critical"
+    assert actions(book, "setValues") == []
+    # The master itself still works once it is closed.
+    owner.unlink()
+    assert main(["consolidate", str(master_copy), "--as-of", "2020-11-15"]) == 0
