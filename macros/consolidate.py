@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from . import schema
+from .book.backup import BACKUP_DIR
 from .book.owned import ledger_columns, next_free_row
 from .book.read import (
     ROW,
@@ -82,6 +83,7 @@ STATUS_TEXT = {ACCEPTED: "已接受", PARTLY: "部分接受", REJECTED: "已退�
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")
 # Left alone: Excel/WPS/LibreOffice owner and lock files, partial downloads, system files.
 TEMP_PREFIXES = ("~$", ".~lock.", "~")
+FOLDER = "文件夹"
 TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".download", "#")
 SYSTEM_FILES = {"thumbs.db", "desktop.ini", ".ds_store"}
 LOG_NAME = "consolidate.log"
@@ -168,7 +170,12 @@ class Consolidation:
             return 3
         if any(f.receipt_error for f in self.files):
             return 2
-        return 1 if any(f.status in (PARTLY, REJECTED) for f in self.files) else 0
+        return 1 if any(f.status in (PARTLY, REJECTED) for f in self.files) or self.waiting_folders else 0
+
+    @property
+    def waiting_folders(self) -> list[FileResult]:
+        """Folders in the inbox holding workbooks that were not read (their forms wait there)."""
+        return [f for f in self.files if f.status == SKIPPED and any(p.code == SUBFOLDER for p in f.issues)]
 
     def to_dict(self) -> dict:
         """Exactly the keys of ``consolidate --json``."""
@@ -206,7 +213,7 @@ def skip_reason(path: Path, min_age: float = 0.0, now: float | None = None,
     name = path.name
     lower = name.lower()
     if path.is_dir():
-        return "文件夹"
+        return FOLDER
     if master is not None and (path.resolve() == master.resolve() or name == LOG_NAME
                                or name.startswith(f"{master.stem}-{STAGED}-")):
         # An inbox set to the master's own folder must never take the master for a submission.
@@ -231,6 +238,46 @@ def skip_reason(path: Path, min_age: float = 0.0, now: float | None = None,
 
 
 GONE = "汇总时已被改名、移走或删除，下次再处理"
+SUBFOLDER = "subfolder"  # the code of a folder in the inbox holding workbooks, left unread
+FOLDER_LOOK = 2000  # entries looked at inside one such folder (a whole share copied in is not walked)
+
+
+def folder_reason(path: Path, where: Folders, master: Path) -> tuple[str, str]:
+    """(code, why) for a folder inside the inbox, which is not read.
+
+    Only the inbox's own files are read: a sub-folder may be where the office parks forms it does
+    not want merged yet, the program's own folders may be set inside the inbox, and a form two
+    levels down would get a receipt and an archive name that cannot say where it came from. A
+    folder holding workbooks is named, with how many and what to do (``SUBFOLDER``); not when the
+    inbox is the master's own folder (its folders are the office's: backups, forms sent out)."""
+    own = {where.archive, where.rejected, where.receipts, master.parent / BACKUP_DIR}
+    try:
+        mine = any(path.resolve() == p.resolve() for p in own)
+        beside_master = path.parent.resolve() == master.parent.resolve()
+    except OSError:
+        mine = beside_master = False
+    if mine:
+        return "skipped", "汇总程序自己的文件夹（归档、退回、回执或备份）"
+    if beside_master:
+        return "skipped", FOLDER
+    if path.name.startswith("."):
+        return "skipped", "隐藏文件夹"
+    found, looked = [], 0
+    for folder, dirs, files in os.walk(path):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            looked += 1
+            suffix = Path(name).suffix.lower()
+            if (suffix in WORKBOOK_SUFFIXES or suffix in OTHER_FORMATS) and not name.startswith(TEMP_PREFIXES + (".",)):
+                found.append(Path(folder, name).relative_to(path))
+        if looked > FOLDER_LOOK:
+            break
+    if not found:
+        return "skipped", "文件夹（其中没有工作簿）"
+    shown = "、".join(str(p) for p in found[:3]) + ("等" if len(found) > 3 else "")
+    return SUBFOLDER, (f"收件箱里的文件夹“{path.name}”未处理：其中有 {len(found)} 份工作簿（{shown}）。"
+                       f"汇总只读收件箱本身的文件，请把要汇总的填报表直接移到收件箱 {path.parent} 里，"
+                       "下次汇总时处理；不要汇总的请移出收件箱")
 
 
 def inbox_files(inbox: Path) -> list[Path]:
@@ -458,6 +505,8 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
     paths = inbox_files(where.inbox)
     clock = _time.time()
     reasons = [skip_reason(path, min_age, clock, master) for path in paths]
+    folder_codes = {p.name: folder_reason(p, where, master) for p, r in zip(paths, reasons) if r == FOLDER}
+    reasons = [folder_codes[p.name][1] if p.name in folder_codes else r for p, r in zip(paths, reasons)]
     if not dry_run and not all(reasons):
         check_receipt_template(where.templates, master, now)  # broken: stop before anything is written
     wanted = [p for p, reason in zip(paths, reasons) if reason is None and reject_reason_for_suffix(p) is None]
@@ -465,6 +514,9 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
     # are all written (or written here) when the ``with`` ends, before any file is moved.
     with ReadAhead(wanted) as reader:
         results = _process_files(paths, reasons, committees, checker, progress, reader)
+        for result in results:
+            if folder_codes.get(result.file, ("",))[0] == SUBFOLDER:
+                result.issues = [replace(p, code=SUBFOLDER) for p in result.issues]
         run = _write(book, master, merge, results, dry_run, as_of, now, refresh, wb, reader, say)
         run.inbox = where.inbox
         if not (run.dry_run or run.staged) and any(r.status != SKIPPED for r in results):
@@ -1194,6 +1246,7 @@ def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
         f"未变化 {f.rows_unchanged}\t错误 {sum(p.is_error for p in f.issues)}\t"
         f"{f.moved_to.name if f.moved_to else ''}"
         + (f"回执{f.receipt_error}，留在收件箱" if f.receipt_error else "")
+        + (("！！" if f in run.waiting_folders else "") + f.issues[0].message if f.status == SKIPPED and f.issues else "")
         for f in run.files
     ]
     if run.busy:
@@ -1290,11 +1343,13 @@ def summary_text(run: Consolidation) -> str:
         lines.append(f"  {STATUS_TEXT[f.status]}　{f.file}：{detail}")
     counts = {s: sum(f.status == s for f in run.files) for s in STATUS_TEXT}
     processed = len(run.files) - counts[SKIPPED]
+    quiet = counts[SKIPPED] - len(run.waiting_folders)
     head = ("（预演，未写入任何文件）" if run.dry_run
             else "（主工作簿正被占用，以下结果未写入，已暂存，下次重试）" if run.busy else "")
     lines.insert(0, f"{head}处理填报表 {processed} 份：接受 {counts[ACCEPTED]}，部分接受 {counts[PARTLY]}，"
-                    f"退回 {counts[REJECTED]}" + (f"；跳过 {counts[SKIPPED]} 个临时或隐藏文件" if counts[SKIPPED] else "")
+                    f"退回 {counts[REJECTED]}" + (f"；跳过 {quiet} 个临时、隐藏文件或空文件夹" if quiet else "")
                     + "。")
+    lines += [f"  未处理　{f.issues[0].message}。" for f in run.waiting_folders]
     if not processed and run.inbox is not None:
         where = "" if run.inbox.is_dir() else "（这个文件夹还不存在：请建立它，或在“设置”表中改为居委会交表的文件夹）"
         lines.append(f"收件箱 {run.inbox.absolute()} 里没有要汇总的填报表{where}。")

@@ -12,6 +12,7 @@ from macros.consolidate import folders
 from macros.forms import build_forms
 
 from .conftest import cli_json
+from .test_recovery_adversary import set_setting
 from .test_consolidate import HEADERS, fill_form, new_row
 
 
@@ -83,3 +84,36 @@ def test_a_staged_result_is_refused_by_every_command_and_the_excel_button(master
     # The master itself still works once it is closed.
     owner.unlink()
     assert main(["consolidate", str(master_copy), "--as-of", "2020-11-15"]) == 0
+
+
+def test_a_folder_in_the_inbox_holding_forms_is_named_in_summary_log_and_json(master_copy, inbox, tmp_path, capsys):
+    [blank] = build_forms(master_copy, tmp_path / "forms", ["C08"])
+    (inbox / "11月").mkdir()
+    fill_form(blank, inbox / "11月" / "填报表-C08-华顺居委会.xlsx", [new_row()])
+    (inbox / "11月" / "~$填报表-C08-华顺居委会.xlsx").write_bytes(b"\x04zhou")  # not a form
+    (inbox / "空的").mkdir()
+    # The archive set inside the inbox is the program's own folder: never taken, never flagged.
+    set_setting(master_copy, schema.SETTINGS_BY_KEY["archive"].item, f"{inbox.name}/已归档")
+    where = folders(master_copy, read_workbook(master_copy).settings)
+    assert where.archive.parent == inbox
+    where.archive.mkdir()
+    fill_form(blank, where.archive / "旧.xlsx", [new_row()])
+
+    code, out = cli_json("consolidate", str(master_copy), "--inbox", str(inbox), "--dry-run")
+    status = {f["file"]: (f["status"], f["issues"][0]["code"]) for f in out["files"]}
+    assert status == {"11月": ("skipped", "subfolder"), "空的": ("skipped", "skipped"), "已归档": ("skipped", "skipped")}
+    message = next(f["issues"][0]["message"] for f in out["files"] if f["file"] == "11月")
+    assert "1 份工作簿" in message and "填报表-C08-华顺居委会.xlsx" in message and "直接移到收件箱" in message
+    assert code == 1  # forms wait unread: not a quiet night
+
+    assert main(["consolidate", str(master_copy)]) == 1
+    text = capsys.readouterr().out
+    assert "文件夹“11月”未处理" in text and "1 份工作簿" in text and "临时或隐藏" not in text
+    log = (master_copy.parent / "consolidate.log").read_text(encoding="utf-8")
+    assert "！！收件箱里的文件夹“11月”未处理" in log
+    # Nothing was taken from the folders; moved up, the form is merged.
+    assert (inbox / "11月" / "填报表-C08-华顺居委会.xlsx").exists() and (where.archive / "旧.xlsx").exists()
+    (inbox / "11月" / "填报表-C08-华顺居委会.xlsx").rename(inbox / "填报表-C08-华顺居委会.xlsx")
+    (inbox / "11月" / "~$填报表-C08-华顺居委会.xlsx").unlink()
+    code, out = cli_json("consolidate", str(master_copy))
+    assert code == 0 and out["rows_added"] == 1
