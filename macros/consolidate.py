@@ -18,7 +18,7 @@ import threading
 import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from difflib import SequenceMatcher
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +27,7 @@ import pandas as pd
 
 from . import schema
 from .book.backup import BACKUP_DIR
+from .book.lock import owner_of
 from .book.owned import ledger_columns, next_free_row
 from .book.read import (
     ROW,
@@ -154,6 +155,8 @@ class Consolidation:
     stale_staged: list[Path] = field(default_factory=list)
     numbers_unsaved: str = ""  # why the numbers given could not be kept beside the master
     dropped_staged: list[Path] = field(default_factory=list)  # out-of-date staged results this run deleted
+    inbox_created: bool = False  # a freshly set-up master's inbox, made by this run
+    long_busy: str = ""  # the master has been open (its owner file there) for over STALE_OWNER: ！！ in the log
 
     @property
     def rows_added(self) -> int:
@@ -366,6 +369,7 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
     frames = wb.frames
     settings = settings_from_frame(frames[schema.SETTINGS.name])
     where = folders(master, settings, inbox)
+    created = check_inbox(master, settings, where, given=inbox is not None, dry_run=dry_run, now=now)
     # Rows keep their _row: the writer puts each record back at its Excel row (without it every
     # record would go below the old end of the ledger, leaving the rows above blank).
     merge = LedgerMerge(records(frames[LEDGER]), issued_numbers_soon(master))
@@ -375,11 +379,83 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
     checker = _Checker({n: f for n, f in frames.items() if n in CHECKED_AGAINST},
                        settings, as_of, merge, now, pending, master, where.templates)
     try:
-        return _merge_and_write(book, master, where, merge, checker, committees, dry_run,
-                                as_of, now, min_age, progress, refresh, wb, say)
+        run = _merge_and_write(book, master, where, merge, checker, committees, dry_run,
+                               as_of, now, min_age, progress, refresh, wb, say)
+        run.inbox_created = created
+        return run
     finally:
         if pending is not None:
             shutil.rmtree(pending, ignore_errors=True)
+
+
+class InboxMissing(HealthbookError):
+    """The inbox is not there: a share not connected, a typo, a renamed folder (exit 2: nothing was read)."""
+
+    def __init__(self, inbox: Path, setting: str | None):
+        if inbox.exists():
+            what = f"收件箱 {inbox.absolute()} 是一个文件，不是文件夹。"
+        else:
+            what = f"收件箱文件夹 {inbox.absolute()} 不存在。"
+        if setting is None:  # --inbox
+            fix = "请检查命令里 --inbox 给出的路径是否写错；若它在共享文件夹上，请确认共享已连接。"
+        else:
+            item = schema.SETTINGS_BY_KEY["inbox"].item
+            fix = (f"若它在共享文件夹上，请确认共享已连接；若文件夹被改名或移走，请改回原名，"
+                   f"或在主工作簿“设置”表的“{item}”（现为“{setting}”）中改为居委会交表的文件夹。")
+        super().__init__(f"{what}本次没有汇总任何填报表。{fix}")
+
+
+def run_marker(master: Path) -> str:
+    """How consolidate.log names a run of ``master`` (the log is per folder, shared by its masters)."""
+    return f"（本次运行：{master.name}）"
+
+
+def check_inbox(master: Path, settings: dict, where: Folders, given: bool, dry_run: bool,
+                now: datetime) -> bool:
+    """Make sure the inbox is a folder; returns True when this run created it.
+
+    A missing inbox is an error (``InboxMissing``, with a ！！ line in consolidate.log): forms
+    would pile up unseen while every night looks quiet. Except on a freshly set-up master — the
+    设置 folder relative to the master, and no run of it in consolidate.log yet — whose inbox
+    nobody has made: it is created (not on a dry run), as ``init`` leaves that to staff. An
+    absolute path (a share) is never created: an unconnected share would get a local folder
+    nobody drops forms into."""
+    inbox = where.inbox
+    if inbox.is_dir():
+        return False
+    value = str(settings.get("inbox") or schema.SETTINGS_BY_KEY["inbox"].default)
+    fresh = (not given and not inbox.exists() and not Path(value).is_absolute()
+             and run_marker(master) not in _log_text(master))
+    if fresh:
+        if dry_run:
+            return False
+        try:
+            inbox.mkdir(parents=True)
+        except OSError:
+            pass  # said as missing below
+        else:
+            _log_line(master, now, f"已新建收件箱文件夹 {inbox.absolute()}（本主工作簿第一次汇总）：居委会交回的填报表请放进这里")
+            return True
+    error = InboxMissing(inbox, None if given else value)
+    if not dry_run:
+        _log_line(master, now, f"！！错误：{error}")
+    raise error
+
+
+def _log_text(master: Path) -> str:
+    try:
+        return (master.parent / LOG_NAME).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _log_line(master: Path, now: datetime, text: str) -> None:
+    """One line of the run in consolidate.log (a log that cannot be written does not stop the run)."""
+    try:
+        with (master.parent / LOG_NAME).open("a", encoding="utf-8") as log:
+            log.write(f"{now:%Y-%m-%d %H:%M:%S}\t{run_marker(master)}\t{text}\n")
+    except OSError:
+        pass
 
 
 _RECORD_ID = re.compile(r"^(?P<committee>.+)-(?P<number>\d+)$")
@@ -570,6 +646,7 @@ def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], dr
             run.refreshed = refresh_text(report is not None, problem, bool(written.staged), refused_fix)
         if written.staged:  # open in Excel: leave the inbox for the next run
             run.busy, run.staged, run.dropped_staged = written.busy, written.staged, written.dropped
+            run.long_busy = long_busy_text(master, now)
             run.log = write_log(master, run, now)
             reader.drop_writes()  # no receipts: the files stay in the inbox
             return run
@@ -582,6 +659,22 @@ def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], dr
         run.stale_staged = staged_files(master)
         run.dropped_staged = written.dropped
     return run
+
+
+STALE_OWNER = timedelta(days=1)  # an owner file older than this blocks runs unnoticed (a crash on Friday)
+
+
+def long_busy_text(master: Path, now: datetime) -> str:
+    """What to say when the owner file keeping ``master`` busy is older than ``STALE_OWNER``
+    (every run since was staged, and the scheduler's wrapper reports busy as success)."""
+    owner = owner_of(master)
+    if owner is None or now - owner.since <= STALE_OWNER:
+        return ""
+    hours = int((now - owner.since).total_seconds() // 3600)
+    who = f"“{owner.user}”" if owner.user else "某位用户"
+    return (f"主工作簿自 {owner.since:%Y-%m-%d %H:%M} 起一直被{who}打开（已 {hours} 小时），"
+            "其间每次汇总都只暂存、没有写入，收件箱里的填报表一直在等。请让打开它的人关闭；"
+            f"若没有人开着它，{owner.file} 是 Excel 异常退出留下的所有者文件，请删除它。")
 
 
 def _process_files(paths: list[Path], reasons: list[str | None], committees: dict[str, str], checker: _Checker,
@@ -1257,7 +1350,9 @@ def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
     if unsent:
         outcome += f"；{unsent} 份回执未写入，这些文件留在收件箱，下次重试"
     # The log is per folder: two masters there share it, so the run names its master.
-    lines.append(f"{stamp}\t（本次运行：{run.master.name}）\t{len(run.files)} 个文件\t新增 {run.rows_added}\t"
+    if run.long_busy:
+        outcome += f"；！！{run.long_busy}"
+    lines.append(f"{stamp}\t{run_marker(run.master)}\t{len(run.files)} 个文件\t新增 {run.rows_added}\t"
                  f"更新 {run.rows_updated}\t{outcome}")
     with path.open("a", encoding="utf-8") as log:
         log.write("\n".join(lines) + "\n")
@@ -1350,8 +1445,10 @@ def summary_text(run: Consolidation) -> str:
                     f"退回 {counts[REJECTED]}" + (f"；跳过 {quiet} 个临时、隐藏文件或空文件夹" if quiet else "")
                     + "。")
     lines += [f"  未处理　{f.issues[0].message}。" for f in run.waiting_folders]
-    if not processed and run.inbox is not None:
-        where = "" if run.inbox.is_dir() else "（这个文件夹还不存在：请建立它，或在“设置”表中改为居委会交表的文件夹）"
+    if run.inbox_created:
+        lines.append(f"已新建收件箱文件夹 {run.inbox.absolute()}（本主工作簿第一次汇总）：请让居委会把填报表放进这里。")
+    elif not processed and run.inbox is not None:
+        where = "" if run.inbox.is_dir() else "（这个文件夹还不存在，正式汇总时会新建）"
         lines.append(f"收件箱 {run.inbox.absolute()} 里没有要汇总的填报表{where}。")
     lines.append(f"共新增 {run.rows_added} 行，更新 {run.rows_updated} 行。")
     resent = [p for f in run.files for p in f.issues if p.code == RESENT]
@@ -1361,6 +1458,8 @@ def summary_text(run: Consolidation) -> str:
                      "请核对，确属重复的请在台账中删除（回执已告知居委会）。")
     if run.busy:
         lines.append(f"主工作簿未写入：{run.busy}")
+        if run.long_busy:
+            lines.append(f"！！{run.long_busy}")
         lines.append(f"本次结果已暂存为 {run.staged}；它只供查看，不是主工作簿，请勿在其中录入；收件箱保持原样，下次运行会自动重试。"
                      + (f"此前暂存的 {_names(run.dropped_staged)} 已被它取代，已删除。" if run.dropped_staged else ""))
     elif run.master_written:

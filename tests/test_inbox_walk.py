@@ -3,6 +3,12 @@ master, a 合计 row in column A, records deleted from a prefilled form (walk F-
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from macros import schema
@@ -11,9 +17,9 @@ from macros.cli import main
 from macros.consolidate import folders
 from macros.forms import build_forms
 
-from .conftest import cli_json
-from .test_recovery_adversary import set_setting
+from .conftest import ROOT, cli_json
 from .test_consolidate import HEADERS, fill_form, new_row
+from .test_recovery_adversary import set_setting
 
 
 @pytest.fixture
@@ -117,3 +123,66 @@ def test_a_folder_in_the_inbox_holding_forms_is_named_in_summary_log_and_json(ma
     (inbox / "11月" / "~$填报表-C08-华顺居委会.xlsx").unlink()
     code, out = cli_json("consolidate", str(master_copy))
     assert code == 0 and out["rows_added"] == 1
+
+
+NIGHTLY = [sys.executable, str(ROOT / "scripts" / "consolidate_nightly.py")]
+
+
+def nightly(master: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([*NIGHTLY, str(master), "--min-age", "0"], capture_output=True, text=True,
+                          encoding="utf-8", timeout=300)
+
+
+def log_of(master: Path) -> str:
+    return (master.parent / "consolidate.log").read_text(encoding="utf-8")
+
+
+def test_a_fresh_masters_inbox_is_created_and_a_missing_one_later_is_an_error(master_copy, capsys):
+    inbox = folders(master_copy, read_workbook(master_copy).settings).inbox
+    # First run of a freshly set-up master: the inbox nobody made is made, and said so.
+    first = nightly(master_copy)
+    assert first.returncode == 0, first.stderr
+    assert inbox.is_dir() and "已新建收件箱文件夹" in first.stdout and "已新建收件箱文件夹" in log_of(master_copy)
+    # Later the folder is renamed (or the share drops): every run says so, loudly, and fails.
+    inbox.rename(inbox.with_name("收件箱-旧"))
+    later = nightly(master_copy)
+    assert later.returncode == 2 and not inbox.exists()
+    item = schema.SETTINGS_BY_KEY["inbox"].item
+    assert str(inbox) in later.stderr and "没有汇总任何填报表" in later.stderr and f"“{item}”" in later.stderr
+    last = log_of(master_copy).splitlines()[-1]
+    assert "！！错误" in last and str(inbox) in last
+    # A dry run says it too, and writes nothing.
+    assert main(["consolidate", str(master_copy), "--dry-run"]) == 2
+    assert str(inbox) in capsys.readouterr().err and log_of(master_copy).splitlines()[-1] == last
+
+
+def test_a_mistyped_inbox_option_is_an_error_that_does_not_send_staff_to_the_settings(master_copy, capsys):
+    typo = master_copy.parent / "不存在的文件夹"
+    assert main(["consolidate", str(master_copy), "--inbox", str(typo)]) == 2
+    err = capsys.readouterr().err
+    assert str(typo) in err and "--inbox" in err and "设置" not in err
+    assert not typo.exists() and "！！错误" in log_of(master_copy)
+
+
+def test_an_inbox_on_a_share_is_never_created(master_copy, tmp_path, capsys):
+    share = tmp_path / "未连接的共享" / "收件箱"
+    set_setting(master_copy, schema.SETTINGS_BY_KEY["inbox"].item, str(share))
+    assert main(["consolidate", str(master_copy)]) == 2
+    assert str(share) in capsys.readouterr().err and not share.parent.exists()
+
+
+def test_a_day_old_owner_file_makes_the_nightly_run_fail_loudly(master_copy, tmp_path):
+    [blank] = build_forms(master_copy, tmp_path / "forms", ["C01"])
+    inbox = folders(master_copy, read_workbook(master_copy).settings).inbox
+    inbox.mkdir()
+    fill_form(blank, inbox / "C01.xlsx", [new_row()])
+    owner = master_copy.with_name("~$" + master_copy.name)
+    owner.write_bytes(b"\x04zhou")
+    assert nightly(master_copy).returncode == 3  # just opened: the next run retries, quietly
+    friday = time.time() - 2.5 * 86400
+    os.utime(owner, (friday, friday))
+    stale = nightly(master_copy)
+    assert stale.returncode == 2, stale.stderr
+    assert "！！主工作簿自" in stale.stdout and "60 小时" in stale.stdout and owner.name in stale.stderr
+    assert "！！主工作簿自" in log_of(master_copy).splitlines()[-1]
+    assert [p.name for p in inbox.iterdir()] == ["C01.xlsx"]  # still staged only: nothing lost
