@@ -811,6 +811,7 @@ class _Checker:
         issues += [_master_kept(o) for o in merged.outcomes if o.kept or o.gone]
         issues += [_overrode(o, sub.path.name) for o in merged.outcomes if o.overrode]
         issues += [_rekeyed(o) for o in merged.outcomes if o.rekeyed]
+        issues += removed_from_form(sub, merged.outcomes, self.merge, result.committee_id, self.settings)
         issues = _keep_as_read(issues, merged.outcomes, sub)
         # A row the file gave no 记录编号: its problems name the record it became (the receipt's column),
         # added now or in an earlier run.
@@ -889,6 +890,29 @@ def _untouched_rows(sub: Submission) -> set[int]:
         if was is not None and same_data(dict(zip(KEYS, values)), was, sub.columns):
             found.add(n)
     return found
+
+
+REMOVED = "removed_from_form"  # a record prefilled on the form that the committee deleted from it
+
+
+def removed_from_form(sub: Submission, outcomes: list[RowOutcome], merge: LedgerMerge, committee: str | None,
+                      settings: dict) -> list[Problem]:
+    """The records a prefilled form (``forms --records``) was given that are no longer on it, and
+    still in the master as this committee's: deleting a row is how a clerk says "this is wrong",
+    but consolidation never deletes, so the receipt must say so and whom to ask."""
+    if not sub.base:
+        return []
+    on_form = sub.keys | {o.record_id for o in outcomes}
+    gone = [k for k in sub.base if k not in on_form and k in merge.index and merge.owner(k) == committee]
+    contact = settings.get("contact") or "街道发展办"
+    phone = settings.get("phone")
+    who = f"{contact}（{phone}）" if phone else str(contact)
+    key_header = schema.LEDGER.header_of(KEY)
+    return [Problem(
+        LEDGER, None, key_header, key, WARNING, REMOVED,
+        f"填报表上预填的记录 {key} 已从表中删去。汇总不会删除记录：它仍在主工作簿中，照常计入进度。",
+        f"如这条记录确应删除（如重复或填错），请联系{who}，由街道在主工作簿中删除；如是误删，不必处理。")
+        for key in gone]
 
 
 def _look_alike(outcome: RowOutcome) -> Problem:
@@ -1456,6 +1480,14 @@ def summary_text(run: Consolidation) -> str:
         listed = "、".join(f"{p.key}" for p in resent[:5]) + ("等" if len(resent) > 5 else "")
         lines.append(f"其中 {len(resent)} 行没有填记录编号，但与已汇总的记录内容相近，可能是修改后重复提交：{listed}。"
                      "请核对，确属重复的请在台账中删除（回执已告知居委会）。")
+    removed: dict[str, list[str]] = {}
+    for f in run.files:
+        for p in f.issues:
+            if p.code == REMOVED:
+                removed.setdefault(f.file, []).append(str(p.key))
+    for file, keys in removed.items():
+        lines.append(f"{file} 删去了预填的记录 {'、'.join(keys)}：汇总不删除记录，它们仍在台账中、照常计入进度。"
+                     "请向居委会核实，确应删除的请在台账中删除（回执已请居委会与街道联系）。")
     if run.busy:
         lines.append(f"主工作簿未写入：{run.busy}")
         if run.long_busy:

@@ -186,3 +186,36 @@ def test_a_day_old_owner_file_makes_the_nightly_run_fail_loudly(master_copy, tmp
     assert "！！主工作簿自" in stale.stdout and "60 小时" in stale.stdout and owner.name in stale.stderr
     assert "！！主工作簿自" in log_of(master_copy).splitlines()[-1]
     assert [p.name for p in inbox.iterdir()] == ["C01.xlsx"]  # still staged only: nothing lost
+
+
+def test_records_deleted_from_a_prefilled_form_are_named_in_receipt_and_summary(master_copy, inbox, tmp_path, capsys):
+    import openpyxl
+
+    settings = read_workbook(master_copy).settings
+    assert main(["forms", str(master_copy), "--out", str(tmp_path / "预填"), "--committee", "C03", "--records"]) == 0
+    [form] = (tmp_path / "预填").glob("填报表-C03-*.xlsx")
+    wb = openpyxl.load_workbook(form)
+    ws = wb[schema.LEDGER.name]
+    header = [c.value for c in ws[1]]
+    key_col, quantity_col = header.index(HEADERS["record_id"]) + 1, header.index(HEADERS["quantity"]) + 1
+    keys = [ws.cell(r, key_col).value for r in range(2, ws.max_row + 1)]
+    prefilled = [k for k in keys if k]
+    assert len(prefilled) >= 3
+    kept, deleted = prefilled[0], prefilled[1:3]
+    ws.cell(keys.index(kept) + 2, quantity_col, 999)
+    for key in sorted(deleted, key=keys.index, reverse=True):  # bottom first: rows shift up
+        ws.delete_rows(keys.index(key) + 2)
+    wb.save(inbox / "C03.xlsx")
+
+    assert main(["consolidate", str(master_copy), "--as-of", "2020-11-15"]) == 0
+    out = capsys.readouterr().out
+    assert f"C03.xlsx 删去了预填的记录 {'、'.join(deleted)}" in out and "不删除记录" in out
+    [receipt] = (master_copy.parent / settings["receipts"]).glob("回执-C03-*.html")
+    html = receipt.read_text(encoding="utf-8")
+    for key in deleted:
+        assert f"<td>{key}</td><td>填报表上预填的记录 {key} 已从表中删去" in html
+    assert f"请联系{settings['contact']}" in html and "汇总不会删除记录" in html
+    # Nothing was deleted, the edit was merged, and the records kept are not called deleted.
+    ledger = read_workbook(master_copy)[schema.LEDGER.name]
+    assert set(deleted) <= set(ledger["record_id"]) and html.count("已从表中删去") == len(deleted)
+    assert ledger.set_index("record_id").loc[kept, "quantity"] == 999
