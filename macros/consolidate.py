@@ -84,7 +84,6 @@ STATUS_TEXT = {ACCEPTED: "已接受", PARTLY: "部分接受", REJECTED: "已退�
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")
 # Left alone: Excel/WPS/LibreOffice owner and lock files, partial downloads, system files.
 TEMP_PREFIXES = ("~$", ".~lock.", "~")
-FOLDER = "文件夹"
 TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".download", "#")
 SYSTEM_FILES = {"thumbs.db", "desktop.ini", ".ds_store"}
 LOG_NAME = "consolidate.log"
@@ -241,6 +240,7 @@ def skip_reason(path: Path, min_age: float = 0.0, now: float | None = None,
 
 
 GONE = "汇总时已被改名、移走或删除，下次再处理"
+FOLDER = "文件夹"  # skip_reason's word for a folder, which folder_reason then tells apart
 SUBFOLDER = "subfolder"  # the code of a folder in the inbox holding workbooks, left unread
 FOLDER_LOOK = 2000  # entries looked at inside one such folder (a whole share copied in is not walked)
 
@@ -646,7 +646,7 @@ def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], dr
             run.refreshed = refresh_text(report is not None, problem, bool(written.staged), refused_fix)
         if written.staged:  # open in Excel: leave the inbox for the next run
             run.busy, run.staged, run.dropped_staged = written.busy, written.staged, written.dropped
-            run.long_busy = long_busy_text(master, now)
+            run.long_busy = long_busy_text(master)
             run.log = write_log(master, run, now)
             reader.drop_writes()  # no receipts: the files stay in the inbox
             return run
@@ -664,9 +664,11 @@ def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], dr
 STALE_OWNER = timedelta(days=1)  # an owner file older than this blocks runs unnoticed (a crash on Friday)
 
 
-def long_busy_text(master: Path, now: datetime) -> str:
+def long_busy_text(master: Path) -> str:
     """What to say when the owner file keeping ``master`` busy is older than ``STALE_OWNER``
-    (every run since was staged, and the scheduler's wrapper reports busy as success)."""
+    (every run since was staged, and the scheduler's wrapper reports busy as success). Judged
+    by the clock, as the owner file's time is (a run's ``now`` may be given)."""
+    now = datetime.now()
     owner = owner_of(master)
     if owner is None or now - owner.since <= STALE_OWNER:
         return ""
