@@ -15,7 +15,7 @@ from typing import NoReturn
 from . import demo, schema
 from .book.build import build_workbook
 from .book.read import read_workbook
-from .book.write import backup_listing, other_backups_text
+from .book.write import backup_listing, other_backups_text, refuse_staged
 from .errors import HealthbookError
 from .marks import report_text, validation_writes
 from .normalise import parse_date_text
@@ -80,6 +80,7 @@ def cmd_notices(args: argparse.Namespace) -> int:
     from .render.notices import render_notices
 
     options = _notice_options(args)
+    refuse_staged(args.path)  # notices from a staged copy would look current
     book = read_workbook(args.path)
     as_of = args.as_of or date.today()
     validation, result = report.analyse(book, as_of)
@@ -145,6 +146,7 @@ def cmd_rollup(args: argparse.Namespace) -> int:
 def cmd_forms(args: argparse.Namespace) -> int:
     from .forms import build_forms
 
+    refuse_staged(args.path)  # forms prefilled from a staged copy would hand out records the master lacks
     built = build_forms(args.path, args.out, args.committee or None, with_records=args.records, force=args.force)
     inbox = schema.SETTINGS_BY_KEY["inbox"]
     lines = [f"已生成 {len(built.written)} 份填报表：", *(f"  {p}" for p in built.written)]

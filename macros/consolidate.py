@@ -18,7 +18,7 @@ import threading
 import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from difflib import SequenceMatcher
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from . import schema
+from .book.backup import BACKUP_DIR
+from .book.lock import owner_of
 from .book.owned import ledger_columns, next_free_row
 from .book.read import (
     ROW,
@@ -152,6 +154,8 @@ class Consolidation:
     stale_staged: list[Path] = field(default_factory=list)
     numbers_unsaved: str = ""  # why the numbers given could not be kept beside the master
     dropped_staged: list[Path] = field(default_factory=list)  # out-of-date staged results this run deleted
+    inbox_created: bool = False  # a freshly set-up master's inbox, made by this run
+    long_busy: str = ""  # the master has been open (its owner file there) for over STALE_OWNER: ！！ in the log
 
     @property
     def rows_added(self) -> int:
@@ -168,7 +172,12 @@ class Consolidation:
             return 3
         if any(f.receipt_error for f in self.files):
             return 2
-        return 1 if any(f.status in (PARTLY, REJECTED) for f in self.files) else 0
+        return 1 if any(f.status in (PARTLY, REJECTED) for f in self.files) or self.waiting_folders else 0
+
+    @property
+    def waiting_folders(self) -> list[FileResult]:
+        """Folders in the inbox holding workbooks that were not read (their forms wait there)."""
+        return [f for f in self.files if f.status == SKIPPED and any(p.code == SUBFOLDER for p in f.issues)]
 
     def to_dict(self) -> dict:
         """Exactly the keys of ``consolidate --json``."""
@@ -206,7 +215,7 @@ def skip_reason(path: Path, min_age: float = 0.0, now: float | None = None,
     name = path.name
     lower = name.lower()
     if path.is_dir():
-        return "文件夹"
+        return FOLDER
     if master is not None and (path.resolve() == master.resolve() or name == LOG_NAME
                                or name.startswith(f"{master.stem}-{STAGED}-")):
         # An inbox set to the master's own folder must never take the master for a submission.
@@ -231,6 +240,47 @@ def skip_reason(path: Path, min_age: float = 0.0, now: float | None = None,
 
 
 GONE = "汇总时已被改名、移走或删除，下次再处理"
+FOLDER = "文件夹"  # skip_reason's word for a folder, which folder_reason then tells apart
+SUBFOLDER = "subfolder"  # the code of a folder in the inbox holding workbooks, left unread
+FOLDER_LOOK = 2000  # entries looked at inside one such folder (a whole share copied in is not walked)
+
+
+def folder_reason(path: Path, where: Folders, master: Path) -> tuple[str, str]:
+    """(code, why) for a folder inside the inbox, which is not read.
+
+    Only the inbox's own files are read: a sub-folder may be where the office parks forms it does
+    not want merged yet, the program's own folders may be set inside the inbox, and a form two
+    levels down would get a receipt and an archive name that cannot say where it came from. A
+    folder holding workbooks is named, with how many and what to do (``SUBFOLDER``); not when the
+    inbox is the master's own folder (its folders are the office's: backups, forms sent out)."""
+    own = {where.archive, where.rejected, where.receipts, master.parent / BACKUP_DIR}
+    try:
+        mine = any(path.resolve() == p.resolve() for p in own)
+        beside_master = path.parent.resolve() == master.parent.resolve()
+    except OSError:
+        mine = beside_master = False
+    if mine:
+        return "skipped", "汇总程序自己的文件夹（归档、退回、回执或备份）"
+    if beside_master:
+        return "skipped", FOLDER
+    if path.name.startswith("."):
+        return "skipped", "隐藏文件夹"
+    found, looked = [], 0
+    for folder, dirs, files in os.walk(path):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            looked += 1
+            suffix = Path(name).suffix.lower()
+            if (suffix in WORKBOOK_SUFFIXES or suffix in OTHER_FORMATS) and not name.startswith(TEMP_PREFIXES + (".",)):
+                found.append(Path(folder, name).relative_to(path))
+        if looked > FOLDER_LOOK:
+            break
+    if not found:
+        return "skipped", "文件夹（其中没有工作簿）"
+    shown = "、".join(str(p) for p in found[:3]) + ("等" if len(found) > 3 else "")
+    return SUBFOLDER, (f"收件箱里的文件夹“{path.name}”未处理：其中有 {len(found)} 份工作簿（{shown}）。"
+                       f"汇总只读收件箱本身的文件，请把要汇总的填报表直接移到收件箱 {path.parent} 里，"
+                       "下次汇总时处理；不要汇总的请移出收件箱")
 
 
 def inbox_files(inbox: Path) -> list[Path]:
@@ -319,6 +369,7 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
     frames = wb.frames
     settings = settings_from_frame(frames[schema.SETTINGS.name])
     where = folders(master, settings, inbox)
+    created = check_inbox(master, settings, where, given=inbox is not None, dry_run=dry_run, now=now)
     # Rows keep their _row: the writer puts each record back at its Excel row (without it every
     # record would go below the old end of the ledger, leaving the rows above blank).
     merge = LedgerMerge(records(frames[LEDGER]), issued_numbers_soon(master))
@@ -328,11 +379,83 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
     checker = _Checker({n: f for n, f in frames.items() if n in CHECKED_AGAINST},
                        settings, as_of, merge, now, pending, master, where.templates)
     try:
-        return _merge_and_write(book, master, where, merge, checker, committees, dry_run,
-                                as_of, now, min_age, progress, refresh, wb, say)
+        run = _merge_and_write(book, master, where, merge, checker, committees, dry_run,
+                               as_of, now, min_age, progress, refresh, wb, say)
+        run.inbox_created = created
+        return run
     finally:
         if pending is not None:
             shutil.rmtree(pending, ignore_errors=True)
+
+
+class InboxMissing(HealthbookError):
+    """The inbox is not there: a share not connected, a typo, a renamed folder (exit 2: nothing was read)."""
+
+    def __init__(self, inbox: Path, setting: str | None):
+        if inbox.exists():
+            what = f"收件箱 {inbox.absolute()} 是一个文件，不是文件夹。"
+        else:
+            what = f"收件箱文件夹 {inbox.absolute()} 不存在。"
+        if setting is None:  # --inbox
+            fix = "请检查命令里 --inbox 给出的路径是否写错；若它在共享文件夹上，请确认共享已连接。"
+        else:
+            item = schema.SETTINGS_BY_KEY["inbox"].item
+            fix = (f"若它在共享文件夹上，请确认共享已连接；若文件夹被改名或移走，请改回原名，"
+                   f"或在主工作簿“设置”表的“{item}”（现为“{setting}”）中改为居委会交表的文件夹。")
+        super().__init__(f"{what}本次没有汇总任何填报表。{fix}")
+
+
+def run_marker(master: Path) -> str:
+    """How consolidate.log names a run of ``master`` (the log is per folder, shared by its masters)."""
+    return f"（本次运行：{master.name}）"
+
+
+def check_inbox(master: Path, settings: dict, where: Folders, given: bool, dry_run: bool,
+                now: datetime) -> bool:
+    """Make sure the inbox is a folder; returns True when this run created it.
+
+    A missing inbox is an error (``InboxMissing``, with a ！！ line in consolidate.log): forms
+    would pile up unseen while every night looks quiet. Except on a freshly set-up master — the
+    设置 folder relative to the master, and no run of it in consolidate.log yet — whose inbox
+    nobody has made: it is created (not on a dry run), as ``init`` leaves that to staff. An
+    absolute path (a share) is never created: an unconnected share would get a local folder
+    nobody drops forms into."""
+    inbox = where.inbox
+    if inbox.is_dir():
+        return False
+    value = str(settings.get("inbox") or schema.SETTINGS_BY_KEY["inbox"].default)
+    fresh = (not given and not inbox.exists() and not Path(value).is_absolute()
+             and run_marker(master) not in _log_text(master))
+    if fresh:
+        if dry_run:
+            return False
+        try:
+            inbox.mkdir(parents=True)
+        except OSError:
+            pass  # said as missing below
+        else:
+            _log_line(master, now, f"已新建收件箱文件夹 {inbox.absolute()}（本主工作簿第一次汇总）：居委会交回的填报表请放进这里")
+            return True
+    error = InboxMissing(inbox, None if given else value)
+    if not dry_run:
+        _log_line(master, now, f"！！错误：{error}")
+    raise error
+
+
+def _log_text(master: Path) -> str:
+    try:
+        return (master.parent / LOG_NAME).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _log_line(master: Path, now: datetime, text: str) -> None:
+    """One line of the run in consolidate.log (a log that cannot be written does not stop the run)."""
+    try:
+        with (master.parent / LOG_NAME).open("a", encoding="utf-8") as log:
+            log.write(f"{now:%Y-%m-%d %H:%M:%S}\t{run_marker(master)}\t{text}\n")
+    except OSError:
+        pass
 
 
 _RECORD_ID = re.compile(r"^(?P<committee>.+)-(?P<number>\d+)$")
@@ -458,6 +581,8 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
     paths = inbox_files(where.inbox)
     clock = _time.time()
     reasons = [skip_reason(path, min_age, clock, master) for path in paths]
+    folder_codes = {p.name: folder_reason(p, where, master) for p, r in zip(paths, reasons) if r == FOLDER}
+    reasons = [folder_codes[p.name][1] if p.name in folder_codes else r for p, r in zip(paths, reasons)]
     if not dry_run and not all(reasons):
         check_receipt_template(where.templates, master, now)  # broken: stop before anything is written
     wanted = [p for p, reason in zip(paths, reasons) if reason is None and reject_reason_for_suffix(p) is None]
@@ -465,6 +590,9 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
     # are all written (or written here) when the ``with`` ends, before any file is moved.
     with ReadAhead(wanted) as reader:
         results = _process_files(paths, reasons, committees, checker, progress, reader)
+        for result in results:
+            if folder_codes.get(result.file, ("",))[0] == SUBFOLDER:
+                result.issues = [replace(p, code=SUBFOLDER) for p in result.issues]
         run = _write(book, master, merge, results, dry_run, as_of, now, refresh, wb, reader, say)
         run.inbox = where.inbox
         if not (run.dry_run or run.staged) and any(r.status != SKIPPED for r in results):
@@ -518,6 +646,7 @@ def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], dr
             run.refreshed = refresh_text(report is not None, problem, bool(written.staged), refused_fix)
         if written.staged:  # open in Excel: leave the inbox for the next run
             run.busy, run.staged, run.dropped_staged = written.busy, written.staged, written.dropped
+            run.long_busy = long_busy_text(master)
             run.log = write_log(master, run, now)
             reader.drop_writes()  # no receipts: the files stay in the inbox
             return run
@@ -530,6 +659,24 @@ def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], dr
         run.stale_staged = staged_files(master)
         run.dropped_staged = written.dropped
     return run
+
+
+STALE_OWNER = timedelta(days=1)  # an owner file older than this blocks runs unnoticed (a crash on Friday)
+
+
+def long_busy_text(master: Path) -> str:
+    """What to say when the owner file keeping ``master`` busy is older than ``STALE_OWNER``
+    (every run since was staged, and the scheduler's wrapper reports busy as success). Judged
+    by the clock, as the owner file's time is (a run's ``now`` may be given)."""
+    now = datetime.now()
+    owner = owner_of(master)
+    if owner is None or now - owner.since <= STALE_OWNER:
+        return ""
+    hours = int((now - owner.since).total_seconds() // 3600)
+    who = f"“{owner.user}”" if owner.user else "某位用户"
+    return (f"主工作簿自 {owner.since:%Y-%m-%d %H:%M} 起一直被{who}打开（已 {hours} 小时），"
+            "其间每次汇总都只暂存、没有写入，收件箱里的填报表一直在等。请让打开它的人关闭；"
+            f"若没有人开着它，{owner.file} 是 Excel 异常退出留下的所有者文件，请删除它。")
 
 
 def _process_files(paths: list[Path], reasons: list[str | None], committees: dict[str, str], checker: _Checker,
@@ -666,6 +813,7 @@ class _Checker:
         issues += [_master_kept(o) for o in merged.outcomes if o.kept or o.gone]
         issues += [_overrode(o, sub.path.name) for o in merged.outcomes if o.overrode]
         issues += [_rekeyed(o) for o in merged.outcomes if o.rekeyed]
+        issues += removed_from_form(sub, merged.outcomes, self.merge, result.committee_id, self.settings)
         issues = _keep_as_read(issues, merged.outcomes, sub)
         # A row the file gave no 记录编号: its problems name the record it became (the receipt's column),
         # added now or in an earlier run.
@@ -744,6 +892,29 @@ def _untouched_rows(sub: Submission) -> set[int]:
         if was is not None and same_data(dict(zip(KEYS, values)), was, sub.columns):
             found.add(n)
     return found
+
+
+REMOVED = "removed_from_form"  # a record prefilled on the form that the committee deleted from it
+
+
+def removed_from_form(sub: Submission, outcomes: list[RowOutcome], merge: LedgerMerge, committee: str | None,
+                      settings: dict) -> list[Problem]:
+    """The records a prefilled form (``forms --records``) was given that are no longer on it, and
+    still in the master as this committee's: deleting a row is how a clerk says "this is wrong",
+    but consolidation never deletes, so the receipt must say so and whom to ask."""
+    if not sub.base:
+        return []
+    on_form = sub.keys | {o.record_id for o in outcomes}
+    gone = [k for k in sub.base if k not in on_form and k in merge.index and merge.owner(k) == committee]
+    contact = settings.get("contact") or "街道发展办"
+    phone = settings.get("phone")
+    who = f"{contact}（{phone}）" if phone else str(contact)
+    key_header = schema.LEDGER.header_of(KEY)
+    return [Problem(
+        LEDGER, None, key_header, key, WARNING, REMOVED,
+        f"填报表上预填的记录 {key} 已从表中删去。汇总不会删除记录：它仍在主工作簿中，照常计入进度。",
+        f"如这条记录确应删除（如重复或填错），请联系{who}，由街道在主工作簿中删除；如是误删，不必处理。")
+        for key in gone]
 
 
 def _look_alike(outcome: RowOutcome) -> Problem:
@@ -1209,6 +1380,7 @@ def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
         + (f"回执{f.receipt_error}，留在收件箱" if f.receipt_error else "")
         + (f"\t请核实 {doubt} 处很可能填错的数值" if (doubt := sum(p.code in DOUBTFUL for p in f.issues))
            and f.status != REJECTED else "")
+        + (("！！" if f in run.waiting_folders else "") + f.issues[0].message if f.status == SKIPPED and f.issues else "")
         for f in run.files
     ]
     if run.busy:
@@ -1219,7 +1391,9 @@ def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
     if unsent:
         outcome += f"；{unsent} 份回执未写入，这些文件留在收件箱，下次重试"
     # The log is per folder: two masters there share it, so the run names its master.
-    lines.append(f"{stamp}\t（本次运行：{run.master.name}）\t{len(run.files)} 个文件\t新增 {run.rows_added}\t"
+    if run.long_busy:
+        outcome += f"；！！{run.long_busy}"
+    lines.append(f"{stamp}\t{run_marker(run.master)}\t{len(run.files)} 个文件\t新增 {run.rows_added}\t"
                  f"更新 {run.rows_updated}\t{outcome}")
     with path.open("a", encoding="utf-8") as log:
         log.write("\n".join(lines) + "\n")
@@ -1308,13 +1482,17 @@ def summary_text(run: Consolidation) -> str:
         lines.append(f"  {STATUS_TEXT[f.status]}　{f.file}：{detail}")
     counts = {s: sum(f.status == s for f in run.files) for s in STATUS_TEXT}
     processed = len(run.files) - counts[SKIPPED]
+    quiet = counts[SKIPPED] - len(run.waiting_folders)
     head = ("（预演，未写入任何文件）" if run.dry_run
             else "（主工作簿正被占用，以下结果未写入，已暂存，下次重试）" if run.busy else "")
     lines.insert(0, f"{head}处理填报表 {processed} 份：接受 {counts[ACCEPTED]}，部分接受 {counts[PARTLY]}，"
-                    f"退回 {counts[REJECTED]}" + (f"；跳过 {counts[SKIPPED]} 个临时或隐藏文件" if counts[SKIPPED] else "")
+                    f"退回 {counts[REJECTED]}" + (f"；跳过 {quiet} 个临时、隐藏文件或空文件夹" if quiet else "")
                     + "。")
-    if not processed and run.inbox is not None:
-        where = "" if run.inbox.is_dir() else "（这个文件夹还不存在：请建立它，或在“设置”表中改为居委会交表的文件夹）"
+    lines += [f"  未处理　{f.issues[0].message}。" for f in run.waiting_folders]
+    if run.inbox_created:
+        lines.append(f"已新建收件箱文件夹 {run.inbox.absolute()}（本主工作簿第一次汇总）：请让居委会把填报表放进这里。")
+    elif not processed and run.inbox is not None:
+        where = "" if run.inbox.is_dir() else "（这个文件夹还不存在，正式汇总时会新建）"
         lines.append(f"收件箱 {run.inbox.absolute()} 里没有要汇总的填报表{where}。")
     lines.append(f"共新增 {run.rows_added} 行，更新 {run.rows_updated} 行。")
     resent = [p for f in run.files for p in f.issues if p.code == RESENT]
@@ -1329,9 +1507,19 @@ def summary_text(run: Consolidation) -> str:
                   for f, p in doubtful[:DOUBTFUL_LISTED]]
         if len(doubtful) > DOUBTFUL_LISTED:
             lines.append(f"  ……另有 {len(doubtful) - DOUBTFUL_LISTED} 处，见各回执和“{schema.ISSUES.name}”表。")
+    removed: dict[str, list[str]] = {}
+    for f in run.files:
+        for p in f.issues:
+            if p.code == REMOVED:
+                removed.setdefault(f.file, []).append(str(p.key))
+    for file, keys in removed.items():
+        lines.append(f"{file} 删去了预填的记录 {'、'.join(keys)}：汇总不删除记录，它们仍在台账中、照常计入进度。"
+                     "请向居委会核实，确应删除的请在台账中删除（回执已请居委会与街道联系）。")
     if run.busy:
         lines.append(f"主工作簿未写入：{run.busy}")
-        lines.append(f"本次结果已暂存为 {run.staged}；收件箱保持原样，下次运行会自动重试。"
+        if run.long_busy:
+            lines.append(f"！！{run.long_busy}")
+        lines.append(f"本次结果已暂存为 {run.staged}；它只供查看，不是主工作簿，请勿在其中录入；收件箱保持原样，下次运行会自动重试。"
                      + (f"此前暂存的 {_names(run.dropped_staged)} 已被它取代，已删除。" if run.dropped_staged else ""))
     elif run.master_written:
         lines.append(f"已写入主工作簿 {run.master.name}（写入前已备份）。")

@@ -24,6 +24,7 @@ from typing import Any
 from . import schema
 from .book.backup import BACKUP_DIR
 from .book.live import LiveBook
+from .book.write import refuse_staged
 from .errors import HealthbookError
 from .marks import validation_writes
 from .render.notices import NoticeOptions, render_notices
@@ -63,6 +64,7 @@ def macro(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def live_book(book) -> LiveBook:
     """The LiveBook a macro reads and writes through (its backup is named in the message box)."""
+    refuse_staged(str(book.name))  # the button in a staged copy would make it a second master
     live = LiveBook(book)
     books = _run_books.get()
     if books is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import os
 import re
+import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -47,10 +48,11 @@ KEY_INDEX, COMMITTEE_INDEX = KEYS.index(KEY), KEYS.index(COMMITTEE)
 DATA_INDEXES = [i for i, k in enumerate(KEYS) if k not in (COMMITTEE, "source")]
 _FORMULA_FIRST = frozenset(FORMULA_PREFIXES)
 _data_of = itemgetter(*DATA_INDEXES)
-# A hand-typed sum row at the foot of a hand-made form (not an Excel table's totals row): the label,
-# whitespace removed, in a row without 记录编号, 日期 or 项目编号.
+# A hand-typed sum row at the foot of a form (not an Excel table's totals row): the label, whitespace
+# removed, in a row without 日期 or 项目编号, and without a 记录编号 other than the label itself
+# (column A of the generated form is 记录编号: that is where every clerk types 合计).
 TOTAL_LABELS = frozenset({"合计", "总计", "小计", "共计", "累计", "总数"})
-_NO_TOTALS = [KEYS.index(k) for k in ("record_id", "date", "project_id")]
+_NO_TOTALS = [KEYS.index(k) for k in ("date", "project_id")]
 # A header with a unit or note in brackets after it: "参与人数（人）", "完成数量(人次)". Only one pair
 # of round brackets: "参与人数【人】" or "完成数量（个）（次）" stay columns of the maker's own.
 _BRACKETED = re.compile(r"^(?P<header>[^（(]+)[（(][^）)]*[）)]$")
@@ -291,11 +293,22 @@ def _alias_headers(grid: list[list]) -> list[tuple[int, str, str]]:
     return aliased
 
 
+def is_total_label(value: object) -> bool:
+    """"合计", " 合　计 ", "合计：", "（合计）": a totals label, not data (NFKC: full-width forms too)."""
+    if type(value) is not str:
+        return False
+    return clean_header(unicodedata.normalize("NFKC", value)).strip(":()[]") in TOTAL_LABELS
+
+
 def _is_totals_row(values: list, row: list) -> bool:
-    """A 合计 row typed by hand: a total label in any cell, and no 记录编号, 日期 or 项目编号."""
+    """A 合计 row typed by hand: a total label in any cell, no 日期 or 项目编号, and no 记录编号 but
+    the label itself (a 记录编号 "合计" is no record's number)."""
     if any(row[i] is not None for i in _NO_TOTALS):
         return False
-    return any(type(v) is str and clean_header(v) in TOTAL_LABELS for v in values)
+    key = row[KEY_INDEX]
+    if key is not None and not is_total_label(key):
+        return False
+    return any(is_total_label(v) for v in values)
 
 
 def _merged_blanks(merges: list, rows: list[list], numbers: list[int], headers: list[str]) -> dict:

@@ -30,5 +30,6 @@ try {
 # 9009: the Microsoft Store's python.exe placeholder, which only offers to install Python.
 if ($status -eq 9009) { Write-Log $cannotStart; exit 2 }
 # 3 = master open in Excel or being written: the next run retries; report success to the scheduler.
+# (Open for over a day, the script exits 2 instead, which is passed on: see consolidate_nightly.py.)
 if ($status -eq 3) { exit 0 }
 exit $status

@@ -8,7 +8,11 @@ file to consolidate.log beside the master, and prints a Chinese summary for the 
 Exit status: 0 done, 1 some files had problems (see their receipts), 2 file or usage error
 (also: receipts could not be written; those files stay in the inbox for the next run),
 3 master busy (open in Excel, or another run is writing): the result is staged beside the master,
-the inbox is left untouched, and the next scheduled run retries.
+the inbox is left untouched, and the next scheduled run retries. The wrappers report 3 as success;
+so once the owner file keeping the master busy is over a day old (Excel crashed on Friday, or the
+master was left open), the status is 2 instead, and the logs say so (！！): every run since waited.
+A missing inbox (share not connected, folder renamed) is 2 too; a freshly set-up master's own
+inbox folder is created instead (see ``consolidate.check_inbox``).
 
 ``--log FILE`` appends everything printed (errors and tracebacks too, and the reader process's)
 to FILE in UTF-8. The Windows wrapper uses it: Windows PowerShell 5.1's ``>>`` writes UTF-16 and
@@ -67,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"错误：{err}", file=sys.stderr)
         return err.exit_code
     print(summary_text(run))
+    if run.busy and run.long_busy:
+        print(f"错误：{run.long_busy}", file=sys.stderr)
+        return 2  # not 3: the wrappers would report it as success night after night
     return run.exit_status
 
 

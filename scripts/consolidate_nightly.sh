@@ -12,5 +12,6 @@ export PYTHONIOENCODING=utf-8 LANG="${LANG:-C.UTF-8}"
 "${PYTHON:-python3}" "$here/consolidate_nightly.py" "$@" >>"$logs/cron.log" 2>&1
 status=$?
 # 3 = master open in Excel or being written: the next run retries; not an error for cron mail.
+# (Open for over a day, the script exits 2 instead, which is passed on: see consolidate_nightly.py.)
 [ "$status" -eq 3 ] && exit 0
 exit "$status"

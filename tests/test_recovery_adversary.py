@@ -421,6 +421,7 @@ def test_the_log_two_masters_in_one_folder_share_names_each_runs_master(master_c
     other = master_copy.with_name(f"{master_copy.stem}-旧{master_copy.suffix}")
     shutil.copy2(master_copy, other)
     for master in (master_copy, other):
+        (master.parent / f"收件箱-{master.stem}").mkdir()  # a missing --inbox is an error
         consolidate(master, inbox=master.parent / f"收件箱-{master.stem}")
     runs = [line for line in (master_copy.parent / "consolidate.log").read_text(encoding="utf-8").splitlines()
             if "本次运行" in line]

@@ -85,6 +85,40 @@ CALC_PR_FOLLOWERS = ("oleSize", "customWorkbookViews", "pivotCaches", "smartTagP
                      "webPublishing", "fileRecoveryPr", "webPublishObjects", "extLst")
 
 
+# A staged result's name, as ``_staged_name`` makes it (a copy Windows or WPS named "… - 副本" or "… (1)" too).
+_STAGED_NAME = re.compile(rf"^(?P<stem>.+)-{STAGED}-(?P<refused>{REFUSED}-)?\d{{8}}-\d{{6}}")
+
+
+class StagedNotMaster(HealthbookError):
+    """A staged result (``<stem>-待合并-<time>``) named where the master belongs."""
+
+    def __init__(self, path: Path, master: str, refused: bool):
+        name = Path(path).name
+        if refused:
+            what = (f"是写入主工作簿 {master} 前核对未通过而留下的结果，只供技术联系人查看，不是主工作簿。"
+                    "请把它交给技术联系人，不要在其中录入；")
+        else:
+            what = (f"是主工作簿 {master} 被占用（在 Excel 中打开）时暂存的汇总结果，只供查看，不是主工作簿，"
+                    "下次汇总写入主工作簿后就过时了。请不要在其中录入；如已在其中改过内容，请把改动做到主工作簿里。"
+                    f"请关闭主工作簿 {master}，再对它运行（如 healthbook consolidate \"{master}\"），收件箱里的填报表会重新汇总；")
+        super().__init__(f"{name} {what}本次没有读取或写入它。")
+
+
+def staged_master(path: Path | str) -> tuple[str, bool] | None:
+    """(the master's file name, whether the check refused it) when ``path`` is named as a result
+    staged beside a master; None for any other name."""
+    path = Path(path)
+    m = _STAGED_NAME.match(path.stem)
+    return (m["stem"] + path.suffix, bool(m["refused"])) if m else None
+
+
+def refuse_staged(path: Path | str) -> None:
+    """Raise ``StagedNotMaster`` for a staged result: one worked on becomes a second, diverging master."""
+    found = staged_master(path)
+    if found is not None:
+        raise StagedNotMaster(Path(path), *found)
+
+
 class WriteRefused(HealthbookError):
     """The written file failed its own check; the master was left as it was."""
 
@@ -116,6 +150,7 @@ class FileBook:
 
     def __init__(self, path: Path | str, wait: float = DEFAULT_WAIT):
         self.path = Path(path)
+        refuse_staged(self.path)  # report/rollup/validate/consolidate never work on a staged copy
         self.lock = WorkbookLock(self.path, wait)
         self._signature: tuple | None = None
         self._grids: dict[str, list[list]] = {}

@@ -1,0 +1,221 @@
+"""Walkthrough findings on the inbox: sub-folders, a missing inbox, staged copies taken for the
+master, a 合计 row in column A, records deleted from a prefilled form (walk F-16, 17, 18, 19, 7)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from macros import schema
+from macros.book.read import read_workbook
+from macros.cli import main
+from macros.consolidate import folders
+from macros.forms import build_forms
+
+from .conftest import ROOT, cli_json
+from .test_consolidate import HEADERS, fill_form, new_row
+from .test_recovery_adversary import set_setting
+
+
+@pytest.fixture
+def inbox(master_copy):
+    where = folders(master_copy, read_workbook(master_copy).settings)
+    where.inbox.mkdir()
+    return where.inbox
+
+
+@pytest.mark.parametrize("label", ["合计", " 合　计 ", "合计：", "总计"])
+def test_a_totals_row_typed_in_the_record_id_column_is_not_a_record(master_copy, inbox, tmp_path, label):
+    [blank] = build_forms(master_copy, tmp_path / "forms", ["C06"]).written
+    fill_form(blank, inbox / "斯文里.xlsx", [new_row(participants=12, quantity=12), new_row(participants=8, quantity=8),
+                                           {"record_id": label, "participants": 20, "quantity": 20}])
+    code, out = cli_json("consolidate", str(master_copy), "--dry-run", "--as-of", "2020-11-15")
+    [f] = out["files"]
+    assert f["status"] == "accepted" and f["rows_added"] == 2, f["issues"]
+    assert not [p for p in f["issues"] if p["level"] == schema.LEVEL_ERROR]
+    assert [p["row"] for p in f["issues"] if "合计行" in p["message"]] == [4]
+    assert code == 0
+
+
+def test_a_record_id_that_merely_contains_a_total_word_is_still_a_record(master_copy, inbox, tmp_path):
+    [blank] = build_forms(master_copy, tmp_path / "forms", ["C06"]).written
+    fill_form(blank, inbox / "斯文里.xlsx", [{"record_id": "合计1", "participants": 20, "quantity": 20}])
+    code, out = cli_json("consolidate", str(master_copy), "--dry-run", "--as-of", "2020-11-15")
+    [f] = out["files"]
+    assert f["status"] == "rejected" and any(p["column"] == HEADERS["record_id"] for p in f["issues"])
+    assert code == 1
+
+
+def test_a_staged_result_is_refused_by_every_command_and_the_excel_button(master_copy, inbox, tmp_path, capsys):
+    import copy
+
+    import xlwings as xw
+
+    from macros import excel
+
+    from .test_excel import actions
+    from .xlwings_book import book_payload
+
+    [blank] = build_forms(master_copy, tmp_path / "forms", ["C01"]).written
+    fill_form(blank, inbox / "C01.xlsx", [new_row()])
+    owner = master_copy.with_name("~$" + master_copy.name)
+    owner.write_bytes(b"\x04zhou")
+    assert main(["consolidate", str(master_copy), "--as-of", "2020-11-15"]) == 3
+    [staged] = master_copy.parent.glob(f"{master_copy.stem}-待合并-*.xlsx")
+    capsys.readouterr()
+    before = staged.read_bytes()
+    notices = master_copy.parent / "通知"
+    listed = sorted(p.name for p in notices.rglob("*")) if notices.exists() else []
+    for argv in (["report", str(staged), "--as-of", "2020-11-15"], ["validate", str(staged), "--mark"],
+                 ["rollup", str(staged)], ["consolidate", str(staged)], ["notices", str(staged)],
+                 ["forms", str(staged), "--out", str(tmp_path / "f2")]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "暂存" in err and "不是主工作簿" in err and f"关闭主工作簿 {master_copy.name}" in err, (argv, err)
+    assert staged.read_bytes() == before  # not written, no backup of it, no notices from it
+    assert not list((master_copy.parent / "backups").glob(f"{staged.stem}*"))
+    assert (sorted(p.name for p in notices.rglob("*")) if notices.exists() else []) == listed
+    assert not (tmp_path / "f2").exists()
+    # The button inside the staged copy says so instead of working there.
+    book = xw.Book(json=copy.deepcopy(book_payload(staged)))
+    assert excel.report(book) is None
+    [alert] = actions(book, "alert")
+    assert "不是主工作簿" in alert["args"][0] and alert["args"][3] == "critical"
+    assert actions(book, "setValues") == []
+    # The master itself still works once it is closed.
+    owner.unlink()
+    assert main(["consolidate", str(master_copy), "--as-of", "2020-11-15"]) == 0
+
+
+def test_a_folder_in_the_inbox_holding_forms_is_named_in_summary_log_and_json(master_copy, inbox, tmp_path, capsys):
+    [blank] = build_forms(master_copy, tmp_path / "forms", ["C08"]).written
+    (inbox / "11月").mkdir()
+    fill_form(blank, inbox / "11月" / "填报表-C08-华顺居委会.xlsx", [new_row()])
+    (inbox / "11月" / "~$填报表-C08-华顺居委会.xlsx").write_bytes(b"\x04zhou")  # not a form
+    (inbox / "空的").mkdir()
+    # The archive set inside the inbox is the program's own folder: never taken, never flagged.
+    set_setting(master_copy, schema.SETTINGS_BY_KEY["archive"].item, f"{inbox.name}/已归档")
+    where = folders(master_copy, read_workbook(master_copy).settings)
+    assert where.archive.parent == inbox
+    where.archive.mkdir()
+    fill_form(blank, where.archive / "旧.xlsx", [new_row()])
+
+    code, out = cli_json("consolidate", str(master_copy), "--inbox", str(inbox), "--dry-run")
+    status = {f["file"]: (f["status"], f["issues"][0]["code"]) for f in out["files"]}
+    assert status == {"11月": ("skipped", "subfolder"), "空的": ("skipped", "skipped"), "已归档": ("skipped", "skipped")}
+    message = next(f["issues"][0]["message"] for f in out["files"] if f["file"] == "11月")
+    assert "1 份工作簿" in message and "填报表-C08-华顺居委会.xlsx" in message and "直接移到收件箱" in message
+    assert code == 1  # forms wait unread: not a quiet night
+
+    assert main(["consolidate", str(master_copy)]) == 1
+    text = capsys.readouterr().out
+    assert "文件夹“11月”未处理" in text and "1 份工作簿" in text and "临时或隐藏" not in text
+    log = (master_copy.parent / "consolidate.log").read_text(encoding="utf-8")
+    assert "！！收件箱里的文件夹“11月”未处理" in log
+    # Nothing was taken from the folders; moved up, the form is merged.
+    assert (inbox / "11月" / "填报表-C08-华顺居委会.xlsx").exists() and (where.archive / "旧.xlsx").exists()
+    (inbox / "11月" / "填报表-C08-华顺居委会.xlsx").rename(inbox / "填报表-C08-华顺居委会.xlsx")
+    (inbox / "11月" / "~$填报表-C08-华顺居委会.xlsx").unlink()
+    code, out = cli_json("consolidate", str(master_copy))
+    assert code == 0 and out["rows_added"] == 1
+
+
+NIGHTLY = [sys.executable, str(ROOT / "scripts" / "consolidate_nightly.py")]
+
+
+def nightly(master: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([*NIGHTLY, str(master), "--min-age", "0"], capture_output=True, text=True,
+                          encoding="utf-8", timeout=300)
+
+
+def log_of(master: Path) -> str:
+    return (master.parent / "consolidate.log").read_text(encoding="utf-8")
+
+
+def test_a_fresh_masters_inbox_is_created_and_a_missing_one_later_is_an_error(master_copy, capsys):
+    inbox = folders(master_copy, read_workbook(master_copy).settings).inbox
+    # First run of a freshly set-up master: the inbox nobody made is made, and said so.
+    first = nightly(master_copy)
+    assert first.returncode == 0, first.stderr
+    assert inbox.is_dir() and "已新建收件箱文件夹" in first.stdout and "已新建收件箱文件夹" in log_of(master_copy)
+    # Later the folder is renamed (or the share drops): every run says so, loudly, and fails.
+    inbox.rename(inbox.with_name("收件箱-旧"))
+    later = nightly(master_copy)
+    assert later.returncode == 2 and not inbox.exists()
+    item = schema.SETTINGS_BY_KEY["inbox"].item
+    assert str(inbox) in later.stderr and "没有汇总任何填报表" in later.stderr and f"“{item}”" in later.stderr
+    last = log_of(master_copy).splitlines()[-1]
+    assert "！！错误" in last and str(inbox) in last
+    # A dry run says it too, and writes nothing.
+    assert main(["consolidate", str(master_copy), "--dry-run"]) == 2
+    assert str(inbox) in capsys.readouterr().err and log_of(master_copy).splitlines()[-1] == last
+
+
+def test_a_mistyped_inbox_option_is_an_error_that_does_not_send_staff_to_the_settings(master_copy, capsys):
+    typo = master_copy.parent / "不存在的文件夹"
+    assert main(["consolidate", str(master_copy), "--inbox", str(typo)]) == 2
+    err = capsys.readouterr().err
+    assert str(typo) in err and "--inbox" in err and "设置" not in err
+    assert not typo.exists() and "！！错误" in log_of(master_copy)
+
+
+def test_an_inbox_on_a_share_is_never_created(master_copy, tmp_path, capsys):
+    share = tmp_path / "未连接的共享" / "收件箱"
+    set_setting(master_copy, schema.SETTINGS_BY_KEY["inbox"].item, str(share))
+    assert main(["consolidate", str(master_copy)]) == 2
+    assert str(share) in capsys.readouterr().err and not share.parent.exists()
+
+
+def test_a_day_old_owner_file_makes_the_nightly_run_fail_loudly(master_copy, tmp_path):
+    [blank] = build_forms(master_copy, tmp_path / "forms", ["C01"]).written
+    inbox = folders(master_copy, read_workbook(master_copy).settings).inbox
+    inbox.mkdir()
+    fill_form(blank, inbox / "C01.xlsx", [new_row()])
+    owner = master_copy.with_name("~$" + master_copy.name)
+    owner.write_bytes(b"\x04zhou")
+    assert nightly(master_copy).returncode == 3  # just opened: the next run retries, quietly
+    friday = time.time() - 2.5 * 86400
+    os.utime(owner, (friday, friday))
+    stale = nightly(master_copy)
+    assert stale.returncode == 2, stale.stderr
+    assert "！！主工作簿自" in stale.stdout and "60 小时" in stale.stdout and owner.name in stale.stderr
+    assert "！！主工作簿自" in log_of(master_copy).splitlines()[-1]
+    assert [p.name for p in inbox.iterdir()] == ["C01.xlsx"]  # still staged only: nothing lost
+
+
+def test_records_deleted_from_a_prefilled_form_are_named_in_receipt_and_summary(master_copy, inbox, tmp_path, capsys):
+    import openpyxl
+
+    settings = read_workbook(master_copy).settings
+    assert main(["forms", str(master_copy), "--out", str(tmp_path / "预填"), "--committee", "C03", "--records"]) == 0
+    [form] = (tmp_path / "预填").glob("填报表-C03-*.xlsx")
+    wb = openpyxl.load_workbook(form)
+    ws = wb[schema.LEDGER.name]
+    header = [c.value for c in ws[1]]
+    key_col, quantity_col = header.index(HEADERS["record_id"]) + 1, header.index(HEADERS["quantity"]) + 1
+    keys = [ws.cell(r, key_col).value for r in range(2, ws.max_row + 1)]
+    prefilled = [k for k in keys if k]
+    assert len(prefilled) >= 3
+    kept, deleted = prefilled[0], prefilled[1:3]
+    ws.cell(keys.index(kept) + 2, quantity_col, 999)
+    for key in sorted(deleted, key=keys.index, reverse=True):  # bottom first: rows shift up
+        ws.delete_rows(keys.index(key) + 2)
+    wb.save(inbox / "C03.xlsx")
+
+    assert main(["consolidate", str(master_copy), "--as-of", "2020-11-15"]) == 0
+    out = capsys.readouterr().out
+    assert f"C03.xlsx 删去了预填的记录 {'、'.join(deleted)}" in out and "不删除记录" in out
+    [receipt] = (master_copy.parent / settings["receipts"]).glob("回执-C03-*.html")
+    html = receipt.read_text(encoding="utf-8")
+    for key in deleted:
+        assert f"<td>{key}</td><td>填报表上预填的记录 {key} 已从表中删去" in html
+    assert f"请联系{settings['contact']}" in html and "汇总不会删除记录" in html
+    # Nothing was deleted, the edit was merged, and the records kept are not called deleted.
+    ledger = read_workbook(master_copy)[schema.LEDGER.name]
+    assert set(deleted) <= set(ledger["record_id"]) and html.count("已从表中删去") == len(deleted)
+    assert ledger.set_index("record_id").loc[kept, "quantity"] == 999
