@@ -286,13 +286,16 @@ _ITEM_NUMBER = re.compile(r"^(?:[（(][0-9一二三四五六七八九十]+[)）]
 
 
 def meeting_contexts(data: NoticeInput, meeting_id: str | None = None) -> list[dict]:
-    """One context per 会议 row (or only ``meeting_id``); dated ``as_of`` but not after the meeting."""
+    """One context per 会议 row still to come (on or after ``as_of``), or only ``meeting_id`` (past
+    or not); dated ``as_of`` but not after the meeting."""
     contexts = []
     frame = data.frames.get(schema.MEETINGS.name)
     for i, (m, row) in enumerate(zip(records(frame), _rows(frame))):
         if meeting_id and str(m.get("meeting_id")) != meeting_id:
             continue
         when = fmt.as_date(m.get("date"))
+        if when is not None and when < data.as_of and not meeting_id:
+            continue  # held already: its notice went out then; a new one each night would be noise
         if when is None:  # "定于召开…会议" with no day helps nobody; the 日期 error is in 校验结果
             data.warnings.append(
                 f"{schema.MEETINGS.name}表第{row}行（{fmt.text(m.get('meeting_id'))}）"
