@@ -286,3 +286,24 @@ def test_the_manifest_is_hidden_and_names_what_was_written(demo_master, tmp_path
     assert {e["name"] for e in entries} == {the_meeting(result), Path(the_meeting(result)).with_suffix(".html").name,
                                             "index.html"}
     assert all(e["size"] == os.path.getsize(out / e["name"]) for e in entries)
+
+
+def test_the_notices_button_says_which_edited_notice_it_kept(demo_master, tmp_path):
+    """生成通知 in Excel (the xlwings JSON book): the box names the file kept and the new one."""
+    import xlwings as xw
+
+    from macros import excel
+
+    from .xlwings_book import book_payload
+
+    master = tmp_path / demo_master.name
+    shutil.copy2(demo_master, master)
+    excel.notices(xw.Book(json=book_payload(master, name=str(master))), as_of=AS_OF, base=tmp_path)
+    folder = excel.notices_folder(None, {}, tmp_path)
+    [name] = [p.name for p in folder.glob("会议通知*.docx")]
+    staff_edit(folder / name)
+    book = xw.Book(json=book_payload(master, name=str(master)))
+    excel.notices(book, as_of=NEXT_DAY, base=tmp_path)
+    [message] = [a["args"][0] for a in book.json()["actions"] if a["func"] == "alert"]
+    assert f"注意：“{name}”在上次生成后被修改过" in message and beside_name(name) in message
+    assert STAFF_LINE in docx_text(folder / name)
