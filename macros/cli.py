@@ -45,12 +45,14 @@ def emit(args: argparse.Namespace, data: dict, text: str) -> None:
 
 @command
 def cmd_init(args: argparse.Namespace) -> int:
-    rows = demo.demo_rows(with_ledger=not args.empty)
+    rows = demo.starter_rows(date.today().year) if args.empty else demo.demo_rows()
     backup = build_workbook(args.path, rows, force=args.force)
     info = describe(read_workbook(args.path))
     info["backup"] = str(backup) if backup else None
     note = f"原文件已备份到：{backup}\n" if backup else ""
-    emit(args, info, f"已新建主工作簿。\n{note}{describe_text(info)}")
+    todo = (f"\n请先填写：“{schema.PROJECTS.name}”表的目标值和截止日期，“{schema.COMMITTEES.name}”表的联系人和电话"
+            f"（核对居委会名单），“{schema.SETTINGS.name}”表的联系人、联系电话、发文序号和年度。" if args.empty else "")
+    emit(args, info, f"已新建主工作簿。\n{note}{describe_text(info)}{todo}")
     return 0
 
 
@@ -144,13 +146,21 @@ def cmd_rollup(args: argparse.Namespace) -> int:
 def cmd_forms(args: argparse.Namespace) -> int:
     from .forms import build_forms
 
-    paths = build_forms(args.path, args.out, args.committee or None, with_records=args.records)
-    listing = "\n".join(f"  {p}" for p in paths)
+    built = build_forms(args.path, args.out, args.committee or None, with_records=args.records, force=args.force)
     inbox = schema.SETTINGS_BY_KEY["inbox"]
-    emit(args, {"forms": [str(p) for p in paths]}, f"已生成 {len(paths)} 份填报表：\n{listing}\n"
-         f"下一步：把表发给各居委会；交回的表放进主工作簿旁的收件箱文件夹（“设置”表的“{inbox.item}”，"
-         f'默认“{inbox.default}”），再运行 healthbook consolidate "{args.path}" 汇总（或由定时任务汇总）。')
-    return 0
+    lines = [f"已生成 {len(built.written)} 份填报表：", *(f"  {p}" for p in built.written)]
+    if built.backups:
+        lines.append(f"原有的 {len(built.backups)} 份已先备份到 {built.backups[0].parent}。")
+    if built.kept:
+        lines += [f"以下 {len(built.kept)} 份填报表已存在，未覆盖（居委会可能正在填写）：",
+                  *(f"  {p}" for p in built.kept),
+                  "如确需重新生成，请先确认各居委会已交回，再加 --force（原表会先备份到该文件夹的 backups 里）。"]
+    if built.written:
+        lines.append(f"下一步：把表发给各居委会；交回的表放进主工作簿旁的收件箱文件夹（“设置”表的“{inbox.item}”，"
+                     f'默认“{inbox.default}”），再运行 healthbook consolidate "{args.path}" 汇总（或由定时任务汇总）。')
+    emit(args, {"forms": [str(p) for p in built.written], "kept": [str(p) for p in built.kept],
+                "backups": [str(p) for p in built.backups]}, "\n".join(lines))
+    return 2 if built.kept else 0
 
 
 @command
@@ -302,7 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = workbook_command(sub, "init", path_help="新工作簿路径（.xlsx 或 .xlsm）", help="新建主工作簿（默认含演示数据）",
                        description="新建主工作簿：全部工作表、表头、下拉列表和说明；默认含演示数据。")
     p.add_argument("--force", action="store_true", help="已存在时覆盖（先备份原文件）")
-    p.add_argument("--empty", action="store_true", help="只含配置（项目、居委会、设置等），台账为空")
+    p.add_argument("--empty", action="store_true", help="开始真正使用时选它：只含本街道的项目、居委会名单和设置（目标值、截止日期、联系人等待填写），"
+                        "台账、会议、简报稿件都为空；不加时含演示数据")
 
     p = workbook_command(sub, "info", help="概述工作簿内容", description="读取主工作簿，概述其中的项目、居委会和台账。")
 
@@ -353,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="只生成这些居委会的填报表，如 --committee C01 C02")
     p.add_argument("--records", action="store_true",
                    help="预先填入各居委会已汇总的记录（带记录编号）：改正后提交即按编号更新，不会重复添加")
+    p.add_argument("--force", action="store_true",
+                   help="覆盖文件夹中已有的同名填报表（原表先备份到该文件夹的 backups 里）；不加时已有的不覆盖")
 
     p = workbook_command(sub, "consolidate", help="把收件箱里的填报表汇总进主工作簿",
                        description="读取收件箱中各居委会的填报表，校验后按记录编号并入主工作簿的台账"

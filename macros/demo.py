@@ -314,6 +314,29 @@ def demo_rows(with_ledger: bool = True) -> dict[str, list[dict]]:
     }
 
 
+# What the demo invented rather than took from the street's bulletin: left blank in a starter
+# workbook, so that none of it goes out on a real notice unnoticed.
+INVENTED_PROJECT_KEYS = ("target", "deadline")
+INVENTED_COMMITTEE_KEYS = ("contact", "phone", "email", "note")
+INVENTED_SETTING_KEYS = ("contact", "phone", "doc_number")
+
+
+def starter_rows(year: int) -> dict[str, list[dict]]:
+    """``init --empty``: the street's projects and committees and its settings, to start a real
+    master. Targets, deadlines, contacts, the ledger, meetings and bulletin articles — the demo's
+    inventions and the June 2020 events — are left for the office to fill in."""
+    rows = demo_rows(with_ledger=False)
+    for project in rows[schema.PROJECTS.name]:
+        project.update(dict.fromkeys(INVENTED_PROJECT_KEYS))
+    for committee in rows[schema.COMMITTEES.name]:
+        committee.update(dict.fromkeys(INVENTED_COMMITTEE_KEYS))
+    settings = {k: v for k, v in SETTINGS.items() if k not in INVENTED_SETTING_KEYS}
+    rows[schema.SETTINGS.name] = settings_rows({**settings, "year": year})
+    for sheet in (schema.TARGETS, schema.LEDGER, schema.MEETINGS, schema.ARTICLES):
+        rows[sheet.name] = []
+    return rows
+
+
 def settings_rows(values: dict[str, object]) -> list[dict]:
     """设置 rows for every known setting, ``values`` (by setting key) over the defaults."""
     return [

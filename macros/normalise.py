@@ -222,12 +222,20 @@ _NUMBER = re.compile(
     rf"(?P<tail>{'|'.join(_APPROX_TAIL)})?$"
 )
 _PLAIN = re.compile(r"^-?\d+(?:\.\d+)?$")
+# Digits with commas or spaces between them (full-width ones are ASCII after NFKC), and the only
+# such text that is one number: thousands in groups of three ("1,200", "12 000").
+_SEPARATED_DIGITS = re.compile(r"\d+(?:(?:,\s?|\s)\d+)+")
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+|\d{1,3}(?:, \d{3})+|\d{1,3}(?: \d{3})+")
 
 
 @lru_cache(maxsize=65536)
 def parse_number_text(text: str) -> Reading:
     """A number typed as text: 1,200 · １２００ · 三十 · 30万 · 800余次 · 约200人 · 200多人."""
-    t = re.sub(r"[\s,，]", "", nfkc(text))
+    t = nfkc(text).strip()
+    for digits in _SEPARATED_DIGITS.findall(t):
+        if not _THOUSANDS.fullmatch(digits):  # "30，40", "1,2", "12,5": several numbers, or a decimal comma
+            return Reading(reason="有逗号或空格隔开的几个数字，无法确定是哪一个数（千位分隔只能是 1,200 这样三位一组）")
+    t = re.sub(r"[\s,]", "", t)
     if _PLAIN.match(t):
         return Reading(float(t), changed=text.strip() != t)
     m = _NUMBER.match(t)
@@ -290,22 +298,26 @@ def row_keys(typed: pd.DataFrame, sheet: schema.Sheet) -> np.ndarray:
 
 
 def code_text(value: object) -> str | None:
-    """A key, reference or choice as the validator compares it: NFKC, trimmed, upper case
-    ("ｃ０１" and "c01" are C01)."""
+    """A key, reference or choice as the validator compares it: NFKC, without spaces, upper case
+    ("ｃ０１", "c01" and "C 01" are C01: no code holds a space)."""
     text = _clean_text(value, code=True)
     return text.upper() if text is not None else None
+
+
+def _squeeze(text: str) -> str:
+    return "".join(text.split()) if " " in text or "\t" in text or "\n" in text else text.strip()
 
 
 def _clean_text(value: object, code: bool) -> str | None:
     if isinstance(value, str):
         if value.isascii():
-            return value.strip() or None
-        text = nfkc(value).upper() if code else fold_width(value)
+            return (_squeeze(value) if code else value.strip()) or None
+        text = _squeeze(nfkc(value)).upper() if code else fold_width(value)
         return text or None
     text = text_of(value)
     if text is None:
         return None
-    return (nfkc(text).upper() if code else fold_width(text)) or None
+    return (_squeeze(nfkc(text)).upper() if code else fold_width(text)) or None
 
 
 # ---------------------------------------------------------------- 责任单位
@@ -356,6 +368,8 @@ def read_setting(setting: schema.Setting, value: object) -> Reading:
         return Reading()
     if setting.type == "text":
         return Reading(value)
+    if setting.key == "year" and isinstance(value, date):
+        return _year_of_date(value)
     if isinstance(value, bool | date):  # a datetime is a date too
         return Reading(reason=_NOT_A_NUMBER)
     percent_sign = False
@@ -382,6 +396,18 @@ def read_setting(setting: schema.Setting, value: object) -> Reading:
     if setting.type == "fraction" and number >= 1 and not percent_sign:
         return Reading(number / 100, changed=True)
     return Reading(number)
+
+
+def _year_of_date(value: date) -> Reading:
+    """年度 in a cell Excel holds as a date: "2020-1" typed becomes 2020-01-01 (its year), and 2020
+    in a cell formatted as a date reads as 1905-07-12 (its serial number is the year). ``changed``
+    set, so the validator says how it was read."""
+    day = value.date() if isinstance(value, datetime) else value
+    serial = (day - EXCEL_EPOCH).days
+    for year in (day.year, serial):
+        if YEAR_RANGE[0] <= year <= YEAR_RANGE[1]:
+            return Reading(year, changed=True)
+    return Reading(reason=_NOT_A_YEAR)
 
 
 def setting_default(setting: schema.Setting) -> object:
@@ -473,7 +499,7 @@ def _normalise_texts(series: pd.Series, sheet: schema.Sheet,
         codes, uniques = pd.factorize(series, use_na_sentinel=True)
     # Each distinct value once; plain ASCII needs only a strip (and codes upper case: c01 is C01).
     if code:  # (a key column's blanks are among its values: a submission's new rows have no key)
-        cleaned = [None if x is None else (x.strip().upper() or None) if type(x) is str and x.isascii()
+        cleaned = [None if x is None else (_squeeze(x).upper() or None) if type(x) is str and x.isascii()
                    else _clean_text(x, code) for x in uniques]
     else:
         cleaned = [(x.strip() or None) if type(x) is str and x.isascii() else _clean_text(x, code)

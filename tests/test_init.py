@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from datetime import date
 
 import openpyxl
 import pytest
@@ -135,6 +136,28 @@ def test_init_force_keeps_a_backup(master_copy):
     book = read_workbook(master_copy)
     assert len(book[schema.LEDGER.name]) == 0
     assert len(book[schema.PROJECTS.name]) == 7
+
+
+def test_init_empty_starts_a_real_master_without_the_demos_inventions(tmp_path, capsys):
+    """--empty held the demo's invented contacts (陈佳 021-62000002 …), the June 2020 meetings and
+    bulletin articles, and made-up targets: a report on it sent 催办通知 to them."""
+    path = tmp_path / "真的台账.xlsx"
+    assert main(["init", str(path), "--empty"]) == 0
+    said = capsys.readouterr().out
+    assert "请先填写" in said and "目标值" in said
+    book = read_workbook(path)
+    for sheet in (schema.LEDGER, schema.MEETINGS, schema.ARTICLES, schema.TARGETS):
+        assert len(book[sheet.name]) == 0, sheet.name
+    committees, projects = book[schema.COMMITTEES.name], book[schema.PROJECTS.name]
+    assert len(committees) == len(demo.COMMITTEES) and committees["contact"].isna().all()
+    assert committees["phone"].isna().all() and committees["note"].isna().all()
+    assert len(projects) == len(demo.PROJECTS) and projects["target"].isna().all()
+    assert book.settings["street"] == demo.SETTINGS["street"] and not book.settings.get("contact")
+    assert book.settings["year"] == date.today().year
+    out = tmp_path / "通知"
+    assert main(["report", str(path), "--out", str(out)]) in (0, 1)
+    texts = " ".join(p.read_text(encoding="utf-8") for p in out.glob("*.html"))
+    assert "陈佳" not in texts and "2020年6月" not in texts and "李敏" not in texts
 
 
 def test_init_json_summary(tmp_path, capsys):

@@ -74,8 +74,9 @@ def test_meeting_notices_carry_the_meeting_rows(config_notices, demo_master, tmp
             for item in meeting["agenda"].split("；"):
                 assert item in text
     doc = Document(str(out / meetings[1][1].docx))
-    # 发文字号 with 六角括号, no 第, no zero padding; the 通报 takes 发文序号, meetings follow.
-    number = demo.SETTINGS["doc_number"] + 3
+    # 发文字号 with 六角括号, no 第, no zero padding; the 通报 takes 发文序号, the 催办通知 the next,
+    # meetings still to come follow in turn (M02 is the first: M01 was held already).
+    number = demo.SETTINGS["doc_number"] + 2
     assert doc.paragraphs[1].text == f"石二街道〔{AS_OF.year}〕{number}号"
     assert doc.paragraphs[0].text == demo.MEETINGS[1]["issuer"]
 
@@ -383,6 +384,22 @@ def test_progress_bulletin_names_numbers_and_chart(demo_report):
         assert f"{p.name}\t" in text and fmt.pct(p.percent) in text
     page = (out / notice["html"]).read_text(encoding="utf-8")
     assert "<svg" in page and "石二街道〔" in page
+
+
+def test_the_run_says_which_doc_numbers_it_printed_and_what_comes_next(demo_report):
+    """发文序号 is never written back (设置 is the office's): every run printed 〔2020〕3号 again and
+    nothing said so. The summary names the numbers printed and the 序号 the next batch needs."""
+    master, out, code, data, rolled = demo_report
+    base = int(demo.SETTINGS["doc_number"])
+    printed = [n["doc_number"] for n in data["notices"]["notices"] if n["doc_number"]]
+    meetings = UPCOMING_MEETINGS  # numbered in turn: a meeting already held takes no 文号
+    assert sorted(set(printed), key=lambda d: (len(d), d)) == [f"石二街道〔{AS_OF.year}〕{base + i}号" for i in range(2 + meetings)]
+    for n in data["notices"]["notices"]:
+        if n["docx"] and n["doc_number"]:
+            assert n["doc_number"] in docx_text(out / n["docx"]), n["title"]
+    [said] = [w for w in data["notices"]["warnings"] if "发文字号" in w]
+    assert f"{printed[0]}至石二街道〔{AS_OF.year}〕{base + 1 + meetings}号" in said
+    assert f"改为 {base + 2 + meetings}" in said
 
 
 # A table row as ``pdftotext -layout`` prints its first line: …numbers, then the 截止日期 cell.

@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import json
 from datetime import date, datetime
+from pathlib import Path
 
 import numpy as np
+import openpyxl
 import pandas as pd
 import pytest
 
@@ -66,6 +68,9 @@ PLANTED: dict[str, tuple[dict, str, dict[str, str]]] = {
                           {"unknown_committee": E}),
     "committee_fullwidth": ({"committee_id": "Ｃ０２"}, "居委会编号", {"normalised": W}),
     "committee_lower": ({"committee_id": "c02"}, "居委会编号", {"normalised": W}),
+    # "p 01" was read as "P 01", an unknown project, with the advice to type "P 01": no code holds a space
+    "project_spaced": ({"project_id": "p 01"}, "项目编号", {"normalised": W}),
+    "status_spaced": ({"status": "已 完成"}, "状态", {"normalised": W}),
     "project_unknown": ({"project_id": "P1"}, "项目编号", {"unknown_project": E}),
     "project_blank": ({"project_id": None}, "项目编号", {"required": E}),
     "record_dup": ({"record_id": "C02-0001"}, "记录编号", {"duplicate_key": E}),
@@ -185,6 +190,7 @@ def test_typed_frames_have_schema_dtypes_and_raw_frames_are_untouched(planted):
     assert ledger["quantity"].dtype == "float64" and ledger["participants"].dtype == "float64"
     assert ledger["status"].dtype == object
     assert ledger.loc[ledger["_row"] == planted["where"]["committee_fullwidth"], "committee_id"].item() == "C02"
+    assert ledger.loc[ledger["_row"] == planted["where"]["project_spaced"], "project_id"].item() == "P01"
     for name, frame in planted["raw"].items():
         pd.testing.assert_frame_equal(planted["book"].frames[name], frame)
 
@@ -200,7 +206,8 @@ def test_suggestions_name_the_nearest_code_or_name(planted):
     p = _problem(planted, LEDGER.name, w["status_bad"], "状态", "bad_choice")
     assert p.suggestion == "您是否指“已完成”？"
     p = _problem(planted, LEDGER.name, w["record_form"], "记录编号", "bad_record_id")
-    assert p.suggestion == "您是否指 C02-0007？"
+    # Both readings: offered alone, "C02-0007" (another record's key, may be) leads a new row onto it.
+    assert p.suggestion == "如指记录 C02-0007，请改为 C02-0007；如是新记录，请留空，由系统按居委会自动编号"
 
 
 def test_duplicates_name_the_first_row(planted):
@@ -300,6 +307,28 @@ def test_year_written_in_chinese_completes_month_day_dates(tmp_path):
     _book, result = _settings_book(tmp_path, {"year": "2019年"}, ["6月22日"])
     assert result.frames[LEDGER.name]["date"].iloc[0] == pd.Timestamp(2019, 6, 22)
     assert at(result, LEDGER.name, 2, "日期") == {"normalised": W}
+
+
+@pytest.mark.parametrize("typed", ["2020-1 typed (Excel made it 2020-01-01)", "2020 in a cell formatted as a date"])
+def test_year_held_as_a_date_is_read_as_its_year(tmp_path, typed):
+    """Excel turns "2020-1" into a date, and 2020 in a date-formatted cell reads back as
+    1905-07-12: both are 2020, with a warning saying how it was read (it was 不是数字, and the
+    month-day dates of the whole ledger went uncompleted)."""
+    book, _ = _settings_book(tmp_path, {}, ["6月22日"])
+    path = Path(book.path)
+    wb = openpyxl.load_workbook(path)
+    cell = next(r[1] for r in wb[schema.SETTINGS.name].iter_rows() if r[0].value == "年度")
+    cell.value = datetime(2020, 1, 1) if typed.startswith("2020-1") else 2020
+    cell.number_format = "yyyy-mm-dd"
+    wb.save(path)
+    book = read_workbook(path)
+    assert book.settings["year"] == 2020
+    result = validate(book.frames, book.settings, AS_OF)
+    assert result.frames[LEDGER.name]["date"].iloc[0] == pd.Timestamp(2020, 6, 22)
+    found = at(result, schema.SETTINGS.name, _setting_row(book, "year"), "值")
+    assert found == {"normalised": W}
+    problem = next(p for p in result.problems if p.sheet == schema.SETTINGS.name and p.code == "normalised")
+    assert "按 2020 年处理" in problem.message and "常规" in problem.suggestion
 
 
 # ---------------------------------------------------------------- outputs

@@ -313,9 +313,38 @@ def test_backups_follow_the_setting_and_the_argument(master):
     book = FileBook(master)
     for i in range(KEEP_BACKUPS + 2):
         book.write([SheetWrite(schema.ISSUES, [], note=f"第 {i} 次")])
-    assert len(list_backups(master)) == KEEP_BACKUPS  # 设置 备份保留份数
+        if i == 0:
+            first_today = list_backups(master)[0]
+    # 设置 备份保留份数 newest, and the first of the day (the master as the day began).
+    assert len(list_backups(master)) == KEEP_BACKUPS + 1 and list_backups(master)[-1] == first_today
     book.write([SheetWrite(schema.ISSUES, [], note="再一次")], keep_backups=2)
-    assert len(list_backups(master)) == 2
+    assert len(list_backups(master)) == 3 and list_backups(master)[-1] == first_today
+
+
+def test_the_first_backup_of_each_of_the_last_30_days_outlasts_a_busy_day(master):
+    """Ten backups, one per write, and a scheduled run every ten minutes: by noon the master as it
+    was before the day's first merge was gone, and a bad merge found the next morning could not be
+    undone."""
+    from datetime import date, datetime, timedelta
+
+    from macros.book.backup import DAILY_DAYS, backup_dir, prune_backups
+
+    today = date(2020, 11, 20)
+    folder = backup_dir(master)
+    folder.mkdir(exist_ok=True)
+    made = {}
+    for days_ago in range(DAILY_DAYS + 5):
+        for hour in (8, 12, 17):  # three writes a day
+            when = datetime.combine(today - timedelta(days=days_ago), datetime.min.time()) + timedelta(hours=hour)
+            path = folder / f"{master.stem}-{when:%Y%m%d-%H%M%S-%f}{master.suffix}"
+            path.write_bytes(master.read_bytes())
+            made[(days_ago, hour)] = path
+    prune_backups(master, 4, today=today)
+    left = set(list_backups(master))
+    newest = {made[(0, 17)], made[(0, 12)], made[(0, 8)], made[(1, 17)]}
+    firsts = {made[(d, 8)] for d in range(DAILY_DAYS)}
+    assert left == newest | firsts
+    assert made[(DAILY_DAYS, 8)] not in left and made[(2, 12)] not in left
 
 
 def test_stage_writes_beside_the_master_and_leaves_it_alone(master):

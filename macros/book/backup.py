@@ -6,7 +6,7 @@ import os
 import re
 import shutil
 from contextlib import suppress
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from ..errors import HealthbookError, os_reason
@@ -120,10 +120,27 @@ def same_bytes(a: Path, b: Path, chunk: int = 1 << 20) -> bool:
                 return True
 
 
-def prune_backups(path: Path, keep: int) -> None:
-    """Delete all but the newest ``keep`` backups of ``path``."""
-    for old in list_backups(path)[keep:]:
-        old.unlink()
+DAILY_DAYS = 30  # besides the newest ``keep``, the first backup of each of the last 30 days stays
+_DAY = re.compile(r"-(\d{8})-\d{6}-\d{6}\.xls[xm]$", re.IGNORECASE)
+
+
+def prune_backups(path: Path, keep: int, today: date | None = None) -> None:
+    """Delete the backups of ``path`` but the newest ``keep`` and the first of each of the last
+    ``DAILY_DAYS`` days: a busy day of scheduled runs (one write, one backup, per form) would
+    otherwise push out the morning's master by noon, and a bad merge found the next day could
+    not be undone."""
+    found = list_backups(path)  # newest first
+    kept = set(found[:keep])
+    first_of_day: dict[date, Path] = {}
+    for backup in found:  # the last one seen of a day is its first
+        stamp = _DAY.search(backup.name)
+        if stamp:
+            first_of_day[datetime.strptime(stamp.group(1), "%Y%m%d").date()] = backup
+    since = (today or date.today()) - timedelta(days=DAILY_DAYS)
+    kept |= {backup for day, backup in first_of_day.items() if day > since}
+    for old in found:
+        if old not in kept:
+            old.unlink()
 
 
 def is_backup_of(path: Path, candidate: Path) -> bool:

@@ -290,7 +290,7 @@ def meeting_contexts(data: NoticeInput, meeting_id: str | None = None) -> list[d
     or not); dated ``as_of`` but not after the meeting."""
     contexts = []
     frame = data.frames.get(schema.MEETINGS.name)
-    for i, (m, row) in enumerate(zip(records(frame), _rows(frame))):
+    for m, row in zip(records(frame), _rows(frame)):
         if meeting_id and str(m.get("meeting_id")) != meeting_id:
             continue
         when = fmt.as_date(m.get("date"))
@@ -312,7 +312,8 @@ def meeting_contexts(data: NoticeInput, meeting_id: str | None = None) -> list[d
                    # "联系人：，联系电话：。" when the row leaves them blank: the office's own apply.
                    "contact": m.get("contact") or fmt.text(data.settings.get("contact")),
                    "phone": m.get("phone") or fmt.text(data.settings.get("phone"))}
-        contexts.append({**common(data, MEETING), "date": issued, "doc_number": doc_number(data, 2 + i),
+        # Numbered in turn: a meeting held already takes no 文号 (none left unused between notices).
+        contexts.append({**common(data, MEETING), "date": issued, "doc_number": doc_number(data, 2 + len(contexts)),
                          "meeting": meeting})
     return contexts
 
