@@ -12,6 +12,11 @@ ledger copied from a demo committee), reads, validates and rolls it up once, the
   docxtpl rendering the same documents one by one (DocxTemplate(path).render(...).save(...)).
   Ratio = healthbook rate / plain rate; the target is ≥ 1.6.
 
+    python bench/bench_notices.py --part folder
+
+What writing into the notices folder safely costs (manifest, temporary file + rename; see
+macros/render/outfiles.py) against plain overwriting, every kind rendered, in one run.
+
     python bench/bench_notices.py --part photos
 
 The 工作简报 with phone photos: six 4032 × 3024 JPEGs at quality 92 (one stored sideways with an
@@ -153,11 +158,65 @@ def bulletin_photos() -> None:
             print(f"  .docx {rd / fd:.0f}x smaller, .html {rh / fh:.0f}x smaller, rendered {rs / fs:.1f}x faster")
 
 
+def safe_folder(committees: int, rounds: int = 5) -> None:
+    """What the notices folder's safety costs: every kind, Word and HTML, written (a) plainly, as
+    healthbook did before (``Path.write_bytes``, overwriting), (b) by ``OutputFolder`` into an empty
+    folder (temporary file + rename, manifest), (c) by ``OutputFolder`` again over (b)'s files, as
+    a nightly run finds them. Rounds interleaved, medians, in one run (the disk here is shared)."""
+    import statistics
+
+    from macros.render import outfiles
+    from macros.report import analyse
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        path = tmp / "district.xlsx"
+        build_workbook(path, district_rows(committees))
+        book = read_workbook(path)
+        as_of = demo.DEMO_AS_OF
+        validation, result = analyse(book, as_of)
+        safe_put = outfiles.OutputFolder.put
+
+        def plain_put(self, name: str, data: bytes) -> outfiles.Written:
+            (self.folder / name).write_bytes(data)
+            return outfiles.Written(name)
+
+        def run(folder: Path, put, formats: tuple[str, ...]) -> tuple[float, int]:
+            outfiles.OutputFolder.put = put
+            try:
+                data = ctx.NoticeInput(validation.frames, book.settings, as_of, result, tmp)
+                renderer = Renderer(data, folder, NoticeOptions(formats=formats))
+                renderer._chart = lambda _committees: None  # the chart is the same work either way
+                t = time.perf_counter()
+                done = renderer.run()
+                return time.perf_counter() - t, sum(bool(n.docx) + bool(n.html) for n in done.notices)
+            finally:
+                outfiles.OutputFolder.put = safe_put
+
+        for formats in (("docx", "html"), ("html",)):
+            times: dict[str, list[float]] = {"plain": [], "safe, empty folder": [], "safe, again": []}
+            for r in range(rounds):
+                where = tmp / "-".join(formats)
+                s, files = run(where / f"plain{r}", plain_put, formats)
+                times["plain"].append(s)
+                times["safe, empty folder"].append(run(where / f"safe{r}", safe_put, formats)[0])
+                times["safe, again"].append(run(where / f"safe{r}", safe_put, formats)[0])
+            base = statistics.median(times["plain"])
+            print(f"Notices folder safety, {' + '.join(formats)}: {files} files (every kind), "
+                  f"median of {rounds} interleaved rounds")
+            for label, values in times.items():
+                m = statistics.median(values)
+                print(f"  {label:18s}: {m:.3f} s = {files / m:,.0f} files/s, {m / base:.2f}x plain")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--committees", type=int, default=300)
-    parser.add_argument("--part", choices=("all", "district", "photos"), default="all")
+    parser.add_argument("--part", choices=("all", "district", "photos", "folder"), default="all")
     args = parser.parse_args()
+    if args.part == "folder":
+        safe_folder(args.committees)
+        return
     if args.part in ("all", "photos"):
         bulletin_photos()
     if args.part == "photos":

@@ -89,7 +89,8 @@ def cmd_notices(args: argparse.Namespace) -> int:
     done = render_notices(report.notice_input(book, validation, result, as_of), out, options)
     counts = "，".join(f"{k} {v}" for k, v in done.counts().items()) or "无"
     notes = "".join(f"\n注意：{w}" for w in done.warnings)
-    emit(args, done.to_dict(), f"已生成：{counts}。\n输出文件夹：{Path(out).resolve()}\n目录：{Path(done.index).resolve()}{notes}")
+    index = f"\n目录：{Path(done.index).resolve()}" if done.index else ""
+    emit(args, done.to_dict(), f"已生成：{counts}。\n输出文件夹：{Path(out).resolve()}{index}{notes}")
     return 0
 
 

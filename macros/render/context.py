@@ -296,13 +296,16 @@ _ITEM_NUMBER = re.compile(r"^(?:[（(][0-9一二三四五六七八九十]+[)）]
 
 
 def meeting_contexts(data: NoticeInput, meeting_id: str | None = None) -> list[dict]:
-    """One context per 会议 row (or only ``meeting_id``); dated ``as_of`` but not after the meeting."""
+    """One context per 会议 row still to come (on or after ``as_of``), or only ``meeting_id`` (past
+    or not); dated ``as_of`` but not after the meeting."""
     contexts = []
     frame = data.frames.get(schema.MEETINGS.name)
-    for i, (m, row) in enumerate(zip(records(frame), _rows(frame))):
+    for m, row in zip(records(frame), _rows(frame)):
         if meeting_id and str(m.get("meeting_id")) != meeting_id:
             continue
         when = fmt.as_date(m.get("date"))
+        if when is not None and when < data.as_of and not meeting_id:
+            continue  # held already: its notice went out then; a new one each night would be noise
         if when is None:  # "定于召开…会议" with no day helps nobody; the 日期 error is in 校验结果
             data.warnings.append(
                 f"{schema.MEETINGS.name}表第{row}行（{fmt.text(m.get('meeting_id'))}）"
@@ -319,7 +322,8 @@ def meeting_contexts(data: NoticeInput, meeting_id: str | None = None) -> list[d
                    # "联系人：，联系电话：。" when the row leaves them blank: the office's own apply.
                    "contact": m.get("contact") or fmt.text(data.settings.get("contact")),
                    "phone": m.get("phone") or fmt.text(data.settings.get("phone"))}
-        contexts.append({**common(data, MEETING), "date": issued, "doc_number": doc_number(data, 2 + i),
+        # Numbered in turn: a meeting held already takes no 文号 (none left unused between notices).
+        contexts.append({**common(data, MEETING), "date": issued, "doc_number": doc_number(data, 2 + len(contexts)),
                          "meeting": meeting})
     return contexts
 

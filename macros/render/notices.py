@@ -23,6 +23,7 @@ from .env import (
     TemplateProblem,
     find_template,
 )
+from .outfiles import OutputFolder, Written
 from .pictures import BULLETIN_PICTURE_MM, FittedPicture, fit_picture
 from .word import Picture, WordTemplate, render_with_pictures
 
@@ -140,9 +141,26 @@ class Renderer:
 
     def _put(self, path: Path, data: bytes | str) -> None:
         # Files are written on one background thread while the next document renders: creating
-        # files costs as much as rendering them on some disks.
+        # files costs as much as rendering them on some disks. The folder decides the name that
+        # is really written (a file staff edited is kept); ``_settle`` applies its answers.
         payload = data.encode("utf-8") if isinstance(data, str) else data
-        self._pending.append(self._writer.submit(Path.write_bytes, path, payload))
+        self._pending.append((path.name, self._writer.submit(self._folder.put, path.name, payload)))
+
+    def _settle(self) -> None:
+        """Each notice names the files really written (None where one could not be), and the
+        folder's warnings join the run's."""
+        written: dict[str, str | None] = {}
+        for name, done in self._pending:
+            outcome: Written = done.result()
+            written[name] = outcome.name
+            if outcome.warning:
+                self.result.warnings.append(outcome.warning)
+        self._pending = []
+        for notice in self.result.notices:
+            for key in ("docx", "html"):
+                name = getattr(notice, key)
+                if name is not None:
+                    setattr(notice, key, written.get(name, name))
 
     # ---- kinds ----------------------------------------------------------------------------
 
@@ -157,7 +175,7 @@ class Renderer:
         if "docx" in self.options.formats:
             pictures = {"chart": Picture(chart.png, chart.width_mm)} if chart else {"chart": ""}
             render_with_pictures(self._word_path(ctx.PROGRESS), self.out_dir / f"{stem}.docx",
-                                 {**base, **pictures}, ctx.VARIABLES[ctx.PROGRESS])
+                                 {**base, **pictures}, ctx.VARIABLES[ctx.PROGRESS], self._put)
             notice.docx = f"{stem}.docx"
         if "html" in self.options.formats:
             notice.html = self._write_html(ctx.PROGRESS, stem, {**base, "chart": Markup(chart.svg) if chart else ""})[0]
@@ -260,7 +278,7 @@ class Renderer:
             articles = [{**a, "picture": Picture(p.data, p.width_mm, p.height_mm) if p else ""}
                         for a, p in zip(context["articles"], pictures)]
             render_with_pictures(self._word_path(kind), self.out_dir / f"{stem}.docx",
-                                 {**context, "articles": articles}, ctx.VARIABLES[kind])
+                                 {**context, "articles": articles}, ctx.VARIABLES[kind], self._put)
             notice.docx = f"{stem}.docx"
         if "html" in self.options.formats:
             articles = [{**a, "picture": Markup('<img src="{}" alt="{}" style="width:{:.0f}mm">').format(
@@ -275,21 +293,23 @@ class Renderer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         steps = {ctx.PROGRESS: self.progress_notice, ctx.REMINDER: self.reminders,
                  ctx.MEETING: self.meetings, ctx.BULLETIN: self.bulletin}
+        self._folder = OutputFolder(self.out_dir)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="healthbook-write")
-        self._pending: list[Future] = []
+        self._pending: list[tuple[str, Future]] = []
         self._blank_settings()
         try:
             for kind in self.options.kinds:
                 self.progress(f"正在生成{ctx.KIND_NAMES[kind]}……")
                 steps[kind]()
+            self._writer.shutdown(wait=True)
+            self._settle()  # a file that could not be written is a warning; the rest are written
+            self._doc_numbers_used()
+            if self.options.pdf:
+                self._pdf()
+            self.result.index = self._index()
         finally:
             self._writer.shutdown(wait=True)
-        for done in self._pending:
-            done.result()  # a failed write (disk full, no permission) surfaces here
-        self._doc_numbers_used()
-        if self.options.pdf:
-            self._pdf()
-        self.result.index = self._index()
+            self._folder.save()
         return self.result
 
     def _doc_numbers_used(self) -> None:
@@ -315,17 +335,26 @@ class Renderer:
 
     def _pdf(self) -> None:
         docs = [n for n in self.result.notices if n.docx]
-        try:
-            converted = convert_to_pdf([self.out_dir / n.docx for n in docs], self.out_dir)
-        except PdfUnavailable as exc:
-            self.result.warnings.append(str(exc))
-            return
-        for n in docs:
-            pdf = Path(n.docx).with_suffix(".pdf").name
-            if pdf in converted:
-                n.pdf = pdf
+        # Converted in a folder of its own, then written like every other file: a PDF staff
+        # changed, or one open in a reader, is kept as it is.
+        with tempfile.TemporaryDirectory(prefix=".healthbook-pdf-", dir=self.out_dir) as scratch:
+            try:
+                converted = convert_to_pdf([self.out_dir / n.docx for n in docs], Path(scratch))
+            except PdfUnavailable as exc:
+                self.result.warnings.append(str(exc))
+                return
+            for n in docs:
+                pdf = Path(n.docx).with_suffix(".pdf").name
+                if pdf in converted:
+                    n.pdf = self._write_now(pdf, (Path(scratch) / pdf).read_bytes())
 
-    def _index(self) -> Path:
+    def _write_now(self, name: str, data: bytes) -> str | None:
+        outcome = self._folder.put(name, data)
+        if outcome.warning:
+            self.result.warnings.append(outcome.warning)
+        return outcome.name
+
+    def _index(self) -> Path | None:
         groups = []
         for kind in ALL_KINDS:
             items = [n for n in self.result.notices if n.kind == kind]
@@ -337,9 +366,8 @@ class Renderer:
             "notices": self.result.notices, "groups": groups, "warnings": self.result.warnings,
             "count": sum(not n.combined for n in self.result.notices),
         })
-        path = self.out_dir / "index.html"
-        path.write_text(page, encoding="utf-8")
-        return path
+        name = self._write_now("index.html", page.encode("utf-8"))
+        return self.out_dir / name if name else None
 
 
 class PdfUnavailable(Exception):

@@ -212,8 +212,12 @@ def _bind(value: object, tpl: DocxTemplate) -> object:
 
 
 def render_with_pictures(path: Path, out: Path, context: dict,
-                         variables: Iterable[str] | None = None) -> Path:
-    """Render one document through docxtpl; ``Picture`` values in ``context`` become images."""
+                         variables: Iterable[str] | None = None,
+                         write: Callable[[Path, bytes], object] | None = None) -> Path:
+    """Render one document through docxtpl; ``Picture`` values in ``context`` become images.
+
+    ``write(path, data)`` replaces the plain file write, as in ``WordTemplate.save``.
+    """
     tpl = _Template(Path(path))
     env = docx_environment()
     name = Path(path).name
@@ -226,5 +230,7 @@ def render_with_pictures(path: Path, out: Path, context: dict,
         raise undefined_problem(exc, source, name) from exc
     except jinja2.TemplateError as exc:
         raise TemplateProblem(name, "", f"渲染失败（{exc}）") from exc
-    tpl.save(str(out))
+    buffer = io.BytesIO()
+    tpl.save(buffer)
+    (write or Path.write_bytes)(Path(out), buffer.getvalue())
     return Path(out)
