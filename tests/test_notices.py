@@ -14,6 +14,7 @@ import pytest
 from docx import Document
 
 from macros import demo, schema
+from macros.book.build import build_workbook
 from macros.book.read import read_workbook
 from macros.render import context as ctx
 from macros.render import fmt
@@ -79,6 +80,26 @@ def test_meeting_notices_carry_the_meeting_rows(config_notices, demo_master, tmp
     number = demo.SETTINGS["doc_number"] + 2
     assert doc.paragraphs[1].text == f"石二街道〔{AS_OF.year}〕{number}号"
     assert doc.paragraphs[0].text == demo.MEETINGS[1]["issuer"]
+    headings = [p.text for p in doc.paragraphs if re.match(r"^[一二三四五六七]、", p.text)]
+    assert headings == ["一、会议时间", "二、会议地点", "三、主持人", "四、参会人员", "五、会议议程", "六、有关要求"]
+
+
+def test_a_meeting_row_with_blank_sections_leaves_them_out_and_says_so(demo_master, tmp_path):
+    """A 会议 row with only its 编号, 名称 and 日期 printed 二、会议地点 / 三、主持人 / 四、参会人员 /
+    五、会议议程 with nothing under any of them, and only the 地点 was named in a warning."""
+    rows = demo.demo_rows()
+    rows[schema.MEETINGS.name] = [{"meeting_id": "M03", "name": "居委会主任例会", "date": date(2020, 11, 25),
+                                   "chair": "王主任"}]
+    master = tmp_path / "m.xlsx"
+    build_workbook(master, rows)
+    done = render_notices(config_input(master), tmp_path / "out", NoticeOptions(kinds=(ctx.MEETING,)))
+    [notice] = done.notices
+    for text in (docx_text(tmp_path / "out" / notice.docx), html_text(tmp_path / "out" / notice.html)):
+        headings = re.findall(r"^[一二三四五六七]、\S+", text, re.M)
+        assert headings == ["一、会议时间", "二、主持人", "三、有关要求"], headings
+        assert "王主任" in text and "会议地点" not in text
+    [said] = [w for w in done.warnings if "M03" in w]
+    assert "“地点”“参会人员”“议程”未填" in said and "略去" in said
 
 
 def test_bulletin_articles_in_order_with_attribution(config_notices):

@@ -312,11 +312,18 @@ def meeting_contexts(data: NoticeInput, meeting_id: str | None = None) -> list[d
                 f"的“{schema.MEETINGS.header_of('date')}”未填或无法识别，未生成会议通知。")
             continue
         issued = min(data.as_of, when - timedelta(days=1))
-        agenda = [_ITEM_NUMBER.sub("", a.strip()) for a in _AGENDA_SPLIT.split(str(m.get("agenda") or ""))]
-        if not m.get("place"):
+        agenda = [a for a in (_ITEM_NUMBER.sub("", a.strip()) for a in _AGENDA_SPLIT.split(str(m.get("agenda") or ""))) if a]
+        present = {"place": bool(fmt.text(m.get("place"))), "chair": bool(fmt.text(m.get("chair"))),
+                   "attendees": bool(fmt.text(m.get("attendees"))), "agenda": bool(agenda)}
+        blank = [schema.MEETINGS.header_of(k) for k, there in present.items() if not there]
+        if blank:  # a notice printing headings with nothing under them goes out looking official
             data.warnings.append(f"{schema.MEETINGS.name}表第{row}行（{fmt.text(m.get('meeting_id'))}）的"
-                                 f"“{schema.MEETINGS.header_of('place')}”未填，会议通知中会议地点为空。")
-        meeting = {**m, "date": when, "agenda_items": [a for a in agenda if a],
+                                 f"{''.join(f'“{b}”' for b in blank)}未填，会议通知中略去了这几项；"
+                                 "请填写后重新生成。")
+        # The sections printed, numbered in turn (一、会议时间 … 有关要求): a blank one is left out.
+        shown = ["time", *(k for k, there in present.items() if there), "requirements"]
+        meeting = {**m, "date": when, "agenda_items": agenda,
+                   "numbers": {k: fmt.cn_numeral(n) for n, k in enumerate(shown, 1)},
                    "start_time": fmt.clock(m.get("start_time")),
                    "issuer": m.get("issuer") or fmt.text(data.settings.get("issuer")),
                    # "联系人：，联系电话：。" when the row leaves them blank: the office's own apply.
