@@ -312,3 +312,46 @@ def test_the_notices_button_says_which_edited_notice_it_kept(demo_master, tmp_pa
     [message] = [a["args"][0] for a in book.json()["actions"] if a["func"] == "alert"]
     assert f"注意：“{name}”在上次生成后被修改过" in message and beside_name(name) in message
     assert STAFF_LINE in docx_text(folder / name)
+
+
+def test_reminders_a_later_run_of_the_day_no_longer_makes_are_moved_aside(demo_master, tmp_path):
+    """The morning's 催办通知 to a committee that caught up by noon stayed in the folder under
+    today's date beside the fresh ones: sent from the folder, it was untrue."""
+    from macros.book.build import build_workbook
+    from macros.book.read import read_workbook
+    from macros.render.outfiles import RETIRED
+    from macros.report import analyse
+
+    def reminders(master: Path, out: Path):
+        book = read_workbook(master)
+        validation, rolled = analyse(book, AS_OF)
+        data = ctx.NoticeInput(validation.frames, book.settings, AS_OF, rolled, master.parent)
+        return render_notices(data, out, NoticeOptions(kinds=(ctx.REMINDER,)))
+
+    out = tmp_path / "通知"
+    morning = reminders(demo_master, out)
+    before = {n.docx for n in morning.notices if not n.combined}
+    # By noon fewer committees are behind (here: the thresholds were eased), one of them edited by staff.
+    rows = demo.demo_rows()
+    rows[schema.SETTINGS.name] = demo.settings_rows({**demo.SETTINGS, "lag_threshold": 0.5, "severe_lag_threshold": 0.6})
+    noon_master = tmp_path / "noon.xlsx"
+    build_workbook(noon_master, rows)
+    preview = reminders(noon_master, tmp_path / "预览")
+    after = {n.docx for n in preview.notices if not n.combined}
+    caught_up = sorted(before - after)
+    assert caught_up and after, (before, after)
+    noon = reminders(noon_master, out)
+    for name in caught_up:
+        for moved in (name, name.replace(".docx", ".html")):
+            assert not (out / moved).exists() and (out / RETIRED / moved).exists(), moved
+    assert all((out / name).exists() for name in after)
+    [said] = [w for w in noon.warnings if RETIRED in w]
+    assert f"{len(caught_up)} 份催办通知" in said and caught_up[0].removesuffix(".docx") in said
+    # One staff edited after the morning run stays where it is (theirs to send or not).
+    shutil.rmtree(out / RETIRED)
+    reminders(demo_master, out)
+    edited = out / caught_up[0]
+    staff_edit(edited)
+    reminders(noon_master, out)
+    assert edited.exists() and STAFF_LINE in docx_text(edited)
+    assert not (out / caught_up[0].replace(".docx", ".html")).exists()

@@ -23,7 +23,7 @@ from .env import (
     TemplateProblem,
     find_template,
 )
-from .outfiles import OutputFolder, Written
+from .outfiles import RETIRED, OutputFolder, Written
 from .pictures import BULLETIN_PICTURE_MM, FittedPicture, fit_picture
 from .word import Picture, WordTemplate, render_with_pictures
 
@@ -129,6 +129,7 @@ class Renderer:
         self.result = NoticeResult(self.out_dir, warnings=data.warnings)
         self.html = HtmlTemplates.for_folder(options.templates)
         self.progress = progress or (lambda _msg: None)
+        self._reminders_of_the_day: tuple[str, str, set[str]] | None = None
 
     def _word_path(self, kind: str) -> Path:
         return find_template(f"{kind}.docx", self.options.templates)
@@ -211,17 +212,21 @@ class Renderer:
             self.result.warnings.append("没有汇总结果，未生成催办通知。")
             return
         contexts = ctx.reminder_contexts(self.data)
-        if not contexts:
-            return
         kind = ctx.REMINDER
         day = self.data.as_of.isoformat()
         stems = [fmt.safe_name(ctx.KIND_NAMES[kind], c["committee"]["committee_id"],
                                c["committee"]["committee_name"], day) for c in contexts]
+        combined_stem = fmt.safe_name(ctx.KIND_NAMES[kind], "合并打印", day)
+        # The day's reminders this run no longer writes (the committee caught up since the morning)
+        # are moved aside once the writes are done: sent from the folder, they would be untrue.
+        self._reminders_of_the_day = (f"{fmt.safe_name(ctx.KIND_NAMES[kind])}_", f"_{fmt.safe_name(day)}",
+                                      {*stems, combined_stem} if contexts else set())
+        if not contexts:
+            return
         notices = [Notice(kind, f"催办通知：{c['committee']['committee_name']}", doc_number=c["doc_number"])
                    for c in contexts]
         combined = Notice(kind, f"催办通知（合并打印，共{len(contexts)}份）", combined=True,
                           doc_number=contexts[0]["doc_number"])
-        combined_stem = fmt.safe_name(ctx.KIND_NAMES[kind], "合并打印", day)
         if "docx" in self.options.formats:
             word = WordTemplate(self._word_path(kind), ctx.VARIABLES[kind])
             bodies = []
@@ -303,6 +308,7 @@ class Renderer:
                 steps[kind]()
             self._writer.shutdown(wait=True)
             self._settle()  # a file that could not be written is a warning; the rest are written
+            self._retire_old_reminders()
             self._doc_numbers_used()
             if self.options.pdf:
                 self._pdf()
@@ -311,6 +317,19 @@ class Renderer:
             self._writer.shutdown(wait=True)
             self._folder.save()
         return self.result
+
+    def _retire_old_reminders(self) -> None:
+        found = self._reminders_of_the_day
+        if found is None:
+            return
+        prefix, suffix, current = found
+        moved = self._folder.retire(lambda name: name.startswith(prefix) and name.rpartition(".")[0].endswith(suffix)
+                                    and name.rpartition(".")[0] not in current)
+        if moved:
+            stems = sorted({name.rpartition(".")[0] for name in moved})
+            self.result.warnings.append(
+                f"同一天早些时候生成的 {len(stems)} 份催办通知本次已不需要（居委会已赶上进度或已填报），"
+                f"已移到“{RETIRED}”文件夹，以免误发：{'、'.join(stems)}。")
 
     def _doc_numbers_used(self) -> None:
         """发文序号 is the office's to keep (设置 is never written): say which 文号 this run printed

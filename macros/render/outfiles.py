@@ -26,6 +26,7 @@ import os
 import time
 import uuid
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from ..errors import os_reason
 MANIFEST = ".healthbook-通知.json"
 TEMP_PREFIX = ".healthbook-写入中-"
 NEW_MARK = "新生成"
+RETIRED = "已过时"  # sub-folder for notices a later run of the same day no longer makes
 BESIDE_LIMIT = 9  # 新生成, 新生成2 … 新生成9: past that, something is wrong with the folder
 STALE_TEMP_SECONDS = 3600  # temporary files older than this are a killed run's; younger ones may be a running one's
 
@@ -189,6 +191,29 @@ class OutputFolder:
                                  f"请整理通知输出文件夹后重新生成。")
         except OSError as exc:
             return Written(None, _unwritable(target, exc))
+
+    def retire(self, wanted: Callable[[str], bool]) -> list[str]:
+        """Move the files healthbook wrote whose names ``wanted`` picks, and that nobody changed
+        since, into the ``RETIRED`` sub-folder (kept, never deleted); returns their names. A file
+        staff edited stays where it is."""
+        moved = []
+        for name in sorted(self.records):
+            if not wanted(name):
+                continue
+            path = self.folder / name
+            rec = self.records[name]
+            try:
+                st = os.stat(path)
+                if not (rec["size"] == st.st_size and rec["mtime_ns"] == st.st_mtime_ns
+                        or fingerprint(name, path.read_bytes()) in rec["fps"]):
+                    continue  # changed by staff: theirs to keep or send
+                (self.folder / RETIRED).mkdir(exist_ok=True)
+                os.replace(path, self.folder / RETIRED / name)
+            except OSError:
+                continue  # gone already, or open in Word: left where it is
+            del self.records[name]
+            moved.append(name)
+        return moved
 
     def _clear_stale_temps(self) -> None:
         now = time.time()
