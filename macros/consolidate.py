@@ -1010,9 +1010,10 @@ def _another_record(merge: LedgerMerge, record_id: str, n: int, row: list, colum
     """An error when the row would replace the master's record ``record_id`` with another activity."""
     if not all(k in columns for k in IDENTITY_COLUMNS):
         return []
-    held = merge.rows[merge.index[record_id]]
+    # Both as read: "6月22日" sent for a record merged as 2020-06-22 is its date.
+    held, sent = merge.reader.row(merge.rows[merge.index[record_id]]), merge.reader.row(dict(zip(KEYS, row)))
     (old_date, new_date), (old_text, new_text) = [
-        (comparable_in(k, held.get(k)), comparable_in(k, row[KEYS.index(k)])) for k in IDENTITY_COLUMNS]
+        (comparable_in(k, held.get(k)), comparable_in(k, sent.get(k))) for k in IDENTITY_COLUMNS]
     if None in (old_date, new_date, old_text, new_text) or old_date == new_date:
         return []
     old_text, new_text = str(old_text), str(new_text)

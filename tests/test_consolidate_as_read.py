@@ -162,6 +162,12 @@ def test_a_keyed_resend_compares_and_audits_the_values_as_read(master_copy, blan
              if c["record_id"] == key and c["source"] == "C03-更正.xlsx"}
     assert audit == {(H["date"], "2020-06-22", "2020-06-23"), (H["participants"], 40, 45)}
 
+    # Its activity rewritten, the date typed as before: the same day read, so the record is updated
+    # (not refused as another activity given this record's number).
+    fill(blank, inbox / "C03-改内容.xlsx", [row(record_id=key, date="6月23日", participants=45, activity="家庭医生签约咨询")])
+    [rewritten] = consolidate(master_copy, as_of=AS_OF).files
+    assert (rewritten.rows_updated, rewritten.status) == (1, "accepted"), rewritten.issues
+
 
 def test_what_staff_or_an_earlier_version_typed_in_the_master_is_compared_as_read_and_left_as_typed(tmp_path):
     # C03-0901: typed by staff with text in the date and number cells; C03-0902: merged as typed
