@@ -1,6 +1,9 @@
 """Merging submitted ledger rows into the master's ledger, in memory: pure, no files.
 
-Rows are raw values keyed by column key (as the reader gives them). Merge by 记录编号: a new key is
+Rows are values keyed by column key: the master's as the reader gives them, compared as the validator
+reads them (``AsRead.row``: "6月22日" typed there is 2020-06-22) but never rewritten unless merged
+into; the submitted ones as read already (consolidation hands over the validator's reading, which is
+what gets written). Merge by 记录编号: a new key is
 added, a known key with changed values is updated (every changed field becomes a ``Change``), an
 unchanged one is left alone; nothing is deleted. A row without 记录编号 gets its committee's next
 free number, unless an identical row of that committee is already in the ledger (then it was merged
@@ -192,9 +195,10 @@ class LedgerMerge:
         # The master's values are compared as the validator reads them (``reader.row``): a record
         # an earlier version merged as typed ("6月22日", "３５") is the same record read.
         self.reader = AsRead(schema.LEDGER, year)
-        # Per committee, ``near_keys`` → fingerprints: built for a committee when a row of its is first
-        # added with a new number (from ``_unindexed``, the fingerprints grouped by committee once).
-        self._near: dict[object, dict[tuple, list[tuple]]] = {}
+        # Per committee, its fingerprints by (项目编号, 活动内容) and by 日期 (``near_keys``): built for a
+        # committee when a row of its is first added with a new number (from ``_unindexed``, the
+        # fingerprints grouped by committee once).
+        self._near: dict[object, tuple[dict, dict]] = {}
         self._unindexed: dict[object, list[tuple]] | None = None
         self.index: dict[str, int] = {}
         self.numbers: dict[str, int] = defaultdict(int)
@@ -354,7 +358,7 @@ class LedgerMerge:
                 self._index_near(fp)
         return result
 
-    def _near_index(self, committee: object) -> dict[tuple, list[tuple]]:
+    def _near_index(self, committee: object) -> tuple[dict, dict]:
         """``committee``'s fingerprints by ``near_keys`` (built on first use)."""
         index = self._near.get(committee)
         if index is None:
@@ -362,18 +366,16 @@ class LedgerMerge:
                 self._unindexed = defaultdict(list)
                 for fp in self.fingerprints:
                     self._unindexed[fp[_COMMITTEE_AT]].append(fp)
-            index = self._near[committee] = defaultdict(list)
+            index = self._near[committee] = (defaultdict(list), defaultdict(list))
             for fp in self._unindexed.pop(committee, ()):
-                for near in near_keys(fp):
-                    index[near].append(fp)
+                _add_near(index, fp)
         return index
 
     def _index_near(self, fp: tuple) -> None:
         """A fingerprint new to the ledger, into its committee's index (or the ungrouped ones)."""
         index = self._near.get(fp[_COMMITTEE_AT])
         if index is not None:
-            for near in near_keys(fp):
-                index[near].append(fp)
+            _add_near(index, fp)
         elif self._unindexed is not None:
             self._unindexed[fp[_COMMITTEE_AT]].append(fp)
 
@@ -389,8 +391,9 @@ class LedgerMerge:
         positions = [DATA_COLUMNS.index(k) for k in compared if k != COMMITTEE]
         for outcome, fp in looked:
             found = []
-            index = self._near_index(fp[_COMMITTEE_AT])
-            for other in dict.fromkeys(o for near in near_keys(fp) for o in index.get(near, ())):
+            by_topic, by_day = self._near_index(fp[_COMMITTEE_AT])
+            topic, day = near_keys(fp)
+            for other in dict.fromkeys((*by_topic.get(topic, ()), *by_day.get(day, ()))):
                 differ = [p for p in positions if other[p] != fp[p]]
                 if len(differ) == 1:
                     found += [(record, i, differ[0]) for i in self.fingerprints[other]
@@ -415,17 +418,21 @@ def _cleared_key(row: dict, fp: tuple, unclaimed: set[str], by_values: dict, by_
     return close[0] if len(close) == 1 else None
 
 
-# A row differing from a record in one data column alone matches it in two of these three at least:
-# records are found by each pair (with the committee), then compared column by column.
-_IDENTITY = tuple(DATA_COLUMNS.index(k) for k in ("date", "project_id", "activity"))
-_NEAR_PAIRS = tuple(tuple(p for p in _IDENTITY if p != left) for left in _IDENTITY)
-_COMMITTEE_AT = DATA_COLUMNS.index(COMMITTEE)
+# A row differing from a record of its committee in one data column alone has its 项目编号 and 活动内容
+# (when that column is another) or else its 日期: records are found by those, then compared column by
+# column. A committee's records of one topic, or of one day, are few.
+_DATE_AT, _PROJECT_AT, _ACTIVITY_AT, _COMMITTEE_AT = map(DATA_COLUMNS.index, ("date", "project_id", "activity", COMMITTEE))
 
 
-def near_keys(fp: tuple) -> list[tuple]:
-    """The keys under which a fingerprint is found (among its committee's) by rows differing from
-    it in one column."""
-    return [(n, fp[a], fp[b]) for n, (a, b) in enumerate(_NEAR_PAIRS)]
+def near_keys(fp: tuple) -> tuple[tuple, object]:
+    """A fingerprint's (项目编号, 活动内容) and its 日期: where rows differing from it in one column find it."""
+    return (fp[_PROJECT_AT], fp[_ACTIVITY_AT]), fp[_DATE_AT]
+
+
+def _add_near(index: tuple[dict, dict], fp: tuple) -> None:
+    topic, day = near_keys(fp)
+    index[0][topic].append(fp)
+    index[1][day].append(fp)
 
 
 def fingerprint(row: dict) -> tuple:
