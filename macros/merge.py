@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from operator import itemgetter
 
 from . import schema
 from .normalise import AsRead, code_text
@@ -389,15 +390,25 @@ class LedgerMerge:
         one column each (a weekly activity told apart by its date alone)."""
         claimed = {code_text(o.record_id) for o in outcomes if o.action != ADDED}
         positions = [DATA_COLUMNS.index(k) for k in compared if k != COMMITTEE]
+        indexes: dict[object, tuple[dict, dict]] = {}
         for outcome, fp in looked:
+            committee = fp[_COMMITTEE_AT]
+            index = indexes.get(committee)
+            if index is None:
+                index = indexes[committee] = self._near_index(committee)
+            same_topic, same_day = index[0].get(_TOPIC(fp), ()), index[1].get(_DAY(fp), ())
+            if not (same_topic or same_day):  # most rows: nothing alike
+                if outcome.similar in claimed:
+                    outcome.similar = None
+                continue
             found = []
-            by_topic, by_day = self._near_index(fp[_COMMITTEE_AT])
-            topic, day = near_keys(fp)
-            for other in dict.fromkeys((*by_topic.get(topic, ()), *by_day.get(day, ()))):
+            for other in dict.fromkeys((*same_topic, *same_day)):
                 differ = [p for p in positions if other[p] != fp[p]]
                 if len(differ) == 1:
                     found += [(record, i, differ[0]) for i in self.fingerprints[other]
                               if (record := code_text(self.rows[i].get(KEY))) is not None and record not in claimed]
+                    if len(found) > 1:
+                        break
             if len(found) == 1:
                 (record, i, p), = found
                 key = DATA_COLUMNS[p]
@@ -419,14 +430,18 @@ def _cleared_key(row: dict, fp: tuple, unclaimed: set[str], by_values: dict, by_
 
 
 # A row differing from a record of its committee in one data column alone has its 项目编号 and 活动内容
-# (when that column is another) or else its 日期: records are found by those, then compared column by
-# column. A committee's records of one topic, or of one day, are few.
-_DATE_AT, _PROJECT_AT, _ACTIVITY_AT, _COMMITTEE_AT = map(DATA_COLUMNS.index, ("date", "project_id", "activity", COMMITTEE))
+# (when that column is another) or else its 日期, 完成数量 and 状态 (columns every file carries):
+# records are found by those, then compared column by column. A committee's records of one topic,
+# or of one day with one quantity and status, are few (a weekly activity: one a week).
+_TOPIC = itemgetter(*map(DATA_COLUMNS.index, ("project_id", "activity")))
+_DAY = itemgetter(*map(DATA_COLUMNS.index, ("date", "quantity", "status")))
+_COMMITTEE_AT = DATA_COLUMNS.index(COMMITTEE)
 
 
-def near_keys(fp: tuple) -> tuple[tuple, object]:
-    """A fingerprint's (项目编号, 活动内容) and its 日期: where rows differing from it in one column find it."""
-    return (fp[_PROJECT_AT], fp[_ACTIVITY_AT]), fp[_DATE_AT]
+def near_keys(fp: tuple) -> tuple[tuple, tuple]:
+    """A fingerprint's (项目编号, 活动内容) and (日期, 完成数量, 状态): where rows differing from it in one
+    column find it."""
+    return _TOPIC(fp), _DAY(fp)
 
 
 def _add_near(index: tuple[dict, dict], fp: tuple) -> None:
