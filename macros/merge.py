@@ -196,7 +196,7 @@ class LedgerMerge:
         # The master's values are compared as the validator reads them (``reader.row``): a record
         # an earlier version merged as typed ("6月22日", "３５") is the same record read.
         self.reader = AsRead(schema.LEDGER, year)
-        # Per committee, its fingerprints by (项目编号, 活动内容) and by 日期 (``near_keys``): built for a
+        # Per committee, its fingerprints by (项目编号, 活动内容) and by (日期, 完成数量, 状态) (``near_keys``): built for a
         # committee when a row of its is first added with a new number (from ``_unindexed``, the
         # fingerprints grouped by committee once).
         self._near: dict[object, tuple[dict, dict]] = {}
