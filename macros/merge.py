@@ -350,13 +350,17 @@ class LedgerMerge:
         if looked:
             self._look_alikes(looked, outcomes, compared)
         # Registered after the file, so two identical new rows in one file are both added.
+        fresh = []  # fingerprints new to the ledger
         for fp, i, alike in added:
             fp = fp if fp is not None else fingerprint(ledger[i])
-            fingerprints[fp].append(i)
+            seen = fingerprints[fp]
+            if not seen:
+                fresh.append(fp)
+            seen.append(i)
             if alike is not None:
                 self.similar.setdefault(alike, ledger[i][KEY])
-            if len(fingerprints[fp]) == 1:
-                self._index_near(fp)
+        if fresh:
+            self._index_near(fresh)
         return result
 
     def _near_index(self, committee: object) -> tuple[dict, dict]:
@@ -372,13 +376,18 @@ class LedgerMerge:
                 _add_near(index, fp)
         return index
 
-    def _index_near(self, fp: tuple) -> None:
-        """A fingerprint new to the ledger, into its committee's index (or the ungrouped ones)."""
-        index = self._near.get(fp[_COMMITTEE_AT])
-        if index is not None:
-            _add_near(index, fp)
-        elif self._unindexed is not None:
-            self._unindexed[fp[_COMMITTEE_AT]].append(fp)
+    def _index_near(self, fps: list[tuple]) -> None:
+        """Fingerprints new to the ledger, into their committee's index (or the ungrouped ones)."""
+        last, index = None, None
+        for fp in fps:  # a file's rows are one committee's
+            committee = fp[_COMMITTEE_AT]
+            if index is None or committee != last:
+                last, index = committee, self._near.get(committee)
+            if index is not None:
+                index[0][_TOPIC(fp)].append(fp)
+                index[1][_DAY(fp)].append(fp)
+            elif self._unindexed is not None:
+                self._unindexed[committee].append(fp)
 
     def _look_alikes(self, looked: list[tuple[RowOutcome, tuple]], outcomes: list[RowOutcome],
                      compared: list[str]) -> None:
