@@ -16,10 +16,12 @@ import shutil
 import stat
 import threading
 import time as _time
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from difflib import SequenceMatcher
+from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,7 +60,7 @@ from .merge import (
     display,
     same_data,
 )
-from .normalise import APPROXIMATE, NORMALISED, code_text, nfkc
+from .normalise import APPROXIMATE, NORMALISED, code_text, nfkc, programme_year
 from .problems import Problem
 from .readahead import ReadAhead
 from .render.env import TemplateProblem
@@ -126,6 +128,9 @@ class FileResult:
     # Why the whole file is returned although its rows were read (rows of another committee): its
     # rows are still checked, so that the receipt names every mistake at once, and none is merged.
     returned_whole: Problem | None = None
+    # Records added that look like an earlier one sent again without its key: record → (the earlier
+    # record, the one column they differ in or None), for the summary.
+    look_alikes: dict[str, tuple[str, str | None]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """Exactly the per-file keys of ``consolidate --json``."""
@@ -372,7 +377,7 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
     created = check_inbox(master, settings, where, given=inbox is not None, dry_run=dry_run, now=now)
     # Rows keep their _row: the writer puts each record back at its Excel row (without it every
     # record would go below the old end of the ledger, leaving the rows above blank).
-    merge = LedgerMerge(records(frames[LEDGER]), issued_numbers_soon(master))
+    merge = LedgerMerge(records(frames[LEDGER]), issued_numbers_soon(master), year=programme_year(settings))
     committees = _committees(frames[schema.COMMITTEES.name])
     # The config sheets are what a submission is validated against; the ledger lives in ``merge``.
     pending = None if dry_run else where.receipts / f".pending-{now:%Y%m%d-%H%M%S}-{os.getpid()}"
@@ -770,6 +775,12 @@ class _Checker:
         frame = pd.DataFrame(body, columns=KEYS, dtype=object)
         frame[ROW] = numbers
         validation = validate({**self.config, LEDGER: frame}, self.settings, self.as_of)
+        # The values the receipts announce ("按 2020-06-22 处理") are the ones merged: the validator's own reading.
+        starts = list(accumulate((len(sub.rows) for _, sub in batch.items), initial=0))
+        read: list[dict[int, dict]] = [{} for _ in batch.items]
+        for pos, values in self.merge.reader.overlay(frame, validation.frames[LEDGER]).items():
+            f = bisect_right(starts, pos) - 1
+            read[f][pos - starts[f]] = values
         found: list[list[Problem]] = [[] for _ in batch.items]
         for p in validation.problems:
             if p.sheet != LEDGER:
@@ -782,11 +793,14 @@ class _Checker:
             if any(int(n) // ROW_OFFSET != f for n in _ROW_IN_TEXT.findall(p.message)):
                 continue  # points at another file's row
             found[f].append(_unshift(p) if f else p)
-        for (result, sub), issues in zip(batch.items, found):
-            self.merge_file(result, sub, issues)
+        for (result, sub), issues, values in zip(batch.items, found, read):
+            self.merge_file(result, sub, issues, values)
             tick(result.file)
 
-    def merge_file(self, result: FileResult, sub: Submission, issues: list[Problem]) -> None:
+    def merge_file(self, result: FileResult, sub: Submission, issues: list[Problem],
+                   read: dict[int, dict] | None = None) -> None:
+        """Merge the file's rows without errors; ``read``: row position → values as the validator
+        read them (``AsRead.overlay``), merged instead of the text typed."""
         unread = _unread_cells(sub)
         if unread:  # an error value or a formula's missing result reads blank: not "未填写" to the committee
             erred = {(sub.row_numbers[pos], schema.LEDGER.header_of(key)) for pos, key in unread}
@@ -806,10 +820,13 @@ class _Checker:
         if result.returned_whole is not None:
             issues.append(result.returned_whole)
         good = [] if result.returned_whole is not None else [
-            (n, dict(zip(KEYS, row))) for n, row in zip(sub.row_numbers, sub.rows) if n not in bad_rows]
+            (n, _read_as(row, read.get(pos)) if read else dict(zip(KEYS, row)))
+            for pos, (n, row) in enumerate(zip(sub.row_numbers, sub.rows)) if n not in bad_rows]
         merged = self.merge.merge(good, sub.columns, sub.path.name, self.now, sub.base,
                                   {row[KEY_INDEX] for row in sub.rows if row[KEY_INDEX] is not None})
-        issues += [_look_alike(o) for o in merged.outcomes if o.similar is not None]
+        issues += [_look_alike(o, _key_cell(sub)) for o in merged.outcomes if o.similar is not None]
+        result.look_alikes = {o.record_id: (o.similar, o.differs[0] if o.differs else None)
+                              for o in merged.outcomes if o.similar is not None}
         issues += [_master_kept(o) for o in merged.outcomes if o.kept or o.gone]
         issues += [_overrode(o, sub.path.name) for o in merged.outcomes if o.overrode]
         issues += [_rekeyed(o) for o in merged.outcomes if o.rekeyed]
@@ -835,6 +852,13 @@ class _Checker:
         result.outcomes = []
 
 
+def _read_as(row: list, read: dict | None) -> dict:
+    values = dict(zip(KEYS, row))
+    if read:
+        values.update(read)
+    return values
+
+
 # Warnings on a value read differently from how it was typed ("6.22" read as 2020-06-22).
 READ_AS = {NORMALISED, APPROXIMATE}
 
@@ -847,8 +871,7 @@ def _keep_as_read(issues: list[Problem], outcomes: list[RowOutcome], sub: Submis
     merged_as = {o.row: o.record_id for o in outcomes if o.row in keyless}
     if not merged_as:
         return issues
-    key_header = schema.LEDGER.header_of(KEY)
-    where = f"这一行的“{key_header}”列" if KEY in sub.columns else f"表中加一列“{key_header}”，在这一行"
+    where = _key_cell(sub)
 
     def advice(p: Problem) -> Problem:
         record = merged_as.get(p.row) if p.code in READ_AS else None
@@ -917,11 +940,29 @@ def removed_from_form(sub: Submission, outcomes: list[RowOutcome], merge: Ledger
         for key in gone]
 
 
-def _look_alike(outcome: RowOutcome) -> Problem:
-    """An added row without 记录编号 that matches an earlier record on the fields the validator's
-    probable_duplicate rule compares: most likely that record corrected and sent again."""
+def _key_cell(sub: Submission) -> str:
+    """Where the committee puts a row's 记录编号 in this file (a hand-made form may have no such column)."""
+    key_header = schema.LEDGER.header_of(KEY)
+    return f"这一行的“{key_header}”列" if KEY in sub.columns else f"表中加一列“{key_header}”，在这一行"
+
+
+def _look_alike(outcome: RowOutcome, where: str) -> Problem:
+    """An added row without 记录编号 that matches an earlier record in every data column but one
+    (``differs``), or on the fields the validator's probable_duplicate rule compares: most likely
+    that record corrected and sent again. ``where``: where the file takes a 记录编号 (``_key_cell``)."""
     same = "、".join(schema.LEDGER.header_of(k) for k in SIMILAR_COLUMNS)
     key_header = schema.LEDGER.header_of(KEY)
+    if outcome.differs is not None:
+        header, held, sent = outcome.differs
+        earlier, new = outcome.similar, outcome.record_id
+        return Problem(
+            LEDGER, outcome.row, header, new, WARNING, RESENT,
+            f"这一行没有填{key_header}，除“{header}”外（这一行为 {_value_text(sent)}，记录 {earlier} 为 "
+            f"{_value_text(held)}）与已汇总的记录 {earlier} 完全相同，可能是改正 {earlier} 后重新提交；"
+            f"已作为新记录 {new} 加入，{earlier} 仍保留，两条都会计入汇总。",
+            f"如是改正 {earlier}：请在{where}填上 {earlier} 后重新提交（将改正这条记录），并告知街道删除 {new}。"
+            f"如确是另一次活动，可不处理（最好在{schema.LEDGER.header_of('activity')}或"
+            f"{schema.LEDGER.header_of('note')}中写明区别）。")
     return Problem(
         LEDGER, outcome.row, schema.LEDGER.header_of("activity"), outcome.record_id, WARNING, RESENT,
         f"这一行没有填{key_header}，与已汇总的记录 {outcome.similar} 的{same}都相同，可能是同一次活动重复提交；"
@@ -929,6 +970,12 @@ def _look_alike(outcome: RowOutcome) -> Problem:
         f"如是修改 {outcome.similar}：请告知街道删除 {outcome.record_id}；以后修改已报记录，请在“{key_header}”列填写 "
         f"{outcome.similar} 再提交，或向街道索取已填好记录编号的填报表。"
         f"如确是另一次活动，可不处理（最好在{schema.LEDGER.header_of('activity')}中写明区别）。")
+
+
+def _value_text(value: object) -> object:
+    """A value as 变更记录 shows it, “空白” when blank."""
+    shown = display(value)
+    return "空白" if shown is None else shown
 
 
 def _rekeyed(outcome: RowOutcome) -> Problem:
@@ -1171,9 +1218,10 @@ def _another_record(merge: LedgerMerge, record_id: str, n: int, row: list, colum
     """An error when the row would replace the master's record ``record_id`` with another activity."""
     if not all(k in columns for k in IDENTITY_COLUMNS):
         return []
-    held = merge.rows[merge.index[record_id]]
+    # Both as read: "6月22日" sent for a record merged as 2020-06-22 is its date.
+    held, sent = merge.reader.row(merge.rows[merge.index[record_id]]), merge.reader.row(dict(zip(KEYS, row)))
     (old_date, new_date), (old_text, new_text) = [
-        (comparable_in(k, held.get(k)), comparable_in(k, row[KEYS.index(k)])) for k in IDENTITY_COLUMNS]
+        (comparable_in(k, held.get(k)), comparable_in(k, sent.get(k))) for k in IDENTITY_COLUMNS]
     if None in (old_date, new_date, old_text, new_text) or old_date == new_date:
         return []
     old_text, new_text = str(old_text), str(new_text)
@@ -1464,6 +1512,15 @@ def _names(paths: list[Path]) -> str:
 DOUBTFUL_LISTED = 10
 
 
+def _look_alike_text(record: str | None, run: Consolidation) -> str:
+    """“C03-0030（与 C03-0026 只差“日期”）” for the summary."""
+    for f in run.files:
+        earlier, column = f.look_alikes.get(record or "", (None, None))
+        if earlier is not None:
+            return f"{record}（与 {earlier} {f'只差“{column}”' if column else '相近'}）"
+    return str(record)
+
+
 def summary_text(run: Consolidation) -> str:
     """The run in Chinese, a few lines: per file, then totals and what happened to the master."""
     lines = []
@@ -1497,7 +1554,7 @@ def summary_text(run: Consolidation) -> str:
     lines.append(f"共新增 {run.rows_added} 行，更新 {run.rows_updated} 行。")
     resent = [p for f in run.files for p in f.issues if p.code == RESENT]
     if resent:
-        listed = "、".join(f"{p.key}" for p in resent[:5]) + ("等" if len(resent) > 5 else "")
+        listed = "、".join(_look_alike_text(p.key, run) for p in resent[:5]) + ("等" if len(resent) > 5 else "")
         lines.append(f"其中 {len(resent)} 行没有填记录编号，但与已汇总的记录内容相近，可能是修改后重复提交：{listed}。"
                      "请核对，确属重复的请在台账中删除（回执已告知居委会）。")
     doubtful = [(f, p) for f in run.files if f.status != REJECTED for p in f.issues if p.code in DOUBTFUL]

@@ -1,6 +1,9 @@
 """Merging submitted ledger rows into the master's ledger, in memory: pure, no files.
 
-Rows are raw values keyed by column key (as the reader gives them). Merge by 记录编号: a new key is
+Rows are values keyed by column key: the master's as the reader gives them, compared as the validator
+reads them (``AsRead.row``: "6月22日" typed there is 2020-06-22) but never rewritten unless merged
+into; the submitted ones as read already (consolidation hands over the validator's reading, which is
+what gets written). Merge by 记录编号: a new key is
 added, a known key with changed values is updated (every changed field becomes a ``Change``), an
 unchanged one is left alone; nothing is deleted. A row without 记录编号 gets its committee's next
 free number, unless an identical row of that committee is already in the ledger (then it was merged
@@ -13,9 +16,10 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from operator import itemgetter
 
 from . import schema
-from .normalise import code_text
+from .normalise import AsRead, code_text
 
 ADDED, UPDATED, UNCHANGED = "新增", "修改", "未变化"
 KEY = "record_id"
@@ -65,6 +69,8 @@ class RowOutcome:
     rekeyed: bool = False  # a prefilled record whose 记录编号 the clerk cleared, known by its values
     # Changed columns another file of this run had changed first: (Chinese header, that file, its value).
     overrode: tuple[tuple[str, str, object], ...] = ()
+    # When ``similar`` differs from the row in one data column alone: (Chinese header, its value, the row's).
+    differs: tuple[str, object, object] | None = None
 
 
 @dataclass
@@ -179,12 +185,22 @@ def record_number(record_id: object, committee_id: str) -> int | None:
 class LedgerMerge:
     """The master's ledger rows, merged into in place; ``rows`` keeps the master's row order."""
 
-    def __init__(self, rows: list[dict], issued: Callable[[], dict[str, int]] | None = None):
+    def __init__(self, rows: list[dict], issued: Callable[[], dict[str, int]] | None = None,
+                 year: int | None = None):
         """``issued``: each committee's highest record number ever given (the change log's added
         rows), asked the first time a number is given: a record staff deleted keeps its number,
-        which a receipt or a prefilled form may still name."""
+        which a receipt or a prefilled form may still name. ``year``: 设置 年度, which completes a
+        month and day typed as text in the master ("6月22日") when its rows are compared as read."""
         self.rows = rows
         self._issued = issued
+        # The master's values are compared as the validator reads them (``reader.row``): a record
+        # an earlier version merged as typed ("6月22日", "３５") is the same record read.
+        self.reader = AsRead(schema.LEDGER, year)
+        # Per committee, its fingerprints by (项目编号, 活动内容) and by (日期, 完成数量, 状态) (``near_keys``): built for a
+        # committee when a row of its is first added with a new number (from ``_unindexed``, the
+        # fingerprints grouped by committee once).
+        self._near: dict[object, tuple[dict, dict]] = {}
+        self._unindexed: dict[object, list[tuple]] | None = None
         self.index: dict[str, int] = {}
         self.numbers: dict[str, int] = defaultdict(int)
         self.fingerprints: dict[tuple, list[int]] = defaultdict(list)
@@ -194,6 +210,7 @@ class LedgerMerge:
             self._register(i, row)
 
     def _register(self, i: int, row: dict) -> None:
+        read = self.reader.row(row)
         # Keys as the validator and the submission reader read them: staff typing "c01-0028" in
         # the master made a twin "C01-0028" the next number given, which updates then landed on.
         key = code_text(row.get(KEY))
@@ -204,10 +221,10 @@ class LedgerMerge:
                 number = record_number(key, str(committee))
                 if number is not None:
                     self.numbers[str(committee)] = max(self.numbers[str(committee)], number)
-            alike = similarity(row)
+            alike = similarity(read)
             if alike is not None:
                 self.similar.setdefault(alike, str(key))
-        self.fingerprints[fingerprint(row)].append(i)
+        self.fingerprints[fingerprint(read)].append(i)
 
     def owner(self, record_id: str) -> str | None:
         """The committee of the master row keyed ``record_id`` (None when the key is new)."""
@@ -245,6 +262,7 @@ class LedgerMerge:
         ledger, index, fingerprints = self.rows, self.index, self.fingerprints
         used: dict[tuple, int] = defaultdict(int)
         added: list[tuple[tuple | None, int, tuple | None]] = []
+        looked: list[tuple[RowOutcome, tuple]] = []  # added rows given a number: look-alikes looked for at the end
         # A prefilled record's row whose 记录编号 the clerk cleared, known by the values it was given,
         # or else by its date, project and activity when one record alone has them (the master's
         # record may have changed since: without this it would be added again).
@@ -254,6 +272,7 @@ class LedgerMerge:
         if base:
             named = file_keys if file_keys is not None else {code_text(row.get(KEY)) for _, row in rows}
             for given, values in base.items():
+                values = self.reader.row(values)  # the master's values, as the form was given them
                 if given not in named:
                     unclaimed.add(given)
                     by_values[fingerprint(values)].append(given)
@@ -280,7 +299,7 @@ class LedgerMerge:
             else:
                 key, assigned, rekeyed = str(key), False, False
             i = index.get(key)
-            was = base.get(key) if base and not assigned else None
+            was = self.reader.row(base[key]) if base and not assigned and key in base else None
             edited = compared if was is None else [
                 k for k in compared if comparable_in(k, was.get(k)) != comparable_in(k, row.get(k))]
             if i is None and was is not None and not edited:
@@ -304,9 +323,12 @@ class LedgerMerge:
                                            self.similar.get(alike) if assigned and alike is not None else None,
                                            rekeyed=rekeyed))
                 changes.append(Change(time, source, key, ADDED, None, None, summary(new)))
+                if assigned:
+                    looked.append((outcomes[-1], fp))
                 continue
             target = ledger[i]
-            differ = [k for k in compared if comparable_in(k, target.get(k)) != comparable_in(k, row.get(k))]
+            held = self.reader.row(target)  # the master's cell typed "6月22日" holds the date 2020-06-22
+            differ = [k for k in compared if comparable_in(k, held.get(k)) != comparable_in(k, row.get(k))]
             changed = differ if was is None else [k for k in differ if k in edited]
             kept = () if was is None else tuple(schema.LEDGER.header_of(k) for k in differ if k not in edited)
             if not changed:
@@ -325,12 +347,84 @@ class LedgerMerge:
             target[SOURCE] = source
             outcomes.append(RowOutcome(excel_row, key, UPDATED, tuple(headers), kept=kept, rekeyed=rekeyed,
                                        overrode=tuple(overrode)))
+        if looked:
+            self._look_alikes(looked, outcomes, compared)
         # Registered after the file, so two identical new rows in one file are both added.
+        fresh = []  # fingerprints new to the ledger
         for fp, i, alike in added:
-            fingerprints[fp if fp is not None else fingerprint(ledger[i])].append(i)
+            fp = fp if fp is not None else fingerprint(ledger[i])
+            seen = fingerprints[fp]
+            if not seen:
+                fresh.append(fp)
+            seen.append(i)
             if alike is not None:
                 self.similar.setdefault(alike, ledger[i][KEY])
+        if fresh:
+            self._index_near(fresh)
         return result
+
+    def _near_index(self, committee: object) -> tuple[dict, dict]:
+        """``committee``'s fingerprints by ``near_keys`` (built on first use)."""
+        index = self._near.get(committee)
+        if index is None:
+            if self._unindexed is None:
+                self._unindexed = defaultdict(list)
+                for fp in self.fingerprints:
+                    self._unindexed[fp[_COMMITTEE_AT]].append(fp)
+            index = self._near[committee] = (defaultdict(list), defaultdict(list))
+            for fp in self._unindexed.pop(committee, ()):
+                _add_near(index, fp)
+        return index
+
+    def _index_near(self, fps: list[tuple]) -> None:
+        """Fingerprints new to the ledger, into their committee's index (or the ungrouped ones)."""
+        last, index = None, None
+        for fp in fps:  # a file's rows are one committee's
+            committee = fp[_COMMITTEE_AT]
+            if index is None or committee != last:
+                last, index = committee, self._near.get(committee)
+            if index is not None:
+                index[0][_TOPIC(fp)].append(fp)
+                index[1][_DAY(fp)].append(fp)
+            elif self._unindexed is not None:
+                self._unindexed[committee].append(fp)
+
+    def _look_alikes(self, looked: list[tuple[RowOutcome, tuple]], outcomes: list[RowOutcome],
+                     compared: list[str]) -> None:
+        """Name the earlier record each added row (``looked``: outcome, fingerprint) most likely
+        corrects: the one record of its committee it differs from in one compared column alone
+        (``differs``), else one with the same ``SIMILAR_COLUMNS`` (``similar``, set already).
+        A record another row of the file stands for (the committee's cumulative form holds last
+        week's session beside this week's) is no candidate; nor are several records differing in
+        one column each (a weekly activity told apart by its date alone)."""
+        claimed = {code_text(o.record_id) for o in outcomes if o.action != ADDED}
+        positions = [DATA_COLUMNS.index(k) for k in compared if k != COMMITTEE]
+        indexes: dict[object, tuple[dict, dict]] = {}
+        for outcome, fp in looked:
+            committee = fp[_COMMITTEE_AT]
+            index = indexes.get(committee)
+            if index is None:
+                index = indexes[committee] = self._near_index(committee)
+            same_topic, same_day = index[0].get(_TOPIC(fp), ()), index[1].get(_DAY(fp), ())
+            if not (same_topic or same_day):  # most rows: nothing alike
+                if outcome.similar in claimed:
+                    outcome.similar = None
+                continue
+            found = []
+            for other in dict.fromkeys((*same_topic, *same_day)):
+                differ = [p for p in positions if other[p] != fp[p]]
+                if len(differ) == 1:
+                    found += [(record, i, differ[0]) for i in self.fingerprints[other]
+                              if (record := code_text(self.rows[i].get(KEY))) is not None and record not in claimed]
+                    if len(found) > 1:
+                        break
+            if len(found) == 1:
+                (record, i, p), = found
+                key = DATA_COLUMNS[p]
+                outcome.similar = record
+                outcome.differs = (schema.LEDGER.header_of(key), self.rows[i].get(key), fp[p])
+            elif outcome.similar in claimed:
+                outcome.similar = None
 
 
 def _cleared_key(row: dict, fp: tuple, unclaimed: set[str], by_values: dict, by_alike: dict) -> str | None:
@@ -342,6 +436,27 @@ def _cleared_key(row: dict, fp: tuple, unclaimed: set[str], by_values: dict, by_
     alike = similarity(row)
     close = [k for k in by_alike.get(alike, ()) if k in unclaimed] if alike is not None else []
     return close[0] if len(close) == 1 else None
+
+
+# A row differing from a record of its committee in one data column alone has its 项目编号 and 活动内容
+# (when that column is another) or else its 日期, 完成数量 and 状态 (columns every file carries):
+# records are found by those, then compared column by column. A committee's records of one topic,
+# or of one day with one quantity and status, are few (a weekly activity: one a week).
+_TOPIC = itemgetter(*map(DATA_COLUMNS.index, ("project_id", "activity")))
+_DAY = itemgetter(*map(DATA_COLUMNS.index, ("date", "quantity", "status")))
+_COMMITTEE_AT = DATA_COLUMNS.index(COMMITTEE)
+
+
+def near_keys(fp: tuple) -> tuple[tuple, tuple]:
+    """A fingerprint's (项目编号, 活动内容) and (日期, 完成数量, 状态): where rows differing from it in one
+    column find it."""
+    return _TOPIC(fp), _DAY(fp)
+
+
+def _add_near(index: tuple[dict, dict], fp: tuple) -> None:
+    topic, day = near_keys(fp)
+    index[0][topic].append(fp)
+    index[1][day].append(fp)
 
 
 def fingerprint(row: dict) -> tuple:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from . import schema
+from .book.ooxml import FORMULA_PREFIXES
 from .problems import Problem
 
 ROW = "_row"
@@ -618,3 +619,109 @@ def _read_number_value(value: object) -> Reading:
     if isinstance(value, datetime | date):
         return Reading(reason="是日期，不是数字")
     return Reading(reason="不是数字")
+
+
+# ---------------------------------------------------------------- values as read, for writing
+
+def kept_as_typed(value: object, number: bool = True) -> bool:
+    """Text in a date or number column (``number``) that a merge writes as typed although it reads
+    as a value: text that starts like a formula ("+30人": submitted values starting with = + - @
+    stay text, unless they are a plain number) and, in a number column, an approximate count
+    ("800余次", "约30人": the number alone would drop the committee's "about", and with it the
+    warning asking for the exact figure; healthbook counts it as read either way)."""
+    if type(value) is not str:
+        return False
+    if value.lstrip().startswith(FORMULA_PREFIXES):
+        try:
+            float(value)
+        except ValueError:
+            return True
+    return number and parse_number_text(value).approximate
+
+
+_UNSEEN = object()
+
+
+class AsRead:
+    """Cells of one sheet as the validator reads them, in the types a merge writes them: dates as
+    dates, numbers as numbers (whole ones as int), codes and choices normalised (``code_text``);
+    free text, blanks, unreadable values and ``kept_as_typed`` text as the cell holds them. A date
+    cell of a plausible year and a number cell are kept as they are (a time of day included). The
+    sheet's key columns are left to whoever indexes them.
+
+    ``row`` reads a master's row (to compare it; nothing is written back); ``overlay`` takes the
+    values from the validator's own typed frame of a submission, so nothing is parsed twice."""
+
+    def __init__(self, sheet: schema.Sheet, year: int | None):
+        self.year = year
+        self.dates = tuple(c.key for c in sheet.columns if c.type == "date")
+        self.numbers = tuple(c.key for c in sheet.columns if c.type in ("integer", "number"))
+        self.codes = tuple(c.key for c in sheet.columns if c.key not in sheet.key
+                           and c.type not in ("date", "integer", "number") and is_code_column(sheet, c))
+        self._codes: dict[str, str | None] = {}  # a ledger holds a handful of distinct codes and choices
+
+    def row(self, row: dict) -> dict:
+        """``row`` with its values as read: the same dict when every value already is."""
+        out = None
+        for key in self.dates:
+            value = row.get(key)
+            if value is None or (isinstance(value, date) and value.year > MIN_YEAR):
+                continue
+            read = _read_date_value(value, self.year).value
+            if read is not None and not kept_as_typed(value, False):
+                out = out or dict(row)
+                out[key] = read
+        for key in self.numbers:
+            value = row.get(key)
+            if type(value) is str and not kept_as_typed(value):
+                read = parse_number_text(value).value
+                if read is not None:
+                    out = out or dict(row)
+                    out[key] = _whole(read)
+        for key in self.codes:
+            value = row.get(key)
+            if value is None:
+                continue
+            if type(value) is str:
+                read = self._codes.get(value, _UNSEEN)
+                if read is _UNSEEN:
+                    read = self._codes[value] = code_text(value)
+            else:
+                read = code_text(value)
+            if read != value:
+                out = out or dict(row)
+                out[key] = read
+        return out or row
+
+    def overlay(self, raw: pd.DataFrame, typed: pd.DataFrame) -> dict[int, dict[str, object]]:
+        """Row position → {column key: value as read} for the cells of ``raw`` whose value as read
+        (``typed``: the validator's normalised frame of it, same rows) is not what they hold."""
+        found: dict[int, dict[str, object]] = {}
+        for key in self.dates:
+            if key not in raw.columns:
+                continue
+            cells, read = raw[key].to_numpy(dtype=object), typed[key].to_numpy()
+            for pos, value in enumerate(cells):
+                if value is None or (isinstance(value, date) and value.year > MIN_YEAR):
+                    continue
+                if not np.isnat(read[pos]) and not kept_as_typed(value, False):
+                    found.setdefault(pos, {})[key] = pd.Timestamp(read[pos]).date()
+        for key in self.numbers:
+            if key not in raw.columns:
+                continue
+            cells, read = raw[key].to_numpy(dtype=object), typed[key].to_numpy()
+            for pos, value in enumerate(cells):
+                if type(value) is str and not math.isnan(read[pos]) and not kept_as_typed(value):
+                    found.setdefault(pos, {})[key] = _whole(float(read[pos]))
+        for key in self.codes:
+            if key not in raw.columns:
+                continue
+            cells, read = raw[key].to_numpy(dtype=object), typed[key].to_numpy(dtype=object)
+            for pos in np.flatnonzero(cells != read):
+                if cells[pos] is not None and read[pos] is not None:
+                    found.setdefault(int(pos), {})[key] = read[pos]
+        return found
+
+
+def _whole(number: float) -> int | float:
+    return int(number) if number.is_integer() else number

@@ -132,15 +132,16 @@ def test_a_correction_sent_again_without_its_key_is_added_with_a_warning_in_the_
     fill_form(form_c01(blank_forms), inbox / "C01-第一次.xlsx", [first])
     consolidate(master_copy)
     key = ledger_of(master_copy).set_index("activity").loc["社区健康讲座（第一场）", "record_id"]
-    # The committee fixes the head count and sends the row again, its 记录编号 left blank.
-    fill_form(form_c01(blank_forms), inbox / "C01-更正.xlsx", [{**first, "participants": 55}])
+    # The committee fixes the head count, says so, and sends the row again, its 记录编号 left blank
+    # (two columns changed: the look-alike is told by its date, project and activity).
+    fill_form(form_c01(blank_forms), inbox / "C01-更正.xlsx", [{**first, "participants": 55, "note": "人数更正"}])
     assert main(["consolidate", str(master_copy)]) == 0  # a warning: the run itself is fine
     printed = capsys.readouterr().out
     ledger = ledger_of(master_copy)
     again = ledger[ledger["activity"] == "社区健康讲座（第一场）"]
     assert sorted(again["participants"]) == [50, 55]  # added (it may be another session), not lost
     new_key = next(k for k in again["record_id"] if k != key)
-    assert f"可能是修改后重复提交：{new_key}" in printed
+    assert f"可能是修改后重复提交：{new_key}（与 {key} 相近）" in printed
     receipt = next(folders(master_copy, read_workbook(master_copy).settings).receipts.glob("回执-C01-C01-更正-*.html"))
     text = receipt.read_text(encoding="utf-8")
     assert f"与已汇总的记录 {key} 的" in text and f"已作为新记录 {new_key} 加入" in text
@@ -362,7 +363,7 @@ def test_a_hand_made_workbook_is_accepted(master_copy, inbox):
     assert result.status == "accepted" and result.rows_added == 2, result.issues
     added = ledger_of(master_copy).query("source == '恒德里手工表.xlsx'")
     assert added["activity"].tolist() == ["为老年人上门理发", "护理员急救技能实操培训"]
-    assert added["date"].tolist()[1] == "11月5日"  # what was typed is kept; the validator reads it
+    assert added["date"].tolist()[1] == date(2020, 11, 5)  # merged as the validator read it (receipt: 按 2020-11-05)
     assert "自己的序号" not in ledger_of(master_copy).columns
 
 

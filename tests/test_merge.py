@@ -163,3 +163,27 @@ def test_a_prefilled_record_applies_only_what_the_committee_edited():
     # Without a base (a form typed by hand), the submitted values win as before.
     again = merge.merge([(2, row("C01-0007", quantity=5, note="补报"))], ALL, "g.xlsx", NOW)
     assert [(o.action, o.columns) for o in again.outcomes] == [(UPDATED, ("完成数量",))]
+
+
+def test_a_row_differing_from_one_record_in_one_column_is_named_with_that_column():
+    # C01-0001 and C01-0002 are twins (2020-06-22, P01, 健康讲座进楼宇, 20, 3); C01-0007 has quantity 5.
+    merge = LedgerMerge(master())
+    result = merge.merge([
+        (2, row(quantity=5, activity="健康讲座进楼道")),     # C01-0007 with another activity: named
+        (3, row(quantity=5, date=date(2020, 6, 29))),       # C01-0007 another day: named
+        (4, row(quantity=5, participants=21, note="补")),    # two columns off C01-0007: the look-alike rule
+        (5, row(quantity=4)),                               # one column off the twins: two records, a series
+        (6, row(committee="C02", quantity=5)),              # another committee's: its own C02-0003 (quantity 3)
+    ], ALL, "f.xlsx", NOW)
+    named = [(o.similar, o.differs) for o in result.outcomes]
+    assert named == [
+        ("C01-0007", ("活动内容", "健康讲座进楼宇", "健康讲座进楼道")),
+        ("C01-0007", ("日期", date(2020, 6, 22), date(2020, 6, 29))),
+        ("C01-0001", None),
+        ("C01-0001", None),
+        ("C02-0003", ("完成数量", 3, 5)),
+    ]
+    # A column the file does not carry is not compared: without 备注 the row matches C01-0007 but for 状态
+    # (and each row the first file added in two columns).
+    later = merge.merge([(2, row(quantity=5, status="已完成", note="这份表没有备注列"))], ALL - {"note"}, "g.xlsx", NOW)
+    assert [(o.similar, o.differs and o.differs[0]) for o in later.outcomes] == [("C01-0007", "状态")]
