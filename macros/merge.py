@@ -9,6 +9,10 @@ before: re-running on the same files changes nothing).
 
 from __future__ import annotations
 
+import base64
+import binascii
+import struct
+import zlib
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,6 +65,9 @@ class RowOutcome:
     # columns the committee did not edit where the master now differs (the master's value stays),
     # and whether the master no longer holds the record at all (it is not added back).
     kept: tuple[str, ...] = ()
+    # Of those, the columns kept because the committee sent again what it had sent before (``SentValues``),
+    # with the master's value: (Chinese header, the master's value, the value sent again).
+    resent: tuple[tuple[str, object, object], ...] = ()
     gone: bool = False
     rekeyed: bool = False  # a prefilled record whose 记录编号 the clerk cleared, known by its values
     # Changed columns another file of this run had changed first: (Chinese header, that file, its value).
@@ -176,15 +183,73 @@ def record_number(record_id: object, committee_id: str) -> int | None:
     return None
 
 
+NOT_SENT = 0  # a column the committee's files have not carried for the record
+_PACKED = struct.Struct(f"<{len(DATA_COLUMNS)}I")
+_POSITION = {k: i for i, k in enumerate(DATA_COLUMNS)}
+
+
+def digest(value: object) -> int:
+    """A value as compared (``comparable_in``) as a stable 32-bit number, never ``NOT_SENT``: the
+    same in every run (Python's own ``hash`` of text changes from process to process)."""
+    return zlib.crc32(repr(value).encode()) or 1
+
+
+class SentValues:
+    """What each record's committee last sent, one ``digest`` per data column (``DATA_COLUMNS``
+    order; ``NOT_SENT`` for a column its files did not carry), packed as base64 text by 记录编号.
+
+    A committee sends its cumulative form again and again, records it never edited included: a value
+    it sends again unchanged is not news, and must not undo what the office corrected in the master
+    since (Excel, by hand: nothing records it). Digests, not values: ~60 bytes a record whatever the
+    text, and a value is only ever compared for equality."""
+
+    def __init__(self, entries: dict[str, str] | None = None):
+        self.entries: dict[str, str] = entries if entries is not None else {}
+        self.updated = False  # an entry was added or changed (the file beside the master is out of date)
+
+    def of(self, record_id: str) -> tuple[int, ...] | None:
+        """The digests last sent for ``record_id`` (None when unknown or unreadable)."""
+        packed = self.entries.get(record_id)
+        if type(packed) is not str:
+            return None
+        try:
+            return _PACKED.unpack(base64.b64decode(packed, validate=True))
+        except (binascii.Error, struct.error, ValueError):
+            return None
+
+    def remember(self, record_id: str, values: tuple, carried: tuple[int, ...] | None) -> None:
+        """``values`` (comparable, ``DATA_COLUMNS`` order; ``fingerprint``) are what the committee sent
+        for ``record_id``; ``carried``: the positions its file holds (None: all of them)."""
+        if carried is None:
+            digests = [zlib.crc32(repr(v).encode()) or 1 for v in values]
+        else:
+            digests = list(self.of(record_id) or (NOT_SENT,) * len(DATA_COLUMNS))
+            for i in carried:
+                digests[i] = digest(values[i])
+        packed = base64.b64encode(_PACKED.pack(*digests)).decode("ascii")
+        if self.entries.get(record_id) != packed:
+            self.entries[record_id] = packed
+            self.updated = True
+
+    def forget(self, record_ids) -> None:
+        """Drop what was recorded for ``record_ids`` (a restored master no longer holds what they sent)."""
+        for record_id in record_ids:
+            if self.entries.pop(record_id, None) is not None:
+                self.updated = True
+
+
 class LedgerMerge:
     """The master's ledger rows, merged into in place; ``rows`` keeps the master's row order."""
 
-    def __init__(self, rows: list[dict], issued: Callable[[], dict[str, int]] | None = None):
+    def __init__(self, rows: list[dict], issued: Callable[[], dict[str, int]] | None = None,
+                 sent: SentValues | None = None):
         """``issued``: each committee's highest record number ever given (the change log's added
         rows), asked the first time a number is given: a record staff deleted keeps its number,
-        which a receipt or a prefilled form may still name."""
+        which a receipt or a prefilled form may still name. ``sent``: what committees last sent per
+        record (read from earlier runs, updated by this one); without it a re-sent value always applies."""
         self.rows = rows
         self._issued = issued
+        self.sent = sent
         self.index: dict[str, int] = {}
         self.numbers: dict[str, int] = defaultdict(int)
         self.fingerprints: dict[tuple, list[int]] = defaultdict(list)
@@ -237,10 +302,15 @@ class LedgerMerge:
         office changed in the master since stays, and a record the office removed is not added back.
         ``file_keys``: the 记录编号 on every row of the file, refused rows too (default: those of
         ``rows``): a record whose own row was refused is not one whose key the clerk cleared.
+        With ``self.sent`` the same holds for what the committee sent before, form or not: a value it
+        sends again unchanged is not applied over a master that differs (``RowOutcome.resent``);
+        every merged row's values are then remembered as what it last sent.
         """
         result = MergeResult()
         outcomes, changes = result.outcomes, result.changes
         compared = [k for k in DATA_COLUMNS if k in columns]
+        sent = self.sent
+        carried = None if len(compared) == len(DATA_COLUMNS) else tuple(_POSITION[k] for k in compared)
         blank = dict.fromkeys(self.rows[0] if self.rows else schema.LEDGER.keys)
         ledger, index, fingerprints = self.rows, self.index, self.fingerprints
         used: dict[tuple, int] = defaultdict(int)
@@ -270,6 +340,8 @@ class LedgerMerge:
                     i = seen[used[fp]]
                     used[fp] += 1
                     outcomes.append(RowOutcome(excel_row, str(ledger[i][KEY]), UNCHANGED))
+                    if sent is not None:
+                        sent.remember(str(ledger[i][KEY]), fp, carried)
                     continue
                 key = _cleared_key(row, fp, unclaimed, by_values, by_alike) if unclaimed else None
                 if key is not None:
@@ -304,13 +376,28 @@ class LedgerMerge:
                                            self.similar.get(alike) if assigned and alike is not None else None,
                                            rekeyed=rekeyed))
                 changes.append(Change(time, source, key, ADDED, None, None, summary(new)))
+                if sent is not None:
+                    sent.remember(key, fp if fp is not None else fingerprint(row), carried)
                 continue
             target = ledger[i]
             differ = [k for k in compared if comparable_in(k, target.get(k)) != comparable_in(k, row.get(k))]
+            # What was sent before, read before this row is remembered (only where the master differs).
+            before = sent.of(key) if sent is not None and differ else None
+            if sent is not None:
+                sent.remember(key, fp if fp is not None else fingerprint(row), carried)
             changed = differ if was is None else [k for k in differ if k in edited]
             kept = () if was is None else tuple(schema.LEDGER.header_of(k) for k in differ if k not in edited)
+            resent: tuple = ()
+            if before is not None and changed:
+                # Sent before just so: the master's differing value is the office's correction since.
+                again = [k for k in changed
+                         if before[_POSITION[k]] != NOT_SENT and before[_POSITION[k]] == digest(comparable_in(k, row.get(k)))]
+                if again:
+                    changed = [k for k in changed if k not in again]
+                    resent = tuple((schema.LEDGER.header_of(k), target.get(k), row.get(k)) for k in again)
+                    kept += tuple(header for header, _, _ in resent)
             if not changed:
-                outcomes.append(RowOutcome(excel_row, key, UNCHANGED, kept=kept, rekeyed=rekeyed))
+                outcomes.append(RowOutcome(excel_row, key, UNCHANGED, kept=kept, resent=resent, rekeyed=rekeyed))
                 continue
             headers, overrode = [], []
             for k in changed:
@@ -323,8 +410,8 @@ class LedgerMerge:
                     overrode.append((header, *earlier))
                 self.changed[(key, k)] = (source, row.get(k))
             target[SOURCE] = source
-            outcomes.append(RowOutcome(excel_row, key, UPDATED, tuple(headers), kept=kept, rekeyed=rekeyed,
-                                       overrode=tuple(overrode)))
+            outcomes.append(RowOutcome(excel_row, key, UPDATED, tuple(headers), kept=kept, resent=resent,
+                                       rekeyed=rekeyed, overrode=tuple(overrode)))
         # Registered after the file, so two identical new rows in one file are both added.
         for fp, i, alike in added:
             fingerprints[fp if fp is not None else fingerprint(ledger[i])].append(i)
