@@ -206,6 +206,7 @@ class SentValues:
     def __init__(self, entries: dict[str, str] | None = None):
         self.entries: dict[str, str] = entries if entries is not None else {}
         self.updated = False  # an entry was added or changed (the file beside the master is out of date)
+        self._by_packed: dict[str, list[str]] | None = None  # packed digests → records (``records_sent_as``)
 
     def of(self, record_id: str) -> tuple[int, ...] | None:
         """The digests last sent for ``record_id`` (None when unknown or unreadable)."""
@@ -230,6 +231,20 @@ class SentValues:
         if self.entries.get(record_id) != packed:
             self.entries[record_id] = packed
             self.updated = True
+
+    def records_sent_as(self, values: tuple, carried: tuple[int, ...] | None) -> list[str]:
+        """The records last sent with exactly ``values`` (comparable, ``DATA_COLUMNS`` order) in the
+        columns ``carried`` and nothing in the others: a row sent again without its 记录编号."""
+        if self._by_packed is None:
+            self._by_packed = defaultdict(list)
+            for record_id, packed in self.entries.items():
+                self._by_packed[packed].append(record_id)
+        digests = [NOT_SENT] * len(DATA_COLUMNS)
+        for i in range(len(DATA_COLUMNS)) if carried is None else carried:
+            digests[i] = digest(values[i])
+        packed = base64.b64encode(_PACKED.pack(*digests)).decode("ascii")
+        # Entries remembered since the index was built are not in it (those rows are in the master as sent).
+        return [k for k in self._by_packed.get(packed, ()) if self.entries.get(k) == packed]
 
     def forget(self, record_ids) -> None:
         """Drop what was recorded for ``record_ids`` (a restored master no longer holds what they sent)."""
@@ -292,6 +307,15 @@ class LedgerMerge:
         self.numbers[committee_id] = number
         return key
 
+    def _sent_as(self, row: dict, fp: tuple, carried: tuple[int, ...] | None, taken: set[str]) -> str | None:
+        """The record of the row's committee last sent with exactly the row's values, when a row without
+        记录编号 (a cumulative workbook typed by hand) is sent again after the office corrected it: that
+        record, not a new one (None when there is none, or each is another row of this file already)."""
+        committee = code_text(row.get(COMMITTEE))
+        found = (k for k in self.sent.records_sent_as(fp, carried)
+                 if k in self.index and code_text(self.rows[self.index[k]].get(COMMITTEE)) == committee)
+        return _unused(found, taken)
+
     def merge(self, rows: list[tuple[int | None, dict]], columns: set[str], source: str,
               time: datetime, base: dict[str, dict] | None = None,
               file_keys: set[str] | None = None) -> MergeResult:
@@ -314,6 +338,7 @@ class LedgerMerge:
         blank = dict.fromkeys(self.rows[0] if self.rows else schema.LEDGER.keys)
         ledger, index, fingerprints = self.rows, self.index, self.fingerprints
         used: dict[tuple, int] = defaultdict(int)
+        resent_keyless: set[str] = set()  # records rows without a key were found to be (``records_sent_as``)
         added: list[tuple[tuple | None, int, tuple | None]] = []
         # A prefilled record's row whose 记录编号 the clerk cleared, known by the values it was given,
         # or else by its date, project and activity when one record alone has them (the master's
@@ -342,13 +367,16 @@ class LedgerMerge:
                     outcomes.append(RowOutcome(excel_row, str(ledger[i][KEY]), UNCHANGED))
                     if sent is not None:
                         sent.remember(str(ledger[i][KEY]), fp, carried)
+                        resent_keyless.add(str(ledger[i][KEY]))
                     continue
                 key = _cleared_key(row, fp, unclaimed, by_values, by_alike) if unclaimed else None
+                assigned, rekeyed = False, key is not None
                 if key is not None:
                     unclaimed.discard(key)
-                    assigned, rekeyed = False, True
+                elif sent is not None and (key := self._sent_as(row, fp, carried, resent_keyless)) is not None:
+                    resent_keyless.add(key)
                 else:
-                    key, assigned, rekeyed = self.next_id(str(comparable(row.get(COMMITTEE)))), True, False
+                    key, assigned = self.next_id(str(comparable(row.get(COMMITTEE)))), True
             else:
                 key, assigned, rekeyed = str(key), False, False
             i = index.get(key)
@@ -418,6 +446,10 @@ class LedgerMerge:
             if alike is not None:
                 self.similar.setdefault(alike, ledger[i][KEY])
         return result
+
+
+def _unused(keys, taken: set[str]) -> str | None:
+    return next((k for k in keys if k not in taken), None)
 
 
 def _cleared_key(row: dict, fp: tuple, unclaimed: set[str], by_values: dict, by_alike: dict) -> str | None:

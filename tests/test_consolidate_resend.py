@@ -212,3 +212,24 @@ def test_a_restore_forgets_what_the_undone_runs_sent(first_sent, capsys):
     assert value(master, RECORD, "participants") == 35 and f.rows_updated == 1
     assert value(master, "C01-0051", "participants") == 300
     assert [p.key for p in f.issues if p.code == "resent_kept"] == ["C01-0051"]
+
+
+def test_rows_typed_without_a_key_and_sent_again_are_their_records_not_new_ones(master_copy):
+    """Most hand-typed workbooks have no 记录编号: each row got its number from the first run. The
+    office corrects one; the committee sends the same rows again (plus one). The corrected record's
+    row matched nothing in the master any more and was added a second time, 300 and 30 side by side."""
+    rows = [haircut(record_id=None), haircut(record_id=None, activity="为残疾人上门理发", participants=12)]
+    plain_workbook(inbox_of(master_copy) / "C01-手工.xlsx", rows)
+    consolidate(master_copy, now=T1)
+    ledger = ledger_of(master_copy).query("source == 'C01-手工.xlsx'")
+    [given] = ledger.query("activity == '为老年人上门理发'")["record_id"].tolist()
+    edit_master(master_copy, given, participants=300)
+    count = len(ledger_of(master_copy))
+
+    plain_workbook(inbox_of(master_copy) / "C01-手工.xlsx", [*rows, haircut(record_id=None, activity="义剪", participants=8)])
+    [f] = consolidate(master_copy, now=T2).files
+    assert (f.rows_added, f.rows_updated, f.rows_unchanged) == (1, 0, 2)
+    assert len(ledger_of(master_copy)) == count + 1 and value(master_copy, given, "participants") == 300
+    [kept] = [p for p in f.issues if p.code == "resent_kept"]
+    assert (kept.key, kept.row, kept.column) == (given, 2, H["participants"])
+    assert not [p for p in f.issues if p.code == "probable_resend"]
