@@ -143,13 +143,21 @@ def cmd_rollup(args: argparse.Namespace) -> int:
 def cmd_forms(args: argparse.Namespace) -> int:
     from .forms import build_forms
 
-    paths = build_forms(args.path, args.out, args.committee or None, with_records=args.records)
-    listing = "\n".join(f"  {p}" for p in paths)
+    built = build_forms(args.path, args.out, args.committee or None, with_records=args.records, force=args.force)
     inbox = schema.SETTINGS_BY_KEY["inbox"]
-    emit(args, {"forms": [str(p) for p in paths]}, f"已生成 {len(paths)} 份填报表：\n{listing}\n"
-         f"下一步：把表发给各居委会；交回的表放进主工作簿旁的收件箱文件夹（“设置”表的“{inbox.item}”，"
-         f'默认“{inbox.default}”），再运行 healthbook consolidate "{args.path}" 汇总（或由定时任务汇总）。')
-    return 0
+    lines = [f"已生成 {len(built.written)} 份填报表：", *(f"  {p}" for p in built.written)]
+    if built.backups:
+        lines.append(f"原有的 {len(built.backups)} 份已先备份到 {built.backups[0].parent}。")
+    if built.kept:
+        lines += [f"以下 {len(built.kept)} 份填报表已存在，未覆盖（居委会可能正在填写）：",
+                  *(f"  {p}" for p in built.kept),
+                  "如确需重新生成，请先确认各居委会已交回，再加 --force（原表会先备份到该文件夹的 backups 里）。"]
+    if built.written:
+        lines.append(f"下一步：把表发给各居委会；交回的表放进主工作簿旁的收件箱文件夹（“设置”表的“{inbox.item}”，"
+                     f'默认“{inbox.default}”），再运行 healthbook consolidate "{args.path}" 汇总（或由定时任务汇总）。')
+    emit(args, {"forms": [str(p) for p in built.written], "kept": [str(p) for p in built.kept],
+                "backups": [str(p) for p in built.backups]}, "\n".join(lines))
+    return 2 if built.kept else 0
 
 
 @command
@@ -352,6 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="只生成这些居委会的填报表，如 --committee C01 C02")
     p.add_argument("--records", action="store_true",
                    help="预先填入各居委会已汇总的记录（带记录编号）：改正后提交即按编号更新，不会重复添加")
+    p.add_argument("--force", action="store_true",
+                   help="覆盖文件夹中已有的同名填报表（原表先备份到该文件夹的 backups 里）；不加时已有的不覆盖")
 
     p = workbook_command(sub, "consolidate", help="把收件箱里的填报表汇总进主工作簿",
                        description="读取收件箱中各居委会的填报表，校验后按记录编号并入主工作簿的台账"

@@ -41,7 +41,7 @@ from .book.write import STAGED, FileBook, WriteRefused, is_refused, staged_files
 from .book.write_types import SheetWrite
 from .collect import collect_seldom
 from .errors import HealthbookError, os_reason
-from .forms import safe_name
+from .forms import form_filename, safe_name
 from .merge import (
     ADDED,
     COMMITTEE,
@@ -58,7 +58,7 @@ from .merge import (
     display,
     same_data,
 )
-from .normalise import APPROXIMATE, NORMALISED, code_text
+from .normalise import APPROXIMATE, NORMALISED, code_text, nfkc
 from .problems import Problem
 from .readahead import ReadAhead
 from .render.env import TemplateProblem
@@ -74,7 +74,7 @@ from .submission import (
     receipt_html,
     render_receipt,
 )
-from .validate import validate
+from .validate import DOUBTFUL, validate
 
 if TYPE_CHECKING:
     from .report import PreparedReport
@@ -123,6 +123,9 @@ class FileResult:
     moved_to: Path | None = None
     receipt: Path | None = None
     receipt_error: str = ""  # why it has no receipt, in Chinese after 回执 (未能写入文件夹…): it stays in the inbox
+    # Why the whole file is returned although its rows were read (rows of another committee): its
+    # rows are still checked, so that the receipt names every mistake at once, and none is merged.
+    returned_whole: Problem | None = None
 
     def to_dict(self) -> dict:
         """Exactly the per-file keys of ``consolidate --json``."""
@@ -727,7 +730,10 @@ class _Checker:
             issues = [p for p in issues if p.code not in ("duplicate_key", "another_record") or p.row not in twice
                       ] + repeated
         bad_rows = {p.row for p in issues if p.is_error and p.row is not None}
-        good = [(n, dict(zip(KEYS, row))) for n, row in zip(sub.row_numbers, sub.rows) if n not in bad_rows]
+        if result.returned_whole is not None:
+            issues.append(result.returned_whole)
+        good = [] if result.returned_whole is not None else [
+            (n, dict(zip(KEYS, row))) for n, row in zip(sub.row_numbers, sub.rows) if n not in bad_rows]
         merged = self.merge.merge(good, sub.columns, sub.path.name, self.now, sub.base,
                                   {row[KEY_INDEX] for row in sub.rows if row[KEY_INDEX] is not None})
         issues += [_look_alike(o) for o in merged.outcomes if o.similar is not None]
@@ -910,10 +916,12 @@ def load_file(path: Path, committees: dict[str, str],
     reason = reject_reason_for_suffix(path)
     if reason:
         result.issues.append(with_advice("not_a_workbook", reason))
+        _committee_by_name(result, committees)
         return result, None
     sub = read(path)
     if isinstance(sub, str):
         result.issues.append(replace(with_advice("structure", sub), sheet=LEDGER))
+        _committee_by_name(result, committees)
         return result, None
     if not sub.rows and sub.info_committee is None:
         # A hand-made form with nothing filled in: there is no committee to tell, and nothing to
@@ -932,8 +940,12 @@ def load_file(path: Path, committees: dict[str, str],
     committee, problem = _committee_of(sub, committees)
     result.committee_id = committee
     result.committee_name = committees.get(committee or "", "")
-    if problem:
+    if problem and problem.code in ("wrong_committee", "wrong_form"):
+        result.returned_whole = problem
+    elif problem:
         result.issues.append(problem)
+        if committee is None:
+            _committee_by_name(result, committees)
         return result, None
     for row in sub.rows:
         if row[COMMITTEE_INDEX] is None:
@@ -948,6 +960,17 @@ def load_file(path: Path, committees: dict[str, str],
 
 
 IDENTITY_INDEXES = (KEY_INDEX, COMMITTEE_INDEX)
+
+
+def _committee_by_name(result: FileResult, committees: dict[str, str]) -> None:
+    """A file returned before its committee was known ("填报表-C09-育明居委会.xls", "太阳山居委会.csv"):
+    the committee its name names, when exactly one, so that its receipt is named for it."""
+    name = nfkc(Path(result.file).stem).upper()
+    found = {c for c, n in committees.items()
+             if re.search(rf"(?<![A-Z0-9]){re.escape(nfkc(c).upper())}(?![0-9])", name) or (n and nfkc(n).upper() in name)}
+    if len(found) == 1:
+        result.committee_id = found.pop()
+        result.committee_name = committees[result.committee_id]
 
 
 def _empty_problem(sheet: str = LEDGER) -> Problem:
@@ -975,13 +998,27 @@ def _committee_of(sub: Submission, committees: dict[str, str]) -> tuple[str | No
             "unknown_committee", f"居委会编号 {committee} 不在主工作簿的“{schema.COMMITTEES.name}”表中。",
             suggestion="请使用街道下发的填报表，或核对居委会编号。")
     others = sorted(set(found) - {committee})
+    if (others == found and len(others) == 1 and len(typed) == len(sub.rows) and others[0] in committees
+            and sub.info_committee is not None):
+        # Every row is one other committee's: that committee filled in a form not its own (a
+        # shortcut: "the form is the same"). Changing its rows to the form's committee would file
+        # its work under another; the receipt is the writer's.
+        writer = others[0]
+        problem = _file_problem(
+            "wrong_form",
+            f"这是{committees.get(committee) or committee}（{committee}）的填报表，但所有记录的“{header}”都是 "
+            f"{writer}（{committees[writer]}）：可能用错了填报表。整份退回，未汇总任何一行。",
+            suggestion=f"{committees[writer]}请使用本居委会的填报表（{form_filename(writer, committees[writer])}，"
+                       f"可向街道索取）重新填写后提交；也请改正本回执列出的其他问题。")
+        return writer, replace(problem, row=typed[0][0], column=header)
     if others:
         rows = [n for n, c in typed if c != committee]
         listed = "、".join(str(r) for r in rows[:10]) + ("等" if len(rows) > 10 else "")
         problem = _file_problem(
             "wrong_committee",
             f"这是 {committee} 的填报表，但第 {listed} 行的“{header}”为 {'、'.join(others)}。整份退回，未汇总任何一行。",
-            suggestion=f"每个居委会只填报本居委会的记录；请把这些行改为 {committee} 或删除后重新提交。")
+            suggestion=f"每个居委会只填报本居委会的记录；请把这些行改为 {committee} 或删除，"
+                       "并改正本回执列出的其他问题，再整份重新提交。")
         # The receipt's 行号 and 列 point at the cell (the first, when there are several).
         return committee, replace(problem, row=rows[0], column=header)
     return committee, None
@@ -1266,6 +1303,8 @@ def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
         f"未变化 {f.rows_unchanged}\t错误 {sum(p.is_error for p in f.issues)}\t"
         f"{f.moved_to.name if f.moved_to else ''}"
         + (f"回执{f.receipt_error}，留在收件箱" if f.receipt_error else "")
+        + (f"\t请核实 {doubt} 处很可能填错的数值" if (doubt := sum(p.code in DOUBTFUL for p in f.issues))
+           and f.status != REJECTED else "")
         for f in run.files
     ]
     if run.busy:
@@ -1344,6 +1383,9 @@ def _names(paths: list[Path]) -> str:
     return f"{len(paths)} 份结果（{shown}{'等' if len(paths) > 3 else ''}）"
 
 
+DOUBTFUL_LISTED = 10
+
+
 def summary_text(run: Consolidation) -> str:
     """The run in Chinese, a few lines: per file, then totals and what happened to the master."""
     lines = []
@@ -1381,6 +1423,13 @@ def summary_text(run: Consolidation) -> str:
         listed = "、".join(f"{p.key}（{p.column}）" for p in kept[:5]) + ("等" if len(kept) > 5 else "")
         lines.append(f"其中 {len(kept)} 条记录重新提交的是原来的值，而街道此后已在主工作簿中修改，保留了主工作簿的值：{listed}。"
                      "回执已告知居委会。")
+    doubtful = [(f, p) for f in run.files if f.status != REJECTED for p in f.issues if p.code in DOUBTFUL]
+    if doubtful:
+        lines.append(f"请核实 {len(doubtful)} 处已汇总、但很可能填错的数值（会影响进度和通报；回执已请居委会核对）：")
+        lines += [f"  {f.file} 第 {p.row} 行" + (f"（{p.key}）" if p.key else "") + f"：{p.message}"
+                  for f, p in doubtful[:DOUBTFUL_LISTED]]
+        if len(doubtful) > DOUBTFUL_LISTED:
+            lines.append(f"  ……另有 {len(doubtful) - DOUBTFUL_LISTED} 处，见各回执和“{schema.ISSUES.name}”表。")
     if run.busy:
         lines.append(f"主工作簿未写入：{run.busy}")
         lines.append(f"本次结果已暂存为 {run.staged}；收件箱保持原样，下次运行会自动重试。"

@@ -27,7 +27,11 @@ class HealthbookError(Exception):
 
 class WorkbookNotFound(HealthbookError):
     def __init__(self, path: Path | str):
-        super().__init__(f"找不到工作簿：{path}。请检查路径是否正确。")
+        if Path(path).is_dir():
+            super().__init__(f"{path} 是一个文件夹，不是工作簿。请写出工作簿文件本身的路径，"
+                             f"如 {Path(path) / '台账.xlsx'}。")
+        else:
+            super().__init__(f"找不到工作簿：{path}。请检查路径是否正确。")
 
 
 class NotAWorkbook(HealthbookError):
@@ -41,6 +45,16 @@ class MissingSheet(HealthbookError):
         super().__init__(
             f"{Path(path).name} 缺少工作表“{sheet}”。请恢复该工作表（名称须完全一致），"
             "或用 healthbook init 新建一个工作簿作参照。"
+        )
+
+
+class FormNotMaster(HealthbookError):
+    """A committee's 填报表 named where the master workbook belongs."""
+
+    def __init__(self, path: Path | str):
+        super().__init__(
+            f"{Path(path).name} 是居委会填报表，不是主工作簿。填报表请放进收件箱文件夹，由汇总合并；"
+            "命令里请写主工作簿（台账工作簿）的路径，如 healthbook consolidate 台账.xlsx。"
         )
 
 

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from . import schema
+from .book.backup import backup_file
 from .book.build import HEADER_STYLE, SheetBuilder, fixed_lists, new_workbook
 from .book.read import Workbook, read_workbook, records
 from .errors import HealthbookError
@@ -54,17 +55,29 @@ class FormInfo:
     version: str = schema.FORM_VERSION
 
 
+@dataclass
+class FormsBuilt:
+    """What ``build_forms`` did: the forms written, and those already there."""
+
+    written: list[Path]
+    kept: list[Path]  # already in the folder, left as they were (a committee may be filling it in)
+    backups: list[Path]  # with ``force``: copies of the forms replaced, made first
+
+
 def build_forms(
     master: Path | str,
     out_dir: Path | str,
     committees: list[str] | None = None,
     now: datetime | None = None,
     with_records: bool = False,
-) -> list[Path]:
+    force: bool = False,
+) -> FormsBuilt:
     """Write one form per committee of ``master`` (or only ``committees``) into ``out_dir``.
 
     ``with_records``: each form holds its committee's records already in the ledger, with their
-    记录编号, so corrections sent back update those records instead of adding them again."""
+    记录编号, so corrections sent back update those records instead of adding them again.
+    A form already in ``out_dir`` is kept as it is (forms often sit in a shared folder where the
+    committees fill them in); ``force`` replaces it after copying it into ``out_dir``/backups."""
     book = read_workbook(master)
     known = [
         (str(cid), str(name or cid))
@@ -85,9 +98,17 @@ def build_forms(
     if with_records:
         for row in records(book[schema.LEDGER.name]):
             records_of.setdefault(str(row.get("committee_id") or "").strip().upper(), []).append(row)
-    return [build_form(book, cid, name, out_dir / form_filename(cid, name), now,
-                       records_of.get(cid.upper(), []) if with_records else None)
-            for cid, name in known]
+    built = FormsBuilt([], [], [])
+    for cid, name in known:
+        path = out_dir / form_filename(cid, name)
+        if path.exists():
+            if not force:
+                built.kept.append(path)
+                continue
+            built.backups.append(backup_file(path))
+        built.written.append(build_form(book, cid, name, path, now,
+                                        records_of.get(cid.upper(), []) if with_records else None))
+    return built
 
 
 def build_form(book: Workbook, committee_id: str, committee_name: str, path: Path,

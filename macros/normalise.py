@@ -222,12 +222,20 @@ _NUMBER = re.compile(
     rf"(?P<tail>{'|'.join(_APPROX_TAIL)})?$"
 )
 _PLAIN = re.compile(r"^-?\d+(?:\.\d+)?$")
+# Digits with commas or spaces between them (full-width ones are ASCII after NFKC), and the only
+# such text that is one number: thousands in groups of three ("1,200", "12 000").
+_SEPARATED_DIGITS = re.compile(r"\d+(?:(?:,\s?|\s)\d+)+")
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+|\d{1,3}(?:, \d{3})+|\d{1,3}(?: \d{3})+")
 
 
 @lru_cache(maxsize=65536)
 def parse_number_text(text: str) -> Reading:
     """A number typed as text: 1,200 · １２００ · 三十 · 30万 · 800余次 · 约200人 · 200多人."""
-    t = re.sub(r"[\s,，]", "", nfkc(text))
+    t = nfkc(text).strip()
+    for digits in _SEPARATED_DIGITS.findall(t):
+        if not _THOUSANDS.fullmatch(digits):  # "30，40", "1,2", "12,5": several numbers, or a decimal comma
+            return Reading(reason="有逗号或空格隔开的几个数字，无法确定是哪一个数（千位分隔只能是 1,200 这样三位一组）")
+    t = re.sub(r"[\s,]", "", t)
     if _PLAIN.match(t):
         return Reading(float(t), changed=text.strip() != t)
     m = _NUMBER.match(t)
@@ -356,6 +364,8 @@ def read_setting(setting: schema.Setting, value: object) -> Reading:
         return Reading()
     if setting.type == "text":
         return Reading(value)
+    if setting.key == "year" and isinstance(value, date):
+        return _year_of_date(value)
     if isinstance(value, bool | date):  # a datetime is a date too
         return Reading(reason=_NOT_A_NUMBER)
     percent_sign = False
@@ -382,6 +392,18 @@ def read_setting(setting: schema.Setting, value: object) -> Reading:
     if setting.type == "fraction" and number >= 1 and not percent_sign:
         return Reading(number / 100, changed=True)
     return Reading(number)
+
+
+def _year_of_date(value: date) -> Reading:
+    """年度 in a cell Excel holds as a date: "2020-1" typed becomes 2020-01-01 (its year), and 2020
+    in a cell formatted as a date reads as 1905-07-12 (its serial number is the year). ``changed``
+    set, so the validator says how it was read."""
+    day = value.date() if isinstance(value, datetime) else value
+    serial = (day - EXCEL_EPOCH).days
+    for year in (day.year, serial):
+        if YEAR_RANGE[0] <= year <= YEAR_RANGE[1]:
+            return Reading(year, changed=True)
+    return Reading(reason=_NOT_A_YEAR)
 
 
 def setting_default(setting: schema.Setting) -> object:

@@ -5,9 +5,11 @@ Pure: takes the validator's normalised frames and returns DataFrames (no files, 
 Definitions (the numbers leaders read, stated once):
 
 - **Counted rows.** A 台账 row counts when it has no validation error, names a known 居委会 and
-  项目, and is dated on or before ``as_of``. Rows with an error — or whose committee/project/date
-  cannot be placed — are *待核实* (counted, never summed). Warnings do not exclude a row. Rows dated
-  after ``as_of`` are neither: a roll-up as of a past date reproduces what was known then.
+  项目, and is dated on or before ``as_of`` and — when 设置 年度 is filled in — within that year.
+  Rows with an error — or whose committee/project/date cannot be placed — are *待核实* (counted,
+  never summed). Warnings do not exclude a row. Rows dated after ``as_of`` are neither: a roll-up
+  as of a past date reproduces what was known then. Nor are rows of another year: switching 年度
+  to 2021 must not count 2020's work toward 2021's targets (the validator warns on each).
 - **Committee target for a project.** The 目标 sheet's value when it has a row for the pair (rows
   with an error are ignored); otherwise an equal share of what the project's street-wide 目标值
   leaves after the 目标 rows (never below zero) among the committees without a row — in whole
@@ -66,7 +68,7 @@ class Rollup:
       project_id, project_name, target, target_source (目标/分摊), achieved, percent, entries,
       last_report, latest_status, deadline, done, overdue.
     - ``meta``: as_of (date), year, expected (elapsed fraction), lag_threshold,
-      severe_lag_threshold, rows_total, rows_used, rows_unverified, rows_after_as_of,
+      severe_lag_threshold, rows_total, rows_used, rows_unverified, rows_after_as_of, rows_other_year,
       average_percent (all projects, as categories average; None when no project has a target).
     """
 
@@ -158,7 +160,9 @@ def rollup(validation: Validation, settings: dict, as_of: date) -> Rollup:
         & ledger["date"].notna()
     ).fillna(False).astype(bool)
     after = ~is_error & placed & (ledger["date"] > asof)
-    used = ledger[~is_error & placed & ~after]
+    typed_year = programme_year(settings)  # None when 年度 is blank (the validator warns): all years count
+    other_year = ~is_error & placed & ~after & (ledger["date"].dt.year != typed_year if typed_year else False)
+    used = ledger[~is_error & placed & ~after & ~other_year]
     unverified = ledger[is_error | ~placed]
 
     pairs = _committee_projects(committees, projects, explicit, used, asof)
@@ -177,6 +181,7 @@ def rollup(validation: Validation, settings: dict, as_of: date) -> Rollup:
         "rows_used": len(used),
         "rows_unverified": len(unverified),
         "rows_after_as_of": int(after.sum()),
+        "rows_other_year": int(other_year.sum()),
         "average_percent": _mean_capped(by_project["percent"]),
     }
     return Rollup(by_committee, by_project, by_unit, by_category, pairs, meta)
@@ -408,6 +413,8 @@ def rollup_note(result: Rollup) -> str:
     )
     if meta["rows_after_as_of"]:
         note += f"，另有 {meta['rows_after_as_of']} 条晚于截至日期未计入"
+    if meta.get("rows_other_year"):
+        note += f"，{meta['rows_other_year']} 条不在 {meta['year']} 年度内未计入"
     return note + (
         f"。按时间应完成 {meta['expected']:.1%}（{meta['year']} 年度）；完成率低于此 "
         f"{meta['lag_threshold'] * 100:g} 个百分点为滞后、{meta['severe_lag_threshold'] * 100:g} 个百分点为严重滞后。"

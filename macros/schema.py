@@ -467,7 +467,7 @@ SETTING_ITEMS: tuple[Setting, ...] = (
     Setting("year", "年度", "", "试点年度，如 2020；用于补全只写了月日的日期。", "integer"),
     Setting("issuer", "发文机关", "", "通报、通知的发文机关标志。"),
     Setting("doc_prefix", "发文字号前缀", "", "如“石二街道”，生成“石二街道〔2020〕3号”。"),
-    Setting("doc_number", "发文序号", "1", "下一份通报使用的序号。", "integer"),
+    Setting("doc_number", "发文序号", "1", "下一批通知的起始序号：进度通报用它，催办通知用下一个，会议通知依次往后。不会自动增加，通知正式发出后请改为下一个未用的序号。", "integer"),
     Setting("bulletin_name", "简报名称", "", "工作简报的报头名称。"),
     Setting("contact", "联系人", "", "通知落款的联系人。"),
     Setting("phone", "联系电话", "", "通知落款的联系电话。"),

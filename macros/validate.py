@@ -37,6 +37,10 @@ from .rollup import THRESHOLDS, thresholds
 
 ERROR, WARNING = schema.LEVEL_ERROR, schema.LEVEL_WARNING
 STATUS_DONE = "已完成"
+# Values accepted with a warning that are most likely typos (100000 for 10, a year off): each can
+# change what leaders read, so a consolidation names them to the office, not only in the receipt.
+ABOVE_TARGET, IMPLAUSIBLE_PARTICIPANTS, OUTSIDE_YEAR = "quantity_above_target", "participants_implausible", "outside_year"
+DOUBTFUL = frozenset({ABOVE_TARGET, IMPLAUSIBLE_PARTICIPANTS, OUTSIDE_YEAR})
 assert STATUS_DONE in schema.STATUSES
 # An 活动内容 shorter than this says too little to be checked later.
 # More people than a street has at one activity is a typing slip, not an event.
@@ -273,7 +277,7 @@ class _Rules:
         deadline = self.typed[sheet.name]["deadline"]
         d, header = deadline.to_numpy(), sheet.header_of("deadline")
         self.emit(sheet, deadline.notna() & (deadline.dt.year != self.year), sheet.column("deadline"),
-                  WARNING, "outside_year",
+                  WARNING, OUTSIDE_YEAR,
                   lambda i: f"{header} {str(d[i])[:10]} 不在试点年度 {self.year} 年内", "请核对年份")
 
     def settings_rows(self) -> None:
@@ -299,9 +303,15 @@ class _Rules:
                   lambda i: f"设置“{items[i]}”的值“{text_of(raw_values[i])}”{reasons[i]}",
                   lambda i: schema.SETTINGS_BY_ITEM[items[i]].help)
         self._thresholds(items, raw_values, readings)
+        year_item = schema.SETTINGS_BY_KEY["year"].item
+        as_date = [item == year_item and r is not None and r.value is not None and r.changed
+                   for item, r in zip(items, readings)]
+        self.emit(sheet, as_date, value_col, WARNING, NORMALISED,
+                  lambda i: f"设置“{year_item}”的值是日期“{text_of(raw_values[i])}”（单元格格式为日期），"
+                            f"按 {readings[i].value} 年处理",
+                  lambda i: f"请把该单元格格式改为“常规”，填写 {readings[i].value}")
         if self.year is not None:
             return
-        year_item = schema.SETTINGS_BY_KEY["year"].item
         year_rows = [item == year_item for item in items]
         if any(r and reason for r, reason in zip(year_rows, reasons)):
             return  # already reported as a bad value
@@ -360,7 +370,7 @@ class _Rules:
                   lambda i: f"日期 {iso(i)} 晚于今天（{self.as_of.isoformat()}）", "请核对日期")
         if self.year is not None:
             outside = dates.notna() & ~future & (dates.dt.year != self.year)
-            self.emit(sheet, outside, col, WARNING, "outside_year",
+            self.emit(sheet, outside, col, WARNING, OUTSIDE_YEAR,
                       lambda i: f"日期 {iso(i)} 不在试点年度 {self.year} 年内", "请核对年份")
         self._above_target(ledger)
         quantity, status = ledger["quantity"], ledger["status"]
@@ -371,7 +381,7 @@ class _Rules:
         people = ledger["participants"]
         p_header, counts = sheet.header_of("participants"), people.to_numpy()
         crowd = people > MAX_PLAUSIBLE_PARTICIPANTS
-        self.emit(sheet, crowd, sheet.column("participants"), WARNING, "participants_implausible",
+        self.emit(sheet, crowd, sheet.column("participants"), WARNING, IMPLAUSIBLE_PARTICIPANTS,
                   lambda i: f"{p_header} {counts[i]:,.0f} 人，一次活动不太可能有这么多人",
                   f"请核对{p_header}（是否多输了几位数）")
         activity = ledger["activity"]
@@ -402,7 +412,7 @@ class _Rules:
         above = quantity.notna() & target.notna() & (target > 0) & (quantity > target)
         q, t = quantity.to_numpy(), target.to_numpy()
         sheet = schema.LEDGER
-        self.emit(sheet, above, sheet.column("quantity"), WARNING, "quantity_above_target",
+        self.emit(sheet, above, sheet.column("quantity"), WARNING, ABOVE_TARGET,
                   lambda i: (f"单条记录的{sheet.header_of('quantity')} {format_number(q[i])} "
                              f"超过{scope[i]} {format_number(t[i])}"),
                   "请核对数量是否多写了位数，或是否应拆成多条记录")

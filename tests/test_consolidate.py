@@ -188,6 +188,70 @@ def test_a_file_with_another_committees_rows_is_rejected_whole(master_copy, inbo
     assert re.search(r"C01-混报.xlsx：这是 C01 的填报表，但第 \d+、\d+ 行", said), said
 
 
+def test_a_file_returned_whole_still_names_every_mistake_in_its_rows(master_copy, inbox, blank_forms):
+    """Returned for one row of another committee, the receipt named only that row: the clerk fixed
+    it, and the next night's receipt returned the form again for the mistakes it had not named."""
+    rows = [new_row(activity="好的一行"), new_row(activity="别的居委会的活动", committee_id="C02"),
+            new_row(project_id="P99", activity="项目编号不存在"), new_row(activity="数量不是数字", quantity="很多")]
+    fill_form(form_c01(blank_forms), inbox / "C01-混报.xlsx", rows)
+    original = master_copy.read_bytes()
+    [result] = consolidate(master_copy).files
+    assert result.status == "rejected" and result.rows_added == 0
+    assert master_copy.read_bytes() == original
+    errors = {(p.row, p.code) for p in result.issues if p.is_error}
+    assert {(3, "wrong_committee"), (4, "unknown_project"), (5, "bad_number")} <= errors, errors
+    text = result.receipt.read_text(encoding="utf-8")
+    assert "整份退回" in text and "P99" in text and "很多" in text and "改正本回执列出的其他问题" in text
+
+
+def test_likely_typos_merged_with_a_warning_are_named_to_the_office(master_copy, inbox, blank_forms):
+    """完成数量 100000 for 10 was merged with a warning only the receipt carried: the office's summary
+    counts errors alone, and that night's 通报 showed the project done and the committee 正常."""
+    rows = [new_row(activity="好的一行"), new_row(activity="多按了几个零", quantity=100000),
+            new_row(activity="人数多输了几位", participants=250000)]
+    fill_form(form_c01(blank_forms), inbox / "C01-十一月.xlsx", rows)
+    run = consolidate(master_copy, refresh=False)
+    [result] = run.files
+    assert result.rows_added == 3
+    said = summary_text(run)
+    assert "请核实 2 处" in said, said
+    lines = [line for line in said.splitlines() if line.startswith("  C01-十一月.xlsx 第")]
+    assert len(lines) == 2 and "100000" in lines[0].replace(",", "") and "第 4 行" in lines[1]
+    log = (master_copy.parent / "consolidate.log").read_text(encoding="utf-8")
+    assert "请核实 2 处很可能填错的数值" in log
+
+
+def test_a_committee_filling_in_another_committees_form_is_told_to_use_its_own(master_copy, inbox, blank_forms):
+    """C02's clerk reused C01's form and typed C02 on every row: told to change the rows to C01, she
+    would have filed C02's work under C01; and C02, looking for 回执-C02-*, found nothing."""
+    rows = [new_row(activity="别的居委会的活动", committee_id="C02"), new_row(activity="又一行", committee_id="C02")]
+    fill_form(form_c01(blank_forms), inbox / "C02 11月.xlsx", rows)
+    [result] = consolidate(master_copy).files
+    assert result.status == "rejected" and result.rows_added == 0
+    [problem] = [p for p in result.issues if p.code == "wrong_form"]
+    assert "可能用错了填报表" in problem.message and "改为 C01" not in problem.suggestion
+    assert "填报表-C02-" in problem.suggestion
+    assert result.receipt.name.startswith("回执-C02-")
+    # One row of C01's own among them: the rows are the ones to fix, as before.
+    fill_form(form_c01(blank_forms), inbox / "C01 11月.xlsx", [new_row(), *rows])
+    [result] = consolidate(master_copy).files
+    assert [p.code for p in result.issues if p.code.startswith("wrong_")] == ["wrong_committee"]
+    assert result.receipt.name.startswith("回执-C01-")
+
+
+@pytest.mark.parametrize("name, committee", [("填报表-C03-蒋家巷居委会.xls", "C03"), ("蒋家巷居委会 11月.csv", "C03"),
+                                             ("c03 台账.xlsx", "C03"), ("说明.txt", None), ("C1-C03.xls", "C03")])
+def test_a_file_returned_before_it_was_read_gets_the_receipt_its_name_names(master_copy, inbox, name, committee):
+    """A .xls or .csv was answered in 回执-未知居委会-…: C03, looking for 回执-C03-*, never learned
+    its form had bounced. The committee code or name in the file's name now names the receipt."""
+    path = inbox / name
+    path.write_bytes(b"\xd0\xcf\x11\xe0" + b"\0" * 100 if name.endswith(".xls") else "日期,活动内容\n".encode())
+    [result] = consolidate(master_copy).files
+    assert result.status == "rejected"
+    assert result.committee_id == committee
+    assert result.receipt.name.startswith(f"回执-{committee or '未知居委会'}-"), result.receipt.name
+
+
 def test_formula_looking_text_is_stored_as_text(master_copy, inbox, blank_forms):
     texts = ['=HYPERLINK("http://evil.example","点我")', "+86 21 6200 0000", "@SUM(A1:A9)", "-1+2 次"]
     rows = [new_row(activity=f"宣传活动{i}", note=t) for i, t in enumerate(texts)]

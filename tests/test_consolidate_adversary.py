@@ -31,8 +31,8 @@ AS_OF = demo.DEMO_AS_OF
 def forms(demo_master, tmp_path_factory) -> dict[str, Path]:
     """C01's form prefilled with its records, and C01's blank form."""
     out = tmp_path_factory.mktemp("adversary-forms")
-    [prefilled] = build_forms(demo_master, out / "prefilled", ["C01"], with_records=True)
-    [blank] = build_forms(demo_master, out / "blank", ["C01"])
+    [prefilled] = build_forms(demo_master, out / "prefilled", ["C01"], with_records=True).written
+    [blank] = build_forms(demo_master, out / "blank", ["C01"]).written
     return {"prefilled": prefilled, "blank": blank}
 
 
@@ -158,7 +158,7 @@ def test_a_number_given_to_a_record_staff_deleted_is_never_given_again(master_co
     type_rows(forms["blank"], inbox / "C01-第一批.xlsx", [activity("社区健康讲座第一次")])
     [first] = consolidate(master_copy, as_of=AS_OF).files[0].changes
     gone = first.record_id
-    [prefilled] = build_forms(master_copy, tmp_path / "prefilled", ["C01"], with_records=True)
+    [prefilled] = build_forms(master_copy, tmp_path / "prefilled", ["C01"], with_records=True).written
     delete_record(master_copy, gone)
 
     type_rows(forms["blank"], inbox / "C01-第二批.xlsx", [activity("社区健身操比赛")])

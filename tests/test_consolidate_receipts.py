@@ -88,12 +88,14 @@ def test_receipts_failing_after_the_master_is_written_leave_only_their_files(
     inbox_before = {p.name for p in where.inbox.iterdir()}
     run = consolidate(master, now=NOW, refresh=False)
     assert started == [True] and run.master_written and run.exit_status == 2
-    merged = {f.file for f in run.files if f.rows_added or f.rows_unchanged}
+    # Files whose rows were checked (merged, or returned whole for another committee's row, their
+    # every mistake named) have their receipt rendered with the merge: every one was lost.
+    merged = {f.file for f in run.files if f.rows_added or f.rows_unchanged or f.returned_whole}
     unsent = {f.file for f in run.files if f.receipt_error}
-    assert merged and unsent == merged  # every merged file's receipt was lost
-    # Files rejected whole get their receipt after the write, straight into the folder: they move.
+    assert "填报表-05.xlsx" in merged and unsent == merged
+    # Files rejected unread get their receipt after the write, straight into the folder: they move.
     rejected = {f.file for f in run.files if f.status == "rejected" and not f.receipt_error}
-    assert {"填报表-05.xlsx", "坏文件.xlsx", "说明.csv"} <= rejected
+    assert {"坏文件.xlsx", "说明.csv"} <= rejected
     assert {p.name.split("-2020")[0] for p in where.rejected.iterdir()} == {p.rsplit(".", 1)[0] for p in rejected}
     assert not where.archive.exists() or not any(where.archive.iterdir())
     assert {p.name for p in where.inbox.iterdir()} == inbox_before - rejected

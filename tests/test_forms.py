@@ -87,6 +87,29 @@ def test_the_forms_command_says_what_to_do_next(demo_master, tmp_path, capsys):
     assert "下一步" in out and inbox.default in out and f'healthbook consolidate "{demo_master}"' in out
 
 
+def test_forms_already_in_the_folder_are_not_overwritten(demo_master, tmp_path, capsys):
+    """Forms sit in a shared folder where committees fill them in: running ``forms`` again (to
+    refresh the project list) blanked a form a committee had half filled, without a word."""
+    assert main(["forms", str(demo_master), "--out", str(tmp_path), "--committee", "C02", "C04"]) == 0
+    filled = tmp_path / "填报表-C02-恒德里居委会.xlsx"
+    wb = openpyxl.load_workbook(filled)
+    wb[schema.LEDGER.name]["E2"] = "居委会正在填的一行"
+    wb.save(filled)
+    typed = filled.read_bytes()
+    other = tmp_path / "填报表-C04-春平坊居委会.xlsx"
+    other.unlink()
+    capsys.readouterr()
+    assert main(["forms", str(demo_master), "--out", str(tmp_path), "--committee", "C02", "C04"]) == 2
+    said = capsys.readouterr().out
+    assert filled.read_bytes() == typed and other.exists()
+    assert "已存在，未覆盖" in said and filled.name in said and "--force" in said
+    # --force replaces it, after a copy that holds what the committee typed.
+    assert main(["forms", str(demo_master), "--out", str(tmp_path), "--committee", "C02", "--force"]) == 0
+    [copy] = (tmp_path / "backups").iterdir()
+    assert copy.read_bytes() == typed and filled.read_bytes() != typed
+    assert str(copy.parent) in capsys.readouterr().out
+
+
 def test_unsafe_committee_names_make_safe_file_names(tmp_path):
     assert safe_name('新/福:康*里?"<>|') == "新_福_康_里_"
     master = tmp_path / "m.xlsx"
@@ -167,7 +190,7 @@ def pdf_text(pdf) -> str:
 def test_the_guide_prints_every_paragraph_whole_on_one_page_wide(demo_master, tmp_path):
     # Neither Excel nor LibreOffice grows a row for wrapped text in a file it did not save: the
     # guide sets each row's height, or only each paragraph's first line would show.
-    [form] = build_forms(demo_master, tmp_path / "forms", ["C01"], with_records=True)
+    [form] = build_forms(demo_master, tmp_path / "forms", ["C01"], with_records=True).written
     pdf = convert_with_libreoffice(form, "pdf", tmp_path)
     shown = pdf_text(pdf)
     guide = openpyxl.load_workbook(form)[schema.FORM_GUIDE.name]
@@ -181,7 +204,7 @@ def test_the_guide_prints_every_paragraph_whole_on_one_page_wide(demo_master, tm
 def test_a_prefilled_form_sent_back_later_keeps_the_offices_corrections(master_copy, tmp_path):
     from macros.consolidate import consolidate, folders
 
-    [form] = build_forms(master_copy, tmp_path / "forms", ["C01"], with_records=True)
+    [form] = build_forms(master_copy, tmp_path / "forms", ["C01"], with_records=True).written
     assert openpyxl.load_workbook(form)[schema.FORM_BASE.name].sheet_state == "hidden"
     ledger = read_workbook(master_copy)[schema.LEDGER.name].set_index("record_id")
     fixed, edited = [k for k in ledger.index if k.startswith("C01-")][:2]

@@ -195,7 +195,7 @@ def consolidation(written, tmp_path_factory):
     files = inbox_files(folder / "submissions")
     master, run = consolidated_copy(written["init"], folder / "ours", "s5-consolidated.xlsx", files)
     assert run.master_written and run.rows_added == 4, run.to_dict()
-    forms = build_forms(master, folder / "forms", ["C01", "C02"])
+    forms = build_forms(master, folder / "forms", ["C01", "C02"]).written
     return master, run, forms, files
 
 

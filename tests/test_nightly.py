@@ -14,7 +14,7 @@ from .test_consolidate import fill_form, new_row
 
 
 def test_nightly_script_waits_for_an_open_master_then_merges(master_copy, tmp_path):
-    [blank] = build_forms(master_copy, tmp_path / "forms", ["C01"])
+    [blank] = build_forms(master_copy, tmp_path / "forms", ["C01"]).written
     inbox = master_copy.parent / "收件箱"
     inbox.mkdir()
     fill_form(blank, inbox / "C01.xlsx", [new_row()])

@@ -107,6 +107,20 @@ def test_number_examples(text, value, approximate):
     assert reading.changed is (text != "1200")
 
 
+@pytest.mark.parametrize("text, value", [("1,200", 1200), ("12 000", 12_000), ("1，200人", 1200), ("1, 200", 1200),
+                                         ("2,000,000元", 2_000_000), (" 35 ", 35), ("约 200 人", 200)])
+def test_thousands_separators_and_spaces_around_a_number(text, value):
+    assert parse_number_text(text).value == value
+
+
+@pytest.mark.parametrize("text", ["30，40", "30 40", "1,2", "12,5", "3,5人", "1,20", "1,2000", "1 2"])
+def test_several_numbers_or_a_decimal_comma_are_not_one_number(text):
+    """The separators were dropped: "30，40" (30 to 40, or two sessions) became 3040 and "1,2" 12,
+    accepted with the routine "按…处理" warning."""
+    reading = parse_number_text(text)
+    assert reading.value is None and "几个数字" in reading.reason
+
+
 @pytest.mark.parametrize("text", ["很多", "一些", "三楼", "12abc", "", "约", "1.2.3"])
 def test_non_numbers_are_unreadable(text):
     assert parse_number_text(text).value is None

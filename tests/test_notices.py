@@ -382,6 +382,22 @@ def test_progress_bulletin_names_numbers_and_chart(demo_report):
     assert "<svg" in page and "石二街道〔" in page
 
 
+def test_the_run_says_which_doc_numbers_it_printed_and_what_comes_next(demo_report):
+    """发文序号 is never written back (设置 is the office's): every run printed 〔2020〕3号 again and
+    nothing said so. The summary names the numbers printed and the 序号 the next batch needs."""
+    master, out, code, data, rolled = demo_report
+    base = int(demo.SETTINGS["doc_number"])
+    printed = [n["doc_number"] for n in data["notices"]["notices"] if n["doc_number"]]
+    meetings = len(demo.MEETINGS)
+    assert sorted(set(printed), key=lambda d: (len(d), d)) == [f"石二街道〔{AS_OF.year}〕{base + i}号" for i in range(2 + meetings)]
+    for n in data["notices"]["notices"]:
+        if n["docx"] and n["doc_number"]:
+            assert n["doc_number"] in docx_text(out / n["docx"]), n["title"]
+    [said] = [w for w in data["notices"]["warnings"] if "发文字号" in w]
+    assert f"{printed[0]}至石二街道〔{AS_OF.year}〕{base + 1 + meetings}号" in said
+    assert f"改为 {base + 2 + meetings}" in said
+
+
 # A table row as ``pdftotext -layout`` prints its first line: …numbers, then the 截止日期 cell.
 NUMBERS_THEN_DATE = re.compile(r"[\d,]+\s{2,}[\d,.]+%?\s+(\d{4}\s*年.*)$")  # 完成率 is narrow: one space
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import openpyxl
 import pytest
@@ -11,6 +11,7 @@ from macros import schema
 from macros.book.read import read_workbook
 from macros.cli import main
 from macros.errors import MissingColumns, MissingSheet, NotAWorkbook, WorkbookNotFound
+from macros.forms import build_form
 
 
 def _rewrite_header(path, sheet_name, old, new):
@@ -87,6 +88,21 @@ def test_not_a_workbook_and_missing_file(tmp_path):
         read_workbook(fake)
     with pytest.raises(WorkbookNotFound):
         read_workbook(tmp_path / "nope.xlsx")
+
+
+def test_a_form_or_a_folder_given_for_the_master_is_named_for_what_it_is(master_copy, tmp_path, capsys):
+    """A committee's 填报表 named as the master was "缺少工作表“项目”。请恢复该工作表", inviting the
+    user to add a 项目 sheet to a form; a folder was "找不到工作簿", though it is right there."""
+    form = tmp_path / "填报表-C01.xlsx"
+    book = read_workbook(master_copy)
+    build_form(book, "C01", "新福康里居委会", form, datetime(2020, 11, 20, 9, 0), [])
+    for command in ("report", "consolidate", "validate"):
+        assert main([command, str(form)]) == 2
+        err = capsys.readouterr().err
+        assert "是居委会填报表，不是主工作簿" in err and "收件箱" in err and "请恢复" not in err, command
+    assert main(["validate", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path} 是一个文件夹，不是工作簿" in err and "找不到" not in err
 
 
 def test_a_sheet_name_with_a_stray_space_is_still_the_contract_sheet(master_copy):

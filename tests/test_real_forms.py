@@ -30,8 +30,8 @@ XLSX = "xlsx:Calc MS Excel 2007 XML"
 def forms(demo_master, tmp_path_factory) -> dict[str, Path]:
     """C01's form prefilled with its records, and a blank one for C02 and C03."""
     out = tmp_path_factory.mktemp("real-forms")
-    [prefilled] = build_forms(demo_master, out / "prefilled", ["C01"], with_records=True)
-    blank = build_forms(demo_master, out / "blank", ["C02", "C03"])
+    [prefilled] = build_forms(demo_master, out / "prefilled", ["C01"], with_records=True).written
+    blank = build_forms(demo_master, out / "blank", ["C02", "C03"]).written
     return {"C01": prefilled, "C02": blank[0], "C03": blank[1]}
 
 

@@ -33,7 +33,7 @@ RECORD = re.compile(r"C\d\d-\d{4}")
 
 @pytest.fixture(scope="module")
 def c01_form(demo_master, tmp_path_factory) -> Path:
-    [blank] = build_forms(demo_master, tmp_path_factory.mktemp("recovery-forms"), ["C01"])
+    [blank] = build_forms(demo_master, tmp_path_factory.mktemp("recovery-forms"), ["C01"]).written
     return blank
 
 

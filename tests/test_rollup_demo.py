@@ -75,6 +75,27 @@ def test_demo_rows_with_errors_are_left_out_and_counted(tmp_path):
     assert f"待核实 {result.meta['rows_unverified']} 条" in note
 
 
+def test_rows_of_another_year_do_not_count_toward_this_years_targets(tmp_path):
+    """Switching 年度 to 2021 (what staff do in January) counted all of 2020's rows toward 2021's
+    targets: on 1 March every committee looked nearly done and nobody got a 催办通知."""
+    rows = demo.demo_rows()
+    rows[schema.SETTINGS.name] = demo.settings_rows({**demo.SETTINGS, "year": 2021})
+    path = tmp_path / "year2.xlsx"
+    build_workbook(path, rows)
+    _validation, result = demo_rollup(path, date(2021, 3, 1))
+    ledger = len(rows[schema.LEDGER.name])
+    assert result.meta["rows_used"] == 0 and result.meta["rows_other_year"] == ledger
+    assert (result.committees["achieved"] == 0).all()
+    assert f"{ledger} 条不在 2021 年度内未计入" in rollup_sheets(result)[0].note
+    # One 2019 typo in a 2020 workbook: left out, the rest counted as before.
+    rows = demo.demo_rows()
+    rows[schema.LEDGER.name][3] = {**rows[schema.LEDGER.name][3], "date": date(2019, 6, 1)}
+    path = tmp_path / "typo.xlsx"
+    build_workbook(path, rows)
+    _validation, typo = demo_rollup(path)
+    assert typo.meta["rows_other_year"] == 1 and typo.meta["rows_used"] == ledger - 1
+
+
 def test_cli_rollup_writes_the_output_sheets(master_copy, capsys):
     status = main(["rollup", str(master_copy), "--as-of", "2020-11-15", "--json"])
     assert status == 0

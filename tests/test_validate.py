@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import json
 from datetime import date, datetime
+from pathlib import Path
 
 import numpy as np
+import openpyxl
 import pandas as pd
 import pytest
 
@@ -300,6 +302,28 @@ def test_year_written_in_chinese_completes_month_day_dates(tmp_path):
     _book, result = _settings_book(tmp_path, {"year": "2019年"}, ["6月22日"])
     assert result.frames[LEDGER.name]["date"].iloc[0] == pd.Timestamp(2019, 6, 22)
     assert at(result, LEDGER.name, 2, "日期") == {"normalised": W}
+
+
+@pytest.mark.parametrize("typed", ["2020-1 typed (Excel made it 2020-01-01)", "2020 in a cell formatted as a date"])
+def test_year_held_as_a_date_is_read_as_its_year(tmp_path, typed):
+    """Excel turns "2020-1" into a date, and 2020 in a date-formatted cell reads back as
+    1905-07-12: both are 2020, with a warning saying how it was read (it was 不是数字, and the
+    month-day dates of the whole ledger went uncompleted)."""
+    book, _ = _settings_book(tmp_path, {}, ["6月22日"])
+    path = Path(book.path)
+    wb = openpyxl.load_workbook(path)
+    cell = next(r[1] for r in wb[schema.SETTINGS.name].iter_rows() if r[0].value == "年度")
+    cell.value = datetime(2020, 1, 1) if typed.startswith("2020-1") else 2020
+    cell.number_format = "yyyy-mm-dd"
+    wb.save(path)
+    book = read_workbook(path)
+    assert book.settings["year"] == 2020
+    result = validate(book.frames, book.settings, AS_OF)
+    assert result.frames[LEDGER.name]["date"].iloc[0] == pd.Timestamp(2020, 6, 22)
+    found = at(result, schema.SETTINGS.name, _setting_row(book, "year"), "值")
+    assert found == {"normalised": W}
+    problem = next(p for p in result.problems if p.sheet == schema.SETTINGS.name and p.code == "normalised")
+    assert "按 2020 年处理" in problem.message and "常规" in problem.suggestion
 
 
 # ---------------------------------------------------------------- outputs

@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING
 from python_calamine import CalamineWorkbook
 
 from .. import schema
-from ..errors import DuplicateColumns, MissingColumns, MissingSheet, NotAWorkbook, WorkbookNotFound
+from ..errors import (
+    DuplicateColumns,
+    FormNotMaster,
+    MissingColumns,
+    MissingSheet,
+    NotAWorkbook,
+    WorkbookNotFound,
+)
 from .ooxml import clean_header
 
 if TYPE_CHECKING:
@@ -170,6 +177,8 @@ def read_sheet(book: CalamineWorkbook, sheet: schema.Sheet, path: Path,
     if actual is None:
         if sheet.optional:
             return empty_frame(sheet)
+        if actual_sheet_name(book, schema.FORM_INFO.name) is not None:
+            raise FormNotMaster(path)
         raise MissingSheet(path, sheet.name)
     try:
         rows = book.get_sheet_by_name(actual).to_python(skip_empty_area=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import shutil
 import subprocess
 import tempfile
@@ -41,10 +42,12 @@ class Notice:
     html: str | None = None
     pdf: str | None = None
     combined: bool = False  # the print file holding every 催办通知
+    doc_number: str = ""  # its 发文字号 (石二街道〔2020〕3号); the bulletin has none
 
     def to_dict(self) -> dict:
         return {"kind": ctx.KIND_NAMES.get(self.kind, self.kind), "title": self.title,
-                "docx": self.docx, "html": self.html, "pdf": self.pdf, "combined": self.combined}
+                "docx": self.docx, "html": self.html, "pdf": self.pdf, "combined": self.combined,
+                "doc_number": self.doc_number}
 
 
 @dataclass
@@ -71,6 +74,11 @@ class NoticeResult:
             if not n.combined:
                 out[ctx.KIND_NAMES[n.kind]] = out.get(ctx.KIND_NAMES[n.kind], 0) + 1
         return out
+
+    def doc_numbers(self) -> list[str]:
+        """The 发文字号 printed on this run's notices, each once, lowest first."""
+        found = {n.doc_number for n in self.notices if n.doc_number}
+        return sorted(found, key=lambda d: (len(d), d))
 
     def to_dict(self) -> dict:
         return {"out_dir": str(self.out_dir), "index": str(self.index) if self.index else None,
@@ -145,7 +153,7 @@ class Renderer:
         base = ctx.progress_context(self.data)
         chart = self._chart(base["committees"])
         stem = fmt.safe_name(ctx.KIND_NAMES[ctx.PROGRESS], base["street"], self.data.as_of.isoformat())
-        notice = Notice(ctx.PROGRESS, f"进度通报（{fmt.cn_date(self.data.as_of)}）")
+        notice = Notice(ctx.PROGRESS, f"进度通报（{fmt.cn_date(self.data.as_of)}）", doc_number=base["doc_number"])
         if "docx" in self.options.formats:
             pictures = {"chart": Picture(chart.png, chart.width_mm)} if chart else {"chart": ""}
             render_with_pictures(self._word_path(ctx.PROGRESS), self.out_dir / f"{stem}.docx",
@@ -189,8 +197,10 @@ class Renderer:
         day = self.data.as_of.isoformat()
         stems = [fmt.safe_name(ctx.KIND_NAMES[kind], c["committee"]["committee_id"],
                                c["committee"]["committee_name"], day) for c in contexts]
-        notices = [Notice(kind, f"催办通知：{c['committee']['committee_name']}") for c in contexts]
-        combined = Notice(kind, f"催办通知（合并打印，共{len(contexts)}份）", combined=True)
+        notices = [Notice(kind, f"催办通知：{c['committee']['committee_name']}", doc_number=c["doc_number"])
+                   for c in contexts]
+        combined = Notice(kind, f"催办通知（合并打印，共{len(contexts)}份）", combined=True,
+                          doc_number=contexts[0]["doc_number"])
         combined_stem = fmt.safe_name(ctx.KIND_NAMES[kind], "合并打印", day)
         if "docx" in self.options.formats:
             word = WordTemplate(self._word_path(kind), ctx.VARIABLES[kind])
@@ -224,7 +234,7 @@ class Renderer:
             m = context["meeting"]
             stem = fmt.safe_name(ctx.KIND_NAMES[kind], m.get("meeting_id"), m.get("name"),
                                  m["date"].isoformat() if m["date"] else "")
-            notice = Notice(kind, f"会议通知：{m.get('name')}")
+            notice = Notice(kind, f"会议通知：{m.get('name')}", doc_number=context["doc_number"])
             if word is not None:
                 word.render_to(self.out_dir / f"{stem}.docx", context, self._put)
                 notice.docx = f"{stem}.docx"
@@ -274,10 +284,24 @@ class Renderer:
             self._writer.shutdown(wait=True)
         for done in self._pending:
             done.result()  # a failed write (disk full, no permission) surfaces here
+        self._doc_numbers_used()
         if self.options.pdf:
             self._pdf()
         self.result.index = self._index()
         return self.result
+
+    def _doc_numbers_used(self) -> None:
+        """发文序号 is the office's to keep (设置 is never written): say which 文号 this run printed
+        and what the next batch needs, or every run would print the same ones again."""
+        used = self.result.doc_numbers()
+        if not used:
+            return
+        last = re.search(r"(\d+)号$", used[-1])
+        item = schema.SETTINGS_BY_KEY["doc_number"].item
+        span = used[0] if len(used) == 1 else f"{used[0]}至{used[-1]}"
+        self.result.warnings.append(
+            f"本次通知的发文字号为{span}（“{schema.SETTINGS.name}”表的“{item}”不会自动增加）。"
+            + (f"这些通知正式发出后，请把“{item}”改为 {int(last.group(1)) + 1}，下一批通知才不会重号。" if last else ""))
 
     def _blank_settings(self) -> None:
         """设置 items every notice prints: blank, they leave "关于建设工作…" and "联系人：，" behind."""
