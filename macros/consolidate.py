@@ -465,8 +465,9 @@ def keep_sent(master: Path, sent: SentValues, records: dict) -> None:
     kept = {k: v for k, v in sent.entries.items() if k in records}
     try:
         with tmp.open("w", encoding="utf-8") as fh:
-            json.dump({"说明": SENT_NOTE, "columns": list(DATA_COLUMNS), "sent": kept}, fh,
-                      ensure_ascii=False, separators=(",", ":"))
+            # One string, one write: json.dump writes a few bytes at a time (60k records: ~10× slower).
+            fh.write(json.dumps({"说明": SENT_NOTE, "columns": list(DATA_COLUMNS), "sent": kept},
+                                ensure_ascii=False, separators=(",", ":")))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)

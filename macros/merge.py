@@ -190,8 +190,16 @@ _POSITION = {k: i for i, k in enumerate(DATA_COLUMNS)}
 
 def digest(value: object) -> int:
     """A value as compared (``comparable_in``) as a stable 32-bit number, never ``NOT_SENT``: the
-    same in every run (Python's own ``hash`` of text changes from process to process)."""
-    return zlib.crc32(repr(value).encode()) or 1
+    same in every run (Python's own ``hash`` of text changes from process to process). Text is
+    digested as typed ("30" sent again as the number 30 is the same value sent again)."""
+    return (zlib.crc32(value.encode()) if type(value) is str else zlib.crc32(repr(value).encode())) or 1
+
+
+def _digests(values: tuple) -> list[int]:
+    """``digest`` of each value (the common case inlined: this runs for every merged row)."""
+    crc = zlib.crc32
+    found = [crc(v.encode()) if type(v) is str else crc(repr(v).encode()) for v in values]
+    return found if NOT_SENT not in found else [d or 1 for d in found]
 
 
 class SentValues:
@@ -206,7 +214,9 @@ class SentValues:
     def __init__(self, entries: dict[str, str] | None = None):
         self.entries: dict[str, str] = entries if entries is not None else {}
         self.updated = False  # an entry was added or changed (the file beside the master is out of date)
+        self.earlier = bool(self.entries)  # anything sent before this run (else nothing to look up)
         self._by_packed: dict[str, list[str]] | None = None  # packed digests → records (``records_sent_as``)
+        self._last: tuple[tuple | None, str] = (None, "")  # the values ``records_sent_as`` last digested, packed
 
     def of(self, record_id: str) -> tuple[int, ...] | None:
         """The digests last sent for ``record_id`` (None when unknown or unreadable)."""
@@ -221,13 +231,16 @@ class SentValues:
     def remember(self, record_id: str, values: tuple, carried: tuple[int, ...] | None) -> None:
         """``values`` (comparable, ``DATA_COLUMNS`` order; ``fingerprint``) are what the committee sent
         for ``record_id``; ``carried``: the positions its file holds (None: all of them)."""
-        if carried is None:
-            digests = [zlib.crc32(repr(v).encode()) or 1 for v in values]
+        if carried is None and self._last[0] is values:
+            packed = self._last[1]
         else:
-            digests = list(self.of(record_id) or (NOT_SENT,) * len(DATA_COLUMNS))
-            for i in carried:
-                digests[i] = digest(values[i])
-        packed = base64.b64encode(_PACKED.pack(*digests)).decode("ascii")
+            if carried is None:
+                digests = _digests(values)
+            else:
+                digests = list(self.of(record_id) or (NOT_SENT,) * len(DATA_COLUMNS))
+                for i in carried:
+                    digests[i] = digest(values[i])
+            packed = base64.b64encode(_PACKED.pack(*digests)).decode("ascii")
         if self.entries.get(record_id) != packed:
             self.entries[record_id] = packed
             self.updated = True
@@ -239,10 +252,14 @@ class SentValues:
             self._by_packed = defaultdict(list)
             for record_id, packed in self.entries.items():
                 self._by_packed[packed].append(record_id)
+        if not self._by_packed:  # nothing sent before this run (a new master, or the file missing)
+            return []
         digests = [NOT_SENT] * len(DATA_COLUMNS)
         for i in range(len(DATA_COLUMNS)) if carried is None else carried:
             digests[i] = digest(values[i])
         packed = base64.b64encode(_PACKED.pack(*digests)).decode("ascii")
+        if carried is None:  # the row is remembered next, digested just so: not twice
+            self._last = (values, packed)
         # Entries remembered since the index was built are not in it (those rows are in the master as sent).
         return [k for k in self._by_packed.get(packed, ()) if self.entries.get(k) == packed]
 
@@ -373,7 +390,7 @@ class LedgerMerge:
                 assigned, rekeyed = False, key is not None
                 if key is not None:
                     unclaimed.discard(key)
-                elif sent is not None and (key := self._sent_as(row, fp, carried, resent_keyless)) is not None:
+                elif sent is not None and sent.earlier and (key := self._sent_as(row, fp, carried, resent_keyless)):
                     resent_keyless.add(key)
                 else:
                     key, assigned = self.next_id(str(comparable(row.get(COMMITTEE)))), True
