@@ -49,6 +49,7 @@ from .forms import form_filename, safe_name
 from .merge import (
     ADDED,
     COMMITTEE,
+    DATA_COLUMNS,
     KEY,
     SIMILAR_COLUMNS,
     UNCHANGED,
@@ -56,6 +57,7 @@ from .merge import (
     Change,
     LedgerMerge,
     RowOutcome,
+    SentValues,
     comparable_in,
     display,
     same_data,
@@ -158,6 +160,7 @@ class Consolidation:
     # Results staged beside the master by earlier runs (busy, or a refused write), named after a write.
     stale_staged: list[Path] = field(default_factory=list)
     numbers_unsaved: str = ""  # why the numbers given could not be kept beside the master
+    sent_problem: str = ""  # why what committees sent before is not known (or could not be kept), in Chinese
     dropped_staged: list[Path] = field(default_factory=list)  # out-of-date staged results this run deleted
     inbox_created: bool = False  # a freshly set-up master's inbox, made by this run
     long_busy: str = ""  # the master has been open (its owner file there) for over STALE_OWNER: ！！ in the log
@@ -377,7 +380,8 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
     created = check_inbox(master, settings, where, given=inbox is not None, dry_run=dry_run, now=now)
     # Rows keep their _row: the writer puts each record back at its Excel row (without it every
     # record would go below the old end of the ledger, leaving the rows above blank).
-    merge = LedgerMerge(records(frames[LEDGER]), issued_numbers_soon(master), year=programme_year(settings))
+    sent, sent_problem = read_sent(master)
+    merge = LedgerMerge(records(frames[LEDGER]), issued_numbers_soon(master), year=programme_year(settings), sent=sent)
     committees = _committees(frames[schema.COMMITTEES.name])
     # The config sheets are what a submission is validated against; the ledger lives in ``merge``.
     pending = None if dry_run else where.receipts / f".pending-{now:%Y%m%d-%H%M%S}-{os.getpid()}"
@@ -387,10 +391,12 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
         run = _merge_and_write(book, master, where, merge, checker, committees, dry_run,
                                as_of, now, min_age, progress, refresh, wb, say)
         run.inbox_created = created
-        return run
     finally:
         if pending is not None:
             shutil.rmtree(pending, ignore_errors=True)
+    if sent_problem and any(f.status != SKIPPED for f in run.files):
+        run.sent_problem = "\n".join(filter(None, (sent_problem, run.sent_problem)))
+    return run
 
 
 class InboxMissing(HealthbookError):
@@ -547,6 +553,66 @@ def keep_numbers(master: Path, numbers: dict[str, int]) -> None:
         tmp.unlink(missing_ok=True)
 
 
+# What each committee last sent per record (``merge.SentValues``), kept between runs beside the master
+# like the numbers: a committee re-sending its cumulative form must not undo the office's corrections.
+SENT_NOTE = ("请勿修改：汇总程序在这里记下各居委会上次提交的每条记录（只记校验值，不含内容）。"
+             "居委会重新提交未改动的旧值时，不会覆盖街道此后在主工作簿中的修改。删除本文件不会损坏主工作簿，"
+             "只是下次汇总时旧值会重新覆盖街道的修改（汇总后重新记下）。")
+
+
+def sent_file(master: Path) -> Path:
+    """``.<master name>.sent.json`` beside the master: what committees last sent, per record."""
+    return master.with_name(f".{master.name}.sent.json")
+
+
+def read_sent(master: Path) -> tuple[SentValues, str]:
+    """What committees sent before, and why it is not known when it is not (Chinese; '' when read, or
+    when no run has written the master yet): then every re-sent value applies, as before."""
+    path = sent_file(master)
+    name = path.name
+    effect = "本次汇总中，居委会重新提交的旧值会照常覆盖主工作簿中的值（包括街道此后的修改），请留意回执中的“修改”；汇总后会重新记下。"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if numbers_file(master).exists():  # consolidation wrote this master before: the file went missing
+            return SentValues(), f"主工作簿旁没有记录居委会上次提交内容的文件 {name}（被删除或移走了？）。{effect}"
+        return SentValues(), ""
+    except (OSError, ValueError) as exc:
+        return SentValues(), f"记录居委会上次提交内容的文件 {name} 无法读取（{os_reason(exc) if isinstance(exc, OSError) else '内容已损坏'}）。{effect}"
+    entries = data.get("sent") if isinstance(data, dict) else None
+    if not isinstance(entries, dict) or data.get("columns") != list(DATA_COLUMNS):
+        return SentValues(), f"记录居委会上次提交内容的文件 {name} 内容不对（已损坏或来自其他版本）。{effect}"
+    return SentValues(entries), ""
+
+
+def keep_sent(master: Path, sent: SentValues, records: dict) -> None:
+    """Write ``sent`` (its records still in the master: ``records``) to ``sent_file``, replaced atomically."""
+    target = sent_file(master)
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    kept = {k: v for k, v in sent.entries.items() if k in records}
+    try:
+        with tmp.open("w", encoding="utf-8") as fh:
+            # One string, one write: json.dump writes a few bytes at a time (60k records: ~10× slower).
+            fh.write(json.dumps({"说明": SENT_NOTE, "columns": list(DATA_COLUMNS), "sent": kept},
+                                ensure_ascii=False, separators=(",", ":")))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def forget_sent(master: Path, record_ids: list[str]) -> None:
+    """Drop what was recorded for ``record_ids``: a restored master no longer holds what those records
+    were sent, so sending them again must apply it (an unreadable file is left to ``read_sent``)."""
+    sent, problem = read_sent(master)
+    if problem or not record_ids:
+        return
+    sent.forget(record_ids)
+    if sent.updated:
+        keep_sent(master, sent, sent.entries)
+
+
 def added_numbers(changes: list[Change]) -> dict[str, int]:
     """Each committee's highest record number among the rows ``changes`` added."""
     found: dict[str, int] = {}
@@ -663,6 +729,14 @@ def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], dr
                                    "以后若用本次之前的备份恢复主工作簿，这些编号可能被再次分配。请检查主工作簿所在文件夹的写入权限。")
         run.stale_staged = staged_files(master)
         run.dropped_staged = written.dropped
+    if merge.sent is not None and merge.sent.updated and not dry_run:
+        # Only once the master holds what was sent: remembered but not merged (busy), a re-sent
+        # change would be taken for old news next run.
+        try:
+            keep_sent(master, merge.sent, merge.index)
+        except OSError as exc:
+            run.sent_problem = (f"未能在 {sent_file(master).name} 中记下各居委会本次提交的内容（{os_reason(exc)}）："
+                                "下次居委会重新提交旧值时，可能覆盖街道在主工作簿中的修改。请检查主工作簿所在文件夹的写入权限。")
     return run
 
 
@@ -827,7 +901,7 @@ class _Checker:
         issues += [_look_alike(o, _key_cell(sub)) for o in merged.outcomes if o.similar is not None]
         result.look_alikes = {o.record_id: (o.similar, o.differs[0] if o.differs else None)
                               for o in merged.outcomes if o.similar is not None}
-        issues += [_master_kept(o) for o in merged.outcomes if o.kept or o.gone]
+        issues += [p for o in merged.outcomes if o.kept or o.gone for p in _master_kept(o)]
         issues += [_overrode(o, sub.path.name) for o in merged.outcomes if o.overrode]
         issues += [_rekeyed(o) for o in merged.outcomes if o.rekeyed]
         issues += removed_from_form(sub, merged.outcomes, self.merge, result.committee_id, self.settings)
@@ -997,18 +1071,40 @@ def _overrode(outcome: RowOutcome, file: str) -> Problem:
                    "两份表对同一条记录填得不同：请核对哪一份是对的；如应以另一份为准，请改正后重新提交。")
 
 
-def _master_kept(outcome: RowOutcome) -> Problem:
-    """A prefilled record the committee left as it was given, where the master changed since."""
+def _master_kept(outcome: RowOutcome) -> list[Problem]:
+    """A record the committee left as it was given (prefilled form) or as it sent it before, where
+    the master changed since: the master's values stay."""
     key_header = schema.LEDGER.header_of(KEY)
     if outcome.gone:
-        return Problem(LEDGER, outcome.row, key_header, outcome.record_id, WARNING, "record_removed",
-                       f"记录 {outcome.record_id} 已由街道从主工作簿中删除，这一行您没有改动，未重新加入。",
-                       "如确需保留，请联系街道；否则请从表中删去这一行。")
-    columns = "、".join(outcome.kept)
-    return Problem(LEDGER, outcome.row, outcome.kept[0], outcome.record_id, WARNING, "master_kept",
-                   f"记录 {outcome.record_id} 的“{columns}”在填报表生成后已被修改（由街道，或由您的另一份填报表），您没有改动这些列，"
-                   "以主工作簿为准。",
-                   "下次请使用街道新下发的填报表；如街道的修改有误，请在表中改正后重新提交。")
+        return [Problem(LEDGER, outcome.row, key_header, outcome.record_id, WARNING, "record_removed",
+                        f"记录 {outcome.record_id} 已由街道从主工作簿中删除，这一行您没有改动，未重新加入。",
+                        "如确需保留，请联系街道；否则请从表中删去这一行。")]
+    found = []
+    again = {header for header, _, _ in outcome.resent}
+    given = [h for h in outcome.kept if h not in again]
+    if given:
+        found.append(Problem(
+            LEDGER, outcome.row, given[0], outcome.record_id, WARNING, "master_kept",
+            f"记录 {outcome.record_id} 的“{'、'.join(given)}”在填报表生成后已被修改（由街道，或由您的另一份填报表），"
+            "您没有改动这些列，以主工作簿为准。",
+            "下次请使用街道新下发的填报表；如街道的修改有误，请在表中改正后重新提交。"))
+    if outcome.resent:
+        said = "；".join(f"“{header}”您这次填的仍是 {_shown(sent)}，主工作簿中现为 {_shown(held)}"
+                        for header, held, sent in outcome.resent)
+        found.append(Problem(
+            LEDGER, outcome.row, outcome.resent[0][0], outcome.record_id, WARNING, RESENT_KEPT,
+            f"记录 {outcome.record_id}：{said}。您上次提交的就是这个值，此后街道在主工作簿中作了修改，"
+            "这次您没有改动它，以主工作簿为准（未采用表中的旧值）。",
+            "请把表中这一格改成主工作簿中的值，以免误会；如街道的修改有误，请在表中填上正确的值（与上次提交的不同）后重新提交。"))
+    return found
+
+
+RESENT_KEPT = "resent_kept"  # a value sent again as before, where the office corrected the master since
+
+
+def _shown(value: object) -> object:
+    shown = display(value)
+    return "空白" if shown is None else shown
 
 
 def _unshift(p: Problem) -> Problem:
@@ -1557,6 +1653,11 @@ def summary_text(run: Consolidation) -> str:
         listed = "、".join(_look_alike_text(p.key, run) for p in resent[:5]) + ("等" if len(resent) > 5 else "")
         lines.append(f"其中 {len(resent)} 行没有填记录编号，但与已汇总的记录内容相近，可能是修改后重复提交：{listed}。"
                      "请核对，确属重复的请在台账中删除（回执已告知居委会）。")
+    kept = [p for f in run.files for p in f.issues if p.code == RESENT_KEPT]
+    if kept:
+        listed = "、".join(f"{p.key}（{p.column}）" for p in kept[:5]) + ("等" if len(kept) > 5 else "")
+        lines.append(f"其中 {len(kept)} 条记录重新提交的是原来的值，而街道此后已在主工作簿中修改，保留了主工作簿的值：{listed}。"
+                     "回执已告知居委会。")
     doubtful = [(f, p) for f in run.files if f.status != REJECTED for p in f.issues if p.code in DOUBTFUL]
     if doubtful:
         lines.append(f"请核实 {len(doubtful)} 处已汇总、但很可能填错的数值（会影响进度和通报；回执已请居委会核对）：")
@@ -1595,6 +1696,8 @@ def summary_text(run: Consolidation) -> str:
         lines.append(run.refreshed)
     if run.numbers_unsaved:
         lines.append(run.numbers_unsaved)
+    if run.sent_problem:
+        lines.append(run.sent_problem)
     unsent: dict[str, list[str]] = {}
     for f in run.files:
         if f.receipt_error:

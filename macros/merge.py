@@ -12,6 +12,10 @@ before: re-running on the same files changes nothing).
 
 from __future__ import annotations
 
+import base64
+import binascii
+import struct
+import zlib
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,6 +69,9 @@ class RowOutcome:
     # columns the committee did not edit where the master now differs (the master's value stays),
     # and whether the master no longer holds the record at all (it is not added back).
     kept: tuple[str, ...] = ()
+    # Of those, the columns kept because the committee sent again what it had sent before (``SentValues``),
+    # with the master's value: (Chinese header, the master's value, the value sent again).
+    resent: tuple[tuple[str, object, object], ...] = ()
     gone: bool = False
     rekeyed: bool = False  # a prefilled record whose 记录编号 the clerk cleared, known by its values
     # Changed columns another file of this run had changed first: (Chinese header, that file, its value).
@@ -182,17 +189,107 @@ def record_number(record_id: object, committee_id: str) -> int | None:
     return None
 
 
+NOT_SENT = 0  # a column the committee's files have not carried for the record
+_PACKED = struct.Struct(f"<{len(DATA_COLUMNS)}I")
+_POSITION = {k: i for i, k in enumerate(DATA_COLUMNS)}
+
+
+def digest(value: object) -> int:
+    """A value as compared (``comparable_in``) as a stable 32-bit number, never ``NOT_SENT``: the
+    same in every run (Python's own ``hash`` of text changes from process to process). Text is
+    digested as typed ("30" sent again as the number 30 is the same value sent again)."""
+    return (zlib.crc32(value.encode()) if type(value) is str else zlib.crc32(repr(value).encode())) or 1
+
+
+def _digests(values: tuple) -> list[int]:
+    """``digest`` of each value (the common case inlined: this runs for every merged row)."""
+    crc = zlib.crc32
+    found = [crc(v.encode()) if type(v) is str else crc(repr(v).encode()) for v in values]
+    return found if NOT_SENT not in found else [d or 1 for d in found]
+
+
+class SentValues:
+    """What each record's committee last sent, one ``digest`` per data column (``DATA_COLUMNS``
+    order; ``NOT_SENT`` for a column its files did not carry), packed as base64 text by 记录编号.
+
+    A committee sends its cumulative form again and again, records it never edited included: a value
+    it sends again unchanged is not news, and must not undo what the office corrected in the master
+    since (Excel, by hand: nothing records it). Digests, not values: ~60 bytes a record whatever the
+    text, and a value is only ever compared for equality."""
+
+    def __init__(self, entries: dict[str, str] | None = None):
+        self.entries: dict[str, str] = entries if entries is not None else {}
+        self.updated = False  # an entry was added or changed (the file beside the master is out of date)
+        self.earlier = bool(self.entries)  # anything sent before this run (else nothing to look up)
+        self._by_packed: dict[str, list[str]] | None = None  # packed digests → records (``records_sent_as``)
+        self._last: tuple[tuple | None, str] = (None, "")  # the values ``records_sent_as`` last digested, packed
+
+    def of(self, record_id: str) -> tuple[int, ...] | None:
+        """The digests last sent for ``record_id`` (None when unknown or unreadable)."""
+        packed = self.entries.get(record_id)
+        if type(packed) is not str:
+            return None
+        try:
+            return _PACKED.unpack(base64.b64decode(packed, validate=True))
+        except (binascii.Error, struct.error, ValueError):
+            return None
+
+    def remember(self, record_id: str, values: tuple, carried: tuple[int, ...] | None) -> None:
+        """``values`` (comparable, ``DATA_COLUMNS`` order; ``fingerprint``) are what the committee sent
+        for ``record_id``; ``carried``: the positions its file holds (None: all of them)."""
+        if carried is None and self._last[0] is values:
+            packed = self._last[1]
+        else:
+            if carried is None:
+                digests = _digests(values)
+            else:
+                digests = list(self.of(record_id) or (NOT_SENT,) * len(DATA_COLUMNS))
+                for i in carried:
+                    digests[i] = digest(values[i])
+            packed = base64.b64encode(_PACKED.pack(*digests)).decode("ascii")
+        if self.entries.get(record_id) != packed:
+            self.entries[record_id] = packed
+            self.updated = True
+
+    def records_sent_as(self, values: tuple, carried: tuple[int, ...] | None) -> list[str]:
+        """The records last sent with exactly ``values`` (comparable, ``DATA_COLUMNS`` order) in the
+        columns ``carried`` and nothing in the others: a row sent again without its 记录编号."""
+        if self._by_packed is None:
+            self._by_packed = defaultdict(list)
+            for record_id, packed in self.entries.items():
+                self._by_packed[packed].append(record_id)
+        if not self._by_packed:  # nothing sent before this run (a new master, or the file missing)
+            return []
+        digests = [NOT_SENT] * len(DATA_COLUMNS)
+        for i in range(len(DATA_COLUMNS)) if carried is None else carried:
+            digests[i] = digest(values[i])
+        packed = base64.b64encode(_PACKED.pack(*digests)).decode("ascii")
+        if carried is None:  # the row is remembered next, digested just so: not twice
+            self._last = (values, packed)
+        # Entries remembered since the index was built are not in it (those rows are in the master as sent).
+        return [k for k in self._by_packed.get(packed, ()) if self.entries.get(k) == packed]
+
+    def forget(self, record_ids) -> None:
+        """Drop what was recorded for ``record_ids`` (a restored master no longer holds what they sent)."""
+        for record_id in record_ids:
+            if self.entries.pop(record_id, None) is not None:
+                self.updated = True
+
+
 class LedgerMerge:
     """The master's ledger rows, merged into in place; ``rows`` keeps the master's row order."""
 
     def __init__(self, rows: list[dict], issued: Callable[[], dict[str, int]] | None = None,
-                 year: int | None = None):
+                 year: int | None = None, sent: SentValues | None = None):
         """``issued``: each committee's highest record number ever given (the change log's added
         rows), asked the first time a number is given: a record staff deleted keeps its number,
         which a receipt or a prefilled form may still name. ``year``: 设置 年度, which completes a
-        month and day typed as text in the master ("6月22日") when its rows are compared as read."""
+        month and day typed as text in the master ("6月22日") when its rows are compared as read.
+        ``sent``: what committees last sent per record (read from earlier runs, updated by this
+        one); without it a re-sent value always applies."""
         self.rows = rows
         self._issued = issued
+        self.sent = sent
         # The master's values are compared as the validator reads them (``reader.row``): a record
         # an earlier version merged as typed ("6月22日", "３５") is the same record read.
         self.reader = AsRead(schema.LEDGER, year)
@@ -244,6 +341,15 @@ class LedgerMerge:
         self.numbers[committee_id] = number
         return key
 
+    def _sent_as(self, row: dict, fp: tuple, carried: tuple[int, ...] | None, taken: set[str]) -> str | None:
+        """The record of the row's committee last sent with exactly the row's values, when a row without
+        记录编号 (a cumulative workbook typed by hand) is sent again after the office corrected it: that
+        record, not a new one (None when there is none, or each is another row of this file already)."""
+        committee = code_text(row.get(COMMITTEE))
+        found = (k for k in self.sent.records_sent_as(fp, carried)
+                 if k in self.index and code_text(self.rows[self.index[k]].get(COMMITTEE)) == committee)
+        return _unused(found, taken)
+
     def merge(self, rows: list[tuple[int | None, dict]], columns: set[str], source: str,
               time: datetime, base: dict[str, dict] | None = None,
               file_keys: set[str] | None = None) -> MergeResult:
@@ -254,13 +360,19 @@ class LedgerMerge:
         office changed in the master since stays, and a record the office removed is not added back.
         ``file_keys``: the 记录编号 on every row of the file, refused rows too (default: those of
         ``rows``): a record whose own row was refused is not one whose key the clerk cleared.
+        With ``self.sent`` the same holds for what the committee sent before, form or not: a value it
+        sends again unchanged is not applied over a master that differs (``RowOutcome.resent``);
+        every merged row's values are then remembered as what it last sent.
         """
         result = MergeResult()
         outcomes, changes = result.outcomes, result.changes
         compared = [k for k in DATA_COLUMNS if k in columns]
+        sent = self.sent
+        carried = None if len(compared) == len(DATA_COLUMNS) else tuple(_POSITION[k] for k in compared)
         blank = dict.fromkeys(self.rows[0] if self.rows else schema.LEDGER.keys)
         ledger, index, fingerprints = self.rows, self.index, self.fingerprints
         used: dict[tuple, int] = defaultdict(int)
+        resent_keyless: set[str] = set()  # records rows without a key were found to be (``records_sent_as``)
         added: list[tuple[tuple | None, int, tuple | None]] = []
         looked: list[tuple[RowOutcome, tuple]] = []  # added rows given a number: look-alikes looked for at the end
         # A prefilled record's row whose 记录编号 the clerk cleared, known by the values it was given,
@@ -289,13 +401,18 @@ class LedgerMerge:
                     i = seen[used[fp]]
                     used[fp] += 1
                     outcomes.append(RowOutcome(excel_row, str(ledger[i][KEY]), UNCHANGED))
+                    if sent is not None:
+                        sent.remember(str(ledger[i][KEY]), fp, carried)
+                        resent_keyless.add(str(ledger[i][KEY]))
                     continue
                 key = _cleared_key(row, fp, unclaimed, by_values, by_alike) if unclaimed else None
+                assigned, rekeyed = False, key is not None
                 if key is not None:
                     unclaimed.discard(key)
-                    assigned, rekeyed = False, True
+                elif sent is not None and sent.earlier and (key := self._sent_as(row, fp, carried, resent_keyless)):
+                    resent_keyless.add(key)
                 else:
-                    key, assigned, rekeyed = self.next_id(str(comparable(row.get(COMMITTEE)))), True, False
+                    key, assigned = self.next_id(str(comparable(row.get(COMMITTEE)))), True
             else:
                 key, assigned, rekeyed = str(key), False, False
             i = index.get(key)
@@ -325,14 +442,29 @@ class LedgerMerge:
                 changes.append(Change(time, source, key, ADDED, None, None, summary(new)))
                 if assigned:
                     looked.append((outcomes[-1], fp))
+                if sent is not None:
+                    sent.remember(key, fp if fp is not None else fingerprint(row), carried)
                 continue
             target = ledger[i]
             held = self.reader.row(target)  # the master's cell typed "6月22日" holds the date 2020-06-22
             differ = [k for k in compared if comparable_in(k, held.get(k)) != comparable_in(k, row.get(k))]
+            # What was sent before, read before this row is remembered (only where the master differs).
+            before = sent.of(key) if sent is not None and differ else None
+            if sent is not None:
+                sent.remember(key, fp if fp is not None else fingerprint(row), carried)
             changed = differ if was is None else [k for k in differ if k in edited]
             kept = () if was is None else tuple(schema.LEDGER.header_of(k) for k in differ if k not in edited)
+            resent: tuple = ()
+            if before is not None and changed:
+                # Sent before just so: the master's differing value is the office's correction since.
+                again = [k for k in changed
+                         if before[_POSITION[k]] != NOT_SENT and before[_POSITION[k]] == digest(comparable_in(k, row.get(k)))]
+                if again:
+                    changed = [k for k in changed if k not in again]
+                    resent = tuple((schema.LEDGER.header_of(k), target.get(k), row.get(k)) for k in again)
+                    kept += tuple(header for header, _, _ in resent)
             if not changed:
-                outcomes.append(RowOutcome(excel_row, key, UNCHANGED, kept=kept, rekeyed=rekeyed))
+                outcomes.append(RowOutcome(excel_row, key, UNCHANGED, kept=kept, resent=resent, rekeyed=rekeyed))
                 continue
             headers, overrode = [], []
             for k in changed:
@@ -345,8 +477,8 @@ class LedgerMerge:
                     overrode.append((header, *earlier))
                 self.changed[(key, k)] = (source, row.get(k))
             target[SOURCE] = source
-            outcomes.append(RowOutcome(excel_row, key, UPDATED, tuple(headers), kept=kept, rekeyed=rekeyed,
-                                       overrode=tuple(overrode)))
+            outcomes.append(RowOutcome(excel_row, key, UPDATED, tuple(headers), kept=kept, resent=resent,
+                                       rekeyed=rekeyed, overrode=tuple(overrode)))
         if looked:
             self._look_alikes(looked, outcomes, compared)
         # Registered after the file, so two identical new rows in one file are both added.
@@ -425,6 +557,10 @@ class LedgerMerge:
                 outcome.differs = (schema.LEDGER.header_of(key), self.rows[i].get(key), fp[p])
             elif outcome.similar in claimed:
                 outcome.similar = None
+
+
+def _unused(keys, taken: set[str]) -> str | None:
+    return next((k for k in keys if k not in taken), None)
 
 
 def _cleared_key(row: dict, fp: tuple, unclaimed: set[str], by_values: dict, by_alike: dict) -> str | None:

@@ -5,7 +5,8 @@ committees' receipts already named them and their forms sit in archive/ (never m
 their own). ``restore_master`` restores (``book.write.restore``), then compares 变更记录 of the
 file it replaced with the one brought back: each run whose lines are gone is named with its source
 file, where that file was archived, and the records it added or updated — so the clerk can move
-those files back into the inbox. The numbers those runs gave stay given (``consolidate.keep_numbers``).
+those files back into the inbox. The numbers those runs gave stay given (``consolidate.keep_numbers``);
+what those runs' committees sent is forgotten (``consolidate.forget_sent``), so that sending it again applies it.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from .book.backup import is_backup_of
 from .book.lock import DEFAULT_WAIT
 from .book.read import read_workbook
 from .book.write import restore
-from .consolidate import folders, issued_numbers, keep_numbers
-from .errors import HealthbookError
+from .consolidate import folders, forget_sent, issued_numbers, keep_numbers, sent_file
+from .errors import HealthbookError, os_reason
 from .merge import ADDED, UPDATED
 
 CHANGES = schema.CHANGES.name
@@ -54,6 +55,7 @@ class Restored:
     lost: list[LostRun]
     inbox: Path | None = None
     skipped: list[Path] = field(default_factory=list)  # newer backups passed over: broken or not a master
+    sent_unsaved: str = ""  # why what the undone runs' committees sent could not be forgotten (Chinese)
 
     def to_dict(self) -> dict:
         return {"restored": str(self.restored), "backup": str(self.backup) if self.backup else None,
@@ -77,7 +79,14 @@ def restore_master(path: Path | str, backup: str | Path | None = None, wait: flo
         settings = {}
     where = folders(path, settings)
     lost = lost_runs(done.backup, path, where.archive)
-    return Restored(path, done.restored, done.backup, lost, where.inbox if lost else None, done.skipped)
+    # What those runs' committees sent is no longer in the master: sent again, it must apply.
+    unsaved = ""
+    try:
+        forget_sent(path, [key for run in lost for key in run.added + run.updated])
+    except OSError as exc:
+        unsaved = (f"未能更新主工作簿旁的 {sent_file(path).name}（{os_reason(exc)}）：请删除这个文件，"
+                   "否则重新并入的填报表中与上次相同的值不会被采用。")
+    return Restored(path, done.restored, done.backup, lost, where.inbox if lost else None, done.skipped, unsaved)
 
 
 def change_lines(path: Path) -> list[tuple]:
@@ -132,6 +141,8 @@ def restore_text(done: Restored) -> str:
                      "它们打不开或不是主工作簿（例如恢复时为已损坏的主工作簿做的备份）。")
     if done.backup:
         lines.append(f"恢复前的文件已备份为：{done.backup}")
+    if done.sent_unsaved:
+        lines.append(done.sent_unsaved)
     if not done.lost:
         return "\n".join(lines)
     lines.append(f"注意：这份备份早于下面 {len(done.lost)} 份填报表的汇总，它们并入的内容已不在主工作簿中：")
