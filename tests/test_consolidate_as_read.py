@@ -23,6 +23,8 @@ from macros.consolidate import consolidate, folders, summary_text
 from macros.forms import build_forms
 from macros.validate import validate
 
+from .test_consolidate import fill_form as fill
+
 LEDGER = schema.LEDGER.name
 H = {c.key: c.header for c in schema.LEDGER.columns}
 AS_OF = demo.DEMO_AS_OF
@@ -39,18 +41,6 @@ def inbox_of(master: Path) -> Path:
     inbox = folders(master, read_workbook(master).settings).inbox
     inbox.mkdir(exist_ok=True)
     return inbox
-
-
-def fill(form: Path, target: Path, rows: list[dict]) -> Path:
-    """``rows`` typed into a copy of a generated form from its first row on."""
-    wb = openpyxl.load_workbook(form)
-    ws = wb[LEDGER]
-    col = {c.value: c.column for c in ws[1] if c.value}
-    for r, values in enumerate(rows, start=2):
-        for key, value in values.items():
-            ws.cell(r, col[H[key]]).value = value
-    wb.save(target)
-    return target
 
 
 def row(**kw) -> dict:
