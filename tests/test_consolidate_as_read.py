@@ -24,6 +24,8 @@ from macros.forms import build_forms
 from macros.validate import validate
 
 from .test_consolidate import fill_form as fill
+from .test_consolidate import ledger_of as ledger
+from .test_consolidate import new_row
 
 LEDGER = schema.LEDGER.name
 H = {c.key: c.header for c in schema.LEDGER.columns}
@@ -44,14 +46,8 @@ def inbox_of(master: Path) -> Path:
 
 
 def row(**kw) -> dict:
-    values = {"date": date(2020, 11, 6), "project_id": "P06", "activity": "社区健康讲座进楼宇",
-              "participants": 40, "quantity": 1, "status": "已完成", "reporter": "陈佳", "in_bulletin": "否"}
-    values.update(kw)
-    return values
-
-
-def ledger(master: Path):
-    return read_workbook(master, [schema.LEDGER])[LEDGER]
+    return new_row(**{"date": date(2020, 11, 6), "activity": "社区健康讲座进楼宇", "participants": 40,
+                      "quantity": 1, "status": "已完成", "reporter": "陈佳", **kw})
 
 
 def cells(master: Path, record_id: str) -> dict[str, openpyxl.cell.Cell]:
