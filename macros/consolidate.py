@@ -130,6 +130,7 @@ class FileResult:
     # Why the whole file is returned although its rows were read (rows of another committee): its
     # rows are still checked, so that the receipt names every mistake at once, and none is merged.
     returned_whole: Problem | None = None
+    doubtful: list[Problem] = field(default_factory=list)  # likely typos merged into the master
     # Records added that look like an earlier one sent again without its key: record → (the earlier
     # record, the one column they differ in or None), for the summary.
     look_alikes: dict[str, tuple[str, str | None]] = field(default_factory=dict)
@@ -575,12 +576,14 @@ def read_sent(master: Path) -> tuple[SentValues, str]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         if numbers_file(master).exists():  # consolidation wrote this master before: the file went missing
-            return SentValues(), f"主工作簿旁没有记录居委会上次提交内容的文件 {name}（被删除或移走了？）。{effect}"
+            return SentValues(), (f"主工作簿旁还没有记录居委会上次提交内容的文件 {name}（升级到本版本后第一次汇总时如此，"
+                                  f"本次汇总后即会记下；若此前已有，可能被删除或移走了）。{effect}")
         return SentValues(), ""
     except (OSError, ValueError) as exc:
         return SentValues(), f"记录居委会上次提交内容的文件 {name} 无法读取（{os_reason(exc) if isinstance(exc, OSError) else '内容已损坏'}）。{effect}"
     entries = data.get("sent") if isinstance(data, dict) else None
-    if not isinstance(entries, dict) or data.get("columns") != list(DATA_COLUMNS):
+    if (not isinstance(entries, dict) or data.get("columns") != list(DATA_COLUMNS)
+            or not all(type(v) is str for v in entries.values())):  # values are looked up by: a list would raise
         return SentValues(), f"记录居委会上次提交内容的文件 {name} 内容不对（已损坏或来自其他版本）。{effect}"
     return SentValues(entries), ""
 
@@ -913,6 +916,12 @@ class _Checker:
         issues = [replace(p, key=given[p.row]) if p.key is None and p.row in given else p for p in issues]
         result.issues = sorted(issues, key=lambda p: (p.row or 0, p.level != ERROR, p.column or ""))
         result.outcomes, result.changes = merged.outcomes, merged.changes
+        # The likely typos now in the master: on rows added, or in columns updated (not on a row
+        # refused for an error, nor a value the office's correction kept out).
+        landed = {(o.row, None) for o in merged.outcomes if o.action == ADDED} | {
+            (o.row, c) for o in merged.outcomes if o.action == UPDATED for c in o.columns}
+        result.doubtful = [p for p in issues if p.code in DOUBTFUL
+                           and ((p.row, None) in landed or (p.row, p.column) in landed)]
         result.rows_added = merged.count(ADDED)
         result.rows_updated = merged.count(UPDATED)
         result.rows_unchanged = merged.count(UNCHANGED)
@@ -1115,7 +1124,8 @@ def _unshift(p: Problem) -> Problem:
 
 
 def _committees(frame: pd.DataFrame) -> dict[str, str]:
-    return {str(c): str(n or "") for c, n in zip(frame["committee_id"], frame["name"]) if c is not None}
+    # Keyed as the validator and the merge read a code ("c01", "Ｃ０１", "C 01" are C01), as the rows are.
+    return {code_text(c): str(n or "") for c, n in zip(frame["committee_id"], frame["name"]) if code_text(c)}
 
 
 def _file_problem(code: str, message: str, level: str = ERROR, suggestion: str = "",
@@ -1203,7 +1213,7 @@ def _committee_of(sub: Submission, committees: dict[str, str]) -> tuple[str | No
     typed = [(n, str(r[COMMITTEE_INDEX]).strip()) for n, r in zip(sub.row_numbers, sub.rows)
              if r[COMMITTEE_INDEX] is not None]
     found = sorted({c for _, c in typed})
-    committee = sub.info_committee
+    committee = code_text(sub.info_committee) if sub.info_committee is not None else None
     if committee is None:
         if len(found) != 1:
             detail = "、".join(found) if found else "（都没填）"
@@ -1522,8 +1532,7 @@ def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
         f"未变化 {f.rows_unchanged}\t错误 {sum(p.is_error for p in f.issues)}\t"
         f"{f.moved_to.name if f.moved_to else ''}"
         + (f"回执{f.receipt_error}，留在收件箱" if f.receipt_error else "")
-        + (f"\t请核实 {doubt} 处很可能填错的数值" if (doubt := sum(p.code in DOUBTFUL for p in f.issues))
-           and f.status != REJECTED else "")
+        + (f"\t请核实 {len(f.doubtful)} 处很可能填错的数值" if f.doubtful else "")
         + (("！！" if f in run.waiting_folders else "") + f.issues[0].message if f.status == SKIPPED and f.issues else "")
         for f in run.files
     ]
@@ -1658,7 +1667,7 @@ def summary_text(run: Consolidation) -> str:
         listed = "、".join(f"{p.key}（{p.column}）" for p in kept[:5]) + ("等" if len(kept) > 5 else "")
         lines.append(f"其中 {len(kept)} 条记录重新提交的是原来的值，而街道此后已在主工作簿中修改，保留了主工作簿的值：{listed}。"
                      "回执已告知居委会。")
-    doubtful = [(f, p) for f in run.files if f.status != REJECTED for p in f.issues if p.code in DOUBTFUL]
+    doubtful = [(f, p) for f in run.files for p in f.doubtful]
     if doubtful:
         lines.append(f"请核实 {len(doubtful)} 处已汇总、但很可能填错的数值（会影响进度和通报；回执已请居委会核对）：")
         lines += [f"  {f.file} 第 {p.row} 行" + (f"（{p.key}）" if p.key else "") + f"：{p.message}"

@@ -19,6 +19,7 @@ from .book.backup import backup_file
 from .book.build import HEADER_STYLE, SheetBuilder, fixed_lists, new_workbook
 from .book.read import Workbook, read_workbook, records
 from .errors import HealthbookError
+from .normalise import code_text
 
 FORM_PREFIX = "填报表"
 # Characters Windows, macOS or a zip tool refuse in a file name.
@@ -86,18 +87,18 @@ def build_forms(
         if cid is not None
     ]
     if committees:
-        wanted = {c.strip().upper() for c in committees}
-        missing = sorted(wanted - {cid.upper() for cid, _ in known})
+        wanted = {code_text(c) for c in committees}  # "c01" and "C 01" are C01, as the validator reads them
+        missing = sorted(wanted - {code_text(cid) for cid, _ in known})
         if missing:
             raise UnknownCommittee(master, missing)
-        known = [(cid, name) for cid, name in known if cid.upper() in wanted]
+        known = [(cid, name) for cid, name in known if code_text(cid) in wanted]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     now = now or datetime.now()
     records_of: dict[str, list[dict]] = {}
     if with_records:
         for row in records(book[schema.LEDGER.name]):
-            records_of.setdefault(str(row.get("committee_id") or "").strip().upper(), []).append(row)
+            records_of.setdefault(code_text(row.get("committee_id")), []).append(row)
     built = FormsBuilt([], [], [])
     for cid, name in known:
         path = out_dir / form_filename(cid, name)
@@ -107,7 +108,7 @@ def build_forms(
                 continue
             built.backups.append(backup_file(path))
         built.written.append(build_form(book, cid, name, path, now,
-                                        records_of.get(cid.upper(), []) if with_records else None))
+                                        records_of.get(code_text(cid), []) if with_records else None))
     return built
 
 

@@ -400,10 +400,11 @@ class LedgerMerge:
                 if seen is not None and used[fp] < len(seen):
                     i = seen[used[fp]]
                     used[fp] += 1
-                    outcomes.append(RowOutcome(excel_row, str(ledger[i][KEY]), UNCHANGED))
+                    record = code_text(ledger[i][KEY]) or str(ledger[i][KEY])  # as ``index`` keys it
+                    outcomes.append(RowOutcome(excel_row, record, UNCHANGED))
                     if sent is not None:
-                        sent.remember(str(ledger[i][KEY]), fp, carried)
-                        resent_keyless.add(str(ledger[i][KEY]))
+                        sent.remember(record, fp, carried)
+                        resent_keyless.add(record)
                     continue
                 key = _cleared_key(row, fp, unclaimed, by_values, by_alike) if unclaimed else None
                 assigned, rekeyed = False, key is not None
@@ -457,8 +458,12 @@ class LedgerMerge:
             resent: tuple = ()
             if before is not None and changed:
                 # Sent before just so: the master's differing value is the office's correction since.
+                # On a prefilled form, only where the office changed the value after the form was
+                # made (the master differs from what the form was given): a form issued after the
+                # correction, edited back by the clerk to a value sent before, is still an edit.
                 again = [k for k in changed
-                         if before[_POSITION[k]] != NOT_SENT and before[_POSITION[k]] == digest(comparable_in(k, row.get(k)))]
+                         if before[_POSITION[k]] != NOT_SENT and before[_POSITION[k]] == digest(comparable_in(k, row.get(k)))
+                         and (was is None or comparable_in(k, was.get(k)) != comparable_in(k, held.get(k)))]
                 if again:
                     changed = [k for k in changed if k not in again]
                     resent = tuple((schema.LEDGER.header_of(k), target.get(k), row.get(k)) for k in again)

@@ -12,7 +12,8 @@ import openpyxl
 import pytest
 
 import macros.consolidate as consolidation
-from macros import schema
+from macros import demo, schema
+from macros.book.build import build_workbook
 from macros.book.read import read_workbook
 from macros.cli import TextProgress, main
 from macros.consolidate import consolidate, folders, summary_text
@@ -209,17 +210,33 @@ def test_likely_typos_merged_with_a_warning_are_named_to_the_office(master_copy,
     """完成数量 100000 for 10 was merged with a warning only the receipt carried: the office's summary
     counts errors alone, and that night's 通报 showed the project done and the committee 正常."""
     rows = [new_row(activity="好的一行"), new_row(activity="多按了几个零", quantity=100000),
-            new_row(activity="人数多输了几位", participants=250000)]
+            new_row(activity="人数多输了几位", participants=250000),
+            new_row(activity="状态填错的一行不汇总", status="完成", quantity=100000)]  # refused: not named
     fill_form(form_c01(blank_forms), inbox / "C01-十一月.xlsx", rows)
     run = consolidate(master_copy, refresh=False)
     [result] = run.files
-    assert result.rows_added == 3
+    assert result.rows_added == 3 and result.status == "partly"
     said = summary_text(run)
     assert "请核实 2 处" in said, said
     lines = [line for line in said.splitlines() if line.startswith("  C01-十一月.xlsx 第")]
     assert len(lines) == 2 and "100000" in lines[0].replace(",", "") and "第 4 行" in lines[1]
     log = (master_copy.parent / "consolidate.log").read_text(encoding="utf-8")
     assert "请核实 2 处很可能填错的数值" in log
+
+
+def test_a_committee_code_typed_loosely_in_the_master_still_takes_its_forms(tmp_path):
+    """居委会编号 "c 01" in the 居委会 sheet (the validator reads C01): every form of that committee
+    was returned whole, "这是 c 01 的填报表，但第 2 行的“居委会编号”为 C01" (review)."""
+    rows = demo.demo_rows()
+    rows[schema.COMMITTEES.name][0] = {**rows[schema.COMMITTEES.name][0], "committee_id": "c 01"}
+    master = tmp_path / "m.xlsx"
+    build_workbook(master, rows)
+    [blank] = build_forms(master, tmp_path / "forms", ["C01"]).written
+    inbox = folders(master, {}).inbox
+    inbox.mkdir()
+    fill_form(blank, inbox / "C01.xlsx", [new_row()])
+    [result] = consolidate(master, refresh=False).files
+    assert result.status == "accepted" and result.rows_added == 1, [p.message for p in result.issues]
 
 
 def test_a_committee_filling_in_another_committees_form_is_told_to_use_its_own(master_copy, inbox, blank_forms):

@@ -141,6 +141,27 @@ def test_a_prefilled_form_sent_again_after_a_later_correction(master_copy, tmp_p
     assert f"仍是 {given + 5}，主工作簿中现为 300" in kept["message"]
 
 
+def test_a_form_prefilled_after_the_correction_and_edited_back_is_an_edit(master_copy, tmp_path):
+    """The office corrects a value and issues a new prefilled form showing it; the clerk changes it
+    back to what she sent before, on purpose. That is her edit, not an old value sent again: it
+    applies (review: it was kept out, and the receipt said she had not changed it)."""
+    key = "C01-0005"
+    given = value(master_copy, key, "participants")
+    forms = tmp_path / "forms"
+    assert main(["forms", str(master_copy), "--out", str(forms), "--committee", "C01", "--records"]) == 0
+    [form] = forms.glob("填报表-C01-*.xlsx")
+    sent = type_rows(form, tmp_path / "C01-一.xlsx", [], edits={key: {"participants": given + 5}})
+    shutil.copy2(sent, inbox_of(master_copy) / sent.name)
+    consolidate(master_copy, now=T1)
+    edit_master(master_copy, key, participants=given + 6)
+    assert main(["forms", str(master_copy), "--out", str(forms), "--committee", "C01", "--records", "--force"]) == 0
+    back = type_rows(form, tmp_path / "C01-二.xlsx", [], edits={key: {"participants": given + 5}})
+    shutil.copy2(back, inbox_of(master_copy) / back.name)
+    [f] = consolidate(master_copy, now=T2).files
+    assert value(master_copy, key, "participants") == given + 5 and f.rows_updated == 1
+    assert not [p for p in f.issues if p.code == "resent_kept"]
+
+
 def test_without_the_file_beside_the_master_it_works_as_before_and_says_so(first_sent):
     master = first_sent
     sent_file(master).unlink()
@@ -176,6 +197,18 @@ def test_an_entry_damaged_inside_the_file_applies_the_value_as_before(first_sent
     plain_workbook(inbox_of(master) / "C01-累计.xlsx", [haircut()])
     run = consolidate(master, now=T2)
     assert value(master, RECORD, "participants") == 30 and run.rows_updated == 1
+
+
+def test_an_entry_of_another_type_is_a_warning_not_a_traceback(first_sent, capsys):
+    """A list where a record's digests belong (a hand edit, a merge tool) raised TypeError in the
+    middle of the run (review): the file is told unusable, and the value applies as before."""
+    master = first_sent
+    data = json.loads(sent_file(master).read_text(encoding="utf-8"))
+    data["sent"][RECORD] = ["不是", "文本"]
+    sent_file(master).write_text(json.dumps(data), encoding="utf-8")
+    plain_workbook(inbox_of(master) / "C01-累计.xlsx", [haircut(record_id=None, activity="义剪")])
+    assert main(["consolidate", str(master)]) == 0
+    assert sent_file(master).name in capsys.readouterr().out
 
 
 def test_a_busy_master_remembers_nothing_so_the_retry_still_applies_the_change(first_sent):

@@ -187,3 +187,19 @@ def test_a_row_differing_from_one_record_in_one_column_is_named_with_that_column
     # (and each row the first file added in two columns).
     later = merge.merge([(2, row(quantity=5, status="已完成", note="这份表没有备注列"))], ALL - {"note"}, "g.xlsx", NOW)
     assert [(o.similar, o.differs and o.differs[0]) for o in later.outcomes] == [("C01-0007", "状态")]
+
+
+def test_a_keyless_row_found_as_a_record_keyed_loosely_is_remembered_under_its_key_as_read():
+    """A master row keyed "c01-0001" (typed so by staff) and a keyless row identical to it: what the
+    committee sent was remembered under "c01-0001", which the file beside the master then dropped
+    (it keeps the keys the merge's index holds, read as "C01-0001") — so the next resend after an
+    office correction was a new record (review)."""
+    from macros.merge import SentValues
+
+    rows = master()
+    rows[0]["record_id"] = "c01-0001"
+    sent = SentValues()
+    merge = LedgerMerge(rows, sent=sent)
+    [outcome] = merge.merge([(2, row())], ALL, "C01.xlsx", datetime(2020, 11, 20)).outcomes
+    assert (outcome.action, outcome.record_id) == (UNCHANGED, "C01-0001")
+    assert set(sent.entries) == {"C01-0001"} and "C01-0001" in merge.index

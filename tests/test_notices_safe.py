@@ -136,6 +136,18 @@ def test_a_folder_from_before_the_manifest_is_adopted_where_files_are_what_would
     before = visible(out)
     result = meetings(demo_master, out, options=every)
     assert visible(out) == before and not [w for w in result.warnings if "保留" in w]
+    # Files that differ (an older version's index.html, a meeting notice dated otherwise) were
+    # kept as staff's on every run after the upgrade, with a （新生成） copy and a warning each time:
+    # now the old one is moved aside once, and the names stay healthbook's.
+    from macros.render.outfiles import RETIRED
+
+    (out / MANIFEST).unlink()
+    (out / "index.html").write_text("<html>旧版本生成的目录</html>", encoding="utf-8")
+    for _ in range(2):
+        result = meetings(demo_master, out, options=every)
+        assert [n for n in visible(out) if n != RETIRED] == before
+        assert not [w for w in result.warnings if "保留" in w]
+    assert "旧版本" in (out / RETIRED / "index.html").read_text(encoding="utf-8")
 
 
 def _chattr(path: Path, flag: str) -> bool:

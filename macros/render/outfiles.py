@@ -35,7 +35,8 @@ from ..errors import os_reason
 MANIFEST = ".healthbook-通知.json"
 TEMP_PREFIX = ".healthbook-写入中-"
 NEW_MARK = "新生成"
-RETIRED = "已过时"  # sub-folder for notices a later run of the same day no longer makes
+RETIRED = "已过时"
+INDEX = "index.html"  # every run's listing: a folder holding one without a manifest is an older healthbook's  # sub-folder for notices a later run of the same day no longer makes
 BESIDE_LIMIT = 9  # 新生成, 新生成2 … 新生成9: past that, something is wrong with the folder
 STALE_TEMP_SECONDS = 3600  # temporary files older than this are a killed run's; younger ones may be a running one's
 
@@ -81,6 +82,11 @@ class OutputFolder:
     def __init__(self, folder: Path):
         self.folder = Path(folder)
         self.manifest = self.folder / MANIFEST
+        # A folder an older healthbook wrote has no manifest: the files it holds under this run's
+        # names are that version's notices (it overwrote them every run). Adopted: moved into
+        # RETIRED when they differ (nothing lost), else kept as ours — not "edited by staff"
+        # forever, with a （新生成） copy and a warning on every run after the upgrade.
+        self.adopting = not self.manifest.exists() and (self.folder / INDEX).is_file()
         self.records: dict[str, dict] = self._load()
         self._journal = None
         self._clear_stale_temps()
@@ -165,6 +171,10 @@ class OutputFolder:
             return "same"
         if rec and on_disk in rec["fps"]:
             return "ours"
+        if rec is None and self.adopting:
+            (self.folder / RETIRED).mkdir(exist_ok=True)
+            os.replace(path, self.folder / RETIRED / name)
+            return "absent"
         raise _Changed()
 
     def put(self, name: str, data: bytes) -> Written:
