@@ -35,8 +35,9 @@ Definitions (the numbers leaders read, stated once):
   ``as_of`` when it runs evenly, day by day, from 1 January of the programme year (设置 年度) to
   its own 截止日期: 100 % from the deadline day on (a deadline before the year began is past too),
   0 before the year starts; a project without a usable 截止日期 runs to the year's last day (the
-  validator reports the blank or unreadable date), one whose deadline is after the year stretches
-  past it. ``elapsed_fraction`` is the only place this is computed. A **committee** expects the
+  validator reports the blank or unreadable date), and so does one whose deadline is after the
+  year (the validator warns): only the year's rows count (above), so the year's work is all it can
+  be judged on. ``elapsed_fraction`` is the only place this is computed. A **committee** expects the
   target-weighted mean of its projects' (as its percent is weighted); a **unit**, a **category**
   the plain mean over their projects that have a percent (as their average is taken).
 - **Traffic light.** shortfall = expected − percent; 严重滞后 when shortfall ≥ 严重滞后阈值, 滞后
@@ -142,8 +143,10 @@ def progress_status(percent: pd.Series, expected: float | pd.Series, lag: float,
 def elapsed_fraction(as_of: date, year: int, deadline: date | None = None) -> float:
     """Share of the work due by the end of ``as_of`` when it runs evenly from 1 January of ``year``
     to ``deadline`` (the year's last day without one): 0 before the year starts, 1 from the
-    deadline day on — a deadline before the year began is past as well."""
-    start, end = date(year, 1, 1), deadline or date(year, 12, 31)
+    deadline day on — a deadline before the year began is past as well, one after it is the
+    year's last day."""
+    start, year_end = date(year, 1, 1), date(year, 12, 31)
+    end = min(deadline, year_end) if deadline else year_end  # rows after the year are not counted
     if as_of >= end:
         return 1.0
     if as_of < start:
