@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from . import schema
-from .book.backup import backup_file
+from .book.backup import BackupFolderUnusable, backup_file
 from .book.build import HEADER_STYLE, SheetBuilder, fixed_lists, new_workbook
 from .book.read import Workbook, read_workbook, records
 from .errors import HealthbookError
@@ -54,6 +54,17 @@ class FormInfo:
     committee_id: str
     committee_name: str
     version: str = schema.FORM_VERSION
+
+
+class FormsNotReplaced(HealthbookError):
+    """``--force``: a form could not be copied to backups/ first, so it and those after it stay."""
+
+    def __init__(self, path: Path, written: list[Path], cause: BackupFolderUnusable):
+        done = "、".join(p.name for p in written)
+        super().__init__(
+            f"无法先把 {path.name} 备份到 {cause.folder}（{cause.reason}），为免丢失居委会填写的内容，"
+            f"它和其后的填报表都未重新生成。" + (f"已重新生成：{done}（原表已备份）。" if written else "")
+            + "请检查该文件夹（backups 应是可写入的文件夹）后重试。")
 
 
 @dataclass
@@ -106,7 +117,10 @@ def build_forms(
             if not force:
                 built.kept.append(path)
                 continue
-            built.backups.append(backup_file(path))
+            try:
+                built.backups.append(backup_file(path))
+            except BackupFolderUnusable as exc:  # its message speaks of the master: say what happened here
+                raise FormsNotReplaced(path, built.written, exc) from exc
         built.written.append(build_form(book, cid, name, path, now,
                                         records_of.get(code_text(cid), []) if with_records else None))
     return built

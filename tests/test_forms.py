@@ -108,6 +108,13 @@ def test_forms_already_in_the_folder_are_not_overwritten(demo_master, tmp_path, 
     [copy] = (tmp_path / "backups").iterdir()
     assert copy.read_bytes() == typed and filled.read_bytes() != typed
     assert str(copy.parent) in capsys.readouterr().out
+    # No backup possible (backups is a file): nothing replaced, and the message is about the form.
+    shutil.rmtree(tmp_path / "backups")
+    (tmp_path / "backups").write_text("不是文件夹", encoding="utf-8")
+    before = filled.read_bytes()
+    assert main(["forms", str(demo_master), "--out", str(tmp_path), "--committee", "C02", "--force"]) == 2
+    err = capsys.readouterr().err
+    assert filled.read_bytes() == before and filled.name in err and "主工作簿" not in err
 
 
 def test_unsafe_committee_names_make_safe_file_names(tmp_path):

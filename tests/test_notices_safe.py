@@ -364,6 +364,7 @@ def test_reminders_a_later_run_of_the_day_no_longer_makes_are_moved_aside(demo_m
     reminders(demo_master, out)
     edited = out / caught_up[0]
     staff_edit(edited)
-    reminders(noon_master, out)
+    noon = reminders(noon_master, out)
     assert edited.exists() and STAFF_LINE in docx_text(edited)
+    assert any(edited.name in w and "请勿再发出" in w for w in noon.warnings)  # not moved, not silent
     assert not (out / caught_up[0].replace(".docx", ".html")).exists()

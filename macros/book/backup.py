@@ -22,6 +22,7 @@ class BackupFolderUnusable(HealthbookError):
     """``backups`` beside the master cannot take a backup: nothing is written without one."""
 
     def __init__(self, folder: Path, reason: str):
+        self.folder, self.reason = folder, reason
         fix = ("请把这个文件改名或移走（备份需要一个名为 backups 的文件夹）"
                if folder.exists() and not folder.is_dir() else "请检查该文件夹的写入权限或磁盘空间")
         super().__init__(f"无法在备份文件夹 {folder} 中备份主工作簿（{reason}），为免无备份地改动主工作簿，"

@@ -323,8 +323,12 @@ class Renderer:
         if found is None:
             return
         prefix, suffix, current = found
-        moved = self._folder.retire(lambda name: name.startswith(prefix) and name.rpartition(".")[0].endswith(suffix)
-                                    and name.rpartition(".")[0] not in current)
+        moved, left = self._folder.retire(lambda name: name.startswith(prefix) and name.rpartition(".")[0].endswith(suffix)
+                                          and name.rpartition(".")[0] not in current)
+        if left:  # edited by staff or open in Word: not moved, and no longer true
+            self.result.warnings.append(
+                f"同一天早些时候生成的催办通知 {'、'.join(sorted(left))} 本次已不需要（居委会已赶上进度或已填报），"
+                "但它被修改过或正被打开，未移走：请勿再发出。")
         if moved:
             stems = sorted({name.rpartition(".")[0] for name in moved})
             self.result.warnings.append(

@@ -202,11 +202,11 @@ class OutputFolder:
         except OSError as exc:
             return Written(None, _unwritable(target, exc))
 
-    def retire(self, wanted: Callable[[str], bool]) -> list[str]:
+    def retire(self, wanted: Callable[[str], bool]) -> tuple[list[str], list[str]]:
         """Move the files healthbook wrote whose names ``wanted`` picks, and that nobody changed
-        since, into the ``RETIRED`` sub-folder (kept, never deleted); returns their names. A file
-        staff edited stays where it is."""
-        moved = []
+        since, into the ``RETIRED`` sub-folder (kept, never deleted). Returns (moved, left): a file
+        staff edited, or one open in Word, stays where it is."""
+        moved, left = [], []
         for name in sorted(self.records):
             if not wanted(name):
                 continue
@@ -216,14 +216,18 @@ class OutputFolder:
                 st = os.stat(path)
                 if not (rec["size"] == st.st_size and rec["mtime_ns"] == st.st_mtime_ns
                         or fingerprint(name, path.read_bytes()) in rec["fps"]):
-                    continue  # changed by staff: theirs to keep or send
+                    left.append(name)  # changed by staff: theirs to keep or send
+                    continue
                 (self.folder / RETIRED).mkdir(exist_ok=True)
                 os.replace(path, self.folder / RETIRED / name)
+            except FileNotFoundError:
+                continue  # gone already
             except OSError:
-                continue  # gone already, or open in Word: left where it is
+                left.append(name)  # open in Word
+                continue
             del self.records[name]
             moved.append(name)
-        return moved
+        return moved, left
 
     def _clear_stale_temps(self) -> None:
         now = time.time()
