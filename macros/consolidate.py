@@ -1193,9 +1193,9 @@ IDENTITY_INDEXES = (KEY_INDEX, COMMITTEE_INDEX)
 def _committee_by_name(result: FileResult, committees: dict[str, str]) -> None:
     """A file returned before its committee was known ("填报表-C09-育明居委会.xls", "太阳山居委会.csv"):
     the committee its name names, when exactly one, so that its receipt is named for it."""
-    name = nfkc(Path(result.file).stem).upper()
+    name = nfkc(Path(result.file).stem).upper()  # as ``committees`` is keyed (``code_text``)
     found = {c for c, n in committees.items()
-             if re.search(rf"(?<![A-Z0-9]){re.escape(nfkc(c).upper())}(?![0-9])", name) or (n and nfkc(n).upper() in name)}
+             if re.search(rf"(?<![A-Z0-9]){re.escape(c)}(?![0-9])", name) or (n and nfkc(n).upper() in name)}
     if len(found) == 1:
         result.committee_id = found.pop()
         result.committee_name = committees[result.committee_id]

@@ -23,7 +23,7 @@ from .env import (
     TemplateProblem,
     find_template,
 )
-from .outfiles import RETIRED, OutputFolder, Written
+from .outfiles import INDEX, RETIRED, OutputFolder, Written
 from .pictures import BULLETIN_PICTURE_MM, FittedPicture, fit_picture
 from .word import Picture, WordTemplate, render_with_pictures
 
@@ -389,7 +389,7 @@ class Renderer:
             "notices": self.result.notices, "groups": groups, "warnings": self.result.warnings,
             "count": sum(not n.combined for n in self.result.notices),
         })
-        name = self._write_now("index.html", page.encode("utf-8"))
+        name = self._write_now(INDEX, page.encode("utf-8"))
         return self.out_dir / name if name else None
 
 

@@ -35,8 +35,8 @@ from ..errors import os_reason
 MANIFEST = ".healthbook-通知.json"
 TEMP_PREFIX = ".healthbook-写入中-"
 NEW_MARK = "新生成"
-RETIRED = "已过时"
-INDEX = "index.html"  # every run's listing: a folder holding one without a manifest is an older healthbook's  # sub-folder for notices a later run of the same day no longer makes
+RETIRED = "已过时"  # sub-folder for notices a later run of the same day no longer makes
+INDEX = "index.html"  # every run's listing: a folder holding one without a manifest is an older healthbook's
 BESIDE_LIMIT = 9  # 新生成, 新生成2 … 新生成9: past that, something is wrong with the folder
 STALE_TEMP_SECONDS = 3600  # temporary files older than this are a killed run's; younger ones may be a running one's
 
