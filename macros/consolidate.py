@@ -205,6 +205,7 @@ class Folders:
     rejected: Path
     receipts: Path
     templates: str | None = None  # the office's own templates, tried before the shipped ones
+    contact: str = ""  # whom a committee asks about its receipt (``office_contact``)
 
 
 def folders(master: Path, settings: dict, inbox: Path | str | None = None) -> Folders:
@@ -215,7 +216,14 @@ def folders(master: Path, settings: dict, inbox: Path | str | None = None) -> Fo
 
     own = settings.get("templates")
     return Folders(Path(inbox) if inbox else where("inbox"), where("archive"), where("rejected"),
-                   where("receipts"), str(master.parent / str(own)) if own else None)
+                   where("receipts"), str(master.parent / str(own)) if own else None, office_contact(settings))
+
+
+def office_contact(settings: dict) -> str:
+    """Whom a committee asks, from 设置: "李敏（021-…）", or the office's usual name when unset."""
+    contact = settings.get("contact") or "街道发展办"
+    phone = settings.get("phone")
+    return f"{contact}（{phone}）" if phone else str(contact)
 
 
 def skip_reason(path: Path, min_age: float = 0.0, now: float | None = None,
@@ -387,7 +395,7 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
     # The config sheets are what a submission is validated against; the ledger lives in ``merge``.
     pending = None if dry_run else where.receipts / f".pending-{now:%Y%m%d-%H%M%S}-{os.getpid()}"
     checker = _Checker({n: f for n, f in frames.items() if n in CHECKED_AGAINST},
-                       settings, as_of, merge, now, pending, master, where.templates)
+                       settings, as_of, merge, now, pending, master, where)
     try:
         run = _merge_and_write(book, master, where, merge, checker, committees, dry_run,
                                as_of, now, min_age, progress, refresh, wb, say)
@@ -835,10 +843,10 @@ class _Checker:
     """Validates a batch with the master's rules plus the submission checks, then merges it."""
 
     def __init__(self, config: dict, settings: dict, as_of: date, merge: LedgerMerge, now: datetime,
-                 pending: Path | None, master: Path, templates: str | None):
+                 pending: Path | None, master: Path, where: Folders):
         self.config, self.settings, self.as_of = config, settings, as_of
         self.merge, self.now = merge, now
-        self.pending, self.master, self.templates = pending, master, templates
+        self.pending, self.master, self.where = pending, master, where
         self.receipt_names: set[str] = set()  # this run's receipts: two files never share one
         self.write: Callable[[Path, str | None, dict], object] = render_receipt  # or the run's reader's
 
@@ -928,8 +936,8 @@ class _Checker:
         result.status = REJECTED if not good else PARTLY if bad_rows else ACCEPTED
         if self.pending is not None:
             try:
-                result.pending_receipt = write_receipt(result, self.pending, self.now, self.master,
-                                                       self.templates, self.write, self.receipt_names)
+                result.pending_receipt = write_receipt(result, self.pending, self.now, self.master, self.where,
+                                                       self.write, self.receipt_names)
             except Exception as exc:  # the folder, or the template on this file: the merge goes on, the file waits
                 _receipt_failed(result, self.pending.parent, exc)
         result.outcomes = []
@@ -1012,9 +1020,7 @@ def removed_from_form(sub: Submission, outcomes: list[RowOutcome], merge: Ledger
         return []
     on_form = sub.keys | {o.record_id for o in outcomes}
     gone = [k for k in sub.base if k not in on_form and k in merge.index and merge.owner(k) == committee]
-    contact = settings.get("contact") or "街道发展办"
-    phone = settings.get("phone")
-    who = f"{contact}（{phone}）" if phone else str(contact)
+    who = office_contact(settings)
     key_header = schema.LEDGER.header_of(KEY)
     return [Problem(
         LEDGER, None, key_header, key, WARNING, REMOVED,
@@ -1407,7 +1413,7 @@ def finish_file(result: FileResult, where: Folders, now: datetime, master: Path)
             receipt = where.receipts / result.pending_receipt.name
             os.replace(result.pending_receipt, receipt)
         else:
-            receipt = write_receipt(result, where.receipts, now, master, where.templates)
+            receipt = write_receipt(result, where.receipts, now, master, where)
     except Exception as exc:  # the master is written: one file's receipt must not stop the others
         _receipt_failed(result, where.receipts, exc)
         return
@@ -1456,7 +1462,7 @@ def check_receipt_template(templates: str | None, master: Path, now: datetime) -
                   RowOutcome(3, "C01-0002", UPDATED, (schema.LEDGER.header_of("quantity"),)),
                   RowOutcome(4, "C01-0003", UNCHANGED)])
     try:
-        receipt_html(templates, receipt_context(sample, now, master), fresh=True)
+        receipt_html(templates, receipt_context(sample, now, master, "示例联系人（021-00000000）"), fresh=True)
     except TemplateProblem:
         raise
     except Exception as exc:  # an error raised by the template's own code (a division by zero...)
@@ -1476,10 +1482,11 @@ def move_with_stamp(path: Path, folder: Path, now: datetime) -> Path:
     return target
 
 
-def write_receipt(result: FileResult, folder: Path, now: datetime, master: Path, templates: str | None = None,
+def write_receipt(result: FileResult, folder: Path, now: datetime, master: Path, where: Folders,
                   write: Callable[[Path, str | None, dict], object] = render_receipt,
                   taken: set[str] | None = None) -> Path:
-    """The committee's receipt (回执) for one file, as HTML (``templates``: the office's own copies).
+    """The committee's receipt (回执) for one file, as HTML (``where.templates``: the office's own
+    copies; ``where.contact``: whom to ask).
 
     ``write(path, templates, context)`` renders and writes it (consolidation hands it to its
     worker process); ``taken``: names given this run, which the worker may not have written yet."""
@@ -1496,13 +1503,14 @@ def write_receipt(result: FileResult, folder: Path, now: datetime, master: Path,
         n += 1
         path = folder / f"{stem}-{n}.html"
     taken.add(path.name)
-    write(path, templates, receipt_context(result, now, master))
+    write(path, where.templates, receipt_context(result, now, master, where.contact))
     return path
 
 
-def receipt_context(result: FileResult, now: datetime, master: Path) -> dict:
+def receipt_context(result: FileResult, now: datetime, master: Path, contact: str = "") -> dict:
     """The variables the receipt template gets (documented in templates/README.md)."""
     return {
+        "contact": contact,
         "file": result.file,
         "committee_id": result.committee_id or "",
         "committee_name": result.committee_name,

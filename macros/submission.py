@@ -395,7 +395,7 @@ def read_for_consolidation(path: Path) -> Submission | str:
 
 RECEIPT_TEMPLATE = "receipt.html"
 # What the receipt template may use (consolidate.receipt_context gives exactly these).
-RECEIPT_VARIABLES = ("file", "committee_id", "committee_name", "status", "status_text", "time", "master",
+RECEIPT_VARIABLES = ("contact", "file", "committee_id", "committee_name", "status", "status_text", "time", "master",
                      "rows_added", "rows_updated", "rows_unchanged", "rows", "errors", "warnings")
 
 

@@ -219,3 +219,29 @@ def test_records_deleted_from_a_prefilled_form_are_named_in_receipt_and_summary(
     ledger = read_workbook(master_copy)[schema.LEDGER.name]
     assert set(deleted) <= set(ledger["record_id"]) and html.count("已从表中删去") == len(deleted)
     assert ledger.set_index("record_id").loc[kept, "quantity"] == 999
+
+
+def test_a_prefilled_forms_receipt_lists_what_changed_and_counts_the_rest(master_copy, inbox, tmp_path):
+    """Thirty rows of 未变化 hid the one that changed (walk: receipts); a committee reading it on a
+    phone got desktop-sized text and an internal file name, and no one to ask."""
+    import openpyxl
+
+    settings = read_workbook(master_copy).settings
+    assert main(["forms", str(master_copy), "--out", str(tmp_path / "预填"), "--committee", "C03", "--records"]) == 0
+    [form] = (tmp_path / "预填").glob("填报表-C03-*.xlsx")
+    wb = openpyxl.load_workbook(form)
+    ws = wb[schema.LEDGER.name]
+    header = [c.value for c in ws[1]]
+    key_col, quantity_col = header.index(HEADERS["record_id"]) + 1, header.index(HEADERS["quantity"]) + 1
+    keys = [k for r in range(2, ws.max_row + 1) if (k := ws.cell(r, key_col).value)]
+    ws.cell(2, quantity_col, 999)
+    wb.save(inbox / "C03.xlsx")
+
+    assert main(["consolidate", str(master_copy), "--as-of", "2020-11-15"]) == 0
+    [receipt] = (master_copy.parent / settings["receipts"]).glob("回执-C03-*.html")
+    html = receipt.read_text(encoding="utf-8")
+    assert f"<td>{keys[0]}</td>" in html and "修改：完成数量" in html
+    assert not any(f"<td>{key}</td>" in html for key in keys[1:])  # the unchanged are counted, not listed
+    assert f"共 {len(keys) - 1} 行未变化" not in html and f"另有 {len(keys) - 1} 行未变化，不逐一列出" in html
+    assert f"请联系{settings['contact']}（{settings['phone']}）" in html
+    assert 'name="viewport"' in html and master_copy.name not in html
