@@ -229,7 +229,7 @@ class _Rules:
                     continue
                 series = self.typed[sheet.name][key]
                 bad = series.notna() & ~series.isin(list(known))
-                col, v, suggest = sheet.column(key), series.to_numpy(), _Suggester(known)
+                col, v, suggest = sheet.column(key), series.to_numpy(), _Suggester(known, what)
                 self.emit(sheet, bad, col, ERROR, code,
                           lambda i, v=v, c=col, w=what: f"{c.header}“{v[i]}”在“{w}”表中不存在",
                           lambda i, v=v, s=suggest: s(v[i]))
@@ -451,10 +451,12 @@ class _Rules:
 # ---------------------------------------------------------------- suggestions
 
 class _Suggester:
-    """"您是否指 C03 新福康里居委会？" from the nearest valid code or name, cached per value."""
+    """"您是否指 C03 新福康里居委会？" from the nearest valid code or name, cached per value.
+    A well-formed code that is not there (C14 among C01–C13) is most likely a new one: the
+    nearest code is then offered second, after adding it to ``sheet_name``."""
 
-    def __init__(self, known: dict[str, str]):
-        self.known = known
+    def __init__(self, known: dict[str, str], sheet_name: str | None = None):
+        self.known, self.sheet_name = known, sheet_name
         self.by_upper = {code.upper(): code for code in known}
         self.by_name = {name: code for code, name in known.items() if name}
         # "C3" is C03: same letters, same number.
@@ -470,6 +472,14 @@ class _Suggester:
     def _suggest(self, text: str) -> str:
         code = (self.by_upper.get(text.upper()) or self.by_name.get(text)
                 or self.by_number.get(_code_number(text)))
+        parts = _code_number(text)
+        if code is None and self.sheet_name and parts and parts[0] in {letters for letters, _ in self.by_number}:
+            guess = self._nearest(text) or "请从下拉列表中选择"
+            return (f"如是新设的{self.sheet_name}，需先在主工作簿的“{self.sheet_name}”表中加上 {text.strip()}；"
+                    f"如是填错，{guess}")
+        return self._nearest(text, code) or "请从下拉列表中选择"
+
+    def _nearest(self, text: str, code: str | None = None) -> str:
         if code is None:
             close = difflib.get_close_matches(text.upper(), list(self.by_upper), n=1, cutoff=0.6)
             code = self.by_upper[close[0]] if close else None
@@ -477,7 +487,7 @@ class _Suggester:
             close = difflib.get_close_matches(text, list(self.by_name), n=1, cutoff=0.5)
             code = self.by_name[close[0]] if close else None
         if code is None:
-            return "请从下拉列表中选择"
+            return ""
         name = self.known[code]
         return f"您是否指 {code} {name}？".replace("  ", " ") if name else f"您是否指 {code}？"
 
