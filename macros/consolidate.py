@@ -181,12 +181,13 @@ class Consolidation:
             return 3
         if any(f.receipt_error for f in self.files):
             return 2
-        return 1 if any(f.status in (PARTLY, REJECTED) for f in self.files) or self.waiting_folders else 0
+        return 1 if any(f.status in (PARTLY, REJECTED) for f in self.files) or self.waiting else 0
 
     @property
-    def waiting_folders(self) -> list[FileResult]:
-        """Folders in the inbox holding workbooks that were not read (their forms wait there)."""
-        return [f for f in self.files if f.status == SKIPPED and any(p.code == SUBFOLDER for p in f.issues)]
+    def waiting(self) -> list[FileResult]:
+        """What the inbox holds that was left unread and needs someone: a folder holding workbooks,
+        another master's forms (their forms wait there)."""
+        return [f for f in self.files if f.status == SKIPPED and any(p.code in WAITING for p in f.issues)]
 
     def to_dict(self) -> dict:
         """Exactly the keys of ``consolidate --json``."""
@@ -259,6 +260,8 @@ def skip_reason(path: Path, min_age: float = 0.0, now: float | None = None,
 GONE = "汇总时已被改名、移走或删除，下次再处理"
 FOLDER = "文件夹"  # skip_reason's word for a folder, which folder_reason then tells apart
 SUBFOLDER = "subfolder"  # the code of a folder in the inbox holding workbooks, left unread
+OTHER_MASTER = "other_master"  # a form made from another master beside this one, left for it
+WAITING = (SUBFOLDER, OTHER_MASTER)
 FOLDER_LOOK = 2000  # entries looked at inside one such folder (a whole share copied in is not walked)
 
 
@@ -792,6 +795,11 @@ def _process_files(paths: list[Path], reasons: list[str | None], committees: dic
                 tick(path.name)
                 continue
             result, sub = load_file(path, committees, reader.next)
+            if sub is not None and (other := other_master(sub, checker.master)):
+                committee = code_text(sub.info_committee)
+                result = FileResult(path.name, SKIPPED, committee, committees.get(committee or "", ""),
+                                    issues=[_file_problem(OTHER_MASTER, other, WARNING, sheet="")])
+                sub = None
             if sub is None and result.status == REJECTED and not os.path.lexists(path):
                 # Renamed or taken away while the run read the inbox: not a submission to answer
                 # (the renamed file is read next run).
@@ -1193,6 +1201,25 @@ def load_file(path: Path, committees: dict[str, str],
     return result, sub
 
 
+def other_master(sub: Submission, master: Path) -> str:
+    """Why a form made from another master in this master's folder is left in the inbox (two
+    masters whose 设置 name one inbox, e.g. a copy staff made beside it): merged here, its rows
+    would be missing from the master it was made for. "" for a form of this master, a form whose
+    master is gone or renamed (this one, most likely), and a workbook typed by hand."""
+    made_for = sub.info_master
+    if not made_for or made_for == master.name:
+        return ""
+    other = master.parent / made_for
+    try:
+        if not other.is_file() or other.samefile(master):
+            return ""
+    except OSError:
+        return ""
+    return (f"{sub.path.name} 是用同一文件夹中的另一个主工作簿“{made_for}”生成的填报表，本次（{master.name}）没有汇总它，"
+            f"它留在收件箱，等“{made_for}”汇总。两个主工作簿共用一个收件箱，每次都会这样跳过对方的填报表："
+            "请在其中一个主工作簿的“设置”中把收件箱文件夹改成另一个文件夹，或把不用的那个主工作簿移走")
+
+
 IDENTITY_INDEXES = (KEY_INDEX, COMMITTEE_INDEX)
 
 
@@ -1541,7 +1568,7 @@ def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
         f"{f.moved_to.name if f.moved_to else ''}"
         + (f"回执{f.receipt_error}，留在收件箱" if f.receipt_error else "")
         + (f"\t请核实 {len(f.doubtful)} 处很可能填错的数值" if f.doubtful else "")
-        + (("！！" if f in run.waiting_folders else "") + f.issues[0].message if f.status == SKIPPED and f.issues else "")
+        + (("！！" if f in run.waiting else "") + f.issues[0].message if f.status == SKIPPED and f.issues else "")
         for f in run.files
     ]
     if run.busy:
@@ -1652,13 +1679,13 @@ def summary_text(run: Consolidation) -> str:
         lines.append(f"  {STATUS_TEXT[f.status]}　{f.file}：{detail}")
     counts = {s: sum(f.status == s for f in run.files) for s in STATUS_TEXT}
     processed = len(run.files) - counts[SKIPPED]
-    quiet = counts[SKIPPED] - len(run.waiting_folders)
+    quiet = counts[SKIPPED] - len(run.waiting)
     head = ("（预演，未写入任何文件）" if run.dry_run
             else "（主工作簿正被占用，以下结果未写入，已暂存，下次重试）" if run.busy else "")
     lines.insert(0, f"{head}处理填报表 {processed} 份：接受 {counts[ACCEPTED]}，部分接受 {counts[PARTLY]}，"
                     f"退回 {counts[REJECTED]}" + (f"；跳过 {quiet} 个临时、隐藏文件或空文件夹" if quiet else "")
                     + "。")
-    lines += [f"  未处理　{f.issues[0].message}。" for f in run.waiting_folders]
+    lines += [f"  未处理　{f.issues[0].message}。" for f in run.waiting]
     if run.inbox_created:
         lines.append(f"已新建收件箱文件夹 {run.inbox.absolute()}（本主工作簿第一次汇总）：请让居委会把填报表放进这里。")
     elif not processed and run.inbox is not None:

@@ -245,3 +245,36 @@ def test_a_prefilled_forms_receipt_lists_what_changed_and_counts_the_rest(master
     assert f"共 {len(keys) - 1} 行未变化" not in html and f"另有 {len(keys) - 1} 行未变化，不逐一列出" in html
     assert f"请联系{settings['contact']}（{settings['phone']}）" in html
     assert 'name="viewport"' in html and master_copy.name not in html
+
+
+def test_a_form_of_another_master_in_the_same_folder_is_left_for_it(master_copy, inbox, tmp_path, capsys):
+    """Two masters beside each other share the inbox 设置 names (a copy staff made, say): each
+    must leave the other's forms, or their rows land in the wrong master and the file is archived."""
+    import shutil
+
+    other = master_copy.with_name("健康街道-副本.xlsx")
+    shutil.copy2(master_copy, other)
+    [ours] = build_forms(master_copy, tmp_path / "ours", ["C01"]).written
+    [theirs] = build_forms(other, tmp_path / "theirs", ["C02"]).written
+    fill_form(ours, inbox / "C01.xlsx", [new_row(activity="本主工作簿的活动")])
+    fill_form(theirs, inbox / "C02.xlsx", [new_row(committee_id="C02", activity="副本的活动")])
+
+    assert main(["consolidate", str(master_copy), "--as-of", "2020-11-15"]) == 1  # needs someone
+    out = capsys.readouterr().out
+    assert f"未处理　C02.xlsx 是用同一文件夹中的另一个主工作簿“{other.name}”生成的填报表" in out
+    assert "把收件箱文件夹改成另一个文件夹" in out
+    assert [p.name for p in inbox.iterdir()] == ["C02.xlsx"]  # left for the other master
+    activities = set(read_workbook(master_copy)[schema.LEDGER.name]["activity"])
+    assert "本主工作簿的活动" in activities and "副本的活动" not in activities
+
+    assert main(["consolidate", str(other), "--as-of", "2020-11-15"]) == 0
+    assert "副本的活动" in set(read_workbook(other)[schema.LEDGER.name]["activity"])
+    assert not list(inbox.iterdir())
+
+
+def test_a_form_of_a_master_since_renamed_is_taken_by_the_renamed_master(master_copy, inbox, tmp_path):
+    [form] = build_forms(master_copy, tmp_path / "forms", ["C01"]).written
+    fill_form(form, inbox / "C01.xlsx", [new_row(activity="改名前生成的填报表")])
+    renamed = master_copy.rename(master_copy.with_name("健康街道2020.xlsx"))
+    assert main(["consolidate", str(renamed), "--as-of", "2020-11-15"]) == 0
+    assert "改名前生成的填报表" in set(read_workbook(renamed)[schema.LEDGER.name]["activity"])
