@@ -100,3 +100,11 @@ class FolderNotWritable(HealthbookError):
     def __init__(self, folder: Path | str, reason: str):
         super().__init__(f"无法在 {folder} 中写入文件（{reason}）。写入主工作簿需要在它所在的文件夹里"
                          "建锁文件、临时文件和备份：请检查该文件夹的写入权限或磁盘空间。")
+
+
+class NoticesFolderUnusable(HealthbookError):
+    """The notices' folder cannot be made: a drive not mapped, a mistyped path, a file of that name."""
+
+    def __init__(self, folder: Path | str, reason: str):
+        super().__init__(f"无法建立通知输出文件夹 {folder}（{reason}），通知没有生成。这个文件夹来自“设置”表的"
+                         "“通知输出文件夹”（或命令的 --out）：请检查路径是否写对、网络盘是否已连接。")

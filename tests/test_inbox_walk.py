@@ -278,3 +278,25 @@ def test_a_form_of_a_master_since_renamed_is_taken_by_the_renamed_master(master_
     renamed = master_copy.rename(master_copy.with_name("健康街道2020.xlsx"))
     assert main(["consolidate", str(renamed), "--as-of", "2020-11-15"]) == 0
     assert "改名前生成的填报表" in set(read_workbook(renamed)[schema.LEDGER.name]["activity"])
+
+
+def test_a_notices_folder_that_cannot_be_made_stops_no_merge_and_speaks_chinese(master_copy, inbox, tmp_path, capsys):
+    """设置 通知输出文件夹 naming a drive not mapped (here: a file of that name) gave a Python
+    traceback in report, and the nightly consolidation merged nothing, night after night (walk3 F16)."""
+    settings = read_workbook(master_copy).settings
+    blocker = master_copy.parent / "通知盘"
+    blocker.write_text("不是文件夹", encoding="utf-8")
+    set_setting(master_copy, schema.SETTINGS_BY_KEY["notices"].item, "通知盘/通知")
+
+    assert main(["report", str(master_copy), "--as-of", "2020-11-15"]) == 2
+    err = capsys.readouterr().err
+    assert "无法建立通知输出文件夹" in err and "通知输出文件夹" in err and "Traceback" not in err
+
+    [blank] = build_forms(master_copy, tmp_path / "forms", ["C01"]).written
+    fill_form(blank, inbox / "C01.xlsx", [new_row(activity="通知文件夹坏了也要并入")])
+    code = main(["consolidate", str(master_copy), "--as-of", "2020-11-15"])
+    out = capsys.readouterr().out
+    assert "通知盘" in out and "台账已合并，但进度汇总和通知未刷新：无法建立通知输出文件夹" in out
+    assert code in (0, 1)  # merged; the refresh's failure is said
+    assert "通知文件夹坏了也要并入" in set(read_workbook(master_copy)[schema.LEDGER.name]["activity"])
+    assert not list(inbox.iterdir()) and list((master_copy.parent / settings["receipts"]).glob("回执-C01-*.html"))

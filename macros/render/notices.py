@@ -15,6 +15,7 @@ from pathlib import Path
 from markupsafe import Markup, escape
 
 from .. import schema
+from ..errors import NoticesFolderUnusable, os_reason
 from . import context as ctx
 from . import fmt
 from .charts import NoCjkFont, progress_chart
@@ -295,7 +296,10 @@ class Renderer:
     # ---- the run --------------------------------------------------------------------------
 
     def run(self) -> NoticeResult:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # before anything is written: the caller's workbook write goes on without notices
+            raise NoticesFolderUnusable(self.out_dir, os_reason(exc)) from exc
         steps = {ctx.PROGRESS: self.progress_notice, ctx.REMINDER: self.reminders,
                  ctx.MEETING: self.meetings, ctx.BULLETIN: self.bulletin}
         self._folder = OutputFolder(self.out_dir)
