@@ -366,8 +366,10 @@ class _Rules:
 
         col = sheet.column("date")
         future = dates.notna() & (dates > pd.Timestamp(self.as_of))
+        # A report for a past date is judged by that date: it is not "today" to the clerk.
+        when = "今天" if self.as_of == date.today() else "统计截止日期"
         self.emit(sheet, future, col, WARNING, "future_date",
-                  lambda i: f"日期 {iso(i)} 晚于今天（{self.as_of.isoformat()}）", "请核对日期")
+                  lambda i: f"日期 {iso(i)} 晚于{when}（{self.as_of.isoformat()}）", "请核对日期")
         if self.year is not None:
             outside = dates.notna() & ~future & (dates.dt.year != self.year)
             self.emit(sheet, outside, col, WARNING, OUTSIDE_YEAR,

@@ -410,6 +410,12 @@ def test_cli_future_dates_follow_as_of(planted, capsys):
     assert "future_date" not in codes
 
 
+
+def test_a_future_date_is_later_than_the_date_reported_for_not_than_today(planted):
+    [future] = [p for p in planted["result"].problems if p.code == "future_date" and p.sheet == LEDGER.name]
+    assert f"晚于统计截止日期（{AS_OF.isoformat()}）" in future.message
+
+
 def test_links_point_at_the_real_cell_of_a_hand_made_sheet(tmp_path):
     import openpyxl
 
