@@ -50,6 +50,22 @@ RECORD_ID_LOOSE = re.compile(r"^(?P<committee>[A-Za-z]\w*?)\s*[-_—－]?\s*(?P<
 CODE_PARTS = re.compile(r"^([A-Z]+)[-_ ]?0*(\d+)$")
 
 
+YEAR_MISMATCH, YEAR_ENDED = "year_mismatch", "year_ended"
+NO_PROJECTS, BLANK_SETTING = "no_projects", "blank_setting"
+FINAL_REPORTS_UNTIL = (3, 31)  # (month, day) of the next year: the last day a year's final report is made
+# What makes every notice false, not one row: no notice is made while one of these stands.
+NOTICE_BLOCKING = (YEAR_MISMATCH, NO_PROJECTS)
+
+
+def notice_blockers(validation: Validation) -> list[str]:
+    """Why no notice may be made from the workbook validated (each problem's message, once); also a
+    发文序号 that cannot be read (the notices would carry 1号 again)."""
+    number_item = schema.SETTINGS_BY_KEY["doc_number"].item
+    found = [p.message for p in validation.problems
+             if p.code in NOTICE_BLOCKING or (p.code == "bad_setting" and p.key == number_item)]
+    return list(dict.fromkeys(found))
+
+
 def validate(frames: dict[str, pd.DataFrame], settings: dict | None = None,
              as_of: date | None = None) -> Validation:
     """Normalise ``frames`` (raw, as read) and check every rule; ``as_of`` defaults to today.
@@ -266,6 +282,13 @@ class _Rules:
         sheet = schema.PROJECTS
         if sheet.name not in self.typed:
             return
+        if self.typed[sheet.name]["project_id"].notna().sum() == 0:
+            # A slip of 删除行 or a bad paste: every ledger row is then "unknown project", and
+            # letters would tell each committee its rows are wrong.
+            self.problems.append(Problem(
+                sheet.name, None, sheet.header_of("project_id"), None, ERROR, NO_PROJECTS,
+                f"“{sheet.name}”表中没有任何项目：台账都无法计入，通知因此不会生成",
+                f"请恢复“{sheet.name}”表的内容（可用 healthbook restore 从备份恢复主工作簿）"))
         target = self.typed[sheet.name]["target"]
         header = sheet.header_of("target")
         self.emit(sheet, (target == 0).fillna(False), sheet.column("target"), WARNING, "zero_target",
@@ -310,9 +333,11 @@ class _Rules:
                   lambda i: f"设置“{year_item}”的值是日期“{text_of(raw_values[i])}”（单元格格式为日期），"
                             f"按 {readings[i].value} 年处理",
                   lambda i: f"请把该单元格格式改为“常规”，填写 {readings[i].value}")
-        if self.year is not None:
-            return
+        self._notice_settings(items, raw_values)
         year_rows = [item == year_item for item in items]
+        if self.year is not None:
+            self._as_of_in_year(year_rows, year_item)
+            return
         if any(r and reason for r, reason in zip(year_rows, reasons)):
             return  # already reported as a bad value
         message = (f"“{year_item}”未填写：只写了月日的日期无法补全年份，"
@@ -323,6 +348,39 @@ class _Rules:
         else:
             self.problems.append(Problem(sheet.name, None, value_col.header, None, WARNING,
                                          "missing_year", message, hint))
+
+    def _as_of_in_year(self, year_rows: list[bool], year_item: str) -> None:
+        """The date reported for against 年度. Before the year starts nothing can have been done: every
+        committee would get a letter for filing nothing (年度 2021 typed while 2020 runs). In the first
+        quarter after it, a report is the year's final standing (its last rows counted, the new year's
+        not). Later than that, the workbook is a year (or six) out of date: letters would count
+        "2232 days without a row"."""
+        sheet, value_col = schema.SETTINGS, schema.SETTINGS.column("value")
+        as_of, year = self.as_of, self.year
+        if as_of < date(year, 1, 1) or as_of > date(year + 1, *FINAL_REPORTS_UNTIL):
+            self.emit(sheet, year_rows, value_col, ERROR, YEAR_MISMATCH,
+                      lambda i: f"统计截止日期 {as_of.isoformat()} 不在试点年度 {year} 年内：应完成多少、是否逾期、"
+                                "多久未填报都会按错的年度计算，通知因此不会生成",
+                      f"如统计的是 {as_of.year} 年，请把“{year_item}”改为 {as_of.year}；如要统计 {year} 年，"
+                      f"请指定该年内的截止日期（如 healthbook report 工作簿 --as-of {year}-12-31）")
+        elif as_of.year > year:
+            self.emit(sheet, year_rows, value_col, WARNING, YEAR_ENDED,
+                      lambda i: f"统计截止日期 {as_of.isoformat()} 已过试点年度 {year} 年：按 {year} 年全年的目标统计，"
+                                f"{as_of.year} 年的台账不计入",
+                      f"如已开始 {as_of.year} 年的工作，请把“{year_item}”改为 {as_of.year}")
+
+    def _notice_settings(self, items: np.ndarray, raw_values: np.ndarray) -> None:
+        """Settings the notices print, left blank: said here, where the clerk looks before a report."""
+        sheet, value_col = schema.SETTINGS, schema.SETTINGS.column("value")
+        printed = {schema.SETTINGS_BY_KEY[k].item for k in schema.NOTICE_SETTINGS}
+        number_item = schema.SETTINGS_BY_KEY["doc_number"].item
+        blank = [item in printed | {number_item} and not (text_of(value) or "").strip()
+                 for item, value in zip(items, raw_values)]
+        self.emit(sheet, blank, value_col, WARNING, BLANK_SETTING,
+                  lambda i: f"设置“{items[i]}”未填写，" + (
+                      "通知的发文字号将从 1 号起编，可能与已发出的文号重复" if items[i] == number_item
+                      else "通知中相应的地方会是空的"),
+                  lambda i: schema.SETTINGS_BY_ITEM[items[i]].help)
 
     def _thresholds(self, items: np.ndarray, raw_values: np.ndarray, readings: list) -> None:
         """滞后 thresholds typed as percentage points (15 for 0.15), or a 严重 one not above the other."""

@@ -29,7 +29,7 @@ from .pictures import BULLETIN_PICTURE_MM, FittedPicture, fit_picture
 from .word import Picture, WordTemplate, render_with_pictures
 
 ALL_KINDS = (ctx.PROGRESS, ctx.REMINDER, ctx.MEETING, ctx.BULLETIN)
-NOTICE_SETTINGS = ("street", "pilot_name", "issuer", "doc_prefix", "contact", "phone")
+NOTICE_SETTINGS = schema.NOTICE_SETTINGS
 CHART_LIMIT = 40  # more committees than this: the chart shows the lowest 40
 NOTICE_START, NOTICE_END = "<!--notice-->", "<!--/notice-->"
 
@@ -68,6 +68,7 @@ class NoticeResult:
     notices: list[Notice] = field(default_factory=list)
     index: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    blocked: str = ""  # why no notice was made at all (``render_notices``), also among ``warnings``
 
     def counts(self) -> dict[str, int]:
         """Notices per kind (the combined print file is not counted as a notice)."""
@@ -421,7 +422,12 @@ def convert_to_pdf(paths: list[Path], out_dir: Path, timeout: int = 600) -> set[
 
 def render_notices(data: ctx.NoticeInput, out_dir: Path | str, options: NoticeOptions | None = None,
                    progress: Callable[[str], None] | None = None) -> NoticeResult:
-    """Render the chosen notice kinds of ``data`` into ``out_dir`` (Word, HTML, an index.html)."""
+    """Render the chosen notice kinds of ``data`` into ``out_dir`` (Word, HTML, an index.html).
+    None when ``data.blockers`` says the workbook would make them false: the folder is left as it is."""
+    if data.blockers:
+        blocked = (f"本次没有生成任何通知：{'；'.join(data.blockers)}。据此生成的通报和催办通知会把错误的情况发给各居委会，"
+                   f"请先按“{schema.ISSUES.name}”表改正，再重新生成。")
+        return NoticeResult(Path(out_dir), warnings=[*data.warnings, blocked], blocked=blocked)
     return Renderer(data, Path(out_dir), options or NoticeOptions(), progress).run()
 
 
