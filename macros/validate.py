@@ -124,6 +124,7 @@ class _Rules:
         self.references()
         self.units()
         self.project_targets_and_deadlines()
+        self.target_shares()
         self.settings_rows()
         self.plausibility()
         self.article_records()
@@ -276,6 +277,42 @@ class _Rules:
         self.emit(sheet, read_as, col, WARNING, NORMALISED,
                   lambda i: f"{header}“{units[i]}”按 {len(split_units(units[i]))} 个单位“{shown[i]}”处理",
                   lambda i: f"多个单位用一个顿号“{sep}”分隔；如无误，可直接改为：{shown[i]}")
+
+    def target_shares(self) -> None:
+        """目标 rows against the project's 目标值, as the roll-up shares targets out (rollup.py):
+        rows adding up to more than it judge the committees on another total than the project;
+        rows taking all of it leave committees without a row (one added since) a target of 0,
+        so their work counts toward no 完成率."""
+        names = (schema.PROJECTS.name, schema.COMMITTEES.name, schema.TARGETS.name)
+        if any(n not in self.typed for n in names):
+            return
+        projects, committees, targets = (self.typed[n] for n in names)
+        known = set(committees["committee_id"].dropna())
+        rows = targets[targets["project_id"].isin(set(projects["project_id"].dropna()))
+                       & targets["committee_id"].isin(known)]
+        rows = rows.assign(target=pd.to_numeric(rows["target"], errors="coerce")).dropna(subset=["target"])
+        given = rows.groupby("project_id")["target"].sum()
+        covered = rows.groupby("project_id")["committee_id"].agg(set)
+        total_col, header = schema.PROJECTS.column("target"), schema.PROJECTS.header_of("target")
+        street = pd.to_numeric(projects["target"], errors="coerce").to_numpy()
+        ids = projects["project_id"].to_numpy()
+        over = [pid in given and s == s and given[pid] > s for pid, s in zip(ids, street)]
+        self.emit(schema.PROJECTS, over, total_col, WARNING, "targets_exceed",
+                  lambda i: f"“{schema.TARGETS.name}”表中该项目各居委会的目标合计 {given[ids[i]]:g}，大于{header} "
+                            f"{street[i]:g}：项目按 {street[i]:g} 计算完成率，各居委会按各自的目标计算，两者对不上",
+                  f"请核对{header}或“{schema.TARGETS.name}”表中该项目的各行")
+        left_out: dict[str, list[str]] = {}
+        for pid, s in zip(ids, street):
+            if pid in given and s == s and given[pid] >= s:
+                for committee in sorted(known - covered[pid]):
+                    left_out.setdefault(committee, []).append(str(pid))
+        committee_ids = committees["committee_id"].to_numpy()
+        self.emit(schema.COMMITTEES, [c in left_out for c in committee_ids], schema.COMMITTEES.column("committee_id"),
+                  WARNING, "no_target_share",
+                  lambda i: f"在项目 {'、'.join(left_out[committee_ids[i]])} 上没有目标："
+                            f"“{schema.TARGETS.name}”表已把这些项目的{header}全部分给了其他居委会，"
+                            "该居委会在这些项目上的完成数量不计入完成率",
+                  f"如该居委会也承担这些项目，请在“{schema.TARGETS.name}”表中为它各加一行目标")
 
     def project_targets_and_deadlines(self) -> None:
         """A street-wide 目标值 of 0 is a slip (no 完成率, no traffic light); so is a 截止日期 outside 年度."""

@@ -84,3 +84,41 @@ def test_an_unreadable_document_number_sends_no_letter_and_a_blank_one_is_named(
 
     assert main(["validate", str(master_copy), "--as-of", "2020-11-15"]) == 0
     assert "设置“发文机关”未填写" in capsys.readouterr().out
+
+
+def built(tmp_path, edit) -> object:
+    from macros import demo
+    from macros.book.build import build_workbook
+
+    rows = demo.demo_rows()
+    edit(rows)
+    path = tmp_path / "edited.xlsx"
+    build_workbook(path, rows)
+    return path
+
+
+def test_target_rows_adding_up_to_more_than_the_projects_target_are_named(tmp_path):
+    """P06 lowered to 6000 while its 目标 rows still add up to 6500: the street was judged on one
+    total, its committees on another, without a word (walk3 F14)."""
+    def lower_p06(rows):
+        p06 = next(i for i, p in enumerate(rows[schema.PROJECTS.name]) if p["project_id"] == "P06")
+        rows[schema.PROJECTS.name][p06] = {**rows[schema.PROJECTS.name][p06], "target": 6000}
+
+    validation = problems_of(built(tmp_path, lower_p06), date(2020, 11, 15))
+    [p] = [p for p in validation.problems if p.code == "targets_exceed"]
+    assert (p.sheet, p.key, p.column) == (schema.PROJECTS.name, "P06", schema.PROJECTS.header_of("target"))
+    assert "目标合计 6500，大于目标值 6000" in p.message
+
+
+def test_a_committee_added_where_the_targets_are_all_given_out_is_told_it_has_none(tmp_path):
+    """A committee added to 居委会 got a target of 0 on P06 (its rows took all of 6500): its letter
+    read "已完成12，完成率0.0%" and nothing said why (walk3 F1)."""
+    def add_c14(rows):
+        rows[schema.COMMITTEES.name].append({**rows[schema.COMMITTEES.name][0], "committee_id": "C14", "name": "新建居委会"})
+
+    validation = problems_of(built(tmp_path, add_c14), date(2020, 11, 15))
+    [p] = [p for p in validation.problems if p.code == "no_target_share"]
+    assert (p.sheet, p.key) == (schema.COMMITTEES.name, "C14")
+    assert p.message.startswith("在项目 P06 上没有目标") and "目标”表中为它各加一行" in p.suggestion
+    assert not [p for p in problems_of(built(tmp_path / "demo", lambda rows: None), date(2020, 11, 15)).problems
+                if p.code in ("no_target_share", "targets_exceed")]
