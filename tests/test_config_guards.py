@@ -122,3 +122,13 @@ def test_a_committee_added_where_the_targets_are_all_given_out_is_told_it_has_no
     assert p.message.startswith("在项目 P06 上没有目标") and "目标”表中为它各加一行" in p.suggestion
     assert not [p for p in problems_of(built(tmp_path / "demo", lambda rows: None), date(2020, 11, 15)).problems
                 if p.code in ("no_target_share", "targets_exceed")]
+
+
+def test_a_templates_folder_that_is_not_there_is_said(master_copy, capsys):
+    """The office's own red-head templates in a misspelt folder: the batch went out in the stock
+    wording without a word (walk3 F17)."""
+    set_setting(master_copy, schema.SETTINGS_BY_KEY["templates"].item, "本单位模版")
+    assert main(["report", str(master_copy), "--as-of", "2020-11-15"]) == 0
+    out = capsys.readouterr().out
+    assert f"模板文件夹“{master_copy.parent / '本单位模版'}”不存在或无法访问" in out and "自带模板" in out
+    assert list((master_copy.parent / NOTICES).glob("进度通报*.docx"))  # made all the same

@@ -428,7 +428,12 @@ def render_notices(data: ctx.NoticeInput, out_dir: Path | str, options: NoticeOp
         blocked = (f"本次没有生成任何通知：{'；'.join(data.blockers)}。据此生成的通报和催办通知会把错误的情况发给各居委会，"
                    f"请先按“{schema.ISSUES.name}”表改正，再重新生成。")
         return NoticeResult(Path(out_dir), warnings=[*data.warnings, blocked], blocked=blocked)
-    return Renderer(data, Path(out_dir), options or NoticeOptions(), progress).run()
+    options = options or NoticeOptions()
+    if options.templates is not None and not Path(options.templates).is_dir():
+        # Misspelt, or a share offline: the letters would go out in the stock wording unnoticed.
+        data.warnings.append(f"模板文件夹“{options.templates}”不存在或无法访问（来自“设置”表的“模板文件夹”或 --templates），"
+                             "本次通知用的是自带模板：请检查文件夹名称和网络盘。")
+    return Renderer(data, Path(out_dir), options, progress).run()
 
 
 __all__ = ["Notice", "NoticeOptions", "NoticeResult", "PdfUnavailable", "TemplateProblem",
