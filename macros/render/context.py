@@ -26,7 +26,6 @@ KIND_NAMES = {PROGRESS: "进度通报", REMINDER: "催办通知", MEETING: "会�
 KINDS_BY_NAME = {v: k for k, v in KIND_NAMES.items()}
 BEHIND = ("滞后", "严重滞后")
 REPLY_DAYS = 7  # a reminder asks for the overdue work within a week
-UPCOMING = 5  # next deadlines listed
 
 COMMON = ("street", "pilot_name", "issuer", "contact", "phone", "as_of", "date", "kind")
 VARIABLES: dict[str, tuple[str, ...]] = {
@@ -198,12 +197,13 @@ def overdue_projects(projects: list[dict]) -> list[dict]:
     return sorted(late, key=lambda p: (fmt.as_date(p.get("deadline")) or date.max, p["project_id"]))
 
 
-def upcoming(projects: list[dict], as_of: date, limit: int = UPCOMING) -> list[dict]:
-    """Unfinished projects whose deadline is still ahead, soonest first."""
+def upcoming(projects: list[dict], as_of: date) -> list[dict]:
+    """Unfinished projects whose deadline is still ahead, soonest first: all of them (the project
+    furthest behind but due last was the one a limit of five left out, and the list read complete)."""
     # A project without a usable 目标值 has no percent: "目标幢，已完成28幢（）" says nothing.
     ahead = [p for p in projects if fmt.as_date(p.get("deadline")) and fmt.as_date(p["deadline"]) >= as_of
              and p.get("percent") != "" and number(p.get("percent")) < 1.0]
-    return sorted(ahead, key=lambda p: (fmt.as_date(p["deadline"]), p["project_id"]))[:limit]
+    return sorted(ahead, key=lambda p: (fmt.as_date(p["deadline"]), p["project_id"]))
 
 
 def progress_context(data: NoticeInput, chart: object = "") -> dict:
@@ -280,7 +280,7 @@ def reminder_contexts(data: NoticeInput) -> list[dict]:
                  and i["remaining"] != "" and i["remaining"] > 0 and fmt.as_date(i["deadline"]) and fmt.as_date(i["deadline"]) >= data.as_of]
         ahead.sort(key=lambda i: (fmt.as_date(i["deadline"]), i["project_id"]))
         contexts.append({**base, "committee": committee, "reasons": reasons,
-                         "overdue_items": overdue, "upcoming_items": ahead[:UPCOMING]})
+                         "overdue_items": overdue, "upcoming_items": ahead})
     return contexts
 
 
