@@ -16,7 +16,7 @@ from macros import demo
 from macros.book.build import build_workbook
 
 ROOT = Path(__file__).resolve().parents[1]
-FONTS_CONF = ROOT / "tests" / "fonts.conf"
+FONTS_CONF = ROOT / "templates" / "fonts.conf"  # the one the product gives LibreOffice
 SEED = ROOT.parent / "shared" / "seeds" / "000_8151fcc1a36c4383.txt"
 
 

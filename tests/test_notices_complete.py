@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 from macros import demo, schema
 from macros.book.build import build_workbook
 from macros.cli import main
@@ -29,3 +31,24 @@ def test_every_unfinished_project_ahead_is_in_the_progress_notice_and_the_remind
     for reminder in reminders:  # nobody has done any of them: every letter asks for all three
         asks = reminder.read_text(encoding="utf-8").split("工作要求")[1]
         assert all(f"{name}：截止日期2020年12月31日" in asks for name in added), reminder.name
+
+
+def test_the_pdfs_healthbook_makes_use_serif_chinese_faces_for_the_body(tmp_path, monkeypatch):
+    """``--pdf`` on Linux set every character in Noto Sans CJK JP: LibreOffice knows no 仿宋 or
+    小标宋, and only the tests gave it a map (walk3 F15). The product now gives it the same one."""
+    import shutil
+    import subprocess
+
+    from .conftest import libreoffice
+
+    libreoffice()
+    if not shutil.which("pdffonts"):
+        pytest.skip("poppler-utils 未安装")
+    monkeypatch.delenv("FONTCONFIG_FILE", raising=False)
+    path = tmp_path / "m.xlsx"
+    build_workbook(path, demo.demo_rows())
+    out = tmp_path / "通知"
+    assert main(["notices", str(path), "--out", str(out), "--as-of", "2020-11-15", "--kind", "进度通报", "--pdf"]) == 0
+    [pdf] = out.glob("进度通报*.pdf")
+    fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True).stdout
+    assert "NotoSerifCJK" in fonts, fonts  # 仿宋 / 小标宋 mapped to the serif face

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,6 +25,7 @@ from .env import (
     HtmlTemplates,
     TemplateProblem,
     find_template,
+    templates_dir,
 )
 from .outfiles import INDEX, RETIRED, OutputFolder, Written
 from .pictures import BULLETIN_PICTURE_MM, FittedPicture, fit_picture
@@ -404,6 +407,16 @@ class PdfUnavailable(Exception):
                 "或用 Word 打开 .docx 另存为 PDF。")
 
 
+def _font_map_env() -> dict[str, str] | None:
+    """LibreOffice's environment: where fontconfig chooses fonts (Linux, macOS), the shipped map of
+    仿宋/小标宋/黑体/楷体 to installed CJK faces (``templates/fonts.conf``), unless one is set already.
+    Without it every character of the PDF fell back to one sans face."""
+    conf = templates_dir() / "fonts.conf"
+    if sys.platform == "win32" or "FONTCONFIG_FILE" in os.environ or not conf.is_file():
+        return None
+    return {**os.environ, "FONTCONFIG_FILE": str(conf)}
+
+
 def convert_to_pdf(paths: list[Path], out_dir: Path, timeout: int = 600) -> set[str]:
     """Convert .docx files to PDF with headless LibreOffice (one process); returns the PDF names made."""
     soffice = shutil.which("soffice") or shutil.which("libreoffice")
@@ -415,7 +428,7 @@ def convert_to_pdf(paths: list[Path], out_dir: Path, timeout: int = 600) -> set[
         subprocess.run(
             [soffice, f"-env:UserInstallation={Path(profile).as_uri()}", "--headless",
              "--convert-to", "pdf", "--outdir", str(out_dir), *map(str, paths)],
-            check=False, capture_output=True, timeout=timeout,
+            check=False, capture_output=True, timeout=timeout, env=_font_map_env(),
         )
     return {p.with_suffix(".pdf").name for p in paths if (out_dir / p.with_suffix(".pdf").name).exists()}
 
@@ -423,7 +436,8 @@ def convert_to_pdf(paths: list[Path], out_dir: Path, timeout: int = 600) -> set[
 def render_notices(data: ctx.NoticeInput, out_dir: Path | str, options: NoticeOptions | None = None,
                    progress: Callable[[str], None] | None = None) -> NoticeResult:
     """Render the chosen notice kinds of ``data`` into ``out_dir`` (Word, HTML, an index.html).
-    None when ``data.blockers`` says the workbook would make them false: the folder is left as it is."""
+    None is made when ``data.blockers`` says the workbook would make them false (``blocked`` says
+    why; the folder is left as it is)."""
     if data.blockers:
         blocked = (f"本次没有生成任何通知：{'；'.join(data.blockers)}。据此生成的通报和催办通知会把错误的情况发给各居委会，"
                    f"请先按“{schema.ISSUES.name}”表改正，再重新生成。")
