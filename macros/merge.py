@@ -388,8 +388,10 @@ class LedgerMerge:
         ``file_keys``: the 记录编号 on every row of the file, refused rows too (default: those of
         ``rows``): a record whose own row was refused is not one whose key the clerk cleared.
         With ``self.sent`` the same holds for what the committee sent before, form or not: a value it
-        sends again unchanged is not applied over a master that differs (``RowOutcome.resent``);
-        every merged row's values are then remembered as what it last sent.
+        sends again unchanged is not applied over a master that differs (``RowOutcome.resent``), and a
+        row exactly as a record the master no longer holds was last sent is not added back (``gone``);
+        every merged row's values are then remembered as what it last sent. A cell the committee
+        edited that the office had changed too is applied and named (``RowOutcome.conflicts``).
         """
         result = MergeResult()
         outcomes, changes = result.outcomes, result.changes
