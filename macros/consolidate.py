@@ -1571,7 +1571,7 @@ def receipt_context(result: FileResult, now: datetime, master: Path) -> dict:
         "rows_unchanged": result.rows_unchanged,
         "rows": [
             {"row": o.row, "record_id": o.record_id, "action": o.action,
-             "columns": "、".join(o.columns), "assigned": o.assigned}
+             "columns": "、".join(o.columns), "assigned": o.assigned, "gone": o.gone}
             for o in result.outcomes
         ],
         "errors": [p.to_dict() for p in result.issues if p.is_error],
@@ -1753,7 +1753,7 @@ def summary_text(run: Consolidation) -> str:
                      "请向居委会核实，确应删除的请在台账中删除（回执已请居委会与街道联系）。")
     for f in run.files:
         if f.gone:
-            lines.append(f"{f.file} 又提交了街道已从“{LEDGER}”删除的记录 {_gone_text(f)}（与删除前汇总的内容相同），"
+            lines.append(f"{f.file} 又交来了街道已从“{LEDGER}”删除的记录 {_gone_text(f)}，内容与删除前相同，"
                          "未重新加入。回执已告知居委会；如居委会说明确需恢复，请在台账中补回。")
     for f in run.files:
         if f.conflicts:

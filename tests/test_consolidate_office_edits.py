@@ -113,13 +113,14 @@ def test_a_deleted_record_sent_again_without_its_key_is_not_added_back(c06_sent,
     # The committee's receipt, consolidate.log and the office's summary name the record.
     text = receipt_text(master, "C06-十一月")
     assert f"曾汇总为记录 {b}" in text and CONTACT in text
+    assert f"{b}</td>\n    <td>未变化（该记录已被街道删除，未加回）" in text  # its line among the rows merged
     [logged] = log_lines(master, "C06-十一月.xlsx")[-1:]
     assert f"未加回 1 条：{b}（第 3 行）" in logged
 
     fill_form(forms["C06"], inbox_of(master) / "C06-十一月.xlsx", [row_a(participants=45), row_b()])
     assert main(["consolidate", str(master), "--as-of", AS_OF]) == 0
     summary = capsys.readouterr().out
-    assert f"C06-十一月.xlsx 又提交了街道已从“台账”删除的记录 {b}（第 3 行）" in summary and "未重新加入" in summary
+    assert f"C06-十一月.xlsx 又交来了街道已从“台账”删除的记录 {b}（第 3 行），内容与删除前相同" in summary and "未重新加入" in summary
     assert records_of(master, "老年人健康体检进社区") == []
 
 
