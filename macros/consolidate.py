@@ -134,6 +134,11 @@ class FileResult:
     # Records added that look like an earlier one sent again without its key: record → (the earlier
     # record, the one column they differ in or None), for the summary.
     look_alikes: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    # Rows that are records the office deleted from the master, not added back: (Excel row, record).
+    gone: list[tuple[int | None, str]] = field(default_factory=list)
+    # Cells the office and the committee both changed (the committee's value applied):
+    # (Excel row, record, Chinese header, the office's value, the committee's), values as 变更记录 shows them.
+    conflicts: list[tuple[int | None, str, str, object, object]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """Exactly the per-file keys of ``consolidate --json``."""
@@ -141,6 +146,9 @@ class FileResult:
             "file": self.file, "status": self.status, "rows_added": self.rows_added,
             "rows_updated": self.rows_updated, "rows_unchanged": self.rows_unchanged,
             "issues": [p.to_dict() for p in self.issues],
+            "gone": [{"row": row, "record_id": key} for row, key in self.gone],
+            "conflicts": [{"row": row, "record_id": key, "column": column, "office": office, "committee": committee}
+                          for row, key, column, office, committee in self.conflicts],
         }
 
 
@@ -599,11 +607,13 @@ def read_sent(master: Path) -> tuple[SentValues, str]:
     return SentValues(entries), ""
 
 
-def keep_sent(master: Path, sent: SentValues, records: dict) -> None:
-    """Write ``sent`` (its records still in the master: ``records``) to ``sent_file``, replaced atomically."""
+def keep_sent(master: Path, sent: SentValues) -> None:
+    """Write ``sent`` to ``sent_file``, replaced atomically. Records the master no longer holds stay:
+    the office deleted them, and a committee sending one again as before must not bring it back
+    (``LedgerMerge._sent_as``); a restore forgets those of the runs it undid (``forget_sent``)."""
     target = sent_file(master)
     tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    kept = {k: v for k, v in sent.entries.items() if k in records}
+    kept = sent.entries
     try:
         with tmp.open("w", encoding="utf-8") as fh:
             # One string, one write: json.dump writes a few bytes at a time (60k records: ~10× slower).
@@ -624,7 +634,7 @@ def forget_sent(master: Path, record_ids: list[str]) -> None:
         return
     sent.forget(record_ids)
     if sent.updated:
-        keep_sent(master, sent, sent.entries)
+        keep_sent(master, sent)
 
 
 def added_numbers(changes: list[Change]) -> dict[str, int]:
@@ -749,7 +759,7 @@ def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], dr
         # Only once the master holds what was sent: remembered but not merged (busy), a re-sent
         # change would be taken for old news next run.
         try:
-            keep_sent(master, merge.sent, merge.index)
+            keep_sent(master, merge.sent)
         except OSError as exc:
             run.sent_problem = (f"未能在 {sent_file(master).name} 中记下各居委会本次提交的内容（{os_reason(exc)}）："
                                 "下次居委会重新提交旧值时，可能覆盖街道在主工作簿中的修改。请检查主工作簿所在文件夹的写入权限。")
@@ -922,14 +932,20 @@ class _Checker:
         issues += [_look_alike(o, _key_cell(sub)) for o in merged.outcomes if o.similar is not None]
         result.look_alikes = {o.record_id: (o.similar, o.differs[0] if o.differs else None)
                               for o in merged.outcomes if o.similar is not None}
-        issues += [p for o in merged.outcomes if o.kept or o.gone for p in _master_kept(o)]
+        keyless = {n for n, row in zip(sub.row_numbers, sub.rows) if row[KEY_INDEX] is None}
+        who = office_contact(self.settings)
+        issues += [p for o in merged.outcomes if o.kept or o.gone
+                   for p in _master_kept(o, _gone_how(o, sub, keyless), who)]
+        issues += [p for o in merged.outcomes if o.conflicts for p in _conflicts(o, o.record_id in (sub.base or ()), who)]
+        result.gone = [(o.row, o.record_id) for o in merged.outcomes if o.gone]
+        result.conflicts = [(o.row, o.record_id, header, display(office), display(committee))
+                            for o in merged.outcomes for header, office, committee in o.conflicts]
         issues += [_overrode(o, sub.path.name) for o in merged.outcomes if o.overrode]
         issues += [_rekeyed(o) for o in merged.outcomes if o.rekeyed]
         issues += removed_from_form(sub, merged.outcomes, self.merge, result.committee_id, self.settings)
         issues = _keep_as_read(issues, merged.outcomes, sub)
         # A row the file gave no 记录编号: its problems name the record it became (the receipt's column),
         # added now or in an earlier run.
-        keyless = {n for n, row in zip(sub.row_numbers, sub.rows) if row[KEY_INDEX] is None}
         given = {o.row: o.record_id for o in merged.outcomes if o.row in keyless}
         issues = [replace(p, key=given[p.row]) if p.key is None and p.row in given else p for p in issues]
         result.issues = sorted(issues, key=lambda p: (p.row or 0, p.level != ERROR, p.column or ""))
@@ -1039,6 +1055,17 @@ def removed_from_form(sub: Submission, outcomes: list[RowOutcome], merge: Ledger
         for key in gone]
 
 
+GIVEN, SENT_KEYLESS, SENT_KEYED = "given", "sent keyless", "sent keyed"  # how a gone record was known
+
+
+def _gone_how(outcome: RowOutcome, sub: Submission, keyless: set) -> str:
+    """How the merge knew a row for a record the office deleted: the prefilled form's original values,
+    or what the committee last sent, on a row with or without 记录编号."""
+    if sub.base and outcome.record_id in sub.base:
+        return GIVEN
+    return SENT_KEYLESS if outcome.row in keyless else SENT_KEYED
+
+
 def _key_cell(sub: Submission) -> str:
     """Where the committee puts a row's 记录编号 in this file (a hand-made form may have no such column)."""
     key_header = schema.LEDGER.header_of(KEY)
@@ -1096,14 +1123,25 @@ def _overrode(outcome: RowOutcome, file: str) -> Problem:
                    "两份表对同一条记录填得不同：请核对哪一份是对的；如应以另一份为准，请改正后重新提交。")
 
 
-def _master_kept(outcome: RowOutcome) -> list[Problem]:
+RECORD_REMOVED = "record_removed"  # a row for a record the office deleted, left as given or as sent: not back
+CONFLICT = "conflict"  # a cell the office and the committee both changed (the committee's value applied)
+
+
+def _master_kept(outcome: RowOutcome, how: str, who: str) -> list[Problem]:
     """A record the committee left as it was given (prefilled form) or as it sent it before, where
-    the master changed since: the master's values stay."""
+    the master changed since: the master's values stay. ``how``: ``_gone_how``; ``who``: the office's contact."""
     key_header = schema.LEDGER.header_of(KEY)
     if outcome.gone:
-        return [Problem(LEDGER, outcome.row, key_header, outcome.record_id, WARNING, "record_removed",
-                        f"记录 {outcome.record_id} 已由街道从主工作簿中删除，这一行您没有改动，未重新加入。",
-                        "如确需保留，请联系街道；否则请从表中删去这一行。")]
+        record = outcome.record_id
+        if how == GIVEN:
+            said = f"记录 {record} 已由街道从主工作簿中删除，这一行您没有改动，未重新加入。"
+        elif how == SENT_KEYLESS:
+            said = (f"这一行没有填{key_header}，与您此前提交、曾汇总为记录 {record} 的那一行完全相同；"
+                    f"该记录已被街道从主工作簿中删除，本次未重新加入。")
+        else:
+            said = f"记录 {record} 已被街道从主工作簿中删除；这一行与您上次提交的完全相同，本次未重新加入。"
+        return [Problem(LEDGER, outcome.row, key_header, record, WARNING, RECORD_REMOVED, said,
+                        f"如确需恢复这条记录，请联系{who}；否则请从表中删去这一行（以后提交就不会再提示）。")]
     found = []
     again = {header for header, _, _ in outcome.resent}
     given = [h for h in outcome.kept if h not in again]
@@ -1125,6 +1163,19 @@ def _master_kept(outcome: RowOutcome) -> list[Problem]:
 
 
 RESENT_KEPT = "resent_kept"  # a value sent again as before, where the office corrected the master since
+
+
+def _conflicts(outcome: RowOutcome, prefilled: bool, who: str) -> list[Problem]:
+    """A cell the committee edited that the office had changed too, since the form was made
+    (``prefilled``) or since the committee last sent the record: the committee's value applies (its
+    record, its newer statement), and the receipt says whose value was replaced, one line a cell."""
+    since = "填报表生成后" if prefilled else "您上次提交这条记录后"
+    return [Problem(
+        LEDGER, outcome.row, header, outcome.record_id, WARNING, CONFLICT,
+        f"记录 {outcome.record_id} 的“{header}”：{since}，街道已在主工作簿中改为 {_shown(office)}，"
+        f"贵居委会这次改为 {_shown(committee)}；两边改了同一格，已按贵居委会的填报更新为 {_shown(committee)}。",
+        f"请与{who}核对哪个值是对的；如应为街道的 {_shown(office)}，请在表中改为 {_shown(office)} 后重新提交。")
+        for header, office, committee in outcome.conflicts]
 
 
 def _shown(value: object) -> object:
@@ -1552,7 +1603,7 @@ def receipt_context(result: FileResult, now: datetime, master: Path, contact: st
         "rows_unchanged": result.rows_unchanged,
         "rows": [
             {"row": o.row, "record_id": o.record_id, "action": o.action,
-             "columns": "、".join(o.columns), "assigned": o.assigned}
+             "columns": "、".join(o.columns), "assigned": o.assigned, "gone": o.gone}
             for o in result.outcomes
         ],
         "errors": [p.to_dict() for p in result.issues if p.is_error],
@@ -1570,6 +1621,8 @@ def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
         f"{f.moved_to.name if f.moved_to else ''}"
         + (f"回执{f.receipt_error}，留在收件箱" if f.receipt_error else "")
         + (f"\t请核实 {len(f.doubtful)} 处很可能填错的数值" if f.doubtful else "")
+        + (f"\t街道已删除的记录再次提交、未加回 {len(f.gone)} 条：{_gone_text(f)}" if f.gone else "")
+        + (f"\t与街道的修改冲突 {len(f.conflicts)} 处（已按居委会的值更新）：{_conflicts_text(f)}" if f.conflicts else "")
         + (("！！" if f in run.waiting else "") + f.issues[0].message if f.status == SKIPPED and f.issues else "")
         for f in run.files
     ]
@@ -1663,6 +1716,17 @@ def _look_alike_text(record: str | None, run: Consolidation) -> str:
     return str(record)
 
 
+def _gone_text(f: FileResult) -> str:
+    """“C06-0026（第 3 行）、…” for the summary and the log."""
+    return "、".join(f"{key}（第 {row} 行）" if row else str(key) for row, key in f.gone)
+
+
+def _conflicts_text(f: FileResult) -> str:
+    """“C04-0001 第 3 行“完成数量”：街道 999，居委会 150；…” for the summary and the log."""
+    return "；".join(f"{key}{f' 第 {row} 行' if row else ''}“{column}”：街道 {_shown(office)}，居委会 {_shown(committee)}"
+                    for row, key, column, office, committee in f.conflicts)
+
+
 def summary_text(run: Consolidation) -> str:
     """The run in Chinese, a few lines: per file, then totals and what happened to the master."""
     lines = []
@@ -1719,6 +1783,15 @@ def summary_text(run: Consolidation) -> str:
     for file, keys in removed.items():
         lines.append(f"{file} 删去了预填的记录 {'、'.join(keys)}：汇总不删除记录，它们仍在台账中、照常计入进度。"
                      "请向居委会核实，确应删除的请在台账中删除（回执已请居委会与街道联系）。")
+    for f in run.files:
+        if f.gone:
+            lines.append(f"{f.file} 又交来了街道已从“{LEDGER}”删除的记录 {_gone_text(f)}，内容与删除前相同，"
+                         "未重新加入。回执已告知居委会；如居委会说明确需恢复，请在台账中补回。")
+    for f in run.files:
+        if f.conflicts:
+            lines.append(f"{f.file} 与街道在主工作簿中的修改冲突 {len(f.conflicts)} 处（两边改了同一格），"
+                         f"已按居委会的填报更新，街道的值被替换（见“{schema.CHANGES.name}”）：{_conflicts_text(f)}。"
+                         "请与居委会核对（回执已告知居委会）。")
     if run.busy:
         lines.append(f"主工作簿未写入：{run.busy}")
         if run.long_busy:

@@ -72,12 +72,18 @@ class RowOutcome:
     # Of those, the columns kept because the committee sent again what it had sent before (``SentValues``),
     # with the master's value: (Chinese header, the master's value, the value sent again).
     resent: tuple[tuple[str, object, object], ...] = ()
+    # The master no longer holds the record (the office deleted it) and the row is what it was given
+    # (prefilled form) or what the committee last sent (``SentValues``): it is not added back.
     gone: bool = False
     rekeyed: bool = False  # a prefilled record whose 记录编号 the clerk cleared, known by its values
     # Changed columns another file of this run had changed first: (Chinese header, that file, its value).
     overrode: tuple[tuple[str, str, object], ...] = ()
     # When ``similar`` differs from the row in one data column alone: (Chinese header, its value, the row's).
     differs: tuple[str, object, object] | None = None
+    # Updated columns the office had changed in the master since the committee's form was made (or
+    # since it last sent the record), edited by the committee too: (Chinese header, the office's
+    # value, the committee's). The committee's value applies (its record, its newer statement); both are told.
+    conflicts: tuple[tuple[str, object, object], ...] = ()
 
 
 @dataclass
@@ -341,14 +347,35 @@ class LedgerMerge:
         self.numbers[committee_id] = number
         return key
 
-    def _sent_as(self, row: dict, fp: tuple, carried: tuple[int, ...] | None, taken: set[str]) -> str | None:
+    def _sent_as(self, row: dict, fp: tuple, carried: tuple[int, ...] | None,
+                 taken: set[str]) -> tuple[str | None, bool]:
         """The record of the row's committee last sent with exactly the row's values, when a row without
         记录编号 (a cumulative workbook typed by hand) is sent again after the office corrected it: that
-        record, not a new one (None when there is none, or each is another row of this file already)."""
+        record, not a new one; (None, False) when there is none, or each is another row of this file already.
+
+        A record the master no longer holds comes second, with True: the office deleted it (a restore
+        forgets what the runs it undid sent: ``consolidate.forget_sent``), and the row sent again
+        unchanged must not bring it back. Only when the file carries 居委会编号 (digested with the rest)."""
         committee = code_text(row.get(COMMITTEE))
-        found = (k for k in self.sent.records_sent_as(fp, carried)
-                 if k in self.index and code_text(self.rows[self.index[k]].get(COMMITTEE)) == committee)
-        return _unused(found, taken)
+        found = self.sent.records_sent_as(fp, carried)
+        if not found:
+            return None, False
+        held = _unused((k for k in found if k in self.index
+                        and code_text(self.rows[self.index[k]].get(COMMITTEE)) == committee), taken)
+        if held is not None or (carried is not None and _COMMITTEE_AT not in carried):
+            return held, False
+        gone = _unused((k for k in found if k not in self.index), taken)
+        return gone, gone is not None
+
+    def _sent_gone(self, key: str, row: dict, carried: tuple[int, ...] | None) -> bool:
+        """Whether ``key``, which the master no longer holds, was last sent with exactly the row's
+        values (in the columns the file carries): a record the office deleted, sent again as before."""
+        before = self.sent.of(key) if self.sent is not None and self.sent.earlier else None
+        if before is None:  # most new keys: nothing to digest
+            return False
+        fp = fingerprint(row)
+        positions = range(len(DATA_COLUMNS)) if carried is None else carried
+        return all(before[p] != NOT_SENT and before[p] == digest(fp[p]) for p in positions)
 
     def merge(self, rows: list[tuple[int | None, dict]], columns: set[str], source: str,
               time: datetime, base: dict[str, dict] | None = None,
@@ -361,8 +388,10 @@ class LedgerMerge:
         ``file_keys``: the 记录编号 on every row of the file, refused rows too (default: those of
         ``rows``): a record whose own row was refused is not one whose key the clerk cleared.
         With ``self.sent`` the same holds for what the committee sent before, form or not: a value it
-        sends again unchanged is not applied over a master that differs (``RowOutcome.resent``);
-        every merged row's values are then remembered as what it last sent.
+        sends again unchanged is not applied over a master that differs (``RowOutcome.resent``), and a
+        row exactly as a record the master no longer holds was last sent is not added back (``gone``);
+        every merged row's values are then remembered as what it last sent. A cell the committee
+        edited that the office had changed too is applied and named (``RowOutcome.conflicts``).
         """
         result = MergeResult()
         outcomes, changes = result.outcomes, result.changes
@@ -410,8 +439,12 @@ class LedgerMerge:
                 assigned, rekeyed = False, key is not None
                 if key is not None:
                     unclaimed.discard(key)
-                elif sent is not None and sent.earlier and (key := self._sent_as(row, fp, carried, resent_keyless)):
+                elif sent is not None and sent.earlier and (found := self._sent_as(row, fp, carried, resent_keyless))[0]:
+                    key = found[0]
                     resent_keyless.add(key)
+                    if found[1]:  # a record the office deleted, sent again as before: not back
+                        outcomes.append(RowOutcome(excel_row, key, UNCHANGED, gone=True))
+                        continue
                 else:
                     key, assigned = self.next_id(str(comparable(row.get(COMMITTEE)))), True
             else:
@@ -420,7 +453,8 @@ class LedgerMerge:
             was = self.reader.row(base[key]) if base and not assigned and key in base else None
             edited = compared if was is None else [
                 k for k in compared if comparable_in(k, was.get(k)) != comparable_in(k, row.get(k))]
-            if i is None and was is not None and not edited:
+            if i is None and (not edited if was is not None else
+                              not assigned and not rekeyed and self._sent_gone(key, row, carried)):
                 outcomes.append(RowOutcome(excel_row, key, UNCHANGED, gone=True, rekeyed=rekeyed))
                 continue
             if i is None:
@@ -471,6 +505,7 @@ class LedgerMerge:
             if not changed:
                 outcomes.append(RowOutcome(excel_row, key, UNCHANGED, kept=kept, resent=resent, rekeyed=rekeyed))
                 continue
+            conflicts = _conflicts(changed, was, held, before, target, row) if was is not None or before is not None else ()
             headers, overrode = [], []
             for k in changed:
                 header = schema.LEDGER.header_of(k)
@@ -483,7 +518,7 @@ class LedgerMerge:
                 self.changed[(key, k)] = (source, row.get(k))
             target[SOURCE] = source
             outcomes.append(RowOutcome(excel_row, key, UPDATED, tuple(headers), kept=kept, resent=resent,
-                                       rekeyed=rekeyed, overrode=tuple(overrode)))
+                                       rekeyed=rekeyed, overrode=tuple(overrode), conflicts=conflicts))
         if looked:
             self._look_alikes(looked, outcomes, compared)
         # Registered after the file, so two identical new rows in one file are both added.
@@ -562,6 +597,24 @@ class LedgerMerge:
                 outcome.differs = (schema.LEDGER.header_of(key), self.rows[i].get(key), fp[p])
             elif outcome.similar in claimed:
                 outcome.similar = None
+
+
+def _conflicts(changed: list[str], was: dict | None, held: dict, before: tuple[int, ...] | None,
+               target: dict, row: dict) -> tuple[tuple[str, object, object], ...]:
+    """Of the columns a row changes (the committee edited them, to a value the master does not
+    hold), those the office changed too: on a prefilled form, the master differs from what the form
+    was given (``was``); else the master differs from what the committee last sent (``before``).
+    Where the master holds what the committee itself last sent, the change was its own (another of
+    its files), not the office's. (Chinese header, the master's value, the row's)."""
+    found = []
+    for k in changed:
+        p = _POSITION[k]
+        now = comparable_in(k, held.get(k))
+        own = before is not None and before[p] != NOT_SENT and before[p] == digest(now)
+        if own or (comparable_in(k, was.get(k)) == now if was is not None else before is None or before[p] == NOT_SENT):
+            continue
+        found.append((schema.LEDGER.header_of(k), target.get(k), row.get(k)))
+    return tuple(found)
 
 
 def _unused(keys, taken: set[str]) -> str | None:
