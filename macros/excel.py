@@ -30,7 +30,7 @@ from .marks import validation_writes
 from .render.notices import NoticeOptions, render_notices
 from .report import analyse, notice_input, notices_sheet, run_report, with_template_setting
 from .rollup import rollup as core_rollup
-from .rollup import rollup_sheets
+from .rollup import rollup_sheets, who_is_behind
 from .validate import validate as core_validate
 
 TITLE = "健康街道试点工作台账"
@@ -155,7 +155,7 @@ def rollup(book, as_of: date | None = None):
     sheets, marks = validation_writes(validation)
     live.write([*sheets, *rollup_sheets(result)], marks)
     alert(book, f"进度汇总完成（截至 {as_of:%Y-%m-%d}）。错误 {validation.errors} 条，"
-                f"警告 {validation.warnings} 条。" + _backup_line([live]))
+                f"警告 {validation.warnings} 条。\n" + "\n".join(who_is_behind(result)) + _backup_line([live]))
     return result
 
 
@@ -185,6 +185,7 @@ def report(book, as_of: date | None = None, base: Path | None = None):
               else _NO_LIST)
     lines = [f"报告已生成（统计截至 {result.as_of:%Y-%m-%d}）。",
              f"校验：错误 {result.errors} 条，警告 {result.warnings} 条，详见“{schema.ISSUES.name}”表。",
+             *result.behind,
              f"通知：{_counts(result.notices)}，保存在文件夹 {folder}；{listed}",
              *(f"注意：{w}" for w in result.notices.warnings),
              backup_note(live)]

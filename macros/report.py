@@ -21,7 +21,7 @@ from .marks import validation_writes
 from .problems import Validation
 from .render.context import NoticeInput
 from .render.notices import NoticeOptions, NoticeResult, render_notices
-from .rollup import Rollup, rollup, rollup_sheets
+from .rollup import Rollup, rollup, rollup_sheets, who_is_behind
 from .validate import notice_blockers, validate
 
 
@@ -48,6 +48,7 @@ class ReportResult:
     busy: str = ""  # why the workbook was not written (open in Excel …)
     staged: str = ""  # where the would-be result was put instead
     messages: list[str] = field(default_factory=list)
+    behind: list[str] = field(default_factory=list)  # who is behind, overdue projects (``who_is_behind``)
 
     @property
     def exit_code(self) -> int:
@@ -72,6 +73,7 @@ class ReportResult:
         status = "，".join(f"{k} {v}" for k, v in self.statuses.items())
         lines.append(f"汇总：{self.projects} 个项目；居委会 {status}；台账计入 {self.rows_used} 条，"
                      f"待核实 {self.rows_unverified} 条。")
+        lines += [f"  {line}" for line in self.behind]
         counts = "，".join(f"{k} {v}" for k, v in self.notices.counts().items()) or "无"
         combined = "，催办通知另有一份合并打印" if any(n.combined for n in self.notices.notices) else ""
         lines.append(f"通知：{counts}（每份均有 Word 和网页版{combined}）。")
@@ -173,6 +175,7 @@ def prepare_report(book: Workbook, out_dir: Path | str | None = None, as_of: dat
         workbook=str(book.path), as_of=as_of, errors=validation.errors, warnings=validation.warnings,
         statuses=statuses, projects=len(result.projects), rows_used=int(meta.get("rows_used", 0)),
         rows_unverified=int(meta.get("rows_unverified", 0)), notices=notices, written=False,
+        behind=who_is_behind(result),
     )
     return PreparedReport(sheets, marks, report)
 
