@@ -18,7 +18,7 @@ import pandas as pd
 
 from .. import schema
 from ..normalise import setting_value, units_text
-from ..rollup import PERCENT_CAP
+from ..rollup import COMMITTEE_PERCENT_RULE, PERCENT_CAP
 from . import fmt, pictures
 
 PROGRESS, REMINDER, MEETING, BULLETIN = "progress", "reminder", "meeting", "bulletin"
@@ -33,7 +33,7 @@ VARIABLES: dict[str, tuple[str, ...]] = {
     PROGRESS: (*COMMON, "doc_number", "summary", "categories", "projects", "committees",
                "lagging_committees", "severe_committees", "overdue_projects", "upcoming", "chart"),
     REMINDER: (*COMMON, "doc_number", "committee", "reasons", "overdue_items", "upcoming_items",
-               "reply_by"),
+               "reply_by", "percent_rule"),
     MEETING: (*COMMON, "doc_number", "meeting"),
     BULLETIN: (*COMMON, "bulletin_name", "issue", "articles", "progress", "link_title",
                "link_categories"),
@@ -266,7 +266,7 @@ def reminder_contexts(data: NoticeInput) -> list[dict]:
         )
         by_committee.setdefault(item["committee_id"], []).append(item)
     base = {**common(data, REMINDER), "doc_number": doc_number(data, 1),
-            "reply_by": data.as_of + timedelta(days=REPLY_DAYS)}
+            "reply_by": data.as_of + timedelta(days=REPLY_DAYS), "percent_rule": COMMITTEE_PERCENT_RULE}
     contexts = []
     for committee, reasons in chosen:
         items = by_committee.get(committee["committee_id"], [])
