@@ -366,6 +366,7 @@ def progress_template() -> Document:
     para(doc, "{{ chart }}", "图表").paragraph_format.keep_with_next = True
     para(doc, "图1  各居委会完成率（截至{{ as_of|cn_date }}）", "图题")
     para(doc, "{%p endif %}", "图表")
+    para(doc, "居委会的完成率{{ percent_rule }}。")  # what the percents below are (rollup's rule)
     para(doc, "{%p if severe_committees %}")
     para(doc, "（一）严重滞后的居委会", "二级标题")
     para(doc, "{% for c in severe_committees %}{{ c.committee_name }}（完成率{{ c.percent|pct }}）"

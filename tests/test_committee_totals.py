@@ -36,6 +36,9 @@ def report(tmp_path, rows) -> tuple[list[dict], str, list[str]]:
     letters = [p for p in (tmp_path / "out").glob("催办通知_C*.docx")]
     assert letters
     texts = ["\n".join(par.text for par in Document(str(p)).paragraphs) for p in letters]
+    # The 进度通报 lists committees' 完成率 too, and says what they are.
+    [progress] = (tmp_path / "out").glob("进度通报_*.docx")
+    assert f"居委会的完成率{COMMITTEE_PERCENT_RULE}。" in [par.text for par in Document(str(progress)).paragraphs]
     return sheet, note, texts
 
 

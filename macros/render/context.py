@@ -31,7 +31,8 @@ UPCOMING = 5  # next deadlines listed
 COMMON = ("street", "pilot_name", "issuer", "contact", "phone", "as_of", "date", "kind")
 VARIABLES: dict[str, tuple[str, ...]] = {
     PROGRESS: (*COMMON, "doc_number", "summary", "categories", "projects", "committees",
-               "lagging_committees", "severe_committees", "overdue_projects", "upcoming", "chart"),
+               "lagging_committees", "severe_committees", "overdue_projects", "upcoming", "chart",
+               "percent_rule"),
     REMINDER: (*COMMON, "doc_number", "committee", "reasons", "overdue_items", "upcoming_items",
                "reply_by", "percent_rule"),
     MEETING: (*COMMON, "doc_number", "meeting"),
@@ -213,7 +214,7 @@ def progress_context(data: NoticeInput, chart: object = "") -> dict:
         "lagging_committees": [c for c in committees if c.get("status") == "滞后"],
         "severe_committees": [c for c in committees if c.get("status") == "严重滞后"],
         "overdue_projects": overdue_projects(projects),
-        "upcoming": upcoming(projects, data.as_of), "chart": chart,
+        "upcoming": upcoming(projects, data.as_of), "chart": chart, "percent_rule": COMMITTEE_PERCENT_RULE,
     }
 
 
