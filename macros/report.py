@@ -20,7 +20,7 @@ from .errors import HealthbookError, WorkbookBusy
 from .marks import validation_writes
 from .problems import Validation
 from .render.context import NoticeInput
-from .render.notices import NoticeOptions, NoticeResult, render_notices
+from .render.notices import NoticeOptions, NoticeResult, count_text, render_notices
 from .rollup import Rollup, rollup, rollup_sheets, who_is_behind
 from .validate import notice_blockers, validate
 
@@ -215,11 +215,12 @@ def write_report(adapter: BookAdapter, prepared: PreparedReport,
 
 
 def notices_sheet(rendered: NoticeResult, home: Path) -> SheetWrite:
-    """通知清单: one row per generated notice, its files linked relative to the workbook's folder."""
+    """通知清单: one row per notice current in the folder (as index.html lists them), its files
+    linked relative to the workbook's folder."""
     rows, links = [], {}
     home = Path(home).resolve()
     out_dir = Path(rendered.out_dir).resolve()
-    for i, notice in enumerate(rendered.notices):
+    for i, notice in enumerate(rendered.listing):
         rows.append({"kind": notice.to_dict()["kind"], "title": notice.title,
                      "docx": notice.docx, "html": notice.html})
         for key in ("docx", "html"):
@@ -228,5 +229,5 @@ def notices_sheet(rendered: NoticeResult, home: Path) -> SheetWrite:
                 path = out_dir / name
                 links[(i, key)] = os.path.relpath(path, home) if path.is_relative_to(home) else str(path)
     when = datetime.now().strftime("%Y-%m-%d %H:%M")
-    note = f"生成于 {when}，共 {len(rows)} 个文件，保存在 {out_dir}。"
+    note = f"生成于 {when}，通知{count_text(rendered.listing)}，保存在 {out_dir}。"
     return SheetWrite(schema.NOTICES, rows, note=note, links=links)
