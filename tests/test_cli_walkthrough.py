@@ -131,3 +131,14 @@ def test_restore_list_json_is_one_document(master_copy):
     code, text = run_cli("restore", str(master_copy), "--list", "--json")
     [entry] = json.loads(text)["backups"]
     assert set(entry) == {"name", "time", "size", "run", "label", "changed"}
+
+
+def test_a_button_s_backup_is_labelled_with_the_button(master_copy, tmp_path):
+    from macros import excel
+
+    from .test_live_backup import saved_book
+
+    assert excel.rollup(saved_book(master_copy), as_of=date(2020, 11, 15)) is not None
+    code, text = run_cli("restore", str(master_copy), "--list")
+    [line] = [line for line in text.splitlines() if line.startswith(master_copy.stem)]
+    assert line.endswith("汇总进度前（Excel 按钮：rollup）")
