@@ -142,3 +142,16 @@ def test_a_button_s_backup_is_labelled_with_the_button(master_copy, tmp_path):
     code, text = run_cli("restore", str(master_copy), "--list")
     [line] = [line for line in text.splitlines() if line.startswith(master_copy.stem)]
     assert line.endswith("汇总进度前（Excel 按钮：rollup）")
+
+
+def test_the_nightly_run_labels_its_backup(master_copy, blank_forms):
+    inbox = folders(master_copy, read_workbook(master_copy).settings).inbox
+    inbox.mkdir()
+    fill_form(form_c01(blank_forms), inbox / "C01-11月.xlsx", [new_row()])
+    script = [sys.executable, str(ROOT / "scripts" / "consolidate_nightly.py"), str(master_copy), "--min-age", "0"]
+    done = subprocess.run(script, capture_output=True, text=True, encoding="utf-8", timeout=300)
+    assert done.returncode == 0, done.stderr
+    code, data = cli_json("restore", str(master_copy), "--list")
+    [backup] = data["backups"]
+    assert (backup["run"], backup["label"]) == ("定时汇总", "汇总填报表前")
+    assert backup["changed"] == "1 个文件，新增 1 行，更新 0 条记录"
