@@ -330,7 +330,7 @@ def workbook_command(sub, name: str, help: str, description: str,
 def notice_options(p: argparse.ArgumentParser) -> None:
     """The options every command that renders notices takes (notices, report)."""
     p.add_argument("--out", type=Path, metavar="文件夹", help="输出文件夹（默认：设置中的“通知输出文件夹”，在工作簿旁）")
-    p.add_argument("--as-of", type=_as_of, metavar="日期", help="统计截止日期，如 2020-11-15（默认今天）")
+    p.add_argument("--as-of", type=_as_of, metavar="日期", help="统计截止日期，如 2020-11-15，或 11月15日（今年）；默认今天")
     p.add_argument("--templates", type=Path, metavar="文件夹", help="本单位修改过的模板所在文件夹（优先于设置）")
     p.add_argument("--pdf", action="store_true", help="同时用 LibreOffice 转成 PDF")
 
@@ -354,13 +354,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inbox", type=Path, metavar="文件夹", help="收件箱文件夹（默认取“设置”表，相对主工作簿）")
     p.add_argument("--dry-run", action="store_true", help="只检查和预演，不写主工作簿、不移动文件")
     p.add_argument("--as-of", type=_as_of, default=None, metavar="日期",
-                   help="校验和进度统计的截止日期，如 2020-11-15（默认今天）")
+                   help="校验和进度统计的截止日期，如 2020-11-15，或 11月15日（今年）；默认今天")
 
     p = workbook_command(sub, "validate", help="校验工作簿的填写",
                        description="校验主工作簿：必填、类型、可选值、编号唯一、引用、设置和合理性；"
                                    "按工作表列出错误和警告。有错误时退出码为 1。")
     p.add_argument("--as-of", type=_as_of, default=None, metavar="日期",
-                   help="按哪一天判断“晚于今天”的日期（默认今天），如 2020-11-15")
+                   help="按哪一天判断“晚于今天”的日期（默认今天），如 2020-11-15，或 11月15日（今年）")
     p.add_argument("--mark", action="store_true",
                    help=f"把结果写入“{schema.ISSUES.name}”表，并在出错的单元格上标色加批注（先清除上次的标记）")
 
@@ -386,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="校验台账并按居委会、项目、责任单位和类别汇总进度，"
                                    "写入“居委会进度”“项目进度”“单位进度”三张表（有错误的台账行不计入，记为待核实）。")
     p.add_argument("--as-of", type=_as_of, default=None, metavar="日期",
-                   help="截至日期（如 2020-11-15），默认今天；晚于此日期的台账不计入")
+                   help="截至日期（如 2020-11-15，或 11月15日：今年），默认今天；晚于此日期的台账不计入")
 
     p = workbook_command(sub, "restore", help="从备份恢复主工作簿",
                        description="用 backups 文件夹中的备份恢复主工作簿（默认最新一份）；恢复前先备份当前文件。")
