@@ -360,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="校验主工作簿：必填、类型、可选值、编号唯一、引用、设置和合理性；"
                                    "按工作表列出错误和警告。有错误时退出码为 1。")
     p.add_argument("--as-of", type=_as_of, default=None, metavar="日期",
-                   help="按哪一天判断“晚于今天”的日期（默认今天），如 2020-11-15，或 11月15日（今年）")
+                   help="按哪一天判断“晚于统计截止日期”的日期（默认今天），如 2020-11-15，或 11月15日（今年）")
     p.add_argument("--mark", action="store_true",
                    help=f"把结果写入“{schema.ISSUES.name}”表，并在出错的单元格上标色加批注（先清除上次的标记）")
 

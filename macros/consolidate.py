@@ -181,12 +181,13 @@ class Consolidation:
             return 3
         if any(f.receipt_error for f in self.files):
             return 2
-        return 1 if any(f.status in (PARTLY, REJECTED) for f in self.files) or self.waiting_folders else 0
+        return 1 if any(f.status in (PARTLY, REJECTED) for f in self.files) or self.waiting else 0
 
     @property
-    def waiting_folders(self) -> list[FileResult]:
-        """Folders in the inbox holding workbooks that were not read (their forms wait there)."""
-        return [f for f in self.files if f.status == SKIPPED and any(p.code == SUBFOLDER for p in f.issues)]
+    def waiting(self) -> list[FileResult]:
+        """What the inbox holds that was left unread and needs someone: a folder holding workbooks,
+        another master's forms (their forms wait there)."""
+        return [f for f in self.files if f.status == SKIPPED and any(p.code in WAITING for p in f.issues)]
 
     def to_dict(self) -> dict:
         """Exactly the keys of ``consolidate --json``."""
@@ -205,6 +206,7 @@ class Folders:
     rejected: Path
     receipts: Path
     templates: str | None = None  # the office's own templates, tried before the shipped ones
+    contact: str = ""  # whom a committee asks about its receipt (``office_contact``)
 
 
 def folders(master: Path, settings: dict, inbox: Path | str | None = None) -> Folders:
@@ -215,7 +217,14 @@ def folders(master: Path, settings: dict, inbox: Path | str | None = None) -> Fo
 
     own = settings.get("templates")
     return Folders(Path(inbox) if inbox else where("inbox"), where("archive"), where("rejected"),
-                   where("receipts"), str(master.parent / str(own)) if own else None)
+                   where("receipts"), str(master.parent / str(own)) if own else None, office_contact(settings))
+
+
+def office_contact(settings: dict) -> str:
+    """Whom a committee asks, from 设置: "李敏（021-…）", or the office's usual name when unset."""
+    contact = settings.get("contact") or "街道发展办"
+    phone = settings.get("phone")
+    return f"{contact}（{phone}）" if phone else str(contact)
 
 
 def skip_reason(path: Path, min_age: float = 0.0, now: float | None = None,
@@ -251,6 +260,8 @@ def skip_reason(path: Path, min_age: float = 0.0, now: float | None = None,
 GONE = "汇总时已被改名、移走或删除，下次再处理"
 FOLDER = "文件夹"  # skip_reason's word for a folder, which folder_reason then tells apart
 SUBFOLDER = "subfolder"  # the code of a folder in the inbox holding workbooks, left unread
+OTHER_MASTER = "other_master"  # a form made from another master beside this one, left for it
+WAITING = (SUBFOLDER, OTHER_MASTER)
 FOLDER_LOOK = 2000  # entries looked at inside one such folder (a whole share copied in is not walked)
 
 
@@ -387,7 +398,7 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
     # The config sheets are what a submission is validated against; the ledger lives in ``merge``.
     pending = None if dry_run else where.receipts / f".pending-{now:%Y%m%d-%H%M%S}-{os.getpid()}"
     checker = _Checker({n: f for n, f in frames.items() if n in CHECKED_AGAINST},
-                       settings, as_of, merge, now, pending, master, where.templates)
+                       settings, as_of, merge, now, pending, master, where)
     try:
         run = _merge_and_write(book, master, where, merge, checker, committees, dry_run,
                                as_of, now, min_age, progress, refresh, wb, say)
@@ -718,6 +729,8 @@ def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], dr
             refused_fix = "请运行 healthbook report 重试；仍不能写入时，请把这条信息发给技术联系人"
         if refresh:
             run.refreshed = refresh_text(report is not None, problem, bool(written.staged), refused_fix)
+            if report is not None and report.result.notices.blocked:  # the sheets are refreshed, no notice is made
+                run.refreshed = f"已刷新进度汇总（与台账一次写入）。{report.result.notices.blocked}"
         if written.staged:  # open in Excel: leave the inbox for the next run
             run.busy, run.staged, run.dropped_staged = written.busy, written.staged, written.dropped
             run.long_busy = long_busy_text(master)
@@ -784,6 +797,11 @@ def _process_files(paths: list[Path], reasons: list[str | None], committees: dic
                 tick(path.name)
                 continue
             result, sub = load_file(path, committees, reader.next)
+            if sub is not None and (other := other_master(sub, checker.master)):
+                committee = code_text(sub.info_committee)
+                result = FileResult(path.name, SKIPPED, committee, committees.get(committee or "", ""),
+                                    issues=[_file_problem(OTHER_MASTER, other, WARNING, sheet="")])
+                sub = None
             if sub is None and result.status == REJECTED and not os.path.lexists(path):
                 # Renamed or taken away while the run read the inbox: not a submission to answer
                 # (the renamed file is read next run).
@@ -835,10 +853,10 @@ class _Checker:
     """Validates a batch with the master's rules plus the submission checks, then merges it."""
 
     def __init__(self, config: dict, settings: dict, as_of: date, merge: LedgerMerge, now: datetime,
-                 pending: Path | None, master: Path, templates: str | None):
+                 pending: Path | None, master: Path, where: Folders):
         self.config, self.settings, self.as_of = config, settings, as_of
         self.merge, self.now = merge, now
-        self.pending, self.master, self.templates = pending, master, templates
+        self.pending, self.master, self.where = pending, master, where
         self.receipt_names: set[str] = set()  # this run's receipts: two files never share one
         self.write: Callable[[Path, str | None, dict], object] = render_receipt  # or the run's reader's
 
@@ -928,8 +946,8 @@ class _Checker:
         result.status = REJECTED if not good else PARTLY if bad_rows else ACCEPTED
         if self.pending is not None:
             try:
-                result.pending_receipt = write_receipt(result, self.pending, self.now, self.master,
-                                                       self.templates, self.write, self.receipt_names)
+                result.pending_receipt = write_receipt(result, self.pending, self.now, self.master, self.where,
+                                                       self.write, self.receipt_names)
             except Exception as exc:  # the folder, or the template on this file: the merge goes on, the file waits
                 _receipt_failed(result, self.pending.parent, exc)
         result.outcomes = []
@@ -1012,9 +1030,7 @@ def removed_from_form(sub: Submission, outcomes: list[RowOutcome], merge: Ledger
         return []
     on_form = sub.keys | {o.record_id for o in outcomes}
     gone = [k for k in sub.base if k not in on_form and k in merge.index and merge.owner(k) == committee]
-    contact = settings.get("contact") or "街道发展办"
-    phone = settings.get("phone")
-    who = f"{contact}（{phone}）" if phone else str(contact)
+    who = office_contact(settings)
     key_header = schema.LEDGER.header_of(KEY)
     return [Problem(
         LEDGER, None, key_header, key, WARNING, REMOVED,
@@ -1185,6 +1201,25 @@ def load_file(path: Path, committees: dict[str, str],
         result.issues.append(_empty_problem(sub.sheet_name))
         return result, None
     return result, sub
+
+
+def other_master(sub: Submission, master: Path) -> str:
+    """Why a form made from another master in this master's folder is left in the inbox (two
+    masters whose 设置 name one inbox, e.g. a copy staff made beside it): merged here, its rows
+    would be missing from the master it was made for. "" for a form of this master, a form whose
+    master is gone or renamed (this one, most likely), and a workbook typed by hand."""
+    made_for = sub.info_master
+    if not made_for or made_for == master.name:
+        return ""
+    other = master.parent / made_for
+    try:
+        if not other.is_file() or other.samefile(master):
+            return ""
+    except OSError:
+        return ""
+    return (f"{sub.path.name} 是用同一文件夹中的另一个主工作簿“{made_for}”生成的填报表，本次（{master.name}）没有汇总它，"
+            f"它留在收件箱，等“{made_for}”汇总。两个主工作簿共用一个收件箱，每次都会这样跳过对方的填报表："
+            "请在其中一个主工作簿的“设置”中把收件箱文件夹改成另一个文件夹，或把不用的那个主工作簿移走")
 
 
 IDENTITY_INDEXES = (KEY_INDEX, COMMITTEE_INDEX)
@@ -1407,7 +1442,7 @@ def finish_file(result: FileResult, where: Folders, now: datetime, master: Path)
             receipt = where.receipts / result.pending_receipt.name
             os.replace(result.pending_receipt, receipt)
         else:
-            receipt = write_receipt(result, where.receipts, now, master, where.templates)
+            receipt = write_receipt(result, where.receipts, now, master, where)
     except Exception as exc:  # the master is written: one file's receipt must not stop the others
         _receipt_failed(result, where.receipts, exc)
         return
@@ -1456,7 +1491,7 @@ def check_receipt_template(templates: str | None, master: Path, now: datetime) -
                   RowOutcome(3, "C01-0002", UPDATED, (schema.LEDGER.header_of("quantity"),)),
                   RowOutcome(4, "C01-0003", UNCHANGED)])
     try:
-        receipt_html(templates, receipt_context(sample, now, master), fresh=True)
+        receipt_html(templates, receipt_context(sample, now, master, "示例联系人（021-00000000）"), fresh=True)
     except TemplateProblem:
         raise
     except Exception as exc:  # an error raised by the template's own code (a division by zero...)
@@ -1476,10 +1511,11 @@ def move_with_stamp(path: Path, folder: Path, now: datetime) -> Path:
     return target
 
 
-def write_receipt(result: FileResult, folder: Path, now: datetime, master: Path, templates: str | None = None,
+def write_receipt(result: FileResult, folder: Path, now: datetime, master: Path, where: Folders,
                   write: Callable[[Path, str | None, dict], object] = render_receipt,
                   taken: set[str] | None = None) -> Path:
-    """The committee's receipt (回执) for one file, as HTML (``templates``: the office's own copies).
+    """The committee's receipt (回执) for one file, as HTML (``where.templates``: the office's own
+    copies; ``where.contact``: whom to ask).
 
     ``write(path, templates, context)`` renders and writes it (consolidation hands it to its
     worker process); ``taken``: names given this run, which the worker may not have written yet."""
@@ -1496,13 +1532,14 @@ def write_receipt(result: FileResult, folder: Path, now: datetime, master: Path,
         n += 1
         path = folder / f"{stem}-{n}.html"
     taken.add(path.name)
-    write(path, templates, receipt_context(result, now, master))
+    write(path, where.templates, receipt_context(result, now, master, where.contact))
     return path
 
 
-def receipt_context(result: FileResult, now: datetime, master: Path) -> dict:
+def receipt_context(result: FileResult, now: datetime, master: Path, contact: str = "") -> dict:
     """The variables the receipt template gets (documented in templates/README.md)."""
     return {
+        "contact": contact,
         "file": result.file,
         "committee_id": result.committee_id or "",
         "committee_name": result.committee_name,
@@ -1533,7 +1570,7 @@ def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
         f"{f.moved_to.name if f.moved_to else ''}"
         + (f"回执{f.receipt_error}，留在收件箱" if f.receipt_error else "")
         + (f"\t请核实 {len(f.doubtful)} 处很可能填错的数值" if f.doubtful else "")
-        + (("！！" if f in run.waiting_folders else "") + f.issues[0].message if f.status == SKIPPED and f.issues else "")
+        + (("！！" if f in run.waiting else "") + f.issues[0].message if f.status == SKIPPED and f.issues else "")
         for f in run.files
     ]
     if run.busy:
@@ -1644,13 +1681,13 @@ def summary_text(run: Consolidation) -> str:
         lines.append(f"  {STATUS_TEXT[f.status]}　{f.file}：{detail}")
     counts = {s: sum(f.status == s for f in run.files) for s in STATUS_TEXT}
     processed = len(run.files) - counts[SKIPPED]
-    quiet = counts[SKIPPED] - len(run.waiting_folders)
+    quiet = counts[SKIPPED] - len(run.waiting)
     head = ("（预演，未写入任何文件）" if run.dry_run
             else "（主工作簿正被占用，以下结果未写入，已暂存，下次重试）" if run.busy else "")
     lines.insert(0, f"{head}处理填报表 {processed} 份：接受 {counts[ACCEPTED]}，部分接受 {counts[PARTLY]}，"
                     f"退回 {counts[REJECTED]}" + (f"；跳过 {quiet} 个临时、隐藏文件或空文件夹" if quiet else "")
                     + "。")
-    lines += [f"  未处理　{f.issues[0].message}。" for f in run.waiting_folders]
+    lines += [f"  未处理　{f.issues[0].message}。" for f in run.waiting]
     if run.inbox_created:
         lines.append(f"已新建收件箱文件夹 {run.inbox.absolute()}（本主工作簿第一次汇总）：请让居委会把填报表放进这里。")
     elif not processed and run.inbox is not None:

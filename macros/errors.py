@@ -6,7 +6,9 @@ sheet and what to do) with ``exit_code`` — never a traceback.
 
 from __future__ import annotations
 
+import difflib
 import errno
+from collections.abc import Iterable
 from pathlib import Path
 
 _OS_REASONS = {errno.ENOSPC: "磁盘已满", errno.EACCES: "没有写入权限", errno.EPERM: "没有写入权限",
@@ -41,9 +43,12 @@ class NotAWorkbook(HealthbookError):
 
 
 class MissingSheet(HealthbookError):
-    def __init__(self, path: Path | str, sheet: str):
+    def __init__(self, path: Path | str, sheet: str, others: Iterable[str] = ()):
+        """``others``: the workbook's sheets that are no contract sheet ("台帐" for 台账 is named)."""
+        close = difflib.get_close_matches(sheet, [str(n).strip() for n in others], n=1, cutoff=0.5)
+        hint = f"工作簿里有一张“{close[0]}”，如果就是它，请把表名改为“{sheet}”；否则请" if close else "请"
         super().__init__(
-            f"{Path(path).name} 缺少工作表“{sheet}”。请恢复该工作表（名称须完全一致），"
+            f"{Path(path).name} 缺少工作表“{sheet}”。{hint}恢复该工作表（名称须完全一致），"
             "或用 healthbook init 新建一个工作簿作参照。"
         )
 
@@ -100,3 +105,11 @@ class FolderNotWritable(HealthbookError):
     def __init__(self, folder: Path | str, reason: str):
         super().__init__(f"无法在 {folder} 中写入文件（{reason}）。写入主工作簿需要在它所在的文件夹里"
                          "建锁文件、临时文件和备份：请检查该文件夹的写入权限或磁盘空间。")
+
+
+class NoticesFolderUnusable(HealthbookError):
+    """The notices' folder cannot be made: a drive not mapped, a mistyped path, a file of that name."""
+
+    def __init__(self, folder: Path | str, reason: str):
+        super().__init__(f"无法建立通知输出文件夹 {folder}（{reason}），通知没有生成。这个文件夹来自“设置”表的"
+                         "“通知输出文件夹”（或命令的 --out）：请检查路径是否写对、网络盘是否已连接。")

@@ -175,7 +175,7 @@ def notices(book, as_of: date | None = None, base: Path | None = None):
     folder = notices_folder(book, workbook.settings, base)
     options = with_template_setting(workbook, NoticeOptions())
     rendered = render_notices(notice_input(workbook, validation, result, as_of), folder, options)
-    listed = list_notices(live, rendered, workbook)
+    listed = "" if rendered.blocked else list_notices(live, rendered, workbook)
     notes = "".join(f"\n注意：{w}" for w in rendered.warnings)  # e.g. a notice staff edited, kept
     alert(book, f"已生成 {_counts(rendered)}，保存在文件夹 {folder}；{listed}{notes}" + _backup_line([live]))
     return rendered

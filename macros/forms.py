@@ -54,6 +54,7 @@ class FormInfo:
     committee_id: str
     committee_name: str
     version: str = schema.FORM_VERSION
+    master: str = ""  # the file name of the master it was made from
 
 
 class FormsNotReplaced(HealthbookError):
@@ -279,4 +280,5 @@ def read_form_info(frame) -> FormInfo | None:
         committee_id=str(committee).strip(),
         committee_name=str(values.get(schema.FORM_INFO_ITEMS["committee_name"]) or ""),
         version=str(values.get(schema.FORM_INFO_ITEMS["version"]) or ""),
+        master=str(values.get(schema.FORM_INFO_ITEMS["master"]) or "").strip(),
     )

@@ -22,7 +22,7 @@ from .problems import Validation
 from .render.context import NoticeInput
 from .render.notices import NoticeOptions, NoticeResult, render_notices
 from .rollup import Rollup, rollup, rollup_sheets
-from .validate import validate
+from .validate import notice_blockers, validate
 
 
 class BookAdapter(Protocol):
@@ -108,7 +108,8 @@ def analyse(book: Workbook, as_of: date) -> tuple[Validation, Rollup]:
 
 
 def notice_input(book: Workbook, validation: Validation, result: Rollup, as_of: date) -> NoticeInput:
-    return NoticeInput(validation.frames, book.settings, as_of, result, Path(book.path).parent)
+    return NoticeInput(validation.frames, book.settings, as_of, result, Path(book.path).parent,
+                       blockers=notice_blockers(validation))
 
 
 def with_template_setting(book: Workbook, options: NoticeOptions) -> NoticeOptions:
@@ -160,7 +161,8 @@ def prepare_report(book: Workbook, out_dir: Path | str | None = None, as_of: dat
     # Notices first, so the workbook is written once, with the list of what was generated.
     notices = render_notices(notice_input(book, validation, result, as_of), out, options, say)
     sheets = [*issues, *rollup_sheets(result)]
-    if schema.NOTICES.name in book.sheet_names:  # workbooks made before 通知清单 existed go without
+    # Workbooks made before 通知清单 existed go without; made no notice, the last list still stands.
+    if schema.NOTICES.name in book.sheet_names and not notices.blocked:
         sheets.append(notices_sheet(notices, Path(book.path).parent))
     statuses = {s: 0 for s in ("正常", "滞后", "严重滞后")}
     for s in result.committees["status"]:

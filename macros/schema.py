@@ -486,6 +486,8 @@ SETTING_ITEMS: tuple[Setting, ...] = (
 )
 SETTINGS_BY_ITEM: dict[str, Setting] = {s.item: s for s in SETTING_ITEMS}
 SETTINGS_BY_KEY: dict[str, Setting] = {s.key: s for s in SETTING_ITEMS}
+# Settings every notice prints (blank, they leave "关于建设工作…" and "联系人：，" behind).
+NOTICE_SETTINGS = ("street", "pilot_name", "issuer", "doc_prefix", "contact", "phone")
 
 
 def sheet(name: str) -> Sheet:

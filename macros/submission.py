@@ -102,6 +102,16 @@ class Submission:
         return info.committee_id if info else None
 
     @property
+    def info_master(self) -> str:
+        """The file name of the master a generated form was made from ("" when not known)."""
+        if self.info is None:
+            return ""
+        from .forms import read_form_info
+
+        info = read_form_info(self.info)
+        return info.master if info else ""
+
+    @property
     def keys(self) -> set[str]:
         return {str(r[KEY_INDEX]).strip() for r in self.rows if r[KEY_INDEX] is not None}
 
@@ -395,7 +405,7 @@ def read_for_consolidation(path: Path) -> Submission | str:
 
 RECEIPT_TEMPLATE = "receipt.html"
 # What the receipt template may use (consolidate.receipt_context gives exactly these).
-RECEIPT_VARIABLES = ("file", "committee_id", "committee_name", "status", "status_text", "time", "master",
+RECEIPT_VARIABLES = ("contact", "file", "committee_id", "committee_name", "status", "status_text", "time", "master",
                      "rows_added", "rows_updated", "rows_unchanged", "rows", "errors", "warnings")
 
 

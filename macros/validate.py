@@ -50,6 +50,22 @@ RECORD_ID_LOOSE = re.compile(r"^(?P<committee>[A-Za-z]\w*?)\s*[-_—－]?\s*(?P<
 CODE_PARTS = re.compile(r"^([A-Z]+)[-_ ]?0*(\d+)$")
 
 
+YEAR_MISMATCH, YEAR_ENDED = "year_mismatch", "year_ended"
+NO_PROJECTS, BLANK_SETTING = "no_projects", "blank_setting"
+FINAL_REPORTS_UNTIL = (3, 31)  # (month, day) of the next year: the last day a year's final report is made
+# What makes every notice false, not one row: no notice is made while one of these stands.
+NOTICE_BLOCKING = (YEAR_MISMATCH, NO_PROJECTS)
+
+
+def notice_blockers(validation: Validation) -> list[str]:
+    """Why no notice may be made from the workbook validated (each problem's message, once); also a
+    发文序号 that cannot be read (the notices would carry 1号 again)."""
+    number_item = schema.SETTINGS_BY_KEY["doc_number"].item
+    found = [p.message for p in validation.problems
+             if p.code in NOTICE_BLOCKING or (p.code == "bad_setting" and p.key == number_item)]
+    return list(dict.fromkeys(found))
+
+
 def validate(frames: dict[str, pd.DataFrame], settings: dict | None = None,
              as_of: date | None = None) -> Validation:
     """Normalise ``frames`` (raw, as read) and check every rule; ``as_of`` defaults to today.
@@ -108,6 +124,7 @@ class _Rules:
         self.references()
         self.units()
         self.project_targets_and_deadlines()
+        self.target_shares()
         self.settings_rows()
         self.plausibility()
         self.article_records()
@@ -229,7 +246,7 @@ class _Rules:
                     continue
                 series = self.typed[sheet.name][key]
                 bad = series.notna() & ~series.isin(list(known))
-                col, v, suggest = sheet.column(key), series.to_numpy(), _Suggester(known)
+                col, v, suggest = sheet.column(key), series.to_numpy(), _Suggester(known, what)
                 self.emit(sheet, bad, col, ERROR, code,
                           lambda i, v=v, c=col, w=what: f"{c.header}“{v[i]}”在“{w}”表中不存在",
                           lambda i, v=v, s=suggest: s(v[i]))
@@ -261,11 +278,54 @@ class _Rules:
                   lambda i: f"{header}“{units[i]}”按 {len(split_units(units[i]))} 个单位“{shown[i]}”处理",
                   lambda i: f"多个单位用一个顿号“{sep}”分隔；如无误，可直接改为：{shown[i]}")
 
+    def target_shares(self) -> None:
+        """目标 rows against the project's 目标值, as the roll-up shares targets out (rollup.py):
+        rows adding up to more than it judge the committees on another total than the project;
+        rows taking all of it leave committees without a row (one added since) a target of 0,
+        so their work counts toward no 完成率."""
+        names = (schema.PROJECTS.name, schema.COMMITTEES.name, schema.TARGETS.name)
+        if any(n not in self.typed for n in names):
+            return
+        projects, committees, targets = (self.typed[n] for n in names)
+        known = set(committees["committee_id"].dropna())
+        rows = targets[targets["project_id"].isin(set(projects["project_id"].dropna()))
+                       & targets["committee_id"].isin(known)]
+        rows = rows.assign(target=pd.to_numeric(rows["target"], errors="coerce")).dropna(subset=["target"])
+        given = rows.groupby("project_id")["target"].sum()
+        covered = rows.groupby("project_id")["committee_id"].agg(set)
+        total_col, header = schema.PROJECTS.column("target"), schema.PROJECTS.header_of("target")
+        street = pd.to_numeric(projects["target"], errors="coerce").to_numpy()
+        ids = projects["project_id"].to_numpy()
+        over = [pid in given and s == s and given[pid] > s for pid, s in zip(ids, street)]
+        self.emit(schema.PROJECTS, over, total_col, WARNING, "targets_exceed",
+                  lambda i: f"“{schema.TARGETS.name}”表中该项目各居委会的目标合计 {given[ids[i]]:g}，大于{header} "
+                            f"{street[i]:g}：项目按 {street[i]:g} 计算完成率，各居委会按各自的目标计算，两者对不上",
+                  f"请核对{header}或“{schema.TARGETS.name}”表中该项目的各行")
+        left_out: dict[str, list[str]] = {}
+        for pid, s in zip(ids, street):
+            if pid in given and s == s and given[pid] >= s:
+                for committee in sorted(known - covered[pid]):
+                    left_out.setdefault(committee, []).append(str(pid))
+        committee_ids = committees["committee_id"].to_numpy()
+        self.emit(schema.COMMITTEES, [c in left_out for c in committee_ids], schema.COMMITTEES.column("committee_id"),
+                  WARNING, "no_target_share",
+                  lambda i: f"在项目 {'、'.join(left_out[committee_ids[i]])} 上没有目标："
+                            f"“{schema.TARGETS.name}”表已把这些项目的{header}全部分给了其他居委会，"
+                            "该居委会在这些项目上的完成数量不计入完成率",
+                  f"如该居委会也承担这些项目，请在“{schema.TARGETS.name}”表中为它各加一行目标")
+
     def project_targets_and_deadlines(self) -> None:
         """A street-wide 目标值 of 0 is a slip (no 完成率, no traffic light); so is a 截止日期 outside 年度."""
         sheet = schema.PROJECTS
         if sheet.name not in self.typed:
             return
+        if self.typed[sheet.name]["project_id"].notna().sum() == 0:
+            # A slip of 删除行 or a bad paste: every ledger row is then "unknown project", and
+            # letters would tell each committee its rows are wrong.
+            self.problems.append(Problem(
+                sheet.name, None, sheet.header_of("project_id"), None, ERROR, NO_PROJECTS,
+                f"“{sheet.name}”表中没有任何项目：台账都无法计入，通知因此不会生成",
+                f"请恢复“{sheet.name}”表的内容（可用 healthbook restore 从备份恢复主工作簿）"))
         target = self.typed[sheet.name]["target"]
         header = sheet.header_of("target")
         self.emit(sheet, (target == 0).fillna(False), sheet.column("target"), WARNING, "zero_target",
@@ -310,9 +370,11 @@ class _Rules:
                   lambda i: f"设置“{year_item}”的值是日期“{text_of(raw_values[i])}”（单元格格式为日期），"
                             f"按 {readings[i].value} 年处理",
                   lambda i: f"请把该单元格格式改为“常规”，填写 {readings[i].value}")
-        if self.year is not None:
-            return
+        self._notice_settings(items, raw_values)
         year_rows = [item == year_item for item in items]
+        if self.year is not None:
+            self._as_of_in_year(year_rows, year_item)
+            return
         if any(r and reason for r, reason in zip(year_rows, reasons)):
             return  # already reported as a bad value
         message = (f"“{year_item}”未填写：只写了月日的日期无法补全年份，"
@@ -323,6 +385,39 @@ class _Rules:
         else:
             self.problems.append(Problem(sheet.name, None, value_col.header, None, WARNING,
                                          "missing_year", message, hint))
+
+    def _as_of_in_year(self, year_rows: list[bool], year_item: str) -> None:
+        """The date reported for against 年度. Before the year starts nothing can have been done: every
+        committee would get a letter for filing nothing (年度 2021 typed while 2020 runs). In the first
+        quarter after it, a report is the year's final standing (its last rows counted, the new year's
+        not). Later than that, the workbook is a year (or six) out of date: letters would count
+        "2232 days without a row"."""
+        sheet, value_col = schema.SETTINGS, schema.SETTINGS.column("value")
+        as_of, year = self.as_of, self.year
+        if as_of < date(year, 1, 1) or as_of > date(year + 1, *FINAL_REPORTS_UNTIL):
+            self.emit(sheet, year_rows, value_col, ERROR, YEAR_MISMATCH,
+                      lambda i: f"统计截止日期 {as_of.isoformat()} 不在试点年度 {year} 年内：应完成多少、是否逾期、"
+                                "多久未填报都会按错的年度计算，通知因此不会生成",
+                      f"如统计的是 {as_of.year} 年，请把“{year_item}”改为 {as_of.year}；如要统计 {year} 年，"
+                      f"请指定该年内的截止日期（如 healthbook report 工作簿 --as-of {year}-12-31）")
+        elif as_of.year > year:
+            self.emit(sheet, year_rows, value_col, WARNING, YEAR_ENDED,
+                      lambda i: f"统计截止日期 {as_of.isoformat()} 已过试点年度 {year} 年：按 {year} 年全年的目标统计，"
+                                f"{as_of.year} 年的台账不计入",
+                      f"如已开始 {as_of.year} 年的工作，请把“{year_item}”改为 {as_of.year}")
+
+    def _notice_settings(self, items: np.ndarray, raw_values: np.ndarray) -> None:
+        """Settings the notices print, left blank: said here, where the clerk looks before a report."""
+        sheet, value_col = schema.SETTINGS, schema.SETTINGS.column("value")
+        printed = {schema.SETTINGS_BY_KEY[k].item for k in schema.NOTICE_SETTINGS}
+        number_item = schema.SETTINGS_BY_KEY["doc_number"].item
+        blank = [item in printed | {number_item} and not (text_of(value) or "").strip()
+                 for item, value in zip(items, raw_values)]
+        self.emit(sheet, blank, value_col, WARNING, BLANK_SETTING,
+                  lambda i: f"设置“{items[i]}”未填写，" + (
+                      "通知的发文字号将从 1 号起编，可能与已发出的文号重复" if items[i] == number_item
+                      else "通知中相应的地方会是空的"),
+                  lambda i: schema.SETTINGS_BY_ITEM[items[i]].help)
 
     def _thresholds(self, items: np.ndarray, raw_values: np.ndarray, readings: list) -> None:
         """滞后 thresholds typed as percentage points (15 for 0.15), or a 严重 one not above the other."""
@@ -366,8 +461,10 @@ class _Rules:
 
         col = sheet.column("date")
         future = dates.notna() & (dates > pd.Timestamp(self.as_of))
+        # A report for a past date is judged by that date: it is not "today" to the clerk.
+        when = "今天" if self.as_of == date.today() else "统计截止日期"
         self.emit(sheet, future, col, WARNING, "future_date",
-                  lambda i: f"日期 {iso(i)} 晚于今天（{self.as_of.isoformat()}）", "请核对日期")
+                  lambda i: f"日期 {iso(i)} 晚于{when}（{self.as_of.isoformat()}）", "请核对日期")
         if self.year is not None:
             outside = dates.notna() & ~future & (dates.dt.year != self.year)
             self.emit(sheet, outside, col, WARNING, OUTSIDE_YEAR,
@@ -451,10 +548,12 @@ class _Rules:
 # ---------------------------------------------------------------- suggestions
 
 class _Suggester:
-    """"您是否指 C03 新福康里居委会？" from the nearest valid code or name, cached per value."""
+    """"您是否指 C03 新福康里居委会？" from the nearest valid code or name, cached per value.
+    A well-formed code that is not there (C14 among C01–C13) is most likely a new one: the
+    nearest code is then offered second, after adding it to ``sheet_name``."""
 
-    def __init__(self, known: dict[str, str]):
-        self.known = known
+    def __init__(self, known: dict[str, str], sheet_name: str | None = None):
+        self.known, self.sheet_name = known, sheet_name
         self.by_upper = {code.upper(): code for code in known}
         self.by_name = {name: code for code, name in known.items() if name}
         # "C3" is C03: same letters, same number.
@@ -470,6 +569,14 @@ class _Suggester:
     def _suggest(self, text: str) -> str:
         code = (self.by_upper.get(text.upper()) or self.by_name.get(text)
                 or self.by_number.get(_code_number(text)))
+        parts = _code_number(text)
+        if code is None and self.sheet_name and parts and parts[0] in {letters for letters, _ in self.by_number}:
+            guess = self._nearest(text) or "请从下拉列表中选择"
+            return (f"如是新设的{self.sheet_name}，需先在主工作簿的“{self.sheet_name}”表中加上 {text.strip()}；"
+                    f"如是填错，{guess}")
+        return self._nearest(text, code) or "请从下拉列表中选择"
+
+    def _nearest(self, text: str, code: str | None = None) -> str:
         if code is None:
             close = difflib.get_close_matches(text.upper(), list(self.by_upper), n=1, cutoff=0.6)
             code = self.by_upper[close[0]] if close else None
@@ -477,7 +584,7 @@ class _Suggester:
             close = difflib.get_close_matches(text, list(self.by_name), n=1, cutoff=0.5)
             code = self.by_name[close[0]] if close else None
         if code is None:
-            return "请从下拉列表中选择"
+            return ""
         name = self.known[code]
         return f"您是否指 {code} {name}？".replace("  ", " ") if name else f"您是否指 {code}？"
 

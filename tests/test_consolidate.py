@@ -600,7 +600,7 @@ def test_as_of_on_the_command_line_is_the_date_submissions_are_judged_by(master_
     [result] = out["files"]
     assert code == 0 and result["status"] == "accepted"  # a warning: merged, and said
     assert result["rows_added"] == 1
-    assert any("晚于今天（2020-11-15）" in p["message"] for p in result["issues"])
+    assert any("晚于统计截止日期（2020-11-15）" in p["message"] for p in result["issues"])
 
 
 def test_the_terminal_bar_ends_its_line_before_each_step_after_it(capsys):

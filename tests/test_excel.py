@@ -11,6 +11,8 @@ import threading
 import urllib.error
 import urllib.request
 from collections import Counter
+from datetime import date
+from pathlib import Path
 
 import pytest
 import xlwings as xw
@@ -225,10 +227,23 @@ def test_main_runs_through_book_caller(bad_master, healthbook_module):
     assert alert["args"][0].startswith("校验完成")
 
 
+def this_years(master: Path, tmp_path: Path) -> Path:
+    """``master`` with 年度 this year: the button reports as of today (the demo's 2020, six years
+    on, makes no notice; ``test_the_button_on_a_workbook_years_out_of_date_makes_no_letters``)."""
+    import shutil
+
+    from .test_recovery_adversary import set_setting
+
+    tmp_path.mkdir(exist_ok=True)
+    path = shutil.copy2(master, tmp_path / master.name)
+    set_setting(path, schema.SETTINGS_BY_KEY["year"].item, date.today().year)
+    return path
+
+
 def test_main_is_the_one_click_report(bad_master, healthbook_module, tmp_path, monkeypatch):
     pytest.importorskip("macros.report")
     monkeypatch.chdir(tmp_path)  # a JSON book has no folder: notices go beside "it", here
-    book = json_book(bad_master)
+    book = json_book(this_years(bad_master, tmp_path / "copy"))
     book.set_mock_caller()
     healthbook_module.main()
     [alert] = actions(book, "alert")
@@ -373,3 +388,21 @@ def test_live_and_file_adapters_write_identical_sheets(bad_master, tmp_path):
         width = max(len(r) for r in by_live + by_file)
         assert [r + [""] * (width - len(r)) for r in by_live] == \
                [r + [""] * (width - len(r)) for r in by_file], name
+
+
+def test_the_button_on_a_workbook_years_out_of_date_makes_no_letters(healthbook_module, tmp_path, monkeypatch):
+    """The shipped demo (年度 2020) clicked today sent 13 letters dated today over 2020's work:
+    "已2232天未填报台账" (walk3 F10). The box says why none was made and what to change."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "healthbook.xlsx"
+    build_workbook(path, demo.demo_rows())
+    payload = book_payload(path)
+    book = xw.Book(json=copy.deepcopy(payload))
+    book.set_mock_caller()
+    healthbook_module.main()
+    [alert] = actions(book, "alert")
+    text = alert["args"][0]
+    assert "本次没有生成任何通知" in text and "不在试点年度 2020 年内" in text
+    assert not (tmp_path / schema.SETTINGS_BY_KEY["notices"].default).exists()
+    marked = sheet_values(payload, book, schema.ISSUES.name)
+    assert any("年度" in str(cell) for row in marked for cell in row)  # 校验结果 names the setting

@@ -219,3 +219,84 @@ def test_records_deleted_from_a_prefilled_form_are_named_in_receipt_and_summary(
     ledger = read_workbook(master_copy)[schema.LEDGER.name]
     assert set(deleted) <= set(ledger["record_id"]) and html.count("已从表中删去") == len(deleted)
     assert ledger.set_index("record_id").loc[kept, "quantity"] == 999
+
+
+def test_a_prefilled_forms_receipt_lists_what_changed_and_counts_the_rest(master_copy, inbox, tmp_path):
+    """Thirty rows of 未变化 hid the one that changed (walk: receipts); a committee reading it on a
+    phone got desktop-sized text and an internal file name, and no one to ask."""
+    import openpyxl
+
+    settings = read_workbook(master_copy).settings
+    assert main(["forms", str(master_copy), "--out", str(tmp_path / "预填"), "--committee", "C03", "--records"]) == 0
+    [form] = (tmp_path / "预填").glob("填报表-C03-*.xlsx")
+    wb = openpyxl.load_workbook(form)
+    ws = wb[schema.LEDGER.name]
+    header = [c.value for c in ws[1]]
+    key_col, quantity_col = header.index(HEADERS["record_id"]) + 1, header.index(HEADERS["quantity"]) + 1
+    keys = [k for r in range(2, ws.max_row + 1) if (k := ws.cell(r, key_col).value)]
+    ws.cell(2, quantity_col, 999)
+    wb.save(inbox / "C03.xlsx")
+
+    assert main(["consolidate", str(master_copy), "--as-of", "2020-11-15"]) == 0
+    [receipt] = (master_copy.parent / settings["receipts"]).glob("回执-C03-*.html")
+    html = receipt.read_text(encoding="utf-8")
+    assert f"<td>{keys[0]}</td>" in html and "修改：完成数量" in html
+    assert not any(f"<td>{key}</td>" in html for key in keys[1:])  # the unchanged are counted, not listed
+    assert f"共 {len(keys) - 1} 行未变化" not in html and f"另有 {len(keys) - 1} 行未变化，不逐一列出" in html
+    assert f"请联系{settings['contact']}（{settings['phone']}）" in html
+    assert 'name="viewport"' in html and master_copy.name not in html
+
+
+def test_a_form_of_another_master_in_the_same_folder_is_left_for_it(master_copy, inbox, tmp_path, capsys):
+    """Two masters beside each other share the inbox 设置 names (a copy staff made, say): each
+    must leave the other's forms, or their rows land in the wrong master and the file is archived."""
+    import shutil
+
+    other = master_copy.with_name("健康街道-副本.xlsx")
+    shutil.copy2(master_copy, other)
+    [ours] = build_forms(master_copy, tmp_path / "ours", ["C01"]).written
+    [theirs] = build_forms(other, tmp_path / "theirs", ["C02"]).written
+    fill_form(ours, inbox / "C01.xlsx", [new_row(activity="本主工作簿的活动")])
+    fill_form(theirs, inbox / "C02.xlsx", [new_row(committee_id="C02", activity="副本的活动")])
+
+    assert main(["consolidate", str(master_copy), "--as-of", "2020-11-15"]) == 1  # needs someone
+    out = capsys.readouterr().out
+    assert f"未处理　C02.xlsx 是用同一文件夹中的另一个主工作簿“{other.name}”生成的填报表" in out
+    assert "把收件箱文件夹改成另一个文件夹" in out
+    assert [p.name for p in inbox.iterdir()] == ["C02.xlsx"]  # left for the other master
+    activities = set(read_workbook(master_copy)[schema.LEDGER.name]["activity"])
+    assert "本主工作簿的活动" in activities and "副本的活动" not in activities
+
+    assert main(["consolidate", str(other), "--as-of", "2020-11-15"]) == 0
+    assert "副本的活动" in set(read_workbook(other)[schema.LEDGER.name]["activity"])
+    assert not list(inbox.iterdir())
+
+
+def test_a_form_of_a_master_since_renamed_is_taken_by_the_renamed_master(master_copy, inbox, tmp_path):
+    [form] = build_forms(master_copy, tmp_path / "forms", ["C01"]).written
+    fill_form(form, inbox / "C01.xlsx", [new_row(activity="改名前生成的填报表")])
+    renamed = master_copy.rename(master_copy.with_name("健康街道2020.xlsx"))
+    assert main(["consolidate", str(renamed), "--as-of", "2020-11-15"]) == 0
+    assert "改名前生成的填报表" in set(read_workbook(renamed)[schema.LEDGER.name]["activity"])
+
+
+def test_a_notices_folder_that_cannot_be_made_stops_no_merge_and_speaks_chinese(master_copy, inbox, tmp_path, capsys):
+    """设置 通知输出文件夹 naming a drive not mapped (here: a file of that name) gave a Python
+    traceback in report, and the nightly consolidation merged nothing, night after night (walk3 F16)."""
+    settings = read_workbook(master_copy).settings
+    blocker = master_copy.parent / "通知盘"
+    blocker.write_text("不是文件夹", encoding="utf-8")
+    set_setting(master_copy, schema.SETTINGS_BY_KEY["notices"].item, "通知盘/通知")
+
+    assert main(["report", str(master_copy), "--as-of", "2020-11-15"]) == 2
+    err = capsys.readouterr().err
+    assert "无法建立通知输出文件夹" in err and "通知输出文件夹" in err and "Traceback" not in err
+
+    [blank] = build_forms(master_copy, tmp_path / "forms", ["C01"]).written
+    fill_form(blank, inbox / "C01.xlsx", [new_row(activity="通知文件夹坏了也要并入")])
+    code = main(["consolidate", str(master_copy), "--as-of", "2020-11-15"])
+    out = capsys.readouterr().out
+    assert "通知盘" in out and "台账已合并，但进度汇总和通知未刷新：无法建立通知输出文件夹" in out
+    assert code in (0, 1)  # merged; the refresh's failure is said
+    assert "通知文件夹坏了也要并入" in set(read_workbook(master_copy)[schema.LEDGER.name]["activity"])
+    assert not list(inbox.iterdir()) and list((master_copy.parent / settings["receipts"]).glob("回执-C01-*.html"))

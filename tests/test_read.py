@@ -65,6 +65,17 @@ def test_missing_sheet_is_a_chinese_error(master_copy):
     with pytest.raises(MissingSheet) as err:
         read_workbook(master_copy)
     assert "缺少工作表“居委会”" in str(err.value) and master_copy.name in str(err.value)
+    assert "工作簿里有一张" not in str(err.value)  # 居委会进度 is a sheet of the contract, not a look-alike
+
+
+def test_a_missing_sheet_names_its_look_alike(master_copy):
+    """台帐 is the common variant of 台账: "缺少工作表“台账”" alone sent the clerk looking (walk3)."""
+    wb = openpyxl.load_workbook(master_copy)
+    wb[schema.LEDGER.name].title = "台帐"
+    wb.save(master_copy)
+    with pytest.raises(MissingSheet) as err:
+        read_workbook(master_copy)
+    assert "工作簿里有一张“台帐”，如果就是它，请把表名改为“台账”" in str(err.value)
 
 
 def test_optional_sheet_may_be_missing(master_copy):

@@ -66,6 +66,8 @@ PLANTED: dict[str, tuple[dict, str, dict[str, str]]] = {
     "committee_unknown": ({"committee_id": "C3", "record_id": None}, "居委会编号", {"unknown_committee": E}),
     "committee_by_name": ({"committee_id": "新福康里居委会", "record_id": None}, "居委会编号",
                           {"unknown_committee": E}),
+    # a well-formed code not in the list: most likely a committee not added yet
+    "committee_new": ({"committee_id": "C15", "record_id": None}, "居委会编号", {"unknown_committee": E}),
     "committee_fullwidth": ({"committee_id": "Ｃ０２"}, "居委会编号", {"normalised": W}),
     "committee_lower": ({"committee_id": "c02"}, "居委会编号", {"normalised": W}),
     # "p 01" was read as "P 01", an unknown project, with the advice to type "P 01": no code holds a space
@@ -201,6 +203,8 @@ def test_suggestions_name_the_nearest_code_or_name(planted):
     assert p.suggestion == "您是否指 C03 蒋家巷居委会？"
     p = _problem(planted, LEDGER.name, w["committee_by_name"], "居委会编号", "unknown_committee")
     assert p.suggestion == "您是否指 C01 新福康里居委会？"
+    p = _problem(planted, LEDGER.name, w["committee_new"], "居委会编号", "unknown_committee")
+    assert p.suggestion.startswith("如是新设的居委会，需先在主工作簿的“居委会”表中加上 C15；如是填错，您是否指 C1")
     p = _problem(planted, LEDGER.name, w["project_unknown"], "项目编号", "unknown_project")
     assert p.suggestion.startswith("您是否指 P01")
     p = _problem(planted, LEDGER.name, w["status_bad"], "状态", "bad_choice")
@@ -404,6 +408,12 @@ def test_cli_future_dates_follow_as_of(planted, capsys):
     main(["validate", str(planted["path"]), "--json", "--as-of", "2022-01-01"])
     codes = {i["code"] for i in json.loads(capsys.readouterr().out)["issues"]}
     assert "future_date" not in codes
+
+
+
+def test_a_future_date_is_later_than_the_date_reported_for_not_than_today(planted):
+    [future] = [p for p in planted["result"].problems if p.code == "future_date" and p.sheet == LEDGER.name]
+    assert f"晚于统计截止日期（{AS_OF.isoformat()}）" in future.message
 
 
 def test_links_point_at_the_real_cell_of_a_hand_made_sheet(tmp_path):

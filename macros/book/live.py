@@ -38,7 +38,7 @@ from ..errors import HealthbookError, MissingSheet
 from .backup import backup_if_changed, backups_to_keep
 from .notes import AUTHOR as NOTE_AUTHOR
 from .ooxml import sheet_location
-from .read import ROW, Workbook, clean_header, empty_frame, find_header_row, frame_from_rows
+from .read import ROW, Workbook, clean_header, empty_frame, find_header_row, frame_from_rows, not_contract
 from .tables import Area
 from .write_types import FILLS, Mark, SheetWrite
 
@@ -137,7 +137,7 @@ class LiveBook:
                 if sheet.optional:
                     frames[sheet.name] = empty_frame(sheet)
                     continue
-                raise MissingSheet(self.path, sheet.name)
+                raise MissingSheet(self.path, sheet.name, not_contract(names))
             grid = self.read_grid(sheet.name)
             self._grids[sheet.name] = grid
             frames[sheet.name] = frame_from_rows(grid, sheet, self.path, self.table_totals(sheet.name))

@@ -9,6 +9,7 @@ normaliser turns typed-in text such as "6月22日" into dates and numbers.
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -169,6 +170,12 @@ def actual_sheet_name(book: CalamineWorkbook, name: str) -> str | None:
     return {clean_header(n): n for n in book.sheet_names}.get(name)
 
 
+def not_contract(names: Iterable[str]) -> list[str]:
+    """Sheet names that are none of the contract's (a missing sheet's look-alike is among them)."""
+    contract = {s.name for s in schema.SHEETS}
+    return [n for n in names if clean_header(n) not in contract]
+
+
 def read_sheet(book: CalamineWorkbook, sheet: schema.Sheet, path: Path,
                grids: dict[str, list[list]] | None = None, tables: SheetTables | None = None) -> pd.DataFrame:
     """One contract sheet as a DataFrame keyed by column key, plus extras and ``_row``;
@@ -179,7 +186,7 @@ def read_sheet(book: CalamineWorkbook, sheet: schema.Sheet, path: Path,
             return empty_frame(sheet)
         if actual_sheet_name(book, schema.FORM_INFO.name) is not None:
             raise FormNotMaster(path)
-        raise MissingSheet(path, sheet.name)
+        raise MissingSheet(path, sheet.name, not_contract(book.sheet_names))
     try:
         rows = book.get_sheet_by_name(actual).to_python(skip_empty_area=False)
     except BaseException as exc:

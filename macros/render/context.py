@@ -51,6 +51,9 @@ class NoticeInput:
     base_dir: Path | None = None  # the workbook's folder: article pictures are relative to it
     warnings: list[str] = field(default_factory=list)
     cache: dict[str, list[dict]] = field(default_factory=dict, repr=False)
+    # Why no notice may be made from this workbook (``validate.notice_blockers``): a 年度 the date
+    # reported for is not in, no projects… every letter would be false.
+    blockers: list[str] = field(default_factory=list)
 
 
 def remaining(target: object, achieved: object) -> int | str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from markupsafe import Markup, escape
 
 from .. import schema
+from ..errors import NoticesFolderUnusable, os_reason
 from . import context as ctx
 from . import fmt
 from .charts import NoCjkFont, progress_chart
@@ -28,7 +29,7 @@ from .pictures import BULLETIN_PICTURE_MM, FittedPicture, fit_picture
 from .word import Picture, WordTemplate, render_with_pictures
 
 ALL_KINDS = (ctx.PROGRESS, ctx.REMINDER, ctx.MEETING, ctx.BULLETIN)
-NOTICE_SETTINGS = ("street", "pilot_name", "issuer", "doc_prefix", "contact", "phone")
+NOTICE_SETTINGS = schema.NOTICE_SETTINGS
 CHART_LIMIT = 40  # more committees than this: the chart shows the lowest 40
 NOTICE_START, NOTICE_END = "<!--notice-->", "<!--/notice-->"
 
@@ -67,6 +68,7 @@ class NoticeResult:
     notices: list[Notice] = field(default_factory=list)
     index: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    blocked: str = ""  # why no notice was made at all (``render_notices``), also among ``warnings``
 
     def counts(self) -> dict[str, int]:
         """Notices per kind (the combined print file is not counted as a notice)."""
@@ -295,7 +297,10 @@ class Renderer:
     # ---- the run --------------------------------------------------------------------------
 
     def run(self) -> NoticeResult:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # before anything is written: the caller's workbook write goes on without notices
+            raise NoticesFolderUnusable(self.out_dir, os_reason(exc)) from exc
         steps = {ctx.PROGRESS: self.progress_notice, ctx.REMINDER: self.reminders,
                  ctx.MEETING: self.meetings, ctx.BULLETIN: self.bulletin}
         self._folder = OutputFolder(self.out_dir)
@@ -417,7 +422,12 @@ def convert_to_pdf(paths: list[Path], out_dir: Path, timeout: int = 600) -> set[
 
 def render_notices(data: ctx.NoticeInput, out_dir: Path | str, options: NoticeOptions | None = None,
                    progress: Callable[[str], None] | None = None) -> NoticeResult:
-    """Render the chosen notice kinds of ``data`` into ``out_dir`` (Word, HTML, an index.html)."""
+    """Render the chosen notice kinds of ``data`` into ``out_dir`` (Word, HTML, an index.html).
+    None when ``data.blockers`` says the workbook would make them false: the folder is left as it is."""
+    if data.blockers:
+        blocked = (f"本次没有生成任何通知：{'；'.join(data.blockers)}。据此生成的通报和催办通知会把错误的情况发给各居委会，"
+                   f"请先按“{schema.ISSUES.name}”表改正，再重新生成。")
+        return NoticeResult(Path(out_dir), warnings=[*data.warnings, blocked], blocked=blocked)
     return Renderer(data, Path(out_dir), options or NoticeOptions(), progress).run()
 
 

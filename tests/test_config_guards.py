@@ -1,0 +1,124 @@
+"""Notices are not made from a workbook whose configuration would make every letter false (walk3
+F10, F11, F12): a 年度 the date reported for is not in, an emptied 项目 sheet, an unreadable
+发文序号; settings the notices print, left blank, are named by validate."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import openpyxl
+import pytest
+
+from macros import schema
+from macros.book.read import read_workbook
+from macros.cli import main
+from macros.validate import notice_blockers, validate
+
+from .test_recovery_adversary import set_setting
+
+YEAR = schema.SETTINGS_BY_KEY["year"].item
+NOTICES = schema.SETTINGS_BY_KEY["notices"].default
+
+
+def problems_of(master, as_of: date):
+    book = read_workbook(master)
+    return validate(book.frames, book.settings, as_of)
+
+
+@pytest.mark.parametrize("as_of, blocked", [
+    (date(2019, 12, 31), True),   # before the year: nothing can have been done yet
+    (date(2020, 11, 15), False),
+    (date(2021, 3, 31), False),   # the year's final report, made in the next quarter
+    (date(2021, 4, 1), True),     # a workbook a year out of date
+    (date(2026, 11, 28), True),
+])
+def test_the_date_reported_for_must_lie_in_the_programme_year(master_copy, as_of, blocked):
+    validation = problems_of(master_copy, as_of)
+    found = {p.code: p for p in validation.problems if p.sheet == schema.SETTINGS.name}
+    assert ("year_mismatch" in found) == blocked and bool(notice_blockers(validation)) == blocked
+    if blocked:
+        p = found["year_mismatch"]
+        assert (p.column, p.key, p.level) == (schema.SETTINGS.column("value").header, YEAR, "错误")
+        assert f"统计截止日期 {as_of.isoformat()} 不在试点年度 2020 年内" in p.message
+        assert "--as-of 2020-12-31" in p.suggestion
+    elif as_of.year == 2021:
+        assert "已过试点年度 2020 年" in found["year_ended"].message
+
+
+def test_a_wrong_year_sends_no_letter_and_says_why(master_copy, capsys):
+    set_setting(master_copy, YEAR, 2021)  # one digit wrong while 2020 runs
+    assert main(["report", str(master_copy), "--as-of", "2020-11-15"]) == 1
+    out = capsys.readouterr().out
+    assert "本次没有生成任何通知：统计截止日期 2020-11-15 不在试点年度 2021 年内" in out
+    assert not (master_copy.parent / NOTICES).exists()
+    from python_calamine import CalamineWorkbook
+
+    issues = CalamineWorkbook.from_path(str(master_copy)).get_sheet_by_name(schema.ISSUES.name).to_python()
+    assert any("不在试点年度 2021 年内" in str(v) for row in issues for v in row)  # 校验结果 names it
+
+
+def test_an_emptied_project_sheet_sends_no_letter_blaming_the_committees(master_copy, capsys):
+    wb = openpyxl.load_workbook(master_copy)
+    ws = wb[schema.PROJECTS.name]
+    ws.delete_rows(2, ws.max_row)  # 删除行 over the whole list
+    wb.save(master_copy)
+    assert main(["notices", str(master_copy), "--as-of", "2020-11-15"]) in (0, 1)
+    out = capsys.readouterr().out
+    assert "本次没有生成任何通知：“项目”表中没有任何项目" in out
+    assert not (master_copy.parent / NOTICES).exists()
+
+
+def test_an_unreadable_document_number_sends_no_letter_and_a_blank_one_is_named(master_copy, capsys):
+    number = schema.SETTINGS_BY_KEY["doc_number"].item
+    set_setting(master_copy, number, "第3号")
+    validation = problems_of(master_copy, date(2020, 11, 15))
+    [blocker] = notice_blockers(validation)
+    assert number in blocker
+
+    set_setting(master_copy, number, None)
+    set_setting(master_copy, schema.SETTINGS_BY_KEY["issuer"].item, None)
+    validation = problems_of(master_copy, date(2020, 11, 15))
+    blank = {p.key: p for p in validation.problems if p.code == "blank_setting"}
+    assert "从 1 号起编" in blank[number].message and "空的" in blank[schema.SETTINGS_BY_KEY["issuer"].item].message
+    assert not notice_blockers(validation)  # said, not blocking: the office may mean to start at 1
+
+    assert main(["validate", str(master_copy), "--as-of", "2020-11-15"]) == 0
+    assert "设置“发文机关”未填写" in capsys.readouterr().out
+
+
+def built(tmp_path, edit) -> object:
+    from macros import demo
+    from macros.book.build import build_workbook
+
+    rows = demo.demo_rows()
+    edit(rows)
+    path = tmp_path / "edited.xlsx"
+    build_workbook(path, rows)
+    return path
+
+
+def test_target_rows_adding_up_to_more_than_the_projects_target_are_named(tmp_path):
+    """P06 lowered to 6000 while its 目标 rows still add up to 6500: the street was judged on one
+    total, its committees on another, without a word (walk3 F14)."""
+    def lower_p06(rows):
+        p06 = next(i for i, p in enumerate(rows[schema.PROJECTS.name]) if p["project_id"] == "P06")
+        rows[schema.PROJECTS.name][p06] = {**rows[schema.PROJECTS.name][p06], "target": 6000}
+
+    validation = problems_of(built(tmp_path, lower_p06), date(2020, 11, 15))
+    [p] = [p for p in validation.problems if p.code == "targets_exceed"]
+    assert (p.sheet, p.key, p.column) == (schema.PROJECTS.name, "P06", schema.PROJECTS.header_of("target"))
+    assert "目标合计 6500，大于目标值 6000" in p.message
+
+
+def test_a_committee_added_where_the_targets_are_all_given_out_is_told_it_has_none(tmp_path):
+    """A committee added to 居委会 got a target of 0 on P06 (its rows took all of 6500): its letter
+    read "已完成12，完成率0.0%" and nothing said why (walk3 F1)."""
+    def add_c14(rows):
+        rows[schema.COMMITTEES.name].append({**rows[schema.COMMITTEES.name][0], "committee_id": "C14", "name": "新建居委会"})
+
+    validation = problems_of(built(tmp_path, add_c14), date(2020, 11, 15))
+    [p] = [p for p in validation.problems if p.code == "no_target_share"]
+    assert (p.sheet, p.key) == (schema.COMMITTEES.name, "C14")
+    assert p.message.startswith("在项目 P06 上没有目标") and "目标”表中为它各加一行" in p.suggestion
+    assert not [p for p in problems_of(built(tmp_path / "demo", lambda rows: None), date(2020, 11, 15)).problems
+                if p.code in ("no_target_share", "targets_exceed")]
