@@ -19,7 +19,7 @@ from .book.read import read_workbook
 from .book.write import backup_listing, other_backups_text, refuse_staged
 from .errors import HealthbookError
 from .marks import report_text, validation_writes
-from .normalise import parse_date_text
+from .normalise import parse_date_text, programme_year
 from .summary import describe, describe_text
 from .validate import validate
 
@@ -229,13 +229,32 @@ def consolidation_changed(run) -> str:
     return f"{len(run.files)} 个文件，新增 {run.rows_added} 行，更新 {run.rows_updated} 条记录"
 
 
+class MonthDay(date):
+    """A date typed without its year ("11月15日", as the workbook takes "6月22日"): this year's until
+    the command's workbook is read, then its 年度's (``in_programme_year``)."""
+
+
 def _as_of(text: str) -> date:
-    # "11月15日" as the workbook takes "6月22日": a month and day without a year are this year's
-    # (the flag is read before any workbook is, so its 年度 is not known here).
+    reading = parse_date_text(text)
+    if reading.value is not None:
+        return reading.value
     reading = parse_date_text(text, date.today().year)
     if reading.value is None:
         raise argparse.ArgumentTypeError(f"无法识别日期“{text}”，请写成 2020-11-15")
-    return reading.value
+    day = reading.value
+    return MonthDay(day.year, day.month, day.day)
+
+
+def in_programme_year(day: date, path: Path) -> date:
+    """``day`` in the 年度 of the workbook at ``path`` when it was typed without a year (else as it
+    is); a workbook whose 年度 cannot be read leaves it this year's (the command says what is wrong)."""
+    if not isinstance(day, MonthDay):
+        return day
+    try:
+        year = programme_year(read_workbook(path, [schema.SETTINGS]).settings)
+        return date(year, day.month, day.day) if year else date(day.year, day.month, day.day)
+    except (HealthbookError, ValueError):  # ValueError: 2月29日 in a 年度 without one
+        return date(day.year, day.month, day.day)
 
 
 @command
@@ -330,7 +349,7 @@ def workbook_command(sub, name: str, help: str, description: str,
 def notice_options(p: argparse.ArgumentParser) -> None:
     """The options every command that renders notices takes (notices, report)."""
     p.add_argument("--out", type=Path, metavar="文件夹", help="输出文件夹（默认：设置中的“通知输出文件夹”，在工作簿旁）")
-    p.add_argument("--as-of", type=_as_of, metavar="日期", help="统计截止日期，如 2020-11-15，或 11月15日（今年）；默认今天")
+    p.add_argument("--as-of", type=_as_of, metavar="日期", help="统计截止日期，如 2020-11-15，或 11月15日（按“设置”的年度）；默认今天")
     p.add_argument("--templates", type=Path, metavar="文件夹", help="本单位修改过的模板所在文件夹（优先于设置）")
     p.add_argument("--pdf", action="store_true", help="同时用 LibreOffice 转成 PDF")
 
@@ -354,13 +373,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inbox", type=Path, metavar="文件夹", help="收件箱文件夹（默认取“设置”表，相对主工作簿）")
     p.add_argument("--dry-run", action="store_true", help="只检查和预演，不写主工作簿、不移动文件")
     p.add_argument("--as-of", type=_as_of, default=None, metavar="日期",
-                   help="校验和进度统计的截止日期，如 2020-11-15，或 11月15日（今年）；默认今天")
+                   help="校验和进度统计的截止日期，如 2020-11-15，或 11月15日（按“设置”的年度）；默认今天")
 
     p = workbook_command(sub, "validate", help="校验工作簿的填写",
                        description="校验主工作簿：必填、类型、可选值、编号唯一、引用、设置和合理性；"
                                    "按工作表列出错误和警告。有错误时退出码为 1。")
     p.add_argument("--as-of", type=_as_of, default=None, metavar="日期",
-                   help="按哪一天判断“晚于统计截止日期”的日期（默认今天），如 2020-11-15，或 11月15日（今年）")
+                   help="按哪一天判断“晚于统计截止日期”的日期（默认今天），如 2020-11-15，或 11月15日（按“设置”的年度）")
     p.add_argument("--mark", action="store_true",
                    help=f"把结果写入“{schema.ISSUES.name}”表，并在出错的单元格上标色加批注（先清除上次的标记）")
 
@@ -386,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="校验台账并按居委会、项目、责任单位和类别汇总进度，"
                                    "写入“居委会进度”“项目进度”“单位进度”三张表（有错误的台账行不计入，记为待核实）。")
     p.add_argument("--as-of", type=_as_of, default=None, metavar="日期",
-                   help="截至日期（如 2020-11-15，或 11月15日：今年），默认今天；晚于此日期的台账不计入")
+                   help="截至日期（如 2020-11-15，或 11月15日：按“设置”的年度），默认今天；晚于此日期的台账不计入")
 
     p = workbook_command(sub, "restore", help="从备份恢复主工作簿",
                        description="用 backups 文件夹中的备份恢复主工作簿（默认最新一份）；恢复前先备份当前文件。")
@@ -430,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "as_of", None) is not None:
+            args.as_of = in_programme_year(args.as_of, args.path)
         return COMMANDS[args.command](args)
     except HealthbookError as err:
         print(f"错误：{err}", file=sys.stderr)

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from macros import demo, schema
 from macros.book.backup import LABELS, backup_dir, backup_file, list_backups
+from macros.book.build import build_workbook
 from macros.book.read import read_workbook
 from macros.cli import build_parser, main
 from macros.consolidate import folders
@@ -87,11 +89,19 @@ def test_forms_replaced_with_force_are_labelled(demo_master, tmp_path):
     assert [(b["run"], b["label"]) for b in data["backups"]] == [("forms --force", "重新生成填报表前")]
 
 
-def test_as_of_takes_a_month_and_day_as_this_year(master_copy):
+def test_as_of_takes_a_month_and_day_in_the_workbook_s_year(master_copy, tmp_path):
     args = build_parser().parse_args(["rollup", str(master_copy), "--as-of", "11月15日"])
-    assert args.as_of == date(date.today().year, 11, 15)
-    code, data = cli_json("rollup", str(master_copy), "--as-of", "6月22日")
-    assert code in (0, 1) and data["meta"]["as_of"] == f"{date.today().year}-06-22"
+    assert args.as_of == date(date.today().year, 11, 15)  # until the workbook is read
+    code, data = cli_json("rollup", str(master_copy), "--as-of", "6月22日")  # the demo's 年度 is 2020
+    assert code in (0, 1) and data["meta"]["as_of"] == "2020-06-22"
+    # A 年度 left blank: this year's.
+    rows = demo.demo_rows()
+    for row in rows[schema.SETTINGS.name]:
+        if row["item"] == schema.SETTINGS_BY_KEY["year"].item:
+            row["value"] = ""
+    build_workbook(tmp_path / "no-year.xlsx", rows)
+    code, data = cli_json("rollup", str(tmp_path / "no-year.xlsx"), "--as-of", "6月22日")
+    assert data["meta"]["as_of"] == f"{date.today().year}-06-22"
 
 
 @pytest.mark.parametrize("typed", ["明天吧", "2月30日", "13月1日"])
