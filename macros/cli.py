@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from . import demo, schema
 from .book.backup import BackupLabel, label_backups, labelling
@@ -22,6 +22,9 @@ from .marks import report_text, validation_writes
 from .normalise import parse_date_text, programme_year
 from .summary import describe, describe_text
 from .validate import validate
+
+if TYPE_CHECKING:
+    from .consolidate import Consolidation
 
 
 class UsageError(HealthbookError):
@@ -47,8 +50,8 @@ def emit(args: argparse.Namespace, data: dict, text: str) -> None:
 @command
 def cmd_init(args: argparse.Namespace) -> int:
     rows = demo.starter_rows(date.today().year) if args.empty else demo.demo_rows()
-    with labelling(args.path, "init --force", "重新新建主工作簿前") as note:
-        note.changed = "整个文件换成新建的工作簿"
+    with labelling(args.path, "init --force", "重新新建主工作簿前") as label:
+        label.changed = "整个文件换成新建的工作簿"
         backup = build_workbook(args.path, rows, force=args.force)
     info = describe(read_workbook(args.path))
     info["backup"] = str(backup) if backup else None
@@ -224,7 +227,7 @@ def listing_label(backup: dict) -> str:
     return f"{backup['label']}（{backup['run']}）{changed}"
 
 
-def consolidation_changed(run) -> str:
+def consolidation_changed(run: Consolidation) -> str:
     """What a consolidation changed, as a backup's label says it (also in the nightly script's)."""
     return f"{len(run.files)} 个文件，新增 {run.rows_added} 行，更新 {run.rows_updated} 条记录"
 
