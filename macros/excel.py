@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import schema
-from .book.backup import BACKUP_DIR
+from .book.backup import BACKUP_DIR, BackupLabel, label_backups
 from .book.live import LiveBook
 from .book.write import refuse_staged
 from .errors import HealthbookError
@@ -57,9 +57,15 @@ def macro(func: Callable[..., Any]) -> Callable[..., Any]:
                         f"详细信息已写入 {where}，请发给信息联络员。{_backup_line(books)}", critical=True)
         finally:
             _run_books.reset(token)
+            label_backups([live.backup for live in books if live.backup_made],
+                          BackupLabel(f"Excel 按钮：{func.__name__}", BUTTON_LABELS.get(func.__name__, "运行宏前")))
         return None
 
     return run
+
+
+# What ``healthbook restore --list`` says a button's backup was made before.
+BUTTON_LABELS = {"validate": "校验并标记前", "rollup": "汇总进度前", "notices": "生成通知前", "report": "一键生成报告前"}
 
 
 def live_book(book) -> LiveBook:

@@ -327,12 +327,18 @@ def table(doc, headers: list[str], cells: list[str], loop: str, widths_mm: list[
 
 
 def signature(doc, issuer: str = "{{ issuer }}", when: str = "{{ date|cn_date }}") -> None:
+    # The last paragraph of the text goes with the signature: a notice that nearly fills its page
+    # must not print the signature alone on the next one (with widow control, its last lines move).
+    last = doc.paragraphs[-1]
+    assert "{%" not in last.text, "the signature follows text, not a template tag (removed on rendering)"
+    last.paragraph_format.keep_with_next = True
     first = para(doc, issuer, "落款")
     first.paragraph_format.keep_with_next = True  # issuer and date on one page
+    first.paragraph_format.keep_together = True
     # 正文下空一行: space before rather than an empty paragraph (LibreOffice pushed an empty
     # paragraph plus the signature onto a page of their own).
     first.paragraph_format.space_before = Pt(LINE_PITCH / 20)
-    para(doc, when, "落款")
+    para(doc, when, "落款").paragraph_format.keep_together = True
 
 
 def progress_template() -> Document:
