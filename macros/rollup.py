@@ -22,11 +22,11 @@ Definitions (the numbers leaders read, stated once):
   (by 日期, then row) has 状态 已完成, or when achieved ≥ its target. It is *overdue* when the
   project's 截止日期 is before ``as_of`` (the deadline day itself is not late) and it is not done —
   a committee that never reported on a project past its deadline is overdue on it.
-- **Committee overall percent** is weighted by target, each project capped at its target:
-  Σ min(achieved, target) / Σ target over its projects that have a target — so running far ahead
-  on one project does not hide lag on another. Said to staff as ``COMMITTEE_PERCENT_TEXT``.
-  目标合计 and 完成合计 are plain sums of those projects' targets and work, given only when they
-  share one 指标单位 (``indicator_unit``); 人次 + 场 + 幢 is no number, so it is left blank (NaN).
+- **Committee overall percent** is the plain mean of its projects' percents, each capped at 100 %,
+  over its projects that have a target: every project counts once, whatever its unit (weighting by
+  target numbers let 1,000 人次 outweigh 4 场), and running far ahead on one project does not hide
+  lag on another (目标合计 and 完成合计 in the sheet are plain sums, shown only when the projects
+  share one 指标单位).
 - **Project** overdue when any committee is overdue on it; **unit**, **category** and the street's
   overall percent (``meta["average_percent"]``) is the mean of their projects' percents, each
   capped at 100 % (one project at 543 % must not make a category whose other projects are at 1 %
@@ -40,7 +40,7 @@ Definitions (the numbers leaders read, stated once):
   validator reports the blank or unreadable date), and so does one whose deadline is after the
   year (the validator warns): only the year's rows count (above), so the year's work is all it can
   be judged on. ``elapsed_fraction`` is the only place this is computed. A **committee** expects the
-  target-weighted mean of its projects' (as its percent is weighted); a **unit**, a **category**
+  plain mean of its projects' (over the projects its percent averages); a **unit**, a **category**
   the plain mean over their projects that have a percent (as their average is taken).
 - **Traffic light.** shortfall = expected − percent; 严重滞后 when shortfall ≥ 严重滞后阈值, 滞后
   when ≥ 滞后阈值, else 正常 — but anything with overdue work (逾期 above) is at least 滞后: past
@@ -120,7 +120,7 @@ class Rollup:
 
 # What each 完成率 is, said where it is shown (the sheets' banners, the 催办通知): exactly what
 # ``_committee_table`` and ``_group_projects`` compute.
-COMMITTEE_PERCENT_RULE = "按各项目完成率以目标数加权平均，单项超过100%的按100%计"
+COMMITTEE_PERCENT_RULE = "为各项目完成率的平均，每个项目同等计入，单项超过100%的按100%计，没有目标的项目不计"
 AVERAGE_PERCENT_RULE = "平均完成率为所列项目完成率的平均（单项超过100%的按100%计，没有目标的项目不计）"
 COMMITTEE_TOTALS_RULE = ("目标合计、完成合计只在该居委会各项目指标单位相同时给出；单位不同（如人次、场、幢）"
                          f"不能相加，留空，各项目的数量见“{schema.PROJECT_PROGRESS.name}”表")
@@ -352,14 +352,15 @@ def _committee_table(committees, pairs, units, used, unverified, asof, status) -
             unit=units.fillna("").where(with_target),
             t=pairs["target"].where(with_target),
             a=pairs["achieved"].where(with_target, 0.0),
-            # Over-achieving one project must not hide lag on another: cap each at its target.
-            capped=pairs["achieved"].clip(upper=pairs["target"]).where(with_target, 0.0),
-            # Expected is weighted as the percent is: what Σ min(achieved, target) should be by now.
-            due=(pairs["target"] * pairs["expected"]).where(with_target, 0.0),
+            # Each project counts once, whatever its unit (1,000 人次 must not outweigh 4 场), and
+            # over-achieving one must not hide lag on another: its percent capped at 100 %.
+            share=(pairs["achieved"] / pairs["target"]).clip(upper=PERCENT_CAP).where(with_target & (pairs["target"] > 0)),
+            # Expected is averaged as the percent is, over the same projects.
+            due=pairs["expected"].where(with_target & (pairs["target"] > 0)),
         )
         .groupby("committee_id", sort=False)
-        .agg(target=("t", "sum"), achieved=("a", "sum"), capped=("capped", "sum"),
-             due=("due", "sum"), overdue=("overdue", "sum"),
+        .agg(target=("t", "sum"), achieved=("a", "sum"), percent=("share", "mean"),
+             expected=("due", "mean"), overdue=("overdue", "sum"),
              units=("unit", "nunique"), unit=("unit", "first"))
     )
     reports = used.groupby("committee_id").agg(entries=("row", "size"), last_report=("date", "max"))
@@ -372,8 +373,8 @@ def _committee_table(committees, pairs, units, used, unverified, asof, status) -
     out["days_since_report"] = (asof - out["last_report"]).dt.days.astype("Int64")
     out["target"] = out["target"].fillna(0.0)
     out["achieved"] = out["achieved"].fillna(0.0)
-    out["percent"] = _ratio(out["capped"].fillna(0.0), out["target"])
-    out["expected"] = _ratio(out["due"].fillna(0.0), out["target"])
+    out["percent"] = out["percent"].astype(float)
+    out["expected"] = out["expected"].astype(float)
     # 人次 + 场 + 幢 is no total: shown blank (the percent above weighs them as documented).
     mixed = (out["units"] > 1).fillna(False).to_numpy(dtype=bool)
     out.loc[mixed, ["target", "achieved"]] = np.nan
@@ -482,7 +483,7 @@ def rollup_sheets(result: Rollup) -> list[SheetWrite]:
     """居委会进度, 项目进度 and 单位进度 (with the category block below) for a writer; each banner
     says what its 完成率 is."""
     note = rollup_note(result)
-    committee_note = f"{note}居委会的完成率{COMMITTEE_PERCENT_RULE}（目标数大的项目占比大）。{COMMITTEE_TOTALS_RULE}。"
+    committee_note = f"{note}居委会的完成率{COMMITTEE_PERCENT_RULE}。{COMMITTEE_TOTALS_RULE}。"
     project_note = f"{note}完成率为完成数量除以目标值。"
     unit_note = f"{note}{AVERAGE_PERCENT_RULE}。"
 

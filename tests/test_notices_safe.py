@@ -344,14 +344,16 @@ def test_reminders_a_later_run_of_the_day_no_longer_makes_are_moved_aside(demo_m
         data = ctx.NoticeInput(validation.frames, book.settings, AS_OF, rolled, master.parent)
         return render_notices(data, out, NoticeOptions(kinds=(ctx.REMINDER,)))
 
-    out = tmp_path / "通知"
-    morning = reminders(demo_master, out)
-    before = {n.docx for n in morning.notices if not n.combined}
-    # By noon fewer committees are behind (here: the thresholds were eased), one of them edited by staff.
+    # In the morning more committees are behind (here: the thresholds were strict: committees a
+    # little short, not overdue, count as behind); by noon fewer, one of them edited by staff.
     rows = demo.demo_rows()
-    rows[schema.SETTINGS.name] = demo.settings_rows({**demo.SETTINGS, "lag_threshold": 0.5, "severe_lag_threshold": 0.6})
-    noon_master = tmp_path / "noon.xlsx"
-    build_workbook(noon_master, rows)
+    rows[schema.SETTINGS.name] = demo.settings_rows({**demo.SETTINGS, "lag_threshold": 0.01, "severe_lag_threshold": 0.02})
+    morning_master = tmp_path / "morning.xlsx"
+    build_workbook(morning_master, rows)
+    noon_master = demo_master
+    out = tmp_path / "通知"
+    morning = reminders(morning_master, out)
+    before = {n.docx for n in morning.notices if not n.combined}
     preview = reminders(noon_master, tmp_path / "预览")
     after = {n.docx for n in preview.notices if not n.combined}
     caught_up = sorted(before - after)
@@ -365,7 +367,7 @@ def test_reminders_a_later_run_of_the_day_no_longer_makes_are_moved_aside(demo_m
     assert f"{len(caught_up)} 份催办通知" in said and caught_up[0].removesuffix(".docx") in said
     # One staff edited after the morning run stays where it is (theirs to send or not).
     shutil.rmtree(out / RETIRED)
-    reminders(demo_master, out)
+    reminders(morning_master, out)
     edited = out / caught_up[0]
     staff_edit(edited)
     noon = reminders(noon_master, out)

@@ -141,10 +141,11 @@ def reference(projects, committees, targets, ledger, error_rows, as_of):
         rows = [r for r in used if r["committee_id"] == c]
         target = sum(v["target"] for v in mine)
         achieved = sum(v["achieved"] for v in mine)
-        capped = sum(min(v["achieved"], v["target"]) for v in mine)
         last = max((r["date"] for r in rows), default=None)
-        percent = capped / target if target else None
-        expected = sum(v["target"] * v["expected"] for v in mine) / target if target else None
+        # Each project with a target counts once, capped at 100 % (not weighted by its target number).
+        counted = [v for v in mine if v["target"]]
+        percent = sum(min(v["achieved"] / v["target"], 1) for v in counted) / len(counted) if counted else None
+        expected = sum(v["expected"] for v in counted) / len(counted) if counted else None
         overdue = sum(v["overdue"] for v in mine)
         same_unit = len({p.get("indicator_unit") or "" for p in projects}) == 1  # 人次 + 场 is no total: None
         committees_out[c] = {
@@ -285,8 +286,8 @@ def test_traffic_light_thresholds_come_from_settings():
     lenient = rollup(validation(), {**SETTINGS, "lag_threshold": 0.9, "severe_lag_threshold": 0.95}, AS_OF)
     strict = rollup(validation(), SETTINGS, AS_OF)
     # However lenient the thresholds, C03 (overdue on P02) is not 正常: green beside 逾期 1 项.
-    assert lenient.committees.set_index("committee_id")["status"].to_dict() == {
-        "C01": "正常", "C02": "正常", "C03": "滞后"}
+    lenient_status = lenient.committees.set_index("committee_id")["status"].to_dict()
+    assert (lenient_status["C01"], lenient_status["C02"]) == ("正常", "正常") and lenient_status["C03"] != "正常"
     assert strict.committees.set_index("committee_id").loc["C03", "status"] == "严重滞后"
     # Outside the programme year: nothing expected before it, everything after it.
     assert elapsed_fraction(date(2019, 12, 31), 2020) == 0
@@ -342,8 +343,8 @@ def test_committee_and_unit_expect_as_their_percents_are_averaged():
     result = rollup(validation(), SETTINGS, AS_OF)
     pairs = result.committee_projects
     c01 = pairs[pairs["committee_id"] == "C01"]
-    weighted = (c01["target"] * c01["expected"]).sum() / c01["target"].sum()
-    assert result.committees.set_index("committee_id").loc["C01", "expected"] == pytest.approx(weighted)
+    counted = c01[c01["target"] > 0]  # each project with a target once, as the percent is averaged
+    assert result.committees.set_index("committee_id").loc["C01", "expected"] == pytest.approx(counted["expected"].mean())
     projects = result.projects.set_index("project_id")
     units = result.units.set_index("unit")
     assert units.loc["发展办", "expected"] == pytest.approx(projects["expected"].mean())
