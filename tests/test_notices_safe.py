@@ -374,3 +374,33 @@ def test_reminders_a_later_run_of_the_day_no_longer_makes_are_moved_aside(demo_m
     assert edited.exists() and STAFF_LINE in docx_text(edited)
     assert any(edited.name in w and "请勿再发出" in w for w in noon.warnings)  # not moved, not silent
     assert not (out / caught_up[0].replace(".docx", ".html")).exists()
+
+
+def test_a_reminder_to_a_committee_renamed_since_the_morning_is_not_called_caught_up(demo_master, tmp_path):
+    """C05 renamed in 居委会 (联华居委会 → 联华居民委员会) and still behind: its morning letter went
+    to 已过时 with "居委会已赶上进度或已填报", telling the clerk a letter she sent was premature (walk3 F8)."""
+    from macros.book.build import build_workbook
+    from macros.book.read import read_workbook
+    from macros.render.outfiles import RETIRED
+    from macros.report import analyse
+
+    def reminders(master: Path, out: Path):
+        book = read_workbook(master)
+        validation, rolled = analyse(book, AS_OF)
+        data = ctx.NoticeInput(validation.frames, book.settings, AS_OF, rolled, master.parent)
+        return render_notices(data, out, NoticeOptions(kinds=(ctx.REMINDER,)))
+
+    out = tmp_path / "通知"
+    morning = reminders(demo_master, out)
+    [old] = [n.docx for n in morning.notices if n.docx and "_C05_" in n.docx]
+    rows = demo.demo_rows()
+    c05 = next(c for c in rows[schema.COMMITTEES.name] if c["committee_id"] == "C05")
+    c05["name"] = c05["name"].replace("居委会", "居民委员会")
+    renamed = tmp_path / "renamed.xlsx"
+    build_workbook(renamed, rows)
+    noon = reminders(renamed, out)
+    [new] = [n.docx for n in noon.notices if n.docx and "_C05_" in n.docx]
+    assert new != old and (out / RETIRED / old).exists()
+    said = "\n".join(noon.warnings)
+    assert f"{old.removesuffix('.docx')} 的居委会名称已改，本次已按新名称重新生成" in said
+    assert "已赶上进度" not in said

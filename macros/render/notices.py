@@ -377,6 +377,20 @@ class Renderer:
         prefix, suffix, current = found
         moved, left = self._folder.retire(lambda name: name.startswith(prefix) and name.rpartition(".")[0].endswith(suffix)
                                           and name.rpartition(".")[0] not in current)
+        # A file of a committee still written to (under another name: renamed in 居委会) is not one
+        # that caught up: saying so would tell the clerk a letter she sent was premature.
+        def committee(name: str) -> str:
+            return name[len(prefix):].split("_", 1)[0]
+
+        still = {committee(stem) for stem in current}
+        renamed = sorted({n.rpartition(".")[0] for n in [*moved, *left] if committee(n) in still})
+        if renamed:
+            self.result.warnings.append(
+                f"同一天早些时候生成的催办通知 {'、'.join(renamed)} 的居委会名称已改，本次已按新名称重新生成"
+                + (f"；旧名称的文件已移到“{RETIRED}”文件夹。" if set(renamed) & {n.rpartition(".")[0] for n in moved}
+                   else "；旧名称的文件被修改过或正被打开，未移走，请勿再发出。"))
+        left = [n for n in left if committee(n) not in still]
+        moved = [n for n in moved if committee(n) not in still]
         if left:  # edited by staff or open in Word: not moved, and no longer true
             self.result.warnings.append(
                 f"同一天早些时候生成的催办通知 {'、'.join(sorted(left))} 本次已不需要（居委会已赶上进度或已填报），"
