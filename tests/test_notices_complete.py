@@ -4,6 +4,7 @@ of the 进度通报's 下一步工作安排 and of every 催办通知's 工作�
 from __future__ import annotations
 
 from datetime import date
+from urllib.parse import quote
 
 import pytest
 
@@ -52,3 +53,21 @@ def test_the_pdfs_healthbook_makes_use_serif_chinese_faces_for_the_body(tmp_path
     [pdf] = out.glob("进度通报*.pdf")
     fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True).stdout
     assert "NotoSerifCJK" in fonts, fonts  # 仿宋 / 小标宋 mapped to the serif face
+
+
+def test_a_bulletin_issue_made_on_an_earlier_day_is_not_made_again_by_every_report(tmp_path, capsys):
+    """Every report (and nightly refresh) wrote 工作简报_第6期 again under its own date and figures:
+    two different 第6期 in circulation (walk3 F5). Asked for by name, it is made again."""
+    path = tmp_path / "m.xlsx"
+    build_workbook(path, demo.demo_rows())
+    out = tmp_path / "通知"
+    assert main(["report", str(path), "--out", str(out), "--as-of", "2020-11-15"]) == 0
+    assert [p.name for p in out.glob("工作简报_*.docx")] == ["工作简报_第6期_2020-11-15.docx"]
+    capsys.readouterr()
+    assert main(["report", str(path), "--out", str(out), "--as-of", "2020-11-20"]) == 0
+    said = capsys.readouterr().out
+    assert [p.name for p in out.glob("工作简报_*.docx")] == ["工作简报_第6期_2020-11-15.docx"]
+    assert "第6期已生成过（工作简报_第6期_2020-11-15.docx），本次未重新生成" in said
+    assert quote("工作简报_第6期_2020-11-15.html") in (out / "index.html").read_text(encoding="utf-8")  # still listed
+    assert main(["notices", str(path), "--out", str(out), "--as-of", "2020-11-20", "--kind", "工作简报"]) == 0
+    assert (out / "工作简报_第6期_2020-11-20.docx").is_file()

@@ -175,6 +175,7 @@ class Renderer:
         self.html = HtmlTemplates.for_folder(options.templates)
         self.progress = progress or (lambda _msg: None)
         self._reminders_of_the_day: tuple[str, str, set[str]] | None = None
+        self._carried: list[Notice] = []  # earlier notices this run kept as they are (``_issued_bulletin``)
 
     def _word_path(self, kind: str) -> Path:
         return find_template(f"{kind}.docx", self.options.templates)
@@ -322,6 +323,15 @@ class Renderer:
         kind = ctx.BULLETIN
         stem = fmt.safe_name(ctx.KIND_NAMES[kind], f"第{context['issue']}期", self.data.as_of.isoformat())
         notice = Notice(kind, f"{context['bulletin_name']} 第{context['issue']}期")
+        earlier = self._issued_bulletin(notice.title, stem)
+        if earlier is not None:
+            # An issue made on an earlier day is not made again by every report (or nightly refresh)
+            # under the day's date and figures: two different 第6期 would be in circulation.
+            self._carried.append(earlier)
+            self.result.warnings.append(
+                f"{notice.title}已生成过（{earlier.docx or earlier.html}），本次未重新生成，以免同一期出现两个日期。"
+                f"如确需按今天重新生成，请运行 healthbook notices 工作簿 --kind {ctx.KIND_NAMES[kind]}。")
+            return
         # Each picture is fitted once, for Word and the web page alike.
         pictures = [article_picture(Path(a["picture_path"])) if a["picture_path"] else None
                     for a in context["articles"]]
@@ -337,6 +347,20 @@ class Renderer:
                 for a, p in zip(context["articles"], pictures)]
             notice.html = self._write_html(kind, stem, {**context, "articles": articles})[0]
         self.result.notices.append(notice)
+
+    def _issued_bulletin(self, title: str, stem: str) -> Notice | None:
+        """The same issue made on another day and still in the folder, when this run was not asked
+        for the bulletin by name (``--kind 工作简报``, ``--issue``): None to make it."""
+        if self.options.issue is not None or tuple(self.options.kinds) != ALL_KINDS:
+            return None
+        fields = set(Notice.__dataclass_fields__)
+        for entry in self._folder.listing:
+            if entry.get("kind") != ctx.BULLETIN or entry.get("title") != title:
+                continue
+            names = [entry.get(k) for k in ("docx", "html") if isinstance(entry.get(k), str)]
+            if names and all(not n.startswith(stem + ".") for n in names) and any((self.out_dir / n).is_file() for n in names):
+                return Notice(**{k: v for k, v in entry.items() if k in fields})
+        return None
 
     # ---- the run --------------------------------------------------------------------------
 
@@ -361,8 +385,8 @@ class Renderer:
             self._doc_numbers_used()
             if self.options.pdf:
                 self._pdf()
-            self.result.listing = current_notices(self._folder.listing, self.result.notices, self.options,
-                                                  self.out_dir)
+            self.result.listing = current_notices(self._folder.listing, [*self._carried, *self.result.notices],
+                                                  self.options, self.out_dir)
             self._folder.listing = [asdict(n) for n in self.result.listing]
             self.result.index = self._index()
         finally:
