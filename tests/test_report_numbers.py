@@ -72,7 +72,6 @@ def test_report_numbers_rows_typed_without_a_key_after_every_number_given(typed_
 
     out = report(path)
 
-    assert out["numbered"] == [expected["C03"], expected["C05"]]
     header_after, after = by_header(grid(path, LEDGER))
     assert header_after == header and len(after) == len(before)
     c03, c05, unknown = len(before) - 3, len(before) - 2, len(before) - 1
@@ -98,6 +97,7 @@ def test_report_numbers_rows_typed_without_a_key_after_every_number_given(typed_
     assert {a[changes.header_of("action")] for a in added} == {"新增"}
     assert {a[changes.header_of("source")] for a in added} == {schema.MANUAL_SOURCE}
     assert "健康讲座（手工补录）" in added[0][changes.header_of("new")]
+    assert out.get("numbered") == [expected["C03"], expected["C05"]]
     # The numbers given are remembered beside the master too (a restore must not give them again).
     assert announced_numbers(path)["C05"] == int(expected["C05"].split("-")[1])
 
@@ -106,22 +106,38 @@ def test_a_second_report_numbers_nothing_and_changes_neither_sheet(typed_master)
     path, expected = typed_master
     report(path)
     ledger, log = grid(path, LEDGER), grid(path, CHANGES)
+    key_at = ledger[0].index(KEY_HEADER)
+    assert [line[key_at] for line in ledger[-3:-1]] == [expected["C03"], expected["C05"]]
     again = report(path)
-    assert again["numbered"] == []
+    assert again.get("numbered") == []
     assert grid(path, LEDGER) == ledger and grid(path, CHANGES) == log
 
 
-def test_numbered_rows_are_what_validation_and_the_summary_see(typed_master):
+def test_an_article_may_name_the_new_number_in_the_same_run(typed_master):
+    """The run's own validation reads the ledger as it will be written: an article naming the
+    number the row is given is not reported unknown, and the summary says what was numbered."""
     path, expected = typed_master
     from macros.book.write import FileBook
     from macros.report import run_report
 
+    rows = demo.demo_rows()
+    ledger = rows[LEDGER]
+    rows[LEDGER] = [*ledger, dict(TYPED_C03), dict(TYPED_C05), dict(UNKNOWN)]
+    article = dict(rows[schema.ARTICLES.name][0], article_id="A99", record_ids=expected["C03"])
+    rows[schema.ARTICLES.name].append(article)
+    path.unlink()
+    build_workbook(path, rows)
+
     result = run_report(FileBook(path), path.parent / "notices", date(2020, 11, 30))
+    header, *issues = grid(path, schema.ISSUES.name)
+    unknown = [line for line in issues if line[0] == schema.ARTICLES.name and "不存在" in str(line)]
+    assert unknown == [], unknown
+    # The numbered row's own problems (its date typed as text) are keyed by its new number.
+    assert any(line[0] == LEDGER and line[3] == expected["C03"] for line in issues)
     text = result.text()
-    assert "2 行" in text and expected["C03"] in text, text
-    # The run's own validation saw the numbers: no blank-key complaint names the numbered rows,
-    # and the marks on 台账 point at their Excel rows (nothing moved).
-    assert result.numbered == [expected["C03"], expected["C05"]]
+    assert "2 行" in text and expected["C03"] in text and "变更记录" in text, text
+    # The unknown committee's row is still reported (not numbered, not silenced).
+    assert any("C99" in str(cell) for line in issues for cell in line)
 
 
 def test_the_excel_button_leaves_them_and_says_so(typed_master, tmp_path, monkeypatch):
@@ -134,8 +150,8 @@ def test_the_excel_button_leaves_them_and_says_so(typed_master, tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     book = json_book(path)
     result = excel.report(book, as_of=date(2020, 11, 30), base=tmp_path)
-    assert result.numbered == [] and result.unnumbered == 2
     ledger_at = [s.name for s in book.sheets].index(LEDGER)
     assert not [a for a in actions(book, "setValues") if a["sheet_position"] == ledger_at]
     [alert] = actions(book, "alert")
     assert "2 行" in alert["args"][0] and "healthbook report" in alert["args"][0], alert["args"][0]
+    assert result.unnumbered == 2 and result.numbered == []
