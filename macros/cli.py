@@ -10,17 +10,21 @@ import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from . import demo, schema
+from .book.backup import BackupLabel, label_backups, labelling
 from .book.build import build_workbook
 from .book.read import read_workbook
 from .book.write import backup_listing, other_backups_text, refuse_staged
 from .errors import HealthbookError
 from .marks import report_text, validation_writes
-from .normalise import parse_date_text
+from .normalise import parse_date_text, programme_year
 from .summary import describe, describe_text
 from .validate import validate
+
+if TYPE_CHECKING:
+    from .consolidate import Consolidation
 
 
 class UsageError(HealthbookError):
@@ -46,7 +50,9 @@ def emit(args: argparse.Namespace, data: dict, text: str) -> None:
 @command
 def cmd_init(args: argparse.Namespace) -> int:
     rows = demo.starter_rows(date.today().year) if args.empty else demo.demo_rows()
-    backup = build_workbook(args.path, rows, force=args.force)
+    with labelling(args.path, "init --force", "重新新建主工作簿前") as label:
+        label.changed = "整个文件换成新建的工作簿"
+        backup = build_workbook(args.path, rows, force=args.force)
     info = describe(read_workbook(args.path))
     info["backup"] = str(backup) if backup else None
     note = f"原文件已备份到：{backup}\n" if backup else ""
@@ -100,7 +106,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .report import run_report
 
     progress = None if args.json else (lambda msg: print(msg, file=sys.stderr))
-    result = run_report(FileBook(args.path), args.out, args.as_of or date.today(), _notice_options(args), progress)
+    with labelling(args.path, "report", "生成报告前") as note:
+        result = run_report(FileBook(args.path), args.out, args.as_of or date.today(), _notice_options(args), progress)
+        note.changed = (f"写入校验结果（错误 {result.errors} 条，警告 {result.warnings} 条）和进度表，"
+                        f"生成通知 {sum(result.notices.counts().values())} 份")
     emit(args, result.to_dict(), result.text())
     return result.exit_code
 
@@ -134,8 +143,10 @@ def cmd_rollup(args: argparse.Namespace) -> int:
     book = master.read()
     validation = validate(book.frames, book.settings, as_of=as_of)
     result = rollup(validation, book.settings, as_of)
-    written = master.write_or_stage(rollup_sheets(result))
-    names = "、".join(f"“{name}”" for name in written.sheets)
+    with labelling(args.path, "rollup", "汇总进度前") as note:
+        written = master.write_or_stage(rollup_sheets(result))
+        names = "、".join(f"“{name}”" for name in written.sheets)
+        note.changed = f"写入{names}"
     done = (f"主工作簿正被占用（{written.busy}），结果已另存为 {written.staged}，请关闭后重新运行。"
             if written.staged else f"已写入 {names}。")
     emit(args, {**result.to_dict(), "staged": str(written.staged) if written.staged else None},
@@ -149,6 +160,7 @@ def cmd_forms(args: argparse.Namespace) -> int:
 
     refuse_staged(args.path)  # forms prefilled from a staged copy would hand out records the master lacks
     built = build_forms(args.path, args.out, args.committee or None, with_records=args.records, force=args.force)
+    label_backups(built.backups, BackupLabel("forms --force", "重新生成填报表前", "被重新生成的填报表覆盖"))
     inbox = schema.SETTINGS_BY_KEY["inbox"]
     lines = [f"已生成 {len(built.written)} 份填报表：", *(f"  {p}" for p in built.written)]
     if built.backups:
@@ -169,7 +181,7 @@ def cmd_forms(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     if args.list:
         found = backup_listing(args.path)
-        lines = [f"{b['name']}  {b['time']}  {b['size']:,} 字节" for b in found]
+        lines = [f"{b['name']}  {b['time']}  {b['size']:,} 字节  {listing_label(b)}".rstrip() for b in found]
         if lines:  # the newest first; each is the file as it was just before that time's write
             lines += ["每份备份是该时间那次写入之前的主工作簿（最新的在最上面）。",
                       f'恢复其中一份：healthbook restore "{args.path}" --backup 备份文件名']
@@ -178,7 +190,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
         return 0
     from .recovery import restore_master, restore_text
 
-    done = restore_master(args.path, args.backup)
+    with labelling(args.path, "restore", "恢复备份前") as note:
+        done = restore_master(args.path, args.backup)
+        note.changed = f"换成备份 {done.restored.name}"
     emit(args, done.to_dict(), restore_text(done))
     return 0
 
@@ -195,18 +209,55 @@ def cmd_validate(args: argparse.Namespace) -> int:
     emit(args, data, report_text(result, str(args.path)))
     if args.mark:
         sheets, marks = validation_writes(result)
-        written = master.write(sheets, marks)
+        with labelling(args.path, "validate --mark", "标记校验结果前") as note:
+            written = master.write(sheets, marks)
+            note.changed = f"写入“{sheets[0].sheet.name}”表（{len(sheets[0].rows)} 行），标记 {written.marks_applied} 个单元格"
         if not args.json:
             print(f"已写入“{sheets[0].sheet.name}”表（{len(sheets[0].rows)} 行），"
                   f"标记了 {written.marks_applied} 个单元格；写入前的备份：{written.backup}")
     return 1 if result.errors else 0
 
 
+def listing_label(backup: dict) -> str:
+    """What ``restore --list`` says of the run a backup was made before: "汇总填报表前（consolidate）：
+    3 个文件，新增 120 行" ('' for a backup nobody labelled)."""
+    if not backup.get("label"):
+        return ""
+    changed = f"：{backup['changed']}" if backup.get("changed") else ""
+    return f"{backup['label']}（{backup['run']}）{changed}"
+
+
+def consolidation_changed(run: Consolidation) -> str:
+    """What a consolidation changed, as a backup's label says it (also in the nightly script's)."""
+    return f"{len(run.files)} 个文件，新增 {run.rows_added} 行，更新 {run.rows_updated} 条记录"
+
+
+class MonthDay(date):
+    """A date typed without its year ("11月15日", as the workbook takes "6月22日"): this year's until
+    the command's workbook is read, then its 年度's (``in_programme_year``)."""
+
+
 def _as_of(text: str) -> date:
     reading = parse_date_text(text)
+    if reading.value is not None:
+        return reading.value
+    reading = parse_date_text(text, date.today().year)
     if reading.value is None:
         raise argparse.ArgumentTypeError(f"无法识别日期“{text}”，请写成 2020-11-15")
-    return reading.value
+    day = reading.value
+    return MonthDay(day.year, day.month, day.day)
+
+
+def in_programme_year(day: date, path: Path) -> date:
+    """``day`` in the 年度 of the workbook at ``path`` when it was typed without a year (else as it
+    is); a workbook whose 年度 cannot be read leaves it this year's (the command says what is wrong)."""
+    if not isinstance(day, MonthDay):
+        return day
+    try:
+        year = programme_year(read_workbook(path, [schema.SETTINGS]).settings)
+        return date(year, day.month, day.day) if year else date(day.year, day.month, day.day)
+    except (HealthbookError, ValueError):  # ValueError: 2月29日 in a 年度 without one
+        return date(day.year, day.month, day.day)
 
 
 @command
@@ -214,8 +265,10 @@ def cmd_consolidate(args: argparse.Namespace) -> int:
     from .consolidate import consolidate, summary_text
 
     bar = TextProgress() if sys.stderr.isatty() else None
-    run = consolidate(args.path, inbox=args.inbox, dry_run=args.dry_run, as_of=args.as_of, progress=bar,
-                      stage=bar.stage if bar else None)
+    with labelling(args.path, "consolidate", "汇总填报表前") as note:
+        run = consolidate(args.path, inbox=args.inbox, dry_run=args.dry_run, as_of=args.as_of, progress=bar,
+                          stage=bar.stage if bar else None)
+        note.changed = consolidation_changed(run)
     if bar:
         bar.close()
     emit(args, run.to_dict(), summary_text(run))
@@ -299,7 +352,7 @@ def workbook_command(sub, name: str, help: str, description: str,
 def notice_options(p: argparse.ArgumentParser) -> None:
     """The options every command that renders notices takes (notices, report)."""
     p.add_argument("--out", type=Path, metavar="文件夹", help="输出文件夹（默认：设置中的“通知输出文件夹”，在工作簿旁）")
-    p.add_argument("--as-of", type=_as_of, metavar="日期", help="统计截止日期，如 2020-11-15（默认今天）")
+    p.add_argument("--as-of", type=_as_of, metavar="日期", help="统计截止日期，如 2020-11-15，或 11月15日（按“设置”的年度）；默认今天")
     p.add_argument("--templates", type=Path, metavar="文件夹", help="本单位修改过的模板所在文件夹（优先于设置）")
     p.add_argument("--pdf", action="store_true", help="同时用 LibreOffice 转成 PDF")
 
@@ -310,6 +363,57 @@ def build_parser() -> argparse.ArgumentParser:
         description="健康街道试点工作台账：校验、汇总进度、生成通报和通知。",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="命令")
+
+    p = workbook_command(sub, "report", help="一键生成报告：校验、汇总、写回工作簿、生成全部通知",
+                       description="一键生成报告（与 Excel 中的按钮相同）：校验并标记问题单元格，汇总进度写入输出表，"
+                                   "生成全部通知，打印摘要。")
+    notice_options(p)
+
+    p = workbook_command(sub, "consolidate", help="把收件箱里的填报表汇总进主工作簿",
+                       description="读取收件箱中各居委会的填报表，校验后按记录编号并入主工作簿的台账"
+                                   "（新增、更新并记入变更记录，不删除），归档或退回每个文件并生成回执。"
+                                   "主工作簿正被打开时暂存结果、保留收件箱，退出码 3。")
+    p.add_argument("--inbox", type=Path, metavar="文件夹", help="收件箱文件夹（默认取“设置”表，相对主工作簿）")
+    p.add_argument("--dry-run", action="store_true", help="只检查和预演，不写主工作簿、不移动文件")
+    p.add_argument("--as-of", type=_as_of, default=None, metavar="日期",
+                   help="校验和进度统计的截止日期，如 2020-11-15，或 11月15日（按“设置”的年度）；默认今天")
+
+    p = workbook_command(sub, "validate", help="校验工作簿的填写",
+                       description="校验主工作簿：必填、类型、可选值、编号唯一、引用、设置和合理性；"
+                                   "按工作表列出错误和警告。有错误时退出码为 1。")
+    p.add_argument("--as-of", type=_as_of, default=None, metavar="日期",
+                   help="按哪一天判断“晚于统计截止日期”的日期（默认今天），如 2020-11-15，或 11月15日（按“设置”的年度）")
+    p.add_argument("--mark", action="store_true",
+                   help=f"把结果写入“{schema.ISSUES.name}”表，并在出错的单元格上标色加批注（先清除上次的标记）")
+
+    p = workbook_command(sub, "forms", help="为各居委会生成填报表",
+                       description="按主工作簿的居委会和项目，为每个居委会生成一份填报表"
+                                   "（填报表-编号-名称.xlsx，含下拉列表、输入提示和填报说明）。")
+    p.add_argument("--out", type=Path, required=True, metavar="文件夹", help="填报表输出文件夹")
+    p.add_argument("--committee", action="extend", nargs="+", metavar="编号",
+                   help="只生成这些居委会的填报表，如 --committee C01 C02")
+    p.add_argument("--records", action="store_true",
+                   help="预先填入各居委会已汇总的记录（带记录编号）：改正后提交即按编号更新，不会重复添加")
+    p.add_argument("--force", action="store_true",
+                   help="覆盖文件夹中已有的同名填报表（原表先备份到该文件夹的 backups 里）；不加时已有的不覆盖")
+
+    p = workbook_command(sub, "notices", help="生成进度通报、催办通知、会议通知和工作简报（Word 和网页）",
+                       description="按模板生成通知（Word 和网页），并在输出文件夹写目录 index.html；不改动工作簿。")
+    notice_options(p)
+    p.add_argument("--kind", nargs="+", action="extend", metavar="种类", help="只生成这些种类：进度通报 催办通知 会议通知 工作简报")
+    p.add_argument("--issue", type=int, metavar="期号", help="工作简报的期号（默认最新一期）")
+    p.add_argument("--meeting", metavar="编号", help="只生成这个会议编号的会议通知，如 M02")
+
+    p = workbook_command(sub, "rollup", help="汇总进度，写入居委会进度、项目进度、单位进度",
+                       description="校验台账并按居委会、项目、责任单位和类别汇总进度，"
+                                   "写入“居委会进度”“项目进度”“单位进度”三张表（有错误的台账行不计入，记为待核实）。")
+    p.add_argument("--as-of", type=_as_of, default=None, metavar="日期",
+                   help="截至日期（如 2020-11-15，或 11月15日：按“设置”的年度），默认今天；晚于此日期的台账不计入")
+
+    p = workbook_command(sub, "restore", help="从备份恢复主工作簿",
+                       description="用 backups 文件夹中的备份恢复主工作簿（默认最新一份）；恢复前先备份当前文件。")
+    p.add_argument("--list", action="store_true", help="列出可用的备份（最新在前），不恢复")
+    p.add_argument("--backup", metavar="备份文件名", help="要恢复的备份文件名（见 --list）")
 
     p = workbook_command(sub, "init", path_help="新工作簿路径（.xlsx 或 .xlsm）", help="新建主工作簿（默认含演示数据）",
                        description="新建主工作簿：全部工作表、表头、下拉列表和说明；默认含演示数据。")
@@ -326,70 +430,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, metavar="端口", help="端口（默认 8000）")
     p.add_argument("--token", metavar="令牌", help="共享令牌（默认取环境变量 HEALTHBOOK_TOKEN，都没有时随机生成并显示）")
     p.add_argument("--base", type=Path, metavar="文件夹", help="相对的通知输出文件夹以此为起点（默认当前文件夹）")
-
-    p = workbook_command(sub, "notices", help="生成进度通报、催办通知、会议通知和工作简报（Word 和网页）",
-                       description="按模板生成通知（Word 和网页），并在输出文件夹写目录 index.html；不改动工作簿。")
-    notice_options(p)
-    p.add_argument("--kind", nargs="+", action="extend", metavar="种类", help="只生成这些种类：进度通报 催办通知 会议通知 工作简报")
-    p.add_argument("--issue", type=int, metavar="期号", help="工作简报的期号（默认最新一期）")
-    p.add_argument("--meeting", metavar="编号", help="只生成这个会议编号的会议通知，如 M02")
-
-    p = workbook_command(sub, "report", help="一键生成报告：校验、汇总、写回工作簿、生成全部通知",
-                       description="一键生成报告（与 Excel 中的按钮相同）：校验并标记问题单元格，汇总进度写入输出表，"
-                                   "生成全部通知，打印摘要。")
-    notice_options(p)
-
-    p = workbook_command(sub, "rollup", help="汇总进度，写入居委会进度、项目进度、单位进度",
-                       description="校验台账并按居委会、项目、责任单位和类别汇总进度，"
-                                   "写入“居委会进度”“项目进度”“单位进度”三张表（有错误的台账行不计入，记为待核实）。")
-    p.add_argument("--as-of", type=_as_of, default=None, metavar="日期",
-                   help="截至日期（如 2020-11-15），默认今天；晚于此日期的台账不计入")
-
-    p = workbook_command(sub, "restore", help="从备份恢复主工作簿",
-                       description="用 backups 文件夹中的备份恢复主工作簿（默认最新一份）；恢复前先备份当前文件。")
-    p.add_argument("--list", action="store_true", help="列出可用的备份（最新在前），不恢复")
-    p.add_argument("--backup", metavar="备份文件名", help="要恢复的备份文件名（见 --list）")
-
-    p = workbook_command(sub, "validate", help="校验工作簿的填写",
-                       description="校验主工作簿：必填、类型、可选值、编号唯一、引用、设置和合理性；"
-                                   "按工作表列出错误和警告。有错误时退出码为 1。")
-    p.add_argument("--as-of", type=_as_of, default=None, metavar="日期",
-                   help="按哪一天判断“晚于统计截止日期”的日期（默认今天），如 2020-11-15")
-    p.add_argument("--mark", action="store_true",
-                   help=f"把结果写入“{schema.ISSUES.name}”表，并在出错的单元格上标色加批注（先清除上次的标记）")
-
-    p = workbook_command(sub, "forms", help="为各居委会生成填报表",
-                       description="按主工作簿的居委会和项目，为每个居委会生成一份填报表"
-                                   "（填报表-编号-名称.xlsx，含下拉列表、输入提示和填报说明）。")
-    p.add_argument("--out", type=Path, required=True, metavar="文件夹", help="填报表输出文件夹")
-    p.add_argument("--committee", action="extend", nargs="+", metavar="编号",
-                   help="只生成这些居委会的填报表，如 --committee C01 C02")
-    p.add_argument("--records", action="store_true",
-                   help="预先填入各居委会已汇总的记录（带记录编号）：改正后提交即按编号更新，不会重复添加")
-    p.add_argument("--force", action="store_true",
-                   help="覆盖文件夹中已有的同名填报表（原表先备份到该文件夹的 backups 里）；不加时已有的不覆盖")
-
-    p = workbook_command(sub, "consolidate", help="把收件箱里的填报表汇总进主工作簿",
-                       description="读取收件箱中各居委会的填报表，校验后按记录编号并入主工作簿的台账"
-                                   "（新增、更新并记入变更记录，不删除），归档或退回每个文件并生成回执。"
-                                   "主工作簿正被打开时暂存结果、保留收件箱，退出码 3。")
-    p.add_argument("--inbox", type=Path, metavar="文件夹", help="收件箱文件夹（默认取“设置”表，相对主工作簿）")
-    p.add_argument("--dry-run", action="store_true", help="只检查和预演，不写主工作簿、不移动文件")
-    p.add_argument("--as-of", type=_as_of, default=None, metavar="日期",
-                   help="校验和进度统计的截止日期，如 2020-11-15（默认今天）")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``healthbook`` console script; returns the exit status."""
     _utf8_stdout()
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()  # here, not at exit: a reader gone (| head) is found inside the try
+    except BrokenPipeError:
+        # The reader stopped reading (healthbook ... | head -1): nothing more to say to it. Python
+        # would try stdout again at exit and print a traceback; point it at devnull instead.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return BROKEN_PIPE
+
+
+def _run(argv: list[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if getattr(args, "as_of", None) is not None:
+            args.as_of = in_programme_year(args.as_of, args.path)
         return COMMANDS[args.command](args)
     except HealthbookError as err:
         print(f"错误：{err}", file=sys.stderr)
         return err.exit_code
+
+
+BROKEN_PIPE = 141  # what a shell reports for a command its pipe's reader closed (128 + SIGPIPE)
 
 
 def _utf8_stdout() -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import schema
-from .book.backup import BACKUP_DIR
+from .book.backup import BACKUP_DIR, BackupLabel, label_backups
 from .book.live import LiveBook
 from .book.write import refuse_staged
 from .errors import HealthbookError
@@ -38,7 +38,7 @@ from .report import (
     with_template_setting,
 )
 from .rollup import rollup as core_rollup
-from .rollup import rollup_sheets
+from .rollup import rollup_sheets, who_is_behind
 from .validate import validate as core_validate
 
 TITLE = "健康街道试点工作台账"
@@ -65,9 +65,15 @@ def macro(func: Callable[..., Any]) -> Callable[..., Any]:
                         f"详细信息已写入 {where}，请发给信息联络员。{_backup_line(books)}", critical=True)
         finally:
             _run_books.reset(token)
+            label_backups([live.backup for live in books if live.backup_made],
+                          BackupLabel(f"Excel 按钮：{func.__name__}", BUTTON_LABELS.get(func.__name__, "运行宏前")))
         return None
 
     return run
+
+
+# What ``healthbook restore --list`` says a button's backup was made before.
+BUTTON_LABELS = {"validate": "校验并标记前", "rollup": "汇总进度前", "notices": "生成通知前", "report": "一键生成报告前"}
 
 
 def live_book(book) -> LiveBook:
@@ -163,7 +169,7 @@ def rollup(book, as_of: date | None = None):
     sheets, marks = validation_writes(validation)
     live.write([*sheets, *rollup_sheets(result)], marks)
     alert(book, f"进度汇总完成（截至 {as_of:%Y-%m-%d}）。错误 {validation.errors} 条，"
-                f"警告 {validation.warnings} 条。" + _backup_line([live]))
+                f"警告 {validation.warnings} 条。\n" + "\n".join(who_is_behind(result)) + _backup_line([live]))
     return result
 
 
@@ -193,6 +199,7 @@ def report(book, as_of: date | None = None, base: Path | None = None):
               else _NO_LIST)
     lines = [f"报告已生成（统计截至 {result.as_of:%Y-%m-%d}）。",
              f"校验：错误 {result.errors} 条，警告 {result.warnings} 条，详见“{schema.ISSUES.name}”表。",
+             *result.behind,
              f"通知：{_counts(result.notices)}，保存在文件夹 {folder}；{listed}",
              numbered_text(result.numbered, result.written) if result.numbered else "",
              unnumbered_text(result.unnumbered) if result.unnumbered else "",

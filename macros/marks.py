@@ -46,7 +46,8 @@ def issues_sheet(problems: list[Problem], headers: dict[str, list[str]] | None =
     """The 校验结果 sheet: one row per problem, its level coloured, its row linked to the cell."""
     rows, fills, links = [], {}, {}
     for i, problem in enumerate(problems):
-        rows.append(problem.to_dict())
+        # Staff read the 问题类型 in the 代码 column; ``--json`` keeps the English code.
+        rows.append({**problem.to_dict(), "code": problem.kind})
         fills[(i, "level")] = problem.level
         if problem.row:
             links[(i, "row")] = cell_address(problem.sheet, problem.row, problem.column, headers)

@@ -23,8 +23,8 @@ from .merge import ADDED, COMMITTEE, KEY, SOURCE, Change, LedgerMerge, summary
 from .normalise import code_text, programme_year
 from .problems import Validation
 from .render.context import NoticeInput
-from .render.notices import NoticeOptions, NoticeResult, render_notices
-from .rollup import Rollup, rollup, rollup_sheets
+from .render.notices import NoticeOptions, NoticeResult, count_text, render_notices
+from .rollup import Rollup, rollup, rollup_sheets, who_is_behind
 from .validate import notice_blockers, validate
 
 
@@ -55,6 +55,7 @@ class ReportResult:
     # stay blank (the Excel button cannot append to 变更记录, so it does not number).
     numbered: list[str] = field(default_factory=list)
     unnumbered: int = 0
+    behind: list[str] = field(default_factory=list)  # who is behind, overdue projects (``who_is_behind``)
 
     @property
     def exit_code(self) -> int:
@@ -80,6 +81,7 @@ class ReportResult:
         status = "，".join(f"{k} {v}" for k, v in self.statuses.items())
         lines.append(f"汇总：{self.projects} 个项目；居委会 {status}；台账计入 {self.rows_used} 条，"
                      f"待核实 {self.rows_unverified} 条。")
+        lines += [f"  {line}" for line in self.behind]
         if self.numbered:
             lines.append(numbered_text(self.numbered, self.written))
         if self.unnumbered:
@@ -199,6 +201,7 @@ def prepare_report(book: Workbook, out_dir: Path | str | None = None, as_of: dat
         statuses=statuses, projects=len(result.projects), rows_used=int(meta.get("rows_used", 0)),
         rows_unverified=int(meta.get("rows_unverified", 0)), notices=notices, written=False,
         numbered=[c.record_id for c in changes], unnumbered=unnumbered,
+        behind=who_is_behind(result),
     )
     return PreparedReport(sheets, marks, report, changes)
 
@@ -313,11 +316,12 @@ def keep_given(master: Path, changes: list[Change]) -> None:
 
 
 def notices_sheet(rendered: NoticeResult, home: Path) -> SheetWrite:
-    """通知清单: one row per generated notice, its files linked relative to the workbook's folder."""
+    """通知清单: one row per notice current in the folder (as index.html lists them), its files
+    linked relative to the workbook's folder."""
     rows, links = [], {}
     home = Path(home).resolve()
     out_dir = Path(rendered.out_dir).resolve()
-    for i, notice in enumerate(rendered.notices):
+    for i, notice in enumerate(rendered.listing):
         rows.append({"kind": notice.to_dict()["kind"], "title": notice.title,
                      "docx": notice.docx, "html": notice.html})
         for key in ("docx", "html"):
@@ -326,5 +330,5 @@ def notices_sheet(rendered: NoticeResult, home: Path) -> SheetWrite:
                 path = out_dir / name
                 links[(i, key)] = os.path.relpath(path, home) if path.is_relative_to(home) else str(path)
     when = datetime.now().strftime("%Y-%m-%d %H:%M")
-    note = f"生成于 {when}，共 {len(rows)} 个文件，保存在 {out_dir}。"
+    note = f"生成于 {when}，通知{count_text(rendered.listing)}，保存在 {out_dir}。"
     return SheetWrite(schema.NOTICES, rows, note=note, links=links)

@@ -24,7 +24,9 @@ Definitions (the numbers leaders read, stated once):
   a committee that never reported on a project past its deadline is overdue on it.
 - **Committee overall percent** is weighted by target, each project capped at its target:
   Σ min(achieved, target) / Σ target over its projects that have a target — so running far ahead
-  on one project does not hide lag on another (目标合计 and 完成合计 in the sheet are plain sums).
+  on one project does not hide lag on another. Said to staff as ``COMMITTEE_PERCENT_TEXT``.
+  目标合计 and 完成合计 are plain sums of those projects' targets and work, given only when they
+  share one 指标单位 (``indicator_unit``); 人次 + 场 + 幢 is no number, so it is left blank (NaN).
 - **Project** overdue when any committee is overdue on it; **unit**, **category** and the street's
   overall percent (``meta["average_percent"]``) is the mean of their projects' percents, each
   capped at 100 % (one project at 543 % must not make a category whose other projects are at 1 %
@@ -71,7 +73,9 @@ TARGET_SHARED = "分摊"
 class Rollup:
     """Progress tables; columns are the output sheets' column keys plus the extras documented below.
 
-    - ``committees``: COMMITTEE_PROGRESS keys (last_report datetime64, percent raw fraction).
+    - ``committees``: COMMITTEE_PROGRESS keys (last_report datetime64, percent raw fraction;
+      target and achieved NaN where its projects' 指标单位 differ) + ``indicator_unit`` (the unit
+      they share; None when they differ or none is typed).
     - ``projects``: PROJECT_PROGRESS keys (overdue bool) + ``indicator_unit``.
     - ``units``: UNIT_PROGRESS keys + ``project_ids`` (、-joined).
     - ``categories``: CATEGORY_BLOCK keys + ``project_ids``, ``unverified``.
@@ -113,6 +117,13 @@ class Rollup:
         meta = {**self.meta, "as_of": self.meta["as_of"].isoformat()}
         return {"meta": meta, **tables}
 
+
+# What each 完成率 is, said where it is shown (the sheets' banners, the 催办通知): exactly what
+# ``_committee_table`` and ``_group_projects`` compute.
+COMMITTEE_PERCENT_RULE = "按各项目完成率以目标数加权平均，单项超过100%的按100%计"
+AVERAGE_PERCENT_RULE = "平均完成率为所列项目完成率的平均（单项超过100%的按100%计，没有目标的项目不计）"
+COMMITTEE_TOTALS_RULE = ("目标合计、完成合计只在该居委会各项目指标单位相同时给出；单位不同（如人次、场、幢）"
+                         f"不能相加，留空，各项目的数量见“{schema.PROJECT_PROGRESS.name}”表")
 
 # A 完成率 counts and shows as at most 100 % (the sheets' PERCENT_CAPPED_FORMAT, the averages,
 # the notices): 543 % of one project must not hide another's 20 %.
@@ -194,7 +205,8 @@ def rollup(validation: Validation, settings: dict, as_of: date) -> Rollup:
     unverified = ledger[is_error | ~placed]
 
     pairs = _committee_projects(committees, projects, explicit, used, asof)
-    by_committee = _committee_table(committees, pairs, used, unverified, asof, status)
+    units = pairs["project_id"].map(projects.set_index("project_id")["indicator_unit"])
+    by_committee = _committee_table(committees, pairs, units, used, unverified, asof, status)
     by_project = _project_table(projects, pairs, used, unverified, status)
     by_unit = _unit_table(by_project, status)
     by_category = _category_table(by_project, status)
@@ -331,10 +343,13 @@ def _committee_projects(
     ]].reset_index(drop=True)
 
 
-def _committee_table(committees, pairs, used, unverified, asof, status) -> pd.DataFrame:
+def _committee_table(committees, pairs, units, used, unverified, asof, status) -> pd.DataFrame:
     with_target = pairs["target"].notna()
     totals = (
         pairs.assign(
+            # The 指标单位 of each project counted in the totals ("" when not typed: unknown, so it
+            # differs from 人次 too).
+            unit=units.fillna("").where(with_target),
             t=pairs["target"].where(with_target),
             a=pairs["achieved"].where(with_target, 0.0),
             # Over-achieving one project must not hide lag on another: cap each at its target.
@@ -344,7 +359,8 @@ def _committee_table(committees, pairs, used, unverified, asof, status) -> pd.Da
         )
         .groupby("committee_id", sort=False)
         .agg(target=("t", "sum"), achieved=("a", "sum"), capped=("capped", "sum"),
-             due=("due", "sum"), overdue=("overdue", "sum"))
+             due=("due", "sum"), overdue=("overdue", "sum"),
+             units=("unit", "nunique"), unit=("unit", "first"))
     )
     reports = used.groupby("committee_id").agg(entries=("row", "size"), last_report=("date", "max"))
     out = (
@@ -358,10 +374,14 @@ def _committee_table(committees, pairs, used, unverified, asof, status) -> pd.Da
     out["achieved"] = out["achieved"].fillna(0.0)
     out["percent"] = _ratio(out["capped"].fillna(0.0), out["target"])
     out["expected"] = _ratio(out["due"].fillna(0.0), out["target"])
+    # 人次 + 场 + 幢 is no total: shown blank (the percent above weighs them as documented).
+    mixed = (out["units"] > 1).fillna(False).to_numpy(dtype=bool)
+    out.loc[mixed, ["target", "achieved"]] = np.nan
+    out["indicator_unit"] = [u if not m and isinstance(u, str) and u else None for u, m in zip(out["unit"], mixed)]
     out["overdue"] = out["overdue"].fillna(0).astype(int)
     out["unverified"] = out["unverified"].fillna(0).astype(int)
     out["status"] = status(out)
-    return out[[*schema.COMMITTEE_PROGRESS.keys, "expected"]].reset_index(drop=True)
+    return out[[*schema.COMMITTEE_PROGRESS.keys, "indicator_unit", "expected"]].reset_index(drop=True)
 
 
 def _project_table(projects, pairs, used, unverified, status) -> pd.DataFrame:
@@ -459,8 +479,12 @@ def rollup_note(result: Rollup) -> str:
 
 
 def rollup_sheets(result: Rollup) -> list[SheetWrite]:
-    """居委会进度, 项目进度 and 单位进度 (with the category block below) for a writer."""
+    """居委会进度, 项目进度 and 单位进度 (with the category block below) for a writer; each banner
+    says what its 完成率 is."""
     note = rollup_note(result)
+    committee_note = f"{note}居委会的完成率{COMMITTEE_PERCENT_RULE}（目标数大的项目占比大）。{COMMITTEE_TOTALS_RULE}。"
+    project_note = f"{note}完成率为完成数量除以目标值。"
+    unit_note = f"{note}{AVERAGE_PERCENT_RULE}。"
 
     committees = _records(result.committees[schema.COMMITTEE_PROGRESS.keys])
     committee_fills = _status_fills(committees)
@@ -484,9 +508,9 @@ def rollup_sheets(result: Rollup) -> list[SheetWrite]:
     unit_rows = [*units, {}, block_header, *block] if block else units
 
     return [
-        SheetWrite(schema.COMMITTEE_PROGRESS, committees, note, committee_fills),
-        SheetWrite(schema.PROJECT_PROGRESS, projects, note, project_fills),
-        SheetWrite(schema.UNIT_PROGRESS, unit_rows, note, unit_fills),
+        SheetWrite(schema.COMMITTEE_PROGRESS, committees, committee_note, committee_fills),
+        SheetWrite(schema.PROJECT_PROGRESS, projects, project_note, project_fills),
+        SheetWrite(schema.UNIT_PROGRESS, unit_rows, unit_note, unit_fills),
     ]
 
 
@@ -525,18 +549,24 @@ def rollup_text(result: Rollup) -> str:
             + (f"{row['days_since_report']} 天未填报" if row["last_report"] else "尚未填报")
             + (f"　{row['status']}" if row["status"] else "")
         )
+    return "\n".join(lines + who_is_behind(result))
+
+
+def who_is_behind(result: Rollup) -> list[str]:
+    """Who is behind and which projects are overdue, a line each: what a clerk wants from a run
+    without opening three sheets (the terminal, the Excel buttons' boxes)."""
     behind = result.committees[result.committees["status"].isin(schema.PROGRESS_STATUSES[1:])]
-    lines.append(
-        f"滞后 {int((behind['status'] == schema.PROGRESS_LAG).sum())} 个、"
+    lines = [
+        f"居委会滞后 {int((behind['status'] == schema.PROGRESS_LAG).sum())} 个、"
         f"严重滞后 {int((behind['status'] == schema.PROGRESS_SEVERE).sum())} 个"
         + (f"：{'、'.join(behind['committee_name'].fillna(behind['committee_id']))}。" if len(behind) else "。")
-    )
+    ]
     late = result.projects[result.projects["overdue"]]
     if len(late):
         lines.append("逾期项目：" + "、".join(
             f"{p} {n}（{c} 个居委会）" for p, n, c in zip(late["project_id"], late["name"],
                                                     late["overdue_committees"])))
-    return "\n".join(lines)
+    return lines
 
 
 def _percent_text(value: float | None) -> str:

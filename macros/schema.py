@@ -379,7 +379,7 @@ NOTICES = Sheet(
         Column("docx", "Word 文件", width=36),
         Column("html", "网页版", width=36),
     ),
-    description="每次从 Excel 生成报告时重写：本次生成的通知，点击文件名即可打开。",
+    description="每次生成报告时重写：通知文件夹中现有的各份通知，点击文件名即可打开。",
 )
 
 GUIDE = Sheet("说明", "guide", (), description="使用说明。")

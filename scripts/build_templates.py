@@ -327,12 +327,18 @@ def table(doc, headers: list[str], cells: list[str], loop: str, widths_mm: list[
 
 
 def signature(doc, issuer: str = "{{ issuer }}", when: str = "{{ date|cn_date }}") -> None:
+    # The last paragraph of the text goes with the signature: a notice that nearly fills its page
+    # must not print the signature alone on the next one (with widow control, its last lines move).
+    last = doc.paragraphs[-1]
+    assert "{%" not in last.text, "the signature follows text, not a template tag (removed on rendering)"
+    last.paragraph_format.keep_with_next = True
     first = para(doc, issuer, "落款")
     first.paragraph_format.keep_with_next = True  # issuer and date on one page
+    first.paragraph_format.keep_together = True
     # 正文下空一行: space before rather than an empty paragraph (LibreOffice pushed an empty
     # paragraph plus the signature onto a page of their own).
     first.paragraph_format.space_before = Pt(LINE_PITCH / 20)
-    para(doc, when, "落款")
+    para(doc, when, "落款").paragraph_format.keep_together = True
 
 
 def progress_template() -> Document:
@@ -366,6 +372,7 @@ def progress_template() -> Document:
     para(doc, "{{ chart }}", "图表").paragraph_format.keep_with_next = True
     para(doc, "图1  各居委会完成率（截至{{ as_of|cn_date }}）", "图题")
     para(doc, "{%p endif %}", "图表")
+    para(doc, "居委会的完成率{{ percent_rule }}。")  # what the percents below are (rollup's rule)
     para(doc, "{%p if severe_committees %}")
     para(doc, "（一）严重滞后的居委会", "二级标题")
     para(doc, "{% for c in severe_committees %}{{ c.committee_name }}（完成率{{ c.percent|pct }}）"
@@ -414,16 +421,18 @@ def reminder_template() -> Document:
               "{% if committee.unverified %}（另有{{ committee.unverified|num }}条有误，待核实）{% endif %}，"
               "{% if committee.last_report %}最近一次填报为{{ committee.last_report|cn_date }}"
               "{% elif committee.unverified %}尚无通过校验的记录{% else %}尚无填报记录{% endif %}；"
-              "{% if committee.percent is blank %}各项目尚未设定目标。"
-              "{% else %}各项目目标合计{{ committee.target|num }}，已完成"
-              "{{ committee.achieved|num }}，完成率{{ committee.percent|pct }}{% if committee.expected is not blank %}"
-              "（按各项目截止日期，截至{{ as_of|cn_date }}应完成{{ committee.expected|pct }}）{% endif %}，"
+              # 人次 + 场 + 幢 is no total: the sums only when the projects share a unit (blank otherwise).
+              "{% if committee.percent is blank %}各项目尚未设定目标。{% else %}"
+              "{% if committee.target is not blank %}各项目目标合计{{ committee.target|num }}{{ committee.indicator_unit }}，"
+              "已完成{{ committee.achieved|num }}{{ committee.indicator_unit }}，{% endif %}"
+              "完成率{{ committee.percent|pct }}（{{ percent_rule }}）{% if committee.expected is not blank %}，"
+              "按各项目截止日期，截至{{ as_of|cn_date }}应完成{{ committee.expected|pct }}{% endif %}，"
               "进度状态：{{ committee.status }}。{% endif %}")
     para(doc, "二、逾期事项", "一级标题")
     para(doc, "{%p if overdue_items %}")
     table(doc, ["项目", "目标", "已完成", "尚差", "截止日期"],
-          ["{{ i.name }}", "{{ i.target|num }}", "{{ i.achieved|num }}", "{{ i.remaining|num }}",
-           "{{ i.deadline|cn_date }}"],
+          ["{{ i.name }}", "{{ i.target|num }}{{ i.indicator_unit }}", "{{ i.achieved|num }}{{ i.indicator_unit }}",
+           "{{ i.remaining|num }}{{ i.indicator_unit }}", "{{ i.deadline|cn_date }}"],
           "for i in overdue_items", [66, 18, 18, 18, 36], wrap=(0,))
     para(doc, "{%p else %}")
     para(doc, "你居委会暂无逾期事项。")

@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"错误：无法写日志文件 {log}：{err.strerror or err}", file=sys.stderr)
             return 2
     # Imported once the log is set: a broken installation's traceback must reach it too.
-    from macros.cli import ChineseParser, _utf8_stdout
+    from macros.book.backup import labelling
+    from macros.cli import ChineseParser, _utf8_stdout, consolidation_changed
     from macros.consolidate import consolidate, summary_text
     from macros.errors import HealthbookError
 
@@ -66,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("请给出主工作簿路径，或设置环境变量 HEALTHBOOK_MASTER。")
     print(f"[{datetime.now():%Y-%m-%d %H:%M:%S}] 汇总 {args.master}")
     try:
-        run = consolidate(Path(args.master), min_age=args.min_age, stage=log_stage)
+        with labelling(Path(args.master), "定时汇总", "汇总填报表前") as note:
+            run = consolidate(Path(args.master), min_age=args.min_age, stage=log_stage)
+            note.changed = consolidation_changed(run)
     except HealthbookError as err:
         print(f"错误：{err}", file=sys.stderr)
         return err.exit_code

@@ -16,6 +16,7 @@ from macros.book.build import build_workbook
 from macros.book.read import read_workbook
 from macros.render import fmt
 from macros.report import analyse
+from macros.rollup import COMMITTEE_PERCENT_RULE
 
 from .conftest import cli_json, convert_with_libreoffice
 from .test_notices import docx_text, html_text, layout_pages
@@ -143,8 +144,8 @@ def test_reminders_state_the_status_and_what_was_expected(reported):
     for n in reminders:
         c = committees.loc[n["title"].removeprefix("催办通知：")]
         for text in (docx_text(out / n["docx"]), html_text(out / n["html"])):
-            assert (f"完成率{fmt.pct(c['percent'])}（按各项目截止日期，截至{fmt.cn_date(as_of)}"
-                    f"应完成{fmt.pct(c['expected'])}），进度状态：{c['status']}。") in text
+            assert (f"完成率{fmt.pct(c['percent'])}（{COMMITTEE_PERCENT_RULE}），按各项目截止日期，"
+                    f"截至{fmt.cn_date(as_of)}应完成{fmt.pct(c['expected'])}，进度状态：{c['status']}。") in text
             if c["overdue"]:
                 assert f"有{c['overdue']}项工作已过截止日期仍未完成" in text and "进度状态：正常" not in text
             if c["status"] in BEHIND:

@@ -248,6 +248,8 @@ def test_main_is_the_one_click_report(bad_master, healthbook_module, tmp_path, m
     healthbook_module.main()
     [alert] = actions(book, "alert")
     assert alert["args"][0].startswith("报告已生成"), alert["args"][0]
+    # Who is behind, in the box: the clerk should not have to open three sheets to learn it (walk3 F13).
+    assert re.search(r"居委会滞后 \d+ 个、严重滞后 \d+ 个：", alert["args"][0]) and "逾期项目：" in alert["args"][0]
     written = {book.json()["actions"][0]["sheet_position"]} | {
         a["sheet_position"] for a in actions(book, "setValues")}
     names = [s.name for s in book.sheets]

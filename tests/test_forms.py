@@ -105,7 +105,7 @@ def test_forms_already_in_the_folder_are_not_overwritten(demo_master, tmp_path, 
     assert "已存在，未覆盖" in said and filled.name in said and "--force" in said
     # --force replaces it, after a copy that holds what the committee typed.
     assert main(["forms", str(demo_master), "--out", str(tmp_path), "--committee", "C02", "--force"]) == 0
-    [copy] = (tmp_path / "backups").iterdir()
+    [copy] = (tmp_path / "backups").glob("*.xlsx")  # beside it: 备份说明.jsonl
     assert copy.read_bytes() == typed and filled.read_bytes() != typed
     assert str(copy.parent) in capsys.readouterr().out
     # No backup possible (backups is a file): nothing replaced, and the message is about the form.

@@ -299,7 +299,11 @@ def test_a_run_killed_while_writing_leaves_every_old_notice_whole(demo_master, t
 def test_the_manifest_is_hidden_and_names_what_was_written(demo_master, tmp_path):
     out = tmp_path / "通知"
     result = meetings(demo_master, out)
-    entries = [json.loads(line) for line in (out / MANIFEST).read_text(encoding="utf-8").splitlines()]
+    lines = [json.loads(line) for line in (out / MANIFEST).read_text(encoding="utf-8").splitlines()]
+    # One line holds the folder's listing (what index.html lists), the others a file each.
+    [listing] = [e["listing"] for e in lines if "listing" in e]
+    assert [n["docx"] for n in listing] == [the_meeting(result)]
+    entries = [e for e in lines if "listing" not in e]
     assert {e["name"] for e in entries} == {the_meeting(result), Path(the_meeting(result)).with_suffix(".html").name,
                                             "index.html"}
     assert all(e["size"] == os.path.getsize(out / e["name"]) for e in entries)

@@ -146,8 +146,10 @@ def reference(projects, committees, targets, ledger, error_rows, as_of):
         percent = capped / target if target else None
         expected = sum(v["target"] * v["expected"] for v in mine) / target if target else None
         overdue = sum(v["overdue"] for v in mine)
+        same_unit = len({p.get("indicator_unit") or "" for p in projects}) == 1  # 人次 + 场 is no total: None
         committees_out[c] = {
-            "entries": len(rows), "target": target, "achieved": achieved,
+            "entries": len(rows), "target": target if same_unit else None,
+            "achieved": achieved if same_unit else None,
             "percent": percent, "expected": expected, "status": light(percent, expected, overdue),
             "overdue": overdue,
             "last_report": last, "days_since_report": (as_of - last).days if last else None,

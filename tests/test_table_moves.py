@@ -29,7 +29,7 @@ COUNT_HEADER = "台账条数"
 
 
 def report(master: Path, out: Path) -> int:
-    return main(["report", str(master), "--out", str(out)])
+    return main(["report", str(master), "--as-of", "2020-11-15", "--out", str(out)])
 
 
 def progress_with_totals(plain: Path, tmp_path: Path, formula: str | None = None,

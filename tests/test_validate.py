@@ -17,6 +17,7 @@ from macros.book.build import build_workbook
 from macros.book.read import read_workbook
 from macros.cli import main
 from macros.marks import cell_address, cell_marks, issues_sheet, report_text, validation_writes
+from macros.problems import KINDS
 from macros.validate import validate
 
 E, W = schema.LEVEL_ERROR, schema.LEVEL_WARNING
@@ -343,7 +344,7 @@ def test_issues_sheet_and_marks_follow_the_problems(planted):
     assert sheet.sheet is schema.ISSUES
     assert [set(r) for r in sheet.rows[:1]] == [set(schema.ISSUES.keys)]
     assert len(sheet.rows) == len(result.problems)
-    i = next(i for i, r in enumerate(sheet.rows) if r["code"] == "bad_choice" and r["sheet"] == LEDGER.name)
+    i = next(i for i, r in enumerate(sheet.rows) if r["code"] == KINDS["bad_choice"] and r["sheet"] == LEDGER.name)
     row = sheet.rows[i]["row"]
     assert sheet.links[(i, "row")] == f"'台账'!H{row}"  # 状态 is the 8th contract column
     assert sheet.fills[(i, "level")] == E
@@ -434,7 +435,7 @@ def test_links_point_at_the_real_cell_of_a_hand_made_sheet(tmp_path):
     book = read_workbook(path)
     result = validate(book.frames, book.settings, AS_OF)
     (sheet,), _marks = validation_writes(result)
-    i = next(i for i, r in enumerate(sheet.rows) if r["code"] == "bad_choice")
+    i = next(i for i, r in enumerate(sheet.rows) if r["code"] == KINDS["bad_choice"])
     assert sheet.rows[i]["row"] == 3
     assert sheet.links[(i, "row")] == "'台账'!A3"  # 状态 sits in column A of this form
 

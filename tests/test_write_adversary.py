@@ -49,6 +49,8 @@ from macros.forms import build_forms
 from .conftest import cli_json, convert_with_libreoffice
 from .test_consolidate import fill_form, new_row
 
+AS_OF = date_type(2020, 11, 15)  # inside the demo's 年度: "today" (years on) makes no notice
+
 LEDGER = schema.LEDGER.name
 TAB = "台账 "  # staff renamed the tab: a stray space
 STAFF_NAME = "台账数据"
@@ -287,7 +289,7 @@ def assert_only_ours_changed(before: dict[str, bytes], after: dict[str, bytes], 
 
 def test_a_report_keeps_every_staff_decoration_and_links_to_the_renamed_tab(master, tmp_path):
     before, _ = _parts(master)
-    code, out = cli_json("report", str(master), "--out", str(tmp_path / "通知"))
+    code, out = cli_json("report", str(master), "--as-of", "2020-11-15", "--out", str(tmp_path / "通知"))
     assert code in (0, 1), out
     after, _ = _parts(master)
     assert_only_ours_changed(before, after)
@@ -332,7 +334,7 @@ def consolidated(staffed, tmp_path_factory) -> tuple[Path, dict[str, int], list[
                        new_row(activity="新增：家庭医生签约宣传", project_id="P02")]
         fill_form(next(forms.glob(f"填报表-{committee}-*.xlsx")), inbox / f"{committee}.xlsx", filled)
     before = {str(r["record_id"]): int(r["_row"]) for r in ledger.to_dict("records")}
-    run = consolidate(master)
+    run = consolidate(master, as_of=AS_OF)
     assert run.master_written and run.rows_added == 2 and run.rows_updated == len(updates), run
     return master, before, [str(at[r]["record_id"]) for r in updates]
 
@@ -390,7 +392,7 @@ def test_a_formula_the_report_replaces_takes_excels_calc_chain_with_it(master, t
                                                                           STAFF_TOTAL[0])]
     add_calc_chain(master, listed, STAFF_TOTAL)
     before, _ = _parts(master)
-    code, out = cli_json("report", str(master), "--out", str(tmp_path / "通知"))
+    code, out = cli_json("report", str(master), "--as-of", "2020-11-15", "--out", str(tmp_path / "通知"))
     assert code in (0, 1), out
     after, _ = _parts(master)
     assert "xl/calcChain.xml" not in after  # Excel rebuilds it
@@ -419,7 +421,7 @@ def test_a_calc_chain_dropped_but_still_listed_is_refused(master, tmp_path, monk
     before = master.read_bytes()
     from macros.cli import main
 
-    assert main(["report", str(master), "--out", str(tmp_path / "通知")]) == 2
+    assert main(["report", str(master), "--as-of", "2020-11-15", "--out", str(tmp_path / "通知")]) == 2
     err = capsys.readouterr().err
     assert "核对未通过" in err and "calcChain.xml is gone but still listed" in err
     assert master.read_bytes() == before
@@ -428,7 +430,7 @@ def test_a_calc_chain_dropped_but_still_listed_is_refused(master, tmp_path, monk
 def test_the_calc_chain_stays_while_every_formula_it_lists_is_kept(master):
     add_calc_chain(master, [(LEDGER, f"M{r}") for r in range(2, 12)] + [(LEDGER, "N2"), (LEDGER, "O5")])
     before, _ = _parts(master)
-    code, out = cli_json("validate", str(master), "--mark")
+    code, out = cli_json("validate", str(master), "--as-of", "2020-11-15", "--mark")
     assert code in (0, 1), out
     after, _ = _parts(master)
     assert after["xl/calcChain.xml"] == before["xl/calcChain.xml"]
@@ -457,7 +459,7 @@ def test_a_ledger_formula_a_merge_overwrites_takes_the_calc_chain_with_it(master
             "in_bulletin", "note")
     record = {k: (None if at[row][k] != at[row][k] else at[row][k]) for k in keys}
     fill_form(next(forms.glob(f"填报表-{committee}-*.xlsx")), inbox / "更正.xlsx", [{**record, "quantity": quantity + 5}])
-    run = consolidate(master)
+    run = consolidate(master, as_of=AS_OF)
     assert run.master_written and run.rows_updated == 1
     after, _ = _parts(master)
     assert "<f>" not in cells(after[part].decode())[f"G{row}"]
@@ -508,7 +510,7 @@ def test_a_mark_that_a_sort_moved_is_cleared_once_fixed(master, staff_use_the_ma
     """validate --mark fills 800余次; staff sort the ledger (the filled cell moves up to row 2), type
     800 and mark again: the fill goes, though the cell is no longer where it was marked."""
     before = cells(_parts(master)[0][sheet_parts(_parts(master)[0])[LEDGER]].decode())
-    code, out = cli_json("validate", str(master), "--mark")
+    code, out = cli_json("validate", str(master), "--as-of", "2020-11-15", "--mark")
     marked = [p for p in out["issues"] if p["sheet"] == LEDGER]
     assert len(marked) == 1 and marked[0]["column"] == "完成数量", marked
     row, column = marked[0]["row"], "G"
@@ -524,7 +526,7 @@ def test_a_mark_that_a_sort_moved_is_cleared_once_fixed(master, staff_use_the_ma
         cell = re.search(rf'<c r="{at}"[^>]*?(?:/>|>.*?</c>)', xml).group(0)
         parts[part] = xml.replace(cell, re.sub(r'\ss="\d+"', f' s="{mark_style}"', cell)).encode()
         _save(master, parts, names)
-    code, out = cli_json("validate", str(master), "--mark")
+    code, out = cli_json("validate", str(master), "--as-of", "2020-11-15", "--mark")
     assert code == 0 and not out["issues"], out
     now = cells(_parts(master)[0][sheet_parts(_parts(master)[0])[LEDGER]].decode())
     if staff_use_the_mark_format_too:  # two cells in the mark's format where one mark went missing
@@ -553,7 +555,7 @@ def test_a_master_on_the_1904_date_system_gets_its_dates_right(tmp_path):
     inbox = folders(master, read_workbook(master).settings).inbox
     inbox.mkdir()
     fill_form(next(forms.glob("填报表-C01-*.xlsx")), inbox / "C01.xlsx", [new_row()])
-    run = consolidate(master)
+    run = consolidate(master, as_of=AS_OF)
     assert run.master_written and run.rows_added == 1
     after = read_workbook(master)[LEDGER]
     assert after["date"].tolist()[:len(before)] == before["date"].tolist()
@@ -580,9 +582,9 @@ def test_a_master_saved_as_strict_open_xml_is_read_but_not_written_and_says_how_
     before = master.read_bytes()
     from macros.cli import main
 
-    assert main(["validate", str(master)]) == 0  # read as any workbook
+    assert main(["validate", str(master), "--as-of", "2020-11-15"]) == 0  # read as any workbook
     capsys.readouterr()
-    assert main(["validate", str(master), "--mark"]) == 2
+    assert main(["validate", str(master), "--as-of", "2020-11-15", "--mark"]) == 2
     message = capsys.readouterr().err
     assert "strict.xlsx" in message and "Strict Open XML" in message and "另存为" in message, message
     assert "Excel 工作簿(*.xlsx)" in message and "本次未写入" in message
@@ -620,7 +622,7 @@ def test_a_table_staff_made_over_a_progress_sheet_keeps_their_column_names(tmp_p
     master = tmp_path / "healthbook.xlsx"
     build_workbook(master, demo.demo_rows())
     out = tmp_path / "通知"
-    assert cli_json("report", str(master), "--out", str(out))[0] in (0, 1)
+    assert cli_json("report", str(master), "--as-of", "2020-11-15", "--out", str(out))[0] in (0, 1)
     sheet = schema.COMMITTEE_PROGRESS
     n = len(grid(master, sheet.name))
     parts, names = _parts(master)
@@ -656,7 +658,7 @@ def test_a_table_staff_made_over_a_progress_sheet_keeps_their_column_names(tmp_p
     _save(master, parts, names)
     assert grid(master, sheet.name)[0][:len(headers)] == headers
 
-    assert cli_json("report", str(master), "--out", str(out))[0] in (0, 1)
+    assert cli_json("report", str(master), "--as-of", "2020-11-15", "--out", str(out))[0] in (0, 1)
     after = grid(master, sheet.name)
     table = _parts(master)[0]["xl/tables/table1.xml"].decode()
     names_now = re.findall(r'<tableColumn id="\d+" name="([^"]*)"', table)
@@ -672,7 +674,7 @@ def test_formats_renumbered_by_another_program_are_not_taken_for_moved_marks(mas
     """A save by another program (LibreOffice, WPS) may renumber the formats: the remembered mark
     format can then be, say, the header's. The one header cell of the marked column is no mark
     a sort moved, and keeps its format."""
-    code, out = cli_json("validate", str(master), "--mark")
+    code, out = cli_json("validate", str(master), "--as-of", "2020-11-15", "--mark")
     [marked] = [p for p in out["issues"] if p["sheet"] == LEDGER]
     ref = f"G{marked['row']}"
     parts, names = _parts(master)
@@ -686,7 +688,7 @@ def test_formats_renumbered_by_another_program_are_not_taken_for_moved_marks(mas
     assert mark_style, "the mark memory is not where the test expects it"
     parts[issues] = memory.replace(mark_style.group(0), f'<c r="CZ2"><v>{header_style}</v></c>').encode()
     _save(master, parts, names)
-    cli_json("validate", str(master), "--mark")
+    cli_json("validate", str(master), "--as-of", "2020-11-15", "--mark")
     assert cells(_parts(master)[0][ledger].decode())["G1"] == cells(xml)["G1"]
 
 
@@ -718,7 +720,7 @@ def test_a_change_inside_a_staff_array_formula_is_refused_saying_what_to_do(mast
     fill_form(next(forms.glob(f"填报表-{committee}-*.xlsx")), inbox / "更正.xlsx",
               [{**record, "quantity": int(at[4]["quantity"]) + 1}])
     before = master.read_bytes()
-    assert main(["consolidate", str(master)]) == 2
+    assert main(["consolidate", str(master), "--as-of", "2020-11-15"]) == 2
     err = capsys.readouterr().err
     assert "G3:G5" in err and "G4" in err and "数组公式" in err and "选择性粘贴" in err and LEDGER in err, err
     assert master.read_bytes() == before
@@ -732,7 +734,7 @@ def test_a_threaded_comment_on_the_cell_a_mark_fills_stays_as_excel_365_wrote_it
     guid, person = "{3E6F0C1A-7B2D-4C5E-9F10-A1B2C3D4E5F6}", "{9A8B7C6D-5E4F-4A3B-8C2D-1E0F9A8B7C6D}"
     probe = master.with_name("probe.xlsx")  # which cell the mark fills
     shutil.copy2(master, probe)
-    [warned] = [p for p in cli_json("validate", str(probe), "--mark")[1]["issues"] if p["sheet"] == LEDGER]
+    [warned] = [p for p in cli_json("validate", str(probe), "--as-of", "2020-11-15", "--mark")[1]["issues"] if p["sheet"] == LEDGER]
     probe.unlink()
     ref = f"G{warned['row']}"
     parts, names = _parts(master)
@@ -762,7 +764,7 @@ def test_a_threaded_comment_on_the_cell_a_mark_fills_stays_as_excel_365_wrote_it
             'ContentType="application/vnd.ms-excel.person+xml"/>')
     _save(master, parts, names)
     before, _ = _parts(master)
-    cli_json("validate", str(master), "--mark")
+    cli_json("validate", str(master), "--as-of", "2020-11-15", "--mark")
     after, _ = _parts(master)
     for part in ("xl/threadedComments/threadedComment1.xml", "xl/persons/person.xml", rels,
                  "xl/_rels/workbook.xml.rels", notes):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
-from contextlib import suppress
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -175,3 +178,83 @@ def other_backups(path: Path) -> list[Path]:
 def glob_escape(text: str) -> str:
     """``text`` with glob's special characters ([, ], *, ?) taken literally."""
     return re.sub(r"([\[\]*?])", r"[\1]", text)
+
+
+# --- what each backup was made before ---------------------------------------------------------
+# The writer makes backups without knowing which command runs it; the command labels them after
+# its run, in one small file beside them (a line per backup, appended). A backup without a line
+# (made by the Excel button, or by an older healthbook) still lists, only without a label.
+LABELS = "备份说明.jsonl"
+
+
+@dataclass
+class BackupLabel:
+    """What the run that made a backup was (``run``: the command; ``label``: "汇总填报表前") and,
+    once known, what it changed (``changed``: "3 个文件，新增 120 行")."""
+
+    run: str
+    label: str
+    changed: str = ""
+
+
+def label_backups(backups: Iterable[Path], label: BackupLabel) -> None:
+    """Note ``label`` for each of ``backups`` (a file that cannot be written loses the label only)."""
+    backups = list(backups)
+    lines = [json.dumps({"backup": Path(b).name, "run": label.run, "label": label.label,
+                         "changed": label.changed or None}, ensure_ascii=False) + "\n" for b in backups]
+    if not lines:
+        return
+    folder = Path(backups[0]).parent
+    with suppress(OSError):
+        # One short append a line: two runs appending at once do not interleave within a line.
+        with open(folder / LABELS, "a", encoding="utf-8") as fh:
+            fh.write("".join(lines))
+        _trim_labels(folder)
+
+
+def backup_labels(folder: Path) -> dict[str, dict]:
+    """The labels in ``folder``'s 备份说明 by backup file name (the last line for a name wins);
+    lines that do not read (cut short, edited) are passed over."""
+    try:
+        text = (Path(folder) / LABELS).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    found = {}
+    for line in text.splitlines():
+        with suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict) and isinstance(entry.get("backup"), str):
+                found[entry["backup"]] = entry
+    return found
+
+
+TRIM_AT = 64 * 1024  # bytes: the labels of pruned backups are dropped once the file is this large
+
+
+def _trim_labels(folder: Path) -> None:
+    labels = folder / LABELS
+    if labels.stat().st_size < TRIM_AT:
+        return
+    kept = [entry for name, entry in backup_labels(folder).items() if (folder / name).exists()]
+    tmp = folder / f".{LABELS}.partial"
+    tmp.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in kept), encoding="utf-8")
+    os.replace(tmp, labels)
+
+
+@contextmanager
+def labelling(path: Path, run: str, label: str) -> Iterator[BackupLabel]:
+    """Label the backups of ``path`` made while the block runs (set ``changed`` inside it).
+
+    The backups are those that appear in the folder meanwhile: the writer is left as it is. The
+    label is written when the block fails too (a write may have happened before the failure)."""
+    noted = BackupLabel(run, label)
+    try:
+        before = set(list_backups(path))
+    except OSError:  # an unreadable folder: the run says so itself; it goes without a label
+        before = None
+    try:
+        yield noted
+    finally:
+        if before is not None:
+            with suppress(OSError):
+                label_backups([b for b in list_backups(path) if b not in before], noted)

@@ -36,7 +36,9 @@ from ..collect import collect_seldom
 from ..errors import FolderNotWritable, HealthbookError, WorkbookBusy, WorkbookNotFound, os_reason
 from . import marks as marking
 from .backup import (
+    backup_dir,
     backup_file,
+    backup_labels,
     backups_to_keep,
     glob_escape,
     list_backups,
@@ -708,12 +710,16 @@ def _same_backup(path: Path) -> Path | None:
 
 
 def backup_listing(path: Path | str) -> list[dict]:
-    """Backups of ``path``, newest first: name, modification time and size."""
+    """Backups of ``path``, newest first: name, time, size and, where the run that made it noted
+    them (``book.backup.labelling``), that run's command, label and what it changed (else None)."""
     out = []
+    labels = backup_labels(backup_dir(Path(path)))
     for b in list_backups(Path(path)):
         m = re.search(r"-(\d{8}-\d{6})-\d+$", b.stem)
         made = datetime.strptime(m.group(1), "%Y%m%d-%H%M%S") if m else datetime.fromtimestamp(b.stat().st_mtime)
-        out.append({"name": b.name, "time": made.strftime("%Y-%m-%d %H:%M:%S"), "size": b.stat().st_size})
+        label = labels.get(b.name, {})
+        out.append({"name": b.name, "time": made.strftime("%Y-%m-%d %H:%M:%S"), "size": b.stat().st_size,
+                    "run": label.get("run"), "label": label.get("label"), "changed": label.get("changed")})
     return out
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from .. import schema
 from ..normalise import setting_value, units_text
-from ..rollup import PERCENT_CAP
+from ..rollup import COMMITTEE_PERCENT_RULE, PERCENT_CAP
 from . import fmt, pictures
 
 PROGRESS, REMINDER, MEETING, BULLETIN = "progress", "reminder", "meeting", "bulletin"
@@ -30,9 +30,10 @@ REPLY_DAYS = 7  # a reminder asks for the overdue work within a week
 COMMON = ("street", "pilot_name", "issuer", "contact", "phone", "as_of", "date", "kind")
 VARIABLES: dict[str, tuple[str, ...]] = {
     PROGRESS: (*COMMON, "doc_number", "summary", "categories", "projects", "committees",
-               "lagging_committees", "severe_committees", "overdue_projects", "upcoming", "chart"),
+               "lagging_committees", "severe_committees", "overdue_projects", "upcoming", "chart",
+               "percent_rule"),
     REMINDER: (*COMMON, "doc_number", "committee", "reasons", "overdue_items", "upcoming_items",
-               "reply_by"),
+               "reply_by", "percent_rule"),
     MEETING: (*COMMON, "doc_number", "meeting"),
     BULLETIN: (*COMMON, "bulletin_name", "issue", "articles", "progress", "link_title",
                "link_categories"),
@@ -216,7 +217,7 @@ def progress_context(data: NoticeInput, chart: object = "") -> dict:
         "lagging_committees": [c for c in committees if c.get("status") == "滞后"],
         "severe_committees": [c for c in committees if c.get("status") == "严重滞后"],
         "overdue_projects": overdue_projects(projects),
-        "upcoming": upcoming(projects, data.as_of), "chart": chart,
+        "upcoming": upcoming(projects, data.as_of), "chart": chart, "percent_rule": COMMITTEE_PERCENT_RULE,
     }
 
 
@@ -269,7 +270,7 @@ def reminder_contexts(data: NoticeInput) -> list[dict]:
         )
         by_committee.setdefault(item["committee_id"], []).append(item)
     base = {**common(data, REMINDER), "doc_number": doc_number(data, 1),
-            "reply_by": data.as_of + timedelta(days=REPLY_DAYS)}
+            "reply_by": data.as_of + timedelta(days=REPLY_DAYS), "percent_rule": COMMITTEE_PERCENT_RULE}
     contexts = []
     for committee, reasons in chosen:
         items = by_committee.get(committee["committee_id"], [])

@@ -11,7 +11,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from markupsafe import Markup, escape
@@ -48,11 +48,48 @@ class Notice:
     pdf: str | None = None
     combined: bool = False  # the print file holding every 催办通知
     doc_number: str = ""  # its 发文字号 (石二街道〔2020〕3号); the bulletin has none
+    ref: str = ""  # a 会议通知's 会议编号: a run for one meeting replaces only that one in the listing
 
     def to_dict(self) -> dict:
         return {"kind": ctx.KIND_NAMES.get(self.kind, self.kind), "title": self.title,
                 "docx": self.docx, "html": self.html, "pdf": self.pdf, "combined": self.combined,
                 "doc_number": self.doc_number}
+
+
+def count_text(notices: Iterable[Notice]) -> str:
+    """How many notices a listing holds, said the same way in index.html and 通知清单: a notice is
+    one document for one reader; the merged print file repeats them and is not counted as one."""
+    notices = list(notices)
+    count = sum(not n.combined for n in notices)
+    combined = len(notices) - count
+    text = f"共 {count} 份"
+    if combined:
+        text += f"，另有 {combined} 个合并打印文件（把各份催办通知合在一起，便于打印，不另计份数）"
+    return text
+
+
+def current_notices(listed: Iterable[dict], fresh: list[Notice], options: NoticeOptions,
+                    folder: Path) -> list[Notice]:
+    """The notices current in ``folder`` after a run: this run's, and the earlier runs' of the kinds
+    this run did not make (``listed``, as the folder's manifest holds them). A run of a kind
+    replaces that kind's (one for a single 会议: that meeting's); a file no longer in the folder
+    (moved to 已过时, deleted by staff) is not listed, nor a notice left without any file."""
+    fields = set(Notice.__dataclass_fields__)
+    earlier = [Notice(**{k: v for k, v in d.items() if k in fields}) for d in listed
+               if d.get("kind") in ctx.KIND_NAMES and isinstance(d.get("title"), str)]
+    made = set(options.kinds)
+    meetings = {n.ref for n in fresh if n.kind == ctx.MEETING}
+    kept = [n for n in earlier if n.kind not in made
+            or (n.kind == ctx.MEETING and options.meeting and n.ref not in meetings)]
+    listing = []
+    for kind in ALL_KINDS:
+        for n in [*(n for n in kept if n.kind == kind), *(n for n in fresh if n.kind == kind)]:
+            present = {key: name for key in ("docx", "html", "pdf")
+                       if isinstance(name := getattr(n, key), str) and (folder / name).is_file()}
+            if present:
+                listing.append(replace(n, docx=present.get("docx"), html=present.get("html"),
+                                       pdf=present.get("pdf")))
+    return listing
 
 
 @dataclass
@@ -68,10 +105,13 @@ class NoticeOptions:
 @dataclass
 class NoticeResult:
     out_dir: Path
-    notices: list[Notice] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)  # made by this run
     index: Path | None = None
     warnings: list[str] = field(default_factory=list)
     blocked: str = ""  # why no notice was made at all (``render_notices``), also among ``warnings``
+    # Every notice current in the folder (this run's and earlier runs' of other kinds): what
+    # index.html and 通知清单 list.
+    listing: list[Notice] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         """Notices per kind (the combined print file is not counted as a notice)."""
@@ -89,7 +129,7 @@ class NoticeResult:
     def to_dict(self) -> dict:
         return {"out_dir": str(self.out_dir), "index": str(self.index) if self.index else None,
                 "counts": self.counts(), "notices": [n.to_dict() for n in self.notices],
-                "warnings": self.warnings}
+                "listed": [n.to_dict() for n in self.listing], "warnings": self.warnings}
 
 
 def parse_kinds(names: Iterable[str] | None) -> tuple[str, ...]:
@@ -264,7 +304,8 @@ class Renderer:
             m = context["meeting"]
             stem = fmt.safe_name(ctx.KIND_NAMES[kind], m.get("meeting_id"), m.get("name"),
                                  m["date"].isoformat() if m["date"] else "")
-            notice = Notice(kind, f"会议通知：{m.get('name')}", doc_number=context["doc_number"])
+            notice = Notice(kind, f"会议通知：{m.get('name')}", doc_number=context["doc_number"],
+                            ref=str(m.get("meeting_id") or ""))
             if word is not None:
                 word.render_to(self.out_dir / f"{stem}.docx", context, self._put)
                 notice.docx = f"{stem}.docx"
@@ -320,6 +361,9 @@ class Renderer:
             self._doc_numbers_used()
             if self.options.pdf:
                 self._pdf()
+            self.result.listing = current_notices(self._folder.listing, self.result.notices, self.options,
+                                                  self.out_dir)
+            self._folder.listing = [asdict(n) for n in self.result.listing]
             self.result.index = self._index()
         finally:
             self._writer.shutdown(wait=True)
@@ -386,16 +430,18 @@ class Renderer:
         return outcome.name
 
     def _index(self) -> Path | None:
+        """index.html: every notice current in the folder (``listing``), by kind."""
+        listing = self.result.listing
         groups = []
         for kind in ALL_KINDS:
-            items = [n for n in self.result.notices if n.kind == kind]
+            items = [n for n in listing if n.kind == kind]
             if items:
                 groups.append({"kind": ctx.KIND_NAMES[kind], "notices": items,
                                "count": sum(not n.combined for n in items)})
         page = self.html.render("index.html", {
             "street": fmt.text(self.data.settings.get("street")), "as_of": self.data.as_of,
-            "notices": self.result.notices, "groups": groups, "warnings": self.result.warnings,
-            "count": sum(not n.combined for n in self.result.notices),
+            "notices": listing, "groups": groups, "warnings": self.result.warnings,
+            "count": sum(not n.combined for n in listing), "count_text": count_text(listing),
         })
         name = self._write_now(INDEX, page.encode("utf-8"))
         return self.out_dir / name if name else None
@@ -451,4 +497,4 @@ def render_notices(data: ctx.NoticeInput, out_dir: Path | str, options: NoticeOp
 
 
 __all__ = ["Notice", "NoticeOptions", "NoticeResult", "PdfUnavailable", "TemplateProblem",
-           "convert_to_pdf", "escape", "parse_kinds", "render_notices"]
+           "convert_to_pdf", "count_text", "current_notices", "escape", "parse_kinds", "render_notices"]

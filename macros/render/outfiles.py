@@ -14,6 +14,10 @@ its size, modification time and fingerprint. Before a name is written again:
 
 Each record is appended before its file is replaced, so a run killed between the two still knows
 the file; the manifest is rewritten compactly when a run ends.
+
+The manifest also holds the folder's listing (one line ``{"listing": [...]}``): the notices that are
+current there, as index.html and 通知清单 list them, so that a run of one kind (``--kind 工作简报``)
+lists the other kinds' notices of earlier runs as well.
 """
 
 from __future__ import annotations
@@ -87,6 +91,7 @@ class OutputFolder:
         # RETIRED when they differ (nothing lost), else kept as ours — not "edited by staff"
         # forever, with a （新生成） copy and a warning on every run after the upgrade.
         self.adopting = not self.manifest.exists() and (self.folder / INDEX).is_file()
+        self.listing: list[dict] = []  # the notices current in the folder (``Notice`` fields)
         self.records: dict[str, dict] = self._load()
         self._journal = None
         self._clear_stale_temps()
@@ -102,6 +107,9 @@ class OutputFolder:
         for line in lines:
             try:
                 entry = json.loads(line)
+                if isinstance(entry, dict) and isinstance(entry.get("listing"), list):
+                    self.listing = [n for n in entry["listing"] if isinstance(n, dict)]
+                    continue
                 name, fps = entry["name"], entry["fps"]
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut short by a killed run
@@ -125,7 +133,7 @@ class OutputFolder:
         if self._journal is not None:
             self._journal.close()
             self._journal = None
-        lines = []
+        lines = [json.dumps({"listing": self.listing}, ensure_ascii=False)] if self.listing else []
         for name, rec in sorted(self.records.items()):
             if (self.folder / name).is_file():
                 lines.append(json.dumps({"name": name, **rec}, ensure_ascii=False))

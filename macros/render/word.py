@@ -70,6 +70,32 @@ def merge_wrapped_runs(xml: str, template: str) -> str:
     return _WRAP_BLOCK.sub(merge, xml) if "cn_wrap" in xml else xml
 
 
+# Phone numbers as written in China: 021-62000000(-8012), 138-1234-5678, 400-800-1234. Their hyphens
+# become Word's non-breaking hyphen, so that a number is never split over two lines on paper. Dates
+# (2020-11-15) and record numbers (C01-0007) do not match.
+_PHONE = re.compile(r"(?<![\d-])(?:0\d{2,3}-\d{7,8}(?:-\d{1,6})?|1[3-9]\d-\d{4}-\d{4}|[48]00-\d{3}-\d{4})(?![\d-])")
+_TEXT_NODE = re.compile(r"(<w:t(?:\s[^>]*)?>)([^<]*)(</w:t>)")
+# <w:noBreakHyphen/> rather than U+2011: Word draws it with the run's own hyphen (U+2011 is missing
+# from some Chinese fonts), and readers of the .docx (python-docx, a PDF LibreOffice made) take it
+# as "-"; LibreOffice prints both alike.
+_NO_BREAK = '</w:t><w:noBreakHyphen/><w:t xml:space="preserve">'
+
+
+def keep_phone_numbers_whole(xml: str) -> str:
+    """``xml`` (a rendered WordprocessingML part) with the hyphens of phone numbers in its text made
+    non-breaking."""
+    if "-" not in xml:
+        return xml
+
+    def text_node(m: re.Match) -> str:
+        text = m.group(2)
+        if "-" not in text:
+            return m.group(0)
+        return m.group(1) + _PHONE.sub(lambda p: p.group(0).replace("-", _NO_BREAK), text) + m.group(3)
+
+    return _TEXT_NODE.sub(text_node, xml)
+
+
 class _Template(DocxTemplate):
     """docxtpl's template, whose preparation also merges the runs of ``cn_wrap`` titles."""
 
@@ -80,12 +106,17 @@ class _Template(DocxTemplate):
     def patch_xml(self, src_xml: str) -> str:
         return merge_wrapped_runs(super().patch_xml(src_xml), self.template_name)
 
+    def render_xml_part(self, src_xml, part, context, jinja_env=None):
+        # docxtpl's own rendering (documents with pictures): body, headers, footers, footnotes.
+        return keep_phone_numbers_whole(super().render_xml_part(src_xml, part, context, jinja_env))
+
 
 def _finish(tpl: DocxTemplate, xml: str) -> str:
     xml = re.sub(r"\n<w:p([ >])", r"<w:p\1", xml)
     xml = xml.replace("{_{", "{{").replace("}_}", "}}").replace("{_%", "{%").replace("%_}", "%}")
     # Line breaks, tabs and page breaks inside values → Word breaks (docxtpl's listing rules).
-    return tpl.resolve_listing(xml) if _LISTING_CHARS.search(xml) else xml
+    xml = tpl.resolve_listing(xml) if _LISTING_CHARS.search(xml) else xml
+    return keep_phone_numbers_whole(xml)
 
 
 class WordTemplate:
