@@ -28,7 +28,15 @@ from .book.write import refuse_staged
 from .errors import HealthbookError
 from .marks import validation_writes
 from .render.notices import NoticeOptions, render_notices
-from .report import analyse, notice_input, notices_sheet, run_report, with_template_setting
+from .report import (
+    analyse,
+    notice_input,
+    notices_sheet,
+    numbered_text,
+    run_report,
+    unnumbered_text,
+    with_template_setting,
+)
 from .rollup import rollup as core_rollup
 from .rollup import rollup_sheets, who_is_behind
 from .validate import validate as core_validate
@@ -193,6 +201,8 @@ def report(book, as_of: date | None = None, base: Path | None = None):
              f"校验：错误 {result.errors} 条，警告 {result.warnings} 条，详见“{schema.ISSUES.name}”表。",
              *result.behind,
              f"通知：{_counts(result.notices)}，保存在文件夹 {folder}；{listed}",
+             numbered_text(result.numbered, result.written) if result.numbered else "",
+             unnumbered_text(result.unnumbered) if result.unnumbered else "",
              *(f"注意：{w}" for w in result.notices.warnings),
              backup_note(live)]
     alert(book, "\n".join(line for line in lines if line))

@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import schema
-from .book.read import Workbook
+from .book.read import Workbook, records
+from .book.write import FileBook
 from .book.write_types import Mark, SheetWrite
 from .errors import HealthbookError, WorkbookBusy
 from .marks import validation_writes
+from .merge import ADDED, COMMITTEE, KEY, SOURCE, Change, LedgerMerge, summary
+from .normalise import code_text, programme_year
 from .problems import Validation
 from .render.context import NoticeInput
 from .render.notices import NoticeOptions, NoticeResult, count_text, render_notices
@@ -48,6 +51,10 @@ class ReportResult:
     busy: str = ""  # why the workbook was not written (open in Excel …)
     staged: str = ""  # where the would-be result was put instead
     messages: list[str] = field(default_factory=list)
+    # 台账 rows typed with 记录编号 blank: the numbers this run gave them (file path), or how many
+    # stay blank (the Excel button cannot append to 变更记录, so it does not number).
+    numbered: list[str] = field(default_factory=list)
+    unnumbered: int = 0
     behind: list[str] = field(default_factory=list)  # who is behind, overdue projects (``who_is_behind``)
 
     @property
@@ -62,6 +69,7 @@ class ReportResult:
             "warnings": self.warnings, "statuses": self.statuses, "projects": self.projects,
             "rows_used": self.rows_used, "rows_unverified": self.rows_unverified,
             "written": self.written, "busy": self.busy, "staged": self.staged,
+            "numbered": self.numbered, "unnumbered": self.unnumbered,
             "notices": self.notices.to_dict(),
         }
 
@@ -74,6 +82,10 @@ class ReportResult:
         lines.append(f"汇总：{self.projects} 个项目；居委会 {status}；台账计入 {self.rows_used} 条，"
                      f"待核实 {self.rows_unverified} 条。")
         lines += [f"  {line}" for line in self.behind]
+        if self.numbered:
+            lines.append(numbered_text(self.numbered, self.written))
+        if self.unnumbered:
+            lines.append(unnumbered_text(self.unnumbered))
         counts = "，".join(f"{k} {v}" for k, v in self.notices.counts().items()) or "无"
         combined = "，催办通知另有一份合并打印" if any(n.combined for n in self.notices.notices) else ""
         lines.append(f"通知：{counts}（每份均有 Word 和网页版{combined}）。")
@@ -133,7 +145,9 @@ def run_report(adapter: BookAdapter, out_dir: Path | str | None = None, as_of: d
     say = progress or (lambda _msg: None)
     say("正在读取工作簿……")
     book = adapter.read()
-    return write_report(adapter, prepare_report(book, out_dir, as_of, options, say), progress=say)
+    # Only the file writer appends to 变更记录, where every number given must be recorded.
+    number = isinstance(adapter, FileBook)
+    return write_report(adapter, prepare_report(book, out_dir, as_of, options, say, number=number), progress=say)
 
 
 @dataclass
@@ -143,18 +157,29 @@ class PreparedReport:
     sheets: list[SheetWrite]
     marks: list[Mark]
     result: ReportResult  # ``written`` is set by ``write_report``
+    # 变更记录 lines of the 台账 rows numbered (``number_blank_records``): kept in ``numbers_file`` once written.
+    changes: list[Change] = field(default_factory=list)
 
 
 def prepare_report(book: Workbook, out_dir: Path | str | None = None, as_of: date | None = None,
                    options: NoticeOptions | None = None,
-                   progress: Callable[[str], None] | None = None) -> PreparedReport:
+                   progress: Callable[[str], None] | None = None, *, number: bool = False) -> PreparedReport:
     """Everything ``run_report`` does before its write, over a workbook already in memory.
 
     Consolidation passes the merged workbook (its new ledger rows numbered with the Excel rows
     they will take), so the merge and the refresh go into the master in one write.
+    ``number``: give 台账 rows typed with 记录编号 blank their committee's next free number
+    (``number_blank_records``), written with the report; else they are only counted.
     """
     say = progress or (lambda _msg: None)
     as_of = as_of or date.today()
+    numbered: list[SheetWrite] = []
+    changes: list[Change] = []
+    unnumbered = 0
+    if number:
+        book, numbered, changes = number_blank_records(book)
+    else:
+        unnumbered = len(numberable(book))
     say("正在校验和汇总……")
     validation, result = analyse(book, as_of)
     issues, marks = validation_writes(validation)
@@ -162,7 +187,7 @@ def prepare_report(book: Workbook, out_dir: Path | str | None = None, as_of: dat
     out = Path(out_dir) if out_dir else default_out_dir(book)
     # Notices first, so the workbook is written once, with the list of what was generated.
     notices = render_notices(notice_input(book, validation, result, as_of), out, options, say)
-    sheets = [*issues, *rollup_sheets(result)]
+    sheets = [*numbered, *issues, *rollup_sheets(result)]
     # Workbooks made before 通知清单 existed go without; made no notice, the last list still stands.
     if schema.NOTICES.name in book.sheet_names and not notices.blocked:
         sheets.append(notices_sheet(notices, Path(book.path).parent))
@@ -175,9 +200,72 @@ def prepare_report(book: Workbook, out_dir: Path | str | None = None, as_of: dat
         workbook=str(book.path), as_of=as_of, errors=validation.errors, warnings=validation.warnings,
         statuses=statuses, projects=len(result.projects), rows_used=int(meta.get("rows_used", 0)),
         rows_unverified=int(meta.get("rows_unverified", 0)), notices=notices, written=False,
+        numbered=[c.record_id for c in changes], unnumbered=unnumbered,
         behind=who_is_behind(result),
     )
-    return PreparedReport(sheets, marks, report)
+    return PreparedReport(sheets, marks, report, changes)
+
+
+def numberable(book: Workbook) -> list[int]:
+    """Positions in 台账's frame of the rows typed with 记录编号 blank whose 居委会编号 is a
+    committee of 居委会 (a blank or unknown one is validation's to report: no number is guessed)."""
+    ledger = book.frames.get(schema.LEDGER.name)
+    committees = book.frames.get(schema.COMMITTEES.name)
+    if ledger is None or committees is None or ledger.empty:
+        return []
+    known = {c for c in map(code_text, committees["committee_id"].tolist()) if c is not None}
+    keys, owners = ledger[KEY].tolist(), ledger[COMMITTEE].tolist()
+    return [i for i, (key, owner) in enumerate(zip(keys, owners))
+            if code_text(key) is None and code_text(owner) in known]
+
+
+def number_blank_records(book: Workbook, now: datetime | None = None
+                         ) -> tuple[Workbook, list[SheetWrite], list[Change]]:
+    """Give each ``numberable`` row its committee's next free number, as consolidation would
+    (``LedgerMerge.next_id``: after the committee's highest in the ledger, in 变更记录's added
+    lines and in ``numbers_file``, so a deleted record's number is never given again), and 来源
+    手工 where blank. Returns the workbook as it will read once written, the writes (台账, every
+    row back at its Excel row with only those two cells changed; 变更记录, one added line a row)
+    and the changes; the book itself and no writes when there is nothing to number."""
+    at = numberable(book)
+    if not at:
+        return book, [], []
+    from .consolidate import issued_numbers_soon  # consolidation is heavy: only when numbering
+
+    frame = book.frames[schema.LEDGER.name]
+    rows = records(frame)
+    merge = LedgerMerge(rows, issued_numbers_soon(Path(book.path)), year=programme_year(book.settings))
+    when = now or datetime.now().replace(microsecond=0)
+    changes = []
+    for i in at:
+        row = rows[i]
+        row[KEY] = merge.next_id(code_text(row[COMMITTEE]))
+        if code_text(row.get(SOURCE)) is None:
+            row[SOURCE] = schema.MANUAL_SOURCE
+        changes.append(Change(when, schema.MANUAL_SOURCE, row[KEY], ADDED, None, None, summary(row)))
+    numbered = frame.copy()
+    for column in (KEY, SOURCE):
+        numbered[column] = [row[column] for row in rows]
+    frames = {**book.frames, schema.LEDGER.name: numbered}
+    writes = [SheetWrite(schema.LEDGER, rows),
+              SheetWrite(schema.CHANGES, [c.row() for c in changes], append=True)]
+    return Workbook(book.path, frames, book.sheet_names), writes, changes
+
+
+def numbered_text(numbered: list[str], written: bool) -> str:
+    """The summary's line on the 台账 rows numbered."""
+    shown = "、".join(numbered[:5]) + ("等" if len(numbered) > 5 else "")
+    where = (f"已写入“{schema.LEDGER.name}”，并记入“{schema.CHANGES.name}”" if written
+             else "但本次未写入工作簿，下次写入时重新编号")
+    return (f"编号：“{schema.LEDGER.name}”中{schema.LEDGER.header_of(KEY)}为空的 {len(numbered)} 行"
+            f"已按居委会自动编号（{shown}，{schema.LEDGER.header_of(SOURCE)}空白的填“{schema.MANUAL_SOURCE}”），{where}。")
+
+
+def unnumbered_text(count: int) -> str:
+    """The line on 台账 rows left without a number (the Excel button does not number them)."""
+    return (f"注意：“{schema.LEDGER.name}”中有 {count} 行{schema.LEDGER.header_of(KEY)}为空，本次未自动编号"
+            f"（按钮无法写入“{schema.CHANGES.name}”）；请运行命令 healthbook report 为其编号，"
+            f"或按“居委会编号-4位序号”手工填写。")
 
 
 class ReportNotWritten(HealthbookError):
@@ -211,7 +299,20 @@ def write_report(adapter: BookAdapter, prepared: PreparedReport,
     except HealthbookError as exc:
         raise ReportNotWritten(exc, result.notices) from exc
     result.written, result.busy, result.staged = written, busy, str(staged) if staged else ""
+    if written and prepared.changes:
+        keep_given(Path(result.workbook), prepared.changes)
     return result
+
+
+def keep_given(master: Path, changes: list[Change]) -> None:
+    """The numbers just written, into ``numbers_file`` too (as consolidation does): a backup restored
+    from before this run must not give them again. Not kept (folder read-only): 变更记录 holds them."""
+    from .consolidate import added_numbers, keep_numbers
+
+    try:
+        keep_numbers(master, added_numbers(changes))
+    except OSError:
+        pass  # the master was written, with 变更记录's lines: only a later restore could forget them
 
 
 def notices_sheet(rendered: NoticeResult, home: Path) -> SheetWrite:
