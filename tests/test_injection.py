@@ -55,6 +55,8 @@ def hostile_rows() -> dict[str, list[dict]]:
     for row, value in zip(rows[schema.LEDGER.name], FORMULAS):
         row["activity"] = value
         row["note"] = value
+    # Every hostile name gets a letter: C02 (PRN) is 13 points short, 滞后 at a 10-point threshold.
+    rows[schema.SETTINGS.name] = demo.settings_rows({**demo.SETTINGS, "lag_threshold": 0.1})
     return rows
 
 
