@@ -188,16 +188,22 @@ def test_a_day_old_owner_file_makes_the_nightly_run_fail_loudly(master_copy, tmp
     assert [p.name for p in inbox.iterdir()] == ["C01.xlsx"]  # still staged only: nothing lost
 
 
-def test_records_deleted_from_a_prefilled_form_are_named_in_receipt_and_summary(master_copy, inbox, tmp_path, capsys):
+def prefilled_c03(master: Path, tmp_path: Path):
+    """C03's form prefilled with its records (``forms --records``), open in openpyxl as a clerk
+    edits it: (workbook, its 台账, 记录编号 column, 完成数量 column)."""
     import openpyxl
 
-    settings = read_workbook(master_copy).settings
-    assert main(["forms", str(master_copy), "--out", str(tmp_path / "预填"), "--committee", "C03", "--records"]) == 0
+    assert main(["forms", str(master), "--out", str(tmp_path / "预填"), "--committee", "C03", "--records"]) == 0
     [form] = (tmp_path / "预填").glob("填报表-C03-*.xlsx")
     wb = openpyxl.load_workbook(form)
     ws = wb[schema.LEDGER.name]
     header = [c.value for c in ws[1]]
-    key_col, quantity_col = header.index(HEADERS["record_id"]) + 1, header.index(HEADERS["quantity"]) + 1
+    return wb, ws, header.index(HEADERS["record_id"]) + 1, header.index(HEADERS["quantity"]) + 1
+
+
+def test_records_deleted_from_a_prefilled_form_are_named_in_receipt_and_summary(master_copy, inbox, tmp_path, capsys):
+    settings = read_workbook(master_copy).settings
+    wb, ws, key_col, quantity_col = prefilled_c03(master_copy, tmp_path)
     keys = [ws.cell(r, key_col).value for r in range(2, ws.max_row + 1)]
     prefilled = [k for k in keys if k]
     assert len(prefilled) >= 3
@@ -224,15 +230,8 @@ def test_records_deleted_from_a_prefilled_form_are_named_in_receipt_and_summary(
 def test_a_prefilled_forms_receipt_lists_what_changed_and_counts_the_rest(master_copy, inbox, tmp_path):
     """Thirty rows of 未变化 hid the one that changed (walk: receipts); a committee reading it on a
     phone got desktop-sized text and an internal file name, and no one to ask."""
-    import openpyxl
-
     settings = read_workbook(master_copy).settings
-    assert main(["forms", str(master_copy), "--out", str(tmp_path / "预填"), "--committee", "C03", "--records"]) == 0
-    [form] = (tmp_path / "预填").glob("填报表-C03-*.xlsx")
-    wb = openpyxl.load_workbook(form)
-    ws = wb[schema.LEDGER.name]
-    header = [c.value for c in ws[1]]
-    key_col, quantity_col = header.index(HEADERS["record_id"]) + 1, header.index(HEADERS["quantity"]) + 1
+    wb, ws, key_col, quantity_col = prefilled_c03(master_copy, tmp_path)
     keys = [k for r in range(2, ws.max_row + 1) if (k := ws.cell(r, key_col).value)]
     ws.cell(2, quantity_col, 999)
     wb.save(inbox / "C03.xlsx")
