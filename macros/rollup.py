@@ -347,9 +347,9 @@ def _committee_table(committees, pairs, units, used, unverified, asof, status) -
     with_target = pairs["target"].notna()
     totals = (
         pairs.assign(
-            # The 指标单位 of each project counted in the totals ("" when not typed: unknown, so it
-            # differs from 人次 too).
-            unit=units.fillna("").where(with_target),
+            # The 指标单位 of each project counted in the totals; a blank one is unknown, so unlike
+            # any other, another blank too (人次 and 场 both left blank are no total either).
+            unit=units.fillna("").mask(units.fillna("") == "", [f"\x00{i}" for i in range(len(units))]).where(with_target),
             t=pairs["target"].where(with_target),
             a=pairs["achieved"].where(with_target, 0.0),
             # Each project counts once, whatever its unit (1,000 人次 must not outweigh 4 场), and
@@ -378,7 +378,8 @@ def _committee_table(committees, pairs, units, used, unverified, asof, status) -
     # 人次 + 场 + 幢 is no total: shown blank (the percent above weighs them as documented).
     mixed = (out["units"] > 1).fillna(False).to_numpy(dtype=bool)
     out.loc[mixed, ["target", "achieved"]] = np.nan
-    out["indicator_unit"] = [u if not m and isinstance(u, str) and u else None for u, m in zip(out["unit"], mixed)]
+    out["indicator_unit"] = [u if not m and isinstance(u, str) and u and not u.startswith("\x00") else None
+                             for u, m in zip(out["unit"], mixed)]
     out["overdue"] = out["overdue"].fillna(0).astype(int)
     out["unverified"] = out["unverified"].fillna(0).astype(int)
     out["status"] = status(out)

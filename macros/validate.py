@@ -54,15 +54,16 @@ YEAR_MISMATCH, YEAR_ENDED = "year_mismatch", "year_ended"
 NO_PROJECTS, BLANK_SETTING = "no_projects", "blank_setting"
 FINAL_REPORTS_UNTIL = (3, 31)  # (month, day) of the next year: the last day a year's final report is made
 # What makes every notice false, not one row: no notice is made while one of these stands.
-NOTICE_BLOCKING = (YEAR_MISMATCH, NO_PROJECTS)
+NOTICE_BLOCKING = (YEAR_MISMATCH, NO_PROJECTS, "missing_year")
 
 
 def notice_blockers(validation: Validation) -> list[str]:
     """Why no notice may be made from the workbook validated (each problem's message, once); also a
-    发文序号 that cannot be read (the notices would carry 1号 again)."""
-    number_item = schema.SETTINGS_BY_KEY["doc_number"].item
+    发文序号 that cannot be read (the notices would carry 1号 again) or a 年度 that cannot (without a
+    year nothing says which year the letters count: a workbook years old counted "2232 天未填报")."""
+    unreadable = {schema.SETTINGS_BY_KEY[k].item for k in ("doc_number", "year")}
     found = [p.message for p in validation.problems
-             if p.code in NOTICE_BLOCKING or (p.code == "bad_setting" and p.key == number_item)]
+             if p.code in NOTICE_BLOCKING or (p.code == "bad_setting" and p.key in unreadable)]
     return list(dict.fromkeys(found))
 
 

@@ -132,3 +132,28 @@ def test_a_templates_folder_that_is_not_there_is_said(master_copy, capsys):
     out = capsys.readouterr().out
     assert f"模板文件夹“{master_copy.parent / '本单位模版'}”不存在或无法访问" in out and "自带模板" in out
     assert list((master_copy.parent / NOTICES).glob("进度通报*.docx"))  # made all the same
+
+
+def test_a_blank_programme_year_sends_no_letter(master_copy, capsys):
+    """Without 年度 nothing says which year the letters count: the demo reported today counted
+    "2232 天未填报" (review of this session)."""
+    set_setting(master_copy, YEAR, None)
+    assert main(["report", str(master_copy)]) in (0, 1)
+    out = capsys.readouterr().out
+    assert "本次没有生成任何通知：“年度”未填写" in out
+    assert not (master_copy.parent / NOTICES).exists()
+
+
+def test_blank_units_make_no_total(tmp_path):
+    from macros.rollup import rollup
+
+    def blank_units_no_targets(rows):
+        for p in rows[schema.PROJECTS.name]:
+            p["indicator_unit"] = None
+        rows[schema.TARGETS.name] = []
+
+    book = read_workbook(built(tmp_path, blank_units_no_targets))
+    validation = validate(book.frames, book.settings, date(2020, 11, 15))
+    committees = rollup(validation, book.settings, date(2020, 11, 15)).committees
+    assert committees["target"].isna().all()  # 人次 + 场 left blank still do not add up
+
