@@ -97,7 +97,7 @@ def cmd_notices(args: argparse.Namespace) -> int:
     notes = "".join(f"\n注意：{w}" for w in done.warnings)
     index = f"\n目录：{Path(done.index).resolve()}" if done.index else ""
     emit(args, done.to_dict(), f"已生成：{counts}。\n输出文件夹：{Path(out).resolve()}{index}{notes}")
-    return 0
+    return 1 if done.blocked else 0  # refused, not "nothing to do": a scheduled task must tell them apart
 
 
 @command

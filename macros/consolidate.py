@@ -1270,7 +1270,8 @@ def other_master(sub: Submission, master: Path) -> str:
         return ""
     return (f"{sub.path.name} 是用同一文件夹中的另一个主工作簿“{made_for}”生成的填报表，本次（{master.name}）没有汇总它，"
             f"它留在收件箱，等“{made_for}”汇总。两个主工作簿共用一个收件箱，每次都会这样跳过对方的填报表："
-            "请在其中一个主工作簿的“设置”中把收件箱文件夹改成另一个文件夹，或把不用的那个主工作簿移走")
+            f"请在其中一个主工作簿的“{schema.SETTINGS.name}”中把“{schema.SETTINGS_BY_KEY['inbox'].item}”改成另一个文件夹，"
+            "或把不用的那个主工作簿移走")
 
 
 IDENTITY_INDEXES = (KEY_INDEX, COMMITTEE_INDEX)

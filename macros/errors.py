@@ -111,5 +111,7 @@ class NoticesFolderUnusable(HealthbookError):
     """The notices' folder cannot be made: a drive not mapped, a mistyped path, a file of that name."""
 
     def __init__(self, folder: Path | str, reason: str):
-        super().__init__(f"无法建立通知输出文件夹 {folder}（{reason}），通知没有生成。这个文件夹来自“设置”表的"
-                         "“通知输出文件夹”（或命令的 --out）：请检查路径是否写对、网络盘是否已连接。")
+        from . import schema  # errors is imported by schema's readers: the contract only when raised
+
+        super().__init__(f"无法建立通知输出文件夹 {folder}（{reason}），通知没有生成。这个文件夹来自“{schema.SETTINGS.name}”表的"
+                         f"“{schema.SETTINGS_BY_KEY['notices'].item}”（或命令的 --out）：请检查路径是否写对、网络盘是否已连接。")

@@ -19,7 +19,7 @@ from .book.write import FileBook
 from .book.write_types import Mark, SheetWrite
 from .errors import HealthbookError, WorkbookBusy
 from .marks import validation_writes
-from .merge import ADDED, COMMITTEE, KEY, SOURCE, Change, LedgerMerge, summary
+from .merge import ADDED, COMMITTEE, KEY, NUMBER_DIGITS, SOURCE, Change, LedgerMerge, summary
 from .normalise import code_text, programme_year
 from .problems import Validation
 from .render.context import NoticeInput
@@ -88,7 +88,8 @@ class ReportResult:
             lines.append(unnumbered_text(self.unnumbered))
         counts = "，".join(f"{k} {v}" for k, v in self.notices.counts().items()) or "无"
         combined = "，催办通知另有一份合并打印" if any(n.combined for n in self.notices.notices) else ""
-        lines.append(f"通知：{counts}（每份均有 Word 和网页版{combined}）。")
+        lines.append("通知：未生成（原因见下面的“注意”）。" if self.notices.blocked
+                     else f"通知：{counts}（每份均有 Word 和网页版{combined}）。")
         lines.append(f"输出文件夹：{self.notices.out_dir.resolve()}")
         if self.notices.index:
             lines.append(f"目录：{self.notices.index.resolve()}")
@@ -191,7 +192,7 @@ def prepare_report(book: Workbook, out_dir: Path | str | None = None, as_of: dat
     # Workbooks made before 通知清单 existed go without; made no notice, the last list still stands.
     if schema.NOTICES.name in book.sheet_names and not notices.blocked:
         sheets.append(notices_sheet(notices, Path(book.path).parent))
-    statuses = {s: 0 for s in ("正常", "滞后", "严重滞后")}
+    statuses = {s: 0 for s in schema.PROGRESS_STATUSES}
     for s in result.committees["status"]:
         if s in statuses:
             statuses[s] += 1
@@ -265,7 +266,7 @@ def unnumbered_text(count: int) -> str:
     """The line on 台账 rows left without a number (the Excel button does not number them)."""
     return (f"注意：“{schema.LEDGER.name}”中有 {count} 行{schema.LEDGER.header_of(KEY)}为空，本次未自动编号"
             f"（按钮无法写入“{schema.CHANGES.name}”）；请运行命令 healthbook report 为其编号，"
-            f"或按“居委会编号-4位序号”手工填写。")
+            f"或按“{schema.LEDGER.header_of(COMMITTEE)}-{NUMBER_DIGITS}位序号”手工填写。")
 
 
 class ReportNotWritten(HealthbookError):

@@ -573,7 +573,7 @@ class _Suggester:
         parts = _code_number(text)
         if code is None and self.sheet_name and parts and parts[0] in {letters for letters, _ in self.by_number}:
             guess = self._nearest(text) or "请从下拉列表中选择"
-            return (f"如是新设的{self.sheet_name}，需先在主工作簿的“{self.sheet_name}”表中加上 {text.strip()}；"
+            return (f"如是新设的{self.sheet_name}，需先由街道在主工作簿的“{self.sheet_name}”表中加上 {text.strip()}；"
                     f"如是填错，{guess}")
         return self._nearest(text, code) or "请从下拉列表中选择"
 

@@ -261,7 +261,7 @@ def test_a_form_of_another_master_in_the_same_folder_is_left_for_it(master_copy,
     assert main(["consolidate", str(master_copy), "--as-of", "2020-11-15"]) == 1  # needs someone
     out = capsys.readouterr().out
     assert f"未处理　C02.xlsx 是用同一文件夹中的另一个主工作簿“{other.name}”生成的填报表" in out
-    assert "把收件箱文件夹改成另一个文件夹" in out
+    assert "把“收件箱文件夹”改成另一个文件夹" in out
     assert [p.name for p in inbox.iterdir()] == ["C02.xlsx"]  # left for the other master
     activities = set(read_workbook(master_copy)[schema.LEDGER.name]["activity"])
     assert "本主工作簿的活动" in activities and "副本的活动" not in activities

@@ -71,3 +71,17 @@ def test_a_bulletin_issue_made_on_an_earlier_day_is_not_made_again_by_every_repo
     assert quote("工作简报_第6期_2020-11-15.html") in (out / "index.html").read_text(encoding="utf-8")  # still listed
     assert main(["notices", str(path), "--out", str(out), "--as-of", "2020-11-20", "--kind", "工作简报"]) == 0
     assert (out / "工作简报_第6期_2020-11-20.docx").is_file()
+
+
+def test_a_bulletin_issue_is_known_by_its_files_when_the_folders_record_is_gone(tmp_path):
+    """A folder from before the record kept its listing, or one whose hidden record was lost in a
+    copy: the issue's own files under another date still say it was made (review)."""
+    from macros.render.outfiles import MANIFEST
+
+    path = tmp_path / "m.xlsx"
+    build_workbook(path, demo.demo_rows())
+    out = tmp_path / "通知"
+    assert main(["report", str(path), "--out", str(out), "--as-of", "2020-11-15"]) == 0
+    (out / MANIFEST).unlink()
+    assert main(["report", str(path), "--out", str(out), "--as-of", "2020-11-16"]) == 0
+    assert [p.name for p in out.glob("工作简报_*.docx")] == ["工作简报_第6期_2020-11-15.docx"]

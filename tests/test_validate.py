@@ -205,7 +205,7 @@ def test_suggestions_name_the_nearest_code_or_name(planted):
     p = _problem(planted, LEDGER.name, w["committee_by_name"], "居委会编号", "unknown_committee")
     assert p.suggestion == "您是否指 C01 新福康里居委会？"
     p = _problem(planted, LEDGER.name, w["committee_new"], "居委会编号", "unknown_committee")
-    assert p.suggestion.startswith("如是新设的居委会，需先在主工作簿的“居委会”表中加上 C15；如是填错，您是否指 C1")
+    assert p.suggestion.startswith("如是新设的居委会，需先由街道在主工作簿的“居委会”表中加上 C15；如是填错，您是否指 C1")
     p = _problem(planted, LEDGER.name, w["project_unknown"], "项目编号", "unknown_project")
     assert p.suggestion.startswith("您是否指 P01")
     p = _problem(planted, LEDGER.name, w["status_bad"], "状态", "bad_choice")

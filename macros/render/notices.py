@@ -129,7 +129,8 @@ class NoticeResult:
     def to_dict(self) -> dict:
         return {"out_dir": str(self.out_dir), "index": str(self.index) if self.index else None,
                 "counts": self.counts(), "notices": [n.to_dict() for n in self.notices],
-                "listed": [n.to_dict() for n in self.listing], "warnings": self.warnings}
+                "listed": [n.to_dict() for n in self.listing], "warnings": self.warnings,
+                "blocked": self.blocked}
 
 
 def parse_kinds(names: Iterable[str] | None) -> tuple[str, ...]:
@@ -328,9 +329,10 @@ class Renderer:
             # An issue made on an earlier day is not made again by every report (or nightly refresh)
             # under the day's date and figures: two different 第6期 would be in circulation.
             self._carried.append(earlier)
+            as_of = self.data.as_of.isoformat()
             self.result.warnings.append(
                 f"{notice.title}已生成过（{earlier.docx or earlier.html}），本次未重新生成，以免同一期出现两个日期。"
-                f"如确需按今天重新生成，请运行 healthbook notices 工作簿 --kind {ctx.KIND_NAMES[kind]}。")
+                f"如确需按 {as_of} 重新生成，请运行 healthbook notices 工作簿 --kind {ctx.KIND_NAMES[kind]} --as-of {as_of}。")
             return
         # Each picture is fitted once, for Word and the web page alike.
         pictures = [article_picture(Path(a["picture_path"])) if a["picture_path"] else None
@@ -360,6 +362,13 @@ class Renderer:
             names = [entry.get(k) for k in ("docx", "html") if isinstance(entry.get(k), str)]
             if names and all(not n.startswith(stem + ".") for n in names) and any((self.out_dir / n).is_file() for n in names):
                 return Notice(**{k: v for k, v in entry.items() if k in fields})
+        # A folder whose record lacks the listing (an older healthbook's, or the hidden file lost
+        # in a copy): the issue's own files under another date say it was made.
+        issue = stem.rpartition("_")[0] + "_"
+        found = {suffix: sorted(p.name for p in self.out_dir.glob(f"{issue}*{suffix}") if not p.name.startswith(stem + "."))
+                 for suffix in (".docx", ".html")}
+        if found[".docx"] or found[".html"]:
+            return Notice(ctx.BULLETIN, title, docx=(found[".docx"] or [None])[-1], html=(found[".html"] or [None])[-1])
         return None
 
     # ---- the run --------------------------------------------------------------------------
@@ -492,11 +501,12 @@ class PdfUnavailable(Exception):
 
 
 def _font_map_env() -> dict[str, str] | None:
-    """LibreOffice's environment: where fontconfig chooses fonts (Linux, macOS), the shipped map of
+    """LibreOffice's environment: on Linux, where fontconfig chooses its fonts, the shipped map of
     仿宋/小标宋/黑体/楷体 to installed CJK faces (``templates/fonts.conf``), unless one is set already.
     Without it every character of the PDF fell back to one sans face."""
     conf = templates_dir() / "fonts.conf"
-    if sys.platform == "win32" or "FONTCONFIG_FILE" in os.environ or not conf.is_file():
+    # Linux only: the map includes /etc/fonts/fonts.conf, which is not where macOS keeps fontconfig's.
+    if not sys.platform.startswith("linux") or "FONTCONFIG_FILE" in os.environ or not conf.is_file():
         return None
     return {**os.environ, "FONTCONFIG_FILE": str(conf)}
 
@@ -529,7 +539,8 @@ def render_notices(data: ctx.NoticeInput, out_dir: Path | str, options: NoticeOp
     options = options or NoticeOptions()
     if options.templates is not None and not Path(options.templates).is_dir():
         # Misspelt, or a share offline: the letters would go out in the stock wording unnoticed.
-        data.warnings.append(f"模板文件夹“{options.templates}”不存在或无法访问（来自“设置”表的“模板文件夹”或 --templates），"
+        data.warnings.append(f"模板文件夹“{options.templates}”不存在或无法访问（来自“{schema.SETTINGS.name}”表的"
+                             f"“{schema.SETTINGS_BY_KEY['templates'].item}”或 --templates），"
                              "本次通知用的是自带模板：请检查文件夹名称和网络盘。")
     return Renderer(data, Path(out_dir), options, progress).run()
 
