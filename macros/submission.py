@@ -92,23 +92,24 @@ class Submission:
     unsaved_formula_cells: list[tuple[int, str]] = field(default_factory=list)
 
     @property
-    def info_committee(self) -> str | None:
-        """The committee named by a generated form's hidden info sheet."""
+    def form_info(self):
+        """What a generated form's hidden info sheet says (``forms.FormInfo``), or None."""
         if self.info is None:
             return None
         from .forms import read_form_info  # forms builds workbooks (xlsxwriter): not for the reader process
 
-        info = read_form_info(self.info)
+        return read_form_info(self.info)
+
+    @property
+    def info_committee(self) -> str | None:
+        """The committee named by a generated form's hidden info sheet."""
+        info = self.form_info
         return info.committee_id if info else None
 
     @property
     def info_master(self) -> str:
         """The file name of the master a generated form was made from ("" when not known)."""
-        if self.info is None:
-            return ""
-        from .forms import read_form_info
-
-        info = read_form_info(self.info)
+        info = self.form_info
         return info.master if info else ""
 
     @property

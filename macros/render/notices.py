@@ -50,6 +50,11 @@ class Notice:
     doc_number: str = ""  # its 发文字号 (石二街道〔2020〕3号); the bulletin has none
     ref: str = ""  # a 会议通知's 会议编号: a run for one meeting replaces only that one in the listing
 
+    @classmethod
+    def from_record(cls, record: dict) -> Notice:
+        """A notice as the folder's record (``asdict``) holds it; keys it does not know are left out."""
+        return cls(**{k: v for k, v in record.items() if k in cls.__dataclass_fields__})
+
     def to_dict(self) -> dict:
         return {"kind": ctx.KIND_NAMES.get(self.kind, self.kind), "title": self.title,
                 "docx": self.docx, "html": self.html, "pdf": self.pdf, "combined": self.combined,
@@ -74,8 +79,7 @@ def current_notices(listed: Iterable[dict], fresh: list[Notice], options: Notice
     this run did not make (``listed``, as the folder's manifest holds them). A run of a kind
     replaces that kind's (one for a single 会议: that meeting's); a file no longer in the folder
     (moved to 已过时, deleted by staff) is not listed, nor a notice left without any file."""
-    fields = set(Notice.__dataclass_fields__)
-    earlier = [Notice(**{k: v for k, v in d.items() if k in fields}) for d in listed
+    earlier = [Notice.from_record(d) for d in listed
                if d.get("kind") in ctx.KIND_NAMES and isinstance(d.get("title"), str)]
     made = set(options.kinds)
     meetings = {n.ref for n in fresh if n.kind == ctx.MEETING}
@@ -355,13 +359,12 @@ class Renderer:
         for the bulletin by name (``--kind 工作简报``, ``--issue``): None to make it."""
         if self.options.issue is not None or tuple(self.options.kinds) != ALL_KINDS:
             return None
-        fields = set(Notice.__dataclass_fields__)
         for entry in self._folder.listing:
             if entry.get("kind") != ctx.BULLETIN or entry.get("title") != title:
                 continue
             names = [entry.get(k) for k in ("docx", "html") if isinstance(entry.get(k), str)]
             if names and all(not n.startswith(stem + ".") for n in names) and any((self.out_dir / n).is_file() for n in names):
-                return Notice(**{k: v for k, v in entry.items() if k in fields})
+                return Notice.from_record(entry)
         # A folder whose record lacks the listing (an older healthbook's, or the hidden file lost
         # in a copy): the issue's own files under another date say it was made.
         issue = stem.rpartition("_")[0] + "_"
