@@ -173,6 +173,7 @@ class Consolidation:
     dropped_staged: list[Path] = field(default_factory=list)  # out-of-date staged results this run deleted
     inbox_created: bool = False  # a freshly set-up master's inbox, made by this run
     long_busy: str = ""  # the master has been open (its owner file there) for over STALE_OWNER: ！！ in the log
+    numbered: list[str] = field(default_factory=list)  # the master's own rows given a 记录编号 (typed without)
 
     @property
     def rows_added(self) -> int:
@@ -681,6 +682,7 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
     if not dry_run and not all(reasons):
         check_receipt_template(where.templates, master, now)  # broken: stop before anything is written
     wanted = [p for p, reason in zip(paths, reasons) if reason is None and reject_reason_for_suffix(p) is None]
+    numbered = [] if dry_run or not wanted else number_typed_rows(wb, checker.merge, now)
     # The reader process is left to finish the receipts while this one writes the master; they
     # are all written (or written here) when the ``with`` ends, before any file is moved.
     with ReadAhead(wanted) as reader:
@@ -688,7 +690,7 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
         for result in results:
             if folder_codes.get(result.file, ("",))[0] == SUBFOLDER:
                 result.issues = [replace(p, code=SUBFOLDER) for p in result.issues]
-        run = _write(book, master, merge, results, dry_run, as_of, now, refresh, wb, reader, say)
+        run = _write(book, master, merge, results, numbered, dry_run, as_of, now, refresh, wb, reader, say)
         run.inbox = where.inbox
         if not (run.dry_run or run.staged) and any(r.status != SKIPPED for r in results):
             say(FINISHING)  # the worker may still be writing receipts
@@ -704,11 +706,13 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
     return run
 
 
-def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], dry_run: bool, as_of: date,
-           now: datetime, refresh: bool, wb: Workbook, reader: ReadAhead, say: Stage) -> Consolidation:
-    """Write the merge (and the refresh) into the master, or stage it when the master is busy."""
-    changes = [c for r in results for c in r.changes]
-    run = Consolidation(master, results, changes, dry_run=dry_run)
+def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], numbered: list[Change],
+           dry_run: bool, as_of: date, now: datetime, refresh: bool, wb: Workbook, reader: ReadAhead,
+           say: Stage) -> Consolidation:
+    """Write the merge (and the refresh) into the master, or stage it when the master is busy;
+    ``numbered``: the 变更记录 lines of the master's own rows numbered (``number_typed_rows``)."""
+    changes = numbered + [c for r in results for c in r.changes]
+    run = Consolidation(master, results, changes, dry_run=dry_run, numbered=[c.record_id for c in numbered])
     if dry_run:
         return run
     if changes:
@@ -782,6 +786,15 @@ def long_busy_text(master: Path) -> str:
     return (f"主工作簿自 {owner.since:%Y-%m-%d %H:%M} 起一直被{who}打开（已 {hours} 小时），"
             "其间每次汇总都只暂存、没有写入，收件箱里的填报表一直在等。请让打开它的人关闭；"
             f"若没有人开着它，{owner.file} 是 Excel 异常退出留下的所有者文件，请删除它。")
+
+
+def number_typed_rows(wb: Workbook, merge: LedgerMerge, now: datetime) -> list[Change]:
+    """The master's 台账 rows typed with 记录编号 blank, numbered as ``healthbook report`` numbers
+    them, to go into this run's write; numbered before the files are merged, so that a form's row
+    without 记录编号 identical to one of them is that record (its receipt names the number)."""
+    from .report import numberable  # report imports the core: imported here to keep start-up light
+
+    return merge.number(numberable(wb), now)
 
 
 def _process_files(paths: list[Path], reasons: list[str | None], committees: dict[str, str], checker: _Checker,
@@ -1637,6 +1650,8 @@ def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
     # The log is per folder: two masters there share it, so the run names its master.
     if run.long_busy:
         outcome += f"；！！{run.long_busy}"
+    if run.numbered:
+        outcome += f"；手工录入的 {len(run.numbered)} 行已编号：{'、'.join(run.numbered)}"
     lines.append(f"{stamp}\t{run_marker(run.master)}\t{len(run.files)} 个文件\t新增 {run.rows_added}\t"
                  f"更新 {run.rows_updated}\t{outcome}")
     with path.open("a", encoding="utf-8") as log:
@@ -1812,6 +1827,10 @@ def summary_text(run: Consolidation) -> str:
                          "但暂存后被打开或保存过，未自动删除：若有人在其中做了修改，请把修改做到主工作簿里，然后删除它。")
     elif not run.dry_run:
         lines.append("主工作簿没有需要更新的内容，未写入。")
+    if run.numbered and not run.dry_run:
+        from .report import numbered_text
+
+        lines.append(numbered_text(run.numbered, run.master_written))
     if run.refreshed:
         lines.append(run.refreshed)
     if run.numbers_unsaved:

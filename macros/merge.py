@@ -347,6 +347,20 @@ class LedgerMerge:
         self.numbers[committee_id] = number
         return key
 
+    def number(self, positions: list[int], when: datetime) -> list[Change]:
+        """Give the ledger rows at ``positions`` (typed in the master with 记录编号 blank) their
+        committee's next free number (``next_id``), and 来源 手工 where blank; returns their 变更记录
+        lines (one added line a row, from 手工)."""
+        changes = []
+        for i in positions:
+            row = self.rows[i]
+            row[KEY] = self.next_id(str(code_text(row.get(COMMITTEE))))
+            self.index.setdefault(row[KEY], i)
+            if code_text(row.get(SOURCE)) is None:
+                row[SOURCE] = schema.MANUAL_SOURCE
+            changes.append(Change(when, schema.MANUAL_SOURCE, row[KEY], ADDED, None, None, summary(row)))
+        return changes
+
     def _sent_as(self, row: dict, fp: tuple, carried: tuple[int, ...] | None,
                  taken: set[str]) -> tuple[str | None, bool]:
         """The record of the row's committee last sent with exactly the row's values, when a row without

@@ -19,7 +19,7 @@ from .book.write import FileBook
 from .book.write_types import Mark, SheetWrite
 from .errors import HealthbookError, WorkbookBusy
 from .marks import validation_writes
-from .merge import ADDED, COMMITTEE, KEY, NUMBER_DIGITS, SOURCE, Change, LedgerMerge, summary
+from .merge import COMMITTEE, KEY, NUMBER_DIGITS, SOURCE, Change, LedgerMerge
 from .normalise import code_text, programme_year
 from .problems import Validation
 from .render.context import NoticeInput
@@ -237,13 +237,7 @@ def number_blank_records(book: Workbook, now: datetime | None = None
     rows = records(frame)
     merge = LedgerMerge(rows, issued_numbers_soon(Path(book.path)), year=programme_year(book.settings))
     when = now or datetime.now().replace(microsecond=0)
-    changes = []
-    for i in at:
-        row = rows[i]
-        row[KEY] = merge.next_id(code_text(row[COMMITTEE]))
-        if code_text(row.get(SOURCE)) is None:
-            row[SOURCE] = schema.MANUAL_SOURCE
-        changes.append(Change(when, schema.MANUAL_SOURCE, row[KEY], ADDED, None, None, summary(row)))
+    changes = merge.number(at, when)
     numbered = frame.copy()
     for column in (KEY, SOURCE):
         numbered[column] = [row[column] for row in rows]

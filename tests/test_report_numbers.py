@@ -37,6 +37,10 @@ def highest(rows: list[dict], committee: str) -> int:
 
 @pytest.fixture
 def typed_master(tmp_path) -> tuple[Path, dict]:
+    return build_typed_master(tmp_path)
+
+
+def build_typed_master(tmp_path: Path) -> tuple[Path, dict]:
     """The demo master with three rows typed by staff at the end of 台账, 记录编号 blank (one of an
     unknown committee); C03 had a number above its ledger's highest issued, then deleted."""
     rows = demo.demo_rows()
