@@ -30,6 +30,7 @@ KINDS: dict[str, str] = {
     "unknown_committee": "居委会编号不存在",
     "unknown_record": "关联记录不存在",
     "empty_unit": "责任单位有空项",
+    "unit_twin": "责任单位写法相近",
     "zero_target": "目标值为0",
     "outside_year": "不在试点年度内",
     "unknown_setting": "不认识的设置项",
