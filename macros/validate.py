@@ -351,7 +351,8 @@ class _Rules:
                   lambda i: f"在项目 {'、'.join(left_out[committee_ids[i]])} 上没有目标："
                             f"“{schema.TARGETS.name}”表已把这些项目的{header}全部分给了其他居委会，"
                             "该居委会在这些项目上的完成数量不计入完成率",
-                  f"如该居委会也承担这些项目，请在“{schema.TARGETS.name}”表中为它各加一行目标")
+                  f"如该居委会也承担这些项目，请在“{schema.TARGETS.name}”表中为它各加一行目标；"
+                  f"如它确实不承担，也请各加一行，{schema.TARGETS.header_of('target')}填 0，本提醒即不再出现")
 
     def project_targets_and_deadlines(self) -> None:
         """A street-wide 目标值 of 0 is a slip (no 完成率, no traffic light); so is a 截止日期 outside 年度."""
