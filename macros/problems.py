@@ -29,6 +29,7 @@ KINDS: dict[str, str] = {
     "unknown_project": "项目编号不存在",
     "unknown_committee": "居委会编号不存在",
     "unknown_record": "关联记录不存在",
+    "caption_without_picture": "图片说明没有图片",
     "empty_unit": "责任单位有空项",
     "unit_twin": "责任单位写法相近",
     "zero_target": "目标值为0",

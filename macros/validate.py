@@ -134,6 +134,7 @@ class _Rules:
         self.settings_rows()
         self.plausibility()
         self.article_records()
+        self.article_pictures()
         return self.problems
 
     # ------------------------------------------------------------ helpers
@@ -568,6 +569,24 @@ class _Rules:
         self.emit(sheet, repeated, sheet.column("activity"), WARNING, "probable_duplicate",
                   lambda i: f"与第 {int(first_row[i])} 行的{same}都相同，可能重复录入",
                   f"如确是两次活动，请在{act}或{note}中写明区别；否则删除重复行")
+
+    def article_pictures(self) -> None:
+        """A 图片说明 without a 图片文件: the bulletin prints a caption only under its picture, so
+        the caption would vanish without a word."""
+        sheet = schema.ARTICLES
+        if sheet.name not in self.typed:
+            return
+        articles = self.typed[sheet.name]
+        if "caption" not in articles.columns:
+            return
+        caption, image = sheet.header_of("caption"), sheet.header_of("image")
+        c = articles["caption"].to_numpy()
+        # A workbook made before 图片文件 was added to the contract has no such column: no picture.
+        pictured = articles["image"].notna() if "image" in articles.columns else False
+        alone = articles["caption"].notna() & ~pictured
+        self.emit(sheet, alone, sheet.column("caption"), WARNING, "caption_without_picture",
+                  lambda i: f"{caption}“{c[i]}”没有对应的图片（{image}未填），简报中不会印出这句说明",
+                  f"请在“{image}”中填写图片相对本工作簿的路径（如 图片\\会议现场.jpg），或清空{caption}")
 
     def article_records(self) -> None:
         sheet, ledger = schema.ARTICLES, self.typed.get(schema.LEDGER.name)

@@ -272,6 +272,26 @@ def test_a_unit_spelt_one_character_off_is_named_with_both_spellings(tmp_path, c
     assert "都写“社区卫生服务中心”" in twin["suggestion"]
 
 
+def test_a_caption_without_its_picture_is_named(tmp_path, capsys):
+    """The bulletin prints a 图片说明 only under its picture: one typed without a 图片文件 vanished
+    without a word. The demo ships neither (its first validate stays quiet: see the test below)."""
+    data = demo.demo_rows(with_ledger=False)
+    articles = data[schema.ARTICLES.name]
+    articles[0] = {**articles[0], "caption": "会议现场"}
+    articles[1] = {**articles[1], "caption": "参观学习", "image": "图片\\参观.jpg"}
+    path = tmp_path / "captions.xlsx"
+    build_workbook(path, data)
+    assert main(["validate", str(path), "--json", "--as-of", "2020-11-15"]) == 0
+    issues = [i for i in json.loads(capsys.readouterr().out)["issues"] if i["code"] == "caption_without_picture"]
+    sheet = schema.ARTICLES
+    assert [(i["sheet"], i["row"], i["column"], i["key"], i["level"]) for i in issues] == [
+        (sheet.name, 2, sheet.header_of("caption"), "A01", W)]
+    [p] = issues
+    assert "“会议现场”没有对应的图片" in p["message"] and "不会印出" in p["message"]
+    assert f"“{sheet.header_of('image')}”中填写图片相对本工作簿的路径" in p["suggestion"]
+    assert f"清空{sheet.header_of('caption')}" in p["suggestion"]
+
+
 def test_composite_key_and_other_sheets(planted):
     p = _problem(planted, TARGETS.name, planted["where"]["target_dup"], "项目编号", "duplicate_key")
     assert p.key == "P06/C01"
