@@ -66,7 +66,7 @@ def macro(func: Callable[..., Any]) -> Callable[..., Any]:
         finally:
             _run_books.reset(token)
             label_backups([live.backup for live in books if live.backup_made],
-                          BackupLabel(f"Excel 按钮：{func.__name__}", BUTTON_LABELS.get(func.__name__, "运行宏前")))
+                          BackupLabel(button_run(func.__name__), BUTTON_LABELS.get(func.__name__, "运行宏前")))
         return None
 
     return run
@@ -74,6 +74,15 @@ def macro(func: Callable[..., Any]) -> Callable[..., Any]:
 
 # What ``healthbook restore --list`` says a button's backup was made before.
 BUTTON_LABELS = {"validate": "校验并标记前", "rollup": "汇总进度前", "notices": "生成通知前", "report": "一键生成报告前"}
+# The buttons' captions (the shipped one; the step buttons as workbook/README.md has them captioned):
+# ``restore --list`` names the button a clerk clicked, not its Python function (README maps the two).
+BUTTON_NAMES = {"validate": "只校验", "rollup": "校验并汇总进度", "notices": "只生成通知", "report": "一键生成报告"}
+
+
+def button_run(function: str) -> str:
+    """The ``run`` a button's backup is labelled with: "Excel 按钮“一键生成报告”"."""
+    name = BUTTON_NAMES.get(function)
+    return f"Excel 按钮“{name}”" if name else "Excel 宏"
 
 
 def live_book(book) -> LiveBook:

@@ -48,6 +48,11 @@ MAX_PLAUSIBLE_PARTICIPANTS = 100_000
 MIN_ACTIVITY_CHARS = 4
 RECORD_ID_LOOSE = re.compile(r"^(?P<committee>[A-Za-z]\w*?)\s*[-_—－]?\s*(?P<number>\d{1,4})$")
 CODE_PARTS = re.compile(r"^([A-Z]+)[-_ ]?0*(\d+)$")
+# 责任单位 names one character apart are taken for one unit typed two ways only from this length:
+# the office's 3-character 办 (党建办, 党政办) differ in one character and are different units.
+MIN_TWIN_CHARS = 4
+CHINESE_NUMERALS = "〇零一二三四五六七八九十百"
+UNIT_TWIN = "unit_twin"
 
 
 YEAR_MISMATCH, YEAR_ENDED = "year_mismatch", "year_ended"
@@ -129,6 +134,7 @@ class _Rules:
         self.settings_rows()
         self.plausibility()
         self.article_records()
+        self.article_pictures()
         return self.problems
 
     # ------------------------------------------------------------ helpers
@@ -278,6 +284,39 @@ class _Rules:
         self.emit(sheet, read_as, col, WARNING, NORMALISED,
                   lambda i: f"{header}“{units[i]}”按 {len(split_units(units[i]))} 个单位“{shown[i]}”处理",
                   lambda i: f"多个单位用一个顿号“{sep}”分隔；如无误，可直接改为：{shown[i]}")
+        self._unit_twins(units)
+
+    def _unit_twins(self, units: np.ndarray) -> None:
+        """Two 责任单位 names one character apart (中心/中芯, one dropped): most likely one unit typed
+        two ways, which 单位进度 would list as two. Marked on the rows of the rarer spelling."""
+        sheet, header = schema.PROJECTS, schema.PROJECTS.header_of("units")
+        rows = self.typed[sheet.name][ROW].to_numpy()
+        named: dict[str, list[int]] = {}  # unit → positions of the rows naming it, in order
+        for pos, cell in enumerate(units):
+            for unit in split_units(cell) if cell is not None else ():
+                named.setdefault(unit, []).append(pos)
+        names = list(named)
+        twins: dict[int, list[tuple[str, str]]] = {}  # position → (its spelling, the other one)
+        for a_i, a in enumerate(names):
+            for b in names[a_i + 1:]:
+                if not _near_twins(a, b):
+                    continue
+                # The rarer spelling is the slip; on a tie, the one that came later.
+                odd, usual = (a, b) if len(named[a]) < len(named[b]) else (b, a)
+                for pos in dict.fromkeys(named[odd]):
+                    twins.setdefault(pos, []).append((odd, usual))
+
+        def rows_of(unit: str) -> str:
+            at = sorted({int(rows[p]) for p in named[unit]})
+            return f"第 {'、'.join(map(str, at[:3]))} {'等行' if len(at) > 3 else '行'}"
+
+        self.emit(sheet, [pos in twins for pos in range(len(units))], sheet.column("units"), WARNING,
+                  UNIT_TWIN,
+                  lambda i: "；".join(f"{header}“{odd}”与{rows_of(usual)}的“{usual}”只差一个字，"
+                                     f"“{schema.UNIT_PROGRESS.name}”表中会算作两个单位"
+                                     for odd, usual in twins[i]),
+                  lambda i: "；".join(f"如是同一单位，请统一写成一种写法（如都写“{usual}”）；如确是两个单位，可不改"
+                                     for _odd, usual in twins[i]))
 
     def target_shares(self) -> None:
         """目标 rows against the project's 目标值, as the roll-up shares targets out (rollup.py):
@@ -313,7 +352,8 @@ class _Rules:
                   lambda i: f"在项目 {'、'.join(left_out[committee_ids[i]])} 上没有目标："
                             f"“{schema.TARGETS.name}”表已把这些项目的{header}全部分给了其他居委会，"
                             "该居委会在这些项目上的完成数量不计入完成率",
-                  f"如该居委会也承担这些项目，请在“{schema.TARGETS.name}”表中为它各加一行目标")
+                  f"如该居委会也承担这些项目，请在“{schema.TARGETS.name}”表中为它各加一行目标；"
+                  f"如它确实不承担，也请各加一行，{schema.TARGETS.header_of('target')}填 0，本提醒即不再出现")
 
     def project_targets_and_deadlines(self) -> None:
         """A street-wide 目标值 of 0 is a slip (no 完成率, no traffic light); so is a 截止日期 outside 年度."""
@@ -530,6 +570,24 @@ class _Rules:
                   lambda i: f"与第 {int(first_row[i])} 行的{same}都相同，可能重复录入",
                   f"如确是两次活动，请在{act}或{note}中写明区别；否则删除重复行")
 
+    def article_pictures(self) -> None:
+        """A 图片说明 without a 图片文件: the bulletin prints a caption only under its picture, so
+        the caption would vanish without a word."""
+        sheet = schema.ARTICLES
+        if sheet.name not in self.typed:
+            return
+        articles = self.typed[sheet.name]
+        if "caption" not in articles.columns:
+            return
+        caption, image = sheet.header_of("caption"), sheet.header_of("image")
+        c = articles["caption"].to_numpy()
+        # A workbook made before 图片文件 was added to the contract has no such column: no picture.
+        pictured = articles["image"].notna() if "image" in articles.columns else False
+        alone = articles["caption"].notna() & ~pictured
+        self.emit(sheet, alone, sheet.column("caption"), WARNING, "caption_without_picture",
+                  lambda i: f"{caption}“{c[i]}”没有对应的图片（{image}未填），简报中不会印出这句说明",
+                  f"请在“{image}”中填写图片相对本工作簿的路径（如 图片\\会议现场.jpg），或清空{caption}")
+
     def article_records(self) -> None:
         sheet, ledger = schema.ARTICLES, self.typed.get(schema.LEDGER.name)
         if sheet.name not in self.typed or ledger is None:
@@ -588,6 +646,28 @@ class _Suggester:
             return ""
         name = self.known[code]
         return f"您是否指 {code} {name}？".replace("  ", " ") if name else f"您是否指 {code}？"
+
+
+def _near_twins(a: str, b: str) -> bool:
+    """``a`` and ``b`` one edit apart (one character changed, added or dropped), the shorter at least
+    ``MIN_TWIN_CHARS`` long and the difference no numeral: 党建办/党政办 and 第一中学/第二中学 are
+    different units."""
+    if len(a) > len(b):
+        a, b = b, a
+    if len(a) < MIN_TWIN_CHARS or len(b) - len(a) > 1 or a == b:
+        return False
+    start = 0
+    while start < len(a) and a[start] == b[start]:
+        start += 1
+    if len(a) == len(b):
+        if a[start + 1:] != b[start + 1:]:
+            return False
+        differ = a[start] + b[start]
+    else:
+        if a[start:] != b[start + 1:]:
+            return False
+        differ = b[start]
+    return not any(c.isdigit() or c in CHINESE_NUMERALS for c in differ)
 
 
 def _code_number(code: str) -> tuple[str, int] | None:

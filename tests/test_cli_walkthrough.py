@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import subprocess
 import sys
 from datetime import date
@@ -151,7 +152,11 @@ def test_a_button_s_backup_is_labelled_with_the_button(master_copy, tmp_path):
     assert excel.rollup(saved_book(master_copy), as_of=date(2020, 11, 15)) is not None
     code, text = run_cli("restore", str(master_copy), "--list")
     [line] = [line for line in text.splitlines() if line.startswith(master_copy.stem)]
-    assert line.endswith("汇总进度前（Excel 按钮：rollup）")
+    # The button a clerk clicked, by its caption: not the Python function behind it.
+    assert line.endswith("汇总进度前（Excel 按钮“校验并汇总进度”）")
+    said = line.split("字节", 1)[1]  # after the file's name, time and size: what a person reads
+    assert not re.search(r"[A-Za-z_]+", said.replace("Excel", "")), line
+    assert set(excel.BUTTON_NAMES) == set(excel.BUTTON_LABELS)  # every button named, not only this one
 
 
 def test_the_nightly_run_labels_its_backup(master_copy, blank_forms):

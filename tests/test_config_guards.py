@@ -124,6 +124,26 @@ def test_a_committee_added_where_the_targets_are_all_given_out_is_told_it_has_no
                 if p.code in ("no_target_share", "targets_exceed")]
 
 
+def test_a_committee_without_a_share_is_told_a_zero_target_row_says_so(tmp_path):
+    """A committee that really has no part in P06: the suggestion says a 目标 row with 目标值 0 is
+    how to say so, and such a row does silence the warning."""
+    committees, targets = schema.COMMITTEES.name, schema.TARGETS.name
+
+    def add_c14(rows):
+        rows[committees].append({**rows[committees][0], "committee_id": "C14", "name": "新建居委会"})
+
+    [p] = [p for p in problems_of(built(tmp_path, add_c14), date(2020, 11, 15)).problems
+           if p.code == "no_target_share"]
+    assert f"如它确实不承担，也请各加一行，{schema.TARGETS.header_of('target')}填 0，本提醒即不再出现" in p.suggestion
+
+    def add_c14_with_none(rows):
+        add_c14(rows)
+        rows[targets].append({"project_id": "P06", "committee_id": "C14", "target": 0})
+
+    validation = problems_of(built(tmp_path / "zero", add_c14_with_none), date(2020, 11, 15))
+    assert not [p for p in validation.problems if p.code in ("no_target_share", "targets_exceed")]
+
+
 def test_a_templates_folder_that_is_not_there_is_said(master_copy, capsys):
     """The office's own red-head templates in a misspelt folder: the batch went out in the stock
     wording without a word (walk3 F17)."""

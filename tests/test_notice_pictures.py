@@ -54,6 +54,8 @@ def bulletin(demo_master: Path, folder: Path, pictures: list[str], formats=("doc
     book = read_workbook(demo_master)
     data = ctx.NoticeInput(book.frames, book.settings, demo.DEMO_AS_OF, None, folder)
     articles = data.frames[schema.ARTICLES.name]
+    # The seed's captions, typed in as whoever adds its photos would (the demo ships neither).
+    articles["caption"] = [a["caption"] or None for a in demo.ARTICLES]
     for i, name in enumerate(pictures):
         articles.loc[articles.index[i], "image"] = name
     result = render_notices(data, folder / "out", NoticeOptions(kinds=(ctx.BULLETIN,), formats=formats))

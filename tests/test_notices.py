@@ -113,7 +113,7 @@ def test_bulletin_articles_in_order_with_attribution(config_notices):
             assert f"（{article['source_unit']}）" in text
             first_paragraph = article["body"].split("\n")[0]
             assert first_paragraph in text
-            if article["caption"]:  # the demo ships no photos: a caption without its picture is left out
+            if article["caption"]:  # the demo ships no photos, nor their captions (validate would warn of them)
                 assert article["caption"] not in text
         assert demo.SETTINGS["bulletin_name"] in text
 

@@ -250,6 +250,48 @@ def test_config_sheet_rules(planted, sheet, where, column, code, level):
     assert p.level == level
 
 
+def test_a_unit_spelt_one_character_off_is_named_with_both_spellings(tmp_path, capsys):
+    """社区卫生服务中芯 on one project (中心 on five others) would be a unit of its own on 单位进度."""
+    data = demo.demo_rows(with_ledger=False)
+    projects = data[PROJECTS.name]
+    by_id = {p["project_id"]: i for i, p in enumerate(projects)}
+    projects[by_id["P05"]] = {**projects[by_id["P05"]], "units": "服务办、社区卫生服务中芯"}
+    # Units one numeral apart are different schools, not a slip.
+    projects[by_id["P07"]] = {**projects[by_id["P07"]], "units": "社区卫生服务中心、第一中学、第二中学"}
+    path = tmp_path / "units.xlsx"
+    build_workbook(path, data)
+    assert main(["validate", str(path), "--json", "--as-of", "2020-11-15"]) == 0
+    issues = [i for i in json.loads(capsys.readouterr().out)["issues"] if i["code"] == "unit_twin"]
+    p05_row = by_id["P05"] + 2
+    assert [(i["sheet"], i["row"], i["column"], i["key"], i["level"]) for i in issues] == [
+        (PROJECTS.name, p05_row, "责任单位", "P05", W)]
+    [twin] = issues
+    assert "“社区卫生服务中芯”" in twin["message"] and "“社区卫生服务中心”" in twin["message"]
+    assert twin["message"] == ("责任单位“社区卫生服务中芯”与第 2、3、5 等行的“社区卫生服务中心”只差一个字，"
+                               "“单位进度”表中会算作两个单位")
+    assert "都写“社区卫生服务中心”" in twin["suggestion"]
+
+
+def test_a_caption_without_its_picture_is_named(tmp_path, capsys):
+    """The bulletin prints a 图片说明 only under its picture: one typed without a 图片文件 vanished
+    without a word. The demo ships neither (its first validate stays quiet: see the test below)."""
+    data = demo.demo_rows(with_ledger=False)
+    articles = data[schema.ARTICLES.name]
+    articles[0] = {**articles[0], "caption": "会议现场"}
+    articles[1] = {**articles[1], "caption": "参观学习", "image": "图片\\参观.jpg"}
+    path = tmp_path / "captions.xlsx"
+    build_workbook(path, data)
+    assert main(["validate", str(path), "--json", "--as-of", "2020-11-15"]) == 0
+    issues = [i for i in json.loads(capsys.readouterr().out)["issues"] if i["code"] == "caption_without_picture"]
+    sheet = schema.ARTICLES
+    assert [(i["sheet"], i["row"], i["column"], i["key"], i["level"]) for i in issues] == [
+        (sheet.name, 2, sheet.header_of("caption"), "A01", W)]
+    [p] = issues
+    assert "“会议现场”没有对应的图片" in p["message"] and "不会印出" in p["message"]
+    assert f"“{sheet.header_of('image')}”中填写图片相对本工作簿的路径" in p["suggestion"]
+    assert f"清空{sheet.header_of('caption')}" in p["suggestion"]
+
+
 def test_composite_key_and_other_sheets(planted):
     p = _problem(planted, TARGETS.name, planted["where"]["target_dup"], "项目编号", "duplicate_key")
     assert p.key == "P06/C01"
