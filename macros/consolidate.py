@@ -437,6 +437,34 @@ class InboxMissing(HealthbookError):
         super().__init__(f"{what}本次没有汇总任何填报表。{fix}")
 
 
+class ConfigEmpty(HealthbookError):
+    """The master's 项目 or 居委会 sheet holds no code (a slip of 删除行, a bad paste): every form's every
+    row would be refused as naming an unknown project or committee, and its receipt would blame the
+    committee (exit 2: nothing was read, the inbox is left as it is)."""
+
+    def __init__(self, master: Path, sheets: list[schema.Sheet]):
+        what = "、".join(f"“{s.name}”表中没有任何{s.header_of(s.key[0])}" for s in sheets)
+        names = "、".join(f"“{s.name}”" for s in sheets)
+        super().__init__(f"主工作簿 {master.name} 的{what}：按它校验，每份填报表都会被误判为填错而退回，"
+                         f"所以本次没有汇总任何填报表，收件箱保持原样。请恢复{names}表的内容"
+                         "（可用 healthbook restore 从备份恢复主工作簿），下次汇总会照常处理这些填报表。")
+
+
+def check_config(master: Path, wb: Workbook, committees: dict[str, str], dry_run: bool, now: datetime) -> None:
+    """Raise ``ConfigEmpty`` (with a ！！ line in consolidate.log) when the sheets a form is judged by
+    hold no project or no committee: the office's slip, not the committees'."""
+    projects = wb.frames.get(schema.PROJECTS.name)
+    empty = [sheet for sheet, codes in (
+        (schema.PROJECTS, [] if projects is None else [c for c in map(code_text, projects["project_id"]) if c]),
+        (schema.COMMITTEES, list(committees)),
+    ) if not codes]
+    if empty:
+        error = ConfigEmpty(master, empty)
+        if not dry_run:
+            _log_line(master, now, f"！！错误：{error}")
+        raise error
+
+
 def run_marker(master: Path) -> str:
     """How consolidate.log names a run of ``master`` (the log is per folder, shared by its masters)."""
     return f"（本次运行：{master.name}）"
@@ -682,6 +710,8 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
     if not dry_run and not all(reasons):
         check_receipt_template(where.templates, master, now)  # broken: stop before anything is written
     wanted = [p for p, reason in zip(paths, reasons) if reason is None and reject_reason_for_suffix(p) is None]
+    if wanted:
+        check_config(master, wb, committees, dry_run, now)
     numbered = [] if dry_run or not wanted else number_typed_rows(wb, checker.merge, now)
     # The reader process is left to finish the receipts while this one writes the master; they
     # are all written (or written here) when the ``with`` ends, before any file is moved.

@@ -68,6 +68,37 @@ def test_an_emptied_project_sheet_sends_no_letter_blaming_the_committees(master_
     assert not (master_copy.parent / NOTICES).exists()
 
 
+@pytest.mark.parametrize("sheet", [schema.PROJECTS, schema.COMMITTEES])
+def test_an_emptied_project_or_committee_sheet_returns_no_form_blaming_the_committee(master_copy, sheet, capsys):
+    """Judged by an emptied 项目 (居委会), every row of every form names an unknown project (the file
+    an unknown committee): consolidation would return them all with receipts telling each committee
+    its rows are wrong. It reads none, leaves the inbox as it is, and says what to restore."""
+    from macros.consolidate import LOG_NAME, folders
+    from macros.forms import build_forms
+
+    blank = master_copy.parent / "blank"
+    build_forms(master_copy, blank, ["C01"])
+    where = folders(master_copy, read_workbook(master_copy).settings)
+    where.inbox.mkdir()
+    form = where.inbox / "C01-11月.xlsx"
+    form.write_bytes(next(blank.iterdir()).read_bytes())
+    wb = openpyxl.load_workbook(master_copy)
+    ws = wb[sheet.name]
+    ws.delete_rows(2, ws.max_row)  # 删除行 over the whole list
+    wb.save(master_copy)
+    before = master_copy.read_bytes()
+
+    assert main(["consolidate", str(master_copy)]) == 2
+    err = capsys.readouterr().err
+    assert f"“{sheet.name}”表中没有任何{sheet.header_of(sheet.key[0])}" in err and "收件箱保持原样" in err, err
+    assert "healthbook restore" in err
+    assert [f.name for f in where.inbox.iterdir()] == [form.name]  # not read, not moved, no receipt
+    assert not where.rejected.exists() and not where.receipts.exists()
+    assert master_copy.read_bytes() == before
+    log = (master_copy.parent / LOG_NAME).read_text(encoding="utf-8")
+    assert f"！！错误：主工作簿 {master_copy.name} 的“{sheet.name}”表" in log
+
+
 def test_an_unreadable_document_number_sends_no_letter_and_a_blank_one_is_named(master_copy, capsys):
     number = schema.SETTINGS_BY_KEY["doc_number"].item
     set_setting(master_copy, number, "第3号")
