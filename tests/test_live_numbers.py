@@ -269,11 +269,13 @@ def table(name: str, first: int, last: int, totals: bool) -> dict:
             "show_headers": True, "show_totals": totals, "table_style": "TableStyleMedium9", "show_autofilter": True}
 
 
-def test_new_lines_go_below_a_tables_totals_row(built, tmp_path):
+@pytest.mark.parametrize("totals", [["汇总", "", "", "", "", "", 2], [""] * 7], ids=["totals", "emptied"])
+def test_new_lines_go_below_a_tables_totals_row(built, tmp_path, totals):
+    """Even one staff emptied (汇总行 still ticked): a line written there is one no reader sees."""
     path = copy_of(built, tmp_path)
     payload = saved_payload(path)
     log = sheet(payload, CHANGES.name)
-    before = edit(payload, CHANGES.name, [*log["values"], ["汇总", "", "", "", "", "", 2]])
+    before = edit(payload, CHANGES.name, [*log["values"], totals])
     totals_row = len(before)
     log["tables"] = [table("日志", 1, totals_row, totals=True)]
     book, result, after = click(payload, tmp_path)
