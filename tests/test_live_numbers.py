@@ -157,6 +157,9 @@ def test_the_button_numbers_blank_keys_exactly_as_healthbook_report(built, tmp_p
                and a["sheet_position"] == position(payload, CHANGES.name)]
     assert [(f["start_row"] + 1, f["row_count"], f["start_column"], f["args"]) for f in formats] == \
         [(len(log_before) + 1, 2, 0, [CHANGES.columns[0].number_format])]
+    # The log's lines go in before 台账's numbers: a run stopped between leaves no number unlogged.
+    acts = book.json()["actions"]
+    assert acts.index(writes_to(book, payload, CHANGES.name)[0]) < acts.index(writes_to(book, payload, LEDGER.name)[0])
     # The numbers kept beside the saved workbook, as the CLI keeps them.
     assert announced_numbers(button_path) == announced_numbers(cli_path)
     assert announced_numbers(button_path)["C05"] == expected["h5"] + 3

@@ -233,7 +233,8 @@ class LiveBook:
                 self.protect()  # before the first change (the inserts below are one)
             # Then the rows to insert (the one step Excel may still refuse), before any value.
             rooms = [self.make_room(sw, room) if isinstance(room, Room) else room for sw, room in zip(sheets, rooms)]
-            for sheet_write, room in zip(sheets, rooms):
+            # A log's lines first: a run stopped midway (COM) leaves no 台账 number without its line.
+            for sheet_write, room in sorted(zip(sheets, rooms), key=lambda pair: not pair[0].append):
                 self.write_sheet(sheet_write, room)
             if marks is not None:
                 self.replace_marks(marks)
