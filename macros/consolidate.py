@@ -546,6 +546,12 @@ def issued_numbers(master: Path) -> dict[str, int]:
         grid = book.get_sheet_by_name(name).to_python(skip_empty_area=False)
     except Exception:  # noqa: BLE001 — only a safeguard: the master's own rows give the numbers
         return {}
+    return issued_in_grid(grid)
+
+
+def issued_in_grid(grid: list[list]) -> dict[str, int]:
+    """``issued_numbers`` of 变更记录's cells (first row = Excel row 1), however they were read:
+    from the saved file, or from the open workbook by the Excel button (``LiveBook``)."""
     at, _ = best_header_row(grid, schema.CHANGES)
     if at is None:
         return {}

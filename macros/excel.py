@@ -211,7 +211,7 @@ def report(book, as_of: date | None = None, base: Path | None = None):
              *result.behind,
              f"通知：{_counts(result.notices)}，保存在文件夹 {folder}；{listed}",
              numbered_text(result.numbered, result.written) if result.numbered else "",
-             unnumbered_text(result.unnumbered) if result.unnumbered else "",
+             unnumbered_text(result.unnumbered, result.unnumbered_why) if result.unnumbered else "",
              *(f"注意：{w}" for w in result.notices.warnings),
              backup_note(live)]
     alert(book, "\n".join(line for line in lines if line))

@@ -51,10 +51,11 @@ class ReportResult:
     busy: str = ""  # why the workbook was not written (open in Excel …)
     staged: str = ""  # where the would-be result was put instead
     messages: list[str] = field(default_factory=list)
-    # 台账 rows typed with 记录编号 blank: the numbers this run gave them (file path), or how many
-    # stay blank (the Excel button cannot append to 变更记录, so it does not number).
+    # 台账 rows typed with 记录编号 blank: the numbers this run gave them, or how many stay blank
+    # and why (the Excel button refused by a 变更记录 whose header it cannot write under).
     numbered: list[str] = field(default_factory=list)
     unnumbered: int = 0
+    unnumbered_why: str = ""
     behind: list[str] = field(default_factory=list)  # who is behind, overdue projects (``who_is_behind``)
 
     @property
@@ -69,7 +70,7 @@ class ReportResult:
             "warnings": self.warnings, "statuses": self.statuses, "projects": self.projects,
             "rows_used": self.rows_used, "rows_unverified": self.rows_unverified,
             "written": self.written, "busy": self.busy, "staged": self.staged,
-            "numbered": self.numbered, "unnumbered": self.unnumbered,
+            "numbered": self.numbered, "unnumbered": self.unnumbered, "unnumbered_why": self.unnumbered_why,
             "notices": self.notices.to_dict(),
         }
 
@@ -85,7 +86,7 @@ class ReportResult:
         if self.numbered:
             lines.append(numbered_text(self.numbered, self.written))
         if self.unnumbered:
-            lines.append(unnumbered_text(self.unnumbered))
+            lines.append(unnumbered_text(self.unnumbered, self.unnumbered_why))
         counts = "，".join(f"{k} {v}" for k, v in self.notices.counts().items()) or "无"
         combined = "，催办通知另有一份合并打印" if any(n.combined for n in self.notices.notices) else ""
         lines.append("通知：未生成（原因见下面的“注意”）。" if self.notices.blocked
@@ -146,9 +147,25 @@ def run_report(adapter: BookAdapter, out_dir: Path | str | None = None, as_of: d
     say = progress or (lambda _msg: None)
     say("正在读取工作簿……")
     book = adapter.read()
-    # Only the file writer appends to 变更记录, where every number given must be recorded.
-    number = isinstance(adapter, FileBook)
-    return write_report(adapter, prepare_report(book, out_dir, as_of, options, say, number=number), progress=say)
+    issued, why = numbering(adapter) if numberable(book) else (None, "")  # reads 变更记录: only when needed
+    prepared = prepare_report(book, out_dir, as_of, options, say, number=not why, issued=issued, why=why)
+    return write_report(adapter, prepared, progress=say)
+
+
+def numbering(adapter: BookAdapter) -> tuple[Callable[[], dict[str, int]] | None, str]:
+    """Whether the run may number 台账's blank keys: every number given is recorded in 变更记录,
+    so only a writer that appends to it numbers. (The numbers given so far, when the adapter
+    knows them otherwise than from the saved file — the live book's 变更记录 may be unsaved —
+    else None; and why it may not number, else "".)"""
+    if isinstance(adapter, FileBook):
+        return None, ""
+    issued = getattr(adapter, "issued_numbers", None)
+    if issued is None:
+        return None, f"此方式无法写入“{schema.CHANGES.name}”"
+    try:
+        return issued(), ""
+    except HealthbookError as exc:  # a 变更记录 the new lines cannot go under: counted, and why
+        return None, str(exc)
 
 
 @dataclass
@@ -164,13 +181,15 @@ class PreparedReport:
 
 def prepare_report(book: Workbook, out_dir: Path | str | None = None, as_of: date | None = None,
                    options: NoticeOptions | None = None,
-                   progress: Callable[[str], None] | None = None, *, number: bool = False) -> PreparedReport:
+                   progress: Callable[[str], None] | None = None, *, number: bool = False,
+                   issued: Callable[[], dict[str, int]] | None = None, why: str = "") -> PreparedReport:
     """Everything ``run_report`` does before its write, over a workbook already in memory.
 
     Consolidation passes the merged workbook (its new ledger rows numbered with the Excel rows
     they will take), so the merge and the refresh go into the master in one write.
     ``number``: give 台账 rows typed with 记录编号 blank their committee's next free number
-    (``number_blank_records``), written with the report; else they are only counted.
+    (``number_blank_records``; ``issued``: the numbers given so far, default from the saved
+    file), written with the report; else they are only counted (``why``: the reason shown).
     """
     say = progress or (lambda _msg: None)
     as_of = as_of or date.today()
@@ -178,7 +197,7 @@ def prepare_report(book: Workbook, out_dir: Path | str | None = None, as_of: dat
     changes: list[Change] = []
     unnumbered = 0
     if number:
-        book, numbered, changes = number_blank_records(book)
+        book, numbered, changes = number_blank_records(book, issued=issued)
     else:
         unnumbered = len(numberable(book))
     say("正在校验和汇总……")
@@ -201,7 +220,7 @@ def prepare_report(book: Workbook, out_dir: Path | str | None = None, as_of: dat
         workbook=str(book.path), as_of=as_of, errors=validation.errors, warnings=validation.warnings,
         statuses=statuses, projects=len(result.projects), rows_used=int(meta.get("rows_used", 0)),
         rows_unverified=int(meta.get("rows_unverified", 0)), notices=notices, written=False,
-        numbered=[c.record_id for c in changes], unnumbered=unnumbered,
+        numbered=[c.record_id for c in changes], unnumbered=unnumbered, unnumbered_why=why if unnumbered else "",
         behind=who_is_behind(result),
     )
     return PreparedReport(sheets, marks, report, changes)
@@ -220,14 +239,16 @@ def numberable(book: Workbook) -> list[int]:
             if code_text(key) is None and code_text(owner) in known]
 
 
-def number_blank_records(book: Workbook, now: datetime | None = None
+def number_blank_records(book: Workbook, now: datetime | None = None,
+                         issued: Callable[[], dict[str, int]] | None = None,
                          ) -> tuple[Workbook, list[SheetWrite], list[Change]]:
     """Give each ``numberable`` row its committee's next free number, as consolidation would
     (``LedgerMerge.next_id``: after the committee's highest in the ledger, in 变更记录's added
     lines and in ``numbers_file``, so a deleted record's number is never given again), and 来源
     手工 where blank. Returns the workbook as it will read once written, the writes (台账, every
     row back at its Excel row with only those two cells changed; 变更记录, one added line a row)
-    and the changes; the book itself and no writes when there is nothing to number."""
+    and the changes; the book itself and no writes when there is nothing to number. ``issued``:
+    the numbers given so far (``LiveBook.issued_numbers``), else read from the saved file."""
     at = numberable(book)
     if not at:
         return book, [], []
@@ -235,7 +256,7 @@ def number_blank_records(book: Workbook, now: datetime | None = None
 
     frame = book.frames[schema.LEDGER.name]
     rows = records(frame)
-    merge = LedgerMerge(rows, issued_numbers_soon(Path(book.path)), year=programme_year(book.settings))
+    merge = LedgerMerge(rows, issued or issued_numbers_soon(Path(book.path)), year=programme_year(book.settings))
     when = now or datetime.now().replace(microsecond=0)
     changes = merge.number(at, when)
     numbered = frame.copy()
@@ -256,11 +277,11 @@ def numbered_text(numbered: list[str], written: bool) -> str:
             f"已按居委会自动编号（{shown}，{schema.LEDGER.header_of(SOURCE)}空白的填“{schema.MANUAL_SOURCE}”），{where}。")
 
 
-def unnumbered_text(count: int) -> str:
-    """The line on 台账 rows left without a number (the Excel button does not number them)."""
-    return (f"注意：“{schema.LEDGER.name}”中有 {count} 行{schema.LEDGER.header_of(KEY)}为空，本次未自动编号"
-            f"（按钮无法写入“{schema.CHANGES.name}”）；请运行命令 healthbook report 为其编号，"
-            f"或按“{schema.LEDGER.header_of(COMMITTEE)}-{NUMBER_DIGITS}位序号”手工填写。")
+def unnumbered_text(count: int, why: str) -> str:
+    """The line on 台账 rows left without a number, and why (``numbering``)."""
+    why = why or "请运行命令 healthbook report 为其编号"
+    return (f"注意：“{schema.LEDGER.name}”中有 {count} 行{schema.LEDGER.header_of(KEY)}为空，本次未自动编号："
+            f"{why.rstrip('。')}。也可按“{schema.LEDGER.header_of(COMMITTEE)}-{NUMBER_DIGITS}位序号”手工填写。")
 
 
 class ReportNotWritten(HealthbookError):
@@ -295,7 +316,10 @@ def write_report(adapter: BookAdapter, prepared: PreparedReport,
         raise ReportNotWritten(exc, result.notices) from exc
     result.written, result.busy, result.staged = written, busy, str(staged) if staged else ""
     if written and prepared.changes:
-        keep_given(Path(result.workbook), prepared.changes)
+        # The live book's numbers go beside its saved file; one with none here keeps them in 变更记录 only.
+        master = adapter.saved if hasattr(adapter, "saved") else Path(result.workbook)
+        if master is not None:
+            keep_given(master, prepared.changes)
     return result
 
 

@@ -287,9 +287,16 @@ def test_a_table_without_totals_over_the_sheet_grows_over_the_rows_as_on_the_fil
 
 
 def test_an_append_only_log_is_never_cleared_by_the_live_adapter(demo_master):
-    """变更记录 is appended to (the file writer keeps its rows); the live adapter cannot append
-    yet, so it says so instead of rewriting the sheet whole (which would lose the audit trail)."""
-    book = xw.Book(json=book_payload(demo_master))
-    with pytest.raises(NotImplementedError, match=schema.CHANGES.name):
-        LiveBook(book).write([SheetWrite(schema.CHANGES, [{}], append=True)])
-    assert book.json()["actions"] == []
+    """变更记录 is appended to (the file writer keeps its rows): the live adapter adds the new line
+    below the lines there, one value write, and never clears or rewrites them (the audit trail)."""
+    payload = book_payload(demo_master)
+    log = next(s for s in payload["sheets"] if s["name"] == schema.CHANGES.name)
+    lines = [list(schema.CHANGES.headers), ["2020-10-01T09:30:00.000Z", "C01_填报表.xlsx", "C01-0001", "修改",
+                                            "参与人数", 30, 35]]
+    log.update(values=lines, used_range_address="A1:G2")
+    book = xw.Book(json=payload)
+    LiveBook(book).write([SheetWrite(schema.CHANGES, [{"record_id": "C01-0002", "action": "新增"}], append=True)])
+    acts = [a for a in book.json()["actions"] if a["func"] not in ("setNumberFormat",)]
+    assert [(a["func"], a["start_row"], a["row_count"]) for a in acts] == [("setValues", 2, 1)]
+    after = next(s for s in apply_actions(payload, book.json()["actions"])["sheets"] if s["name"] == schema.CHANGES.name)
+    assert after["values"][:2] == lines and after["values"][2][2:4] == ["C01-0002", "新增"]

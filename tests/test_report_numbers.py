@@ -1,7 +1,7 @@
 """``healthbook report`` numbers 台账 rows staff typed with 记录编号 blank, as consolidation would:
 each its committee's next free number (after the ledger's highest and after every number ever
 given, deleted records' too), 来源 手工 where blank, a 变更记录 line a row, in the report's one write.
-The Excel button (which cannot append to 变更记录) leaves them and says so. Real files throughout."""
+The Excel button numbers them the same way (tests/test_live_numbers.py). Real files throughout."""
 
 from __future__ import annotations
 
@@ -144,7 +144,10 @@ def test_an_article_may_name_the_new_number_in_the_same_run(typed_master):
     assert any("C99" in str(cell) for line in issues for cell in line)
 
 
-def test_the_excel_button_leaves_them_and_says_so(typed_master, tmp_path, monkeypatch):
+def test_the_excel_button_numbers_them_in_a_book_without_a_file_here(typed_master, tmp_path, monkeypatch):
+    """A book whose name is no file on this machine (the xlwings Server's JSON book sends the name
+    only): numbered from what the book holds, and no numbers file is written for it — not even
+    one of that name in the current folder, which is another workbook's."""
     from macros import excel
 
     from .test_excel import actions
@@ -152,10 +155,16 @@ def test_the_excel_button_leaves_them_and_says_so(typed_master, tmp_path, monkey
 
     path, _ = typed_master
     monkeypatch.chdir(tmp_path)
+    kept = numbers_file(path).read_bytes()
     book = json_book(path)
     result = excel.report(book, as_of=date(2020, 11, 30), base=tmp_path)
     ledger_at = [s.name for s in book.sheets].index(LEDGER)
-    assert not [a for a in actions(book, "setValues") if a["sheet_position"] == ledger_at]
+    changes_at = [s.name for s in book.sheets].index(CHANGES)
+    assert [a["values"] for a in actions(book, "setValues") if a["sheet_position"] == ledger_at] == \
+        [[[n] for n in result.numbered], [[schema.MANUAL_SOURCE]]]
+    [log] = [a for a in actions(book, "setValues") if a["sheet_position"] == changes_at]
+    assert [line[2] for line in log["values"]] == result.numbered
+    assert [n[:3] for n in result.numbered] == ["C03", "C05"] and result.unnumbered == 0
     [alert] = actions(book, "alert")
-    assert "2 行" in alert["args"][0] and "healthbook report" in alert["args"][0], alert["args"][0]
-    assert result.unnumbered == 2 and result.numbered == []
+    assert "2 行" in alert["args"][0] and "healthbook report" not in alert["args"][0], alert["args"][0]
+    assert numbers_file(path).read_bytes() == kept

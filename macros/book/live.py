@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -38,7 +38,16 @@ from ..errors import HealthbookError, MissingSheet
 from .backup import backup_if_changed, backups_to_keep
 from .notes import AUTHOR as NOTE_AUTHOR
 from .ooxml import sheet_location
-from .read import ROW, Workbook, clean_header, empty_frame, find_header_row, frame_from_rows, not_contract
+from .read import (
+    ROW,
+    Workbook,
+    best_header_row,
+    clean_header,
+    empty_frame,
+    find_header_row,
+    frame_from_rows,
+    not_contract,
+)
 from .tables import Area
 from .write_types import FILLS, Mark, SheetWrite
 
@@ -89,6 +98,28 @@ class TotalsRowBlocked(HealthbookError):
                          "然后重新运行。")
 
 
+class LogHeaderUnusable(HealthbookError):
+    """A log sheet (变更记录) whose header does not say where each new line's cells go: its lines
+    are the audit trail, so nothing is guessed, moved or rewritten."""
+
+    def __init__(self, sheet: schema.Sheet, why: str):
+        super().__init__(f"工作表“{sheet.name}”{why}，无法确定新的记录行应写在哪一列；为免弄乱已有的记录，"
+                         f"本次没有写入该表。请把它的表头改回（顺序不限，可另加自己的列）："
+                         f"{'、'.join(sheet.headers)}，然后重新运行。")
+
+
+@dataclass(frozen=True)
+class Tail:
+    """Where lines appended to a log sheet go (``LiveBook.tail``)."""
+
+    header_row: int  # Excel row of its header
+    columns: dict[str, int]  # column key → 1-based column, where staff put it
+    first: int  # Excel row of the first new line
+    old_last: int  # the last row holding a value before (the header's when none)
+    header: bool = False  # the header is written too (the sheet is new or empty)
+    add: bool = False  # the sheet is added first
+
+
 def saved_file(fullname: str) -> Path | None:
     """The workbook's file on this machine, or None: a book never saved ("工作簿1"), the xlwings
     Server's JSON book (it sends the name only: a file of that name here is another one), a
@@ -123,6 +154,11 @@ class LiveBook:
     @property
     def path(self) -> Path:
         return Path(self.book.fullname)
+
+    @property
+    def saved(self) -> Path | None:
+        """The workbook's file on this machine (``saved_file``): where its numbers file is kept."""
+        return saved_file(str(self.book.fullname))
 
     # ----------------------------------------------------------------------------- reading
     def read(self, sheets: list[schema.Sheet] | None = None) -> Workbook:
@@ -191,12 +227,14 @@ class LiveBook:
         try:
             # Where each output sheet's rows go around its tables' totals rows, before anything is
             # written: a totals row that cannot be moved refuses the whole run, not half of it.
-            rooms = [None if sw.sheet.role == "ledger" or sw.append else self.room(sw) for sw in sheets]
+            rooms = [self.tail(sw.sheet) if sw.append else None if sw.sheet.role == "ledger" else self.room(sw)
+                     for sw in sheets]
             if sheets or marks is not None:
                 self.protect()  # before the first change (the inserts below are one)
             # Then the rows to insert (the one step Excel may still refuse), before any value.
-            rooms = [room and self.make_room(sw, room) for sw, room in zip(sheets, rooms)]
-            for sheet_write, room in zip(sheets, rooms):
+            rooms = [self.make_room(sw, room) if isinstance(room, Room) else room for sw, room in zip(sheets, rooms)]
+            # A log's lines first: a run stopped midway (COM) leaves no 台账 number without its line.
+            for sheet_write, room in sorted(zip(sheets, rooms), key=lambda pair: not pair[0].append):
                 self.write_sheet(sheet_write, room)
             if marks is not None:
                 self.replace_marks(marks)
@@ -294,15 +332,16 @@ class LiveBook:
         self.counts["inserts"] += 1
         return replace(room, grow=None, inserted=room.inserted + shift)
 
-    def write_sheet(self, sw: SheetWrite, room: Room | None = None) -> None:
-        """Replace an output sheet's data (clear, then one bulk write); the ledger is updated in place.
+    def write_sheet(self, sw: SheetWrite, room: Room | Tail | None = None) -> None:
+        """Replace an output sheet's data (clear, then one bulk write); the ledger is updated in
+        place; a log (``append``: 变更记录) gets its lines added below (``append_lines``).
 
         The totals rows of its tables are neither cleared nor written over (``room``): when the
         rows reach one, its table first gets the rows missing (``make_room``)."""
         if sw.sheet.role == "ledger":
             return self.write_ledger(sw)
-        if sw.append:  # 变更记录 is only ever added to: clearing it would lose the audit trail
-            raise NotImplementedError(f"LiveBook cannot append to {sw.sheet.name} (no caller does yet)")
+        if sw.append:
+            return self.append_lines(sw, room if isinstance(room, Tail) else self.tail(sw.sheet))
         sheet = self._sheet(sw.sheet.name)
         room = self.make_room(sw, room or self.room(sw))
         columns = sw.sheet.columns
@@ -343,6 +382,106 @@ class LiveBook:
         fills = {(i + 2, keys.index(key) + 1): FILLS[name]
                  for (i, key), name in sw.fills.items() if name in FILLS and key in keys}
         self._paint(sheet, fills)
+
+    def tail(self, sheet: schema.Sheet) -> Tail:
+        """Where lines added to log ``sheet`` go, as the file writer adds them: below the last row
+        holding a value and below every table's totals row, under the columns where staff put
+        them (moved, or beside columns of their own). A sheet missing is added, an empty one gets
+        the header; one whose header lacks a column, holds one twice or has none is refused
+        (``LogHeaderUnusable``): the file writer would rewrite its lines under a new header, which
+        on a live book would mean rewriting the audit trail. Reads only."""
+        contract = {c.key: i + 1 for i, c in enumerate(sheet.columns)}
+        if sheet.name not in self._sheet_names():
+            return Tail(1, contract, 2, 1, header=True, add=True)
+        grid = self._grid(sheet.name)
+        filled = [r for r, row in enumerate(grid, start=1) if any(v is not None and v != "" for v in row)]
+        totals = [a.last_row for a in self.table_totals(sheet.name)]
+        if not filled:
+            return Tail(1, contract, max([1, *totals]) + 1, 1, header=True)
+        at, _ = best_header_row(grid, sheet)
+        if at is None:
+            raise LogHeaderUnusable(sheet, "没有表头")
+        headers = [clean_header(v) for v in grid[at]]
+        missing = [h for h in sheet.headers if h not in headers]
+        if missing:
+            raise LogHeaderUnusable(sheet, f"的表头缺少“{'、'.join(missing)}”")
+        twice = [h for h in sheet.headers if headers.count(h) > 1]
+        if twice:
+            raise LogHeaderUnusable(sheet, f"的表头中“{'、'.join(twice)}”出现了不止一次")
+        last = max(filled[-1], at + 1)
+        return Tail(at + 1, {c.key: headers.index(c.header) + 1 for c in sheet.columns},
+                    max([last, *totals]) + 1, last)
+
+    def append_lines(self, sw: SheetWrite, tail: Tail) -> None:
+        """Add ``sw.rows`` to a log sheet at ``tail``: the lines there are never cleared or
+        rewritten (变更记录 is the audit trail), nor staff's cells beside them. One value write
+        per run of adjacent contract columns (one when staff kept them together), one
+        number-format call per formatted column; a table headed at the header row, ending at the
+        old lines, grows over the new ones (as the file writer's ``tables.grown_table``)."""
+        if not sw.rows:
+            return
+        name = sw.sheet.name
+        if tail.add:
+            sheets = self.book.sheets
+            added = sheets.add(name=name, after=sheets[len(sheets) - 1])
+            self._sheet_names()[name] = name
+            self._sheets[name] = added
+            self._grids[name] = []
+            self.counts["sheets_added"] += 1
+        sheet = self._sheet(name)
+        last = tail.first + len(sw.rows) - 1
+        lines = {tail.header_row: {c.key: c.header for c in sw.sheet.columns}} if tail.header else {}
+        lines.update({tail.first + i: {k: _write_value(row.get(k)) for k in tail.columns}
+                      for i, row in enumerate(sw.rows)})
+        by_column = {c: key for key, c in tail.columns.items()}
+        for top, bottom in _runs(sorted(lines)):  # the header and the lines: one block when adjacent
+            for left, right in _runs(sorted(by_column)):
+                block = [[lines[r][by_column[c]] for c in range(left, right + 1)] for r in range(top, bottom + 1)]
+                sheet.range((top, left), (bottom, right)).value = block
+                self.counts["writes"] += 1
+                self.counts["cells_written"] += len(block) * (right - left + 1)
+        for col in sw.sheet.columns:
+            if col.number_format:
+                c = tail.columns[col.key]
+                sheet.range((tail.first, c), (last, c)).number_format = col.number_format
+                self.counts["formats"] += 1
+        ours = tail.columns.values()
+        for table in self.tables(name, bodies=False):
+            area = table.range
+            if (table.totals is None and table.headed and area.first_row == tail.header_row
+                    and area.first_col + 1 <= min(ours) and area.last_col + 1 >= max(ours)
+                    and tail.old_last <= area.last_row < last):
+                table.handle.resize(sheet.range((area.first_row, area.first_col + 1), (last, area.last_col + 1)))
+                self.counts["resizes"] += 1
+        # The grid as the book now holds it: a later append in this run goes below these lines.
+        grid = self._grids[name]
+        width = max([len(grid[0]) if grid else 0, *ours])
+        grid.extend([None] * width for _ in range(last - len(grid)))
+        for r, values in lines.items():
+            row = grid[r - 1]
+            row.extend([None] * (width - len(row)))
+            for key, value in values.items():
+                row[tail.columns[key] - 1] = value
+
+    def issued_numbers(self) -> Callable[[], dict[str, int]]:
+        """Every record number given so far (``consolidate.issued_numbers_soon``), for numbering
+        台账 rows in this book: 变更记录's added lines as the book holds them now (saved or not),
+        and, for a workbook with its file here, the file's and its numbers file's. Refuses
+        (``LogHeaderUnusable``) when 变更记录 cannot take the lines the numbering adds."""
+        from ..consolidate import issued_in_grid, issued_numbers_soon  # heavy: only when numbering
+
+        self.tail(schema.CHANGES)
+        live = issued_in_grid(self._grid(schema.CHANGES.name)) if schema.CHANGES.name in self._sheet_names() else {}
+        file = self.saved
+        saved = issued_numbers_soon(file) if file is not None else dict
+
+        def numbers() -> dict[str, int]:
+            found = saved()
+            for committee, number in live.items():
+                found[committee] = max(number, found.get(committee, 0))
+            return found
+
+        return numbers
 
     def write_ledger(self, sw: SheetWrite) -> None:
         """Write only the ledger cells whose value changed, where staff put each column.
@@ -607,6 +746,17 @@ def _same(old: object, new: object) -> bool:
     if isinstance(new, datetime) and new.time() == datetime.min.time():
         new = new.date()
     return old == new
+
+
+def _runs(columns: list[int]) -> list[tuple[int, int]]:
+    """Sorted row or column numbers as runs of adjacent ones: (first, last)."""
+    runs: list[tuple[int, int]] = []
+    for c in columns:
+        if runs and runs[-1][1] + 1 == c:
+            runs[-1] = (runs[-1][0], c)
+        else:
+            runs.append((c, c))
+    return runs
 
 
 def _column_runs(cells: dict[tuple[int, int], object]) -> list[tuple[tuple[int, int], list]]:
