@@ -300,6 +300,38 @@ def test_a_change_log_whose_header_moved_is_rewritten_whole(master, tmp_path):
     assert list(got["record_id"]) == [f"C01-{i:04d}" for i in range(5)]
 
 
+def test_a_change_log_with_columns_staff_moved_and_added_keeps_them_and_what_they_hold(master_copy):
+    """Staff put a 核对人 column of their own into 变更记录 and moved 来源文件 to the end (no Excel
+    table over it): the audit trail keeps their column, what they typed in it and its old lines as
+    they are; new lines go under the headers where staff put them."""
+    FileBook(master_copy).write([SheetWrite(schema.CHANGES, [_change(i) for i in range(3)], append=True)])
+    wb = openpyxl.load_workbook(master_copy)
+    ws = wb[schema.CHANGES.name]
+    source = schema.CHANGES.header_of("source")
+    at = [c.value for c in ws[1]].index(source) + 1
+    ws.move_range(f"{openpyxl.utils.get_column_letter(at)}1:{openpyxl.utils.get_column_letter(at)}{ws.max_row}",
+                  cols=ws.max_column + 1 - at)
+    ws.delete_cols(at)
+    ws.insert_cols(2)
+    ws.cell(1, 2, "核对人")
+    for r in range(2, ws.max_row + 1):
+        ws.cell(r, 2, "张三")
+    wb.save(master_copy)
+    before = sheet_xml(master_copy, schema.CHANGES.name)
+    header = _log(master_copy)[0]
+
+    FileBook(master_copy).write([SheetWrite(schema.CHANGES, [_change(i) for i in range(3, 5)], append=True)])
+
+    log = _log(master_copy)
+    assert log[0] == header and header[1] == "核对人" and header[-1] == source
+    assert [line[1] for line in log[1:]] == ["张三"] * 3 + ["", ""]  # staff's checks kept, none made up
+    got = read_workbook(master_copy, [schema.CHANGES])[schema.CHANGES.name]
+    assert list(got["record_id"]) == [f"C01-{i:04d}" for i in range(5)]
+    assert list(got["source"]) == [f"填报表-{i}.xlsx" for i in range(5)]
+    after = sheet_xml(master_copy, schema.CHANGES.name)
+    assert_unchanged_rows(before, after, set(rows_by_number(before)))
+
+
 # 3. package.py: large parts deflated in the background, written raw.
 
 def test_a_stored_part_stays_stored_when_large(master, tmp_path, monkeypatch):

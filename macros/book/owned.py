@@ -79,7 +79,6 @@ from .tables import (
     last_value_row,
     sheet_totals,
     table_headers,
-    tables_headed_at,
 )
 from .verify import grid, has_bool, is_bool
 from .write_types import FILLS, SheetWrite
@@ -486,18 +485,17 @@ def rewrite_sheet(
         if header_r is None or missing:
             raise MissingColumns(pkg.path, sheet.name, missing or [c.header for c in sheet.required_columns],
                                  list(header_cells.values()))
-    staff_columns = False  # an appended sheet whose columns staff moved, under their table
+    staff_columns = False  # an appended sheet whose columns staff moved or added to
     if write.append and not ledger and any(r > (header_r or 0) for r in old_rows):
-        # Old lines are kept as they are only under the very header this write gives the sheet;
-        # a sheet whose header staff moved, renamed or deleted is read and rewritten whole
-        # (under the right headers), or refused by the reader when its header is gone.
-        # Under an Excel table staff made over that header (its column names are the header's
-        # cells: rewritten, Excel would repair the file), the old lines and the header stay, and
-        # new lines go under the columns where staff put them, as in the ledger.
+        # An audit trail whose columns staff moved, or put columns of their own among (核对人,
+        # with what they typed in it), keeps its header and old lines as they are; new lines go
+        # under the columns where staff put them, as in the ledger. (Rewritten whole in contract
+        # order, staff's own columns and what they held would be lost.) Only a sheet whose
+        # header lacks one of ours is read and rewritten whole under the right headers, or
+        # refused by the reader when a required one is gone.
         contract = {i: col.header for i, col in enumerate(sheet.columns)}
         if {c: t for c, t in header_cells.items() if c in contract} != contract:  # columns of staff's own may follow
-            if header_r is not None and set(contract.values()) <= set(header_cells.values()) \
-                    and tables_headed_at(pkg.parts, part, header_r):
+            if header_r is not None and set(contract.values()) <= set(header_cells.values()):
                 staff_columns = True
             else:
                 # Its tables' totals rows are no lines (kept, or moved below the lines).
