@@ -332,13 +332,16 @@ def signature(doc, issuer: str = "{{ issuer }}", when: str = "{{ date|cn_date }}
     last = doc.paragraphs[-1]
     assert "{%" not in last.text, "the signature follows text, not a template tag (removed on rendering)"
     last.paragraph_format.keep_with_next = True
-    first = para(doc, issuer, "落款")
-    first.paragraph_format.keep_with_next = True  # issuer and date on one page
-    first.paragraph_format.keep_together = True
+    # Issuer and date are one paragraph, two lines (both right-aligned alike by 落款): kept
+    # together, no page break falls between them. As two paragraphs joined by keep-with-next,
+    # LibreOffice still printed the date alone atop a page of the combined 催办通知.
+    signed = para(doc, issuer, "落款")
+    signed.add_run().add_break()
+    signed.add_run(when)
+    signed.paragraph_format.keep_together = True
     # 正文下空一行: space before rather than an empty paragraph (LibreOffice pushed an empty
     # paragraph plus the signature onto a page of their own).
-    first.paragraph_format.space_before = Pt(LINE_PITCH / 20)
-    para(doc, when, "落款").paragraph_format.keep_together = True
+    signed.paragraph_format.space_before = Pt(LINE_PITCH / 20)
 
 
 def progress_template() -> Document:

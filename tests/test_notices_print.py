@@ -54,11 +54,13 @@ def paragraphs(path: Path) -> list:
 def test_templates_keep_the_last_paragraph_with_the_signature(name):
     body = docx.Document(str(templates_dir() / name)).paragraphs
     at = next(i for i, p in enumerate(body) if p.style.name == "落款")
-    last_text, issuer, when = body[at - 1], body[at], body[at + 1]
+    last_text, signed = body[at - 1], body[at]
     assert last_text.paragraph_format.keep_with_next and "{%" not in last_text.text
-    assert issuer.paragraph_format.keep_with_next
-    assert issuer.paragraph_format.keep_together and when.paragraph_format.keep_together
-    assert not when.paragraph_format.keep_with_next  # the date would pull in the next notice of a combined file
+    # Issuer and date: one paragraph of two lines, which no page break can part.
+    assert re.fullmatch(r"\{\{ [\w.]*issuer \}\}\n\{\{ date\|cn_date \}\}", signed.text), signed.text
+    assert signed.paragraph_format.keep_together
+    assert not signed.paragraph_format.keep_with_next  # the date would pull in the next notice of a combined file
+    assert all(p.style.name != "落款" for p in body[at + 1:])
 
 
 def test_phone_numbers_get_non_breaking_hyphens_and_still_read_as_typed(notices):
@@ -71,6 +73,22 @@ def test_phone_numbers_get_non_breaking_hyphens_and_still_read_as_typed(notices)
     # Only the phone number's hyphen changes (one in a meeting notice).
     dated = zipfile.ZipFile(meeting(notices, "M12")).read("word/document.xml").decode("utf-8")
     assert dated.count("<w:noBreakHyphen/>") == 1
+
+
+def test_the_combined_reminders_never_print_a_date_without_its_issuer(tmp_path):
+    """Eight 催办通知 of the demo in one file to print: each letter's issuer and date on one page,
+    the date right below the issuer (LibreOffice once printed a date alone atop a page)."""
+    build_workbook(tmp_path / "master.xlsx", demo.demo_rows())
+    assert main(["notices", str(tmp_path / "master.xlsx"), "--kind", "催办通知", "--out", str(tmp_path / "out"),
+                 "--as-of", AS_OF]) == 0
+    [combined] = (tmp_path / "out").glob("催办通知_合并打印_*.docx")
+    [pdf] = convert_many_with_libreoffice([combined], "pdf", tmp_path)
+    pages = pdf_pages(pdf)
+    signed = [page for page in pages if SIGNED in page]
+    assert len(signed) >= 8 and sum(page.count(SIGNED) for page in signed) == 8
+    for page in signed:
+        at = page.index(SIGNED)
+        assert at > 0 and page[at - 1] == "石门二路街道办事处", page
 
 
 def pdf_pages(pdf: Path) -> list[list[str]]:
