@@ -30,6 +30,7 @@ from macros.book.read import read_workbook
 from macros.book.write import FileBook, WriteRefused
 from macros.book.write_types import SheetWrite
 from macros.collect import collect_seldom
+from macros.errors import DuplicateColumns
 from macros.merge import record_number
 
 from .conftest import convert_with_libreoffice
@@ -330,6 +331,41 @@ def test_a_change_log_with_columns_staff_moved_and_added_keeps_them_and_what_the
     assert list(got["source"]) == [f"填报表-{i}.xlsx" for i in range(5)]
     after = sheet_xml(master_copy, schema.CHANGES.name)
     assert_unchanged_rows(before, after, set(rows_by_number(before)))
+
+
+def test_a_header_only_change_log_keeps_the_column_staff_added(master_copy):
+    """A new master's 变更记录 holds only its header: a column staff put into it stays at the first lines."""
+    wb = openpyxl.load_workbook(master_copy)
+    ws = wb[schema.CHANGES.name]
+    ws.delete_rows(2, ws.max_row)
+    ws.insert_cols(2)
+    ws.cell(1, 2, "核对人")
+    wb.save(master_copy)
+    header = _log(master_copy)[0]
+
+    FileBook(master_copy).write([SheetWrite(schema.CHANGES, [_change(i) for i in range(2)], append=True)])
+
+    log = _log(master_copy)
+    assert log[0] == header and header[1] == "核对人"
+    got = read_workbook(master_copy, [schema.CHANGES])[schema.CHANGES.name]
+    assert list(got["record_id"]) == ["C01-0000", "C01-0001"] and [line[1] for line in log[1:]] == ["", ""]
+
+
+def test_a_change_log_with_one_of_our_headers_twice_is_refused_unchanged(master_copy):
+    """Staff moved the columns and typed a second 记录编号 header: which column holds the numbers is
+    unknown (the reader refuses it too); nothing is written, the message names the column."""
+    FileBook(master_copy).write([SheetWrite(schema.CHANGES, [_change(i) for i in range(2)], append=True)])
+    wb = openpyxl.load_workbook(master_copy)
+    ws = wb[schema.CHANGES.name]
+    ws.insert_cols(1)
+    ws.cell(1, 1, "核对人")
+    ws.cell(1, ws.max_column + 1, schema.CHANGES.header_of("record_id"))
+    wb.save(master_copy)
+    before = master_copy.read_bytes()
+    with pytest.raises(DuplicateColumns) as refused:
+        FileBook(master_copy).write([SheetWrite(schema.CHANGES, [_change(5)], append=True)])
+    assert schema.CHANGES.header_of("record_id") in str(refused.value)
+    assert master_copy.read_bytes() == before
 
 
 # 3. package.py: large parts deflated in the background, written raw.

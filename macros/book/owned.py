@@ -32,7 +32,7 @@ from xml.sax.saxutils import escape, quoteattr, unescape
 from python_calamine import CalamineWorkbook
 
 from .. import schema
-from ..errors import HealthbookError, MissingColumns
+from ..errors import DuplicateColumns, HealthbookError, MissingColumns
 from .ooxml import (
     AFTER_HYPERLINKS,
     CELL_RE,
@@ -486,23 +486,28 @@ def rewrite_sheet(
             raise MissingColumns(pkg.path, sheet.name, missing or [c.header for c in sheet.required_columns],
                                  list(header_cells.values()))
     staff_columns = False  # an appended sheet whose columns staff moved or added to
-    if write.append and not ledger and any(r > (header_r or 0) for r in old_rows):
+    contract = {i: col.header for i, col in enumerate(sheet.columns)}
+    moved = {c: t for c, t in header_cells.items() if c in contract} != contract  # staff's own may follow ours
+    if write.append and not ledger and moved and header_r is not None \
+            and set(contract.values()) <= set(header_cells.values()):
         # An audit trail whose columns staff moved, or put columns of their own among (核对人,
         # with what they typed in it), keeps its header and old lines as they are; new lines go
         # under the columns where staff put them, as in the ledger. (Rewritten whole in contract
-        # order, staff's own columns and what they held would be lost.) Only a sheet whose
-        # header lacks one of ours is read and rewritten whole under the right headers, or
-        # refused by the reader when a required one is gone.
-        contract = {i: col.header for i, col in enumerate(sheet.columns)}
-        if {c: t for c, t in header_cells.items() if c in contract} != contract:  # columns of staff's own may follow
-            if header_r is not None and set(contract.values()) <= set(header_cells.values()):
-                staff_columns = True
-            else:
-                # Its tables' totals rows are no lines (kept, or moved below the lines).
-                old = frame_from_rows(_old_grid(pkg, sheet.name), sheet, pkg.path,
-                                      sheet_totals(pkg.parts, part)).drop(columns=ROW)
-                return rewrite_sheet(pkg, replace(write, rows=records(old) + write.rows, append=False),
-                                     extra_cells, drop_cols, old_grid)
+        # order, staff's own columns and what they held would be lost.) One of our headers twice:
+        # which column holds the lines is unknown, and the reader refuses it too.
+        typed = list(header_cells.values())
+        twice = sorted({t for t in typed if t in contract.values() and typed.count(t) > 1})
+        if twice:
+            raise DuplicateColumns(pkg.path, sheet.name, twice)
+        staff_columns = True
+    elif write.append and not ledger and moved and any(r > (header_r or 0) for r in old_rows):
+        # Lines under a header that lacks one of ours: read and rewritten whole under the right
+        # headers (refused by the reader when a required one is gone). Its tables' totals rows
+        # are no lines (kept, or moved below the lines).
+        old = frame_from_rows(_old_grid(pkg, sheet.name), sheet, pkg.path,
+                              sheet_totals(pkg.parts, part)).drop(columns=ROW)
+        return rewrite_sheet(pkg, replace(write, rows=records(old) + write.rows, append=False),
+                             extra_cells, drop_cols, old_grid)
     header_r = header_r or 1
     out = Written(sheet.name, header_row=header_r)
 
