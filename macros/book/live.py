@@ -108,6 +108,17 @@ class LogHeaderUnusable(HealthbookError):
                          f"{'、'.join(sheet.headers)}，然后重新运行。")
 
 
+class NoFileHere(HealthbookError):
+    """A book with no file on this machine (the xlwings Server's JSON book, a cloud or unsaved
+    workbook): the numbers already announced (``.numbers.json`` beside the master, which outlives a
+    restore) cannot be read, so no 记录编号 is given: one a receipt announced could be given again."""
+
+    def __init__(self) -> None:
+        super().__init__("这个工作簿不是本机磁盘上的文件（如网页版 Excel、尚未保存的工作簿），"
+                         "无法核对已经发出的记录编号（记在主工作簿旁的文件里），为免重号，本次不自动编号；"
+                         "请在存放主工作簿的电脑上用 Excel 打开它再点按钮，或运行 healthbook report")
+
+
 @dataclass(frozen=True)
 class Tail:
     """Where lines appended to a log sheet go (``LiveBook.tail``)."""
@@ -466,14 +477,16 @@ class LiveBook:
     def issued_numbers(self) -> Callable[[], dict[str, int]]:
         """Every record number given so far (``consolidate.issued_numbers_soon``), for numbering
         台账 rows in this book: 变更记录's added lines as the book holds them now (saved or not),
-        and, for a workbook with its file here, the file's and its numbers file's. Refuses
-        (``LogHeaderUnusable``) when 变更记录 cannot take the lines the numbering adds."""
+        the file's and its numbers file's. Refuses for a book with no file here (``NoFileHere``)
+        and when 变更记录 cannot take the lines the numbering adds (``LogHeaderUnusable``)."""
         from ..consolidate import issued_in_grid, issued_numbers_soon  # heavy: only when numbering
 
+        file = self.saved
+        if file is None:
+            raise NoFileHere()
         self.tail(schema.CHANGES)
         live = issued_in_grid(self._grid(schema.CHANGES.name)) if schema.CHANGES.name in self._sheet_names() else {}
-        file = self.saved
-        saved = issued_numbers_soon(file) if file is not None else dict
+        saved = issued_numbers_soon(file)
 
         def numbers() -> dict[str, int]:
             found = saved()
