@@ -229,7 +229,8 @@ def listing_label(backup: dict) -> str:
 
 def consolidation_changed(run: Consolidation) -> str:
     """What a consolidation changed, as a backup's label says it (also in the nightly script's)."""
-    return f"{len(run.files)} 个文件，新增 {run.rows_added} 行，更新 {run.rows_updated} 条记录"
+    numbered = f"，为手工录入的 {len(run.numbered)} 行编号" if run.numbered else ""
+    return f"{len(run.files)} 个文件，新增 {run.rows_added} 行，更新 {run.rows_updated} 条记录{numbered}"
 
 
 class MonthDay(date):

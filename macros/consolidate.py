@@ -205,6 +205,7 @@ class Consolidation:
             "rows_added": self.rows_added,
             "rows_updated": self.rows_updated,
             "master_written": self.master_written,
+            "numbered": self.numbered,  # the master's own rows given a 记录编号 (written only with the master)
         }
 
 
@@ -718,7 +719,8 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
     wanted = [p for p, reason in zip(paths, reasons) if reason is None and reject_reason_for_suffix(p) is None]
     if wanted:
         check_config(master, wb, committees, dry_run, now)
-    numbered = [] if dry_run or not wanted else number_typed_rows(wb, checker.merge, now)
+    # In a dry run too (in memory): the forms' new rows then get the numbers the real run gives.
+    numbered = number_typed_rows(wb, checker.merge, now) if wanted else []
     # The reader process is left to finish the receipts while this one writes the master; they
     # are all written (or written here) when the ``with`` ends, before any file is moved.
     with ReadAhead(wanted) as reader:
@@ -1686,7 +1688,7 @@ def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
     # The log is per folder: two masters there share it, so the run names its master.
     if run.long_busy:
         outcome += f"；！！{run.long_busy}"
-    if run.numbered:
+    if run.numbered and run.master_written:
         outcome += f"；手工录入的 {len(run.numbered)} 行已编号：{'、'.join(run.numbered)}"
     lines.append(f"{stamp}\t{run_marker(run.master)}\t{len(run.files)} 个文件\t新增 {run.rows_added}\t"
                  f"更新 {run.rows_updated}\t{outcome}")
@@ -1863,7 +1865,7 @@ def summary_text(run: Consolidation) -> str:
                          "但暂存后被打开或保存过，未自动删除：若有人在其中做了修改，请把修改做到主工作簿里，然后删除它。")
     elif not run.dry_run:
         lines.append("主工作簿没有需要更新的内容，未写入。")
-    if run.numbered and not run.dry_run:
+    if run.numbered:
         from .report import numbered_text
 
         lines.append(numbered_text(run.numbered, run.master_written))

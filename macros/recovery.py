@@ -143,10 +143,16 @@ def restore_text(done: Restored) -> str:
         lines.append(f"恢复前的文件已备份为：{done.backup}")
     if done.sent_unsaved:
         lines.append(done.sent_unsaved)
-    if not done.lost:
+    # Rows typed by staff and numbered (by a report or a consolidation): no file to put back.
+    typed = [key for run in done.lost if run.source == schema.MANUAL_SOURCE for key in run.added]
+    if typed:
+        lines.append(f"这份备份早于给“{schema.LEDGER.name}”中手工录入的 {len(typed)} 行编号（{_numbers(typed)}）："
+                     "恢复后这些行的记录编号又为空，下次汇总或运行 healthbook report 时会重新编号（不会重用这些编号）。")
+    runs = [run for run in done.lost if run.source != schema.MANUAL_SOURCE]
+    if not runs:
         return "\n".join(lines)
-    lines.append(f"注意：这份备份早于下面 {len(done.lost)} 份填报表的汇总，它们并入的内容已不在主工作簿中：")
-    for run in done.lost:
+    lines.append(f"注意：这份备份早于下面 {len(runs)} 份填报表的汇总，它们并入的内容已不在主工作簿中：")
+    for run in runs:
         did = []
         if run.added:
             did.append(f"新增 {len(run.added)} 行（{_numbers(run.added)}）")
@@ -157,7 +163,7 @@ def restore_text(done: Restored) -> str:
         lines.append(f"  {when}  {run.source}：{'，'.join(did) or '有改动'}；{where}")
     lines.append(f"要把它们重新并入，请把这些文件从归档文件夹移回收件箱 {done.inbox}，"
                  "再运行 healthbook consolidate（或等下一次定时汇总）。")
-    if any(run.added for run in done.lost):
+    if any(run.added for run in runs):
         lines.append("回执里已告知居委会的这些记录编号不会再分给别的记录；重新并入的新增行会得到新的编号，"
                      "新的回执会告知居委会。")
     return "\n".join(lines)

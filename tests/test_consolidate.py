@@ -426,7 +426,7 @@ def test_json_output_and_dry_run(master_copy, inbox, blank_forms, capsys):
     original = master_copy.read_bytes()
     assert main(["consolidate", str(master_copy), "--dry-run", "--json"]) == 1
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"files", "rows_added", "rows_updated", "master_written"}
+    assert set(out) == {"files", "rows_added", "rows_updated", "master_written", "numbered"}
     [entry] = out["files"]
     assert set(entry) == {"file", "status", "rows_added", "rows_updated", "rows_unchanged", "issues", "gone", "conflicts"}
     assert entry["status"] == "partly" and entry["rows_added"] == 1 and out["master_written"] is False

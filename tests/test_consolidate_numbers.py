@@ -4,6 +4,7 @@ the forms, so a form's row identical to one of them is that record. Real files t
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import datetime
 
@@ -11,8 +12,10 @@ import pytest
 
 from macros import schema
 from macros.book.read import read_workbook
+from macros.cli import consolidation_changed, main
 from macros.consolidate import announced_numbers, consolidate, folders, read_sent, summary_text
 from macros.forms import build_forms
+from macros.recovery import restore_master, restore_text
 
 from .test_consolidate import fill_form, new_row
 from .test_report_numbers import KEY_HEADER, SOURCE_HEADER, TYPED_C05, build_typed_master, grid, report
@@ -99,12 +102,29 @@ def test_a_form_row_identical_to_a_typed_row_is_that_record_not_a_new_one(typed_
     assert sent.of(expected["C05"]) is not None and sent.of("None") is None
 
 
-def test_no_form_to_merge_or_a_dry_run_numbers_nothing(typed_master, tmp_path):
-    path, _ = typed_master
+def test_an_empty_inbox_numbers_nothing_and_a_dry_run_numbers_in_memory_only(typed_master, tmp_path, capsys):
+    """A dry run shows what the real run does: the typed rows' numbers (its --json too); nothing is
+    written, and the summary says so."""
+    path, expected = typed_master
     before = path.read_bytes()
     assert consolidate(path, now=NOW, refresh=False).numbered == []  # an empty inbox: no write for it
     c01_form(path, tmp_path, [new_row()])
     dry = consolidate(path, now=NOW, refresh=False, dry_run=True)
-    assert dry.numbered == [] and not dry.master_written
+    assert dry.numbered == [expected["C03"], expected["C05"]] and not dry.master_written
     assert path.read_bytes() == before
-    assert "编号" not in summary_text(dry)
+    assert "未写入工作簿" in summary_text(dry)
+    assert main(["consolidate", str(path), "--dry-run", "--json"]) in (0, 1)
+    assert json.loads(capsys.readouterr().out)["numbered"] == dry.numbered
+
+
+def test_restore_after_numbering_asks_for_no_file_named_manual(typed_master, tmp_path):
+    """Undoing a run that numbered typed rows: those rows are blank again and numbered next time;
+    no committee is asked for a file called 手工."""
+    path, expected = typed_master
+    c01_form(path, tmp_path, [new_row(activity="十一月体检")])
+    run = consolidate(path, now=NOW, refresh=False)
+    assert run.numbered and consolidation_changed(run).endswith("为手工录入的 2 行编号")
+    done = restore_master(path)
+    text = restore_text(done)
+    assert f"手工录入的 2 行编号（{expected['C03']}、{expected['C05']}）" in text and "重新编号" in text, text
+    assert f"{schema.MANUAL_SOURCE}：" not in text and "下面 1 份填报表" in text, text
