@@ -1286,6 +1286,8 @@ def load_file(path: Path, committees: dict[str, str],
     committee, problem = _committee_of(sub, committees)
     result.committee_id = committee
     result.committee_name = committees.get(committee or "", "")
+    if problem and problem.code == COMMITTEE_NAME:  # the receipt is for the form's own committee
+        result.committee_name = sub.form_info.committee_name
     if problem and problem.code in ("wrong_committee", "wrong_form"):
         result.returned_whole = problem
     elif problem:
@@ -1345,6 +1347,14 @@ def _empty_problem(sheet: str = LEDGER) -> Problem:
                          "如有活动，请在表中逐行填写后重新提交。")
 
 
+COMMITTEE_NAME = "committee_name"
+
+
+def _name_key(name: str) -> str:
+    """A committee's name as compared: width and spaces left out ("育明 居委会", "育明居委会")."""
+    return "".join(nfkc(str(name)).split())
+
+
 def _committee_of(sub: Submission, committees: dict[str, str]) -> tuple[str | None, Problem | None]:
     """The file's committee (hidden info sheet, else its single 居委会编号) or why it is rejected."""
     header = schema.LEDGER.header_of(COMMITTEE)
@@ -1363,6 +1373,17 @@ def _committee_of(sub: Submission, committees: dict[str, str]) -> tuple[str | No
         return committee, _file_problem(
             "unknown_committee", f"居委会编号 {committee} 不在主工作簿的“{schema.COMMITTEES.name}”表中。",
             suggestion="请使用街道下发的填报表，或核对居委会编号。")
+    named = sub.form_info.committee_name if sub.form_info is not None else ""
+    ours = committees.get(committee) or ""
+    if named and ours and _name_key(named) != _name_key(ours):
+        # Committee codes are numbered alike in every street (C01…): another street's form, or
+        # another master's, would file its rows under our committee of that code.
+        return committee, _file_problem(
+            COMMITTEE_NAME,
+            f"这份填报表是为“{named}”（{committee}）生成的，但本主工作簿的 {committee} 是“{ours}”："
+            "它可能是其他街道（或其他主工作簿）的填报表。整份退回，未汇总任何一行。",
+            suggestion="如确是本街道的居委会（居委会改过名），请向街道索取新的填报表重新填写后提交；"
+                       "如不是本街道的，请交给该街道。")
     others = sorted(set(found) - {committee})
     if (others == found and len(others) == 1 and len(typed) == len(sub.rows) and others[0] in committees
             and sub.info_committee is not None):

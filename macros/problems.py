@@ -58,6 +58,7 @@ KINDS: dict[str, str] = {
     "committee": "无法确定居委会",
     "wrong_committee": "混有其他居委会的记录",
     "wrong_form": "不是本居委会的填报表",
+    "committee_name": "居委会名称不符",
     "record_of_other_committee": "记录属于其他居委会",
     "another_record": "编号已属另一条记录",
     "repeated_record_id": "记录编号重复",

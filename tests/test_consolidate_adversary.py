@@ -512,3 +512,45 @@ def test_a_damaged_zip_is_returned_with_what_to_do_or_read_as_it_is(master_copy,
         assert master_copy.read_bytes() == before and f.moved_to.parent.name == "已退回"
     else:
         assert {"损坏文件里的活动一", "损坏文件里的活动二"} <= set(ledger_of(master_copy)["activity"])
+
+
+def test_a_form_of_another_street_is_returned_whole_not_filed_under_our_committee_of_its_code(
+        master_copy, tmp_path):
+    """Every street numbers its committees C01…: a form another street's master made for its C09
+    (南阳居委会) dropped in our inbox would be merged under our C09. Its hidden info names the
+    committee it was made for: a name that is not ours returns it whole, saying both names."""
+    rows = demo.demo_rows()
+    theirs = tmp_path / "南京西路" / "healthbook.xlsx"
+    theirs.parent.mkdir()
+    rows[schema.COMMITTEES.name] = [dict(c, name="南阳居委会") if c["committee_id"] == "C09" else c
+                                    for c in rows[schema.COMMITTEES.name]]
+    from macros.book.build import build_workbook
+
+    build_workbook(theirs, rows)
+    build_forms(theirs, tmp_path / "their-forms", ["C09"])
+    ours = dict(zip(*(read_workbook(master_copy)[schema.COMMITTEES.name][k] for k in ("committee_id", "name"))))
+    inbox = inbox_of(master_copy)
+    [form] = (tmp_path / "their-forms").iterdir()
+    type_rows(form, inbox / form.name, [new_row("南阳社区体检")])
+    before = len(ledger_of(master_copy))
+
+    run = consolidate(master_copy)
+
+    [result] = run.files
+    assert result.status == "rejected" and result.rows_added == 0 and len(ledger_of(master_copy)) == before
+    [problem] = result.issues
+    assert problem.code == "committee_name"
+    assert "南阳居委会" in problem.message and ours["C09"] in problem.message, problem.message
+    receipt = html.unescape(result.receipt.read_text(encoding="utf-8"))
+    assert "南阳居委会" in receipt and "其他街道" in receipt
+
+    # Our own C09 form is still ours.
+    build_forms(master_copy, tmp_path / "our-forms", ["C09"])
+    [own] = (tmp_path / "our-forms").iterdir()
+    type_rows(own, inbox / own.name, [new_row("育明社区体检")])
+    assert consolidate(master_copy).files[0].rows_added == 1
+
+
+def new_row(activity: str) -> dict:
+    return {"date": date(2020, 11, 18), "project_id": "P06", "activity": activity, "participants": 30,
+            "quantity": 30, "status": "进行中", "reporter": "王敏", "in_bulletin": "否"}
