@@ -8,6 +8,7 @@ vectorised over whole columns; Python only loops over the rows that have a probl
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Callable, Iterable
 from datetime import date
@@ -287,8 +288,8 @@ class _Rules:
         self._unit_twins(units)
 
     def _unit_twins(self, units: np.ndarray) -> None:
-        """Two 责任单位 names one character apart (中心/中芯, one dropped): most likely one unit typed
-        two ways, which 单位进度 would list as two. Marked on the rows of the rarer spelling."""
+        """Two 责任单位 names one IME slip apart (中心/中芯, a character doubled or dropped inside): one
+        unit typed two ways, which 单位进度 would list as two. Marked on the rows of the rarer spelling."""
         sheet, header = schema.PROJECTS, schema.PROJECTS.header_of("units")
         rows = self.typed[sheet.name][ROW].to_numpy()
         named: dict[str, list[int]] = {}  # unit → positions of the rows naming it, in order
@@ -649,9 +650,10 @@ class _Suggester:
 
 
 def _near_twins(a: str, b: str) -> bool:
-    """``a`` and ``b`` one edit apart (one character changed, added or dropped), the shorter at least
-    ``MIN_TWIN_CHARS`` long and the difference no numeral: 党建办/党政办 and 第一中学/第二中学 are
-    different units."""
+    """``a`` and ``b`` one Chinese IME slip apart, the shorter at least ``MIN_TWIN_CHARS`` long and the
+    difference no numeral (第一中学/第二中学): a character swapped for one read alike (中心/中芯,
+    卫生/卫声), one typed twice (中心心) or one dropped inside the name. Other one-character
+    differences are different units: 党群/党建服务中心, 东片/西片居委会, 城运中心站/城运中心."""
     if len(a) > len(b):
         a, b = b, a
     if len(a) < MIN_TWIN_CHARS or len(b) - len(a) > 1 or a == b:
@@ -663,11 +665,26 @@ def _near_twins(a: str, b: str) -> bool:
         if a[start + 1:] != b[start + 1:]:
             return False
         differ = a[start] + b[start]
+        slip = bool(_readings(a[start]) & _readings(b[start]))
     else:
         if a[start:] != b[start + 1:]:
             return False
         differ = b[start]
-    return not any(c.isdigit() or c in CHINESE_NUMERALS for c in differ)
+        # ``start`` is the last place the extra character can be: a repeat shows as the one before it.
+        doubled = start > 0 and b[start - 1] == differ
+        slip = doubled or 0 < start < len(b) - 1
+    return slip and not any(c.isdigit() or c in CHINESE_NUMERALS for c in differ)
+
+
+@functools.cache
+def _readings(char: str) -> frozenset[str]:
+    """The toneless pinyin readings of ``char`` (every one of a 多音字); a non-Chinese character reads
+    as itself. Imported here: pypinyin's dictionaries take half a second, paid only when a pair of
+    units one character apart turns up."""
+    from pypinyin import Style, pinyin
+
+    [readings] = pinyin(char, style=Style.NORMAL, heteronym=True)
+    return frozenset(readings)
 
 
 def _code_number(code: str) -> tuple[str, int] | None:

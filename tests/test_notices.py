@@ -113,9 +113,29 @@ def test_bulletin_articles_in_order_with_attribution(config_notices):
             assert f"（{article['source_unit']}）" in text
             first_paragraph = article["body"].split("\n")[0]
             assert first_paragraph in text
-            if article["caption"]:  # the demo ships no photos, nor their captions (validate would warn of them)
-                assert article["caption"] not in text
+        # The demo ships no 图片说明 to leave out: a caption typed without its picture is the next
+        # test; with pictures beside it, tests/test_notice_pictures.py (caption under its picture).
         assert demo.SETTINGS["bulletin_name"] in text
+
+
+def test_a_caption_typed_without_a_picture_is_not_printed_and_validate_names_it(tmp_path):
+    """The bulletin prints a 图片说明 only under its picture; typed in alone it is left out, and
+    validate says so (else the caption vanished without a word)."""
+    rows = demo.demo_rows()
+    articles = rows[schema.ARTICLES.name]
+    caption = demo.ARTICLES[0]["caption"]  # the seed's, typed in as someone adding the photo would
+    assert caption and not articles[0]["caption"] and not articles[0]["image"]
+    articles[0] = {**articles[0], "caption": caption}
+    master = tmp_path / "m.xlsx"
+    build_workbook(master, rows)
+    done = render_notices(config_input(master), tmp_path / "out", NoticeOptions(kinds=(ctx.BULLETIN,)))
+    [notice] = done.notices
+    for text in (docx_text(tmp_path / "out" / notice.docx), html_text(tmp_path / "out" / notice.html)):
+        assert articles[0]["title"] in text and caption not in text
+    _code, out = run_cli("validate", str(master), "--as-of", AS_OF.isoformat())
+    [issue] = [i for i in out["issues"] if i["code"] == "caption_without_picture"]
+    assert (issue["key"], issue["column"]) == (articles[0]["article_id"], schema.ARTICLES.header_of("caption"))
+    assert f"“{caption}”" in issue["message"]
 
 
 def link_list(text: str) -> list[tuple[str, str, str]]:

@@ -272,6 +272,42 @@ def test_a_unit_spelt_one_character_off_is_named_with_both_spellings(tmp_path, c
     assert "都写“社区卫生服务中心”" in twin["suggestion"]
 
 
+def _unit_twin_issues(tmp_path, capsys, units: dict[str, str]) -> list[dict]:
+    """The unit_twin warnings of the demo master with the 责任单位 of some projects replaced."""
+    data = demo.demo_rows(with_ledger=False)
+    projects = data[PROJECTS.name]
+    by_id = {p["project_id"]: i for i, p in enumerate(projects)}
+    for project_id, cell in units.items():
+        projects[by_id[project_id]] = {**projects[by_id[project_id]], "units": cell}
+    path = tmp_path / "units.xlsx"
+    build_workbook(path, data)
+    assert main(["validate", str(path), "--json", "--as-of", "2020-11-15"]) == 0
+    return [i for i in json.loads(capsys.readouterr().out)["issues"] if i["code"] == "unit_twin"]
+
+
+def test_units_one_real_character_apart_are_not_called_twins(tmp_path, capsys):
+    """Two different units often differ in one character: no warning staff could not silence."""
+    issues = _unit_twin_issues(tmp_path, capsys, {
+        "P02": "党群服务中心、城运中心、文化活动中心、东片居委会、A区卫生站",
+        "P05": "党建服务中心、城建中心、文体活动中心、西片居委会、B区卫生站",
+        # A character more at either end is another unit (the centre's 站), not a dropped one.
+        "P06": "城运中心站、东片居委会西、社区卫生服务中心",
+    })
+    assert [(i["row"], i["message"]) for i in issues] == []
+
+
+@pytest.mark.parametrize("slip", [
+    "社区卫生服务中芯",  # 芯 for 心, both read xin
+    "社区卫声服务中心",  # 声 for 生, both read sheng
+    "社区卫生服务中心心",  # a character typed twice
+    "社区卫生服中心",  # one dropped inside the name
+], ids=["same_reading_xin", "same_reading_sheng", "doubled", "dropped_inside"])
+def test_unit_ime_slips_are_twins(tmp_path, capsys, slip):
+    issues = _unit_twin_issues(tmp_path, capsys, {"P05": f"服务办、{slip}"})
+    assert [(i["row"], i["key"]) for i in issues] == [(6, "P05")]
+    assert issues[0]["message"].startswith(f"责任单位“{slip}”与第 2、3、5 等行的“社区卫生服务中心”只差一个字")
+
+
 def test_a_caption_without_its_picture_is_named(tmp_path, capsys):
     """The bulletin prints a 图片说明 only under its picture: one typed without a 图片文件 vanished
     without a word. The demo ships neither (its first validate stays quiet: see the test below)."""
