@@ -48,6 +48,7 @@ assert STATUS_DONE in schema.STATUSES
 MAX_PLAUSIBLE_PARTICIPANTS = 100_000
 MIN_ACTIVITY_CHARS = 4
 RECORD_ID_LOOSE = re.compile(r"^(?P<committee>[A-Za-z]\w*?)\s*[-_—－]?\s*(?P<number>\d{1,4})$")
+LONG_RECORD_ID = re.compile(r"(?P<committee>.+)-[1-9]\d{4,}")
 CODE_PARTS = re.compile(r"^([A-Z]+)[-_ ]?0*(\d+)$")
 # 责任单位 names one character apart are taken for one unit typed two ways only from this length:
 # the office's 3-character 办 (党建办, 党政办) differ in one character and are different units.
@@ -226,12 +227,17 @@ class _Rules:
         well_formed = ((np.strings.str_len(a) >= 6) & (np.strings.slice(a, -5, -4) == "-")
                        & np.strings.isdigit(np.strings.slice(a, -4, None)))
         prefix = np.strings.slice(a, 0, -5)
+        # From a committee's 10,000th record on, numbers take 5 digits and more (``LedgerMerge.next_id``).
+        for pos in np.flatnonzero(~well_formed & (np.strings.str_len(a) >= 7)):
+            m = LONG_RECORD_ID.fullmatch(str(a[pos]))
+            if m:
+                well_formed[pos], prefix[pos] = True, m["committee"]
         i_, c_ = ids.to_numpy(), committees.to_numpy()
         col = sheet.column("record_id")
         rid, cid = col.header, sheet.header_of("committee_id")
         malformed = ids.notna().to_numpy() & ~well_formed
         self.emit(sheet, malformed, col, ERROR, "bad_record_id",
-                  lambda i: f"{rid}“{i_[i]}”格式不对，应为“{cid}-4位数字”，如 C01-0007",
+                  lambda i: f"{rid}“{i_[i]}”格式不对，应为“{cid}-4位数字”，如 C01-0007（第 10000 号起为 5 位，如 C01-10000）",
                   lambda i: _suggest_record_id(i_[i], c_[i]))
         # Only against a known committee: an unknown one is reported (with a suggestion) already.
         known = committees.isin(list(self._lookup(schema.COMMITTEES) or ())).to_numpy()

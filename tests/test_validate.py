@@ -78,6 +78,10 @@ PLANTED: dict[str, tuple[dict, str, dict[str, str]]] = {
     "project_blank": ({"project_id": None}, "项目编号", {"required": E}),
     "record_dup": ({"record_id": "C02-0001"}, "记录编号", {"duplicate_key": E}),
     "record_form": ({"record_id": "C02-7"}, "记录编号", {"bad_record_id": E}),
+    # a committee's 10,000th record on: 5 digits, as consolidation numbers them; not a padded 5-digit one
+    "record_long": ({"record_id": "C02-10000"}, "记录编号", {}),
+    "record_padded": ({"record_id": "C02-00007"}, "记录编号", {"bad_record_id": E}),
+    "record_long_other": ({"record_id": "C03-10001"}, "记录编号", {"record_id_committee": E}),
     "record_other": ({"record_id": "C05-9001"}, "记录编号", {"record_id_committee": E}),
     # plausibility
     "future": ({"date": date(2021, 3, 1)}, "日期", {"future_date": W}),
