@@ -46,10 +46,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"错误：无法写日志文件 {log}：{err.strerror or err}", file=sys.stderr)
             return 2
     # Imported once the log is set: a broken installation's traceback must reach it too.
-    from macros.book.backup import labelling
-    from macros.cli import ChineseParser, _utf8_stdout, consolidation_changed
-    from macros.consolidate import consolidate, summary_text
-    from macros.errors import HealthbookError
+    try:
+        from macros.book.backup import labelling
+        from macros.cli import ChineseParser, _utf8_stdout, consolidation_changed
+        from macros.consolidate import consolidate, summary_text
+        from macros.errors import HealthbookError
+    except ModuleNotFoundError as missing:  # the scheduler's Python is not the one healthbook was installed into
+        print(missing_library_text(missing.name), file=sys.stderr)
+        return 2
 
     if log is None:
         _utf8_stdout()
@@ -78,6 +82,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"错误：{run.long_busy}", file=sys.stderr)
         return 2  # not 3: the wrappers would report it as success night after night
     return run.exit_status
+
+
+def missing_library_text(module: str | None) -> str:
+    """Why the run cannot start, in Chinese: cron's or the Task Scheduler's Python (often the
+    system's own, /usr/bin/python3) lacks what ``pip install .`` installed into another one."""
+    return (f"错误：运行本任务的 Python（{sys.executable}）没有安装 healthbook 需要的库（缺少 {module}），"
+            "本次没有汇总。请用这个 Python 在 healthbook 文件夹中运行 pip install . ，"
+            "或在计划任务中指定装好 healthbook 的 Python（Linux：PYTHON=/opt/healthbook/.venv/bin/python；"
+            "Windows：HEALTHBOOK_PYTHON），见 README“定时汇总”。")
 
 
 def append_output_to(path: Path) -> None:

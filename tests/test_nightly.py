@@ -81,3 +81,40 @@ def test_a_log_option_without_its_file_is_said_in_chinese(master_copy):
     done = subprocess.run(script, capture_output=True, text=True, encoding="utf-8", timeout=300)
     assert done.returncode == 2 and "--log" in done.stderr
     assert "usage" not in done.stderr and "expected one argument" not in done.stderr, done.stderr
+
+
+def run_wrapper(master: Path, tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess, Path]:
+    """scripts/consolidate_nightly.sh as cron runs it: another working folder, a bare environment."""
+    logs = tmp_path / "logs"
+    bare = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HEALTHBOOK_LOGS": str(logs), **env}
+    done = subprocess.run(["sh", str(ROOT / "scripts" / "consolidate_nightly.sh"), str(master), "--min-age", "0"],
+                          capture_output=True, text=True, encoding="utf-8", timeout=300, cwd="/", env=bare)
+    return done, logs / "cron.log"
+
+
+def test_the_cron_wrapper_logs_a_run_in_order(master_copy, tmp_path):
+    done, log = run_wrapper(master_copy, tmp_path, PYTHON=sys.executable)
+    assert done.returncode == 0, (done.stdout, done.stderr, log.read_text(encoding="utf-8"))
+    text = log.read_text(encoding="utf-8")
+    assert text.index("汇总 ") < text.index(consolidation.READING) < text.index("处理填报表 0 份")
+
+
+def test_a_python_without_healthbook_s_libraries_is_said_in_chinese(master_copy, tmp_path):
+    """cron's PATH finds the system's python3, not the one healthbook was installed into: a
+    Chinese line in the log saying what to do, exit 2 — not an English traceback and 1 ("data")."""
+    bare_python = tmp_path / "python-without-libraries"
+    bare_python.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n', encoding="utf-8")
+    bare_python.chmod(0o755)
+    done, log = run_wrapper(master_copy, tmp_path, PYTHON=str(bare_python))
+    text = log.read_text(encoding="utf-8")
+    assert done.returncode == 2, text
+    assert "没有安装 healthbook 需要的库" in text and "PYTHON=" in text and "Traceback" not in text
+
+
+def test_a_python_not_found_or_an_unwritable_log_folder_is_said_in_chinese(master_copy, tmp_path):
+    done, log = run_wrapper(master_copy, tmp_path, PYTHON="/opt/healthbook/.venv/bin/python-missing")
+    assert done.returncode == 2 and "找不到 Python" in log.read_text(encoding="utf-8")
+    blocked = tmp_path / "a-file"
+    blocked.write_text("", encoding="utf-8")
+    done, _ = run_wrapper(master_copy, tmp_path, PYTHON=sys.executable, HEALTHBOOK_LOGS=str(blocked / "logs"))
+    assert done.returncode == 2 and "无法写入日志文件夹" in done.stderr
