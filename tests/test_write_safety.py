@@ -430,3 +430,27 @@ def test_a_held_master_that_excel_opens_meanwhile_is_busy_at_once_naming_who(mas
     with pytest.raises(WorkbookBusy, match="周敏"):  # not the waiting out of a scan
         FileBook(master).write(issues_write())
     assert digest(master) == before
+
+
+def test_the_written_master_and_a_staged_result_keep_the_master_s_access(master_copy):
+    """On a shared folder staff's access may come from the master's mode, owner or group. Replaced
+    by a file the scheduled job made, the master would belong to the job's account; a staged result
+    made as a temporary file would be readable by that account alone (0600)."""
+    rows = read_workbook(master_copy)[schema.LEDGER.name].to_dict("records")
+    rows[0]["activity"] = "改一处，写入一次"
+    master_copy.chmod(0o664)
+    staff = (1000, 1000) if os.geteuid() == 0 else None  # only root may give a file away
+    if staff:
+        os.chown(master_copy, *staff)
+    FileBook(master_copy).write([SheetWrite(schema.LEDGER, rows)])
+    st = master_copy.stat()
+    assert st.st_mode & 0o777 == 0o664
+    if staff:
+        assert (st.st_uid, st.st_gid) == staff
+    owner = master_copy.with_name("~$" + master_copy.name)
+    owner.write_bytes(b"\x04zhou")
+    rows[0]["activity"] = "主工作簿开着时再改一处"
+    staged = FileBook(master_copy).write_or_stage([SheetWrite(schema.LEDGER, rows)]).staged
+    assert staged is not None and staged.stat().st_mode & 0o777 == 0o664
+    if staff:
+        assert (staged.stat().st_uid, staged.stat().st_gid) == staff

@@ -201,6 +201,7 @@ class FileBook:
                 except WriteRefused as refused:
                     # Keep what was built for inspection, beside the master (DESIGN: refused → staged).
                     staged = _staged_name(self.path, kind=REFUSED)
+                    same_access(self.path, tmp)
                     os.replace(tmp, staged)
                     raise WriteRefused(self.path, refused.reason, staged) from refused
                 if not result.parts_changed:
@@ -208,7 +209,7 @@ class FileBook:
                 check_not_open(self.path)
                 backup = backup_file(self.path)
                 try:
-                    shutil.copymode(self.path, tmp)
+                    same_access(self.path, tmp)
                     replace_patiently(tmp, self.path)
                 except BaseException:
                     # Not replaced: the copy is of the file as it still is. Kept, every busy retry
@@ -289,10 +290,24 @@ def stage(path: Path | str, sheets: list[SheetWrite], marks: list[Mark] | None =
     tmp = _temp_path(path)
     try:
         _build(path, sheets, marks, tmp)
+        same_access(path, tmp)  # a temporary file is the writer's alone (0600): staff must open it
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
     return target
+
+
+def same_access(path: Path, tmp: Path) -> None:
+    """Give ``tmp`` the permissions of ``path`` and, where allowed (a scheduled job run as root or
+    as the file's owner), its owner and group: replaced by a file the job made, the master would
+    belong to the job's account, and staff whose access came from owning it would lose it."""
+    shutil.copymode(path, tmp)
+    if hasattr(os, "chown"):
+        st = path.stat()
+        try:
+            os.chown(tmp, st.st_uid, st.st_gid)
+        except OSError:
+            pass  # not allowed to give a file away: it stays the job's (README: the share's rights)
 
 
 def _staged_name(path: Path, now: datetime | None = None, kind: str = "") -> Path:
