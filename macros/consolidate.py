@@ -407,6 +407,8 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
     committees = _committees(frames[schema.COMMITTEES.name])
     # The config sheets are what a submission is validated against; the ledger lives in ``merge``.
     pending = None if dry_run else where.receipts / f".pending-{now:%Y%m%d-%H%M%S}-{os.getpid()}"
+    if pending is not None:
+        drop_stale_pending(where.receipts)
     checker = _Checker({n: f for n, f in frames.items() if n in CHECKED_AGAINST},
                        settings, as_of, merge, now, pending, master, where)
     try:
@@ -464,6 +466,22 @@ def check_config(master: Path, wb: Workbook, committees: dict[str, str], dry_run
         if not dry_run:
             _log_line(master, now, f"！！错误：{error}")
         raise error
+
+
+STALE_PENDING = timedelta(days=1)  # no run takes this long: a folder this old is a killed run's
+
+
+def drop_stale_pending(receipts: Path) -> None:
+    """Remove the unsent receipts of runs killed before they ended (``.pending-*`` folders over a
+    day old): they name numbers the master never got. A younger one may be a live run's of another
+    master sharing the receipts folder (the lock is per master)."""
+    cutoff = _time.time() - STALE_PENDING.total_seconds()
+    try:
+        found = [d for d in receipts.glob(".pending-*") if d.is_dir() and d.stat().st_mtime < cutoff]
+    except OSError:
+        return
+    for folder in found:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_marker(master: Path) -> str:

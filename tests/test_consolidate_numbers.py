@@ -5,7 +5,9 @@ the forms, so a form's row identical to one of them is that record. Real files t
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from datetime import datetime
 
 import pytest
@@ -128,3 +130,19 @@ def test_restore_after_numbering_asks_for_no_file_named_manual(typed_master, tmp
     text = restore_text(done)
     assert f"手工录入的 2 行编号（{expected['C03']}、{expected['C05']}）" in text and "重新编号" in text, text
     assert f"{schema.MANUAL_SOURCE}：" not in text and "下面 1 份填报表" in text, text
+
+
+def test_unsent_receipts_of_a_killed_run_are_removed_a_day_later(typed_master, tmp_path):
+    """A run killed while writing leaves its receipts folder of receipts never sent (they name
+    numbers the master never got); the next run over a day later removes it, a younger one stays."""
+    path, _ = typed_master
+    receipts = folders(path, read_workbook(path).settings).receipts
+    old, young = receipts / ".pending-20201128-070525-23899", receipts / ".pending-20201130-085900-4242"
+    for folder in (old, young):
+        folder.mkdir(parents=True)
+        (folder / "回执-C01-C01-11月.html").write_text("<p>C01-0031</p>", encoding="utf-8")
+    day_old = time.time() - 2 * 86400
+    os.utime(old, (day_old, day_old))
+    c01_form(path, tmp_path, [new_row()])
+    consolidate(path, now=NOW, refresh=False)
+    assert not old.exists() and young.exists()
