@@ -800,7 +800,8 @@ def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], nu
         if refresh:
             run.refreshed = refresh_text(report is not None, problem, bool(written.staged), refused_fix)
             if report is not None and report.result.notices.blocked:  # the sheets are refreshed, no notice is made
-                run.refreshed = f"已刷新进度汇总（与台账一次写入）。{report.result.notices.blocked}"
+                done = "校验结果和进度汇总已一并放入暂存文件" if written.staged else "已刷新进度汇总（与台账一次写入）"
+                run.refreshed = f"{done}。{report.result.notices.blocked}"
         if written.staged:  # open in Excel: leave the inbox for the next run
             run.busy, run.staged, run.dropped_staged = written.busy, written.staged, written.dropped
             run.long_busy = long_busy_text(master)
