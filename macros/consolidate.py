@@ -1008,6 +1008,8 @@ class _Checker:
                    for p in _master_kept(o, _gone_how(o, sub, keyless), who)]
         issues += [p for o in merged.outcomes if o.conflicts for p in _conflicts(o, o.record_id in (sub.base or ()), who)]
         result.gone = [(o.row, o.record_id) for o in merged.outcomes if o.gone]
+        for o in merged.outcomes:
+            o.unkeyed = o.row in keyless
         result.conflicts = [(o.row, o.record_id, header, display(office), display(committee))
                             for o in merged.outcomes for header, office, committee in o.conflicts]
         issues += [_overrode(o, sub.path.name) for o in merged.outcomes if o.overrode]
@@ -1695,7 +1697,7 @@ def receipt_context(result: FileResult, now: datetime, master: Path, contact: st
         "rows_unchanged": result.rows_unchanged,
         "rows": [
             {"row": o.row, "record_id": o.record_id, "action": o.action,
-             "columns": "、".join(o.columns), "assigned": o.assigned, "gone": o.gone}
+             "columns": "、".join(o.columns), "assigned": o.assigned, "gone": o.gone, "unkeyed": o.unkeyed}
             for o in result.outcomes
         ],
         "errors": [p.to_dict() for p in result.issues if p.is_error],

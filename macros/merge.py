@@ -84,6 +84,7 @@ class RowOutcome:
     # since it last sent the record), edited by the committee too: (Chinese header, the office's
     # value, the committee's). The committee's value applies (its record, its newer statement); both are told.
     conflicts: tuple[tuple[str, object, object], ...] = ()
+    unkeyed: bool = False  # the row had no 记录编号 in the file (its record's number is news to the committee)
 
 
 @dataclass

@@ -66,6 +66,12 @@ def test_a_receipts_path_that_is_a_file_keeps_the_merge_and_the_files_in_the_inb
     assert again["rows_added"] == 0 and len(ledger_of(master_copy)) == before + 1
     assert not any(inbox.iterdir())
     assert len(list(where.receipts.glob("回执-*.html"))) == 2
+    # The receipt sent late names the number the row was given by the run whose receipt failed:
+    # the committee's form has no number, and no other receipt told it.
+    given = ledger_of(master_copy)["record_id"].iloc[-1]
+    [late] = where.receipts.glob("回执-C01-*.html")
+    text = late.read_text(encoding="utf-8")
+    assert given in text and "已汇总过，表中还没填这个编号" in text and "不逐一列出" not in text, text
 
 
 def test_receipts_failing_after_the_master_is_written_leave_only_their_files(
