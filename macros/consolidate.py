@@ -648,6 +648,12 @@ def read_sent(master: Path) -> tuple[SentValues, str]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
+        orphans = orphaned_records(master)
+        if orphans and not numbers_file(master).exists():  # the master renamed: its records kept the old name
+            old = orphans[0]
+            return SentValues(), (f"主工作簿旁有 {old.name} 等记录文件，但没有它们所属的 {old.name[1:-len('.sent.json')]}："
+                                  f"如果那是本主工作簿改名前的名称，请把这些文件改名为 {name} 和 "
+                                  f"{numbers_file(master).name}（否则已告知居委会的记录编号可能被再次分配）。{effect}")
         if numbers_file(master).exists():  # consolidation wrote this master before: the file went missing
             return SentValues(), (f"主工作簿旁还没有记录居委会上次提交内容的文件 {name}（升级到本版本后第一次汇总时如此，"
                                   f"本次汇总后即会记下；若此前已有，可能被删除或移走了）。{effect}")
@@ -659,6 +665,16 @@ def read_sent(master: Path) -> tuple[SentValues, str]:
             or not all(type(v) is str for v in entries.values())):  # values are looked up by: a list would raise
         return SentValues(), f"记录居委会上次提交内容的文件 {name} 内容不对（已损坏或来自其他版本）。{effect}"
     return SentValues(entries), ""
+
+
+def orphaned_records(master: Path) -> list[Path]:
+    """``.<name>.sent.json`` files beside ``master`` whose workbook ``<name>`` is not there (renamed
+    or moved): a renamed master's records kept its old name."""
+    try:
+        found = sorted(master.parent.glob(".*.sent.json"))
+    except OSError:
+        return []
+    return [f for f in found if f != sent_file(master) and not (master.parent / f.name[1:-len(".sent.json")]).exists()]
 
 
 def keep_sent(master: Path, sent: SentValues) -> None:

@@ -266,3 +266,27 @@ def test_rows_typed_without_a_key_and_sent_again_are_their_records_not_new_ones(
     [kept] = [p for p in f.issues if p.code == "resent_kept"]
     assert (kept.key, kept.row, kept.column) == (given, 2, H["participants"])
     assert not [p for p in f.issues if p.code == "probable_resend"]
+
+
+def test_a_renamed_master_is_told_its_records_kept_the_old_name(master_copy, tmp_path):
+    """Staff renamed the master: what committees sent and the numbers announced are in files named
+    after the old name; the first run under the new name says which files to rename, and to what."""
+    from macros.consolidate import consolidate, folders, numbers_file, sent_file, summary_text
+    from macros.forms import build_forms
+
+    from .test_consolidate import fill_form, new_row
+
+    build_forms(master_copy, tmp_path / "blank", ["C01"])
+    [blank] = (tmp_path / "blank").iterdir()
+    inbox = folders(master_copy, read_workbook(master_copy).settings).inbox
+    inbox.mkdir()
+    fill_form(blank, inbox / "C01-10月.xlsx", [new_row(activity="十月体检")])
+    assert consolidate(master_copy).master_written and sent_file(master_copy).exists()
+    renamed = master_copy.with_name("石门二路台账.xlsx")
+    master_copy.rename(renamed)
+    fill_form(blank, inbox / "C01-11月.xlsx", [new_row(activity="十一月体检")])
+
+    text = summary_text(consolidate(renamed))
+
+    assert f"{sent_file(master_copy).name} 等记录文件，但没有它们所属的 {master_copy.name}" in text, text
+    assert f"改名为 {sent_file(renamed).name} 和 {numbers_file(renamed).name}" in text
