@@ -639,21 +639,27 @@ def read_sent(master: Path) -> tuple[SentValues, str]:
     if (not isinstance(entries, dict) or data.get("columns") != list(DATA_COLUMNS)
             or not all(type(v) is str for v in entries.values())):  # values are looked up by: a list would raise
         return SentValues(), f"记录居委会上次提交内容的文件 {name} 内容不对（已损坏或来自其他版本）。{effect}"
-    return SentValues(entries), ""
+    # Written by a restore (``forget_sent``); files from before it lack the map.
+    undone = data.get("undone")
+    if not isinstance(undone, dict):
+        undone = {}
+    return SentValues(entries, {k: v for k, v in undone.items() if type(v) is str}), ""
 
 
 def keep_sent(master: Path, sent: SentValues) -> None:
     """Write ``sent`` to ``sent_file``, replaced atomically. Records the master no longer holds stay:
     the office deleted them, and a committee sending one again as before must not bring it back
-    (``LedgerMerge._sent_as``); a restore forgets those of the runs it undid (``forget_sent``)."""
+    (``LedgerMerge._sent_as``); a restore moves those the runs it undid added to ``undone``
+    (``forget_sent``), kept until they are merged again."""
     target = sent_file(master)
     tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    kept = sent.entries
+    kept = {"说明": SENT_NOTE, "columns": list(DATA_COLUMNS), "sent": sent.entries}
+    if sent.undone:
+        kept["undone"] = sent.undone
     try:
         with tmp.open("w", encoding="utf-8") as fh:
             # One string, one write: json.dump writes a few bytes at a time (60k records: ~10× slower).
-            fh.write(json.dumps({"说明": SENT_NOTE, "columns": list(DATA_COLUMNS), "sent": kept},
-                                ensure_ascii=False, separators=(",", ":")))
+            fh.write(json.dumps(kept, ensure_ascii=False, separators=(",", ":")))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
@@ -661,13 +667,17 @@ def keep_sent(master: Path, sent: SentValues) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def forget_sent(master: Path, record_ids: list[str]) -> None:
-    """Drop what was recorded for ``record_ids``: a restored master no longer holds what those records
-    were sent, so sending them again must apply it (an unreadable file is left to ``read_sent``)."""
+def forget_sent(master: Path, added: list[str], updated: list[str] = ()) -> None:
+    """After a restore, what was recorded for the records the runs it undid ``added`` and ``updated``:
+    the restored master no longer holds what they were sent, so sending it again must apply it.
+    Those added move to ``SentValues.undone`` (a row sent again as one was, without its key, takes
+    back the number its receipt named); those only updated are dropped. An unreadable file is left
+    to ``read_sent``."""
     sent, problem = read_sent(master)
-    if problem or not record_ids:
+    if problem or not (added or updated):
         return
-    sent.forget(record_ids)
+    sent.undo(added)
+    sent.forget(set(updated) - set(added))
     if sent.updated:
         keep_sent(master, sent)
 
@@ -1653,7 +1663,8 @@ def receipt_context(result: FileResult, now: datetime, master: Path, contact: st
         "rows_unchanged": result.rows_unchanged,
         "rows": [
             {"row": o.row, "record_id": o.record_id, "action": o.action,
-             "columns": "、".join(o.columns), "assigned": o.assigned, "gone": o.gone}
+             "columns": "、".join(o.columns), "assigned": o.assigned,
+             "given_back": o.given_back, "gone": o.gone}
             for o in result.outcomes
         ],
         "errors": [p.to_dict() for p in result.issues if p.is_error],
