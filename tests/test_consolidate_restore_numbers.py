@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from macros.book.backup import list_backups
 from macros.book.read import read_workbook
 from macros.cli import main
 from macros.consolidate import consolidate, folders, sent_file
@@ -74,6 +75,7 @@ def test_rows_merged_again_after_a_restore_take_back_the_numbers_their_receipt_n
     assert len(ledger_of(master)) == count + 2
     text = receipt_text(master, "C06-十一月")
     assert f"{a}（原编号）" in text and f"{b}（原编号）" in text and "新编号）" not in text
+    assert "沿用此前回执中告知您的编号" in text
     # Back among what C06 last sent: the file beside the master holds no undone entry any more.
     kept = json.loads(sent_file(master).read_text(encoding="utf-8"))
     assert {a, b} <= set(kept["sent"]) and not kept.get("undone")
@@ -131,6 +133,23 @@ def test_a_restored_record_deleted_by_the_office_later_does_not_come_back(restor
     master, a, b, c, moved, _ = restored
     shutil.move(moved, inbox_of(master) / "C06-十一月.xlsx")
     consolidate(master, as_of=AS_OF, now=T3)
+    delete_record(master, b)
+    fill_form(forms["C06"], inbox_of(master) / "C06-十一月.xlsx", [row_c(), row_a(), row_b()])
+    [f] = consolidate(master, as_of=AS_OF, now=T4).files
+    assert (f.rows_added, sorted(f.gone)) == (0, [(2, c), (4, b)])
+    assert records_of(master, "老年人健康体检进社区") == []
+
+
+def test_a_restore_undone_by_a_later_restore_leaves_a_deleted_record_deleted(restored, forms):  # noqa: F811
+    """The clerk restores again, back to the master holding a and b (the backup the first restore
+    took); another committee's run follows; the office then deletes b. C06 sending B unchanged,
+    without its key, is a record the office deleted: not added back under b."""
+    master, a, b, c, moved, _ = restored
+    newest = list_backups(master)[0]
+    assert main(["restore", str(master), "--backup", newest.name]) == 0
+    assert {a, b} <= set(ledger_of(master)["record_id"])
+    fill_form(forms["C01"], inbox_of(master) / "C01-十一月.xlsx", [row_a(committee_id="C01")])
+    assert consolidate(master, as_of=AS_OF, now=T3).master_written
     delete_record(master, b)
     fill_form(forms["C06"], inbox_of(master) / "C06-十一月.xlsx", [row_c(), row_a(), row_b()])
     [f] = consolidate(master, as_of=AS_OF, now=T4).files
