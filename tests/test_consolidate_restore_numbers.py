@@ -17,6 +17,7 @@ from macros.book.backup import list_backups
 from macros.book.read import read_workbook
 from macros.cli import main
 from macros.consolidate import consolidate, folders, sent_file
+from macros.forms import build_forms
 
 from .test_consolidate import fill_form, ledger_of
 from .test_consolidate_adversary import delete_record
@@ -155,6 +156,24 @@ def test_a_restore_undone_by_a_later_restore_leaves_a_deleted_record_deleted(res
     [f] = consolidate(master, as_of=AS_OF, now=T4).files
     assert (f.rows_added, sorted(f.gone)) == (0, [(2, c), (4, b)])
     assert records_of(master, "老年人健康体检进社区") == []
+
+
+def test_a_form_prefilled_before_the_restore_sent_unchanged_brings_its_records_back(restored, tmp_path):
+    """The office made C06's prefilled form (``forms --records``) while the master held a and b, then
+    restored: C06 sending that form unchanged was told a and b "were deleted by the office, not
+    added back" — the restore, not the office, took them out. They come back under their numbers."""
+    master, a, b, c, moved, _ = restored
+    holding = tmp_path / "before-restore" / master.name
+    holding.parent.mkdir()
+    shutil.copy2(list_backups(master)[0], holding)  # the master as the first restore found it (a and b)
+    [prefilled] = build_forms(holding, tmp_path / "prefilled", ["C06"], with_records=True).written
+    count = len(ledger_of(master))
+    shutil.copy2(prefilled, inbox_of(master) / "C06-十一月.xlsx")
+    [f] = consolidate(master, as_of=AS_OF, now=T3).files
+    assert (f.rows_added, f.gone) == (2, [])
+    assert records_of(master, "社区健康讲座") == [a] and records_of(master, "老年人健康体检进社区") == [b]
+    assert len(ledger_of(master)) == count + 2
+    assert "已被街道删除" not in receipt_text(master, "C06-十一月")
 
 
 def test_a_sent_file_from_before_the_undone_map_is_read_as_before(restored):
