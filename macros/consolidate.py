@@ -136,6 +136,9 @@ class FileResult:
     look_alikes: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     # Rows that are records the office deleted from the master, not added back: (Excel row, record).
     gone: list[tuple[int | None, str]] = field(default_factory=list)
+    # Rows without 记录编号 added back under the number an earlier receipt named, after a restore took
+    # that record out (``RowOutcome.given_back``): (Excel row, record).
+    given_back: list[tuple[int | None, str]] = field(default_factory=list)
     # Cells the office and the committee both changed (the committee's value applied):
     # (Excel row, record, Chinese header, the office's value, the committee's), values as 变更记录 shows them.
     conflicts: list[tuple[int | None, str, str, object, object]] = field(default_factory=list)
@@ -997,6 +1000,7 @@ class _Checker:
                    for p in _master_kept(o, _gone_how(o, sub, keyless), who)]
         issues += [p for o in merged.outcomes if o.conflicts for p in _conflicts(o, o.record_id in (sub.base or ()), who)]
         result.gone = [(o.row, o.record_id) for o in merged.outcomes if o.gone]
+        result.given_back = [(o.row, o.record_id) for o in merged.outcomes if o.given_back]
         result.conflicts = [(o.row, o.record_id, header, display(office), display(committee))
                             for o in merged.outcomes for header, office, committee in o.conflicts]
         issues += [_overrode(o, sub.path.name) for o in merged.outcomes if o.overrode]
@@ -1683,6 +1687,7 @@ def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
         + (f"回执{f.receipt_error}，留在收件箱" if f.receipt_error else "")
         + (f"\t请核实 {len(f.doubtful)} 处很可能填错的数值" if f.doubtful else "")
         + (f"\t街道已删除的记录再次提交、未加回 {len(f.gone)} 条：{_gone_text(f)}" if f.gone else "")
+        + (f"\t恢复备份后重新并入、沿用原编号 {len(f.given_back)} 条：{_rows_text(f.given_back)}" if f.given_back else "")
         + (f"\t与街道的修改冲突 {len(f.conflicts)} 处（已按居委会的值更新）：{_conflicts_text(f)}" if f.conflicts else "")
         + (("！！" if f in run.waiting else "") + f.issues[0].message if f.status == SKIPPED and f.issues else "")
         for f in run.files
@@ -1779,9 +1784,13 @@ def _look_alike_text(record: str | None, run: Consolidation) -> str:
     return str(record)
 
 
-def _gone_text(f: FileResult) -> str:
+def _rows_text(rows: list[tuple[int | None, str]]) -> str:
     """“C06-0026（第 3 行）、…” for the summary and the log."""
-    return "、".join(f"{key}（第 {row} 行）" if row else str(key) for row, key in f.gone)
+    return "、".join(f"{key}（第 {row} 行）" if row else str(key) for row, key in rows)
+
+
+def _gone_text(f: FileResult) -> str:
+    return _rows_text(f.gone)
 
 
 def _conflicts_text(f: FileResult) -> str:
@@ -1850,6 +1859,10 @@ def summary_text(run: Consolidation) -> str:
         if f.gone:
             lines.append(f"{f.file} 又交来了街道已从“{LEDGER}”删除的记录 {_gone_text(f)}，内容与删除前相同，"
                          "未重新加入。回执已告知居委会；如居委会说明确需恢复，请在台账中补回。")
+    for f in run.files:
+        if f.given_back:
+            lines.append(f"{f.file} 中 {len(f.given_back)} 行是恢复备份后重新并入的记录，沿用了原回执中告知居委会的编号："
+                         f"{_rows_text(f.given_back)}。")
     for f in run.files:
         if f.conflicts:
             lines.append(f"{f.file} 与街道在主工作簿中的修改冲突 {len(f.conflicts)} 处（两边改了同一格），"

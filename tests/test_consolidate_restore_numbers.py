@@ -16,12 +16,12 @@ import pytest
 from macros.book.backup import list_backups
 from macros.book.read import read_workbook
 from macros.cli import main
-from macros.consolidate import consolidate, folders, sent_file
+from macros.consolidate import consolidate, folders, sent_file, summary_text
 from macros.forms import build_forms
 
 from .test_consolidate import fill_form, ledger_of
 from .test_consolidate_adversary import delete_record
-from .test_consolidate_office_edits import forms, receipt_text, records_of, row_a, row_b, value  # noqa: F401
+from .test_consolidate_office_edits import forms, log_lines, receipt_text, records_of, row_a, row_b, value  # noqa: F401
 from .test_real_forms import inbox_of
 
 AS_OF = date(2020, 11, 15)
@@ -69,7 +69,11 @@ def test_rows_merged_again_after_a_restore_take_back_the_numbers_their_receipt_n
     count = len(ledger_of(master))
 
     shutil.move(moved, inbox_of(master) / "C06-十一月.xlsx")
-    [f] = consolidate(master, as_of=AS_OF, now=T3).files
+    run = consolidate(master, as_of=AS_OF, now=T3)
+    [f] = run.files
+    # The office's summary and consolidate.log name them too.
+    assert f"沿用了原回执中告知居委会的编号：{a}（第 3 行）、{b}（第 4 行）" in summary_text(run)
+    assert f"沿用原编号 2 条：{a}（第 3 行）、{b}（第 4 行）" in log_lines(master, "C06-十一月.xlsx")[-1]
     # A and B are a and b again (not C06-0003 and C06-0004); C, deleted by the office, stays out.
     assert records_of(master, "社区健康讲座") == [a] and records_of(master, "老年人健康体检进社区") == [b]
     assert (f.rows_added, f.gone) == (2, [(2, c)]) and c not in set(ledger_of(master)["record_id"])
