@@ -136,6 +136,9 @@ class FileResult:
     look_alikes: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     # Rows that are records the office deleted from the master, not added back: (Excel row, record).
     gone: list[tuple[int | None, str]] = field(default_factory=list)
+    # Rows without 记录编号 added back under the number an earlier receipt named, after a restore took
+    # that record out (``RowOutcome.given_back``): (Excel row, record).
+    given_back: list[tuple[int | None, str]] = field(default_factory=list)
     # Cells the office and the committee both changed (the committee's value applied):
     # (Excel row, record, Chinese header, the office's value, the committee's), values as 变更记录 shows them.
     conflicts: list[tuple[int | None, str, str, object, object]] = field(default_factory=list)
@@ -664,7 +667,11 @@ def read_sent(master: Path) -> tuple[SentValues, str]:
     if (not isinstance(entries, dict) or data.get("columns") != list(DATA_COLUMNS)
             or not all(type(v) is str for v in entries.values())):  # values are looked up by: a list would raise
         return SentValues(), f"记录居委会上次提交内容的文件 {name} 内容不对（已损坏或来自其他版本）。{effect}"
-    return SentValues(entries), ""
+    # Written by a restore (``forget_sent``); files from before it lack the map.
+    undone = data.get("undone")
+    if not isinstance(undone, dict):
+        undone = {}
+    return SentValues(entries, {k: v for k, v in undone.items() if type(v) is str}), ""
 
 
 def orphaned_records(master: Path) -> list[Path]:
@@ -680,15 +687,17 @@ def orphaned_records(master: Path) -> list[Path]:
 def keep_sent(master: Path, sent: SentValues) -> None:
     """Write ``sent`` to ``sent_file``, replaced atomically. Records the master no longer holds stay:
     the office deleted them, and a committee sending one again as before must not bring it back
-    (``LedgerMerge._sent_as``); a restore forgets those of the runs it undid (``forget_sent``)."""
+    (``LedgerMerge._sent_as``); a restore moves those the runs it undid added to ``undone``
+    (``forget_sent``), kept until they are merged again."""
     target = sent_file(master)
     tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    kept = sent.entries
+    kept = {"说明": SENT_NOTE, "columns": list(DATA_COLUMNS), "sent": sent.entries}
+    if sent.undone:
+        kept["undone"] = sent.undone
     try:
         with tmp.open("w", encoding="utf-8") as fh:
             # One string, one write: json.dump writes a few bytes at a time (60k records: ~10× slower).
-            fh.write(json.dumps({"说明": SENT_NOTE, "columns": list(DATA_COLUMNS), "sent": kept},
-                                ensure_ascii=False, separators=(",", ":")))
+            fh.write(json.dumps(kept, ensure_ascii=False, separators=(",", ":")))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
@@ -696,13 +705,17 @@ def keep_sent(master: Path, sent: SentValues) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def forget_sent(master: Path, record_ids: list[str]) -> None:
-    """Drop what was recorded for ``record_ids``: a restored master no longer holds what those records
-    were sent, so sending them again must apply it (an unreadable file is left to ``read_sent``)."""
+def forget_sent(master: Path, added: list[str], updated: list[str] = ()) -> None:
+    """After a restore, what was recorded for the records the runs it undid ``added`` and ``updated``:
+    the restored master no longer holds what they were sent, so sending it again must apply it.
+    Those added move to ``SentValues.undone`` (a row sent again as one was, without its key, takes
+    back the number its receipt named); those only updated are dropped. An unreadable file is left
+    to ``read_sent``."""
     sent, problem = read_sent(master)
-    if problem or not record_ids:
+    if problem or not (added or updated):
         return
-    sent.forget(record_ids)
+    sent.undo(added)
+    sent.forget(set(updated) - set(added))
     if sent.updated:
         keep_sent(master, sent)
 
@@ -1026,6 +1039,7 @@ class _Checker:
         result.gone = [(o.row, o.record_id) for o in merged.outcomes if o.gone]
         for o in merged.outcomes:
             o.unkeyed = o.row in keyless
+        result.given_back = [(o.row, o.record_id) for o in merged.outcomes if o.given_back]
         result.conflicts = [(o.row, o.record_id, header, display(office), display(committee))
                             for o in merged.outcomes for header, office, committee in o.conflicts]
         issues += [_overrode(o, sub.path.name) for o in merged.outcomes if o.overrode]
@@ -1713,7 +1727,8 @@ def receipt_context(result: FileResult, now: datetime, master: Path, contact: st
         "rows_unchanged": result.rows_unchanged,
         "rows": [
             {"row": o.row, "record_id": o.record_id, "action": o.action,
-             "columns": "、".join(o.columns), "assigned": o.assigned, "gone": o.gone, "unkeyed": o.unkeyed}
+             "columns": "、".join(o.columns), "assigned": o.assigned,
+             "given_back": o.given_back, "gone": o.gone, "unkeyed": o.unkeyed}
             for o in result.outcomes
         ],
         "errors": [p.to_dict() for p in result.issues if p.is_error],
@@ -1732,6 +1747,7 @@ def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
         + (f"回执{f.receipt_error}，留在收件箱" if f.receipt_error else "")
         + (f"\t请核实 {len(f.doubtful)} 处很可能填错的数值" if f.doubtful else "")
         + (f"\t街道已删除的记录再次提交、未加回 {len(f.gone)} 条：{_gone_text(f)}" if f.gone else "")
+        + (f"\t恢复备份后重新并入、沿用原编号 {len(f.given_back)} 条：{_rows_text(f.given_back)}" if f.given_back else "")
         + (f"\t与街道的修改冲突 {len(f.conflicts)} 处（已按居委会的值更新）：{_conflicts_text(f)}" if f.conflicts else "")
         + (("！！" if f in run.waiting else "") + f.issues[0].message if f.status == SKIPPED and f.issues else "")
         for f in run.files
@@ -1828,9 +1844,13 @@ def _look_alike_text(record: str | None, run: Consolidation) -> str:
     return str(record)
 
 
-def _gone_text(f: FileResult) -> str:
+def _rows_text(rows: list[tuple[int | None, str]]) -> str:
     """“C06-0026（第 3 行）、…” for the summary and the log."""
-    return "、".join(f"{key}（第 {row} 行）" if row else str(key) for row, key in f.gone)
+    return "、".join(f"{key}（第 {row} 行）" if row else str(key) for row, key in rows)
+
+
+def _gone_text(f: FileResult) -> str:
+    return _rows_text(f.gone)
 
 
 def _conflicts_text(f: FileResult) -> str:
@@ -1899,6 +1919,10 @@ def summary_text(run: Consolidation) -> str:
         if f.gone:
             lines.append(f"{f.file} 又交来了街道已从“{LEDGER}”删除的记录 {_gone_text(f)}，内容与删除前相同，"
                          "未重新加入。回执已告知居委会；如居委会说明确需恢复，请在台账中补回。")
+    for f in run.files:
+        if f.given_back:
+            lines.append(f"{f.file} 中 {len(f.given_back)} 行是恢复备份后重新并入的记录，沿用了原回执中告知居委会的编号："
+                         f"{_rows_text(f.given_back)}。")
     for f in run.files:
         if f.conflicts:
             lines.append(f"{f.file} 与街道在主工作簿中的修改冲突 {len(f.conflicts)} 处（两边改了同一格），"

@@ -85,6 +85,9 @@ class RowOutcome:
     # value, the committee's). The committee's value applies (its record, its newer statement); both are told.
     conflicts: tuple[tuple[str, object, object], ...] = ()
     unkeyed: bool = False  # the row had no 记录编号 in the file (its record's number is news to the committee)
+    # An added row without 记录编号 sent as a record a restore took out was (``SentValues.undone``):
+    # the number an earlier receipt named for it, given back.
+    given_back: bool = False
 
 
 @dataclass
@@ -224,16 +227,22 @@ class SentValues:
     since (Excel, by hand: nothing records it). Digests, not values: ~60 bytes a record whatever the
     text, and a value is only ever compared for equality."""
 
-    def __init__(self, entries: dict[str, str] | None = None):
+    def __init__(self, entries: dict[str, str] | None = None, undone: dict[str, str] | None = None):
         self.entries: dict[str, str] = entries if entries is not None else {}
+        # Records a restore took out of the master with the runs that added them (``undo``), by what
+        # they were last sent as: a row sent again so, without its key, takes back the number its
+        # receipt named (``LedgerMerge._undone_as``), not a new one.
+        self.undone: dict[str, str] = undone if undone is not None else {}
+        self._undone_by_packed: dict[str, list[str]] | None = None
         self.updated = False  # an entry was added or changed (the file beside the master is out of date)
         self.earlier = bool(self.entries)  # anything sent before this run (else nothing to look up)
         self._by_packed: dict[str, list[str]] | None = None  # packed digests → records (``records_sent_as``)
         self._last: tuple[tuple | None, str] = (None, "")  # the values ``records_sent_as`` last digested, packed
 
-    def of(self, record_id: str) -> tuple[int, ...] | None:
-        """The digests last sent for ``record_id`` (None when unknown or unreadable)."""
-        packed = self.entries.get(record_id)
+    def of(self, record_id: str, entries: dict[str, str] | None = None) -> tuple[int, ...] | None:
+        """The digests last sent for ``record_id`` (None when unknown or unreadable); ``entries``:
+        where to look (default the live ``entries``; a restore's ``undone`` are not looked at)."""
+        packed = (self.entries if entries is None else entries).get(record_id)
         if type(packed) is not str:
             return None
         try:
@@ -250,12 +259,14 @@ class SentValues:
             if carried is None:
                 digests = _digests(values)
             else:
-                digests = list(self.of(record_id) or (NOT_SENT,) * len(DATA_COLUMNS))
+                digests = list(self.of(record_id) or self.of(record_id, self.undone) or (NOT_SENT,) * len(DATA_COLUMNS))
                 for i in carried:
                     digests[i] = digest(values[i])
             packed = base64.b64encode(_PACKED.pack(*digests)).decode("ascii")
         if self.entries.get(record_id) != packed:
             self.entries[record_id] = packed
+            self.updated = True
+        if self.undone and self.undone.pop(record_id, None) is not None:  # merged again: live once more
             self.updated = True
 
     def records_sent_as(self, values: tuple, carried: tuple[int, ...] | None) -> list[str]:
@@ -267,20 +278,55 @@ class SentValues:
                 self._by_packed[packed].append(record_id)
         if not self._by_packed:  # nothing sent before this run (a new master, or the file missing)
             return []
+        packed = self._packed(values, carried)
+        # Entries remembered since the index was built are not in it (those rows are in the master as sent).
+        return [k for k in self._by_packed.get(packed, ()) if self.entries.get(k) == packed]
+
+    def undone_as(self, values: tuple, carried: tuple[int, ...] | None) -> list[str]:
+        """The records a restore undid (``undone``) last sent with exactly ``values``, as ``records_sent_as``."""
+        if self._undone_by_packed is None:
+            self._undone_by_packed = defaultdict(list)
+            for record_id, packed in self.undone.items():
+                self._undone_by_packed[packed].append(record_id)
+        packed = self._packed(values, carried)
+        # An entry merged again since the index was built has left ``undone``.
+        return [k for k in self._undone_by_packed.get(packed, ()) if self.undone.get(k) == packed]
+
+    def _packed(self, values: tuple, carried: tuple[int, ...] | None) -> str:
+        if carried is None and self._last[0] is values:
+            return self._last[1]
         digests = [NOT_SENT] * len(DATA_COLUMNS)
         for i in range(len(DATA_COLUMNS)) if carried is None else carried:
             digests[i] = digest(values[i])
         packed = base64.b64encode(_PACKED.pack(*digests)).decode("ascii")
         if carried is None:  # the row is remembered next, digested just so: not twice
             self._last = (values, packed)
-        # Entries remembered since the index was built are not in it (those rows are in the master as sent).
-        return [k for k in self._by_packed.get(packed, ()) if self.entries.get(k) == packed]
+        return packed
 
     def forget(self, record_ids) -> None:
         """Drop what was recorded for ``record_ids`` (a restored master no longer holds what they sent)."""
         for record_id in record_ids:
             if self.entries.pop(record_id, None) is not None:
                 self.updated = True
+
+    def undo(self, record_ids) -> None:
+        """Move what was recorded for ``record_ids`` (records a restore took out of the master) from
+        the live entries to ``undone``: sent again, they are no longer old news nor records the
+        office deleted, and a row sent again as they were takes back their number."""
+        for record_id in record_ids:
+            packed = self.entries.pop(record_id, None)
+            if packed is not None:
+                self.undone[record_id] = packed
+                self.updated = True
+
+    def held_again(self, held) -> None:
+        """Move back to the live entries the ``undone`` records the master holds again (restored
+        from a later backup): there, what they were sent as is what the master was merged from,
+        and a record the office deletes after must not come back under its number."""
+        for record_id in [k for k in self.undone if k in held]:
+            packed = self.undone.pop(record_id)
+            self.entries.setdefault(record_id, packed)
+            self.updated = True
 
 
 class LedgerMerge:
@@ -312,6 +358,8 @@ class LedgerMerge:
         self.changed: dict[tuple[str, str], tuple[str, object]] = {}  # (record, column) → (file, value) this run
         for i, row in enumerate(rows):
             self._register(i, row)
+        if sent is not None and sent.undone:
+            sent.held_again(self.index)
 
     def _register(self, i: int, row: dict) -> None:
         read = self.reader.row(row)
@@ -369,8 +417,8 @@ class LedgerMerge:
         record, not a new one; (None, False) when there is none, or each is another row of this file already.
 
         A record the master no longer holds comes second, with True: the office deleted it (a restore
-        forgets what the runs it undid sent: ``consolidate.forget_sent``), and the row sent again
-        unchanged must not bring it back. Only when the file carries 居委会编号 (digested with the rest)."""
+        moves what the runs it undid added out of the live entries: ``consolidate.forget_sent``), and
+        the row sent again unchanged must not bring it back. Only when the file carries 居委会编号 (digested with the rest)."""
         committee = code_text(row.get(COMMITTEE))
         found = self.sent.records_sent_as(fp, carried)
         if not found:
@@ -381,6 +429,16 @@ class LedgerMerge:
             return held, False
         gone = _unused((k for k in found if k not in self.index), taken)
         return gone, gone is not None
+
+    def _undone_as(self, row: dict, fp: tuple, carried: tuple[int, ...] | None, taken: set[str]) -> str | None:
+        """The record of the row's committee a restore took out (``SentValues.undone``) that was last
+        sent with exactly the row's values, when the master does not hold it: a row without 记录编号
+        merged again after the restore, which takes back the number its receipt named."""
+        committee = code_text(row.get(COMMITTEE))
+        if committee is None:
+            return None
+        return _unused((k for k in self.sent.undone_as(fp, carried)
+                        if k not in self.index and record_number(k, str(committee)) is not None), taken)
 
     def _sent_gone(self, key: str, row: dict, carried: tuple[int, ...] | None) -> bool:
         """Whether ``key``, which the master no longer holds, was last sent with exactly the row's
@@ -405,7 +463,9 @@ class LedgerMerge:
         With ``self.sent`` the same holds for what the committee sent before, form or not: a value it
         sends again unchanged is not applied over a master that differs (``RowOutcome.resent``), and a
         row exactly as a record the master no longer holds was last sent is not added back (``gone``);
-        every merged row's values are then remembered as what it last sent. A cell the committee
+        every merged row's values are then remembered as what it last sent. A row without 记录编号
+        sent as a record a restore took out was (``SentValues.undone``) is added back under its
+        number (``given_back``): the one the committee's receipt named. A cell the committee
         edited that the office had changed too is applied and named (``RowOutcome.conflicts``).
         """
         result = MergeResult()
@@ -451,7 +511,7 @@ class LedgerMerge:
                         resent_keyless.add(record)
                     continue
                 key = _cleared_key(row, fp, unclaimed, by_values, by_alike) if unclaimed else None
-                assigned, rekeyed = False, key is not None
+                assigned, rekeyed, given_back = False, key is not None, False
                 if key is not None:
                     unclaimed.discard(key)
                 elif sent is not None and sent.earlier and (found := self._sent_as(row, fp, carried, resent_keyless))[0]:
@@ -460,16 +520,21 @@ class LedgerMerge:
                     if found[1]:  # a record the office deleted, sent again as before: not back
                         outcomes.append(RowOutcome(excel_row, key, UNCHANGED, gone=True))
                         continue
+                elif sent is not None and sent.undone and (back := self._undone_as(row, fp, carried, resent_keyless)):
+                    key, given_back = back, True
+                    resent_keyless.add(key)
                 else:
                     key, assigned = self.next_id(str(comparable(row.get(COMMITTEE)))), True
             else:
-                key, assigned, rekeyed = str(key), False, False
+                key, assigned, rekeyed, given_back = str(key), False, False, False
             i = index.get(key)
             was = self.reader.row(base[key]) if base and not assigned and key in base else None
             edited = compared if was is None else [
                 k for k in compared if comparable_in(k, was.get(k)) != comparable_in(k, row.get(k))]
+            # A record a restore took out (``undone``) was not deleted by the office: its row comes back.
             if i is None and (not edited if was is not None else
-                              not assigned and not rekeyed and self._sent_gone(key, row, carried)):
+                              not assigned and not rekeyed and self._sent_gone(key, row, carried)) and not (
+                                  sent is not None and key in sent.undone):
                 outcomes.append(RowOutcome(excel_row, key, UNCHANGED, gone=True, rekeyed=rekeyed))
                 continue
             if i is None:
@@ -488,7 +553,7 @@ class LedgerMerge:
                         self.numbers[committee] = max(self.numbers[committee], number)
                 outcomes.append(RowOutcome(excel_row, key, ADDED, (), assigned,
                                            self.similar.get(alike) if assigned and alike is not None else None,
-                                           rekeyed=rekeyed))
+                                           rekeyed=rekeyed, given_back=given_back))
                 changes.append(Change(time, source, key, ADDED, None, None, summary(new)))
                 if assigned:
                     looked.append((outcomes[-1], fp))

@@ -6,7 +6,8 @@ their own). ``restore_master`` restores (``book.write.restore``), then compares 
 file it replaced with the one brought back: each run whose lines are gone is named with its source
 file, where that file was archived, and the records it added or updated — so the clerk can move
 those files back into the inbox. The numbers those runs gave stay given (``consolidate.keep_numbers``);
-what those runs' committees sent is forgotten (``consolidate.forget_sent``), so that sending it again applies it.
+what those runs' committees sent is no longer taken for old news (``consolidate.forget_sent``), so that
+sending it again applies it; the records those runs added take back their numbers when merged again.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def restore_master(path: Path | str, backup: str | Path | None = None, wait: flo
     # What those runs' committees sent is no longer in the master: sent again, it must apply.
     unsaved = ""
     try:
-        forget_sent(path, [key for run in lost for key in run.added + run.updated])
+        forget_sent(path, [key for run in lost for key in run.added], [key for run in lost for key in run.updated])
     except OSError as exc:
         unsaved = (f"未能更新主工作簿旁的 {sent_file(path).name}（{os_reason(exc)}）：请删除这个文件，"
                    "否则重新并入的填报表中与上次相同的值不会被采用。")
@@ -164,6 +165,6 @@ def restore_text(done: Restored) -> str:
     lines.append(f"要把它们重新并入，请把这些文件从归档文件夹移回收件箱 {done.inbox}，"
                  "再运行 healthbook consolidate（或等下一次定时汇总）。")
     if any(run.added for run in runs):
-        lines.append("回执里已告知居委会的这些记录编号不会再分给别的记录；重新并入的新增行会得到新的编号，"
-                     "新的回执会告知居委会。")
+        lines.append("回执里已告知居委会的这些记录编号不会再分给别的记录；这些文件重新并入时，内容未改的新增行会沿用原来的编号"
+                     "（即原回执中的编号），新的回执会再次列出；内容改过的行会得到新的编号，新的回执会告知居委会。")
     return "\n".join(lines)

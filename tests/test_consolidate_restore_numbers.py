@@ -1,0 +1,193 @@
+"""After ``healthbook restore`` undid a consolidation, the rows without 记录编号 of its file, moved back
+into the inbox and merged again, take back the numbers the first receipt named: the committee then
+typing those numbers into its form updates those records instead of adding duplicates. Real files:
+the demo master, C06's blank form from ``healthbook forms`` filled as a committee would, the office's
+deletion made in the master (openpyxl standing in for Excel), ``consolidate`` and ``restore`` run for real."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+
+from macros.book.backup import list_backups
+from macros.book.read import read_workbook
+from macros.cli import main
+from macros.consolidate import consolidate, folders, sent_file, summary_text
+from macros.forms import build_forms
+
+from .test_consolidate import fill_form, ledger_of
+from .test_consolidate_adversary import delete_record
+from .test_consolidate_office_edits import forms, log_lines, receipt_text, records_of, row_a, row_b, value  # noqa: F401
+from .test_real_forms import inbox_of
+
+AS_OF = date(2020, 11, 15)
+T1, T2, T3, T4, T5 = (datetime(2020, 11, 15, h, 0) for h in (9, 10, 11, 12, 13))
+
+
+def row_c(**kw) -> dict:
+    return row_a(**{"date": date(2020, 11, 5), "activity": "家庭医生签约宣传", "participants": 25, "quantity": 25, **kw})
+
+
+def archived(master: Path, stem: str) -> Path:
+    found = sorted(folders(master, read_workbook(master).settings).archive.glob(f"{stem}-*.xlsx"))
+    return found[-1]
+
+
+@pytest.fixture
+def restored(master_copy, forms, capsys) -> tuple[Path, str, str, str, Path, str]:  # noqa: F811
+    """C06 sends row C (no 记录编号): record c; the office deletes c. The nightly run merges C06's
+    cumulative form (C, A, B without 记录编号): C is not added back, A and B get a and b, which the
+    receipt names. The clerk restores the backup from before that run (without a and b) and moves
+    its file from the archive back into the inbox, as ``restore`` says."""
+    master = master_copy
+    fill_form(forms["C06"], inbox_of(master) / "C06-十一月.xlsx", [row_c()])
+    consolidate(master, as_of=AS_OF, now=T1)
+    [c] = records_of(master, "家庭医生签约宣传")
+    delete_record(master, c)
+
+    fill_form(forms["C06"], inbox_of(master) / "C06-十一月.xlsx", [row_c(), row_a(), row_b()])
+    [f] = consolidate(master, as_of=AS_OF, now=T2).files
+    assert (f.rows_added, f.gone) == (2, [(2, c)])
+    [a], [b] = records_of(master, "社区健康讲座"), records_of(master, "老年人健康体检进社区")
+    first = receipt_text(master, "C06-十一月")
+    assert f"{a}（新编号）" in first and f"{b}（新编号）" in first
+
+    capsys.readouterr()
+    assert main(["restore", str(master)]) == 0
+    assert not {a, b} & set(ledger_of(master)["record_id"])
+    return master, a, b, c, archived(master, "C06-十一月"), capsys.readouterr().out
+
+
+def test_rows_merged_again_after_a_restore_take_back_the_numbers_their_receipt_named(restored, forms):  # noqa: F811
+    master, a, b, c, moved, said = restored
+    assert f"新增 2 行（{a}、{b}）" in said and "沿用原来的编号" in said
+    assert "重新并入的新增行会得到新的编号" not in said
+    count = len(ledger_of(master))
+
+    shutil.move(moved, inbox_of(master) / "C06-十一月.xlsx")
+    run = consolidate(master, as_of=AS_OF, now=T3)
+    [f] = run.files
+    # The office's summary and consolidate.log name them too.
+    assert f"沿用了原回执中告知居委会的编号：{a}（第 3 行）、{b}（第 4 行）" in summary_text(run)
+    assert f"沿用原编号 2 条：{a}（第 3 行）、{b}（第 4 行）" in log_lines(master, "C06-十一月.xlsx")[-1]
+    # A and B are a and b again (not C06-0003 and C06-0004); C, deleted by the office, stays out.
+    assert records_of(master, "社区健康讲座") == [a] and records_of(master, "老年人健康体检进社区") == [b]
+    assert (f.rows_added, f.gone) == (2, [(2, c)]) and c not in set(ledger_of(master)["record_id"])
+    assert len(ledger_of(master)) == count + 2
+    text = receipt_text(master, "C06-十一月")
+    assert f"{a}（原编号）" in text and f"{b}（原编号）" in text and "新编号）" not in text
+    assert "沿用此前回执中告知您的编号" in text
+    # Back among what C06 last sent: the file beside the master holds no undone entry any more.
+    kept = json.loads(sent_file(master).read_text(encoding="utf-8"))
+    assert {a, b} <= set(kept["sent"]) and not kept.get("undone")
+
+    # The committee types the numbers of its first receipt into its form and corrects A.
+    fill_form(forms["C06"], inbox_of(master) / "C06-十一月.xlsx",
+              [row_c(), row_a(record_id=a, participants=45), row_b(record_id=b)])
+    [f] = consolidate(master, as_of=AS_OF, now=T4).files
+    assert (f.rows_added, f.rows_updated, f.gone) == (0, 1, [(2, c)])
+    assert records_of(master, "社区健康讲座") == [a] and value(master, a, "participants") == 45
+    assert records_of(master, "老年人健康体检进社区") == [b] and len(ledger_of(master)) == count + 2
+
+    # The same file again changes nothing.
+    written, remembered = master.read_bytes(), sent_file(master).read_bytes()
+    fill_form(forms["C06"], inbox_of(master) / "C06-十一月.xlsx",
+              [row_c(), row_a(record_id=a, participants=45), row_b(record_id=b)])
+    run = consolidate(master, as_of=AS_OF, now=T5)
+    assert (run.rows_added, run.rows_updated, run.master_written) == (0, 0, False)
+    assert master.read_bytes() == written and sent_file(master).read_bytes() == remembered
+
+
+def test_a_rerun_of_the_file_merged_again_adds_nothing(restored):
+    master, a, b, c, moved, _ = restored
+    shutil.move(moved, inbox_of(master) / "C06-十一月.xlsx")
+    run = consolidate(master, as_of=AS_OF, now=T3)
+    written = master.read_bytes()
+    shutil.copy2(run.files[0].moved_to, inbox_of(master) / "C06-十一月.xlsx")
+    [f] = consolidate(master, as_of=AS_OF, now=T4).files
+    assert (f.rows_added, f.rows_updated, f.gone) == (0, 0, [(2, c)])
+    assert records_of(master, "社区健康讲座") == [a] and records_of(master, "老年人健康体检进社区") == [b]
+    assert master.read_bytes() == written
+
+
+def test_the_committees_form_with_the_numbers_typed_before_the_file_is_moved_back(restored, forms):  # noqa: F811
+    """The committee sends its form with a and b typed in before the clerk moves the undone file
+    back: added under those numbers (not taken for records the office deleted); the undone file,
+    merged after, adds nothing more."""
+    master, a, b, c, moved, _ = restored
+    count = len(ledger_of(master))
+    fill_form(forms["C06"], inbox_of(master) / "C06-十一月-改.xlsx",
+              [row_c(), row_a(record_id=a), row_b(record_id=b)])
+    [f] = consolidate(master, as_of=AS_OF, now=T3).files
+    assert (f.rows_added, f.gone) == (2, [(2, c)])
+    assert records_of(master, "社区健康讲座") == [a] and records_of(master, "老年人健康体检进社区") == [b]
+    shutil.move(moved, inbox_of(master) / "C06-十一月.xlsx")
+    [f] = consolidate(master, as_of=AS_OF, now=T4).files
+    assert (f.rows_added, f.gone) == (0, [(2, c)])
+    assert len(ledger_of(master)) == count + 2
+    assert records_of(master, "社区健康讲座") == [a] and records_of(master, "老年人健康体检进社区") == [b]
+
+
+def test_a_restored_record_deleted_by_the_office_later_does_not_come_back(restored, forms):  # noqa: F811
+    """Merged again (a and b back), then the office deletes b: C06 sending B unchanged, without its
+    key, is a record the office deleted, as any other."""
+    master, a, b, c, moved, _ = restored
+    shutil.move(moved, inbox_of(master) / "C06-十一月.xlsx")
+    consolidate(master, as_of=AS_OF, now=T3)
+    delete_record(master, b)
+    fill_form(forms["C06"], inbox_of(master) / "C06-十一月.xlsx", [row_c(), row_a(), row_b()])
+    [f] = consolidate(master, as_of=AS_OF, now=T4).files
+    assert (f.rows_added, sorted(f.gone)) == (0, [(2, c), (4, b)])
+    assert records_of(master, "老年人健康体检进社区") == []
+
+
+def test_a_restore_undone_by_a_later_restore_leaves_a_deleted_record_deleted(restored, forms):  # noqa: F811
+    """The clerk restores again, back to the master holding a and b (the backup the first restore
+    took); another committee's run follows; the office then deletes b. C06 sending B unchanged,
+    without its key, is a record the office deleted: not added back under b."""
+    master, a, b, c, moved, _ = restored
+    newest = list_backups(master)[0]
+    assert main(["restore", str(master), "--backup", newest.name]) == 0
+    assert {a, b} <= set(ledger_of(master)["record_id"])
+    fill_form(forms["C01"], inbox_of(master) / "C01-十一月.xlsx", [row_a(committee_id="C01")])
+    assert consolidate(master, as_of=AS_OF, now=T3).master_written
+    delete_record(master, b)
+    fill_form(forms["C06"], inbox_of(master) / "C06-十一月.xlsx", [row_c(), row_a(), row_b()])
+    [f] = consolidate(master, as_of=AS_OF, now=T4).files
+    assert (f.rows_added, sorted(f.gone)) == (0, [(2, c), (4, b)])
+    assert records_of(master, "老年人健康体检进社区") == []
+
+
+def test_a_form_prefilled_before_the_restore_sent_unchanged_brings_its_records_back(restored, tmp_path):
+    """The office made C06's prefilled form (``forms --records``) while the master held a and b, then
+    restored: C06 sending that form unchanged was told a and b "were deleted by the office, not
+    added back" — the restore, not the office, took them out. They come back under their numbers."""
+    master, a, b, c, moved, _ = restored
+    holding = tmp_path / "before-restore" / master.name
+    holding.parent.mkdir()
+    shutil.copy2(list_backups(master)[0], holding)  # the master as the first restore found it (a and b)
+    [prefilled] = build_forms(holding, tmp_path / "prefilled", ["C06"], with_records=True).written
+    count = len(ledger_of(master))
+    shutil.copy2(prefilled, inbox_of(master) / "C06-十一月.xlsx")
+    [f] = consolidate(master, as_of=AS_OF, now=T3).files
+    assert (f.rows_added, f.gone) == (2, [])
+    assert records_of(master, "社区健康讲座") == [a] and records_of(master, "老年人健康体检进社区") == [b]
+    assert len(ledger_of(master)) == count + 2
+    assert "已被街道删除" not in receipt_text(master, "C06-十一月")
+
+
+def test_a_sent_file_from_before_the_undone_map_is_read_as_before(restored):
+    """A file beside the master written by an earlier version (no undone map) still reads."""
+    master, a, b, c, moved, _ = restored
+    kept = json.loads(sent_file(master).read_text(encoding="utf-8"))
+    kept.pop("undone", None)
+    sent_file(master).write_text(json.dumps(kept, ensure_ascii=False), encoding="utf-8")
+    shutil.move(moved, inbox_of(master) / "C06-十一月.xlsx")
+    run = consolidate(master, as_of=AS_OF, now=T3)
+    [f] = run.files
+    assert not run.sent_problem and f.rows_added == 2  # new numbers then, as before this change
+    assert not {a, b} & set(ledger_of(master)["record_id"])
