@@ -23,22 +23,12 @@ from macros.consolidate import announced_numbers, numbers_file
 from macros.merge import ADDED, UPDATED, Change
 
 from .conftest import cli_json
+from .test_report_numbers import TYPED_C03, TYPED_C05, UNKNOWN, highest
 from .xlwings_book import _used_range, apply_actions, book_payload
 
 LEDGER, CHANGES = schema.LEDGER, schema.CHANGES
 AS_OF = date(2020, 11, 30)
-TYPED_C03 = {"date": "6月22日", "committee_id": "C03", "project_id": "P01", "activity": "健康讲座（手工补录）",
-             "participants": "３５", "quantity": 1, "status": "已完成", "reporter": "王芳", "in_bulletin": "否",
-             "note": " 纸质签到表 ", "record_id": None, "source": None}
-TYPED_C05 = {"date": date(2020, 7, 3), "committee_id": "C05", "project_id": "P02", "activity": "控烟宣传",
-             "participants": 20, "quantity": 2, "status": "进行中", "reporter": "李强", "in_bulletin": "否",
-             "note": "", "record_id": "", "source": "电话报送"}
-UNKNOWN = {**TYPED_C05, "committee_id": "C99", "activity": "居委会编号填错的行"}
 STAFF_COLUMN = "核对人"
-
-
-def highest(rows: list[dict], committee: str) -> int:
-    return max(int(r["record_id"].split("-")[1]) for r in rows if r["committee_id"] == committee)
 
 
 @pytest.fixture(scope="module")
