@@ -72,6 +72,7 @@ def test_a_receipts_path_that_is_a_file_keeps_the_merge_and_the_files_in_the_inb
     [late] = where.receipts.glob("回执-C01-*.html")
     text = late.read_text(encoding="utf-8")
     assert given in text and "已汇总过，表中还没填这个编号" in text and "不逐一列出" not in text, text
+    assert "新增和修改的行" not in text  # the rows listed are unchanged ones
 
 
 def test_receipts_failing_after_the_master_is_written_leave_only_their_files(
