@@ -654,7 +654,7 @@ def read_sent(master: Path) -> tuple[SentValues, str]:
         orphans = orphaned_records(master)
         if orphans and not numbers_file(master).exists():  # the master renamed: its records kept the old name
             old = orphans[0]
-            return SentValues(), (f"主工作簿旁有 {old.name} 等记录文件，但没有它们所属的 {old.name[1:-len('.sent.json')]}："
+            return SentValues(), (f"主工作簿旁有 {old.name} 等记录文件，但没有它们所属的 {_workbook_of(old)}："
                                   f"如果那是本主工作簿改名前的名称，请把这些文件改名为 {name} 和 "
                                   f"{numbers_file(master).name}（否则已告知居委会的记录编号可能被再次分配）。{effect}")
         if numbers_file(master).exists():  # consolidation wrote this master before: the file went missing
@@ -667,7 +667,7 @@ def read_sent(master: Path) -> tuple[SentValues, str]:
     if (not isinstance(entries, dict) or data.get("columns") != list(DATA_COLUMNS)
             or not all(type(v) is str for v in entries.values())):  # values are looked up by: a list would raise
         return SentValues(), f"记录居委会上次提交内容的文件 {name} 内容不对（已损坏或来自其他版本）。{effect}"
-    # Written by a restore (``forget_sent``); files from before it lack the map.
+    # Written by a restore (``undo_sent``); files from before it lack the map.
     undone = data.get("undone")
     if not isinstance(undone, dict):
         undone = {}
@@ -681,14 +681,19 @@ def orphaned_records(master: Path) -> list[Path]:
         found = sorted(master.parent.glob(".*.sent.json"))
     except OSError:
         return []
-    return [f for f in found if f != sent_file(master) and not (master.parent / f.name[1:-len(".sent.json")]).exists()]
+    return [f for f in found if f != sent_file(master) and not (master.parent / _workbook_of(f)).exists()]
+
+
+def _workbook_of(sent: Path) -> str:
+    """The workbook name a ``sent_file`` is named after (".a.xlsx.sent.json" → "a.xlsx")."""
+    return sent.name[1:-len(".sent.json")]
 
 
 def keep_sent(master: Path, sent: SentValues) -> None:
     """Write ``sent`` to ``sent_file``, replaced atomically. Records the master no longer holds stay:
     the office deleted them, and a committee sending one again as before must not bring it back
     (``LedgerMerge._sent_as``); a restore moves those the runs it undid added to ``undone``
-    (``forget_sent``), kept until they are merged again."""
+    (``undo_sent``), kept until they are merged again."""
     target = sent_file(master)
     tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
     kept = {"说明": SENT_NOTE, "columns": list(DATA_COLUMNS), "sent": sent.entries}
@@ -705,7 +710,7 @@ def keep_sent(master: Path, sent: SentValues) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def forget_sent(master: Path, added: list[str], updated: list[str] = ()) -> None:
+def undo_sent(master: Path, added: list[str], updated: list[str] = ()) -> None:
     """After a restore, what was recorded for the records the runs it undid ``added`` and ``updated``:
     the restored master no longer holds what they were sent, so sending it again must apply it.
     Those added move to ``SentValues.undone`` (a row sent again as one was, without its key, takes
@@ -1401,11 +1406,6 @@ def _empty_problem(sheet: str = LEDGER) -> Problem:
 COMMITTEE_NAME = "committee_name"
 
 
-def _name_key(name: str) -> str:
-    """A committee's name as compared: width and spaces left out ("育明 居委会", "育明居委会")."""
-    return "".join(nfkc(str(name)).split())
-
-
 def _committee_of(sub: Submission, committees: dict[str, str]) -> tuple[str | None, Problem | None]:
     """The file's committee (hidden info sheet, else its single 居委会编号) or why it is rejected."""
     header = schema.LEDGER.header_of(COMMITTEE)
@@ -1426,7 +1426,7 @@ def _committee_of(sub: Submission, committees: dict[str, str]) -> tuple[str | No
             suggestion="请使用街道下发的填报表，或核对居委会编号。")
     named = sub.form_info.committee_name if sub.form_info is not None else ""
     ours = committees.get(committee) or ""
-    if named and ours and _name_key(named) != _name_key(ours):
+    if named and ours and code_text(named) != code_text(ours):  # width and spaces aside, as codes are
         # Committee codes are numbered alike in every street (C01…): another street's form, or
         # another master's, would file its rows under our committee of that code.
         return committee, _file_problem(

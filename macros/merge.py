@@ -417,7 +417,7 @@ class LedgerMerge:
         record, not a new one; (None, False) when there is none, or each is another row of this file already.
 
         A record the master no longer holds comes second, with True: the office deleted it (a restore
-        moves what the runs it undid added out of the live entries: ``consolidate.forget_sent``), and
+        moves what the runs it undid added out of the live entries: ``consolidate.undo_sent``), and
         the row sent again unchanged must not bring it back. Only when the file carries 居委会编号 (digested with the rest)."""
         committee = code_text(row.get(COMMITTEE))
         found = self.sent.records_sent_as(fp, carried)

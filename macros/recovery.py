@@ -6,7 +6,7 @@ their own). ``restore_master`` restores (``book.write.restore``), then compares 
 file it replaced with the one brought back: each run whose lines are gone is named with its source
 file, where that file was archived, and the records it added or updated — so the clerk can move
 those files back into the inbox. The numbers those runs gave stay given (``consolidate.keep_numbers``);
-what those runs' committees sent is no longer taken for old news (``consolidate.forget_sent``), so that
+what those runs' committees sent is no longer taken for old news (``consolidate.undo_sent``), so that
 sending it again applies it; the records those runs added take back their numbers when merged again.
 """
 
@@ -23,7 +23,7 @@ from .book.backup import is_backup_of
 from .book.lock import DEFAULT_WAIT
 from .book.read import read_workbook
 from .book.write import restore
-from .consolidate import folders, forget_sent, issued_numbers, keep_numbers, sent_file
+from .consolidate import folders, issued_numbers, keep_numbers, sent_file, undo_sent
 from .errors import HealthbookError, os_reason
 from .merge import ADDED, UPDATED
 
@@ -83,7 +83,7 @@ def restore_master(path: Path | str, backup: str | Path | None = None, wait: flo
     # What those runs' committees sent is no longer in the master: sent again, it must apply.
     unsaved = ""
     try:
-        forget_sent(path, [key for run in lost for key in run.added], [key for run in lost for key in run.updated])
+        undo_sent(path, [key for run in lost for key in run.added], [key for run in lost for key in run.updated])
     except OSError as exc:
         unsaved = (f"未能更新主工作簿旁的 {sent_file(path).name}（{os_reason(exc)}）：请删除这个文件，"
                    "否则重新并入的填报表中与上次相同的值不会被采用。")
