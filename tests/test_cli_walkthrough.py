@@ -170,3 +170,19 @@ def test_the_nightly_run_labels_its_backup(master_copy, blank_forms):
     [backup] = data["backups"]
     assert (backup["run"], backup["label"]) == ("定时汇总", "汇总填报表前")
     assert backup["changed"] == "1 个文件，新增 1 行，更新 0 条记录"
+
+
+def test_a_run_labels_its_own_backups_not_those_another_run_made_meanwhile(master_copy):
+    """The nightly consolidation waits for the lock while a clerk's report writes: the backup the
+    report made appears in the folder during the consolidation's run, and is not its."""
+    from macros.book.backup import labelling
+
+    with labelling(master_copy, "consolidate", "汇总填报表前"):
+        # Another process (the other run) backs the master up meanwhile.
+        other = subprocess.run([sys.executable, "-c", "import sys; from macros.book.backup import backup_file; "
+                                "print(backup_file(sys.argv[1]))", str(master_copy)],
+                               capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
+        ours = backup_file(master_copy)
+    code, data = cli_json("restore", str(master_copy), "--list")
+    labels = {b["name"]: b["label"] for b in data["backups"]}
+    assert labels == {Path(other).name: None, ours.name: "汇总填报表前"}

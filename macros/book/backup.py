@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ def backup_file(path: Path, keep: int | None = None, now: datetime | None = None
         with open(partial, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(partial, target)
+        _made_here.__dict__.setdefault("backups", []).append(target)
     except OSError as exc:
         if folder.is_dir():
             partial.unlink(missing_ok=True)
@@ -241,20 +243,24 @@ def _trim_labels(folder: Path) -> None:
     os.replace(tmp, labels)
 
 
+# The backups this thread made (``backup_file``), in order: a run labels its own, never those
+# another run (a scheduled one while staff press a button) made meanwhile in the same folder.
+_made_here = threading.local()
+
+
 @contextmanager
 def labelling(path: Path, run: str, label: str) -> Iterator[BackupLabel]:
-    """Label the backups of ``path`` made while the block runs (set ``changed`` inside it).
-
-    The backups are those that appear in the folder meanwhile: the writer is left as it is. The
-    label is written when the block fails too (a write may have happened before the failure)."""
+    """Label the backups of ``path`` this thread makes while the block runs (set ``changed``
+    inside it); the writer is left as it is. The label is written when the block fails too (a
+    write may have happened before the failure)."""
     noted = BackupLabel(run, label)
-    try:
-        before = set(list_backups(path))
-    except OSError:  # an unreadable folder: the run says so itself; it goes without a label
-        before = None
+    made = _made_here.__dict__.setdefault("backups", [])
+    start = len(made)
     try:
         yield noted
     finally:
-        if before is not None:
-            with suppress(OSError):
-                label_backups([b for b in list_backups(path) if b not in before], noted)
+        ours = [b for b in made[start:] if is_backup_of(Path(path), b) and b.exists()]
+        with suppress(OSError):
+            label_backups(ours, noted)
+        if start == 0:  # the outermost block: a long-lived process (the server, Excel) keeps no list
+            made.clear()
