@@ -264,13 +264,17 @@ def skip_reason(path: Path, min_age: float = 0.0, now: float | None = None,
     if getattr(st, "st_file_attributes", 0) & getattr(stat, "FILE_ATTRIBUTE_HIDDEN", 0):
         return "隐藏文件"
     if min_age and (now or _time.time()) - st.st_mtime < min_age:
-        return "刚刚修改，可能仍在复制中，下次再处理"
+        return TOO_NEW
     if path.with_name("~$" + name).exists() or path.with_name(f".~lock.{name}#").exists():
-        return "正被 Excel/WPS/LibreOffice 打开编辑，下次再处理"
+        return BEING_EDITED
     return None
 
 
 GONE = "汇总时已被改名、移走或删除，下次再处理"
+TOO_NEW = "刚刚修改，可能仍在复制中，下次再处理"
+BEING_EDITED = "正被 Excel/WPS/LibreOffice 打开编辑，下次再处理"
+# Skipped files read on a later run (the summary counts them apart from temporary and hidden files).
+NEXT_TIME = (GONE, TOO_NEW, BEING_EDITED)
 FOLDER = "文件夹"  # skip_reason's word for a folder, which folder_reason then tells apart
 SUBFOLDER = "subfolder"  # the code of a folder in the inbox holding workbooks, left unread
 OTHER_MASTER = "other_master"  # a form made from another master beside this one, left for it
@@ -1877,12 +1881,13 @@ def summary_text(run: Consolidation) -> str:
         lines.append(f"  {STATUS_TEXT[f.status]}　{f.file}：{detail}")
     counts = {s: sum(f.status == s for f in run.files) for s in STATUS_TEXT}
     processed = len(run.files) - counts[SKIPPED]
-    quiet = counts[SKIPPED] - len(run.waiting)
+    later = sum(f.status == SKIPPED and any(p.message in NEXT_TIME for p in f.issues) for f in run.files)
+    quiet = counts[SKIPPED] - len(run.waiting) - later
     head = ("（预演，未写入任何文件）" if run.dry_run
             else "（主工作簿正被占用，以下结果未写入，已暂存，下次重试）" if run.busy else "")
     lines.insert(0, f"{head}处理填报表 {processed} 份：接受 {counts[ACCEPTED]}，部分接受 {counts[PARTLY]}，"
                     f"退回 {counts[REJECTED]}" + (f"；跳过 {quiet} 个临时、隐藏文件或空文件夹" if quiet else "")
-                    + "。")
+                    + (f"；{later} 个文件刚修改、正被打开或已移走，下次再处理" if later else "") + "。")
     lines += [f"  未处理　{f.issues[0].message}。" for f in run.waiting]
     if run.inbox_created:
         lines.append(f"已新建收件箱文件夹 {run.inbox.absolute()}（本主工作簿第一次汇总）：请让居委会把填报表放进这里。")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import time
 from datetime import date
 from pathlib import Path
 
@@ -631,3 +633,18 @@ def test_the_summary_names_an_empty_or_missing_inbox_and_a_rejected_files_row(
     assert main(["consolidate", str(master_copy)]) == 1
     out = capsys.readouterr().out
     assert f"C01-没写内容.xlsx：第 2 行：{HEADERS['activity']}" in out and str(where.inbox) not in out
+
+
+def test_the_summary_counts_files_left_for_next_time_apart_from_temporary_ones(master_copy, inbox, blank_forms):
+    """A form still being copied (too new) and one open in WPS are read next run: they are not
+    "temporary or hidden files" to the clerk reading the summary."""
+    fill_form(form_c01(blank_forms), inbox / "C01-新.xlsx", [new_row()])
+    fill_form(form_c01(blank_forms), inbox / "C01-在改.xlsx", [new_row(activity="另一行")])
+    (inbox / ".~lock.C01-在改.xlsx#").write_text("x")  # LibreOffice's/WPS's lock: the file is open
+    (inbox / "~$别的.xlsx").write_bytes(b"x")  # Excel's owner file
+    old = time.time() - 3600
+    os.utime(inbox / "C01-在改.xlsx", (old, old))
+    said = summary_text(consolidate(master_copy, min_age=600, refresh=False))
+    first = said.splitlines()[0]
+    assert "处理填报表 0 份" in first and "跳过 2 个临时、隐藏文件或空文件夹" in first, said
+    assert "2 个文件刚修改、正被打开或已移走，下次再处理" in first, said
