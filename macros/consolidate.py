@@ -1744,8 +1744,10 @@ def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
     """Append one line per file (and one for the run) to ``consolidate.log`` beside the master."""
     path = master.parent / LOG_NAME
     stamp = now.strftime("%Y-%m-%d %H:%M:%S")
+    # A staged run's files stay in the inbox and are logged again when merged: not twice 已接受.
+    staged = "（暂存，未并入，下次重试）" if run.busy else ""
     lines = [
-        f"{stamp}\t{f.file}\t{STATUS_TEXT[f.status]}\t新增 {f.rows_added}\t更新 {f.rows_updated}\t"
+        f"{stamp}\t{f.file}\t{STATUS_TEXT[f.status]}{staged if f.status != SKIPPED else ''}\t新增 {f.rows_added}\t更新 {f.rows_updated}\t"
         f"未变化 {f.rows_unchanged}\t错误 {sum(p.is_error for p in f.issues)}\t"
         f"{f.moved_to.name if f.moved_to else ''}"
         + (f"回执{f.receipt_error}，留在收件箱" if f.receipt_error else "")

@@ -27,11 +27,15 @@ def test_nightly_script_waits_for_an_open_master_then_merges(master_copy, tmp_pa
     assert "收件箱保持原样" in busy.stdout and [p.name for p in inbox.iterdir()] == ["C01.xlsx"]
     # the counts that follow are not taken for a merge done
     assert "以下结果未写入" in next(line for line in busy.stdout.splitlines() if "处理填报表" in line)
+    logged = (master_copy.parent / consolidation.LOG_NAME).read_text(encoding="utf-8").splitlines()
+    assert "\t已接受（暂存，未并入，下次重试）\t新增 1" in next(line for line in logged if "\tC01.xlsx\t" in line)
 
     owner.unlink()
     done = subprocess.run(script, capture_output=True, text=True, encoding="utf-8", timeout=300)
     assert done.returncode == 0, done.stderr
     assert "共新增 1 行" in done.stdout and not any(inbox.iterdir())
+    merged = (master_copy.parent / consolidation.LOG_NAME).read_text(encoding="utf-8").splitlines()[len(logged):]
+    assert "\t已接受\t新增 1" in next(line for line in merged if "\tC01.xlsx\t" in line)
     # the result staged while the master was open is out of date: removed, and the summary says so
     assert not list(master_copy.parent.glob(f"{master_copy.stem}-待合并-*"))
     staged = next(line for line in busy.stdout.splitlines() if "本次结果已暂存为" in line)
