@@ -55,10 +55,15 @@ def cmd_init(args: argparse.Namespace) -> int:
         backup = build_workbook(args.path, rows, force=args.force)
     info = describe(read_workbook(args.path))
     info["backup"] = str(backup) if backup else None
+    info["demo"] = not args.empty
     note = f"原文件已备份到：{backup}\n" if backup else ""
-    todo = (f"\n请先填写：“{schema.PROJECTS.name}”表的目标值和截止日期，“{schema.COMMITTEES.name}”表的联系人和电话"
-            f"（核对居委会名单），“{schema.SETTINGS.name}”表的联系人、联系电话、发文序号和年度。" if args.empty else "")
-    emit(args, info, f"已新建主工作簿。\n{note}{describe_text(info)}{todo}")
+    if args.empty:
+        todo = (f"\n请先填写：“{schema.PROJECTS.name}”表的目标值和截止日期，“{schema.COMMITTEES.name}”表的联系人和电话"
+                f"（核对居委会名单），“{schema.SETTINGS.name}”表的联系人、联系电话、发文序号和年度。")
+    else:  # the demo's records, contacts and meetings are invented: never the start of a real master
+        todo = (f"\n这是演示用的主工作簿：{schema.LEDGER.name}、{schema.MEETINGS.name}、{schema.ARTICLES.name}、联系人和目标值"
+                f"都是编造的示例。正式使用请另建：healthbook init <文件名> --empty")
+    emit(args, info, f"已新建主工作簿{'' if args.empty else '（含演示数据）'}。\n{note}{describe_text(info)}{todo}")
     return 0
 
 

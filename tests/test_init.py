@@ -167,7 +167,17 @@ def test_init_json_summary(tmp_path, capsys):
     assert main(["init", str(path), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["sheets"][schema.LEDGER.name] == len(demo.ledger_rows())
-    assert info["backup"] is None
+    assert info["backup"] is None and info["demo"] is True
+
+
+def test_init_says_its_default_master_is_the_demo(tmp_path, capsys):
+    """A clerk typing ``init 健康台账.xlsx`` got 313 invented records and contacts, unannounced."""
+    assert main(["init", str(tmp_path / "健康台账.xlsx")]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith("已新建主工作簿（含演示数据）") and "--empty" in said and "编造" in said
+    assert main(["init", str(tmp_path / "真的.xlsx"), "--empty"]) == 0
+    said = capsys.readouterr().out
+    assert "演示" not in said and "编造" not in said
 
 
 def test_xlsm_carries_the_xlwings_vba_project(tmp_path):
