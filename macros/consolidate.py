@@ -1768,6 +1768,8 @@ def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
     # The log is per folder: two masters there share it, so the run names its master.
     if run.long_busy:
         outcome += f"；！！{run.long_busy}"
+    if run.sent_problem:  # the nightly task's readers read this log, not the summary
+        outcome += "；！！" + run.sent_problem.replace("\n", " ")
     if run.numbered and run.master_written:
         outcome += f"；手工录入的 {len(run.numbered)} 行已编号：{'、'.join(run.numbered)}"
     lines.append(f"{stamp}\t{run_marker(run.master)}\t{len(run.files)} 个文件\t新增 {run.rows_added}\t"

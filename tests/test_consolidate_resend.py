@@ -290,3 +290,8 @@ def test_a_renamed_master_is_told_its_records_kept_the_old_name(master_copy, tmp
 
     assert f"{sent_file(master_copy).name} 等记录文件，但没有它们所属的 {master_copy.name}" in text, text
     assert f"改名为 {sent_file(renamed).name} 和 {numbers_file(renamed).name}" in text
+    # The nightly run's readers read consolidate.log: the hint is there too, marked.
+    from macros.consolidate import LOG_NAME
+
+    last = (renamed.parent / LOG_NAME).read_text(encoding="utf-8").splitlines()[-1]
+    assert f"！！主工作簿旁有 {sent_file(master_copy).name}" in last and sent_file(renamed).name in last
