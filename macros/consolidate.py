@@ -418,6 +418,7 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
         drop_stale_pending(where.receipts)
     checker = _Checker({n: f for n, f in frames.items() if n in CHECKED_AGAINST},
                        settings, as_of, merge, now, pending, master, where)
+    checker.sent_problem = sent_problem
     try:
         run = _merge_and_write(book, master, where, merge, checker, committees, dry_run,
                                as_of, now, min_age, progress, refresh, wb, say)
@@ -425,8 +426,6 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
     finally:
         if pending is not None:
             shutil.rmtree(pending, ignore_errors=True)
-    if sent_problem and any(f.status != SKIPPED for f in run.files):
-        run.sent_problem = "\n".join(filter(None, (sent_problem, run.sent_problem)))
     return run
 
 
@@ -786,6 +785,8 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
                 result.issues = [replace(p, code=SUBFOLDER) for p in result.issues]
         run = _write(book, master, merge, results, numbered, dry_run, as_of, now, refresh, wb, reader, say)
         run.inbox = where.inbox
+        if checker.sent_problem and any(r.status != SKIPPED for r in results):
+            run.sent_problem = "\n".join(filter(None, (checker.sent_problem, run.sent_problem)))
         if not (run.dry_run or run.staged) and any(r.status != SKIPPED for r in results):
             say(FINISHING)  # the worker may still be writing receipts
     for result in results:  # receipts the worker could not write, nor this process after it
@@ -976,6 +977,7 @@ class _Checker:
         self.merge, self.now = merge, now
         self.pending, self.master, self.where = pending, master, where
         self.receipt_names: set[str] = set()  # this run's receipts: two files never share one
+        self.sent_problem = ""  # why what committees sent before is not known (``read_sent``)
         self.write: Callable[[Path, str | None, dict], object] = render_receipt  # or the run's reader's
 
     def flush(self, batch: _Batch, tick: Callable[[str], None]) -> None:
