@@ -8,7 +8,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -49,14 +49,23 @@ def emit(args: argparse.Namespace, data: dict, text: str) -> None:
 
 @command
 def cmd_init(args: argparse.Namespace) -> int:
+    from .consolidate import retire_records
+
     rows = demo.starter_rows(date.today().year) if args.empty else demo.demo_rows()
     with labelling(args.path, "init --force", "重新新建主工作簿前") as label:
         label.changed = "整个文件换成新建的工作簿"
         backup = build_workbook(args.path, rows, force=args.force)
+    retired = retire_records(Path(args.path), backup, datetime.now())
     info = describe(read_workbook(args.path))
     info["backup"] = str(backup) if backup else None
     info["demo"] = not args.empty
+    info["records_moved"] = [str(p) for p in retired]
     note = f"原文件已备份到：{backup}\n" if backup else ""
+    if retired:
+        names = "、".join(p.name for p in retired)
+        note += (f"原主工作簿的汇总记录（居委会提交过的内容、已发出的记录编号）已移到 {retired[0].parent}：{names}。"
+                 f"新主工作簿从头记起；以后若恢复原文件，请把它们移回主工作簿旁，去掉文件名中的备份时间"
+                 f"（即 .{Path(args.path).name}.…）\n")
     if args.empty:
         todo = (f"\n请先填写：“{schema.PROJECTS.name}”表的目标值和截止日期，“{schema.COMMITTEES.name}”表的联系人和电话"
                 f"（核对居委会名单），“{schema.SETTINGS.name}”表的联系人、联系电话、发文序号和年度。")

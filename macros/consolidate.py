@@ -692,6 +692,31 @@ def _workbook_of(sent: Path) -> str:
     return sent.name[1:-len(".sent.json")]
 
 
+def retire_records(master: Path, backup: Path | None, now: datetime) -> list[Path]:
+    """Move what committees sent to ``master`` and the numbers it announced (``sent_file``,
+    ``numbers_file``) into the backups folder, beside ``backup`` (the replaced workbook's copy):
+    a master made anew under the same name (``init --force``, or a deleted one made again) holds
+    none of those records, and a committee's form sent again would be taken for records the
+    office deleted (dropped, its receipt blaming the office). Returns where they went."""
+    master = Path(master)
+    moved = []
+    for side in (sent_file(master), numbers_file(master)):
+        if not side.is_file():
+            continue
+        kept = (backup.name if backup is not None
+                else f"{master.stem}-{now.strftime('%Y%m%d-%H%M%S-%f')}{master.suffix}")
+        target = master.parent / BACKUP_DIR / f"{kept}{side.name[len(master.name) + 1:]}"
+        try:
+            target.parent.mkdir(exist_ok=True)
+            os.replace(side, target)
+        except OSError as exc:
+            raise HealthbookError(
+                f"新的主工作簿已建好，但原主工作簿的汇总记录 {side} 无法移到 {target.parent}（{os_reason(exc)}）："
+                f"请在下次汇总前把它移走或删除，否则居委会再次提交的记录会被当作街道已删除的记录而不加入。") from exc
+        moved.append(target)
+    return moved
+
+
 def keep_sent(master: Path, sent: SentValues) -> None:
     """Write ``sent`` to ``sent_file``, replaced atomically. Records the master no longer holds stay:
     the office deleted them, and a committee sending one again as before must not bring it back

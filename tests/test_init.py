@@ -209,3 +209,34 @@ def test_libreoffice_reads_the_same_ledger(tmp_path, suffix):
     ours = read_workbook(path)[schema.LEDGER.name]
     theirs = read_workbook(resaved)[schema.LEDGER.name]
     assert ours.drop(columns="_row").equals(theirs.drop(columns="_row"))
+
+
+def test_init_force_moves_the_old_master_s_records_aside(master_copy, tmp_path, capsys):
+    """A trial master replaced by ``init --force --empty`` under its name kept its .sent.json: the
+    committees' forms sent again to the new master were taken for records the office had deleted,
+    dropped, and the receipts said so."""
+    from macros.consolidate import consolidate, folders, numbers_file, sent_file
+    from macros.forms import build_forms
+
+    from .test_consolidate import fill_form, new_row
+
+    [blank] = build_forms(master_copy, tmp_path / "blank", ["C01"]).written
+    inbox = folders(master_copy, read_workbook(master_copy).settings).inbox
+    inbox.mkdir()
+    fill_form(blank, inbox / "C01-试用.xlsx", [new_row(activity="试运行时的一行")])
+    assert consolidate(master_copy, refresh=False).rows_added == 1
+    assert sent_file(master_copy).exists() and numbers_file(master_copy).exists()
+    capsys.readouterr()
+
+    assert main(["init", str(master_copy), "--force", "--empty"]) == 0
+    said = capsys.readouterr().out
+    backup = list_backups(master_copy)[0]  # the one init made (consolidate made one before)
+    moved = sorted(p.name for p in backup.parent.iterdir() if p.name.startswith(backup.name + "."))
+    assert moved == [backup.name + ".numbers.json", backup.name + ".sent.json"]
+    assert not sent_file(master_copy).exists() and not numbers_file(master_copy).exists()
+    assert "汇总记录" in said and backup.name in said
+
+    # The go-live master: the same form sent again is news to it, added.
+    fill_form(blank, inbox / "C01-正式.xlsx", [new_row(activity="试运行时的一行")])
+    run = consolidate(master_copy, refresh=False)
+    assert run.rows_added == 1 and not any(o.gone for f in run.files for o in f.outcomes)
