@@ -226,7 +226,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         with labelling(args.path, "validate --mark", "标记校验结果前") as note:
             written = master.write(sheets, marks)
             note.changed = f"写入“{sheets[0].sheet.name}”表（{len(sheets[0].rows)} 行），标记 {written.marks_applied} 个单元格"
-        if not args.json:
+        if not args.json and not written.parts_changed:  # marked before, nothing changed since
+            print(f"“{sheets[0].sheet.name}”表和单元格标记与上次相同，未写入（无需备份）。")
+        elif not args.json:
             print(f"已写入“{sheets[0].sheet.name}”表（{len(sheets[0].rows)} 行），"
                   f"标记了 {written.marks_applied} 个单元格；写入前的备份：{written.backup}")
     return 1 if result.errors else 0

@@ -79,7 +79,12 @@ def test_mark_then_fix_then_mark_again_leaves_the_fixed_cell_clean(bad_master, c
     before = read_workbook(path)
 
     assert main(["validate", str(path), "--mark", "--as-of", "2020-11-15"]) == 1
-    capsys.readouterr()
+    assert "写入前的备份：" in capsys.readouterr().out
+    # Marked again with nothing changed: nothing written, and said so (it printed "备份：None").
+    marked = path.read_bytes()
+    assert main(["validate", str(path), "--mark", "--as-of", "2020-11-15"]) == 1
+    again = capsys.readouterr().out
+    assert "未写入" in again and "None" not in again and path.read_bytes() == marked
     wb = openpyxl.load_workbook(path)  # inspection only; never saved
     ws = wb[LEDGER.name]
     status_cell = ws[f"{status_col}{status_row}"]
