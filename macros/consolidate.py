@@ -209,6 +209,9 @@ class Consolidation:
             "rows_updated": self.rows_updated,
             "master_written": self.master_written,
             "numbered": self.numbered,  # the master's own rows given a 记录编号 (written only with the master)
+            "dry_run": self.dry_run,
+            "busy": self.busy or None,  # the master was open: the result staged (exit 3), the inbox untouched
+            "staged": str(self.staged) if self.staged else None,
         }
 
 

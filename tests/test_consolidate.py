@@ -415,7 +415,9 @@ def test_busy_master_is_staged_and_the_inbox_kept(master_copy, inbox, blank_form
     assert out["master_written"] is False and out["rows_added"] == 1
     assert master_copy.read_bytes() == original
     assert [p.name for p in inbox.iterdir()] == ["C01.xlsx"]
-    assert list(master_copy.parent.glob(f"{master_copy.stem}-待合并-*.xlsx"))
+    [staged] = master_copy.parent.glob(f"{master_copy.stem}-待合并-*.xlsx")
+    # --json tells a busy master from a dry run (both: master_written false)
+    assert out["staged"] == str(staged) and "zhou" in out["busy"] and out["dry_run"] is False
     log = (master_copy.parent / "consolidate.log").read_text(encoding="utf-8")
     assert "zhou" in log or "周敏" in log  # who has it open
     owner.unlink()
@@ -428,7 +430,8 @@ def test_json_output_and_dry_run(master_copy, inbox, blank_forms, capsys):
     original = master_copy.read_bytes()
     assert main(["consolidate", str(master_copy), "--dry-run", "--json"]) == 1
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"files", "rows_added", "rows_updated", "master_written", "numbered"}
+    assert set(out) == {"files", "rows_added", "rows_updated", "master_written", "numbered", "dry_run", "busy", "staged"}
+    assert out["dry_run"] is True and out["busy"] is None and out["staged"] is None
     [entry] = out["files"]
     assert set(entry) == {"file", "status", "rows_added", "rows_updated", "rows_unchanged", "issues", "gone", "conflicts"}
     assert entry["status"] == "partly" and entry["rows_added"] == 1 and out["master_written"] is False
