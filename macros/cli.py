@@ -67,8 +67,10 @@ def cmd_init(args: argparse.Namespace) -> int:
                  f"新主工作簿从头记起；以后若恢复原文件，请把它们移回主工作簿旁，去掉文件名中的备份时间"
                  f"（即 .{Path(args.path).name}.…）\n")
     if args.empty:
+        settings = schema.SETTINGS_BY_KEY
         todo = (f"\n请先填写：“{schema.PROJECTS.name}”表的目标值和截止日期，“{schema.COMMITTEES.name}”表的联系人和电话"
-                f"（核对居委会名单），“{schema.SETTINGS.name}”表的联系人、联系电话、发文序号和年度。")
+                f"（核对居委会名单），“{schema.SETTINGS.name}”表的{settings['contact'].item}、{settings['phone'].item}；"
+                f"并核对已填好的{settings['year'].item}（{info['year']}）和{settings['doc_number'].item}（从 1 起）。")
     else:  # the demo's records, contacts and meetings are invented: never the start of a real master
         todo = (f"\n这是演示用的主工作簿：{schema.LEDGER.name}、{schema.MEETINGS.name}、{schema.ARTICLES.name}、联系人和目标值"
                 f"都是编造的示例。正式使用请另建：healthbook init <文件名> --empty")
