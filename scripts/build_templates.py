@@ -1,6 +1,6 @@
 """Build the Word templates in templates/ with python-docx, so they are reproducible.
 
-    python scripts/build_templates.py [OUT_DIR]
+    python scripts/build_templates.py [输出文件夹]    (default: templates/, rewritten in place)
 
 Layout of 进度通报 / 催办通知 / 会议通知 follows GB/T 9704-2012 (党政机关公文格式): A4, margins top
 37 mm and left 28 mm, a 156 × 225 mm text block, 22 lines of 28 characters, the 发文机关标志 centred in
@@ -600,7 +600,20 @@ def build(out_dir: Path) -> list[Path]:
     return written
 
 
-if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "templates"
-    for path in build(target):
+def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(ROOT))  # run from a checkout: its macros package, for the Chinese usage
+    from macros.cli import ChineseParser
+
+    parser = ChineseParser(
+        description="用 python-docx 重新生成四个 Word 通知模板（进度通报、催办通知、会议通知、工作简报）。"
+                    "不给文件夹时改写仓库中自带的 templates/ 里的模板。")
+    parser.add_argument("out", nargs="?", type=Path, default=ROOT / "templates", metavar="输出文件夹",
+                        help="写入模板的文件夹（不存在时新建），默认 templates/")
+    args = parser.parse_args(argv)
+    for path in build(args.out):
         print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

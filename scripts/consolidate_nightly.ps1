@@ -1,6 +1,6 @@
 ﻿# Windows Task Scheduler wrapper (see README, 定时汇总). Action:
 #   Program:   powershell.exe
-#   Arguments: -NoProfile -ExecutionPolicy Bypass -File "C:\healthbook\scripts\consolidate_nightly.ps1" "D:\健康街道\healthbook.xlsm"
+#   Arguments: -NoProfile -ExecutionPolicy Bypass -File "C:\healthbook\scripts\consolidate_nightly.ps1" "D:\jiankang\jiankang.xlsm"
 # Output is appended to ..\logs\task.log (UTF-8); consolidate.log beside the master has one line per file.
 # $env:HEALTHBOOK_PYTHON may name the interpreter (default: python on PATH).
 # Python writes the log itself (--log): Windows PowerShell 5.1's *>> would write UTF-16 and turn

@@ -1,6 +1,6 @@
 """Scheduled consolidation: run by Windows Task Scheduler or cron (see README, 定时汇总).
 
-    python scripts/consolidate_nightly.py D:\\健康街道\\healthbook.xlsm
+    python scripts/consolidate_nightly.py D:\\jiankang\\jiankang.xlsm
     python scripts/consolidate_nightly.py /srv/healthbook/healthbook.xlsx --min-age 120
 
 Merges every submission in the master's inbox (folders from its 设置 sheet), appends one line per
@@ -84,13 +84,18 @@ def main(argv: list[str] | None = None) -> int:
     return run.exit_status
 
 
-def missing_library_text(module: str | None) -> str:
+def missing_library_text(module: str | None, windows: bool = os.name == "nt") -> str:
     """Why the run cannot start, in Chinese: cron's or the Task Scheduler's Python (often the
-    system's own, /usr/bin/python3) lacks what ``pip install .`` installed into another one."""
-    return (f"错误：运行本任务的 Python（{sys.executable}）没有安装 healthbook 需要的库（缺少 {module}），"
-            "本次没有汇总。请用这个 Python 在 healthbook 文件夹中运行 pip install . ，"
-            "或在计划任务中指定装好 healthbook 的 Python（Linux：PYTHON=/opt/healthbook/.venv/bin/python；"
-            "Windows：HEALTHBOOK_PYTHON），见 README“定时汇总”。")
+    system's own, /usr/bin/python3) lacks what ``pip install .`` installed into another one. The
+    advice leads with naming that other Python: on Debian 12 and the like the system's Python
+    refuses ``pip install`` (externally managed)."""
+    head = f"错误：运行本任务的 Python（{sys.executable}）没有安装 healthbook 需要的库（缺少 {module}），本次没有汇总。"
+    if windows:
+        return head + ("请在系统环境变量中设 HEALTHBOOK_PYTHON，写出装好 healthbook 的 python.exe 的完整路径；"
+                       "或用这个 Python 在 healthbook 文件夹中运行 pip install . 。见 README“定时汇总”。")
+    return head + ("请在 crontab 中用 PYTHON= 写出装好 healthbook 的虚拟环境里 Python 的完整路径"
+                   "（在 crontab 开头加一行，如 PYTHON=/opt/healthbook/.venv/bin/python），见 README“定时汇总”。"
+                   "不要往系统自带的 Python（如 /usr/bin/python3）里 pip install：Debian 12 等系统不允许。")
 
 
 def append_output_to(path: Path) -> None:

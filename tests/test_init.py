@@ -35,6 +35,17 @@ def test_output_sheets_are_present_but_empty(demo_master):
         assert wb[sheet.name].max_row == 1, sheet.name
 
 
+def test_the_guide_says_the_change_log_is_appended_not_rewritten(demo_master):
+    """变更记录 keeps every row it ever had (numbers given out rest on it): the 说明 sheet must not
+    tell staff it is rewritten like the other output sheets."""
+    ws = openpyxl.load_workbook(demo_master)[schema.GUIDE.name]
+    text = next(row[1] for row in ws.iter_rows(values_only=True) if row[0] == "自动生成的表")
+    rewritten, _, rest = text.partition("重写")
+    assert f"“{schema.CHANGES.name}”" not in rewritten
+    assert all(f"“{s.name}”" in rewritten for s in schema.OUTPUT_SHEETS if s is not schema.CHANGES)
+    assert f"“{schema.CHANGES.name}”只在末尾追加" in rest and "原有的行不改动" in rest
+
+
 def test_dropdowns_take_their_lists_from_defined_names(demo_master):
     wb = openpyxl.load_workbook(demo_master)
     names = wb.defined_names

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -112,7 +113,21 @@ def test_a_python_without_healthbook_s_libraries_is_said_in_chinese(master_copy,
     done, log = run_wrapper(master_copy, tmp_path, PYTHON=str(bare_python))
     text = log.read_text(encoding="utf-8")
     assert done.returncode == 2, text
-    assert "没有安装 healthbook 需要的库" in text and "PYTHON=" in text and "Traceback" not in text
+    assert "没有安装 healthbook 需要的库" in text and "Traceback" not in text
+    # First what fixes it under cron: PYTHON= naming the virtualenv's Python. Not pip install into
+    # this one: the system's python3 refuses it on Debian 12 (externally managed).
+    advice = text.split("本次没有汇总。", 1)[1]
+    assert advice.startswith("请在 crontab 中用 PYTHON=") and "/opt/healthbook/.venv/bin/python" in advice
+    assert "请用这个 Python" not in advice and "不要往系统自带的 Python" in advice
+
+
+def test_a_python_without_the_libraries_on_windows_is_told_of_healthbook_python():
+    """The Task Scheduler's wrapper takes its Python from HEALTHBOOK_PYTHON (no PYTHON= there)."""
+    text = runpy.run_path(str(ROOT / "scripts" / "consolidate_nightly.py"))["missing_library_text"](
+        "pandas", windows=True)
+    advice = text.split("本次没有汇总。", 1)[1]
+    assert "缺少 pandas" in text and advice.startswith("请在系统环境变量中设 HEALTHBOOK_PYTHON")
+    assert "PYTHON=" not in advice.replace("HEALTHBOOK_PYTHON", "")
 
 
 def test_a_python_not_found_or_an_unwritable_log_folder_is_said_in_chinese(master_copy, tmp_path):

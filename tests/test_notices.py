@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from datetime import date
 from pathlib import Path
@@ -284,6 +285,16 @@ def test_word_templates_are_reproducible(tmp_path):
         with zipfile.ZipFile(path) as new, zipfile.ZipFile(templates_dir() / path.name) as old:
             for part in ("word/document.xml", "word/styles.xml"):
                 assert new.read(part) == old.read(part), f"{path.name} {part}: 请运行 scripts/build_templates.py"
+
+
+def test_build_templates_help_is_chinese_and_writes_nothing(tmp_path):
+    """``--help`` once made a folder called --help; a stray second argument is refused, not ignored."""
+    script = [sys.executable, str(ROOT / "scripts" / "build_templates.py")]
+    done = subprocess.run([*script, "--help"], cwd=tmp_path, capture_output=True, text=True, encoding="utf-8")
+    assert done.returncode == 0 and "输出文件夹" in done.stdout and "templates/" in done.stdout, done.stderr
+    done = subprocess.run([*script, "a", "b"], cwd=tmp_path, capture_output=True, text=True, encoding="utf-8")
+    assert done.returncode == 2 and "错误" in done.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_every_package_ships_with_the_templates():

@@ -34,9 +34,9 @@ REPORT_BUTTON = {"macro": "SampleCall", "caption": "一键生成报告", "width"
 # xlwings.conf sheet (read by the VBA from A1 down: key, value); column C explains each row.
 XLWINGS_CONF: tuple[tuple[str, object, str], ...] = (
     ("Interpreter_Win", "python",
-     "Windows 上运行的 Python：填 pythonw.exe 的完整路径，如 "
-     r"C:\Users\<用户名>\AppData\Local\Programs\Python\Python312\pythonw.exe；"
-     "可写 %LOCALAPPDATA% 等环境变量；填 python 则用 PATH 中的 python。"),
+     "Windows 上运行的 Python。主工作簿各电脑共用，这里要对每台电脑都适用：保留 python 则用 PATH 中的 Python；"
+     r"或写带环境变量的路径，如 %LOCALAPPDATA%\Programs\Python\Python312\pythonw.exe（按打开工作簿的人展开）。"
+     r"不要填某一个人的路径（C:\Users\<用户名>\…），其他电脑上会找不到。"),
     ("Interpreter_Mac", "", "Mac 上 python 的完整路径（Windows 不用填）。"),
     ("PYTHONPATH", "", "（可选）额外的模块搜索路径；本工作簿所在文件夹已自动加入。"),
     ("Conda Path", "", "（可选）使用 Anaconda 时填其安装目录，如 C:\\ProgramData\\Anaconda3。"),
@@ -289,9 +289,11 @@ def guide_sections(rows: dict[str, list[dict]]) -> list[tuple[str, str]]:
         if sheet.role in ("config", "ledger"):
             sections.append((f"“{sheet.name}”表", f"{sheet.description}"
                              f"列：{'、'.join(sheet.headers)}。"))
-    outputs = "、".join(f"“{s.name}”" for s in schema.OUTPUT_SHEETS)
+    # 变更记录 is the one output sheet never rewritten: rows are only added at its end.
+    rewritten = "、".join(f"“{s.name}”" for s in schema.OUTPUT_SHEETS if s is not schema.CHANGES)
     sections += [
-        ("自动生成的表", f"{outputs}由程序每次运行时重写，请不要手工修改。"),
+        ("自动生成的表", f"{rewritten}由程序每次运行时重写；“{schema.CHANGES.name}”只在末尾追加"
+                      "（自动编号和汇总填报表时新增、修改的每一行），原有的行不改动。这些表请不要手工修改。"),
         ("填写要点", "日期写成 2020-06-22（写成“6月22日”等也能识别，但会提示）；数量填数字；"
                    "编号、类别、状态等请从下拉列表选择；台账的记录编号可留空，系统自动编号；"
                    "不要改动表头（列的顺序可以调整，可以在右侧增加自己的列）。"),
