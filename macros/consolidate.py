@@ -150,6 +150,7 @@ class FileResult:
             "rows_updated": self.rows_updated, "rows_unchanged": self.rows_unchanged,
             "issues": [p.to_dict() for p in self.issues],
             "gone": [{"row": row, "record_id": key} for row, key in self.gone],
+            "given_back": [{"row": row, "record_id": key} for row, key in self.given_back],
             "conflicts": [{"row": row, "record_id": key, "column": column, "office": office, "committee": committee}
                           for row, key, column, office, committee in self.conflicts],
         }

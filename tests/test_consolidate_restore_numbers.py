@@ -191,3 +191,14 @@ def test_a_sent_file_from_before_the_undone_map_is_read_as_before(restored):
     [f] = run.files
     assert not run.sent_problem and f.rows_added == 2  # new numbers then, as before this change
     assert not {a, b} & set(ledger_of(master)["record_id"])
+
+
+def test_json_names_the_rows_given_back_their_number(restored, capsys):
+    """``consolidate --json`` lists per file the rows that took back their number (as the summary and the log do)."""
+    master, a, b, c, moved, _ = restored
+    shutil.move(moved, inbox_of(master) / "C06-十一月.xlsx")
+    capsys.readouterr()
+    assert main(["consolidate", str(master), "--as-of", "2020-11-15", "--json"]) == 0
+    [f] = json.loads(capsys.readouterr().out)["files"]
+    assert f["given_back"] == [{"row": 3, "record_id": a}, {"row": 4, "record_id": b}]
+    assert f["gone"] == [{"row": 2, "record_id": c}]
