@@ -202,3 +202,31 @@ def test_json_names_the_rows_given_back_their_number(restored, capsys):
     [f] = json.loads(capsys.readouterr().out)["files"]
     assert f["given_back"] == [{"row": 3, "record_id": a}, {"row": 4, "record_id": b}]
     assert f["gone"] == [{"row": 2, "record_id": c}]
+
+
+def test_a_row_edited_since_its_receipt_takes_back_its_number(restored, forms):  # noqa: F811
+    """After the restore the committee corrects A (45 participants, not 40) and sends its form again
+    without 记录编号: A is the record a (the one undone record of C06 with A's date, project and
+    activity), given back under a with the new value; the receipt says 原编号. It got a new number."""
+    master, a, b, c, moved, _ = restored
+    count = len(ledger_of(master))
+    fill_form(forms["C06"], inbox_of(master) / "C06-十一月.xlsx", [row_c(), row_a(participants=45), row_b()])
+    run = consolidate(master, as_of=AS_OF, now=T3)
+    [f] = run.files
+    assert (f.rows_added, f.given_back, f.gone) == (2, [(3, a), (4, b)], [(2, c)])
+    assert records_of(master, "社区健康讲座") == [a] and value(master, a, "participants") == 45
+    assert records_of(master, "老年人健康体检进社区") == [b] and len(ledger_of(master)) == count + 2
+    text = receipt_text(master, "C06-十一月")
+    assert f"{a}（原编号）" in text and "新编号）" not in text
+    assert not json.loads(sent_file(master).read_text(encoding="utf-8")).get("undone")
+
+
+def test_an_edited_row_alike_two_rows_of_its_file_gets_a_new_number(restored, forms):  # noqa: F811
+    """Two rows of the file with A's date, project and activity, both edited: which one is a cannot
+    be told, so both get new numbers (a stays given, unused) — as before."""
+    master, a, b, c, moved, _ = restored
+    fill_form(forms["C06"], inbox_of(master) / "C06-十一月.xlsx",
+              [row_c(), row_a(participants=45), row_a(participants=50), row_b()])
+    [f] = consolidate(master, as_of=AS_OF, now=T3).files
+    assert (f.rows_added, f.given_back) == (3, [(5, b)])
+    assert a not in records_of(master, "社区健康讲座") and len(records_of(master, "社区健康讲座")) == 2
