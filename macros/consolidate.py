@@ -1674,15 +1674,34 @@ def check_receipt_template(templates: str | None, master: Path, now: datetime) -
         raise TemplateProblem(RECEIPT_TEMPLATE, "", f"渲染示例回执时出错（{type(exc).__name__}: {exc}）") from exc
 
 
+STAMP = "%Y%m%d-%H%M%S"  # the run's time in the names of archived files and receipts
+_STAMPED = re.compile(r"(.+)-(\d{8}-\d{6})(?:-\d+)?")
+
+
+def unstamped(stem: str) -> str:
+    """``stem`` without the run time ``move_with_stamp`` added: a file put back into the inbox from
+    the archive (as ``restore`` asks) is archived and receipted again under its own name, with this
+    run's time alone (not "C06-20201115-100000-20201116-090000")."""
+    found = _STAMPED.fullmatch(stem)
+    if found is None:
+        return stem
+    try:
+        datetime.strptime(found.group(2), STAMP)
+    except ValueError:  # digits that are no time: the committee's own name
+        return stem
+    return found.group(1)
+
+
 def move_with_stamp(path: Path, folder: Path, now: datetime) -> Path:
-    """Move ``path`` into ``folder`` as ``<stem>-<timestamp><suffix>`` (never overwriting)."""
+    """Move ``path`` into ``folder`` as ``<stem>-<timestamp><suffix>`` (never overwriting; a stem
+    archived before loses its earlier time: ``unstamped``)."""
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = now.strftime("%Y%m%d-%H%M%S")
-    target = folder / f"{path.stem}-{stamp}{path.suffix}"
+    stamp, stem = now.strftime(STAMP), unstamped(path.stem)
+    target = folder / f"{stem}-{stamp}{path.suffix}"
     n = 1
     while target.exists():
         n += 1
-        target = folder / f"{path.stem}-{stamp}-{n}{path.suffix}"
+        target = folder / f"{stem}-{stamp}-{n}{path.suffix}"
     shutil.move(str(path), str(target))
     return target
 
@@ -1697,10 +1716,7 @@ def write_receipt(result: FileResult, folder: Path, now: datetime, master: Path,
     worker process); ``taken``: names given this run, which the worker may not have written yet."""
     folder.mkdir(parents=True, exist_ok=True)
     who = safe_name(result.committee_id or "未知居委会")
-    name = Path(result.file)
-    # The suffix too unless .xlsx: "C01.xls" and "C01.ods" sent together get a receipt each.
-    kind = "" if name.suffix == ".xlsx" else f"-{safe_name(name.suffix.lstrip('.') or '无扩展名')}"
-    stem = f"回执-{who}-{safe_name(name.stem)}{kind}-{now.strftime('%Y%m%d-%H%M%S')}"
+    stem = f"回执-{who}-{receipt_part(result.file)}-{now.strftime(STAMP)}"
     taken = set() if taken is None else taken
     path, n = folder / f"{stem}.html", 1
     # Names can still meet ("X-xls.xlsx" and "X.xls"; full-width and ASCII names are one after NFKC).
@@ -1710,6 +1726,27 @@ def write_receipt(result: FileResult, folder: Path, now: datetime, master: Path,
     taken.add(path.name)
     write(path, where.templates, receipt_context(result, now, master, where.contact))
     return path
+
+
+def receipt_part(file: str) -> str:
+    """What a receipt's name says of the file, between the committee and the run's time."""
+    name = Path(file)
+    # The suffix too unless .xlsx: "C01.xls" and "C01.ods" sent together get a receipt each.
+    kind = "" if name.suffix == ".xlsx" else f"-{safe_name(name.suffix.lstrip('.') or '无扩展名')}"
+    return f"{safe_name(unstamped(name.stem))}{kind}"
+
+
+UNDONE_RECEIPT = "-已撤销"  # ends the name of a receipt whose run a restore undid (``recovery.mark_receipts``)
+
+
+def receipts_of(folder: Path, file: str, when: datetime) -> list[Path]:
+    """The receipts ``write_receipt`` wrote for ``file`` in the run at ``when`` (marked undone or not)."""
+    named = re.compile(rf"回执-[^-]+-{re.escape(receipt_part(file))}-{when.strftime(STAMP)}(?:-\d+)?"
+                       rf"(?:{UNDONE_RECEIPT})?\.html")
+    try:
+        return [p for p in sorted(folder.iterdir()) if named.fullmatch(p.name)]
+    except OSError:  # no receipts folder (yet), or unreadable: nothing to mark
+        return []
 
 
 def receipt_context(result: FileResult, now: datetime, master: Path, contact: str = "") -> dict:

@@ -23,7 +23,16 @@ from .book.backup import is_backup_of
 from .book.lock import DEFAULT_WAIT
 from .book.read import read_workbook
 from .book.write import restore
-from .consolidate import folders, issued_numbers, keep_numbers, sent_file, undo_sent
+from .consolidate import (
+    UNDONE_RECEIPT,
+    folders,
+    issued_numbers,
+    keep_numbers,
+    receipts_of,
+    sent_file,
+    undo_sent,
+    unstamped,
+)
 from .errors import HealthbookError, os_reason
 from .merge import ADDED, UPDATED
 
@@ -41,11 +50,13 @@ class LostRun:
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     archived: Path | None = None  # the file as consolidation archived it, when still there
+    receipts: list[Path] = field(default_factory=list)  # its receipts, renamed to say they are undone
 
     def to_dict(self) -> dict:
         return {"time": self.time.strftime("%Y-%m-%d %H:%M:%S") if self.time else None, "source": self.source,
                 "added": self.added, "updated": self.updated,
-                "archived": str(self.archived) if self.archived else None}
+                "archived": str(self.archived) if self.archived else None,
+                "receipts": [str(p) for p in self.receipts]}
 
 
 @dataclass
@@ -79,7 +90,11 @@ def restore_master(path: Path | str, backup: str | Path | None = None, wait: flo
     except HealthbookError:
         settings = {}
     where = folders(path, settings)
-    lost = lost_runs(done.backup, path, where.archive)
+    replaced, restored = Counter(change_lines(done.backup)), Counter(change_lines(path))
+    lost = runs_of(replaced - restored, where.archive)
+    # Receipts of undone runs no longer tell what the master holds; those of runs a restore of a
+    # later backup brings back (a restore undone) do again.
+    mark_receipts(where.receipts, lost, runs_of(restored - replaced, where.archive))
     # What those runs' committees sent is no longer in the master: sent again, it must apply.
     unsaved = ""
     try:
@@ -102,7 +117,11 @@ def change_lines(path: Path) -> list[tuple]:
 
 def lost_runs(replaced: Path, restored: Path, archive: Path) -> list[LostRun]:
     """Runs (by time and source file) whose 变更记录 lines are in ``replaced`` and not in ``restored``."""
-    gone = Counter(change_lines(replaced)) - Counter(change_lines(restored))
+    return runs_of(Counter(change_lines(replaced)) - Counter(change_lines(restored)), archive)
+
+
+def runs_of(gone: Counter, archive: Path) -> list[LostRun]:
+    """The runs (by time and source file) the 变更记录 lines ``gone`` are of."""
     runs: dict[tuple, LostRun] = {}
     for line in sorted(gone.elements(), key=lambda t: (str(t[0]), str(t[1]))):
         values = dict(zip(LINE, line))
@@ -121,8 +140,27 @@ def archived_as(archive: Path, source: str, when: datetime | None) -> Path | Non
     if not source or when is None or not archive.is_dir():
         return None
     name = Path(source)
-    archived = re.compile(rf"{re.escape(name.stem)}-{when:%Y%m%d-%H%M%S}(?:-\d+)?{re.escape(name.suffix)}")
+    archived = re.compile(rf"{re.escape(unstamped(name.stem))}-{when:%Y%m%d-%H%M%S}(?:-\d+)?{re.escape(name.suffix)}")
     return next((p for p in sorted(archive.iterdir()) if archived.fullmatch(p.name)), None)
+
+
+def mark_receipts(folder: Path, undone: list[LostRun], regained: list[LostRun]) -> None:
+    """Rename the receipts of the ``undone`` runs to end in ``UNDONE_RECEIPT`` (the receipt of the
+    file merged again stands beside it, telling the committee what holds now; ``LostRun.receipts``),
+    and take the mark off those of the ``regained`` runs. A receipt that cannot be renamed stays."""
+    for runs, mark in ((undone, True), (regained, False)):
+        for run in runs:
+            if run.source == schema.MANUAL_SOURCE or run.time is None:
+                continue
+            for receipt in receipts_of(folder, run.source, run.time):
+                stem = receipt.stem.removesuffix(UNDONE_RECEIPT)
+                target = receipt.with_name(f"{stem}{UNDONE_RECEIPT if mark else ''}.html")
+                if target != receipt and not target.exists():
+                    try:
+                        receipt = receipt.rename(target)
+                    except OSError:
+                        pass
+                run.receipts.append(receipt)
 
 
 def _numbers(keys: list[str]) -> str:
@@ -160,6 +198,9 @@ def restore_text(done: Restored) -> str:
         if run.updated:
             did.append(f"更新 {len(run.updated)} 条记录（{_numbers(run.updated)}）")
         where = f"原文件已归档为 {run.archived}" if run.archived else "在归档文件夹中没有找到原文件，请向该居委会要回"
+        undone = [p for p in run.receipts if p.stem.endswith(UNDONE_RECEIPT)]
+        if undone:
+            where += f"；原回执已改名为 {'、'.join(p.name for p in undone)}（所述汇总已撤销，以重新并入后的新回执为准）"
         when = f"{run.time:%Y-%m-%d %H:%M}" if run.time else "时间不明"
         lines.append(f"  {when}  {run.source}：{'，'.join(did) or '有改动'}；{where}")
     lines.append(f"要把它们重新并入，请把这些文件从归档文件夹移回收件箱 {done.inbox}，"

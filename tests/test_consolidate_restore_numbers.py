@@ -230,3 +230,33 @@ def test_an_edited_row_alike_two_rows_of_its_file_gets_a_new_number(restored, fo
     [f] = consolidate(master, as_of=AS_OF, now=T3).files
     assert (f.rows_added, f.given_back) == (3, [(5, b)])
     assert a not in records_of(master, "社区健康讲座") and len(records_of(master, "社区健康讲座")) == 2
+
+
+def test_a_file_put_back_from_the_archive_is_archived_and_receipted_under_its_own_name(restored, capsys):
+    """The clerk moves the archived file back as ``restore`` asks, name and all: archived again as
+    C06-十一月-<this run>.xlsx (was C06-十一月-<first run>-<this run>.xlsx); the first receipt, of the
+    undone run, is renamed …-已撤销 by the restore (it no longer tells what the master holds) and the
+    new one sits beside it. Restoring the backup the restore took brings that run back: the mark goes."""
+    master, a, b, c, moved, said = restored
+    where = folders(master, read_workbook(master).settings)
+    first = f"回执-C06-C06-十一月-{T2:%Y%m%d-%H%M%S}"
+    assert not (where.receipts / f"{first}.html").exists() and (where.receipts / f"{first}-已撤销.html").is_file()
+    assert f"原回执已改名为 {first}-已撤销.html" in said
+
+    shutil.move(moved, inbox_of(master) / moved.name)
+    [f] = consolidate(master, as_of=AS_OF, now=T3).files
+    assert f.given_back == [(3, a), (4, b)]
+    assert f.moved_to.name == f"C06-十一月-{T3:%Y%m%d-%H%M%S}.xlsx"
+    assert f.receipt.name == f"回执-C06-C06-十一月-{T3:%Y%m%d-%H%M%S}.html"
+    assert sorted(p.name for p in where.receipts.glob("回执-C06-C06-十一月-*.html")) == [
+        f"回执-C06-C06-十一月-{T1:%Y%m%d-%H%M%S}.html", f"{first}-已撤销.html", f.receipt.name]
+
+    # Undone in turn: the restore finds the file merged again under its archived name.
+    capsys.readouterr()
+    assert main(["restore", str(master), "--json"]) == 0
+    [run] = json.loads(capsys.readouterr().out)["lost"]
+    assert (run["source"], run["archived"]) == (moved.name, str(f.moved_to))
+    assert run["receipts"] == [str(where.receipts / f"{f.receipt.stem}-已撤销.html")]
+    # The restore undone: the run at T3 is back, its receipt unmarked; the one at T2 stays undone.
+    assert main(["restore", str(master), "--backup", list_backups(master)[0].name]) == 0
+    assert f.receipt.is_file() and (where.receipts / f"{first}-已撤销.html").is_file()
