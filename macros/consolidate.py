@@ -406,7 +406,7 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
     created = check_inbox(master, settings, where, given=inbox is not None, dry_run=dry_run, now=now)
     # Rows keep their _row: the writer puts each record back at its Excel row (without it every
     # record would go below the old end of the ledger, leaving the rows above blank).
-    sent, sent_problem = read_sent(master)
+    sent, sent_problem = read_sent(master, now.date())
     merge = LedgerMerge(records(frames[LEDGER]), issued_numbers_soon(master), year=programme_year(settings), sent=sent)
     committees = _committees(frames[schema.COMMITTEES.name])
     # The config sheets are what a submission is validated against; the ledger lives in ``merge``.
@@ -643,9 +643,15 @@ def sent_file(master: Path) -> Path:
     return master.with_name(f".{master.name}.sent.json")
 
 
-def read_sent(master: Path) -> tuple[SentValues, str]:
+# How long a restore's ``undone`` records wait for their files to be merged again (``SentValues.expire``):
+# the restore asks for them at once, and committees send their cumulative forms monthly at least.
+UNDONE_KEPT = timedelta(days=90)
+
+
+def read_sent(master: Path, today: date | None = None) -> tuple[SentValues, str]:
     """What committees sent before, and why it is not known when it is not (Chinese; '' when read, or
-    when no run has written the master yet): then every re-sent value applies, as before."""
+    when no run has written the master yet): then every re-sent value applies, as before. ``undone``
+    records taken out more than ``UNDONE_KEPT`` before ``today`` (default: the real today) are dropped."""
     path = sent_file(master)
     name = path.name
     effect = "本次汇总中，居委会重新提交的旧值会照常覆盖主工作簿中的值（包括街道此后的修改），请留意回执中的“修改”；汇总后会重新记下。"
@@ -669,10 +675,14 @@ def read_sent(master: Path) -> tuple[SentValues, str]:
             or not all(type(v) is str for v in entries.values())):  # values are looked up by: a list would raise
         return SentValues(), f"记录居委会上次提交内容的文件 {name} 内容不对（已损坏或来自其他版本）。{effect}"
     # Written by a restore (``undo_sent``); files from before it lack the map.
-    undone = data.get("undone")
+    undone, undone_on = data.get("undone"), data.get("undone_on")
     if not isinstance(undone, dict):
         undone = {}
-    return SentValues(entries, {k: v for k, v in undone.items() if type(v) is str}), ""
+    sent = SentValues(entries, {k: v for k, v in undone.items() if type(v) is str},
+                      dict(undone_on) if isinstance(undone_on, dict) else {})
+    today = today or date.today()
+    sent.expire((today - UNDONE_KEPT).isoformat(), today.isoformat())
+    return sent, ""
 
 
 def orphaned_records(master: Path) -> list[Path]:
@@ -699,7 +709,7 @@ def keep_sent(master: Path, sent: SentValues) -> None:
     tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
     kept = {"说明": SENT_NOTE, "columns": list(DATA_COLUMNS), "sent": sent.entries}
     if sent.undone:
-        kept["undone"] = sent.undone
+        kept["undone"], kept["undone_on"] = sent.undone, sent.undone_on
     try:
         with tmp.open("w", encoding="utf-8") as fh:
             # One string, one write: json.dump writes a few bytes at a time (60k records: ~10× slower).
@@ -720,7 +730,7 @@ def undo_sent(master: Path, added: list[str], updated: list[str] = ()) -> None:
     sent, problem = read_sent(master)
     if problem or not (added or updated):
         return
-    sent.undo(added)
+    sent.undo(added, date.today().isoformat())
     sent.forget(set(updated) - set(added))
     if sent.updated:
         keep_sent(master, sent)

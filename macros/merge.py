@@ -228,12 +228,15 @@ class SentValues:
     since (Excel, by hand: nothing records it). Digests, not values: ~60 bytes a record whatever the
     text, and a value is only ever compared for equality."""
 
-    def __init__(self, entries: dict[str, str] | None = None, undone: dict[str, str] | None = None):
+    def __init__(self, entries: dict[str, str] | None = None, undone: dict[str, str] | None = None,
+                 undone_on: dict[str, str] | None = None):
         self.entries: dict[str, str] = entries if entries is not None else {}
         # Records a restore took out of the master with the runs that added them (``undo``), by what
         # they were last sent as: a row sent again so, without its key, takes back the number its
         # receipt named (``LedgerMerge._undone_as``), not a new one.
         self.undone: dict[str, str] = undone if undone is not None else {}
+        # The day (ISO text) each ``undone`` record was taken out: kept for a while only (``expire``).
+        self.undone_on: dict[str, str] = undone_on if undone_on is not None else {}
         self._undone_by_packed: dict[str, list[str]] | None = None
         self._undone_by_alike: dict[tuple, list[str]] | None = None
         self.updated = False  # an entry was added or changed (the file beside the master is out of date)
@@ -269,6 +272,7 @@ class SentValues:
             self.entries[record_id] = packed
             self.updated = True
         if self.undone and self.undone.pop(record_id, None) is not None:  # merged again: live once more
+            self.undone_on.pop(record_id, None)
             self.updated = True
 
     def records_sent_as(self, values: tuple, carried: tuple[int, ...] | None) -> list[str]:
@@ -323,15 +327,34 @@ class SentValues:
             if self.entries.pop(record_id, None) is not None:
                 self.updated = True
 
-    def undo(self, record_ids) -> None:
-        """Move what was recorded for ``record_ids`` (records a restore took out of the master) from
-        the live entries to ``undone``: sent again, they are no longer old news nor records the
-        office deleted, and a row sent again as they were takes back their number."""
+    def undo(self, record_ids, on: str) -> None:
+        """Move what was recorded for ``record_ids`` (records a restore took out of the master, on the
+        day ``on``, ISO text) from the live entries to ``undone``: sent again, they are no longer old
+        news nor records the office deleted, and a row sent again as they were takes back their number."""
         for record_id in record_ids:
             packed = self.entries.pop(record_id, None)
             if packed is not None:
                 self.undone[record_id] = packed
+                self.undone_on[record_id] = on
                 self.updated = True
+
+    def expire(self, before: str, today: str) -> None:
+        """Drop the ``undone`` records taken out before the day ``before`` (ISO text): their files were
+        not merged again in time, and a row sent long after takes a new number, as any (theirs stay
+        given: ``consolidate.keep_numbers``). Those without a day (a file from before days were kept)
+        are dated ``today``."""
+        for record_id in list(self.undone):
+            day = self.undone_on.get(record_id)
+            if type(day) is not str:
+                self.undone_on[record_id] = today
+                self.updated = True
+            elif day < before:
+                del self.undone[record_id]
+                del self.undone_on[record_id]
+                self.updated = True
+        for record_id in [k for k in self.undone_on if k not in self.undone]:
+            del self.undone_on[record_id]
+            self.updated = True
 
     def held_again(self, held) -> None:
         """Move back to the live entries the ``undone`` records the master holds again (restored
@@ -339,6 +362,7 @@ class SentValues:
         and a record the office deletes after must not come back under its number."""
         for record_id in [k for k in self.undone if k in held]:
             packed = self.undone.pop(record_id)
+            self.undone_on.pop(record_id, None)
             self.entries.setdefault(record_id, packed)
             self.updated = True
 

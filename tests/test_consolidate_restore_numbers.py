@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -260,3 +260,29 @@ def test_a_file_put_back_from_the_archive_is_archived_and_receipted_under_its_ow
     # The restore undone: the run at T3 is back, its receipt unmarked; the one at T2 stays undone.
     assert main(["restore", str(master), "--backup", list_backups(master)[0].name]) == 0
     assert f.receipt.is_file() and (where.receipts / f"{first}-已撤销.html").is_file()
+
+
+def test_undone_records_not_merged_again_within_90_days_are_dropped(restored):
+    """The undone map is kept 90 days from the restore: a file put back after that takes new
+    numbers (a and b stay given), and the file beside the master no longer holds the map."""
+    master, a, b, c, moved, _ = restored
+    kept = json.loads(sent_file(master).read_text(encoding="utf-8"))
+    assert kept["undone_on"] == {a: date.today().isoformat(), b: date.today().isoformat()}
+    shutil.move(moved, inbox_of(master) / "C06-十一月.xlsx")
+    [f] = consolidate(master, as_of=AS_OF, now=datetime.now() + timedelta(days=91)).files
+    assert (f.rows_added, f.given_back) == (2, [])
+    assert not {a, b} & set(ledger_of(master)["record_id"])
+    kept = json.loads(sent_file(master).read_text(encoding="utf-8"))
+    assert "undone" not in kept and "undone_on" not in kept
+
+
+def test_undone_records_written_without_their_day_are_kept_from_now(restored):
+    """A file beside the master from before the day was kept (undone, no undone_on): its records are
+    dated the first time they are read, not dropped at once."""
+    master, a, b, c, moved, _ = restored
+    kept = json.loads(sent_file(master).read_text(encoding="utf-8"))
+    del kept["undone_on"]
+    sent_file(master).write_text(json.dumps(kept, ensure_ascii=False), encoding="utf-8")
+    shutil.move(moved, inbox_of(master) / "C06-十一月.xlsx")
+    [f] = consolidate(master, as_of=AS_OF, now=datetime.now() + timedelta(days=91)).files
+    assert f.given_back == [(3, a), (4, b)]
