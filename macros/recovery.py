@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +40,10 @@ from .merge import ADDED, UPDATED
 CHANGES = schema.CHANGES.name
 LINE = ("time", "source", "record_id", "action", "column", "old", "new")
 SHOWN = 10  # record numbers named per run; the rest are counted
+# The longer steps, announced as they start (a master of 60,000 rows takes seconds at each).
+KEEPING = "正在核对已发出的记录编号…"
+REPLACING = "正在核对备份、备份当前文件并换成备份…"
+COMPARING = "正在比对变更记录，找出备份之后的汇总…"
 
 
 @dataclass
@@ -75,13 +80,18 @@ class Restored:
                 "lost": [run.to_dict() for run in self.lost], "inbox": str(self.inbox) if self.inbox else None}
 
 
-def restore_master(path: Path | str, backup: str | Path | None = None, wait: float = DEFAULT_WAIT) -> Restored:
-    """Restore ``path`` from a backup (see ``book.write.restore``) and say which consolidations it undid."""
+def restore_master(path: Path | str, backup: str | Path | None = None, wait: float = DEFAULT_WAIT,
+                   stage: Callable[[str], None] | None = None) -> Restored:
+    """Restore ``path`` from a backup (see ``book.write.restore``) and say which consolidations it
+    undid; ``stage`` is told each longer step as it starts (the CLI shows them on a terminal)."""
     path = Path(path)
+    say = stage or (lambda text: None)
     if path.is_file():
         # Numbers given by runs from before the number file was kept are in this file's
         # 变更记录 only: kept before it is replaced.
+        say(KEEPING)
         keep_numbers(path, issued_numbers(path))
+    say(REPLACING)
     done = restore(path, backup, wait=wait)
     if done.backup is None:
         return Restored(path, done.restored, None, [], skipped=done.skipped)
@@ -90,6 +100,7 @@ def restore_master(path: Path | str, backup: str | Path | None = None, wait: flo
     except HealthbookError:
         settings = {}
     where = folders(path, settings)
+    say(COMPARING)
     replaced, restored = Counter(change_lines(done.backup)), Counter(change_lines(path))
     lost = runs_of(replaced - restored, where.archive)
     # Receipts of undone runs no longer tell what the master holds; those of runs a restore of a

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from macros import recovery
 from macros.book.backup import list_backups
 from macros.book.read import read_workbook
 from macros.cli import main
@@ -286,3 +288,19 @@ def test_undone_records_written_without_their_day_are_kept_from_now(restored):
     shutil.move(moved, inbox_of(master) / "C06-十一月.xlsx")
     [f] = consolidate(master, as_of=AS_OF, now=datetime.now() + timedelta(days=91)).files
     assert f.given_back == [(3, a), (4, b)]
+
+
+def test_restore_on_a_terminal_says_each_longer_step(master_copy, forms, capsys, monkeypatch):  # noqa: F811
+    """``restore`` of a large master works for seconds: on a terminal it names each step as it
+    starts (on stderr, as ``consolidate`` does); piped or with --json, stdout is only the result."""
+    fill_form(forms["C06"], inbox_of(master_copy) / "C06-十一月.xlsx", [row_a()])
+    consolidate(master_copy, as_of=AS_OF, now=T1)
+    capsys.readouterr()
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(["restore", str(master_copy), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [recovery.KEEPING, recovery.REPLACING, recovery.COMPARING]
+    assert json.loads(out)["lost"][0]["source"] == "C06-十一月.xlsx"
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert main(["restore", str(master_copy)]) == 0
+    assert capsys.readouterr().err == ""
