@@ -214,7 +214,7 @@ def restore_text(done: Restored) -> str:
             where += f"；原回执已改名为 {'、'.join(p.name for p in undone)}（所述汇总已撤销，以重新并入后的新回执为准）"
         when = f"{run.time:%Y-%m-%d %H:%M}" if run.time else "时间不明"
         lines.append(f"  {when}  {run.source}：{'，'.join(did) or '有改动'}；{where}")
-    lines.append(f"要把它们重新并入，请把这些文件从归档文件夹移回收件箱 {done.inbox}，"
+    lines.append(f"要把它们重新并入，请把这些文件从归档文件夹移回收件箱 {done.inbox}（不必改名），"
                  "再运行 healthbook consolidate（或等下一次定时汇总）。")
     if any(run.added for run in runs):
         lines.append("回执里已告知居委会的这些记录编号不会再分给别的记录；这些文件重新并入时，内容未改的新增行会沿用原来的编号"

@@ -244,6 +244,7 @@ def test_a_file_put_back_from_the_archive_is_archived_and_receipted_under_its_ow
     first = f"回执-C06-C06-十一月-{T2:%Y%m%d-%H%M%S}"
     assert not (where.receipts / f"{first}.html").exists() and (where.receipts / f"{first}-已撤销.html").is_file()
     assert f"原回执已改名为 {first}-已撤销.html" in said
+    assert "移回收件箱" in said and "（不必改名）" in said
 
     shutil.move(moved, inbox_of(master) / moved.name)
     [f] = consolidate(master, as_of=AS_OF, now=T3).files
