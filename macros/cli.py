@@ -206,8 +206,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
         return 0
     from .recovery import restore_master, restore_text
 
+    bar = TextProgress() if sys.stderr.isatty() else None  # seconds on a large master: say each step
     with labelling(args.path, "restore", "恢复备份前") as note:
-        done = restore_master(args.path, args.backup)
+        done = restore_master(args.path, args.backup, stage=bar.stage if bar else None)
         note.changed = f"换成备份 {done.restored.name}"
     emit(args, done.to_dict(), restore_text(done))
     return 0

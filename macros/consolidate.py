@@ -150,6 +150,7 @@ class FileResult:
             "rows_updated": self.rows_updated, "rows_unchanged": self.rows_unchanged,
             "issues": [p.to_dict() for p in self.issues],
             "gone": [{"row": row, "record_id": key} for row, key in self.gone],
+            "given_back": [{"row": row, "record_id": key} for row, key in self.given_back],
             "conflicts": [{"row": row, "record_id": key, "column": column, "office": office, "committee": committee}
                           for row, key, column, office, committee in self.conflicts],
         }
@@ -412,7 +413,7 @@ def _run(book, wb, master: Path, inbox, dry_run: bool, as_of: date, now: datetim
     created = check_inbox(master, settings, where, given=inbox is not None, dry_run=dry_run, now=now)
     # Rows keep their _row: the writer puts each record back at its Excel row (without it every
     # record would go below the old end of the ledger, leaving the rows above blank).
-    sent, sent_problem = read_sent(master)
+    sent, sent_problem = read_sent(master, now.date())
     merge = LedgerMerge(records(frames[LEDGER]), issued_numbers_soon(master), year=programme_year(settings), sent=sent)
     committees = _committees(frames[schema.COMMITTEES.name])
     # The config sheets are what a submission is validated against; the ledger lives in ``merge``.
@@ -648,9 +649,15 @@ def sent_file(master: Path) -> Path:
     return master.with_name(f".{master.name}.sent.json")
 
 
-def read_sent(master: Path) -> tuple[SentValues, str]:
+# How long a restore's ``undone`` records wait for their files to be merged again (``SentValues.expire``):
+# the restore asks for them at once, and committees send their cumulative forms monthly at least.
+UNDONE_KEPT = timedelta(days=90)
+
+
+def read_sent(master: Path, today: date | None = None) -> tuple[SentValues, str]:
     """What committees sent before, and why it is not known when it is not (Chinese; '' when read, or
-    when no run has written the master yet): then every re-sent value applies, as before."""
+    when no run has written the master yet): then every re-sent value applies, as before. ``undone``
+    records taken out more than ``UNDONE_KEPT`` before ``today`` (default: the real today) are dropped."""
     path = sent_file(master)
     name = path.name
     effect = "本次汇总中，居委会重新提交的旧值会照常覆盖主工作簿中的值（包括街道此后的修改），请留意回执中的“修改”；汇总后会重新记下。"
@@ -674,10 +681,14 @@ def read_sent(master: Path) -> tuple[SentValues, str]:
             or not all(type(v) is str for v in entries.values())):  # values are looked up by: a list would raise
         return SentValues(), f"记录居委会上次提交内容的文件 {name} 内容不对（已损坏或来自其他版本）。{effect}"
     # Written by a restore (``undo_sent``); files from before it lack the map.
-    undone = data.get("undone")
+    undone, undone_on = data.get("undone"), data.get("undone_on")
     if not isinstance(undone, dict):
         undone = {}
-    return SentValues(entries, {k: v for k, v in undone.items() if type(v) is str}), ""
+    sent = SentValues(entries, {k: v for k, v in undone.items() if type(v) is str},
+                      dict(undone_on) if isinstance(undone_on, dict) else {})
+    today = today or date.today()
+    sent.expire((today - UNDONE_KEPT).isoformat(), today.isoformat())
+    return sent, ""
 
 
 def orphaned_records(master: Path) -> list[Path]:
@@ -729,7 +740,7 @@ def keep_sent(master: Path, sent: SentValues) -> None:
     tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
     kept = {"说明": SENT_NOTE, "columns": list(DATA_COLUMNS), "sent": sent.entries}
     if sent.undone:
-        kept["undone"] = sent.undone
+        kept["undone"], kept["undone_on"] = sent.undone, sent.undone_on
     try:
         with tmp.open("w", encoding="utf-8") as fh:
             # One string, one write: json.dump writes a few bytes at a time (60k records: ~10× slower).
@@ -750,7 +761,7 @@ def undo_sent(master: Path, added: list[str], updated: list[str] = ()) -> None:
     sent, problem = read_sent(master)
     if problem or not (added or updated):
         return
-    sent.undo(added)
+    sent.undo(added, date.today().isoformat())
     sent.forget(set(updated) - set(added))
     if sent.updated:
         keep_sent(master, sent)
@@ -1707,15 +1718,34 @@ def check_receipt_template(templates: str | None, master: Path, now: datetime) -
         raise TemplateProblem(RECEIPT_TEMPLATE, "", f"渲染示例回执时出错（{type(exc).__name__}: {exc}）") from exc
 
 
+STAMP = "%Y%m%d-%H%M%S"  # the run's time in the names of archived files and receipts
+_STAMPED = re.compile(r"(.+)-(\d{8}-\d{6})(?:-\d+)?")
+
+
+def unstamped(stem: str) -> str:
+    """``stem`` without the run time ``move_with_stamp`` added: a file put back into the inbox from
+    the archive (as ``restore`` asks) is archived and receipted again under its own name, with this
+    run's time alone (not "C06-20201115-100000-20201116-090000")."""
+    found = _STAMPED.fullmatch(stem)
+    if found is None:
+        return stem
+    try:
+        datetime.strptime(found.group(2), STAMP)
+    except ValueError:  # digits that are no time: the committee's own name
+        return stem
+    return found.group(1)
+
+
 def move_with_stamp(path: Path, folder: Path, now: datetime) -> Path:
-    """Move ``path`` into ``folder`` as ``<stem>-<timestamp><suffix>`` (never overwriting)."""
+    """Move ``path`` into ``folder`` as ``<stem>-<timestamp><suffix>`` (never overwriting; a stem
+    archived before loses its earlier time: ``unstamped``)."""
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = now.strftime("%Y%m%d-%H%M%S")
-    target = folder / f"{path.stem}-{stamp}{path.suffix}"
+    stamp, stem = now.strftime(STAMP), unstamped(path.stem)
+    target = folder / f"{stem}-{stamp}{path.suffix}"
     n = 1
     while target.exists():
         n += 1
-        target = folder / f"{path.stem}-{stamp}-{n}{path.suffix}"
+        target = folder / f"{stem}-{stamp}-{n}{path.suffix}"
     shutil.move(str(path), str(target))
     return target
 
@@ -1730,10 +1760,7 @@ def write_receipt(result: FileResult, folder: Path, now: datetime, master: Path,
     worker process); ``taken``: names given this run, which the worker may not have written yet."""
     folder.mkdir(parents=True, exist_ok=True)
     who = safe_name(result.committee_id or "未知居委会")
-    name = Path(result.file)
-    # The suffix too unless .xlsx: "C01.xls" and "C01.ods" sent together get a receipt each.
-    kind = "" if name.suffix == ".xlsx" else f"-{safe_name(name.suffix.lstrip('.') or '无扩展名')}"
-    stem = f"回执-{who}-{safe_name(name.stem)}{kind}-{now.strftime('%Y%m%d-%H%M%S')}"
+    stem = f"回执-{who}-{receipt_part(result.file)}-{now.strftime(STAMP)}"
     taken = set() if taken is None else taken
     path, n = folder / f"{stem}.html", 1
     # Names can still meet ("X-xls.xlsx" and "X.xls"; full-width and ASCII names are one after NFKC).
@@ -1743,6 +1770,27 @@ def write_receipt(result: FileResult, folder: Path, now: datetime, master: Path,
     taken.add(path.name)
     write(path, where.templates, receipt_context(result, now, master, where.contact))
     return path
+
+
+def receipt_part(file: str) -> str:
+    """What a receipt's name says of the file, between the committee and the run's time."""
+    name = Path(file)
+    # The suffix too unless .xlsx: "C01.xls" and "C01.ods" sent together get a receipt each.
+    kind = "" if name.suffix == ".xlsx" else f"-{safe_name(name.suffix.lstrip('.') or '无扩展名')}"
+    return f"{safe_name(unstamped(name.stem))}{kind}"
+
+
+UNDONE_RECEIPT = "-已撤销"  # ends the name of a receipt whose run a restore undid (``recovery.mark_receipts``)
+
+
+def receipts_of(folder: Path, file: str, when: datetime) -> list[Path]:
+    """The receipts ``write_receipt`` wrote for ``file`` in the run at ``when`` (marked undone or not)."""
+    named = re.compile(rf"回执-[^-]+-{re.escape(receipt_part(file))}-{when.strftime(STAMP)}(?:-\d+)?"
+                       rf"(?:{UNDONE_RECEIPT})?\.html")
+    try:
+        return [p for p in sorted(folder.iterdir()) if named.fullmatch(p.name)]
+    except OSError:  # no receipts folder (yet), or unreadable: nothing to mark
+        return []
 
 
 def receipt_context(result: FileResult, now: datetime, master: Path, contact: str = "") -> dict:

@@ -16,7 +16,7 @@ import base64
 import binascii
 import struct
 import zlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -202,6 +202,7 @@ def record_number(record_id: object, committee_id: str) -> int | None:
 NOT_SENT = 0  # a column the committee's files have not carried for the record
 _PACKED = struct.Struct(f"<{len(DATA_COLUMNS)}I")
 _POSITION = {k: i for i, k in enumerate(DATA_COLUMNS)}
+_ALIKE = tuple(_POSITION[k] for k in SIMILAR_COLUMNS)  # 居委会编号, 项目编号, 日期, 活动内容
 
 
 def digest(value: object) -> int:
@@ -227,13 +228,17 @@ class SentValues:
     since (Excel, by hand: nothing records it). Digests, not values: ~60 bytes a record whatever the
     text, and a value is only ever compared for equality."""
 
-    def __init__(self, entries: dict[str, str] | None = None, undone: dict[str, str] | None = None):
+    def __init__(self, entries: dict[str, str] | None = None, undone: dict[str, str] | None = None,
+                 undone_on: dict[str, str] | None = None):
         self.entries: dict[str, str] = entries if entries is not None else {}
         # Records a restore took out of the master with the runs that added them (``undo``), by what
         # they were last sent as: a row sent again so, without its key, takes back the number its
         # receipt named (``LedgerMerge._undone_as``), not a new one.
         self.undone: dict[str, str] = undone if undone is not None else {}
+        # The day (ISO text) each ``undone`` record was taken out: kept for a while only (``expire``).
+        self.undone_on: dict[str, str] = undone_on if undone_on is not None else {}
         self._undone_by_packed: dict[str, list[str]] | None = None
+        self._undone_by_alike: dict[tuple, list[str]] | None = None
         self.updated = False  # an entry was added or changed (the file beside the master is out of date)
         self.earlier = bool(self.entries)  # anything sent before this run (else nothing to look up)
         self._by_packed: dict[str, list[str]] | None = None  # packed digests → records (``records_sent_as``)
@@ -267,6 +272,7 @@ class SentValues:
             self.entries[record_id] = packed
             self.updated = True
         if self.undone and self.undone.pop(record_id, None) is not None:  # merged again: live once more
+            self.undone_on.pop(record_id, None)
             self.updated = True
 
     def records_sent_as(self, values: tuple, carried: tuple[int, ...] | None) -> list[str]:
@@ -292,6 +298,18 @@ class SentValues:
         # An entry merged again since the index was built has left ``undone``.
         return [k for k in self._undone_by_packed.get(packed, ()) if self.undone.get(k) == packed]
 
+    def undone_alike(self, values: tuple) -> list[str]:
+        """The records a restore undid (``undone``) last sent with ``values``' 居委会编号, 项目编号, 日期 and
+        活动内容 (``SIMILAR_COLUMNS``, as compared), whatever they were sent with in the other columns."""
+        if self._undone_by_alike is None:
+            self._undone_by_alike = defaultdict(list)
+            for record_id in self.undone:
+                digests = self.of(record_id, self.undone)
+                if digests is not None:  # a column not sent (NOT_SENT) matches no digest
+                    self._undone_by_alike[tuple(digests[p] for p in _ALIKE)].append(record_id)
+        found = self._undone_by_alike.get(tuple(digest(values[p]) for p in _ALIKE), ())
+        return [k for k in found if k in self.undone]  # not those merged again since
+
     def _packed(self, values: tuple, carried: tuple[int, ...] | None) -> str:
         if carried is None and self._last[0] is values:
             return self._last[1]
@@ -309,15 +327,34 @@ class SentValues:
             if self.entries.pop(record_id, None) is not None:
                 self.updated = True
 
-    def undo(self, record_ids) -> None:
-        """Move what was recorded for ``record_ids`` (records a restore took out of the master) from
-        the live entries to ``undone``: sent again, they are no longer old news nor records the
-        office deleted, and a row sent again as they were takes back their number."""
+    def undo(self, record_ids, on: str) -> None:
+        """Move what was recorded for ``record_ids`` (records a restore took out of the master, on the
+        day ``on``, ISO text) from the live entries to ``undone``: sent again, they are no longer old
+        news nor records the office deleted, and a row sent again as they were takes back their number."""
         for record_id in record_ids:
             packed = self.entries.pop(record_id, None)
             if packed is not None:
                 self.undone[record_id] = packed
+                self.undone_on[record_id] = on
                 self.updated = True
+
+    def expire(self, before: str, today: str) -> None:
+        """Drop the ``undone`` records taken out before the day ``before`` (ISO text): their files were
+        not merged again in time, and a row sent long after takes a new number, as any (theirs stay
+        given: ``consolidate.keep_numbers``). Those without a day (a file from before days were kept)
+        are dated ``today``."""
+        for record_id in list(self.undone):
+            day = self.undone_on.get(record_id)
+            if type(day) is not str:
+                self.undone_on[record_id] = today
+                self.updated = True
+            elif day < before:
+                del self.undone[record_id]
+                del self.undone_on[record_id]
+                self.updated = True
+        for record_id in [k for k in self.undone_on if k not in self.undone]:
+            del self.undone_on[record_id]
+            self.updated = True
 
     def held_again(self, held) -> None:
         """Move back to the live entries the ``undone`` records the master holds again (restored
@@ -325,6 +362,7 @@ class SentValues:
         and a record the office deletes after must not come back under its number."""
         for record_id in [k for k in self.undone if k in held]:
             packed = self.undone.pop(record_id)
+            self.undone_on.pop(record_id, None)
             self.entries.setdefault(record_id, packed)
             self.updated = True
 
@@ -356,6 +394,8 @@ class LedgerMerge:
         self.fingerprints: dict[tuple, list[int]] = defaultdict(list)
         self.similar: dict[tuple, str] = {}  # similarity → the first record holding it
         self.changed: dict[tuple[str, str], tuple[str, object]] = {}  # (record, column) → (file, value) this run
+        self._file_alike: Counter | None = None  # the merged file's keyless rows by ``similarity`` (``_undone_alike``)
+        self._file_rows: list[tuple[int | None, dict]] = []
         for i, row in enumerate(rows):
             self._register(i, row)
         if sent is not None and sent.undone:
@@ -440,6 +480,30 @@ class LedgerMerge:
         return _unused((k for k in self.sent.undone_as(fp, carried)
                         if k not in self.index and record_number(k, str(committee)) is not None), taken)
 
+    def _undone_alike(self, row: dict, fp: tuple, carried: tuple[int, ...] | None, taken: set[str]) -> str | None:
+        """The record a restore took out that a row without 记录编号 is, edited by the committee since
+        it was last sent (so ``_undone_as`` finds nothing): the one undone record of the row's
+        committee with its 日期, 项目编号 and 活动内容 (``similarity``), when that is unambiguous — no other
+        undone record has them, no other keyless row of the file has them, the master holds no
+        record with them, and the file carries those columns. It takes back its number as a row
+        sent unchanged would; otherwise the row gets a new number."""
+        committee = code_text(row.get(COMMITTEE))
+        alike = similarity(row)
+        if committee is None or alike is None or alike in self.similar or (
+                carried is not None and not all(p in carried for p in _ALIKE)):
+            return None
+        if self._file_alike is None:
+            self._file_alike = Counter(similarity(r) for _, r in self._file_rows if code_text(r.get(KEY)) is None)
+        if self._file_alike[alike] != 1:
+            return None
+        found = self.sent.undone_alike(fp)
+        if len(found) != 1:
+            return None
+        record = found[0]
+        if record in self.index or record in taken or record_number(record, str(committee)) is None:
+            return None
+        return record
+
     def _sent_gone(self, key: str, row: dict, carried: tuple[int, ...] | None) -> bool:
         """Whether ``key``, which the master no longer holds, was last sent with exactly the row's
         values (in the columns the file carries): a record the office deleted, sent again as before."""
@@ -465,13 +529,16 @@ class LedgerMerge:
         row exactly as a record the master no longer holds was last sent is not added back (``gone``);
         every merged row's values are then remembered as what it last sent. A row without 记录编号
         sent as a record a restore took out was (``SentValues.undone``) is added back under its
-        number (``given_back``): the one the committee's receipt named. A cell the committee
+        number (``given_back``): the one the committee's receipt named; so is a row the committee
+        edited since, when one undone record alone has its date, project and activity
+        (``_undone_alike``). A cell the committee
         edited that the office had changed too is applied and named (``RowOutcome.conflicts``).
         """
         result = MergeResult()
         outcomes, changes = result.outcomes, result.changes
         compared = [k for k in DATA_COLUMNS if k in columns]
         sent = self.sent
+        self._file_alike, self._file_rows = None, rows
         carried = None if len(compared) == len(DATA_COLUMNS) else tuple(_POSITION[k] for k in compared)
         blank = dict.fromkeys(self.rows[0] if self.rows else schema.LEDGER.keys)
         ledger, index, fingerprints = self.rows, self.index, self.fingerprints
@@ -520,7 +587,9 @@ class LedgerMerge:
                     if found[1]:  # a record the office deleted, sent again as before: not back
                         outcomes.append(RowOutcome(excel_row, key, UNCHANGED, gone=True))
                         continue
-                elif sent is not None and sent.undone and (back := self._undone_as(row, fp, carried, resent_keyless)):
+                elif sent is not None and sent.undone and (
+                        back := self._undone_as(row, fp, carried, resent_keyless)
+                        or self._undone_alike(row, fp, carried, resent_keyless)):
                     key, given_back = back, True
                     resent_keyless.add(key)
                 else:
@@ -613,6 +682,7 @@ class LedgerMerge:
                 self.similar.setdefault(alike, ledger[i][KEY])
         if fresh:
             self._index_near(fresh)
+        self._file_alike, self._file_rows = None, []
         return result
 
     def _near_index(self, committee: object) -> tuple[dict, dict]:

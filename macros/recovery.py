@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,13 +24,26 @@ from .book.backup import is_backup_of
 from .book.lock import DEFAULT_WAIT
 from .book.read import read_workbook
 from .book.write import restore
-from .consolidate import folders, issued_numbers, keep_numbers, sent_file, undo_sent
+from .consolidate import (
+    UNDONE_RECEIPT,
+    folders,
+    issued_numbers,
+    keep_numbers,
+    receipts_of,
+    sent_file,
+    undo_sent,
+    unstamped,
+)
 from .errors import HealthbookError, os_reason
 from .merge import ADDED, UPDATED
 
 CHANGES = schema.CHANGES.name
 LINE = ("time", "source", "record_id", "action", "column", "old", "new")
 SHOWN = 10  # record numbers named per run; the rest are counted
+# The longer steps, announced as they start (a master of 60,000 rows takes seconds at each).
+KEEPING = "正在核对已发出的记录编号…"
+REPLACING = "正在核对备份、备份当前文件并换成备份…"
+COMPARING = "正在比对变更记录，找出备份之后的汇总…"
 
 
 @dataclass
@@ -41,11 +55,13 @@ class LostRun:
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     archived: Path | None = None  # the file as consolidation archived it, when still there
+    receipts: list[Path] = field(default_factory=list)  # its receipts, renamed to say they are undone
 
     def to_dict(self) -> dict:
         return {"time": self.time.strftime("%Y-%m-%d %H:%M:%S") if self.time else None, "source": self.source,
                 "added": self.added, "updated": self.updated,
-                "archived": str(self.archived) if self.archived else None}
+                "archived": str(self.archived) if self.archived else None,
+                "receipts": [str(p) for p in self.receipts]}
 
 
 @dataclass
@@ -64,13 +80,18 @@ class Restored:
                 "lost": [run.to_dict() for run in self.lost], "inbox": str(self.inbox) if self.inbox else None}
 
 
-def restore_master(path: Path | str, backup: str | Path | None = None, wait: float = DEFAULT_WAIT) -> Restored:
-    """Restore ``path`` from a backup (see ``book.write.restore``) and say which consolidations it undid."""
+def restore_master(path: Path | str, backup: str | Path | None = None, wait: float = DEFAULT_WAIT,
+                   stage: Callable[[str], None] | None = None) -> Restored:
+    """Restore ``path`` from a backup (see ``book.write.restore``) and say which consolidations it
+    undid; ``stage`` is told each longer step as it starts (the CLI shows them on a terminal)."""
     path = Path(path)
+    say = stage or (lambda text: None)
     if path.is_file():
         # Numbers given by runs from before the number file was kept are in this file's
         # 变更记录 only: kept before it is replaced.
+        say(KEEPING)
         keep_numbers(path, issued_numbers(path))
+    say(REPLACING)
     done = restore(path, backup, wait=wait)
     if done.backup is None:
         return Restored(path, done.restored, None, [], skipped=done.skipped)
@@ -79,7 +100,12 @@ def restore_master(path: Path | str, backup: str | Path | None = None, wait: flo
     except HealthbookError:
         settings = {}
     where = folders(path, settings)
-    lost = lost_runs(done.backup, path, where.archive)
+    say(COMPARING)
+    replaced, restored = Counter(change_lines(done.backup)), Counter(change_lines(path))
+    lost = runs_of(replaced - restored, where.archive)
+    # Receipts of undone runs no longer tell what the master holds; those of runs a restore of a
+    # later backup brings back (a restore undone) do again.
+    mark_receipts(where.receipts, lost, runs_of(restored - replaced, where.archive))
     # What those runs' committees sent is no longer in the master: sent again, it must apply.
     unsaved = ""
     try:
@@ -102,7 +128,11 @@ def change_lines(path: Path) -> list[tuple]:
 
 def lost_runs(replaced: Path, restored: Path, archive: Path) -> list[LostRun]:
     """Runs (by time and source file) whose 变更记录 lines are in ``replaced`` and not in ``restored``."""
-    gone = Counter(change_lines(replaced)) - Counter(change_lines(restored))
+    return runs_of(Counter(change_lines(replaced)) - Counter(change_lines(restored)), archive)
+
+
+def runs_of(gone: Counter, archive: Path) -> list[LostRun]:
+    """The runs (by time and source file) the 变更记录 lines ``gone`` are of."""
     runs: dict[tuple, LostRun] = {}
     for line in sorted(gone.elements(), key=lambda t: (str(t[0]), str(t[1]))):
         values = dict(zip(LINE, line))
@@ -121,8 +151,27 @@ def archived_as(archive: Path, source: str, when: datetime | None) -> Path | Non
     if not source or when is None or not archive.is_dir():
         return None
     name = Path(source)
-    archived = re.compile(rf"{re.escape(name.stem)}-{when:%Y%m%d-%H%M%S}(?:-\d+)?{re.escape(name.suffix)}")
+    archived = re.compile(rf"{re.escape(unstamped(name.stem))}-{when:%Y%m%d-%H%M%S}(?:-\d+)?{re.escape(name.suffix)}")
     return next((p for p in sorted(archive.iterdir()) if archived.fullmatch(p.name)), None)
+
+
+def mark_receipts(folder: Path, undone: list[LostRun], regained: list[LostRun]) -> None:
+    """Rename the receipts of the ``undone`` runs to end in ``UNDONE_RECEIPT`` (the receipt of the
+    file merged again stands beside it, telling the committee what holds now; ``LostRun.receipts``),
+    and take the mark off those of the ``regained`` runs. A receipt that cannot be renamed stays."""
+    for runs, mark in ((undone, True), (regained, False)):
+        for run in runs:
+            if run.source == schema.MANUAL_SOURCE or run.time is None:
+                continue
+            for receipt in receipts_of(folder, run.source, run.time):
+                stem = receipt.stem.removesuffix(UNDONE_RECEIPT)
+                target = receipt.with_name(f"{stem}{UNDONE_RECEIPT if mark else ''}.html")
+                if target != receipt and not target.exists():
+                    try:
+                        receipt = receipt.rename(target)
+                    except OSError:
+                        pass
+                run.receipts.append(receipt)
 
 
 def _numbers(keys: list[str]) -> str:
@@ -160,11 +209,15 @@ def restore_text(done: Restored) -> str:
         if run.updated:
             did.append(f"更新 {len(run.updated)} 条记录（{_numbers(run.updated)}）")
         where = f"原文件已归档为 {run.archived}" if run.archived else "在归档文件夹中没有找到原文件，请向该居委会要回"
+        undone = [p for p in run.receipts if p.stem.endswith(UNDONE_RECEIPT)]
+        if undone:
+            where += f"；原回执已改名为 {'、'.join(p.name for p in undone)}（所述汇总已撤销，以重新并入后的新回执为准）"
         when = f"{run.time:%Y-%m-%d %H:%M}" if run.time else "时间不明"
         lines.append(f"  {when}  {run.source}：{'，'.join(did) or '有改动'}；{where}")
-    lines.append(f"要把它们重新并入，请把这些文件从归档文件夹移回收件箱 {done.inbox}，"
+    lines.append(f"要把它们重新并入，请把这些文件从归档文件夹移回收件箱 {done.inbox}（不必改名），"
                  "再运行 healthbook consolidate（或等下一次定时汇总）。")
     if any(run.added for run in runs):
         lines.append("回执里已告知居委会的这些记录编号不会再分给别的记录；这些文件重新并入时，内容未改的新增行会沿用原来的编号"
-                     "（即原回执中的编号），新的回执会再次列出；内容改过的行会得到新的编号，新的回执会告知居委会。")
+                     "（即原回执中的编号），新的回执会再次列出；"
+                     "居委会改过内容的行，日期、项目编号和活动内容与原来一条记录相同时也沿用它的编号，其余得到新的编号，新的回执会告知居委会。")
     return "\n".join(lines)

@@ -433,7 +433,8 @@ def test_json_output_and_dry_run(master_copy, inbox, blank_forms, capsys):
     assert set(out) == {"files", "rows_added", "rows_updated", "master_written", "numbered", "dry_run", "busy", "staged"}
     assert out["dry_run"] is True and out["busy"] is None and out["staged"] is None
     [entry] = out["files"]
-    assert set(entry) == {"file", "status", "rows_added", "rows_updated", "rows_unchanged", "issues", "gone", "conflicts"}
+    assert set(entry) == {"file", "status", "rows_added", "rows_updated", "rows_unchanged", "issues", "gone", "given_back",
+                          "conflicts"}
     assert entry["status"] == "partly" and entry["rows_added"] == 1 and out["master_written"] is False
     assert {"sheet", "row", "column", "key", "level", "code", "message", "suggestion"} <= set(entry["issues"][0])
     assert master_copy.read_bytes() == original and (inbox / "C01.xlsx").exists()

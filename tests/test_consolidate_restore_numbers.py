@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import date, datetime
+import sys
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from macros import recovery
 from macros.book.backup import list_backups
 from macros.book.read import read_workbook
 from macros.cli import main
@@ -191,3 +193,115 @@ def test_a_sent_file_from_before_the_undone_map_is_read_as_before(restored):
     [f] = run.files
     assert not run.sent_problem and f.rows_added == 2  # new numbers then, as before this change
     assert not {a, b} & set(ledger_of(master)["record_id"])
+
+
+def test_json_names_the_rows_given_back_their_number(restored, capsys):
+    """``consolidate --json`` lists per file the rows that took back their number (as the summary and the log do)."""
+    master, a, b, c, moved, _ = restored
+    shutil.move(moved, inbox_of(master) / "C06-十一月.xlsx")
+    capsys.readouterr()
+    assert main(["consolidate", str(master), "--as-of", "2020-11-15", "--json"]) == 0
+    [f] = json.loads(capsys.readouterr().out)["files"]
+    assert f["given_back"] == [{"row": 3, "record_id": a}, {"row": 4, "record_id": b}]
+    assert f["gone"] == [{"row": 2, "record_id": c}]
+
+
+def test_a_row_edited_since_its_receipt_takes_back_its_number(restored, forms):  # noqa: F811
+    """After the restore the committee corrects A (45 participants, not 40) and sends its form again
+    without 记录编号: A is the record a (the one undone record of C06 with A's date, project and
+    activity), given back under a with the new value; the receipt says 原编号. It got a new number."""
+    master, a, b, c, moved, _ = restored
+    count = len(ledger_of(master))
+    fill_form(forms["C06"], inbox_of(master) / "C06-十一月.xlsx", [row_c(), row_a(participants=45), row_b()])
+    run = consolidate(master, as_of=AS_OF, now=T3)
+    [f] = run.files
+    assert (f.rows_added, f.given_back, f.gone) == (2, [(3, a), (4, b)], [(2, c)])
+    assert records_of(master, "社区健康讲座") == [a] and value(master, a, "participants") == 45
+    assert records_of(master, "老年人健康体检进社区") == [b] and len(ledger_of(master)) == count + 2
+    text = receipt_text(master, "C06-十一月")
+    assert f"{a}（原编号）" in text and "新编号）" not in text
+    assert not json.loads(sent_file(master).read_text(encoding="utf-8")).get("undone")
+
+
+def test_an_edited_row_alike_two_rows_of_its_file_gets_a_new_number(restored, forms):  # noqa: F811
+    """Two rows of the file with A's date, project and activity, both edited: which one is a cannot
+    be told, so both get new numbers (a stays given, unused) — as before."""
+    master, a, b, c, moved, _ = restored
+    fill_form(forms["C06"], inbox_of(master) / "C06-十一月.xlsx",
+              [row_c(), row_a(participants=45), row_a(participants=50), row_b()])
+    [f] = consolidate(master, as_of=AS_OF, now=T3).files
+    assert (f.rows_added, f.given_back) == (3, [(5, b)])
+    assert a not in records_of(master, "社区健康讲座") and len(records_of(master, "社区健康讲座")) == 2
+
+
+def test_a_file_put_back_from_the_archive_is_archived_and_receipted_under_its_own_name(restored, capsys):
+    """The clerk moves the archived file back as ``restore`` asks, name and all: archived again as
+    C06-十一月-<this run>.xlsx (was C06-十一月-<first run>-<this run>.xlsx); the first receipt, of the
+    undone run, is renamed …-已撤销 by the restore (it no longer tells what the master holds) and the
+    new one sits beside it. Restoring the backup the restore took brings that run back: the mark goes."""
+    master, a, b, c, moved, said = restored
+    where = folders(master, read_workbook(master).settings)
+    first = f"回执-C06-C06-十一月-{T2:%Y%m%d-%H%M%S}"
+    assert not (where.receipts / f"{first}.html").exists() and (where.receipts / f"{first}-已撤销.html").is_file()
+    assert f"原回执已改名为 {first}-已撤销.html" in said
+    assert "移回收件箱" in said and "（不必改名）" in said
+
+    shutil.move(moved, inbox_of(master) / moved.name)
+    [f] = consolidate(master, as_of=AS_OF, now=T3).files
+    assert f.given_back == [(3, a), (4, b)]
+    assert f.moved_to.name == f"C06-十一月-{T3:%Y%m%d-%H%M%S}.xlsx"
+    assert f.receipt.name == f"回执-C06-C06-十一月-{T3:%Y%m%d-%H%M%S}.html"
+    assert sorted(p.name for p in where.receipts.glob("回执-C06-C06-十一月-*.html")) == [
+        f"回执-C06-C06-十一月-{T1:%Y%m%d-%H%M%S}.html", f"{first}-已撤销.html", f.receipt.name]
+
+    # Undone in turn: the restore finds the file merged again under its archived name.
+    capsys.readouterr()
+    assert main(["restore", str(master), "--json"]) == 0
+    [run] = json.loads(capsys.readouterr().out)["lost"]
+    assert (run["source"], run["archived"]) == (moved.name, str(f.moved_to))
+    assert run["receipts"] == [str(where.receipts / f"{f.receipt.stem}-已撤销.html")]
+    # The restore undone: the run at T3 is back, its receipt unmarked; the one at T2 stays undone.
+    assert main(["restore", str(master), "--backup", list_backups(master)[0].name]) == 0
+    assert f.receipt.is_file() and (where.receipts / f"{first}-已撤销.html").is_file()
+
+
+def test_undone_records_not_merged_again_within_90_days_are_dropped(restored):
+    """The undone map is kept 90 days from the restore: a file put back after that takes new
+    numbers (a and b stay given), and the file beside the master no longer holds the map."""
+    master, a, b, c, moved, _ = restored
+    kept = json.loads(sent_file(master).read_text(encoding="utf-8"))
+    assert kept["undone_on"] == {a: date.today().isoformat(), b: date.today().isoformat()}
+    shutil.move(moved, inbox_of(master) / "C06-十一月.xlsx")
+    [f] = consolidate(master, as_of=AS_OF, now=datetime.now() + timedelta(days=91)).files
+    assert (f.rows_added, f.given_back) == (2, [])
+    assert not {a, b} & set(ledger_of(master)["record_id"])
+    kept = json.loads(sent_file(master).read_text(encoding="utf-8"))
+    assert "undone" not in kept and "undone_on" not in kept
+
+
+def test_undone_records_written_without_their_day_are_kept_from_now(restored):
+    """A file beside the master from before the day was kept (undone, no undone_on): its records are
+    dated the first time they are read, not dropped at once."""
+    master, a, b, c, moved, _ = restored
+    kept = json.loads(sent_file(master).read_text(encoding="utf-8"))
+    del kept["undone_on"]
+    sent_file(master).write_text(json.dumps(kept, ensure_ascii=False), encoding="utf-8")
+    shutil.move(moved, inbox_of(master) / "C06-十一月.xlsx")
+    [f] = consolidate(master, as_of=AS_OF, now=datetime.now() + timedelta(days=91)).files
+    assert f.given_back == [(3, a), (4, b)]
+
+
+def test_restore_on_a_terminal_says_each_longer_step(master_copy, forms, capsys, monkeypatch):  # noqa: F811
+    """``restore`` of a large master works for seconds: on a terminal it names each step as it
+    starts (on stderr, as ``consolidate`` does); piped or with --json, stdout is only the result."""
+    fill_form(forms["C06"], inbox_of(master_copy) / "C06-十一月.xlsx", [row_a()])
+    consolidate(master_copy, as_of=AS_OF, now=T1)
+    capsys.readouterr()
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(["restore", str(master_copy), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [recovery.KEEPING, recovery.REPLACING, recovery.COMPARING]
+    assert json.loads(out)["lost"][0]["source"] == "C06-十一月.xlsx"
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert main(["restore", str(master_copy)]) == 0
+    assert capsys.readouterr().err == ""
