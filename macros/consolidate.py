@@ -833,7 +833,10 @@ def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], nu
             refused_fix = "请运行 healthbook report 重试；仍不能写入时，请把这条信息发给技术联系人"
         if refresh:
             run.refreshed = refresh_text(report is not None, problem, bool(written.staged), refused_fix)
-            if report is not None and report.result.notices.blocked:  # the sheets are refreshed, no notice is made
+            if report is not None and report.result.rollup_blocked:  # the wrong year: 校验结果 only
+                done = "校验结果已一并放入暂存文件" if written.staged else "已刷新校验结果（与台账一次写入）"
+                run.refreshed = f"{done}。{report.result.rollup_blocked}{report.result.notices.blocked}"
+            elif report is not None and report.result.notices.blocked:  # the sheets are refreshed, no notice is made
                 done = "校验结果和进度汇总已一并放入暂存文件" if written.staged else "已刷新进度汇总（与台账一次写入）"
                 run.refreshed = f"{done}。{report.result.notices.blocked}"
         if written.staged:  # open in Excel: leave the inbox for the next run
