@@ -1769,6 +1769,8 @@ def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
         + (f"\t街道已删除的记录再次提交、未加回 {len(f.gone)} 条：{_gone_text(f)}" if f.gone else "")
         + (f"\t恢复备份后重新并入、沿用原编号 {len(f.given_back)} 条：{_rows_text(f.given_back)}" if f.given_back else "")
         + (f"\t与街道的修改冲突 {len(f.conflicts)} 处（已按居委会的值更新）：{_conflicts_text(f)}" if f.conflicts else "")
+        + (f"\t居委会清空了街道修改过的单元格、保留街道的值 {len(cleared)} 处：{_cleared_text(cleared)}"
+           if (cleared := [p for p in f.issues if p.code == CLEARED_KEPT]) else "")
         + (("！！" if f in run.waiting else "") + f.issues[0].message if f.status == SKIPPED and f.issues else "")
         for f in run.files
     ]
@@ -1879,6 +1881,12 @@ def _conflicts_text(f: FileResult) -> str:
                     for row, key, column, office, committee in f.conflicts)
 
 
+def _cleared_text(cleared: list[Problem]) -> str:
+    """“C04-0002 第 3 行（参与人数）、…” for the summary and the log (``CLEARED_KEPT`` problems)."""
+    return "、".join(f"{p.key}{f' 第 {p.row} 行' if p.row else ''}（{p.column}）" for p in cleared[:5]) + (
+        "等" if len(cleared) > 5 else "")
+
+
 def summary_text(run: Consolidation) -> str:
     """The run in Chinese, a few lines: per file, then totals and what happened to the master."""
     lines = []
@@ -1922,9 +1930,8 @@ def summary_text(run: Consolidation) -> str:
                      "回执已告知居委会。")
     cleared = [p for f in run.files for p in f.issues if p.code == CLEARED_KEPT]
     if cleared:
-        listed = "、".join(f"{p.key}（{p.column}）" for p in cleared[:5]) + ("等" if len(cleared) > 5 else "")
         lines.append(f"其中 {len(cleared)} 处居委会清空了街道修改过的单元格（多半是复制时误删），未采用空白，"
-                     f"保留了主工作簿的值：{listed}。回执已告知居委会。")
+                     f"保留了主工作簿的值：{_cleared_text(cleared)}。回执已告知居委会。")
     doubtful = [(f, p) for f in run.files for p in f.doubtful]
     if doubtful:
         lines.append(f"请核实 {len(doubtful)} 处已汇总、但很可能填错的数值（会影响进度和通报；回执已请居委会核对）：")

@@ -311,8 +311,10 @@ def test_the_office_summary_lists_the_cleared_cell_kept(c04_prefilled, forms):
     [f] = run.files
     assert (f.rows_updated, f.rows_unchanged, f.conflicts) == (0, 25, [])
     assert value(master, "C04-0002", "participants") == 19
-    assert f"C04-0002（{HEADERS['participants']}）" in summary_text(run)
-    assert "居委会清空了街道修改过的单元格" in summary_text(run)
+    [said] = [p for p in f.issues if p.code == "cleared_kept"]
+    listed = f"C04-0002 第 {said.row} 行（{HEADERS['participants']}）"
+    assert f"1 处居委会清空了街道修改过的单元格（多半是复制时误删），未采用空白，保留了主工作簿的值：{listed}" in summary_text(run)
+    assert f"居委会清空了街道修改过的单元格、保留街道的值 1 处：{listed}" in log_lines(master, "C04-清空.xlsx")[-1]
 
 
 def test_a_cumulative_workbook_clearing_a_value_the_office_corrected_keeps_it(master_copy):
