@@ -96,7 +96,7 @@ def test_a_wrong_year_leaves_the_progress_sheets_as_they_were_and_says_why(repor
     out = capsys.readouterr().out
     assert progress_sheets(master) == before
     assert "进度表未更新：统计截止日期 2020-11-15 不在试点年度 2018 年内" in out
-    assert "“居委会进度”“项目进度”“单位进度”保持上次的内容" in out
+    assert "".join(f"“{name}”" for name in PROGRESS) + "保持上次的内容" in out
     assert "严重滞后" not in out and "汇总：" not in out
     assert "进度表因此不更新" in issues_text(master)  # 校验结果 is written, and says so
     code, data = cli_json("report", str(master), "--as-of", "2020-11-15", "--out", str(master.parent / "通知"))

@@ -436,7 +436,7 @@ def test_the_button_on_a_workbook_years_out_of_date_leaves_the_progress_sheets(
     [alert] = actions(book, "alert")
     text = alert["args"][0]
     assert f"进度表未更新：统计截止日期 {date.today().isoformat()} 不在试点年度 2020 年内" in text
-    assert "“居委会进度”“项目进度”“单位进度”保持上次的内容" in text
+    assert "".join(f"“{name}”" for name in PROGRESS) + "保持上次的内容" in text
     assert "严重滞后" not in text and "进度汇总完成" not in text and "报告已生成" not in text
     assert touched(book).isdisjoint(PROGRESS) and schema.ISSUES.name in touched(book)
     assert sheet_values(payload, book, schema.COMMITTEE_PROGRESS.name)[1][:2] == ["C01", "新福康里居委会"]
