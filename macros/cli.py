@@ -159,6 +159,9 @@ def cmd_rollup(args: argparse.Namespace) -> int:
     book = master.read()
     validation = validate(book.frames, book.settings, as_of=as_of)
     result = rollup(validation, book.settings, as_of)
+    if result.blocked:  # the wrong year's figures are not written: the sheets keep what they showed
+        emit(args, {**result.to_dict(), "staged": None}, rollup_text(result))
+        return 1
     with labelling(args.path, "rollup", "汇总进度前") as note:
         written = master.write_or_stage(rollup_sheets(result))
         names = "、".join(f"“{name}”" for name in written.sheets)

@@ -877,7 +877,10 @@ def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], nu
             refused_fix = "请运行 healthbook report 重试；仍不能写入时，请把这条信息发给技术联系人"
         if refresh:
             run.refreshed = refresh_text(report is not None, problem, bool(written.staged), refused_fix)
-            if report is not None and report.result.notices.blocked:  # the sheets are refreshed, no notice is made
+            if report is not None and report.result.rollup_blocked:  # the wrong year: 校验结果 only
+                done = "校验结果已一并放入暂存文件" if written.staged else "已刷新校验结果（与台账一次写入）"
+                run.refreshed = f"{done}。{report.result.rollup_blocked}{report.result.notices.blocked}"
+            elif report is not None and report.result.notices.blocked:  # the sheets are refreshed, no notice is made
                 done = "校验结果和进度汇总已一并放入暂存文件" if written.staged else "已刷新进度汇总（与台账一次写入）"
                 run.refreshed = f"{done}。{report.result.notices.blocked}"
         if written.staged:  # open in Excel: leave the inbox for the next run
@@ -1086,6 +1089,7 @@ class _Checker:
         issues += [p for o in merged.outcomes if o.kept or o.gone
                    for p in _master_kept(o, _gone_how(o, sub, keyless), who)]
         issues += [p for o in merged.outcomes if o.conflicts for p in _conflicts(o, o.record_id in (sub.base or ()), who)]
+        issues += [p for o in merged.outcomes if o.cleared for p in _cleared_kept(o, o.record_id in (sub.base or ()), who)]
         result.gone = [(o.row, o.record_id) for o in merged.outcomes if o.gone]
         for o in merged.outcomes:
             o.unkeyed = o.row in keyless
@@ -1295,7 +1299,7 @@ def _master_kept(outcome: RowOutcome, how: str, who: str) -> list[Problem]:
         return [Problem(LEDGER, outcome.row, key_header, record, WARNING, RECORD_REMOVED, said,
                         f"如确需恢复这条记录，请联系{who}；否则请从表中删去这一行（以后提交就不会再提示）。")]
     found = []
-    again = {header for header, _, _ in outcome.resent}
+    again = {header for header, _, _ in outcome.resent} | {header for header, _ in outcome.cleared}
     given = [h for h in outcome.kept if h not in again]
     if given:
         found.append(Problem(
@@ -1328,6 +1332,22 @@ def _conflicts(outcome: RowOutcome, prefilled: bool, who: str) -> list[Problem]:
         f"贵居委会这次改为 {_shown(committee)}；两边改了同一格，已按贵居委会的填报更新为 {_shown(committee)}。",
         f"请与{who}核对哪个值是对的；如应为街道的 {_shown(office)}，请在表中改为 {_shown(office)} 后重新提交。")
         for header, office, committee in outcome.conflicts]
+
+
+CLEARED_KEPT = "cleared_kept"  # a cell the committee left blank where the office had changed the value: kept
+
+
+def _cleared_kept(outcome: RowOutcome, prefilled: bool, who: str) -> list[Problem]:
+    """A cell the committee cleared (often by accident: a cell deleted while copying) whose value the
+    office had changed since the form was made (``prefilled``) or since the committee last sent the
+    record: a blank never erases the office's value, which stays; the receipt says so, one line a cell."""
+    since = "填报表生成后" if prefilled else "您上次提交这条记录后"
+    return [Problem(
+        LEDGER, outcome.row, header, outcome.record_id, WARNING, CLEARED_KEPT,
+        f"记录 {outcome.record_id} 的“{header}”：您这次把这一格清空了，而{since}，街道已在主工作簿中改为 {_shown(office)}；"
+        f"空白不会替换街道修改过的值，保留了主工作簿的 {_shown(office)}（未采用表中的空白）。",
+        f"如果是复制时误删，请在表中填回 {_shown(office)}；如确要删去这一格的内容，请与{who}联系。")
+        for header, office in outcome.cleared]
 
 
 def _shown(value: object) -> object:
@@ -1833,6 +1853,8 @@ def write_log(master: Path, run: Consolidation, now: datetime) -> Path:
         + (f"\t街道已删除的记录再次提交、未加回 {len(f.gone)} 条：{_gone_text(f)}" if f.gone else "")
         + (f"\t恢复备份后重新并入、沿用原编号 {len(f.given_back)} 条：{_rows_text(f.given_back)}" if f.given_back else "")
         + (f"\t与街道的修改冲突 {len(f.conflicts)} 处（已按居委会的值更新）：{_conflicts_text(f)}" if f.conflicts else "")
+        + (f"\t居委会清空了街道修改过的单元格、保留街道的值 {len(cleared)} 处：{_cleared_text(cleared)}"
+           if (cleared := [p for p in f.issues if p.code == CLEARED_KEPT]) else "")
         + (("！！" if f in run.waiting else "") + f.issues[0].message if f.status == SKIPPED and f.issues else "")
         for f in run.files
     ]
@@ -1945,6 +1967,12 @@ def _conflicts_text(f: FileResult) -> str:
                     for row, key, column, office, committee in f.conflicts)
 
 
+def _cleared_text(cleared: list[Problem]) -> str:
+    """“C04-0002 第 3 行（参与人数）、…” for the summary and the log (``CLEARED_KEPT`` problems)."""
+    return "、".join(f"{p.key}{f' 第 {p.row} 行' if p.row else ''}（{p.column}）" for p in cleared[:5]) + (
+        "等" if len(cleared) > 5 else "")
+
+
 def summary_text(run: Consolidation) -> str:
     """The run in Chinese, a few lines: per file, then totals and what happened to the master."""
     lines = []
@@ -1987,6 +2015,10 @@ def summary_text(run: Consolidation) -> str:
         listed = "、".join(f"{p.key}（{p.column}）" for p in kept[:5]) + ("等" if len(kept) > 5 else "")
         lines.append(f"其中 {len(kept)} 条记录重新提交的是原来的值，而街道此后已在主工作簿中修改，保留了主工作簿的值：{listed}。"
                      "回执已告知居委会。")
+    cleared = [p for f in run.files for p in f.issues if p.code == CLEARED_KEPT]
+    if cleared:
+        lines.append(f"其中 {len(cleared)} 处居委会清空了街道修改过的单元格（多半是复制时误删），未采用空白，"
+                     f"保留了主工作簿的值：{_cleared_text(cleared)}。回执已告知居委会。")
     doubtful = [(f, p) for f in run.files for p in f.doubtful]
     if doubtful:
         lines.append(f"请核实 {len(doubtful)} 处已汇总、但很可能填错的数值（会影响进度和通报；回执已请居委会核对）：")

@@ -37,8 +37,8 @@ from .report import (
     unnumbered_text,
     with_template_setting,
 )
+from .rollup import not_refreshed_text, rollup_sheets, who_is_behind
 from .rollup import rollup as core_rollup
-from .rollup import rollup_sheets, who_is_behind
 from .validate import validate as core_validate
 
 TITLE = "健康街道试点工作台账"
@@ -177,8 +177,10 @@ def rollup(book, as_of: date | None = None):
     result = core_rollup(validation, workbook.settings, as_of)
     sheets, marks = validation_writes(validation)
     live.write([*sheets, *rollup_sheets(result)], marks)
-    alert(book, f"进度汇总完成（截至 {as_of:%Y-%m-%d}）。错误 {validation.errors} 条，"
-                f"警告 {validation.warnings} 条。\n" + "\n".join(who_is_behind(result)) + _backup_line([live]))
+    head = "校验完成" if result.blocked else "进度汇总完成"
+    alert(book, f"{head}（截至 {as_of:%Y-%m-%d}）。错误 {validation.errors} 条，"
+                f"警告 {validation.warnings} 条。\n"
+                + "\n".join(who_is_behind(result) or [not_refreshed_text(result)]) + _backup_line([live]))
     return result
 
 
@@ -206,9 +208,11 @@ def report(book, as_of: date | None = None, base: Path | None = None):
     result = run_report(live, folder, as_of or date.today())
     listed = (f"清单见“{schema.NOTICES.name}”表。" if schema.NOTICES.name in live.read().sheet_names
               else _NO_LIST)
-    lines = [f"报告已生成（统计截至 {result.as_of:%Y-%m-%d}）。",
+    blocked = result.notices.blocked
+    lines = [f"{'通知未生成' if blocked else '报告已生成'}（统计截至 {result.as_of:%Y-%m-%d}）。",
              f"校验：错误 {result.errors} 条，警告 {result.warnings} 条，详见“{schema.ISSUES.name}”表。",
-             *result.behind,
+             *result.behind, result.rollup_blocked,
+             "通知：未生成（原因见下面的“注意”）。" if blocked else
              f"通知：{_counts(result.notices)}，保存在文件夹 {folder}；{listed}",
              numbered_text(result.numbered, result.written) if result.numbered else "",
              unnumbered_text(result.unnumbered, result.unnumbered_why) if result.unnumbered else "",

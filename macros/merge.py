@@ -84,6 +84,10 @@ class RowOutcome:
     # since it last sent the record), edited by the committee too: (Chinese header, the office's
     # value, the committee's). The committee's value applies (its record, its newer statement); both are told.
     conflicts: tuple[tuple[str, object, object], ...] = ()
+    # Of those, the cells the committee left blank (a clerk deleting a cell while copying, most
+    # often): a blank never erases what the office changed, whose value stays (it is in ``kept``
+    # too): (Chinese header, the office's value).
+    cleared: tuple[tuple[str, object], ...] = ()
     unkeyed: bool = False  # the row had no 记录编号 in the file (its record's number is news to the committee)
     # An added row without 记录编号 sent as a record a restore took out was (``SentValues.undone``):
     # the number an earlier receipt named for it, given back.
@@ -531,8 +535,9 @@ class LedgerMerge:
         sent as a record a restore took out was (``SentValues.undone``) is added back under its
         number (``given_back``): the one the committee's receipt named; so is a row the committee
         edited since, when one undone record alone has its date, project and activity
-        (``_undone_alike``). A cell the committee
-        edited that the office had changed too is applied and named (``RowOutcome.conflicts``).
+        (``_undone_alike``). A cell the committee edited that the office had changed too is
+        applied and named (``RowOutcome.conflicts``), unless the committee left it blank: a blank
+        never erases the office's value (``cleared``).
         """
         result = MergeResult()
         outcomes, changes = result.outcomes, result.changes
@@ -651,10 +656,20 @@ class LedgerMerge:
                     changed = [k for k in changed if k not in again]
                     resent = tuple((schema.LEDGER.header_of(k), target.get(k), row.get(k)) for k in again)
                     kept += tuple(header for header, _, _ in resent)
+            conflicts: tuple = ()
+            cleared: tuple = ()
+            if changed and (was is not None or before is not None):
+                conflicts = _conflicts(changed, was, held, before, target, row)
+                cleared = tuple((header, office) for header, office, committee in conflicts if comparable(committee) is None)
+                if cleared:
+                    conflicts = tuple(c for c in conflicts if comparable(c[2]) is not None)
+                    gone_blank = {header for header, _ in cleared}
+                    changed = [k for k in changed if schema.LEDGER.header_of(k) not in gone_blank]
+                    kept += tuple(header for header, _ in cleared)
             if not changed:
-                outcomes.append(RowOutcome(excel_row, key, UNCHANGED, kept=kept, resent=resent, rekeyed=rekeyed))
+                outcomes.append(RowOutcome(excel_row, key, UNCHANGED, kept=kept, resent=resent, rekeyed=rekeyed,
+                                           cleared=cleared))
                 continue
-            conflicts = _conflicts(changed, was, held, before, target, row) if was is not None or before is not None else ()
             headers, overrode = [], []
             for k in changed:
                 header = schema.LEDGER.header_of(k)
@@ -667,7 +682,8 @@ class LedgerMerge:
                 self.changed[(key, k)] = (source, row.get(k))
             target[SOURCE] = source
             outcomes.append(RowOutcome(excel_row, key, UPDATED, tuple(headers), kept=kept, resent=resent,
-                                       rekeyed=rekeyed, overrode=tuple(overrode), conflicts=conflicts))
+                                       rekeyed=rekeyed, overrode=tuple(overrode), conflicts=conflicts,
+                                       cleared=cleared))
         if looked:
             self._look_alikes(looked, outcomes, compared)
         # Registered after the file, so two identical new rows in one file are both added.

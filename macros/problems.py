@@ -75,6 +75,7 @@ KINDS: dict[str, str] = {
     "master_kept": "以主工作簿为准",
     "resent_kept": "重交旧值未采用",
     "conflict": "与街道的修改冲突",
+    "cleared_kept": "清空未采用",
     "removed_from_form": "预填记录被删去",
     "probable_resend": "疑似重复提交",
     "skipped": "未处理的文件",

@@ -24,7 +24,7 @@ from .normalise import code_text, programme_year
 from .problems import Validation
 from .render.context import NoticeInput
 from .render.notices import NoticeOptions, NoticeResult, count_text, render_notices
-from .rollup import Rollup, rollup, rollup_sheets, who_is_behind
+from .rollup import Rollup, not_refreshed_text, rollup, rollup_sheets, who_is_behind
 from .validate import notice_blockers, validate
 
 
@@ -57,6 +57,8 @@ class ReportResult:
     unnumbered: int = 0
     unnumbered_why: str = ""
     behind: list[str] = field(default_factory=list)  # who is behind, overdue projects (``who_is_behind``)
+    # Why the progress sheets were left as they were (``rollup.not_refreshed_text``), else "".
+    rollup_blocked: str = ""
 
     @property
     def exit_code(self) -> int:
@@ -71,7 +73,7 @@ class ReportResult:
             "rows_used": self.rows_used, "rows_unverified": self.rows_unverified,
             "written": self.written, "busy": self.busy, "staged": self.staged,
             "numbered": self.numbered, "unnumbered": self.unnumbered, "unnumbered_why": self.unnumbered_why,
-            "notices": self.notices.to_dict(),
+            "rollup_blocked": self.rollup_blocked, "notices": self.notices.to_dict(),
         }
 
     def text(self) -> str:
@@ -80,7 +82,8 @@ class ReportResult:
         where = "已写入“校验结果”表，出错的单元格已标色并加批注" if self.written else "未写入工作簿"
         lines.append(f"校验：错误 {self.errors} 条，警告 {self.warnings} 条（{where}）。")
         status = "，".join(f"{k} {v}" for k, v in self.statuses.items())
-        lines.append(f"汇总：{self.projects} 个项目；居委会 {status}；台账计入 {self.rows_used} 条，"
+        lines.append(self.rollup_blocked if self.rollup_blocked else
+                     f"汇总：{self.projects} 个项目；居委会 {status}；台账计入 {self.rows_used} 条，"
                      f"待核实 {self.rows_unverified} 条。")
         lines += [f"  {line}" for line in self.behind]
         if self.numbered:
@@ -221,7 +224,7 @@ def prepare_report(book: Workbook, out_dir: Path | str | None = None, as_of: dat
         statuses=statuses, projects=len(result.projects), rows_used=int(meta.get("rows_used", 0)),
         rows_unverified=int(meta.get("rows_unverified", 0)), notices=notices, written=False,
         numbered=[c.record_id for c in changes], unnumbered=unnumbered, unnumbered_why=why if unnumbered else "",
-        behind=who_is_behind(result),
+        behind=who_is_behind(result), rollup_blocked=not_refreshed_text(result),
     )
     return PreparedReport(sheets, marks, report, changes)
 

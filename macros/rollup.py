@@ -48,6 +48,10 @@ Definitions (the numbers leaders read, stated once):
   follows from the same threshold (no escalation by days overdue: the thresholds keep one meaning,
   points short of where the work should be, and the 逾期 columns show lateness). None when there
   is no percent. ``progress_status`` is the only place this is decided.
+- **Wrong year.** A date reported for outside 设置 年度 (before it starts, or after the first quarter
+  of the next year: ``reported_in_year``) rolls up nothing true: every expectation, lag and overdue
+  would be the wrong year's. The roll-up says why (``Rollup.blocked``) and gives no sheet to write:
+  the progress sheets keep what they showed (the validator's 校验结果 names the setting).
 """
 
 from __future__ import annotations
@@ -96,6 +100,9 @@ class Rollup:
     categories: pd.DataFrame
     committee_projects: pd.DataFrame
     meta: dict = field(default_factory=dict)
+    # Why these figures must not be shown (the date reported for is not in 设置 年度), else "":
+    # ``rollup_sheets`` then gives nothing to write and ``who_is_behind`` nothing to tell.
+    blocked: str = ""
 
     def committee_chart(self) -> pd.DataFrame:
         """Data for the per-committee progress chart: one bar per committee, expected as a line.
@@ -115,7 +122,7 @@ class Rollup:
             for name in ("committees", "projects", "units", "categories", "committee_projects")
         }
         meta = {**self.meta, "as_of": self.meta["as_of"].isoformat()}
-        return {"meta": meta, **tables}
+        return {"meta": meta, "blocked": self.blocked, **tables}
 
 
 # What each 完成率 is, said where it is shown (the sheets' banners, the 催办通知): exactly what
@@ -149,6 +156,16 @@ def progress_status(percent: pd.Series, expected: float | pd.Series, lag: float,
     ).astype(object)
     status[percent.isna().to_numpy()] = None
     return pd.Series(status, index=percent.index, dtype=object)
+
+
+# (month, day) of the next year: the last day a year's final standing is reported on.
+FINAL_REPORTS_UNTIL = (3, 31)
+
+
+def reported_in_year(as_of: date, year: int) -> bool:
+    """Whether ``as_of`` is a date programme year ``year`` is reported for: in the year, or in the
+    next year's first quarter (the year's final standing, its last rows counted)."""
+    return date(year, 1, 1) <= as_of <= date(year + 1, *FINAL_REPORTS_UNTIL)
 
 
 def elapsed_fraction(as_of: date, year: int, deadline: date | None = None) -> float:
@@ -224,7 +241,10 @@ def rollup(validation: Validation, settings: dict, as_of: date) -> Rollup:
         "rows_other_year": int(other_year.sum()),
         "average_percent": _mean_capped(by_project["percent"]),
     }
-    return Rollup(by_committee, by_project, by_unit, by_category, pairs, meta)
+    blocked = "" if typed_year is None or reported_in_year(as_of, typed_year) else (
+        f"统计截止日期 {as_of.isoformat()} 不在试点年度 {typed_year} 年内"
+        f"（{typed_year} 年 1 月 1 日至 {typed_year + 1} 年 {FINAL_REPORTS_UNTIL[0]} 月 {FINAL_REPORTS_UNTIL[1]} 日）")
+    return Rollup(by_committee, by_project, by_unit, by_category, pairs, meta, blocked)
 
 
 # --- inputs -------------------------------------------------------------------------------------
@@ -482,7 +502,10 @@ def rollup_note(result: Rollup) -> str:
 
 def rollup_sheets(result: Rollup) -> list[SheetWrite]:
     """居委会进度, 项目进度 and 单位进度 (with the category block below) for a writer; each banner
-    says what its 完成率 is."""
+    says what its 完成率 is. None for a ``blocked`` roll-up: the sheets keep what they showed
+    (``not_refreshed_text`` says why), rather than the wrong year's figures."""
+    if result.blocked:
+        return []
     note = rollup_note(result)
     committee_note = f"{note}居委会的完成率{COMMITTEE_PERCENT_RULE}。{COMMITTEE_TOTALS_RULE}。"
     project_note = f"{note}完成率为完成数量除以目标值。"
@@ -540,8 +563,24 @@ def _records(frame: pd.DataFrame, iso: bool = False) -> list[dict]:
     return plain.where(plain.notna(), None).to_dict("records")
 
 
+PROGRESS_SHEETS = (schema.COMMITTEE_PROGRESS, schema.PROJECT_PROGRESS, schema.UNIT_PROGRESS)
+
+
+def not_refreshed_text(result: Rollup) -> str:
+    """Why a ``blocked`` roll-up wrote no progress sheet, in Chinese ("" when it is not blocked)."""
+    if not result.blocked:
+        return ""
+    names = "".join(f"“{s.name}”" for s in PROGRESS_SHEETS)
+    return (f"进度表未更新：{result.blocked}，按这一年度算出的应完成比例、滞后和逾期都不对，"
+            f"{names}保持上次的内容。请按“{schema.ISSUES.name}”表改正“{schema.SETTINGS_BY_KEY['year'].item}”"
+            "或统计截止日期后重新生成。")
+
+
 def rollup_text(result: Rollup) -> str:
-    """A few Chinese lines for the terminal: the banner, then each committee and who is behind."""
+    """A few Chinese lines for the terminal: the banner, then each committee and who is behind
+    (for a ``blocked`` roll-up, why no figure is shown)."""
+    if result.blocked:
+        return not_refreshed_text(result)
     lines = [rollup_note(result), f"项目平均完成率 {_percent_text(result.meta['average_percent'])}", "居委会进度："]
     for row in _records(result.committees):
         lines.append(
@@ -556,7 +595,10 @@ def rollup_text(result: Rollup) -> str:
 
 def who_is_behind(result: Rollup) -> list[str]:
     """Who is behind and which projects are overdue, a line each: what a clerk wants from a run
-    without opening three sheets (the terminal, the Excel buttons' boxes)."""
+    without opening three sheets (the terminal, the Excel buttons' boxes). Nothing for a
+    ``blocked`` roll-up: its figures are the wrong year's."""
+    if result.blocked:
+        return []
     behind = result.committees[result.committees["status"].isin(schema.PROGRESS_STATUSES[1:])]
     lines = [
         f"居委会滞后 {int((behind['status'] == schema.PROGRESS_LAG).sum())} 个、"

@@ -34,7 +34,7 @@ from .normalise import (
     units_text,
 )
 from .problems import Problem, Validation
-from .rollup import THRESHOLDS, thresholds
+from .rollup import THRESHOLDS, reported_in_year, thresholds
 
 ERROR, WARNING = schema.LEVEL_ERROR, schema.LEVEL_WARNING
 STATUS_DONE = "已完成"
@@ -59,7 +59,6 @@ UNIT_TWIN = "unit_twin"
 
 YEAR_MISMATCH, YEAR_ENDED = "year_mismatch", "year_ended"
 NO_PROJECTS, BLANK_SETTING = "no_projects", "blank_setting"
-FINAL_REPORTS_UNTIL = (3, 31)  # (month, day) of the next year: the last day a year's final report is made
 # What makes every notice false, not one row: no notice is made while one of these stands.
 NOTICE_BLOCKING = (YEAR_MISMATCH, NO_PROJECTS, "missing_year")
 
@@ -442,10 +441,10 @@ class _Rules:
         "2232 days without a row"."""
         sheet, value_col = schema.SETTINGS, schema.SETTINGS.column("value")
         as_of, year = self.as_of, self.year
-        if as_of < date(year, 1, 1) or as_of > date(year + 1, *FINAL_REPORTS_UNTIL):
+        if not reported_in_year(as_of, year):
             self.emit(sheet, year_rows, value_col, ERROR, YEAR_MISMATCH,
                       lambda i: f"统计截止日期 {as_of.isoformat()} 不在试点年度 {year} 年内：应完成多少、是否逾期、"
-                                "多久未填报都会按错的年度计算，通知因此不会生成",
+                                "多久未填报都会按错的年度计算，进度表因此不更新，通知也不会生成",
                       f"如统计的是 {as_of.year} 年，请把“{year_item}”改为 {as_of.year}；如要统计 {year} 年，"
                       f"请指定该年内的截止日期（如 healthbook report 工作簿 --as-of {year}-12-31）")
         elif as_of.year > year:

@@ -14,6 +14,7 @@ from macros.book.read import read_workbook
 from macros.cli import main
 from macros.validate import notice_blockers, validate
 
+from .conftest import cli_json
 from .test_recovery_adversary import set_setting
 
 YEAR = schema.SETTINGS_BY_KEY["year"].item
@@ -55,6 +56,84 @@ def test_a_wrong_year_sends_no_letter_and_says_why(master_copy, capsys):
 
     issues = CalamineWorkbook.from_path(str(master_copy)).get_sheet_by_name(schema.ISSUES.name).to_python()
     assert any("不在试点年度 2021 年内" in str(v) for row in issues for v in row)  # 校验结果 names it
+
+
+PROGRESS = (schema.COMMITTEE_PROGRESS.name, schema.PROJECT_PROGRESS.name, schema.UNIT_PROGRESS.name)
+
+
+def progress_sheets(master) -> dict[str, list[list]]:
+    """The progress sheets' cells as the file holds them (python-calamine: an independent reader)."""
+    from python_calamine import CalamineWorkbook
+
+    book = CalamineWorkbook.from_path(str(master))
+    return {name: book.get_sheet_by_name(name).to_python() for name in PROGRESS}
+
+
+def issues_text(master) -> str:
+    from python_calamine import CalamineWorkbook
+
+    rows = CalamineWorkbook.from_path(str(master)).get_sheet_by_name(schema.ISSUES.name).to_python()
+    return "\n".join(str(v) for row in rows for v in row)
+
+
+@pytest.fixture
+def reported_2020(master_copy):
+    """The demo master after a report as of 2020-11-15 (its progress sheets hold 2020's standing);
+    then 年度 is typed as 2018 (last year's master copied, the year not changed back, or a typo)."""
+    assert main(["report", str(master_copy), "--as-of", "2020-11-15", "--out", str(master_copy.parent / "通知")]) == 0
+    set_setting(master_copy, YEAR, 2018)
+    sheets = progress_sheets(master_copy)
+    assert all(len(rows) > 5 for rows in sheets.values())
+    return master_copy, sheets
+
+
+def test_a_wrong_year_leaves_the_progress_sheets_as_they_were_and_says_why(reported_2020, capsys):
+    """As of 2020-11-15 with 年度 2018, ``report`` made no notice but rewrote the progress sheets with
+    figures counted for 2018 (every committee 严重滞后, 0 rows counted), and said "汇总：…严重滞后 13"."""
+    master, before = reported_2020
+    capsys.readouterr()
+    assert main(["report", str(master), "--as-of", "2020-11-15", "--out", str(master.parent / "通知")]) == 1
+    out = capsys.readouterr().out
+    assert progress_sheets(master) == before
+    assert "进度表未更新：统计截止日期 2020-11-15 不在试点年度 2018 年内" in out
+    assert "".join(f"“{name}”" for name in PROGRESS) + "保持上次的内容" in out
+    assert "严重滞后" not in out and "汇总：" not in out
+    assert "进度表因此不更新" in issues_text(master)  # 校验结果 is written, and says so
+    code, data = cli_json("report", str(master), "--as-of", "2020-11-15", "--out", str(master.parent / "通知"))
+    assert code == 1 and "不在试点年度 2018 年内" in data["rollup_blocked"] and data["notices"]["blocked"]
+    # ``rollup`` alone: nothing written either.
+    assert main(["rollup", str(master), "--as-of", "2020-11-15"]) == 1
+    assert "进度表未更新" in capsys.readouterr().out
+    assert progress_sheets(master) == before
+    # Back to 2020: the sheets are rewritten as before (openpyxl, saving 设置, kept 15 digits of a percent).
+    set_setting(master, YEAR, 2020)
+    assert main(["rollup", str(master), "--as-of", "2020-11-15"]) == 0
+    assert rounded(progress_sheets(master)) == rounded(before)
+
+
+def rounded(sheets: dict[str, list[list]]) -> dict[str, list[list]]:
+    return {name: [[round(v, 9) if isinstance(v, float) else v for v in row] for row in rows]
+            for name, rows in sheets.items()}
+
+
+def test_consolidation_in_a_wrong_year_merges_and_leaves_the_progress_sheets(reported_2020):
+    """The refresh after a merge is the report's: the ledger and 校验结果 are written, the progress
+    sheets are not, and the summary says why."""
+    from macros.consolidate import consolidate, summary_text
+    from macros.forms import build_forms
+
+    from .test_consolidate import fill_form, ledger_of, new_row
+    from .test_real_forms import inbox_of
+
+    master, before = reported_2020
+    [blank] = build_forms(master, master.parent / "blank", ["C01"]).written
+    fill_form(blank, inbox_of(master) / "C01-11月.xlsx", [new_row(activity="年度写错时交来的记录")])
+    run = consolidate(master, as_of=date(2020, 11, 15))
+    assert run.master_written and "年度写错时交来的记录" in set(ledger_of(master)["activity"])
+    assert progress_sheets(master) == before
+    assert "已刷新校验结果（与台账一次写入）。进度表未更新：统计截止日期 2020-11-15 不在试点年度 2018 年内" in run.refreshed
+    assert "本次没有生成任何通知" in run.refreshed and run.refreshed in summary_text(run)
+    assert "进度表因此不更新" in issues_text(master)
 
 
 def test_an_emptied_project_sheet_sends_no_letter_blaming_the_committees(master_copy, capsys):

@@ -12,6 +12,7 @@ import shutil
 from datetime import date, datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from macros import schema
@@ -265,3 +266,69 @@ def test_a_cumulative_workbook_changing_a_value_the_office_corrected_is_a_confli
     plain_workbook(inbox_of(master_copy) / "C01-累计.xlsx", [haircut(participants=35)])
     [f] = consolidate(master_copy, as_of=date(2020, 11, 15), now=T3).files
     assert f.conflicts == [] and f.rows_updated == 0
+
+
+# ---------------------------------------------------------------- C. the committee cleared a cell the office changed
+
+
+def test_a_cell_the_committee_cleared_keeps_the_offices_correction(c04_prefilled, forms):
+    """On its prefilled form C04's clerk clears C04-0002's 参与人数 (the office had made it 19: the
+    clerk deleted the cell while copying) and C04-0003's (the office left it), and 完成数量 of
+    C04-0001 (the office made it 999). The blank replaced the office's 19 with nothing, as a conflict
+    won by the committee. A blank never erases what the office changed: 19 stays and the receipt says
+    why; the committee clearing its own value (C04-0003) applies; a blank in a required column is
+    refused by the validator, as before (999 stays)."""
+    master = c04_prefilled
+    type_rows(forms["C04"], inbox_of(master) / "C04-清空.xlsx", [],
+              edits={"C04-0002": {"participants": None}, "C04-0003": {"participants": None},
+                     "C04-0001": {"quantity": None}})
+    code, out = cli_json("consolidate", str(master), "--as-of", AS_OF)
+    assert code == 1  # C04-0001's row has an error (完成数量 未填写)
+    assert value(master, "C04-0002", "participants") == 19
+    assert pd.isna(value(master, "C04-0003", "participants"))
+    assert value(master, "C04-0001", "quantity") == 999
+    [f] = out["files"]
+    assert f["conflicts"] == [] and f["rows_updated"] == 1
+    [required] = [p for p in f["issues"] if p["code"] == "required"]
+    assert (required["key"], required["column"]) == ("C04-0001", HEADERS["quantity"])
+    [said] = [p for p in f["issues"] if p["code"] == "cleared_kept"]
+    assert (said["sheet"], said["column"], said["key"], said["level"]) == ("台账", HEADERS["participants"], "C04-0002", "警告")
+    assert "您这次把这一格清空了" in said["message"] and "填报表生成后，街道已在主工作簿中改为 19" in said["message"]
+    assert "保留了主工作簿的 19" in said["message"] and CONTACT in said["suggestion"]
+    assert not [p for p in f["issues"] if p["code"] in ("master_kept", "conflict")]
+    # Nothing logged for C04-0002 (its value did not change); C04-0003's clearing is.
+    assert [r["column"] for r in change_lines(master, "C04-0002") if r["action"] == "修改"] == []
+    assert [(r["column"], str(r["old"])) for r in change_lines(master, "C04-0003") if r["action"] == "修改"] == [
+        (HEADERS["participants"], "79")]
+    text = receipt_text(master, "C04-清空")
+    assert "您这次把这一格清空了" in text and "保留了主工作簿的 19" in text
+
+
+def test_the_office_summary_lists_the_cleared_cell_kept(c04_prefilled, forms):
+    master = c04_prefilled
+    type_rows(forms["C04"], inbox_of(master) / "C04-清空.xlsx", [], edits={"C04-0002": {"participants": None}})
+    run = consolidate(master, as_of=date(2020, 11, 15), now=T1)
+    [f] = run.files
+    assert (f.rows_updated, f.rows_unchanged, f.conflicts) == (0, 25, [])
+    assert value(master, "C04-0002", "participants") == 19
+    [said] = [p for p in f.issues if p.code == "cleared_kept"]
+    listed = f"C04-0002 第 {said.row} 行（{HEADERS['participants']}）"
+    assert f"1 处居委会清空了街道修改过的单元格（多半是复制时误删），未采用空白，保留了主工作簿的值：{listed}" in summary_text(run)
+    assert f"居委会清空了街道修改过的单元格、保留街道的值 1 处：{listed}" in log_lines(master, "C04-清空.xlsx")[-1]
+
+
+def test_a_cumulative_workbook_clearing_a_value_the_office_corrected_keeps_it(master_copy):
+    """No prefilled form: sent 30, the office made it 300, the committee sends the row with 参与人数
+    blank. 300 stays (was: erased); sent blank once more, it is the value sent before: still kept."""
+    plain_workbook(inbox_of(master_copy) / "C01-累计.xlsx", [haircut()])
+    consolidate(master_copy, as_of=date(2020, 11, 15), now=T1)
+    edit_master(master_copy, "C01-0050", participants=300)
+    plain_workbook(inbox_of(master_copy) / "C01-累计.xlsx", [haircut(participants=None)])
+    [f] = consolidate(master_copy, as_of=date(2020, 11, 15), now=T2).files
+    assert value(master_copy, "C01-0050", "participants") == 300
+    assert (f.rows_updated, f.conflicts) == (0, [])
+    [said] = [p for p in f.issues if p.code == "cleared_kept"]
+    assert "您上次提交这条记录后，街道已在主工作簿中改为 300" in said.message
+    plain_workbook(inbox_of(master_copy) / "C01-累计.xlsx", [haircut(participants=None)])
+    [f] = consolidate(master_copy, as_of=date(2020, 11, 15), now=T3).files
+    assert value(master_copy, "C01-0050", "participants") == 300 and f.rows_updated == 0

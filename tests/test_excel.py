@@ -6,6 +6,7 @@ import copy
 import importlib
 import json
 import re
+import shutil
 import sys
 import threading
 import urllib.error
@@ -408,3 +409,40 @@ def test_the_button_on_a_workbook_years_out_of_date_makes_no_letters(healthbook_
     assert not (tmp_path / schema.SETTINGS_BY_KEY["notices"].default).exists()
     marked = sheet_values(payload, book, schema.ISSUES.name)
     assert any("年度" in str(cell) for row in marked for cell in row)  # 校验结果 names the setting
+
+
+PROGRESS = (schema.COMMITTEE_PROGRESS.name, schema.PROJECT_PROGRESS.name, schema.UNIT_PROGRESS.name)
+
+
+def touched(book: xw.Book) -> set[str]:
+    """The sheets any action of the book wrote to (values, fills, notes, clearing)."""
+    names = [s.name for s in book.sheets]
+    return {names[a["sheet_position"]] for a in book.json()["actions"] if a.get("sheet_position") is not None}
+
+
+@pytest.mark.parametrize("button", ["main", "rollup"])
+def test_the_button_on_a_workbook_years_out_of_date_leaves_the_progress_sheets(
+        healthbook_module, demo_master, tmp_path, monkeypatch, button):
+    """The progress sheets hold 2020's standing (made in 2020); clicked today with 年度 still 2020,
+    the buttons rewrote them with figures counted for 2020 as of today (every committee 严重滞后,
+    2020's work all overdue). They are left as they were; the box says why; 校验结果 is written."""
+    monkeypatch.chdir(tmp_path)
+    path = Path(shutil.copy2(demo_master, tmp_path / "healthbook.xlsx"))
+    assert excel_cli(path) == 0  # the sheets as made in 2020
+    payload = book_payload(path)
+    book = xw.Book(json=copy.deepcopy(payload))
+    book.set_mock_caller()
+    getattr(healthbook_module, button)()
+    [alert] = actions(book, "alert")
+    text = alert["args"][0]
+    assert f"进度表未更新：统计截止日期 {date.today().isoformat()} 不在试点年度 2020 年内" in text
+    assert "".join(f"“{name}”" for name in PROGRESS) + "保持上次的内容" in text
+    assert "严重滞后" not in text and "进度汇总完成" not in text and "报告已生成" not in text
+    assert touched(book).isdisjoint(PROGRESS) and schema.ISSUES.name in touched(book)
+    assert sheet_values(payload, book, schema.COMMITTEE_PROGRESS.name)[1][:2] == ["C01", "新福康里居委会"]
+
+
+def excel_cli(path: Path) -> int:
+    from macros.cli import main
+
+    return main(["rollup", str(path), "--as-of", AS_OF.isoformat()])
