@@ -112,7 +112,9 @@ def cmd_notices(args: argparse.Namespace) -> int:
     counts = "，".join(f"{k} {v}" for k, v in done.counts().items()) or "无"
     notes = "".join(f"\n注意：{w}" for w in done.warnings)
     index = f"\n目录：{Path(done.index).resolve()}" if done.index else ""
-    emit(args, done.to_dict(), f"已生成：{counts}。\n输出文件夹：{Path(out).resolve()}{index}{notes}")
+    said = ("通知未生成（原因见下面的“注意”）。" if done.blocked  # no folder made: none named
+            else f"已生成：{counts}。\n输出文件夹：{Path(out).resolve()}{index}")
+    emit(args, done.to_dict(), f"{said}{notes}")
     return 1 if done.blocked else 0  # refused, not "nothing to do": a scheduled task must tell them apart
 
 

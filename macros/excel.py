@@ -196,7 +196,8 @@ def notices(book, as_of: date | None = None, base: Path | None = None):
     rendered = render_notices(notice_input(workbook, validation, result, as_of), folder, options)
     listed = "" if rendered.blocked else list_notices(live, rendered, workbook)
     notes = "".join(f"\n注意：{w}" for w in rendered.warnings)  # e.g. a notice staff edited, kept
-    alert(book, f"已生成 {_counts(rendered)}，保存在文件夹 {folder}；{listed}{notes}" + _backup_line([live]))
+    said = "通知未生成。" if rendered.blocked else f"已生成 {_counts(rendered)}，保存在文件夹 {folder}；{listed}"
+    alert(book, f"{said}{notes}" + _backup_line([live]))
     return rendered
 
 

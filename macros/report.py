@@ -94,7 +94,8 @@ class ReportResult:
         combined = "，催办通知另有一份合并打印" if any(n.combined for n in self.notices.notices) else ""
         lines.append("通知：未生成（原因见下面的“注意”）。" if self.notices.blocked
                      else f"通知：{counts}（每份均有 Word 和网页版{combined}）。")
-        lines.append(f"输出文件夹：{self.notices.out_dir.resolve()}")
+        if not self.notices.blocked or self.notices.out_dir.is_dir():  # a folder not made is not named
+            lines.append(f"输出文件夹：{self.notices.out_dir.resolve()}")
         if self.notices.index:
             lines.append(f"目录：{self.notices.index.resolve()}")
         if self.busy:
@@ -304,7 +305,7 @@ def write_report(adapter: BookAdapter, prepared: PreparedReport,
     say = progress or (lambda _msg: None)
     result = prepared.result
     written, busy, staged = True, "", None
-    say("正在写入校验结果、进度表和通知清单……")
+    say("正在写入校验结果……" if result.rollup_blocked else "正在写入校验结果、进度表和通知清单……")
     try:
         if hasattr(adapter, "write_or_stage"):  # the file adapter stages beside a busy master
             outcome = adapter.write_or_stage(prepared.sheets, prepared.marks)

@@ -52,6 +52,11 @@ def test_a_wrong_year_sends_no_letter_and_says_why(master_copy, capsys):
     out = capsys.readouterr().out
     assert "本次没有生成任何通知：统计截止日期 2020-11-15 不在试点年度 2021 年内" in out
     assert not (master_copy.parent / NOTICES).exists()
+    # No folder named that was not made; the write said is the one made (no progress sheets).
+    assert "输出文件夹" not in out and "通知：未生成" in out
+    assert main(["notices", str(master_copy), "--as-of", "2020-11-15"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("通知未生成") and "已生成" not in out and "输出文件夹" not in out
     from python_calamine import CalamineWorkbook
 
     issues = CalamineWorkbook.from_path(str(master_copy)).get_sheet_by_name(schema.ISSUES.name).to_python()

@@ -410,6 +410,15 @@ def test_the_button_on_a_workbook_years_out_of_date_makes_no_letters(healthbook_
     marked = sheet_values(payload, book, schema.ISSUES.name)
     assert any("年度" in str(cell) for row in marked for cell in row)  # 校验结果 names the setting
 
+    # The 生成通知 button alone: "已生成 没有需要生成的通知，保存在文件夹 …" named a folder never made.
+    book = xw.Book(json=copy.deepcopy(payload))
+    book.set_mock_caller()
+    healthbook_module.notices()
+    [alert] = actions(book, "alert")
+    text = alert["args"][0]
+    assert text.startswith("通知未生成") and "已生成" not in text and "文件夹" not in text.split("注意")[0]
+    assert "不在试点年度 2020 年内" in text
+
 
 PROGRESS = (schema.COMMITTEE_PROGRESS.name, schema.PROJECT_PROGRESS.name, schema.UNIT_PROGRESS.name)
 
