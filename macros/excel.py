@@ -135,8 +135,9 @@ def write_log(book, exc: BaseException) -> Path:
 class CloudWorkbook(HealthbookError):
     def __init__(self, fullname: str):
         super().__init__(
-            f"工作簿位于网络位置（{fullname[:80]}），无法确定通知输出文件夹。请把工作簿和 healthbook.py "
-            "放到本地文件夹后再点按钮，或在“设置”的“通知输出文件夹”中填写本地的完整路径。"
+            f"工作簿是从网址打开的（{fullname[:80]}，如 OneDrive、SharePoint），无法确定通知输出文件夹。"
+            "请从本机或共享文件夹（如 D:\\jiankang 或映射的网络盘）打开工作簿（与它同名的 .py 文件放在旁边）后再点按钮，"
+            "或在“设置”的“通知输出文件夹”中填写完整路径。"
         )
 
 
