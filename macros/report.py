@@ -67,10 +67,13 @@ class ReportResult:
         return 1 if self.errors else 0
 
     def to_dict(self) -> dict:
+        # Figures counted for the wrong year are not given (``rollup_blocked`` says why): null.
+        figures = not self.rollup_blocked
         return {
             "workbook": self.workbook, "as_of": self.as_of.isoformat(), "errors": self.errors,
-            "warnings": self.warnings, "statuses": self.statuses, "projects": self.projects,
-            "rows_used": self.rows_used, "rows_unverified": self.rows_unverified,
+            "warnings": self.warnings, "statuses": self.statuses if figures else None, "projects": self.projects,
+            "rows_used": self.rows_used if figures else None,
+            "rows_unverified": self.rows_unverified if figures else None,
             "written": self.written, "busy": self.busy, "staged": self.staged,
             "numbered": self.numbered, "unnumbered": self.unnumbered, "unnumbered_why": self.unnumbered_why,
             "rollup_blocked": self.rollup_blocked, "notices": self.notices.to_dict(),

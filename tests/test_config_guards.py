@@ -106,6 +106,7 @@ def test_a_wrong_year_leaves_the_progress_sheets_as_they_were_and_says_why(repor
     assert "进度表因此不更新" in issues_text(master)  # 校验结果 is written, and says so
     code, data = cli_json("report", str(master), "--as-of", "2020-11-15", "--out", str(master.parent / "通知"))
     assert code == 1 and "不在试点年度 2018 年内" in data["rollup_blocked"] and data["notices"]["blocked"]
+    assert data["statuses"] is None and data["rows_used"] is None  # no wrong-year figures given
     # ``rollup`` alone: nothing written either.
     assert main(["rollup", str(master), "--as-of", "2020-11-15"]) == 1
     assert "进度表未更新" in capsys.readouterr().out
