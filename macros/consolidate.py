@@ -1344,8 +1344,10 @@ def _cleared_kept(outcome: RowOutcome, prefilled: bool, who: str) -> list[Proble
     since = "填报表生成后" if prefilled else "您上次提交这条记录后"
     return [Problem(
         LEDGER, outcome.row, header, outcome.record_id, WARNING, CLEARED_KEPT,
-        f"记录 {outcome.record_id} 的“{header}”：您这次把这一格清空了，而{since}，街道已在主工作簿中改为 {_shown(office)}；"
-        f"空白不会替换街道修改过的值，保留了主工作簿的 {_shown(office)}（未采用表中的空白）。",
+        (f"记录 {outcome.record_id} 的“{header}”：您的表中这一格是空白，您此前提交这条记录时没有这一列，"
+         f"主工作簿中是街道填写的 {_shown(office)}；" if header in outcome.unsent else
+         f"记录 {outcome.record_id} 的“{header}”：您这次把这一格清空了，而{since}，街道已在主工作簿中改为 {_shown(office)}；")
+        + f"空白不会替换街道修改过的值，保留了主工作簿的 {_shown(office)}（未采用表中的空白）。",
         f"如果是复制时误删，请在表中填回 {_shown(office)}；如确要删去这一格的内容，请与{who}联系。")
         for header, office in outcome.cleared]
 

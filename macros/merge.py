@@ -88,6 +88,9 @@ class RowOutcome:
     # often): a blank never erases what the office changed, whose value stays (it is in ``kept``
     # too): (Chinese header, the office's value).
     cleared: tuple[tuple[str, object], ...] = ()
+    # Of those, the columns the committee's files had never carried for the record (a column added
+    # to a hand-made workbook, left empty): the master's value was the office's all along.
+    unsent: tuple[str, ...] = ()
     unkeyed: bool = False  # the row had no 记录编号 in the file (its record's number is news to the committee)
     # An added row without 记录编号 sent as a record a restore took out was (``SentValues.undone``):
     # the number an earlier receipt named for it, given back.
@@ -277,6 +280,20 @@ class SentValues:
             self.updated = True
         if self.undone and self.undone.pop(record_id, None) is not None:  # merged again: live once more
             self.undone_on.pop(record_id, None)
+            self.updated = True
+
+    def restate(self, record_id: str, digests: dict[int, int]) -> None:
+        """Set what the committee last sent for ``record_id`` at the positions ``digests`` holds
+        (a blank it sent that was not applied: its earlier statement stands)."""
+        current = self.of(record_id)
+        if current is None:
+            return
+        values = list(current)
+        for position, value in digests.items():
+            values[position] = value
+        packed = base64.b64encode(_PACKED.pack(*values)).decode("ascii")
+        if self.entries.get(record_id) != packed:
+            self.entries[record_id] = packed
             self.updated = True
 
     def records_sent_as(self, values: tuple, carried: tuple[int, ...] | None) -> list[str]:
@@ -658,17 +675,30 @@ class LedgerMerge:
                     kept += tuple(header for header, _, _ in resent)
             conflicts: tuple = ()
             cleared: tuple = ()
+            unsent: tuple = ()
             if changed and (was is not None or before is not None):
                 conflicts = _conflicts(changed, was, held, before, target, row)
                 cleared = tuple((header, office) for header, office, committee in conflicts if comparable(committee) is None)
+                # A column the committee never sent for the record, sent now blank: the master's
+                # value there is the office's (a note typed since); not erased either.
+                never = [k for k in changed if was is None and before is not None
+                         and before[_POSITION[k]] == NOT_SENT and comparable(row.get(k)) is None]
+                unsent = tuple(schema.LEDGER.header_of(k) for k in never)
+                cleared += tuple((schema.LEDGER.header_of(k), target.get(k)) for k in never)
                 if cleared:
                     conflicts = tuple(c for c in conflicts if comparable(c[2]) is not None)
                     gone_blank = {header for header, _ in cleared}
                     changed = [k for k in changed if schema.LEDGER.header_of(k) not in gone_blank]
                     kept += tuple(header for header, _ in cleared)
+                    if sent is not None:
+                        # What the committee last stated there stays what it sent before the blank
+                        # (else its old value sent again would be news, undoing the office's value).
+                        sent.restate(key, {_POSITION[k]: before[_POSITION[k]] if before is not None
+                                           else digest(comparable_in(k, was.get(k)))
+                                           for k in DATA_COLUMNS if schema.LEDGER.header_of(k) in gone_blank})
             if not changed:
                 outcomes.append(RowOutcome(excel_row, key, UNCHANGED, kept=kept, resent=resent, rekeyed=rekeyed,
-                                           cleared=cleared))
+                                           cleared=cleared, unsent=unsent))
                 continue
             headers, overrode = [], []
             for k in changed:
@@ -683,7 +713,7 @@ class LedgerMerge:
             target[SOURCE] = source
             outcomes.append(RowOutcome(excel_row, key, UPDATED, tuple(headers), kept=kept, resent=resent,
                                        rekeyed=rekeyed, overrode=tuple(overrode), conflicts=conflicts,
-                                       cleared=cleared))
+                                       cleared=cleared, unsent=unsent))
         if looked:
             self._look_alikes(looked, outcomes, compared)
         # Registered after the file, so two identical new rows in one file are both added.

@@ -24,7 +24,7 @@ from macros.forms import build_forms
 from .conftest import cli_json
 from .test_consolidate import HEADERS, fill_form, ledger_of, new_row
 from .test_consolidate_adversary import delete_record, edit_master
-from .test_consolidate_resend import haircut, plain_workbook
+from .test_consolidate_resend import PLAIN_KEYS, haircut, plain_workbook
 from .test_real_forms import inbox_of, type_rows
 
 AS_OF = "2020-11-15"
@@ -332,3 +332,28 @@ def test_a_cumulative_workbook_clearing_a_value_the_office_corrected_keeps_it(ma
     plain_workbook(inbox_of(master_copy) / "C01-累计.xlsx", [haircut(participants=None)])
     [f] = consolidate(master_copy, as_of=date(2020, 11, 15), now=T3).files
     assert value(master_copy, "C01-0050", "participants") == 300 and f.rows_updated == 0
+    # The clerk mends the slip by copying its own data again (30): the value it sent before the blank,
+    # old news still — not a change that undoes the office's 300.
+    plain_workbook(inbox_of(master_copy) / "C01-累计.xlsx", [haircut()])
+    [f] = consolidate(master_copy, as_of=date(2020, 11, 15), now=T4).files
+    assert value(master_copy, "C01-0050", "participants") == 300 and f.rows_updated == 0 and f.conflicts == []
+
+
+def test_a_column_first_sent_blank_keeps_the_note_the_office_typed(master_copy):
+    """The committee's hand-made workbook gained 填报人 and 备注 columns, left blank on its old rows:
+    the 备注 the office had typed on that record was erased, unannounced."""
+    import openpyxl
+
+    plain_workbook(inbox_of(master_copy) / "C01-累计.xlsx", [haircut()])
+    consolidate(master_copy, as_of=date(2020, 11, 15), now=T1)
+    edit_master(master_copy, "C01-0050", note="街道已电话核实")
+    wb = openpyxl.Workbook()
+    wb.active.title = schema.LEDGER.name
+    keys = (*PLAIN_KEYS, "reporter", "note")
+    wb.active.append([schema.LEDGER.header_of(k) for k in keys])
+    wb.active.append([haircut().get(k) for k in keys])
+    wb.save(inbox_of(master_copy) / "C01-累计.xlsx")
+    [f] = consolidate(master_copy, as_of=date(2020, 11, 15), now=T2).files
+    assert value(master_copy, "C01-0050", "note") == "街道已电话核实" and f.rows_updated == 0
+    [said] = [p for p in f.issues if p.code == "cleared_kept"]
+    assert said.column == schema.LEDGER.header_of("note") and "没有这一列" in said.message
