@@ -8,7 +8,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -49,23 +49,25 @@ def emit(args: argparse.Namespace, data: dict, text: str) -> None:
 
 @command
 def cmd_init(args: argparse.Namespace) -> int:
-    from .consolidate import retire_records
+    from .consolidate import retire_sent, sent_file
 
     rows = demo.starter_rows(date.today().year) if args.empty else demo.demo_rows()
     with labelling(args.path, "init --force", "重新新建主工作簿前") as label:
         label.changed = "整个文件换成新建的工作簿"
         backup = build_workbook(args.path, rows, force=args.force)
-    retired = retire_records(Path(args.path), backup, datetime.now())
+    retired = retire_sent(Path(args.path), backup) if backup else None
     info = describe(read_workbook(args.path))
     info["backup"] = str(backup) if backup else None
     info["demo"] = not args.empty
-    info["records_moved"] = [str(p) for p in retired]
+    info["sent_moved"] = str(retired) if retired else None
     note = f"原文件已备份到：{backup}\n" if backup else ""
     if retired:
-        names = "、".join(p.name for p in retired)
-        note += (f"原主工作簿的汇总记录（居委会提交过的内容、已发出的记录编号）已移到 {retired[0].parent}：{names}。"
-                 f"新主工作簿从头记起；以后若恢复原文件，请把它们移回主工作簿旁，去掉文件名中的备份时间"
-                 f"（即 .{Path(args.path).name}.…）\n")
+        note += (f"原主工作簿记下的各居委会提交过的内容已移到 {retired}，新主工作簿从头记起（已发出的记录编号仍然保留，"
+                 f"不会再分配）；用 healthbook restore 恢复上面这份备份时会一并移回。\n")
+    elif not backup and sent_file(Path(args.path)).is_file():  # a master of this name renamed or deleted before
+        note += (f"注意：旁边的 {sent_file(Path(args.path)).name} 记着以前同名的主工作簿各居委会提交过的内容。"
+                 f"那个主工作簿若改了名，请把这个文件按新名改名；若已删除，请把它移走，"
+                 f"否则居委会再交来的记录会被当作街道已删除的记录而不加入。\n")
     if args.empty:
         settings = schema.SETTINGS_BY_KEY
         todo = (f"\n请先填写：“{schema.PROJECTS.name}”表的目标值和截止日期，“{schema.COMMITTEES.name}”表的联系人和电话"

@@ -706,29 +706,44 @@ def _workbook_of(sent: Path) -> str:
     return sent.name[1:-len(".sent.json")]
 
 
-def retire_records(master: Path, backup: Path | None, now: datetime) -> list[Path]:
-    """Move what committees sent to ``master`` and the numbers it announced (``sent_file``,
-    ``numbers_file``) into the backups folder, beside ``backup`` (the replaced workbook's copy):
-    a master made anew under the same name (``init --force``, or a deleted one made again) holds
-    none of those records, and a committee's form sent again would be taken for records the
-    office deleted (dropped, its receipt blaming the office). Returns where they went."""
-    master = Path(master)
-    moved = []
-    for side in (sent_file(master), numbers_file(master)):
-        if not side.is_file():
-            continue
-        kept = (backup.name if backup is not None
-                else f"{master.stem}-{now.strftime('%Y%m%d-%H%M%S-%f')}{master.suffix}")
-        target = master.parent / BACKUP_DIR / f"{kept}{side.name[len(master.name) + 1:]}"
-        try:
-            target.parent.mkdir(exist_ok=True)
-            os.replace(side, target)
-        except OSError as exc:
-            raise HealthbookError(
-                f"新的主工作簿已建好，但原主工作簿的汇总记录 {side} 无法移到 {target.parent}（{os_reason(exc)}）："
-                f"请在下次汇总前把它移走或删除，否则居委会再次提交的记录会被当作街道已删除的记录而不加入。") from exc
-        moved.append(target)
-    return moved
+def retired_sent(backup: Path) -> Path:
+    """Where ``retire_sent`` keeps what committees had sent to the workbook ``backup`` is a copy of."""
+    return backup.with_name(f"{backup.name}.sent.json")
+
+
+def retire_sent(master: Path, backup: Path) -> Path | None:
+    """Move what committees sent to ``master`` (``sent_file``) beside ``backup``, the copy of the
+    workbook ``init --force`` just replaced, and start an empty record: the new master holds none
+    of those records, and a committee's form sent again would be taken for records the office
+    deleted (dropped, its receipt blaming the office). The numbers announced (``numbers_file``)
+    stay: never given again, as a receipt of the old master may name them. ``restore`` of that
+    backup brings the record back (``bring_back_sent``). Returns where it went (None: no record)."""
+    side = sent_file(master)
+    if not side.is_file():
+        return None
+    target = retired_sent(backup)
+    try:
+        os.replace(side, target)
+        keep_sent(master, SentValues())
+    except OSError as exc:
+        raise HealthbookError(
+            f"新的主工作簿已建好，但原主工作簿的汇总记录 {side} 无法移到 {target.parent}（{os_reason(exc)}）："
+            f"请在下次汇总前把它移走或删除，否则居委会再次提交的记录会被当作街道已删除的记录而不加入。") from exc
+    return target
+
+
+def bring_back_sent(master: Path, restored: Path, replaced: Path | None) -> Path | None:
+    """After ``restored`` (a backup ``init --force`` made) was put back at ``master``: its committees'
+    record (``retire_sent``) back beside it, the replaced master's moved beside ``replaced`` (its
+    copy). Returns the record brought back (None: there was none)."""
+    kept = retired_sent(restored)
+    if not kept.is_file():
+        return None
+    side = sent_file(master)
+    if side.is_file() and replaced is not None:
+        os.replace(side, retired_sent(replaced))
+    os.replace(kept, side)
+    return side
 
 
 def keep_sent(master: Path, sent: SentValues) -> None:

@@ -26,10 +26,12 @@ from .book.read import read_workbook
 from .book.write import restore
 from .consolidate import (
     UNDONE_RECEIPT,
+    bring_back_sent,
     folders,
     issued_numbers,
     keep_numbers,
     receipts_of,
+    retired_sent,
     sent_file,
     undo_sent,
     unstamped,
@@ -73,6 +75,7 @@ class Restored:
     inbox: Path | None = None
     skipped: list[Path] = field(default_factory=list)  # newer backups passed over: broken or not a master
     sent_unsaved: str = ""  # why what the undone runs' committees sent could not be forgotten (Chinese)
+    sent_back: Path | None = None  # the committees' record of a master init --force replaced, brought back
 
     def to_dict(self) -> dict:
         return {"restored": str(self.restored), "backup": str(self.backup) if self.backup else None,
@@ -100,6 +103,13 @@ def restore_master(path: Path | str, backup: str | Path | None = None, wait: flo
     except HealthbookError:
         settings = {}
     where = folders(path, settings)
+    try:  # a backup init --force made: what its committees had sent comes back with it
+        sent_back = bring_back_sent(path, done.restored, done.backup)
+    except OSError as exc:
+        sent_back, unsaved_back = None, (f"未能把 {retired_sent(done.restored).name} 移回主工作簿旁（{os_reason(exc)}）："
+                                         f"请手动把它移到主工作簿旁并改名为 {sent_file(path).name}。")
+    else:
+        unsaved_back = ""
     say(COMPARING)
     replaced, restored = Counter(change_lines(done.backup)), Counter(change_lines(path))
     lost = runs_of(replaced - restored, where.archive)
@@ -113,7 +123,8 @@ def restore_master(path: Path | str, backup: str | Path | None = None, wait: flo
     except OSError as exc:
         unsaved = (f"未能更新主工作簿旁的 {sent_file(path).name}（{os_reason(exc)}）：请删除这个文件，"
                    "否则重新并入的填报表中与上次相同的值不会被采用。")
-    return Restored(path, done.restored, done.backup, lost, where.inbox if lost else None, done.skipped, unsaved)
+    return Restored(path, done.restored, done.backup, lost, where.inbox if lost else None, done.skipped,
+                    "\n".join(filter(None, (unsaved_back, unsaved))), sent_back)
 
 
 def change_lines(path: Path) -> list[tuple]:
@@ -191,6 +202,8 @@ def restore_text(done: Restored) -> str:
                      "它们打不开或不是主工作簿（例如恢复时为已损坏的主工作簿做的备份）。")
     if done.backup:
         lines.append(f"恢复前的文件已备份为：{done.backup}")
+    if done.sent_back:
+        lines.append(f"这份备份是重新新建主工作簿（init --force）之前做的：它记下的各居委会提交过的内容已一并移回（{done.sent_back.name}）。")
     if done.sent_unsaved:
         lines.append(done.sent_unsaved)
     # Rows typed by staff and numbered (by a report or a consolidation): no file to put back.

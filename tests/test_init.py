@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 from datetime import date
 
@@ -12,6 +13,7 @@ from macros import demo, schema
 from macros.book.backup import list_backups
 from macros.book.read import read_workbook
 from macros.cli import main
+from macros.forms import build_forms
 
 from .conftest import convert_with_libreoffice
 
@@ -225,9 +227,8 @@ def test_libreoffice_reads_the_same_ledger(tmp_path, suffix):
 def test_init_force_moves_the_old_master_s_records_aside(master_copy, tmp_path, capsys):
     """A trial master replaced by ``init --force --empty`` under its name kept its .sent.json: the
     committees' forms sent again to the new master were taken for records the office had deleted,
-    dropped, and the receipts said so."""
-    from macros.consolidate import consolidate, folders, numbers_file, sent_file
-    from macros.forms import build_forms
+    dropped, and the receipts said so. Restoring the replaced master brings its record back."""
+    from macros.consolidate import announced_numbers, consolidate, folders, read_sent
 
     from .test_consolidate import fill_form, new_row
 
@@ -236,18 +237,42 @@ def test_init_force_moves_the_old_master_s_records_aside(master_copy, tmp_path, 
     inbox.mkdir()
     fill_form(blank, inbox / "C01-试用.xlsx", [new_row(activity="试运行时的一行")])
     assert consolidate(master_copy, refresh=False).rows_added == 1
-    assert sent_file(master_copy).exists() and numbers_file(master_copy).exists()
+    [trial] = read_sent(master_copy)[0].entries  # the record it added
+    announced = announced_numbers(master_copy)
     capsys.readouterr()
 
     assert main(["init", str(master_copy), "--force", "--empty"]) == 0
     said = capsys.readouterr().out
     backup = list_backups(master_copy)[0]  # the one init made (consolidate made one before)
-    moved = sorted(p.name for p in backup.parent.iterdir() if p.name.startswith(backup.name + "."))
-    assert moved == [backup.name + ".numbers.json", backup.name + ".sent.json"]
-    assert not sent_file(master_copy).exists() and not numbers_file(master_copy).exists()
-    assert "汇总记录" in said and backup.name in said
+    assert (backup.parent / f"{backup.name}.sent.json").is_file() and backup.name in said
+    fresh, problem = read_sent(master_copy)
+    assert not fresh.entries and problem == ""  # a fresh record, not "the file went missing"
+    assert announced_numbers(master_copy) == announced  # never given again: a trial receipt names them
 
-    # The go-live master: the same form sent again is news to it, added.
+    # The go-live master: the same form sent again is news to it, added, under a number not the trial's.
     fill_form(blank, inbox / "C01-正式.xlsx", [new_row(activity="试运行时的一行")])
-    run = consolidate(master_copy, refresh=False)
-    assert run.rows_added == 1 and not any(o.gone for f in run.files for o in f.outcomes)
+    [f] = consolidate(master_copy, refresh=False).files
+    [live] = read_sent(master_copy)[0].entries
+    assert f.rows_added == 1 and f.gone == [] and live != trial
+
+    # Restoring the trial master (init was a slip): its committees' record comes back with it.
+    capsys.readouterr()
+    assert main(["restore", str(master_copy), "--backup", backup.name]) == 0
+    assert "一并移回" in capsys.readouterr().out
+    assert set(read_sent(master_copy)[0].entries) == {trial}
+    # The go-live master's record is kept beside the copy restore made of it (restored, it comes back).
+    [replaced] = [p for p in list_backups(master_copy) if (p.parent / f"{p.name}.sent.json").is_file() and p != backup]
+    kept = json.loads((replaced.parent / f"{replaced.name}.sent.json").read_text(encoding="utf-8"))
+    assert set(kept["sent"]) == {live}
+
+
+def test_init_over_a_deleted_master_says_its_record_is_still_there(master_copy, capsys):
+    """The master deleted (or renamed) and made again under the name: the record beside it is not
+    this master's; init says what to do with it (it may belong to the renamed one: not moved)."""
+    from macros.consolidate import SentValues, keep_sent, sent_file
+
+    keep_sent(master_copy, SentValues({"C01-0001": "x"}))
+    master_copy.unlink()
+    assert main(["init", str(master_copy), "--empty"]) == 0
+    said = capsys.readouterr().out
+    assert f"注意：旁边的 {sent_file(master_copy).name}" in said and sent_file(master_copy).is_file()
