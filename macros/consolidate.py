@@ -1779,6 +1779,9 @@ def move_with_stamp(path: Path, folder: Path, now: datetime) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     stamp, stem = now.strftime(STAMP), unstamped(path.stem)
     target = folder / f"{stem}-{stamp}{path.suffix}"
+    if target.exists():  # two archived copies of one form put back: each keeps a name of its own
+        stem = path.stem
+        target = folder / f"{stem}-{stamp}{path.suffix}"
     n = 1
     while target.exists():
         n += 1

@@ -25,6 +25,7 @@ from .book.lock import DEFAULT_WAIT
 from .book.read import read_workbook
 from .book.write import restore
 from .consolidate import (
+    STAMP,
     UNDONE_RECEIPT,
     bring_back_sent,
     folders,
@@ -137,11 +138,6 @@ def change_lines(path: Path) -> list[tuple]:
     return [tuple(values) for values in frame[columns].itertuples(index=False, name=None)]
 
 
-def lost_runs(replaced: Path, restored: Path, archive: Path) -> list[LostRun]:
-    """Runs (by time and source file) whose 变更记录 lines are in ``replaced`` and not in ``restored``."""
-    return runs_of(Counter(change_lines(replaced)) - Counter(change_lines(restored)), archive)
-
-
 def runs_of(gone: Counter, archive: Path) -> list[LostRun]:
     """The runs (by time and source file) the 变更记录 lines ``gone`` are of."""
     runs: dict[tuple, LostRun] = {}
@@ -162,8 +158,14 @@ def archived_as(archive: Path, source: str, when: datetime | None) -> Path | Non
     if not source or when is None or not archive.is_dir():
         return None
     name = Path(source)
-    archived = re.compile(rf"{re.escape(unstamped(name.stem))}-{when:%Y%m%d-%H%M%S}(?:-\d+)?{re.escape(name.suffix)}")
-    return next((p for p in sorted(archive.iterdir()) if archived.fullmatch(p.name)), None)
+    files = sorted(archive.iterdir())
+    # Its own name first: of two archived copies put back, the second kept it (``move_with_stamp``).
+    for stem in dict.fromkeys((name.stem, unstamped(name.stem))):
+        archived = re.compile(rf"{re.escape(stem)}-{when.strftime(STAMP)}(?:-\d+)?{re.escape(name.suffix)}")
+        found = next((p for p in files if archived.fullmatch(p.name)), None)
+        if found is not None:
+            return found
+    return None
 
 
 def mark_receipts(folder: Path, undone: list[LostRun], regained: list[LostRun]) -> None:

@@ -305,3 +305,27 @@ def test_restore_on_a_terminal_says_each_longer_step(master_copy, forms, capsys,
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
     assert main(["restore", str(master_copy)]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_two_archived_copies_of_a_form_put_back_together_keep_names_of_their_own(master_copy, forms, capsys):  # noqa: F811
+    """Both runs of one form undone, both archived copies moved back as asked: archived again as
+    X-<run>.xlsx and X-<run>-2.xlsx, a later restore named the -2 copy for both runs: the clerk moved
+    one file back and the other run's rows stayed out of the master."""
+    form = forms["C06"]
+    fill_form(form, inbox_of(master_copy) / "C06-十一月.xlsx", [row_a()])
+    consolidate(master_copy, as_of=AS_OF, now=T1)
+    fill_form(form, inbox_of(master_copy) / "C06-十一月.xlsx", [row_a(), row_b()])
+    consolidate(master_copy, as_of=AS_OF, now=T2)
+    assert main(["restore", str(master_copy), "--backup", list_backups(master_copy)[-1].name]) == 0
+    archive = folders(master_copy, read_workbook(master_copy).settings).archive
+    for copy in sorted(archive.iterdir()):
+        shutil.move(copy, inbox_of(master_copy) / copy.name)
+    run = consolidate(master_copy, as_of=AS_OF, now=T3)
+    names = sorted(f.moved_to.name for f in run.files)
+    assert len(set(names)) == 2 and not any(name.endswith("-2.xlsx") for name in names), names
+    capsys.readouterr()
+    assert main(["restore", str(master_copy), "--json"]) == 0
+    lost = json.loads(capsys.readouterr().out)["lost"]
+    # Each undone run names its own archived file, the one it was merged from.
+    assert sorted(Path(r["archived"]).name for r in lost) == names
+    assert {r["source"]: Path(r["archived"]).name for r in lost} == {f.file: f.moved_to.name for f in run.files}
