@@ -128,8 +128,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     progress = None if args.json else (lambda msg: print(msg, file=sys.stderr))
     with labelling(args.path, "report", "生成报告前") as note:
         result = run_report(FileBook(args.path), args.out, args.as_of or date.today(), _notice_options(args), progress)
-        note.changed = (f"写入校验结果（错误 {result.errors} 条，警告 {result.warnings} 条）和进度表，"
-                        f"生成通知 {sum(result.notices.counts().values())} 份")
+        note.changed = (f"写入校验结果（错误 {result.errors} 条，警告 {result.warnings} 条）"
+                        f"{'' if result.rollup_blocked else '和进度表'}，生成通知 {sum(result.notices.counts().values())} 份")
     emit(args, result.to_dict(), result.text())
     return result.exit_code
 
@@ -163,8 +163,9 @@ def cmd_rollup(args: argparse.Namespace) -> int:
     book = master.read()
     validation = validate(book.frames, book.settings, as_of=as_of)
     result = rollup(validation, book.settings, as_of)
-    if result.blocked:  # the wrong year's figures are not written: the sheets keep what they showed
-        emit(args, {**result.to_dict(), "staged": None}, rollup_text(result))
+    if result.blocked:  # the wrong year's figures are not written, nor given: the sheets keep what they showed
+        data = {**result.to_dict(), "staged": None}
+        emit(args, {k: None if isinstance(v, list) else v for k, v in data.items()}, rollup_text(result))
         return 1
     with labelling(args.path, "rollup", "汇总进度前") as note:
         written = master.write_or_stage(rollup_sheets(result))

@@ -846,6 +846,8 @@ def _merge_and_write(book, master: Path, where: Folders, merge: LedgerMerge, che
     for result in results:  # receipts the worker could not write, nor this process after it
         if result.pending_receipt in reader.failed:
             _receipt_failed(result, where.receipts, reader.failed[result.pending_receipt])
+    if run.staged:
+        run.log = write_log(master, run, now)
     if run.dry_run or run.staged:
         return run
     for result in results:
@@ -901,8 +903,7 @@ def _write(book, master: Path, merge: LedgerMerge, results: list[FileResult], nu
         if written.staged:  # open in Excel: leave the inbox for the next run
             run.busy, run.staged, run.dropped_staged = written.busy, written.staged, written.dropped
             run.long_busy = long_busy_text(master)
-            run.log = write_log(master, run, now)
-            reader.drop_writes()  # no receipts: the files stay in the inbox
+            reader.drop_writes()  # no receipts: the files stay in the inbox (logged by the caller)
             return run
         run.master_written = True
         try:  # before any receipt announces them

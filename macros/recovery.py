@@ -26,6 +26,7 @@ from .book.read import read_workbook
 from .book.write import restore
 from .consolidate import (
     STAMP,
+    UNDONE_KEPT,
     UNDONE_RECEIPT,
     bring_back_sent,
     folders,
@@ -232,7 +233,8 @@ def restore_text(done: Restored) -> str:
     lines.append(f"要把它们重新并入，请把这些文件从归档文件夹移回收件箱 {done.inbox}（不必改名），"
                  "再运行 healthbook consolidate（或等下一次定时汇总）。")
     if any(run.added for run in runs):
-        lines.append("回执里已告知居委会的这些记录编号不会再分给别的记录；这些文件重新并入时，内容未改的新增行会沿用原来的编号"
-                     "（即原回执中的编号），新的回执会再次列出；"
-                     "居委会改过内容的行，日期、项目编号和活动内容与原来一条记录相同时也沿用它的编号，其余得到新的编号，新的回执会告知居委会。")
+        lines.append("回执里已告知居委会的这些记录编号不会再分给别的记录；这些文件在恢复后 "
+                     f"{UNDONE_KEPT.days} 天内重新并入时，内容未改的新增行会沿用原来的编号（即原回执中的编号），新的回执会再次列出；"
+                     "居委会改过内容的行，日期、项目编号和活动内容与撤销的记录中唯一的一条相同（表中也只有这一行如此）时也沿用它的编号；"
+                     "其余的行，以及过了这个期限才并入的行，得到新的编号，新的回执会告知居委会。")
     return "\n".join(lines)

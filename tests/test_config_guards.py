@@ -12,6 +12,7 @@ import pytest
 from macros import schema
 from macros.book.read import read_workbook
 from macros.cli import main
+from macros.rollup import PROGRESS_SHEETS
 from macros.validate import notice_blockers, validate
 
 from .conftest import cli_json
@@ -63,7 +64,7 @@ def test_a_wrong_year_sends_no_letter_and_says_why(master_copy, capsys):
     assert any("不在试点年度 2021 年内" in str(v) for row in issues for v in row)  # 校验结果 names it
 
 
-PROGRESS = (schema.COMMITTEE_PROGRESS.name, schema.PROJECT_PROGRESS.name, schema.UNIT_PROGRESS.name)
+PROGRESS = tuple(sheet.name for sheet in PROGRESS_SHEETS)
 
 
 def progress_sheets(master) -> dict[str, list[list]]:
@@ -110,6 +111,11 @@ def test_a_wrong_year_leaves_the_progress_sheets_as_they_were_and_says_why(repor
     # ``rollup`` alone: nothing written either.
     assert main(["rollup", str(master), "--as-of", "2020-11-15"]) == 1
     assert "进度表未更新" in capsys.readouterr().out
+    # The report's backup is labelled with what it wrote: 校验结果, not the progress sheets.
+    code, listed = cli_json("restore", str(master), "--list")
+    assert listed["backups"][0]["changed"].startswith("写入校验结果（") and "进度表" not in listed["backups"][0]["changed"]
+    code, data = cli_json("rollup", str(master), "--as-of", "2020-11-15")
+    assert code == 1 and data["blocked"] and data["committees"] is None and data["projects"] is None
     assert progress_sheets(master) == before
     # Back to 2020: the sheets are rewritten as before (openpyxl, saving 设置, kept 15 digits of a percent).
     set_setting(master, YEAR, 2020)

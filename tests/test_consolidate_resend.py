@@ -295,3 +295,24 @@ def test_a_renamed_master_is_told_its_records_kept_the_old_name(master_copy, tmp
 
     last = (renamed.parent / LOG_NAME).read_text(encoding="utf-8").splitlines()[-1]
     assert f"！！主工作簿旁有 {sent_file(master_copy).name}" in last and sent_file(renamed).name in last
+
+
+def test_a_staged_run_logs_the_warning_about_what_was_sent_before(master_copy, tmp_path):
+    """The master open in Excel: the run stages its result and logs it; the log's line for the run
+    carries the ！！ warning about the missing record as a written run's does."""
+    from macros.consolidate import LOG_NAME, consolidate, folders, sent_file
+    from macros.forms import build_forms
+
+    from .test_consolidate import fill_form, new_row
+
+    [blank] = build_forms(master_copy, tmp_path / "blank", ["C01"]).written
+    inbox = folders(master_copy, read_workbook(master_copy).settings).inbox
+    inbox.mkdir()
+    fill_form(blank, inbox / "C01-10月.xlsx", [new_row(activity="十月体检")])
+    assert consolidate(master_copy).master_written
+    sent_file(master_copy).unlink()  # deleted by someone tidying the folder
+    fill_form(blank, inbox / "C01-11月.xlsx", [new_row(activity="十一月体检")])
+    master_copy.with_name("~$" + master_copy.name).write_bytes(b"\x04zhou")
+    assert consolidate(master_copy).staged
+    last = (master_copy.parent / LOG_NAME).read_text(encoding="utf-8").splitlines()[-1]
+    assert "暂存为" in last and f"！！主工作簿旁还没有记录居委会上次提交内容的文件 {sent_file(master_copy).name}" in last

@@ -24,6 +24,7 @@ from macros.book.live import NOTE_TAG, LiveBook
 from macros.book.read import read_workbook
 from macros.book.write_types import FILLS
 from macros.marks import validation_writes
+from macros.rollup import PROGRESS_SHEETS
 from macros.validate import validate as core_validate
 
 from .conftest import ROOT
@@ -423,7 +424,7 @@ def test_the_button_on_a_workbook_years_out_of_date_makes_no_letters(healthbook_
     assert "不在试点年度 2020 年内" in text
 
 
-PROGRESS = (schema.COMMITTEE_PROGRESS.name, schema.PROJECT_PROGRESS.name, schema.UNIT_PROGRESS.name)
+PROGRESS = tuple(sheet.name for sheet in PROGRESS_SHEETS)
 
 
 def touched(book: xw.Book) -> set[str]:

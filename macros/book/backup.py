@@ -65,7 +65,8 @@ def backup_file(path: Path, keep: int | None = None, now: datetime | None = None
         with open(partial, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(partial, target)
-        _made_here.__dict__.setdefault("backups", []).append(target)
+        if getattr(_made_here, "depth", 0):  # inside ``labelling``: that run labels it
+            _made_here.__dict__.setdefault("backups", []).append(target)
     except OSError as exc:
         if folder.is_dir():
             partial.unlink(missing_ok=True)
@@ -256,11 +257,13 @@ def labelling(path: Path, run: str, label: str) -> Iterator[BackupLabel]:
     noted = BackupLabel(run, label)
     made = _made_here.__dict__.setdefault("backups", [])
     start = len(made)
+    _made_here.depth = getattr(_made_here, "depth", 0) + 1
     try:
         yield noted
     finally:
+        _made_here.depth -= 1
         ours = [b for b in made[start:] if is_backup_of(Path(path), b) and b.exists()]
         with suppress(OSError):
             label_backups(ours, noted)
-        if start == 0:  # the outermost block: a long-lived process (the server, Excel) keeps no list
+        if not _made_here.depth:  # the outermost block ended: a long-lived process keeps no list
             made.clear()
