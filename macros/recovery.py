@@ -82,7 +82,8 @@ class Restored:
     def to_dict(self) -> dict:
         return {"restored": str(self.restored), "backup": str(self.backup) if self.backup else None,
                 "skipped": [str(p) for p in self.skipped],
-                "lost": [run.to_dict() for run in self.lost], "inbox": str(self.inbox) if self.inbox else None}
+                "lost": [run.to_dict() for run in self.lost], "inbox": str(self.inbox) if self.inbox else None,
+                "sent_back": str(self.sent_back) if self.sent_back else None}
 
 
 def restore_master(path: Path | str, backup: str | Path | None = None, wait: float = DEFAULT_WAIT,

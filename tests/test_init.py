@@ -228,7 +228,7 @@ def test_init_force_moves_the_old_master_s_records_aside(master_copy, tmp_path, 
     """A trial master replaced by ``init --force --empty`` under its name kept its .sent.json: the
     committees' forms sent again to the new master were taken for records the office had deleted,
     dropped, and the receipts said so. Restoring the replaced master brings its record back."""
-    from macros.consolidate import announced_numbers, consolidate, folders, read_sent
+    from macros.consolidate import announced_numbers, consolidate, folders, read_sent, sent_file
 
     from .test_consolidate import fill_form, new_row
 
@@ -257,8 +257,8 @@ def test_init_force_moves_the_old_master_s_records_aside(master_copy, tmp_path, 
 
     # Restoring the trial master (init was a slip): its committees' record comes back with it.
     capsys.readouterr()
-    assert main(["restore", str(master_copy), "--backup", backup.name]) == 0
-    assert "一并移回" in capsys.readouterr().out
+    assert main(["restore", str(master_copy), "--backup", backup.name, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sent_back"] == str(sent_file(master_copy))
     assert set(read_sent(master_copy)[0].entries) == {trial}
     # The go-live master's record is kept beside the copy restore made of it (restored, it comes back).
     [replaced] = [p for p in list_backups(master_copy) if (p.parent / f"{p.name}.sent.json").is_file() and p != backup]
