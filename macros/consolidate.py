@@ -1801,8 +1801,11 @@ def write_receipt(result: FileResult, folder: Path, now: datetime, master: Path,
     worker process); ``taken``: names given this run, which the worker may not have written yet."""
     folder.mkdir(parents=True, exist_ok=True)
     who = safe_name(result.committee_id or "未知居委会")
-    stem = f"回执-{who}-{receipt_part(result.file)}-{now.strftime(STAMP)}"
     taken = set() if taken is None else taken
+    stem = f"回执-{who}-{receipt_part(result.file)}-{now.strftime(STAMP)}"
+    if f"{stem}.html" in taken or (folder / f"{stem}.html").exists():
+        # Two archived copies of one form put back: each its own name, as archived (``move_with_stamp``).
+        stem = f"回执-{who}-{receipt_part(result.file, unstamp=False)}-{now.strftime(STAMP)}"
     path, n = folder / f"{stem}.html", 1
     # Names can still meet ("X-xls.xlsx" and "X.xls"; full-width and ASCII names are one after NFKC).
     while path.name in taken or path.exists():
@@ -1813,12 +1816,13 @@ def write_receipt(result: FileResult, folder: Path, now: datetime, master: Path,
     return path
 
 
-def receipt_part(file: str) -> str:
-    """What a receipt's name says of the file, between the committee and the run's time."""
+def receipt_part(file: str, unstamp: bool = True) -> str:
+    """What a receipt's name says of the file, between the committee and the run's time (the
+    time an earlier run archived it with left out, unless ``unstamp`` is false)."""
     name = Path(file)
     # The suffix too unless .xlsx: "C01.xls" and "C01.ods" sent together get a receipt each.
     kind = "" if name.suffix == ".xlsx" else f"-{safe_name(name.suffix.lstrip('.') or '无扩展名')}"
-    return f"{safe_name(unstamped(name.stem))}{kind}"
+    return f"{safe_name(unstamped(name.stem) if unstamp else name.stem)}{kind}"
 
 
 UNDONE_RECEIPT = "-已撤销"  # ends the name of a receipt whose run a restore undid (``recovery.mark_receipts``)
@@ -1826,12 +1830,18 @@ UNDONE_RECEIPT = "-已撤销"  # ends the name of a receipt whose run a restore 
 
 def receipts_of(folder: Path, file: str, when: datetime) -> list[Path]:
     """The receipts ``write_receipt`` wrote for ``file`` in the run at ``when`` (marked undone or not)."""
-    named = re.compile(rf"回执-[^-]+-{re.escape(receipt_part(file))}-{when.strftime(STAMP)}(?:-\d+)?"
-                       rf"(?:{UNDONE_RECEIPT})?\.html")
     try:
-        return [p for p in sorted(folder.iterdir()) if named.fullmatch(p.name)]
+        files = sorted(folder.iterdir())
     except OSError:  # no receipts folder (yet), or unreadable: nothing to mark
         return []
+    # Its own name first: of two archived copies put back, the second kept it (``write_receipt``).
+    for part in dict.fromkeys((receipt_part(file, unstamp=False), receipt_part(file))):
+        named = re.compile(rf"回执-[^-]+-{re.escape(part)}-{when.strftime(STAMP)}(?:-\d+)?"
+                           rf"(?:{UNDONE_RECEIPT})?\.html")
+        found = [p for p in files if named.fullmatch(p.name)]
+        if found:
+            return found
+    return []
 
 
 def receipt_context(result: FileResult, now: datetime, master: Path, contact: str = "") -> dict:

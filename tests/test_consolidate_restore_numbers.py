@@ -329,3 +329,6 @@ def test_two_archived_copies_of_a_form_put_back_together_keep_names_of_their_own
     # Each undone run names its own archived file, the one it was merged from.
     assert sorted(Path(r["archived"]).name for r in lost) == names
     assert {r["source"]: Path(r["archived"]).name for r in lost} == {f.file: f.moved_to.name for f in run.files}
+    # … and its own receipt alone (they were 回执-…-<run>.html and …-<run>-2.html, both listed for both).
+    receipts = {r["source"]: [Path(p).name for p in r["receipts"]] for r in lost}
+    assert receipts == {f.file: [f"{f.receipt.stem}-已撤销.html"] for f in run.files}
