@@ -164,8 +164,7 @@ def cmd_rollup(args: argparse.Namespace) -> int:
     validation = validate(book.frames, book.settings, as_of=as_of)
     result = rollup(validation, book.settings, as_of)
     if result.blocked:  # the wrong year's figures are not written, nor given: the sheets keep what they showed
-        data = {**result.to_dict(), "staged": None}
-        emit(args, {k: None if isinstance(v, list) else v for k, v in data.items()}, rollup_text(result))
+        emit(args, {**result.to_dict(), "staged": None}, rollup_text(result))
         return 1
     with labelling(args.path, "rollup", "汇总进度前") as note:
         written = master.write_or_stage(rollup_sheets(result))

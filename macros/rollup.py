@@ -116,9 +116,10 @@ class Rollup:
         return chart.reset_index(drop=True)
 
     def to_dict(self) -> dict:
-        """Plain data for ``--json`` and for renderers: tables as lists of records (dates ISO)."""
+        """Plain data for ``--json`` and for renderers: tables as lists of records (dates ISO); a
+        ``blocked`` roll-up's tables are None (the wrong year's figures are not given)."""
         tables = {
-            name: _records(getattr(self, name), iso=True)
+            name: None if self.blocked else _records(getattr(self, name), iso=True)
             for name in ("committees", "projects", "units", "categories", "committee_projects")
         }
         meta = {**self.meta, "as_of": self.meta["as_of"].isoformat()}
@@ -166,6 +167,11 @@ def reported_in_year(as_of: date, year: int) -> bool:
     """Whether ``as_of`` is a date programme year ``year`` is reported for: in the year, or in the
     next year's first quarter (the year's final standing, its last rows counted)."""
     return date(year, 1, 1) <= as_of <= date(year + 1, *FINAL_REPORTS_UNTIL)
+
+
+def year_mismatch_text(as_of: date, year: int) -> str:
+    """The words the validator and a blocked roll-up both say (``reported_in_year`` false)."""
+    return f"统计截止日期 {as_of.isoformat()} 不在试点年度 {year} 年内"
 
 
 def elapsed_fraction(as_of: date, year: int, deadline: date | None = None) -> float:
@@ -242,7 +248,7 @@ def rollup(validation: Validation, settings: dict, as_of: date) -> Rollup:
         "average_percent": _mean_capped(by_project["percent"]),
     }
     blocked = "" if typed_year is None or reported_in_year(as_of, typed_year) else (
-        f"统计截止日期 {as_of.isoformat()} 不在试点年度 {typed_year} 年内"
+        f"{year_mismatch_text(as_of, typed_year)}"
         f"（{typed_year} 年 1 月 1 日至 {typed_year + 1} 年 {FINAL_REPORTS_UNTIL[0]} 月 {FINAL_REPORTS_UNTIL[1]} 日）")
     return Rollup(by_committee, by_project, by_unit, by_category, pairs, meta, blocked)
 

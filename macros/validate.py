@@ -34,7 +34,7 @@ from .normalise import (
     units_text,
 )
 from .problems import Problem, Validation
-from .rollup import THRESHOLDS, reported_in_year, thresholds
+from .rollup import THRESHOLDS, reported_in_year, thresholds, year_mismatch_text
 
 ERROR, WARNING = schema.LEVEL_ERROR, schema.LEVEL_WARNING
 STATUS_DONE = "已完成"
@@ -443,7 +443,7 @@ class _Rules:
         as_of, year = self.as_of, self.year
         if not reported_in_year(as_of, year):
             self.emit(sheet, year_rows, value_col, ERROR, YEAR_MISMATCH,
-                      lambda i: f"统计截止日期 {as_of.isoformat()} 不在试点年度 {year} 年内：应完成多少、是否逾期、"
+                      lambda i: f"{year_mismatch_text(as_of, year)}：应完成多少、是否逾期、"
                                 "多久未填报都会按错的年度计算，进度表因此不更新，通知也不会生成",
                       f"如统计的是 {as_of.year} 年，请把“{year_item}”改为 {as_of.year}；如要统计 {year} 年，"
                       f"请指定该年内的截止日期（如 healthbook report 工作簿 --as-of {year}-12-31）")
