@@ -1834,10 +1834,17 @@ def receipts_of(folder: Path, file: str, when: datetime) -> list[Path]:
         files = sorted(folder.iterdir())
     except OSError:  # no receipts folder (yet), or unreadable: nothing to mark
         return []
-    # Its own name first: of two archived copies put back, the second kept it (``write_receipt``).
-    for part in dict.fromkeys((receipt_part(file, unstamp=False), receipt_part(file))):
-        named = re.compile(rf"回执-[^-]+-{re.escape(part)}-{when.strftime(STAMP)}(?:-\d+)?"
-                           rf"(?:{UNDONE_RECEIPT})?\.html")
+    return named_for_run(files, (receipt_part(file, unstamp=False), receipt_part(file)),
+                         lambda part: rf"回执-[^-]+-{re.escape(part)}-{when.strftime(STAMP)}(?:-\d+)?"
+                                      rf"(?:{UNDONE_RECEIPT})?\.html")
+
+
+def named_for_run(files: list[Path], stems: tuple[str, ...], pattern: Callable[[str], str]) -> list[Path]:
+    """The ``files`` whose names fully match ``pattern(stem)`` for the first of ``stems`` any does:
+    a file's own name first, then without an earlier run's time (of two archived copies of one
+    form put back, the second kept its own name: ``move_with_stamp``, ``write_receipt``)."""
+    for stem in dict.fromkeys(stems):
+        named = re.compile(pattern(stem))
         found = [p for p in files if named.fullmatch(p.name)]
         if found:
             return found

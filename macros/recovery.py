@@ -32,6 +32,7 @@ from .consolidate import (
     folders,
     issued_numbers,
     keep_numbers,
+    named_for_run,
     receipts_of,
     retired_sent,
     sent_file,
@@ -160,14 +161,9 @@ def archived_as(archive: Path, source: str, when: datetime | None) -> Path | Non
     if not source or when is None or not archive.is_dir():
         return None
     name = Path(source)
-    files = sorted(archive.iterdir())
-    # Its own name first: of two archived copies put back, the second kept it (``move_with_stamp``).
-    for stem in dict.fromkeys((name.stem, unstamped(name.stem))):
-        archived = re.compile(rf"{re.escape(stem)}-{when.strftime(STAMP)}(?:-\d+)?{re.escape(name.suffix)}")
-        found = next((p for p in files if archived.fullmatch(p.name)), None)
-        if found is not None:
-            return found
-    return None
+    found = named_for_run(sorted(archive.iterdir()), (name.stem, unstamped(name.stem)),
+                          lambda stem: rf"{re.escape(stem)}-{when.strftime(STAMP)}(?:-\d+)?{re.escape(name.suffix)}")
+    return found[0] if found else None
 
 
 def mark_receipts(folder: Path, undone: list[LostRun], regained: list[LostRun]) -> None:
